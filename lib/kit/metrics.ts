@@ -1,0 +1,63 @@
+/**
+ * Prometheus metrics: one registry per server (no global state), Node's default metrics, and RPC
+ * counts and latencies by service, method and code.
+ */
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+
+export interface Metrics {
+  registry: Registry;
+  interceptor: Interceptor;
+}
+
+export function createMetrics(serviceName: string): Metrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service: serviceName });
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({
+    name: "devex_rpc_requests_total",
+    help: "RPCs handled, by method and result code.",
+    labelNames: ["rpc_service", "rpc_method", "code"],
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: "devex_rpc_duration_seconds",
+    help: "Time to the response (for streams: to the end of the stream).",
+    labelNames: ["rpc_service", "rpc_method"],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
+    registers: [registry],
+  });
+
+  const interceptor: Interceptor = (next) => async (req) => {
+    const labels = { rpc_service: req.service.typeName, rpc_method: req.method.name };
+    const end = duration.startTimer(labels);
+    const done = (err?: unknown) => {
+      end();
+      const code = err === undefined ? "ok" : Code[ConnectError.from(err).code];
+      requests.inc({ ...labels, code: String(code).toLowerCase() });
+    };
+    try {
+      const res = await next(req);
+      if (!res.stream) {
+        done();
+        return res;
+      }
+      return {
+        ...res,
+        message: (async function* () {
+          try {
+            yield* res.message;
+            done();
+          } catch (e) {
+            done(e);
+            throw e;
+          }
+        })(),
+      };
+    } catch (e) {
+      done(e);
+      throw e;
+    }
+  };
+  return { registry, interceptor };
+}

@@ -1,0 +1,189 @@
+/**
+ * One port per service. A plain TCP listener peeks at the first bytes of each connection: the
+ * HTTP/2 connection preface ("PRI * HTTP/2.0...") goes to an h2c server (gRPC, Connect over HTTP/2),
+ * anything else to an HTTP/1.1 server (Connect, gRPC-Web, WebSocket upgrades, /metrics, /healthz and
+ * the service's own routes). Node's cleartext HTTP/2 server rejects HTTP/1.1, hence the sniffing.
+ *
+ * Every service gets the same interceptor chain: error boundary → metrics → the service's own (auth)
+ * → protovalidate, and grpc.health.v1.Health.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  createServer as createHttp2Server,
+  type Http2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type ServerHttp2Session,
+} from "node:http2";
+import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { ConnectRouter, ContextValues, Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Registry } from "prom-client";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { errorInterceptor } from "./errors.js";
+import { createHealthService, HealthRegistry } from "./health.js";
+import type { Logger } from "./log.js";
+import { createMetrics } from "./metrics.js";
+import { validateInterceptor } from "./validate.js";
+
+export type HttpRequest = IncomingMessage | Http2ServerRequest;
+export type HttpResponse = ServerResponse | Http2ServerResponse;
+
+/** Extra HTTP route handler; returns true when it handled the request. */
+export type HttpHandler = (req: HttpRequest, res: HttpResponse) => boolean | Promise<boolean>;
+/** WebSocket (or other) upgrade handler; returns true when it took the socket. */
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+
+export interface ServerOptions {
+  /** Service name, for logs and metrics. */
+  name: string;
+  port: number;
+  /** Interface to bind; defaults to 127.0.0.1. */
+  host?: string;
+  log: Logger;
+  /** Registers the service implementations. */
+  routes: (router: ConnectRouter) => void;
+  /** The service's own interceptors (typically authentication), run after the error boundary. */
+  interceptors?: Interceptor[];
+  contextValues?: (req: HttpRequest) => ContextValues;
+  /** Routes that are not RPCs (OAuth callbacks, proxies, static files). Run before the 404. */
+  http?: HttpHandler;
+  upgrade?: UpgradeHandler;
+  /** Largest request message accepted; defaults to 16 MiB. */
+  readMaxBytes?: number;
+  health?: HealthRegistry;
+}
+
+export interface RunningServer {
+  readonly port: number;
+  /** http://host:port */
+  readonly url: string;
+  readonly health: HealthRegistry;
+  readonly metrics: Registry;
+  readonly http1: Server;
+  readonly http2: Http2Server;
+  /** Stops accepting connections, marks health NOT_SERVING and closes open connections. */
+  close(): Promise<void>;
+}
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { log } = options;
+  const health = options.health ?? new HealthRegistry();
+  const metrics = createMetrics(options.name);
+  const handler = connectNodeAdapter({
+    routes(router) {
+      router.service(Health, createHealthService(health));
+      options.routes(router);
+    },
+    interceptors: [errorInterceptor(log), metrics.interceptor, ...(options.interceptors ?? []), validateInterceptor()],
+    contextValues: options.contextValues,
+    readMaxBytes: options.readMaxBytes ?? 16 * 1024 * 1024,
+    fallback: (req, res) => void fallback(req, res as HttpResponse),
+  });
+
+  async function fallback(req: HttpRequest, res: HttpResponse) {
+    try {
+      const path = (req.url ?? "/").split("?")[0];
+      if (req.method === "GET" && path === "/metrics") {
+        const body = await metrics.registry.metrics();
+        res.writeHead(200, { "content-type": metrics.registry.contentType });
+        res.end(body);
+        return;
+      }
+      if (req.method === "GET" && path === "/healthz") {
+        const ok = health.get("") === 1;
+        res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" });
+        res.end(ok ? "ok\n" : "not serving\n");
+        return;
+      }
+      if (options.http && (await options.http(req, res))) return;
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("not found\n");
+    } catch (err) {
+      log.error({ err }, "http handler failed");
+      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+      res.end("internal error\n");
+    }
+  }
+
+  const http1 = createHttpServer(handler);
+  http1.keepAliveTimeout = 65_000;
+  http1.on("upgrade", (req, socket, head) => {
+    socket.on("error", () => socket.destroy());
+    if (options.upgrade?.(req, socket, head)) return;
+    socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+  });
+  const http2 = createHttp2Server({}, handler);
+  const sessions = new Set<ServerHttp2Session>();
+  http2.on("session", (s) => {
+    sessions.add(s);
+    s.once("close", () => sessions.delete(s));
+  });
+
+  const sockets = new Set<Socket>();
+  const net: NetServer = createNetServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    route(socket);
+  });
+
+  function route(socket: Socket) {
+    let seen = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, PREFACE.length);
+      const isH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
+      if (isH2 && seen.length < PREFACE.length) return; // wait for the rest of the preface
+      socket.off("data", onData);
+      socket.pause();
+      socket.unshift(seen);
+      if (isH2) {
+        // The h2 session reads what is already buffered with socket.read() on the next tick; leave it paused.
+        http2.emit("connection", socket);
+      } else {
+        http1.emit("connection", socket);
+        socket.resume();
+      }
+    };
+    socket.on("data", onData);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    net.once("error", reject);
+    net.listen(options.port, options.host ?? "127.0.0.1", () => {
+      net.off("error", reject);
+      resolve();
+    });
+  });
+  const address = net.address();
+  const port = typeof address === "object" && address ? address.port : options.port;
+  const host = options.host && options.host !== "0.0.0.0" && options.host !== "::" ? options.host : "127.0.0.1";
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  log.info({ port, host: options.host ?? "127.0.0.1" }, `${options.name} listening on ${url}`);
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    url,
+    health,
+    metrics: metrics.registry,
+    http1,
+    http2,
+    close() {
+      closing ??= (async () => {
+        health.shutdown();
+        const closed = new Promise<void>((resolve) => net.close(() => resolve()));
+        for (const s of sessions) s.destroy();
+        http1.closeAllConnections();
+        for (const s of sockets) s.destroy();
+        await closed;
+        log.info(`${options.name} stopped`);
+      })();
+      return closing;
+    },
+  };
+}

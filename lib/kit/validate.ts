@@ -1,0 +1,34 @@
+/**
+ * protovalidate for every request message, unary and streamed: a message that breaks the rules in
+ * proto/ is refused with InvalidArgument naming each field and rule, before the handler sees it.
+ */
+import type { DescMessage, Message } from "@bufbuild/protobuf";
+import { createValidator } from "@bufbuild/protovalidate";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+
+export function validateInterceptor(): Interceptor {
+  const validator = createValidator();
+  const check = (schema: DescMessage, message: Message) => {
+    const result = validator.validate(schema, message);
+    if (result.kind === "valid") return;
+    if (result.kind === "invalid") {
+      const details = result.violations.map((v) => v.toString()).join("; ");
+      throw new ConnectError(`invalid ${schema.name}: ${details}`, Code.InvalidArgument);
+    }
+    throw new ConnectError(`cannot validate ${schema.name}`, Code.Internal, undefined, undefined, result.error);
+  };
+  return (next) => async (req) => {
+    if (!req.stream) {
+      check(req.method.input, req.message);
+      return next(req);
+    }
+    const input = req.method.input;
+    async function* validated(it: AsyncIterable<Message>) {
+      for await (const m of it) {
+        check(input, m);
+        yield m;
+      }
+    }
+    return next({ ...req, message: validated(req.message) });
+  };
+}
