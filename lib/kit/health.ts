@@ -48,7 +48,9 @@ export class HealthRegistry {
       for await (const [changed] of on(this.changes, "change", { signal })) {
         if (changed !== service) continue;
         const now = this.statuses.get(service) ?? Status.SERVICE_UNKNOWN;
-        if (now !== last) yield (last = now);
+        if (now === last) continue;
+        last = now;
+        yield now;
       }
     } catch (e) {
       if (!signal.aborted) throw e;
