@@ -10,6 +10,11 @@ export interface Metrics {
   interceptor: Interceptor;
 }
 
+/** "NotFound" → "not_found", as Prometheus labels usually are. */
+function codeLabel(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
+}
+
 export function createMetrics(serviceName: string): Metrics {
   const registry = new Registry();
   registry.setDefaultLabels({ service: serviceName });
@@ -33,8 +38,8 @@ export function createMetrics(serviceName: string): Metrics {
     const end = duration.startTimer(labels);
     const done = (err?: unknown) => {
       end();
-      const code = err === undefined ? "ok" : Code[ConnectError.from(err).code];
-      requests.inc({ ...labels, code: String(code).toLowerCase() });
+      const code = err === undefined ? "ok" : codeLabel(ConnectError.from(err).code);
+      requests.inc({ ...labels, code });
     };
     try {
       const res = await next(req);
@@ -45,12 +50,14 @@ export function createMetrics(serviceName: string): Metrics {
       return {
         ...res,
         message: (async function* () {
+          let failure: unknown;
           try {
             yield* res.message;
-            done();
           } catch (e) {
-            done(e);
+            failure = e;
             throw e;
+          } finally {
+            done(failure);
           }
         })(),
       };

@@ -4,7 +4,7 @@
  * anything else to an HTTP/1.1 server (Connect, gRPC-Web, WebSocket upgrades, /metrics, /healthz and
  * the service's own routes). Node's cleartext HTTP/2 server rejects HTTP/1.1, hence the sniffing.
  *
- * Every service gets the same interceptor chain: error boundary → metrics → the service's own (auth)
+ * Every service gets the same interceptor chain: metrics → error boundary → the service's own (auth)
  * → protovalidate, and grpc.health.v1.Health.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages Devex's tests use: redis-server (state store tests), bubblewrap
+# (sandboxed runners), python3-grpcio (an independent gRPC client), chromium (browser tests).
+# Uses sudo when not root; does nothing when everything is already there.
+set -euo pipefail
+packages=(redis-server bubblewrap python3-grpcio chromium)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
