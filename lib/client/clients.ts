@@ -1,0 +1,48 @@
+/**
+ * The one client layer. The web client, the CLI, the MCP server and the end-to-end tests reach core
+ * and runners through these typed Connect clients; nothing re-implements a call. Give it any
+ * Transport: connect-node's (see node.ts) in Node, connect-web's in the browser.
+ */
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { AuthService } from "../../gen/devex/core/v1/auth_pb.js";
+import { ReplService } from "../../gen/devex/core/v1/repl_pb.js";
+import { FileService } from "../../gen/devex/runner/v1/file_pb.js";
+import { ProcessService } from "../../gen/devex/runner/v1/process_pb.js";
+import { StatusService } from "../../gen/devex/runner/v1/status_pb.js";
+import { TerminalService } from "../../gen/devex/runner/v1/terminal_pb.js";
+
+export interface CoreClients {
+  repls: Client<typeof ReplService>;
+  auth: Client<typeof AuthService>;
+}
+
+export interface RunnerClients {
+  files: Client<typeof FileService>;
+  terminals: Client<typeof TerminalService>;
+  processes: Client<typeof ProcessService>;
+  status: Client<typeof StatusService>;
+}
+
+export function createCoreClients(transport: Transport): CoreClients {
+  return { repls: createClient(ReplService, transport), auth: createClient(AuthService, transport) };
+}
+
+export function createRunnerClients(transport: Transport): RunnerClients {
+  return {
+    files: createClient(FileService, transport),
+    terminals: createClient(TerminalService, transport),
+    processes: createClient(ProcessService, transport),
+    status: createClient(StatusService, transport),
+  };
+}
+
+/**
+ * Sends "Authorization: Bearer <token>". The token is read on every call, so a caller can refresh
+ * it (runner tokens are short-lived) without rebuilding clients.
+ */
+export function bearerAuth(token: string | (() => string)): Interceptor {
+  return (next) => (req) => {
+    req.header.set("authorization", `Bearer ${typeof token === "function" ? token() : token}`);
+    return next(req);
+  };
+}
