@@ -1,0 +1,188 @@
+/**
+ * StateStore for the embedded single-process setup (no REDIS_URL). Everything lives in memory and
+ * every change is written to `<dir>/state.json` before the call returns (temp file + rename, so a
+ * crash leaves the previous or the new snapshot, never a torn one). Methods run their read-check-
+ * write synchronously between awaits, which makes each one atomic within the process. Only one
+ * process may use a given directory.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { unavailable } from "../../../../lib/kit/errors.js";
+import type { ActiveSession, ApiTokenRecord, ReplRecord, StateStore, UserRecord, WebSession } from "./store.js";
+
+interface Snapshot {
+  repls: Record<string, ReplRecord>;
+  sessions: Record<string, ActiveSession & { expiresAt: number }>;
+  tokens: Record<string, ApiTokenRecord>;
+  users: Record<string, UserRecord>;
+  webSessions: Record<string, WebSession>;
+}
+
+const empty = (): Snapshot => ({ repls: {}, sessions: {}, tokens: {}, users: {}, webSessions: {} });
+
+export async function createEmbeddedStore(dir: string): Promise<StateStore> {
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, "state.json");
+  let data = empty();
+  try {
+    data = { ...empty(), ...JSON.parse(await readFile(file, "utf8")) };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  const locks = new Map<string, { token: string; expiresAt: number }>();
+
+  // Writes are chained so snapshots land in order; each caller waits for a write that includes its change.
+  let writing: Promise<void> = Promise.resolve();
+  const save = (): Promise<void> => {
+    writing = writing.then(async () => {
+      const tmp = `${file}.${process.pid}.tmp`;
+      try {
+        await writeFile(tmp, JSON.stringify(data));
+        await rename(tmp, file);
+      } catch (e) {
+        throw unavailable("the state store cannot write its data directory", e);
+      }
+    });
+    const mine = writing;
+    writing = writing.catch(() => {});
+    return mine;
+  };
+
+  const liveSession = (replId: string) => {
+    const s = data.sessions[replId];
+    if (s && s.expiresAt <= Date.now()) delete data.sessions[replId];
+    return data.sessions[replId];
+  };
+  const liveToken = (hash: string) => {
+    const t = data.tokens[hash];
+    return t && (!t.expireTime || t.expireTime > Date.now()) ? t : undefined;
+  };
+  const userRepls = (userId: string) => Object.values(data.repls).filter((r) => r.owner === userId);
+
+  return {
+    async createRepl(repl, quota) {
+      if (userRepls(repl.owner).length >= quota) return false;
+      if (data.repls[repl.replId]) throw new Error(`repl id collision: ${repl.replId}`);
+      data.repls[repl.replId] = { ...repl };
+      await save();
+      return true;
+    },
+    async getRepl(replId) {
+      const r = data.repls[replId];
+      return r && { ...r };
+    },
+    async listRepls(userId) {
+      return userRepls(userId).map((r) => ({ ...r }));
+    },
+    async countRepls(userId) {
+      return userRepls(userId).length;
+    },
+    async transitionRepl(replId, from, patch) {
+      const r = data.repls[replId];
+      if (!r || !from.includes(r.status)) return undefined;
+      Object.assign(r, patch);
+      const copy = { ...r };
+      await save();
+      return copy;
+    },
+    async deleteRepl(replId) {
+      delete data.repls[replId];
+      delete data.sessions[replId];
+      await save();
+    },
+
+    async setActiveSession(s, ttlMs) {
+      data.sessions[s.replId] = { ...s, expiresAt: Date.now() + ttlMs };
+      await save();
+    },
+    async getActiveSession(replId) {
+      const s = liveSession(replId);
+      if (!s) return undefined;
+      const { expiresAt: _, ...session } = s;
+      return session;
+    },
+    async refreshActiveSession(replId, runnerId, ttlMs) {
+      const s = liveSession(replId);
+      if (!s || s.runnerId !== runnerId) return false;
+      s.expiresAt = Date.now() + ttlMs;
+      await save();
+      return true;
+    },
+    async deleteActiveSession(replId, runnerId) {
+      const s = data.sessions[replId];
+      if (!s || (runnerId !== undefined && s.runnerId !== runnerId)) return;
+      delete data.sessions[replId];
+      await save();
+    },
+
+    async acquireLock(name, ttlMs) {
+      const held = locks.get(name);
+      if (held && held.expiresAt > Date.now()) return undefined;
+      const token = randomBytes(16).toString("hex");
+      locks.set(name, { token, expiresAt: Date.now() + ttlMs });
+      return token;
+    },
+    async releaseLock(name, token) {
+      if (locks.get(name)?.token === token) locks.delete(name);
+    },
+
+    async putApiToken(t) {
+      data.tokens[t.hash] = { ...t };
+      await save();
+    },
+    async getApiTokenByHash(hash) {
+      const t = liveToken(hash);
+      return t && { ...t };
+    },
+    async listApiTokens(userId) {
+      return Object.values(data.tokens)
+        .filter((t) => t.userId === userId && liveToken(t.hash))
+        .map((t) => ({ ...t }));
+    },
+    async deleteApiToken(userId, tokenId) {
+      const t = Object.values(data.tokens).find((x) => x.userId === userId && x.tokenId === tokenId);
+      if (!t) return false;
+      delete data.tokens[t.hash];
+      await save();
+      return true;
+    },
+    async touchApiToken(hash, time) {
+      const t = data.tokens[hash];
+      if (!t) return;
+      t.lastUseTime = time;
+      await save();
+    },
+
+    async putUser(u) {
+      data.users[u.userId] = { ...u };
+      await save();
+    },
+    async getUser(userId) {
+      const u = data.users[userId];
+      return u && { ...u };
+    },
+
+    async putWebSession(hash, s) {
+      data.webSessions[hash] = { ...s };
+      await save();
+    },
+    async getWebSession(hash) {
+      const s = data.webSessions[hash];
+      if (!s) return undefined;
+      if (s.expireTime <= Date.now()) {
+        delete data.webSessions[hash];
+        return undefined;
+      }
+      return { ...s };
+    },
+    async deleteWebSession(hash) {
+      delete data.webSessions[hash];
+      await save();
+    },
+
+    async close() {
+      await writing;
+    },
+  };
+}

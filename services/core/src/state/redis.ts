@@ -1,0 +1,261 @@
+/**
+ * StateStore on Redis (ioredis). Key layout (documented in services/core/README.md):
+ *   replMeta:{replId}      hash   the repl record
+ *   userRepls:{userId}     set    the user's repl ids
+ *   activeSession:{replId} hash   the serving runner; PX TTL refreshed by heartbeats
+ *   lock:{name}            string holder token; SET NX PX, released by compare-and-delete
+ *   apiToken:{sha256}      hash   an API token record; PEXPIREAT at its expiry
+ *   userTokens:{userId}    hash   tokenId → sha256
+ *   user:{userId}          hash   profile
+ *   webSession:{sha256}    hash   a browser session; PX TTL
+ * Multi-key updates run as Lua scripts or MULTI, so they are atomic. The offline queue is off: while
+ * Redis is unreachable every call fails at once with Unavailable instead of piling up.
+ */
+import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
+import { DomainError, unavailable } from "../../../../lib/kit/errors.js";
+import type {
+  ActiveSession,
+  ApiTokenRecord,
+  ReplRecord,
+  ReplState,
+  StateStore,
+  UserRecord,
+  WebSession,
+} from "./store.js";
+
+const CREATE_REPL = `
+if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[1]) then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1`;
+
+const TRANSITION = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 0 end
+local n = tonumber(ARGV[1])
+local ok = false
+for i = 2, n + 1 do if ARGV[i] == status then ok = true end end
+if not ok then return 0 end
+if #ARGV > n + 1 then redis.call('HSET', KEYS[1], unpack(ARGV, n + 2)) end
+return 1`;
+
+const REFRESH_SESSION = `
+if redis.call('HGET', KEYS[1], 'runnerId') ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1`;
+
+const DELETE_SESSION = `
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'runnerId') ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])`;
+
+const RELEASE_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+const DELETE_TOKEN = `
+local hash = redis.call('HGET', KEYS[1], ARGV[1])
+if not hash then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('DEL', 'apiToken:' .. hash)
+return 1`;
+
+export interface RedisStoreOptions {
+  url: string;
+  /** Per-command timeout; defaults to 5 s. */
+  commandTimeoutMs?: number;
+}
+
+const fields = (o: object): string[] => Object.entries(o).flatMap(([k, v]) => [k, String(v)]);
+
+function toRepl(h: Record<string, string>): ReplRecord | undefined {
+  if (!h.replId) return undefined;
+  return {
+    replId: h.replId,
+    name: h.name,
+    template: h.template,
+    owner: h.owner,
+    status: h.status as ReplState,
+    createTime: Number(h.createTime),
+    updateTime: Number(h.updateTime),
+    persistTime: Number(h.persistTime || 0),
+    lastError: h.lastError ?? "",
+  };
+}
+
+function toToken(h: Record<string, string>): ApiTokenRecord | undefined {
+  if (!h.tokenId) return undefined;
+  const t = {
+    tokenId: h.tokenId,
+    userId: h.userId,
+    name: h.name,
+    hash: h.hash,
+    createTime: Number(h.createTime),
+    expireTime: Number(h.expireTime || 0),
+    lastUseTime: Number(h.lastUseTime || 0),
+  };
+  return t.expireTime && t.expireTime <= Date.now() ? undefined : t;
+}
+
+/** Connects and returns the store; fails with Unavailable when Redis cannot be reached. */
+export async function createRedisStore(options: RedisStoreOptions): Promise<StateStore> {
+  const redis = new Redis(options.url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: options.commandTimeoutMs ?? 5000,
+    retryStrategy: (times) => Math.min(times * 100, 2000),
+  });
+  redis.on("error", () => {}); // connection errors surface on the calls; ioredis keeps reconnecting
+  const guard = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof DomainError) throw e;
+      throw unavailable("the state store (Redis) is unavailable, try again", e);
+    }
+  };
+  await guard(() => redis.connect());
+
+  const store: StateStore = {
+    createRepl: (repl, quota) =>
+      guard(async () => {
+        const keys = [`replMeta:${repl.replId}`, `userRepls:${repl.owner}`];
+        const r = await redis.eval(CREATE_REPL, 2, ...keys, quota, repl.replId, ...fields(repl));
+        if (r === -1) throw new Error(`repl id collision: ${repl.replId}`);
+        return r === 1;
+      }),
+    getRepl: (replId) => guard(async () => toRepl(await redis.hgetall(`replMeta:${replId}`))),
+    listRepls: (userId) =>
+      guard(async () => {
+        const ids = await redis.smembers(`userRepls:${userId}`);
+        if (ids.length === 0) return [];
+        const pipe = redis.pipeline();
+        for (const id of ids) pipe.hgetall(`replMeta:${id}`);
+        const results = (await pipe.exec()) ?? [];
+        const repls: ReplRecord[] = [];
+        for (const [err, h] of results) {
+          if (err) throw err;
+          const r = toRepl(h as Record<string, string>);
+          if (r) repls.push(r);
+        }
+        return repls;
+      }),
+    countRepls: (userId) => guard(() => redis.scard(`userRepls:${userId}`)),
+    transitionRepl: (replId, from, patch) =>
+      guard(async () => {
+        const ok = await redis.eval(TRANSITION, 1, `replMeta:${replId}`, from.length, ...from, ...fields(patch));
+        return ok === 1 ? toRepl(await redis.hgetall(`replMeta:${replId}`)) : undefined;
+      }),
+    deleteRepl: (replId, owner) =>
+      guard(async () => {
+        await redis
+          .multi()
+          .del(`replMeta:${replId}`, `activeSession:${replId}`)
+          .srem(`userRepls:${owner}`, replId)
+          .exec();
+      }),
+
+    setActiveSession: (s, ttlMs) =>
+      guard(async () => {
+        const key = `activeSession:${s.replId}`;
+        await redis.multi().del(key).hset(key, s).pexpire(key, ttlMs).exec();
+      }),
+    getActiveSession: (replId) =>
+      guard(async () => {
+        const h = await redis.hgetall(`activeSession:${replId}`);
+        if (!h.runnerId) return undefined;
+        return { replId: h.replId, runnerId: h.runnerId, url: h.url, startTime: Number(h.startTime) };
+      }),
+    refreshActiveSession: (replId, runnerId, ttlMs) =>
+      guard(async () => (await redis.eval(REFRESH_SESSION, 1, `activeSession:${replId}`, runnerId, ttlMs)) === 1),
+    deleteActiveSession: (replId, runnerId) =>
+      guard(async () => {
+        await redis.eval(DELETE_SESSION, 1, `activeSession:${replId}`, runnerId ?? "");
+      }),
+
+    acquireLock: (name, ttlMs) =>
+      guard(async () => {
+        const token = randomBytes(16).toString("hex");
+        const ok = await redis.set(`lock:${name}`, token, "PX", ttlMs, "NX");
+        return ok === "OK" ? token : undefined;
+      }),
+    releaseLock: (name, token) =>
+      guard(async () => {
+        await redis.eval(RELEASE_LOCK, 1, `lock:${name}`, token);
+      }),
+
+    putApiToken: (t) =>
+      guard(async () => {
+        const key = `apiToken:${t.hash}`;
+        const m = redis.multi().hset(key, t).hset(`userTokens:${t.userId}`, t.tokenId, t.hash);
+        if (t.expireTime) m.pexpireat(key, t.expireTime);
+        await m.exec();
+      }),
+    getApiTokenByHash: (hash) => guard(async () => toToken(await redis.hgetall(`apiToken:${hash}`))),
+    listApiTokens: (userId) =>
+      guard(async () => {
+        const byId = await redis.hgetall(`userTokens:${userId}`);
+        const hashes = Object.values(byId);
+        if (hashes.length === 0) return [];
+        const pipe = redis.pipeline();
+        for (const h of hashes) pipe.hgetall(`apiToken:${h}`);
+        const out: ApiTokenRecord[] = [];
+        const stale: string[] = [];
+        for (const [i, [err, h]] of ((await pipe.exec()) ?? []).entries()) {
+          if (err) throw err;
+          const t = toToken(h as Record<string, string>);
+          if (t) out.push(t);
+          else stale.push(Object.keys(byId)[i]);
+        }
+        if (stale.length) await redis.hdel(`userTokens:${userId}`, ...stale);
+        return out;
+      }),
+    deleteApiToken: (userId, tokenId) =>
+      guard(async () => (await redis.eval(DELETE_TOKEN, 1, `userTokens:${userId}`, tokenId)) === 1),
+    touchApiToken: (hash, time) =>
+      guard(async () => {
+        // Only an existing token is touched; HSET on a vanished key would resurrect a fragment.
+        await redis.eval(
+          "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'lastUseTime', ARGV[1]) end",
+          1,
+          `apiToken:${hash}`,
+          time,
+        );
+      }),
+
+    putUser: (u) =>
+      guard(async () => {
+        await redis.hset(`user:${u.userId}`, u);
+      }),
+    getUser: (userId) =>
+      guard(async () => {
+        const h = await redis.hgetall(`user:${userId}`);
+        return h.userId ? { userId: h.userId, displayName: h.displayName, avatarUrl: h.avatarUrl } : undefined;
+      }),
+
+    putWebSession: (hash, s) =>
+      guard(async () => {
+        const key = `webSession:${hash}`;
+        await redis.multi().hset(key, s).pexpireat(key, s.expireTime).exec();
+      }),
+    getWebSession: (hash) =>
+      guard(async () => {
+        const h = await redis.hgetall(`webSession:${hash}`);
+        if (!h.userId || Number(h.expireTime) <= Date.now()) return undefined;
+        return { userId: h.userId, createTime: Number(h.createTime), expireTime: Number(h.expireTime) };
+      }),
+    deleteWebSession: (hash) =>
+      guard(async () => {
+        await redis.del(`webSession:${hash}`);
+      }),
+
+    close: async () => {
+      redis.disconnect();
+    },
+  };
+  return store;
+}
+
+export type { ActiveSession, UserRecord, WebSession };

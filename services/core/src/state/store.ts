@@ -1,0 +1,111 @@
+/**
+ * The state store: repl records, active runner sessions, API tokens, web sessions and locks.
+ *
+ * Concurrency rules (every implementation honours them, and test/state-contract.ts checks them):
+ * - Each method is atomic on its own. Multi-key updates (a repl's record plus its owner's set, a
+ *   quota check plus the insert) are applied all or nothing; a reader never sees half of one.
+ * - `transitionRepl` is a compare-and-set on the status: it applies only when the current status is
+ *   one of `from`, so two processes racing on one repl cannot both win.
+ * - Locks expire (`ttlMs`) so a crashed holder cannot block a repl forever; `releaseLock` only
+ *   releases the caller's own lock (compare-and-delete on the token).
+ * - Expiring records (active sessions, web sessions, API tokens) read as absent once expired.
+ * - Failures of the backend surface as DomainError "unavailable"; no backend message leaks.
+ * Several core processes may share one Redis store; the embedded store belongs to one process.
+ */
+
+/** Lifecycle states, as stored. */
+export type ReplState = "stopped" | "starting" | "running" | "stopping" | "deleting";
+
+export interface ReplRecord {
+  replId: string;
+  name: string;
+  template: string;
+  owner: string;
+  status: ReplState;
+  /** Milliseconds since the epoch. */
+  createTime: number;
+  updateTime: number;
+  /** 0 when never persisted. */
+  persistTime: number;
+  /** Empty when the last lifecycle operation succeeded. */
+  lastError: string;
+}
+
+/** The runner currently serving a repl. Expires unless heartbeats refresh it. */
+export interface ActiveSession {
+  replId: string;
+  runnerId: string;
+  url: string;
+  startTime: number;
+}
+
+export interface ApiTokenRecord {
+  tokenId: string;
+  userId: string;
+  name: string;
+  /** Hex SHA-256 of the secret; the secret itself is never stored. */
+  hash: string;
+  createTime: number;
+  /** 0 when it never expires. */
+  expireTime: number;
+  lastUseTime: number;
+}
+
+export interface UserRecord {
+  userId: string;
+  displayName: string;
+  avatarUrl: string;
+}
+
+/** A browser session, stored under the SHA-256 of its cookie value. */
+export interface WebSession {
+  userId: string;
+  createTime: number;
+  expireTime: number;
+}
+
+export type ReplPatch = Partial<Pick<ReplRecord, "status" | "updateTime" | "persistTime" | "lastError">>;
+
+export interface StateStore {
+  /** Inserts a repl unless its owner already has `quota` repls; returns false when over quota. */
+  createRepl(repl: ReplRecord, quota: number): Promise<boolean>;
+  getRepl(replId: string): Promise<ReplRecord | undefined>;
+  /** The user's repls, in no particular order. */
+  listRepls(userId: string): Promise<ReplRecord[]>;
+  countRepls(userId: string): Promise<number>;
+  /**
+   * Applies `patch` when the repl's status is one of `from`; returns the updated record, or
+   * undefined when the repl is missing or in another state.
+   */
+  transitionRepl(replId: string, from: readonly ReplState[], patch: ReplPatch): Promise<ReplRecord | undefined>;
+  /** Removes the repl's record, its owner's reference to it and its active session. */
+  deleteRepl(replId: string, owner: string): Promise<void>;
+
+  setActiveSession(session: ActiveSession, ttlMs: number): Promise<void>;
+  getActiveSession(replId: string): Promise<ActiveSession | undefined>;
+  /** Extends the session's TTL if it belongs to `runnerId`; returns false otherwise. */
+  refreshActiveSession(replId: string, runnerId: string, ttlMs: number): Promise<boolean>;
+  /** Deletes the session if it belongs to `runnerId` (or whichever it is, when runnerId is omitted). */
+  deleteActiveSession(replId: string, runnerId?: string): Promise<void>;
+
+  /** Takes the named lock for `ttlMs`; returns the holder token, or undefined when it is taken. */
+  acquireLock(name: string, ttlMs: number): Promise<string | undefined>;
+  /** Releases the lock if `token` still holds it. */
+  releaseLock(name: string, token: string): Promise<void>;
+
+  putApiToken(token: ApiTokenRecord): Promise<void>;
+  getApiTokenByHash(hash: string): Promise<ApiTokenRecord | undefined>;
+  listApiTokens(userId: string): Promise<ApiTokenRecord[]>;
+  /** Deletes one of the user's tokens; returns false when the user has no such token. */
+  deleteApiToken(userId: string, tokenId: string): Promise<boolean>;
+  touchApiToken(hash: string, time: number): Promise<void>;
+
+  putUser(user: UserRecord): Promise<void>;
+  getUser(userId: string): Promise<UserRecord | undefined>;
+
+  putWebSession(hash: string, session: WebSession): Promise<void>;
+  getWebSession(hash: string): Promise<WebSession | undefined>;
+  deleteWebSession(hash: string): Promise<void>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,139 @@
+/** The one contract every StateStore implementation passes (run by state.test.ts against each). */
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import type { ReplRecord, StateStore } from "../src/state/store.js";
+
+const repl = (owner: string, over: Partial<ReplRecord> = {}): ReplRecord => ({
+  replId: `r${randomUUID().slice(0, 8)}`,
+  name: "demo",
+  template: "node",
+  owner,
+  status: "stopped",
+  createTime: Date.now(),
+  updateTime: Date.now(),
+  persistTime: 0,
+  lastError: "",
+  ...over,
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function stateStoreContract(open: () => Promise<StateStore>) {
+  let store: StateStore;
+  beforeEach(async () => {
+    store = await open();
+  });
+  afterEach(async () => {
+    await store.close();
+  });
+
+  it("creates, reads and lists repls per user", async () => {
+    const a = repl("alice");
+    assert.equal(await store.createRepl(a, 5), true);
+    assert.deepEqual(await store.getRepl(a.replId), a);
+    assert.deepEqual(await store.listRepls("alice"), [a]);
+    assert.deepEqual(await store.listRepls("bob"), []);
+    assert.equal(await store.countRepls("alice"), 1);
+    assert.equal(await store.getRepl("nope"), undefined);
+  });
+
+  it("enforces the quota atomically under concurrent creates", async () => {
+    const results = await Promise.all(Array.from({ length: 10 }, () => store.createRepl(repl("carol"), 3)));
+    assert.equal(results.filter(Boolean).length, 3);
+    assert.equal(await store.countRepls("carol"), 3);
+  });
+
+  it("transitions only from the allowed states, one winner per race", async () => {
+    const a = repl("dave");
+    await store.createRepl(a, 5);
+    const wins = await Promise.all(
+      Array.from({ length: 8 }, () => store.transitionRepl(a.replId, ["stopped"], { status: "starting" })),
+    );
+    assert.equal(wins.filter(Boolean).length, 1);
+    assert.equal(await store.transitionRepl(a.replId, ["stopped"], { status: "running" }), undefined);
+    const r = await store.transitionRepl(a.replId, ["starting"], { status: "running", lastError: "x", updateTime: 5 });
+    assert.equal(r?.status, "running");
+    assert.equal(r?.lastError, "x");
+    assert.equal(r?.updateTime, 5);
+    assert.equal(await store.transitionRepl("missing", ["stopped"], { status: "running" }), undefined);
+  });
+
+  it("deletes a repl with its set membership and active session", async () => {
+    const a = repl("erin");
+    await store.createRepl(a, 5);
+    await store.setActiveSession({ replId: a.replId, runnerId: "run1", url: "http://x", startTime: 1 }, 10_000);
+    await store.deleteRepl(a.replId, "erin");
+    assert.equal(await store.getRepl(a.replId), undefined);
+    assert.equal(await store.countRepls("erin"), 0);
+    assert.equal(await store.getActiveSession(a.replId), undefined);
+  });
+
+  it("expires active sessions unless refreshed by their own runner", async () => {
+    const s = { replId: "rx", runnerId: "run1", url: "http://x", startTime: 1 };
+    await store.setActiveSession(s, 150);
+    assert.deepEqual(await store.getActiveSession("rx"), s);
+    assert.equal(await store.refreshActiveSession("rx", "other", 10_000), false);
+    assert.equal(await store.refreshActiveSession("rx", "run1", 400), true);
+    await sleep(200);
+    assert.deepEqual(await store.getActiveSession("rx"), s);
+    await sleep(300);
+    assert.equal(await store.getActiveSession("rx"), undefined);
+    assert.equal(await store.refreshActiveSession("rx", "run1", 400), false);
+    await store.setActiveSession(s, 10_000);
+    await store.deleteActiveSession("rx", "other");
+    assert.ok(await store.getActiveSession("rx"));
+    await store.deleteActiveSession("rx", "run1");
+    assert.equal(await store.getActiveSession("rx"), undefined);
+  });
+
+  it("gives an expiring lock to one holder at a time", async () => {
+    const tokens = await Promise.all(Array.from({ length: 6 }, () => store.acquireLock("l1", 150)));
+    const held = tokens.filter(Boolean) as string[];
+    assert.equal(held.length, 1);
+    await store.releaseLock("l1", "not-the-holder");
+    assert.equal(await store.acquireLock("l1", 150), undefined);
+    await store.releaseLock("l1", held[0]);
+    const again = await store.acquireLock("l1", 100);
+    assert.ok(again);
+    await sleep(150);
+    assert.ok(await store.acquireLock("l1", 100), "an expired lock can be taken");
+  });
+
+  it("stores API tokens by hash, lists per user, revokes and expires them", async () => {
+    const t = {
+      tokenId: "t1",
+      userId: "frank",
+      name: "ci",
+      hash: "a".repeat(64),
+      createTime: 1,
+      expireTime: Date.now() + 60_000,
+      lastUseTime: 0,
+    };
+    await store.putApiToken(t);
+    assert.deepEqual(await store.getApiTokenByHash(t.hash), t);
+    assert.deepEqual(await store.listApiTokens("frank"), [t]);
+    await store.touchApiToken(t.hash, 42);
+    assert.equal((await store.getApiTokenByHash(t.hash))?.lastUseTime, 42);
+    assert.equal(await store.deleteApiToken("other", "t1"), false);
+    assert.equal(await store.deleteApiToken("frank", "t1"), true);
+    assert.equal(await store.getApiTokenByHash(t.hash), undefined);
+    assert.deepEqual(await store.listApiTokens("frank"), []);
+    await store.putApiToken({ ...t, tokenId: "t2", hash: "b".repeat(64), expireTime: Date.now() + 100 });
+    await sleep(200);
+    assert.equal(await store.getApiTokenByHash("b".repeat(64)), undefined);
+    assert.deepEqual(await store.listApiTokens("frank"), []);
+  });
+
+  it("stores users and expiring web sessions", async () => {
+    await store.putUser({ userId: "gina", displayName: "Gina", avatarUrl: "" });
+    assert.deepEqual(await store.getUser("gina"), { userId: "gina", displayName: "Gina", avatarUrl: "" });
+    const s = { userId: "gina", createTime: 1, expireTime: Date.now() + 150 };
+    await store.putWebSession("h1", s);
+    assert.deepEqual(await store.getWebSession("h1"), s);
+    await store.deleteWebSession("h1");
+    assert.equal(await store.getWebSession("h1"), undefined);
+    await store.putWebSession("h2", s);
+    await sleep(200);
+    assert.equal(await store.getWebSession("h2"), undefined);
+  });
+}
