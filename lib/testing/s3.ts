@@ -1,0 +1,73 @@
+/**
+ * A real S3 HTTP server for tests: s3rver as a child process on a free loopback port, with one
+ * bucket. Credentials are S3RVER/S3RVER. `stop()` kills it (to test S3 outages), `start()` brings it
+ * back on the same port with the same data. s3rver needs --openssl-legacy-provider on Node 20, or
+ * ListObjectsV2 with MaxKeys answers 500.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort } from "./redis.js";
+
+export interface TestS3 {
+  readonly endpoint: string;
+  readonly bucket: string;
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Stops the server and removes its data. */
+  dispose(): Promise<void>;
+}
+
+const s3rverBin = fileURLToPath(new URL("../../node_modules/s3rver/bin/s3rver.js", import.meta.url));
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ port, host: "127.0.0.1" }, () => {
+      s.end();
+      resolve(true);
+    });
+    s.on("error", () => resolve(false));
+  });
+}
+
+export async function startS3(bucket = "devex-test"): Promise<TestS3> {
+  const dir = await mkdtemp(join(tmpdir(), "devex-s3rver-"));
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    const args = ["--openssl-legacy-provider", s3rverBin, "-d", dir, "-a", "127.0.0.1", "-p", String(port)];
+    child = spawn(process.execPath, [...args, "--silent", "--configure-bucket", bucket], { stdio: "ignore" });
+    const deadline = Date.now() + 15_000;
+    while (!(await listening(port))) {
+      if (Date.now() > deadline) throw new Error(`s3rver did not listen on port ${port}`);
+      if (child.exitCode !== null) throw new Error(`s3rver exited with ${child.exitCode}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const stop = async () => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null) return;
+    const exited = new Promise((resolve) => c.once("exit", resolve));
+    c.kill("SIGKILL");
+    await exited;
+  };
+  await start();
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    bucket,
+    accessKeyId: "S3RVER",
+    secretAccessKey: "S3RVER",
+    start,
+    stop,
+    dispose: async () => {
+      await stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
