@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { fromJson, toJson } from "@bufbuild/protobuf";
+import { loadContracts } from "../../../lib/contracts/registry.js";
+import { buildToolCatalog, snakeCase } from "../src/tools/catalog.js";
+
+describe("MCP tool catalog derived from devex.mcp.v1 descriptors", () => {
+  const catalog = buildToolCatalog(loadContracts());
+  const byName = new Map(catalog.map((t) => [t.name, t]));
+
+  it("has one snake_case tool per RPC, each with a description and annotations", () => {
+    assert.equal(snakeCase("ReadMultipleFiles"), "read_multiple_files");
+    for (const name of [
+      "list_repls",
+      "list_templates",
+      "create_repl",
+      "start_repl",
+      "stop_repl",
+      "delete_repl",
+      "get_repl_status",
+      "list_files",
+      "directory_tree",
+      "read_file",
+      "read_multiple_files",
+      "write_file",
+      "edit_file",
+      "create_directory",
+      "move_file",
+      "delete_file",
+      "search_files",
+      "stat_file",
+      "exec",
+      "start_process",
+      "list_processes",
+      "read_process_output",
+      "kill_process",
+      "create_terminal",
+      "send_terminal_input",
+      "read_terminal_output",
+      "close_terminal",
+      "get_preview_url",
+    ]) {
+      const tool = byName.get(name);
+      assert.ok(tool, `tool ${name}`);
+      assert.ok(tool.description.length > 20, `${name} description`);
+    }
+    assert.equal(byName.get("delete_repl")?.annotations.destructiveHint, true);
+    assert.equal(byName.get("read_file")?.annotations.readOnlyHint, true);
+    assert.equal(byName.get("read_file")?.annotations.destructiveHint, false);
+  });
+
+  it("turns field comments and protovalidate rules into JSON Schema", () => {
+    const input = byName.get("create_repl")!.inputSchema as {
+      properties: Record<string, Record<string, unknown>>;
+      required: string[];
+      additionalProperties: boolean;
+    };
+    assert.deepEqual(input.required.sort(), ["name", "template"]);
+    assert.equal(input.additionalProperties, false);
+    assert.equal(input.properties.name.maxLength, 64);
+    assert.equal(input.properties.name.pattern, "^[A-Za-z0-9][A-Za-z0-9 ._-]*$");
+    assert.match(String(input.properties.template.description), /list_templates/);
+
+    const exec = byName.get("exec")!.inputSchema as { properties: Record<string, Record<string, unknown>> };
+    assert.equal(exec.properties.timeout_seconds.type, "integer");
+    assert.equal(exec.properties.timeout_seconds.maximum, 3600);
+    assert.equal(exec.properties.env.type, "object");
+
+    const files = byName.get("read_multiple_files")!.inputSchema as {
+      properties: Record<string, Record<string, unknown>>;
+    };
+    assert.equal(files.properties.paths.minItems, 1);
+    assert.equal(files.properties.paths.maxItems, 32);
+  });
+
+  it("describes outputs, including nested messages and 64-bit integers as proto JSON writes them", () => {
+    const out = byName.get("list_files")!.outputSchema as { properties: Record<string, Record<string, unknown>> };
+    const items = out.properties.entries.items as { properties: Record<string, Record<string, unknown>> };
+    assert.deepEqual(items.properties.size.type, ["integer", "string"]);
+    assert.equal(items.properties.path.type, "string");
+  });
+
+  it("accepts tool arguments by proto field name and emits results the same way", () => {
+    const tool = byName.get("read_file")!;
+    const req = fromJson(tool.method.input, { repl_id: "r1", path: "index.js", head: 5 });
+    assert.equal((req as unknown as { replId: string }).replId, "r1");
+    const res = toJson(tool.method.output, fromJson(tool.method.output, { content: "x", total_lines: 1 }), {
+      useProtoFieldName: true,
+    });
+    assert.deepEqual(res, { content: "x", total_lines: 1 });
+  });
+});
