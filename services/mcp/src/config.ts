@@ -1,0 +1,51 @@
+/**
+ * MCP server configuration, from the environment:
+ *
+ * | variable | default | meaning |
+ * | --- | --- | --- |
+ * | DEVEX_CORE_URL | (required) | core's base URL; tokens are checked and repls reached through it |
+ * | DEVEX_MCP_PORT | 8091 | port (HTTP/1.1 and h2c on one port) |
+ * | DEVEX_MCP_HOST | 127.0.0.1 | interface to bind |
+ * | DEVEX_MCP_PUBLIC_URL | http://127.0.0.1:<port> | URL agents use; its host is always an allowed Host |
+ * | DEVEX_MCP_PATH | /mcp | path of the Streamable HTTP endpoint |
+ * | DEVEX_MCP_ALLOWED_HOSTS | (none) | extra Host header values accepted, comma-separated |
+ * | DEVEX_MCP_ALLOWED_ORIGINS | (none) | extra Origin header values accepted, comma-separated |
+ * | DEVEX_MCP_STATELESS | false | true: no sessions, a fresh server per request |
+ * | DEVEX_MCP_SESSION_IDLE | 30m | idle sessions are closed after this long |
+ * | DEVEX_TOKEN | (stdio only) | the Devex API token the stdio server acts with |
+ */
+import { z } from "zod";
+import { env, loadConfig } from "../../../lib/kit/config.js";
+
+const list = z
+  .string()
+  .default("")
+  .transform((v) =>
+    v
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+
+export const mcpConfigSchema = z.object({
+  DEVEX_CORE_URL: env.url(),
+  DEVEX_MCP_PORT: env.port(8091),
+  DEVEX_MCP_HOST: z.string().default("127.0.0.1"),
+  DEVEX_MCP_PUBLIC_URL: env.url().optional(),
+  DEVEX_MCP_PATH: z
+    .string()
+    .regex(/^\/[A-Za-z0-9/_-]*$/)
+    .default("/mcp"),
+  DEVEX_MCP_ALLOWED_HOSTS: list,
+  DEVEX_MCP_ALLOWED_ORIGINS: list,
+  DEVEX_MCP_STATELESS: env.bool(false),
+  DEVEX_MCP_SESSION_IDLE: env.duration("30m"),
+  DEVEX_TOKEN: z.string().optional(),
+  LOG_LEVEL: env.logLevel(),
+});
+
+export type McpConfig = z.output<typeof mcpConfigSchema>;
+
+export function loadMcpConfig(source: NodeJS.ProcessEnv = process.env): McpConfig {
+  return loadConfig(mcpConfigSchema, source);
+}

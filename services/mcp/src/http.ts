@@ -1,0 +1,195 @@
+/**
+ * MCP over Streamable HTTP at one path (default /mcp), with stateful sessions or a stateless mode.
+ *
+ * - Every request carries "Authorization: Bearer <Devex API token>". Without a valid one the answer
+ *   is 401 with a WWW-Authenticate header pointing at the OAuth protected-resource metadata
+ *   (RFC 9728), which is served at /.well-known/oauth-protected-resource.
+ * - Host and Origin headers are checked against allow-lists, against DNS rebinding.
+ * - A session belongs to the user who opened it: another user's session id is answered 404, as an
+ *   unknown one is.
+ */
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { DomainError } from "../../../lib/kit/errors.js";
+import type { Logger } from "../../../lib/kit/log.js";
+import type { HttpHandler, HttpRequest, HttpResponse } from "../../../lib/kit/server.js";
+import { bearerToken } from "../../../lib/kit/tokens.js";
+import type { Authenticate } from "./auth.js";
+import type { Caller } from "./tools/agent-tools.js";
+
+export interface McpHttpOptions {
+  /** Path of the MCP endpoint. */
+  path: string;
+  /** The URL clients use to reach this server (scheme, host, port). */
+  publicUrl: string;
+  /** Where clients get tokens: core's URL, listed as the authorization server. */
+  authorizationServer: string;
+  /** Host header values accepted (host or host:port); the public URL's host is always accepted. */
+  allowedHosts: string[];
+  /** Origin header values accepted; requests without Origin (non-browser clients) are accepted. */
+  allowedOrigins: string[];
+  /** No sessions: a fresh server per request. */
+  stateless: boolean;
+  /** Sessions idle this long are closed. */
+  sessionIdleMs: number;
+  authenticate: Authenticate;
+  serverFor(caller: Caller): Server;
+  log: Logger;
+}
+
+interface Session {
+  transport: StreamableHTTPServerTransport;
+  userId: string;
+  lastUse: number;
+}
+
+export interface McpHttp {
+  handler: HttpHandler;
+  /** Closes every session. */
+  close(): Promise<void>;
+  /** Open sessions, for tests and metrics. */
+  readonly sessions: number;
+}
+
+const metadataPath = "/.well-known/oauth-protected-resource";
+
+export function createMcpHttp(options: McpHttpOptions): McpHttp {
+  const sessions = new Map<string, Session>();
+  const resource = new URL(options.path, options.publicUrl).toString();
+  const publicHost = new URL(options.publicUrl).host;
+  const hosts = new Set([publicHost, ...options.allowedHosts]);
+  const origins = new Set([new URL(options.publicUrl).origin, ...options.allowedOrigins]);
+  const sweeper = setInterval(() => {
+    const cutoff = Date.now() - options.sessionIdleMs;
+    for (const [id, s] of sessions) if (s.lastUse < cutoff) void closeSession(id);
+  }, 60_000);
+  sweeper.unref();
+
+  async function closeSession(id: string) {
+    const s = sessions.get(id);
+    sessions.delete(id);
+    await s?.transport.close().catch(() => {});
+  }
+
+  function send(res: HttpResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+    res.writeHead(status, { "content-type": "application/json", ...headers });
+    res.end(JSON.stringify(body));
+  }
+
+  function rpcError(res: HttpResponse, status: number, message: string, headers: Record<string, string> = {}) {
+    send(res, status, { jsonrpc: "2.0", error: { code: -32000, message }, id: null }, headers);
+  }
+
+  async function handle(req: HttpRequest, res: HttpResponse): Promise<boolean> {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method === "GET" && (path === metadataPath || path === `${metadataPath}${options.path}`)) {
+      send(res, 200, {
+        resource,
+        authorization_servers: [options.authorizationServer],
+        bearer_methods_supported: ["header"],
+        resource_name: "Devex",
+        resource_documentation: `${options.authorizationServer.replace(/\/$/, "")}/docs/mcp`,
+      });
+      return true;
+    }
+    if (path !== options.path) return false;
+
+    const host = req.headers.host ?? (req.headers as Record<string, string>)[":authority"];
+    if (!host || !hosts.has(host)) {
+      rpcError(res, 403, `host "${host ?? ""}" is not allowed (set DEVEX_MCP_ALLOWED_HOSTS)`);
+      return true;
+    }
+    const origin = req.headers.origin;
+    if (origin && !origins.has(origin)) {
+      rpcError(res, 403, `origin "${origin}" is not allowed (set DEVEX_MCP_ALLOWED_ORIGINS)`);
+      return true;
+    }
+
+    const challenge = (error?: string) => ({
+      "www-authenticate": `Bearer resource_metadata="${new URL(metadataPath, options.publicUrl)}"${error ? `, error="${error}"` : ""}`,
+    });
+    const token = bearerToken(req.headers.authorization);
+    if (!token) {
+      rpcError(res, 401, "missing bearer token: send Authorization: Bearer <Devex API token>", challenge());
+      return true;
+    }
+    let caller: Caller;
+    try {
+      caller = await options.authenticate(token);
+    } catch (e) {
+      if (e instanceof DomainError && e.kind === "unauthenticated") {
+        rpcError(res, 401, e.message, challenge("invalid_token"));
+      } else {
+        if (!(e instanceof DomainError)) options.log.error({ err: e }, "authentication failed");
+        rpcError(res, 503, e instanceof DomainError ? e.message : "authentication is unavailable; try again");
+      }
+      return true;
+    }
+
+    const nodeReq = req as IncomingMessage;
+    const nodeRes = res as ServerResponse;
+    if (options.stateless) {
+      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+      const server = options.serverFor(caller);
+      res.on("close", () => {
+        void transport.close();
+        void server.close();
+      });
+      await server.connect(transport);
+      await transport.handleRequest(nodeReq, nodeRes);
+      return true;
+    }
+
+    const sessionId = req.headers["mcp-session-id"];
+    if (typeof sessionId === "string") {
+      const session = sessions.get(sessionId);
+      if (!session || session.userId !== caller.userId) {
+        rpcError(res, 404, "unknown MCP session: initialize a new one");
+        return true;
+      }
+      session.lastUse = Date.now();
+      await session.transport.handleRequest(nodeReq, nodeRes);
+      return true;
+    }
+    if (req.method !== "POST") {
+      rpcError(res, 400, "no MCP session: send an initialize request first");
+      return true;
+    }
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        sessions.set(id, { transport, userId: caller.userId, lastUse: Date.now() });
+      },
+      onsessionclosed: (id) => {
+        sessions.delete(id);
+      },
+    });
+    const server = options.serverFor(caller);
+    transport.onclose = () => {
+      if (transport.sessionId) sessions.delete(transport.sessionId);
+      void server.close();
+    };
+    await server.connect(transport);
+    await transport.handleRequest(nodeReq, nodeRes);
+    return true;
+  }
+
+  return {
+    handler: (req, res) =>
+      handle(req, res).catch((err) => {
+        options.log.error({ err }, "MCP request failed");
+        if (!res.headersSent) rpcError(res, 500, "internal error");
+        else res.end();
+        return true;
+      }),
+    async close() {
+      clearInterval(sweeper);
+      await Promise.all([...sessions.keys()].map(closeSession));
+    },
+    get sessions() {
+      return sessions.size;
+    },
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * One MCP server per session (or per request in stateless mode), bound to its caller. tools/list
+ * serves the catalog derived from the contracts; tools/call parses the arguments into the tool's
+ * request message (by proto field name), checks them with protovalidate, runs the implementation
+ * and returns the result both as structured content and as JSON text.
+ *
+ * Errors follow the MCP spec: an unknown tool or arguments that do not fit the schema are protocol
+ * errors (InvalidParams); a failure of the tool itself (unknown repl, stopped repl, file changed
+ * since read, quota reached, ...) is a result with isError and a message the agent can act on.
+ */
+import { create, fromJson, toJson } from "@bufbuild/protobuf";
+import { createValidator } from "@bufbuild/protovalidate";
+import { ConnectError } from "@connectrpc/connect";
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import {
+  CallToolRequestSchema,
+  type CallToolResult,
+  ErrorCode,
+  ListToolsRequestSchema,
+  McpError,
+} from "@modelcontextprotocol/sdk/types.js";
+import { DomainError } from "../../../lib/kit/errors.js";
+import type { Logger } from "../../../lib/kit/log.js";
+import type { Caller, ToolImpls } from "./tools/agent-tools.js";
+import type { ToolDefinition } from "./tools/catalog.js";
+
+export interface McpServerDeps {
+  catalog: ToolDefinition[];
+  tools: ToolImpls;
+  log: Logger;
+  version: string;
+}
+
+export function createMcpServer(deps: McpServerDeps, caller: Caller): Server {
+  const server = new Server(
+    { name: "devex", title: "Devex repls", version: deps.version },
+    {
+      capabilities: { tools: {} },
+      instructions:
+        "Devex gives you repls: sandboxed workspaces with files, commands, terminals and web previews. " +
+        "Find or create a repl (list_repls, create_repl), start it (start_repl), then work in it with the file, " +
+        "exec, process and terminal tools. Stop it when done (stop_repl); its files are kept.",
+    },
+  );
+  const byName = new Map(deps.catalog.map((t) => [t.name, t]));
+  const validator = createValidator();
+
+  server.setRequestHandler(ListToolsRequestSchema, () => ({
+    tools: deps.catalog.map((t) => ({
+      name: t.name,
+      title: t.title,
+      description: t.description,
+      inputSchema: t.inputSchema as { type: "object" },
+      outputSchema: t.outputSchema as { type: "object" },
+      annotations: t.annotations,
+    })),
+  }));
+
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
+    const tool = byName.get(request.params.name);
+    if (!tool) throw new McpError(ErrorCode.InvalidParams, `unknown tool "${request.params.name}"`);
+    let input: ReturnType<typeof fromJson>;
+    try {
+      input = fromJson(tool.method.input, (request.params.arguments ?? {}) as never);
+    } catch (e) {
+      throw new McpError(ErrorCode.InvalidParams, `invalid arguments for ${tool.name}: ${(e as Error).message}`);
+    }
+    const check = validator.validate(tool.method.input, input);
+    if (check.kind === "invalid") {
+      const details = check.violations.map((v) => v.toString()).join("; ");
+      throw new McpError(ErrorCode.InvalidParams, `invalid arguments for ${tool.name}: ${details}`);
+    }
+    const impl = (deps.tools as unknown as Record<string, (...a: unknown[]) => Promise<object>>)[tool.method.localName];
+    try {
+      const output = await impl(input, caller, extra.signal);
+      const json = toJson(tool.method.output, create(tool.method.output, output as never), {
+        useProtoFieldName: true,
+        alwaysEmitImplicit: true,
+      }) as Record<string, unknown>;
+      return { content: [{ type: "text", text: JSON.stringify(json, null, 2) }], structuredContent: json };
+    } catch (e) {
+      return { isError: true, content: [{ type: "text", text: toolErrorMessage(e, deps.log, tool.name) }] };
+    }
+  });
+
+  return server;
+}
+
+/** What the agent reads when a tool fails: the domain message, never a backend detail. */
+function toolErrorMessage(e: unknown, log: Logger, tool: string): string {
+  if (e instanceof DomainError) return e.message;
+  if (e instanceof ConnectError) return e.rawMessage;
+  log.error({ err: e, tool }, "tool failed");
+  return `${tool} failed unexpectedly; try again`;
+}

@@ -1,0 +1,210 @@
+/**
+ * The MCP HTTP layer: bearer auth with RFC 9728 metadata, Host/Origin checks, sessions bound to
+ * their user, protocol errors for misuse. The SDK client talks to a real server on a socket; the
+ * authenticator is a stand-in for core here (tools that need core and a runner are covered by the
+ * end-to-end tests).
+ */
+import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ErrorCode, type McpError } from "@modelcontextprotocol/sdk/types.js";
+import { loadContracts } from "../../../lib/contracts/registry.js";
+import { unauthenticated } from "../../../lib/kit/errors.js";
+import { createLogger } from "../../../lib/kit/log.js";
+import { type RunningServer, startServer } from "../../../lib/kit/server.js";
+import { createMcpHttp, type McpHttp } from "../src/http.js";
+import { createMcpServer } from "../src/mcp-server.js";
+import { createAgentTools } from "../src/tools/agent-tools.js";
+import { buildToolCatalog } from "../src/tools/catalog.js";
+
+const users: Record<string, string> = { "tok-alice": "alice", "tok-bob": "bob" };
+
+async function startMcp(stateless: boolean): Promise<{ server: RunningServer; mcp: McpHttp; url: string }> {
+  const log = createLogger("mcp-test", { level: "silent" });
+  const catalog = buildToolCatalog(loadContracts());
+  const tools = createAgentTools({
+    core: () => {
+      throw new Error("core is not part of this test");
+    },
+    runner: () => {
+      throw new Error("no runner in this test");
+    },
+  });
+  let mcp!: McpHttp;
+  const server = await startServer({
+    name: "mcp-test",
+    port: 0,
+    log,
+    routes() {},
+    http: (req, res) => mcp.handler(req, res),
+  });
+  mcp = createMcpHttp({
+    path: "/mcp",
+    publicUrl: server.url,
+    authorizationServer: "http://127.0.0.1:1/core",
+    allowedHosts: [],
+    allowedOrigins: ["http://allowed.example"],
+    stateless,
+    sessionIdleMs: 60_000,
+    async authenticate(token) {
+      const userId = users[token];
+      if (!userId) throw unauthenticated("invalid or expired API token");
+      return { token, userId };
+    },
+    serverFor: (caller) => createMcpServer({ catalog, tools, log, version: "test" }, caller),
+    log,
+  });
+  return { server, mcp, url: `${server.url}/mcp` };
+}
+
+async function connect(
+  url: string,
+  token: string,
+): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    requestInit: { headers: { authorization: `Bearer ${token}` } },
+  });
+  const client = new Client({ name: "test", version: "1" });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+const initialize = JSON.stringify({
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+});
+const jsonHeaders = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+
+describe("MCP over Streamable HTTP", () => {
+  let env: Awaited<ReturnType<typeof startMcp>>;
+  before(async () => {
+    env = await startMcp(false);
+  });
+  after(async () => {
+    await env.mcp.close();
+    await env.server.close();
+  });
+
+  it("answers 401 with a WWW-Authenticate pointing at protected-resource metadata", async () => {
+    const none = await fetch(env.url, { method: "POST", headers: jsonHeaders, body: initialize });
+    assert.equal(none.status, 401);
+    const challenge = none.headers.get("www-authenticate") ?? "";
+    assert.match(
+      challenge,
+      /^Bearer resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource"$/,
+    );
+    const wrong = await fetch(env.url, {
+      method: "POST",
+      headers: { ...jsonHeaders, authorization: "Bearer nope" },
+      body: initialize,
+    });
+    assert.equal(wrong.status, 401);
+    assert.match(wrong.headers.get("www-authenticate") ?? "", /error="invalid_token"/);
+
+    const metadata = await (await fetch(challenge.match(/"(.*?)"/)![1])).json();
+    assert.equal(metadata.resource, env.url);
+    assert.deepEqual(metadata.authorization_servers, ["http://127.0.0.1:1/core"]);
+  });
+
+  it("refuses foreign Host and Origin headers (DNS rebinding)", async () => {
+    const origin = await fetch(env.url, {
+      method: "POST",
+      headers: { ...jsonHeaders, authorization: "Bearer tok-alice", origin: "http://evil.example" },
+      body: initialize,
+    });
+    assert.equal(origin.status, 403);
+    const { request } = await import("node:http");
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(env.url, {
+        method: "POST",
+        headers: { ...jsonHeaders, authorization: "Bearer tok-alice", host: "evil.example" },
+      });
+      req.on("response", (res) => resolve(res.statusCode ?? 0));
+      req.on("error", reject);
+      req.end(initialize);
+    });
+    assert.equal(status, 403);
+    const allowed = await fetch(env.url, {
+      method: "POST",
+      headers: { ...jsonHeaders, authorization: "Bearer tok-alice", origin: "http://allowed.example" },
+      body: initialize,
+    });
+    assert.equal(allowed.status, 200);
+  });
+
+  it("lists the tools derived from the contracts, with annotations and schemas", async () => {
+    const { client } = await connect(env.url, "tok-alice");
+    try {
+      const { tools } = await client.listTools();
+      assert.equal(tools.length, 28);
+      const write = tools.find((t) => t.name === "write_file")!;
+      assert.equal(write.annotations?.destructiveHint, true);
+      assert.deepEqual((write.inputSchema.required as string[]).sort(), ["path", "repl_id"]);
+      assert.ok(write.outputSchema);
+      assert.match(write.description ?? "", /expected_version/);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("treats an unknown tool and arguments that break the schema as protocol errors", async () => {
+    const { client } = await connect(env.url, "tok-alice");
+    try {
+      await assert.rejects(
+        client.callTool({ name: "format_disk", arguments: {} }),
+        (e: McpError) => e.code === ErrorCode.InvalidParams && /unknown tool/.test(e.message),
+      );
+      await assert.rejects(
+        client.callTool({ name: "read_file", arguments: { repl_id: "../etc", path: "x" } }),
+        (e: McpError) => e.code === ErrorCode.InvalidParams && /repl_id/.test(e.message),
+      );
+      await assert.rejects(
+        client.callTool({ name: "read_file", arguments: { repl_id: "r1", path: "x", bogus: 1 } }),
+        (e: McpError) => e.code === ErrorCode.InvalidParams && /bogus/.test(e.message),
+      );
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("binds a session to its user: another user's token cannot use it", async () => {
+    const { client, transport } = await connect(env.url, "tok-alice");
+    try {
+      assert.ok(transport.sessionId);
+      assert.equal(env.mcp.sessions >= 1, true);
+      const hijack = await fetch(env.url, {
+        method: "POST",
+        headers: { ...jsonHeaders, authorization: "Bearer tok-bob", "mcp-session-id": transport.sessionId! },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
+      });
+      assert.equal(hijack.status, 404);
+      assert.ok((await client.listTools()).tools.length > 0, "the owner's session still works");
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe("MCP over Streamable HTTP, stateless", () => {
+  let env: Awaited<ReturnType<typeof startMcp>>;
+  before(async () => {
+    env = await startMcp(true);
+  });
+  after(async () => {
+    await env.mcp.close();
+    await env.server.close();
+  });
+
+  it("serves tools without sessions", async () => {
+    const { client, transport } = await connect(env.url, "tok-bob");
+    try {
+      assert.equal(transport.sessionId, undefined);
+      assert.equal((await client.listTools()).tools.length, 28);
+      assert.equal(env.mcp.sessions, 0);
+    } finally {
+      await client.close();
+    }
+  });
+});
