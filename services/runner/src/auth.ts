@@ -1,0 +1,62 @@
+/**
+ * Who may use this runner: a valid, unexpired token for this repl (aud "runner") on every RPC,
+ * WebSocket and preview request, with the scope the service needs; RunnerAdminService takes core's
+ * "runner-admin" token instead. grpc.health.v1.Health is open.
+ */
+
+import { FileService } from "../../../gen/devex/runner/v1/file_pb.js";
+import { ProcessService } from "../../../gen/devex/runner/v1/process_pb.js";
+import { TerminalService } from "../../../gen/devex/runner/v1/terminal_pb.js";
+import { RunnerAdminService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import { createPrincipalKey } from "../../../lib/kit/auth.js";
+import { permissionDenied, unauthenticated } from "../../../lib/kit/errors.js";
+import { bearerToken, type TokenClaims, type TokenVerifier } from "../../../lib/kit/tokens.js";
+
+export const principalKey = createPrincipalKey<TokenClaims>("devex.runner.principal");
+
+/** The scope each service requires; services not listed need only a valid token. */
+const scopes: Record<string, string> = {
+  [FileService.typeName]: "files",
+  [TerminalService.typeName]: "terminals",
+  [ProcessService.typeName]: "exec",
+};
+
+export const MISSING_TOKEN = "missing access token: send Authorization: Bearer <token> (get one from core's StartRepl)";
+
+export interface RunnerAuth {
+  /** Verifies a user token for this repl and checks `scope` when given. */
+  user(token: string | undefined, scope?: string): TokenClaims;
+  /** Authenticates an RPC by its Authorization header. */
+  rpc(headers: Headers, method: { service: string; name: string }): TokenClaims;
+}
+
+export function createRunnerAuth(verifier: TokenVerifier, replId: string): RunnerAuth {
+  const user = (token: string | undefined, scope?: string) => {
+    if (!token) throw unauthenticated(MISSING_TOKEN);
+    const claims = verifier.verify(token, { aud: "runner", repl: replId });
+    if (scope && !claims.scope?.includes(scope)) {
+      throw permissionDenied(`access token lacks the "${scope}" scope`);
+    }
+    return claims;
+  };
+  return {
+    user,
+    rpc(headers, method) {
+      const token = bearerToken(headers.get("authorization"));
+      if (method.service === RunnerAdminService.typeName) {
+        if (!token) throw unauthenticated(MISSING_TOKEN);
+        return verifier.verify(token, { aud: "runner-admin", repl: replId });
+      }
+      return user(token, scopes[method.service]);
+    },
+  };
+}
+
+/** Reads a cookie's value from a Cookie header. */
+export function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? "").split(";")) {
+    const i = part.indexOf("=");
+    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
+  }
+  return undefined;
+}

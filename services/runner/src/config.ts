@@ -1,0 +1,132 @@
+/**
+ * Runner configuration, from the environment:
+ *
+ *   DEVEX_RUNNER_WORKSPACE          Directory served as the repl's workspace (required; created if missing).
+ *   DEVEX_RUNNER_PORT               Port for gRPC (h2c), Connect, WebSocket and preview (default 8090; 0 picks one).
+ *   DEVEX_RUNNER_HOST               Interface to bind (default 127.0.0.1).
+ *   DEVEX_REPL_ID                   The repl this runner serves; tokens for other repls are refused (required).
+ *   DEVEX_TOKEN_PUBLIC_KEY          Ed25519 public key (PEM) that verifies access tokens, or
+ *   DEVEX_TOKEN_PUBLIC_KEY_FILE     a file holding it (one of the two is required).
+ *   DEVEX_CORE_URL                  Core's base URL; with DEVEX_RUNNER_ID and DEVEX_RUNNER_CONTROL_TOKEN the runner
+ *   DEVEX_RUNNER_ID                 sends heartbeats and idle reports to core's RunnerControlService.
+ *   DEVEX_RUNNER_CONTROL_TOKEN      The runner's credential for core (aud "runner-control"); never logged.
+ *   DEVEX_IDLE_TIMEOUT              Idle time before the runner reports itself idle (default 4m).
+ *   DEVEX_HEARTBEAT_INTERVAL        Heartbeat period until core says otherwise (default 30s).
+ *   DEVEX_RUNNER_MAX_FILE_READ      Largest ReadFile answer in bytes (default 16 MiB).
+ *   DEVEX_RUNNER_MAX_TERMINALS      Terminals running at once (default 16).
+ *   DEVEX_RUNNER_MAX_PROCESSES      Exec calls and background processes running at once (default 32).
+ *   DEVEX_RUNNER_SCROLLBACK_BYTES   Scrollback kept per terminal (default 1 MiB).
+ *   DEVEX_RUNNER_PROCESS_OUTPUT_BYTES  Output kept per background process (default 1 MiB).
+ *   DEVEX_RUNNER_MAX_MESSAGE_BYTES  Largest request message (default 16 MiB).
+ *   DEVEX_LOG_LEVEL                 pino level (default info).
+ */
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { env, loadConfig } from "../../../lib/kit/config.js";
+
+const bytes = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
+const count = (fallback: number) => z.coerce.number().int().min(1).max(10_000).default(fallback);
+
+export const configSchema = z.object({
+  DEVEX_RUNNER_WORKSPACE: z.string().min(1),
+  DEVEX_RUNNER_PORT: env.port(8090),
+  DEVEX_RUNNER_HOST: z.string().default("127.0.0.1"),
+  DEVEX_REPL_ID: z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, "must be a repl id such as my-repl-1"),
+  DEVEX_TOKEN_PUBLIC_KEY: z.string().optional(),
+  DEVEX_TOKEN_PUBLIC_KEY_FILE: z.string().optional(),
+  DEVEX_CORE_URL: env.url().optional(),
+  DEVEX_RUNNER_ID: z.string().optional(),
+  DEVEX_RUNNER_CONTROL_TOKEN: z.string().optional(),
+  DEVEX_IDLE_TIMEOUT: env.duration("4m"),
+  DEVEX_HEARTBEAT_INTERVAL: env.duration("30s"),
+  DEVEX_RUNNER_MAX_FILE_READ: bytes(16 * 1024 * 1024),
+  DEVEX_RUNNER_MAX_TERMINALS: count(16),
+  DEVEX_RUNNER_MAX_PROCESSES: count(32),
+  DEVEX_RUNNER_SCROLLBACK_BYTES: bytes(1024 * 1024),
+  DEVEX_RUNNER_PROCESS_OUTPUT_BYTES: bytes(1024 * 1024),
+  DEVEX_RUNNER_MAX_MESSAGE_BYTES: bytes(16 * 1024 * 1024),
+  DEVEX_LOG_LEVEL: env.logLevel(),
+});
+
+export interface Limits {
+  maxFileRead: number;
+  maxTerminals: number;
+  maxProcesses: number;
+  scrollbackBytes: number;
+  processOutputBytes: number;
+  maxMessageBytes: number;
+}
+
+export interface CoreLink {
+  url: string;
+  runnerId: string;
+  controlToken: string;
+  heartbeatIntervalMs: number;
+}
+
+export interface RunnerConfig {
+  workspace: string;
+  port: number;
+  host: string;
+  replId: string;
+  tokenPublicKeyPem: string;
+  idleTimeoutMs: number;
+  core?: CoreLink;
+  limits: Limits;
+  logLevel: string;
+}
+
+export const defaultLimits: Limits = {
+  maxFileRead: 16 * 1024 * 1024,
+  maxTerminals: 16,
+  maxProcesses: 32,
+  scrollbackBytes: 1024 * 1024,
+  processOutputBytes: 1024 * 1024,
+  maxMessageBytes: 16 * 1024 * 1024,
+};
+
+export function loadRunnerConfig(source: NodeJS.ProcessEnv = process.env): RunnerConfig {
+  const c = loadConfig(configSchema, source);
+  const pem =
+    c.DEVEX_TOKEN_PUBLIC_KEY ??
+    (c.DEVEX_TOKEN_PUBLIC_KEY_FILE ? readFileSync(c.DEVEX_TOKEN_PUBLIC_KEY_FILE, "utf8") : undefined);
+  if (!pem) throw new Error("invalid configuration: set DEVEX_TOKEN_PUBLIC_KEY or DEVEX_TOKEN_PUBLIC_KEY_FILE");
+  const coreParts = [c.DEVEX_CORE_URL, c.DEVEX_RUNNER_ID, c.DEVEX_RUNNER_CONTROL_TOKEN];
+  if (coreParts.some(Boolean) && !coreParts.every(Boolean)) {
+    throw new Error(
+      "invalid configuration: DEVEX_CORE_URL, DEVEX_RUNNER_ID and DEVEX_RUNNER_CONTROL_TOKEN go together: set all three or none",
+    );
+  }
+  return {
+    workspace: c.DEVEX_RUNNER_WORKSPACE,
+    port: c.DEVEX_RUNNER_PORT,
+    host: c.DEVEX_RUNNER_HOST,
+    replId: c.DEVEX_REPL_ID,
+    tokenPublicKeyPem: pem,
+    idleTimeoutMs: c.DEVEX_IDLE_TIMEOUT,
+    core: c.DEVEX_CORE_URL
+      ? {
+          url: c.DEVEX_CORE_URL,
+          runnerId: c.DEVEX_RUNNER_ID!,
+          controlToken: c.DEVEX_RUNNER_CONTROL_TOKEN!,
+          heartbeatIntervalMs: c.DEVEX_HEARTBEAT_INTERVAL,
+        }
+      : undefined,
+    limits: {
+      maxFileRead: c.DEVEX_RUNNER_MAX_FILE_READ,
+      maxTerminals: c.DEVEX_RUNNER_MAX_TERMINALS,
+      maxProcesses: c.DEVEX_RUNNER_MAX_PROCESSES,
+      scrollbackBytes: c.DEVEX_RUNNER_SCROLLBACK_BYTES,
+      processOutputBytes: c.DEVEX_RUNNER_PROCESS_OUTPUT_BYTES,
+      maxMessageBytes: c.DEVEX_RUNNER_MAX_MESSAGE_BYTES,
+    },
+    logLevel: c.DEVEX_LOG_LEVEL,
+  };
+}
+
+/** "16 MiB", "512 KiB", "12 bytes": sizes in error messages. */
+export function formatBytes(n: number): string {
+  if (n >= 1024 * 1024) return `${+(n / (1024 * 1024)).toFixed(1)} MiB`;
+  if (n >= 1024) return `${+(n / 1024).toFixed(1)} KiB`;
+  return `${n} bytes`;
+}

@@ -1,0 +1,14 @@
+/**
+ * The runner's one entry point: `npx tsx services/runner/src/main.ts`, configured from the
+ * environment (see config.ts and services/runner/README.md).
+ */
+import { createLogger } from "../../../lib/kit/log.js";
+import { onShutdown } from "../../../lib/kit/shutdown.js";
+import { loadRunnerConfig } from "./config.js";
+import { startRunner } from "./runner.js";
+
+const config = loadRunnerConfig();
+const log = createLogger("runner", { level: config.logLevel });
+const runner = await startRunner(config, { log });
+log.info({ replId: config.replId, workspace: runner.workspace.root, core: config.core?.url }, "runner ready");
+onShutdown(log, [() => runner.close()]);

@@ -1,0 +1,200 @@
+/**
+ * Builds a runner from its config: the workspace, registries, services, auth, the WebSocket
+ * bridge, the preview proxy and (when core is configured) heartbeats and idle reports, all on one
+ * port. main.ts calls this with config from the environment; tests call it with their own.
+ */
+import { mkdir } from "node:fs/promises";
+import type { Interceptor } from "@connectrpc/connect";
+import { FileService } from "../../../gen/devex/runner/v1/file_pb.js";
+import { ProcessService } from "../../../gen/devex/runner/v1/process_pb.js";
+import { StatusService } from "../../../gen/devex/runner/v1/status_pb.js";
+import { TerminalService } from "../../../gen/devex/runner/v1/terminal_pb.js";
+import { RunnerAdminService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import { authInterceptor } from "../../../lib/kit/auth.js";
+import { unavailable } from "../../../lib/kit/errors.js";
+import type { Logger } from "../../../lib/kit/log.js";
+import { type RunningServer, startServer } from "../../../lib/kit/server.js";
+import { createTokenVerifier } from "../../../lib/kit/tokens.js";
+import { ActivityTracker, type Clock } from "./activity.js";
+import { createRunnerAuth, principalKey } from "./auth.js";
+import type { RunnerConfig } from "./config.js";
+import { createControlClient, IdleMonitor } from "./control/idle-monitor.js";
+import { createPreviewProxy } from "./preview/proxy.js";
+import { ProcessRegistry } from "./processes/registry.js";
+import { createAdminService } from "./services/admin-service.js";
+import { createFileService } from "./services/file-service.js";
+import { createProcessService } from "./services/process-service.js";
+import { createStatusService } from "./services/status-service.js";
+import { createTerminalService } from "./services/terminal-service.js";
+import { TerminalRegistry } from "./terminals/registry.js";
+import { createWsBridge } from "./terminals/ws-bridge.js";
+import { Workspace } from "./workspace/paths.js";
+
+export interface RunnerOptions {
+  log: Logger;
+  clock?: Clock;
+  /** How often idleness is checked (tests use a short one). */
+  idleCheckIntervalMs?: number;
+}
+
+export interface Runner {
+  readonly server: RunningServer;
+  readonly url: string;
+  readonly port: number;
+  readonly workspace: Workspace;
+  readonly terminals: TerminalRegistry;
+  readonly processes: ProcessRegistry;
+  readonly activity: ActivityTracker;
+  readonly idleMonitor?: IdleMonitor;
+  close(): Promise<void>;
+}
+
+/** The environment user commands start from: the runner's own, minus its configuration and secrets. */
+export function userEnv(source: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(source)) {
+    if (v === undefined || k.startsWith("DEVEX_") || k.startsWith("npm_")) continue;
+    env[k] = v;
+  }
+  return env;
+}
+
+export async function startRunner(config: RunnerConfig, options: RunnerOptions): Promise<Runner> {
+  const { log } = options;
+  await mkdir(config.workspace, { recursive: true });
+  const workspace = await Workspace.open(config.workspace);
+  const baseEnv = userEnv();
+  const { limits } = config;
+  const terminals = new TerminalRegistry({
+    workspace,
+    baseEnv,
+    maxTerminals: limits.maxTerminals,
+    scrollbackBytes: limits.scrollbackBytes,
+  });
+  const processes = new ProcessRegistry({
+    workspace,
+    baseEnv,
+    maxProcesses: limits.maxProcesses,
+    outputBytes: limits.processOutputBytes,
+  });
+  const activity = new ActivityTracker(options.clock, () => processes.running);
+  const auth = createRunnerAuth(createTokenVerifier(config.tokenPublicKeyPem), config.replId);
+  let drainReason: string | undefined;
+  const draining = () => drainReason;
+  let serverPort = config.port;
+
+  const wsBridge = createWsBridge({ auth, terminals, activity, log, draining });
+  const preview = createPreviewProxy({ auth, activity, log, ownPort: () => serverPort });
+
+  const server = await startServer({
+    name: "runner",
+    port: config.port,
+    host: config.host,
+    log,
+    readMaxBytes: limits.maxMessageBytes,
+    interceptors: [authInterceptor(principalKey, (h, m) => auth.rpc(h, m)), activityInterceptor(activity, draining)],
+    routes(router) {
+      router.service(FileService, createFileService({ workspace, maxFileRead: limits.maxFileRead }));
+      router.service(TerminalService, createTerminalService({ terminals, activity }));
+      router.service(ProcessService, createProcessService({ processes }));
+      router.service(
+        StatusService,
+        createStatusService({
+          replId: config.replId,
+          startTime: Date.now(),
+          idleTimeoutMs: config.idleTimeoutMs,
+          activity,
+          terminals,
+          processes,
+        }),
+      );
+      router.service(
+        RunnerAdminService,
+        createAdminService({
+          workspace,
+          terminals,
+          processes,
+          log,
+          startDraining: (reason) => (drainReason ??= reason),
+        }),
+      );
+    },
+    http: (req, res) => preview.http(req, res),
+    upgrade: (req, socket, head) => wsBridge(req, socket, head) || preview.upgrade(req, socket, head),
+  });
+  serverPort = server.port;
+
+  let idleMonitor: IdleMonitor | undefined;
+  if (config.core) {
+    idleMonitor = new IdleMonitor({
+      client: createControlClient(config.core.url, config.core.controlToken),
+      replId: config.replId,
+      runnerId: config.core.runnerId,
+      activity,
+      counts: () => ({ terminals: terminals.running, processes: processes.running }),
+      idleTimeoutMs: config.idleTimeoutMs,
+      heartbeatIntervalMs: config.core.heartbeatIntervalMs,
+      checkIntervalMs: options.idleCheckIntervalMs,
+      log,
+      onUnknownRunner: () => {
+        drainReason ??= "core no longer knows this runner";
+        void terminals.closeAll();
+        void processes.killAll(2000);
+      },
+    });
+    idleMonitor.start();
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    url: server.url,
+    port: server.port,
+    workspace,
+    terminals,
+    processes,
+    activity,
+    idleMonitor,
+    close() {
+      closing ??= (async () => {
+        idleMonitor?.stop();
+        drainReason ??= "the runner is stopping";
+        await Promise.all([terminals.closeAll(200), processes.killAll(500)]);
+        await server.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Counts RPCs as activity (GetStatus and admin calls excepted), open streams while they run, and refuses work while draining. */
+function activityInterceptor(activity: ActivityTracker, draining: () => string | undefined): Interceptor {
+  const passive = new Set([StatusService.typeName, RunnerAdminService.typeName]);
+  return (next) => async (req) => {
+    if (passive.has(req.service.typeName)) return next(req);
+    const reason = draining();
+    if (reason) throw unavailable(`runner is draining (${reason}): it accepts no new work`);
+    activity.touch();
+    if (req.method.methodKind === "unary") return next(req);
+    const done = activity.streamOpened();
+    try {
+      const res = await next(req);
+      if (!res.stream) {
+        done();
+        return res;
+      }
+      return { ...res, message: counted(res.message, done) };
+    } catch (e) {
+      done();
+      throw e;
+    }
+  };
+}
+
+async function* counted<T>(it: AsyncIterable<T>, done: () => void): AsyncIterable<T> {
+  try {
+    yield* it;
+  } finally {
+    done();
+  }
+}

@@ -1,0 +1,106 @@
+/** The repl's terminals: creates PTY sessions within the limit, finds and closes them. */
+import { randomBytes } from "node:crypto";
+import { stat } from "node:fs/promises";
+import path from "node:path";
+import { spawn } from "@lydell/node-pty";
+import { failedPrecondition, invalidArgument, notFound, resourceExhausted } from "../../../../lib/kit/errors.js";
+import { withFsErrors } from "../workspace/fs-errors.js";
+import type { Workspace } from "../workspace/paths.js";
+import { clamp, TerminalSession } from "./session.js";
+
+export interface TerminalRegistryDeps {
+  workspace: Workspace;
+  maxTerminals: number;
+  scrollbackBytes: number;
+  /** Environment every terminal starts from (the runner's own secrets already removed). */
+  baseEnv: Record<string, string>;
+}
+
+export interface CreateTerminalOptions {
+  command: string[];
+  cwd: string;
+  env: Record<string, string>;
+  cols?: number;
+  rows?: number;
+  name?: string;
+}
+
+/** Exited terminals kept for reading until closed; the oldest beyond this are forgotten. */
+const MAX_EXITED = 32;
+
+export class TerminalRegistry {
+  private readonly sessions = new Map<string, TerminalSession>();
+  private counter = 0;
+
+  constructor(private readonly deps: TerminalRegistryDeps) {}
+
+  get running(): number {
+    let n = 0;
+    for (const s of this.sessions.values()) if (!s.exit) n++;
+    return n;
+  }
+
+  list(): TerminalSession[] {
+    return [...this.sessions.values()];
+  }
+
+  get(id: string): TerminalSession {
+    const s = this.sessions.get(id);
+    if (!s)
+      throw notFound(`terminal "${id}" does not exist (it was closed, or never created): list terminals or create one`);
+    return s;
+  }
+
+  async create(o: CreateTerminalOptions): Promise<TerminalSession> {
+    const { maxTerminals, workspace, baseEnv, scrollbackBytes } = this.deps;
+    if (this.running >= maxTerminals) {
+      throw resourceExhausted(
+        `too many terminals: the limit is ${maxTerminals} running terminals per repl (DEVEX_RUNNER_MAX_TERMINALS); close one first`,
+      );
+    }
+    const cwd = await workspace.resolve(o.cwd);
+    const st = await withFsErrors(cwd.rel, () => stat(cwd.abs));
+    if (!st.isDirectory()) throw failedPrecondition(`cwd "${cwd.rel}" is not a directory`);
+    const [file, ...args] = o.command.length > 0 ? o.command : ["bash", "-l"];
+    if (!file) throw invalidArgument("command[0] must name a program");
+    const id = `t${++this.counter}-${randomBytes(4).toString("hex")}`;
+    const pty = spawn(file, args, {
+      name: "xterm-256color",
+      cols: clamp(o.cols ?? 80),
+      rows: clamp(o.rows ?? 24),
+      cwd: cwd.abs,
+      env: { ...baseEnv, TERM: "xterm-256color", COLORTERM: "truecolor", ...o.env, DEVEX_TERMINAL_ID: id },
+      encoding: null,
+    });
+    const session = new TerminalSession({
+      id,
+      name: o.name || `${path.basename(file)} ${this.counter}`,
+      command: [file, ...args],
+      cwd: cwd.rel,
+      pty,
+      scrollbackBytes,
+      onExit: () => this.pruneExited(),
+    });
+    this.sessions.set(id, session);
+    return session;
+  }
+
+  async close(id: string): Promise<void> {
+    const s = this.get(id);
+    this.sessions.delete(id);
+    await s.close();
+  }
+
+  async closeAll(graceMs = 500): Promise<number> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    const running = all.filter((s) => !s.exit).length;
+    await Promise.all(all.map((s) => s.close(graceMs)));
+    return running;
+  }
+
+  private pruneExited(): void {
+    const exited = [...this.sessions.values()].filter((s) => s.exit);
+    for (const s of exited.slice(0, Math.max(0, exited.length - MAX_EXITED))) this.sessions.delete(s.id);
+  }
+}

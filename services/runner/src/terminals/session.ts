@@ -1,0 +1,289 @@
+/**
+ * A terminal session (after VS Code's ptyHost): it owns its PTY (a session and process-group
+ * leader, so closing kills the whole group), a bounded scrollback, and flow control.
+ *
+ * Output is batched: bytes read from the PTY are collected for up to BATCH_MS or BATCH_BYTES and
+ * then delivered to every attachment as one frame (large frames matter: per-message cost dominates
+ * on the gRPC path). Each attachment reports its backlog: output delivered but not yet acknowledged
+ * (once the client sends acks) or not yet taken by its transport. While any backlog is above the
+ * high watermark the PTY is paused (the kernel then blocks the writer); it resumes when every
+ * backlog is below the low watermark. Replayed scrollback does not count, and acks for it are
+ * ignored.
+ *
+ * No output is lost at exit (node-pty #72): when the last process closes the PTY's slave side, Linux
+ * may report EIO on the master before the final bytes were read (about half the runs of `printf
+ * big; exit` lose a tail here). The session therefore holds its own descriptor of the slave
+ * (O_NOCTTY), so the master never sees that hangup; node-pty then notices the exit through
+ * waitpid and closes the master 200 ms later, after the remaining bytes were read. A paused PTY
+ * would lose them at that close, so a paused session polls its leader and resumes once it is gone.
+ */
+import { closeSync, constants as fsConstants, openSync } from "node:fs";
+import { constants as osConstants } from "node:os";
+import type { IPty } from "@lydell/node-pty";
+import { RingBuffer } from "./ring-buffer.js";
+
+export const BATCH_MS = 5;
+export const BATCH_BYTES = 64 * 1024;
+export const HIGH_WATERMARK = 100_000;
+export const LOW_WATERMARK = 5_000;
+const EXIT_POLL_MS = 50;
+
+export interface TerminalExitInfo {
+  exitCode: number;
+  signal: string;
+}
+
+export interface AttachmentSink {
+  /** Delivers one output frame. */
+  output(data: Buffer): void;
+  /** The process exited; no more output follows. */
+  exit(info: TerminalExitInfo): void;
+  /** Bytes delivered but not yet taken by the transport. */
+  transportBacklog(): number;
+}
+
+export class Attachment {
+  private unacked = 0;
+  private acking = false;
+  private ignoreAcks: number;
+
+  constructor(
+    private readonly session: TerminalSession,
+    readonly sink: AttachmentSink,
+    readonly replayBytes: number,
+  ) {
+    this.ignoreAcks = replayBytes;
+  }
+
+  get backlog(): number {
+    return Math.max(this.acking ? this.unacked : 0, this.sink.transportBacklog());
+  }
+
+  delivered(n: number): void {
+    this.unacked += n;
+  }
+
+  /** The client processed `n` more output bytes. */
+  ack(n: number): void {
+    this.acking = true;
+    const ignored = Math.min(this.ignoreAcks, n);
+    this.ignoreAcks -= ignored;
+    this.unacked = Math.max(0, this.unacked - (n - ignored));
+    this.session.checkFlow();
+  }
+
+  /** The transport took queued bytes: re-evaluate pausing. */
+  drained(): void {
+    this.session.checkFlow();
+  }
+
+  detach(): void {
+    this.session.detach(this);
+  }
+}
+
+export interface SessionInit {
+  id: string;
+  name: string;
+  command: string[];
+  cwd: string;
+  pty: IPty;
+  scrollbackBytes: number;
+  onExit?: (s: TerminalSession) => void;
+}
+
+export class TerminalSession {
+  readonly id: string;
+  readonly name: string;
+  readonly command: string[];
+  readonly cwd: string;
+  readonly pid: number;
+  readonly createTime = Date.now();
+  cols: number;
+  rows: number;
+  exit: TerminalExitInfo | undefined;
+  private readonly pty: IPty;
+  private readonly scrollback: RingBuffer;
+  private readonly attachments = new Set<Attachment>();
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private paused = false;
+  private exitPoll: NodeJS.Timeout | undefined;
+  private readonly exited: Promise<void>;
+  private slaveFd: number | undefined;
+
+  constructor(init: SessionInit) {
+    this.id = init.id;
+    this.name = init.name;
+    this.command = init.command;
+    this.cwd = init.cwd;
+    this.pty = init.pty;
+    this.pid = init.pty.pid;
+    this.cols = init.pty.cols;
+    this.rows = init.pty.rows;
+    this.scrollback = new RingBuffer(init.scrollbackBytes);
+    this.slaveFd = holdSlave(init.pty);
+    this.pty.onData((d) => this.onData(d as unknown as Buffer));
+    this.exited = new Promise((resolve) => {
+      this.pty.onExit(({ exitCode, signal }) => {
+        this.flush();
+        this.stopExitPoll();
+        if (this.slaveFd !== undefined) closeSync(this.slaveFd);
+        this.slaveFd = undefined;
+        this.exit = { exitCode, signal: signal ? signalName(signal) : "" };
+        for (const a of this.attachments) a.sink.exit(this.exit);
+        this.attachments.clear();
+        init.onExit?.(this);
+        resolve();
+      });
+    });
+  }
+
+  get attachedClients(): number {
+    return this.attachments.size;
+  }
+
+  get totalBytes(): number {
+    return this.scrollback.total + this.pendingBytes;
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Attaches a client; when `replay`, the scrollback is delivered first (as `replayBytes`). */
+  attach(sink: AttachmentSink, replay: boolean): Attachment {
+    this.flush();
+    const replayData = replay ? this.scrollback.tail() : Buffer.alloc(0);
+    const a = new Attachment(this, sink, replayData.length);
+    for (let i = 0; i < replayData.length; i += BATCH_BYTES) sink.output(replayData.subarray(i, i + BATCH_BYTES));
+    if (this.exit) sink.exit(this.exit);
+    else this.attachments.add(a);
+    return a;
+  }
+
+  detach(a: Attachment): void {
+    if (this.attachments.delete(a)) this.checkFlow();
+  }
+
+  write(data: Uint8Array | string): void {
+    if (this.exit) return;
+    // node-pty writes Buffers as raw bytes; its typings only mention strings.
+    this.pty.write(
+      (typeof data === "string" ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)) as string,
+    );
+  }
+
+  resize(cols: number, rows: number): void {
+    this.cols = clamp(cols);
+    this.rows = clamp(rows);
+    if (!this.exit) this.pty.resize(this.cols, this.rows);
+  }
+
+  readScrollback(maxBytes: number): Buffer {
+    this.flush();
+    return this.scrollback.tail(maxBytes);
+  }
+
+  /** Hangs up the process group, then kills it after `graceMs`; resolves when the PTY is gone. */
+  async close(graceMs = 500): Promise<void> {
+    if (!this.exit) {
+      killGroup(this.pid, "SIGHUP");
+      this.resumePty(); // let the final output drain so exit is reported
+      const timer = setTimeout(() => killGroup(this.pid, "SIGKILL"), graceMs);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    killGroup(this.pid, "SIGKILL"); // stragglers that ignored SIGHUP
+  }
+
+  whenExited(): Promise<void> {
+    return this.exited;
+  }
+
+  checkFlow(): void {
+    if (this.exit) return;
+    let max = 0;
+    for (const a of this.attachments) max = Math.max(max, a.backlog);
+    if (!this.paused && max > HIGH_WATERMARK) {
+      this.paused = true;
+      this.pty.pause();
+      this.exitPoll = setInterval(() => {
+        if (!isAlive(this.pid)) this.resumePty();
+      }, EXIT_POLL_MS);
+    } else if (this.paused && max < LOW_WATERMARK) {
+      this.resumePty();
+    }
+  }
+
+  private resumePty(): void {
+    this.stopExitPoll();
+    if (!this.paused) return;
+    this.paused = false;
+    this.pty.resume();
+  }
+
+  private stopExitPoll(): void {
+    if (this.exitPoll) clearInterval(this.exitPoll);
+    this.exitPoll = undefined;
+  }
+
+  private onData(chunk: Buffer): void {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes >= BATCH_BYTES) this.flush();
+    else this.flushTimer ??= setTimeout(() => this.flush(), BATCH_MS);
+  }
+
+  private flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.pendingBytes === 0) return;
+    const frame = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.scrollback.write(frame);
+    for (const a of this.attachments) {
+      a.delivered(frame.length);
+      a.sink.output(frame);
+    }
+    this.checkFlow();
+  }
+}
+
+/** Opens the PTY's slave side (see the header); undefined if it cannot be opened. */
+function holdSlave(pty: IPty): number | undefined {
+  const name = (pty as unknown as { ptsName?: string }).ptsName;
+  if (!name) return undefined;
+  try {
+    return openSync(name, fsConstants.O_RDWR | fsConstants.O_NOCTTY);
+  } catch {
+    return undefined;
+  }
+}
+
+export function clamp(n: number): number {
+  return Math.min(1000, Math.max(1, Math.floor(n) || 1));
+}
+
+export function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {}
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const signalNames = new Map(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
+
+export function signalName(n: number): string {
+  return signalNames.get(n) ?? `SIG${n}`;
+}

@@ -1,0 +1,64 @@
+/** SearchFiles: glob over paths (minimatch) and a plain or regex content grep, bounded. */
+import { readFile } from "node:fs/promises";
+import { minimatch } from "minimatch";
+import { invalidArgument } from "../../../../lib/kit/errors.js";
+import { walk } from "./walk.js";
+
+export interface SearchQuery {
+  abs: string;
+  rel: string;
+  glob: string;
+  contentPattern: string;
+  regex: boolean;
+  caseSensitive: boolean;
+  exclude: string[];
+  maxResults: number;
+  maxFileBytes: number;
+}
+
+export interface SearchResult {
+  paths: string[];
+  matches: Array<{ path: string; line: number; text: string }>;
+  truncated: boolean;
+}
+
+const MAX_LINE = 500;
+
+export async function searchFiles(q: SearchQuery): Promise<SearchResult> {
+  const pattern = q.contentPattern ? compile(q) : undefined;
+  const result: SearchResult = { paths: [], matches: [], truncated: false };
+  const exclude = [...q.exclude, ".git"];
+  for await (const e of walk(q.abs, q.rel, { maxDepth: 64, exclude, includeHidden: true })) {
+    if (!e.stats.isFile()) continue;
+    const inDir = q.rel ? e.rel.slice(q.rel.length + 1) : e.rel;
+    if (q.glob && !minimatch(inDir, q.glob, { dot: true, matchBase: !q.glob.includes("/") })) continue;
+    if (!pattern) {
+      if (result.paths.length >= q.maxResults) return { ...result, truncated: true };
+      result.paths.push(e.rel);
+      continue;
+    }
+    if (e.stats.size > BigInt(q.maxFileBytes)) continue;
+    const buf = await readFile(e.abs).catch(() => undefined);
+    if (!buf || buf.subarray(0, 8192).includes(0)) continue; // unreadable or binary
+    const lines = buf.toString("utf8").split("\n");
+    let found = false;
+    for (let i = 0; i < lines.length; i++) {
+      pattern.lastIndex = 0;
+      if (!pattern.test(lines[i])) continue;
+      if (result.matches.length >= q.maxResults) return { ...result, truncated: true };
+      if (!found) result.paths.push(e.rel);
+      found = true;
+      result.matches.push({ path: e.rel, line: i + 1, text: lines[i].replace(/\r$/, "").slice(0, MAX_LINE) });
+    }
+  }
+  return result;
+}
+
+function compile(q: SearchQuery): RegExp {
+  const source = q.regex ? q.contentPattern : q.contentPattern.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  try {
+    return new RegExp(source, q.caseSensitive ? "" : "i");
+  } catch (e) {
+    throw invalidArgument(`content_pattern is not a valid regular expression: ${(e as Error).message}`);
+  }
+}

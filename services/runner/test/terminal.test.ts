@@ -1,0 +1,165 @@
+import assert from "node:assert/strict";
+import { requireProgram } from "../../../lib/testing/programs.js";
+import { type GrpcClient, grpcClient, startTestRunner, type TestRunner, unary, waitFor } from "./helpers.js";
+
+/** A bidi Attach over grpc-js that collects output as text. */
+function attach(client: GrpcClient, terminalId: string, replay = false) {
+  const call = client.attach();
+  const frames: Array<Record<string, unknown>> = [];
+  let text = "";
+  let exit: { exitCode: number; signal: string } | undefined;
+  call.on("data", (f: Record<string, unknown>) => {
+    frames.push(f);
+    if (f.frame === "output") text += (f.output as Buffer).toString("utf8");
+    if (f.frame === "exit") exit = f.exit as typeof exit;
+  });
+  const ended = new Promise<void>((resolve) => {
+    call.on("end", resolve);
+    call.on("error", () => resolve());
+  });
+  call.write({ start: { terminalId, replay } });
+  return {
+    call,
+    frames,
+    get text() {
+      return text;
+    },
+    get exit() {
+      return exit;
+    },
+    ended,
+    type: (s: string) => call.write({ input: Buffer.from(s) }),
+  };
+}
+
+describe("runner terminals over grpc-js (bidi Attach)", function () {
+  this.timeout(30_000);
+  let t: TestRunner;
+  let client: GrpcClient;
+
+  before(async function () {
+    requireProgram(this, "bash");
+    t = await startTestRunner();
+    client = grpcClient(t.runner.url, "TerminalService", t.token);
+  });
+  after(async () => {
+    client?.close();
+    await t?.close();
+  });
+
+  it("runs real bash in a real PTY: input, output and resize (stty size answers)", async () => {
+    const res = await unary<{ terminal: { terminalId: string; pid: number } }>(client, "createTerminal", {
+      command: ["bash", "--norc", "--noprofile"],
+      size: { cols: 80, rows: 24 },
+    });
+    const id = res.terminal.terminalId;
+    const a = attach(client, id);
+    await waitFor(() => a.frames.length > 0, 5000, "attached frame");
+    assert.equal(a.frames[0].frame, "attached");
+    a.type("echo hello-$((6*7))\n");
+    await waitFor(() => a.text.includes("hello-42"), 5000, "echo output");
+    a.type("stty size\n");
+    await waitFor(() => a.text.includes("24 80"), 5000, "initial size");
+    a.call.write({ resize: { cols: 132, rows: 43 } });
+    a.type("stty size\n");
+    await waitFor(() => a.text.includes("43 132"), 5000, "resized size");
+    a.type("exit 7\n");
+    await a.ended;
+    assert.deepEqual(a.exit, { exitCode: 7, signal: "" });
+    assert.equal(a.frames.at(-1)!.frame, "exit");
+  });
+
+  it("loses no output when the shell exits right after printing (node-pty #72)", async () => {
+    const size = 300_000;
+    const res = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", {
+      command: ["bash", "-c", `sleep 0.3; head -c ${size} /dev/zero | tr '\\0' x; printf END; exit 3`],
+    });
+    const a = attach(client, res.terminal.terminalId, true);
+    await a.ended;
+    const xs = a.text.split("").filter((c) => c === "x").length;
+    assert.equal(xs, size);
+    assert.ok(a.text.endsWith("END"), "final bytes arrive");
+    assert.deepEqual(a.exit, { exitCode: 3, signal: "" });
+  });
+
+  it("reattach after a client drop replays the recent output", async () => {
+    const res = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", {
+      command: ["bash", "--norc", "--noprofile"],
+    });
+    const id = res.terminal.terminalId;
+    const a = attach(client, id);
+    a.type("echo before-drop-$((1+1))\n");
+    await waitFor(() => a.text.includes("before-drop-2"), 5000, "output");
+    a.call.cancel();
+    await a.ended;
+    await waitFor(async () => {
+      const list = await unary<{ terminals: Array<{ terminalId: string; attachedClients: number }> }>(
+        client,
+        "listTerminals",
+        {},
+      );
+      return list.terminals.find((x) => x.terminalId === id)?.attachedClients === 0;
+    });
+    const b = attach(client, id, true);
+    await waitFor(() => b.text.includes("before-drop-2"), 5000, "replayed output");
+    const attached = b.frames[0] as { attached: { replayBytes: string } };
+    assert.ok(Number(attached.attached.replayBytes) > 0);
+    b.type("echo after-$((2+2))\n");
+    await waitFor(() => b.text.includes("after-4"), 5000, "live output after reattach");
+    await unary(client, "closeTerminal", { terminalId: id });
+    await b.ended;
+  });
+
+  it("browser form: StreamOutput + SendInput + ResizeTerminal + ReadScrollback", async () => {
+    const res = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", {
+      command: ["bash", "--norc", "--noprofile"],
+    });
+    const id = res.terminal.terminalId;
+    const stream = client.streamOutput({ terminalId: id, replay: true });
+    let text = "";
+    stream.on("data", (f: { frame: string; output?: Buffer }) => {
+      if (f.frame === "output") text += f.output!.toString();
+    });
+    stream.on("error", () => {});
+    await unary(client, "resizeTerminal", { terminalId: id, size: { cols: 100, rows: 30 } });
+    await unary(client, "sendInput", { terminalId: id, data: Buffer.from("stty size\n") });
+    await waitFor(() => text.includes("30 100"), 5000, "stty size via StreamOutput");
+    const sb = await unary<{ data: Buffer; totalBytes: string }>(client, "readScrollback", {
+      terminalId: id,
+      maxBytes: 0,
+    });
+    assert.ok(sb.data.toString().includes("30 100"));
+    assert.ok(Number(sb.totalBytes) >= sb.data.length);
+    stream.cancel();
+    await unary(client, "closeTerminal", { terminalId: id });
+    await assert.rejects(unary(client, "readScrollback", { terminalId: id }), /NOT_FOUND|does not exist/);
+  });
+
+  it("close kills the terminal's whole process group", async () => {
+    const res = await unary<{ terminal: { terminalId: string; pid: number } }>(client, "createTerminal", {
+      command: ["bash", "-c", "sleep 1000 & sleep 1000 & wait"],
+    });
+    const pid = res.terminal.pid;
+    await waitFor(() => {
+      try {
+        process.kill(-pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    await unary(client, "closeTerminal", { terminalId: res.terminal.terminalId });
+    await waitFor(
+      () => {
+        try {
+          process.kill(-pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      3000,
+      "process group gone",
+    );
+  });
+});
