@@ -1,0 +1,42 @@
+/**
+ * Authenticates every call (Health excepted). RunnerControlService accepts only a runner's control
+ * credential (a signed token with aud "runner-control"); every other service accepts an API token
+ * ("Authorization: Bearer dvx_...") or the browser session cookie, and nothing else.
+ */
+import { RunnerControlService } from "../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import { unauthenticated } from "../../../../lib/kit/errors.js";
+import { bearerToken, type TokenVerifier } from "../../../../lib/kit/tokens.js";
+import type { StateStore } from "../state/store.js";
+import { readCookie, SESSION_COOKIE } from "./cookies.js";
+import type { Principal } from "./principal.js";
+import { API_TOKEN_PREFIX, sha256 } from "./secrets.js";
+
+const TOUCH_EVERY_MS = 60_000;
+
+export function createAuthenticator(state: StateStore, verifier: TokenVerifier, signInUrl: () => string) {
+  return async (headers: Headers, method: { service: string }): Promise<Principal> => {
+    const bearer = bearerToken(headers.get("authorization"));
+    if (method.service === RunnerControlService.typeName) {
+      if (!bearer) throw unauthenticated("missing runner credential");
+      const claims = verifier.verify(bearer, { aud: "runner-control" });
+      return { kind: "runner", runnerId: claims.sub, replId: claims.repl };
+    }
+    if (bearer) {
+      if (!bearer.startsWith(API_TOKEN_PREFIX)) throw unauthenticated("not an API token: expected dvx_...");
+      const hash = sha256(bearer);
+      const token = await state.getApiTokenByHash(hash);
+      if (!token) throw unauthenticated("invalid, revoked or expired API token");
+      const now = Date.now();
+      if (now - token.lastUseTime > TOUCH_EVERY_MS) void state.touchApiToken(hash, now).catch(() => {});
+      return { kind: "user", userId: token.userId, method: "api-token" };
+    }
+    const cookie = readCookie(headers.get("cookie"), SESSION_COOKIE);
+    if (cookie) {
+      const sessionHash = sha256(cookie);
+      const session = await state.getWebSession(sessionHash);
+      if (session) return { kind: "user", userId: session.userId, method: "session", sessionHash };
+      throw unauthenticated(`session expired: sign in again at ${signInUrl()}`);
+    }
+    throw unauthenticated(`not signed in: sign in at ${signInUrl()} or send "Authorization: Bearer <API token>"`);
+  };
+}

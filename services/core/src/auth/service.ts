@@ -1,0 +1,69 @@
+/** AuthService: who-am-I, API tokens, logout. */
+import { create } from "@bufbuild/protobuf";
+import { durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import {
+  type ApiToken,
+  ApiTokenSchema,
+  AuthMethod,
+  type AuthService,
+  UserSchema,
+} from "../../../../gen/devex/core/v1/auth_pb.js";
+import { notFound } from "../../../../lib/kit/errors.js";
+import type { ApiTokenRecord, StateStore } from "../state/store.js";
+import { clearSessionCookie } from "./cookies.js";
+import type { UserOf } from "./principal.js";
+import { DEFAULT_TOKEN_TTL_MS, issueApiToken } from "./secrets.js";
+
+export function toApiToken(t: ApiTokenRecord): ApiToken {
+  return create(ApiTokenSchema, {
+    tokenId: t.tokenId,
+    name: t.name,
+    createTime: timestampFromMs(t.createTime),
+    expireTime: t.expireTime ? timestampFromMs(t.expireTime) : undefined,
+    lastUseTime: t.lastUseTime ? timestampFromMs(t.lastUseTime) : undefined,
+  });
+}
+
+export function createAuthService(
+  state: StateStore,
+  userOf: UserOf,
+  options: { secureCookies: boolean },
+): ServiceImpl<typeof AuthService> {
+  return {
+    async getCurrentUser(_req, ctx) {
+      const p = userOf(ctx);
+      const u = await state.getUser(p.userId);
+      return {
+        user: create(UserSchema, {
+          userId: p.userId,
+          displayName: u?.displayName || p.userId,
+          avatarUrl: u?.avatarUrl ?? "",
+        }),
+        authMethod: p.method === "session" ? AuthMethod.SESSION : AuthMethod.API_TOKEN,
+      };
+    },
+    async createApiToken(req, ctx) {
+      const ttl = req.ttl ? durationMs(req.ttl) : DEFAULT_TOKEN_TTL_MS;
+      const { record, secret } = await issueApiToken(state, userOf(ctx).userId, req.name, ttl);
+      return { token: toApiToken(record), secret };
+    },
+    async listApiTokens(_req, ctx) {
+      const tokens = await state.listApiTokens(userOf(ctx).userId);
+      tokens.sort((a, b) => b.createTime - a.createTime);
+      return { tokens: tokens.map(toApiToken) };
+    },
+    async revokeApiToken(req, ctx) {
+      if (!(await state.deleteApiToken(userOf(ctx).userId, req.tokenId))) {
+        throw notFound(`API token ${req.tokenId} not found`);
+      }
+      return {};
+    },
+    async logout(_req, ctx) {
+      const p = userOf(ctx);
+      if (p.sessionHash) await state.deleteWebSession(p.sessionHash);
+      ctx.responseHeader.append("set-cookie", clearSessionCookie(options.secureCookies));
+      return {};
+    },
+  };
+}

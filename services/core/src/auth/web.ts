@@ -1,0 +1,162 @@
+/**
+ * Browser sign-in routes, mounted through the server kit's `http` hook:
+ *   GET  /auth/login                 → GitHub sign-in (or, embedded, explains where the link is)
+ *   GET  /auth/login?code=<code>     → embedded setup: the one-time link printed at start
+ *   GET  /auth/connect/github[/callback] → grant's OAuth 2.0 flow (state checked)
+ *   POST /auth/logout                → ends the session
+ * After GitHub answers, the user id is the lower-cased login. The access token is used once by grant
+ * to fetch /user and then dropped; only the server-side session (cookie: HttpOnly, SameSite=Lax,
+ * Secure on https) remains.
+ */
+import { timingSafeEqual } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import grantModule from "grant";
+import type { Logger } from "../../../../lib/kit/log.js";
+import type { HttpHandler, HttpRequest, HttpResponse } from "../../../../lib/kit/server.js";
+import type { StateStore } from "../state/store.js";
+import { clearSessionCookie, readCookie, SESSION_COOKIE } from "./cookies.js";
+import { userIdPattern } from "./principal.js";
+import { sha256 } from "./secrets.js";
+import { openSession } from "./sessions.js";
+
+export interface GitHubOptions {
+  clientId: string;
+  clientSecret: string;
+  /** Overrides for tests (a fake GitHub); default to github.com. */
+  authorizeUrl?: string;
+  accessUrl?: string;
+  profileUrl?: string;
+}
+
+export interface WebAuthOptions {
+  publicUrl: string;
+  state: StateStore;
+  log: Logger;
+  /** Secret that signs grant's short-lived OAuth cookie (state parameter). */
+  cookieSecret: string;
+  github?: GitHubOptions;
+  /** Embedded setup: the one-time login code and the user it signs in. */
+  embedded?: { code: string; userId: string };
+  /** Where to send the browser after signing in. */
+  afterLogin?: string;
+}
+
+interface GitHubProfile {
+  login?: string;
+  name?: string;
+  avatar_url?: string;
+}
+
+function page(res: HttpResponse, status: number, text: string, headers: Record<string, string | string[]> = {}) {
+  res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store", ...headers });
+  res.end(`${text}\n`);
+}
+
+function redirect(res: HttpResponse, location: string, cookies: string[] = []) {
+  res.writeHead(302, { location, "cache-control": "no-store", ...(cookies.length ? { "set-cookie": cookies } : {}) });
+  res.end();
+}
+
+const same = (a: string, b: string) => {
+  const x = Buffer.from(sha256(a));
+  const y = Buffer.from(sha256(b));
+  return timingSafeEqual(x, y);
+};
+
+export function createWebAuth(options: WebAuthOptions): HttpHandler {
+  const { state, log } = options;
+  const secure = options.publicUrl.startsWith("https:");
+  const afterLogin = options.afterLogin ?? "/";
+  let loginCode = options.embedded?.code;
+
+  const oauth = options.github
+    ? grantModule.default.node({
+        config: {
+          defaults: {
+            origin: options.publicUrl.replace(/\/+$/, ""),
+            prefix: "/auth/connect",
+            transport: "state",
+            state: true,
+            response: ["tokens", "profile"],
+          },
+          github: {
+            key: options.github.clientId,
+            secret: options.github.clientSecret,
+            scope: [],
+            ...(options.github.authorizeUrl ? { authorize_url: options.github.authorizeUrl } : {}),
+            ...(options.github.accessUrl ? { access_url: options.github.accessUrl } : {}),
+            ...(options.github.profileUrl ? { profile_url: options.github.profileUrl } : {}),
+          },
+        },
+        session: {
+          name: "devex_oauth",
+          secret: options.cookieSecret,
+          cookie: { path: "/auth", httpOnly: true, sameSite: "lax", secure, maxAge: 600_000 },
+        },
+      })
+    : undefined;
+
+  async function finishGitHub(req: HttpRequest, res: HttpResponse): Promise<void> {
+    const result = await oauth!(req, res, {} as never);
+    if (result.redirect) return; // grant is sending the browser to GitHub
+    // The node handler's session object (its typings describe a store, not this) clears grant's cookie.
+    const flow = result.session as unknown as { remove(): Promise<void>; headers: Record<string, string[]> };
+    await flow.remove();
+    const grantCookies = flow.headers["set-cookie"] ?? [];
+    const response = result.response as { error?: unknown; profile?: GitHubProfile } | undefined;
+    const login = response?.profile?.login?.toLowerCase();
+    if (!response || response.error || !login || !userIdPattern.test(login)) {
+      log.warn({ error: response?.error }, "GitHub sign-in failed");
+      page(res, 401, "GitHub sign-in failed. Try again from the start page.", { "set-cookie": grantCookies });
+      return;
+    }
+    await state.putUser({
+      userId: login,
+      displayName: response.profile?.name || response.profile?.login || login,
+      avatarUrl: response.profile?.avatar_url ?? "",
+    });
+    const cookie = await openSession(state, login, secure);
+    log.info({ userId: login }, "signed in with GitHub");
+    redirect(res, afterLogin, [...grantCookies, cookie]);
+  }
+
+  async function embeddedLogin(res: HttpResponse, code: string | null): Promise<void> {
+    const embedded = options.embedded;
+    if (!embedded) {
+      page(res, 404, "not found");
+      return;
+    }
+    if (!code || !loginCode || !same(code, loginCode)) {
+      page(res, 403, "This login link is invalid or was already used. Restart core to print a new one.");
+      return;
+    }
+    loginCode = undefined; // one use only
+    await state.putUser({ userId: embedded.userId, displayName: embedded.userId, avatarUrl: "" });
+    redirect(res, afterLogin, [await openSession(state, embedded.userId, secure)]);
+  }
+
+  return async (req, res) => {
+    const url = new URL(req.url ?? "/", "http://core");
+    if (!url.pathname.startsWith("/auth/")) return false;
+    if (url.pathname.startsWith("/auth/connect/")) {
+      if (!oauth) return (page(res, 404, "GitHub sign-in is not configured"), true);
+      await finishGitHub(req, res);
+      return true;
+    }
+    if (url.pathname === "/auth/login" && req.method === "GET") {
+      if (url.searchParams.has("code") || !oauth) await embeddedLogin(res, url.searchParams.get("code"));
+      else redirect(res, "/auth/connect/github");
+      return true;
+    }
+    if (url.pathname === "/auth/logout" && req.method === "POST") {
+      const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
+      if (cookie) await state.deleteWebSession(sha256(cookie));
+      res.writeHead(303, { location: afterLogin, "set-cookie": clearSessionCookie(secure) });
+      res.end();
+      return true;
+    }
+    return false;
+  };
+}
+
+export type { IncomingMessage, ServerResponse };

@@ -1,0 +1,137 @@
+/**
+ * createCore: the whole control plane from injected dependencies (stores, driver, signing key). Used
+ * by main.ts with dependencies built from config, and by tests with real stores and a test driver.
+ */
+import { randomBytes } from "node:crypto";
+import { AuthService } from "../../../gen/devex/core/v1/auth_pb.js";
+import { ReplService } from "../../../gen/devex/core/v1/repl_pb.js";
+import { RunnerControlService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import { authInterceptor } from "../../../lib/kit/auth.js";
+import type { Logger } from "../../../lib/kit/log.js";
+import { type HttpHandler, type RunningServer, startServer } from "../../../lib/kit/server.js";
+import { createTokenVerifier, type TokenSigner } from "../../../lib/kit/tokens.js";
+import { createAuthenticator } from "./auth/authenticate.js";
+import { principalKey, runnerOf, userIdPattern, userOf } from "./auth/principal.js";
+import { createAuthService } from "./auth/service.js";
+import { createWebAuth, type GitHubOptions } from "./auth/web.js";
+import type { BlobStore } from "./blob/store.js";
+import type { Driver } from "./driver/driver.js";
+import type { ReplDeps } from "./repl/deps.js";
+import { createReplEvents } from "./repl/events.js";
+import { createReplService } from "./repl/service.js";
+import { syncTemplates } from "./repl/templates.js";
+import { createRunnerControlService } from "./runnercontrol/service.js";
+import type { StateStore } from "./state/store.js";
+
+export interface CoreDeps {
+  log: Logger;
+  state: StateStore;
+  blobs: BlobStore;
+  driver: Driver;
+  signer: TokenSigner;
+  /** Folder with one sub-folder per starter template. */
+  templatesDir: string;
+  port: number;
+  host?: string;
+  /** URL browsers and runners use to reach core; defaults to the listening URL. */
+  publicUrl?: string;
+  /** Repls per user; defaults to 2. */
+  quota?: number;
+  /** GitHub OAuth; without it core runs the embedded single-user setup with a one-time login link. */
+  github?: GitHubOptions;
+  /** Signs the short-lived OAuth flow cookie. */
+  cookieSecret: string;
+  /** The embedded setup's user; defaults to "local". */
+  localUser?: string;
+  heartbeatIntervalMs?: number;
+  sessionTtlMs?: number;
+  runnerTokenTtlSeconds?: number;
+  lockWaitMs?: number;
+  lockTtlMs?: number;
+}
+
+export interface Core {
+  readonly server: RunningServer;
+  /** The listening URL. */
+  readonly url: string;
+  readonly publicUrl: string;
+  /** Embedded setup only: the one-time login link. */
+  readonly loginLink?: string;
+  close(): Promise<void>;
+}
+
+export async function createCore(deps: CoreDeps): Promise<Core> {
+  const { log } = deps;
+  const templates = await syncTemplates(deps.templatesDir, deps.blobs);
+  log.info({ templates: templates.list().map((t) => t.name) }, "templates synced");
+
+  let http: HttpHandler = () => false;
+  let publicUrl = deps.publicUrl?.replace(/\/+$/, "") ?? "";
+  const heartbeatIntervalMs = deps.heartbeatIntervalMs ?? 30_000;
+  const repl: ReplDeps = {
+    state: deps.state,
+    blobs: deps.blobs,
+    driver: deps.driver,
+    signer: deps.signer,
+    templates,
+    events: createReplEvents(),
+    log,
+    quota: deps.quota ?? 2,
+    get coreUrl() {
+      return publicUrl;
+    },
+    sessionTtlMs: deps.sessionTtlMs ?? heartbeatIntervalMs * 3,
+    runnerTokenTtlSeconds: deps.runnerTokenTtlSeconds ?? 15 * 60,
+    lockWaitMs: deps.lockWaitMs ?? 30_000,
+    lockTtlMs: deps.lockTtlMs ?? 120_000,
+  };
+  const authenticate = createAuthenticator(
+    deps.state,
+    createTokenVerifier(deps.signer.publicKeyPem),
+    () => `${publicUrl}/auth/login`,
+  );
+
+  const server = await startServer({
+    name: "core",
+    port: deps.port,
+    host: deps.host,
+    log,
+    readMaxBytes: 1024 * 1024,
+    interceptors: [authInterceptor(principalKey, authenticate)],
+    routes(router) {
+      router.service(
+        AuthService,
+        createAuthService(deps.state, userOf, { secureCookies: publicUrl.startsWith("https:") }),
+      );
+      router.service(ReplService, createReplService(repl, userOf));
+      router.service(RunnerControlService, createRunnerControlService(repl, runnerOf, { heartbeatIntervalMs }));
+    },
+    http: (req, res) => http(req, res),
+  });
+  publicUrl ||= server.url;
+
+  let loginLink: string | undefined;
+  let embedded: { code: string; userId: string } | undefined;
+  if (!deps.github) {
+    const userId = deps.localUser ?? "local";
+    if (!userIdPattern.test(userId)) throw new Error(`invalid local user name "${userId}"`);
+    embedded = { code: randomBytes(24).toString("base64url"), userId };
+    loginLink = `${publicUrl}/auth/login?code=${embedded.code}`;
+  }
+  http = createWebAuth({
+    publicUrl,
+    state: deps.state,
+    log,
+    cookieSecret: deps.cookieSecret,
+    github: deps.github,
+    embedded,
+  });
+
+  return {
+    server,
+    url: server.url,
+    publicUrl,
+    loginLink,
+    close: () => server.close(),
+  };
+}

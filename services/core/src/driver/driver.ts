@@ -1,0 +1,84 @@
+/**
+ * The runtime driver: how core gets a runner for a repl. Implementations: local processes and
+ * Kubernetes (later issues); tests use an in-process double.
+ *
+ * Concurrency rules:
+ * - Core calls `start` and `stop` for one repl only while holding that repl's lock, so a driver never
+ *   sees two lifecycle calls for the same repl at once. Calls for different repls run concurrently.
+ * - `start` is told the runner id core chose and the credential the runner uses to call
+ *   RunnerControlService. If it fails, nothing may keep running (the driver cleans up after itself).
+ * - `stop` persists the workspace first, then tears the runner down. If persisting fails it throws
+ *   and leaves the runner running, so no file is lost; core then reports Unavailable.
+ *   Stopping a runner that no longer exists succeeds.
+ * - `status` and `list` only read; `list` serves reconciliation (runners no repl knows about).
+ * - Every call honours its AbortSignal.
+ */
+import { failedPrecondition } from "../../../../lib/kit/errors.js";
+
+export interface DriverRepl {
+  replId: string;
+  owner: string;
+  /** Blob-store prefix of the workspace, e.g. "repl/alice/r1234/". */
+  workspacePrefix: string;
+}
+
+export interface StartRequest extends DriverRepl {
+  /** The id core assigned to this runner. */
+  runnerId: string;
+  /** The runner's credential for RunnerControlService (aud "runner-control"). */
+  controlToken: string;
+  /** Where the runner reaches core's RunnerControlService. */
+  coreUrl: string;
+}
+
+export interface StartedRunner {
+  runnerId: string;
+  /** Base URL of the runner's API as clients reach it. */
+  url: string;
+}
+
+export interface StopRequest extends DriverRepl {
+  runnerId: string;
+  reason: string;
+}
+
+export interface StopResult {
+  /** When the workspace was persisted (ms since the epoch). */
+  persistTime: number;
+}
+
+export interface DriverProgress {
+  phase: string;
+  filesDone?: number;
+  filesTotal?: number;
+  bytesDone?: number;
+  bytesTotal?: number;
+}
+
+export type RunnerStatus = "running" | "stopped";
+
+export interface RunnerInfo {
+  runnerId: string;
+  replId: string;
+  url: string;
+}
+
+export interface Driver {
+  start(req: StartRequest, signal: AbortSignal, progress?: (p: DriverProgress) => void): Promise<StartedRunner>;
+  stop(req: StopRequest, signal: AbortSignal, progress?: (p: DriverProgress) => void): Promise<StopResult>;
+  status(runnerId: string, signal: AbortSignal): Promise<RunnerStatus>;
+  list(signal: AbortSignal): Promise<RunnerInfo[]>;
+}
+
+/** Placeholder until the local-process and Kubernetes drivers land: every start fails clearly. */
+export function createUnconfiguredDriver(): Driver {
+  const fail = async (): Promise<never> => {
+    throw failedPrecondition("no runtime driver configured: this core cannot start repls yet");
+  };
+  return {
+    start: fail,
+    stop: async () => ({ persistTime: Date.now() }),
+    status: async () => "stopped",
+    list: async () => [],
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * CreateRepl: quota check, copy the template into the workspace prefix, then record the repl. The
+ * record is written last, atomically with a second quota check; when anything fails the copied files
+ * are removed, so a failure leaves neither a record nor (storage permitting) stray files.
+ */
+import { randomBytes } from "node:crypto";
+import { invalidArgument, resourceExhausted } from "../../../../lib/kit/errors.js";
+import type { ReplRecord } from "../state/store.js";
+import { workspacePrefix } from "./common.js";
+import type { ReplDeps } from "./deps.js";
+
+export const newReplId = () => `r${randomBytes(6).toString("hex")}`;
+
+const quotaError = (quota: number) =>
+  resourceExhausted(`repl quota reached: at most ${quota} repls per user (DEVEX_REPL_QUOTA); delete one first`);
+
+export async function createRepl(
+  deps: ReplDeps,
+  owner: string,
+  input: { name: string; template: string },
+  signal: AbortSignal,
+): Promise<ReplRecord> {
+  const template = deps.templates.get(input.template);
+  if (!template) {
+    const names = deps.templates.list().map((t) => t.name);
+    throw invalidArgument(`unknown template "${input.template}"; available: ${names.join(", ") || "none"}`);
+  }
+  if ((await deps.state.countRepls(owner)) >= deps.quota) throw quotaError(deps.quota);
+
+  const now = Date.now();
+  const repl: ReplRecord = {
+    replId: newReplId(),
+    name: input.name,
+    template: template.name,
+    owner,
+    status: "stopped",
+    createTime: now,
+    updateTime: now,
+    persistTime: 0,
+    lastError: "",
+  };
+  const prefix = workspacePrefix(repl);
+  let created = false;
+  try {
+    await deps.blobs.copyPrefix(`templates/${template.name}/`, prefix, signal);
+    created = await deps.state.createRepl(repl, deps.quota);
+    if (!created) throw quotaError(deps.quota);
+  } finally {
+    if (!created) {
+      await deps.blobs.deletePrefix(prefix).catch((err) =>
+        // The record was never written, so nothing refers to these files; they are only garbage.
+        deps.log.warn({ err, prefix }, "could not remove the files of a failed create"),
+      );
+    }
+  }
+  deps.events.publish(repl.replId, { repl });
+  return repl;
+}

@@ -1,0 +1,37 @@
+/**
+ * DeleteRepl: stop it if it runs, delete its workspace prefix, then its records. A failure puts the
+ * repl back to stopped with lastError set, and the call can simply be repeated.
+ */
+import { DomainError, unavailable } from "../../../../lib/kit/errors.js";
+import { describe, getOwned, move, withReplLock, workspacePrefix } from "./common.js";
+import type { ReplDeps } from "./deps.js";
+import { stopLocked } from "./stop.js";
+import { transitions } from "./transitions.js";
+
+const t = transitions.delete;
+
+export async function deleteRepl(deps: ReplDeps, userId: string, replId: string, signal: AbortSignal): Promise<void> {
+  await getOwned(deps, userId, replId);
+  await withReplLock(
+    deps,
+    replId,
+    signal,
+    () => {},
+    async () => {
+      let r = await getOwned(deps, userId, replId);
+      if (r.status !== "deleting") ({ repl: r } = await stopLocked(deps, r, "repl deleted", signal));
+      r = await move(deps, replId, [...t.from, "deleting"], { status: t.via });
+      try {
+        await deps.blobs.deletePrefix(workspacePrefix(r), signal);
+        await deps.state.deleteRepl(replId, r.owner);
+      } catch (err) {
+        await move(deps, replId, [t.via], { status: t.onFailure, lastError: `delete failed: ${describe(err)}` }).catch(
+          (e) => deps.log.error({ err: e, replId }, "could not record the failed delete"),
+        );
+        if (err instanceof DomainError) throw err;
+        throw unavailable("could not delete the repl's storage; try again", err);
+      }
+      deps.events.publish(replId, { repl: undefined });
+    },
+  );
+}

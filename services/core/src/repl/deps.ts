@@ -1,0 +1,30 @@
+import type { Logger } from "../../../../lib/kit/log.js";
+import type { TokenSigner } from "../../../../lib/kit/tokens.js";
+import type { BlobStore } from "../blob/store.js";
+import type { Driver } from "../driver/driver.js";
+import type { StateStore } from "../state/store.js";
+import type { ReplEvents } from "./events.js";
+import type { TemplateCatalog } from "./templates.js";
+
+/** Everything the lifecycle operations need; built once in createCore. */
+export interface ReplDeps {
+  state: StateStore;
+  blobs: BlobStore;
+  driver: Driver;
+  signer: TokenSigner;
+  templates: TemplateCatalog;
+  events: ReplEvents;
+  log: Logger;
+  /** Repls per user. */
+  quota: number;
+  /** Where runners reach RunnerControlService. */
+  coreUrl: string;
+  /** Lifetime of an active session without heartbeats. */
+  sessionTtlMs: number;
+  /** Lifetime of the runner token StartRepl returns. */
+  runnerTokenTtlSeconds: number;
+  /** How long an operation waits for another one on the same repl. */
+  lockWaitMs: number;
+  /** How long a repl lock lasts if its holder dies. */
+  lockTtlMs: number;
+}

@@ -1,0 +1,99 @@
+/**
+ * StartRepl: returns the running runner, or starts one. Concurrent starts (in this or another core
+ * process) serialise on the repl's lock; the first starts the runner, the others find it running.
+ * A start that finds the repl stopping or being deleted fails with FailedPrecondition.
+ */
+import { randomBytes } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type RunnerAccess, RunnerAccessSchema } from "../../../../gen/devex/core/v1/repl_pb.js";
+import { DomainError, failedPrecondition, unavailable } from "../../../../lib/kit/errors.js";
+import type { ActiveSession, ReplRecord } from "../state/store.js";
+import { describe, getOwned, move, runnerLost, withReplLock, workspacePrefix } from "./common.js";
+import type { ReplDeps } from "./deps.js";
+import { transitions } from "./transitions.js";
+
+const t = transitions.start;
+const CONTROL_TOKEN_TTL_SECONDS = 7 * 24 * 3600;
+
+function refuseWhileBusy(r: ReplRecord | undefined) {
+  if (r?.status === "stopping") throw failedPrecondition(`repl ${r.replId} is stopping; start it again once stopped`);
+  if (r?.status === "deleting") throw failedPrecondition(`repl ${r.replId} is being deleted`);
+}
+
+function access(deps: ReplDeps, userId: string, session: ActiveSession): RunnerAccess {
+  const token = deps.signer.mint(
+    { aud: "runner", sub: userId, repl: session.replId, scope: ["files", "terminals", "exec", "preview"] },
+    deps.runnerTokenTtlSeconds,
+  );
+  const url = session.url.replace(/\/+$/, "");
+  return create(RunnerAccessSchema, {
+    url,
+    token,
+    expireTime: timestampFromMs(Date.now() + deps.runnerTokenTtlSeconds * 1000),
+    websocketPath: "/ws/terminals/",
+    previewUrlTemplate: `${url}/preview/{port}/`,
+  });
+}
+
+export async function startRepl(
+  deps: ReplDeps,
+  userId: string,
+  replId: string,
+  signal: AbortSignal,
+): Promise<{ repl: ReplRecord; runner: RunnerAccess }> {
+  const current = await getOwned(deps, userId, replId);
+  refuseWhileBusy(current);
+  if (current.status === "running") {
+    const session = await deps.state.getActiveSession(replId);
+    if (session) return { repl: current, runner: access(deps, userId, session) };
+  }
+  return withReplLock(deps, replId, signal, refuseWhileBusy, async () => {
+    let r = await getOwned(deps, userId, replId);
+    refuseWhileBusy(r);
+    if (r.status === "running") {
+      const session = await deps.state.getActiveSession(replId);
+      if (session) return { repl: r, runner: access(deps, userId, session) };
+      r = await move(deps, replId, ["running"], { status: "stopped", lastError: runnerLost });
+    }
+    if (r.status === "starting") r = await move(deps, replId, ["starting"], { status: "stopped" }); // crashed start
+    r = await move(deps, replId, t.from, { status: t.via, lastError: "" });
+
+    const runnerId = `run-${randomBytes(8).toString("hex")}`;
+    let session: ActiveSession | undefined;
+    try {
+      const started = await deps.driver.start(
+        {
+          replId,
+          owner: userId,
+          workspacePrefix: workspacePrefix(r),
+          runnerId,
+          controlToken: deps.signer.mint(
+            { aud: "runner-control", sub: runnerId, repl: replId, scope: [] },
+            CONTROL_TOKEN_TTL_SECONDS,
+          ),
+          coreUrl: deps.coreUrl,
+        },
+        signal,
+        (progress) => deps.events.publish(replId, { repl: r, progress }),
+      );
+      session = { replId, runnerId: started.runnerId, url: started.url, startTime: Date.now() };
+      await deps.state.setActiveSession(session, deps.sessionTtlMs);
+      r = await move(deps, replId, [t.via], { status: t.to });
+    } catch (err) {
+      deps.log.warn({ err, replId }, "start failed");
+      if (session) {
+        await deps.driver
+          .stop({ ...session, owner: userId, workspacePrefix: workspacePrefix(r), reason: "start failed" }, signal)
+          .catch((e) => deps.log.error({ err: e, replId }, "could not tear down the runner of a failed start"));
+        await deps.state.deleteActiveSession(replId, runnerId).catch(() => {});
+      }
+      await move(deps, replId, [t.via], { status: t.onFailure, lastError: `start failed: ${describe(err)}` }).catch(
+        (e) => deps.log.error({ err: e, replId }, "could not record the failed start"),
+      );
+      if (err instanceof DomainError) throw err;
+      throw unavailable("the runtime could not start a runner; try again", err);
+    }
+    return { repl: r, runner: access(deps, userId, session) };
+  });
+}

@@ -1,0 +1,69 @@
+/**
+ * StopRepl: persist, then tear down (both in the driver). If persisting fails, the runner keeps
+ * running, the repl stays running with lastError set, and the call fails with Unavailable.
+ */
+import { failedPrecondition, unavailable } from "../../../../lib/kit/errors.js";
+import type { ReplRecord } from "../state/store.js";
+import { describe, getOwned, move, withReplLock, workspacePrefix } from "./common.js";
+import type { ReplDeps } from "./deps.js";
+import { transitions } from "./transitions.js";
+
+const t = transitions.stop;
+
+function refuseWhileDeleting(r: ReplRecord | undefined) {
+  if (r?.status === "deleting") throw failedPrecondition(`repl ${r.replId} is being deleted`);
+}
+
+/** Stops a repl whose lock the caller holds. Returns the stopped repl and how long persisting took. */
+export async function stopLocked(
+  deps: ReplDeps,
+  r: ReplRecord,
+  reason: string,
+  signal: AbortSignal,
+): Promise<{ repl: ReplRecord; persistMs: number }> {
+  if (r.status === "stopped") return { repl: r, persistMs: 0 };
+  refuseWhileDeleting(r);
+  const replId = r.replId;
+  // "starting"/"stopping" under our lock are leftovers of a crashed core: finish them as a stop.
+  r = await move(deps, replId, [...t.from, "starting", "stopping"], { status: t.via });
+  const session = await deps.state.getActiveSession(replId);
+  if (!session) {
+    r = await move(deps, replId, [t.via], { status: t.to });
+    return { repl: r, persistMs: 0 };
+  }
+  const began = Date.now();
+  let persistTime: number;
+  try {
+    ({ persistTime } = await deps.driver.stop(
+      { replId, owner: r.owner, workspacePrefix: workspacePrefix(r), runnerId: session.runnerId, reason },
+      signal,
+      (progress) => deps.events.publish(replId, { repl: r, progress }),
+    ));
+  } catch (err) {
+    deps.log.warn({ err, replId }, "stop failed; the runner keeps running");
+    const lastError = `stop failed, the runner keeps running: ${describe(err)}`;
+    await move(deps, replId, [t.via], { status: t.onFailure, lastError }).catch((e) =>
+      deps.log.error({ err: e, replId }, "could not record the failed stop"),
+    );
+    throw unavailable(`${lastError}; try again`, err);
+  }
+  const persistMs = Date.now() - began;
+  await deps.state.deleteActiveSession(replId, session.runnerId);
+  r = await move(deps, replId, [t.via], { status: t.to, persistTime, lastError: "" });
+  return { repl: r, persistMs };
+}
+
+export async function stopRepl(
+  deps: ReplDeps,
+  userId: string,
+  replId: string,
+  signal: AbortSignal,
+  reason = "stopped by its owner",
+): Promise<{ repl: ReplRecord; persistMs: number }> {
+  const current = await getOwned(deps, userId, replId);
+  refuseWhileDeleting(current);
+  if (current.status === "stopped") return { repl: current, persistMs: 0 };
+  return withReplLock(deps, replId, signal, refuseWhileDeleting, async () =>
+    stopLocked(deps, await getOwned(deps, userId, replId), reason, signal),
+  );
+}

@@ -1,0 +1,68 @@
+/**
+ * Starter templates. The templates directory holds one folder per template with a template.json
+ * (title, description, language, run_command) and the starter files. At start core uploads each
+ * folder to the blob store under `templates/<name>/` (removing files no longer present), and keeps
+ * the catalogue in memory.
+ */
+
+import { createReadStream } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { join, relative, sep } from "node:path";
+import { z } from "zod";
+import { type BlobStore, listAll } from "../blob/store.js";
+
+export interface TemplateInfo {
+  name: string;
+  title: string;
+  description: string;
+  language: string;
+  runCommand: string;
+}
+
+export interface TemplateCatalog {
+  list(): TemplateInfo[];
+  get(name: string): TemplateInfo | undefined;
+}
+
+const manifest = z.object({
+  title: z.string().min(1),
+  description: z.string().default(""),
+  language: z.string().default(""),
+  run_command: z.string().default(""),
+});
+
+async function files(dir: string, root = dir): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await files(p, root)));
+    else if (e.isFile()) out.push(relative(root, p).split(sep).join("/"));
+  }
+  return out.sort();
+}
+
+/** Uploads every template folder of `dir` to `templates/<name>/` and returns the catalogue. */
+export async function syncTemplates(dir: string, blobs: BlobStore, signal?: AbortSignal): Promise<TemplateCatalog> {
+  const templates = new Map<string, TemplateInfo>();
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    if (!e.isDirectory() || !/^[a-z0-9][a-z0-9-]*$/.test(e.name)) continue;
+    const folder = join(dir, e.name);
+    const parsed = manifest.parse(JSON.parse(await readFile(join(folder, "template.json"), "utf8")));
+    const prefix = `templates/${e.name}/`;
+    const present = await files(folder);
+    for (const f of present) await blobs.put(prefix + f, createReadStream(join(folder, f)), signal);
+    const keep = new Set(present.map((f) => prefix + f));
+    for (const stale of await listAll(blobs, prefix, signal)) {
+      if (!keep.has(stale.key)) await blobs.deletePrefix(stale.key, signal);
+    }
+    templates.set(e.name, {
+      name: e.name,
+      title: parsed.title,
+      description: parsed.description,
+      language: parsed.language,
+      runCommand: parsed.run_command,
+    });
+  }
+  const sorted = [...templates.values()].sort((a, b) => a.name.localeCompare(b.name));
+  return { list: () => sorted, get: (name) => templates.get(name) };
+}

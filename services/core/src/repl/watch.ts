@@ -1,0 +1,59 @@
+/**
+ * WatchRepl: the current state, then every change, with progress of long operations. Changes made
+ * in this process arrive at once through ReplEvents; a poll of the state store every second catches
+ * changes made by other core processes. The stream ends when the repl is deleted.
+ */
+import type { DriverProgress } from "../driver/driver.js";
+import type { ReplRecord } from "../state/store.js";
+import { effective, getOwned } from "./common.js";
+import type { ReplDeps } from "./deps.js";
+import type { ReplEvent } from "./events.js";
+
+const POLL_MS = 1000;
+
+const key = (r: ReplRecord) => `${r.status}|${r.updateTime}|${r.lastError}|${r.persistTime}`;
+
+export async function* watchRepl(
+  deps: ReplDeps,
+  userId: string,
+  replId: string,
+  signal: AbortSignal,
+): AsyncGenerator<{ repl: ReplRecord; progress?: DriverProgress }> {
+  const queue: ReplEvent[] = [];
+  let wake: (() => void) | undefined;
+  const unsubscribe = deps.events.subscribe(replId, (e) => {
+    queue.push(e);
+    wake?.();
+  });
+  const onAbort = () => wake?.();
+  signal.addEventListener("abort", onAbort);
+  try {
+    let last = await effective(deps, await getOwned(deps, userId, replId));
+    yield { repl: last };
+    while (!signal.aborted) {
+      if (queue.length === 0) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, POLL_MS);
+        });
+        wake = undefined;
+      }
+      if (signal.aborted) return;
+      const event = queue.shift();
+      if (event?.progress && event.repl) {
+        yield { repl: event.repl, progress: event.progress };
+        continue;
+      }
+      const now = await deps.state.getRepl(replId);
+      if (!now) return;
+      const shown = await effective(deps, now);
+      if (key(shown) !== key(last)) {
+        last = shown;
+        yield { repl: shown };
+      }
+    }
+  } finally {
+    unsubscribe();
+    signal.removeEventListener("abort", onAbort);
+  }
+}
