@@ -139,8 +139,8 @@ export function createWebAuth(options: WebAuthOptions): HttpHandler {
     const url = new URL(req.url ?? "/", "http://core");
     if (!url.pathname.startsWith("/auth/")) return false;
     if (url.pathname.startsWith("/auth/connect/")) {
-      if (!oauth) return (page(res, 404, "GitHub sign-in is not configured"), true);
-      await finishGitHub(req, res);
+      if (oauth) await finishGitHub(req, res);
+      else page(res, 404, "GitHub sign-in is not configured");
       return true;
     }
     if (url.pathname === "/auth/login" && req.method === "GET") {

@@ -1,0 +1,45 @@
+/** Core's configuration, from the environment (documented in services/core/README.md). */
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { env } from "../../../lib/kit/config.js";
+
+const optional = () => z.string().optional();
+
+export const coreConfigSchema = z
+  .object({
+    DEVEX_CORE_PORT: env.port(8080),
+    DEVEX_CORE_HOST: z.string().default("127.0.0.1"),
+    DEVEX_PUBLIC_URL: env.url().optional(),
+    DEVEX_DATA_DIR: z.string().default(".data/core"),
+    DEVEX_TEMPLATES_DIR: z.string().default(fileURLToPath(new URL("../../../templates", import.meta.url))),
+    DEVEX_LOG_LEVEL: env.logLevel(),
+    REDIS_URL: optional(),
+    DEVEX_S3_BUCKET: optional(),
+    DEVEX_S3_ENDPOINT: env.url().optional(),
+    DEVEX_S3_REGION: z.string().default("us-east-1"),
+    DEVEX_S3_ACCESS_KEY_ID: optional(),
+    DEVEX_S3_SECRET_ACCESS_KEY: optional(),
+    DEVEX_S3_FORCE_PATH_STYLE: env.bool(false),
+    DEVEX_S3_PREFIX: z.string().default(""),
+    GITHUB_CLIENT_ID: optional(),
+    GITHUB_CLIENT_SECRET: optional(),
+    DEVEX_REPL_QUOTA: z.coerce.number().int().min(1).max(10_000).default(2),
+    DEVEX_SIGNING_KEY_FILE: optional(),
+    DEVEX_COOKIE_SECRET: z.string().min(16).optional(),
+    DEVEX_LOCAL_USER: z
+      .string()
+      .regex(/^[a-z0-9](?:[a-z0-9-]{0,37}[a-z0-9])?$/)
+      .default("local"),
+    DEVEX_RUNNER_TOKEN_TTL: env.duration("15m"),
+    DEVEX_HEARTBEAT_INTERVAL: env.duration("30s"),
+  })
+  .refine((c) => !!c.GITHUB_CLIENT_ID === !!c.GITHUB_CLIENT_SECRET, {
+    message: "set both GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET, or neither",
+    path: ["GITHUB_CLIENT_SECRET"],
+  })
+  .refine((c) => !!c.DEVEX_S3_ACCESS_KEY_ID === !!c.DEVEX_S3_SECRET_ACCESS_KEY, {
+    message: "set both DEVEX_S3_ACCESS_KEY_ID and DEVEX_S3_SECRET_ACCESS_KEY, or neither (default AWS credentials)",
+    path: ["DEVEX_S3_SECRET_ACCESS_KEY"],
+  });
+
+export type CoreConfig = z.output<typeof coreConfigSchema>;

@@ -1,0 +1,50 @@
+/** Core's entry point: config → stores, driver, keys → createCore. The only place deps are built. */
+import { loadConfig } from "../../../lib/kit/config.js";
+import { createLogger, redactUrl } from "../../../lib/kit/log.js";
+import { onShutdown } from "../../../lib/kit/shutdown.js";
+import { createTokenSigner } from "../../../lib/kit/tokens.js";
+import { coreConfigSchema } from "./config.js";
+import { createCore } from "./core.js";
+import { createUnconfiguredDriver } from "./driver/driver.js";
+import { loadCookieSecret, loadSigningKey } from "./secrets-files.js";
+import { openBlobStore, openStateStore } from "./storage.js";
+
+const config = loadConfig(coreConfigSchema);
+const log = createLogger("core", { level: config.DEVEX_LOG_LEVEL });
+log.info(
+  {
+    state: config.REDIS_URL
+      ? `redis ${redactUrl(config.REDIS_URL).replace(/\/\/[^@]*@/, "//[redacted]@")}`
+      : "embedded",
+    blobs: config.DEVEX_S3_BUCKET ? `s3 ${config.DEVEX_S3_BUCKET}` : "local",
+    auth: config.GITHUB_CLIENT_ID ? "github" : "embedded login link",
+  },
+  "starting core",
+);
+const state = await openStateStore(config);
+const blobs = openBlobStore(config);
+const core = await createCore({
+  log,
+  state,
+  blobs,
+  driver: createUnconfiguredDriver(),
+  signer: createTokenSigner(await loadSigningKey(config)),
+  templatesDir: config.DEVEX_TEMPLATES_DIR,
+  port: config.DEVEX_CORE_PORT,
+  host: config.DEVEX_CORE_HOST,
+  publicUrl: config.DEVEX_PUBLIC_URL,
+  quota: config.DEVEX_REPL_QUOTA,
+  github:
+    config.GITHUB_CLIENT_ID && config.GITHUB_CLIENT_SECRET
+      ? { clientId: config.GITHUB_CLIENT_ID, clientSecret: config.GITHUB_CLIENT_SECRET }
+      : undefined,
+  cookieSecret: await loadCookieSecret(config),
+  localUser: config.DEVEX_LOCAL_USER,
+  heartbeatIntervalMs: config.DEVEX_HEARTBEAT_INTERVAL,
+  runnerTokenTtlSeconds: Math.round(config.DEVEX_RUNNER_TOKEN_TTL / 1000),
+});
+if (core.loginLink) {
+  // Printed on stdout on purpose (not logged): it is a one-time secret for whoever started core.
+  process.stdout.write(`\n  Open this link to sign in (works once):\n\n    ${core.loginLink}\n\n`);
+}
+onShutdown(log, [() => core.close(), () => state.close(), () => blobs.close()]);
