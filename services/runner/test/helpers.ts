@@ -5,8 +5,12 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import type { DescService } from "@bufbuild/protobuf";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import WebSocket from "ws";
 import { createLogger } from "../../../lib/kit/log.js";
 import { createTokenSigner, generateSigningKey, type TokenClaims, type TokenSigner } from "../../../lib/kit/tokens.js";
 import { defaultLimits, type Limits, type RunnerConfig } from "../src/config.js";
@@ -116,4 +120,74 @@ export async function waitFor<T>(f: () => T | Promise<T>, timeoutMs = 5000, what
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/** A Connect client (HTTP/1.1, Connect protocol) for one of the runner's services. */
+export function connectClient<S extends DescService>(service: S, url: string, token?: string): Client<S> {
+  return createClient(
+    service,
+    createConnectTransport({
+      baseUrl: url,
+      httpVersion: "1.1",
+      interceptors: [
+        (next) => (req) => {
+          if (token) req.header.set("authorization", `Bearer ${token}`);
+          return next(req);
+        },
+      ],
+    }),
+  );
+}
+
+/** The Connect code of a rejected call. */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    return Code[ConnectError.from(e).code];
+  }
+  return "OK";
+}
+
+/** A ws client on the terminal bridge, collecting binary output and JSON control frames. */
+export function openTerminalSocket(url: string, terminalId: string, token: string, query = "") {
+  const ws = new WebSocket(`${url.replace(/^http/, "ws")}/ws/terminals/${terminalId}${query}`, [
+    "devex.terminal.v1",
+    `bearer.${token}`,
+  ]);
+  const state = { text: "", control: [] as Array<Record<string, unknown>>, closed: false };
+  ws.on("message", (data, isBinary) => {
+    if (isBinary) state.text += data.toString();
+    else state.control.push(JSON.parse(data.toString()));
+  });
+  const closed = new Promise<{ code: number }>((resolve) =>
+    ws.on("close", (code) => {
+      state.closed = true;
+      resolve({ code });
+    }),
+  );
+  const opened = new Promise<void>((resolve, reject) => {
+    ws.once("open", resolve);
+    ws.once("error", reject);
+  });
+  return { ws, state, opened, closed };
+}
+
+/** The HTTP status with which the runner refuses (or 101 accepts) a WebSocket upgrade. */
+export function upgradeStatus(httpUrl: string, token: string | undefined, protocols?: string[]): Promise<number> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(
+      httpUrl.replace(/^http/, "ws"),
+      protocols ?? (token ? ["devex.terminal.v1", `bearer.${token}`] : []),
+    );
+    ws.on("unexpected-response", (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      ws.terminate();
+    });
+    ws.on("open", () => {
+      resolve(101);
+      ws.close();
+    });
+    ws.on("error", () => {});
+  });
 }

@@ -1,0 +1,75 @@
+import assert from "node:assert/strict";
+import type { Client } from "@connectrpc/connect";
+import WebSocket from "ws";
+import { TerminalService } from "../../../gen/devex/runner/v1/terminal_pb.js";
+import { requireProgram } from "../../../lib/testing/programs.js";
+import {
+  connectClient,
+  openTerminalSocket,
+  startTestRunner,
+  type TestRunner,
+  upgradeStatus,
+  waitFor,
+} from "./helpers.js";
+
+describe("runner terminals over the WebSocket bridge", function () {
+  this.timeout(30_000);
+  let t: TestRunner;
+  let terms: Client<typeof TerminalService>;
+
+  before(async function () {
+    requireProgram(this, "bash");
+    t = await startTestRunner();
+    terms = connectClient(TerminalService, t.runner.url, t.token);
+  });
+  after(() => t?.close());
+
+  it("does terminal I/O and resize with binary and protobuf-JSON frames", async () => {
+    const { terminal } = await terms.createTerminal({ command: ["bash", "--norc", "--noprofile"] });
+    const c = openTerminalSocket(t.runner.url, terminal!.terminalId, t.token, "?cols=90&rows=20");
+    await c.opened;
+    assert.equal(c.ws.protocol, "devex.terminal.v1");
+    await waitFor(() => c.state.control.length > 0, 5000, "attached frame");
+    assert.ok("attached" in c.state.control[0]);
+    c.ws.send(Buffer.from("stty size\n"));
+    await waitFor(() => c.state.text.includes("20 90"), 5000, "size from query");
+    c.ws.send(JSON.stringify({ resize: { cols: 120, rows: 40 } }));
+    c.ws.send(Buffer.from("stty size; echo ws-$((3*3))\n"));
+    await waitFor(() => c.state.text.includes("40 120") && c.state.text.includes("ws-9"), 5000, "resize");
+    c.ws.send(JSON.stringify({ ack: String(c.state.text.length) }));
+    c.ws.send(Buffer.from("exit 5\n"));
+    const { code } = await c.closed;
+    assert.equal(code, 1000);
+    assert.deepEqual(c.state.control.at(-1), { exit: { exitCode: 5 } });
+  });
+
+  it("replays the scrollback on reattach (?replay=1) after a client drop", async () => {
+    const { terminal } = await terms.createTerminal({ command: ["bash", "--norc", "--noprofile"] });
+    const id = terminal!.terminalId;
+    const a = openTerminalSocket(t.runner.url, id, t.token);
+    await a.opened;
+    a.ws.send(Buffer.from("echo remember-$((5*5))\n"));
+    await waitFor(() => a.state.text.includes("remember-25"), 5000, "output");
+    a.ws.terminate();
+    await a.closed;
+    const b = openTerminalSocket(t.runner.url, id, t.token, "?replay=1");
+    await waitFor(() => b.state.text.includes("remember-25"), 5000, "replay");
+    const attached = b.state.control[0] as { attached: { replayBytes: string } };
+    assert.ok(Number(attached.attached.replayBytes) > 0);
+    b.ws.close();
+    await terms.closeTerminal({ terminalId: id });
+  });
+
+  it("accepts ?token= and refuses unknown terminals with 404", async () => {
+    const { terminal } = await terms.createTerminal({ command: ["bash", "--norc", "--noprofile"] });
+    const url = `${t.runner.url.replace(/^http/, "ws")}/ws/terminals/${terminal!.terminalId}?token=${t.token}`;
+    const ws = new WebSocket(url);
+    await new Promise((resolve, reject) => {
+      ws.once("open", resolve);
+      ws.once("error", reject);
+    });
+    ws.close();
+    assert.equal(await upgradeStatus(`${t.runner.url}/ws/terminals/nope`, t.token), 404);
+    await terms.closeTerminal({ terminalId: terminal!.terminalId });
+  });
+});
