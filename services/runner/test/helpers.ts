@@ -2,6 +2,7 @@
  * Test helpers: a runner on a random port over a temp workspace with a fresh signing key, token
  * minting, independent grpc-js clients (proto-loader reading proto/ directly) and small waits.
  */
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -190,4 +191,72 @@ export function upgradeStatus(httpUrl: string, token: string | undefined, protoc
     });
     ws.on("error", () => {});
   });
+}
+
+export interface ChildRunner {
+  url: string;
+  pid: number;
+  token: string;
+  mint: TestRunner["mint"];
+  /** Resident set size of the runner process, in bytes. */
+  rss(): number;
+  close(): Promise<void>;
+}
+
+/** Starts `services/runner/src/main.ts` as a child process (for RSS measurements), configured by env. */
+export async function startChildRunner(env: Record<string, string> = {}): Promise<ChildRunner> {
+  const { spawn } = await import("node:child_process");
+  const dir = await mkdtemp(path.join(tmpdir(), "devex-runner-child-"));
+  const key = generateSigningKey();
+  const signer = createTokenSigner(key.privateKeyPem);
+  const main = path.resolve(import.meta.dirname, "../src/main.ts");
+  const child = spawn(process.execPath, ["--import", "tsx", main], {
+    env: {
+      ...process.env,
+      DEVEX_RUNNER_WORKSPACE: path.join(dir, "ws"),
+      DEVEX_RUNNER_PORT: "0",
+      DEVEX_REPL_ID: REPL,
+      DEVEX_TOKEN_PUBLIC_KEY: key.publicKeyPem,
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buf = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      buf += d.toString();
+      const m = /listening on (http:\/\/[^"\s]+)/.exec(buf);
+      if (m) resolve(m[1]);
+    });
+    child.once("exit", (code) => reject(new Error(`runner exited with ${code} before listening:\n${buf}`)));
+  });
+  child.stdout!.resume();
+  const mint: TestRunner["mint"] = (claims = {}, ttl = 600, now) =>
+    signer.mint({ aud: "runner", sub: "user-1", repl: REPL, scope: SCOPES, ...claims }, ttl, now);
+  return {
+    url,
+    pid: child.pid!,
+    token: mint(),
+    mint,
+    rss() {
+      const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+    },
+    async close() {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The text of the error a call fails with ("" if it succeeds). */
+export async function errorText(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return "";
+  } catch (e) {
+    return String(e);
+  }
 }
