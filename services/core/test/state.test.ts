@@ -48,7 +48,7 @@ describe("state store: redis", () => {
     const program = requireProgram(this, "redis-server");
     redis = await startRedis(program);
   });
-  after(() => redis?.stop());
+  after(() => redis?.dispose());
   stateStoreContract(() => createRedisStore({ url: redis.url }));
 
   it("fails with Unavailable while Redis is down, and recovers", async () => {
