@@ -23,6 +23,8 @@ export const templatesDir = fileURLToPath(new URL("../../../templates", import.m
 
 export interface TestCore {
   core: Core;
+  /** Temp dir holding the embedded state (state/) and local blobs (blobs/) unless shared ones were given. */
+  dir: string;
   state: StateStore;
   blobs: BlobStore;
   driver: TestDriver;
@@ -78,6 +80,7 @@ export async function startTestCore(options: TestCoreOptions = {}): Promise<Test
   });
   return {
     core,
+    dir,
     state,
     blobs,
     driver,
