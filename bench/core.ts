@@ -68,7 +68,7 @@ const grpcBody = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), pb]);
 grpcBody.writeUInt32BE(pb.length, 1);
 const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
 const u = new URL(url);
-let session;
+const sessions = [];
 function callHttp1() {
   return new Promise((resolve) => {
     const req = http.request({ host: u.hostname, port: u.port, path, method: "POST", agent,
@@ -81,9 +81,9 @@ function callHttp1() {
     req.end(jsonBody);
   });
 }
-function callGrpc() {
+function callGrpc(n) {
   return new Promise((resolve) => {
-    const s = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc",
+    const s = sessions[n % sessions.length].request({ ":method": "POST", ":path": path, "content-type": "application/grpc",
       te: "trailers", ...headers });
     let status = -1;
     s.on("trailers", (t) => { status = Number(t["grpc-status"]); });
@@ -96,8 +96,7 @@ function callGrpc() {
 }
 (async () => {
   if (protocol === "grpc-h2c") {
-    session = http2.connect(url);
-    session.setMaxListeners(0);
+    for (let i = 0; i < 5; i++) sessions.push(http2.connect(url));
   }
   const call = protocol === "grpc-h2c" ? callGrpc : callHttp1;
   const lat = [];
@@ -105,10 +104,10 @@ function callGrpc() {
   const start = Date.now();
   const measureFrom = start + warmupMs;
   const end = measureFrom + durationMs;
-  async function loop() {
+  async function loop(_, n) {
     while (Date.now() < end) {
       const t0 = process.hrtime.bigint();
-      const ok = await call();
+      const ok = await call(n);
       const t1 = process.hrtime.bigint();
       if (Date.now() < measureFrom) continue;
       if (ok) lat.push(Number(t1 - t0) / 1e6); else errors++;
@@ -116,7 +115,7 @@ function callGrpc() {
   }
   await Promise.all(Array.from({ length: concurrency }, loop));
   const elapsed = (Date.now() - measureFrom) / 1000;
-  if (session) session.close();
+  for (const s of sessions) s.close();
   agent.destroy();
   lat.sort((a, b) => a - b);
   const q = (p) => lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : 0;
@@ -225,9 +224,10 @@ export async function run(): Promise<void> {
     }
   }
 
+  const only = process.env.BENCH_CASES ? new RegExp(process.env.BENCH_CASES) : undefined;
   const results: Result[] = [];
   try {
-    for (const c of cases) {
+    for (const c of cases.filter((x) => !only || only.test(x.name))) {
       const r = await load(c);
       const result: Result = {
         name: c.name,
@@ -265,7 +265,7 @@ export async function run(): Promise<void> {
       store: "redis-server (real, loopback)",
       auth: "API token (SHA-256 lookup in Redis per call)",
       replsOfCaller: ids.length,
-      loadGenerator: "worker thread, node:http keep-alive (50 sockets) / one node:http2 session",
+      loadGenerator: "worker thread, node:http keep-alive (50 sockets) / five node:http2 sessions (10 streams each)",
       baseline: "bare GetRepl handler returning a constant on the same server kit (no auth, no store)",
     },
     targetRps: TARGET_RPS,

@@ -24,6 +24,14 @@ import type {
   WebSession,
 } from "./store.js";
 
+// One round trip for a user's repls. It reads keys it computes (not passed in KEYS), which is fine on
+// a single Redis (or a replicated one) but not on Redis Cluster.
+const LIST_REPLS = `
+local ids = redis.call('SMEMBERS', KEYS[1])
+local out = {}
+for i, id in ipairs(ids) do out[i] = redis.call('HGETALL', 'replMeta:' .. id) end
+return out`;
+
 const CREATE_REPL = `
 if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[1]) then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
@@ -52,6 +60,10 @@ return redis.call('DEL', KEYS[1])`;
 
 const RELEASE_LOCK = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+const TOUCH_TOKEN = `
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'lastUseTime', ARGV[1]) end
 return 0`;
 
 const DELETE_TOKEN = `
@@ -108,6 +120,24 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
     retryStrategy: (times) => Math.min(times * 100, 2000),
   });
   redis.on("error", () => {}); // connection errors surface on the calls; ioredis keeps reconnecting
+  // Scripts run by SHA (EVALSHA, loaded on first use) instead of resending their text each call.
+  const scripts = {
+    LIST_REPLS,
+    CREATE_REPL,
+    TRANSITION,
+    REFRESH_SESSION,
+    DELETE_SESSION,
+    RELEASE_LOCK,
+    DELETE_TOKEN,
+    TOUCH_TOKEN,
+  };
+  for (const [name, lua] of Object.entries(scripts)) {
+    redis.defineCommand(name, { numberOfKeys: name === "CREATE_REPL" ? 2 : 1, lua });
+  }
+  const script = redis as unknown as Record<
+    keyof typeof scripts,
+    (...args: Array<string | number>) => Promise<unknown>
+  >;
   const guard = async <T>(fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
@@ -122,22 +152,19 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
     createRepl: (repl, quota) =>
       guard(async () => {
         const keys = [`replMeta:${repl.replId}`, `userRepls:${repl.owner}`];
-        const r = await redis.eval(CREATE_REPL, 2, ...keys, quota, repl.replId, ...fields(repl));
+        const r = await script.CREATE_REPL(...keys, quota, repl.replId, ...fields(repl));
         if (r === -1) throw new Error(`repl id collision: ${repl.replId}`);
         return r === 1;
       }),
     getRepl: (replId) => guard(async () => toRepl(await redis.hgetall(`replMeta:${replId}`))),
     listRepls: (userId) =>
       guard(async () => {
-        const ids = await redis.smembers(`userRepls:${userId}`);
-        if (ids.length === 0) return [];
-        const pipe = redis.pipeline();
-        for (const id of ids) pipe.hgetall(`replMeta:${id}`);
-        const results = (await pipe.exec()) ?? [];
+        const rows = (await script.LIST_REPLS(`userRepls:${userId}`)) as string[][];
         const repls: ReplRecord[] = [];
-        for (const [err, h] of results) {
-          if (err) throw err;
-          const r = toRepl(h as Record<string, string>);
+        for (const row of rows) {
+          const h: Record<string, string> = {};
+          for (let i = 0; i + 1 < row.length; i += 2) h[row[i]] = row[i + 1];
+          const r = toRepl(h);
           if (r) repls.push(r);
         }
         return repls;
@@ -145,7 +172,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
     countRepls: (userId) => guard(() => redis.scard(`userRepls:${userId}`)),
     transitionRepl: (replId, from, patch) =>
       guard(async () => {
-        const ok = await redis.eval(TRANSITION, 1, `replMeta:${replId}`, from.length, ...from, ...fields(patch));
+        const ok = await script.TRANSITION(`replMeta:${replId}`, from.length, ...from, ...fields(patch));
         return ok === 1 ? toRepl(await redis.hgetall(`replMeta:${replId}`)) : undefined;
       }),
     deleteRepl: (replId, owner) =>
@@ -169,10 +196,10 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
         return { replId: h.replId, runnerId: h.runnerId, url: h.url, startTime: Number(h.startTime) };
       }),
     refreshActiveSession: (replId, runnerId, ttlMs) =>
-      guard(async () => (await redis.eval(REFRESH_SESSION, 1, `activeSession:${replId}`, runnerId, ttlMs)) === 1),
+      guard(async () => (await script.REFRESH_SESSION(`activeSession:${replId}`, runnerId, ttlMs)) === 1),
     deleteActiveSession: (replId, runnerId) =>
       guard(async () => {
-        await redis.eval(DELETE_SESSION, 1, `activeSession:${replId}`, runnerId ?? "");
+        await script.DELETE_SESSION(`activeSession:${replId}`, runnerId ?? "");
       }),
 
     acquireLock: (name, ttlMs) =>
@@ -183,7 +210,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
       }),
     releaseLock: (name, token) =>
       guard(async () => {
-        await redis.eval(RELEASE_LOCK, 1, `lock:${name}`, token);
+        await script.RELEASE_LOCK(`lock:${name}`, token);
       }),
 
     putApiToken: (t) =>
@@ -213,16 +240,11 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
         return out;
       }),
     deleteApiToken: (userId, tokenId) =>
-      guard(async () => (await redis.eval(DELETE_TOKEN, 1, `userTokens:${userId}`, tokenId)) === 1),
+      guard(async () => (await script.DELETE_TOKEN(`userTokens:${userId}`, tokenId)) === 1),
     touchApiToken: (hash, time) =>
       guard(async () => {
         // Only an existing token is touched; HSET on a vanished key would resurrect a fragment.
-        await redis.eval(
-          "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'lastUseTime', ARGV[1]) end",
-          1,
-          `apiToken:${hash}`,
-          time,
-        );
+        await script.TOUCH_TOKEN(`apiToken:${hash}`, time);
       }),
 
     putUser: (u) =>
