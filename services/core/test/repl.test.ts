@@ -8,7 +8,6 @@ import { text } from "node:stream/consumers";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Redis } from "ioredis";
 import { ReplStatus } from "../../../gen/devex/core/v1/repl_pb.js";
-import { unavailable } from "../../../lib/kit/errors.js";
 import { createTokenVerifier } from "../../../lib/kit/tokens.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
 import { startRedis, type TestRedis } from "../../../lib/testing/redis.js";
@@ -206,17 +205,25 @@ describe("repl lifecycle on Redis and S3", function () {
     assert.deepEqual(await listAll(blobs, `repl/${me}/`), []);
   });
 
-  it("with Redis failing between copy and record, the copied files are removed", async () => {
-    const realCreate = state.createRepl;
-    state.createRepl = async () => {
-      throw unavailable("the state store is down");
+  it("with Redis going down between copy and record, the copied files are removed", async () => {
+    // Redis is stopped for real while the template is being copied: authentication has passed, the
+    // files are in S3, and the record cannot be written. (The wrapper only adds the timing.)
+    const realCopy = blobs.copyPrefix;
+    blobs.copyPrefix = async (from, to, signal) => {
+      const n = await realCopy(from, to, signal);
+      assert.equal((await listAll(blobs, to)).length, 3, "the files were copied");
+      await redis.stop();
+      return n;
     };
     try {
-      await assert.rejects(c.repl.createRepl({ name: "x", template: "node" }), code(Code.Unavailable));
+      await assert.rejects(c.repl.createRepl({ name: "x", template: "node" }), code(Code.Unavailable, /state store/));
     } finally {
-      state.createRepl = realCreate;
+      blobs.copyPrefix = realCopy;
+      await redis.start();
     }
+    await eventually(async () => (await raw.ping().catch(() => "")) === "PONG");
     assert.equal(await raw.scard(`userRepls:${me}`), 0);
+    assert.deepEqual(await raw.keys("replMeta:*").then((k) => k.filter((x) => x.includes(me))), []);
     assert.deepEqual(await listAll(blobs, `repl/${me}/`), []);
   });
 
