@@ -18,6 +18,7 @@ import type { BlobStore } from "./blob/store.js";
 import type { Driver } from "./driver/driver.js";
 import type { ReplDeps } from "./repl/deps.js";
 import { createReplEvents } from "./repl/events.js";
+import { reconcileOnce } from "./repl/reconcile.js";
 import { createReplService } from "./repl/service.js";
 import { syncTemplates } from "./repl/templates.js";
 import { createRunnerControlService } from "./runnercontrol/service.js";
@@ -48,6 +49,8 @@ export interface CoreDeps {
   runnerTokenTtlSeconds?: number;
   lockWaitMs?: number;
   lockTtlMs?: number;
+  /** How often orphaned runners are looked for; 0 turns it off. Defaults to 60 s. */
+  reconcileIntervalMs?: number;
 }
 
 export interface Core {
@@ -57,6 +60,8 @@ export interface Core {
   readonly publicUrl: string;
   /** Embedded setup only: the one-time login link. */
   readonly loginLink?: string;
+  /** Stops runners no active session points at; returns how many. Also runs periodically. */
+  reconcile(signal?: AbortSignal): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -127,11 +132,27 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
     embedded,
   });
 
+  const reconcile = (signal = AbortSignal.timeout(5 * 60_000)) => reconcileOnce(repl, signal);
+  const interval = deps.reconcileIntervalMs ?? 60_000;
+  let reconciling: Promise<unknown> = Promise.resolve();
+  const timer =
+    interval > 0
+      ? setInterval(() => {
+          reconciling = reconcile().catch((err) => log.warn({ err }, "reconciliation failed"));
+        }, interval)
+      : undefined;
+  timer?.unref();
+
   return {
     server,
     url: server.url,
     publicUrl,
     loginLink,
-    close: () => server.close(),
+    reconcile,
+    async close() {
+      clearInterval(timer);
+      await server.close();
+      await reconciling;
+    },
   };
 }

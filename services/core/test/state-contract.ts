@@ -99,6 +99,16 @@ export function stateStoreContract(open: () => Promise<StateStore>) {
     assert.ok(await store.acquireLock("l1", 100), "an expired lock can be taken");
   });
 
+  it("renews a lock only for its holder", async () => {
+    const token = (await store.acquireLock("l2", 150))!;
+    assert.equal(await store.renewLock("l2", "someone-else", 10_000), false);
+    assert.equal(await store.renewLock("l2", token, 400), true);
+    await sleep(250);
+    assert.equal(await store.acquireLock("l2", 100), undefined, "renewed past its first TTL");
+    await sleep(250);
+    assert.equal(await store.renewLock("l2", token, 400), false, "an expired lock cannot be renewed");
+  });
+
   it("stores API tokens by hash, lists per user, revokes and expires them", async () => {
     const t = {
       tokenId: "t1",

@@ -42,7 +42,8 @@ export function createTestDriver(): TestDriver {
       driver.stops.push(req);
       progress?.({ phase: "persist", filesDone: 0 });
       await sleep(driver.stopDelayMs);
-      if (driver.failPersist) throw unavailable("test driver: persisting the workspace failed");
+      if (driver.failPersist && req.persist !== false)
+        throw unavailable("test driver: persisting the workspace failed");
       driver.runners.delete(req.runnerId);
       return { persistTime: Date.now() };
     },

@@ -40,6 +40,8 @@ export interface StartedRunner {
 export interface StopRequest extends DriverRepl {
   runnerId: string;
   reason: string;
+  /** False when the workspace must not be persisted (its repl was deleted); defaults to true. */
+  persist?: boolean;
 }
 
 export interface StopResult {

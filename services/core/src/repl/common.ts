@@ -96,10 +96,19 @@ export async function withReplLock<T>(
     await sleep(delay, signal);
     token = await deps.state.acquireLock(name, deps.lockTtlMs);
   }
+  // Keep the lock while the operation runs, however long the driver takes.
+  const held = token;
+  const renew = setInterval(() => {
+    deps.state
+      .renewLock(name, held, deps.lockTtlMs)
+      .then((ok) => ok || deps.log.error({ replId }, "lost the repl lock during an operation"))
+      .catch((err) => deps.log.warn({ err, replId }, "lock renewal failed"));
+  }, deps.lockTtlMs / 3);
   try {
     return await fn();
   } finally {
-    await deps.state.releaseLock(name, token).catch((err) => deps.log.warn({ err, replId }, "lock release failed"));
+    clearInterval(renew);
+    await deps.state.releaseLock(name, held).catch((err) => deps.log.warn({ err, replId }, "lock release failed"));
   }
 }
 

@@ -123,6 +123,12 @@ export async function createEmbeddedStore(dir: string): Promise<StateStore> {
       locks.set(name, { token, expiresAt: Date.now() + ttlMs });
       return token;
     },
+    async renewLock(name, token, ttlMs) {
+      const held = locks.get(name);
+      if (!held || held.token !== token || held.expiresAt <= Date.now()) return false;
+      held.expiresAt = Date.now() + ttlMs;
+      return true;
+    },
     async releaseLock(name, token) {
       if (locks.get(name)?.token === token) locks.delete(name);
     },

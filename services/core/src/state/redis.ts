@@ -66,6 +66,10 @@ const TOUCH_TOKEN = `
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'lastUseTime', ARGV[1]) end
 return 0`;
 
+const RENEW_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+
 const DELETE_TOKEN = `
 local hash = redis.call('HGET', KEYS[1], ARGV[1])
 if not hash then return 0 end
@@ -128,6 +132,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
     REFRESH_SESSION,
     DELETE_SESSION,
     RELEASE_LOCK,
+    RENEW_LOCK,
     DELETE_TOKEN,
     TOUCH_TOKEN,
   };
@@ -208,6 +213,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
         const ok = await redis.set(`lock:${name}`, token, "PX", ttlMs, "NX");
         return ok === "OK" ? token : undefined;
       }),
+    renewLock: (name, token, ttlMs) => guard(async () => (await script.RENEW_LOCK(`lock:${name}`, token, ttlMs)) === 1),
     releaseLock: (name, token) =>
       guard(async () => {
         await script.RELEASE_LOCK(`lock:${name}`, token);

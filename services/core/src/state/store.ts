@@ -90,6 +90,8 @@ export interface StateStore {
 
   /** Takes the named lock for `ttlMs`; returns the holder token, or undefined when it is taken. */
   acquireLock(name: string, ttlMs: number): Promise<string | undefined>;
+  /** Extends the lock to `ttlMs` from now if `token` still holds it; returns false when it was lost. */
+  renewLock(name: string, token: string, ttlMs: number): Promise<boolean>;
   /** Releases the lock if `token` still holds it. */
   releaseLock(name: string, token: string): Promise<void>;
 
