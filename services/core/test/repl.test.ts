@@ -134,7 +134,8 @@ describe("repl lifecycle on Redis and S3", function () {
       await assert.rejects(call(), code(Code.InvalidArgument, reason), what);
     }
     // A request body beyond the 1 MiB read limit is refused before decoding (Connect: resource_exhausted).
-    // Sent with fetch: a connect-node client would reuse the half-read keep-alive socket (see report).
+    // Sent with fetch: after the server answers early, connect-node's HTTP/1.1 client transport hangs on
+    // its next call (a plain node:http client carries on fine), so a shared client must not send it.
     const res = await fetch(`${t.core.url}/devex.core.v1.ReplService/CreateRepl`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${await t.token(me)}` },

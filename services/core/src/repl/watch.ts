@@ -32,10 +32,12 @@ export async function* watchRepl(
     yield { repl: last };
     while (!signal.aborted) {
       if (queue.length === 0) {
+        let timer: NodeJS.Timeout | undefined;
         await new Promise<void>((resolve) => {
           wake = resolve;
-          setTimeout(resolve, POLL_MS);
+          timer = setTimeout(resolve, POLL_MS);
         });
+        clearTimeout(timer);
         wake = undefined;
       }
       if (signal.aborted) return;
