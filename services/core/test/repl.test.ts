@@ -384,6 +384,26 @@ describe("repl lifecycle on Redis and S3", function () {
     assert.equal(late.unknownRunner, true, "a stopped runner is told to exit");
   });
 
+  it("StartRepl finishes what a crashed core left half done", async () => {
+    const { repl } = await c.repl.createRepl({ name: "crash", template: "node" });
+    const replId = repl!.replId;
+    await c.repl.startRepl({ replId });
+    const first = t.driver.starts.at(-1)!.runnerId;
+    // A core died in the middle of a stop: status "stopping", lock expired, runner still there.
+    await raw.hset(`replMeta:${replId}`, "status", "stopping");
+    const { repl: after } = await c.repl.startRepl({ replId });
+    assert.equal(after?.status, ReplStatus.RUNNING);
+    assert.ok(
+      t.driver.stops.some((s) => s.runnerId === first),
+      "the interrupted stop was finished (persisted)",
+    );
+    assert.notEqual(t.driver.starts.at(-1)!.runnerId, first);
+    // A core died in the middle of a start.
+    await c.repl.stopRepl({ replId });
+    await raw.hset(`replMeta:${replId}`, "status", "starting");
+    assert.equal((await c.repl.startRepl({ replId })).repl?.status, ReplStatus.RUNNING);
+  });
+
   it("a running repl whose session expired reads as stopped and starts afresh", async () => {
     const { repl } = await c.repl.createRepl({ name: "lost", template: "node" });
     const replId = repl!.replId;

@@ -9,7 +9,6 @@
  * Secure on https) remains.
  */
 import { timingSafeEqual } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
 import grantModule from "grant";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../../../../lib/kit/server.js";
@@ -158,5 +157,3 @@ export function createWebAuth(options: WebAuthOptions): HttpHandler {
     return false;
   };
 }
-
-export type { IncomingMessage, ServerResponse };

@@ -1,7 +1,9 @@
 /**
  * StartRepl: returns the running runner, or starts one. Concurrent starts (in this or another core
  * process) serialise on the repl's lock; the first starts the runner, the others find it running.
- * A start that finds the repl stopping or being deleted fails with FailedPrecondition.
+ * A start that finds the repl stopping or being deleted (by an operation holding the lock) fails with
+ * FailedPrecondition; intermediate states without a lock holder are leftovers of a crashed core, and
+ * the start finishes them.
  */
 import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
@@ -11,6 +13,7 @@ import { DomainError, failedPrecondition, unavailable } from "../../../../lib/ki
 import type { ActiveSession, ReplRecord } from "../state/store.js";
 import { describe, getOwned, move, runnerLost, withReplLock, workspacePrefix } from "./common.js";
 import type { ReplDeps } from "./deps.js";
+import { stopLocked } from "./stop.js";
 import { transitions } from "./transitions.js";
 
 const t = transitions.start;
@@ -43,20 +46,21 @@ export async function startRepl(
   signal: AbortSignal,
 ): Promise<{ repl: ReplRecord; runner: RunnerAccess }> {
   const current = await getOwned(deps, userId, replId);
-  refuseWhileBusy(current);
   if (current.status === "running") {
     const session = await deps.state.getActiveSession(replId);
     if (session) return { repl: current, runner: access(deps, userId, session) };
   }
   return withReplLock(deps, replId, signal, refuseWhileBusy, async () => {
     let r = await getOwned(deps, userId, replId);
-    refuseWhileBusy(r);
+    if (r.status === "deleting") refuseWhileBusy(r); // a delete that failed midway: only DeleteRepl goes on
+    // Holding the lock, "starting"/"stopping" can only be leftovers of a core that died mid-operation.
+    if (r.status === "stopping") ({ repl: r } = await stopLocked(deps, r, "finishing an interrupted stop", signal));
     if (r.status === "running") {
       const session = await deps.state.getActiveSession(replId);
       if (session) return { repl: r, runner: access(deps, userId, session) };
       r = await move(deps, replId, ["running"], { status: "stopped", lastError: runnerLost });
     }
-    if (r.status === "starting") r = await move(deps, replId, ["starting"], { status: "stopped" }); // crashed start
+    if (r.status === "starting") r = await move(deps, replId, ["starting"], { status: "stopped" });
     r = await move(deps, replId, t.from, { status: t.via, lastError: "" });
 
     const runnerId = `run-${randomBytes(8).toString("hex")}`;
