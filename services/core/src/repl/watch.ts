@@ -46,9 +46,11 @@ export async function* watchRepl(
         yield { repl: event.repl, progress: event.progress };
         continue;
       }
-      const now = await deps.state.getRepl(replId);
+      // An event carries the record as of that change, so every step shows even when they are
+      // quick; a poll (or a delete) reads the store.
+      const now = event?.repl ?? (await deps.state.getRepl(replId));
       if (!now) return;
-      const shown = await effective(deps, now);
+      const shown = event?.repl ?? (await effective(deps, now));
       if (key(shown) !== key(last)) {
         last = shown;
         yield { repl: shown };
