@@ -24,13 +24,19 @@ import type {
   WebSession,
 } from "./store.js";
 
-// One round trip for a user's repls. It reads keys it computes (not passed in KEYS), which is fine on
-// a single Redis (or a replicated one) but not on Redis Cluster.
+// One round trip for a user's repls, as one JSON string (cheaper to decode than nested RESP arrays).
+// It reads keys it computes (not passed in KEYS): fine on a single or replicated Redis, not on Cluster.
 const LIST_REPLS = `
 local ids = redis.call('SMEMBERS', KEYS[1])
 local out = {}
-for i, id in ipairs(ids) do out[i] = redis.call('HGETALL', 'replMeta:' .. id) end
-return out`;
+for i, id in ipairs(ids) do
+  local h = redis.call('HGETALL', 'replMeta:' .. id)
+  local t = {}
+  for j = 1, #h, 2 do t[h[j]] = h[j + 1] end
+  out[i] = t
+end
+if #out == 0 then return '[]' end
+return cjson.encode(out)`;
 
 const CREATE_REPL = `
 if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[1]) then return 0 end
@@ -164,11 +170,9 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
     getRepl: (replId) => guard(async () => toRepl(await redis.hgetall(`replMeta:${replId}`))),
     listRepls: (userId) =>
       guard(async () => {
-        const rows = (await script.LIST_REPLS(`userRepls:${userId}`)) as string[][];
+        const rows = JSON.parse((await script.LIST_REPLS(`userRepls:${userId}`)) as string) as Record<string, string>[];
         const repls: ReplRecord[] = [];
-        for (const row of rows) {
-          const h: Record<string, string> = {};
-          for (let i = 0; i + 1 < row.length; i += 2) h[row[i]] = row[i + 1];
+        for (const h of rows) {
           const r = toRepl(h);
           if (r) repls.push(r);
         }
