@@ -19,6 +19,9 @@
  *   DEVEX_RUNNER_PROCESS_OUTPUT_BYTES  Output kept per background process (default 1 MiB).
  *   DEVEX_RUNNER_MAX_MESSAGE_BYTES  Largest request message (default 16 MiB).
  *   DEVEX_LOG_LEVEL                 pino level (default info).
+ *   DEVEX_RUNNER_COMMAND_PREFIX     JSON array of argv put before every user command (terminals, Exec, background
+ *                                   processes), e.g. a sandbox: ["prlimit","--nproc=256","--","bwrap",…,"--"].
+ *                                   Set by core's local driver; unset runs commands directly.
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
@@ -46,6 +49,18 @@ export const configSchema = z.object({
   DEVEX_RUNNER_PROCESS_OUTPUT_BYTES: bytes(1024 * 1024),
   DEVEX_RUNNER_MAX_MESSAGE_BYTES: bytes(16 * 1024 * 1024),
   DEVEX_LOG_LEVEL: env.logLevel(),
+  DEVEX_RUNNER_COMMAND_PREFIX: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (!v) return [];
+      try {
+        const argv = JSON.parse(v) as unknown;
+        if (Array.isArray(argv) && argv.every((a) => typeof a === "string")) return argv as string[];
+      } catch {}
+      ctx.addIssue({ code: "custom", message: "must be a JSON array of strings" });
+      return z.NEVER;
+    }),
 });
 
 export interface Limits {
@@ -74,6 +89,8 @@ export interface RunnerConfig {
   core?: CoreLink;
   limits: Limits;
   logLevel: string;
+  /** Put before every user command (a sandbox such as bubblewrap); empty runs commands directly. */
+  commandPrefix?: string[];
 }
 
 export const defaultLimits: Limits = {
@@ -121,6 +138,7 @@ export function loadRunnerConfig(source: NodeJS.ProcessEnv = process.env): Runne
       maxMessageBytes: c.DEVEX_RUNNER_MAX_MESSAGE_BYTES,
     },
     logLevel: c.DEVEX_LOG_LEVEL,
+    commandPrefix: c.DEVEX_RUNNER_COMMAND_PREFIX,
   };
 }
 

@@ -68,12 +68,14 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
   const terminals = new TerminalRegistry({
     workspace,
     baseEnv,
+    commandPrefix: config.commandPrefix,
     maxTerminals: limits.maxTerminals,
     scrollbackBytes: limits.scrollbackBytes,
   });
   const processes = new ProcessRegistry({
     workspace,
     baseEnv,
+    commandPrefix: config.commandPrefix,
     maxProcesses: limits.maxProcesses,
     outputBytes: limits.processOutputBytes,
   });

@@ -14,6 +14,8 @@ import { type ExitInfo, exitInfo, killGroup, spawnCommand, waitExit } from "./sp
 export interface ProcessRegistryDeps {
   workspace: Workspace;
   baseEnv: Record<string, string>;
+  /** Put before every command (a sandbox); see DEVEX_RUNNER_COMMAND_PREFIX. */
+  commandPrefix?: string[];
   maxProcesses: number;
   outputBytes: number;
 }
@@ -51,14 +53,14 @@ export class ProcessRegistry {
   /** Spawns a command for Exec, counted against the limit until `release`. */
   async spawnExec(spec: CommandSpec): Promise<{ child: ChildProcess; release: () => void }> {
     this.checkLimit();
-    const child = await spawnCommand(this.deps.workspace, this.deps.baseEnv, spec);
+    const child = await spawnCommand(this.deps.workspace, this.deps.baseEnv, spec, this.deps.commandPrefix);
     this.execs.add(child);
     return { child, release: () => this.execs.delete(child) };
   }
 
   async start(spec: CommandSpec, name: string): Promise<BackgroundProcess> {
     this.checkLimit();
-    const child = await spawnCommand(this.deps.workspace, this.deps.baseEnv, spec);
+    const child = await spawnCommand(this.deps.workspace, this.deps.baseEnv, spec, this.deps.commandPrefix);
     child.stdin?.end();
     const id = `p${++this.counter}-${randomBytes(4).toString("hex")}`;
     const output = new RingBuffer(this.deps.outputBytes);

@@ -20,13 +20,15 @@ export async function spawnCommand(
   ws: Workspace,
   baseEnv: Record<string, string>,
   spec: CommandSpec,
+  commandPrefix: string[] = [],
 ): Promise<ChildProcess> {
   const cwd = await ws.resolve(spec.cwd);
   const st = await withFsErrors(cwd.rel, () => stat(cwd.abs));
   if (!st.isDirectory()) throw failedPrecondition(`cwd "${cwd.rel}" is not a directory`);
   const [file, ...args] = spec.shell ? ["bash", "-c", spec.shell] : spec.argv;
   if (!file) throw invalidArgument("command: set argv (program and arguments) or shell (a bash command line)");
-  const child = spawn(file, args, {
+  const argv = [...commandPrefix, file, ...args];
+  const child = spawn(argv[0], argv.slice(1), {
     cwd: cwd.abs,
     env: { ...baseEnv, ...spec.env },
     detached: true,

@@ -14,6 +14,8 @@ export interface TerminalRegistryDeps {
   scrollbackBytes: number;
   /** Environment every terminal starts from (the runner's own secrets already removed). */
   baseEnv: Record<string, string>;
+  /** Put before every command (a sandbox); see DEVEX_RUNNER_COMMAND_PREFIX. */
+  commandPrefix?: string[];
 }
 
 export interface CreateTerminalOptions {
@@ -64,7 +66,9 @@ export class TerminalRegistry {
     const [file, ...args] = o.command.length > 0 ? o.command : ["bash", "-l"];
     if (!file) throw invalidArgument("command[0] must name a program");
     const id = `t${++this.counter}-${randomBytes(4).toString("hex")}`;
-    const pty = spawn(file, args, {
+    const prefix = this.deps.commandPrefix ?? [];
+    const argv = prefix.length ? [...prefix, file, ...args] : [file, ...args];
+    const pty = spawn(argv[0], argv.slice(1), {
       name: "xterm-256color",
       cols: clamp(o.cols ?? 80),
       rows: clamp(o.rows ?? 24),
