@@ -10,6 +10,8 @@
  *   releases the caller's own lock (compare-and-delete on the token).
  * - Expiring records (active sessions, web sessions, API tokens) read as absent once expired.
  * - Failures of the backend surface as DomainError "unavailable"; no backend message leaks.
+ * - Calls take no AbortSignal: each is one short round trip (a command or a script), bounded by the
+ *   implementation's per-command timeout (Redis: 5 s) instead.
  * Several core processes may share one Redis store; the embedded store belongs to one process.
  */
 
