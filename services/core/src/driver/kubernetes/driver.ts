@@ -1,0 +1,351 @@
+/**
+ * The Kubernetes runtime driver: each repl is a Deployment (restore init container, runner, optional
+ * MCP sidecar) plus a Secret, Service, Traefik Middleware and Ingress owned by it (objects.ts).
+ *
+ * - start creates the Deployment, then the owned objects, and waits until the pod is Ready; a failed
+ *   restore fails fast, anything else fails at the readiness timeout with the pod's last state.
+ *   Whatever fails, the Deployment is deleted (and the garbage collector takes the rest).
+ * - stop injects an ephemeral container that persists /workspaces with lib/sync and waits for it to
+ *   exit 0 BEFORE deleting anything. If it fails or times out nothing is deleted and stop throws
+ *   Unavailable with the reason; the next stop injects a fresh container. A pod whose restore never
+ *   finished has nothing newer than the blob store, so it is deleted without persisting.
+ * - status/list read Deployments by label; core's reconciliation adopts the ones an active session
+ *   points at and stops the rest.
+ *
+ * The API clients come from outside (apis.ts), so tests run the real client against a fake server.
+ * Concurrency follows driver.ts: core serialises calls per repl; calls for different repls share
+ * nothing but the clients.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { deadlineExceeded, unavailable } from "../../../../../lib/kit/errors.js";
+import type { Driver, DriverProgress, RunnerInfo, StartRequest, StopRequest } from "../driver.js";
+import { type KubernetesApis, withSignal } from "./apis.js";
+import { isAlreadyExists, isConflict, isNotFound, kubeError } from "./errors.js";
+import {
+  ANNOTATION_URL,
+  buildDeployment,
+  buildIngress,
+  buildMiddleware,
+  buildPersistContainer,
+  buildSecret,
+  buildService,
+  type KubernetesDriverSettings,
+  LABEL_REPL,
+  LABEL_RUNNER,
+  MIDDLEWARE_GROUP,
+  MIDDLEWARE_PLURAL,
+  MIDDLEWARE_VERSION,
+  managedSelector,
+  objectName,
+  ownerReference,
+  type ReplIdentity,
+  runnerSelector,
+  runnerUrl,
+} from "./objects.js";
+
+export interface KubernetesDriverDeps {
+  apis: KubernetesApis;
+  settings: KubernetesDriverSettings;
+  log?: Logger;
+  /** How long start waits for the pod to become Ready (default 3 minutes). */
+  readyTimeoutMs?: number;
+  /** How long stop waits for the persist container (default 10 minutes). */
+  persistTimeoutMs?: number;
+  /** Poll period while waiting (default 1 s). */
+  pollIntervalMs?: number;
+}
+
+export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
+  const { apis, settings } = deps;
+  const ns = settings.namespace;
+  const readyTimeoutMs = deps.readyTimeoutMs ?? 180_000;
+  const persistTimeoutMs = deps.persistTimeoutMs ?? 600_000;
+  const poll = deps.pollIntervalMs ?? 1000;
+
+  /** Runs one API call; maps failures to DomainErrors unless `tolerate` says the failure is expected. */
+  async function call<T>(verb: string, resource: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw Object.assign(kubeError(err, verb, resource, ns), { kubeCause: err });
+    }
+  }
+  const cause = (err: unknown) => (err as { kubeCause?: unknown }).kubeCause;
+
+  async function findDeployments(selector: string, signal: AbortSignal): Promise<V1Deployment[]> {
+    const list = await call("list", "deployments", () =>
+      apis.apps.listNamespacedDeployment({ namespace: ns, labelSelector: selector }, withSignal(signal)),
+    );
+    return list.items.filter((d) => !d.metadata?.deletionTimestamp);
+  }
+
+  async function findPods(runnerId: string, signal: AbortSignal): Promise<V1Pod[]> {
+    const list = await call("list", "pods", () =>
+      apis.core.listNamespacedPod({ namespace: ns, labelSelector: runnerSelector(runnerId) }, withSignal(signal)),
+    );
+    return list.items.filter((p) => !p.metadata?.deletionTimestamp);
+  }
+
+  async function deleteDeployment(name: string, signal: AbortSignal): Promise<void> {
+    try {
+      await call("delete", "deployments", () =>
+        apis.apps.deleteNamespacedDeployment(
+          { name, namespace: ns, propagationPolicy: "Background" },
+          withSignal(signal),
+        ),
+      );
+    } catch (err) {
+      if (!isNotFound(cause(err))) throw err;
+    }
+  }
+
+  /**
+   * Creates an object owned by the new Deployment. AlreadyExists means the previous runner's object
+   * has not been garbage-collected yet: try again until the deadline.
+   */
+  async function createOwned(resource: string, create: () => Promise<unknown>, deadline: number, signal: AbortSignal) {
+    for (;;) {
+      try {
+        await call("create", resource, create);
+        return;
+      } catch (err) {
+        if (!isAlreadyExists(cause(err)) || Date.now() > deadline) throw err;
+        await sleep(poll, undefined, { signal });
+      }
+    }
+  }
+
+  function describePod(pod: V1Pod | undefined): string {
+    if (!pod) return "no pod was created (check the Deployment's events and quotas)";
+    const parts = [`pod ${pod.status?.phase ?? "Pending"}`];
+    for (const s of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
+      const waiting = s.state?.waiting?.reason;
+      const running = s.state?.running ? "running" : undefined;
+      const terminated = s.state?.terminated ? `exited ${s.state.terminated.exitCode}` : undefined;
+      parts.push(`${s.name} ${waiting ?? running ?? terminated ?? "waiting"}${s.ready ? " (ready)" : ""}`);
+    }
+    const unschedulable = pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
+    if (unschedulable) parts.push(`unschedulable: ${unschedulable.reason ?? ""}`);
+    return parts.join(", ");
+  }
+
+  const restoreStatus = (pod: V1Pod) => pod.status?.initContainerStatuses?.find((s) => s.name === "restore");
+  const restored = (pod: V1Pod) => restoreStatus(pod)?.state?.terminated?.exitCode === 0;
+  const isReady = (pod: V1Pod) =>
+    pod.status?.phase === "Running" && !!pod.status.conditions?.some((c) => c.type === "Ready" && c.status === "True");
+
+  async function waitReady(
+    req: StartRequest,
+    deadline: number,
+    signal: AbortSignal,
+    progress?: (p: DriverProgress) => void,
+  ): Promise<void> {
+    let last: V1Pod | undefined;
+    let phase = "";
+    const report = (p: string) => {
+      if (p === phase) return;
+      phase = p;
+      progress?.({ phase });
+    };
+    while (Date.now() <= deadline) {
+      const pod = (await findPods(req.runnerId, signal))[0];
+      last = pod ?? last;
+      if (pod) {
+        const init = restoreStatus(pod);
+        const failed = [init?.state?.terminated, init?.lastState?.terminated].find((t) => t && t.exitCode !== 0);
+        if (failed) {
+          const detail = (failed.message ?? failed.reason ?? "").trim().slice(-300);
+          throw unavailable(
+            `restoring the workspace of repl ${req.replId} failed (exit code ${failed.exitCode}${detail ? `: ${detail}` : ""})`,
+          );
+        }
+        if (isReady(pod)) return;
+        report(restored(pod) ? "start" : "restore");
+      }
+      await sleep(poll, undefined, { signal });
+    }
+    throw deadlineExceeded(
+      `the runner of repl ${req.replId} was not ready within ${Math.round(readyTimeoutMs / 1000)} s (${describePod(last)})`,
+    );
+  }
+
+  async function removeForeignRunner(req: StartRequest, existing: V1Deployment, signal: AbortSignal) {
+    const runnerId = existing.metadata?.labels?.[LABEL_RUNNER] ?? "";
+    deps.log?.warn(
+      { replId: req.replId, runnerId },
+      "an older runner of this repl is still deployed; stopping it first",
+    );
+    await driver.stop({ ...req, runnerId, reason: "replaced by a new runner" }, signal);
+  }
+
+  async function start(req: StartRequest, signal: AbortSignal, progress?: (p: DriverProgress) => void) {
+    const id: ReplIdentity = req;
+    const name = objectName(req.replId);
+    const url = runnerUrl(settings, req.replId);
+    const deadline = Date.now() + readyTimeoutMs;
+    progress?.({ phase: "schedule" });
+    const body = buildDeployment(settings, id, req.coreUrl, url);
+    let deployment: V1Deployment | undefined;
+    for (let attempt = 0; !deployment; attempt++) {
+      try {
+        deployment = await call("create", "deployments", () =>
+          apis.apps.createNamespacedDeployment({ namespace: ns, body }, withSignal(signal)),
+        );
+      } catch (err) {
+        if (!isAlreadyExists(cause(err)) || attempt > 0) throw err;
+        const existing = await findDeployments(
+          `${managedSelector},${LABEL_REPL}=${body.metadata!.labels![LABEL_REPL]}`,
+          signal,
+        );
+        for (const d of existing) await removeForeignRunner(req, d, signal);
+      }
+    }
+    try {
+      const owner = ownerReference(deployment);
+      await createOwned(
+        "secrets",
+        () =>
+          apis.core.createNamespacedSecret(
+            { namespace: ns, body: buildSecret(settings, id, owner, req.controlToken) },
+            withSignal(signal),
+          ),
+        deadline,
+        signal,
+      );
+      await createOwned(
+        "services",
+        () =>
+          apis.core.createNamespacedService(
+            { namespace: ns, body: buildService(settings, id, owner) },
+            withSignal(signal),
+          ),
+        deadline,
+        signal,
+      );
+      await createOwned(
+        MIDDLEWARE_PLURAL,
+        () =>
+          apis.custom.createNamespacedCustomObject(
+            {
+              group: MIDDLEWARE_GROUP,
+              version: MIDDLEWARE_VERSION,
+              namespace: ns,
+              plural: MIDDLEWARE_PLURAL,
+              body: buildMiddleware(settings, id, owner),
+            },
+            withSignal(signal),
+          ),
+        deadline,
+        signal,
+      );
+      await createOwned(
+        "ingresses",
+        () =>
+          apis.networking.createNamespacedIngress(
+            { namespace: ns, body: buildIngress(settings, id, owner) },
+            withSignal(signal),
+          ),
+        deadline,
+        signal,
+      );
+      await waitReady(req, deadline, signal, progress);
+    } catch (err) {
+      // Nothing may keep running after a failed start; deleting the Deployment cascades to the rest.
+      await deleteDeployment(name, AbortSignal.timeout(30_000)).catch((e) =>
+        deps.log?.error({ err: e, replId: req.replId }, "could not delete the Deployment of a failed start"),
+      );
+      throw err;
+    }
+    deps.log?.info({ replId: req.replId, runnerId: req.runnerId, deployment: name }, "runner ready");
+    return { runnerId: req.runnerId, url };
+  }
+
+  /** Adds the persist container to the pod, retrying on resourceVersion conflicts. */
+  async function injectPersist(pod: V1Pod, container: string, workspacePrefix: string, signal: AbortSignal) {
+    const podName = pod.metadata!.name!;
+    let current = pod;
+    for (let attempt = 0; ; attempt++) {
+      const body: V1Pod = {
+        ...current,
+        spec: {
+          ...current.spec!,
+          ephemeralContainers: [
+            ...(current.spec?.ephemeralContainers ?? []),
+            buildPersistContainer(settings, workspacePrefix, container),
+          ],
+        },
+      };
+      try {
+        await call("update", "pods/ephemeralcontainers", () =>
+          apis.core.replaceNamespacedPodEphemeralcontainers({ name: podName, namespace: ns, body }, withSignal(signal)),
+        );
+        return;
+      } catch (err) {
+        if (!isConflict(cause(err)) || attempt >= 5) throw err;
+        current = await call("get", "pods", () =>
+          apis.core.readNamespacedPod({ name: podName, namespace: ns }, withSignal(signal)),
+        );
+      }
+    }
+  }
+
+  async function persist(req: StopRequest, pod: V1Pod, signal: AbortSignal, progress?: (p: DriverProgress) => void) {
+    const podName = pod.metadata!.name!;
+    const container = `persist-${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+    progress?.({ phase: "persist" });
+    await injectPersist(pod, container, req.workspacePrefix, signal);
+    const deadline = Date.now() + persistTimeoutMs;
+    let state = "not started";
+    while (Date.now() <= deadline) {
+      await sleep(poll, undefined, { signal });
+      const now = await call("get", "pods", () =>
+        apis.core.readNamespacedPod({ name: podName, namespace: ns }, withSignal(signal)),
+      );
+      const s = now.status?.ephemeralContainerStatuses?.find((c) => c.name === container);
+      const done = s?.state?.terminated;
+      if (done) {
+        if (done.exitCode === 0) return;
+        const detail = (done.message ?? done.reason ?? "").trim().slice(-300);
+        throw unavailable(
+          `persisting the workspace of repl ${req.replId} failed (exit code ${done.exitCode}${detail ? `: ${detail}` : ""}); the runner keeps running and nothing was deleted — stop again to retry`,
+        );
+      }
+      state = s?.state?.waiting?.reason ?? (s?.state?.running ? "running" : state);
+    }
+    throw unavailable(
+      `persisting the workspace of repl ${req.replId} did not finish within ${Math.round(persistTimeoutMs / 1000)} s (${state}); nothing was deleted — stop again to retry`,
+    );
+  }
+
+  const driver: Driver = {
+    start,
+
+    async stop(req, signal, progress) {
+      const deployments = await findDeployments(runnerSelector(req.runnerId), signal);
+      if (deployments.length === 0) return { persistTime: Date.now() };
+      if (req.persist !== false) {
+        const pod = (await findPods(req.runnerId, signal)).find((p) => p.status?.phase === "Running" && restored(p));
+        if (pod) await persist(req, pod, signal, progress);
+        else deps.log?.info({ replId: req.replId }, "no restored workspace to persist; the blob store is up to date");
+      }
+      progress?.({ phase: "teardown" });
+      for (const d of deployments) await deleteDeployment(d.metadata!.name!, signal);
+      return { persistTime: Date.now() };
+    },
+
+    async status(runnerId, signal) {
+      return (await findDeployments(runnerSelector(runnerId), signal)).length > 0 ? "running" : "stopped";
+    },
+
+    async list(signal): Promise<RunnerInfo[]> {
+      return (await findDeployments(managedSelector, signal)).map((d) => ({
+        runnerId: d.metadata?.labels?.[LABEL_RUNNER] ?? "",
+        replId: d.metadata?.labels?.[LABEL_REPL] ?? "",
+        url: d.metadata?.annotations?.[ANNOTATION_URL] ?? "",
+      }));
+    },
+  };
+  return driver;
+}

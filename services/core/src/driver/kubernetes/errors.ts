@@ -1,0 +1,75 @@
+/**
+ * Kubernetes API failures → DomainErrors with messages an operator can act on. The API server's
+ * body never reaches a client: only its Status `reason`, the HTTP code and the fields it names.
+ */
+import { ApiException } from "@kubernetes/client-node";
+import { type DomainError, failedPrecondition, unavailable } from "../../../../../lib/kit/errors.js";
+
+export interface KubeStatus {
+  code: number;
+  reason: string;
+  /** Field paths from details.causes (e.g. "spec.template.spec.containers[0].image"). */
+  fields: string[];
+}
+
+/** The HTTP code and Status reason of an API error, or undefined when it is not an API error. */
+export function kubeStatus(err: unknown): KubeStatus | undefined {
+  if (!(err instanceof ApiException)) return undefined;
+  let body: unknown = err.body;
+  if (typeof body === "string") {
+    try {
+      body = JSON.parse(body);
+    } catch {
+      body = undefined;
+    }
+  }
+  const status = (body ?? {}) as { reason?: unknown; details?: { causes?: { field?: unknown }[] } };
+  const fields = (status.details?.causes ?? []).map((c) => c.field).filter((f): f is string => typeof f === "string");
+  return { code: err.code, reason: typeof status.reason === "string" ? status.reason : "", fields };
+}
+
+export const isNotFound = (err: unknown) => kubeStatus(err)?.code === 404;
+export const isAlreadyExists = (err: unknown) => {
+  const s = kubeStatus(err);
+  return s?.code === 409 && s.reason === "AlreadyExists";
+};
+export const isConflict = (err: unknown) => {
+  const s = kubeStatus(err);
+  return s?.code === 409 && s.reason !== "AlreadyExists";
+};
+
+function isAbort(err: unknown): boolean {
+  return err instanceof Error && (err.name === "AbortError" || (err as { type?: string }).type === "aborted");
+}
+
+/**
+ * Maps a failed call (`verb` on `resource` in `namespace`) to a DomainError. Aborts are rethrown
+ * unchanged so callers see the cancellation.
+ */
+export function kubeError(err: unknown, verb: string, resource: string, namespace: string): DomainError | Error {
+  if (isAbort(err)) return err as Error;
+  const s = kubeStatus(err);
+  const what = `${verb} ${resource} in namespace "${namespace}"`;
+  if (!s) return unavailable(`the Kubernetes API server could not be reached to ${what}; check its address`, err);
+  if (s.code === 401)
+    return failedPrecondition(`core's Kubernetes credentials were refused (401) to ${what}; check its kubeconfig`, err);
+  if (s.code === 403)
+    return failedPrecondition(
+      `core's service account may not ${what} (403 Forbidden); apply the RBAC in infra/k8s/base/rbac.yaml`,
+      err,
+    );
+  if (s.code === 404 && resource === "middlewares")
+    return failedPrecondition(
+      `cannot ${what}: Traefik's Middleware CRD (traefik.io/v1alpha1) is missing; install Traefik (infra/k8s/traefik)`,
+      err,
+    );
+  if (s.code === 404)
+    return failedPrecondition(`cannot ${what}: the namespace or object does not exist (create infra/k8s first)`, err);
+  if (s.code === 422 || s.code === 400)
+    return failedPrecondition(
+      `the cluster refused to ${what} (${s.reason || s.code}${s.fields.length ? `: ${s.fields.join(", ")}` : ""}); check the DEVEX_K8S_* settings`,
+      err,
+    );
+  if (s.code === 409) return unavailable(`a concurrent change interfered while trying to ${what}; try again`, err);
+  return unavailable(`the Kubernetes API server failed to ${what} (HTTP ${s.code}); try again`, err);
+}

@@ -1,0 +1,398 @@
+/**
+ * The Kubernetes objects of one repl, built as plain data (no API calls), so tests can validate
+ * every one of them against the Kubernetes schemas:
+ *
+ *   Deployment devex-<replId> (1 replica)
+ *     init container  "restore": lib/sync restore of repl/<user>/<replId>/ into the emptyDir /workspaces
+ *     container       "runner":  the runner on :8090, readiness on /healthz
+ *     container       "mcp":     optional MCP sidecar on :8091
+ *   Secret     devex-<replId>  the runner's control token (never in the Deployment spec)
+ *   Service    devex-<replId>  → runner (and mcp)
+ *   Middleware devex-<replId>  traefik.io/v1alpha1 StripPrefix /<replId>
+ *   Ingress    devex-<replId>  <host>/<replId> → Service, through the Middleware
+ *
+ * Everything carries the ownership labels; everything but the Deployment has an ownerReference to
+ * it, so deleting the Deployment deletes the rest (garbage collector).
+ */
+import { createHash } from "node:crypto";
+import type {
+  V1Container,
+  V1Deployment,
+  V1EnvVar,
+  V1EphemeralContainer,
+  V1Ingress,
+  V1OwnerReference,
+  V1Secret,
+  V1SecurityContext,
+  V1Service,
+} from "@kubernetes/client-node";
+
+export const MANAGED_BY = "app.kubernetes.io/managed-by";
+export const LABEL_REPL = "devex.dev/repl-id";
+export const LABEL_USER = "devex.dev/user";
+export const LABEL_RUNNER = "devex.dev/runner-id";
+export const ANNOTATION_URL = "devex.dev/runner-url";
+export const RUNNER_PORT = 8090;
+export const MCP_PORT = 8091;
+export const WORKSPACE_DIR = "/workspaces";
+export const MIDDLEWARE_GROUP = "traefik.io";
+export const MIDDLEWARE_VERSION = "v1alpha1";
+export const MIDDLEWARE_PLURAL = "middlewares";
+
+/** Everything about the repl pods that an operator configures (core's DEVEX_K8S_* variables). */
+export interface KubernetesDriverSettings {
+  namespace: string;
+  runnerImage: string;
+  /** Image of the MCP sidecar; unset → no sidecar. */
+  mcpImage?: string;
+  imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  /** Base URL of repl traffic, e.g. https://repl.example.com; its host is the Ingress host. */
+  runnerBaseUrl: string;
+  ingressClassName: string;
+  /** Secret holding the TLS certificate for the Ingress host; unset → no tls section. */
+  ingressTlsSecret?: string;
+  runtimeClassName?: string;
+  hostNetwork: boolean;
+  serviceAccountName?: string;
+  resources: { cpuRequest: string; cpuLimit: string; memoryRequest: string; memoryLimit: string };
+  /** Size limit of the /workspaces emptyDir, e.g. "2Gi". */
+  workspaceSizeLimit: string;
+  /** Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for restore and persist; unset → ambient credentials. */
+  s3CredentialsSecret?: string;
+  /** Non-secret S3 settings passed to restore/persist (bucket, endpoint, region, path style, prefix). */
+  s3Env: Record<string, string>;
+  /** The Ed25519 public key (PEM) the runner verifies access tokens with. */
+  tokenPublicKeyPem: string;
+}
+
+export interface ReplIdentity {
+  replId: string;
+  owner: string;
+  runnerId: string;
+  workspacePrefix: string;
+}
+
+/** Kubernetes object name for a repl: a DNS-1035 label of at most 63 characters. */
+export function objectName(replId: string): string {
+  const name = `devex-${replId}`;
+  if (name.length <= 63) return name;
+  const hash = createHash("sha256").update(replId).digest("hex").slice(0, 8);
+  return `${name.slice(0, 54).replace(/-+$/, "")}-${hash}`;
+}
+
+/** Label values are limited to 63 characters of [A-Za-z0-9._-]; longer users are hashed. */
+export function labelValue(value: string): string {
+  const clean = value.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, "");
+  if (clean.length <= 63 && clean === value) return value;
+  return `h-${createHash("sha256").update(value).digest("hex").slice(0, 40)}`;
+}
+
+export function replLabels(id: Pick<ReplIdentity, "replId" | "owner" | "runnerId">): Record<string, string> {
+  return {
+    [MANAGED_BY]: "devex",
+    "app.kubernetes.io/name": "devex-runner",
+    [LABEL_REPL]: labelValue(id.replId),
+    [LABEL_USER]: labelValue(id.owner),
+    [LABEL_RUNNER]: labelValue(id.runnerId),
+  };
+}
+
+export const managedSelector = `${MANAGED_BY}=devex,app.kubernetes.io/name=devex-runner`;
+export const runnerSelector = (runnerId: string) => `${managedSelector},${LABEL_RUNNER}=${labelValue(runnerId)}`;
+
+export function runnerUrl(settings: KubernetesDriverSettings, replId: string): string {
+  return `${settings.runnerBaseUrl.replace(/\/+$/, "")}/${replId}`;
+}
+
+const restrictedSecurityContext = (readOnlyRoot: boolean): V1SecurityContext => ({
+  runAsNonRoot: true,
+  runAsUser: 1000,
+  runAsGroup: 1000,
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: readOnlyRoot,
+  capabilities: { drop: ["ALL"] },
+  seccompProfile: { type: "RuntimeDefault" },
+});
+
+function syncEnv(settings: KubernetesDriverSettings): V1EnvVar[] {
+  return Object.entries(settings.s3Env)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, value]) => ({ name, value }));
+}
+
+function syncEnvFrom(settings: KubernetesDriverSettings) {
+  return settings.s3CredentialsSecret ? [{ secretRef: { name: settings.s3CredentialsSecret } }] : undefined;
+}
+
+/** The lib/sync CLI as shipped in the runner image (infra/docker/runner.Dockerfile). */
+export function syncCommand(op: "restore" | "persist", workspacePrefix: string): string[] {
+  return ["node", "/app/dist/lib/sync/cli.js", op, "--prefix", workspacePrefix, "--dir", WORKSPACE_DIR];
+}
+
+function restoreContainer(settings: KubernetesDriverSettings, id: ReplIdentity): V1Container {
+  return {
+    name: "restore",
+    image: settings.runnerImage,
+    imagePullPolicy: settings.imagePullPolicy,
+    command: syncCommand("restore", id.workspacePrefix),
+    env: syncEnv(settings),
+    envFrom: syncEnvFrom(settings),
+    volumeMounts: [
+      { name: "workspaces", mountPath: WORKSPACE_DIR },
+      { name: "tmp", mountPath: "/tmp" },
+    ],
+    resources: limits(settings),
+    securityContext: restrictedSecurityContext(true),
+    terminationMessagePolicy: "FallbackToLogsOnError",
+  };
+}
+
+function limits(settings: KubernetesDriverSettings) {
+  const r = settings.resources;
+  return {
+    requests: { cpu: r.cpuRequest, memory: r.memoryRequest },
+    limits: { cpu: r.cpuLimit, memory: r.memoryLimit },
+  };
+}
+
+function runnerContainer(settings: KubernetesDriverSettings, id: ReplIdentity, name: string, coreUrl: string) {
+  const container: V1Container = {
+    name: "runner",
+    image: settings.runnerImage,
+    imagePullPolicy: settings.imagePullPolicy,
+    ports: [{ name: "http", containerPort: RUNNER_PORT, protocol: "TCP" }],
+    env: [
+      { name: "DEVEX_RUNNER_WORKSPACE", value: WORKSPACE_DIR },
+      { name: "DEVEX_RUNNER_HOST", value: "0.0.0.0" },
+      { name: "DEVEX_RUNNER_PORT", value: String(RUNNER_PORT) },
+      { name: "DEVEX_REPL_ID", value: id.replId },
+      { name: "DEVEX_TOKEN_PUBLIC_KEY", value: settings.tokenPublicKeyPem },
+      { name: "DEVEX_CORE_URL", value: coreUrl },
+      { name: "DEVEX_RUNNER_ID", value: id.runnerId },
+      {
+        name: "DEVEX_RUNNER_CONTROL_TOKEN",
+        valueFrom: { secretKeyRef: { name, key: "control-token" } },
+      },
+      { name: "HOME", value: "/home/devex" },
+    ],
+    readinessProbe: {
+      httpGet: { path: "/healthz", port: "http" },
+      periodSeconds: 2,
+      failureThreshold: 3,
+    },
+    livenessProbe: {
+      httpGet: { path: "/healthz", port: "http" },
+      initialDelaySeconds: 10,
+      periodSeconds: 20,
+    },
+    volumeMounts: [
+      { name: "workspaces", mountPath: WORKSPACE_DIR },
+      { name: "tmp", mountPath: "/tmp" },
+      { name: "home", mountPath: "/home/devex" },
+    ],
+    resources: limits(settings),
+    securityContext: restrictedSecurityContext(true),
+  };
+  return container;
+}
+
+function mcpContainer(settings: KubernetesDriverSettings, image: string, coreUrl: string): V1Container {
+  return {
+    name: "mcp",
+    image,
+    imagePullPolicy: settings.imagePullPolicy,
+    ports: [{ name: "mcp", containerPort: MCP_PORT, protocol: "TCP" }],
+    env: [
+      { name: "DEVEX_CORE_URL", value: coreUrl },
+      { name: "DEVEX_MCP_HOST", value: "0.0.0.0" },
+      { name: "DEVEX_MCP_PORT", value: String(MCP_PORT) },
+    ],
+    resources: {
+      requests: { cpu: "50m", memory: "64Mi" },
+      limits: { cpu: "250m", memory: "256Mi" },
+    },
+    securityContext: restrictedSecurityContext(true),
+  };
+}
+
+export function buildDeployment(
+  settings: KubernetesDriverSettings,
+  id: ReplIdentity,
+  coreUrl: string,
+  runnerBaseUrl = runnerUrl(settings, id.replId),
+): V1Deployment {
+  const name = objectName(id.replId);
+  const labels = replLabels(id);
+  const containers = [runnerContainer(settings, id, name, coreUrl)];
+  if (settings.mcpImage) containers.push(mcpContainer(settings, settings.mcpImage, coreUrl));
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name, namespace: settings.namespace, labels, annotations: { [ANNOTATION_URL]: runnerBaseUrl } },
+    spec: {
+      replicas: 1,
+      // Recreate: never two pods of one repl, each with its own copy of the workspace.
+      strategy: { type: "Recreate" },
+      selector: { matchLabels: { [LABEL_REPL]: labels[LABEL_REPL], [LABEL_RUNNER]: labels[LABEL_RUNNER] } },
+      template: {
+        metadata: { labels },
+        spec: {
+          automountServiceAccountToken: false,
+          serviceAccountName: settings.serviceAccountName,
+          enableServiceLinks: false,
+          runtimeClassName: settings.runtimeClassName,
+          hostNetwork: settings.hostNetwork || undefined,
+          dnsPolicy: settings.hostNetwork ? "ClusterFirstWithHostNet" : undefined,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 1000,
+            runAsGroup: 1000,
+            fsGroup: 1000,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          terminationGracePeriodSeconds: 10,
+          initContainers: [restoreContainer(settings, id)],
+          containers,
+          volumes: [
+            { name: "workspaces", emptyDir: { sizeLimit: settings.workspaceSizeLimit } },
+            { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
+            { name: "home", emptyDir: { sizeLimit: "1Gi" } },
+          ],
+        },
+      },
+    },
+  };
+}
+
+export function ownerReference(deployment: V1Deployment): V1OwnerReference {
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    name: deployment.metadata!.name!,
+    uid: deployment.metadata!.uid!,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+function ownedMeta(settings: KubernetesDriverSettings, id: ReplIdentity, owner: V1OwnerReference) {
+  return {
+    name: objectName(id.replId),
+    namespace: settings.namespace,
+    labels: replLabels(id),
+    ownerReferences: [owner],
+  };
+}
+
+export function buildSecret(
+  settings: KubernetesDriverSettings,
+  id: ReplIdentity,
+  owner: V1OwnerReference,
+  controlToken: string,
+): V1Secret {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: ownedMeta(settings, id, owner),
+    type: "Opaque",
+    stringData: { "control-token": controlToken },
+  };
+}
+
+export function buildService(settings: KubernetesDriverSettings, id: ReplIdentity, owner: V1OwnerReference): V1Service {
+  const labels = replLabels(id);
+  const ports = [{ name: "http", port: RUNNER_PORT, targetPort: "http", protocol: "TCP" }];
+  if (settings.mcpImage) ports.push({ name: "mcp", port: MCP_PORT, targetPort: "mcp", protocol: "TCP" });
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: ownedMeta(settings, id, owner),
+    spec: {
+      type: "ClusterIP",
+      selector: { [LABEL_REPL]: labels[LABEL_REPL], [LABEL_RUNNER]: labels[LABEL_RUNNER] },
+      ports,
+    },
+  };
+}
+
+/** Traefik's Middleware custom resource (traefik.io/v1alpha1); no generated type exists for it. */
+export interface TraefikMiddleware {
+  apiVersion: "traefik.io/v1alpha1";
+  kind: "Middleware";
+  metadata: ReturnType<typeof ownedMeta>;
+  spec: { stripPrefix: { prefixes: string[] } };
+}
+
+export function buildMiddleware(
+  settings: KubernetesDriverSettings,
+  id: ReplIdentity,
+  owner: V1OwnerReference,
+): TraefikMiddleware {
+  return {
+    apiVersion: `${MIDDLEWARE_GROUP}/${MIDDLEWARE_VERSION}` as "traefik.io/v1alpha1",
+    kind: "Middleware",
+    metadata: ownedMeta(settings, id, owner),
+    spec: { stripPrefix: { prefixes: [`/${id.replId}`] } },
+  };
+}
+
+export function buildIngress(settings: KubernetesDriverSettings, id: ReplIdentity, owner: V1OwnerReference): V1Ingress {
+  const meta = ownedMeta(settings, id, owner);
+  const host = new URL(settings.runnerBaseUrl).hostname;
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "Ingress",
+    metadata: {
+      ...meta,
+      annotations: {
+        // <namespace>-<name>@kubernetescrd is how Traefik names a Middleware from the CRD provider.
+        "traefik.ingress.kubernetes.io/router.middlewares": `${settings.namespace}-${meta.name}@kubernetescrd`,
+      },
+    },
+    spec: {
+      ingressClassName: settings.ingressClassName,
+      tls: settings.ingressTlsSecret ? [{ hosts: [host], secretName: settings.ingressTlsSecret }] : undefined,
+      rules: [
+        {
+          host,
+          http: {
+            paths: [
+              {
+                path: `/${id.replId}`,
+                pathType: "Prefix",
+                backend: { service: { name: meta.name, port: { name: "http" } } },
+              },
+            ],
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** The ephemeral container stop injects: persists /workspaces with lib/sync, then exits. */
+export function buildPersistContainer(
+  settings: KubernetesDriverSettings,
+  workspacePrefix: string,
+  name: string,
+): V1EphemeralContainer {
+  return {
+    name,
+    image: settings.runnerImage,
+    imagePullPolicy: settings.imagePullPolicy,
+    command: syncCommand("persist", workspacePrefix),
+    env: syncEnv(settings),
+    envFrom: syncEnvFrom(settings),
+    volumeMounts: [
+      { name: "workspaces", mountPath: WORKSPACE_DIR },
+      { name: "tmp", mountPath: "/tmp" },
+    ],
+    securityContext: restrictedSecurityContext(true),
+    terminationMessagePolicy: "FallbackToLogsOnError",
+  };
+}
+
+/** Drops undefined fields, as JSON serialisation would; validators see exactly what is sent. */
+export function plain<T>(obj: T): T {
+  return JSON.parse(JSON.stringify(obj)) as T;
+}

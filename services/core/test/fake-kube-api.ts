@@ -1,0 +1,743 @@
+/**
+ * FAKE of the Kubernetes API server — not Kubernetes. No API server can run on this machine, so
+ * the Kubernetes driver's tests point the real @kubernetes/client-node at this HTTP server.
+ *
+ * What it implements, with the API server's semantics:
+ * - REST paths /api/v1/... and /apis/<group>/<version>/... for namespaced pods, services, secrets,
+ *   deployments, replicasets, ingresses and traefik.io/v1alpha1 middlewares; Bearer-token auth (401);
+ *   namespaces must exist (404 "namespaces "x" not found"); an unknown group/resource is the server's
+ *   plain-text "404 page not found" (a CRD that is not installed).
+ * - create → 201, or 409 Status reason AlreadyExists; get/delete of a missing object → 404 NotFound;
+ *   list with equality/set-free label selectors (a=b, a!=b, a, !a); uid, creationTimestamp,
+ *   generation; one global resourceVersion counter bumped on every write, including status changes
+ *   made by the simulated controllers, and 409 Conflict on an update/patch with a stale resourceVersion.
+ * - PUT replace; PATCH as application/merge-patch+json, application/json-patch+json (add, remove,
+ *   replace, test) and application/strategic-merge-patch+json (merge patch, except lists of objects
+ *   with a `name` merge by name); 415 for server-side apply.
+ * - DELETE with propagationPolicy (body or query): Background/Foreground delete dependents found by
+ *   ownerReferences uid (garbage collection, after `gcDelayMs`), Orphan strips the references.
+ *   Pods terminate gracefully: deletionTimestamp first, gone after `podTerminationMs`.
+ * - Secrets: stringData folded into base64 data. Services get a clusterIP.
+ * - A Deployment "controller" creates a ReplicaSet and one Pod per Deployment (owner-linked); a
+ *   "kubelet" runs the pod: init containers (exit code configurable), then containers (waiting
+ *   CreateContainerConfigError while a referenced Secret is missing, ImagePullBackOff on demand),
+ *   Ready condition after `readyMs`, Deployment status replicas/readyReplicas.
+ * - pods/<name>/ephemeralcontainers (PUT or PATCH): only spec.ephemeralContainers may change and
+ *   existing ones may not be changed or removed (422); each new one is waiting → running →
+ *   terminated with the next exit code from `persistExitCodes` (default 0).
+ * - Every request is recorded (verb, group, resource/subresource, namespace, name, content type);
+ *   bodies of create/update can be checked by a `validate` hook (422 Invalid with causes).
+ *
+ * What it does NOT model: watches, field selectors, set-based selectors (in, notin), admission
+ * (quota, PodSecurity), scheduling and nodes, rolling updates (one ReplicaSet per Deployment),
+ * real probes (readiness is a timer), finalizers, dry-run, server-side apply, managedFields,
+ * defaulting of most fields, RBAC (see the recorded requests instead), cluster-scoped resources.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { KubeConfig } from "@kubernetes/client-node";
+
+// biome-ignore lint/suspicious/noExplicitAny: API objects are free-form JSON here, as on the wire.
+export type KubeObject = Record<string, any>;
+
+export interface RecordedRequest {
+  verb: "create" | "get" | "list" | "update" | "patch" | "delete" | "deletecollection";
+  group: string;
+  /** "pods" or "pods/ephemeralcontainers". */
+  resource: string;
+  namespace: string;
+  name?: string;
+  contentType?: string;
+}
+
+export interface FakeBehavior {
+  /** Exit code of every init container (default 0). */
+  restoreExitCode: number;
+  restoreMessage: string;
+  /** Time an init container runs (ms). */
+  restoreMs: number;
+  /** Time from containers running to Ready (ms). */
+  readyMs: number;
+  neverReady: boolean;
+  imagePullFails: boolean;
+  /** Exit codes of the next ephemeral containers, in order; 0 once empty. */
+  persistExitCodes: number[];
+  persistMessage: string;
+  persistMs: number;
+  gcDelayMs: number;
+  podTerminationMs: number;
+}
+
+export interface FakeKubeApiOptions {
+  namespaces?: string[];
+  /** Whether the traefik.io Middleware CRD is installed (default true). */
+  traefik?: boolean;
+  validate?: (obj: KubeObject) => string[];
+}
+
+interface ResourceType {
+  group: string;
+  version: string;
+  resource: string;
+  kind: string;
+}
+
+const types: ResourceType[] = [
+  { group: "", version: "v1", resource: "pods", kind: "Pod" },
+  { group: "", version: "v1", resource: "services", kind: "Service" },
+  { group: "", version: "v1", resource: "secrets", kind: "Secret" },
+  { group: "apps", version: "v1", resource: "deployments", kind: "Deployment" },
+  { group: "apps", version: "v1", resource: "replicasets", kind: "ReplicaSet" },
+  { group: "networking.k8s.io", version: "v1", resource: "ingresses", kind: "Ingress" },
+  { group: "traefik.io", version: "v1alpha1", resource: "middlewares", kind: "Middleware" },
+];
+
+class HttpError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    message: string,
+    readonly details?: KubeObject,
+  ) {
+    super(message);
+  }
+}
+
+const clone = <T>(v: T): T => structuredClone(v);
+/** JSON with sorted keys: equality of API objects regardless of field order. */
+const canonical = (v: unknown): string =>
+  JSON.stringify(v, (_k, x) =>
+    x && typeof x === "object" && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b)))
+      : x,
+  );
+const apiVersionOf = (t: ResourceType) => (t.group ? `${t.group}/${t.version}` : t.version);
+
+export interface FakeKubeApi {
+  readonly url: string;
+  readonly token: string;
+  readonly requests: RecordedRequest[];
+  readonly behavior: FakeBehavior;
+  /** A KubeConfig for the real client, pointing at this server. */
+  kubeConfig(): KubeConfig;
+  /** Objects of a resource ("deployments", "pods", ...) in a namespace, as stored. */
+  objects(resource: string, namespace?: string): KubeObject[];
+  /** Makes a pod Ready or not Ready (e.g. the runner crashed) — what the kubelet would do. */
+  setPodReady(namespace: string, name: string, ready: boolean): void;
+  close(): Promise<void>;
+}
+
+export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promise<FakeKubeApi> {
+  const namespaces = new Set(options.namespaces ?? ["default"]);
+  const installed = types.filter((t) => options.traefik !== false || t.group !== "traefik.io");
+  const store = new Map<string, KubeObject>(); // "<resource>/<ns>/<name>"
+  const timers = new Set<NodeJS.Timeout>();
+  const token = randomBytes(16).toString("hex");
+  let rv = 1000;
+  const behavior: FakeBehavior = {
+    restoreExitCode: 0,
+    restoreMessage: "",
+    restoreMs: 10,
+    readyMs: 10,
+    neverReady: false,
+    imagePullFails: false,
+    persistExitCodes: [],
+    persistMessage: "",
+    persistMs: 10,
+    gcDelayMs: 0,
+    podTerminationMs: 5,
+  };
+  const requests: RecordedRequest[] = [];
+
+  const later = (ms: number, fn: () => void) => {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      fn();
+    }, ms);
+    timers.add(t);
+  };
+  const key = (resource: string, ns: string, name: string) => `${resource}/${ns}/${name}`;
+  const bump = (obj: KubeObject) => {
+    obj.metadata.resourceVersion = String(++rv);
+  };
+  const all = (resource: string, ns?: string) =>
+    [...store.entries()]
+      .filter(([k]) => k.startsWith(`${resource}/${ns === undefined ? "" : `${ns}/`}`))
+      .map(([, o]) => o);
+
+  function insert(t: ResourceType, ns: string, obj: KubeObject): KubeObject {
+    obj.metadata ??= {};
+    const meta = obj.metadata;
+    if (!meta.name && meta.generateName)
+      meta.name = `${meta.generateName}${randomBytes(3).toString("hex").slice(0, 5)}`;
+    if (!meta.name) throw new HttpError(422, "Invalid", `${t.kind} "" is invalid: metadata.name: Required value`);
+    if (meta.namespace && meta.namespace !== ns)
+      throw new HttpError(
+        400,
+        "BadRequest",
+        "the namespace of the provided object does not match the namespace sent on the request",
+      );
+    if (store.has(key(t.resource, ns, meta.name)))
+      throw new HttpError(409, "AlreadyExists", `${t.resource} "${meta.name}" already exists`, {
+        name: meta.name,
+        group: t.group,
+        kind: t.resource,
+      });
+    obj.apiVersion = apiVersionOf(t);
+    obj.kind = t.kind;
+    meta.namespace = ns;
+    meta.uid = randomUUID();
+    meta.creationTimestamp = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    meta.generation = 1;
+    delete meta.resourceVersion;
+    bump(obj);
+    if (t.resource === "secrets") {
+      obj.data = { ...(obj.data ?? {}) };
+      for (const [k, v] of Object.entries(obj.stringData ?? {}))
+        obj.data[k] = Buffer.from(String(v)).toString("base64");
+      delete obj.stringData;
+    }
+    if (t.resource === "services") obj.spec.clusterIP = `10.96.${rv % 250}.${(rv >> 8) % 250}`;
+    if (t.resource === "deployments") obj.status = {};
+    store.set(key(t.resource, ns, meta.name), obj);
+    if (t.resource === "deployments") later(1, () => reconcileDeployment(ns, meta.name));
+    return obj;
+  }
+
+  // ---- the simulated controllers -------------------------------------------------------------
+  const ownerRef = (o: KubeObject, controller = true) => ({
+    apiVersion: o.apiVersion,
+    kind: o.kind,
+    name: o.metadata.name,
+    uid: o.metadata.uid,
+    controller,
+    blockOwnerDeletion: true,
+  });
+
+  function reconcileDeployment(ns: string, name: string) {
+    const d = store.get(key("deployments", ns, name));
+    if (!d) return;
+    const rs = insert(types[4], ns, {
+      metadata: {
+        name: `${name}-${randomBytes(5).toString("hex").slice(0, 10)}`,
+        labels: clone(d.spec.template.metadata?.labels ?? {}),
+        ownerReferences: [ownerRef(d)],
+      },
+      spec: { replicas: 1, selector: clone(d.spec.selector), template: clone(d.spec.template) },
+    });
+    const pod = insert(types[0], ns, {
+      metadata: {
+        generateName: `${rs.metadata.name}-`,
+        labels: clone(d.spec.template.metadata?.labels ?? {}),
+        ownerReferences: [ownerRef(rs)],
+      },
+      spec: { ...clone(d.spec.template.spec), nodeName: "fake-node" },
+    });
+    pod.status = {
+      phase: "Pending",
+      conditions: [{ type: "PodScheduled", status: "True" }],
+      initContainerStatuses: (pod.spec.initContainers ?? []).map((c: KubeObject) => ({
+        name: c.name,
+        image: c.image,
+        ready: false,
+        restartCount: 0,
+        state: { waiting: { reason: behavior.imagePullFails ? "ImagePullBackOff" : "PodInitializing" } },
+      })),
+      containerStatuses: pod.spec.containers.map((c: KubeObject) => ({
+        name: c.name,
+        image: c.image,
+        ready: false,
+        restartCount: 0,
+        state: { waiting: { reason: "PodInitializing" } },
+      })),
+    };
+    bump(pod);
+    if (!behavior.imagePullFails) later(1, () => runInit(ns, pod.metadata.name));
+  }
+
+  const podAlive = (ns: string, name: string) => {
+    const p = store.get(key("pods", ns, name));
+    return p && !p.metadata.deletionTimestamp ? p : undefined;
+  };
+
+  function runInit(ns: string, name: string) {
+    let pod = podAlive(ns, name);
+    if (!pod) return;
+    for (const s of pod.status.initContainerStatuses) s.state = { running: { startedAt: new Date().toISOString() } };
+    bump(pod);
+    later(behavior.restoreMs, () => {
+      pod = podAlive(ns, name);
+      if (!pod) return;
+      const exitCode = behavior.restoreExitCode;
+      const terminated = { exitCode, reason: exitCode === 0 ? "Completed" : "Error", message: behavior.restoreMessage };
+      for (const s of pod.status.initContainerStatuses) s.state = { terminated };
+      bump(pod);
+      if (exitCode !== 0) {
+        // restartPolicy Always: the kubelet restarts the init container with a back-off.
+        later(2, () => {
+          const p = podAlive(ns, name);
+          if (!p) return;
+          for (const s of p.status.initContainerStatuses) {
+            s.lastState = { terminated };
+            s.state = { waiting: { reason: "CrashLoopBackOff" } };
+            s.restartCount++;
+          }
+          bump(p);
+        });
+        return;
+      }
+      startContainers(ns, name);
+    });
+  }
+
+  function missingSecret(pod: KubeObject): string | undefined {
+    for (const c of pod.spec.containers)
+      for (const e of c.env ?? []) {
+        const ref = e.valueFrom?.secretKeyRef;
+        if (ref && !store.get(key("secrets", pod.metadata.namespace, ref.name))?.data?.[ref.key]) return ref.name;
+      }
+    return undefined;
+  }
+
+  function startContainers(ns: string, name: string) {
+    const pod = podAlive(ns, name);
+    if (!pod) return;
+    const missing = missingSecret(pod);
+    for (const s of pod.status.containerStatuses)
+      s.state = missing
+        ? { waiting: { reason: "CreateContainerConfigError", message: `secret "${missing}" not found` } }
+        : { running: { startedAt: new Date().toISOString() } };
+    pod.status.phase = "Running";
+    pod.status.conditions.push({ type: "Initialized", status: "True" });
+    bump(pod);
+    if (missing) return later(5, () => retryContainers(ns, name));
+    if (!behavior.neverReady) later(behavior.readyMs, () => setPodReady(ns, name, true));
+  }
+
+  function retryContainers(ns: string, name: string) {
+    const pod = podAlive(ns, name);
+    if (!pod) return;
+    pod.status.conditions = pod.status.conditions.filter((c: KubeObject) => c.type !== "Initialized");
+    startContainers(ns, name);
+  }
+
+  function setPodReady(ns: string, name: string, ready: boolean) {
+    const pod = podAlive(ns, name);
+    if (!pod) return;
+    for (const s of pod.status.containerStatuses) s.ready = ready;
+    pod.status.conditions = pod.status.conditions.filter((c: KubeObject) => c.type !== "Ready");
+    pod.status.conditions.push({ type: "Ready", status: ready ? "True" : "False" });
+    bump(pod);
+    const rs = pod.metadata.ownerReferences?.[0];
+    const rsObj = rs && store.get(key("replicasets", ns, rs.name));
+    const dep = rsObj && store.get(key("deployments", ns, rsObj.metadata.ownerReferences?.[0]?.name));
+    if (dep) {
+      dep.status = {
+        replicas: 1,
+        readyReplicas: ready ? 1 : 0,
+        availableReplicas: ready ? 1 : 0,
+        observedGeneration: 1,
+      };
+      bump(dep);
+    }
+  }
+
+  function runEphemeral(ns: string, name: string, container: string) {
+    const pod = podAlive(ns, name);
+    if (!pod) return;
+    const status = {
+      name: container,
+      ready: false,
+      restartCount: 0,
+      state: { waiting: { reason: "ContainerCreating" } },
+    };
+    pod.status.ephemeralContainerStatuses ??= [];
+    pod.status.ephemeralContainerStatuses.push(status);
+    bump(pod);
+    if (pod.status.phase !== "Running") return; // the kubelet starts ephemeral containers only in running pods
+    later(1, () => {
+      const p = podAlive(ns, name);
+      if (!p) return;
+      status.state = { running: { startedAt: new Date().toISOString() } } as never;
+      bump(p);
+      later(behavior.persistMs, () => {
+        const q = podAlive(ns, name);
+        if (!q) return;
+        const exitCode = behavior.persistExitCodes.shift() ?? 0;
+        status.state = {
+          terminated: {
+            exitCode,
+            reason: exitCode === 0 ? "Completed" : "Error",
+            message: exitCode ? behavior.persistMessage : "",
+          },
+        } as never;
+        bump(q);
+      });
+    });
+  }
+
+  // ---- deletion and garbage collection -------------------------------------------------------
+  function remove(resource: string, ns: string, name: string, policy: string) {
+    const obj = store.get(key(resource, ns, name))!;
+    if (resource === "pods") {
+      if (!obj.metadata.deletionTimestamp) {
+        obj.metadata.deletionTimestamp = new Date().toISOString();
+        bump(obj);
+        later(behavior.podTerminationMs, () => store.delete(key(resource, ns, name)));
+      }
+    } else store.delete(key(resource, ns, name));
+    const uid = obj.metadata.uid;
+    const dependents = [...store.entries()].filter(([, o]) =>
+      (o.metadata.ownerReferences ?? []).some((r: KubeObject) => r.uid === uid),
+    );
+    if (policy === "Orphan") {
+      for (const [, o] of dependents) {
+        o.metadata.ownerReferences = o.metadata.ownerReferences.filter((r: KubeObject) => r.uid !== uid);
+        bump(o);
+      }
+      return;
+    }
+    later(behavior.gcDelayMs, () => {
+      for (const [k] of dependents) {
+        const [res, n, nm] = k.split("/");
+        if (store.has(k)) remove(res, n, nm, "Background");
+      }
+    });
+  }
+
+  // ---- HTTP ----------------------------------------------------------------------------------
+  function route(url: URL): { t: ResourceType; ns: string; name?: string; sub?: string } {
+    const parts = url.pathname.split("/").filter(Boolean);
+    let group = "";
+    let rest: string[];
+    if (parts[0] === "api" && parts[1] === "v1") rest = parts.slice(2);
+    else if (parts[0] === "apis" && parts.length >= 3) {
+      group = parts[1];
+      rest = parts.slice(3);
+      if (!installed.some((t) => t.group === group && t.version === parts[2]))
+        throw new HttpError(404, "", "404 page not found");
+    } else throw new HttpError(404, "", "404 page not found");
+    if (rest[0] !== "namespaces" || rest.length < 3) throw new HttpError(404, "", "404 page not found");
+    const t = installed.find((x) => x.group === group && x.resource === rest[2]);
+    if (!t) throw new HttpError(404, "", "404 page not found");
+    if (!namespaces.has(rest[1]))
+      throw new HttpError(404, "NotFound", `namespaces "${rest[1]}" not found`, { name: rest[1], kind: "namespaces" });
+    return { t, ns: rest[1], name: rest[3], sub: rest[4] };
+  }
+
+  function matches(labels: Record<string, string>, selector: string | null): boolean {
+    if (!selector) return true;
+    return selector.split(",").every((term) => {
+      const t = term.trim();
+      if (!t) return true;
+      const ne = /^([^!=]+)!=(.*)$/.exec(t);
+      if (ne) return labels[ne[1].trim()] !== ne[2].trim();
+      const eq = /^([^!=]+)==?(.*)$/.exec(t);
+      if (eq) return labels[eq[1].trim()] === eq[2].trim();
+      if (/\s(in|notin)\s/.test(t))
+        throw new HttpError(400, "BadRequest", "set-based selectors are not supported by this fake");
+      if (t.startsWith("!")) return !(t.slice(1) in labels);
+      return t in labels;
+    });
+  }
+
+  function mergePatch(target: unknown, patch: unknown, strategic: boolean): unknown {
+    if (patch === null || typeof patch !== "object" || Array.isArray(patch)) {
+      if (
+        strategic &&
+        Array.isArray(patch) &&
+        Array.isArray(target) &&
+        patch.every((p) => p && typeof p === "object" && "name" in p)
+      ) {
+        const out = clone(target) as KubeObject[];
+        for (const p of patch as KubeObject[]) {
+          const i = out.findIndex((o) => o?.name === p.name);
+          if (i >= 0) out[i] = mergePatch(out[i], p, true) as KubeObject;
+          else out.push(p);
+        }
+        return out;
+      }
+      return clone(patch);
+    }
+    const out: KubeObject = target && typeof target === "object" && !Array.isArray(target) ? clone(target) : {};
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === null) delete out[k];
+      else out[k] = mergePatch(out[k], v, strategic);
+    }
+    return out;
+  }
+
+  function jsonPatch(doc: KubeObject, ops: KubeObject[]): KubeObject {
+    const out = clone(doc);
+    for (const op of ops) {
+      const path = String(op.path)
+        .split("/")
+        .slice(1)
+        .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
+      const last = path.pop()!;
+      // biome-ignore lint/suspicious/noExplicitAny: walking arbitrary JSON
+      let parent: any = out;
+      for (const p of path) {
+        parent = parent?.[p];
+        if (parent === undefined) throw new HttpError(422, "Invalid", `json patch: path ${op.path} does not exist`);
+      }
+      const isArr = Array.isArray(parent);
+      const idx = last === "-" ? parent.length : Number(last);
+      if (op.op === "test" && canonical(parent[last]) !== canonical(op.value))
+        throw new HttpError(422, "Invalid", `json patch: test failed at ${op.path}`);
+      if (op.op === "add") {
+        if (isArr) parent.splice(idx, 0, op.value);
+        else parent[last] = op.value;
+      } else if (op.op === "replace") {
+        if (!(last in parent)) throw new HttpError(422, "Invalid", `json patch: path ${op.path} does not exist`);
+        parent[isArr ? idx : last] = op.value;
+      } else if (op.op === "remove") {
+        if (!(last in parent)) throw new HttpError(422, "Invalid", `json patch: path ${op.path} does not exist`);
+        if (isArr) parent.splice(idx, 1);
+        else delete parent[last];
+      } else if (op.op !== "test") throw new HttpError(422, "Invalid", `json patch: op ${op.op} is not supported`);
+    }
+    return out;
+  }
+
+  function checkValid(obj: KubeObject) {
+    const errors = options.validate?.(obj) ?? [];
+    if (errors.length)
+      throw new HttpError(422, "Invalid", `${obj.kind} "${obj.metadata?.name}" is invalid: ${errors.join("; ")}`, {
+        name: obj.metadata?.name,
+        kind: obj.kind,
+        causes: errors.map((e) => ({ reason: "FieldValueInvalid", message: e, field: e.split(":")[0] })),
+      });
+  }
+
+  /** The write (update or patch result) of an existing object, with optimistic concurrency. */
+  function write(t: ResourceType, ns: string, current: KubeObject, next: KubeObject, sub?: string): KubeObject {
+    const sent = next.metadata?.resourceVersion;
+    if (sent && sent !== current.metadata.resourceVersion)
+      throw new HttpError(
+        409,
+        "Conflict",
+        `Operation cannot be fulfilled on ${t.resource} "${current.metadata.name}": the object has been modified; please apply your changes to the latest version and try again`,
+        { name: current.metadata.name, kind: t.resource },
+      );
+    if (
+      next.metadata?.name !== current.metadata.name ||
+      (next.metadata?.uid && next.metadata.uid !== current.metadata.uid)
+    )
+      throw new HttpError(
+        422,
+        "Invalid",
+        `${t.kind} "${current.metadata.name}" is invalid: metadata.name/uid may not change`,
+      );
+    let result: KubeObject;
+    if (t.resource === "pods") {
+      if (sub !== "ephemeralcontainers")
+        throw new HttpError(
+          422,
+          "Invalid",
+          `Pod "${current.metadata.name}" is invalid: spec: Forbidden: pod updates may not change fields other than ephemeralContainers through this fake`,
+        );
+      const before: KubeObject[] = current.spec.ephemeralContainers ?? [];
+      const after: KubeObject[] = next.spec?.ephemeralContainers ?? [];
+      const { ephemeralContainers: _a, ...restBefore } = current.spec;
+      const { ephemeralContainers: _b, ...restAfter } = next.spec ?? {};
+      if (canonical(restBefore) !== canonical(restAfter))
+        throw new HttpError(
+          422,
+          "Invalid",
+          `Pod "${current.metadata.name}" is invalid: spec: Forbidden: only spec.ephemeralContainers may change`,
+        );
+      if (before.some((b, i) => canonical(b) !== canonical(after[i])))
+        throw new HttpError(
+          422,
+          "Invalid",
+          `Pod "${current.metadata.name}" is invalid: spec.ephemeralContainers: Forbidden: existing ephemeral containers may not be changed`,
+        );
+      const added = after.slice(before.length);
+      const names = new Set(
+        [...current.spec.containers, ...(current.spec.initContainers ?? []), ...before].map((c) => c.name),
+      );
+      for (const c of added)
+        if (names.has(c.name))
+          throw new HttpError(
+            422,
+            "Invalid",
+            `Pod "${current.metadata.name}" is invalid: spec.ephemeralContainers[].name: Duplicate value: "${c.name}"`,
+          );
+      result = clone(current);
+      result.spec.ephemeralContainers = after;
+      checkValid(result);
+      bump(result);
+      store.set(key(t.resource, ns, current.metadata.name), result);
+      for (const c of added) runEphemeral(ns, current.metadata.name, c.name);
+      return result;
+    }
+    if (sub) throw new HttpError(404, "NotFound", `subresource ${sub} is not served by this fake`);
+    result = { ...clone(next), apiVersion: current.apiVersion, kind: current.kind, status: current.status };
+    result.metadata = {
+      ...result.metadata,
+      namespace: ns,
+      uid: current.metadata.uid,
+      creationTimestamp: current.metadata.creationTimestamp,
+    };
+    if (canonical(result.spec) !== canonical(current.spec))
+      result.metadata.generation = (current.metadata.generation ?? 1) + 1;
+    checkValid(result);
+    bump(result);
+    store.set(key(t.resource, ns, current.metadata.name), result);
+    return result;
+  }
+
+  const status = (code: number, reason: string, message: string, details?: KubeObject) => ({
+    kind: "Status",
+    apiVersion: "v1",
+    metadata: {},
+    status: code < 400 ? "Success" : "Failure",
+    message,
+    reason,
+    details,
+    code,
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://fake");
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const raw = Buffer.concat(chunks).toString("utf8");
+    const send = (code: number, body: unknown) => {
+      res.writeHead(code, { "content-type": "application/json" });
+      res.end(JSON.stringify(body));
+    };
+    try {
+      if (req.headers.authorization !== `Bearer ${token}`) throw new HttpError(401, "Unauthorized", "Unauthorized");
+      const { t, ns, name, sub } = route(url);
+      const method = req.method ?? "GET";
+      const verb: RecordedRequest["verb"] =
+        method === "POST"
+          ? "create"
+          : method === "PUT"
+            ? "update"
+            : method === "PATCH"
+              ? "patch"
+              : method === "DELETE"
+                ? name
+                  ? "delete"
+                  : "deletecollection"
+                : name
+                  ? "get"
+                  : "list";
+      const contentType = req.headers["content-type"]?.split(";")[0];
+      requests.push({
+        verb,
+        group: t.group,
+        resource: sub ? `${t.resource}/${sub}` : t.resource,
+        namespace: ns,
+        name,
+        contentType,
+      });
+      const body = raw ? (JSON.parse(raw) as KubeObject) : undefined;
+      const current = name ? store.get(key(t.resource, ns, name)) : undefined;
+      const notFound = () =>
+        new HttpError(404, "NotFound", `${t.resource}${t.group ? `.${t.group}` : ""} "${name}" not found`, {
+          name,
+          group: t.group,
+          kind: t.resource,
+        });
+
+      if (verb === "list") {
+        const items = all(t.resource, ns).filter((o) =>
+          matches(o.metadata.labels ?? {}, url.searchParams.get("labelSelector")),
+        );
+        return send(200, {
+          apiVersion: apiVersionOf(t),
+          kind: `${t.kind}List`,
+          metadata: { resourceVersion: String(rv) },
+          items: items.map((o) => {
+            const { apiVersion: _v, kind: _k, ...rest } = clone(o);
+            return rest;
+          }),
+        });
+      }
+      if (verb === "create") {
+        if (name)
+          throw new HttpError(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+          );
+        if (!body || body.kind !== t.kind || body.apiVersion !== apiVersionOf(t))
+          throw new HttpError(400, "BadRequest", `the body must be a ${apiVersionOf(t)} ${t.kind}`);
+        checkValid(body);
+        return send(201, insert(t, ns, clone(body)));
+      }
+      if (!current) throw notFound();
+      if (verb === "get") return send(200, current);
+      if (verb === "delete") {
+        const policy = url.searchParams.get("propagationPolicy") ?? body?.propagationPolicy ?? "Background";
+        const uid = current.metadata.uid;
+        remove(t.resource, ns, name!, policy);
+        return send(200, status(200, "", "", { name, group: t.group, kind: t.resource, uid }));
+      }
+      if (verb === "update") return send(200, write(t, ns, current, body ?? {}, sub));
+      if (verb === "patch") {
+        let next: KubeObject;
+        if (contentType === "application/merge-patch+json") next = mergePatch(current, body, false) as KubeObject;
+        else if (contentType === "application/strategic-merge-patch+json")
+          next = mergePatch(current, body, true) as KubeObject;
+        else if (contentType === "application/json-patch+json")
+          next = jsonPatch(current, (body ?? []) as unknown as KubeObject[]);
+        else
+          throw new HttpError(
+            415,
+            "UnsupportedMediaType",
+            `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json`,
+          );
+        if (!body?.metadata?.resourceVersion && contentType !== "application/json-patch+json")
+          next.metadata.resourceVersion = current.metadata.resourceVersion;
+        return send(200, write(t, ns, current, next, sub));
+      }
+      throw new HttpError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
+    } catch (err) {
+      if (err instanceof HttpError && !err.reason && err.code === 404) {
+        res.writeHead(404, { "content-type": "text/plain" });
+        res.end(err.message);
+        return;
+      }
+      if (err instanceof HttpError) return send(err.code, status(err.code, err.reason, err.message, err.details));
+      if (err instanceof SyntaxError) return send(400, status(400, "BadRequest", "the request body is not JSON"));
+      send(500, status(500, "InternalError", String(err)));
+    }
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch(() => res.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    url,
+    token,
+    requests,
+    behavior,
+    kubeConfig() {
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: "fake", server: url, skipTLSVerify: true }],
+        users: [{ name: "core", token }],
+        contexts: [{ name: "fake", cluster: "fake", user: "core", namespace: [...namespaces][0] }],
+        currentContext: "fake",
+      });
+      return kc;
+    },
+    objects: (resource, ns) => all(resource, ns).map(clone),
+    setPodReady,
+    async close() {
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
