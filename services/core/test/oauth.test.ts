@@ -155,6 +155,8 @@ describe("GitHub OAuth sign-in (fake GitHub)", () => {
     assert.equal(start.status, 302);
     const authorize = new URL(start.headers.get("location")!);
     assert.ok(authorize.searchParams.get("state"), "grant sends a state");
+    const flow = browser.setCookies.find((c) => c.startsWith("devex_oauth="));
+    assert.match(flow ?? "", /Max-Age=600;.*HttpOnly/i, "the flow cookie lives 10 minutes, HttpOnly");
     const res = await browser.get(`${t.core.url}/auth/connect/github/callback?code=code-forged&state=forged`);
     assert.equal(res.status, 401);
     assert.equal(browser.sessionCookie, undefined);

@@ -90,7 +90,7 @@ export function createWebAuth(options: WebAuthOptions): HttpHandler {
         session: {
           name: "devex_oauth",
           secret: options.cookieSecret,
-          cookie: { path: "/auth", httpOnly: true, sameSite: "lax", secure, maxAge: 600_000 },
+          cookie: { path: "/auth", httpOnly: true, sameSite: "lax", secure, maxAge: 600 /* seconds */ },
         },
       })
     : undefined;
