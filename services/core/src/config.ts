@@ -32,6 +32,28 @@ export const coreConfigSchema = z
       .default("local"),
     DEVEX_RUNNER_TOKEN_TTL: env.duration("15m"),
     DEVEX_HEARTBEAT_INTERVAL: env.duration("30s"),
+    /** Runtime driver: "local" runs runners as processes on this machine; "none" cannot start repls. */
+    DEVEX_DRIVER: z.enum(["local", "none"]).default("local"),
+    DEVEX_RUNNER_POOL_SIZE: z.coerce.number().int().min(0).max(64).default(2),
+    DEVEX_RUNNER_IDLE_TIMEOUT: env.duration("10m"),
+    DEVEX_PERSIST_INTERVAL: env.duration("5m"),
+    /** "auto" uses bubblewrap when installed, "bwrap" requires it (start fails without), "none" never. */
+    DEVEX_SANDBOX: z.enum(["auto", "bwrap", "none"]).default("auto"),
+    DEVEX_SANDBOX_NETWORK: env.bool(false),
+    DEVEX_SANDBOX_MEMORY: z.coerce
+      .number()
+      .int()
+      .min(64 * 1024 * 1024)
+      .default(8 * 1024 ** 3),
+    DEVEX_SANDBOX_PROCESSES: z.coerce.number().int().min(8).default(512),
+    DEVEX_SANDBOX_CPU_SECONDS: z.coerce.number().int().min(1).default(3600),
+    DEVEX_SANDBOX_FILE_SIZE: z.coerce
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .default(2 * 1024 ** 3),
+    /** Clients reach runners through core at <public url>/<replId> (one origin) unless "direct". */
+    DEVEX_RUNNER_ACCESS: z.enum(["proxied", "direct"]).default("proxied"),
   })
   .refine((c) => !!c.GITHUB_CLIENT_ID === !!c.GITHUB_CLIENT_SECRET, {
     message: "set both GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET, or neither",

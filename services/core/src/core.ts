@@ -8,7 +8,7 @@ import { ReplService } from "../../../gen/devex/core/v1/repl_pb.js";
 import { RunnerControlService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import { authInterceptor } from "../../../lib/kit/auth.js";
 import type { Logger } from "../../../lib/kit/log.js";
-import { type HttpHandler, type RunningServer, startServer } from "../../../lib/kit/server.js";
+import { type HttpHandler, type RunningServer, startServer, type UpgradeHandler } from "../../../lib/kit/server.js";
 import { createTokenVerifier, type TokenSigner } from "../../../lib/kit/tokens.js";
 import { createAuthenticator } from "./auth/authenticate.js";
 import { principalKey, runnerOf, userIdPattern, userOf } from "./auth/principal.js";
@@ -51,6 +51,11 @@ export interface CoreDeps {
   lockTtlMs?: number;
   /** How often orphaned runners are looked for; 0 turns it off. Defaults to 60 s. */
   reconcileIntervalMs?: number;
+  /** Routes served before core's own (the embedded setup's `/<replId>/…` proxy to runners). */
+  http?: HttpHandler;
+  upgrade?: UpgradeHandler;
+  /** Routes served after core's own, before the 404: the hook for the web client's static files. */
+  web?: HttpHandler;
 }
 
 export interface Core {
@@ -111,7 +116,9 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
       router.service(ReplService, createReplService(repl, userOf));
       router.service(RunnerControlService, createRunnerControlService(repl, runnerOf, { heartbeatIntervalMs }));
     },
-    http: (req, res) => http(req, res),
+    http: async (req, res) =>
+      (await deps.http?.(req, res)) || (await http(req, res)) || (await deps.web?.(req, res)) || false,
+    upgrade: deps.upgrade,
   });
   publicUrl ||= server.url;
 

@@ -5,7 +5,9 @@ import { onShutdown } from "../../../lib/kit/shutdown.js";
 import { createTokenSigner } from "../../../lib/kit/tokens.js";
 import { coreConfigSchema } from "./config.js";
 import { createCore } from "./core.js";
-import { createUnconfiguredDriver } from "./driver/driver.js";
+import { createRunnerProxy } from "./driver/local/proxy.js";
+import { stopAllAtShutdown } from "./driver/local/shutdown.js";
+import { openDriver } from "./driver/select.js";
 import { loadCookieSecret, loadSigningKey } from "./secrets-files.js";
 import { openBlobStore, openStateStore } from "./storage.js";
 
@@ -18,17 +20,23 @@ log.info(
       : "embedded",
     blobs: config.DEVEX_S3_BUCKET ? `s3 ${config.DEVEX_S3_BUCKET}` : "local",
     auth: config.GITHUB_CLIENT_ID ? "github" : "embedded login link",
+    driver: config.DEVEX_DRIVER,
   },
   "starting core",
 );
 const state = await openStateStore(config);
 const blobs = openBlobStore(config);
+const signer = createTokenSigner(await loadSigningKey(config));
+const { driver, local } = await openDriver(config, { blobs, signer, log });
+const proxy = local && config.DEVEX_RUNNER_ACCESS === "proxied" ? createRunnerProxy(local.targetFor) : undefined;
 const core = await createCore({
   log,
   state,
   blobs,
-  driver: createUnconfiguredDriver(),
-  signer: createTokenSigner(await loadSigningKey(config)),
+  driver,
+  signer,
+  http: proxy?.http,
+  upgrade: proxy?.upgrade,
   templatesDir: config.DEVEX_TEMPLATES_DIR,
   port: config.DEVEX_CORE_PORT,
   host: config.DEVEX_CORE_HOST,
@@ -47,4 +55,21 @@ if (core.loginLink) {
   // Printed on stdout on purpose (not logged): it is a one-time secret for whoever started core.
   process.stdout.write(`\n  Open this link to sign in (works once):\n\n    ${core.loginLink}\n\n`);
 }
-onShutdown(log, [() => core.close(), () => state.close(), () => blobs.close()]);
+// Runners a previous core left behind: keep those a session points at, persist and stop the rest.
+core
+  .reconcile()
+  .then((n) => n && log.info({ stopped: n }, "stopped runners left by a previous core"))
+  .catch((err) => log.warn({ err }, "start-up reconciliation failed"));
+onShutdown(
+  log,
+  [
+    () => core.close(),
+    async () => {
+      if (local) await stopAllAtShutdown(local, state, log, AbortSignal.timeout(5 * 60_000));
+    },
+    () => local?.close(),
+    () => state.close(),
+    () => blobs.close(),
+  ],
+  5 * 60_000,
+);

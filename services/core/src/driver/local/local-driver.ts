@@ -1,0 +1,437 @@
+/**
+ * The local driver: each repl's runner is a process on this machine (the embedded setup's default).
+ *
+ * start: restore `repl/<user>/<replId>/` into `<dataDir>/workspaces/<replId>` (lib/sync), hand a
+ *   pooled runner process (pool.ts) its configuration, wait until /healthz answers.
+ * stop: persist (runner still fully usable if that fails) → Drain over RunnerAdminService → persist
+ *   what changed while draining → SIGTERM the runner → remove the workspace. Any persist failure
+ *   throws Unavailable and leaves runner and workspace as they are; the next stop tries again.
+ * While a runner runs, its workspace is persisted every `persistIntervalMs`.
+ *
+ * Runner processes outlive a crashed core: each has a record (`<dataDir>/runners/<procId>/record.json`)
+ * that a new driver reads at start-up to re-adopt live runners (core's reconciliation then stops any
+ * no session points at) and to clean up after dead ones. Pooled, unassigned processes exit with core.
+ *
+ * Concurrency: as the Driver interface says; in addition each runner's persist/stop runs under its
+ * own mutex, so the periodic persist never overlaps a stop.
+ */
+import type { ChildProcess } from "node:child_process";
+import { readdir, readFile, rm } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { RunnerAdminService } from "../../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import { unavailable } from "../../../../../lib/kit/errors.js";
+import type { Logger } from "../../../../../lib/kit/log.js";
+import type { TokenSigner } from "../../../../../lib/kit/tokens.js";
+import { persist, restore, type SyncProgress, type SyncResult } from "../../../../../lib/sync/sync.js";
+import type { BlobStore } from "../../blob/store.js";
+import type { Driver, DriverProgress, RunnerInfo, StartRequest, StopRequest } from "../driver.js";
+import { abortable, processMarker, RunnerPool, type RunnerRecord, writeRecord } from "./pool.js";
+import type { Sandbox } from "./sandbox.js";
+
+export interface LocalDriverOptions {
+  /** Holds `workspaces/` and `runners/`. */
+  dataDir: string;
+  blobs: BlobStore;
+  /** Mints the runner-admin tokens for Drain; its public key verifies the runners' access tokens. */
+  signer: TokenSigner;
+  sandbox: Sandbox;
+  log: Logger;
+  /** Pre-forked runner processes kept ready (default 2; 0 forks on demand). */
+  poolSize?: number;
+  /** Periodic persist while a runner runs; 0 turns it off (default 5 minutes). */
+  persistIntervalMs?: number;
+  /** Runner idle timeout before it reports itself idle (default 10 minutes). */
+  idleTimeoutMs?: number;
+  /** Runner heartbeat period until core answers with its own. */
+  heartbeatIntervalMs?: number;
+  /** "proxied": clients reach runners through core at `<coreUrl>/<replId>` (one origin); "direct": at the runner's port. */
+  access?: "proxied" | "direct";
+  /** Objects transferred at once by restore/persist (default 32). */
+  syncConcurrency?: number;
+  /** Attempts per object before a persist fails (default 4). */
+  syncAttempts?: number;
+  runnerLogLevel?: string;
+}
+
+export interface LocalDriver extends Driver {
+  /** Where core's proxy sends `/<replId>/…`: the runner's own URL, if the repl has a live runner. */
+  targetFor(replId: string): string | undefined;
+  /** Pooled processes ready now (the lifecycle bench waits for a warm pool). */
+  poolReady(): number;
+  /** Persists and stops every runner (Ctrl-C); returns what was stopped. */
+  shutdown(signal: AbortSignal): Promise<Array<{ replId: string; runnerId: string; persistTime?: number }>>;
+  /** Stops the pool and timers, leaving assigned runners running (a core restart re-adopts them). */
+  close(): Promise<void>;
+}
+
+interface Handle {
+  record: RunnerRecord & { runnerId: string; replId: string; workspace: string; port: number; owner: string };
+  dir: string;
+  child?: ChildProcess;
+  timer?: NodeJS.Timeout;
+  /** Serialises persist and stop for this runner. */
+  queue: Promise<unknown>;
+  lastPersist?: number;
+  gone: boolean;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+async function isOurProcess(pid: number, procId: string): Promise<boolean> {
+  try {
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
+    const i = cmdline.indexOf(processMarker);
+    return i >= 0 && cmdline[i + 1] === procId;
+  } catch {
+    return false;
+  }
+}
+
+async function healthy(url: string, signal: AbortSignal): Promise<boolean> {
+  try {
+    const res = await fetch(`${url}/healthz`, { signal: AbortSignal.any([signal, AbortSignal.timeout(2000)]) });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+function runnerEnv(): Record<string, string> {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin", SHELL: "/bin/bash" };
+  for (const k of ["LANG", "LC_ALL", "TZ"]) if (process.env[k]) env[k] = process.env[k]!;
+  env.LANG ??= "C.UTF-8";
+  return env;
+}
+
+export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDriver> {
+  const { log, blobs } = o;
+  const dataDir = resolve(o.dataDir);
+  const runnersDir = join(dataDir, "runners");
+  const workspacesDir = join(dataDir, "workspaces");
+  const byRunner = new Map<string, Handle>();
+  const pool = new RunnerPool({ runnersDir, size: o.poolSize ?? 2, env: runnerEnv(), log });
+  const workspaceOf = (replId: string) => join(workspacesDir, replId);
+  const manifestOf = (replId: string) => join(workspacesDir, `${replId}.manifest.json`);
+  const urlOf = (h: Handle) => `http://127.0.0.1:${h.record.port}`;
+  const liveHandleFor = (replId: string) =>
+    [...byRunner.values()].find((h) => h.record.replId === replId && !h.gone && alive(h.record.pid));
+
+  const report = (progress?: (p: DriverProgress) => void) => (p: SyncProgress) => progress?.({ ...p });
+
+  function logSync(what: string, replId: string, r: SyncResult) {
+    log.info(
+      {
+        replId,
+        files: r.files,
+        bytes: r.bytes,
+        transferred: r.transferred,
+        transferredBytes: r.transferredBytes,
+        deleted: r.deleted,
+        skipped: r.skipped.length,
+        ms: r.ms,
+      },
+      `${what}: ${r.transferred} files (${r.transferredBytes} bytes) of ${r.files} in ${r.ms} ms`,
+    );
+  }
+
+  async function persistWorkspace(h: Handle, signal: AbortSignal, progress?: (p: DriverProgress) => void) {
+    const r = await persist({
+      store: blobs,
+      prefix: h.record.workspacePrefix!,
+      dir: h.record.workspace,
+      manifestPath: manifestOf(h.record.replId),
+      concurrency: o.syncConcurrency,
+      attempts: o.syncAttempts,
+      signal,
+      onProgress: report(progress),
+    });
+    logSync("persisted", h.record.replId, r);
+    h.lastPersist = Date.now();
+    return r;
+  }
+
+  /** Runs `fn` after whatever else this runner is doing (persist or stop). */
+  function serial<T>(h: Handle, fn: () => Promise<T>): Promise<T> {
+    const run = h.queue.then(fn, fn);
+    h.queue = run.catch(() => {});
+    return run;
+  }
+
+  function startTimer(h: Handle) {
+    const every = o.persistIntervalMs ?? 5 * 60_000;
+    if (every <= 0) return;
+    h.timer = setInterval(() => {
+      if (h.gone) return;
+      void serial(h, () => persistWorkspace(h, AbortSignal.timeout(10 * 60_000))).catch((err) =>
+        log.warn({ err, replId: h.record.replId }, "periodic persist failed; will retry"),
+      );
+    }, every);
+    h.timer.unref();
+  }
+
+  /** Forget a runner and remove its folders (the workspace only once nothing needs it). */
+  async function forget(h: Handle, removeWorkspace: boolean) {
+    h.gone = true;
+    clearInterval(h.timer);
+    byRunner.delete(h.record.runnerId);
+    await rm(h.dir, { recursive: true, force: true });
+    if (removeWorkspace && !liveHandleFor(h.record.replId)) {
+      await rm(h.record.workspace, { recursive: true, force: true });
+      await rm(manifestOf(h.record.replId), { force: true });
+    }
+  }
+
+  function watchChild(h: Handle) {
+    h.child?.once("exit", (code, sig) => {
+      if (h.gone) return;
+      log.warn({ replId: h.record.replId, runnerId: h.record.runnerId, code, signal: sig }, "runner process died");
+      // Unpersisted changes are lost with the runner: the repl keeps its last persisted state.
+      void forget(h, true);
+    });
+  }
+
+  async function kill(h: Handle) {
+    const { pid } = h.record;
+    if (!alive(pid)) return;
+    try {
+      process.kill(pid, "SIGTERM");
+    } catch {}
+    for (let i = 0; i < 50 && alive(pid); i++) await sleep(100);
+    if (alive(pid)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+      for (let i = 0; i < 20 && alive(pid); i++) await sleep(50);
+    }
+  }
+
+  async function drain(h: Handle, reason: string) {
+    const token = o.signer.mint({ aud: "runner-admin", sub: "core", repl: h.record.replId, scope: [] }, 300);
+    const admin = createClient(
+      RunnerAdminService,
+      createConnectTransport({
+        baseUrl: urlOf(h),
+        httpVersion: "1.1",
+        interceptors: [
+          (next) => (req) => {
+            req.header.set("authorization", `Bearer ${token}`);
+            return next(req);
+          },
+        ],
+      }),
+    );
+    await admin.drain({ reason, gracePeriod: durationFromMs(2000) }, { timeoutMs: 15_000 });
+  }
+
+  // Re-adopt runners a previous core left running; clean up after dead ones and stray pool processes.
+  for (const procId of await readdir(runnersDir).catch(() => [] as string[])) {
+    const dir = join(runnersDir, procId);
+    let record: RunnerRecord | undefined;
+    try {
+      record = JSON.parse(await readFile(join(dir, "record.json"), "utf8")) as RunnerRecord;
+    } catch {}
+    const ours = record ? await isOurProcess(record.pid, procId) : false;
+    if (record?.state === "assigned" && ours && record.runnerId && record.replId && record.workspace && record.port) {
+      const h: Handle = { record: record as Handle["record"], dir, queue: Promise.resolve(), gone: false };
+      byRunner.set(record.runnerId, h);
+      startTimer(h);
+      log.info({ replId: record.replId, runnerId: record.runnerId, pid: record.pid }, "re-adopted a running runner");
+      continue;
+    }
+    if (record && ours) {
+      try {
+        process.kill(record.pid, "SIGKILL");
+      } catch {}
+    }
+    if (record?.replId && record.state === "assigned") {
+      await rm(workspaceOf(record.replId), { recursive: true, force: true });
+      await rm(manifestOf(record.replId), { force: true });
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+  // Adopted runners are not our children: notice their death by polling.
+  const poll = setInterval(() => {
+    for (const h of byRunner.values()) {
+      if (!h.child && !h.gone && !alive(h.record.pid)) {
+        log.warn({ replId: h.record.replId, runnerId: h.record.runnerId }, "adopted runner process died");
+        void forget(h, true);
+      }
+    }
+  }, 2000);
+  poll.unref();
+  pool.fill();
+
+  async function stopRunner(h: Handle, req: StopRequest, signal: AbortSignal, progress?: (p: DriverProgress) => void) {
+    const replId = h.record.replId;
+    let persistTime = h.lastPersist ?? Date.now();
+    if (req.persist !== false && req.workspacePrefix) {
+      const failed = (err: unknown): never => {
+        log.warn({ err, replId }, "persisting the workspace failed; the runner and its workspace stay");
+        throw unavailable("persisting the workspace failed, so the repl keeps running; try stopping it again", err);
+      };
+      // First while the runner is fully usable, so a failure leaves the repl working.
+      await persistWorkspace(h, signal, progress).catch(failed);
+      await drain(h, req.reason).catch((err) => log.warn({ err, replId }, "drain failed; stopping anyway"));
+      await persistWorkspace(h, signal, progress).catch(failed);
+      persistTime = Date.now();
+    }
+    h.gone = true;
+    await kill(h);
+    await forget(h, true);
+    log.info({ replId, runnerId: req.runnerId, reason: req.reason }, "runner stopped");
+    return { persistTime };
+  }
+
+  const driver: LocalDriver = {
+    async start(req: StartRequest, signal, progress) {
+      const began = Date.now();
+      const old = liveHandleFor(req.replId);
+      if (old) {
+        log.warn(
+          { replId: req.replId, runnerId: old.record.runnerId },
+          "a runner was still running: stopping it first",
+        );
+        await serial(old, () => stopRunner(old, { ...req, runnerId: old.record.runnerId, reason: "replaced" }, signal));
+      }
+      const workspace = workspaceOf(req.replId);
+      const restored = await restore({
+        store: blobs,
+        prefix: req.workspacePrefix,
+        dir: workspace,
+        manifestPath: manifestOf(req.replId),
+        concurrency: o.syncConcurrency,
+        attempts: o.syncAttempts,
+        signal,
+        onProgress: report(progress),
+      });
+      logSync("restored", req.replId, restored);
+      const p = await pool.take(signal);
+      const record = {
+        ...p.record,
+        state: "assigned" as const,
+        runnerId: req.runnerId,
+        replId: req.replId,
+        owner: req.owner,
+        workspacePrefix: req.workspacePrefix,
+        workspace,
+        port: 0,
+      };
+      const h: Handle = { record, dir: p.dir, child: p.child, queue: Promise.resolve(), gone: false };
+      try {
+        const env: Record<string, string> = {
+          DEVEX_RUNNER_WORKSPACE: workspace,
+          DEVEX_RUNNER_PORT: "0",
+          DEVEX_RUNNER_HOST: "127.0.0.1",
+          DEVEX_REPL_ID: req.replId,
+          DEVEX_TOKEN_PUBLIC_KEY: o.signer.publicKeyPem,
+          DEVEX_CORE_URL: req.coreUrl,
+          DEVEX_RUNNER_ID: req.runnerId,
+          DEVEX_RUNNER_CONTROL_TOKEN: req.controlToken,
+          DEVEX_IDLE_TIMEOUT: String(o.idleTimeoutMs ?? 10 * 60_000),
+          DEVEX_HEARTBEAT_INTERVAL: String(o.heartbeatIntervalMs ?? 30_000),
+          DEVEX_RUNNER_COMMAND_PREFIX: JSON.stringify(o.sandbox.prefix(workspace)),
+          DEVEX_LOG_LEVEL: o.runnerLogLevel ?? "info",
+        };
+        const started = new Promise<number>((resolvePort, reject) => {
+          p.child.on("message", (m: { type?: string; port?: number; message?: string }) => {
+            if (m?.type === "started") resolvePort(m.port!);
+            if (m?.type === "failed") reject(new Error(`runner failed to start: ${m.message}`));
+          });
+          p.child.once("exit", (code, sig) => reject(new Error(`runner exited during start (${sig ?? code})`)));
+        });
+        p.child.send({ type: "assign", env });
+        record.port = await abortable(started, AbortSignal.any([signal, AbortSignal.timeout(20_000)]));
+        await writeRecord(p.dir, record);
+        byRunner.set(req.runnerId, h);
+        watchChild(h);
+        if (!(await healthy(urlOf(h), signal))) throw new Error("runner did not answer /healthz");
+      } catch (err) {
+        h.gone = true;
+        p.child.kill("SIGKILL");
+        await forget(h, true);
+        throw err;
+      }
+      startTimer(h);
+      log.info(
+        { replId: req.replId, runnerId: req.runnerId, pid: record.pid, port: record.port, ms: Date.now() - began },
+        "runner started",
+      );
+      const url = o.access === "direct" ? urlOf(h) : `${req.coreUrl.replace(/\/+$/, "")}/${req.replId}`;
+      return { runnerId: req.runnerId, url };
+    },
+
+    async stop(req, signal, progress) {
+      const h = byRunner.get(req.runnerId);
+      if (!h || h.gone) return { persistTime: Date.now() };
+      return serial(h, () =>
+        h.gone ? Promise.resolve({ persistTime: Date.now() }) : stopRunner(h, req, signal, progress),
+      );
+    },
+
+    async status(runnerId) {
+      const h = byRunner.get(runnerId);
+      return h && !h.gone && alive(h.record.pid) ? "running" : "stopped";
+    },
+
+    async list(): Promise<RunnerInfo[]> {
+      return [...byRunner.values()]
+        .filter((h) => !h.gone && alive(h.record.pid))
+        .map((h) => ({ runnerId: h.record.runnerId, replId: h.record.replId, url: urlOf(h) }));
+    },
+
+    targetFor(replId) {
+      const h = liveHandleFor(replId);
+      return h ? urlOf(h) : undefined;
+    },
+
+    poolReady: () => pool.readyCount(),
+
+    async shutdown(signal) {
+      pool.close();
+      const handles = [...byRunner.values()].filter((h) => !h.gone);
+      return Promise.all(
+        handles.map(async (h) => {
+          const { replId, runnerId } = h.record;
+          try {
+            const { persistTime } = await serial(h, () =>
+              stopRunner(
+                h,
+                {
+                  replId,
+                  runnerId,
+                  owner: h.record.owner,
+                  workspacePrefix: h.record.workspacePrefix!,
+                  reason: "core is shutting down",
+                },
+                signal,
+              ),
+            );
+            return { replId, runnerId, persistTime };
+          } catch (err) {
+            log.error({ err, replId }, "could not persist a repl at shutdown; its runner keeps running");
+            return { replId, runnerId };
+          }
+        }),
+      );
+    },
+
+    async close() {
+      pool.close();
+      clearInterval(poll);
+      for (const h of byRunner.values()) clearInterval(h.timer);
+    },
+  };
+  return driver;
+}

@@ -1,0 +1,130 @@
+/**
+ * One origin for the browser: core forwards `/<replId>/<route>` to that repl's runner as
+ * `/<route>`, mirroring the Kubernetes ingress route `<repl-host>/<repl-id>/<route>`. Carries Connect
+ * over HTTP/1.1 (streams are piped, never buffered), the terminal WebSocket bridge and the preview
+ * proxy (HTTP and WebSocket). The runner authenticates every request itself; core adds nothing.
+ * Cookies and redirects the runner sets for `/…` are rewritten to `/<replId>/…`.
+ */
+import { type IncomingHttpHeaders, type IncomingMessage, request } from "node:http";
+import { connect } from "node:net";
+import type { Duplex } from "node:stream";
+import type { HttpHandler, HttpRequest, HttpResponse, UpgradeHandler } from "../../../../../lib/kit/server.js";
+
+const replPath = /^\/(r[0-9a-f]{12})(\/.*)?$/;
+const hopByHop = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "te",
+  "trailer",
+  "http2-settings",
+  "host",
+]);
+
+export interface RunnerProxy {
+  http: HttpHandler;
+  upgrade: UpgradeHandler;
+}
+
+function split(url: string | undefined): { replId: string; rest: string } | undefined {
+  const [path, query] = (url ?? "/").split(/\?(.*)/s, 2);
+  const m = replPath.exec(path);
+  if (!m) return undefined;
+  return { replId: m[1], rest: (m[2] || "/") + (query !== undefined ? `?${query}` : "") };
+}
+
+function forwardHeaders(h: IncomingHttpHeaders, target: URL): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined || k.startsWith(":") || hopByHop.has(k)) continue;
+    out[k] = v;
+  }
+  out.host = target.host;
+  return out;
+}
+
+function rewriteCookie(c: string, replId: string): string {
+  return /;\s*path=/i.test(c)
+    ? c.replace(/(;\s*path=)(\/[^;]*)/i, (_m, a: string, p: string) => `${a}/${replId}${p}`)
+    : `${c}; Path=/${replId}/`;
+}
+
+export function createRunnerProxy(targetFor: (replId: string) => string | undefined): RunnerProxy {
+  return {
+    http(req: HttpRequest, res: HttpResponse) {
+      const m = split(req.url);
+      if (!m) return false;
+      const base = targetFor(m.replId);
+      if (!base) {
+        res.writeHead(503, { "content-type": "text/plain" });
+        res.end(`repl ${m.replId} is not running: start it first\n`);
+        return true;
+      }
+      const target = new URL(base);
+      const upstream = request({
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: m.rest,
+        headers: forwardHeaders(req.headers, target),
+      });
+      upstream.on("response", (up: IncomingMessage) => {
+        const headers: Record<string, string | string[]> = {};
+        for (const [k, v] of Object.entries(up.headers)) {
+          if (v === undefined || hopByHop.has(k)) continue;
+          if (k === "set-cookie") headers[k] = (v as string[]).map((c) => rewriteCookie(c, m.replId));
+          else if (k === "location" && typeof v === "string" && v.startsWith("/")) headers[k] = `/${m.replId}${v}`;
+          else headers[k] = v;
+        }
+        res.writeHead(up.statusCode ?? 502, headers);
+        (res as NodeJS.WritableStream).on("close", () => up.destroy());
+        up.pipe(res as NodeJS.WritableStream);
+      });
+      upstream.on("error", () => {
+        if (!res.headersSent) {
+          res.writeHead(502, { "content-type": "text/plain" });
+          res.end("the repl's runner did not answer\n");
+        } else res.destroy();
+      });
+      req.on("close", () => {
+        if (!req.complete) upstream.destroy();
+      });
+      (req as NodeJS.ReadableStream).pipe(upstream);
+      return true;
+    },
+
+    upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+      const m = split(req.url);
+      if (!m) return false;
+      const base = targetFor(m.replId);
+      if (!base) {
+        socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        return true;
+      }
+      const target = new URL(base);
+      const upstream = connect(Number(target.port), target.hostname, () => {
+        const lines = [`${req.method} ${m.rest} HTTP/1.1`];
+        for (let i = 0; i < req.rawHeaders.length; i += 2) {
+          const k = req.rawHeaders[i];
+          lines.push(`${k}: ${k.toLowerCase() === "host" ? target.host : req.rawHeaders[i + 1]}`);
+        }
+        upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
+        if (head.length) upstream.write(head);
+        upstream.pipe(socket);
+        socket.pipe(upstream);
+      });
+      upstream.setNoDelay(true);
+      const close = () => {
+        upstream.destroy();
+        socket.destroy();
+      };
+      upstream.on("error", close);
+      socket.on("error", close);
+      upstream.on("close", close);
+      socket.on("close", close);
+      return true;
+    },
+  };
+}

@@ -1,0 +1,50 @@
+/** The one place that picks the runtime driver from config. */
+import { join } from "node:path";
+import type { Logger } from "../../../../lib/kit/log.js";
+import type { TokenSigner } from "../../../../lib/kit/tokens.js";
+import type { BlobStore } from "../blob/store.js";
+import type { CoreConfig } from "../config.js";
+import { createUnconfiguredDriver, type Driver } from "./driver.js";
+import { createLocalDriver, type LocalDriver } from "./local/local-driver.js";
+import { createSandbox } from "./local/sandbox.js";
+
+export async function openDriver(
+  config: CoreConfig,
+  deps: { blobs: BlobStore; signer: TokenSigner; log: Logger },
+): Promise<{ driver: Driver; local?: LocalDriver }> {
+  if (config.DEVEX_DRIVER === "none") {
+    deps.log.warn("DEVEX_DRIVER=none: this core cannot start repls");
+    return { driver: createUnconfiguredDriver() };
+  }
+  const sandbox = createSandbox({
+    mode: config.DEVEX_SANDBOX,
+    network: config.DEVEX_SANDBOX_NETWORK,
+    limits: {
+      addressSpaceBytes: config.DEVEX_SANDBOX_MEMORY,
+      processes: config.DEVEX_SANDBOX_PROCESSES,
+      cpuSeconds: config.DEVEX_SANDBOX_CPU_SECONDS,
+      fileSizeBytes: config.DEVEX_SANDBOX_FILE_SIZE,
+    },
+  });
+  deps.log.info(
+    { isolation: sandbox.kind, rlimits: sandbox.rlimits },
+    `local driver: isolation ${sandbox.description}`,
+  );
+  if (sandbox.kind === "none" && config.DEVEX_SANDBOX === "auto") {
+    deps.log.warn("bubblewrap (bwrap) not found: repl commands run unsandboxed; install bubblewrap");
+  }
+  const local = await createLocalDriver({
+    dataDir: join(config.DEVEX_DATA_DIR, "local"),
+    blobs: deps.blobs,
+    signer: deps.signer,
+    sandbox,
+    log: deps.log.child({ driver: "local" }),
+    poolSize: config.DEVEX_RUNNER_POOL_SIZE,
+    persistIntervalMs: config.DEVEX_PERSIST_INTERVAL,
+    idleTimeoutMs: config.DEVEX_RUNNER_IDLE_TIMEOUT,
+    heartbeatIntervalMs: config.DEVEX_HEARTBEAT_INTERVAL,
+    access: config.DEVEX_RUNNER_ACCESS,
+    runnerLogLevel: config.DEVEX_LOG_LEVEL,
+  });
+  return { driver: local, local };
+}

@@ -1,0 +1,26 @@
+/**
+ * FAULT INJECTOR — not the thing under test. Wraps a real BlobStore; while `failing` is set, every
+ * call fails the way a real outage does (DomainError "unavailable"), so driver tests can check
+ * that a failed persist loses nothing.
+ */
+import { unavailable } from "../../../lib/kit/errors.js";
+import type { BlobStore } from "../src/blob/store.js";
+
+export function faultyBlobs(inner: BlobStore): BlobStore & { failing: boolean } {
+  const guard =
+    <A extends unknown[], R>(fn: (...a: A) => Promise<R>) =>
+    async (...a: A): Promise<R> => {
+      if (store.failing) throw unavailable("the blob store is unavailable (injected fault)");
+      return fn(...a);
+    };
+  const store = {
+    failing: false,
+    put: guard(inner.put.bind(inner)),
+    get: guard(inner.get.bind(inner)),
+    list: guard(inner.list.bind(inner)),
+    deletePrefix: guard(inner.deletePrefix.bind(inner)),
+    copyPrefix: guard(inner.copyPrefix.bind(inner)),
+    close: () => inner.close(),
+  };
+  return store;
+}
