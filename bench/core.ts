@@ -15,6 +15,8 @@ import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { ReplSchema, ReplService, ReplStatus } from "../gen/devex/core/v1/repl_pb.js";
 import { createLogger } from "../lib/kit/log.js";
 import { startServer } from "../lib/kit/server.js";
@@ -25,7 +27,6 @@ import { issueApiToken } from "../services/core/src/auth/secrets.js";
 import { createLocalBlobStore } from "../services/core/src/blob/local.js";
 import { createCore } from "../services/core/src/core.js";
 import { createUnconfiguredDriver } from "../services/core/src/driver/driver.js";
-import { createReplEvents } from "../services/core/src/repl/events.js";
 import { createRedisStore } from "../services/core/src/state/redis.js";
 
 const CONCURRENCY = 50;
@@ -156,31 +157,22 @@ export async function run(): Promise<void> {
     quota: 20,
   });
   const { secret } = await issueApiToken(state, "bench", "bench");
-  const { createRepl } = await import("../services/core/src/repl/create.js");
-  const deps = {
-    state,
-    blobs,
-    driver: createUnconfiguredDriver(),
-    signer: createTokenSigner(generateSigningKey().privateKeyPem),
-    templates: {
-      list: () => [{ name: "node", title: "", description: "", language: "", runCommand: "" }],
-      get: (n: string) =>
-        n === "node" ? { name: "node", title: "", description: "", language: "", runCommand: "" } : undefined,
-    },
-    events: createReplEvents(),
-    log,
-    quota: 20,
-    coreUrl: core.url,
-    sessionTtlMs: 90_000,
-    runnerTokenTtlSeconds: 900,
-    lockWaitMs: 1000,
-    lockTtlMs: 1000,
-  };
+  const repls = createClient(
+    ReplService,
+    createConnectTransport({
+      baseUrl: core.url,
+      httpVersion: "1.1",
+      interceptors: [
+        (next) => (req) => {
+          req.header.set("authorization", `Bearer ${secret}`);
+          return next(req);
+        },
+      ],
+    }),
+  );
   const ids: string[] = [];
   for (let i = 0; i < 10; i++) {
-    ids.push(
-      (await createRepl(deps, "bench", { name: `bench ${i}`, template: "node" }, AbortSignal.timeout(5000))).replId,
-    );
+    ids.push((await repls.createRepl({ name: `bench ${i}`, template: "node" })).repl!.replId);
   }
 
   const constant = create(ReplSchema, {
