@@ -57,6 +57,8 @@ export interface FakeBehavior {
   restoreMessage: string;
   /** Time an init container runs (ms). */
   restoreMs: number;
+  /** When set, init containers finish only once it resolves (and restoreMs passed): deterministic phases. */
+  restoreGate?: Promise<void>;
   /** Time from containers running to Ready (ms). */
   readyMs: number;
   neverReady: boolean;
@@ -67,6 +69,8 @@ export interface FakeBehavior {
   persistMs: number;
   gcDelayMs: number;
   podTerminationMs: number;
+  /** The next N writes to pods/ephemeralcontainers race with a kubelet status update (→ 409 Conflict). */
+  podWriteRaces: number;
 }
 
 export interface FakeKubeApiOptions {
@@ -147,6 +151,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     persistMs: 10,
     gcDelayMs: 0,
     podTerminationMs: 5,
+    podWriteRaces: 0,
   };
   const requests: RecordedRequest[] = [];
 
@@ -240,6 +245,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       initContainerStatuses: (pod.spec.initContainers ?? []).map((c: KubeObject) => ({
         name: c.name,
         image: c.image,
+        imageID: "",
         ready: false,
         restartCount: 0,
         state: { waiting: { reason: behavior.imagePullFails ? "ImagePullBackOff" : "PodInitializing" } },
@@ -247,6 +253,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       containerStatuses: pod.spec.containers.map((c: KubeObject) => ({
         name: c.name,
         image: c.image,
+        imageID: "",
         ready: false,
         restartCount: 0,
         state: { waiting: { reason: "PodInitializing" } },
@@ -262,33 +269,36 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   };
 
   function runInit(ns: string, name: string) {
-    let pod = podAlive(ns, name);
+    const pod = podAlive(ns, name);
     if (!pod) return;
     for (const s of pod.status.initContainerStatuses) s.state = { running: { startedAt: new Date().toISOString() } };
     bump(pod);
-    later(behavior.restoreMs, () => {
-      pod = podAlive(ns, name);
-      if (!pod) return;
-      const exitCode = behavior.restoreExitCode;
-      const terminated = { exitCode, reason: exitCode === 0 ? "Completed" : "Error", message: behavior.restoreMessage };
-      for (const s of pod.status.initContainerStatuses) s.state = { terminated };
-      bump(pod);
-      if (exitCode !== 0) {
-        // restartPolicy Always: the kubelet restarts the init container with a back-off.
-        later(2, () => {
-          const p = podAlive(ns, name);
-          if (!p) return;
-          for (const s of p.status.initContainerStatuses) {
-            s.lastState = { terminated };
-            s.state = { waiting: { reason: "CrashLoopBackOff" } };
-            s.restartCount++;
-          }
-          bump(p);
-        });
-        return;
-      }
-      startContainers(ns, name);
-    });
+    const gate = behavior.restoreGate ?? Promise.resolve();
+    later(behavior.restoreMs, () => void gate.then(() => finishInit(ns, name)));
+  }
+
+  function finishInit(ns: string, name: string) {
+    const pod = podAlive(ns, name);
+    if (!pod) return;
+    const exitCode = behavior.restoreExitCode;
+    const terminated = { exitCode, reason: exitCode === 0 ? "Completed" : "Error", message: behavior.restoreMessage };
+    for (const s of pod.status.initContainerStatuses) s.state = { terminated };
+    bump(pod);
+    if (exitCode !== 0) {
+      // restartPolicy Always: the kubelet restarts the init container with a back-off.
+      later(2, () => {
+        const p = podAlive(ns, name);
+        if (!p) return;
+        for (const s of p.status.initContainerStatuses) {
+          s.lastState = { terminated };
+          s.state = { waiting: { reason: "CrashLoopBackOff" } };
+          s.restartCount++;
+        }
+        bump(p);
+      });
+      return;
+    }
+    startContainers(ns, name);
   }
 
   function missingSecret(pod: KubeObject): string | undefined {
@@ -346,8 +356,11 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   function runEphemeral(ns: string, name: string, container: string) {
     const pod = podAlive(ns, name);
     if (!pod) return;
+    const spec = pod.spec.ephemeralContainers.find((c: KubeObject) => c.name === container);
     const status = {
       name: container,
+      image: spec?.image ?? "",
+      imageID: "",
       ready: false,
       restartCount: 0,
       state: { waiting: { reason: "ContainerCreating" } },
@@ -678,6 +691,10 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
         const uid = current.metadata.uid;
         remove(t.resource, ns, name!, policy);
         return send(200, status(200, "", "", { name, group: t.group, kind: t.resource, uid }));
+      }
+      if (sub === "ephemeralcontainers" && behavior.podWriteRaces > 0) {
+        behavior.podWriteRaces--;
+        bump(current); // a status update by the kubelet lands first
       }
       if (verb === "update") return send(200, write(t, ns, current, body ?? {}, sub));
       if (verb === "patch") {

@@ -1,6 +1,12 @@
 /** Shared settings and requests for the Kubernetes driver tests (k8s-*.test.ts). */
 import type { StartRequest } from "../src/driver/driver.js";
+import { kubernetesApis } from "../src/driver/kubernetes/apis.js";
+import { createKubernetesDriver } from "../src/driver/kubernetes/driver.js";
 import type { KubernetesDriverSettings } from "../src/driver/kubernetes/objects.js";
+import { type FakeKubeApi, startFakeKubeApi } from "./fake-kube-api.js";
+import { preloadModels, validateObjectSync } from "./k8s-schema.js";
+
+export const NS = "devex-repls";
 
 export function testSettings(overrides: Partial<KubernetesDriverSettings> = {}): KubernetesDriverSettings {
   return {
@@ -30,4 +36,27 @@ export function startRequest(replId = `r${++n}-${Date.now().toString(36)}`, owne
     controlToken: "control-token-secret",
     coreUrl: "http://devex-core.devex.svc:8080",
   };
+}
+
+export const builtinKinds = [
+  { apiVersion: "apps/v1", kind: "Deployment" },
+  { apiVersion: "v1", kind: "Pod" },
+  { apiVersion: "v1", kind: "Service" },
+  { apiVersion: "v1", kind: "Secret" },
+  { apiVersion: "networking.k8s.io/v1", kind: "Ingress" },
+];
+
+export async function startValidatingFake(opts: { traefik?: boolean; namespaces?: string[] } = {}) {
+  await preloadModels(builtinKinds);
+  return startFakeKubeApi({ namespaces: opts.namespaces ?? [NS], traefik: opts.traefik, validate: validateObjectSync });
+}
+
+export function driverFor(fake: FakeKubeApi, settings: Partial<KubernetesDriverSettings> = {}, readyTimeoutMs = 2000) {
+  return createKubernetesDriver({
+    apis: kubernetesApis(fake.kubeConfig()),
+    settings: testSettings(settings),
+    pollIntervalMs: 5,
+    readyTimeoutMs,
+    persistTimeoutMs: 2000,
+  });
 }

@@ -57,6 +57,8 @@ export interface KubernetesDriverDeps {
   pollIntervalMs?: number;
 }
 
+const seconds = (ms: number) => (ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`);
+
 export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
   const { apis, settings } = deps;
   const ns = settings.namespace;
@@ -167,7 +169,7 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
       await sleep(poll, undefined, { signal });
     }
     throw deadlineExceeded(
-      `the runner of repl ${req.replId} was not ready within ${Math.round(readyTimeoutMs / 1000)} s (${describePod(last)})`,
+      `the runner of repl ${req.replId} was not ready within ${seconds(readyTimeoutMs)} (${describePod(last)})`,
     );
   }
 
@@ -180,17 +182,17 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
     await driver.stop({ ...req, runnerId, reason: "replaced by a new runner" }, signal);
   }
 
-  async function start(req: StartRequest, signal: AbortSignal, progress?: (p: DriverProgress) => void) {
-    const id: ReplIdentity = req;
-    const name = objectName(req.replId);
-    const url = runnerUrl(settings, req.replId);
-    const deadline = Date.now() + readyTimeoutMs;
-    progress?.({ phase: "schedule" });
-    const body = buildDeployment(settings, id, req.coreUrl, url);
-    let deployment: V1Deployment | undefined;
-    for (let attempt = 0; !deployment; attempt++) {
+  async function cleanUpFailedStart(runnerId: string) {
+    const cleanup = AbortSignal.timeout(30_000);
+    for (const d of await findDeployments(runnerSelector(runnerId), cleanup))
+      await deleteDeployment(d.metadata!.name!, cleanup);
+  }
+
+  /** Creates the Deployment; an older runner of the same repl (AlreadyExists) is stopped — persisted — first. */
+  async function createDeployment(req: StartRequest, body: V1Deployment, signal: AbortSignal) {
+    for (let attempt = 0; ; attempt++) {
       try {
-        deployment = await call("create", "deployments", () =>
+        return await call("create", "deployments", () =>
           apis.apps.createNamespacedDeployment({ namespace: ns, body }, withSignal(signal)),
         );
       } catch (err) {
@@ -202,7 +204,17 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
         for (const d of existing) await removeForeignRunner(req, d, signal);
       }
     }
+  }
+
+  async function start(req: StartRequest, signal: AbortSignal, progress?: (p: DriverProgress) => void) {
+    const id: ReplIdentity = req;
+    const name = objectName(req.replId);
+    const url = runnerUrl(settings, req.replId);
+    const deadline = Date.now() + readyTimeoutMs;
+    progress?.({ phase: "schedule" });
+    const body = buildDeployment(settings, id, req.coreUrl, url);
     try {
+      const deployment = await createDeployment(req, body, signal);
       const owner = ownerReference(deployment);
       await createOwned(
         "secrets",
@@ -252,8 +264,9 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
       );
       await waitReady(req, deadline, signal, progress);
     } catch (err) {
-      // Nothing may keep running after a failed start; deleting the Deployment cascades to the rest.
-      await deleteDeployment(name, AbortSignal.timeout(30_000)).catch((e) =>
+      // Nothing may keep running after a failed start. Found by label, not by the create's answer:
+      // an aborted create may have reached the server. Deleting the Deployment cascades to the rest.
+      await cleanUpFailedStart(req.runnerId).catch((e) =>
         deps.log?.error({ err: e, replId: req.replId }, "could not delete the Deployment of a failed start"),
       );
       throw err;
@@ -315,7 +328,7 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
       state = s?.state?.waiting?.reason ?? (s?.state?.running ? "running" : state);
     }
     throw unavailable(
-      `persisting the workspace of repl ${req.replId} did not finish within ${Math.round(persistTimeoutMs / 1000)} s (${state}); nothing was deleted — stop again to retry`,
+      `persisting the workspace of repl ${req.replId} did not finish within ${seconds(persistTimeoutMs)} (${state}); nothing was deleted — stop again to retry`,
     );
   }
 

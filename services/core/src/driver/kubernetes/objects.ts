@@ -35,6 +35,9 @@ export const ANNOTATION_URL = "devex.dev/runner-url";
 export const RUNNER_PORT = 8090;
 export const MCP_PORT = 8091;
 export const WORKSPACE_DIR = "/workspaces";
+/** lib/sync's manifest, shared by the restore and persist containers, outside the workspace and not
+ * mounted in the runner, so users can neither see nor tamper with it. */
+export const SYNC_STATE_DIR = "/var/lib/devex-sync";
 export const MIDDLEWARE_GROUP = "traefik.io";
 export const MIDDLEWARE_VERSION = "v1alpha1";
 export const MIDDLEWARE_PLURAL = "middlewares";
@@ -57,7 +60,7 @@ export interface KubernetesDriverSettings {
   resources: { cpuRequest: string; cpuLimit: string; memoryRequest: string; memoryLimit: string };
   /** Size limit of the /workspaces emptyDir, e.g. "2Gi". */
   workspaceSizeLimit: string;
-  /** Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for restore and persist; unset → ambient credentials. */
+  /** Secret with DEVEX_S3_ACCESS_KEY_ID / DEVEX_S3_SECRET_ACCESS_KEY for restore and persist (envFrom); unset → ambient credentials. */
   s3CredentialsSecret?: string;
   /** Non-secret S3 settings passed to restore/persist (bucket, endpoint, region, path style, prefix). */
   s3Env: Record<string, string>;
@@ -126,7 +129,17 @@ function syncEnvFrom(settings: KubernetesDriverSettings) {
 
 /** The lib/sync CLI as shipped in the runner image (infra/docker/runner.Dockerfile). */
 export function syncCommand(op: "restore" | "persist", workspacePrefix: string): string[] {
-  return ["node", "/app/dist/lib/sync/cli.js", op, "--prefix", workspacePrefix, "--dir", WORKSPACE_DIR];
+  return [
+    "node",
+    "/app/dist/lib/sync/cli.js",
+    op,
+    "--dir",
+    WORKSPACE_DIR,
+    "--prefix",
+    workspacePrefix,
+    "--manifest",
+    `${SYNC_STATE_DIR}/manifest.json`,
+  ];
 }
 
 function restoreContainer(settings: KubernetesDriverSettings, id: ReplIdentity): V1Container {
@@ -139,6 +152,7 @@ function restoreContainer(settings: KubernetesDriverSettings, id: ReplIdentity):
     envFrom: syncEnvFrom(settings),
     volumeMounts: [
       { name: "workspaces", mountPath: WORKSPACE_DIR },
+      { name: "sync-state", mountPath: SYNC_STATE_DIR },
       { name: "tmp", mountPath: "/tmp" },
     ],
     resources: limits(settings),
@@ -255,6 +269,7 @@ export function buildDeployment(
           containers,
           volumes: [
             { name: "workspaces", emptyDir: { sizeLimit: settings.workspaceSizeLimit } },
+            { name: "sync-state", emptyDir: { sizeLimit: "256Mi" } },
             { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
             { name: "home", emptyDir: { sizeLimit: "1Gi" } },
           ],
@@ -385,6 +400,7 @@ export function buildPersistContainer(
     envFrom: syncEnvFrom(settings),
     volumeMounts: [
       { name: "workspaces", mountPath: WORKSPACE_DIR },
+      { name: "sync-state", mountPath: SYNC_STATE_DIR },
       { name: "tmp", mountPath: "/tmp" },
     ],
     securityContext: restrictedSecurityContext(true),

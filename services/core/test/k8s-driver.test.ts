@@ -1,0 +1,404 @@
+/**
+ * The Kubernetes driver with the real @kubernetes/client-node against the fake API server
+ * (fake-kube-api.ts — a fake of the API server, not Kubernetes). Every object the driver sends is
+ * validated by the fake with the Kubernetes schemas and unknown-field rejection (k8s-schema.ts).
+ */
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ApiException } from "@kubernetes/client-node";
+import { DomainError } from "../../../lib/kit/errors.js";
+import type { Driver } from "../src/driver/driver.js";
+import { kubernetesApis } from "../src/driver/kubernetes/apis.js";
+import { createKubernetesDriver } from "../src/driver/kubernetes/driver.js";
+import type { FakeKubeApi, KubeObject } from "./fake-kube-api.js";
+import { driverFor, NS, startRequest, startValidatingFake, testSettings } from "./k8s-fixtures.js";
+
+const signal = () => AbortSignal.timeout(10_000);
+const resources = ["deployments", "replicasets", "pods", "secrets", "services", "ingresses", "middlewares"];
+
+const count = (fake: FakeKubeApi) => Object.fromEntries(resources.map((r) => [r, fake.objects(r, NS).length]));
+const none = Object.fromEntries(resources.map((r) => [r, 0]));
+
+async function eventually(check: () => boolean, what: string) {
+  for (let i = 0; i < 200 && !check(); i++) await sleep(5);
+  assert.ok(check(), what);
+}
+
+describe("Kubernetes driver against the fake API server", () => {
+  let fake: FakeKubeApi;
+  let driver: Driver;
+
+  beforeEach(async () => {
+    fake = await startValidatingFake();
+    driver = driverFor(fake);
+  });
+  afterEach(() => fake.close());
+
+  it("start creates the Deployment and its owned Secret, Service, Middleware and Ingress, labelled, and waits for readiness", async () => {
+    const req = startRequest("r-start", "alice");
+    let restoreSeen = () => {};
+    fake.behavior.restoreGate = new Promise<void>((resolve) => {
+      restoreSeen = resolve;
+    });
+    const phases: string[] = [];
+    const started = await driver.start(req, signal(), (p) => {
+      phases.push(p.phase);
+      if (p.phase === "restore") restoreSeen();
+    });
+    assert.deepEqual(started, { runnerId: req.runnerId, url: "https://repl.devex.test/r-start" });
+    assert.deepEqual(phases, ["schedule", "restore", "start"]);
+
+    const [dep] = fake.objects("deployments", NS);
+    const labels = {
+      "app.kubernetes.io/managed-by": "devex",
+      "app.kubernetes.io/name": "devex-runner",
+      "devex.dev/repl-id": "r-start",
+      "devex.dev/user": "alice",
+      "devex.dev/runner-id": req.runnerId,
+    };
+    assert.equal(dep.metadata.name, "devex-r-start");
+    assert.deepEqual(dep.metadata.labels, labels);
+    assert.equal(dep.spec.replicas, 1);
+    const pod = dep.spec.template.spec;
+    assert.deepEqual(pod.initContainers[0].command.slice(2), [
+      "restore",
+      "--dir",
+      "/workspaces",
+      "--prefix",
+      "repl/alice/r-start/",
+      "--manifest",
+      "/var/lib/devex-sync/manifest.json",
+    ]);
+    assert.equal(pod.containers[0].name, "runner");
+    const env = Object.fromEntries(pod.containers[0].env.map((e: KubeObject) => [e.name, e.value ?? e.valueFrom]));
+    assert.equal(env.DEVEX_REPL_ID, "r-start");
+    assert.equal(env.DEVEX_RUNNER_ID, req.runnerId);
+    assert.deepEqual(env.DEVEX_RUNNER_CONTROL_TOKEN, { secretKeyRef: { name: "devex-r-start", key: "control-token" } });
+    assert.ok(!JSON.stringify(dep).includes(req.controlToken), "the control token is not in the Deployment");
+    for (const c of [...pod.initContainers, ...pod.containers]) {
+      assert.equal(c.securityContext.runAsNonRoot, true);
+      assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+      assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+      assert.deepEqual(c.securityContext.capabilities, { drop: ["ALL"] });
+      assert.equal(c.securityContext.seccompProfile.type, "RuntimeDefault");
+      assert.ok(c.resources.limits.memory && c.resources.requests.cpu);
+    }
+    assert.deepEqual(pod.volumes[0], { name: "workspaces", emptyDir: { sizeLimit: "2Gi" } });
+
+    const owner = { apiVersion: "apps/v1", kind: "Deployment", name: "devex-r-start", uid: dep.metadata.uid };
+    for (const r of ["secrets", "services", "middlewares", "ingresses"]) {
+      const [obj] = fake.objects(r, NS);
+      assert.equal(obj.metadata.name, "devex-r-start", r);
+      assert.deepEqual(obj.metadata.labels, labels, r);
+      assert.deepEqual(obj.metadata.ownerReferences, [{ ...owner, controller: true, blockOwnerDeletion: true }], r);
+    }
+    const [secret] = fake.objects("secrets", NS);
+    assert.equal(Buffer.from(secret.data["control-token"], "base64").toString(), req.controlToken);
+    const [ingress] = fake.objects("ingresses", NS);
+    assert.equal(ingress.spec.ingressClassName, "traefik");
+    assert.deepEqual(ingress.spec.rules[0], {
+      host: "repl.devex.test",
+      http: {
+        paths: [
+          {
+            path: "/r-start",
+            pathType: "Prefix",
+            backend: { service: { name: "devex-r-start", port: { name: "http" } } },
+          },
+        ],
+      },
+    });
+    assert.equal(
+      ingress.metadata.annotations["traefik.ingress.kubernetes.io/router.middlewares"],
+      `${NS}-devex-r-start@kubernetescrd`,
+    );
+    const [mw] = fake.objects("middlewares", NS);
+    assert.deepEqual(mw.spec, { stripPrefix: { prefixes: ["/r-start"] } });
+
+    assert.equal(await driver.status(req.runnerId, signal()), "running");
+    assert.deepEqual(await driver.list(signal()), [
+      { runnerId: req.runnerId, replId: "r-start", url: "https://repl.devex.test/r-start" },
+    ]);
+  });
+
+  it("a pod that never becomes ready fails start with a clear DeadlineExceeded and leaves nothing behind", async () => {
+    fake.behavior.neverReady = true;
+    driver = driverFor(fake, {}, 300);
+    const req = startRequest("r-slow");
+    await assert.rejects(driver.start(req, signal()), (err: unknown) => {
+      assert.ok(err instanceof DomainError && err.kind === "deadline-exceeded", String(err));
+      assert.match(
+        err.message,
+        /the runner of repl r-slow was not ready within 300 ms \(pod Running, restore exited 0, runner running\)/,
+      );
+      return true;
+    });
+    await eventually(() => count(fake).pods === 0 && count(fake).deployments === 0, "everything deleted");
+    assert.deepEqual(count(fake), none);
+    assert.equal(await driver.status(req.runnerId, signal()), "stopped");
+  });
+
+  it("an image that cannot be pulled is named in the timeout error", async () => {
+    fake.behavior.imagePullFails = true;
+    driver = driverFor(fake, {}, 200);
+    await assert.rejects(driver.start(startRequest("r-pull"), signal()), /restore ImagePullBackOff/);
+  });
+
+  it("a failed restore fails start at once with the init container's message, and cleans up", async () => {
+    fake.behavior.restoreExitCode = 1;
+    fake.behavior.restoreMessage = "restore failed: the bucket devex does not exist";
+    const started = Date.now();
+    await assert.rejects(driver.start(startRequest("r-restore"), signal()), (err: unknown) => {
+      assert.ok(err instanceof DomainError && err.kind === "unavailable");
+      assert.equal(
+        err.message,
+        "restoring the workspace of repl r-restore failed (exit code 1: restore failed: the bucket devex does not exist)",
+      );
+      return true;
+    });
+    assert.ok(Date.now() - started < 1500, "did not wait for the readiness timeout");
+    await eventually(() => count(fake).deployments === 0 && count(fake).pods === 0, "cleaned up");
+  });
+
+  it("stop injects the persist container, waits for exit 0, and only then deletes (everything cascades)", async () => {
+    const req = startRequest("r-stop", "bob");
+    await driver.start(req, signal());
+    fake.requests.length = 0;
+    const phases: string[] = [];
+    const result = await driver.stop({ ...req, reason: "user" }, signal(), (p) => phases.push(p.phase));
+    assert.ok(result.persistTime > Date.now() - 5000);
+    assert.deepEqual(phases, ["persist", "teardown"]);
+
+    const writes = fake.requests.filter((r) => r.verb !== "get" && r.verb !== "list");
+    assert.deepEqual(
+      writes.map((r) => `${r.verb} ${r.resource}`),
+      ["update pods/ephemeralcontainers", "delete deployments"],
+    );
+    const inject = fake.requests.findIndex((r) => r.resource === "pods/ephemeralcontainers");
+    const polls = fake.requests.slice(inject + 1).filter((r) => r.verb === "get" && r.resource === "pods");
+    assert.ok(polls.length >= 1, "polled the ephemeral container's status before deleting");
+    await eventually(() => JSON.stringify(count(fake)) === JSON.stringify(none), "all objects garbage-collected");
+    assert.equal(await driver.status(req.runnerId, signal()), "stopped");
+  });
+
+  it("the persist container runs lib/sync persist on the pod's /workspaces volume", async () => {
+    const req = startRequest("r-eph", "carol");
+    await driver.start(req, signal());
+    fake.behavior.persistMs = 100;
+    const stopping = driver.stop({ ...req, reason: "user" }, signal());
+    await eventually(() => fake.objects("pods", NS)[0]?.spec.ephemeralContainers?.length === 1, "injected");
+    const [pod] = fake.objects("pods", NS);
+    const [eph] = pod.spec.ephemeralContainers;
+    assert.match(eph.name, /^persist-/);
+    assert.deepEqual(eph.command.slice(2), [
+      "persist",
+      "--dir",
+      "/workspaces",
+      "--prefix",
+      "repl/carol/r-eph/",
+      "--manifest",
+      "/var/lib/devex-sync/manifest.json",
+    ]);
+    assert.deepEqual(
+      eph.volumeMounts.map((m: KubeObject) => m.name),
+      ["workspaces", "sync-state", "tmp"],
+    );
+    assert.deepEqual(eph.envFrom, [{ secretRef: { name: "devex-s3" } }]);
+    assert.equal(count(fake).deployments, 1, "nothing deleted while the upload runs");
+    await stopping;
+  });
+
+  it("a failed upload deletes nothing and surfaces on Stop; a later Stop succeeds and then deletes", async () => {
+    const req = startRequest("r-fail");
+    await driver.start(req, signal());
+    const before = count(fake);
+    fake.behavior.persistExitCodes.push(1);
+    fake.behavior.persistMessage = "persist failed: connect ECONNREFUSED s3.internal:443";
+    fake.requests.length = 0;
+
+    await assert.rejects(driver.stop({ ...req, reason: "user" }, signal()), (err: unknown) => {
+      assert.ok(err instanceof DomainError && err.kind === "unavailable");
+      assert.equal(
+        err.message,
+        "persisting the workspace of repl r-fail failed (exit code 1: persist failed: connect ECONNREFUSED s3.internal:443); the runner keeps running and nothing was deleted — stop again to retry",
+      );
+      return true;
+    });
+    assert.ok(!fake.requests.some((r) => r.verb === "delete"), "no delete request was sent");
+    assert.deepEqual(count(fake), before);
+    assert.equal(await driver.status(req.runnerId, signal()), "running");
+
+    await driver.stop({ ...req, reason: "user" }, signal());
+    const [first, second] = fake.requests.filter((r) => r.resource === "pods/ephemeralcontainers");
+    assert.ok(first && second, "a fresh container was injected for the retry");
+    const deletes = fake.requests.filter((r) => r.verb === "delete");
+    assert.deepEqual(
+      deletes.map((r) => `${r.resource}/${r.name}`),
+      ["deployments/devex-r-fail"],
+    );
+    assert.ok(fake.requests.indexOf(deletes[0]) > fake.requests.lastIndexOf(second));
+    await eventually(
+      () => JSON.stringify(count(fake)) === JSON.stringify(none),
+      "deleted after the successful persist",
+    );
+  });
+
+  it("a concurrent pod update (stale resourceVersion → 409 Conflict) makes the injection re-read and retry", async () => {
+    const req = startRequest("r-conflict");
+    await driver.start(req, signal());
+    const [pod] = fake.objects("pods", NS);
+    // The kubelet updates the pod's status between the driver's read and its write.
+    const original = pod.metadata.resourceVersion;
+    fake.setPodReady(NS, pod.metadata.name, true);
+    assert.notEqual(fake.objects("pods", NS)[0].metadata.resourceVersion, original);
+    const apis = kubernetesApis(fake.kubeConfig());
+    await assert.rejects(
+      apis.core.replaceNamespacedPodEphemeralcontainers({
+        name: pod.metadata.name,
+        namespace: NS,
+        body: { ...pod, spec: { ...pod.spec, ephemeralContainers: [{ name: "x", image: "busybox" }] } },
+      }),
+      (err: unknown) => err instanceof ApiException && err.code === 409,
+    );
+    fake.behavior.podWriteRaces = 2;
+    fake.requests.length = 0;
+    await driver.stop({ ...req, reason: "user" }, signal());
+    assert.deepEqual(
+      fake.requests
+        .filter((r) => r.resource === "pods/ephemeralcontainers" || r.verb === "get")
+        .map((r) => r.verb)
+        .slice(0, 5),
+      ["update", "get", "update", "get", "update"],
+    );
+  });
+
+  it("persist: false (repl deleted) tears down without a persist container; stopping an unknown runner succeeds", async () => {
+    const req = startRequest("r-gone");
+    await driver.start(req, signal());
+    fake.requests.length = 0;
+    await driver.stop({ ...req, reason: "repl deleted", persist: false }, signal());
+    assert.ok(!fake.requests.some((r) => r.resource === "pods/ephemeralcontainers"));
+    assert.equal(await driver.status(req.runnerId, signal()), "stopped");
+    fake.requests.length = 0;
+    await driver.stop({ ...startRequest("r-never"), reason: "reconcile" }, signal());
+    assert.deepEqual(
+      fake.requests.map((r) => `${r.verb} ${r.resource}`),
+      ["list deployments"],
+    );
+  });
+
+  it("a pod whose restore never finished is deleted without persisting (the blob store is newer)", async () => {
+    fake.behavior.restoreMs = 5000;
+    driver = driverFor(fake, {}, 5000);
+    const req = startRequest("r-half");
+    const ac = new AbortController();
+    const starting = driver.start(req, ac.signal);
+    await eventually(() => fake.objects("pods", NS).length === 1, "pod created");
+    // Core crashed mid-start: reconciliation later stops this runner.
+    const other = driverFor(fake);
+    await other.stop({ ...req, reason: "runner no longer belongs to its repl" }, signal());
+    assert.ok(!fake.requests.some((r) => r.resource === "pods/ephemeralcontainers"));
+    ac.abort();
+    await assert.rejects(starting);
+  });
+
+  it("start replaces an older runner of the same repl, persisting it first", async () => {
+    const old = startRequest("r-twice");
+    await driver.start(old, signal());
+    const next = { ...startRequest("r-twice"), runnerId: "run-ffffffffffffffff" };
+    fake.requests.length = 0;
+    await driver.start(next, signal());
+    const seq = fake.requests
+      .filter((r) => r.verb !== "get" && r.verb !== "list")
+      .map((r) => `${r.verb} ${r.resource}`);
+    assert.deepEqual(seq.slice(0, 3), ["create deployments", "update pods/ephemeralcontainers", "delete deployments"]);
+    assert.deepEqual(
+      (await driver.list(signal())).map((r) => r.runnerId),
+      ["run-ffffffffffffffff"],
+    );
+  });
+
+  it("aborting start cancels the wait and deletes what was created", async () => {
+    fake.behavior.neverReady = true;
+    driver = driverFor(fake, {}, 5000);
+    const ac = new AbortController();
+    const starting = driver.start(startRequest("r-abort"), ac.signal);
+    await eventually(() => fake.objects("pods", NS).length === 1, "pod created");
+    ac.abort();
+    await assert.rejects(starting, (err: Error) => err.name === "AbortError");
+    await eventually(() => count(fake).deployments === 0, "deleted");
+  });
+
+  it("options: runtimeClassName, hostNetwork, MCP sidecar and no TLS", async () => {
+    driver = driverFor(fake, {
+      runtimeClassName: "gvisor",
+      hostNetwork: true,
+      mcpImage: "ghcr.io/devex/mcp:test",
+      ingressTlsSecret: undefined,
+    });
+    await driver.start(startRequest("r-opts"), signal());
+    const [dep] = fake.objects("deployments", NS);
+    const spec = dep.spec.template.spec;
+    assert.equal(spec.runtimeClassName, "gvisor");
+    assert.equal(spec.hostNetwork, true);
+    assert.equal(spec.dnsPolicy, "ClusterFirstWithHostNet");
+    assert.deepEqual(
+      spec.containers.map((c: KubeObject) => c.name),
+      ["runner", "mcp"],
+    );
+    const [svc] = fake.objects("services", NS);
+    assert.deepEqual(
+      svc.spec.ports.map((p: KubeObject) => p.name),
+      ["http", "mcp"],
+    );
+    assert.equal(fake.objects("ingresses", NS)[0].spec.tls, undefined);
+  });
+});
+
+describe("Kubernetes driver: cluster problems become actionable errors", () => {
+  it("a missing namespace → FailedPrecondition naming it", async () => {
+    const fake = await startValidatingFake({ namespaces: ["other"] });
+    try {
+      await assert.rejects(driverFor(fake).start(startRequest(), signal()), (err: unknown) => {
+        assert.ok(err instanceof DomainError && err.kind === "failed-precondition");
+        assert.equal(
+          err.message,
+          'cannot create deployments in namespace "devex-repls": the namespace or object does not exist (create infra/k8s first)',
+        );
+        return true;
+      });
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it("Traefik's CRD missing → FailedPrecondition, and the Deployment is deleted again", async () => {
+    const fake = await startValidatingFake({ traefik: false });
+    try {
+      await assert.rejects(
+        driverFor(fake).start(startRequest(), signal()),
+        /Traefik's Middleware CRD \(traefik.io\/v1alpha1\) is missing/,
+      );
+      await eventually(
+        () => fake.objects("deployments", NS).length === 0 && fake.objects("services", NS).length === 0,
+        "cleaned",
+      );
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it("refused credentials and an unreachable API server", async () => {
+    const fake = await startValidatingFake();
+    const kc = fake.kubeConfig();
+    kc.users[0] = { ...kc.users[0], token: "wrong" } as never;
+    const bad = createKubernetesDriver({ apis: kubernetesApis(kc), settings: testSettings() });
+    await assert.rejects(bad.list(signal()), /core's Kubernetes credentials were refused \(401\) to list deployments/);
+    await fake.close();
+    await assert.rejects(driverFor(fake).list(signal()), (err: unknown) => {
+      assert.ok(err instanceof DomainError && err.kind === "unavailable");
+      assert.match(err.message, /the Kubernetes API server could not be reached to list deployments/);
+      return true;
+    });
+  });
+});
