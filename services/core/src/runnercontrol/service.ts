@@ -27,7 +27,10 @@ export function createRunnerControlService(
   return {
     async heartbeat(req, ctx) {
       checkIdentity(runnerOf(ctx), req);
-      const known = await deps.state.refreshActiveSession(req.replId, req.runnerId, deps.sessionTtlMs);
+      let known = await deps.state.refreshActiveSession(req.replId, req.runnerId, deps.sessionTtlMs);
+      // A runner heartbeats as soon as it is up, before StartRepl has recorded its session: while the
+      // repl is starting, the holder of a control credential for it is the runner being started.
+      if (!known) known = (await deps.state.getRepl(req.replId))?.status === "starting";
       return { interval: durationFromMs(options.heartbeatIntervalMs), unknownRunner: !known };
     },
     async reportIdle(req, ctx) {

@@ -1,0 +1,84 @@
+/**
+ * The embedded setup end to end, through public APIs only (the shared clients over one origin):
+ * core + local driver + real runner processes in the bwrap sandbox, Connect over HTTP/1.1 through
+ * core's /<replId>/ proxy.
+ */
+import assert from "node:assert/strict";
+import { Code, type ConnectError } from "@connectrpc/connect";
+import { ReplStatus } from "../../../gen/devex/core/v1/repl_pb.js";
+import { listAll } from "../src/blob/store.js";
+import { type Embedded, runInTerminal, startEmbedded } from "./embedded.js";
+
+describe("embedded setup end to end (local driver, one origin)", function () {
+  this.timeout(60_000);
+  let e: Embedded;
+  before(async () => {
+    e = await startEmbedded();
+  });
+  after(async () => {
+    await e?.close();
+  });
+
+  it("token → create from node → start → write → node index.js in a terminal → stop → start → file kept → delete → prefix gone", async () => {
+    const core = await e.login("alice");
+    const { repl } = await core.repls.createRepl({ name: "e2e", template: "node" });
+    const replId = repl!.replId;
+    const prefix = `repl/alice/${replId}/`;
+
+    const first = await core.repls.startRepl({ replId });
+    assert.equal(first.repl?.status, ReplStatus.RUNNING);
+    assert.equal(first.runner?.url, `${e.core.publicUrl}/${replId}`, "runners are reached through core's origin");
+    let runner = e.runner(first.runner!);
+    assert.match(
+      Buffer.from((await runner.files.readFile({ path: "index.js" })).content).toString(),
+      /Hello from Devex/,
+    );
+    await runner.files.writeFile({ path: "index.js", content: Buffer.from('console.log("answer", 6 * 7);\n') });
+    await runner.files.writeFile({ path: "notes/todo.txt", content: Buffer.from("keep me"), createParents: true });
+
+    const { terminal } = await runner.terminals.createTerminal({ command: ["bash", "--norc", "--noprofile"] });
+    const run = await runInTerminal(runner, terminal!.terminalId, "node index.js");
+    assert.equal(run.status, 0);
+    assert.match(run.output, /answer 42/);
+
+    const stopped = await core.repls.stopRepl({ replId });
+    assert.equal(stopped.repl?.status, ReplStatus.STOPPED);
+    assert.ok(stopped.repl?.persistTime);
+    await assert.rejects(
+      runner.files.readFile({ path: "index.js" }),
+      (err: ConnectError) => err.code === Code.Unavailable,
+    );
+
+    const second = await core.repls.startRepl({ replId });
+    runner = e.runner(second.runner!);
+    assert.equal(Buffer.from((await runner.files.readFile({ path: "notes/todo.txt" })).content).toString(), "keep me");
+    assert.match(Buffer.from((await runner.files.readFile({ path: "index.js" })).content).toString(), /6 \* 7/);
+
+    await core.repls.deleteRepl({ replId });
+    assert.deepEqual(await listAll(e.blobs, prefix), []);
+    assert.equal((await e.driver.list(AbortSignal.timeout(5000))).filter((r) => r.replId === replId).length, 0);
+    await assert.rejects(core.repls.getRepl({ replId }), (err: ConnectError) => err.code === Code.NotFound);
+  });
+
+  it("WatchRepl streams restore progress while a start runs", async () => {
+    const core = await e.login("bob");
+    const { repl } = await core.repls.createRepl({ name: "watch", template: "node" });
+    const replId = repl!.replId;
+    const abort = new AbortController();
+    const phases: string[] = [];
+    const watching = (async () => {
+      try {
+        for await (const m of core.repls.watchRepl({ replId }, { signal: abort.signal })) {
+          if (m.progress?.phase) phases.push(m.progress.phase);
+          if (m.repl?.status === ReplStatus.RUNNING) return;
+        }
+      } catch {}
+    })();
+    await new Promise((r) => setTimeout(r, 100));
+    await core.repls.startRepl({ replId });
+    await Promise.race([watching, new Promise((r) => setTimeout(r, 5000))]);
+    abort.abort();
+    assert.ok(phases.includes("restore"), `phases seen: ${phases.join(",")}`);
+    await core.repls.deleteRepl({ replId });
+  });
+});

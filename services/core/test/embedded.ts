@@ -1,0 +1,134 @@
+/**
+ * The embedded single-machine setup in-process, as main.ts builds it: core with the local driver
+ * (real runner processes, the bwrap sandbox when installed) behind one origin (the /<replId>/ proxy),
+ * embedded state and a real blob store. Tests talk to it only through the shared clients.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { CoreClients, RunnerClients } from "../../../lib/client/clients.js";
+import { coreClientsFor, runnerClientsFor } from "../../../lib/client/node.js";
+import { createLogger } from "../../../lib/kit/log.js";
+import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.js";
+import { issueApiToken } from "../src/auth/secrets.js";
+import { createLocalBlobStore } from "../src/blob/local.js";
+import type { BlobStore } from "../src/blob/store.js";
+import { type Core, createCore } from "../src/core.js";
+import { createLocalDriver, type LocalDriver } from "../src/driver/local/local-driver.js";
+import { createRunnerProxy } from "../src/driver/local/proxy.js";
+import { createSandbox, defaultLimits } from "../src/driver/local/sandbox.js";
+import { createEmbeddedStore } from "../src/state/embedded.js";
+import type { StateStore } from "../src/state/store.js";
+import { templatesDir } from "./harness.js";
+
+export interface Embedded {
+  core: Core;
+  driver: LocalDriver;
+  state: StateStore;
+  blobs: BlobStore;
+  dir: string;
+  /** Signs in: an API token for the user, as `core create-token` makes. */
+  login(userId?: string): Promise<CoreClients>;
+  runner(access: { url: string; token: string }): RunnerClients;
+  close(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  blobs?: BlobStore;
+  heartbeatIntervalMs?: number;
+  persistIntervalMs?: number;
+  syncAttempts?: number;
+  poolSize?: number;
+}
+
+export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> {
+  const dir = await mkdtemp(join(tmpdir(), "devex-embedded-"));
+  const log = createLogger("core", { level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const state = await createEmbeddedStore(join(dir, "state"));
+  const blobs = o.blobs ?? createLocalBlobStore(join(dir, "blobs"));
+  const signer = createTokenSigner(generateSigningKey().privateKeyPem);
+  const driver = await createLocalDriver({
+    dataDir: join(dir, "local"),
+    blobs,
+    signer,
+    sandbox: createSandbox({ mode: "auto", limits: defaultLimits }),
+    log,
+    poolSize: o.poolSize ?? 2,
+    persistIntervalMs: o.persistIntervalMs ?? 0,
+    heartbeatIntervalMs: o.heartbeatIntervalMs,
+    syncAttempts: o.syncAttempts ?? 2,
+    access: "proxied",
+  });
+  const proxy = createRunnerProxy(driver.targetFor);
+  const core = await createCore({
+    log,
+    state,
+    blobs,
+    driver,
+    signer,
+    templatesDir,
+    port: 0,
+    cookieSecret: "test-cookie-secret",
+    heartbeatIntervalMs: o.heartbeatIntervalMs,
+    reconcileIntervalMs: 0,
+    http: proxy.http,
+    upgrade: proxy.upgrade,
+  });
+  return {
+    core,
+    driver,
+    state,
+    blobs,
+    dir,
+    async login(userId = "alice") {
+      const { secret } = await issueApiToken(state, userId, "test");
+      return coreClientsFor(core.url, { token: secret });
+    },
+    runner: (access) => runnerClientsFor(access.url, { token: access.token }),
+    async close() {
+      await core.close();
+      await driver.shutdown(AbortSignal.timeout(30_000));
+      await driver.close();
+      await state.close();
+      if (!o.blobs) await blobs.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const ansi = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, "g");
+
+/** Runs a command line in a terminal and returns its output and exit status (the shell stays open). */
+export async function runInTerminal(
+  runner: RunnerClients,
+  terminalId: string,
+  command: string,
+  timeoutMs = 15_000,
+): Promise<{ output: string; status: number }> {
+  const marker = `__done_${Math.random().toString(36).slice(2)}`;
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
+  let text = "";
+  const stream = runner.terminals.streamOutput({ terminalId, replay: true }, { signal: abort.signal });
+  const done = (async () => {
+    for await (const m of stream) {
+      if (m.frame.case === "output") text += Buffer.from(m.frame.value).toString("utf8").replace(ansi, "");
+      const found = new RegExp(`${marker}=(\\d+)\\r?\\n`).exec(text);
+      if (found) return Number(found[1]);
+    }
+    throw new Error(`terminal ended before the command finished; output: ${text}`);
+  })();
+  // The marker is split in the echoed input, so only the real output matches.
+  await runner.terminals.sendInput({
+    terminalId,
+    data: Buffer.from(`${command}; echo "${marker.slice(0, 3)}""${marker.slice(3)}=$?"\n`),
+  });
+  try {
+    const status = await done;
+    const start = text.lastIndexOf(command);
+    return { output: text.slice(start >= 0 ? start + command.length : 0), status };
+  } finally {
+    clearTimeout(timer);
+    abort.abort();
+  }
+}
