@@ -114,7 +114,7 @@ export async function runInTerminal(
     for await (const m of stream) {
       if (m.frame.case === "output") text += Buffer.from(m.frame.value).toString("utf8").replace(ansi, "");
       const found = new RegExp(`${marker}=(\\d+)\\r?\\n`).exec(text);
-      if (found) return Number(found[1]);
+      if (found) return { status: Number(found[1]), end: found.index };
     }
     throw new Error(`terminal ended before the command finished; output: ${text}`);
   })();
@@ -124,9 +124,11 @@ export async function runInTerminal(
     data: Buffer.from(`${command}; echo "${marker.slice(0, 3)}""${marker.slice(3)}=$?"\n`),
   });
   try {
-    const status = await done;
-    const start = text.lastIndexOf(command);
-    return { output: text.slice(start >= 0 ? start + command.length : 0), status };
+    const { status, end } = await done;
+    // Output: after the echoed command line, up to the marker.
+    const echoed = text.lastIndexOf(`${marker.slice(3)}=$?"`, end);
+    const start = echoed >= 0 ? text.indexOf("\n", echoed) + 1 : 0;
+    return { output: text.slice(start, end), status };
   } finally {
     clearTimeout(timer);
     abort.abort();

@@ -1,0 +1,86 @@
+/**
+ * Escape table: from inside a repl's terminal (bubblewrap + rlimits, as the local driver sets it up),
+ * every attempt to reach outside the repl fails. Checked on the host side where it matters (a write
+ * that "succeeds" inside the sandbox's private tmpfs must not show up on the host).
+ */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { RunnerClients } from "../../../lib/client/clients.js";
+import { requireProgram } from "../../../lib/testing/programs.js";
+import { startRedis, type TestRedis } from "../../../lib/testing/redis.js";
+import { type Embedded, runInTerminal, startEmbedded } from "./embedded.js";
+
+describe("sandbox escape table (bwrap active)", function () {
+  this.timeout(60_000);
+  let e: Embedded;
+  let redis: TestRedis;
+  let a: RunnerClients;
+  let terminalId: string;
+  let workspaces: string;
+  let otherRepl: string;
+
+  before(async function () {
+    requireProgram(this, "bwrap");
+    requireProgram(this, "prlimit");
+    requireProgram(this, "redis-server");
+    redis = await startRedis();
+    e = await startEmbedded();
+    workspaces = join(e.dir, "local", "workspaces");
+    const core = await e.login("alice");
+    const [ra, rb] = await Promise.all([
+      core.repls.createRepl({ name: "a", template: "node" }),
+      core.repls.createRepl({ name: "b", template: "node" }),
+    ]);
+    otherRepl = rb.repl!.replId;
+    const [sa, sb] = await Promise.all([
+      core.repls.startRepl({ replId: ra.repl!.replId }),
+      core.repls.startRepl({ replId: otherRepl }),
+    ]);
+    await e.runner(sb.runner!).files.writeFile({ path: "secret.txt", content: Buffer.from("TOP-SECRET-B") });
+    a = e.runner(sa.runner!);
+    terminalId = (await a.terminals.createTerminal({ command: ["bash", "--norc", "--noprofile"] })).terminal!
+      .terminalId;
+  });
+  after(async () => {
+    await e?.close();
+    await redis?.dispose();
+  });
+
+  const sh = (cmd: string) => runInTerminal(a, terminalId, cmd);
+
+  it("reading another repl's workspace fails", async () => {
+    const r = await sh(`cat ${join(workspaces, otherRepl, "secret.txt")}`);
+    assert.notEqual(r.status, 0);
+    assert.doesNotMatch(r.output, /TOP-SECRET-B/);
+    const ls = await sh(`ls ${workspaces}`);
+    assert.doesNotMatch(ls.output, new RegExp(otherRepl));
+  });
+
+  it("writing outside the workspace fails or never reaches the host", async () => {
+    for (const target of ["/usr/escape", "/etc/escape", join(e.dir, "escape"), join(workspaces, "escape")]) {
+      await sh(`echo pwned > ${target}`);
+      assert.ok(!existsSync(target), `${target} appeared on the host`);
+    }
+    assert.notEqual((await sh("echo pwned > /usr/escape")).status, 0);
+  });
+
+  it("connecting to the Redis port (and core's) on loopback fails", async () => {
+    assert.notEqual((await sh(`exec 3<>/dev/tcp/127.0.0.1/${redis.port}`)).status, 0);
+    assert.notEqual((await sh(`exec 3<>/dev/tcp/127.0.0.1/${new URL(e.core.url).port}`)).status, 0);
+  });
+
+  it("runs unprivileged in its own pid namespace, with rlimits and no password hashes", async () => {
+    assert.match((await sh("id -u")).output, /\b1000\b/);
+    assert.notEqual((await sh(`kill -0 ${process.pid}`)).status, 0);
+    assert.match((await sh("ulimit -v")).output, /\b8388608\b/);
+    assert.match((await sh("ulimit -u")).output, /\b512\b/);
+    assert.doesNotMatch((await sh("cat /etc/shadow")).output, /root:/);
+  });
+
+  it("the workspace itself is writable and the runner sees the result", async () => {
+    assert.equal((await sh("echo inside > made-in-sandbox.txt")).status, 0);
+    const read = await a.files.readFile({ path: "made-in-sandbox.txt" });
+    assert.equal(Buffer.from(read.content).toString(), "inside\n");
+  });
+});
