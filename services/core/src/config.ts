@@ -2,6 +2,7 @@
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { env } from "../../../lib/kit/config.js";
+import { kubernetesConfigFields, kubernetesConfigProblems } from "./driver/kubernetes/config.js";
 
 const optional = () => z.string().optional();
 
@@ -32,8 +33,12 @@ export const coreConfigSchema = z
       .default("local"),
     DEVEX_RUNNER_TOKEN_TTL: env.duration("15m"),
     DEVEX_HEARTBEAT_INTERVAL: env.duration("30s"),
-    /** Runtime driver: "local" runs runners as processes on this machine; "none" cannot start repls. */
-    DEVEX_DRIVER: z.enum(["local", "none"]).default("local"),
+    /**
+     * Runtime driver: "local" runs runners as processes on this machine; "kubernetes" runs each repl as a
+     * Deployment (DEVEX_K8S_*, see driver/kubernetes/config.ts); "none" cannot start repls.
+     */
+    DEVEX_DRIVER: z.enum(["local", "kubernetes", "none"]).default("local"),
+    ...kubernetesConfigFields,
     DEVEX_RUNNER_POOL_SIZE: z.coerce.number().int().min(0).max(64).default(2),
     DEVEX_RUNNER_IDLE_TIMEOUT: env.duration("10m"),
     DEVEX_PERSIST_INTERVAL: env.duration("5m"),
@@ -62,6 +67,10 @@ export const coreConfigSchema = z
   .refine((c) => !!c.DEVEX_S3_ACCESS_KEY_ID === !!c.DEVEX_S3_SECRET_ACCESS_KEY, {
     message: "set both DEVEX_S3_ACCESS_KEY_ID and DEVEX_S3_SECRET_ACCESS_KEY, or neither (default AWS credentials)",
     path: ["DEVEX_S3_SECRET_ACCESS_KEY"],
+  })
+  .superRefine((c, ctx) => {
+    if (c.DEVEX_DRIVER !== "kubernetes") return;
+    for (const message of kubernetesConfigProblems(c)) ctx.addIssue({ code: "custom", message, path: ["DEVEX_DRIVER"] });
   });
 
 export type CoreConfig = z.output<typeof coreConfigSchema>;

@@ -73,7 +73,27 @@ export interface FakeBehavior {
   podWriteRaces: number;
 }
 
+/**
+ * What runs containers for the fake kubelet. The default simulates them with timers (FakeBehavior);
+ * a test can run them for real (k8s-local-kubelet.ts runs lib/sync and the runner in-process).
+ */
+export interface ContainerRuntime {
+  /** Runs an init or ephemeral container to completion. */
+  run(
+    pod: KubeObject,
+    container: KubeObject,
+    env: Record<string, string>,
+  ): Promise<{ exitCode: number; message?: string }>;
+  /** Starts a long-running container; resolves once it is ready, rejects if it crashes. */
+  start(pod: KubeObject, container: KubeObject, env: Record<string, string>): Promise<void>;
+  /** The pod is gone: stop its containers and drop its volumes. */
+  stopPod(pod: KubeObject): Promise<void>;
+}
+
 export interface FakeKubeApiOptions {
+  runtime?: ContainerRuntime;
+  /** Objects that exist before the test (e.g. the S3 credentials Secret). */
+  seed?: KubeObject[];
   namespaces?: string[];
   /** Whether the traefik.io Middleware CRD is installed (default true). */
   traefik?: boolean;
@@ -154,6 +174,25 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     podWriteRaces: 0,
   };
   const requests: RecordedRequest[] = [];
+  const simulated: ContainerRuntime = {
+    async run(pod, c) {
+      const ephemeral = (pod.spec.ephemeralContainers ?? []).some((e: KubeObject) => e.name === c.name);
+      if (ephemeral) {
+        await new Promise((r) => later(behavior.persistMs, () => r(undefined)));
+        const exitCode = behavior.persistExitCodes.shift() ?? 0;
+        return { exitCode, message: exitCode ? behavior.persistMessage : "" };
+      }
+      await new Promise((r) => later(behavior.restoreMs, () => r(undefined)));
+      await (behavior.restoreGate ?? Promise.resolve());
+      return { exitCode: behavior.restoreExitCode, message: behavior.restoreMessage };
+    },
+    async start() {
+      if (behavior.neverReady) return new Promise<void>(() => {});
+      await new Promise((r) => later(behavior.readyMs, () => r(undefined)));
+    },
+    async stopPod() {},
+  };
+  const runtime = options.runtime ?? simulated;
 
   const later = (ms: number, fn: () => void) => {
     const t = setTimeout(() => {
@@ -260,76 +299,133 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       })),
     };
     bump(pod);
-    if (!behavior.imagePullFails) later(1, () => runInit(ns, pod.metadata.name));
+    if (!behavior.imagePullFails) later(1, () => void runPod(ns, pod.metadata.name));
   }
 
   const podAlive = (ns: string, name: string) => {
     const p = store.get(key("pods", ns, name));
     return p && !p.metadata.deletionTimestamp ? p : undefined;
   };
+  const now = () => new Date().toISOString().replace(/\.\d+Z$/, "Z");
 
-  function runInit(ns: string, name: string) {
-    const pod = podAlive(ns, name);
-    if (!pod) return;
-    for (const s of pod.status.initContainerStatuses) s.state = { running: { startedAt: new Date().toISOString() } };
-    bump(pod);
-    const gate = behavior.restoreGate ?? Promise.resolve();
-    later(behavior.restoreMs, () => void gate.then(() => finishInit(ns, name)));
+  /** The container's environment as the kubelet builds it, or the name of a missing Secret. */
+  function containerEnv(pod: KubeObject, c: KubeObject): Record<string, string> | { missing: string } {
+    const out: Record<string, string> = {};
+    const secret = (name: string) => store.get(key("secrets", pod.metadata.namespace, name));
+    for (const from of c.envFrom ?? []) {
+      if (!from.secretRef) continue;
+      const s = secret(from.secretRef.name);
+      if (!s) return { missing: from.secretRef.name };
+      for (const [k, v] of Object.entries(s.data ?? {})) out[k] = Buffer.from(String(v), "base64").toString();
+    }
+    for (const e of c.env ?? []) {
+      const ref = e.valueFrom?.secretKeyRef;
+      if (!ref) out[e.name] = e.value ?? "";
+      else {
+        const v = secret(ref.name)?.data?.[ref.key];
+        if (v === undefined) return { missing: ref.name };
+        out[e.name] = Buffer.from(v, "base64").toString();
+      }
+    }
+    return out;
   }
 
-  function finishInit(ns: string, name: string) {
+  /** Runs a run-to-completion container (init or ephemeral), retrying while a Secret is missing. */
+  async function runToCompletion(ns: string, podName: string, c: KubeObject, status: KubeObject) {
+    for (;;) {
+      const pod = podAlive(ns, podName);
+      if (!pod) return undefined;
+      const env = containerEnv(pod, c);
+      if ("missing" in env) {
+        status.state = {
+          waiting: { reason: "CreateContainerConfigError", message: `secret "${env.missing}" not found` },
+        };
+        bump(pod);
+        await new Promise((r) => later(5, () => r(undefined)));
+        continue;
+      }
+      status.state = { running: { startedAt: now() } };
+      bump(pod);
+      let result: { exitCode: number; message?: string };
+      try {
+        result = await runtime.run(pod, c, env);
+      } catch (err) {
+        result = { exitCode: 128, message: String(err) };
+      }
+      const alive = podAlive(ns, podName);
+      if (!alive) return undefined;
+      const terminated = {
+        exitCode: result.exitCode,
+        reason: result.exitCode === 0 ? "Completed" : "Error",
+        message: result.message ?? "",
+        startedAt: status.state.running.startedAt,
+        finishedAt: now(),
+      };
+      status.state = { terminated };
+      bump(alive);
+      return terminated;
+    }
+  }
+
+  async function runPod(ns: string, name: string) {
     const pod = podAlive(ns, name);
     if (!pod) return;
-    const exitCode = behavior.restoreExitCode;
-    const terminated = { exitCode, reason: exitCode === 0 ? "Completed" : "Error", message: behavior.restoreMessage };
-    for (const s of pod.status.initContainerStatuses) s.state = { terminated };
-    bump(pod);
-    if (exitCode !== 0) {
-      // restartPolicy Always: the kubelet restarts the init container with a back-off.
-      later(2, () => {
-        const p = podAlive(ns, name);
-        if (!p) return;
-        for (const s of p.status.initContainerStatuses) {
-          s.lastState = { terminated };
+    for (const [i, c] of (pod.spec.initContainers ?? []).entries()) {
+      const status = podAlive(ns, name)?.status.initContainerStatuses[i];
+      if (!status) return;
+      const done = await runToCompletion(ns, name, c, status);
+      if (!done) return;
+      if (done.exitCode !== 0) {
+        // restartPolicy Always: the kubelet restarts the init container with a back-off.
+        later(2, () => {
+          const p = podAlive(ns, name);
+          if (!p) return;
+          const s = p.status.initContainerStatuses[i];
+          s.lastState = { terminated: done };
           s.state = { waiting: { reason: "CrashLoopBackOff" } };
           s.restartCount++;
+          bump(p);
+        });
+        return;
+      }
+    }
+    await startContainers(ns, name);
+  }
+
+  async function startContainers(ns: string, name: string) {
+    for (;;) {
+      const pod = podAlive(ns, name);
+      if (!pod) return;
+      if (!pod.status.conditions.some((c: KubeObject) => c.type === "Initialized"))
+        pod.status.conditions.push({ type: "Initialized", status: "True" });
+      pod.status.phase = "Running";
+      const envs = pod.spec.containers.map((c: KubeObject) => containerEnv(pod, c));
+      const missing = envs.find((e: KubeObject) => "missing" in e);
+      pod.status.containerStatuses.forEach((s: KubeObject) => {
+        s.state = missing
+          ? { waiting: { reason: "CreateContainerConfigError", message: `secret "${missing.missing}" not found` } }
+          : { running: { startedAt: now() } };
+      });
+      bump(pod);
+      if (missing) {
+        await new Promise((r) => later(5, () => r(undefined)));
+        continue;
+      }
+      try {
+        await Promise.all(pod.spec.containers.map((c: KubeObject, i: number) => runtime.start(pod, c, envs[i])));
+      } catch (err) {
+        const p = podAlive(ns, name);
+        if (!p) return;
+        for (const s of p.status.containerStatuses) {
+          s.lastState = { terminated: { exitCode: 1, reason: "Error", message: String(err) } };
+          s.state = { waiting: { reason: "CrashLoopBackOff" } };
         }
         bump(p);
-      });
+        return;
+      }
+      setPodReady(ns, name, true);
       return;
     }
-    startContainers(ns, name);
-  }
-
-  function missingSecret(pod: KubeObject): string | undefined {
-    for (const c of pod.spec.containers)
-      for (const e of c.env ?? []) {
-        const ref = e.valueFrom?.secretKeyRef;
-        if (ref && !store.get(key("secrets", pod.metadata.namespace, ref.name))?.data?.[ref.key]) return ref.name;
-      }
-    return undefined;
-  }
-
-  function startContainers(ns: string, name: string) {
-    const pod = podAlive(ns, name);
-    if (!pod) return;
-    const missing = missingSecret(pod);
-    for (const s of pod.status.containerStatuses)
-      s.state = missing
-        ? { waiting: { reason: "CreateContainerConfigError", message: `secret "${missing}" not found` } }
-        : { running: { startedAt: new Date().toISOString() } };
-    pod.status.phase = "Running";
-    pod.status.conditions.push({ type: "Initialized", status: "True" });
-    bump(pod);
-    if (missing) return later(5, () => retryContainers(ns, name));
-    if (!behavior.neverReady) later(behavior.readyMs, () => setPodReady(ns, name, true));
-  }
-
-  function retryContainers(ns: string, name: string) {
-    const pod = podAlive(ns, name);
-    if (!pod) return;
-    pod.status.conditions = pod.status.conditions.filter((c: KubeObject) => c.type !== "Initialized");
-    startContainers(ns, name);
   }
 
   function setPodReady(ns: string, name: string, ready: boolean) {
@@ -357,7 +453,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     const pod = podAlive(ns, name);
     if (!pod) return;
     const spec = pod.spec.ephemeralContainers.find((c: KubeObject) => c.name === container);
-    const status = {
+    const status: KubeObject = {
       name: container,
       image: spec?.image ?? "",
       imageID: "",
@@ -369,25 +465,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     pod.status.ephemeralContainerStatuses.push(status);
     bump(pod);
     if (pod.status.phase !== "Running") return; // the kubelet starts ephemeral containers only in running pods
-    later(1, () => {
-      const p = podAlive(ns, name);
-      if (!p) return;
-      status.state = { running: { startedAt: new Date().toISOString() } } as never;
-      bump(p);
-      later(behavior.persistMs, () => {
-        const q = podAlive(ns, name);
-        if (!q) return;
-        const exitCode = behavior.persistExitCodes.shift() ?? 0;
-        status.state = {
-          terminated: {
-            exitCode,
-            reason: exitCode === 0 ? "Completed" : "Error",
-            message: exitCode ? behavior.persistMessage : "",
-          },
-        } as never;
-        bump(q);
-      });
-    });
+    later(1, () => void runToCompletion(ns, name, spec, status));
   }
 
   // ---- deletion and garbage collection -------------------------------------------------------
@@ -397,7 +475,10 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       if (!obj.metadata.deletionTimestamp) {
         obj.metadata.deletionTimestamp = new Date().toISOString();
         bump(obj);
-        later(behavior.podTerminationMs, () => store.delete(key(resource, ns, name)));
+        later(behavior.podTerminationMs, () => {
+          store.delete(key(resource, ns, name));
+          void runtime.stopPod(obj).catch(() => {});
+        });
       }
     } else store.delete(key(resource, ns, name));
     const uid = obj.metadata.uid;
@@ -732,6 +813,11 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  for (const o of options.seed ?? []) {
+    const t = types.find((x) => x.kind === o.kind && apiVersionOf(x) === o.apiVersion);
+    if (!t) throw new Error(`cannot seed a ${o.apiVersion} ${o.kind}`);
+    insert(t, o.metadata?.namespace ?? [...namespaces][0], clone(o));
+  }
 
   return {
     url,
@@ -753,6 +839,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     async close() {
       for (const t of timers) clearTimeout(t);
       timers.clear();
+      await Promise.all(all("pods").map((p) => runtime.stopPod(p).catch(() => {})));
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },

@@ -16,7 +16,14 @@ import { driverFor, NS, startRequest, startValidatingFake, testSettings } from "
 const signal = () => AbortSignal.timeout(10_000);
 const resources = ["deployments", "replicasets", "pods", "secrets", "services", "ingresses", "middlewares"];
 
-const count = (fake: FakeKubeApi) => Object.fromEntries(resources.map((r) => [r, fake.objects(r, NS).length]));
+/** Objects the driver made (the seeded S3 Secret is not one). */
+const count = (fake: FakeKubeApi) =>
+  Object.fromEntries(
+    resources.map((r) => [
+      r,
+      fake.objects(r, NS).filter((o) => o.metadata.labels?.["app.kubernetes.io/managed-by"] === "devex").length,
+    ]),
+  );
 const none = Object.fromEntries(resources.map((r) => [r, 0]));
 
 async function eventually(check: () => boolean, what: string) {
@@ -60,10 +67,15 @@ describe("Kubernetes driver against the fake API server", () => {
     assert.deepEqual(dep.metadata.labels, labels);
     assert.equal(dep.spec.replicas, 1);
     const pod = dep.spec.template.spec;
-    assert.deepEqual(pod.initContainers[0].command.slice(2), [
+    assert.deepEqual(pod.initContainers[0].command, [
+      "sh",
+      "-c",
+      'exec "$0" "$@" > /dev/termination-log',
+      "node",
+      "/app/dist/lib/sync/cli.js",
       "restore",
       "--dir",
-      "/workspaces",
+      "/workspaces/r-start",
       "--prefix",
       "repl/alice/r-start/",
       "--manifest",
@@ -72,6 +84,7 @@ describe("Kubernetes driver against the fake API server", () => {
     assert.equal(pod.containers[0].name, "runner");
     const env = Object.fromEntries(pod.containers[0].env.map((e: KubeObject) => [e.name, e.value ?? e.valueFrom]));
     assert.equal(env.DEVEX_REPL_ID, "r-start");
+    assert.equal(env.DEVEX_RUNNER_WORKSPACE, "/workspaces/r-start");
     assert.equal(env.DEVEX_RUNNER_ID, req.runnerId);
     assert.deepEqual(env.DEVEX_RUNNER_CONTROL_TOKEN, { secretKeyRef: { name: "devex-r-start", key: "control-token" } });
     assert.ok(!JSON.stringify(dep).includes(req.controlToken), "the control token is not in the Deployment");
@@ -87,12 +100,12 @@ describe("Kubernetes driver against the fake API server", () => {
 
     const owner = { apiVersion: "apps/v1", kind: "Deployment", name: "devex-r-start", uid: dep.metadata.uid };
     for (const r of ["secrets", "services", "middlewares", "ingresses"]) {
-      const [obj] = fake.objects(r, NS);
+      const [obj] = fake.objects(r, NS).filter((o) => o.metadata.name !== "devex-s3");
       assert.equal(obj.metadata.name, "devex-r-start", r);
       assert.deepEqual(obj.metadata.labels, labels, r);
       assert.deepEqual(obj.metadata.ownerReferences, [{ ...owner, controller: true, blockOwnerDeletion: true }], r);
     }
-    const [secret] = fake.objects("secrets", NS);
+    const secret = fake.objects("secrets", NS).find((o) => o.metadata.name === "devex-r-start")!;
     assert.equal(Buffer.from(secret.data["control-token"], "base64").toString(), req.controlToken);
     const [ingress] = fake.objects("ingresses", NS);
     assert.equal(ingress.spec.ingressClassName, "traefik");
@@ -190,10 +203,10 @@ describe("Kubernetes driver against the fake API server", () => {
     const [pod] = fake.objects("pods", NS);
     const [eph] = pod.spec.ephemeralContainers;
     assert.match(eph.name, /^persist-/);
-    assert.deepEqual(eph.command.slice(2), [
+    assert.deepEqual(eph.command.slice(5), [
       "persist",
       "--dir",
-      "/workspaces",
+      "/workspaces/r-eph",
       "--prefix",
       "repl/carol/r-eph/",
       "--manifest",

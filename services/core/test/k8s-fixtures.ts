@@ -46,9 +46,22 @@ export const builtinKinds = [
   { apiVersion: "networking.k8s.io/v1", kind: "Ingress" },
 ];
 
+/** The operator-created S3 credentials Secret the repl pods' sync containers read (envFrom). */
+export const s3Secret = (namespace: string) => ({
+  apiVersion: "v1",
+  kind: "Secret",
+  metadata: { name: "devex-s3", namespace },
+  stringData: { DEVEX_S3_ACCESS_KEY_ID: "test-key", DEVEX_S3_SECRET_ACCESS_KEY: "test-secret" },
+});
+
 export async function startValidatingFake(opts: { traefik?: boolean; namespaces?: string[] } = {}) {
   await preloadModels(builtinKinds);
-  return startFakeKubeApi({ namespaces: opts.namespaces ?? [NS], traefik: opts.traefik, validate: validateObjectSync });
+  return startFakeKubeApi({
+    namespaces: opts.namespaces ?? [NS],
+    traefik: opts.traefik,
+    validate: validateObjectSync,
+    seed: [s3Secret((opts.namespaces ?? [NS])[0])],
+  });
 }
 
 export function driverFor(fake: FakeKubeApi, settings: Partial<KubernetesDriverSettings> = {}, readyTimeoutMs = 2000) {

@@ -5,6 +5,7 @@ import type { TokenSigner } from "../../../../lib/kit/tokens.js";
 import type { BlobStore } from "../blob/store.js";
 import type { CoreConfig } from "../config.js";
 import { createUnconfiguredDriver, type Driver } from "./driver.js";
+import { kubernetesDriverFromConfig } from "./kubernetes/config.js";
 import { createLocalDriver, type LocalDriver } from "./local/local-driver.js";
 import { createSandbox } from "./local/sandbox.js";
 
@@ -12,6 +13,9 @@ export async function openDriver(
   config: CoreConfig,
   deps: { blobs: BlobStore; signer: TokenSigner; log: Logger },
 ): Promise<{ driver: Driver; local?: LocalDriver }> {
+  if (config.DEVEX_DRIVER === "kubernetes") {
+    return { driver: kubernetesDriverFromConfig(config, deps.signer.publicKeyPem, deps.log) };
+  }
   if (config.DEVEX_DRIVER === "none") {
     deps.log.warn("DEVEX_DRIVER=none: this core cannot start repls");
     return { driver: createUnconfiguredDriver() };

@@ -57,6 +57,17 @@ export interface KubernetesDriverDeps {
   pollIntervalMs?: number;
 }
 
+/** File counts from lib/sync's JSON result (the sync container's termination message). */
+function syncCounts(message: string | undefined): Omit<DriverProgress, "phase"> | undefined {
+  try {
+    const r = JSON.parse(message ?? "") as { files?: unknown; bytes?: unknown; transferred?: unknown };
+    if (typeof r.files !== "number" || typeof r.bytes !== "number") return undefined;
+    return { filesDone: r.files, filesTotal: r.files, bytesDone: r.bytes, bytesTotal: r.bytes };
+  } catch {
+    return undefined;
+  }
+}
+
 const seconds = (ms: number) => (ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`);
 
 export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
@@ -146,6 +157,7 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
   ): Promise<void> {
     let last: V1Pod | undefined;
     let phase = "";
+    let countsReported = false;
     const report = (p: string) => {
       if (p === phase) return;
       phase = p;
@@ -162,6 +174,11 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
           throw unavailable(
             `restoring the workspace of repl ${req.replId} failed (exit code ${failed.exitCode}${detail ? `: ${detail}` : ""})`,
           );
+        }
+        if (restored(pod) && !countsReported) {
+          const counts = syncCounts(init?.state?.terminated?.message);
+          if (counts) progress?.({ phase: "restore", ...counts });
+          countsReported = true;
         }
         if (isReady(pod)) return;
         report(restored(pod) ? "start" : "restore");
@@ -212,7 +229,7 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
     const url = runnerUrl(settings, req.replId);
     const deadline = Date.now() + readyTimeoutMs;
     progress?.({ phase: "schedule" });
-    const body = buildDeployment(settings, id, req.coreUrl, url);
+    const body = buildDeployment(settings, id, settings.coreUrl ?? req.coreUrl, url);
     try {
       const deployment = await createDeployment(req, body, signal);
       const owner = ownerReference(deployment);
@@ -276,7 +293,7 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
   }
 
   /** Adds the persist container to the pod, retrying on resourceVersion conflicts. */
-  async function injectPersist(pod: V1Pod, container: string, workspacePrefix: string, signal: AbortSignal) {
+  async function injectPersist(pod: V1Pod, container: string, req: StopRequest, signal: AbortSignal) {
     const podName = pod.metadata!.name!;
     let current = pod;
     for (let attempt = 0; ; attempt++) {
@@ -286,7 +303,7 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
           ...current.spec!,
           ephemeralContainers: [
             ...(current.spec?.ephemeralContainers ?? []),
-            buildPersistContainer(settings, workspacePrefix, container),
+            buildPersistContainer(settings, req, container),
           ],
         },
       };
@@ -308,7 +325,7 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
     const podName = pod.metadata!.name!;
     const container = `persist-${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
     progress?.({ phase: "persist" });
-    await injectPersist(pod, container, req.workspacePrefix, signal);
+    await injectPersist(pod, container, req, signal);
     const deadline = Date.now() + persistTimeoutMs;
     let state = "not started";
     while (Date.now() <= deadline) {
@@ -319,7 +336,11 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
       const s = now.status?.ephemeralContainerStatuses?.find((c) => c.name === container);
       const done = s?.state?.terminated;
       if (done) {
-        if (done.exitCode === 0) return;
+        if (done.exitCode === 0) {
+          const counts = syncCounts(done.message);
+          if (counts) progress?.({ phase: "persist", ...counts });
+          return;
+        }
         const detail = (done.message ?? done.reason ?? "").trim().slice(-300);
         throw unavailable(
           `persisting the workspace of repl ${req.replId} failed (exit code ${done.exitCode}${detail ? `: ${detail}` : ""}); the runner keeps running and nothing was deleted — stop again to retry`,

@@ -34,7 +34,13 @@ export const LABEL_RUNNER = "devex.dev/runner-id";
 export const ANNOTATION_URL = "devex.dev/runner-url";
 export const RUNNER_PORT = 8090;
 export const MCP_PORT = 8091;
+/** The emptyDir volume. The workspace is a directory in it (workspaceDir): lib/sync's restore empties
+ * and re-creates its target, which a mount point does not allow (EBUSY). */
 export const WORKSPACE_DIR = "/workspaces";
+export const workspaceDir = (replId: string) => `${WORKSPACE_DIR}/${replId}`;
+/** `sh -c` runs the argv that follows it with stdout (lib/sync's JSON result) in the termination
+ * message, where the driver reads the file counts; on failure the log tail is the message instead. */
+export const RESULT_TO_TERMINATION_LOG = 'exec "$0" "$@" > /dev/termination-log';
 /** lib/sync's manifest, shared by the restore and persist containers, outside the workspace and not
  * mounted in the runner, so users can neither see nor tamper with it. */
 export const SYNC_STATE_DIR = "/var/lib/devex-sync";
@@ -51,6 +57,8 @@ export interface KubernetesDriverSettings {
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
   /** Base URL of repl traffic, e.g. https://repl.example.com; its host is the Ingress host. */
   runnerBaseUrl: string;
+  /** Where runner pods reach core (e.g. http://devex-core.devex.svc:8080); unset → the URL core passes. */
+  coreUrl?: string;
   ingressClassName: string;
   /** Secret holding the TLS certificate for the Ingress host; unset → no tls section. */
   ingressTlsSecret?: string;
@@ -128,15 +136,18 @@ function syncEnvFrom(settings: KubernetesDriverSettings) {
 }
 
 /** The lib/sync CLI as shipped in the runner image (infra/docker/runner.Dockerfile). */
-export function syncCommand(op: "restore" | "persist", workspacePrefix: string): string[] {
+export function syncCommand(op: "restore" | "persist", id: Pick<ReplIdentity, "replId" | "workspacePrefix">): string[] {
   return [
+    "sh",
+    "-c",
+    RESULT_TO_TERMINATION_LOG,
     "node",
     "/app/dist/lib/sync/cli.js",
     op,
     "--dir",
-    WORKSPACE_DIR,
+    workspaceDir(id.replId),
     "--prefix",
-    workspacePrefix,
+    id.workspacePrefix,
     "--manifest",
     `${SYNC_STATE_DIR}/manifest.json`,
   ];
@@ -147,7 +158,7 @@ function restoreContainer(settings: KubernetesDriverSettings, id: ReplIdentity):
     name: "restore",
     image: settings.runnerImage,
     imagePullPolicy: settings.imagePullPolicy,
-    command: syncCommand("restore", id.workspacePrefix),
+    command: syncCommand("restore", id),
     env: syncEnv(settings),
     envFrom: syncEnvFrom(settings),
     volumeMounts: [
@@ -176,7 +187,7 @@ function runnerContainer(settings: KubernetesDriverSettings, id: ReplIdentity, n
     imagePullPolicy: settings.imagePullPolicy,
     ports: [{ name: "http", containerPort: RUNNER_PORT, protocol: "TCP" }],
     env: [
-      { name: "DEVEX_RUNNER_WORKSPACE", value: WORKSPACE_DIR },
+      { name: "DEVEX_RUNNER_WORKSPACE", value: workspaceDir(id.replId) },
       { name: "DEVEX_RUNNER_HOST", value: "0.0.0.0" },
       { name: "DEVEX_RUNNER_PORT", value: String(RUNNER_PORT) },
       { name: "DEVEX_REPL_ID", value: id.replId },
@@ -388,14 +399,14 @@ export function buildIngress(settings: KubernetesDriverSettings, id: ReplIdentit
 /** The ephemeral container stop injects: persists /workspaces with lib/sync, then exits. */
 export function buildPersistContainer(
   settings: KubernetesDriverSettings,
-  workspacePrefix: string,
+  id: Pick<ReplIdentity, "replId" | "workspacePrefix">,
   name: string,
 ): V1EphemeralContainer {
   return {
     name,
     image: settings.runnerImage,
     imagePullPolicy: settings.imagePullPolicy,
-    command: syncCommand("persist", workspacePrefix),
+    command: syncCommand("persist", id),
     env: syncEnv(settings),
     envFrom: syncEnvFrom(settings),
     volumeMounts: [

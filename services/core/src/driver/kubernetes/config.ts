@@ -1,0 +1,117 @@
+/**
+ * Core's DEVEX_K8S_* variables (spread into core's config schema) and the driver built from them.
+ * Documented in services/core/README.md ("Kubernetes").
+ */
+import { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { z } from "zod";
+import { env } from "../../../../../lib/kit/config.js";
+import type { Driver } from "../driver.js";
+import { kubernetesApis } from "./apis.js";
+import { createKubernetesDriver } from "./driver.js";
+import type { KubernetesDriverSettings } from "./objects.js";
+
+const quantity = (fallback: string) =>
+  z
+    .string()
+    .regex(/^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/, "must be a Kubernetes quantity such as 250m, 1, 512Mi or 2Gi")
+    .default(fallback);
+const name = () =>
+  z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a Kubernetes object name")
+    .optional();
+
+export const kubernetesConfigFields = {
+  DEVEX_K8S_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
+    .default("devex-repls"),
+  DEVEX_K8S_RUNNER_IMAGE: z.string().min(1).default("ghcr.io/devex/runner-node:latest"),
+  DEVEX_K8S_MCP_IMAGE: z.string().min(1).optional(),
+  DEVEX_K8S_IMAGE_PULL_POLICY: z.enum(["Always", "IfNotPresent", "Never"]).optional(),
+  DEVEX_K8S_RUNNER_BASE_URL: env.url().optional(),
+  DEVEX_K8S_CORE_URL: env.url().optional(),
+  DEVEX_K8S_INGRESS_CLASS: z.string().min(1).default("traefik"),
+  DEVEX_K8S_INGRESS_TLS_SECRET: name(),
+  DEVEX_K8S_RUNTIME_CLASS: name(),
+  DEVEX_K8S_HOST_NETWORK: env.bool(false),
+  DEVEX_K8S_SERVICE_ACCOUNT: name(),
+  DEVEX_K8S_CPU_REQUEST: quantity("250m"),
+  DEVEX_K8S_CPU_LIMIT: quantity("1"),
+  DEVEX_K8S_MEMORY_REQUEST: quantity("256Mi"),
+  DEVEX_K8S_MEMORY_LIMIT: quantity("1Gi"),
+  DEVEX_K8S_WORKSPACE_SIZE: quantity("2Gi"),
+  DEVEX_K8S_S3_SECRET: name(),
+  DEVEX_K8S_READY_TIMEOUT: env.duration("3m"),
+  DEVEX_K8S_PERSIST_TIMEOUT: env.duration("10m"),
+};
+
+type K8sConfig = z.output<z.ZodObject<typeof kubernetesConfigFields>> & {
+  DEVEX_S3_BUCKET?: string;
+  DEVEX_S3_ENDPOINT?: string;
+  DEVEX_S3_REGION: string;
+  DEVEX_S3_FORCE_PATH_STYLE: boolean;
+  DEVEX_S3_PREFIX: string;
+};
+
+/** Problems that make the Kubernetes driver unusable with this config (empty when fine). */
+export function kubernetesConfigProblems(c: K8sConfig): string[] {
+  const problems: string[] = [];
+  if (!c.DEVEX_K8S_RUNNER_BASE_URL)
+    problems.push("DEVEX_K8S_RUNNER_BASE_URL is required with DEVEX_DRIVER=kubernetes (e.g. https://repl.example.com)");
+  if (!c.DEVEX_S3_BUCKET)
+    problems.push("DEVEX_S3_BUCKET is required with DEVEX_DRIVER=kubernetes: repl pods restore and persist through S3");
+  return problems;
+}
+
+export function kubernetesSettings(c: K8sConfig, tokenPublicKeyPem: string): KubernetesDriverSettings {
+  const s3Env: Record<string, string> = {
+    DEVEX_S3_BUCKET: c.DEVEX_S3_BUCKET ?? "",
+    DEVEX_S3_REGION: c.DEVEX_S3_REGION,
+    DEVEX_S3_FORCE_PATH_STYLE: String(c.DEVEX_S3_FORCE_PATH_STYLE),
+  };
+  if (c.DEVEX_S3_ENDPOINT) s3Env.DEVEX_S3_ENDPOINT = c.DEVEX_S3_ENDPOINT;
+  if (c.DEVEX_S3_PREFIX) s3Env.DEVEX_S3_PREFIX = c.DEVEX_S3_PREFIX;
+  return {
+    namespace: c.DEVEX_K8S_NAMESPACE,
+    runnerImage: c.DEVEX_K8S_RUNNER_IMAGE,
+    mcpImage: c.DEVEX_K8S_MCP_IMAGE,
+    imagePullPolicy: c.DEVEX_K8S_IMAGE_PULL_POLICY,
+    runnerBaseUrl: c.DEVEX_K8S_RUNNER_BASE_URL ?? "",
+    coreUrl: c.DEVEX_K8S_CORE_URL,
+    ingressClassName: c.DEVEX_K8S_INGRESS_CLASS,
+    ingressTlsSecret: c.DEVEX_K8S_INGRESS_TLS_SECRET,
+    runtimeClassName: c.DEVEX_K8S_RUNTIME_CLASS,
+    hostNetwork: c.DEVEX_K8S_HOST_NETWORK,
+    serviceAccountName: c.DEVEX_K8S_SERVICE_ACCOUNT,
+    resources: {
+      cpuRequest: c.DEVEX_K8S_CPU_REQUEST,
+      cpuLimit: c.DEVEX_K8S_CPU_LIMIT,
+      memoryRequest: c.DEVEX_K8S_MEMORY_REQUEST,
+      memoryLimit: c.DEVEX_K8S_MEMORY_LIMIT,
+    },
+    workspaceSizeLimit: c.DEVEX_K8S_WORKSPACE_SIZE,
+    s3CredentialsSecret: c.DEVEX_K8S_S3_SECRET,
+    s3Env,
+    tokenPublicKeyPem,
+  };
+}
+
+/**
+ * The driver for main.ts: credentials from the in-cluster service account or $KUBECONFIG
+ * (KubeConfig.loadFromDefault). Tests build the driver with createKubernetesDriver instead.
+ */
+export function kubernetesDriverFromConfig(c: K8sConfig, tokenPublicKeyPem: string, log: Logger): Driver {
+  const problems = kubernetesConfigProblems(c);
+  if (problems.length) throw new Error(`invalid configuration: ${problems.join("; ")}`);
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return createKubernetesDriver({
+    apis: kubernetesApis(kc),
+    settings: kubernetesSettings(c, tokenPublicKeyPem),
+    log: log.child({ driver: "kubernetes" }),
+    readyTimeoutMs: c.DEVEX_K8S_READY_TIMEOUT,
+    persistTimeoutMs: c.DEVEX_K8S_PERSIST_TIMEOUT,
+  });
+}
