@@ -399,7 +399,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
     poolReady: () => pool.readyCount(),
 
     async shutdown(signal) {
-      pool.close();
+      await pool.close();
       const handles = [...byRunner.values()].filter((h) => !h.gone);
       return Promise.all(
         handles.map(async (h) => {
@@ -428,7 +428,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
     },
 
     async close() {
-      pool.close();
+      await pool.close();
       clearInterval(poll);
       for (const h of byRunner.values()) clearInterval(h.timer);
     },

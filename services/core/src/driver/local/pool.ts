@@ -6,7 +6,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -73,8 +73,10 @@ export class RunnerPool {
       this.spawning++;
       this.spawn()
         .then((entry) => {
-          if (this.closed) entry.p.child.kill("SIGKILL");
-          else this.idle.push(entry);
+          if (this.closed) {
+            entry.p.child.kill("SIGKILL");
+            void rm(entry.p.dir, { recursive: true, force: true });
+          } else this.idle.push(entry);
         })
         .catch((err) => this.o.log.warn({ err }, "could not fork a pooled runner"))
         .finally(() => this.spawning--);
@@ -103,9 +105,15 @@ export class RunnerPool {
     }
   }
 
-  close(): void {
+  /** Kills the pooled (unassigned) processes and removes their folders. */
+  async close(): Promise<void> {
     this.closed = true;
-    for (const e of this.idle.splice(0)) e.p.child.kill("SIGKILL");
+    await Promise.all(
+      this.idle.splice(0).map(async (e) => {
+        e.p.child.kill("SIGKILL");
+        await rm(e.p.dir, { recursive: true, force: true });
+      }),
+    );
   }
 
   private async spawn(): Promise<PoolEntry> {
