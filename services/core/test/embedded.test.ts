@@ -82,3 +82,36 @@ describe("embedded setup end to end (local driver, one origin)", function () {
     await core.repls.deleteRepl({ replId });
   });
 });
+
+describe("idle stop, end to end", function () {
+  this.timeout(60_000);
+  let e: Embedded;
+  before(async () => {
+    e = await startEmbedded({ idleTimeoutMs: 1000 });
+  });
+  after(async () => {
+    await e?.close();
+  });
+
+  it("a runner's idle report makes core persist the workspace and stop the repl", async () => {
+    const core = await e.login("alice");
+    const { repl } = await core.repls.createRepl({ name: "idle", template: "node" });
+    const replId = repl!.replId;
+    const { runner: access } = await core.repls.startRepl({ replId });
+    await e.runner(access!).files.writeFile({ path: "last-words.txt", content: Buffer.from("persisted on idle") });
+    const deadline = Date.now() + 20_000;
+    let status: ReplStatus | undefined;
+    while (Date.now() < deadline) {
+      status = (await core.repls.getRepl({ replId })).repl?.status;
+      if (status === ReplStatus.STOPPED) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(status, ReplStatus.STOPPED);
+    const { repl: after } = await core.repls.getRepl({ replId });
+    assert.match(after?.lastError ?? "", /^$/);
+    assert.ok(after?.persistTime);
+    const keys = (await listAll(e.blobs, `repl/alice/${replId}/`)).map((k) => k.key);
+    assert.ok(keys.includes(`repl/alice/${replId}/last-words.txt`));
+    assert.deepEqual(await e.driver.list(AbortSignal.timeout(2000)), []);
+  });
+});

@@ -39,6 +39,8 @@ export interface EmbeddedOptions {
   persistIntervalMs?: number;
   syncAttempts?: number;
   poolSize?: number;
+  /** Runner idle timeout (runners report idle after it and core stops them). */
+  idleTimeoutMs?: number;
 }
 
 export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> {
@@ -56,6 +58,7 @@ export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> 
     poolSize: o.poolSize ?? 2,
     persistIntervalMs: o.persistIntervalMs ?? 0,
     heartbeatIntervalMs: o.heartbeatIntervalMs,
+    idleTimeoutMs: o.idleTimeoutMs,
     syncAttempts: o.syncAttempts ?? 2,
     access: "proxied",
   });
