@@ -3,7 +3,7 @@ import type { StartRequest } from "../src/driver/driver.js";
 import { kubernetesApis } from "../src/driver/kubernetes/apis.js";
 import { createKubernetesDriver } from "../src/driver/kubernetes/driver.js";
 import type { KubernetesDriverSettings } from "../src/driver/kubernetes/objects.js";
-import { type FakeKubeApi, startFakeKubeApi } from "./fake-kube-api.js";
+import { type ContainerRuntime, type FakeKubeApi, startFakeKubeApi } from "./fake-kube-api.js";
 import { preloadModels, validateObjectSync } from "./k8s-schema.js";
 
 export const NS = "devex-repls";
@@ -54,11 +54,14 @@ export const s3Secret = (namespace: string) => ({
   stringData: { DEVEX_S3_ACCESS_KEY_ID: "test-key", DEVEX_S3_SECRET_ACCESS_KEY: "test-secret" },
 });
 
-export async function startValidatingFake(opts: { traefik?: boolean; namespaces?: string[] } = {}) {
+export async function startValidatingFake(
+  opts: { traefik?: boolean; namespaces?: string[]; runtime?: ContainerRuntime } = {},
+) {
   await preloadModels(builtinKinds);
   return startFakeKubeApi({
     namespaces: opts.namespaces ?? [NS],
     traefik: opts.traefik,
+    runtime: opts.runtime,
     validate: validateObjectSync,
     seed: [s3Secret((opts.namespaces ?? [NS])[0])],
   });

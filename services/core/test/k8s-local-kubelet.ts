@@ -1,0 +1,107 @@
+/**
+ * TEST RUNTIME for the fake API server's kubelet — not Kubernetes, not a container runtime. It runs
+ * the containers of the repl pods the Kubernetes driver creates on this machine, so the shared
+ * driver contract can check files end to end through the fake API server:
+ *
+ * - Volumes: every emptyDir is a directory per pod (uid); paths in a container's command and env
+ *   that fall under one of its volumeMounts are mapped into it.
+ * - Sync containers (restore init container, persist ephemeral container): the command must be the
+ *   driver's `sh -c 'exec "$0" "$@" > /dev/termination-log' node /app/dist/lib/sync/cli.js <op> ...`.
+ *   The arguments are parsed like lib/sync/cli.ts does and lib/sync's restore/persist run in-process
+ *   against the injected blob store. The JSON result becomes the termination message (what the
+ *   redirect to /dev/termination-log gives); a failure exits 1 with the error as the message (what
+ *   terminationMessagePolicy FallbackToLogsOnError gives).
+ * - The runner container: startRunner in-process with the container's env (workspace mapped,
+ *   127.0.0.1, port 0); ready once /healthz answers 200.
+ * Not modelled: images, users and security contexts, resource limits, the MCP sidecar (refused).
+ */
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createLogger } from "../../../lib/kit/log.js";
+import { persist, restore } from "../../../lib/sync/sync.js";
+import { loadRunnerConfig } from "../../runner/src/config.js";
+import { type Runner, startRunner } from "../../runner/src/runner.js";
+import type { BlobStore } from "../src/blob/store.js";
+import { RESULT_TO_TERMINATION_LOG } from "../src/driver/kubernetes/objects.js";
+import type { ContainerRuntime, KubeObject } from "./fake-kube-api.js";
+
+export interface LocalKubelet extends ContainerRuntime {
+  /** Where the runner of a repl's live pod listens (what the Ingress would route to). */
+  runnerUrl(replId: string): string | undefined;
+}
+
+export function createLocalKubelet(opts: { blobs: BlobStore; root: string }): LocalKubelet {
+  const runners = new Map<string, { replId: string; runner: Runner }>(); // pod uid →
+  const log = createLogger("runner", { level: process.env.TEST_LOG_LEVEL ?? "silent" });
+
+  function mapper(pod: KubeObject, container: KubeObject) {
+    const mounts: { path: string; dir: string }[] = (container.volumeMounts ?? []).map((m: KubeObject) => ({
+      path: m.mountPath,
+      dir: join(opts.root, pod.metadata.uid, m.name),
+    }));
+    return async (path: string): Promise<string> => {
+      const m = mounts.find((x) => path === x.path || path.startsWith(`${x.path}/`));
+      if (!m) throw new Error(`${path} is not on a volume of container ${container.name}`);
+      await mkdir(m.dir, { recursive: true });
+      return m.dir + path.slice(m.path.length);
+    };
+  }
+
+  return {
+    async run(pod, container) {
+      const cmd: string[] = container.command ?? [];
+      const [sh, c, script, node, cli, op, ...args] = cmd;
+      if (sh !== "sh" || c !== "-c" || script !== RESULT_TO_TERMINATION_LOG || node !== "node")
+        return { exitCode: 127, message: `this runtime only runs the lib/sync CLI, not ${cmd.join(" ")}` };
+      if (cli !== "/app/dist/lib/sync/cli.js" || (op !== "restore" && op !== "persist"))
+        return { exitCode: 2, message: "usage: cli.ts restore|persist --dir DIR --prefix PREFIX" };
+      const { values } = parseArgs({
+        args,
+        options: { dir: { type: "string" }, prefix: { type: "string" }, manifest: { type: "string" } },
+      });
+      if (!values.dir || !values.prefix) return { exitCode: 2, message: "usage: --dir and --prefix are required" };
+      const map = mapper(pod, container);
+      try {
+        const result = await (op === "restore" ? restore : persist)({
+          store: opts.blobs,
+          dir: await map(values.dir),
+          prefix: values.prefix,
+          manifestPath: values.manifest ? await map(values.manifest) : undefined,
+        });
+        return { exitCode: 0, message: JSON.stringify(result) };
+      } catch (err) {
+        return { exitCode: 1, message: `${op} failed: ${(err as Error).message}` };
+      }
+    },
+
+    async start(pod, container, env) {
+      if (container.name !== "runner") throw new Error(`this runtime cannot run container ${container.name}`);
+      const map = mapper(pod, container);
+      const config = loadRunnerConfig({
+        ...env,
+        DEVEX_RUNNER_WORKSPACE: await map(env.DEVEX_RUNNER_WORKSPACE),
+        DEVEX_RUNNER_HOST: "127.0.0.1",
+        DEVEX_RUNNER_PORT: "0",
+        DEVEX_LOG_LEVEL: "silent",
+      });
+      const runner = await startRunner(config, { log });
+      runners.set(pod.metadata.uid, { replId: config.replId, runner });
+      const health = await fetch(`http://127.0.0.1:${runner.port}/healthz`);
+      if (health.status !== 200) throw new Error(`readiness probe failed: HTTP ${health.status}`);
+    },
+
+    async stopPod(pod) {
+      const r = runners.get(pod.metadata.uid);
+      runners.delete(pod.metadata.uid);
+      await r?.runner.close();
+      await rm(join(opts.root, pod.metadata.uid), { recursive: true, force: true });
+    },
+
+    runnerUrl(replId) {
+      const live = [...runners.values()].filter((r) => r.replId === replId);
+      const r = live[live.length - 1];
+      return r && `http://127.0.0.1:${r.runner.port}`;
+    },
+  };
+}
