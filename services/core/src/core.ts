@@ -49,6 +49,8 @@ export interface CoreDeps {
   runnerTokenTtlSeconds?: number;
   lockWaitMs?: number;
   lockTtlMs?: number;
+  /** Deadline of one driver start or stop; defaults to 10 minutes. */
+  operationTimeoutMs?: number;
   /** How often orphaned runners are looked for; 0 turns it off. Defaults to 60 s. */
   reconcileIntervalMs?: number;
   /** Routes served before core's own (the embedded setup's `/<replId>/…` proxy to runners). */
@@ -94,6 +96,7 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
     runnerTokenTtlSeconds: deps.runnerTokenTtlSeconds ?? 15 * 60,
     lockWaitMs: deps.lockWaitMs ?? 30_000,
     lockTtlMs: deps.lockTtlMs ?? 120_000,
+    operationTimeoutMs: deps.operationTimeoutMs ?? 10 * 60_000,
   };
   const authenticate = createAuthenticator(
     deps.state,

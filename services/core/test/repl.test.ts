@@ -194,14 +194,14 @@ describe("repl lifecycle on Redis and S3", function () {
     } finally {
       await redis.start();
     }
-    await eventually(async () => {
-      try {
-        await c.repl.listRepls({});
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    await eventually(
+      () =>
+        c.repl.listRepls({}).then(
+          () => true,
+          () => false,
+        ),
+      10_000,
+    );
     assert.equal(await raw.scard(`userRepls:${me}`), 0);
     assert.deepEqual(await listAll(blobs, `repl/${me}/`), []);
   });
@@ -222,7 +222,15 @@ describe("repl lifecycle on Redis and S3", function () {
       blobs.copyPrefix = realCopy;
       await redis.start();
     }
-    await eventually(async () => (await raw.ping().catch(() => "")) === "PONG");
+    // Wait until core's own Redis client has reconnected, not just ours.
+    await eventually(
+      () =>
+        state.countRepls(me).then(
+          () => true,
+          () => false,
+        ),
+      10_000,
+    );
     assert.equal(await raw.scard(`userRepls:${me}`), 0);
     assert.deepEqual(await raw.keys("replMeta:*").then((k) => k.filter((x) => x.includes(me))), []);
     assert.deepEqual(await listAll(blobs, `repl/${me}/`), []);
@@ -306,6 +314,21 @@ describe("repl lifecycle on Redis and S3", function () {
       await second.close();
       await second.state.close();
     }
+  });
+
+  it("a caller that hangs up does not abort the start others wait for", async () => {
+    const { repl } = await c.repl.createRepl({ name: "hangup", template: "node" });
+    const replId = repl!.replId;
+    t.driver.startDelayMs = 400;
+    // The first caller takes the lock and starts the runner, then gives up after 100 ms.
+    const hangingUp = assert.rejects(c.repl.startRepl({ replId }, { timeoutMs: 100 }));
+    await eventually(async () => (await raw.hget(`replMeta:${replId}`, "status")) === "starting");
+    const waiting = c.repl.startRepl({ replId });
+    await hangingUp;
+    const { runner } = await waiting;
+    assert.ok(runner?.url);
+    assert.equal(t.driver.starts.filter((s) => s.replId === replId).length, 1);
+    assert.equal((await c.repl.getRepl({ replId })).repl?.status, ReplStatus.RUNNING);
   });
 
   it("StartRepl during StopRepl fails with FailedPrecondition", async () => {

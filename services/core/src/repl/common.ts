@@ -112,6 +112,9 @@ export async function withReplLock<T>(
   }
 }
 
+/** The signal driver operations run under (see ReplDeps.operationTimeoutMs). */
+export const operationSignal = (deps: ReplDeps) => AbortSignal.timeout(deps.operationTimeoutMs);
+
 /** A message safe for clients and for `lastError`. */
 export function describe(err: unknown): string {
   return err instanceof DomainError ? err.message : "internal error";

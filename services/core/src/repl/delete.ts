@@ -3,7 +3,7 @@
  * repl back to stopped with lastError set, and the call can simply be repeated.
  */
 import { DomainError, unavailable } from "../../../../lib/kit/errors.js";
-import { describe, getOwned, move, withReplLock, workspacePrefix } from "./common.js";
+import { describe, getOwned, move, operationSignal, withReplLock, workspacePrefix } from "./common.js";
 import type { ReplDeps } from "./deps.js";
 import { stopLocked } from "./stop.js";
 import { transitions } from "./transitions.js";
@@ -19,10 +19,10 @@ export async function deleteRepl(deps: ReplDeps, userId: string, replId: string,
     () => {},
     async () => {
       let r = await getOwned(deps, userId, replId);
-      if (r.status !== "deleting") ({ repl: r } = await stopLocked(deps, r, "repl deleted", signal));
+      if (r.status !== "deleting") ({ repl: r } = await stopLocked(deps, r, "repl deleted"));
       r = await move(deps, replId, [...t.from, "deleting"], { status: t.via });
       try {
-        await deps.blobs.deletePrefix(workspacePrefix(r), signal);
+        await deps.blobs.deletePrefix(workspacePrefix(r), operationSignal(deps));
         await deps.state.deleteRepl(replId, r.owner);
       } catch (err) {
         await move(deps, replId, [t.via], { status: t.onFailure, lastError: `delete failed: ${describe(err)}` }).catch(

@@ -27,4 +27,10 @@ export interface ReplDeps {
   lockWaitMs: number;
   /** How long a repl lock lasts if its holder dies. */
   lockTtlMs: number;
+  /**
+   * Upper bound of one driver operation (start, stop). Driver calls run on their own deadline, not
+   * the caller's signal: a client that hangs up must not abort a start other callers wait for, or
+   * leave a stop persisted but not torn down.
+   */
+  operationTimeoutMs: number;
 }

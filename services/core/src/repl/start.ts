@@ -11,7 +11,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type RunnerAccess, RunnerAccessSchema } from "../../../../gen/devex/core/v1/repl_pb.js";
 import { DomainError, failedPrecondition, unavailable } from "../../../../lib/kit/errors.js";
 import type { ActiveSession, ReplRecord } from "../state/store.js";
-import { describe, getOwned, move, runnerLost, withReplLock, workspacePrefix } from "./common.js";
+import { describe, getOwned, move, operationSignal, runnerLost, withReplLock, workspacePrefix } from "./common.js";
 import type { ReplDeps } from "./deps.js";
 import { stopLocked } from "./stop.js";
 import { transitions } from "./transitions.js";
@@ -54,7 +54,7 @@ export async function startRepl(
     let r = await getOwned(deps, userId, replId);
     if (r.status === "deleting") refuseWhileBusy(r); // a delete that failed midway: only DeleteRepl goes on
     // Holding the lock, "starting"/"stopping" can only be leftovers of a core that died mid-operation.
-    if (r.status === "stopping") ({ repl: r } = await stopLocked(deps, r, "finishing an interrupted stop", signal));
+    if (r.status === "stopping") ({ repl: r } = await stopLocked(deps, r, "finishing an interrupted stop"));
     if (r.status === "running") {
       const session = await deps.state.getActiveSession(replId);
       if (session) return { repl: r, runner: access(deps, userId, session) };
@@ -78,7 +78,7 @@ export async function startRepl(
           ),
           coreUrl: deps.coreUrl,
         },
-        signal,
+        operationSignal(deps),
         (progress) => deps.events.publish(replId, { repl: r, progress }),
       );
       session = { replId, runnerId: started.runnerId, url: started.url, startTime: Date.now() };
@@ -88,7 +88,10 @@ export async function startRepl(
       deps.log.warn({ err, replId }, "start failed");
       if (session) {
         await deps.driver
-          .stop({ ...session, owner: userId, workspacePrefix: workspacePrefix(r), reason: "start failed" }, signal)
+          .stop(
+            { ...session, owner: userId, workspacePrefix: workspacePrefix(r), reason: "start failed" },
+            operationSignal(deps),
+          )
           .catch((e) => deps.log.error({ err: e, replId }, "could not tear down the runner of a failed start"));
         await deps.state.deleteActiveSession(replId, runnerId).catch(() => {});
       }

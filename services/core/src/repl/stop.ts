@@ -4,7 +4,7 @@
  */
 import { failedPrecondition, unavailable } from "../../../../lib/kit/errors.js";
 import type { ReplRecord } from "../state/store.js";
-import { describe, getOwned, move, withReplLock, workspacePrefix } from "./common.js";
+import { describe, getOwned, move, operationSignal, withReplLock, workspacePrefix } from "./common.js";
 import type { ReplDeps } from "./deps.js";
 import { transitions } from "./transitions.js";
 
@@ -19,7 +19,6 @@ export async function stopLocked(
   deps: ReplDeps,
   r: ReplRecord,
   reason: string,
-  signal: AbortSignal,
 ): Promise<{ repl: ReplRecord; persistMs: number }> {
   if (r.status === "stopped") return { repl: r, persistMs: 0 };
   refuseWhileDeleting(r);
@@ -36,7 +35,7 @@ export async function stopLocked(
   try {
     ({ persistTime } = await deps.driver.stop(
       { replId, owner: r.owner, workspacePrefix: workspacePrefix(r), runnerId: session.runnerId, reason },
-      signal,
+      operationSignal(deps),
       (progress) => deps.events.publish(replId, { repl: r, progress }),
     ));
   } catch (err) {
@@ -64,6 +63,6 @@ export async function stopRepl(
   refuseWhileDeleting(current);
   if (current.status === "stopped") return { repl: current, persistMs: 0 };
   return withReplLock(deps, replId, signal, refuseWhileDeleting, async () =>
-    stopLocked(deps, await getOwned(deps, userId, replId), reason, signal),
+    stopLocked(deps, await getOwned(deps, userId, replId), reason),
   );
 }
