@@ -6,8 +6,13 @@ import type { DescMessage, Message } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 
+// One validator per process: it compiles each message's rules (CEL) on first use and caches them, so
+// servers in the same process (a pooled runner warmed up before it is handed a repl) share the work.
+let shared: ReturnType<typeof createValidator> | undefined;
+
 export function validateInterceptor(): Interceptor {
-  const validator = createValidator();
+  shared ??= createValidator();
+  const validator = shared;
   const check = (schema: DescMessage, message: Message) => {
     const result = validator.validate(schema, message);
     if (result.kind === "valid") return;
