@@ -6,10 +6,11 @@
  * 2. Unknown fields: the object is walked against the attribute maps of @kubernetes/client-node's
  *    generated models (from the same OpenAPI spec: V1Deployment → V1DeploymentSpec → ...). Any key
  *    not in the map of its type is reported, as the API server's strict field validation would.
- * 3. Custom resources without generated models (Traefik Middleware, cert-manager ClusterIssuer) are
- *    checked against the structural schemas below, written from their CRDs (traefik v3
- *    middlewares.traefik.io, cert-manager v1 clusterissuers.cert-manager.io), reduced to the fields
- *    Devex uses; unknown fields are refused there too.
+ * 3. Custom resources without generated models (Traefik Middleware, cert-manager ClusterIssuer and
+ *    Certificate) are checked against the structural schemas below, written from their CRDs (traefik
+ *    v3 middlewares.traefik.io, cert-manager v1 clusterissuers/certificates.cert-manager.io) and
+ *    reduced to the fields Devex uses: a documented minimal check, stricter than the CRDs in that
+ *    any field outside that subset is refused as unknown.
  */
 import * as k8s from "@kubernetes/client-node";
 
@@ -163,7 +164,31 @@ const clusterIssuer: Structural = {
   },
 };
 
+/** cert-manager.io/v1 Certificate (CRD certificates.cert-manager.io), the fields Devex uses. */
+const certificate: Structural = {
+  type: "object",
+  required: ["apiVersion", "kind", "metadata", "spec"],
+  properties: {
+    apiVersion: { type: "string", enum: ["cert-manager.io/v1"] },
+    kind: { type: "string", enum: ["Certificate"] },
+    metadata: objectMeta,
+    spec: {
+      type: "object",
+      required: ["secretName", "issuerRef"],
+      properties: {
+        secretName: str,
+        dnsNames: strings,
+        commonName: str,
+        duration: str,
+        renewBefore: str,
+        issuerRef: { type: "object", required: ["name"], properties: { name: str, kind: str, group: str } },
+      },
+    },
+  },
+};
+
 const customResources: Record<string, Structural> = {
+  "cert-manager.io/v1/Certificate": certificate,
   "traefik.io/v1alpha1/Middleware": traefikMiddleware,
   "cert-manager.io/v1/ClusterIssuer": clusterIssuer,
   "cert-manager.io/v1/Issuer": clusterIssuer,

@@ -1,0 +1,60 @@
+# syntax=docker/dockerfile:1.7
+# Devex runner: the per-repl sandbox service, shipping the lib/sync CLI that the Kubernetes driver's
+# restore init container and persist ephemeral container run (/app/dist/lib/sync/cli.js).
+# Targets: runner-base, runner-node (default), runner-python. Build from the repository root:
+#   docker build -f infra/docker/runner.Dockerfile --target runner-node   -t ghcr.io/devex/runner-node:dev .
+#   docker build -f infra/docker/runner.Dockerfile --target runner-python -t ghcr.io/devex/runner-python:dev .
+ARG NODE_IMAGE=node:20.20-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY infra/docker/tsconfig.build.json ./tsconfig.build.json
+COPY gen gen
+COPY lib lib
+COPY services services
+RUN npx tsc -p tsconfig.build.json \
+ && cp gen/devex.binpb dist/gen/devex.binpb \
+ && npm prune --omit=dev --no-audit --no-fund
+
+# What every repl gets: a shell, git, certificates, the runner and the sync CLI. The user is
+# devex (1000) with HOME /home/devex; in Kubernetes the root filesystem is read-only and
+# /workspaces, /home/devex and /tmp are emptyDir volumes.
+FROM ${NODE_IMAGE} AS runner-base
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bash ca-certificates curl git less procps tini \
+ && rm -rf /var/lib/apt/lists/* \
+ && usermod --login devex --move-home --home /home/devex node \
+ && groupmod --new-name devex node \
+ && install -d -o 1000 -g 1000 /workspaces /var/lib/devex-sync
+ENV NODE_ENV=production \
+    HOME=/home/devex \
+    SHELL=/bin/bash \
+    DEVEX_RUNNER_HOST=0.0.0.0 \
+    DEVEX_RUNNER_PORT=8090
+WORKDIR /app
+COPY --from=build /src/package.json ./package.json
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+USER 1000:1000
+WORKDIR /workspaces
+EXPOSE 8090
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "/app/dist/services/runner/src/main.js"]
+
+# Python repls: python3 with pip and venv.
+FROM runner-base AS runner-python
+USER root
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-pip python3-venv \
+ && rm -rf /var/lib/apt/lists/* \
+ && ln -s /usr/bin/python3 /usr/local/bin/python
+USER 1000:1000
+
+# Node.js repls (the default target): the runtime is already there; global installs go to HOME.
+FROM runner-base AS runner-node
+ENV COREPACK_HOME=/home/devex/.cache/corepack \
+    NPM_CONFIG_PREFIX=/home/devex/.npm-global \
+    PATH=/home/devex/.npm-global/bin:$PATH

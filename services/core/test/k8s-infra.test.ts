@@ -1,0 +1,237 @@
+/**
+ * infra/: every Kubernetes manifest and every object the driver generates validates against the
+ * Kubernetes schemas with unknown fields refused (k8s-schema.ts); the overlays render (minimal
+ * kustomize, k8s-kustomize.ts) to valid objects and configure core validly; RBAC grants exactly what
+ * the driver does against the fake API server; Dockerfiles and the workflow are checked for shape.
+ */
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import yaml from "js-yaml";
+import { coreConfigSchema } from "../src/config.js";
+import {
+  buildDeployment,
+  buildIngress,
+  buildMiddleware,
+  buildPersistContainer,
+  buildSecret,
+  buildService,
+  ownerReference,
+  plain,
+} from "../src/driver/kubernetes/objects.js";
+import { driverFor, NS, startRequest, startValidatingFake, testSettings } from "./k8s-fixtures.js";
+import { loadDocs, type Obj, render } from "./k8s-kustomize.js";
+import { validateObject } from "./k8s-schema.js";
+
+const root = fileURLToPath(new URL("../../../", import.meta.url));
+const infra = join(root, "infra/k8s");
+const signal = () => AbortSignal.timeout(10_000);
+
+function yamlFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? yamlFiles(join(dir, e.name)) : e.name.endsWith(".yaml") ? [join(dir, e.name)] : [],
+  );
+}
+
+/** Complete manifests (overlay patch files are partial and only validated once rendered). */
+const manifestFiles = () =>
+  yamlFiles(infra).filter(
+    (f) =>
+      !f.endsWith("kustomization.yaml") &&
+      !f.includes("/traefik/") &&
+      !(f.includes("/overlays/") && !f.endsWith("minio.yaml")),
+  );
+
+async function expectValid(objects: Obj[], where: string) {
+  for (const o of objects) assert.deepEqual(await validateObject(o), [], `${where}: ${o.kind} ${o.metadata?.name}`);
+}
+
+describe("infra/k8s manifests", () => {
+  it("every manifest validates: schemas, unknown fields, CRD structure", async () => {
+    const files = manifestFiles();
+    assert.ok(files.length >= 7, files.join(", "));
+    for (const f of files) await expectValid(loadDocs(f), relative(root, f));
+  });
+
+  for (const overlay of ["kind", "production"]) {
+    it(`overlay ${overlay} renders to valid objects, and its ConfigMap is a valid core configuration`, async () => {
+      const objects = render(join(infra, "overlays", overlay));
+      await expectValid(objects, overlay);
+      const byKind = (kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name)!;
+      const config = byKind("ConfigMap", "devex-core").data;
+      const parsed = coreConfigSchema.safeParse({
+        ...config,
+        REDIS_URL: "redis://:secret@redis.devex.svc:6379/0",
+        DEVEX_COOKIE_SECRET: "0123456789abcdef0123",
+        DEVEX_S3_ACCESS_KEY_ID: "key",
+        DEVEX_S3_SECRET_ACCESS_KEY: "secret",
+      });
+      assert.ok(parsed.success, JSON.stringify(parsed.error?.issues));
+      assert.equal(parsed.data.DEVEX_DRIVER, "kubernetes");
+      const core = byKind("Deployment", "devex-core").spec.template.spec;
+      assert.equal(core.serviceAccountName, "devex-core");
+      assert.match(core.containers[0].image, overlay === "kind" ? /:dev$/ : /:0\.1\.0$/);
+      if (overlay === "kind") {
+        assert.equal(config.DEVEX_K8S_INGRESS_TLS_SECRET, undefined);
+        assert.ok(!objects.some((o) => o.kind === "Certificate"));
+        assert.equal(byKind("Ingress", "devex-core").spec.tls, undefined);
+      }
+    });
+  }
+
+  it("cert-manager issuers and Traefik values have what the setup relies on", async () => {
+    const issuers = loadDocs(join(infra, "cert-manager/issuers.yaml"));
+    assert.deepEqual(
+      issuers.map((i) => i.metadata.name),
+      ["letsencrypt-staging", "letsencrypt", "selfsigned"],
+    );
+    const values = yaml.load(readFileSync(join(infra, "traefik/values.yaml"), "utf8")) as Obj;
+    assert.equal(values.providers.kubernetesCRD.enabled, true);
+    assert.equal(values.providers.kubernetesIngress.enabled, true);
+    assert.equal(values.ingressClass.name, "traefik");
+  });
+
+  it("NetworkPolicy: repl pods accept only Traefik and core, reach no private range; Redis accepts only core", () => {
+    const policies = loadDocs(join(infra, "base/network-policies.yaml"));
+    const repl = policies.find((p) => p.metadata.name === "repl-isolation")!;
+    assert.deepEqual(repl.spec.podSelector.matchLabels, { "app.kubernetes.io/name": "devex-runner" });
+    const sources = repl.spec.ingress.flatMap((r: Obj) => r.from);
+    assert.ok(sources.every((s: Obj) => s.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"] !== NS));
+    const internet = repl.spec.egress.find((r: Obj) => r.to[0].ipBlock);
+    assert.deepEqual(internet.to[0].ipBlock.except.slice(0, 3), ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]);
+    const redis = policies.find((p) => p.metadata.name === "redis-only-from-core")!;
+    assert.deepEqual(redis.spec.ingress[0].from, [
+      { podSelector: { matchLabels: { "app.kubernetes.io/name": "devex-core" } } },
+    ]);
+  });
+});
+
+describe("validation catches what the API server would refuse", () => {
+  const dep = () => plain(buildDeployment(testSettings(), startRequest("r-neg"), "http://core:8080"));
+
+  it("an unknown field, at the top and deep in a container", async () => {
+    const a = { ...dep(), spec: { ...dep().spec, replica: 1 } };
+    assert.deepEqual(await validateObject(a), ['spec.replica: unknown field "replica"']);
+    const b = dep();
+    b.spec!.template.spec!.containers[0] = { ...b.spec!.template.spec!.containers[0], imagePullSecret: "x" } as never;
+    assert.deepEqual(await validateObject(b), [
+      'spec.template.spec.containers[0].imagePullSecret: unknown field "imagePullSecret"',
+    ]);
+  });
+
+  it("a bad type and a missing required field", async () => {
+    const a = dep() as Obj;
+    a.spec.replicas = "one";
+    assert.match((await validateObject(a)).join(), /replicas must be integer/);
+    const b = dep() as Obj;
+    delete b.spec.template.spec.containers[0].name;
+    assert.match((await validateObject(b)).join(), /must have required property name/);
+  });
+
+  it("CRDs: an unknown Middleware field, a bad type in a ClusterIssuer", async () => {
+    const owner = { apiVersion: "apps/v1", kind: "Deployment", name: "d", uid: "u" };
+    const mw = plain(buildMiddleware(testSettings(), startRequest("r-mw"), owner)) as Obj;
+    mw.spec.stripPrefix.prefix = "/x";
+    assert.deepEqual(await validateObject(mw), ['spec.stripPrefix.prefix: unknown field "prefix"']);
+    const issuer = loadDocs(join(infra, "cert-manager/issuers.yaml"))[0];
+    issuer.spec.acme.solvers = { http01: {} };
+    assert.deepEqual(await validateObject(issuer), ["spec.acme.solvers: must be array, not object"]);
+  });
+});
+
+describe("objects the Kubernetes driver generates", () => {
+  const variants = {
+    default: testSettings(),
+    "gVisor, hostNetwork, MCP sidecar, no TLS, no S3 secret": testSettings({
+      runtimeClassName: "gvisor",
+      hostNetwork: true,
+      mcpImage: "ghcr.io/devex/mcp:1",
+      ingressTlsSecret: undefined,
+      s3CredentialsSecret: undefined,
+      serviceAccountName: "devex-runner",
+      imagePullPolicy: undefined,
+    }),
+  };
+  for (const [name, settings] of Object.entries(variants)) {
+    it(`all validate: ${name}`, async () => {
+      const req = startRequest("a-very-long-repl-name-that-goes-on-and-on-for-quite-a-while-0123", "Some.User");
+      const dep = plain(buildDeployment(settings, req, "http://core:8080"));
+      dep.metadata!.uid = "0b7c1d3e-0000-4000-8000-000000000000";
+      const owner = ownerReference(dep);
+      assert.ok(dep.metadata!.name!.length <= 63);
+      const pod = { apiVersion: "v1", kind: "Pod", metadata: { name: "p" }, spec: { ...dep.spec!.template.spec } };
+      pod.spec.ephemeralContainers = [buildPersistContainer(settings, req, "persist-1")];
+      await expectValid(
+        [
+          dep,
+          buildSecret(settings, req, owner, "token"),
+          buildService(settings, req, owner),
+          buildMiddleware(settings, req, owner),
+          buildIngress(settings, req, owner),
+          pod,
+        ].map(plain),
+        name,
+      );
+    });
+  }
+});
+
+describe("RBAC in infra grants exactly the verbs the driver uses", () => {
+  it("Role devex-core-driver = the requests recorded by the fake API server over every driver path", async () => {
+    const fake = await startValidatingFake();
+    try {
+      const driver = driverFor(fake, {}, 300);
+      const a = startRequest("r-rbac");
+      await driver.start(a, signal());
+      await driver.status(a.runnerId, signal());
+      await driver.list(signal());
+      fake.behavior.persistExitCodes.push(1);
+      await assert.rejects(driver.stop({ ...a, reason: "t" }, signal()));
+      fake.behavior.podWriteRaces = 1;
+      await driver.start({ ...startRequest("r-rbac"), runnerId: "run-0000000000000001" }, signal()); // replaces a
+      await driver.stop({ ...a, runnerId: "run-0000000000000001", reason: "t", persist: false }, signal());
+      fake.behavior.neverReady = true;
+      await assert.rejects(driver.start(startRequest("r-rbac-timeout"), signal()));
+      const used = new Set(fake.requests.map((r) => `${r.group}|${r.resource}|${r.verb}`));
+
+      const role = loadDocs(join(infra, "base/rbac.yaml")).find((d) => d.kind === "Role")!;
+      assert.equal(role.metadata.namespace, NS);
+      const granted = new Set<string>();
+      for (const rule of role.rules)
+        for (const g of rule.apiGroups)
+          for (const r of rule.resources) for (const v of rule.verbs) granted.add(`${g}|${r}|${v}`);
+      assert.deepEqual([...granted].sort(), [...used].sort());
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
+describe("Dockerfiles and the workflow", () => {
+  const dockerfile = (name: string) => readFileSync(join(root, "infra/docker", name), "utf8");
+
+  it("images are multi-stage, end as a non-root user, and the runner ships the sync CLI the driver runs", () => {
+    for (const name of ["core.Dockerfile", "runner.Dockerfile", "mcp.Dockerfile"]) {
+      const text = dockerfile(name);
+      assert.ok((text.match(/^FROM /gm) ?? []).length >= 2, `${name} is multi-stage`);
+      const users = text.match(/^USER .+$/gm) ?? [];
+      assert.equal(users.at(-1), "USER 1000:1000", `${name} ends non-root`);
+    }
+    const runner = dockerfile("runner.Dockerfile");
+    for (const target of ["runner-base", "runner-node", "runner-python"])
+      assert.match(runner, new RegExp(`AS ${target}$`, "m"));
+    assert.match(runner, /^WORKDIR \/app$/m);
+    assert.match(runner, /^COPY --from=build \/src\/dist \.\/dist$/m);
+    const build = JSON.parse(readFileSync(join(root, "infra/docker/tsconfig.build.json"), "utf8"));
+    assert.ok(build.include.includes("lib"), "lib/sync is compiled into /app/dist/lib/sync/cli.js");
+  });
+
+  it("the kind workflow is valid YAML and runs the contract suite", () => {
+    const wf = yaml.load(readFileSync(join(root, ".github/workflows/k8s-driver.yml"), "utf8")) as Obj;
+    assert.ok(wf.on && wf.jobs["kind-contract"]);
+    const steps = wf.jobs["kind-contract"].steps.map((s: Obj) => s.run ?? s.uses).join("\n");
+    assert.match(steps, /kind create cluster/);
+    assert.match(steps, /k8s-kind\.test\.ts/);
+  });
+});
