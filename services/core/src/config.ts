@@ -70,7 +70,8 @@ export const coreConfigSchema = z
   })
   .superRefine((c, ctx) => {
     if (c.DEVEX_DRIVER !== "kubernetes") return;
-    for (const message of kubernetesConfigProblems(c)) ctx.addIssue({ code: "custom", message, path: ["DEVEX_DRIVER"] });
+    for (const message of kubernetesConfigProblems(c))
+      ctx.addIssue({ code: "custom", message, path: ["DEVEX_DRIVER"] });
   });
 
 export type CoreConfig = z.output<typeof coreConfigSchema>;
