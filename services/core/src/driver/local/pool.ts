@@ -34,6 +34,8 @@ export interface PooledProcess {
 /** The marker in a runner process's command line, checked before signalling a pid from a record. */
 export const processMarker = "--devex-runner";
 
+const REFILL_DELAY_MS = 500;
+
 const entryFile = fileURLToPath(new URL("./runner-entry.ts", import.meta.url));
 
 /** Runner processes run the TypeScript sources through tsx's loader, as core does. */
@@ -95,7 +97,9 @@ export class RunnerPool {
       try {
         await abortable(e.ready, signal);
         if (e.p.child.exitCode === null && e.p.child.signalCode === null) {
-          this.fill();
+          // Refill a moment later: forking and warming up a runner takes a core's worth of CPU for a
+          // second, which should not compete with the start that just took this one.
+          setTimeout(() => this.fill(), REFILL_DELAY_MS).unref();
           return e.p;
         }
       } catch (err) {
