@@ -189,9 +189,11 @@ describe("fake Kubernetes API server semantics (through the real client)", () =>
 
   it("ephemeral containers: only they may change, never removed, status waiting → running → terminated(exit code)", async () => {
     await apps.createNamespacedDeployment({ namespace: NS, body: deployment("a") });
+    // Ready: the kubelet is done writing the pod's status, so the reads below are not stale.
     const running = await eventually(
-      () => fake.objects("pods", NS).find((p) => p.status?.phase === "Running"),
-      "running",
+      () =>
+        fake.objects("pods", NS).find((p) => p.status?.conditions?.some((c: { type: string }) => c.type === "Ready")),
+      "ready",
     );
     const name = running.metadata.name;
     const pod = await core.readNamespacedPod({ name, namespace: NS });
