@@ -1,14 +1,25 @@
 /**
  * A queue feeding an async generator (a server stream). `bytes` tracks what is queued but not yet
  * taken by the transport, for flow control; `onTake` runs whenever the consumer takes an item.
+ * With `coalesce`, items that piled up while the transport was busy are merged when taken (up to
+ * `maxSize`), so a busy stream sends fewer, larger messages while an idle one sends at once.
  */
+export interface Coalesce<T> {
+  mergeable(item: T): boolean;
+  merge(items: T[]): T;
+  maxSize: number;
+}
+
 export class AsyncQueue<T> {
   private items: Array<{ value: T; size: number }> = [];
   private waiter: (() => void) | undefined;
   private ended = false;
   bytes = 0;
 
-  constructor(private readonly onTake?: () => void) {}
+  constructor(
+    private readonly onTake?: () => void,
+    private readonly coalesce?: Coalesce<T>,
+  ) {}
 
   push(value: T, size = 0): void {
     if (this.ended) return;
@@ -28,7 +39,7 @@ export class AsyncQueue<T> {
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
       for (;;) {
-        const item = this.items.shift();
+        const item = this.take();
         if (item) {
           this.bytes -= item.size;
           this.onTake?.();
@@ -43,6 +54,20 @@ export class AsyncQueue<T> {
       this.ended = true;
       this.items = [];
     }
+  }
+
+  private take(): { value: T; size: number } | undefined {
+    const first = this.items.shift();
+    const c = this.coalesce;
+    if (!first || !c?.mergeable(first.value)) return first;
+    const group = [first.value];
+    let size = first.size;
+    while (this.items.length > 0 && c.mergeable(this.items[0].value) && size + this.items[0].size <= c.maxSize) {
+      const next = this.items.shift()!;
+      group.push(next.value);
+      size += next.size;
+    }
+    return group.length === 1 ? first : { value: c.merge(group), size };
   }
 
   private wake(): void {

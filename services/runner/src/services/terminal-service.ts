@@ -51,6 +51,18 @@ export function terminalProto(s: TerminalSession): Terminal {
 
 export type Frame = AttachResponse["frame"];
 
+/** Largest output message after coalescing. */
+export const MAX_FRAME_BYTES = 256 * 1024;
+
+const outputCoalescing = {
+  mergeable: (f: Frame) => f.case === "output",
+  merge: (frames: Frame[]): Frame => ({
+    case: "output",
+    value: Buffer.concat(frames.map((f) => f.value as Uint8Array)),
+  }),
+  maxSize: MAX_FRAME_BYTES,
+};
+
 /**
  * Attaches to a session and yields `attached`, replay, live output and `exit` frames until the
  * terminal exits or `signal` aborts. `onAttach` receives the attachment (for acks).
@@ -62,7 +74,7 @@ export async function* attachStream(
   onAttach?: (a: Attachment) => void,
 ): AsyncGenerator<Frame> {
   let attachment: Attachment | undefined;
-  const queue = new AsyncQueue<Frame>(() => attachment?.drained());
+  const queue = new AsyncQueue<Frame>(() => attachment?.drained(), outputCoalescing);
   const sink = {
     output: (data: Buffer) => queue.push({ case: "output", value: data }, data.length),
     exit: (e: TerminalExitInfo) => {

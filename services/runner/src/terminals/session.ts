@@ -2,9 +2,10 @@
  * A terminal session (after VS Code's ptyHost): it owns its PTY (a session and process-group
  * leader, so closing kills the whole group), a bounded scrollback, and flow control.
  *
- * Output is batched: bytes read from the PTY are collected for up to BATCH_MS or BATCH_BYTES and
- * then delivered to every attachment as one frame (large frames matter: per-message cost dominates
- * on the gRPC path). Each attachment reports its backlog: output delivered but not yet acknowledged
+ * Output is batched adaptively: interactive output goes out on the next event-loop turn (a
+ * keystroke's echo waits for no timer), bulk output in frames of BATCH_MS or BATCH_BYTES (large
+ * frames matter: per-message cost dominates on the gRPC path), and each attachment also merges
+ * frames that queue up while its transport is busy. Each attachment reports its backlog: output delivered but not yet acknowledged
  * (once the client sends acks) or not yet taken by its transport. While any backlog is above the
  * high watermark the PTY is paused (the kernel then blocks the writer); it resumes when every
  * backlog is below the low watermark. Replayed scrollback does not count, and acks for it are
@@ -24,6 +25,8 @@ import { RingBuffer } from "./ring-buffer.js";
 
 export const BATCH_MS = 5;
 export const BATCH_BYTES = 64 * 1024;
+/** Output per event-loop turn (or per window) from which a session counts as streaming. */
+export const STREAM_BYTES = 1024;
 export const HIGH_WATERMARK = 100_000;
 export const LOW_WATERMARK = 5_000;
 const EXIT_POLL_MS = 50;
@@ -107,7 +110,9 @@ export class TerminalSession {
   private readonly attachments = new Set<Attachment>();
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  private flushScheduled: NodeJS.Immediate | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
+  private streaming = false;
   private paused = false;
   private exitPoll: NodeJS.Timeout | undefined;
   private readonly exited: Promise<void>;
@@ -128,6 +133,8 @@ export class TerminalSession {
     this.exited = new Promise((resolve) => {
       this.pty.onExit(({ exitCode, signal }) => {
         this.flush();
+        clearTimeout(this.flushTimer);
+        if (this.flushScheduled) clearImmediate(this.flushScheduled);
         this.stopExitPoll();
         if (this.slaveFd !== undefined) closeSync(this.slaveFd);
         this.slaveFd = undefined;
@@ -229,16 +236,38 @@ export class TerminalSession {
     this.exitPoll = undefined;
   }
 
+  /**
+   * Interactive output (a keystroke's echo, a prompt) goes out on the next event-loop turn, with
+   * no timer. Once a turn brings STREAM_BYTES or more, the session switches to streaming: frames
+   * then go out every BATCH_MS or at BATCH_BYTES, until a window brings less than STREAM_BYTES.
+   */
   private onData(chunk: Buffer): void {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     if (this.pendingBytes >= BATCH_BYTES) this.flush();
-    else this.flushTimer ??= setTimeout(() => this.flush(), BATCH_MS);
+    else if (this.streaming) this.flushTimer ??= setTimeout(() => this.endWindow(), BATCH_MS);
+    else this.flushScheduled ??= setImmediate(() => this.endTurn());
+  }
+
+  private endTurn(): void {
+    this.flushScheduled = undefined;
+    const n = this.pendingBytes;
+    this.flush();
+    if (n >= STREAM_BYTES) {
+      this.streaming = true;
+      this.flushTimer ??= setTimeout(() => this.endWindow(), BATCH_MS);
+    }
+  }
+
+  private endWindow(): void {
+    this.flushTimer = undefined;
+    const n = this.pendingBytes;
+    this.flush();
+    if (n >= STREAM_BYTES) this.flushTimer = setTimeout(() => this.endWindow(), BATCH_MS);
+    else this.streaming = false;
   }
 
   private flush(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
     if (this.pendingBytes === 0) return;
     const frame = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];

@@ -24,7 +24,7 @@ import type { ActivityTracker } from "../activity.js";
 import type { RunnerAuth } from "../auth.js";
 import { handleClientFrame, terminalProto } from "../services/terminal-service.js";
 import type { TerminalRegistry } from "./registry.js";
-import type { Attachment } from "./session.js";
+import type { Attachment, TerminalExitInfo } from "./session.js";
 
 export const TERMINAL_SUBPROTOCOL = "devex.terminal.v1";
 const PATH = /^\/ws\/terminals\/([A-Za-z0-9_-]{1,64})$/;
@@ -103,19 +103,44 @@ export function createWsBridge(d: WsBridgeDeps) {
     const sendText = (msg: Parameters<typeof create<typeof AttachResponseSchema>>[1]) =>
       ws.send(toJsonString(AttachResponseSchema, create(AttachResponseSchema, msg)));
 
+    // One output frame in flight: what arrives meanwhile is merged into the next frame, so a
+    // busy socket gets fewer, larger frames and an idle one gets each keystroke's echo at once.
     let attachment: Attachment | undefined;
-    const pending: Array<() => void> = [];
-    const onSent = () => attachment?.drained();
-    const deliver = (f: () => void) => (attachment ? f() : pending.push(f));
+    let started = false;
+    let inflight = false;
+    let parts: Buffer[] = [];
+    let partsBytes = 0;
+    let exitInfo: TerminalExitInfo | undefined;
+    const pump = () => {
+      if (!started || inflight || ws.readyState !== ws.OPEN) return;
+      if (partsBytes > 0) {
+        const frame = parts.length === 1 ? parts[0] : Buffer.concat(parts, partsBytes);
+        parts = [];
+        partsBytes = 0;
+        inflight = true;
+        ws.send(frame, { binary: true }, () => {
+          inflight = false;
+          attachment?.drained();
+          pump();
+        });
+      } else if (exitInfo) {
+        sendText({ frame: { case: "exit", value: exitInfo } });
+        exitInfo = undefined;
+        ws.close(1000, "terminal exited");
+      }
+    };
     attachment = session.attach(
       {
-        output: (data) => deliver(() => ws.send(data, { binary: true }, onSent)),
-        exit: (e) =>
-          deliver(() => {
-            sendText({ frame: { case: "exit", value: e } });
-            ws.close(1000, "terminal exited");
-          }),
-        transportBacklog: () => ws.bufferedAmount,
+        output: (data) => {
+          parts.push(data);
+          partsBytes += data.length;
+          pump();
+        },
+        exit: (e) => {
+          exitInfo = e;
+          pump();
+        },
+        transportBacklog: () => ws.bufferedAmount + partsBytes,
       },
       replay,
     );
@@ -125,7 +150,8 @@ export function createWsBridge(d: WsBridgeDeps) {
         value: { terminal: terminalProto(session), replayBytes: BigInt(attachment.replayBytes) },
       },
     });
-    for (const f of pending.splice(0)) f();
+    started = true;
+    pump();
 
     ws.on("message", (data, isBinary) => {
       try {
