@@ -250,7 +250,7 @@ describe("MCP server end to end (embedded setup)", function () {
     const listed = await inspector("tools/list");
     assert.equal(listed.tools?.length, 28);
     const created = await inspector("tools/call", "create_repl", { name: "inspector", template: "node" });
-    const replId = (created.structuredContent?.repl as Structured).repl_id as string;
+    const replId = (created.structuredContent!.repl as Structured).repl_id as string;
     assert.ok(replId);
     await inspector("tools/call", "start_repl", { repl_id: replId });
     await inspector("tools/call", "write_file", { repl_id: replId, path: "hello.txt", content: "from the inspector" });
@@ -259,7 +259,7 @@ describe("MCP server end to end (embedded setup)", function () {
     const read = await inspector("tools/call", "read_file", { repl_id: replId, path: "hello.txt" });
     assert.equal(read.structuredContent?.content, "from the inspector");
     const stopped = await inspector("tools/call", "stop_repl", { repl_id: replId });
-    assert.equal((stopped.structuredContent?.repl as Structured).status, "stopped");
+    assert.equal((stopped.structuredContent!.repl as Structured).status, "stopped");
     await inspector("tools/call", "delete_repl", { repl_id: replId });
   });
 });
