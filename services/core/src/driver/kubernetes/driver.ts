@@ -24,6 +24,8 @@ import type { Driver, DriverProgress, RunnerInfo, StartRequest, StopRequest } fr
 import { type KubernetesApis, withSignal } from "./apis.js";
 import { isAlreadyExists, isConflict, isNotFound, kubeError } from "./errors.js";
 import {
+  ANNOTATION_REPL,
+  ANNOTATION_RUNNER,
   ANNOTATION_URL,
   buildDeployment,
   buildIngress,
@@ -191,7 +193,8 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
   }
 
   async function removeForeignRunner(req: StartRequest, existing: V1Deployment, signal: AbortSignal) {
-    const runnerId = existing.metadata?.labels?.[LABEL_RUNNER] ?? "";
+    const runnerId =
+      existing.metadata?.annotations?.[ANNOTATION_RUNNER] ?? existing.metadata?.labels?.[LABEL_RUNNER] ?? "";
     deps.log?.warn(
       { replId: req.replId, runnerId },
       "an older runner of this repl is still deployed; stopping it first",
@@ -375,8 +378,8 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
 
     async list(signal): Promise<RunnerInfo[]> {
       return (await findDeployments(managedSelector, signal)).map((d) => ({
-        runnerId: d.metadata?.labels?.[LABEL_RUNNER] ?? "",
-        replId: d.metadata?.labels?.[LABEL_REPL] ?? "",
+        runnerId: d.metadata?.annotations?.[ANNOTATION_RUNNER] ?? d.metadata?.labels?.[LABEL_RUNNER] ?? "",
+        replId: d.metadata?.annotations?.[ANNOTATION_REPL] ?? d.metadata?.labels?.[LABEL_REPL] ?? "",
         url: d.metadata?.annotations?.[ANNOTATION_URL] ?? "",
       }));
     },

@@ -32,6 +32,9 @@ export const LABEL_REPL = "devex.dev/repl-id";
 export const LABEL_USER = "devex.dev/user";
 export const LABEL_RUNNER = "devex.dev/runner-id";
 export const ANNOTATION_URL = "devex.dev/runner-url";
+/** The exact ids (labels hold them too, but hashed when they are not valid label values). */
+export const ANNOTATION_REPL = "devex.dev/repl-id";
+export const ANNOTATION_RUNNER = "devex.dev/runner-id";
 export const RUNNER_PORT = 8090;
 export const MCP_PORT = 8091;
 /** The emptyDir volume. The workspace is a directory in it (workspaceDir): lib/sync's restore empties
@@ -253,7 +256,12 @@ export function buildDeployment(
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
-    metadata: { name, namespace: settings.namespace, labels, annotations: { [ANNOTATION_URL]: runnerBaseUrl } },
+    metadata: {
+      name,
+      namespace: settings.namespace,
+      labels,
+      annotations: { [ANNOTATION_URL]: runnerBaseUrl, [ANNOTATION_REPL]: id.replId, [ANNOTATION_RUNNER]: id.runnerId },
+    },
     spec: {
       replicas: 1,
       // Recreate: never two pods of one repl, each with its own copy of the workspace.
