@@ -8,18 +8,13 @@ import { createS3BlobStore } from "../../services/core/src/blob/s3.js";
 import { type BlobStore, listAll } from "../../services/core/src/blob/store.js";
 import { startS3, type TestS3 } from "../testing/s3.js";
 import { main } from "./cli.js";
-import { persist, restore, type SyncProgress } from "./sync.js";
+import { persist, readStoredWorkspace, restore, type SyncProgress } from "./sync.js";
 
 const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
 
 async function remoteHashes(store: BlobStore, prefix: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const e of await listAll(store, prefix)) {
-    const body = await store.get(e.key);
-    const chunks: Buffer[] = [];
-    for await (const c of body!) chunks.push(c as Buffer);
-    out[e.key.slice(prefix.length)] = sha(Buffer.concat(chunks));
-  }
+  for (const [rel, content] of await readStoredWorkspace(store, prefix)) out[rel] = sha(content);
   return out;
 }
 
@@ -56,6 +51,7 @@ function suite(name: string, open: () => Promise<{ store: BlobStore; s3?: TestS3
       await put(seed, "src/lib/deep.ts", "export {}\n");
       const first = await persist({ store: env.store, prefix, dir: seed, manifestPath: join(tmp, "seed.m.json") });
       assert.equal(first.transferred, 4);
+      assert.equal(first.objects, 2, "four small files: one pack and the index");
 
       const ws = join(tmp, "ws");
       const progress: SyncProgress[] = [];
@@ -69,16 +65,16 @@ function suite(name: string, open: () => Promise<{ store: BlobStore; s3?: TestS3
 
       const unchanged = await persist({ store: env.store, prefix, dir: ws });
       assert.equal(unchanged.transferred, 0);
-      assert.equal(unchanged.deleted, 0);
+      assert.equal(unchanged.objects, 0);
 
       await rm(join(ws, "a.txt"));
       await put(ws, "index.js", "console.log(2)\n");
-      await put(ws, "new/file.bin", Buffer.alloc(2 * 1024 * 1024, 7)); // a large (streamed) file
+      await put(ws, "new/file.bin", Buffer.alloc(2 * 1024 * 1024, 7)); // a large (loose, streamed) file
       const later = new Date(Date.now() + 5000);
       await utimes(join(ws, "src/lib/deep.ts"), later, later); // touched, same content: not uploaded
       const changed = await persist({ store: env.store, prefix, dir: ws });
       assert.equal(changed.deleted, 1);
-      assert.equal(changed.transferred, 3); // index.js, new/file.bin, and a.txt.bak again after the prefix delete
+      assert.equal(changed.transferred, 2);
       assert.deepEqual(
         await remoteHashes(env.store, prefix),
         await localHashes(ws, ["index.js", "a.txt.bak", "src/lib/deep.ts", "new/file.bin"]),
@@ -86,17 +82,35 @@ function suite(name: string, open: () => Promise<{ store: BlobStore; s3?: TestS3
       assert.equal((await persist({ store: env.store, prefix, dir: ws })).transferred, 0);
     });
 
-    it("without a manifest uploads everything and deletes what else is under the prefix", async () => {
+    it("files from a template (loose objects, no index) restore and persist; packs less than half alive are rewritten", async () => {
+      await env.store.put(`${prefix}index.js`, Buffer.from("template"));
+      await env.store.put(`${prefix}README.md`, Buffer.from("readme"));
+      const ws = join(tmp, "ws");
+      await restore({ store: env.store, prefix, dir: ws });
+      for (let i = 0; i < 10; i++) await put(ws, `f${i}.txt`, `file ${i} ${"x".repeat(1000)}`);
+      assert.equal((await persist({ store: env.store, prefix, dir: ws })).transferred, 10);
+      for (let i = 0; i < 8; i++) await rm(join(ws, `f${i}.txt`));
+      await rm(join(ws, "README.md"));
+      const r = await persist({ store: env.store, prefix, dir: ws });
+      assert.equal(r.deleted, 9);
+      const keys = (await listAll(env.store, prefix)).map((e) => e.key.slice(prefix.length));
+      assert.equal(keys.filter((k) => k.startsWith(".devex-sync/packs/")).length, 1, keys.join(" "));
+      assert.ok(!keys.includes("README.md"));
+      assert.deepEqual(await remoteHashes(env.store, prefix), await localHashes(ws, ["index.js", "f8.txt", "f9.txt"]));
+    });
+
+    it("without a manifest uploads everything and drops what else is under the prefix", async () => {
       await env.store.put(`${prefix}stale.txt`, Buffer.from("old"));
       const ws = join(tmp, "ws");
       await put(ws, "x.txt", "x");
       const r = await persist({ store: env.store, prefix, dir: ws });
       assert.equal(r.deleted, 1);
       assert.deepEqual(Object.keys(await remoteHashes(env.store, prefix)), ["x.txt"]);
+      assert.ok(!(await listAll(env.store, prefix)).some((e) => e.key.endsWith("stale.txt")));
     });
 
     if (name === "s3rver") {
-      it("a persist that fails while S3 is down keeps its progress; the next one uploads everything left", async () => {
+      it("a persist that fails while S3 is down leaves the stored workspace as it was; the next one uploads everything", async () => {
         const ws = join(tmp, "ws");
         await restore({ store: env.store, prefix, dir: ws });
         const files = Array.from({ length: 40 }, (_, i) => `f${i}.txt`);

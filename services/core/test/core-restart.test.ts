@@ -11,10 +11,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { coreClientsFor, runnerClientsFor } from "../../../lib/client/node.js";
+import { readStoredWorkspace } from "../../../lib/sync/sync.js";
 import { freePort } from "../../../lib/testing/redis.js";
 import { issueApiToken } from "../src/auth/secrets.js";
 import { createLocalBlobStore } from "../src/blob/local.js";
-import { listAll } from "../src/blob/store.js";
 import { createEmbeddedStore } from "../src/state/embedded.js";
 
 const mainTs = fileURLToPath(new URL("../src/main.ts", import.meta.url));
@@ -141,8 +141,8 @@ describe("core killed and restarted (main.ts processes)", function () {
     assert.equal(Buffer.from((await files.readFile({ path: "a.txt" })).content).toString(), "from a");
 
     const blobs = createLocalBlobStore(join(dataDir, "blobs"));
-    const keysB = (await listAll(blobs, `repl/alice/${rb}/`)).map((e) => e.key);
-    assert.ok(keysB.includes(`repl/alice/${rb}/b.txt`), "the orphan was persisted before it was stopped");
+    const storedB = await readStoredWorkspace(blobs, `repl/alice/${rb}/`);
+    assert.equal(storedB.get("b.txt")?.toString(), "from b", "the orphan was persisted before it was stopped");
 
     // Ctrl-C: persist and stop every repl, exit cleanly.
     for (const r of await records(dataDir)) allPids.add(r.pid);
@@ -152,7 +152,7 @@ describe("core killed and restarted (main.ts processes)", function () {
     assert.equal(code, 0);
     await until("every runner process to be gone", () => [...allPids].every((pid) => !alive(pid)), 5000);
     assert.deepEqual(await records(dataDir), []);
-    assert.ok((await listAll(blobs, `repl/alice/${ra}/`)).some((e) => e.key.endsWith("/a.txt")));
+    assert.equal((await readStoredWorkspace(blobs, `repl/alice/${ra}/`)).get("a.txt")?.toString(), "from a");
     const s3 = await createEmbeddedStore(join(dataDir, "state"));
     assert.equal((await s3.getRepl(ra))?.status, "stopped");
     assert.equal(await s3.getActiveSession(ra), undefined);

@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { runnerClientsFor } from "../../../lib/client/node.js";
 import type { TokenSigner } from "../../../lib/kit/tokens.js";
+import { readStoredWorkspace } from "../../../lib/sync/sync.js";
 import type { BlobStore } from "../src/blob/store.js";
-import { listAll } from "../src/blob/store.js";
 import type { Driver, DriverProgress, StartedRunner, StartRequest } from "../src/driver/driver.js";
 
 export interface DriverFixture {
@@ -30,12 +30,11 @@ export interface DriverFixture {
 
 const text = (b: Uint8Array) => Buffer.from(b).toString("utf8");
 
-async function blobText(blobs: BlobStore, key: string): Promise<string | undefined> {
-  const body = await blobs.get(key);
-  if (!body) return undefined;
-  const chunks: Buffer[] = [];
-  for await (const c of body) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
+/** The stored workspace (whatever the layout under the prefix), rel → text. */
+async function stored(blobs: BlobStore, prefix: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const [rel, content] of await readStoredWorkspace(blobs, prefix)) out[rel] = content.toString("utf8");
+  return out;
 }
 
 export function driverContract(name: string, makeFixture: () => Promise<DriverFixture>): void {
@@ -105,9 +104,7 @@ export function driverContract(name: string, makeFixture: () => Promise<DriverFi
       assert.ok(persistTime > 0);
       assert.equal(await f.driver.status(req.runnerId, signal()), "stopped");
       assert.ok(!(await f.driver.list(signal())).some((r) => r.runnerId === req.runnerId));
-      const keys = (await listAll(f.blobs, req.workspacePrefix)).map((e) => e.key.slice(req.workspacePrefix.length));
-      assert.deepEqual(keys.sort(), ["keep.txt", "new/file.txt"]);
-      assert.equal(await blobText(f.blobs, `${req.workspacePrefix}keep.txt`), "v2");
+      assert.deepEqual(await stored(f.blobs, req.workspacePrefix), { "keep.txt": "v2", "new/file.txt": "new" });
       assert.ok(progress.some((p) => p.phase === "persist"));
 
       // A new runner for the same repl sees exactly that.
@@ -124,7 +121,7 @@ export function driverContract(name: string, makeFixture: () => Promise<DriverFi
       const started = await f.driver.start(req, signal());
       await files(started, req.replId).writeFile({ path: "x.txt", content: Buffer.from("x") });
       await f.driver.stop({ ...req, reason: "repl deleted", persist: false }, signal());
-      assert.deepEqual(await listAll(f.blobs, req.workspacePrefix), []);
+      assert.deepEqual(await stored(f.blobs, req.workspacePrefix), {});
       assert.equal(await f.driver.status(req.runnerId, signal()), "stopped");
       await f.driver.stop({ ...request(), reason: "never started" }, signal());
       assert.equal(await f.driver.status("run-unknown", signal()), "stopped");
@@ -144,7 +141,7 @@ export function driverContract(name: string, makeFixture: () => Promise<DriverFi
       assert.equal(await f.driver.status(req.runnerId, signal()), "running");
       assert.equal(text((await fs.readFile({ path: "precious.txt" })).content), "do not lose me");
       await f.driver.stop({ ...req, reason: "test" }, signal());
-      assert.equal(await blobText(f.blobs, `${req.workspacePrefix}precious.txt`), "do not lose me");
+      assert.equal((await stored(f.blobs, req.workspacePrefix))["precious.txt"], "do not lose me");
     });
 
     it("a start that is aborted or fails leaves nothing running", async () => {
@@ -174,7 +171,7 @@ export function driverContract(name: string, makeFixture: () => Promise<DriverFi
       } finally {
         await Promise.all(reqs.map((r) => f.driver.stop({ ...r, reason: "test" }, signal())));
       }
-      for (const r of reqs) assert.equal(await blobText(f.blobs, `${r.workspacePrefix}who.txt`), r.owner);
+      for (const r of reqs) assert.equal((await stored(f.blobs, r.workspacePrefix))["who.txt"], r.owner);
     });
   });
 }

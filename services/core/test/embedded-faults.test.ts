@@ -8,20 +8,17 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { ReplStatus } from "../../../gen/devex/core/v1/repl_pb.js";
+import { readStoredWorkspace } from "../../../lib/sync/sync.js";
 import { startS3, type TestS3 } from "../../../lib/testing/s3.js";
 import { createS3BlobStore } from "../src/blob/s3.js";
-import { type BlobStore, listAll } from "../src/blob/store.js";
+import type { BlobStore } from "../src/blob/store.js";
 import { type Embedded, startEmbedded } from "./embedded.js";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 async function remoteHashes(store: BlobStore, prefix: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const e of await listAll(store, prefix)) {
-    const chunks: Buffer[] = [];
-    for await (const c of (await store.get(e.key))!) chunks.push(c as Buffer);
-    out[e.key.slice(prefix.length)] = sha(Buffer.concat(chunks));
-  }
+  for (const [rel, content] of await readStoredWorkspace(store, prefix)) out[rel] = sha(content);
   return out;
 }
 
@@ -133,9 +130,11 @@ describe("embedded setup under faults", function () {
       const killedAt = Date.now();
 
       let status: ReplStatus | undefined;
+      let listed = 1;
       while (Date.now() - killedAt < 5000) {
         status = (await core.repls.getRepl({ replId })).repl?.status;
-        if (status === ReplStatus.STOPPED) break;
+        listed = (await e.driver.list(AbortSignal.timeout(2000))).filter((r) => r.replId === replId).length;
+        if (status === ReplStatus.STOPPED && listed === 0) break;
         await sleep(100);
       }
       assert.equal(status, ReplStatus.STOPPED, "noticed within the heartbeat TTL (3 × 300 ms) plus slack");

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { ReplStatus } from "../../../gen/devex/core/v1/repl_pb.js";
+import { readStoredWorkspace } from "../../../lib/sync/sync.js";
 import { listAll } from "../src/blob/store.js";
 import { type Embedded, runInTerminal, startEmbedded } from "./embedded.js";
 
@@ -110,8 +111,8 @@ describe("idle stop, end to end", function () {
     const { repl: after } = await core.repls.getRepl({ replId });
     assert.match(after?.lastError ?? "", /^$/);
     assert.ok(after?.persistTime);
-    const keys = (await listAll(e.blobs, `repl/alice/${replId}/`)).map((k) => k.key);
-    assert.ok(keys.includes(`repl/alice/${replId}/last-words.txt`));
+    const stored = await readStoredWorkspace(e.blobs, `repl/alice/${replId}/`);
+    assert.equal(stored.get("last-words.txt")?.toString(), "persisted on idle");
     assert.deepEqual(await e.driver.list(AbortSignal.timeout(2000)), []);
   });
 });
