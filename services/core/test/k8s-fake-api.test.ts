@@ -49,7 +49,7 @@ async function status(p: Promise<unknown>): Promise<{ code: number; body: Record
 }
 
 async function eventually<T>(read: () => T | undefined, what: string): Promise<T> {
-  for (let i = 0; i < 400; i++) {
+  for (const deadline = Date.now() + 5000; Date.now() < deadline; ) {
     const v = read();
     if (v) return v;
     await sleep(5);
