@@ -7,7 +7,13 @@ import { onShutdown } from "../../../lib/kit/shutdown.js";
 import { loadRunnerConfig } from "./config.js";
 import { startRunner } from "./runner.js";
 
-const config = loadRunnerConfig();
+let config: ReturnType<typeof loadRunnerConfig>;
+try {
+  config = loadRunnerConfig();
+} catch (e) {
+  console.error((e as Error).message);
+  process.exit(2);
+}
 const log = createLogger("runner", { level: config.logLevel });
 const runner = await startRunner(config, { log });
 log.info({ replId: config.replId, workspace: runner.workspace.root, core: config.core?.url }, "runner ready");

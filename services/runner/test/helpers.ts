@@ -98,6 +98,9 @@ export function grpcClient(url: string, service: string, token: string): GrpcCli
   return new Ctor(new URL(url).host, grpc.credentials.createInsecure(), {
     interceptors: [withToken],
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    // grpc-js advertises HTTP/2's default 64 KiB receive window, which caps any server at one
+    // window per round trip; real clients (Go, C++ with BDP probing) use far larger ones.
+    "grpc-node.flow_control_window": 8 * 1024 * 1024,
   });
 }
 

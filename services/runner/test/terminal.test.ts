@@ -69,17 +69,32 @@ describe("runner terminals over grpc-js (bidi Attach)", function () {
     assert.equal(a.frames.at(-1)!.frame, "exit");
   });
 
-  it("loses no output when the shell exits right after printing (node-pty #72)", async () => {
+  it("loses no output when the shell exits right after printing (node-pty #72), 4 terminals at once", async () => {
     const size = 300_000;
-    const res = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", {
-      command: ["bash", "-c", `sleep 0.3; head -c ${size} /dev/zero | tr '\\0' x; printf END; exit 3`],
+    const runs = [0, 1, 2, 3].map(async () => {
+      const res = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", {
+        command: ["bash", "-c", `sleep 0.3; head -c ${size} /dev/zero | tr '\\0' x; printf END; exit 3`],
+      });
+      const a = attach(client, res.terminal.terminalId, true);
+      await a.ended;
+      const xs = a.text.split("").filter((c) => c === "x").length;
+      assert.equal(xs, size);
+      assert.ok(a.text.endsWith("END"), "final bytes arrive");
+      assert.deepEqual(a.exit, { exitCode: 3, signal: "" });
     });
-    const a = attach(client, res.terminal.terminalId, true);
-    await a.ended;
-    const xs = a.text.split("").filter((c) => c === "x").length;
-    assert.equal(xs, size);
-    assert.ok(a.text.endsWith("END"), "final bytes arrive");
-    assert.deepEqual(a.exit, { exitCode: 3, signal: "" });
+    await Promise.all(runs);
+  });
+
+  it("ends Attach with InvalidArgument when a frame breaks the rules", async () => {
+    const res = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", {
+      command: ["bash", "--norc", "--noprofile"],
+    });
+    const a = attach(client, res.terminal.terminalId);
+    const error = new Promise<{ code: number }>((resolve) => a.call.on("error", resolve));
+    await waitFor(() => a.frames.length > 0);
+    a.call.write({ resize: { cols: 0, rows: 5000 } });
+    assert.equal((await error).code, 3);
+    await unary(client, "closeTerminal", { terminalId: res.terminal.terminalId });
   });
 
   it("reattach after a client drop replays the recent output", async () => {

@@ -137,22 +137,25 @@ export function createTerminalService({
       const stop = () => done.abort();
       ctx.signal.addEventListener("abort", stop, { once: true });
       let attachment: Attachment | undefined;
-      const pumping = (async () => {
+      let failure: unknown;
+      void (async () => {
         try {
           for (let r = await iterator.next(); !r.done; r = await iterator.next()) {
             handleClientFrame(session, r.value, attachment, activity);
           }
-        } catch {
-          // the client went away; the output side ends through ctx.signal
+        } catch (e) {
+          // An invalid frame ends the call with its error; a vanished client ends it through ctx.signal.
+          failure = e;
+          done.abort();
         }
       })();
       try {
         for await (const frame of attachStream(session, start.replay, done.signal, (a) => (attachment = a))) {
           yield create(AttachResponseSchema, { frame });
         }
+        if (failure && !ctx.signal.aborted) throw failure;
       } finally {
         ctx.signal.removeEventListener("abort", stop);
-        void pumping;
       }
     },
 
