@@ -19,9 +19,11 @@
  *   Pods terminate gracefully: deletionTimestamp first, gone after `podTerminationMs`.
  * - Secrets: stringData folded into base64 data. Services get a clusterIP.
  * - A Deployment "controller" creates a ReplicaSet and one Pod per Deployment (owner-linked); a
- *   "kubelet" runs the pod: init containers (exit code configurable), then containers (waiting
- *   CreateContainerConfigError while a referenced Secret is missing, ImagePullBackOff on demand),
- *   Ready condition after `readyMs`, Deployment status replicas/readyReplicas.
+ *   "kubelet" runs the pod: init containers in order (a failure → CrashLoopBackOff with lastState),
+ *   then the containers (waiting CreateContainerConfigError while a referenced Secret is missing;
+ *   env and envFrom resolved from Secrets), Ready condition and Deployment status replicas/readyReplicas.
+ *   What a container does is a ContainerRuntime: by default timers and exit codes from FakeBehavior;
+ *   k8s-local-kubelet.ts runs the repl containers for real (lib/sync, the runner).
  * - pods/<name>/ephemeralcontainers (PUT or PATCH): only spec.ephemeralContainers may change and
  *   existing ones may not be changed or removed (422); each new one is waiting → running →
  *   terminated with the next exit code from `persistExitCodes` (default 0).
