@@ -5,10 +5,11 @@
  * Output is batched adaptively: interactive output goes out on the next event-loop turn (a
  * keystroke's echo waits for no timer), bulk output in frames of BATCH_MS or BATCH_BYTES (large
  * frames matter: per-message cost dominates on the gRPC path), and each attachment also merges
- * frames that queue up while its transport is busy. Each attachment reports its backlog: output delivered but not yet acknowledged
- * (once the client sends acks) or not yet taken by its transport. While any backlog is above the
- * high watermark the PTY is paused (the kernel then blocks the writer); it resumes when every
- * backlog is below the low watermark. Replayed scrollback does not count, and acks for it are
+ * frames that queue up while its transport is busy. Each attachment reports its backlog: output
+ * delivered but not yet acknowledged (once the client sends acks; watermarks 100k/5k as in VS Code)
+ * and output not yet taken by its transport (1 MiB/256 KiB). While any attachment is above a high
+ * watermark the PTY is paused (the kernel then blocks the writer); it resumes when every attachment
+ * is below the low watermarks. Replayed scrollback does not count, and acks for it are
  * ignored.
  *
  * No output is lost at exit (node-pty #72): when the last process closes the PTY's slave side, Linux
@@ -27,8 +28,16 @@ export const BATCH_MS = 5;
 export const BATCH_BYTES = 64 * 1024;
 /** Output per event-loop turn (or per window) from which a session counts as streaming. */
 export const STREAM_BYTES = 1024;
+/** Unacknowledged output (from clients that ack) above which the PTY pauses, as in VS Code. */
 export const HIGH_WATERMARK = 100_000;
 export const LOW_WATERMARK = 5_000;
+/**
+ * Output queued for a transport (bytes not yet taken by the socket or HTTP/2 stream) above which the
+ * PTY pauses. Larger than the ack watermarks: with 64 KiB frames, 100k/5k would stop the PTY after
+ * every other frame and halve throughput; this still bounds memory per attachment.
+ */
+export const TRANSPORT_HIGH_WATERMARK = 1024 * 1024;
+export const TRANSPORT_LOW_WATERMARK = 256 * 1024;
 const EXIT_POLL_MS = 50;
 
 export interface TerminalExitInfo {
@@ -58,8 +67,13 @@ export class Attachment {
     this.ignoreAcks = replayBytes;
   }
 
-  get backlog(): number {
-    return Math.max(this.acking ? this.unacked : 0, this.sink.transportBacklog());
+  /** Whether this attachment wants the PTY paused (or, when `resume`, lets it resume). */
+  overWatermark(): boolean {
+    return (this.acking && this.unacked > HIGH_WATERMARK) || this.sink.transportBacklog() > TRANSPORT_HIGH_WATERMARK;
+  }
+
+  underWatermark(): boolean {
+    return (!this.acking || this.unacked < LOW_WATERMARK) && this.sink.transportBacklog() < TRANSPORT_LOW_WATERMARK;
   }
 
   delivered(n: number): void {
@@ -211,15 +225,14 @@ export class TerminalSession {
 
   checkFlow(): void {
     if (this.exit) return;
-    let max = 0;
-    for (const a of this.attachments) max = Math.max(max, a.backlog);
-    if (!this.paused && max > HIGH_WATERMARK) {
+    const attachments = [...this.attachments];
+    if (!this.paused && attachments.some((a) => a.overWatermark())) {
       this.paused = true;
       this.pty.pause();
       this.exitPoll = setInterval(() => {
         if (!isAlive(this.pid)) this.resumePty();
       }, EXIT_POLL_MS);
-    } else if (this.paused && max < LOW_WATERMARK) {
+    } else if (this.paused && attachments.every((a) => a.underWatermark())) {
       this.resumePty();
     }
   }
