@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { RunnerClients } from "../../../lib/client/clients.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
 import { startRedis, type TestRedis } from "../../../lib/testing/redis.js";
+import { createSandbox, defaultLimits } from "../src/driver/local/sandbox.js";
 import { type Embedded, runInTerminal, startEmbedded } from "./embedded.js";
 
 describe("sandbox escape table (bwrap active)", function () {
@@ -21,7 +22,11 @@ describe("sandbox escape table (bwrap active)", function () {
   let otherRepl: string;
 
   before(async function () {
-    requireProgram(this, "bwrap");
+    requireProgram(this, "bwrap", (path) =>
+      createSandbox({ mode: "auto", limits: defaultLimits }).kind === "bwrap"
+        ? undefined
+        : `${path} cannot create namespaces here (user namespaces disabled?)`,
+    );
     requireProgram(this, "prlimit");
     requireProgram(this, "redis-server");
     redis = await startRedis();

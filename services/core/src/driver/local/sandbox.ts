@@ -11,6 +11,7 @@
  * privileges (bwrap always sets it) and --die-with-parent, so a SIGKILLed runner takes its sandboxes
  * with it. There is no cgroup v2 here, so memory/CPU/process limits are rlimits.
  */
+import { execFileSync } from "node:child_process";
 import { accessSync, constants, existsSync, lstatSync } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
 
@@ -77,13 +78,29 @@ function rootMounts(): string[] {
   return args;
 }
 
+/** Whether bwrap can create its namespaces here (containers often forbid user namespaces). */
+function bwrapWorks(bwrap: string): string | undefined {
+  try {
+    execFileSync(bwrap, ["--unshare-all", "--uid", "1000", "--cap-drop", "ALL", ...rootMounts(), "--", "true"], {
+      stdio: ["ignore", "ignore", "pipe"],
+      timeout: 10_000,
+    });
+    return undefined;
+  } catch (e) {
+    return ((e as { stderr?: Buffer }).stderr?.toString() || (e as Error).message).trim();
+  }
+}
+
 export function createSandbox(o: SandboxOptions): Sandbox {
-  const bwrap = o.mode === "none" ? undefined : findProgram("bwrap");
-  if (o.mode === "bwrap" && !bwrap) {
+  const found = o.mode === "none" ? undefined : findProgram("bwrap");
+  if (o.mode === "bwrap" && !found) {
     throw new Error(
       "DEVEX_SANDBOX=bwrap but bubblewrap (bwrap) is not installed: install it or set DEVEX_SANDBOX=auto",
     );
   }
+  const broken = found ? bwrapWorks(found) : undefined;
+  if (broken && o.mode === "bwrap") throw new Error(`DEVEX_SANDBOX=bwrap but bubblewrap cannot run here: ${broken}`);
+  const bwrap = broken ? undefined : found;
   const prlimit = findProgram("prlimit");
   const l = o.limits;
   const limits = prlimit
@@ -98,7 +115,9 @@ export function createSandbox(o: SandboxOptions): Sandbox {
     : [];
   const mounts = bwrap ? rootMounts() : [];
   const parts = [
-    bwrap ? `bubblewrap (${o.network ? "host network" : "no network"})` : "none (commands run as the core's user)",
+    bwrap
+      ? `bubblewrap (${o.network ? "host network" : "no network"})`
+      : `none (commands run as the core's user${broken ? `; bwrap failed: ${broken}` : ""})`,
     prlimit ? "rlimits (address space, processes, CPU time, file size)" : "no rlimits (prlimit missing)",
   ];
   return {
