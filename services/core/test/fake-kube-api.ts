@@ -51,6 +51,8 @@ export interface RecordedRequest {
   namespace: string;
   name?: string;
   contentType?: string;
+  /** The HTTP status answered. */
+  code?: number;
 }
 
 export interface FakeBehavior {
@@ -701,7 +703,9 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks).toString("utf8");
+    let recorded: RecordedRequest | undefined;
     const send = (code: number, body: unknown) => {
+      if (recorded) recorded.code = code;
       res.writeHead(code, { "content-type": "application/json" });
       res.end(JSON.stringify(body));
     };
@@ -724,14 +728,15 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
                   ? "get"
                   : "list";
       const contentType = req.headers["content-type"]?.split(";")[0];
-      requests.push({
+      recorded = {
         verb,
         group: t.group,
         resource: sub ? `${t.resource}/${sub}` : t.resource,
         namespace: ns,
         name,
         contentType,
-      });
+      };
+      requests.push(recorded);
       const body = raw ? (JSON.parse(raw) as KubeObject) : undefined;
       const current = name ? store.get(key(t.resource, ns, name)) : undefined;
       const notFound = () =>

@@ -260,6 +260,31 @@ describe("Kubernetes driver against the fake API server", () => {
     );
   });
 
+  it("a persist that timed out is waited for before the next stop uploads again (never two at once)", async () => {
+    const req = startRequest("r-overlap");
+    await driver.start(req, signal());
+    fake.behavior.persistMs = 600;
+    const impatient = createKubernetesDriver({
+      apis: kubernetesApis(fake.kubeConfig()),
+      settings: testSettings(),
+      pollIntervalMs: 5,
+      persistTimeoutMs: 100,
+    });
+    await assert.rejects(
+      impatient.stop({ ...req, reason: "user" }, signal()),
+      /persisting the workspace of repl r-overlap did not finish within 100 ms \(running\); nothing was deleted/,
+    );
+    assert.equal(count(fake).deployments, 1);
+    fake.behavior.persistMs = 10;
+    const began = Date.now();
+    await driver.stop({ ...req, reason: "user" }, signal());
+    // The first upload had about 500 ms left; the second stop waited for it before injecting its own.
+    assert.ok(Date.now() - began >= 300, `${Date.now() - began} ms`);
+    assert.equal(count(fake).deployments, 0);
+    const injections = fake.requests.filter((r) => r.resource === "pods/ephemeralcontainers" && r.code === 200);
+    assert.equal(injections.length, 2);
+  });
+
   it("a concurrent pod update (stale resourceVersion → 409 Conflict) makes the injection re-read and retry", async () => {
     const req = startRequest("r-conflict");
     await driver.start(req, signal());

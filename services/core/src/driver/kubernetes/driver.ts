@@ -79,7 +79,7 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
   const persistTimeoutMs = deps.persistTimeoutMs ?? 600_000;
   const poll = deps.pollIntervalMs ?? 1000;
 
-  /** Runs one API call; maps failures to DomainErrors unless `tolerate` says the failure is expected. */
+  /** Runs one API call; failures become DomainErrors (kubeError) that keep the API error as kubeCause. */
   async function call<T>(verb: string, resource: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
@@ -324,36 +324,53 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
     }
   }
 
-  async function persist(req: StopRequest, pod: V1Pod, signal: AbortSignal, progress?: (p: DriverProgress) => void) {
-    const podName = pod.metadata!.name!;
-    const container = `persist-${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
-    progress?.({ phase: "persist" });
-    await injectPersist(pod, container, req, signal);
-    const deadline = Date.now() + persistTimeoutMs;
+  /** Polls the pod until ephemeral container `name` terminated; undefined when the deadline passed. */
+  async function awaitTermination(podName: string, name: string, deadline: number, signal: AbortSignal) {
     let state = "not started";
     while (Date.now() <= deadline) {
       await sleep(poll, undefined, { signal });
       const now = await call("get", "pods", () =>
         apis.core.readNamespacedPod({ name: podName, namespace: ns }, withSignal(signal)),
       );
-      const s = now.status?.ephemeralContainerStatuses?.find((c) => c.name === container);
-      const done = s?.state?.terminated;
-      if (done) {
-        if (done.exitCode === 0) {
-          const counts = syncCounts(done.message);
-          if (counts) progress?.({ phase: "persist", ...counts });
-          return;
-        }
-        const detail = (done.message ?? done.reason ?? "").trim().slice(-300);
-        throw unavailable(
-          `persisting the workspace of repl ${req.replId} failed (exit code ${done.exitCode}${detail ? `: ${detail}` : ""}); the runner keeps running and nothing was deleted — stop again to retry`,
-        );
-      }
+      const s = now.status?.ephemeralContainerStatuses?.find((c) => c.name === name);
+      if (s?.state?.terminated) return { terminated: s.state.terminated, state };
       state = s?.state?.waiting?.reason ?? (s?.state?.running ? "running" : state);
     }
-    throw unavailable(
-      `persisting the workspace of repl ${req.replId} did not finish within ${seconds(persistTimeoutMs)} (${state}); nothing was deleted — stop again to retry`,
+    return { terminated: undefined, state };
+  }
+
+  async function persist(req: StopRequest, pod: V1Pod, signal: AbortSignal, progress?: (p: DriverProgress) => void) {
+    const podName = pod.metadata!.name!;
+    const deadline = Date.now() + persistTimeoutMs;
+    const retry = "nothing was deleted — stop again to retry";
+    progress?.({ phase: "persist" });
+    // A persist container of an earlier stop that timed out may still be uploading: let it finish
+    // first, so two uploads never race on one manifest.
+    const earlier = (pod.status?.ephemeralContainerStatuses ?? []).filter(
+      (c) => c.name.startsWith("persist-") && !c.state?.terminated,
     );
+    for (const c of earlier) {
+      const { terminated, state } = await awaitTermination(podName, c.name, deadline, signal);
+      if (!terminated)
+        throw unavailable(
+          `an earlier persist of repl ${req.replId} is still running (${state}) after ${seconds(persistTimeoutMs)}; ${retry}`,
+        );
+    }
+    const container = `persist-${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+    await injectPersist(pod, container, req, signal);
+    const { terminated: done, state } = await awaitTermination(podName, container, deadline, signal);
+    if (!done)
+      throw unavailable(
+        `persisting the workspace of repl ${req.replId} did not finish within ${seconds(persistTimeoutMs)} (${state}); ${retry}`,
+      );
+    if (done.exitCode !== 0) {
+      const detail = (done.message ?? done.reason ?? "").trim().slice(-300);
+      throw unavailable(
+        `persisting the workspace of repl ${req.replId} failed (exit code ${done.exitCode}${detail ? `: ${detail}` : ""}); the runner keeps running and ${retry}`,
+      );
+    }
+    const counts = syncCounts(done.message);
+    if (counts) progress?.({ phase: "persist", ...counts });
   }
 
   const driver: Driver = {
