@@ -10,6 +10,7 @@ import { DomainError } from "../../../lib/kit/errors.js";
 import type { Driver } from "../src/driver/driver.js";
 import { kubernetesApis } from "../src/driver/kubernetes/apis.js";
 import { createKubernetesDriver } from "../src/driver/kubernetes/driver.js";
+import { kubeError } from "../src/driver/kubernetes/errors.js";
 import type { FakeKubeApi, KubeObject } from "./fake-kube-api.js";
 import { driverFor, NS, startRequest, startValidatingFake, testSettings } from "./k8s-fixtures.js";
 
@@ -427,6 +428,44 @@ describe("Kubernetes driver: cluster problems become actionable errors", () => {
       );
     } finally {
       await fake.close();
+    }
+  });
+
+  it("403, 422, 409 and 5xx map to actionable errors without the API server's message", () => {
+    const api = (code: number, reason: string, message: string, causes: { field: string }[] = []) =>
+      new ApiException(code, "x", JSON.stringify({ kind: "Status", code, reason, message, details: { causes } }), {});
+    const cases: [ApiException<string>, string, string][] = [
+      [
+        api(
+          403,
+          "Forbidden",
+          'deployments.apps is forbidden: User "system:serviceaccount:devex:devex-core" cannot create',
+        ),
+        "failed-precondition",
+        'core\'s service account may not create deployments in namespace "devex-repls" (403 Forbidden); apply the RBAC in infra/k8s/base/rbac.yaml',
+      ],
+      [
+        api(422, "Invalid", 'Deployment.apps "x" is invalid: spec.template.spec.containers[0].image: Required value', [
+          { field: "spec.template.spec.containers[0].image" },
+        ]),
+        "failed-precondition",
+        'the cluster refused to create deployments in namespace "devex-repls" (Invalid: spec.template.spec.containers[0].image); check the DEVEX_K8S_* settings',
+      ],
+      [
+        api(409, "Conflict", "the object has been modified"),
+        "unavailable",
+        'a concurrent change interfered while trying to create deployments in namespace "devex-repls"; try again',
+      ],
+      [
+        api(503, "ServiceUnavailable", "etcdserver: leader changed"),
+        "unavailable",
+        'the Kubernetes API server failed to create deployments in namespace "devex-repls" (HTTP 503); try again',
+      ],
+    ];
+    for (const [err, kind, message] of cases) {
+      const mapped = kubeError(err, "create", "deployments", NS);
+      assert.ok(mapped instanceof DomainError);
+      assert.deepEqual([mapped.kind, mapped.message], [kind, message]);
     }
   });
 
