@@ -25,7 +25,7 @@ import type { IPty } from "@lydell/node-pty";
 import { RingBuffer } from "./ring-buffer.js";
 
 export const BATCH_MS = 5;
-export const BATCH_BYTES = 64 * 1024;
+export const BATCH_BYTES = 256 * 1024;
 /** Output per event-loop turn (or per window) from which a session counts as streaming. */
 export const STREAM_BYTES = 1024;
 /** Unacknowledged output (from clients that ack) above which the PTY pauses, as in VS Code. */
@@ -33,7 +33,7 @@ export const HIGH_WATERMARK = 100_000;
 export const LOW_WATERMARK = 5_000;
 /**
  * Output queued for a transport (bytes not yet taken by the socket or HTTP/2 stream) above which the
- * PTY pauses. Larger than the ack watermarks: with 64 KiB frames, 100k/5k would stop the PTY after
+ * PTY pauses. Larger than the ack watermarks: with frames of up to BATCH_BYTES, 100k/5k would stop the PTY after
  * every other frame and halve throughput; this still bounds memory per attachment.
  */
 export const TRANSPORT_HIGH_WATERMARK = 1024 * 1024;
