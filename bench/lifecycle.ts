@@ -205,8 +205,8 @@ async function syncComparison(s3: TestS3) {
       const r = row.rclone as { persistMs: number; restoreMs: number } | undefined;
       if (r) {
         row.devexVsRclone = {
-          persist: round(up.ms / r.persistMs),
-          restore: round(down.ms / r.restoreMs),
+          persist: Math.round((up.ms / r.persistMs) * 100) / 100,
+          restore: Math.round((down.ms / r.restoreMs) * 100) / 100,
         };
       }
       out.push(row);

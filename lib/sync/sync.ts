@@ -108,6 +108,8 @@ const INDEX = `${SYNC_DIR}/index.json`;
 const PACKS = `${SYNC_DIR}/packs/`;
 /** Files up to this size are packed. */
 const PACK_FILE_MAX = 256 * 1024;
+/** Loose files up to this size are uploaded from memory (at most 8 at once). */
+const BUFFERED_MAX = 16 * 1024 * 1024;
 /** A pack is closed at this size. */
 const PACK_MAX = 8 * 1024 * 1024;
 
@@ -345,6 +347,13 @@ export async function restore(o: SyncOptions): Promise<SyncResult> {
     await retry(attempts, o.signal, async () => {
       const body = await o.store.get(o.prefix + rel, o.signal);
       if (!body) throw new Error(`object ${rel} vanished during restore`);
+      if (files[rel].size <= BUFFERED_MAX) {
+        const content = await readAll(body);
+        await write(rel, abs, content);
+        files[rel] = { sha256: local[rel].sha256, size: content.length };
+        objects++;
+        return;
+      }
       await mkdir(dirname(abs), { recursive: true });
       const hash = createHash("sha256");
       const hashing = new Transform({
@@ -452,11 +461,19 @@ export async function persist(o: SyncOptions): Promise<SyncResult> {
       });
 
     // 3. Large files as loose objects.
-    await forEachLimit(toLoose, concurrency, async (rel) => {
+    await forEachLimit(toLoose, Math.min(concurrency, 8), async (rel) => {
       const abs = join(root, rel);
-      const sha = await hashFile(abs, o.signal);
       const st = await stat(abs);
-      await put(rel, () => createReadStream(abs));
+      let sha: string;
+      if (st.size <= BUFFERED_MAX) {
+        // One read: hashed and uploaded from the same bytes, in a single PUT.
+        const body = await readFile(abs);
+        sha = sha256(body);
+        await put(rel, () => body);
+      } else {
+        sha = await hashFile(abs, o.signal);
+        await put(rel, () => createReadStream(abs));
+      }
       next[rel] = { sha256: sha, size: st.size };
       nextCache[rel] = entryOf(st, sha);
       transferredBytes += st.size;
