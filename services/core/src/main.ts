@@ -1,4 +1,7 @@
 /** Core's entry point: config → stores, driver, keys → createCore. The only place deps are built. */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { loadConfig } from "../../../lib/kit/config.js";
 import { createLogger, redactUrl } from "../../../lib/kit/log.js";
 import { onShutdown } from "../../../lib/kit/shutdown.js";
@@ -10,6 +13,7 @@ import { stopAllAtShutdown } from "./driver/local/shutdown.js";
 import { openDriver } from "./driver/select.js";
 import { loadCookieSecret, loadSigningKey } from "./secrets-files.js";
 import { openBlobStore, openStateStore } from "./storage.js";
+import { createWebStatic } from "./web-static.js";
 
 const config = loadConfig(coreConfigSchema);
 const log = createLogger("core", { level: config.DEVEX_LOG_LEVEL });
@@ -29,6 +33,15 @@ const blobs = openBlobStore(config);
 const signer = createTokenSigner(await loadSigningKey(config));
 const { driver, local } = await openDriver(config, { blobs, signer, log });
 const proxy = local && config.DEVEX_RUNNER_ACCESS === "proxied" ? createRunnerProxy(local.targetFor) : undefined;
+// The browser client, when built (npm run build:web; npm start builds it).
+const webDir = fileURLToPath(new URL("../../../web/dist", import.meta.url));
+const web = existsSync(join(webDir, "index.html"))
+  ? createWebStatic({
+      dir: webDir,
+      config: { github: Boolean(config.GITHUB_CLIENT_ID && config.GITHUB_CLIENT_SECRET) },
+    })
+  : undefined;
+if (!web) log.warn({ webDir }, "web client not built: run npm run build:web to serve it");
 const core = await createCore({
   log,
   state,
@@ -37,6 +50,7 @@ const core = await createCore({
   signer,
   http: proxy?.http,
   upgrade: proxy?.upgrade,
+  web,
   templatesDir: config.DEVEX_TEMPLATES_DIR,
   port: config.DEVEX_CORE_PORT,
   host: config.DEVEX_CORE_HOST,

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { CoreClients, RunnerClients } from "../../../lib/client/clients.js";
 import { coreClientsFor, runnerClientsFor } from "../../../lib/client/node.js";
 import { createLogger } from "../../../lib/kit/log.js";
+import type { HttpHandler } from "../../../lib/kit/server.js";
 import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.js";
 import { issueApiToken } from "../src/auth/secrets.js";
 import { createLocalBlobStore } from "../src/blob/local.js";
@@ -41,6 +42,8 @@ export interface EmbeddedOptions {
   poolSize?: number;
   /** Runner idle timeout (runners report idle after it and core stops them). */
   idleTimeoutMs?: number;
+  /** Core's `web` hook: the browser client's static files (web/test). */
+  web?: HttpHandler;
 }
 
 export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> {
@@ -76,6 +79,7 @@ export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> 
     reconcileIntervalMs: 0,
     http: proxy.http,
     upgrade: proxy.upgrade,
+    web: o.web,
   });
   return {
     core,
