@@ -1,13 +1,16 @@
 /**
  * `npm start`: the whole embedded Devex on one machine — core (local driver, embedded state and local
  * blob store under one data dir, templates synced, runners behind core's origin) and the MCP server
- * pointing at core. Prints the URL to open, the one-time login link and the MCP URL. Ctrl-C reaches
- * both (same process group): core persists and stops every active repl, then everything exits.
+ * pointing at core; the web client is built into web/dist first if it is missing. Prints the URL to
+ * open, the one-time login link and the MCP URL. Ctrl-C reaches both (same process group): core
+ * persists and stops every active repl, then everything exits.
  *
  * Environment: everything core and the MCP server read (see README.md); DEVEX_DATA_DIR defaults to
  * `.data`, DEVEX_CORE_PORT to 8080, DEVEX_MCP_PORT to 8091.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -35,6 +38,17 @@ async function healthy(url: string, child: ChildProcess, name: string): Promise<
     if ((await fetch(`${url}/healthz`).catch(() => undefined))?.ok) return;
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+// The browser client core serves: built on the first start (`npm run build:web` rebuilds it).
+if (!existsSync(join(root, "web/dist/index.html"))) {
+  process.stderr.write("building the web client (web/dist)…\n");
+  const vite = join(root, "node_modules/vite/bin/vite.js");
+  const built = spawnSync(process.execPath, [vite, "build", "--config", "web/vite.config.ts"], {
+    cwd: root,
+    stdio: "inherit",
+  });
+  if (built.status !== 0) process.stderr.write("web client build failed: core starts without it\n");
 }
 
 const core = run("core", "services/core/src/main.ts");

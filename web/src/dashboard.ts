@@ -1,0 +1,260 @@
+/**
+ * Dashboard: the user's repls with their state, a form to create one from a template, and
+ * start/stop/delete. While an operation runs, the repl's WatchRepl stream shows its progress
+ * (restoring or persisting files). The list is refreshed every few seconds while the tab is visible;
+ * long-lived streams are opened only for repls being acted on (HTTP/1.1 allows few connections).
+ */
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
+import { type Progress, type Repl, ReplStatus, type Template } from "../../gen/devex/core/v1/repl_pb.js";
+import { core } from "./api.js";
+import type { Dispose, PageContext } from "./main.js";
+import { describeProgress, progressFraction, statusClass, statusLabel } from "./repl-status.js";
+import { topBar } from "./shell.js";
+import { confirmAction, describeError, h, isCode, timeAgo, toast } from "./ui.js";
+
+interface Row {
+  el: HTMLLIElement;
+  update(repl: Repl, progress?: Progress): void;
+  setBusy(busy: boolean): void;
+}
+
+export function renderDashboard(ctx: PageContext): Dispose {
+  document.title = "Repls · Devex";
+  const abort = new AbortController();
+  const rows = new Map<string, Row>();
+  const busy = new Set<string>();
+  let templates: Template[] = [];
+
+  const list = h("ul", { class: "repl-list", "aria-labelledby": "repls-title", id: "repl-list" });
+  const empty = h("p", { class: "empty", hidden: true }, "No repls yet. Create one from a template above.");
+  const listError = h("p", { class: "form-error", role: "alert" });
+
+  // Create form
+  const nameInput = h("input", {
+    id: "new-name",
+    name: "name",
+    required: true,
+    maxlength: 64,
+    pattern: "[A-Za-z0-9][A-Za-z0-9 ._\\-]*",
+    autocomplete: "off",
+    "aria-describedby": "create-error",
+  });
+  const templateSelect = h("select", { id: "new-template", name: "template", "aria-describedby": "create-error" });
+  const createError = h("p", { class: "form-error", role: "alert", id: "create-error" });
+  const createButton = h("button", { type: "submit", class: "btn primary" }, "Create repl");
+  const form = h(
+    "form",
+    { class: "create-form", "aria-labelledby": "create-title" },
+    h("h2", { id: "create-title" }, "New repl"),
+    h(
+      "div",
+      { class: "fields" },
+      h("div", { class: "field" }, h("label", { for: "new-template" }, "Template"), templateSelect),
+      h("div", { class: "field grow" }, h("label", { for: "new-name" }, "Name"), nameInput),
+      createButton,
+    ),
+    createError,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    createError.textContent = "";
+    createButton.disabled = true;
+    try {
+      const { repl } = await core.repls.createRepl({ name: nameInput.value.trim(), template: templateSelect.value });
+      if (repl) upsert(repl);
+      toast(`Created ${repl?.name}.`);
+      nameInput.value = suggestName();
+      rows
+        .get(repl?.replId ?? "")
+        ?.el.querySelector<HTMLAnchorElement>("a")
+        ?.focus();
+    } catch (err) {
+      createError.textContent = isCode(err, Code.ResourceExhausted)
+        ? `You have reached your repl quota. ${describeError(err)}`
+        : `Could not create the repl: ${describeError(err)}`;
+    } finally {
+      createButton.disabled = false;
+    }
+  });
+
+  ctx.root.append(
+    topBar(ctx, h("h1", { class: "page-title" }, "Repls")),
+    h(
+      "main",
+      { class: "dashboard", id: "main" },
+      form,
+      h(
+        "section",
+        { "aria-labelledby": "repls-title" },
+        h("h2", { id: "repls-title" }, "Your repls"),
+        listError,
+        empty,
+        list,
+      ),
+    ),
+  );
+
+  function suggestName(): string {
+    const t = templateSelect.value || "repl";
+    const taken = new Set([...rows.values()].map((r) => r.el.dataset.name));
+    for (let i = 1; ; i++) if (!taken.has(`${t}-${i}`)) return `${t}-${i}`;
+  }
+
+  function makeRow(repl: Repl): Row {
+    const link = h("a", { href: `/repls/${repl.replId}`, "data-link": true, class: "repl-name" });
+    const badge = h("span", { class: "badge" });
+    const meta = h("p", { class: "repl-meta" });
+    const progressText = h("span", { class: "progress-text" });
+    const bar = h("progress", { max: 1, hidden: true, "aria-label": "Progress" });
+    const toggle = h("button", { type: "button", class: "btn" });
+    const remove = h("button", { type: "button", class: "btn danger ghost" }, "Delete");
+    const errorLine = h("p", { class: "repl-error", role: "alert" });
+    const el = h(
+      "li",
+      { class: "repl-card", "data-repl-id": repl.replId },
+      h("div", { class: "repl-head" }, link, badge),
+      meta,
+      h("div", { class: "repl-progress", "aria-live": "polite" }, progressText, bar),
+      errorLine,
+      h("div", { class: "repl-actions" }, toggle, remove),
+    );
+    let current = repl;
+    toggle.addEventListener("click", () => {
+      if (current.status === ReplStatus.RUNNING) void act(current, "stop");
+      else void act(current, "start");
+    });
+    remove.addEventListener("click", () => void act(current, "delete"));
+    const row: Row = {
+      el,
+      update(r, progress) {
+        current = r;
+        el.dataset.name = r.name;
+        el.dataset.status = statusLabel[r.status].replace("…", "").toLowerCase();
+        link.textContent = r.name;
+        link.setAttribute("aria-label", `Open ${r.name} in the IDE`);
+        badge.textContent = statusLabel[r.status];
+        badge.className = `badge ${statusClass[r.status]}`;
+        const updated = r.updateTime ? timestampDate(r.updateTime) : undefined;
+        const saved = r.persistTime ? timestampDate(r.persistTime) : undefined;
+        meta.textContent = `${r.template} · changed ${timeAgo(updated)} · saved ${timeAgo(saved)}`;
+        toggle.textContent = r.status === ReplStatus.RUNNING ? "Stop" : "Start";
+        toggle.setAttribute("aria-label", `${toggle.textContent} ${r.name}`);
+        remove.setAttribute("aria-label", `Delete ${r.name}`);
+        const transitional = r.status !== ReplStatus.RUNNING && r.status !== ReplStatus.STOPPED;
+        toggle.disabled = transitional || busy.has(r.replId);
+        remove.disabled = r.status === ReplStatus.DELETING || busy.has(r.replId);
+        errorLine.textContent = r.lastError ? `Last error: ${r.lastError}` : "";
+        if (progress !== undefined || !transitional) {
+          progressText.textContent = describeProgress(progress);
+          const f = progressFraction(progress);
+          bar.hidden = f === undefined;
+          if (f !== undefined) bar.value = f;
+        }
+      },
+      setBusy(b) {
+        el.setAttribute("aria-busy", String(b));
+        row.update(current);
+      },
+    };
+    row.update(repl);
+    return row;
+  }
+
+  function upsert(repl: Repl, progress?: Progress) {
+    let row = rows.get(repl.replId);
+    if (!row) {
+      row = makeRow(repl);
+      rows.set(repl.replId, row);
+      list.prepend(row.el);
+    } else row.update(repl, progress);
+    empty.hidden = rows.size > 0;
+  }
+
+  async function act(repl: Repl, action: "start" | "stop" | "delete") {
+    if (
+      action === "delete" &&
+      !(await confirmAction(
+        `Delete ${repl.name}?`,
+        "Its files are deleted from storage. This cannot be undone.",
+        "Delete repl",
+      ))
+    )
+      return;
+    const row = rows.get(repl.replId);
+    busy.add(repl.replId);
+    row?.setBusy(true);
+    const watch = new AbortController();
+    const watching = (async () => {
+      try {
+        for await (const m of core.repls.watchRepl({ replId: repl.replId }, { signal: watch.signal })) {
+          if (m.repl) rows.get(repl.replId)?.update(m.repl, m.progress);
+        }
+      } catch {}
+    })();
+    try {
+      if (action === "start") await core.repls.startRepl({ replId: repl.replId });
+      else if (action === "stop") await core.repls.stopRepl({ replId: repl.replId });
+      else {
+        await core.repls.deleteRepl({ replId: repl.replId });
+        rows.get(repl.replId)?.el.remove();
+        rows.delete(repl.replId);
+        empty.hidden = rows.size > 0;
+        toast(`Deleted ${repl.name}.`);
+      }
+    } catch (err) {
+      toast(`Could not ${action} ${repl.name}: ${describeError(err)}`, "error");
+    } finally {
+      watch.abort();
+      await watching;
+      busy.delete(repl.replId);
+      row?.setBusy(false);
+      await refresh();
+    }
+  }
+
+  async function refresh() {
+    if (abort.signal.aborted) return;
+    try {
+      const { repls } = await core.repls.listRepls({ pageSize: 200 }, { signal: abort.signal });
+      listError.textContent = "";
+      const seen = new Set(repls.map((r) => r.replId));
+      for (const [id, row] of rows) {
+        if (!seen.has(id) && !busy.has(id)) {
+          row.el.remove();
+          rows.delete(id);
+        }
+      }
+      // Newest first: add in reverse so prepend keeps the order.
+      for (const r of [...repls].reverse()) if (!busy.has(r.replId)) upsert(r, undefined);
+      empty.hidden = rows.size > 0;
+      list.setAttribute("aria-busy", "false");
+    } catch (err) {
+      if (abort.signal.aborted) return;
+      if (isCode(err, Code.Unauthenticated)) location.assign("/");
+      else listError.textContent = `Could not load your repls: ${describeError(err)}`;
+    }
+  }
+
+  void (async () => {
+    try {
+      ({ templates } = await core.repls.listTemplates({}, { signal: abort.signal }));
+      for (const t of templates) templateSelect.append(h("option", { value: t.name }, `${t.title} (${t.name})`));
+    } catch (err) {
+      if (!abort.signal.aborted) createError.textContent = `Could not load templates: ${describeError(err)}`;
+    }
+    await refresh();
+    nameInput.value = suggestName();
+  })();
+  templateSelect.addEventListener("change", () => {
+    if (/^[a-z0-9-]+-\d+$/.test(nameInput.value) || !nameInput.value) nameInput.value = suggestName();
+  });
+
+  const timer = setInterval(() => {
+    if (document.visibilityState === "visible") void refresh();
+  }, 5000);
+  return () => {
+    clearInterval(timer);
+    abort.abort();
+  };
+}

@@ -1,0 +1,374 @@
+/**
+ * Terminals: xterm.js views attached through the runner's WebSocket bridge (binary frames = bytes,
+ * text frames = protobuf-JSON AttachRequest/AttachResponse). Every (re)attach asks for the
+ * scrollback (`replay=1`) and redraws from it, so a reload or a dropped network shows what was there.
+ * Flow control: live output bytes are acknowledged once xterm has processed them (replayed bytes
+ * are not; the runner ignores those). Resizes follow the panel (fit addon), debounced.
+ */
+import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import { FitAddon } from "@xterm/addon-fit";
+import { Terminal as XTerm } from "@xterm/xterm";
+import {
+  AttachRequestSchema,
+  AttachResponseSchema,
+  type Terminal as TerminalInfo,
+} from "../../../gen/devex/runner/v1/terminal_pb.js";
+import type { RunnerSession } from "../api.js";
+import { describeError, h, isCode, toast } from "../ui.js";
+
+export type LinkState = "connecting" | "connected" | "reconnecting" | "exited" | "closed";
+
+const ACK_BYTES = 16 * 1024;
+const encoder = new TextEncoder();
+
+class TerminalTab {
+  readonly tab: HTMLElement;
+  readonly panel: HTMLElement;
+  readonly term: XTerm;
+  private readonly fit = new FitAddon();
+  private ws: WebSocket | undefined;
+  private replayLeft = 0;
+  private unacked = 0;
+  private ackTimer: ReturnType<typeof setTimeout> | undefined;
+  private resizeTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private attempts = 0;
+  state: LinkState = "connecting";
+  private disposed = false;
+
+  constructor(
+    readonly info: TerminalInfo,
+    private readonly session: RunnerSession,
+    private readonly onState: () => void,
+    private readonly onGone: (t: TerminalTab) => void,
+    onSelect: (t: TerminalTab) => void,
+    onClose: (t: TerminalTab) => void,
+  ) {
+    const id = info.terminalId;
+    const close = h(
+      "span",
+      { class: "tab-close", role: "button", "aria-label": `Close terminal ${info.name || id}`, title: "Close" },
+      "×",
+    );
+    this.tab = h(
+      "div",
+      {
+        role: "tab",
+        class: "term-tab",
+        id: `term-tab-${id}`,
+        "aria-controls": `term-panel-${id}`,
+        "data-terminal-id": id,
+        tabindex: -1,
+      },
+      h("span", { class: "term-dot", "aria-hidden": "true" }),
+      h("span", { class: "tab-name" }, info.name || id),
+      close,
+    );
+    this.tab.addEventListener("click", (ev) => (ev.target === close ? onClose(this) : onSelect(this)));
+    this.panel = h("div", {
+      role: "tabpanel",
+      class: "term-panel",
+      id: `term-panel-${id}`,
+      "aria-labelledby": `term-tab-${id}`,
+      hidden: true,
+    });
+    this.term = new XTerm({
+      cursorBlink: true,
+      fontFamily: "ui-monospace, 'DejaVu Sans Mono', Menlo, Consolas, monospace",
+      fontSize: 13,
+      scrollback: 5000,
+      theme: { background: "#0d1117", foreground: "#d6deeb", cursor: "#79c0ff", selectionBackground: "#264f78" },
+      screenReaderMode: false,
+    });
+    this.term.loadAddon(this.fit);
+    this.term.open(this.panel);
+    this.term.textarea?.setAttribute("aria-label", `Terminal ${info.name || id}`);
+    this.term.onData((d) => this.send(encoder.encode(d)));
+    this.term.onBinary((d) => this.send(Uint8Array.from(d, (c) => c.charCodeAt(0) & 0xff)));
+    this.term.onResize(({ cols, rows }) => {
+      clearTimeout(this.resizeTimer);
+      this.resizeTimer = setTimeout(() => this.sendFrame({ frame: { case: "resize", value: { cols, rows } } }), 80);
+    });
+  }
+
+  show(on: boolean) {
+    this.panel.hidden = !on;
+    this.tab.setAttribute("aria-selected", String(on));
+    this.tab.tabIndex = on ? 0 : -1;
+    if (on) requestAnimationFrame(() => this.fitNow());
+  }
+
+  fitNow() {
+    if (this.panel.hidden || !this.panel.isConnected) return;
+    try {
+      this.fit.fit();
+    } catch {}
+  }
+
+  focus() {
+    this.term.focus();
+  }
+
+  connect() {
+    if (this.disposed) return;
+    clearTimeout(this.retryTimer);
+    this.setState(this.attempts ? "reconnecting" : "connecting");
+    this.fitNow();
+    const url = this.session.terminalUrl(this.info.terminalId, {
+      replay: 1,
+      cols: this.term.cols,
+      rows: this.term.rows,
+    });
+    const ws = new WebSocket(url, ["devex.terminal.v1", `bearer.${this.session.token}`]);
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    let attached = false;
+    ws.onmessage = (ev) => {
+      if (typeof ev.data === "string") {
+        const msg = fromJsonString(AttachResponseSchema, ev.data);
+        if (msg.frame.case === "attached") {
+          attached = true;
+          this.attempts = 0;
+          this.replayLeft = Number(msg.frame.value.replayBytes);
+          this.unacked = 0;
+          // The replay redraws everything the terminal showed: start from a clean screen.
+          this.term.reset();
+          this.setState("connected");
+        } else if (msg.frame.case === "exit") {
+          const e = msg.frame.value;
+          this.term.write(
+            `\r\n\x1b[2m[process exited${e.signal ? ` by ${e.signal}` : ` with code ${e.exitCode}`}]\x1b[0m\r\n`,
+          );
+          this.setState("exited");
+        }
+        return;
+      }
+      const data = new Uint8Array(ev.data as ArrayBuffer);
+      const replayed = Math.min(this.replayLeft, data.length);
+      this.replayLeft -= replayed;
+      const live = data.length - replayed;
+      this.term.write(data, () => {
+        if (live > 0) this.ack(live);
+      });
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = undefined;
+      clearTimeout(this.ackTimer);
+      if (this.disposed || this.state === "exited") return;
+      if (ev.code === 1000 || ev.code === 4404) {
+        this.setState("exited");
+        return;
+      }
+      void this.retry(attached);
+    };
+  }
+
+  private async retry(wasAttached: boolean) {
+    this.attempts++;
+    this.setState("reconnecting");
+    // A failed handshake tells the browser nothing: ask the runner whether the terminal still exists.
+    if (!wasAttached && this.attempts > 1) {
+      try {
+        const { terminals } = await this.session.clients.terminals.listTerminals({});
+        if (!terminals.some((t) => t.terminalId === this.info.terminalId)) {
+          this.setState("closed");
+          this.onGone(this);
+          return;
+        }
+        if (this.attempts > 3) await this.session.refresh();
+      } catch (err) {
+        if (isCode(err, Code.Unauthenticated)) await this.session.refresh().catch(() => {});
+      }
+    }
+    const delay = Math.min(5000, 250 * 2 ** Math.min(this.attempts, 5));
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  /** Closes the socket now; the tab reconnects on its own (used when the network comes back). */
+  kick() {
+    if (this.state === "reconnecting") {
+      clearTimeout(this.retryTimer);
+      this.connect();
+    }
+  }
+
+  private ack(n: number) {
+    this.unacked += n;
+    if (this.unacked >= ACK_BYTES) this.flushAck();
+    else if (!this.ackTimer) this.ackTimer = setTimeout(() => this.flushAck(), 20);
+  }
+
+  private flushAck() {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    if (!this.unacked) return;
+    this.sendFrame({ frame: { case: "ack", value: BigInt(this.unacked) } });
+    this.unacked = 0;
+  }
+
+  private sendFrame(msg: Parameters<typeof create<typeof AttachRequestSchema>>[1]) {
+    if (this.ws?.readyState !== WebSocket.OPEN) return;
+    this.ws.send(toJsonString(AttachRequestSchema, create(AttachRequestSchema, msg)));
+  }
+
+  send(bytes: Uint8Array) {
+    if (this.ws?.readyState === WebSocket.OPEN && this.state === "connected") this.ws.send(bytes);
+  }
+
+  private setState(s: LinkState) {
+    this.state = s;
+    this.tab.dataset.state = s;
+    this.onState();
+  }
+
+  dispose() {
+    this.disposed = true;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.ackTimer);
+    clearTimeout(this.resizeTimer);
+    this.ws?.close(1000);
+    this.term.dispose();
+    this.tab.remove();
+    this.panel.remove();
+  }
+}
+
+export class TerminalPanel {
+  readonly el: HTMLElement;
+  private readonly tabs: HTMLElement;
+  private readonly panels: HTMLElement;
+  private readonly list: TerminalTab[] = [];
+  private active: TerminalTab | undefined;
+  private readonly observer: ResizeObserver;
+
+  constructor(
+    private readonly session: RunnerSession,
+    private readonly onState: () => void,
+  ) {
+    this.tabs = h("div", { role: "tablist", class: "term-tabs", "aria-label": "Terminals" });
+    const add = h(
+      "button",
+      { type: "button", class: "icon-btn", "aria-label": "New terminal", title: "New terminal (Ctrl+Shift+`)" },
+      "+",
+    );
+    add.addEventListener("click", () => void this.create());
+    this.panels = h("div", { class: "term-panels" });
+    this.el = h(
+      "section",
+      { class: "terminals", "aria-label": "Terminals" },
+      h("div", { class: "panel-head" }, h("h2", {}, "Terminal"), this.tabs, add),
+      this.panels,
+    );
+    this.tabs.addEventListener("keydown", (ev) => {
+      const i = this.list.indexOf(this.active!);
+      if (ev.key === "ArrowRight") this.select(this.list[(i + 1) % this.list.length]);
+      else if (ev.key === "ArrowLeft") this.select(this.list[(i - 1 + this.list.length) % this.list.length]);
+      else return;
+      ev.preventDefault();
+      this.active?.tab.focus();
+    });
+    this.observer = new ResizeObserver(() => this.active?.fitNow());
+    this.observer.observe(this.panels);
+  }
+
+  /** The connection state of all terminals together, for the IDE's indicator. */
+  get state(): LinkState | "none" {
+    const live = this.list.filter((t) => t.state !== "exited" && t.state !== "closed");
+    if (!live.length) return "none";
+    if (live.some((t) => t.state === "reconnecting")) return "reconnecting";
+    if (live.some((t) => t.state === "connecting")) return "connecting";
+    return "connected";
+  }
+
+  get current(): TerminalTab | undefined {
+    return this.active;
+  }
+
+  /** Attaches to the repl's running terminals, or opens a first one. */
+  async load(): Promise<void> {
+    const { terminals } = await this.session.clients.terminals.listTerminals({});
+    const running = terminals.filter((t) => !t.exited);
+    for (const t of running) this.add(t);
+    if (!running.length) await this.create();
+    else this.select(this.list[0]);
+  }
+
+  async create(): Promise<void> {
+    try {
+      const n = this.list.length + 1;
+      const { terminal } = await this.session.clients.terminals.createTerminal({
+        name: `Shell ${n}`,
+        size: this.active ? { cols: this.active.term.cols, rows: this.active.term.rows } : undefined,
+      });
+      if (!terminal) return;
+      const t = this.add(terminal);
+      this.select(t);
+      t.focus();
+    } catch (err) {
+      toast(`Could not open a terminal: ${describeError(err)}`, "error");
+    }
+  }
+
+  private add(info: TerminalInfo): TerminalTab {
+    const t = new TerminalTab(
+      info,
+      this.session,
+      this.onState,
+      (gone) => this.remove(gone),
+      (sel) => {
+        this.select(sel);
+        sel.focus();
+      },
+      (c) => void this.closeTerminal(c),
+    );
+    this.list.push(t);
+    this.tabs.append(t.tab);
+    this.panels.append(t.panel);
+    t.connect();
+    return t;
+  }
+
+  select(t: TerminalTab | undefined): void {
+    if (!t) return;
+    this.active = t;
+    for (const x of this.list) x.show(x === t);
+  }
+
+  private async closeTerminal(t: TerminalTab) {
+    try {
+      await this.session.clients.terminals.closeTerminal({ terminalId: t.info.terminalId });
+    } catch (err) {
+      if (!isCode(err, Code.NotFound)) toast(`Could not close the terminal: ${describeError(err)}`, "error");
+    }
+    this.remove(t);
+  }
+
+  private remove(t: TerminalTab) {
+    const i = this.list.indexOf(t);
+    if (i < 0) return;
+    this.list.splice(i, 1);
+    t.dispose();
+    if (this.active === t) this.select(this.list[Math.min(i, this.list.length - 1)]);
+    this.onState();
+  }
+
+  /** Types a command line into the active terminal (the Run button). */
+  run(command: string): void {
+    const t = this.active;
+    if (!t) return;
+    t.send(encoder.encode(`${command}\r`));
+    t.focus();
+  }
+
+  reconnectNow(): void {
+    for (const t of this.list) t.kick();
+  }
+
+  dispose(): void {
+    this.observer.disconnect();
+    for (const t of this.list) t.dispose();
+    this.list.length = 0;
+  }
+}

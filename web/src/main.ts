@@ -1,0 +1,70 @@
+/**
+ * The Devex browser client: a tiny router over three pages — sign-in, the dashboard (the user's
+ * repls) and the IDE for one repl (`/repls/<replId>`). Pages return a dispose function that ends
+ * their streams and timers when the user navigates away.
+ */
+import "@xterm/xterm/css/xterm.css";
+import "./styles.css";
+import { Code } from "@connectrpc/connect";
+import type { User } from "../../gen/devex/core/v1/auth_pb.js";
+import { core } from "./api.js";
+import { renderDashboard } from "./dashboard.js";
+import { renderIde } from "./ide/ide.js";
+import { renderLogin } from "./login.js";
+import { describeError, h, isCode } from "./ui.js";
+
+export type Dispose = () => void;
+export interface PageContext {
+  root: HTMLElement;
+  user: User;
+  navigate(path: string): void;
+}
+
+const root = document.getElementById("app")!;
+let dispose: Dispose | undefined;
+let user: User | undefined;
+
+export function navigate(path: string, replace = false): void {
+  if (replace) history.replaceState(null, "", path);
+  else history.pushState(null, "", path);
+  void route();
+}
+
+async function route(): Promise<void> {
+  dispose?.();
+  dispose = undefined;
+  root.replaceChildren();
+  const path = location.pathname;
+  if (!user) {
+    try {
+      user = (await core.auth.getCurrentUser({})).user;
+    } catch (err) {
+      if (!isCode(err, Code.Unauthenticated)) {
+        root.append(h("main", { class: "center" }, h("p", { role: "alert" }, describeError(err))));
+        return;
+      }
+    }
+  }
+  if (!user) {
+    document.title = "Sign in · Devex";
+    dispose = await renderLogin(root);
+    return;
+  }
+  const ctx: PageContext = { root, user, navigate };
+  const ide = /^\/repls\/([a-z0-9-]{1,63})\/?$/.exec(path);
+  if (ide) dispose = renderIde(ctx, ide[1]);
+  else {
+    if (path !== "/") history.replaceState(null, "", "/");
+    dispose = renderDashboard(ctx);
+  }
+}
+
+// Internal links (data-link) navigate without reloading the page.
+document.addEventListener("click", (ev) => {
+  const a = (ev.target as Element | null)?.closest?.("a[data-link]") as HTMLAnchorElement | null;
+  if (!a || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button !== 0) return;
+  ev.preventDefault();
+  navigate(a.getAttribute("href") ?? "/");
+});
+window.addEventListener("popstate", () => void route());
+void route();

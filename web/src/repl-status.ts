@@ -1,0 +1,51 @@
+/** Words and styles for repl states and lifecycle progress, shared by the dashboard and the IDE. */
+import { type Progress, ReplStatus } from "../../gen/devex/core/v1/repl_pb.js";
+
+export const statusLabel: Record<ReplStatus, string> = {
+  [ReplStatus.UNSPECIFIED]: "Unknown",
+  [ReplStatus.STOPPED]: "Stopped",
+  [ReplStatus.STARTING]: "Starting…",
+  [ReplStatus.RUNNING]: "Running",
+  [ReplStatus.STOPPING]: "Stopping…",
+  [ReplStatus.DELETING]: "Deleting…",
+};
+
+export const statusClass: Record<ReplStatus, string> = {
+  [ReplStatus.UNSPECIFIED]: "unknown",
+  [ReplStatus.STOPPED]: "stopped",
+  [ReplStatus.STARTING]: "busy",
+  [ReplStatus.RUNNING]: "running",
+  [ReplStatus.STOPPING]: "busy",
+  [ReplStatus.DELETING]: "busy",
+};
+
+function bytes(n: bigint): string {
+  const v = Number(n);
+  if (v < 1024) return `${v} B`;
+  if (v < 1024 * 1024) return `${(v / 1024).toFixed(1)} KB`;
+  return `${(v / 1024 / 1024).toFixed(1)} MB`;
+}
+
+const phases: Record<string, string> = {
+  restore: "Restoring files",
+  persist: "Saving files",
+  schedule: "Scheduling",
+  start: "Starting the runner",
+};
+
+/** "Restoring files 3/10 · 12.0 KB", or "" when there is nothing to say. */
+export function describeProgress(p: Progress | undefined): string {
+  if (!p?.phase) return "";
+  const what = phases[p.phase] ?? p.phase;
+  const files = p.filesTotal ? ` ${p.filesDone}/${p.filesTotal}` : p.filesDone ? ` ${p.filesDone}` : "";
+  const size = p.bytesDone ? ` · ${bytes(p.bytesDone)}` : "";
+  return `${what}${files}${size}`;
+}
+
+/** 0..1 when the total is known. */
+export function progressFraction(p: Progress | undefined): number | undefined {
+  if (!p) return undefined;
+  if (p.bytesTotal) return Number(p.bytesDone) / Number(p.bytesTotal);
+  if (p.filesTotal) return Number(p.filesDone) / Number(p.filesTotal);
+  return undefined;
+}

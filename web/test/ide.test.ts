@@ -1,0 +1,135 @@
+/**
+ * The browser client end to end in Debian's Chromium (playwright-core), against the embedded setup
+ * with real runner processes: sign in with the one-time link → create a node repl → open it → edit
+ * index.js and save (Ctrl-S) → run it in the terminal → reload: the terminal replays its scrollback
+ * → stop from the dashboard → it shows stopped. Also: the file tree's context menu, the save
+ * conflict prompt, and no console errors throughout.
+ */
+import assert from "node:assert/strict";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { coreClientsFor, runnerClientsFor } from "../../lib/client/node.js";
+import { requireProgram } from "../../lib/testing/programs.js";
+import { type BrowserSetup, openBrowser, waitForTerminalText } from "./browser.js";
+
+const screenshotDir = process.env.DEVEX_SCREENSHOT_DIR;
+
+describe("web client in Chromium (embedded setup)", function () {
+  this.timeout(90_000);
+  let s: BrowserSetup;
+
+  before(async function () {
+    this.timeout(180_000);
+    requireProgram(this, "/usr/bin/chromium");
+    s = await openBrowser();
+  });
+  after(async () => {
+    await s?.close();
+  });
+
+  async function readOnRunner(replId: string, path: string): Promise<string> {
+    const core = coreClientsFor(s.e.core.url, { token: s.token });
+    const { runner } = await core.repls.startRepl({ replId });
+    const files = runnerClientsFor(runner!.url, { token: runner!.token }).files;
+    return Buffer.from((await files.readFile({ path })).content).toString();
+  }
+
+  it("sign in → create → edit and save → run in a terminal → reload replays scrollback → stop", async () => {
+    const { page } = s;
+    await page.goto(s.e.core.loginLink!);
+    await page.getByRole("heading", { name: "Your repls" }).waitFor();
+
+    await page.getByLabel("Template").selectOption("node");
+    await page.getByLabel("Name", { exact: true }).fill("hello");
+    await page.getByRole("button", { name: "Create repl" }).click();
+    const card = page.locator('li.repl-card[data-name="hello"]');
+    await card.waitFor();
+    assert.equal(await card.getAttribute("data-status"), "stopped");
+    const replId = (await card.getAttribute("data-repl-id"))!;
+
+    await card.getByRole("link", { name: "Open hello in the IDE" }).click();
+    await page.waitForURL(`**/repls/${replId}`);
+    await page.locator('#connection[data-state="ok"]').waitFor({ timeout: 30_000 });
+    await page.getByRole("tree", { name: "Files" }).getByRole("treeitem", { name: "package.json" }).waitFor();
+    await page.getByRole("tab", { name: "index.js" }).waitFor();
+
+    // Edit index.js in CodeMirror and save with Ctrl-S.
+    const content = page.locator(".cm-content");
+    await content.click();
+    await page.keyboard.press("Control+A");
+    await page.keyboard.press("Delete");
+    await page.keyboard.type('console.log("answer", 6 * 7);');
+    await page.locator('.editor-status[data-state="dirty"]').waitFor();
+    await page.keyboard.press("Control+S");
+    await page.locator('.editor-status[data-state="saved"]').waitFor();
+    assert.equal((await readOnRunner(replId, "index.js")).trim(), 'console.log("answer", 6 * 7);');
+
+    // Run it in the terminal by typing, as a person would.
+    await page.locator(".term-panel:not([hidden]) .xterm").click();
+    await page.keyboard.type("node index.js");
+    await page.keyboard.press("Enter");
+    await waitForTerminalText(page, /answer 42/);
+    if (screenshotDir) {
+      await mkdir(screenshotDir, { recursive: true });
+      await page.screenshot({ path: join(screenshotDir, "ide.png") });
+    }
+
+    // Reload: the terminal reattaches and replays its scrollback.
+    await page.reload();
+    await page.locator('#connection[data-state="ok"]').waitFor({ timeout: 30_000 });
+    await waitForTerminalText(page, /answer 42/);
+
+    // Stop from the dashboard.
+    await page.getByRole("link", { name: "Back to all repls" }).click();
+    await page.getByRole("heading", { name: "Your repls" }).waitFor();
+    if (screenshotDir) await page.screenshot({ path: join(screenshotDir, "dashboard.png") });
+    await card.getByRole("button", { name: "Stop hello" }).click();
+    await page.locator('li.repl-card[data-name="hello"][data-status="stopped"]').waitFor({ timeout: 30_000 });
+    assert.equal(await card.locator(".badge").textContent(), "Stopped");
+    assert.deepEqual(s.errors, []);
+  });
+
+  it("file tree context menu creates a file; saving over someone else's change asks first", async () => {
+    const { page } = s;
+    const card = page.locator('li.repl-card[data-name="hello"]');
+    const replId = (await card.getAttribute("data-repl-id"))!;
+    await page.goto(`${s.e.core.url}/repls/${replId}`);
+    await page.locator('#connection[data-state="ok"]').waitFor({ timeout: 30_000 });
+
+    const tree = page.getByRole("tree", { name: "Files" });
+    await tree.getByRole("treeitem", { name: "index.js" }).click({ button: "right" });
+    await page.getByRole("menuitem", { name: "New file…" }).click();
+    await page.getByLabel("Name").fill("notes.md");
+    await page.getByRole("button", { name: "OK" }).click();
+    await tree.getByRole("treeitem", { name: "notes.md" }).waitFor();
+    await page.getByRole("tab", { name: "notes.md" }).waitFor();
+
+    // Type into notes.md, then change it behind the editor's back, then save: a conflict prompt.
+    await page.locator(".cm-content").click();
+    await page.keyboard.type("# mine");
+    const core = coreClientsFor(s.e.core.url, { token: s.token });
+    const { runner } = await core.repls.startRepl({ replId });
+    await runnerClientsFor(runner!.url, { token: runner!.token }).files.writeFile({
+      path: "notes.md",
+      content: Buffer.from("# theirs\n"),
+    });
+    await page.keyboard.press("Control+S");
+    const dialog = page.getByRole("dialog", { name: "notes.md changed on disk" });
+    await dialog.waitFor();
+    await dialog.getByRole("button", { name: "Overwrite" }).click();
+    await page.locator('.editor-status[data-state="saved"]').waitFor();
+    assert.equal(await readOnRunner(replId, "notes.md"), "# mine");
+
+    // A second terminal tab, and keyboard navigation between the tabs.
+    await page.getByRole("button", { name: "New terminal" }).click();
+    await page.getByRole("tab", { name: /Shell 2/ }).waitFor();
+    assert.equal(await page.getByRole("tablist", { name: "Terminals" }).getByRole("tab").count(), 2);
+    // The conflict is an HTTP 400 (FailedPrecondition) that Chromium logs; nothing else may be.
+    const conflict = /status of 400 .*\/devex\.runner\.v1\.FileService\/WriteFile\)$/;
+    assert.deepEqual(
+      s.errors.filter((e) => !conflict.test(e)),
+      [],
+    );
+    assert.equal(s.errors.length, 1, "exactly the one conflict response");
+  });
+});
