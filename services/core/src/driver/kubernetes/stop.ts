@@ -1,0 +1,110 @@
+/**
+ * stop: persist first, then tear down. An ephemeral container injected into the running pod runs
+ * lib/sync persist of /workspaces; only after it exited 0 is the Deployment deleted (the rest
+ * cascades). A failure or timeout deletes nothing and throws Unavailable with the reason; the next
+ * stop first waits for a persist container still running from an earlier attempt (two uploads never
+ * race on one manifest), then injects a fresh one. A pod whose restore never finished is deleted
+ * without persisting: the blob store is newer than it. Stopping a runner that is gone succeeds.
+ */
+import type { V1Pod } from "@kubernetes/client-node";
+import { unavailable } from "../../../../../lib/kit/errors.js";
+import type { DriverProgress, StopRequest, StopResult } from "../driver.js";
+import { withSignal } from "./apis.js";
+import { type Cluster, detailOf, kubeCause, restored, seconds, syncCounts } from "./cluster.js";
+import { isConflict } from "./errors.js";
+import { buildPersistContainer, runnerSelector } from "./objects.js";
+
+export async function stopRunner(
+  c: Cluster,
+  req: StopRequest,
+  signal: AbortSignal,
+  progress?: (p: DriverProgress) => void,
+): Promise<StopResult> {
+  const deployments = await c.findDeployments(runnerSelector(req.runnerId), signal);
+  if (deployments.length === 0) return { persistTime: Date.now() };
+  if (req.persist !== false) {
+    const pod = (await c.findPods(req.runnerId, signal)).find((p) => p.status?.phase === "Running" && restored(p));
+    if (pod) await persist(c, req, pod, signal, progress);
+    else c.log?.info({ replId: req.replId }, "no restored workspace to persist; the blob store is up to date");
+  }
+  progress?.({ phase: "teardown" });
+  for (const d of deployments) await c.deleteDeployment(d.metadata!.name!, signal);
+  return { persistTime: Date.now() };
+}
+
+async function persist(
+  c: Cluster,
+  req: StopRequest,
+  pod: V1Pod,
+  signal: AbortSignal,
+  progress?: (p: DriverProgress) => void,
+) {
+  const podName = pod.metadata!.name!;
+  const deadline = Date.now() + c.persistTimeoutMs;
+  const retry = "nothing was deleted — stop again to retry";
+  progress?.({ phase: "persist" });
+  const earlier = (pod.status?.ephemeralContainerStatuses ?? []).filter(
+    (s) => s.name.startsWith("persist-") && !s.state?.terminated,
+  );
+  for (const s of earlier) {
+    const { terminated, state } = await awaitTermination(c, podName, s.name, deadline, signal);
+    if (!terminated)
+      throw unavailable(
+        `an earlier persist of repl ${req.replId} is still running (${state}) after ${seconds(c.persistTimeoutMs)}; ${retry}`,
+      );
+  }
+  const container = `persist-${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+  await inject(c, pod, container, req, signal);
+  const { terminated: done, state } = await awaitTermination(c, podName, container, deadline, signal);
+  if (!done)
+    throw unavailable(
+      `persisting the workspace of repl ${req.replId} did not finish within ${seconds(c.persistTimeoutMs)} (${state}); ${retry}`,
+    );
+  if (done.exitCode !== 0) {
+    const detail = detailOf(done);
+    throw unavailable(
+      `persisting the workspace of repl ${req.replId} failed (exit code ${done.exitCode}${detail ? `: ${detail}` : ""}); the runner keeps running and ${retry}`,
+    );
+  }
+  const counts = syncCounts(done.message);
+  if (counts) progress?.({ phase: "persist", ...counts });
+}
+
+/** Adds the persist container through pods/ephemeralcontainers, re-reading on 409 Conflict. */
+async function inject(c: Cluster, pod: V1Pod, container: string, req: StopRequest, signal: AbortSignal) {
+  const name = pod.metadata!.name!;
+  let current = pod;
+  for (let attempt = 0; ; attempt++) {
+    const ephemeralContainers = [
+      ...(current.spec?.ephemeralContainers ?? []),
+      buildPersistContainer(c.settings, req, container),
+    ];
+    const body: V1Pod = { ...current, spec: { ...current.spec!, ephemeralContainers } };
+    try {
+      await c.call("update", "pods/ephemeralcontainers", () =>
+        c.apis.core.replaceNamespacedPodEphemeralcontainers({ name, namespace: c.ns, body }, withSignal(signal)),
+      );
+      return;
+    } catch (err) {
+      if (!isConflict(kubeCause(err)) || attempt >= 5) throw err;
+      current = await c.call("get", "pods", () =>
+        c.apis.core.readNamespacedPod({ name, namespace: c.ns }, withSignal(signal)),
+      );
+    }
+  }
+}
+
+/** Polls until ephemeral container `name` terminated; `terminated` is undefined past the deadline. */
+async function awaitTermination(c: Cluster, podName: string, name: string, deadline: number, signal: AbortSignal) {
+  let state = "not started";
+  while (Date.now() <= deadline) {
+    await c.pause(signal);
+    const pod = await c.call("get", "pods", () =>
+      c.apis.core.readNamespacedPod({ name: podName, namespace: c.ns }, withSignal(signal)),
+    );
+    const s = pod.status?.ephemeralContainerStatuses?.find((x) => x.name === name);
+    if (s?.state?.terminated) return { terminated: s.state.terminated, state };
+    state = s?.state?.waiting?.reason ?? (s?.state?.running ? "running" : state);
+  }
+  return { terminated: undefined, state };
+}
