@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -59,6 +60,12 @@ describe("runner FileService", () => {
     const part = await files.readFile({ path: "big.bin", offset: -1000n, limit: 1000n });
     assert.equal(part.content.length, 1000);
     assert.equal(await codeOf(files.readFile({ path: "big.bin", limit: 1_000_000n })), "InvalidArgument");
+    execFileSync("mkfifo", [path.join(t.workspace, "fifo")]);
+    assert.equal(
+      await codeOf(files.readFile({ path: "fifo" })),
+      "FailedPrecondition",
+      "a FIFO is refused, not read forever",
+    );
   });
 
   it("lists with depth, max_entries, exclude globs and hidden files", async () => {

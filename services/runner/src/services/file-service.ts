@@ -37,6 +37,8 @@ export interface FileServiceDeps {
 }
 
 const DEFAULT_LIST_ENTRIES = 1000;
+/** O_NONBLOCK: opening a FIFO must not hang the call (it is then refused as not a regular file). */
+const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
 const DEFAULT_SEARCH_RESULTS = 200;
 
 export function createFileService({ workspace: ws, maxFileRead }: FileServiceDeps): ServiceImpl<typeof FileService> {
@@ -44,7 +46,7 @@ export function createFileService({ workspace: ws, maxFileRead }: FileServiceDep
   async function readForUpdate(input: string) {
     const { rel, abs } = await ws.resolve(input);
     return withFsErrors(rel, async () => {
-      const fh = await ws.openConfined(abs, constants.O_RDONLY);
+      const fh = await ws.openConfined(abs, READ_FLAGS);
       try {
         const st = await fh.stat({ bigint: true });
         if (!st.isFile()) throw failedPrecondition(`"${rel}" is not a regular file`);
@@ -108,10 +110,11 @@ export function createFileService({ workspace: ws, maxFileRead }: FileServiceDep
         );
       }
       return withFsErrors(rel, async () => {
-        const fh = await ws.openConfined(abs, constants.O_RDONLY);
+        const fh = await ws.openConfined(abs, READ_FLAGS);
         try {
           const st = await fh.stat({ bigint: true });
           if (st.isDirectory()) throw failedPrecondition(`"${rel || "."}" is a directory: use ListFiles`);
+          if (!st.isFile()) throw failedPrecondition(`"${rel}" is not a regular file (a device, socket or FIFO)`);
           const size = st.size;
           let start = req.offset < 0n ? size + req.offset : req.offset;
           if (start < 0n) start = 0n;
