@@ -178,3 +178,40 @@ describe("runner terminals over grpc-js (bidi Attach)", function () {
     );
   });
 });
+
+describe("runner terminal flow control (gRPC Attach acks)", function () {
+  this.timeout(30_000);
+  let t: TestRunner;
+  let client: GrpcClient;
+
+  before(async function () {
+    requireProgram(this, "yes");
+    t = await startTestRunner();
+    client = grpcClient(t.runner.url, "TerminalService", t.token);
+  });
+  after(async () => {
+    client?.close();
+    await t?.close();
+  });
+
+  it("pauses the PTY when unacknowledged output passes the high watermark and resumes on ack", async () => {
+    const res = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", { command: ["yes"] });
+    const id = res.terminal.terminalId;
+    const session = t.runner.terminals.get(id);
+    const a = attach(client, id);
+    let received = 0;
+    a.call.on("data", (f: { frame: string; output?: Buffer }) => {
+      if (f.frame === "output") received += f.output!.length;
+    });
+    a.call.write({ ack: "0" }); // this client acks: flow control by unacknowledged bytes
+    await waitFor(() => session.isPaused, 5000, "pause above the high watermark");
+    const atPause = received;
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(received - atPause < 300_000, `output kept flowing while paused (${received - atPause} bytes)`);
+    assert.ok(session.totalBytes < 2_000_000, `the PTY kept producing (${session.totalBytes} bytes)`);
+    a.call.write({ ack: String(received) });
+    await waitFor(() => !session.isPaused || received > atPause + 100_000, 5000, "resume after ack");
+    a.call.cancel();
+    await unary(client, "closeTerminal", { terminalId: id });
+  });
+});
