@@ -47,6 +47,7 @@ describe("runner path confinement (table of attacks)", () => {
     ["dot-dot write", () => files.writeFile({ path: "../outside/secret.txt", content }), ["InvalidArgument"]],
     ["dot-dot list", () => files.listFiles({ path: ".." }), ["InvalidArgument"]],
     ["encoded %2e%2e is a literal name", () => files.readFile({ path: "%2e%2e/outside/secret.txt" }), ["NotFound"]],
+    ["backslashes are literal on Linux", () => files.readFile({ path: "..\\outside\\secret.txt" }), ["NotFound"]],
     ["NUL byte", () => files.readFile({ path: "sub/ok.txt\0../../outside/secret.txt" }), ["InvalidArgument"]],
     ["symlink to /etc", () => files.readFile({ path: "link-etc/passwd" }), ["PermissionDenied"]],
     ["list through symlink to /etc", () => files.listFiles({ path: "link-etc" }), ["PermissionDenied"]],

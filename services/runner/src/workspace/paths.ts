@@ -42,7 +42,7 @@ export class Workspace {
     if (path.posix.isAbsolute(input) || path.isAbsolute(input)) {
       throw invalidArgument(`path "${input}" is absolute: use a path relative to the workspace root`);
     }
-    const norm = path.posix.normalize(input.replaceAll("\\", "/") || ".");
+    const norm = path.posix.normalize(input || "."); // "\\" is an ordinary character on Linux
     if (norm === ".." || norm.startsWith("../")) {
       throw invalidArgument(`path "${input}" leads outside the workspace`);
     }
