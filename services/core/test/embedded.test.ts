@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Code, type ConnectError } from "@connectrpc/connect";
+import { WebSocket } from "ws";
 import { ReplStatus } from "../../../gen/devex/core/v1/repl_pb.js";
 import { readStoredWorkspace } from "../../../lib/sync/sync.js";
 import { listAll } from "../src/blob/store.js";
@@ -59,6 +60,32 @@ describe("embedded setup end to end (local driver, one origin)", function () {
     assert.deepEqual(await listAll(e.blobs, prefix), []);
     assert.equal((await e.driver.list(AbortSignal.timeout(5000))).filter((r) => r.replId === replId).length, 0);
     await assert.rejects(core.repls.getRepl({ replId }), (err: ConnectError) => err.code === Code.NotFound);
+  });
+
+  it("the terminal WebSocket bridge works through core's origin (/<replId>/ws/terminals/…)", async () => {
+    const core = await e.login("carol");
+    const { repl } = await core.repls.createRepl({ name: "ws", template: "node" });
+    const replId = repl!.replId;
+    const { runner: access } = await core.repls.startRepl({ replId });
+    const runner = e.runner(access!);
+    const { terminal } = await runner.terminals.createTerminal({ command: ["bash", "--norc", "--noprofile"] });
+    const wsUrl = `${access!.url.replace(/^http/, "ws")}${access!.websocketPath}${terminal!.terminalId}`;
+    assert.ok(wsUrl.startsWith(`${e.core.url.replace(/^http/, "ws")}/${replId}/`));
+    const ws = new WebSocket(wsUrl, ["devex.terminal.v1", `bearer.${access!.token}`]);
+    let text = "";
+    ws.on("message", (data, isBinary) => {
+      if (isBinary) text += data.toString();
+    });
+    await new Promise((resolve, reject) => {
+      ws.once("open", resolve);
+      ws.once("error", reject);
+    });
+    ws.send(Buffer.from("echo through-the-proxy-$((6*7))\n"));
+    const deadline = Date.now() + 10_000;
+    while (!text.includes("through-the-proxy-42") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    ws.close();
+    assert.match(text, /through-the-proxy-42/);
+    await core.repls.deleteRepl({ replId });
   });
 
   it("WatchRepl streams restore progress while a start runs", async () => {
