@@ -128,7 +128,19 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
   const liveHandleFor = (replId: string) =>
     [...byRunner.values()].find((h) => h.record.replId === replId && !h.gone && alive(h.record.pid));
 
-  const report = (progress?: (p: DriverProgress) => void) => (p: SyncProgress) => progress?.({ ...p });
+  /** Forwards sync progress to core (WatchRepl) and logs long transfers every 2 s with counts and bytes. */
+  const report = (replId: string, progress?: (p: DriverProgress) => void) => {
+    let lastLog = Date.now();
+    return (p: SyncProgress) => {
+      progress?.({ ...p });
+      if (Date.now() - lastLog < 2000 || p.filesDone === p.filesTotal) return;
+      lastLog = Date.now();
+      log.info(
+        { replId, ...p },
+        `${p.phase}: ${p.filesDone}/${p.filesTotal} files, ${p.bytesDone}/${p.bytesTotal} bytes`,
+      );
+    };
+  };
 
   function logSync(what: string, replId: string, r: SyncResult) {
     log.info(
@@ -155,7 +167,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       concurrency: o.syncConcurrency,
       attempts: o.syncAttempts,
       signal,
-      onProgress: report(progress),
+      onProgress: report(h.record.replId, progress),
     });
     logSync("persisted", h.record.replId, r);
     h.lastPersist = Date.now();
@@ -314,7 +326,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
         concurrency: o.syncConcurrency,
         attempts: o.syncAttempts,
         signal,
-        onProgress: report(progress),
+        onProgress: report(req.replId, progress),
       });
       logSync("restored", req.replId, restored);
       const p = await pool.take(signal);
