@@ -40,7 +40,11 @@ export interface BrowserSetup {
 
 export async function openBrowser(viewport = { width: 1280, height: 800 }): Promise<BrowserSetup> {
   await buildWeb();
-  const e = await startEmbedded({ web: createWebStatic({ dir: distDir, config: { github: false } }) });
+  // The preview proxy reaches a repl's servers only when its sandbox shares the network.
+  const e = await startEmbedded({
+    web: createWebStatic({ dir: distDir, config: { github: false } }),
+    sandboxNetwork: true,
+  });
   const profile = await mkdtemp(join(tmpdir(), "devex-chromium-"));
   let context: BrowserContext | undefined;
   try {

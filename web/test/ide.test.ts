@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import type { Duplex } from "node:stream";
 import { coreClientsFor, runnerClientsFor } from "../../lib/client/node.js";
 import { requireProgram } from "../../lib/testing/programs.js";
 import { type BrowserSetup, openBrowser, waitForTerminalText } from "./browser.js";
@@ -89,7 +90,7 @@ describe("web client in Chromium (embedded setup)", function () {
     assert.deepEqual(s.errors, []);
   });
 
-  it("file tree context menu creates a file; saving over someone else's change asks first", async () => {
+  it("context menu creates a file; save conflict prompt; terminal reconnects after a drop; preview; quota", async () => {
     const { page } = s;
     const card = page.locator('li.repl-card[data-name="hello"]');
     const replId = (await card.getAttribute("data-repl-id"))!;
@@ -108,8 +109,9 @@ describe("web client in Chromium (embedded setup)", function () {
     await page.locator(".cm-content").click();
     await page.keyboard.type("# mine");
     const core = coreClientsFor(s.e.core.url, { token: s.token });
-    const { runner } = await core.repls.startRepl({ replId });
-    await runnerClientsFor(runner!.url, { token: runner!.token }).files.writeFile({
+    const { runner: access } = await core.repls.startRepl({ replId });
+    const runner = runnerClientsFor(access!.url, { token: access!.token });
+    await runner.files.writeFile({
       path: "notes.md",
       content: Buffer.from("# theirs\n"),
     });
@@ -120,16 +122,66 @@ describe("web client in Chromium (embedded setup)", function () {
     await page.locator('.editor-status[data-state="saved"]').waitFor();
     assert.equal(await readOnRunner(replId, "notes.md"), "# mine");
 
-    // A second terminal tab, and keyboard navigation between the tabs.
+    // The network drops under the terminal's WebSocket: it reconnects and replays its scrollback.
+    const sockets = new Set<Duplex>();
+    const track = (_req: unknown, socket: Duplex) => sockets.add(socket);
+    s.e.core.server.http1.on("upgrade", track);
+    await page.locator(".term-panel:not([hidden]) .xterm").click();
+    await page.keyboard.type("echo before-the-drop");
+    await page.keyboard.press("Enter");
+    await waitForTerminalText(page, /^before-the-drop/m);
+    // The socket attached before tracking began: reload so the next attach is tracked.
+    await page.reload();
+    await page.locator('#connection[data-state="ok"]').waitFor({ timeout: 30_000 });
+    assert.ok(sockets.size > 0, "the terminal attached through core's upgrade path");
+    for (const socket of sockets) socket.destroy();
+    s.e.core.server.http1.off("upgrade", track);
+    await page.locator('.term-tab[data-state="reconnecting"], #connection[data-state="busy"]').first().waitFor();
+    await page.locator('.term-tab[aria-selected="true"][data-state="connected"]').waitFor({ timeout: 15_000 });
+    await waitForTerminalText(page, /^before-the-drop/m);
+    await page.locator(".term-panel:not([hidden]) .xterm").click();
+    await page.keyboard.type("echo after-the-drop");
+    await page.keyboard.press("Enter");
+    await waitForTerminalText(page, /^after-the-drop/m);
+
+    // A dev server in a second terminal tab, shown in the preview pane.
+    await runner.files.writeFile({
+      path: "server.js",
+      content: Buffer.from(
+        'import { createServer } from "node:http";\n' +
+          'createServer((q, r) => r.end("<h1>Hello from the preview</h1>")).listen(3000, () => console.log("listening on", 3000));\n',
+      ),
+    });
     await page.getByRole("button", { name: "New terminal" }).click();
     await page.getByRole("tab", { name: /Shell 2/ }).waitFor();
     assert.equal(await page.getByRole("tablist", { name: "Terminals" }).getByRole("tab").count(), 2);
+    await page.locator('.term-tab[aria-selected="true"][data-state="connected"]').waitFor();
+    await page.keyboard.type("node server.js");
+    await page.keyboard.press("Enter");
+    await waitForTerminalText(page, /^listening on 3000/m);
+    await page.getByRole("spinbutton", { name: "Port" }).fill("3000");
+    await page.getByRole("button", { name: "Open", exact: true }).click();
+    await page.frameLocator(".preview-frame").getByRole("heading", { name: "Hello from the preview" }).waitFor();
+
+    // The quota (2 per user in the embedded setup) is explained in plain words.
+    await page.getByRole("link", { name: "Back to all repls" }).click();
+    await page.getByLabel("Name", { exact: true }).fill("second");
+    await page.getByRole("button", { name: "Create repl" }).click();
+    await page.locator('li.repl-card[data-name="second"]').waitFor();
+    await page.getByLabel("Name", { exact: true }).fill("third");
+    await page.getByRole("button", { name: "Create repl" }).click();
+    await page.getByRole("alert").filter({ hasText: "You have reached your repl quota" }).waitFor();
+
     // The conflict is an HTTP 400 (FailedPrecondition) that Chromium logs; nothing else may be.
-    const conflict = /status of 400 .*\/devex\.runner\.v1\.FileService\/WriteFile\)$/;
+    // So is the quota refusal (429, ResourceExhausted).
+    const expected = [
+      /status of 400 .*\/devex\.runner\.v1\.FileService\/WriteFile\)$/,
+      /status of 429 .*\/devex\.core\.v1\.ReplService\/CreateRepl\)$/,
+    ];
     assert.deepEqual(
-      s.errors.filter((e) => !conflict.test(e)),
+      s.errors.filter((e) => !expected.some((re) => re.test(e))),
       [],
     );
-    assert.equal(s.errors.length, 1, "exactly the one conflict response");
+    assert.equal(s.errors.length, 2, "exactly the conflict and the quota responses");
   });
 });

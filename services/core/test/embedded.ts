@@ -44,6 +44,8 @@ export interface EmbeddedOptions {
   idleTimeoutMs?: number;
   /** Core's `web` hook: the browser client's static files (web/test). */
   web?: HttpHandler;
+  /** Sandboxed commands share the host network (DEVEX_SANDBOX_NETWORK), so the preview proxy reaches them. */
+  sandboxNetwork?: boolean;
 }
 
 export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> {
@@ -56,7 +58,7 @@ export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> 
     dataDir: join(dir, "local"),
     blobs,
     signer,
-    sandbox: createSandbox({ mode: "auto", limits: defaultLimits }),
+    sandbox: createSandbox({ mode: "auto", limits: defaultLimits, network: o.sandboxNetwork }),
     log,
     poolSize: o.poolSize ?? 2,
     persistIntervalMs: o.persistIntervalMs ?? 0,
