@@ -3,6 +3,7 @@
  * dashboard.png and ide.png at 1280×800, and ide-narrow.png at 420×860, from the real embedded setup
  * in Debian's Chromium (same harness as the end-to-end tests).
  */
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: the strings are the repl's JavaScript source
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";

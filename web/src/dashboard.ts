@@ -185,6 +185,7 @@ export function renderDashboard(ctx: PageContext): Dispose {
     busy.add(repl.replId);
     row?.setBusy(true);
     const watch = new AbortController();
+    abort.signal.addEventListener("abort", () => watch.abort(), { once: true });
     const watching = (async () => {
       try {
         for await (const m of core.repls.watchRepl({ replId: repl.replId }, { signal: watch.signal })) {

@@ -163,6 +163,19 @@ describe("web client in Chromium (embedded setup)", function () {
     await page.getByRole("button", { name: "Open", exact: true }).click();
     await page.frameLocator(".preview-frame").getByRole("heading", { name: "Hello from the preview" }).waitFor();
 
+    // A narrow window: the panes stack (no sideways scrolling) and the explorer is a toggle away.
+    await page.setViewportSize({ width: 420, height: 860 });
+    await page.reload();
+    await page.locator('#connection[data-state="ok"]').waitFor({ timeout: 30_000 });
+    assert.equal(await page.evaluate(() => document.documentElement.scrollWidth), 420);
+    await page.locator(".cm-editor").waitFor();
+    await page.locator(".term-panel:not([hidden]) .xterm").waitFor();
+    const files = page.getByRole("button", { name: "Files", exact: true });
+    assert.equal(await files.getAttribute("aria-pressed"), "false");
+    await files.click();
+    await tree.getByRole("treeitem", { name: "notes.md" }).waitFor();
+    await page.setViewportSize({ width: 1280, height: 800 });
+
     // The quota (2 per user in the embedded setup) is explained in plain words.
     await page.getByRole("link", { name: "Back to all repls" }).click();
     await page.getByLabel("Name", { exact: true }).fill("second");

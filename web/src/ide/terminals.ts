@@ -82,6 +82,10 @@ class TerminalTab {
       screenReaderMode: false,
     });
     this.term.loadAddon(this.fit);
+    // Ctrl/Cmd-S saves the editor (the page handles it) instead of sending XOFF to the shell.
+    this.term.attachCustomKeyEventHandler(
+      (ev) => !((ev.ctrlKey || ev.metaKey) && !ev.shiftKey && ev.key.toLowerCase() === "s"),
+    );
     this.term.open(this.panel);
     this.term.textarea?.setAttribute("aria-label", `Terminal ${info.name || id}`);
     this.term.onData((d) => this.send(encoder.encode(d)));
@@ -186,7 +190,7 @@ class TerminalTab {
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }
 
-  /** Closes the socket now; the tab reconnects on its own (used when the network comes back). */
+  /** Skips the backoff wait: reconnects now (used when the browser reports the network is back). */
   kick() {
     if (this.state === "reconnecting") {
       clearTimeout(this.retryTimer);
