@@ -8,7 +8,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { coreClientsFor, runnerClientsFor } from "../../lib/client/node.js";
-import { openBrowser, waitForTerminalText } from "../test/browser.js";
+import { openBrowser, waitConnected, waitForTerminalText } from "../test/browser.js";
 
 const out = process.argv[2] ?? fileURLToPath(new URL("../../docs", import.meta.url));
 await mkdir(out, { recursive: true });
@@ -56,7 +56,7 @@ try {
   await write("README.md", "# hello-web\n\nA tiny web server.\n");
 
   await page.goto(`${s.e.core.url}/repls/${replId}`);
-  await page.locator('#connection[data-state="ok"]').waitFor({ timeout: 30_000 });
+  await waitConnected(page);
   await page.getByRole("treeitem", { name: "src" }).click();
   await page.getByRole("treeitem", { name: "greet.js" }).waitFor();
   await page.getByRole("tab", { name: "index.js" }).click();

@@ -37,17 +37,20 @@ export async function checkToken(token: string): Promise<void> {
   await createCoreClients(transport).auth.getCurrentUser({});
 }
 
+/** Served by core next to the page (services/core/src/web-static.ts). */
 export interface WebConfig {
+  /** GitHub sign-in is configured. */
   github: boolean;
+  /** The browser sent a session cookie (it may still have expired). */
+  session: boolean;
 }
 
 export async function webConfig(): Promise<WebConfig> {
   try {
     const res = await fetch("/web-config.json", { cache: "no-store" });
-    return res.ok ? ((await res.json()) as WebConfig) : { github: false };
-  } catch {
-    return { github: false };
-  }
+    if (res.ok) return (await res.json()) as WebConfig;
+  } catch {}
+  return { github: false, session: true };
 }
 
 /**

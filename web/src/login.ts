@@ -2,11 +2,10 @@
  * Sign-in page: GitHub when core has it configured; otherwise the embedded setup's one-time login
  * link (printed by `npm start`), which can also be pasted here, or an API token.
  */
-import { checkToken, storedToken, webConfig } from "./api.js";
+import { checkToken, storedToken, type WebConfig } from "./api.js";
 import { describeError, h } from "./ui.js";
 
-export async function renderLogin(root: HTMLElement): Promise<() => void> {
-  const config = await webConfig();
+export function renderLogin(root: HTMLElement, config: WebConfig): () => void {
   const error = h("p", { class: "form-error", role: "alert", id: "login-error" });
   const input = h("input", {
     id: "login-secret",

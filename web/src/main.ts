@@ -7,7 +7,7 @@ import "@xterm/xterm/css/xterm.css";
 import "./styles.css";
 import { Code } from "@connectrpc/connect";
 import type { User } from "../../gen/devex/core/v1/auth_pb.js";
-import { core } from "./api.js";
+import { core, storedToken, webConfig } from "./api.js";
 import { renderDashboard } from "./dashboard.js";
 import { renderIde } from "./ide/ide.js";
 import { renderLogin } from "./login.js";
@@ -35,7 +35,9 @@ async function route(): Promise<void> {
   dispose = undefined;
   root.replaceChildren();
   const path = location.pathname;
-  if (!user) {
+  const config = await webConfig();
+  // Without a session cookie or a token nobody is signed in: skip the call (and its 401).
+  if (!user && (config.session || storedToken.get())) {
     try {
       user = (await core.auth.getCurrentUser({})).user;
     } catch (err) {
@@ -47,7 +49,7 @@ async function route(): Promise<void> {
   }
   if (!user) {
     document.title = "Sign in · Devex";
-    dispose = await renderLogin(root);
+    dispose = renderLogin(root, config);
     return;
   }
   const ctx: PageContext = { root, user, navigate };

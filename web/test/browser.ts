@@ -107,3 +107,20 @@ export async function waitForTerminalText(page: Page, re: RegExp, timeoutMs = 15
   }
   throw new Error(`terminal never showed ${re}; it shows:\n${text}`);
 }
+
+/** Waits for the IDE's connection indicator to read Connected; on timeout says what it showed. */
+export async function waitConnected(page: Page, timeoutMs = 30_000): Promise<void> {
+  try {
+    await page.locator('#connection[data-state="ok"]').waitFor({ timeout: timeoutMs });
+  } catch (err) {
+    const state = await page
+      .evaluate(() => ({
+        url: location.href,
+        connection: document.querySelector("#connection")?.textContent,
+        overlay: document.querySelector(".overlay:not([hidden])")?.textContent,
+        terminals: [...document.querySelectorAll(".term-tab")].map((t) => (t as HTMLElement).dataset.state),
+      }))
+      .catch(() => undefined);
+    throw new Error(`the IDE never connected: ${JSON.stringify(state)} (${(err as Error).message})`);
+  }
+}

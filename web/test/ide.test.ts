@@ -1,6 +1,6 @@
 /**
  * The browser client end to end in Debian's Chromium (playwright-core), against the embedded setup
- * with real runner processes: sign in with the one-time link → create a node repl → open it → edit
+ * with real runner processes: sign in by pasting the one-time link → create a node repl → open it → edit
  * index.js and save (Ctrl-S) → run it in the terminal → reload: the terminal replays its scrollback
  * → stop from the dashboard → it shows stopped. Also: the file tree's context menu, the save
  * conflict prompt, and no console errors throughout.
@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import { coreClientsFor, runnerClientsFor } from "../../lib/client/node.js";
 import { requireProgram } from "../../lib/testing/programs.js";
-import { type BrowserSetup, openBrowser, waitForTerminalText } from "./browser.js";
+import { type BrowserSetup, openBrowser, waitConnected, waitForTerminalText } from "./browser.js";
 
 const screenshotDir = process.env.DEVEX_SCREENSHOT_DIR;
 
@@ -37,7 +37,10 @@ describe("web client in Chromium (embedded setup)", function () {
 
   it("sign in → create → edit and save → run in a terminal → reload replays scrollback → stop", async () => {
     const { page } = s;
-    await page.goto(s.e.core.loginLink!);
+    await page.goto(s.e.core.url);
+    await page.getByRole("heading", { name: "Sign in to Devex" }).waitFor();
+    await page.getByRole("textbox", { name: "Login link or API token" }).fill(s.e.core.loginLink!);
+    await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("heading", { name: "Your repls" }).waitFor();
 
     await page.getByLabel("Template").selectOption("node");
@@ -50,7 +53,7 @@ describe("web client in Chromium (embedded setup)", function () {
 
     await card.getByRole("link", { name: "Open hello in the IDE" }).click();
     await page.waitForURL(`**/repls/${replId}`);
-    await page.locator('#connection[data-state="ok"]').waitFor({ timeout: 30_000 });
+    await waitConnected(page);
     await page.getByRole("tree", { name: "Files" }).getByRole("treeitem", { name: "package.json" }).waitFor();
     await page.getByRole("tab", { name: "index.js" }).waitFor();
 
@@ -77,7 +80,7 @@ describe("web client in Chromium (embedded setup)", function () {
 
     // Reload: the terminal reattaches and replays its scrollback.
     await page.reload();
-    await page.locator('#connection[data-state="ok"]').waitFor({ timeout: 30_000 });
+    await waitConnected(page);
     await waitForTerminalText(page, /answer 42/);
 
     // Stop from the dashboard.
@@ -95,7 +98,7 @@ describe("web client in Chromium (embedded setup)", function () {
     const card = page.locator('li.repl-card[data-name="hello"]');
     const replId = (await card.getAttribute("data-repl-id"))!;
     await page.goto(`${s.e.core.url}/repls/${replId}`);
-    await page.locator('#connection[data-state="ok"]').waitFor({ timeout: 30_000 });
+    await waitConnected(page);
 
     const tree = page.getByRole("tree", { name: "Files" });
     await tree.getByRole("treeitem", { name: "index.js" }).click({ button: "right" });
@@ -132,7 +135,7 @@ describe("web client in Chromium (embedded setup)", function () {
     await waitForTerminalText(page, /^before-the-drop/m);
     // The socket attached before tracking began: reload so the next attach is tracked.
     await page.reload();
-    await page.locator('#connection[data-state="ok"]').waitFor({ timeout: 30_000 });
+    await waitConnected(page);
     assert.ok(sockets.size > 0, "the terminal attached through core's upgrade path");
     for (const socket of sockets) socket.destroy();
     s.e.core.server.http1.off("upgrade", track);
@@ -166,7 +169,7 @@ describe("web client in Chromium (embedded setup)", function () {
     // A narrow window: the panes stack (no sideways scrolling) and the explorer is a toggle away.
     await page.setViewportSize({ width: 420, height: 860 });
     await page.reload();
-    await page.locator('#connection[data-state="ok"]').waitFor({ timeout: 30_000 });
+    await waitConnected(page);
     assert.equal(await page.evaluate(() => document.documentElement.scrollWidth), 420);
     await page.locator(".cm-editor").waitFor();
     await page.locator(".term-panel:not([hidden]) .xterm").waitFor();

@@ -3,12 +3,13 @@
  * route took. Paths that name no file get index.html (the client routes in the browser), except
  * those that look like a file (an extension) or an RPC (`/package.Service/Method`), which get 404. Hashed assets under
  * /assets/ are cached for a year; everything else is revalidated. `/web-config.json` tells the page
- * how to sign in. Paths are confined to the folder (no "..", no NUL, no symlinks out of it).
+ * how to sign in and whether a session cookie is present. Paths are confined to the folder (no "..", no NUL, no symlinks out of it).
  */
 import { createReadStream } from "node:fs";
 import { realpath, stat } from "node:fs/promises";
 import { extname, join, sep } from "node:path";
 import type { HttpHandler } from "../../../lib/kit/server.js";
+import { readCookie, SESSION_COOKIE } from "./auth/cookies.js";
 
 export interface WebStaticOptions {
   /** The built client (web/dist). */
@@ -61,8 +62,11 @@ export function createWebStatic(options: WebStaticOptions): HttpHandler {
     }
     if (path.includes("\0") || path.split("/").includes("..")) return false;
     if (path === "/web-config.json") {
+      // Whether a session cookie is present (not whether it is valid): the page skips the
+      // GetCurrentUser call, and its 401, when there is certainly no session.
+      const session = readCookie(req.headers.cookie, SESSION_COOKIE) !== undefined;
       res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
-      res.end(JSON.stringify(options.config));
+      res.end(JSON.stringify({ ...options.config, session }));
       return true;
     }
     let file = path === "/" ? undefined : await resolveFile(path);

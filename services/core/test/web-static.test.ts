@@ -69,7 +69,9 @@ describe("web client static files", () => {
   });
 
   it("tells the login page how to sign in", async () => {
-    assert.deepEqual(await (await fetch(`${base}/web-config.json`)).json(), { github: true });
+    assert.deepEqual(await (await fetch(`${base}/web-config.json`)).json(), { github: true, session: false });
+    const withCookie = await fetch(`${base}/web-config.json`, { headers: { cookie: "a=b; devex_session=xyz" } });
+    assert.deepEqual(await withCookie.json(), { github: true, session: true });
   });
 
   it("leaves missing files, API paths and other methods to the next handler", async () => {
