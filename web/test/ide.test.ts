@@ -125,6 +125,16 @@ describe("web client in Chromium (embedded setup)", function () {
     await page.locator('.editor-status[data-state="saved"]').waitFor();
     assert.equal(await readOnRunner(replId, "notes.md"), "# mine");
 
+    // Rename from the keyboard (F2): the tree and the editor tab follow.
+    await tree.getByRole("treeitem", { name: "notes.md" }).focus();
+    await page.keyboard.press("F2");
+    const renameBox = page.getByRole("textbox", { name: "New name" });
+    await renameBox.fill("todo.md");
+    await renameBox.press("Enter");
+    await tree.getByRole("treeitem", { name: "todo.md" }).waitFor();
+    await page.getByRole("tab", { name: "todo.md" }).waitFor();
+    assert.equal(await tree.getByRole("treeitem", { name: "notes.md" }).count(), 0);
+
     // The network drops under the terminal's WebSocket: it reconnects and replays its scrollback.
     const sockets = new Set<Duplex>();
     const track = (_req: unknown, socket: Duplex) => sockets.add(socket);
@@ -155,6 +165,8 @@ describe("web client in Chromium (embedded setup)", function () {
           'createServer((q, r) => r.end("<h1>Hello from the preview</h1>")).listen(3000, () => console.log("listening on", 3000));\n',
       ),
     });
+    // The watch stream brings a file written elsewhere into the tree.
+    await tree.getByRole("treeitem", { name: "server.js" }).waitFor();
     await page.getByRole("button", { name: "New terminal" }).click();
     await page.getByRole("tab", { name: /Shell 2/ }).waitFor();
     assert.equal(await page.getByRole("tablist", { name: "Terminals" }).getByRole("tab").count(), 2);
@@ -176,7 +188,7 @@ describe("web client in Chromium (embedded setup)", function () {
     const files = page.getByRole("button", { name: "Files", exact: true });
     assert.equal(await files.getAttribute("aria-pressed"), "false");
     await files.click();
-    await tree.getByRole("treeitem", { name: "notes.md" }).waitFor();
+    await tree.getByRole("treeitem", { name: "todo.md" }).waitFor();
     await page.setViewportSize({ width: 1280, height: 800 });
 
     // The quota (2 per user in the embedded setup) is explained in plain words.
