@@ -21,6 +21,7 @@ import type { RunnerConfig } from "./config.js";
 import { createControlClient, IdleMonitor } from "./control/idle-monitor.js";
 import { createPreviewProxy } from "./preview/proxy.js";
 import { ProcessRegistry } from "./processes/registry.js";
+import { killGroup } from "./processes/spawn.js";
 import { createAdminService } from "./services/admin-service.js";
 import { createFileService } from "./services/file-service.js";
 import { createProcessService } from "./services/process-service.js";
@@ -147,6 +148,14 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
     idleMonitor.start();
   }
 
+  // Commands run detached in their own process groups, so they would outlive a runner that exits
+  // without close() (an uncaught error, process.exit): kill them synchronously on the way out.
+  const killOnExit = () => {
+    for (const t of terminals.list()) if (!t.exit) killGroup(t.pid, "SIGKILL");
+    for (const pid of processes.runningPids()) killGroup(pid, "SIGKILL");
+  };
+  process.on("exit", killOnExit);
+
   let closing: Promise<void> | undefined;
   return {
     server,
@@ -163,6 +172,7 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
         drainReason ??= "the runner is stopping";
         await Promise.all([terminals.closeAll(200), processes.killAll(500)]);
         await server.close();
+        process.off("exit", killOnExit);
       })();
       return closing;
     },

@@ -23,7 +23,16 @@ import {
 import { createLogger } from "../../../lib/kit/log.js";
 import { type RunningServer, startServer } from "../../../lib/kit/server.js";
 import { bearerToken } from "../../../lib/kit/tokens.js";
-import { codeOf, connectClient, REPL, sleep, startTestRunner, type TestRunner, waitFor } from "./helpers.js";
+import {
+  codeOf,
+  connectClient,
+  REPL,
+  sleep,
+  startChildRunner,
+  startTestRunner,
+  type TestRunner,
+  waitFor,
+} from "./helpers.js";
 
 describe("runner status, idle reports and admin", function () {
   this.timeout(30_000);
@@ -130,5 +139,28 @@ describe("runner status, idle reports and admin", function () {
       "Unavailable",
     );
     assert.ok(terminal);
+  });
+});
+
+describe("runner process lifetime", function () {
+  this.timeout(30_000);
+
+  it("SIGTERM to the runner ends its terminals' and commands' process groups", async () => {
+    const r = await startChildRunner();
+    const procs = connectClient(ProcessService, r.url, r.token);
+    const terms = connectClient(TerminalService, r.url, r.token);
+    const { process: p } = await procs.startProcess({ command: { shell: "sleep 300 & wait" } });
+    const { terminal } = await terms.createTerminal({ command: ["bash", "-c", "sleep 300 & wait"] });
+    const alive = (pid: number) => {
+      try {
+        process.kill(-pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    assert.ok(alive(p!.pid) && alive(terminal!.pid));
+    await r.close();
+    await waitFor(() => !alive(p!.pid) && !alive(terminal!.pid), 5000, "process groups gone");
   });
 });

@@ -119,6 +119,13 @@ export class ProcessRegistry {
     return running.length;
   }
 
+  /** Process-group leaders of everything still running (for a last-resort kill at exit). */
+  runningPids(): number[] {
+    const pids = [...this.execs].map((c) => c.pid!);
+    for (const p of this.background.values()) if (!p.exit) pids.push(p.pid);
+    return pids;
+  }
+
   private checkLimit(): void {
     if (this.running >= this.deps.maxProcesses) {
       throw resourceExhausted(
