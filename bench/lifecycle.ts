@@ -10,7 +10,8 @@
  * 2. Persist (what a stop uploads) and restore (what a start downloads) of a 2,000 × 2 KB and a
  *    20 × 5 MB workspace against s3rver, side by side with `aws s3 cp --recursive` and
  *    `rclone copy --transfers 32` on the same data and the same s3rver; plus a re-persist with nothing
- *    changed. Targets: Devex ≤ 1/3 of rclone's time for the 2,000-file case; re-persist ≤ 0.3 s.
+ *    changed, and the whole driver path (start = restore + runner; stop after 10 edits = persist +
+ *    drain + persist + teardown). Targets: Devex ≤ 1/3 of rclone's time for the 2,000-file case; re-persist ≤ 0.3 s.
  *
  * Writes bench/results/lifecycle.json.
  */
@@ -30,6 +31,7 @@ import { startS3, type TestS3 } from "../lib/testing/s3.js";
 import { issueApiToken } from "../services/core/src/auth/secrets.js";
 import { createLocalBlobStore } from "../services/core/src/blob/local.js";
 import { createS3BlobStore } from "../services/core/src/blob/s3.js";
+import type { BlobStore } from "../services/core/src/blob/store.js";
 import { createCore } from "../services/core/src/core.js";
 import { createLocalDriver } from "../services/core/src/driver/local/local-driver.js";
 import { createRunnerProxy } from "../services/core/src/driver/local/proxy.js";
@@ -143,6 +145,45 @@ async function makeWorkspace(dir: string, files: number, size: number) {
   }
 }
 
+/** The same workspace through the local driver: StartRepl's restore + runner, StopRepl's persist + drain + teardown. */
+async function driverStartStop(store: BlobStore, prefix: string, dataDir: string) {
+  const signer = createTokenSigner(generateSigningKey().privateKeyPem);
+  const driver = await createLocalDriver({
+    dataDir,
+    blobs: store,
+    signer,
+    sandbox: createSandbox({ mode: "auto", limits: defaultLimits }),
+    log: createLogger("core", { level: "warn" }),
+    poolSize: 1,
+    persistIntervalMs: 0,
+    access: "direct",
+  });
+  try {
+    while (driver.poolReady() < 1) await sleep(20);
+    const req = {
+      replId: "rbench0000001",
+      owner: "bench",
+      workspacePrefix: prefix,
+      runnerId: "run-bench",
+      controlToken: "unused",
+      coreUrl: "http://127.0.0.1:9",
+    };
+    const t0 = performance.now();
+    const started = await driver.start(req, AbortSignal.timeout(120_000));
+    const startMs = performance.now() - t0;
+    const files = runnerClientsFor(started.url, {
+      token: signer.mint({ aud: "runner", sub: "bench", repl: req.replId, scope: ["files"] }, 600),
+    }).files;
+    for (let i = 0; i < 10; i++) await files.writeFile({ path: `d${i}/edited-${i}.txt`, content: randomBytes(2048) });
+    const t1 = performance.now();
+    await driver.stop({ ...req, reason: "bench" }, AbortSignal.timeout(120_000));
+    return { startMs: round(startMs), stopAfter10EditsMs: round(performance.now() - t1) };
+  } finally {
+    await driver.shutdown(AbortSignal.timeout(60_000));
+    await driver.close();
+  }
+}
+
 async function syncComparison(s3: TestS3) {
   const store = createS3BlobStore({
     bucket: s3.bucket,
@@ -182,6 +223,7 @@ async function syncComparison(s3: TestS3) {
       const again = await persist({ store, prefix, dir: src, manifestPath: join(root, `${slug}.m.json`) });
       const down = await restore({ store, prefix, dir: join(root, `devex-down-${slug}`) });
       row.devex = { persistMs: up.ms, restoreMs: down.ms, rePersistUnchangedMs: again.ms, uploaded: up.transferred };
+      row.devexDriver = await driverStartStop(store, prefix, join(root, `driver-${slug}`));
 
       if (rclone) {
         const upMs = await sh(rclone, ["copy", "--transfers", "32", src, `${remote}/bench/rclone/${slug}`], rcloneEnv);
