@@ -3,13 +3,11 @@
  * repls) and the IDE for one repl (`/repls/<replId>`). Pages return a dispose function that ends
  * their streams and timers when the user navigates away.
  */
-import "@xterm/xterm/css/xterm.css";
 import "./styles.css";
 import { Code } from "@connectrpc/connect";
 import type { User } from "../../gen/devex/core/v1/auth_pb.js";
 import { core, storedToken, webConfig } from "./api.js";
 import { renderDashboard } from "./dashboard.js";
-import { renderIde } from "./ide/ide.js";
 import { renderLogin } from "./login.js";
 import { describeError, h, isCode } from "./ui.js";
 
@@ -54,7 +52,8 @@ async function route(): Promise<void> {
   }
   const ctx: PageContext = { root, user, navigate };
   const ide = /^\/repls\/([a-z0-9-]{1,63})\/?$/.exec(path);
-  if (ide) dispose = renderIde(ctx, ide[1]);
+  // The IDE (CodeMirror, xterm.js) is its own chunk: the dashboard and sign-in load without it.
+  if (ide) dispose = (await import("./ide/ide.js")).renderIde(ctx, ide[1]);
   else {
     if (path !== "/") history.replaceState(null, "", "/");
     dispose = renderDashboard(ctx);

@@ -135,6 +135,14 @@ describe("web client in Chromium (embedded setup)", function () {
     await page.getByRole("tab", { name: "todo.md" }).waitFor();
     assert.equal(await tree.getByRole("treeitem", { name: "notes.md" }).count(), 0);
 
+    // Delete from the context menu, after confirming.
+    await runner.files.writeFile({ path: "scratch.txt", content: Buffer.from("tmp") });
+    await tree.getByRole("treeitem", { name: "scratch.txt" }).click({ button: "right" });
+    await page.getByRole("menuitem", { name: "Delete" }).click();
+    await page.getByRole("dialog", { name: "Delete scratch.txt?" }).getByRole("button", { name: "Delete" }).click();
+    await tree.getByRole("treeitem", { name: "scratch.txt" }).waitFor({ state: "detached" });
+    await assert.rejects(runner.files.statFile({ path: "scratch.txt" }));
+
     // The network drops under the terminal's WebSocket: it reconnects and replays its scrollback.
     const sockets = new Set<Duplex>();
     const track = (_req: unknown, socket: Duplex) => sockets.add(socket);

@@ -51,6 +51,7 @@ export class Editor {
   private readonly tabs: HTMLElement;
   private readonly host: HTMLElement;
   private readonly status: HTMLElement;
+  private readonly position: HTMLElement;
   private readonly placeholder: HTMLElement;
   private readonly open = new Map<string, OpenFile>();
   private readonly language = new Compartment();
@@ -67,14 +68,15 @@ export class Editor {
       h("p", {}, "Open a file from the explorer."),
       h("p", { class: "hint" }, h("kbd", {}, "Ctrl"), " + ", h("kbd", {}, "S"), " saves."),
     );
-    this.status = h("div", { class: "editor-status", role: "status", "aria-live": "polite" });
+    this.status = h("div", { class: "editor-status-text", role: "status", "aria-live": "polite" });
+    this.position = h("div", { class: "editor-position", "aria-label": "Cursor position" });
     this.el = h(
       "section",
       { class: "editor", "aria-label": "Editor" },
       this.tabs,
       this.host,
       this.placeholder,
-      this.status,
+      h("div", { class: "editor-status" }, this.status, this.position),
     );
     this.tabs.addEventListener("keydown", (ev) => {
       const tabs = [...this.tabs.querySelectorAll<HTMLElement>("[role=tab]")];
@@ -153,7 +155,7 @@ export class Editor {
           },
         ]),
         EditorView.updateListener.of((u) => {
-          if (u.docChanged) this.refreshChrome();
+          if (u.docChanged || u.selectionSet) this.refreshChrome();
         }),
         EditorView.contentAttributes.of({ "aria-label": `Contents of ${path}` }),
       ],
@@ -222,13 +224,18 @@ export class Editor {
     const f = this.active;
     if (!f) {
       this.status.textContent = "";
+      this.position.textContent = "";
       return;
     }
     const dirty = !f.state.doc.eq(f.saved);
     const disk =
       f.onDisk === "deleted" ? " · deleted on disk" : f.onDisk === "changed" ? " · changed on disk since opened" : "";
+    const head = f.state.selection.main.head;
+    const line = f.state.doc.lineAt(head);
     this.status.textContent = `${f.path} — ${this.saving ? "saving…" : dirty ? "unsaved changes" : "saved"}${disk}`;
+    this.position.textContent = `Ln ${line.number}, Col ${head - line.from + 1}`;
     this.status.dataset.state = this.saving ? "saving" : dirty ? "dirty" : "saved";
+    this.status.parentElement!.dataset.state = this.status.dataset.state;
   }
 
   async save(force = false): Promise<void> {

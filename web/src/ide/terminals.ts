@@ -5,6 +5,7 @@
  * Flow control: live output bytes are acknowledged once xterm has processed them (replayed bytes
  * are not; the runner ignores those). Resizes follow the panel (fit addon), debounced.
  */
+import "@xterm/xterm/css/xterm.css";
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { FitAddon } from "@xterm/addon-fit";
