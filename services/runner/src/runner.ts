@@ -109,6 +109,7 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
           activity,
           terminals,
           processes,
+          commandPrefix: config.commandPrefix,
         }),
       );
       router.service(

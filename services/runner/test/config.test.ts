@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { createTokenVerifier } from "../../../lib/kit/tokens.js";
 import { loadRunnerConfig } from "../src/config.js";
+import { isolationOf } from "../src/services/status-service.js";
 
 const base = { DEVEX_RUNNER_WORKSPACE: "/tmp/ws", DEVEX_REPL_ID: "my-repl", DEVEX_TOKEN_PUBLIC_KEY: "PEM" };
 
@@ -58,5 +59,14 @@ describe("runner config and cli", function () {
     assert.equal(claims.sub, "me");
     assert.deepEqual(claims.scope, ["files", "terminals", "exec", "preview"]);
     assert.ok(claims.exp - claims.iat === 3600);
+  });
+
+  it("reports the isolation the command prefix provides", () => {
+    assert.equal(isolationOf([]), "none");
+    assert.equal(
+      isolationOf(["prlimit", "--nproc=256", "--", "/usr/bin/bwrap", "--die-with-parent", "--"]),
+      "bubblewrap",
+    );
+    assert.equal(isolationOf(["nsjail", "--"]), "nsjail");
   });
 });

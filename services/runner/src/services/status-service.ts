@@ -16,6 +16,15 @@ export interface StatusDeps {
   activity: ActivityTracker;
   terminals: TerminalRegistry;
   processes: ProcessRegistry;
+  /** DEVEX_RUNNER_COMMAND_PREFIX: what user commands start inside. */
+  commandPrefix?: string[];
+}
+
+/** "bubblewrap" when the command prefix runs bwrap, else the prefix's first program, else "none". */
+export function isolationOf(prefix: string[]): string {
+  const programs = prefix.map((a) => a.split("/").pop() ?? a);
+  if (programs.includes("bwrap")) return "bubblewrap";
+  return programs[0] ?? "none";
 }
 
 export function createStatusService(d: StatusDeps): ServiceImpl<typeof StatusService> {
@@ -29,7 +38,7 @@ export function createStatusService(d: StatusDeps): ServiceImpl<typeof StatusSer
         terminals: d.terminals.running,
         processes: d.processes.running,
         streams: d.activity.streams,
-        isolation: "none",
+        isolation: isolationOf(d.commandPrefix ?? []),
         version: RUNNER_VERSION,
       });
     },
