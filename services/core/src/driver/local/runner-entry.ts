@@ -23,9 +23,12 @@ type Message = { type: "assign"; env: Record<string, string> };
 let runner: Runner | undefined;
 let log: Logger = createLogger("runner", { level: "info" });
 
-process.on("disconnect", () => {
+const orphaned = () => {
   if (!runner) process.exit(0);
-});
+};
+process.on("disconnect", orphaned);
+// Core may have died while this process was still loading modules: the event is gone by now.
+if (!process.connected) orphaned();
 
 process.on("message", (msg: Message) => {
   if (msg?.type !== "assign" || runner) return;
@@ -92,4 +95,5 @@ async function warmUp(): Promise<void> {
 
 onShutdown(log, [() => runner?.close()], 10_000);
 await warmUp().catch((err) => log.warn({ err }, "runner warm-up failed (the first requests will be slower)"));
+if (!process.connected) orphaned();
 process.send?.({ type: "ready" });
