@@ -191,6 +191,7 @@ export class FileTree {
           "li",
           {
             role: "treeitem",
+            "aria-label": n.name,
             "data-path": n.path,
             "aria-level": level,
             "aria-selected": String(n.path === this.selected),
