@@ -37,9 +37,17 @@ describe("web client in Chromium (embedded setup)", function () {
 
   it("sign in → create → edit and save → run in a terminal → reload replays scrollback → stop", async () => {
     const { page } = s;
+    // An API token works on the sign-in page too (kept in this browser until signing out).
     await page.goto(s.e.core.url);
+    const secret = page.getByRole("textbox", { name: "Login link or API token" });
+    await secret.fill(s.token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Your repls" }).waitFor();
+    await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("heading", { name: "Sign in to Devex" }).waitFor();
-    await page.getByRole("textbox", { name: "Login link or API token" }).fill(s.e.core.loginLink!);
+    assert.equal(await page.evaluate(() => localStorage.length), 0);
+
+    await secret.fill(s.e.core.loginLink!);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("heading", { name: "Your repls" }).waitFor();
 
