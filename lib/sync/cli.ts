@@ -9,12 +9,16 @@
  * DEVEX_S3_REGION, DEVEX_S3_ACCESS_KEY_ID, DEVEX_S3_SECRET_ACCESS_KEY, DEVEX_S3_FORCE_PATH_STYLE,
  * DEVEX_S3_PREFIX; or DEVEX_BLOB_DIR for a local directory store. Progress goes to stderr, the result
  * (JSON) to stdout. Exit code 0 on success, 1 on failure, 2 on bad usage.
+ *
+ * The manifest defaults to `<dir>/.devex-sync/manifest.json`: on the workspace volume, so the init
+ * container's restore and a later persist container share it (the sync never uploads `.devex-sync/`).
  */
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createLocalBlobStore } from "../../services/core/src/blob/local.js";
 import { createS3BlobStore } from "../../services/core/src/blob/s3.js";
 import type { BlobStore } from "../../services/core/src/blob/store.js";
-import { persist, restore } from "./sync.js";
+import { persist, restore, SYNC_DIR } from "./sync.js";
 
 function storeFromEnv(env: NodeJS.ProcessEnv): BlobStore {
   if (env.DEVEX_S3_BUCKET) {
@@ -54,7 +58,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       store,
       dir: values.dir,
       prefix: values.prefix,
-      manifestPath: values.manifest,
+      manifestPath: values.manifest ?? join(values.dir, SYNC_DIR, "manifest.json"),
       concurrency: values.concurrency ? Number(values.concurrency) : undefined,
       onProgress: (p) =>
         process.stderr.write(

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -142,6 +143,7 @@ function suite(name: string, open: () => Promise<{ store: BlobStore; s3?: TestS3
         assert.equal(await readFile(join(ws, "hello.txt"), "utf8"), "hi");
         await put(ws, "more.txt", "more");
         assert.equal(await main(["persist", "--dir", ws, "--prefix", prefix], env2), 0);
+        assert.ok(existsSync(join(ws, ".devex-sync", "manifest.json")), "the manifest lives on the workspace volume");
         assert.equal(await main(["bogus"], env2), 2);
       } finally {
         process.stdout.write = write;

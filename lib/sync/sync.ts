@@ -295,8 +295,9 @@ export async function restore(o: SyncOptions): Promise<SyncResult> {
   const root = resolve(o.dir);
   const attempts = o.attempts ?? 4;
   const remote = await readRemote(o, attempts);
-  await rm(root, { recursive: true, force: true });
+  // Empty it rather than remove it: it may be a mount point (a Kubernetes volume).
   await mkdir(root, { recursive: true });
+  for (const name of await readdir(root)) await rm(join(root, name), { recursive: true, force: true });
 
   const skipped: string[] = [];
   const target = (rel: string) => {
