@@ -121,6 +121,8 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
   const runnersDir = join(dataDir, "runners");
   const workspacesDir = join(dataDir, "workspaces");
   const byRunner = new Map<string, Handle>();
+  /** When each repl was last persisted by this driver: what a stop of an already dead runner reports. */
+  const lastPersisted = new Map<string, number>();
   const pool = new RunnerPool({ runnersDir, size: o.poolSize ?? 2, env: runnerEnv(), log });
   const workspaceOf = (replId: string) => join(workspacesDir, replId);
   const manifestOf = (replId: string) => join(workspacesDir, `${replId}.manifest.json`);
@@ -171,6 +173,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
     });
     logSync("persisted", h.record.replId, r);
     h.lastPersist = Date.now();
+    lastPersisted.set(h.record.replId, h.lastPersist);
     return r;
   }
 
@@ -386,7 +389,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
 
     async stop(req, signal, progress) {
       const h = byRunner.get(req.runnerId);
-      if (!h || h.gone) return { persistTime: Date.now() };
+      if (!h || h.gone) return { persistTime: lastPersisted.get(req.replId) ?? Date.now() };
       return serial(h, () =>
         h.gone ? Promise.resolve({ persistTime: Date.now() }) : stopRunner(h, req, signal, progress),
       );
