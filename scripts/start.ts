@@ -24,7 +24,7 @@ const coreUrl = (env.DEVEX_PUBLIC_URL || `http://127.0.0.1:${env.DEVEX_CORE_PORT
 const mcpBase = `http://127.0.0.1:${env.DEVEX_MCP_PORT}`;
 const mcpUrl = `${(env.DEVEX_MCP_PUBLIC_URL || mcpBase).replace(/\/+$/, "")}${env.DEVEX_MCP_PATH || "/mcp"}`;
 
-function run(name: string, script: string, extra: NodeJS.ProcessEnv = {}): ChildProcess {
+function run(script: string, extra: NodeJS.ProcessEnv = {}): ChildProcess {
   return spawn(process.execPath, ["--import", "tsx", script], {
     cwd: root,
     env: { ...env, ...extra },
@@ -51,7 +51,7 @@ if (!existsSync(join(root, "web/dist/index.html"))) {
   if (built.status !== 0) process.stderr.write("web client build failed: core starts without it\n");
 }
 
-const core = run("core", "services/core/src/main.ts");
+const core = run("services/core/src/main.ts");
 let loginLink: string | undefined;
 let out = "";
 core.stdout?.on("data", (chunk: Buffer) => {
@@ -76,7 +76,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
 try {
   await healthy(coreUrl, core, "core");
-  const mcp = run("mcp", "services/mcp/src/main.ts", { DEVEX_CORE_URL: coreUrl });
+  const mcp = run("services/mcp/src/main.ts", { DEVEX_CORE_URL: coreUrl });
   children.push(mcp);
   mcp.stdout?.pipe(process.stdout);
   await healthy(mcpBase, mcp, "mcp");
