@@ -22,6 +22,7 @@ describe("npm start (scripts/start.ts)", function () {
         DEVEX_CORE_PORT: String(corePort),
         DEVEX_MCP_PORT: String(mcpPort),
         DEVEX_RUNNER_POOL_SIZE: "0",
+        DEVEX_SKIP_WEB_BUILD: "1",
         DEVEX_LOG_LEVEL: "warn",
         LOG_LEVEL: "warn",
       },

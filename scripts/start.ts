@@ -41,7 +41,8 @@ async function healthy(url: string, child: ChildProcess, name: string): Promise<
 }
 
 // The browser client core serves: built on the first start (`npm run build:web` rebuilds it).
-if (!existsSync(join(root, "web/dist/index.html"))) {
+// DEVEX_SKIP_WEB_BUILD=1 starts without building (tests of the start script itself).
+if (!existsSync(join(root, "web/dist/index.html")) && process.env.DEVEX_SKIP_WEB_BUILD !== "1") {
   process.stderr.write("building the web client (web/dist)…\n");
   const vite = join(root, "node_modules/vite/bin/vite.js");
   const built = spawnSync(process.execPath, [vite, "build", "--config", "web/vite.config.ts"], {
