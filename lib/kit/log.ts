@@ -37,7 +37,7 @@ export function createLogger(name: string, options: LogOptions = {}): Logger {
   return pino(
     {
       name,
-      level: options.level ?? process.env.LOG_LEVEL ?? "info",
+      level: options.level ?? process.env.DEVEX_LOG_LEVEL ?? "info",
       redact: { paths: redactPaths, censor: "[redacted]" },
       base: { service: name },
     },

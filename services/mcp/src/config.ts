@@ -12,6 +12,7 @@
  * | DEVEX_MCP_ALLOWED_ORIGINS | (none) | extra Origin header values accepted, comma-separated |
  * | DEVEX_MCP_STATELESS | false | true: no sessions, a fresh server per request |
  * | DEVEX_MCP_SESSION_IDLE | 30m | idle sessions are closed after this long |
+ * | DEVEX_LOG_LEVEL | info | pino level; secrets are redacted |
  * | DEVEX_TOKEN | (stdio only) | the Devex API token the stdio server acts with |
  */
 import { z } from "zod";
@@ -41,7 +42,7 @@ export const mcpConfigSchema = z.object({
   DEVEX_MCP_STATELESS: env.bool(false),
   DEVEX_MCP_SESSION_IDLE: env.duration("30m"),
   DEVEX_TOKEN: z.string().optional(),
-  LOG_LEVEL: env.logLevel(),
+  DEVEX_LOG_LEVEL: env.logLevel(),
 });
 
 export type McpConfig = z.output<typeof mcpConfigSchema>;

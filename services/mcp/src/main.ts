@@ -6,7 +6,7 @@ import { createMcpApp } from "./app.js";
 import { loadMcpConfig } from "./config.js";
 
 const config = loadMcpConfig();
-const log = createLogger("mcp", { level: config.LOG_LEVEL });
+const log = createLogger("mcp", { level: config.DEVEX_LOG_LEVEL });
 const app = createMcpApp({ coreUrl: config.DEVEX_CORE_URL, log });
 const publicUrl = config.DEVEX_MCP_PUBLIC_URL ?? `http://127.0.0.1:${config.DEVEX_MCP_PORT}`;
 const mcp = app.http({

@@ -10,7 +10,7 @@ import { createMcpApp } from "./app.js";
 import { loadMcpConfig } from "./config.js";
 
 const config = loadMcpConfig();
-const log = createLogger("mcp-stdio", { level: config.LOG_LEVEL, destination: pino.destination(2) });
+const log = createLogger("mcp-stdio", { level: config.DEVEX_LOG_LEVEL, destination: pino.destination(2) });
 if (!config.DEVEX_TOKEN) {
   log.fatal("DEVEX_TOKEN is not set: create an API token in Devex and pass it in the environment");
   process.exit(2);

@@ -199,7 +199,7 @@ describe("MCP server end to end (embedded setup)", function () {
     const transport = new StdioClientTransport({
       command: process.execPath,
       args: ["--import", "tsx", join(root, "services/mcp/src/stdio.ts")],
-      env: { PATH: process.env.PATH ?? "", DEVEX_CORE_URL: e.core.url, DEVEX_TOKEN: alice, LOG_LEVEL: "silent" },
+      env: { PATH: process.env.PATH ?? "", DEVEX_CORE_URL: e.core.url, DEVEX_TOKEN: alice, DEVEX_LOG_LEVEL: "silent" },
       cwd: root,
       stderr: "pipe",
     });
