@@ -206,6 +206,26 @@ describe("server kit: one port for HTTP/1.1 and h2c", () => {
     assert.equal(status, 404);
   });
 
+  it("drops connections that stay silent instead of keeping them open", async () => {
+    const quiet = await startServer({
+      name: "quiet",
+      port: 0,
+      log: createLogger("quiet", { level: "silent" }),
+      routes() {},
+      sniffTimeoutMs: 200,
+    });
+    try {
+      const { connect } = await import("node:net");
+      const socket = connect(quiet.port, "127.0.0.1");
+      const started = Date.now();
+      await new Promise<void>((resolve) => socket.once("close", () => resolve()));
+      const waited = Date.now() - started;
+      assert.ok(waited >= 150 && waited < 5000, `closed after ${waited} ms`);
+    } finally {
+      await quiet.close();
+    }
+  });
+
   it("closes promptly with open h2 sessions and marks health NOT_SERVING", async () => {
     const other = await startTestServer();
     const health = createClient(Health, createGrpcTransport({ baseUrl: other.url }));

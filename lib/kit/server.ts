@@ -53,6 +53,8 @@ export interface ServerOptions {
   /** Largest request message accepted; defaults to 16 MiB. */
   readMaxBytes?: number;
   health?: HealthRegistry;
+  /** How long a new connection may stay silent before it is dropped; defaults to 15 s. */
+  sniffTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -68,6 +70,7 @@ export interface RunningServer {
 }
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+const SNIFF_TIMEOUT_MS = 15_000;
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { log } = options;
@@ -133,11 +136,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   function route(socket: Socket) {
     let seen = Buffer.alloc(0);
+    // A connection that never says which protocol it speaks is dropped, so idle sockets cannot pile up.
+    const silent = setTimeout(() => socket.destroy(), options.sniffTimeoutMs ?? SNIFF_TIMEOUT_MS);
+    socket.once("close", () => clearTimeout(silent));
     const onData = (chunk: Buffer) => {
       seen = Buffer.concat([seen, chunk]);
       const n = Math.min(seen.length, PREFACE.length);
       const isH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
       if (isH2 && seen.length < PREFACE.length) return; // wait for the rest of the preface
+      clearTimeout(silent);
       socket.off("data", onData);
       socket.pause();
       socket.unshift(seen);
