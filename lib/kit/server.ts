@@ -3,10 +3,14 @@
  * HTTP/2 connection preface ("PRI * HTTP/2.0...") goes to an h2c server (gRPC, Connect over HTTP/2),
  * anything else to an HTTP/1.1 server (Connect, gRPC-Web, WebSocket upgrades, /metrics, /healthz and
  * the service's own routes). Node's cleartext HTTP/2 server rejects HTTP/1.1, hence the sniffing.
+ * With `socketPath` the same sniffing serves a Unix domain socket too (or instead of TCP with
+ * `tcp: false`, when `url` is just `http://localhost` and clients connect through the socket).
  *
  * Every service gets the same interceptor chain: metrics → error boundary → the service's own (auth)
  * → protovalidate, and grpc.health.v1.Health.
  */
+
+import { mkdir, rm } from "node:fs/promises";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import {
   createServer as createHttp2Server,
@@ -16,6 +20,7 @@ import {
   type ServerHttp2Session,
 } from "node:http2";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import { dirname } from "node:path";
 import type { Duplex } from "node:stream";
 import type { ConnectRouter, ContextValues, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -55,12 +60,23 @@ export interface ServerOptions {
   health?: HealthRegistry;
   /** How long a new connection may stay silent before it is dropped; defaults to 15 s. */
   sniffTimeoutMs?: number;
+  /**
+   * Also listen on this Unix domain socket (its folder is created, a stale file at the path replaced). Connections on it
+   * are sniffed and served exactly like TCP ones. Clients reach it with `socketPath` (node:http,
+   * connect-node's `nodeOptions`); the Host header is irrelevant.
+   */
+  socketPath?: string;
+  /** Listen on TCP `host:port` (default true; false needs `socketPath`). */
+  tcp?: boolean;
 }
 
 export interface RunningServer {
+  /** The TCP port; 0 when listening on the Unix socket only. */
   readonly port: number;
-  /** http://host:port */
+  /** http://host:port, or http://localhost when listening on the Unix socket only (connect through `socketPath`). */
   readonly url: string;
+  /** The Unix socket listened on, if any. */
+  readonly socketPath?: string;
   readonly health: HealthRegistry;
   readonly metrics: Registry;
   readonly http1: Server;
@@ -127,12 +143,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
 
   const sockets = new Set<Socket>();
-  const net: NetServer = createNetServer({ noDelay: true }, (socket) => {
+  const accept = (socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
     route(socket);
-  });
+  };
+  const tcp = options.tcp ?? true;
+  if (!tcp && !options.socketPath) throw new Error("startServer: tcp: false needs a socketPath");
+  const listeners: NetServer[] = [];
 
   function route(socket: Socket) {
     let seen = Buffer.alloc(0);
@@ -159,23 +178,47 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     socket.on("data", onData);
   }
 
-  await new Promise<void>((resolve, reject) => {
-    net.once("error", reject);
-    net.listen(options.port, options.host ?? "127.0.0.1", () => {
-      net.off("error", reject);
-      resolve();
+  const listen = (server: NetServer, ...args: unknown[]) =>
+    new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      (server.listen as (...a: unknown[]) => void)(...args, () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
-  });
-  const address = net.address();
-  const port = typeof address === "object" && address ? address.port : options.port;
-  const host = options.host && options.host !== "0.0.0.0" && options.host !== "::" ? options.host : "127.0.0.1";
-  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
-  log.info({ port, host: options.host ?? "127.0.0.1" }, `${options.name} listening on ${url}`);
+  let port = 0;
+  let url = "http://localhost";
+  try {
+    if (tcp) {
+      const net = createNetServer({ noDelay: true }, accept);
+      await listen(net, options.port, options.host ?? "127.0.0.1");
+      listeners.push(net);
+      const address = net.address();
+      port = typeof address === "object" && address ? address.port : options.port;
+      const host = options.host && options.host !== "0.0.0.0" && options.host !== "::" ? options.host : "127.0.0.1";
+      url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+    }
+    if (options.socketPath) {
+      await mkdir(dirname(options.socketPath), { recursive: true });
+      await rm(options.socketPath, { force: true });
+      const unix = createNetServer(accept);
+      await listen(unix, options.socketPath);
+      listeners.push(unix);
+    }
+  } catch (err) {
+    for (const l of listeners) l.close();
+    throw err;
+  }
+  log.info(
+    { port, host: tcp ? (options.host ?? "127.0.0.1") : undefined, socketPath: options.socketPath },
+    `${options.name} listening on ${tcp ? url : ""}${tcp && options.socketPath ? " and " : ""}${options.socketPath ?? ""}`,
+  );
 
   let closing: Promise<void> | undefined;
   return {
     port,
     url,
+    socketPath: options.socketPath,
     health,
     metrics: metrics.registry,
     http1,
@@ -183,7 +226,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     close() {
       closing ??= (async () => {
         health.shutdown();
-        const closed = new Promise<void>((resolve) => net.close(() => resolve()));
+        const closed = Promise.all(listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
         for (const s of sessions) s.destroy();
         http1.closeAllConnections();
         for (const s of sockets) s.destroy();
