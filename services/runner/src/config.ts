@@ -4,12 +4,16 @@
  *   DEVEX_RUNNER_WORKSPACE          Directory served as the repl's workspace (required; created if missing).
  *   DEVEX_RUNNER_PORT               Port for gRPC (h2c), Connect, WebSocket and preview (default 8090; 0 picks one).
  *   DEVEX_RUNNER_HOST               Interface to bind (default 127.0.0.1).
+ *   DEVEX_RUNNER_SOCKET             Listen on this Unix domain socket instead of TCP (the local driver's runners in
+ *                                   their private network namespace; port and host are then ignored).
  *   DEVEX_REPL_ID                   The repl this runner serves; tokens for other repls are refused (required).
  *   DEVEX_TOKEN_PUBLIC_KEY          Ed25519 public key (PEM) that verifies access tokens, or
  *   DEVEX_TOKEN_PUBLIC_KEY_FILE     a file holding it (one of the two is required).
  *   DEVEX_CORE_URL                  Core's base URL; with DEVEX_RUNNER_ID and DEVEX_RUNNER_CONTROL_TOKEN the runner
  *   DEVEX_RUNNER_ID                 sends heartbeats and idle reports to core's RunnerControlService.
  *   DEVEX_RUNNER_CONTROL_TOKEN      The runner's credential for core (aud "runner-control"); never logged.
+ *   DEVEX_CORE_SOCKET               Reach DEVEX_CORE_URL through this Unix domain socket (the local driver's runners,
+ *                                   whose network namespace has no route to core's TCP port).
  *   DEVEX_IDLE_TIMEOUT              Idle time before the runner reports itself idle (default 4m).
  *   DEVEX_HEARTBEAT_INTERVAL        Heartbeat period until core says otherwise (default 30s).
  *   DEVEX_RUNNER_MAX_FILE_READ      Largest ReadFile answer in bytes (default 16 MiB).
@@ -34,12 +38,14 @@ export const configSchema = z.object({
   DEVEX_RUNNER_WORKSPACE: z.string().min(1),
   DEVEX_RUNNER_PORT: env.port(8090),
   DEVEX_RUNNER_HOST: z.string().default("127.0.0.1"),
+  DEVEX_RUNNER_SOCKET: z.string().min(1).optional(),
   DEVEX_REPL_ID: z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, "must be a repl id such as my-repl-1"),
   DEVEX_TOKEN_PUBLIC_KEY: z.string().optional(),
   DEVEX_TOKEN_PUBLIC_KEY_FILE: z.string().optional(),
   DEVEX_CORE_URL: env.url().optional(),
   DEVEX_RUNNER_ID: z.string().optional(),
   DEVEX_RUNNER_CONTROL_TOKEN: z.string().optional(),
+  DEVEX_CORE_SOCKET: z.string().min(1).optional(),
   DEVEX_IDLE_TIMEOUT: env.duration("4m"),
   DEVEX_HEARTBEAT_INTERVAL: env.duration("30s"),
   DEVEX_RUNNER_MAX_FILE_READ: bytes(16 * 1024 * 1024),
@@ -74,6 +80,8 @@ export interface Limits {
 
 export interface CoreLink {
   url: string;
+  /** Connect to core through this Unix socket instead of the URL's host and port. */
+  socketPath?: string;
   runnerId: string;
   controlToken: string;
   heartbeatIntervalMs: number;
@@ -83,6 +91,8 @@ export interface RunnerConfig {
   workspace: string;
   port: number;
   host: string;
+  /** Listen on this Unix socket instead of TCP host:port. */
+  socketPath?: string;
   replId: string;
   tokenPublicKeyPem: string;
   idleTimeoutMs: number;
@@ -118,12 +128,14 @@ export function loadRunnerConfig(source: NodeJS.ProcessEnv = process.env): Runne
     workspace: c.DEVEX_RUNNER_WORKSPACE,
     port: c.DEVEX_RUNNER_PORT,
     host: c.DEVEX_RUNNER_HOST,
+    socketPath: c.DEVEX_RUNNER_SOCKET,
     replId: c.DEVEX_REPL_ID,
     tokenPublicKeyPem: pem,
     idleTimeoutMs: c.DEVEX_IDLE_TIMEOUT,
     core: c.DEVEX_CORE_URL
       ? {
           url: c.DEVEX_CORE_URL,
+          socketPath: c.DEVEX_CORE_SOCKET,
           runnerId: c.DEVEX_RUNNER_ID!,
           controlToken: c.DEVEX_RUNNER_CONTROL_TOKEN!,
           heartbeatIntervalMs: c.DEVEX_HEARTBEAT_INTERVAL,

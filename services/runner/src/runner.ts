@@ -93,6 +93,8 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
     name: "runner",
     port: config.port,
     host: config.host,
+    socketPath: config.socketPath,
+    tcp: !config.socketPath,
     log,
     readMaxBytes: limits.maxMessageBytes,
     interceptors: [authInterceptor(principalKey, (h, m) => auth.rpc(h, m)), activityInterceptor(activity, draining)],
@@ -131,7 +133,7 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
   let idleMonitor: IdleMonitor | undefined;
   if (config.core) {
     idleMonitor = new IdleMonitor({
-      client: createControlClient(config.core.url, config.core.controlToken),
+      client: createControlClient(config.core.url, config.core.controlToken, config.core.socketPath),
       replId: config.replId,
       runnerId: config.core.runnerId,
       activity,

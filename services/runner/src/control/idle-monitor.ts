@@ -18,12 +18,14 @@ import type { ActivityTracker } from "../activity.js";
 export type ControlClient = Client<typeof RunnerControlService>;
 
 /** A Connect client for core's RunnerControlService carrying the runner's credential. */
-export function createControlClient(baseUrl: string, controlToken: string): ControlClient {
+/** `socketPath`: reach core through a Unix socket (the URL then only supplies the path prefix). */
+export function createControlClient(baseUrl: string, controlToken: string, socketPath?: string): ControlClient {
   return createClient(
     RunnerControlService,
     createConnectTransport({
       baseUrl,
       httpVersion: "1.1",
+      ...(socketPath ? { nodeOptions: { socketPath } } : {}),
       interceptors: [
         (next) => (req) => {
           req.header.set("authorization", `Bearer ${controlToken}`);
