@@ -77,6 +77,7 @@ async function startLatency(repls: number) {
     reconcileIntervalMs: 0,
     http: proxy.http,
     upgrade: proxy.upgrade,
+    socketPath: driver.coreSocketPath,
   });
   const { secret } = await issueApiToken(state, "bench", "bench");
   const api = coreClientsFor(core.url, { token: secret });

@@ -34,6 +34,11 @@ export interface CoreDeps {
   templatesDir: string;
   port: number;
   host?: string;
+  /**
+   * Also serve on this Unix socket: the local driver's runners, in their own network namespaces,
+   * reach RunnerControlService through it (LocalDriver.coreSocketPath).
+   */
+  socketPath?: string;
   /** URL browsers and runners use to reach core; defaults to the listening URL. */
   publicUrl?: string;
   /** Repls per user; defaults to 2. */
@@ -108,6 +113,7 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
     name: "core",
     port: deps.port,
     host: deps.host,
+    socketPath: deps.socketPath,
     log,
     readMaxBytes: 1024 * 1024,
     interceptors: [authInterceptor(principalKey, authenticate)],

@@ -50,6 +50,7 @@ const core = await createCore({
   signer,
   http: proxy?.http,
   upgrade: proxy?.upgrade,
+  socketPath: local?.coreSocketPath,
   web,
   templatesDir: config.DEVEX_TEMPLATES_DIR,
   port: config.DEVEX_CORE_PORT,

@@ -81,6 +81,7 @@ export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> 
     reconcileIntervalMs: 0,
     http: proxy.http,
     upgrade: proxy.upgrade,
+    socketPath: driver.coreSocketPath,
     web: o.web,
   });
   return {

@@ -2,9 +2,14 @@
  * Escape table: from inside a repl's terminal (bubblewrap + rlimits, as the local driver sets it up),
  * every attempt to reach outside the repl fails. Checked on the host side where it matters (a write
  * that "succeeds" inside the sandbox's private tmpfs must not show up on the host).
+ *
+ * And the repl's own network works like a pod's: a server one command starts on 127.0.0.1 is
+ * reachable from the repl's other commands and through the runner's preview route on core's origin,
+ * but not from another repl, while the host's loopback stays out of reach.
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
+import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import type { RunnerClients } from "../../../lib/client/clients.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
@@ -20,6 +25,11 @@ describe("sandbox escape table (bwrap active)", function () {
   let terminalId: string;
   let workspaces: string;
   let otherRepl: string;
+  let accessA: { url: string; token: string };
+  let b: RunnerClients;
+  let terminalB: string;
+  let hostListener: Server;
+  let hostPort: number;
 
   before(async function () {
     requireProgram(this, "bwrap", (path) =>
@@ -30,6 +40,9 @@ describe("sandbox escape table (bwrap active)", function () {
     requireProgram(this, "prlimit");
     requireProgram(this, "redis-server");
     redis = await startRedis();
+    hostListener = createServer((s) => s.end("host-only\n"));
+    await new Promise<void>((r) => hostListener.listen(0, "127.0.0.1", r));
+    hostPort = (hostListener.address() as { port: number }).port;
     e = await startEmbedded();
     workspaces = join(e.dir, "local", "workspaces");
     const core = await e.login("alice");
@@ -44,12 +57,16 @@ describe("sandbox escape table (bwrap active)", function () {
     ]);
     await e.runner(sb.runner!).files.writeFile({ path: "secret.txt", content: Buffer.from("TOP-SECRET-B") });
     a = e.runner(sa.runner!);
+    accessA = sa.runner!;
+    b = e.runner(sb.runner!);
+    terminalB = (await b.terminals.createTerminal({ command: ["bash", "--norc", "--noprofile"] })).terminal!.terminalId;
     terminalId = (await a.terminals.createTerminal({ command: ["bash", "--norc", "--noprofile"] })).terminal!
       .terminalId;
   });
   after(async () => {
     await e?.close();
     await redis?.dispose();
+    hostListener?.close();
   });
 
   const sh = (cmd: string) => runInTerminal(a, terminalId, cmd);
@@ -73,6 +90,43 @@ describe("sandbox escape table (bwrap active)", function () {
   it("connecting to the Redis port (and core's) on loopback fails", async () => {
     assert.notEqual((await sh(`exec 3<>/dev/tcp/127.0.0.1/${redis.port}`)).status, 0);
     assert.notEqual((await sh(`exec 3<>/dev/tcp/127.0.0.1/${new URL(e.core.url).port}`)).status, 0);
+  });
+
+  it("connecting to a listener on the host's loopback fails", async () => {
+    const r = await sh(`exec 3<>/dev/tcp/127.0.0.1/${hostPort} && head -c 9 <&3`);
+    assert.notEqual(r.status, 0);
+    assert.doesNotMatch(r.output, /host-only/);
+  });
+
+  it("a server in one terminal is reachable from the repl's other commands and its preview, not from another repl", async () => {
+    const port = 4173;
+    const serve = (await a.terminals.createTerminal({ command: ["bash", "--norc", "--noprofile"] })).terminal!
+      .terminalId;
+    const started = await runInTerminal(
+      a,
+      serve,
+      `node -e 'require("http").createServer((q, r) => r.end("hello from " + q.url)).listen(${port}, "127.0.0.1", () => console.log("listening"))' & sleep 0.1`,
+    );
+    assert.equal(started.status, 0);
+    // (a) another command of the same repl (fetch needs more address space than the rlimit leaves for Wasm).
+    let got = "";
+    for (let i = 0; i < 50 && !/hello from \/x/.test(got); i++) {
+      got = (await sh(`node -e 'require("http").get("http://127.0.0.1:${port}/x", (r) => r.pipe(process.stdout))'`))
+        .output;
+      if (!/hello from/.test(got)) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.match(got, /hello from \/x/);
+    // (b) the runner's preview route through core's one origin.
+    const res = await fetch(`${accessA.url}/preview/${port}/page?q=1`, {
+      headers: { authorization: `Bearer ${accessA.token}` },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), "hello from /page?q=1");
+    // Another repl has its own network: the port is closed there.
+    const other = await runInTerminal(b, terminalB, `exec 3<>/dev/tcp/127.0.0.1/${port}`);
+    assert.notEqual(other.status, 0);
+    // And the host's loopback does not see the repl's server either.
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/`));
   });
 
   it("runs unprivileged in its own pid namespace, with rlimits and no password hashes", async () => {

@@ -12,11 +12,17 @@
  * that a new driver reads at start-up to re-adopt live runners (core's reconciliation then stops any
  * no session points at) and to clean up after dead ones. Pooled, unassigned processes exit with core.
  *
+ * Network: when the sandbox gives runners their own network namespace (bwrap, proxied access, no
+ * DEVEX_SANDBOX_NETWORK), a runner listens on a Unix socket (`<dataDir>/runners/<procId>/r.sock`) that
+ * core's proxy, health checks and Drain use, and reaches core's RunnerControlService through core's
+ * own Unix socket (`coreSocketPath`, which core must listen on). Otherwise runners use TCP loopback.
+ *
  * Concurrency: as the Driver interface says; in addition each runner's persist/stop runs under its
  * own mutex, so the periodic persist never overlaps a stop.
  */
 import type { ChildProcess } from "node:child_process";
 import { readdir, readFile, rm } from "node:fs/promises";
+import { get as httpGet } from "node:http";
 import { join, resolve } from "node:path";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
@@ -56,9 +62,20 @@ export interface LocalDriverOptions {
   runnerLogLevel?: string;
 }
 
+/** Where a runner answers: its URL, and the Unix socket to connect to instead of the URL's host:port. */
+export interface RunnerTarget {
+  url: string;
+  socketPath?: string;
+}
+
 export interface LocalDriver extends Driver {
-  /** Where core's proxy sends `/<replId>/…`: the runner's own URL, if the repl has a live runner. */
-  targetFor(replId: string): string | undefined;
+  /** Where core's proxy sends `/<replId>/…`, if the repl has a live runner. */
+  targetFor(replId: string): RunnerTarget | undefined;
+  /**
+   * The Unix socket core must also listen on (startServer's socketPath) for runners in their own
+   * network namespace to reach RunnerControlService; undefined when runners use TCP.
+   */
+  readonly coreSocketPath?: string;
   /** Pooled processes ready now (the lifecycle bench waits for a warm pool). */
   poolReady(): number;
   /** Persists and stops every runner (Ctrl-C); returns what was stopped. */
@@ -99,13 +116,18 @@ async function isOurProcess(pid: number, procId: string): Promise<boolean> {
   }
 }
 
-async function healthy(url: string, signal: AbortSignal): Promise<boolean> {
-  try {
-    const res = await fetch(`${url}/healthz`, { signal: AbortSignal.any([signal, AbortSignal.timeout(2000)]) });
-    return res.ok;
-  } catch {
-    return false;
-  }
+function healthy(t: RunnerTarget, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpGet(
+      `${t.url}/healthz`,
+      { socketPath: t.socketPath, signal: AbortSignal.any([signal, AbortSignal.timeout(2000)]), agent: false },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
+    req.on("error", () => resolve(false));
+  });
 }
 
 function runnerEnv(): Record<string, string> {
@@ -123,10 +145,14 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
   const byRunner = new Map<string, Handle>();
   /** When each repl was last persisted by this driver: what a stop of an already dead runner reports. */
   const lastPersisted = new Map<string, number>();
-  const pool = new RunnerPool({ runnersDir, size: o.poolSize ?? 2, env: runnerEnv(), log });
+  // Runners get their own network namespace only when clients reach them through core's proxy.
+  const wrapper = o.access === "direct" ? undefined : o.sandbox.runnerWrapper();
+  const coreSocketPath = wrapper ? join(dataDir, "core.sock") : undefined;
+  const pool = new RunnerPool({ runnersDir, size: o.poolSize ?? 2, env: runnerEnv(), wrapper, log });
   const workspaceOf = (replId: string) => join(workspacesDir, replId);
   const manifestOf = (replId: string) => join(workspacesDir, `${replId}.manifest.json`);
-  const urlOf = (h: Handle) => `http://127.0.0.1:${h.record.port}`;
+  const urlOf = (h: Handle) => (h.record.socketPath ? "http://localhost" : `http://127.0.0.1:${h.record.port}`);
+  const targetOf = (h: Handle): RunnerTarget => ({ url: urlOf(h), socketPath: h.record.socketPath });
   const liveHandleFor = (replId: string) =>
     [...byRunner.values()].find((h) => h.record.replId === replId && !h.gone && alive(h.record.pid));
 
@@ -239,6 +265,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       createConnectTransport({
         baseUrl: urlOf(h),
         httpVersion: "1.1",
+        ...(h.record.socketPath ? { nodeOptions: { socketPath: h.record.socketPath } } : {}),
         interceptors: [
           (next) => (req) => {
             req.header.set("authorization", `Bearer ${token}`);
@@ -258,7 +285,14 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       record = JSON.parse(await readFile(join(dir, "record.json"), "utf8")) as RunnerRecord;
     } catch {}
     const ours = record ? await isOurProcess(record.pid, procId) : false;
-    if (record?.state === "assigned" && ours && record.runnerId && record.replId && record.workspace && record.port) {
+    if (
+      record?.state === "assigned" &&
+      ours &&
+      record.runnerId &&
+      record.replId &&
+      record.workspace &&
+      (record.port || record.socketPath)
+    ) {
       const h: Handle = { record: record as Handle["record"], dir, queue: Promise.resolve(), gone: false };
       byRunner.set(record.runnerId, h);
       startTimer(h);
@@ -342,6 +376,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
         workspacePrefix: req.workspacePrefix,
         workspace,
         port: 0,
+        socketPath: wrapper ? join(p.dir, "r.sock") : undefined,
       };
       const h: Handle = { record, dir: p.dir, child: p.child, queue: Promise.resolve(), gone: false };
       try {
@@ -356,9 +391,13 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
           DEVEX_RUNNER_CONTROL_TOKEN: req.controlToken,
           DEVEX_IDLE_TIMEOUT: String(o.idleTimeoutMs ?? 10 * 60_000),
           DEVEX_HEARTBEAT_INTERVAL: String(o.heartbeatIntervalMs ?? 30_000),
-          DEVEX_RUNNER_COMMAND_PREFIX: JSON.stringify(o.sandbox.prefix(workspace)),
+          DEVEX_RUNNER_COMMAND_PREFIX: JSON.stringify(o.sandbox.prefix(workspace, !!wrapper)),
           DEVEX_LOG_LEVEL: o.runnerLogLevel ?? "info",
         };
+        if (record.socketPath && coreSocketPath) {
+          env.DEVEX_RUNNER_SOCKET = record.socketPath;
+          env.DEVEX_CORE_SOCKET = coreSocketPath;
+        }
         const started = new Promise<number>((resolvePort, reject) => {
           p.child.on("message", (m: { type?: string; port?: number; message?: string }) => {
             if (m?.type === "started") resolvePort(m.port!);
@@ -371,7 +410,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
         await writeRecord(p.dir, record);
         byRunner.set(req.runnerId, h);
         watchChild(h);
-        if (!(await healthy(urlOf(h), signal))) throw new Error("runner did not answer /healthz");
+        if (!(await healthy(targetOf(h), signal))) throw new Error("runner did not answer /healthz");
       } catch (err) {
         h.gone = true;
         p.child.kill("SIGKILL");
@@ -408,8 +447,10 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
 
     targetFor(replId) {
       const h = liveHandleFor(replId);
-      return h ? urlOf(h) : undefined;
+      return h ? targetOf(h) : undefined;
     },
+
+    coreSocketPath,
 
     poolReady: () => pool.readyCount(),
 

@@ -3,7 +3,7 @@
  * IPC message and a listen instead of a Node start-up plus module loading (~1 s under tsx). Each
  * process gets its own folder under `runnersDir` with its log and record.
  */
-import { type ChildProcess, fork } from "node:child_process";
+import { type ChildProcess, fork, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
@@ -22,6 +22,8 @@ export interface RunnerRecord {
   workspacePrefix?: string;
   workspace?: string;
   port?: number;
+  /** Set when the runner listens on a Unix socket (it runs in its own network namespace). */
+  socketPath?: string;
 }
 
 export interface PooledProcess {
@@ -59,6 +61,8 @@ export interface RunnerPoolOptions {
   size: number;
   /** The environment runner processes (and so user commands) start from: no core secrets. */
   env: Record<string, string>;
+  /** Argv each runner process starts under (Sandbox.runnerWrapper(): its own network namespace). */
+  wrapper?: string[];
   log: Logger;
 }
 
@@ -127,22 +131,31 @@ export class RunnerPool {
     const fd = openSync(join(dir, "runner.log"), "a");
     let child: ChildProcess;
     try {
-      child = fork(entryFile, [processMarker, procId], {
-        execArgv: runnerExecArgv(),
-        env: this.o.env,
-        stdio: ["ignore", fd, fd, "ipc"],
-        detached: true,
-      });
+      const w = this.o.wrapper;
+      child = w?.length
+        ? spawn(w[0], [...w.slice(1), process.execPath, ...runnerExecArgv(), entryFile, processMarker, procId], {
+            env: this.o.env,
+            stdio: ["ignore", fd, fd, "ipc"],
+            detached: true,
+          })
+        : fork(entryFile, [processMarker, procId], {
+            execArgv: runnerExecArgv(),
+            env: this.o.env,
+            stdio: ["ignore", fd, fd, "ipc"],
+            detached: true,
+          });
     } finally {
       closeSync(fd);
     }
     const record: RunnerRecord = { procId, pid: child.pid ?? 0, state: "pool" };
     await writeRecord(dir, record);
     const ready = new Promise<void>((resolve, reject) => {
-      const onMessage = (m: { type?: string }) => {
+      const onMessage = (m: { type?: string; pid?: number }) => {
         if (m?.type !== "ready") return;
         child.off("message", onMessage);
-        resolve();
+        // Under a wrapper the child is bwrap; signals and liveness checks go to the runner itself.
+        if (m.pid) record.pid = m.pid;
+        writeRecord(dir, record).then(resolve, reject);
       };
       child.on("message", onMessage);
       child.once("exit", (code, sig) => reject(new Error(`pooled runner exited early (${sig ?? code})`)));

@@ -2,13 +2,14 @@
  * One origin for the browser: core forwards `/<replId>/<route>` to that repl's runner as
  * `/<route>`, mirroring the Kubernetes ingress route `<repl-host>/<repl-id>/<route>`. Carries Connect
  * over HTTP/1.1 (streams are piped, never buffered), the terminal WebSocket bridge and the preview
- * proxy (HTTP and WebSocket). The runner authenticates every request itself; core adds nothing.
+ * proxy (HTTP and WebSocket), over TCP or the runner's Unix socket. The runner authenticates every request itself; core adds nothing.
  * Cookies and redirects the runner sets for `/…` are rewritten to `/<replId>/…`.
  */
 import { type IncomingHttpHeaders, type IncomingMessage, request } from "node:http";
 import { connect } from "node:net";
 import type { Duplex } from "node:stream";
 import type { HttpHandler, HttpRequest, HttpResponse, UpgradeHandler } from "../../../../../lib/kit/server.js";
+import type { RunnerTarget } from "./local-driver.js";
 
 const replPath = /^\/(r[0-9a-f]{12})(\/.*)?$/;
 const hopByHop = new Set([
@@ -51,21 +52,20 @@ function rewriteCookie(c: string, replId: string): string {
     : `${c}; Path=/${replId}/`;
 }
 
-export function createRunnerProxy(targetFor: (replId: string) => string | undefined): RunnerProxy {
+export function createRunnerProxy(targetFor: (replId: string) => RunnerTarget | undefined): RunnerProxy {
   return {
     http(req: HttpRequest, res: HttpResponse) {
       const m = split(req.url);
       if (!m) return false;
-      const base = targetFor(m.replId);
-      if (!base) {
+      const t = targetFor(m.replId);
+      if (!t) {
         res.writeHead(503, { "content-type": "text/plain" });
         res.end(`repl ${m.replId} is not running: start it first\n`);
         return true;
       }
-      const target = new URL(base);
+      const target = new URL(t.url);
       const upstream = request({
-        host: target.hostname,
-        port: target.port,
+        ...(t.socketPath ? { socketPath: t.socketPath } : { host: target.hostname, port: target.port }),
         method: req.method,
         path: m.rest,
         headers: forwardHeaders(req.headers, target),
@@ -98,13 +98,13 @@ export function createRunnerProxy(targetFor: (replId: string) => string | undefi
     upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
       const m = split(req.url);
       if (!m) return false;
-      const base = targetFor(m.replId);
-      if (!base) {
+      const t = targetFor(m.replId);
+      if (!t) {
         socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
         return true;
       }
-      const target = new URL(base);
-      const upstream = connect(Number(target.port), target.hostname, () => {
+      const target = new URL(t.url);
+      const onConnect = () => {
         const lines = [`${req.method} ${m.rest} HTTP/1.1`];
         for (let i = 0; i < req.rawHeaders.length; i += 2) {
           const k = req.rawHeaders[i];
@@ -114,8 +114,10 @@ export function createRunnerProxy(targetFor: (replId: string) => string | undefi
         if (head.length) upstream.write(head);
         upstream.pipe(socket);
         socket.pipe(upstream);
-      });
-      upstream.setNoDelay(true);
+      };
+      const upstream = t.socketPath
+        ? connect(t.socketPath, onConnect)
+        : connect(Number(target.port), target.hostname, onConnect).setNoDelay(true);
       const close = () => {
         upstream.destroy();
         socket.destroy();

@@ -2,7 +2,8 @@
  * A pooled runner process. The local driver forks this ahead of time, so the cost of starting Node
  * and loading the runner's modules is paid before a repl asks for a runner. Protocol over the IPC
  * channel:
- *   child → parent  {type:"ready"}                 modules loaded, waiting
+ *   child → parent  {type:"ready", pid}            modules loaded, waiting (pid: the runner's own, as the
+ *                                                  parent may have started it under bwrap)
  *   parent → child  {type:"assign", env:{DEVEX_*}} the runner's configuration (services/runner/src/config.ts)
  *   child → parent  {type:"started", port} | {type:"failed", message}
  * A pooled process whose parent goes away before it is assigned exits. Once assigned it no longer
@@ -37,7 +38,10 @@ process.on("message", (msg: Message) => {
       const config = loadRunnerConfig(msg.env);
       log = createLogger("runner", { level: config.logLevel });
       runner = await startRunner(config, { log });
-      log.info({ replId: config.replId, workspace: config.workspace, port: runner.port }, "runner ready");
+      log.info(
+        { replId: config.replId, workspace: config.workspace, port: runner.port, socketPath: config.socketPath },
+        "runner ready",
+      );
       process.send?.({ type: "started", port: runner.port });
       // From here on the runner lives on its own; the IPC channel must not keep it tied to core.
       process.channel?.unref();
@@ -96,4 +100,4 @@ async function warmUp(): Promise<void> {
 onShutdown(log, [() => runner?.close()], 10_000);
 await warmUp().catch((err) => log.warn({ err }, "runner warm-up failed (the first requests will be slower)"));
 if (!process.connected) orphaned();
-process.send?.({ type: "ready" });
+process.send?.({ type: "ready", pid: process.pid });

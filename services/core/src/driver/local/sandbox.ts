@@ -6,10 +6,19 @@
  *
  * bubblewrap: a fresh root with read-only /usr, /etc (password hashes masked) and the Node install,
  * only the repl's workspace writable (bound at its own path, so the runner's cwd handling is
- * unchanged), private /tmp, its own pid/ipc/uts/user namespaces, no network (a shared network would
- * reach Redis and core on loopback) unless allowed, uid 1000 with every capability dropped, no new
+ * unchanged), private /tmp, its own pid/ipc/uts/user namespaces, the network described below, uid
+ * 1000 with every capability dropped, no new
  * privileges (bwrap always sets it) and --die-with-parent, so a SIGKILLed runner takes its sandboxes
  * with it. There is no cgroup v2 here, so memory/CPU/process limits are rlimits.
+ *
+ * Network, like a Kubernetes pod: each runner process itself runs in a private network namespace
+ * (`runnerWrapper()`: bwrap --unshare-net with the runner's filesystem view and uid unchanged, only
+ * `lo` up), and its commands share that namespace. So a dev server in one terminal is reachable from
+ * the repl's other commands and from the runner's preview proxy (127.0.0.1:<port>), while the host's
+ * loopback (Redis, core, other repls) is not. Core talks to such a runner over a Unix socket and the
+ * runner to core over another. With `network` (DEVEX_SANDBOX_NETWORK) the runner stays on the host
+ * network and commands share it; without a private runner namespace (direct access) commands get
+ * their own empty one.
  */
 import { execFileSync } from "node:child_process";
 import { accessSync, constants, existsSync, lstatSync } from "node:fs";
@@ -48,8 +57,16 @@ export interface SandboxOptions {
 export interface Sandbox {
   readonly kind: "bwrap" | "none";
   readonly rlimits: boolean;
-  /** The argv prefix for one workspace (absolute path). */
-  prefix(workspace: string): string[];
+  /**
+   * The argv prefix for one workspace (absolute path). `runnerNetns`: the runner runs under
+   * runnerWrapper(), so commands share its (the repl's private) network namespace.
+   */
+  prefix(workspace: string, runnerNetns?: boolean): string[];
+  /**
+   * The argv a runner process starts under to get its own network namespace (bwrap --unshare-net,
+   * filesystem and uid unchanged); undefined when commands use the host network or bwrap is off.
+   */
+  runnerWrapper(): string[] | undefined;
   /** For logs: which isolation is active. */
   readonly description: string;
 }
@@ -91,6 +108,21 @@ function bwrapWorks(bwrap: string): string | undefined {
   }
 }
 
+function wrapperArgs(bwrap: string): string[] {
+  // No --die-with-parent: an assigned runner outlives a crashed core (its parent), to be re-adopted.
+  return [bwrap, "--unshare-net", "--dev-bind", "/", "/", "--"];
+}
+
+/** Whether a runner can be given its own network namespace here. */
+function wrapperWorks(bwrap: string): boolean {
+  try {
+    execFileSync(wrapperArgs(bwrap)[0], [...wrapperArgs(bwrap).slice(1), "true"], { stdio: "ignore", timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function createSandbox(o: SandboxOptions): Sandbox {
   const found = o.mode === "none" ? undefined : findProgram("bwrap");
   if (o.mode === "bwrap" && !found) {
@@ -114,9 +146,10 @@ export function createSandbox(o: SandboxOptions): Sandbox {
       ]
     : [];
   const mounts = bwrap ? rootMounts() : [];
+  const wrapper = bwrap && !o.network && wrapperWorks(bwrap) ? wrapperArgs(bwrap) : undefined;
   const parts = [
     bwrap
-      ? `bubblewrap (${o.network ? "host network" : "no network"})`
+      ? `bubblewrap (${o.network ? "host network" : wrapper ? "one private network per repl" : "no network"})`
       : `none (commands run as the core's user${broken ? `; bwrap failed: ${broken}` : ""})`,
     prlimit ? "rlimits (address space, processes, CPU time, file size)" : "no rlimits (prlimit missing)",
   ];
@@ -124,13 +157,14 @@ export function createSandbox(o: SandboxOptions): Sandbox {
     kind: bwrap ? "bwrap" : "none",
     rlimits: !!prlimit,
     description: parts.join(" + "),
-    prefix(workspace) {
+    runnerWrapper: () => wrapper,
+    prefix(workspace, runnerNetns) {
       if (!bwrap) return limits;
       return [
         ...limits,
         bwrap,
         "--unshare-all",
-        ...(o.network ? ["--share-net"] : []),
+        ...(o.network || (runnerNetns && wrapper) ? ["--share-net"] : []),
         "--die-with-parent",
         "--uid",
         "1000",
