@@ -245,7 +245,8 @@ export function renderDashboard(ctx: PageContext): Dispose {
       if (!abort.signal.aborted) createError.textContent = `Could not load templates: ${describeError(err)}`;
     }
     await refresh();
-    nameInput.value = suggestName();
+    // Never overwrite a name typed while the list was loading.
+    if (!nameInput.value) nameInput.value = suggestName();
   })();
   templateSelect.addEventListener("change", () => {
     if (/^[a-z0-9-]+-\d+$/.test(nameInput.value) || !nameInput.value) nameInput.value = suggestName();

@@ -40,11 +40,8 @@ export interface BrowserSetup {
 
 export async function openBrowser(viewport = { width: 1280, height: 800 }): Promise<BrowserSetup> {
   await buildWeb();
-  // The preview proxy reaches a repl's servers only when its sandbox shares the network.
-  const e = await startEmbedded({
-    web: createWebStatic({ dir: distDir, config: { github: false } }),
-    sandboxNetwork: true,
-  });
+  // The default sandbox: the preview proxy reaches a repl's servers in the repl's own network.
+  const e = await startEmbedded({ web: createWebStatic({ dir: distDir, config: { github: false } }) });
   const profile = await mkdtemp(join(tmpdir(), "devex-chromium-"));
   let context: BrowserContext | undefined;
   try {
