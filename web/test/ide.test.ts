@@ -62,7 +62,10 @@ describe("web client in Chromium (embedded setup)", function () {
     await card.getByRole("link", { name: "Open hello in the IDE" }).click();
     await page.waitForURL(`**/repls/${replId}`);
     await waitConnected(page);
-    await page.getByRole("tree", { name: "Files" }).getByRole("treeitem", { name: "package.json" }).waitFor();
+    await page
+      .getByRole("tree", { name: "Files" })
+      .getByRole("treeitem", { name: "package.json", exact: true })
+      .waitFor();
     await page.getByRole("tab", { name: "index.js" }).waitFor();
 
     // Edit index.js in CodeMirror and save with Ctrl-S.
@@ -109,11 +112,11 @@ describe("web client in Chromium (embedded setup)", function () {
     await waitConnected(page);
 
     const tree = page.getByRole("tree", { name: "Files" });
-    await tree.getByRole("treeitem", { name: "index.js" }).click({ button: "right" });
+    await tree.getByRole("treeitem", { name: "index.js", exact: true }).click({ button: "right" });
     await page.getByRole("menuitem", { name: "New file…" }).click();
     await page.getByLabel("Name").fill("notes.md");
     await page.getByRole("button", { name: "OK" }).click();
-    await tree.getByRole("treeitem", { name: "notes.md" }).waitFor();
+    await tree.getByRole("treeitem", { name: "notes.md", exact: true }).waitFor();
     await page.getByRole("tab", { name: "notes.md" }).waitFor();
 
     // Type into notes.md, then change it behind the editor's back, then save: a conflict prompt.
@@ -134,21 +137,21 @@ describe("web client in Chromium (embedded setup)", function () {
     assert.equal(await readOnRunner(replId, "notes.md"), "# mine");
 
     // Rename from the keyboard (F2): the tree and the editor tab follow.
-    await tree.getByRole("treeitem", { name: "notes.md" }).focus();
+    await tree.getByRole("treeitem", { name: "notes.md", exact: true }).focus();
     await page.keyboard.press("F2");
     const renameBox = page.getByRole("textbox", { name: "New name" });
     await renameBox.fill("todo.md");
     await renameBox.press("Enter");
-    await tree.getByRole("treeitem", { name: "todo.md" }).waitFor();
+    await tree.getByRole("treeitem", { name: "todo.md", exact: true }).waitFor();
     await page.getByRole("tab", { name: "todo.md" }).waitFor();
-    assert.equal(await tree.getByRole("treeitem", { name: "notes.md" }).count(), 0);
+    assert.equal(await tree.getByRole("treeitem", { name: "notes.md", exact: true }).count(), 0);
 
     // Delete from the context menu, after confirming. A file the shell writes meanwhile (.bash_history)
     // can re-render the tree and shift its rows under the pointer, so the right-click is repeated until
     // the menu is the one for scratch.txt.
     await runner.files.writeFile({ path: "scratch.txt", content: Buffer.from("tmp") });
     for (let attempt = 0; ; attempt++) {
-      await tree.getByRole("treeitem", { name: "scratch.txt" }).click({ button: "right" });
+      await tree.getByRole("treeitem", { name: "scratch.txt", exact: true }).click({ button: "right" });
       const menu = await page.locator(".context-menu").getAttribute("aria-label");
       if (menu === "Actions for scratch.txt") break;
       assert.ok(attempt < 5, `the context menu kept opening for another row: ${menu}`);
@@ -156,7 +159,7 @@ describe("web client in Chromium (embedded setup)", function () {
     }
     await page.getByRole("menuitem", { name: "Delete" }).click();
     await page.getByRole("dialog", { name: "Delete scratch.txt?" }).getByRole("button", { name: "Delete" }).click();
-    await tree.getByRole("treeitem", { name: "scratch.txt" }).waitFor({ state: "detached" });
+    await tree.getByRole("treeitem", { name: "scratch.txt", exact: true }).waitFor({ state: "detached" });
     await assert.rejects(runner.files.statFile({ path: "scratch.txt" }));
 
     // The network drops under the terminal's WebSocket: it reconnects and replays its scrollback.
@@ -190,7 +193,7 @@ describe("web client in Chromium (embedded setup)", function () {
       ),
     });
     // The watch stream brings a file written elsewhere into the tree.
-    await tree.getByRole("treeitem", { name: "server.js" }).waitFor();
+    await tree.getByRole("treeitem", { name: "server.js", exact: true }).waitFor();
     await page.getByRole("button", { name: "New terminal" }).click();
     await page.getByRole("tab", { name: /Shell 2/ }).waitFor();
     assert.equal(await page.getByRole("tablist", { name: "Terminals" }).getByRole("tab").count(), 2);
@@ -212,7 +215,7 @@ describe("web client in Chromium (embedded setup)", function () {
     const files = page.getByRole("button", { name: "Files", exact: true });
     assert.equal(await files.getAttribute("aria-pressed"), "false");
     await files.click();
-    await tree.getByRole("treeitem", { name: "todo.md" }).waitFor();
+    await tree.getByRole("treeitem", { name: "todo.md", exact: true }).waitFor();
     await page.setViewportSize({ width: 1280, height: 800 });
 
     // The quota (2 per user in the embedded setup) is explained in plain words.

@@ -10,6 +10,11 @@ import { rename, unlink } from "node:fs/promises";
 import path from "node:path";
 import type { Workspace } from "./paths.js";
 
+/** Whether a file name is one of writeAtomic's in-flight temporary files (never shown to clients). */
+export function isAtomicWriteTemp(name: string): boolean {
+  return /^\..+\.devex-[0-9a-f]{12}\.tmp$/.test(name);
+}
+
 export async function writeAtomic(
   ws: Workspace,
   abs: string,

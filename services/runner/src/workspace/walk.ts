@@ -3,6 +3,7 @@ import type { BigIntStats } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import path from "node:path";
 import { minimatch } from "minimatch";
+import { isAtomicWriteTemp } from "./atomic-write.js";
 
 export interface WalkEntry {
   abs: string;
@@ -35,6 +36,7 @@ export async function* walk(abs: string, rel: string, options: WalkOptions, dept
   names.sort();
   for (const name of names) {
     if (!options.includeHidden && name.startsWith(".")) continue;
+    if (isAtomicWriteTemp(name)) continue;
     const childRel = rel ? `${rel}/${name}` : name;
     if (excluded(childRel, options.exclude)) continue;
     const childAbs = path.join(abs, name);

@@ -8,6 +8,7 @@ import { lstat } from "node:fs/promises";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { type FileEvent, FileEventSchema, FileEventType } from "../../../../gen/devex/runner/v1/file_pb.js";
+import { isAtomicWriteTemp } from "./atomic-write.js";
 import type { Workspace } from "./paths.js";
 
 export async function* watchBatches(
@@ -26,7 +27,7 @@ export async function* watchBatches(
     const full = path.join(abs, name.toString());
     if (!ws.contains(full)) return;
     const rel = ws.relative(full);
-    if (path.basename(rel).includes(".devex-") && rel.endsWith(".tmp")) return; // our atomic-write temp files
+    if (isAtomicWriteTemp(path.basename(rel))) return;
     pending.set(rel, pending.get(rel) === "rename" ? "rename" : kind);
     wake?.();
   });
