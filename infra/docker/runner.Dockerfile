@@ -13,10 +13,11 @@ RUN --mount=type=cache,target=/root/.npm npm install --no-audit --no-fund
 COPY tsconfig.json ./
 COPY infra/docker/tsconfig.build.json ./tsconfig.build.json
 COPY gen gen
+COPY descriptors descriptors
 COPY lib lib
 COPY services services
 RUN npx tsc -p tsconfig.build.json \
- && cp gen/devex.binpb dist/gen/devex.binpb \
+ && mkdir -p dist/descriptors && cp descriptors/devex.binpb dist/descriptors/devex.binpb \
  && npm prune --omit=dev --no-audit --no-fund
 
 # What every repl gets: a shell, git, certificates, the runner and the sync CLI. The user is

@@ -4,7 +4,7 @@ import { AgentToolsService } from "../../gen/devex/mcp/v1/agent_tools_pb.js";
 import { tool } from "../../gen/devex/mcp/v1/options_pb.js";
 import { docOf, loadContracts } from "./registry.js";
 
-describe("contracts with doc comments (gen/devex.binpb)", () => {
+describe("contracts with doc comments (descriptors/devex.binpb)", () => {
   const registry = loadContracts();
 
   it("documents every service, RPC and field of Devex's own packages", () => {

@@ -1,6 +1,6 @@
 /**
  * The contracts with their doc comments. Generated code carries descriptors without comments, so
- * `npm run generate` also writes gen/devex.binpb (a FileDescriptorSet with source info); this loads
+ * `npm run generate` also writes descriptors/devex.binpb (a FileDescriptorSet with source info); this loads
  * it, for anything that turns contracts into documentation: MCP tool descriptions and schemas.
  */
 import { readFileSync } from "node:fs";
@@ -15,7 +15,7 @@ import {
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { getComments } from "@bufbuild/protoplugin";
 
-export function loadContracts(path = join(import.meta.dirname, "..", "..", "gen", "devex.binpb")): FileRegistry {
+export function loadContracts(path = join(import.meta.dirname, "..", "..", "descriptors", "devex.binpb")): FileRegistry {
   return createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(path)));
 }
 
