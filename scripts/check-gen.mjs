@@ -37,7 +37,9 @@ try {
   } catch {}
   if (committedSet !== readFileSync(join(out, "devex.binpb"), "latin1")) drift.push(`changed: ${descriptors}`);
   if (drift.length) {
-    console.error(`generated files are out of date with proto/ (run "npm run generate" and commit):\n  ${drift.join("\n  ")}`);
+    console.error(
+      `generated files are out of date with proto/ (run "npm run generate" and commit):\n  ${drift.join("\n  ")}`,
+    );
     process.exit(1);
   }
   console.log(`gen/ (${fresh.size} files) and ${descriptors} match proto/`);

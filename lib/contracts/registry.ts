@@ -15,7 +15,9 @@ import {
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { getComments } from "@bufbuild/protoplugin";
 
-export function loadContracts(path = join(import.meta.dirname, "..", "..", "descriptors", "devex.binpb")): FileRegistry {
+export function loadContracts(
+  path = join(import.meta.dirname, "..", "..", "descriptors", "devex.binpb"),
+): FileRegistry {
   return createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(path)));
 }
 
