@@ -100,7 +100,9 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
     interceptors: [authInterceptor(principalKey, (h, m) => auth.rpc(h, m)), activityInterceptor(activity, draining)],
     routes(router) {
       router.service(FileService, createFileService({ workspace, maxFileRead: limits.maxFileRead }));
-      router.service(TerminalService, createTerminalService({ terminals, activity }));
+      // Terminal output is not compressed (nor is it on the WebSocket bridge): gzip of every frame
+      // cost the runner a third more CPU, on the threadpool, and the client as much again.
+      router.service(TerminalService, createTerminalService({ terminals, activity }), { acceptCompression: [] });
       router.service(ProcessService, createProcessService({ processes }));
       router.service(
         StatusService,

@@ -1,6 +1,64 @@
 import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { connect } from "node:http2";
+import path from "node:path";
+import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { ReadFileRequestSchema } from "../../../gen/devex/runner/v1/file_pb.js";
+import { StreamOutputRequestSchema } from "../../../gen/devex/runner/v1/terminal_pb.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
 import { type GrpcClient, grpcClient, startTestRunner, type TestRunner, unary, waitFor } from "./helpers.js";
+
+/**
+ * One gRPC call over plain node:http2 offering gzip, reading until the first message has arrived
+ * and the stream ends or 300 ms pass: the response's grpc-encoding and each message's compressed
+ * flag and length.
+ */
+async function rawGrpc<S extends DescMessage>(
+  url: string,
+  token: string,
+  method: string,
+  req: { schema: S; message: MessageInitShape<S> },
+): Promise<{ encoding: string | undefined; messages: Array<{ compressed: boolean; bytes: number }> }> {
+  const session = connect(url);
+  try {
+    const body = toBinary(req.schema, create(req.schema, req.message));
+    const frame = Buffer.alloc(5 + body.length);
+    frame.writeUInt32BE(body.length, 1);
+    frame.set(body, 5);
+    const stream = session.request({
+      ":method": "POST",
+      ":path": `/${method}`,
+      "content-type": "application/grpc",
+      te: "trailers",
+      "grpc-accept-encoding": "gzip",
+      authorization: `Bearer ${token}`,
+    });
+    stream.end(frame);
+    const headers = await new Promise<Record<string, unknown>>((resolve) => stream.once("response", resolve));
+    let buf = Buffer.alloc(0);
+    const messages: Array<{ compressed: boolean; bytes: number }> = [];
+    await new Promise<void>((resolve) => {
+      let settling = false;
+      stream.on("data", (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+          const n = buf.readUInt32BE(1);
+          messages.push({ compressed: buf[0] === 1, bytes: n });
+          buf = buf.subarray(5 + n);
+        }
+        if (messages.length > 0 && !settling) {
+          settling = true;
+          setTimeout(resolve, 300);
+        }
+      });
+      stream.on("close", () => resolve());
+    });
+    stream.close();
+    return { encoding: headers["grpc-encoding"] as string | undefined, messages };
+  } finally {
+    session.destroy();
+  }
+}
 
 /** A bidi Attach over grpc-js that collects output as text. */
 function attach(client: GrpcClient, terminalId: string, replay = false) {
@@ -67,6 +125,38 @@ describe("runner terminals over grpc-js (bidi Attach)", function () {
     await a.ended;
     assert.deepEqual(a.exit, { exitCode: 7, signal: "" });
     assert.equal(a.frames.at(-1)!.frame, "exit");
+  });
+
+  it("sends terminal output uncompressed to a gRPC client that offers gzip (other services still compress)", async () => {
+    const res = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", {
+      command: ["bash", "-c", "head -c 100000 /dev/zero | tr '\\0' y; sleep 0.3"],
+    });
+    const id = res.terminal.terminalId;
+    await waitFor(
+      async () => {
+        const sb = await unary<{ data: Buffer }>(client, "readScrollback", { terminalId: id, maxBytes: 200_000 });
+        return sb.data.length >= 100_000;
+      },
+      5000,
+      "the output in the scrollback",
+    );
+    await writeFile(path.join(t.workspace, "big.txt"), "z".repeat(100_000));
+    // Plain node:http2, so the response's grpc-encoding header and each message's compressed flag
+    // are visible (grpc-js hides both).
+    const terminal = await rawGrpc(t.runner.url, t.token, "devex.runner.v1.TerminalService/StreamOutput", {
+      schema: StreamOutputRequestSchema,
+      message: { terminalId: id, replay: true },
+    });
+    assert.equal(terminal.encoding, undefined);
+    assert.ok(terminal.messages.length > 0);
+    assert.ok(terminal.messages.every((m) => !m.compressed));
+    assert.ok(terminal.messages.reduce((n, m) => n + m.bytes, 0) > 100_000);
+    const file = await rawGrpc(t.runner.url, t.token, "devex.runner.v1.FileService/ReadFile", {
+      schema: ReadFileRequestSchema,
+      message: { path: "big.txt" },
+    });
+    assert.equal(file.encoding, "gzip");
+    assert.ok(file.messages[0].compressed);
   });
 
   it("loses no output when the shell exits right after printing (node-pty #72), 4 terminals at once", async () => {
