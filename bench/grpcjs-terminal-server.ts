@@ -5,7 +5,7 @@
  * interceptors, so it is an upper bound for what moving the h2c gRPC path to grpc-js could gain.
  * Bench-only. Usage: node --import tsx bench/grpcjs-terminal-server.ts; prints "listening on <url>".
  */
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
@@ -26,7 +26,8 @@ import { TerminalRegistry } from "../services/runner/src/terminals/registry.js";
 import type { Attachment, TerminalSession } from "../services/runner/src/terminals/session.js";
 import { Workspace } from "../services/runner/src/workspace/paths.js";
 
-const workspace = await Workspace.open(await mkdtemp(path.join(tmpdir(), "devex-grpcjs-bench-")));
+const dir = await mkdtemp(path.join(tmpdir(), "devex-grpcjs-bench-"));
+const workspace = await Workspace.open(dir);
 const terminals = new TerminalRegistry({
   workspace,
   baseEnv: userEnv(),
@@ -93,6 +94,12 @@ server.addService(definition, {
       })();
     });
   },
+});
+process.once("SIGTERM", async () => {
+  server.forceShutdown();
+  await terminals.closeAll(200);
+  await rm(dir, { recursive: true, force: true });
+  process.exit(0);
 });
 server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, port) => {
   if (err) throw err;

@@ -169,7 +169,7 @@ async function startChild(script: string, ...args: string[]): Promise<Child> {
     child.once("exit", (code) => reject(new Error(`${script} exited with ${code}`)));
   });
   child.stdout!.resume();
-  return { address, pid: child.pid!, close: () => child.kill("SIGKILL") };
+  return { address, pid: child.pid!, close: () => child.kill("SIGTERM") };
 }
 
 function tcpFloorPath(relay: Child): Path {
