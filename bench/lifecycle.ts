@@ -186,14 +186,7 @@ async function driverStartStop(store: BlobStore, prefix: string, dataDir: string
 }
 
 async function syncComparison(s3: TestS3) {
-  const store = createS3BlobStore({
-    bucket: s3.bucket,
-    region: "us-east-1",
-    endpoint: s3.endpoint,
-    forcePathStyle: true,
-    accessKeyId: s3.accessKeyId,
-    secretAccessKey: s3.secretAccessKey,
-  });
+  const store = createS3BlobStore(s3.storeOptions);
   const aws = findProgram("/usr/bin/aws") ?? findProgram("aws");
   const rclone = findProgram("rclone");
   const awsEnv = {

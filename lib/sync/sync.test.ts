@@ -161,14 +161,7 @@ suite("local dir", async () => {
 
 suite("s3rver", async () => {
   const s3 = await startS3();
-  const store = createS3BlobStore({
-    bucket: s3.bucket,
-    region: "us-east-1",
-    endpoint: s3.endpoint,
-    forcePathStyle: true,
-    accessKeyId: s3.accessKeyId,
-    secretAccessKey: s3.secretAccessKey,
-  });
+  const store = createS3BlobStore(s3.storeOptions);
   return {
     store,
     s3,

@@ -17,6 +17,15 @@ export interface TestS3 {
   readonly bucket: string;
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
+  /** Everything an S3 client (or core's createS3BlobStore) needs to reach this server's bucket. */
+  readonly storeOptions: {
+    bucket: string;
+    region: string;
+    endpoint: string;
+    forcePathStyle: true;
+    accessKeyId: string;
+    secretAccessKey: string;
+  };
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Stops the server and removes its data. */
@@ -58,11 +67,13 @@ export async function startS3(bucket = "devex-test"): Promise<TestS3> {
     await exited;
   };
   await start();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const credentials = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     bucket,
-    accessKeyId: "S3RVER",
-    secretAccessKey: "S3RVER",
+    ...credentials,
+    storeOptions: { bucket, region: "us-east-1", endpoint, forcePathStyle: true, ...credentials },
     start,
     stop,
     dispose: async () => {

@@ -24,15 +24,7 @@ describe("blob store: S3 (s3rver)", function () {
     s3 = await startS3();
   });
   after(() => s3?.dispose());
-  const open = async () =>
-    createS3BlobStore({
-      bucket: s3.bucket,
-      region: "us-east-1",
-      endpoint: s3.endpoint,
-      forcePathStyle: true,
-      accessKeyId: s3.accessKeyId,
-      secretAccessKey: s3.secretAccessKey,
-    });
+  const open = async () => createS3BlobStore(s3.storeOptions);
   blobStoreContract(open);
 
   it("fails with Unavailable while S3 is down", async () => {

@@ -33,14 +33,7 @@ describe("embedded setup under faults", function () {
     let e: Embedded;
     before(async () => {
       s3 = await startS3();
-      blobs = createS3BlobStore({
-        bucket: s3.bucket,
-        region: "us-east-1",
-        endpoint: s3.endpoint,
-        forcePathStyle: true,
-        accessKeyId: s3.accessKeyId,
-        secretAccessKey: s3.secretAccessKey,
-      });
+      blobs = createS3BlobStore(s3.storeOptions);
       e = await startEmbedded({ blobs, syncAttempts: 2 });
     });
     after(async () => {

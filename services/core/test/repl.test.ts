@@ -53,14 +53,7 @@ describe("repl lifecycle on Redis and S3", function () {
     raw = new Redis(redis.url, { lazyConnect: true });
     await raw.connect();
     state = await createRedisStore({ url: redis.url, commandTimeoutMs: 2000 });
-    blobs = createS3BlobStore({
-      bucket: s3.bucket,
-      region: "us-east-1",
-      endpoint: s3.endpoint,
-      forcePathStyle: true,
-      accessKeyId: s3.accessKeyId,
-      secretAccessKey: s3.secretAccessKey,
-    });
+    blobs = createS3BlobStore(s3.storeOptions);
     t = await startTestCore({ state, blobs, quota: 3, lockWaitMs: 5000 });
     alice = t.clients({ bearer: await t.token("alice") });
   });
