@@ -3,6 +3,7 @@ import { Writable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { z } from "zod";
 import { type ConfigError, env, loadConfig, parseDuration } from "./config.js";
+import { isPlatformCookie, readCookie, withoutCookies } from "./cookies.js";
 import { type DomainError, failedPrecondition, toConnectError } from "./errors.js";
 import { createLogger, redactUrl } from "./log.js";
 import { bearerToken, createTokenSigner, createTokenVerifier, generateSigningKey } from "./tokens.js";
@@ -142,5 +143,25 @@ describe("logging", () => {
     const text = lines.join("");
     assert.doesNotMatch(text, /s3cr3t/);
     assert.match(text, /replay=1&token=\[redacted\]/);
+  });
+});
+
+describe("cookies", () => {
+  it("reads one cookie, URI-decoded; a malformed value reads as absent", () => {
+    assert.equal(readCookie("a=1; devex_session=x%20y; b=2", "devex_session"), "x y");
+    assert.equal(readCookie("a=1", "devex_session"), undefined);
+    assert.equal(readCookie("devex_session=%E0%A4%A", "devex_session"), undefined);
+    assert.equal(readCookie(undefined, "a"), undefined);
+  });
+
+  it("drops the selected cookies and keeps the rest in order", () => {
+    const header = "devex_session=s; app=1;devex_preview=t ; x=a=b; flag";
+    assert.equal(withoutCookies(header, isPlatformCookie), "app=1; x=a=b; flag");
+    assert.equal(withoutCookies("devex_session=s", isPlatformCookie), undefined);
+    assert.equal(withoutCookies(undefined, isPlatformCookie), undefined);
+    assert.equal(
+      withoutCookies("devex_session=s; app=1", (n) => n === "app"),
+      "devex_session=s",
+    );
   });
 });

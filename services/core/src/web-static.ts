@@ -8,8 +8,9 @@
 import { createReadStream } from "node:fs";
 import { realpath, stat } from "node:fs/promises";
 import { extname, join, sep } from "node:path";
+import { readCookie } from "../../../lib/kit/cookies.js";
 import type { HttpHandler } from "../../../lib/kit/server.js";
-import { readCookie, SESSION_COOKIE } from "./auth/cookies.js";
+import { SESSION_COOKIE } from "./auth/cookies.js";
 
 export interface WebStaticOptions {
   /** The built client (web/dist). */

@@ -88,6 +88,32 @@ describe("embedded setup end to end (local driver, one origin)", function () {
     await core.repls.deleteRepl({ replId });
   });
 
+  it("a dev server in the repl never sees core's session cookie through the preview proxy", async () => {
+    const core = await e.login("alice");
+    const { repl } = await core.repls.createRepl({ name: "cookies", template: "node" });
+    const replId = repl!.replId;
+    const { runner: access } = await core.repls.startRepl({ replId });
+    const runner = e.runner(access!);
+    // A dev server that answers with the Cookie header it received.
+    const server =
+      'require("http").createServer((q, s) => s.end(JSON.stringify({ cookie: q.headers.cookie ?? null }))).listen(3000, "127.0.0.1");';
+    await runner.files.writeFile({ path: "echo-cookie.cjs", content: Buffer.from(server) });
+    await runner.processes.startProcess({ command: { argv: ["node", "echo-cookie.cjs"] }, name: "echo-cookie" });
+    const url = `${access!.url}/preview/3000/?token=${encodeURIComponent(access!.token)}`;
+    // The browser sends every cookie of core's host: core's session, the runner's preview token
+    // (devex_preview), and the app's own.
+    const cookie = "devex_session=the-users-core-session; devex_preview=anything; app=1";
+    let body: { cookie: string | null } | undefined;
+    for (let i = 0; i < 100 && !body; i++) {
+      const res = await fetch(url, { headers: { cookie } });
+      if (res.status === 200) body = (await res.json()) as { cookie: string | null };
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(body, "the dev server never answered through the preview proxy");
+    assert.equal(body.cookie, "app=1");
+    await core.repls.deleteRepl({ replId });
+  });
+
   it("WatchRepl streams restore progress while a start runs", async () => {
     const core = await e.login("bob");
     const { repl } = await core.repls.createRepl({ name: "watch", template: "node" });

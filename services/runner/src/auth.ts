@@ -51,12 +51,3 @@ export function createRunnerAuth(verifier: TokenVerifier, replId: string): Runne
     },
   };
 }
-
-/** Reads a cookie's value from a Cookie header. */
-export function cookieValue(header: string | undefined, name: string): string | undefined {
-  for (const part of (header ?? "").split(";")) {
-    const i = part.indexOf("=");
-    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
-  }
-  return undefined;
-}

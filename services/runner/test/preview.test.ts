@@ -18,7 +18,10 @@ describe("runner preview proxy", () => {
       res.end(`app saw ${req.method} ${req.url}`);
     });
     const wss = new WebSocketServer({ server: app });
-    wss.on("connection", (ws, req) => ws.on("message", (m) => ws.send(`echo ${req.url} ${m}`)));
+    wss.on("connection", (ws, req) => {
+      seen.push({ url: req.url!, cookie: req.headers.cookie });
+      ws.on("message", (m) => ws.send(`echo ${req.url} ${m}`));
+    });
     await new Promise<void>((r) => app.listen(0, "127.0.0.1", r));
     port = (app.address() as AddressInfo).port;
   });
@@ -27,9 +30,10 @@ describe("runner preview proxy", () => {
     await t?.close();
   });
 
-  it("forwards HTTP with the prefix stripped, authenticated by header", async () => {
+  it("forwards HTTP with the prefix stripped, authenticated by header, without platform cookies", async () => {
     const res = await fetch(`${t.runner.url}/preview/${port}/api/x?q=1`, {
-      headers: { authorization: `Bearer ${t.token}`, cookie: "mine=2" },
+      // On a host shared with core the browser also sends core's session cookie.
+      headers: { authorization: `Bearer ${t.token}`, cookie: "devex_session=core-session; mine=2; devex_preview=x" },
     });
     assert.equal(res.status, 200);
     assert.equal(await res.text(), "app saw GET /api/x?q=1");
@@ -57,14 +61,17 @@ describe("runner preview proxy", () => {
     assert.match(await dead.text(), /nothing answered on port 1/);
   });
 
-  it("forwards WebSocket upgrades", async () => {
-    const ws = new WebSocket(`${t.runner.url.replace("http", "ws")}/preview/${port}/live?token=${t.token}`);
+  it("forwards WebSocket upgrades, without platform cookies", async () => {
+    const ws = new WebSocket(`${t.runner.url.replace("http", "ws")}/preview/${port}/live?token=${t.token}`, {
+      headers: { cookie: "devex_session=core-session; mine=3" },
+    });
     const reply = await new Promise<string>((resolve, reject) => {
       ws.on("open", () => ws.send("hi"));
       ws.on("message", (m) => resolve(m.toString()));
       ws.on("error", reject);
     });
     assert.equal(reply, "echo /live hi");
+    assert.equal(seen.at(-1)!.cookie, "mine=3");
     ws.close();
   });
 });

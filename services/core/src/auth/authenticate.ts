@@ -4,10 +4,11 @@
  * ("Authorization: Bearer dvx_...") or the browser session cookie, and nothing else.
  */
 import { RunnerControlService } from "../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import { readCookie } from "../../../../lib/kit/cookies.js";
 import { unauthenticated } from "../../../../lib/kit/errors.js";
 import { bearerToken, type TokenVerifier } from "../../../../lib/kit/tokens.js";
 import type { StateStore } from "../state/store.js";
-import { readCookie, SESSION_COOKIE } from "./cookies.js";
+import { SESSION_COOKIE } from "./cookies.js";
 import type { Principal } from "./principal.js";
 import { API_TOKEN_PREFIX, sha256 } from "./secrets.js";
 

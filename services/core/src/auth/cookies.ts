@@ -1,14 +1,8 @@
-/** The browser session cookie: HttpOnly, SameSite=Lax, Secure when core is served over https. */
-export const SESSION_COOKIE = "devex_session";
-export const SESSION_TTL_MS = 7 * 24 * 3600 * 1000;
+import { PLATFORM_COOKIE_PREFIX } from "../../../../lib/kit/cookies.js";
 
-export function readCookie(header: string | null | undefined, name: string): string | undefined {
-  for (const part of (header ?? "").split(";")) {
-    const i = part.indexOf("=");
-    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
-  }
-  return undefined;
-}
+/** The browser session cookie: HttpOnly, SameSite=Lax, Secure when core is served over https. */
+export const SESSION_COOKIE = `${PLATFORM_COOKIE_PREFIX}session`;
+export const SESSION_TTL_MS = 7 * 24 * 3600 * 1000;
 
 export function sessionCookie(value: string, secure: boolean, maxAgeMs = SESSION_TTL_MS): string {
   const attrs = [

@@ -10,10 +10,11 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import grantModule from "grant";
+import { readCookie } from "../../../../lib/kit/cookies.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../../../../lib/kit/server.js";
 import type { StateStore } from "../state/store.js";
-import { clearSessionCookie, readCookie, SESSION_COOKIE } from "./cookies.js";
+import { clearSessionCookie, SESSION_COOKIE } from "./cookies.js";
 import { userIdPattern } from "./principal.js";
 import { sha256 } from "./secrets.js";
 import { openSession } from "./sessions.js";

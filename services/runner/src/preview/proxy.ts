@@ -4,19 +4,22 @@
  *
  * Auth: `Authorization: Bearer <token>`, or `?token=<token>` (the runner then sets an HttpOnly
  * cookie scoped to `/preview/<port>/`, so the page's sub-resources work, and removes the token from
- * the forwarded URL), or that cookie. The runner's token and cookie are never forwarded.
+ * the forwarded URL), or that cookie. The runner's token is never forwarded, nor is any platform
+ * cookie (`devex_…`, lib/kit/cookies.ts): on a host shared with core the browser sends core's
+ * session cookie with every preview request, and the user's dev server must not receive it.
  */
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import { connect } from "node:net";
 import type { Duplex } from "node:stream";
+import { isPlatformCookie, PLATFORM_COOKIE_PREFIX, readCookie, withoutCookies } from "../../../../lib/kit/cookies.js";
 import { DomainError } from "../../../../lib/kit/errors.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { HttpRequest, HttpResponse } from "../../../../lib/kit/server.js";
 import { bearerToken } from "../../../../lib/kit/tokens.js";
 import type { ActivityTracker } from "../activity.js";
-import { cookieValue, type RunnerAuth } from "../auth.js";
+import type { RunnerAuth } from "../auth.js";
 
-export const PREVIEW_COOKIE = "devex_preview";
+export const PREVIEW_COOKIE = `${PLATFORM_COOKIE_PREFIX}preview`;
 const PREFIX = /^\/preview\/(\d{1,5})(\/[^?]*)?(\?.*)?$/;
 const HOP_BY_HOP = new Set([
   "connection",
@@ -61,7 +64,7 @@ export function createPreviewProxy(d: PreviewDeps) {
     const token =
       bearerToken(headers.authorization as string | undefined) ??
       fromQuery ??
-      cookieValue(headers.cookie as string | undefined, PREVIEW_COOKIE);
+      readCookie(headers.cookie as string | undefined, PREVIEW_COOKIE);
     d.auth.user(token, "preview");
     query.delete("token");
     const qs = query.toString();
@@ -75,7 +78,7 @@ export function createPreviewProxy(d: PreviewDeps) {
       if (k.startsWith(":") || HOP_BY_HOP.has(k) || v === undefined) continue;
       out[k] = v;
     }
-    const cookie = stripCookie(req.headers.cookie as string | undefined);
+    const cookie = withoutCookies(req.headers.cookie as string | undefined, isPlatformCookie);
     if (cookie) out.cookie = cookie;
     else delete out.cookie;
     out.host = `127.0.0.1:${port}`;
@@ -162,13 +165,4 @@ export function createPreviewProxy(d: PreviewDeps) {
   }
 
   return { http, upgrade };
-}
-
-function stripCookie(header: string | undefined): string | undefined {
-  if (!header) return undefined;
-  const kept = header
-    .split(";")
-    .map((p) => p.trim())
-    .filter((p) => p && !p.startsWith(`${PREVIEW_COOKIE}=`));
-  return kept.length ? kept.join("; ") : undefined;
 }

@@ -2,13 +2,17 @@
  * One origin for the browser: core forwards `/<replId>/<route>` to that repl's runner as
  * `/<route>`, mirroring the Kubernetes ingress route `<repl-host>/<repl-id>/<route>`. Carries Connect
  * over HTTP/1.1 (streams are piped, never buffered), the terminal WebSocket bridge and the preview
- * proxy (HTTP and WebSocket), over TCP or the runner's Unix socket. The runner authenticates every request itself; core adds nothing.
+ * proxy (HTTP and WebSocket), over TCP or the runner's Unix socket. The runner authenticates every request itself; core adds nothing,
+ * and removes its own session cookie, which the browser sends along (same host): a runner, and
+ * the user's dev server behind its preview proxy, never see it.
  * Cookies and redirects the runner sets for `/…` are rewritten to `/<replId>/…`.
  */
 import { type IncomingHttpHeaders, type IncomingMessage, request } from "node:http";
 import { connect } from "node:net";
 import type { Duplex } from "node:stream";
+import { withoutCookies } from "../../../../../lib/kit/cookies.js";
 import type { HttpHandler, HttpRequest, HttpResponse, UpgradeHandler } from "../../../../../lib/kit/server.js";
+import { SESSION_COOKIE } from "../../auth/cookies.js";
 import type { RunnerTarget } from "./local-driver.js";
 
 const replPath = /^\/(r[0-9a-f]{12})(\/.*)?$/;
@@ -42,9 +46,14 @@ function forwardHeaders(h: IncomingHttpHeaders, target: URL): Record<string, str
     if (v === undefined || k.startsWith(":") || hopByHop.has(k)) continue;
     out[k] = v;
   }
+  const cookie = withoutCoreCookies(h.cookie);
+  if (cookie) out.cookie = cookie;
+  else delete out.cookie;
   out.host = target.host;
   return out;
 }
+
+const withoutCoreCookies = (header: string | undefined) => withoutCookies(header, (name) => name === SESSION_COOKIE);
 
 function rewriteCookie(c: string, replId: string): string {
   return /;\s*path=/i.test(c)
@@ -108,7 +117,11 @@ export function createRunnerProxy(targetFor: (replId: string) => RunnerTarget | 
         const lines = [`${req.method} ${m.rest} HTTP/1.1`];
         for (let i = 0; i < req.rawHeaders.length; i += 2) {
           const k = req.rawHeaders[i];
-          lines.push(`${k}: ${k.toLowerCase() === "host" ? target.host : req.rawHeaders[i + 1]}`);
+          const name = k.toLowerCase();
+          let value: string | undefined = req.rawHeaders[i + 1];
+          if (name === "host") value = target.host;
+          else if (name === "cookie") value = withoutCoreCookies(value);
+          if (value !== undefined) lines.push(`${k}: ${value}`);
         }
         upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
         if (head.length) upstream.write(head);
