@@ -63,7 +63,7 @@ async function startLatency(repls: number) {
     persistIntervalMs: 0,
     access: "proxied",
   });
-  const proxy = createRunnerProxy(driver.targetFor);
+  const proxy = createRunnerProxy(driver.targetFor, "api");
   const core = await createCore({
     log,
     state,

@@ -11,6 +11,10 @@ export const coreConfigSchema = z
     DEVEX_CORE_PORT: env.port(8080),
     DEVEX_CORE_HOST: z.string().default("127.0.0.1"),
     DEVEX_PUBLIC_URL: env.url().optional(),
+    /** The preview origin's port (local driver, proxied access); defaults to DEVEX_CORE_PORT + 1. */
+    DEVEX_PREVIEW_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+    /** URL browsers use to reach the preview origin; defaults to its listening URL. */
+    DEVEX_PREVIEW_PUBLIC_URL: env.url().optional(),
     DEVEX_DATA_DIR: z.string().default(".data/core"),
     DEVEX_TEMPLATES_DIR: z.string().default(fileURLToPath(new URL("../../../templates", import.meta.url))),
     DEVEX_LOG_LEVEL: env.logLevel(),

@@ -63,6 +63,18 @@ export interface CoreDeps {
   upgrade?: UpgradeHandler;
   /** Routes served after core's own, before the 404: the hook for the web client's static files. */
   web?: HttpHandler;
+  /**
+   * A second origin for previews of users' dev servers (the embedded setup's preview proxy), so
+   * their pages never run on core's origin. RunnerAccess.preview_url_template then points at it.
+   */
+  preview?: {
+    http: HttpHandler;
+    upgrade: UpgradeHandler;
+    /** Defaults to a free port. */
+    port?: number;
+    /** URL browsers use to reach it; defaults to the listening URL. */
+    publicUrl?: string;
+  };
 }
 
 export interface Core {
@@ -70,6 +82,9 @@ export interface Core {
   /** The listening URL. */
   readonly url: string;
   readonly publicUrl: string;
+  /** The preview origin, when core serves one. */
+  readonly previewServer?: RunningServer;
+  readonly previewUrl?: string;
   /** Embedded setup only: the one-time login link. */
   readonly loginLink?: string;
   /** Stops runners no active session points at; returns how many. Also runs periodically. */
@@ -84,6 +99,7 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
 
   let http: HttpHandler = () => false;
   let publicUrl = deps.publicUrl?.replace(/\/+$/, "") ?? "";
+  let previewUrl = deps.preview?.publicUrl?.replace(/\/+$/, "");
   const heartbeatIntervalMs = deps.heartbeatIntervalMs ?? 30_000;
   const repl: ReplDeps = {
     state: deps.state,
@@ -96,6 +112,9 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
     quota: deps.quota ?? 2,
     get coreUrl() {
       return publicUrl;
+    },
+    get previewUrl() {
+      return previewUrl;
     },
     sessionTtlMs: deps.sessionTtlMs ?? heartbeatIntervalMs * 3,
     runnerTokenTtlSeconds: deps.runnerTokenTtlSeconds ?? 15 * 60,
@@ -130,6 +149,24 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
     upgrade: deps.upgrade,
   });
   publicUrl ||= server.url;
+  let previewServer: RunningServer | undefined;
+  if (deps.preview) {
+    try {
+      previewServer = await startServer({
+        name: "core-preview",
+        port: deps.preview.port ?? 0,
+        host: deps.host,
+        log,
+        routes: () => {},
+        http: deps.preview.http,
+        upgrade: deps.preview.upgrade,
+      });
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
+    previewUrl ||= previewServer.url;
+  }
 
   let loginLink: string | undefined;
   let embedded: { code: string; userId: string } | undefined;
@@ -163,11 +200,13 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
     server,
     url: server.url,
     publicUrl,
+    previewServer,
+    previewUrl,
     loginLink,
     reconcile,
     async close() {
       clearInterval(timer);
-      await server.close();
+      await Promise.all([server.close(), previewServer?.close()]);
       await reconciling;
     },
   };

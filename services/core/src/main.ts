@@ -32,7 +32,9 @@ const state = await openStateStore(config);
 const blobs = openBlobStore(config);
 const signer = createTokenSigner(await loadSigningKey(config));
 const { driver, local } = await openDriver(config, { blobs, signer, log });
-const proxy = local && config.DEVEX_RUNNER_ACCESS === "proxied" ? createRunnerProxy(local.targetFor) : undefined;
+const proxied = local && config.DEVEX_RUNNER_ACCESS === "proxied" ? local : undefined;
+const proxy = proxied && createRunnerProxy(proxied.targetFor, "api");
+const previewProxy = proxied && createRunnerProxy(proxied.targetFor, "preview");
 // The browser client, when built (npm run build:web; npm start builds it).
 const webDir = fileURLToPath(new URL("../../../web/dist", import.meta.url));
 const web = existsSync(join(webDir, "index.html"))
@@ -50,6 +52,11 @@ const core = await createCore({
   signer,
   http: proxy?.http,
   upgrade: proxy?.upgrade,
+  preview: previewProxy && {
+    ...previewProxy,
+    port: config.DEVEX_PREVIEW_PORT ?? (config.DEVEX_CORE_PORT ? config.DEVEX_CORE_PORT + 1 : 0),
+    publicUrl: config.DEVEX_PREVIEW_PUBLIC_URL,
+  },
   socketPath: local?.coreSocketPath,
   web,
   templatesDir: config.DEVEX_TEMPLATES_DIR,

@@ -88,9 +88,9 @@ describe("embedded setup end to end (local driver, one origin)", function () {
     await core.repls.deleteRepl({ replId });
   });
 
-  it("a dev server in the repl never sees core's session cookie through the preview proxy", async () => {
+  it("previews live on their own origin, and a dev server never sees core's session cookie", async () => {
     const core = await e.login("alice");
-    const { repl } = await core.repls.createRepl({ name: "cookies", template: "node" });
+    const { repl } = await core.repls.createRepl({ name: "preview", template: "node" });
     const replId = repl!.replId;
     const { runner: access } = await core.repls.startRepl({ replId });
     const runner = e.runner(access!);
@@ -99,18 +99,39 @@ describe("embedded setup end to end (local driver, one origin)", function () {
       'require("http").createServer((q, s) => s.end(JSON.stringify({ cookie: q.headers.cookie ?? null }))).listen(3000, "127.0.0.1");';
     await runner.files.writeFile({ path: "echo-cookie.cjs", content: Buffer.from(server) });
     await runner.processes.startProcess({ command: { argv: ["node", "echo-cookie.cjs"] }, name: "echo-cookie" });
-    const url = `${access!.url}/preview/3000/?token=${encodeURIComponent(access!.token)}`;
-    // The browser sends every cookie of core's host: core's session, the runner's preview token
-    // (devex_preview), and the app's own.
+
+    const preview = new URL(access!.previewUrlTemplate.replace("{port}", "3000"));
+    assert.equal(preview.href, `${e.core.previewUrl}/${replId}/preview/3000/`);
+    assert.notEqual(preview.origin, new URL(e.core.publicUrl).origin, "previews are not on core's origin");
+    const token = `?token=${encodeURIComponent(access!.token)}`;
+    // The browser sends every cookie of the host (cookies ignore ports): core's session, the
+    // runner's preview token and the app's own.
     const cookie = "devex_session=the-users-core-session; devex_preview=anything; app=1";
     let body: { cookie: string | null } | undefined;
     for (let i = 0; i < 100 && !body; i++) {
-      const res = await fetch(url, { headers: { cookie } });
+      const res = await fetch(`${preview.href}${token}`, { headers: { cookie } });
       if (res.status === 200) body = (await res.json()) as { cookie: string | null };
       else await new Promise((r) => setTimeout(r, 100));
     }
-    assert.ok(body, "the dev server never answered through the preview proxy");
+    assert.ok(body, "the dev server never answered on the preview origin");
     assert.equal(body.cookie, "app=1");
+
+    // Core's origin does not serve the preview, and the preview origin serves neither core's API
+    // nor the runner's.
+    const onCore = await fetch(`${e.core.publicUrl}/${replId}/preview/3000/${token}`);
+    assert.equal(onCore.status, 404);
+    const api = await fetch(`${preview.origin}/devex.core.v1.ReplService/ListRepls`, {
+      method: "POST",
+      headers: { "content-type": "application/json", cookie },
+      body: "{}",
+    });
+    assert.equal(api.status, 404);
+    const runnerApi = await fetch(`${preview.origin}/${replId}/devex.runner.v1.FileService/ListFiles`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${access!.token}` },
+      body: "{}",
+    });
+    assert.equal(runnerApi.status, 404);
     await core.repls.deleteRepl({ replId });
   });
 

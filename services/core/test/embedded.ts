@@ -67,7 +67,7 @@ export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> 
     syncAttempts: o.syncAttempts ?? 2,
     access: "proxied",
   });
-  const proxy = createRunnerProxy(driver.targetFor);
+  const proxy = createRunnerProxy(driver.targetFor, "api");
   const core = await createCore({
     log,
     state,
@@ -81,6 +81,7 @@ export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> 
     reconcileIntervalMs: 0,
     http: proxy.http,
     upgrade: proxy.upgrade,
+    preview: createRunnerProxy(driver.targetFor, "preview"),
     socketPath: driver.coreSocketPath,
     web: o.web,
   });

@@ -4,7 +4,7 @@
  * that "succeeds" inside the sandbox's private tmpfs must not show up on the host).
  *
  * And the repl's own network works like a pod's: a server one command starts on 127.0.0.1 is
- * reachable from the repl's other commands and through the runner's preview route on core's origin,
+ * reachable from the repl's other commands and through the runner's preview route on core's preview origin,
  * but not from another repl, while the host's loopback stays out of reach.
  */
 import assert from "node:assert/strict";
@@ -25,7 +25,7 @@ describe("sandbox escape table (bwrap active)", function () {
   let terminalId: string;
   let workspaces: string;
   let otherRepl: string;
-  let accessA: { url: string; token: string };
+  let accessA: { url: string; token: string; previewUrlTemplate: string };
   let b: RunnerClients;
   let terminalB: string;
   let hostListener: Server;
@@ -116,8 +116,8 @@ describe("sandbox escape table (bwrap active)", function () {
       if (!/hello from/.test(got)) await new Promise((r) => setTimeout(r, 100));
     }
     assert.match(got, /hello from \/x/);
-    // (b) the runner's preview route through core's one origin.
-    const res = await fetch(`${accessA.url}/preview/${port}/page?q=1`, {
+    // (b) the runner's preview route through core's preview origin.
+    const res = await fetch(`${accessA.previewUrlTemplate.replace("{port}", String(port))}page?q=1`, {
       headers: { authorization: `Bearer ${accessA.token}` },
     });
     assert.equal(res.status, 200);

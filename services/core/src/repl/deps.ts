@@ -19,6 +19,8 @@ export interface ReplDeps {
   quota: number;
   /** Where runners reach RunnerControlService. */
   coreUrl: string;
+  /** Core's preview origin, when it serves one: previews are linked there instead of below the runner's URL. */
+  previewUrl?: string;
   /** Lifetime of an active session without heartbeats. */
   sessionTtlMs: number;
   /** Lifetime of the runner token StartRepl returns. */

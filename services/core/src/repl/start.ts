@@ -35,7 +35,9 @@ function access(deps: ReplDeps, userId: string, session: ActiveSession): RunnerA
     token,
     expireTime: timestampFromMs(Date.now() + deps.runnerTokenTtlSeconds * 1000),
     websocketPath: "/ws/terminals/",
-    previewUrlTemplate: `${url}/preview/{port}/`,
+    previewUrlTemplate: deps.previewUrl
+      ? `${deps.previewUrl}/${session.replId}/preview/{port}/`
+      : `${url}/preview/{port}/`,
   });
 }
 

@@ -1,11 +1,15 @@
 /**
- * One origin for the browser: core forwards `/<replId>/<route>` to that repl's runner as
+ * Core forwards `/<replId>/<route>` to that repl's runner as
  * `/<route>`, mirroring the Kubernetes ingress route `<repl-host>/<repl-id>/<route>`. Carries Connect
  * over HTTP/1.1 (streams are piped, never buffered), the terminal WebSocket bridge and the preview
  * proxy (HTTP and WebSocket), over TCP or the runner's Unix socket. The runner authenticates every request itself; core adds nothing,
  * and removes its own session cookie, which the browser sends along (same host): a runner, and
  * the user's dev server behind its preview proxy, never see it.
  * Cookies and redirects the runner sets for `/…` are rewritten to `/<replId>/…`.
+ *
+ * Two scopes, served on two origins: "api" (core's own origin: every route but previews) and
+ * "preview" (core's preview origin: `/<replId>/preview/…` only). A user's dev server thus never
+ * runs on core's origin, where its JavaScript could call core's API with the user's session.
  */
 import { type IncomingHttpHeaders, type IncomingMessage, request } from "node:http";
 import { connect } from "node:net";
@@ -33,12 +37,20 @@ export interface RunnerProxy {
   upgrade: UpgradeHandler;
 }
 
-function split(url: string | undefined): { replId: string; rest: string } | undefined {
+export type ProxyScope = "api" | "preview";
+
+function split(url: string | undefined): { replId: string; rest: string; preview: boolean } | undefined {
   const [path, query] = (url ?? "/").split(/\?(.*)/s, 2);
   const m = replPath.exec(path);
   if (!m) return undefined;
-  return { replId: m[1], rest: (m[2] || "/") + (query !== undefined ? `?${query}` : "") };
+  const rest = m[2] || "/";
+  return { replId: m[1], rest: rest + (query !== undefined ? `?${query}` : ""), preview: rest.startsWith("/preview/") };
 }
+
+const wrongOrigin: Record<ProxyScope, string> = {
+  api: "previews are served on core's preview origin (the repl's preview_url_template), not on this one\n",
+  preview: "this origin serves previews only (/<replId>/preview/<port>/…)\n",
+};
 
 function forwardHeaders(h: IncomingHttpHeaders, target: URL): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
@@ -61,11 +73,20 @@ function rewriteCookie(c: string, replId: string): string {
     : `${c}; Path=/${replId}/`;
 }
 
-export function createRunnerProxy(targetFor: (replId: string) => RunnerTarget | undefined): RunnerProxy {
+export function createRunnerProxy(
+  targetFor: (replId: string) => RunnerTarget | undefined,
+  scope: ProxyScope,
+): RunnerProxy {
+  const refused = (m: { preview: boolean }) => m.preview !== (scope === "preview");
   return {
     http(req: HttpRequest, res: HttpResponse) {
       const m = split(req.url);
       if (!m) return false;
+      if (refused(m)) {
+        res.writeHead(404, { "content-type": "text/plain" });
+        res.end(wrongOrigin[scope]);
+        return true;
+      }
       const t = targetFor(m.replId);
       if (!t) {
         res.writeHead(503, { "content-type": "text/plain" });
@@ -107,6 +128,10 @@ export function createRunnerProxy(targetFor: (replId: string) => RunnerTarget | 
     upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
       const m = split(req.url);
       if (!m) return false;
+      if (refused(m)) {
+        socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        return true;
+      }
       const t = targetFor(m.replId);
       if (!t) {
         socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
