@@ -1,0 +1,50 @@
+/** `devex exec`: one command through the runner's Exec stream; its stdout, stderr and exit code are ours. */
+import { constants } from "node:os";
+import type { Writable } from "node:stream";
+import type { ProcessExit } from "../../gen/devex/runner/v1/process_pb.js";
+import { describeError } from "./errors.js";
+import type { RunnerSession } from "./runner.js";
+
+export interface ExecOptions {
+  argv: string[];
+  cwd?: string;
+  timeoutSeconds?: number;
+  stdin?: Buffer;
+}
+
+export async function execCommand(
+  r: RunnerSession,
+  o: ExecOptions,
+  io: { stdout: Writable; stderr: Writable },
+): Promise<number> {
+  let exit: ProcessExit | undefined;
+  try {
+    const stream = r.runner.processes.exec({
+      command: { argv: o.argv, cwd: o.cwd ?? "" },
+      timeout: o.timeoutSeconds ? { seconds: BigInt(Math.ceil(o.timeoutSeconds)) } : undefined,
+      stdin: o.stdin,
+    });
+    for await (const m of stream) {
+      if (m.event.case === "stdout") await write(io.stdout, m.event.value);
+      else if (m.event.case === "stderr") await write(io.stderr, m.event.value);
+      else if (m.event.case === "exit") exit = m.event.value;
+    }
+  } catch (e) {
+    throw describeError(e);
+  }
+  if (!exit) throw describeError(new Error("the command's output ended without an exit status"));
+  if (exit.timedOut) io.stderr.write(`devex: timed out after ${o.timeoutSeconds}s\n`);
+  return exitCodeOf(exit);
+}
+
+/** The shell convention: the exit code, or 128 + the signal's number. */
+export function exitCodeOf(exit: { exitCode: number; signal: string }): number {
+  if (exit.signal) return 128 + (constants.signals[exit.signal as keyof typeof constants.signals] ?? 0);
+  return exit.exitCode;
+}
+
+function write(out: Writable, data: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    out.write(data, (err) => (err ? reject(err) : resolve()));
+  });
+}

@@ -1,0 +1,76 @@
+/**
+ * Runs the real `devex` entry point (cli/devex.mjs) as a child process: plainly with pipes, or under
+ * a real outer PTY (@lydell/node-pty) for `attach`. Each test user gets its own XDG_CONFIG_HOME.
+ */
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { type IPty, spawn } from "@lydell/node-pty";
+
+export const devexBin = join(import.meta.dirname, "..", "devex.mjs");
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The environment of a CLI run: no inherited DEVEX_* login, config under `configHome`. */
+export function cliEnv(configHome: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: configHome, ...extra };
+  for (const k of Object.keys(env)) if (k.startsWith("DEVEX_") && !(k in extra)) delete env[k];
+  return env;
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [devexBin, ...args], { env, timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin?.end(input ?? "");
+  });
+}
+
+/** The CLI (or a shell line around it) under a real PTY, with its output collected. */
+export class PtyRun {
+  readonly pty: IPty;
+  output = "";
+  readonly exited: Promise<number>;
+  private waiters: Array<() => void> = [];
+  private done = false;
+
+  constructor(file: string, args: string[], env: NodeJS.ProcessEnv, size = { cols: 80, rows: 24 }) {
+    this.pty = spawn(file, args, { name: "xterm", cols: size.cols, rows: size.rows, cwd: process.cwd(), env });
+    this.pty.onData((d) => {
+      this.output += d;
+      for (const w of this.waiters.splice(0)) w();
+    });
+    this.exited = new Promise((resolve) =>
+      this.pty.onExit((e) => {
+        this.done = true;
+        for (const w of this.waiters.splice(0)) w();
+        resolve(e.exitCode);
+      }),
+    );
+  }
+
+  /** Resolves with the match once `pattern` appears in the output after `from`; fails if the process exits first. */
+  async waitFor(pattern: RegExp, from = 0): Promise<RegExpExecArray> {
+    for (;;) {
+      const m = pattern.exec(this.output.slice(from));
+      if (m) return m;
+      if (this.done) throw new Error(`exited without ${pattern}; output: ${JSON.stringify(this.output)}`);
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  write(data: string): void {
+    this.pty.write(data);
+  }
+
+  kill(): void {
+    try {
+      this.pty.kill();
+    } catch {}
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * The `devex` CLI end to end: the real entry point as a child process against a real embedded core
+ * (local driver, real runner processes, its own temp dirs and random ports); `attach` under a real
+ * outer PTY.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { requireProgram } from "../../lib/testing/programs.js";
+import { issueApiToken } from "../../services/core/src/auth/secrets.js";
+import { type Embedded, startEmbedded } from "../../services/core/test/embedded.js";
+import { cliEnv, devexBin, PtyRun, runCli } from "./cli-process.js";
+
+const bash = ["--command", "exec bash --norc --noprofile"];
+
+describe("devex CLI (embedded core)", function () {
+  this.timeout(120_000);
+  let e: Embedded;
+  let home: string;
+  let alice: NodeJS.ProcessEnv;
+  let bob: NodeJS.ProcessEnv;
+  let aliceToken: string;
+  let bobToken: string;
+  const ptys: PtyRun[] = [];
+
+  before(async function () {
+    requireProgram(this, "bash");
+    e = await startEmbedded();
+    home = await mkdtemp(join(tmpdir(), "devex-cli-"));
+    aliceToken = (await issueApiToken(e.state, "alice", "cli")).secret;
+    bobToken = (await issueApiToken(e.state, "bob", "cli")).secret;
+    alice = cliEnv(join(home, "alice"));
+    bob = cliEnv(join(home, "bob"));
+    for (const [env, token] of [
+      [alice, aliceToken],
+      [bob, bobToken],
+    ] as const) {
+      const r = await runCli(["login", "--url", e.core.url, "--token", token], env);
+      assert.equal(r.code, 0, r.stderr);
+    }
+  });
+  after(async () => {
+    for (const p of ptys) p.kill();
+    await e?.close();
+    if (home) await rm(home, { recursive: true, force: true });
+  });
+
+  function pty(args: string[], env: NodeJS.ProcessEnv, size?: { cols: number; rows: number }): PtyRun {
+    const p = new PtyRun(process.execPath, [devexBin, ...args], env, size);
+    ptys.push(p);
+    return p;
+  }
+
+  describe("login", () => {
+    let fresh: NodeJS.ProcessEnv;
+    before(() => {
+      fresh = cliEnv(join(home, "fresh"));
+    });
+
+    it("refuses a bad token with one clear line, exit 1, and writes no config", async () => {
+      const r = await runCli(["login", "--url", e.core.url, "--token", "dvx_not-a-real-token"], fresh);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^devex: login failed: .* rejected the token\n$/);
+      assert.doesNotMatch(r.stderr, /dvx_not-a-real-token|\n\s+at /);
+      await assert.rejects(stat(join(home, "fresh", "devex")), { code: "ENOENT" });
+    });
+
+    it("stores a good token (read from stdin) in a 0600 file in a 0700 dir, and whoami shows the user", async () => {
+      const r = await runCli(["login", "--url", e.core.url, "--token", "-"], fresh, `${aliceToken}\n`);
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stdout + r.stderr, new RegExp(aliceToken));
+      const dir = join(home, "fresh", "devex");
+      assert.equal((await stat(dir)).mode & 0o777, 0o700);
+      assert.equal((await stat(join(dir, "config.json"))).mode & 0o777, 0o600);
+      assert.deepEqual(JSON.parse(await readFile(join(dir, "config.json"), "utf8")), {
+        url: e.core.url,
+        token: aliceToken,
+      });
+      const who = await runCli(["whoami"], fresh);
+      assert.equal(who.code, 0, who.stderr);
+      assert.match(who.stdout, /^alice\b/);
+      assert.match((await runCli(["whoami"], bob)).stdout, /^bob\b/);
+    });
+
+    it("DEVEX_URL and DEVEX_TOKEN override the stored login; logout forgets it", async () => {
+      const asBob = await runCli(["whoami"], { ...alice, DEVEX_URL: e.core.url, DEVEX_TOKEN: bobToken });
+      assert.match(asBob.stdout, /^bob\b/);
+      const env = cliEnv(join(home, "carol"));
+      assert.equal((await runCli(["login", "--url", e.core.url, "--token", aliceToken], env)).code, 0);
+      const out = await runCli(["logout"], env);
+      assert.equal(out.code, 0);
+      const who = await runCli(["whoami"], env);
+      assert.equal(who.code, 1);
+      assert.match(who.stderr, /run devex login/);
+    });
+
+    it("usage errors exit 2 with the usage text", async () => {
+      const r = await runCli(["create", "--bogus"], alice);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /usage: devex/);
+      const unknown = await runCli(["frobnicate"], alice);
+      assert.equal(unknown.code, 2);
+    });
+  });
+
+  describe("repls", () => {
+    it("create, ls, start, stop, rm round trip by name and id", async () => {
+      const tpl = await runCli(["templates"], alice);
+      assert.equal(tpl.code, 0, tpl.stderr);
+      assert.match(tpl.stdout, /^node\b/m);
+
+      const created = await runCli(["create", "--template", "node", "--name", "round-trip"], alice);
+      assert.equal(created.code, 0, created.stderr);
+      const id = created.stdout.trim();
+      assert.match(id, /^[a-z0-9-]+$/);
+
+      const ls = await runCli(["ls"], alice);
+      assert.match(ls.stdout, /^ID\s+NAME\s+TEMPLATE\s+STATE$/m);
+      assert.match(ls.stdout, new RegExp(`^${id}\\s+round-trip\\s+node\\s+stopped$`, "m"));
+
+      const started = await runCli(["start", "round-trip"], alice);
+      assert.equal(started.code, 0, started.stderr);
+      assert.match((await runCli(["ls"], alice)).stdout, new RegExp(`^${id}\\s+round-trip\\s+node\\s+running$`, "m"));
+
+      const stopped = await runCli(["stop", id], alice);
+      assert.equal(stopped.code, 0, stopped.stderr);
+      assert.match((await runCli(["ls"], alice)).stdout, new RegExp(`^${id}\\s+round-trip\\s+node\\s+stopped$`, "m"));
+
+      const refused = await runCli(["rm", id], alice);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /--yes/);
+      const removed = await runCli(["rm", id, "--yes"], alice);
+      assert.equal(removed.code, 0, removed.stderr);
+      assert.doesNotMatch((await runCli(["ls"], alice)).stdout, new RegExp(id));
+      const gone = await runCli(["start", id], alice);
+      assert.equal(gone.code, 1);
+      assert.equal(gone.stderr, `devex: no repl ${id} (see devex ls)\n`);
+    });
+
+    it("another user's repl by id is not found, not permission denied", async () => {
+      const id = (await runCli(["create", "--template", "node", "--name", "bobs"], bob)).stdout.trim();
+      for (const args of [
+        ["start", id],
+        ["stop", id],
+        ["rm", id, "--yes"],
+        ["exec", id, "--", "true"],
+      ]) {
+        const r = await runCli(args, alice);
+        assert.equal(r.code, 1, args.join(" "));
+        assert.equal(r.stderr, `devex: no repl ${id} (see devex ls)\n`);
+      }
+      assert.match((await runCli(["ls"], bob)).stdout, new RegExp(`^${id}\\s`, "m"));
+    });
+  });
+
+  describe("exec", () => {
+    let id: string;
+    before(async () => {
+      id = (await runCli(["create", "--template", "node", "--name", "exec"], alice)).stdout.trim();
+    });
+
+    it("streams stdout and stderr apart and exits with the command's code", async () => {
+      const r = await runCli(["exec", id, "--", "sh", "-c", "echo out; echo err >&2; exit 5"], alice);
+      assert.equal(r.stdout, "out\n");
+      assert.equal(r.stderr, "err\n");
+      assert.equal(r.code, 5);
+    });
+
+    it("--cwd, --stdin, and 128+signal for a killed command", async () => {
+      await runCli(["exec", id, "--", "mkdir", "-p", "sub"], alice);
+      const cwd = await runCli(["exec", id, "--cwd", "sub", "--", "sh", "-c", 'basename "$PWD"'], alice);
+      assert.equal(cwd.stdout, "sub\n", cwd.stderr);
+      const piped = await runCli(["exec", id, "--stdin", "--", "tr", "a-z", "A-Z"], alice, "piped\n");
+      assert.equal(piped.stdout, "PIPED\n", piped.stderr);
+      const killed = await runCli(["exec", id, "--", "sh", "-c", "kill -TERM $$"], alice);
+      assert.equal(killed.code, 128 + 15);
+    });
+
+    it("--timeout ends a command that runs too long", async () => {
+      const r = await runCli(["exec", id, "--timeout", "1", "--", "sleep", "30"], alice);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /timed out after 1s/);
+    });
+  });
+
+  describe("attach (real outer PTY)", () => {
+    let id: string;
+    before(async () => {
+      id = (await runCli(["create", "--template", "node", "--name", "attach"], alice)).stdout.trim();
+    });
+
+    it("runs commands, follows resizes, and exits with the shell's code with the tty restored", async () => {
+      // The outer shell records its tty settings, runs the CLI, and compares them afterwards.
+      const line = `before=$(stty -g); "${process.execPath}" "${devexBin}" attach ${id} --command 'exec bash --norc --noprofile'; rc=$?; [ "$(stty -g)" = "$before" ] && echo TTY-RESTORED; echo "CLI-EXIT=$rc"`;
+      const p = new PtyRun("sh", ["-c", line], alice, { cols: 80, rows: 24 });
+      ptys.push(p);
+
+      p.write("echo $((6*7))\r");
+      await p.waitFor(/[\r\n]42\r\n/);
+
+      const initial = p.output.length;
+      p.write("stty size\r");
+      await p.waitFor(/[\r\n]24 80\r\n/, initial);
+
+      p.pty.resize(100, 40);
+      // SIGWINCH and the typed line race inside the CLI; ask until the new size shows.
+      for (;;) {
+        const from = p.output.length;
+        p.write("stty size\r");
+        const m = await p.waitFor(/[\r\n](\d+ \d+)\r\n/, from);
+        if (m[1] === "40 100") break;
+      }
+
+      p.write("exit 3\r");
+      await p.waitFor(/CLI-EXIT=3/);
+      assert.match(p.output, /TTY-RESTORED\r?\nCLI-EXIT=3/);
+      assert.equal(await p.exited, 0);
+    });
+
+    it("detaches on Ctrl-], says how to reattach, and replays the output on reattach", async () => {
+      const first = pty(["attach", id, ...bash], alice);
+      first.write("echo marker-$((20+22))\r");
+      await first.waitFor(/[\r\n]marker-42\r\n/);
+      first.write("\x1d");
+      const [, terminalId] = await first.waitFor(
+        new RegExp(`detached from terminal (\\S+); reattach with: devex attach ${id} --terminal \\S+`),
+      );
+      assert.equal(await first.exited, 0);
+
+      const again = pty(["attach", id, "--terminal", terminalId], alice);
+      await again.waitFor(/[\r\n]marker-42\r\n/);
+      again.write("exit 0\r");
+      assert.equal(await again.exited, 0);
+
+      const missing = await runCli(["attach", id, "--terminal", "t0-missing"], alice);
+      assert.equal(missing.code, 1);
+      assert.equal(missing.stderr, `devex: no terminal t0-missing in repl ${id}\n`);
+    });
+
+    it("works with piped input (no tty): runs the lines and exits with the shell's code", async () => {
+      const r = await runCli(["attach", id, ...bash], alice, "echo piped-$((40+2))\nexit 4\n");
+      assert.match(r.stdout, /piped-42/);
+      assert.equal(r.code, 4, r.stderr);
+    });
+  });
+});
