@@ -149,12 +149,15 @@ async function exec(rest: string[]): Promise<number> {
   );
 }
 
-run(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e) => {
-    const err = e instanceof CliError ? e : describeError(e);
-    process.stderr.write(`devex: ${err.message}\n`);
-    if (err instanceof UsageError) process.stderr.write(`\n${usage}`);
-    process.exit(err.exitCode);
-  },
-);
+function fail(e: unknown): never {
+  const err = e instanceof CliError ? e : describeError(e);
+  process.stderr.write(`devex: ${err.message}\n`);
+  if (err instanceof UsageError) process.stderr.write(`\n${usage}`);
+  process.exit(err.exitCode);
+}
+
+// A closed stdout (`devex exec r -- cat big | head`) ends us quietly, as SIGPIPE ends a shell command.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => process.exit(e.code === "EPIPE" ? 141 : 1));
+process.on("uncaughtException", fail);
+
+run(process.argv.slice(2)).then((code) => process.exit(code), fail);

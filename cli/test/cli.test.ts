@@ -4,6 +4,7 @@
  * outer PTY.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -175,6 +176,17 @@ describe("devex CLI (embedded core)", function () {
       assert.equal(piped.stdout, "PIPED\n", piped.stderr);
       const killed = await runCli(["exec", id, "--", "sh", "-c", "kill -TERM $$"], alice);
       assert.equal(killed.code, 128 + 15);
+    });
+
+    it("a closed stdout ends it quietly (no stack trace)", async () => {
+      const line = `"${process.execPath}" "${devexBin}" exec ${id} -- sh -c 'yes | head -c 50000000' | head -c 4; echo " rc=$?"`;
+      const r = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
+        execFile("sh", ["-c", line], { env: alice }, (err, stdout, stderr) =>
+          err ? reject(err) : resolve({ stdout, stderr }),
+        ),
+      );
+      assert.equal(r.stdout, "y\ny\n rc=0\n");
+      assert.equal(r.stderr, "");
     });
 
     it("--timeout ends a command that runs too long", async () => {
