@@ -139,6 +139,23 @@ describe("devex CLI (embedded core)", function () {
       assert.equal(gone.stderr, `devex: no repl ${id} (see devex ls)\n`);
     });
 
+    it("rm asks on a terminal: anything but y keeps the repl, y deletes it", async () => {
+      const id = (await runCli(["create", "--template", "node", "--name", "ask"], alice)).stdout.trim();
+      const no = pty(["rm", "ask"], alice);
+      await no.waitFor(new RegExp(`Delete repl ${id} \\("ask"\\) and its files\\? \\[y/N\\] `));
+      no.write("n\r");
+      assert.equal(await no.exited, 1);
+      assert.match(no.output, /devex: not deleted/);
+      assert.match((await runCli(["ls"], alice)).stdout, new RegExp(`^${id}\\s`, "m"));
+
+      const yes = pty(["rm", id], alice);
+      await yes.waitFor(/\[y\/N\] /);
+      yes.write("y\r");
+      assert.equal(await yes.exited, 0);
+      assert.match(yes.output, new RegExp(`deleted ${id}`));
+      assert.doesNotMatch((await runCli(["ls"], alice)).stdout, new RegExp(id));
+    });
+
     it("another user's repl by id is not found, not permission denied", async () => {
       const id = (await runCli(["create", "--template", "node", "--name", "bobs"], bob)).stdout.trim();
       for (const args of [
@@ -254,6 +271,10 @@ describe("devex CLI (embedded core)", function () {
       const r = await runCli(["attach", id, ...bash], alice, "echo piped-$((40+2))\nexit 4\n");
       assert.match(r.stdout, /piped-42/);
       assert.equal(r.code, 4, r.stderr);
+      // The repl's default login shell.
+      const plain = await runCli(["attach", id], alice, "echo default-$((40+2))\nexit 6\n");
+      assert.match(plain.stdout, /default-42/);
+      assert.equal(plain.code, 6, plain.stderr);
     });
   });
 });
