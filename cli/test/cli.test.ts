@@ -267,6 +267,14 @@ describe("devex CLI (embedded core)", function () {
       assert.equal(missing.stderr, `devex: no terminal t0-missing in repl ${id}\n`);
     });
 
+    it("acks output as it is written: megabytes of output arrive whole (a wrong ack would stall the PTY)", async () => {
+      const r = await runCli(["attach", id, "--command", "seq 1 400000"], alice);
+      assert.equal(r.code, 0, r.stderr);
+      const lines = r.stdout.split("\r\n").filter(Boolean);
+      assert.equal(lines.length, 400_000);
+      assert.equal(lines.at(-1), "400000");
+    });
+
     it("works with piped input (no tty): runs the lines and exits with the shell's code", async () => {
       const r = await runCli(["attach", id, ...bash], alice, "echo piped-$((40+2))\nexit 4\n");
       assert.match(r.stdout, /piped-42/);
