@@ -9,6 +9,8 @@
  *            Text frames carry protobuf-JSON: client→runner `AttachRequest` (`{"resize":{"cols":100,
  *            "rows":30}}` or `{"ack":"65536"}`; `{"input":"<base64>"}` works too), runner→client
  *            `AttachResponse` (`{"attached":{...}}` first, `{"exit":{...}}` last, then close 1000).
+ *            `attached`, the replay and (for an exited terminal) `exit` follow the upgrade response
+ *            at once: a client must listen for messages before the socket reports open.
  *   Flow:    like Attach: the terminal pauses while this client's unacknowledged output (once it
  *            sends acks) or the socket's unsent output is above the high watermark.
  */
