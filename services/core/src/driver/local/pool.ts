@@ -133,12 +133,12 @@ export class RunnerPool {
     try {
       const w = this.o.wrapper;
       child = w?.length
-        ? spawn(w[0], [...w.slice(1), process.execPath, ...runnerExecArgv(), entryFile, processMarker, procId], {
+        ? spawn(w[0], [...w.slice(1), process.execPath, ...runnerExecArgv(), entryFile, processMarker, procId, dir], {
             env: this.o.env,
             stdio: ["ignore", fd, fd, "ipc"],
             detached: true,
           })
-        : fork(entryFile, [processMarker, procId], {
+        : fork(entryFile, [processMarker, procId, dir], {
             execArgv: runnerExecArgv(),
             env: this.o.env,
             stdio: ["ignore", fd, fd, "ipc"],

@@ -8,6 +8,8 @@
  *   child → parent  {type:"started", port} | {type:"failed", message}
  * A pooled process whose parent goes away before it is assigned exits. Once assigned it no longer
  * depends on the parent: a restarted core finds it again through its record and re-adopts it.
+ * Arguments: the process marker, the process id and its folder (`<runnersDir>/<procId>`), which
+ * the pool removes when it kills an unassigned process.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -58,7 +60,8 @@ process.on("message", (msg: Message) => {
  * paid here, before the process is handed a repl. Halves the first terminal's latency.
  */
 async function warmUp(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), "devex-warmup-"));
+  // Inside this process's own folder, which the pool removes if it kills the process mid-warm-up.
+  const dir = await mkdtemp(join(process.argv[4] ?? tmpdir(), "warmup-"));
   const key = generateSigningKey();
   const replId = "warmup";
   const warm = await startRunner(
