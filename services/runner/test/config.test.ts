@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createTokenVerifier } from "../../../lib/kit/tokens.js";
@@ -36,6 +36,14 @@ describe("runner config and cli", function () {
 
   it("keygen writes a key pair and mint issues a token the runner accepts", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "devex-cli-"));
+    try {
+      keygenAndMint(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  function keygenAndMint(dir: string) {
     const cli = path.resolve(import.meta.dirname, "../src/cli.ts");
     execFileSync(process.execPath, ["--import", "tsx", cli, "keygen", "--out", dir]);
     const token = execFileSync(process.execPath, [
@@ -59,7 +67,7 @@ describe("runner config and cli", function () {
     assert.equal(claims.sub, "me");
     assert.deepEqual(claims.scope, ["files", "terminals", "exec", "preview"]);
     assert.ok(claims.exp - claims.iat === 3600);
-  });
+  }
 
   it("reports the isolation the command prefix provides", () => {
     assert.equal(isolationOf([]), "none");
