@@ -4,6 +4,8 @@
  * core's /<replId>/ proxy.
  */
 import assert from "node:assert/strict";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { WebSocket } from "ws";
 import { ReplStatus } from "../../../gen/devex/core/v1/repl_pb.js";
@@ -132,6 +134,34 @@ describe("embedded setup end to end (local driver, one origin)", function () {
       body: "{}",
     });
     assert.equal(runnerApi.status, 404);
+    await core.repls.deleteRepl({ replId });
+  });
+
+  it("StartRepl does not hand out a runner that died: it starts a new one", async () => {
+    const core = await e.login("alice");
+    const { repl } = await core.repls.createRepl({ name: "phoenix", template: "node" });
+    const replId = repl!.replId;
+    await core.repls.startRepl({ replId });
+    // Kill the runner behind core's back (a crash, or a reboot under a core that keeps its state).
+    const runnersDir = join(e.dir, "local", "runners");
+    let record: { pid: number; runnerId: string } | undefined;
+    for (const proc of await readdir(runnersDir)) {
+      const r = JSON.parse(await readFile(join(runnersDir, proc, "record.json"), "utf8").catch(() => "{}"));
+      if (r.replId === replId) record = r;
+    }
+    assert.ok(record, "no runner record for the repl");
+    process.kill(record.pid, "SIGKILL");
+    for (let i = 0; i < 100 && (await e.driver.status(record.runnerId, AbortSignal.timeout(5000))) === "running"; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Its session is still valid (no heartbeat has been missed yet), but the runner is gone.
+    const again = await core.repls.startRepl({ replId });
+    assert.equal(again.repl?.status, ReplStatus.RUNNING);
+    const runner = e.runner(again.runner!);
+    assert.match(
+      Buffer.from((await runner.files.readFile({ path: "index.js" })).content).toString(),
+      /Hello from Devex/,
+    );
     await core.repls.deleteRepl({ replId });
   });
 

@@ -41,6 +41,17 @@ function access(deps: ReplDeps, userId: string, session: ActiveSession): RunnerA
   });
 }
 
+/**
+ * The repl's active session if its runner is still running. A session outlives its runner by up to
+ * its TTL (heartbeats stop; a machine reboots under core), and handing out that runner's access
+ * would only give the client errors until it lapses.
+ */
+async function liveSession(deps: ReplDeps, replId: string, signal: AbortSignal): Promise<ActiveSession | undefined> {
+  const session = await deps.state.getActiveSession(replId);
+  if (!session) return undefined;
+  return (await deps.driver.status(session.runnerId, signal)) === "running" ? session : undefined;
+}
+
 export async function startRepl(
   deps: ReplDeps,
   userId: string,
@@ -49,7 +60,7 @@ export async function startRepl(
 ): Promise<{ repl: ReplRecord; runner: RunnerAccess }> {
   const current = await getOwned(deps, userId, replId);
   if (current.status === "running") {
-    const session = await deps.state.getActiveSession(replId);
+    const session = await liveSession(deps, replId, signal);
     if (session) return { repl: current, runner: access(deps, userId, session) };
   }
   return withReplLock(deps, replId, signal, refuseWhileBusy, async () => {
@@ -58,8 +69,9 @@ export async function startRepl(
     // Holding the lock, "starting"/"stopping" can only be leftovers of a core that died mid-operation.
     if (r.status === "stopping") ({ repl: r } = await stopLocked(deps, r, "finishing an interrupted stop"));
     if (r.status === "running") {
-      const session = await deps.state.getActiveSession(replId);
+      const session = await liveSession(deps, replId, signal);
       if (session) return { repl: r, runner: access(deps, userId, session) };
+      await deps.state.deleteActiveSession(replId);
       r = await move(deps, replId, ["running"], { status: "stopped", lastError: runnerLost });
     }
     if (r.status === "starting") r = await move(deps, replId, ["starting"], { status: "stopped" });
