@@ -49,7 +49,10 @@ function access(deps: ReplDeps, userId: string, session: ActiveSession): RunnerA
 async function liveSession(deps: ReplDeps, replId: string, signal: AbortSignal): Promise<ActiveSession | undefined> {
   const session = await deps.state.getActiveSession(replId);
   if (!session) return undefined;
-  return (await deps.driver.status(session.runnerId, signal)) === "running" ? session : undefined;
+  // Only a definite "stopped" counts: a driver that cannot tell right now (the cluster API is
+  // unreachable) must not make a healthy runner look dead.
+  const status = await deps.driver.status(session.runnerId, signal).catch(() => "running" as const);
+  return status === "running" ? session : undefined;
 }
 
 export async function startRepl(
