@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { coreClientsFor, runnerClientsFor } from "../../../lib/client/node.js";
+import { isAlive } from "../../../lib/kit/pids.js";
 import { readStoredWorkspace } from "../../../lib/sync/sync.js";
 import { freePort } from "../../../lib/testing/redis.js";
 import { issueApiToken } from "../src/auth/secrets.js";
@@ -19,15 +20,6 @@ import { createEmbeddedStore } from "../src/state/embedded.js";
 
 const mainTs = fileURLToPath(new URL("../src/main.ts", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function until(what: string, check: () => boolean | Promise<boolean>, ms = 15_000) {
   const deadline = Date.now() + ms;
@@ -89,7 +81,7 @@ describe("core killed and restarted (main.ts processes)", function () {
   });
   after(async () => {
     child?.kill("SIGKILL");
-    for (const pid of allPids) if (alive(pid)) process.kill(pid, "SIGKILL");
+    for (const pid of allPids) if (isAlive(pid)) process.kill(pid, "SIGKILL");
     await rm(dataDir, { recursive: true, force: true });
   });
 
@@ -125,8 +117,8 @@ describe("core killed and restarted (main.ts processes)", function () {
 
     child.kill("SIGKILL");
     await new Promise((r) => child!.once("exit", r));
-    await until("pooled processes of the dead core to exit", () => pooled.every((p) => !alive(p.pid)));
-    assert.ok(alive(runnerA.pid) && alive(runnerB.pid), "assigned runners outlive core");
+    await until("pooled processes of the dead core to exit", () => pooled.every((p) => !isAlive(p.pid)));
+    assert.ok(isAlive(runnerA.pid) && isAlive(runnerB.pid), "assigned runners outlive core");
 
     // B's session disappears (as if it had expired): its runner is now an orphan.
     const s2 = await createEmbeddedStore(join(dataDir, "state"));
@@ -135,8 +127,8 @@ describe("core killed and restarted (main.ts processes)", function () {
 
     child = await startCore();
     for (const r of await records(dataDir)) allPids.add(r.pid);
-    await until("the orphaned runner to be stopped", () => !alive(runnerB.pid));
-    assert.ok(alive(runnerA.pid), "the runner a session points at is re-adopted");
+    await until("the orphaned runner to be stopped", () => !isAlive(runnerB.pid));
+    assert.ok(isAlive(runnerA.pid), "the runner a session points at is re-adopted");
     const files = runnerClientsFor(sa.runner!.url, { token: sa.runner!.token }).files;
     assert.equal(Buffer.from((await files.readFile({ path: "a.txt" })).content).toString(), "from a");
 
@@ -150,7 +142,7 @@ describe("core killed and restarted (main.ts processes)", function () {
     const code = await new Promise((r) => child!.once("exit", r));
     child = undefined;
     assert.equal(code, 0);
-    await until("every runner process to be gone", () => [...allPids].every((pid) => !alive(pid)), 5000);
+    await until("every runner process to be gone", () => [...allPids].every((pid) => !isAlive(pid)), 5000);
     assert.deepEqual(await records(dataDir), []);
     assert.equal((await readStoredWorkspace(blobs, `repl/alice/${ra}/`)).get("a.txt")?.toString(), "from a");
     const s3 = await createEmbeddedStore(join(dataDir, "state"));

@@ -13,6 +13,7 @@ import { RunnerAdminService } from "../../../gen/devex/runnercontrol/v1/runner_c
 import { authInterceptor } from "../../../lib/kit/auth.js";
 import { unavailable } from "../../../lib/kit/errors.js";
 import type { Logger } from "../../../lib/kit/log.js";
+import { killGroup } from "../../../lib/kit/pids.js";
 import { type RunningServer, startServer } from "../../../lib/kit/server.js";
 import { createTokenVerifier } from "../../../lib/kit/tokens.js";
 import { ActivityTracker, type Clock } from "./activity.js";
@@ -21,7 +22,6 @@ import type { RunnerConfig } from "./config.js";
 import { createControlClient, IdleMonitor } from "./control/idle-monitor.js";
 import { createPreviewProxy } from "./preview/proxy.js";
 import { ProcessRegistry } from "./processes/registry.js";
-import { killGroup } from "./processes/spawn.js";
 import { createAdminService } from "./services/admin-service.js";
 import { createFileService } from "./services/file-service.js";
 import { createProcessService } from "./services/process-service.js";

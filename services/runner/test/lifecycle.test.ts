@@ -21,6 +21,7 @@ import {
   RunnerControlService,
 } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import { createLogger } from "../../../lib/kit/log.js";
+import { killGroup } from "../../../lib/kit/pids.js";
 import { type RunningServer, startServer } from "../../../lib/kit/server.js";
 import { bearerToken } from "../../../lib/kit/tokens.js";
 import {
@@ -151,14 +152,7 @@ describe("runner process lifetime", function () {
     const terms = connectClient(TerminalService, r.url, r.token);
     const { process: p } = await procs.startProcess({ command: { shell: "sleep 300 & wait" } });
     const { terminal } = await terms.createTerminal({ command: ["bash", "-c", "sleep 300 & wait"] });
-    const alive = (pid: number) => {
-      try {
-        process.kill(-pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
+    const alive = (pid: number) => killGroup(pid, 0);
     assert.ok(alive(p!.pid) && alive(terminal!.pid));
     await r.close();
     await waitFor(() => !alive(p!.pid) && !alive(terminal!.pid), 5000, "process groups gone");

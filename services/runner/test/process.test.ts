@@ -2,17 +2,9 @@ import assert from "node:assert/strict";
 import type { Client } from "@connectrpc/connect";
 import { ProcessService } from "../../../gen/devex/runner/v1/process_pb.js";
 import { TerminalService } from "../../../gen/devex/runner/v1/terminal_pb.js";
+import { isAlive } from "../../../lib/kit/pids.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
 import { codeOf, connectClient, errorText, sleep, startTestRunner, type TestRunner, waitFor } from "./helpers.js";
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function run(
   procs: Client<typeof ProcessService>,
@@ -73,7 +65,7 @@ describe("runner ProcessService", function () {
     assert.ok(grandchild > 0, r.stdout);
     assert.equal(r.exit?.timedOut, true);
     assert.ok(Date.now() - started < 5000);
-    await waitFor(() => !alive(grandchild), 3000, "grandchild gone");
+    await waitFor(() => !isAlive(grandchild), 3000, "grandchild gone");
   });
 
   it("a cancelled call kills the process group", async () => {
@@ -87,7 +79,7 @@ describe("runner ProcessService", function () {
     await waitFor(() => grandchild > 0, 5000, "grandchild pid");
     ac.abort();
     await p.catch(() => {});
-    await waitFor(() => !alive(grandchild), 3000, "grandchild gone after cancel");
+    await waitFor(() => !isAlive(grandchild), 3000, "grandchild gone after cancel");
   });
 
   it("runs background processes with bounded output, offsets, tail mode and kill", async () => {

@@ -5,6 +5,7 @@ import path from "node:path";
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { ReadFileRequestSchema } from "../../../gen/devex/runner/v1/file_pb.js";
 import { StreamOutputRequestSchema } from "../../../gen/devex/runner/v1/terminal_pb.js";
+import { killGroup } from "../../../lib/kit/pids.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
 import { type GrpcClient, grpcClient, startTestRunner, type TestRunner, unary, waitFor } from "./helpers.js";
 
@@ -245,27 +246,9 @@ describe("runner terminals over grpc-js (bidi Attach)", function () {
       command: ["bash", "-c", "sleep 1000 & sleep 1000 & wait"],
     });
     const pid = res.terminal.pid;
-    await waitFor(() => {
-      try {
-        process.kill(-pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    await waitFor(() => killGroup(pid, 0));
     await unary(client, "closeTerminal", { terminalId: res.terminal.terminalId });
-    await waitFor(
-      () => {
-        try {
-          process.kill(-pid, 0);
-          return false;
-        } catch {
-          return true;
-        }
-      },
-      3000,
-      "process group gone",
-    );
+    await waitFor(() => !killGroup(pid, 0), 3000, "process group gone");
   });
 });
 

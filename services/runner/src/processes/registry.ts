@@ -7,9 +7,10 @@ import { randomBytes } from "node:crypto";
 import { constants as osConstants } from "node:os";
 import type { CommandSpec } from "../../../../gen/devex/runner/v1/process_pb.js";
 import { invalidArgument, notFound, resourceExhausted } from "../../../../lib/kit/errors.js";
+import { killGroup } from "../../../../lib/kit/pids.js";
 import { RingBuffer } from "../terminals/ring-buffer.js";
 import type { Workspace } from "../workspace/paths.js";
-import { type ExitInfo, exitInfo, killGroup, spawnCommand, waitExit } from "./spawn.js";
+import { type ExitInfo, exitInfo, spawnCommand, waitExit } from "./spawn.js";
 
 export interface ProcessRegistryDeps {
   workspace: Workspace;

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { stat } from "node:fs/promises";
 import type { CommandSpec } from "../../../../gen/devex/runner/v1/process_pb.js";
 import { failedPrecondition, invalidArgument } from "../../../../lib/kit/errors.js";
+import { killGroup } from "../../../../lib/kit/pids.js";
 import { signalName } from "../terminals/session.js";
 import { withFsErrors } from "../workspace/fs-errors.js";
 import type { Workspace } from "../workspace/paths.js";
@@ -68,15 +69,6 @@ export function waitExit(child: ChildProcess, lingerMs: number): Promise<{ code:
       done();
     });
   });
-}
-
-export function killGroup(pid: number, signal: NodeJS.Signals | number): boolean {
-  try {
-    process.kill(-pid, signal);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export function exitInfo(code: number | null, signal: string, timedOut: boolean): ExitInfo {

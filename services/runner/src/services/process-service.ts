@@ -15,9 +15,10 @@ import {
   ReadProcessOutputResponseSchema,
   StartProcessResponseSchema,
 } from "../../../../gen/devex/runner/v1/process_pb.js";
+import { killGroup } from "../../../../lib/kit/pids.js";
 import { AsyncQueue } from "../async-queue.js";
 import { type BackgroundProcess, LINGER_MS, type ProcessRegistry } from "../processes/registry.js";
-import { exitInfo, killGroup, waitExit } from "../processes/spawn.js";
+import { exitInfo, waitExit } from "../processes/spawn.js";
 
 export interface ProcessServiceDeps {
   processes: ProcessRegistry;

@@ -22,6 +22,7 @@
 import { closeSync, constants as fsConstants, openSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import type { IPty } from "@lydell/node-pty";
+import { isAlive, killGroup } from "../../../../lib/kit/pids.js";
 import { RingBuffer } from "./ring-buffer.js";
 
 export const BATCH_MS = 5;
@@ -307,21 +308,6 @@ function holdSlave(pty: IPty): number | undefined {
 
 export function clamp(n: number): number {
   return Math.min(1000, Math.max(1, Math.floor(n) || 1));
-}
-
-export function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {}
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const signalNames = new Map(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));

@@ -30,6 +30,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { RunnerAdminService } from "../../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import { unavailable } from "../../../../../lib/kit/errors.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
+import { isAlive } from "../../../../../lib/kit/pids.js";
 import type { TokenSigner } from "../../../../../lib/kit/tokens.js";
 import { persist, restore, type SyncProgress, type SyncResult } from "../../../../../lib/sync/sync.js";
 import type { BlobStore } from "../../blob/store.js";
@@ -97,15 +98,6 @@ interface Handle {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 async function isOurProcess(pid: number, procId: string): Promise<boolean> {
   try {
     const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
@@ -154,7 +146,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
   const urlOf = (h: Handle) => (h.record.socketPath ? "http://localhost" : `http://127.0.0.1:${h.record.port}`);
   const targetOf = (h: Handle): RunnerTarget => ({ url: urlOf(h), socketPath: h.record.socketPath });
   const liveHandleFor = (replId: string) =>
-    [...byRunner.values()].find((h) => h.record.replId === replId && !h.gone && alive(h.record.pid));
+    [...byRunner.values()].find((h) => h.record.replId === replId && !h.gone && isAlive(h.record.pid));
 
   /** Forwards sync progress to core (WatchRepl) and logs long transfers every 2 s with counts and bytes. */
   const report = (replId: string, progress?: (p: DriverProgress) => void) => {
@@ -245,16 +237,16 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
 
   async function kill(h: Handle) {
     const { pid } = h.record;
-    if (!alive(pid)) return;
+    if (!isAlive(pid)) return;
     try {
       process.kill(pid, "SIGTERM");
     } catch {}
-    for (let i = 0; i < 50 && alive(pid); i++) await sleep(100);
-    if (alive(pid)) {
+    for (let i = 0; i < 50 && isAlive(pid); i++) await sleep(100);
+    if (isAlive(pid)) {
       try {
         process.kill(pid, "SIGKILL");
       } catch {}
-      for (let i = 0; i < 20 && alive(pid); i++) await sleep(50);
+      for (let i = 0; i < 20 && isAlive(pid); i++) await sleep(50);
     }
   }
 
@@ -313,7 +305,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
   // Adopted runners are not our children: notice their death by polling.
   const poll = setInterval(() => {
     for (const h of byRunner.values()) {
-      if (!h.child && !h.gone && !alive(h.record.pid)) {
+      if (!h.child && !h.gone && !isAlive(h.record.pid)) {
         log.warn({ replId: h.record.replId, runnerId: h.record.runnerId }, "adopted runner process died");
         void forget(h, true);
       }
@@ -436,12 +428,12 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
 
     async status(runnerId) {
       const h = byRunner.get(runnerId);
-      return h && !h.gone && alive(h.record.pid) ? "running" : "stopped";
+      return h && !h.gone && isAlive(h.record.pid) ? "running" : "stopped";
     },
 
     async list(): Promise<RunnerInfo[]> {
       return [...byRunner.values()]
-        .filter((h) => !h.gone && alive(h.record.pid))
+        .filter((h) => !h.gone && isAlive(h.record.pid))
         .map((h) => ({ runnerId: h.record.runnerId, replId: h.record.replId, url: urlOf(h) }));
     },
 
