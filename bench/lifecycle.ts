@@ -22,23 +22,18 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { coreClientsFor, runnerClientsFor } from "../lib/client/node.js";
+import { runnerClientsFor } from "../lib/client/node.js";
 import { createLogger } from "../lib/kit/log.js";
 import { createTokenSigner, generateSigningKey } from "../lib/kit/tokens.js";
 import { persist, restore } from "../lib/sync/sync.js";
 import { findProgram } from "../lib/testing/programs.js";
 import { startS3, type TestS3 } from "../lib/testing/s3.js";
-import { issueApiToken } from "../services/core/src/auth/secrets.js";
-import { createLocalBlobStore } from "../services/core/src/blob/local.js";
 import { createS3BlobStore } from "../services/core/src/blob/s3.js";
 import type { BlobStore } from "../services/core/src/blob/store.js";
-import { createCore } from "../services/core/src/core.js";
 import { createLocalDriver } from "../services/core/src/driver/local/local-driver.js";
-import { createRunnerProxy } from "../services/core/src/driver/local/proxy.js";
 import { createSandbox, defaultLimits } from "../services/core/src/driver/local/sandbox.js";
-import { createEmbeddedStore } from "../services/core/src/state/embedded.js";
+import { startEmbedded } from "../services/core/test/embedded.js";
 
-const templatesDir = new URL("../templates", import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const percentile = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -47,40 +42,11 @@ const percentile = (xs: number[], p: number) => {
 const round = (x: number) => Math.round(x * 10) / 10;
 
 async function startLatency(repls: number) {
-  const dir = await mkdtemp(join(tmpdir(), "devex-bench-lifecycle-"));
-  const log = createLogger("core", { level: "warn" });
-  const state = await createEmbeddedStore(join(dir, "state"));
-  const blobs = createLocalBlobStore(join(dir, "blobs"));
-  const signer = createTokenSigner(generateSigningKey().privateKeyPem);
-  const sandbox = createSandbox({ mode: "auto", limits: defaultLimits });
-  const driver = await createLocalDriver({
-    dataDir: join(dir, "local"),
-    blobs,
-    signer,
-    sandbox,
-    log,
-    poolSize: 2,
-    persistIntervalMs: 0,
-    access: "proxied",
-  });
-  const proxy = createRunnerProxy(driver.targetFor, "api");
-  const core = await createCore({
-    log,
-    state,
-    blobs,
-    driver,
-    signer,
-    templatesDir,
-    port: 0,
-    cookieSecret: "bench-cookie-secret",
-    quota: 1000,
-    reconcileIntervalMs: 0,
-    http: proxy.http,
-    upgrade: proxy.upgrade,
-    socketPath: driver.coreSocketPath,
-  });
-  const { secret } = await issueApiToken(state, "bench", "bench");
-  const api = coreClientsFor(core.url, { token: secret });
+  // The embedded setup as `npm start` wires it (services/core/test/embedded.ts), with room for the
+  // bench's repls.
+  const e = await startEmbedded({ quota: 1000, logLevel: "warn" });
+  const { driver } = e;
+  const api = await e.login("bench");
   const samples: Array<{ totalMs: number; createMs: number; startMs: number; terminalMs: number }> = [];
   try {
     for (let i = -3; i < repls; i++) {
@@ -90,7 +56,7 @@ async function startLatency(repls: number) {
       const t1 = performance.now();
       const { runner: access } = await api.repls.startRepl({ replId: repl!.replId });
       const t2 = performance.now();
-      const runner = runnerClientsFor(access!.url, { token: access!.token });
+      const runner = e.runner(access!);
       const { terminal } = await runner.terminals.createTerminal({ command: [] });
       const abort = new AbortController();
       for await (const m of runner.terminals.streamOutput(
@@ -105,18 +71,14 @@ async function startLatency(repls: number) {
       await api.repls.deleteRepl({ replId: repl!.replId });
     }
   } finally {
-    await core.close();
-    await driver.shutdown(AbortSignal.timeout(60_000));
-    await driver.close();
-    await state.close();
-    await rm(dir, { recursive: true, force: true });
+    await e.close();
   }
   const pick = (k: keyof (typeof samples)[number]) => samples.map((s) => s[k]);
   const summary = (xs: number[]) => ({ p50: round(percentile(xs, 50)), p99: round(percentile(xs, 99)) });
   return {
     repls: samples.length,
     template: "node",
-    isolation: sandbox.description,
+    isolation: e.isolation,
     path: "Connect/HTTP 1.1 through core's /<replId>/ proxy; warm pool of 2 runner processes",
     createToFirstTerminalByteMs: summary(pick("totalMs")),
     breakdownMs: {

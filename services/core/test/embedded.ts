@@ -28,6 +28,8 @@ export interface Embedded {
   state: StateStore;
   blobs: BlobStore;
   dir: string;
+  /** Which isolation the sandbox provides (Sandbox.description). */
+  isolation: string;
   /** Signs in: an API token for the user, as `core create-token` makes. */
   login(userId?: string): Promise<CoreClients>;
   runner(access: { url: string; token: string }): RunnerClients;
@@ -46,19 +48,24 @@ export interface EmbeddedOptions {
   web?: HttpHandler;
   /** Sandboxed commands share the host network (DEVEX_SANDBOX_NETWORK), so the preview proxy reaches them. */
   sandboxNetwork?: boolean;
+  /** Repls per user (core's default is 2). */
+  quota?: number;
+  /** Core's log level; defaults to TEST_LOG_LEVEL or silent. */
+  logLevel?: string;
 }
 
 export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> {
   const dir = await mkdtemp(join(tmpdir(), "devex-embedded-"));
-  const log = createLogger("core", { level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const log = createLogger("core", { level: o.logLevel ?? process.env.TEST_LOG_LEVEL ?? "silent" });
   const state = await createEmbeddedStore(join(dir, "state"));
   const blobs = o.blobs ?? createLocalBlobStore(join(dir, "blobs"));
   const signer = createTokenSigner(generateSigningKey().privateKeyPem);
+  const sandbox = createSandbox({ mode: "auto", limits: defaultLimits, network: o.sandboxNetwork });
   const driver = await createLocalDriver({
     dataDir: join(dir, "local"),
     blobs,
     signer,
-    sandbox: createSandbox({ mode: "auto", limits: defaultLimits, network: o.sandboxNetwork }),
+    sandbox,
     log,
     poolSize: o.poolSize ?? 2,
     persistIntervalMs: o.persistIntervalMs ?? 0,
@@ -84,6 +91,7 @@ export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> 
     preview: createRunnerProxy(driver.targetFor, "preview"),
     socketPath: driver.coreSocketPath,
     web: o.web,
+    quota: o.quota,
   });
   return {
     core,
@@ -91,6 +99,7 @@ export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> 
     state,
     blobs,
     dir,
+    isolation: sandbox.description,
     async login(userId = "alice") {
       const { secret } = await issueApiToken(state, userId, "test");
       return coreClientsFor(core.url, { token: secret });
