@@ -82,8 +82,7 @@ export interface Core {
   /** The listening URL. */
   readonly url: string;
   readonly publicUrl: string;
-  /** The preview origin, when core serves one. */
-  readonly previewServer?: RunningServer;
+  /** The preview origin's URL, when core serves one. */
   readonly previewUrl?: string;
   /** Embedded setup only: the one-time login link. */
   readonly loginLink?: string;
@@ -200,7 +199,6 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
     server,
     url: server.url,
     publicUrl,
-    previewServer,
     previewUrl,
     loginLink,
     reconcile,
