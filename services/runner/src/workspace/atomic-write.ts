@@ -1,14 +1,15 @@
 /**
- * Atomic file replacement: the content goes to a fresh temporary file in the target's directory
- * (opened O_EXCL|O_NOFOLLOW and checked to be inside the workspace), is fsynced, then renamed over
- * the target. A symlink at the target is therefore replaced, never followed, and readers see the
- * old or the new content, never a mix.
+ * Atomic file replacement: the content goes to a fresh temporary file beside the target, created
+ * O_EXCL|O_NOFOLLOW in the directory the target's descriptor holds, is fsynced, then renamed over
+ * the target within that same directory. A symlink at the target is therefore replaced, never
+ * followed, readers see the old or the new content, never a mix, and a refused or failed write
+ * removes its temporary file.
  */
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { rename, unlink } from "node:fs/promises";
-import path from "node:path";
-import type { Workspace } from "./paths.js";
+import { open, rename, unlink } from "node:fs/promises";
+import { at } from "./confined-fs.js";
+import type { Location } from "./paths.js";
 
 /** Whether a file name is one of writeAtomic's in-flight temporary files (never shown to clients). */
 export function isAtomicWriteTemp(name: string): boolean {
@@ -16,14 +17,14 @@ export function isAtomicWriteTemp(name: string): boolean {
 }
 
 export async function writeAtomic(
-  ws: Workspace,
-  abs: string,
+  target: Location,
   content: Uint8Array,
   mode: number,
   beforeRename?: () => Promise<void>,
 ): Promise<void> {
-  const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.devex-${randomBytes(6).toString("hex")}.tmp`);
-  const fh = await ws.openConfined(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  const tmp = at(target.dir, `.${target.name}.devex-${randomBytes(6).toString("hex")}.tmp`);
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  const fh = await open(tmp, flags, mode);
   try {
     try {
       await fh.writeFile(content);
@@ -33,7 +34,7 @@ export async function writeAtomic(
       await fh.close();
     }
     await beforeRename?.();
-    await rename(tmp, abs);
+    await rename(tmp, target.path);
   } catch (e) {
     await unlink(tmp).catch(() => {});
     throw e;

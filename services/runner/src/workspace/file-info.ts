@@ -1,6 +1,6 @@
 /** FileInfo from lstat/stat results, and the opaque content version. */
 import type { BigIntStats } from "node:fs";
-import { lstat, readlink, stat } from "node:fs/promises";
+import { lstat, readlink } from "node:fs/promises";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -21,7 +21,8 @@ export function fileTypeOf(st: BigIntStats): FileType {
   return FileType.OTHER;
 }
 
-export async function infoFromStats(abs: string, rel: string, st: BigIntStats): Promise<FileInfo> {
+/** `entry` is the entry's path on disk (a descriptor-relative one from Location or walk). */
+export async function infoFromStats(entry: string, rel: string, st: BigIntStats): Promise<FileInfo> {
   const type = fileTypeOf(st);
   return create(FileInfoSchema, {
     path: rel,
@@ -31,16 +32,11 @@ export async function infoFromStats(abs: string, rel: string, st: BigIntStats): 
     mode: Number(st.mode & 0o7777n),
     modifyTime: timestampFromMs(Number(st.mtimeMs)),
     version: type === FileType.FILE ? versionOf(st) : "",
-    symlinkTarget: type === FileType.SYMLINK ? await readlink(abs).catch(() => "") : "",
+    symlinkTarget: type === FileType.SYMLINK ? await readlink(entry).catch(() => "") : "",
   });
 }
 
 /** Info of the entry itself (a symlink is described as a symlink). */
-export async function lstatInfo(abs: string, rel: string): Promise<FileInfo> {
-  return infoFromStats(abs, rel, await lstat(abs, { bigint: true }));
-}
-
-/** Info of what the path points to. */
-export async function statInfo(abs: string, rel: string): Promise<FileInfo> {
-  return infoFromStats(abs, rel, await stat(abs, { bigint: true }));
+export async function lstatInfo(entry: string, rel: string): Promise<FileInfo> {
+  return infoFromStats(entry, rel, await lstat(entry, { bigint: true }));
 }

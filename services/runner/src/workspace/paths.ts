@@ -1,39 +1,72 @@
 /**
- * The one place that turns a client's path into a path on disk. Every file operation, terminal cwd
- * and exec cwd goes through a `Workspace`, which is created with its root (no module-global root):
+ * The one place that turns a client's path into something on disk. Every file operation, terminal
+ * cwd and exec cwd goes through a `Workspace`, which is created with its root (no module-global root):
  *
  *   - NUL bytes, absolute paths and ".." escapes are refused before touching the disk;
- *   - symlinks are resolved with realpath (for paths that do not exist yet: the deepest existing
- *     ancestor's realpath, following dangling links by hand), and the result must stay inside the
- *     root's realpath, else PermissionDenied;
- *   - `resolveLink` resolves only the parent, for operations on a directory entry itself (write,
- *     delete, move, lstat): the final component is never followed, so a symlink there is replaced
- *     or removed, not written through;
- *   - `openConfined` opens with O_NOFOLLOW and re-checks the opened descriptor's real path via
- *     /proc/self/fd, which closes the window where a symlink is swapped in between check and use.
+ *   - the path is then walked component by component from a descriptor of the root, each component
+ *     opened relative to its parent's descriptor with O_NOFOLLOW (see confined-fs.ts). A symlink met
+ *     on the way is resolved by hand, relative to those descriptors, counting hops: a link that
+ *     stays inside the workspace keeps working, one that would leave the root is PermissionDenied;
+ *   - the operation itself then acts on (parent descriptor, final name), so a directory swapped for
+ *     a symlink after the walk cannot redirect it: confinement holds at the moment of use, not only
+ *     at resolution, even when the runner sees the host's whole filesystem.
  *
- * Percent-encodings such as "%2e%2e" are not decoded: they are literal file names.
+ * `follow` says which symlinks the walk may resolve: "all" (reads: the final component too),
+ * "parents" (operations on a directory entry itself — write, delete, move, stat: a symlink there is
+ * replaced or removed, never written through) or "none" (walks and watches, which never descend
+ * through a link). Percent-encodings such as "%2e%2e" are not decoded: they are literal file names.
  */
-import { constants, type promises as fsp } from "node:fs";
-import { lstat, open, readlink, realpath } from "node:fs/promises";
+import { constants, existsSync, openSync } from "node:fs";
+import { lstat, mkdir, readlink, realpath } from "node:fs/promises";
 import path from "node:path";
 import { invalidArgument, permissionDenied } from "../../../../lib/kit/errors.js";
+import { at, closeFd, fdPath, O_PATH, openDirAt } from "./confined-fs.js";
+import { fsError } from "./fs-errors.js";
 
 export interface ResolvedPath {
   /** Normalised path relative to the root, "/"-separated; "" is the root. */
   rel: string;
-  /** Real absolute path on disk (final component resolved unless resolveLink was used). */
+  /** Real absolute path on disk, for uses that can only take a path (a child process's cwd). */
   abs: string;
+}
+
+/** A confined directory entry, valid while the callback given to `Workspace.at` runs. */
+export interface Location {
+  /** The client's path, normalised ("" is the root); error messages name this. */
+  rel: string;
+  /** Where it really is after following links inside the workspace, relative to the root. */
+  realRel: string;
+  /** Descriptor of the directory holding the entry. */
+  dir: number;
+  /** The entry's name in `dir`; "." when the location is that directory itself. */
+  name: string;
+  /** `/proc/self/fd/<dir>/<name>`: a path string with openat semantics, never following `name`. */
+  path: string;
+}
+
+export type Follow = "all" | "parents" | "none";
+
+export interface AtOptions {
+  follow: Follow;
+  /** Create missing parent directories (mkdir -p), each relative to its parent's descriptor. */
+  createParents?: boolean;
 }
 
 const MAX_LINK_HOPS = 40;
 
 export class Workspace {
-  private constructor(readonly root: string) {}
+  private constructor(
+    readonly root: string,
+    private readonly rootFd: number,
+  ) {}
 
-  /** `root` must exist; its realpath becomes the confinement boundary. */
+  /** `root` must exist; its realpath becomes the confinement boundary, held open for the runner's life. */
   static async open(root: string): Promise<Workspace> {
-    return new Workspace(await realpath(root));
+    const real = await realpath(root);
+    const fd = openSync(real, O_PATH | constants.O_DIRECTORY);
+    if (!existsSync(fdPath(fd)))
+      throw new Error("/proc is not mounted: the runner needs /proc/self/fd to confine paths");
+    return new Workspace(real, fd);
   }
 
   /** Checks and normalises a client path without touching the disk. */
@@ -49,71 +82,108 @@ export class Workspace {
     return norm === "." ? "" : norm.replace(/\/+$/, "");
   }
 
-  /** Whether an absolute real path is the root or below it. */
-  contains(abs: string): boolean {
-    return abs === this.root || abs.startsWith(this.root + path.sep);
-  }
-
-  /** Path relative to the root for an absolute path inside it. */
-  relative(abs: string): string {
-    return path.relative(this.root, abs).split(path.sep).join("/");
-  }
-
-  /** Resolves every component, symlinks included; the path need not exist. */
+  /** Resolves every component, symlinks included (confined); the path need not exist. */
   async resolve(input: string): Promise<ResolvedPath> {
-    const rel = this.normalize(input);
-    const abs = await this.realResolve(path.join(this.root, rel), 0);
-    this.confine(abs, input);
-    return { rel, abs };
-  }
-
-  /** Resolves the parent only: `abs` is the directory entry itself, never followed. */
-  async resolveLink(input: string): Promise<ResolvedPath> {
-    const rel = this.normalize(input);
-    if (rel === "") return { rel, abs: this.root };
-    const parent = await this.realResolve(path.join(this.root, path.posix.dirname(rel)), 0);
-    this.confine(parent, input);
-    const abs = path.join(parent, path.posix.basename(rel));
-    return { rel, abs };
+    return this.at(input, { follow: "all" }, async (loc) => ({
+      rel: loc.rel,
+      abs: path.join(this.root, loc.realRel),
+    }));
   }
 
   /**
-   * Opens a resolved path without following a final symlink, then checks where the descriptor
-   * really points, so a link swapped in after `resolve` cannot lead outside.
+   * Walks to `input` and runs `use` on its location; the descriptors are closed when `use` settles.
+   * Errno failures (of the walk or of `use`) become domain errors naming `input`.
    */
-  async openConfined(abs: string, flags: number, mode?: number): Promise<fsp.FileHandle> {
-    const fh = await open(abs, flags | constants.O_NOFOLLOW, mode);
+  async at<T>(input: string, options: AtOptions, use: (loc: Location) => Promise<T>): Promise<T> {
+    const rel = this.normalize(input);
+    const held: number[] = [];
     try {
-      const real = await readlink(`/proc/self/fd/${fh.fd}`);
-      this.confine(real, this.relative(abs));
-      return fh;
+      return await use(await this.walk(input, rel, options, held));
     } catch (e) {
-      await fh.close();
-      throw e;
+      throw fsError(e, rel);
+    } finally {
+      for (const fd of held) await closeFd(fd).catch(() => {});
     }
   }
 
-  private confine(abs: string, input: string): void {
-    if (!this.contains(abs)) throw permissionDenied(`path "${input}" leads outside the workspace through a symlink`);
+  private async walk(input: string, rel: string, options: AtOptions, held: number[]): Promise<Location> {
+    const leavesRoot = () => permissionDenied(`path "${input}" leads outside the workspace through a symlink`);
+    // dirs[i] is the descriptor of the directory names[0..i) (dirs[0] is the root)
+    const dirs = [this.rootFd];
+    const names: string[] = [];
+    const pending = rel ? rel.split("/") : [];
+    let hops = 0;
+    while (pending.length > 0) {
+      const name = pending.shift() as string;
+      if (name === "" || name === ".") continue;
+      if (name === "..") {
+        if (names.length === 0) throw leavesRoot();
+        dirs.pop();
+        names.pop();
+        continue;
+      }
+      const dir = dirs[dirs.length - 1];
+      const last = pending.length === 0;
+      if (last && options.follow !== "all") return this.location(rel, names, dir, name);
+      const target = last ? await linkTarget(dir, name) : await this.enter(dir, name, options, dirs, held);
+      if (target === undefined) {
+        if (last) return this.location(rel, names, dir, name);
+        names.push(name);
+        continue;
+      }
+      if (options.follow === "none") {
+        throw invalidArgument(`"${rel}" passes through a symbolic link, which is not followed here`);
+      }
+      if (++hops > MAX_LINK_HOPS) throw invalidArgument("too many levels of symbolic links");
+      let relTarget = target;
+      if (path.posix.isAbsolute(target)) {
+        const abs = path.resolve(target);
+        if (abs !== this.root && !abs.startsWith(this.root + path.sep)) throw leavesRoot();
+        relTarget = path.relative(this.root, abs);
+        dirs.splice(1);
+        names.splice(0);
+      }
+      pending.unshift(...relTarget.split("/"));
+    }
+    // the path names a directory reached through the walk (or the root)
+    return this.location(rel, names, dirs[dirs.length - 1], ".");
   }
 
-  private async realResolve(p: string, hops: number): Promise<string> {
-    try {
-      return await realpath(p);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === "ELOOP") throw invalidArgument("too many levels of symbolic links");
-      if (code !== "ENOENT" && code !== "ENOTDIR") throw e;
+  /**
+   * Opens directory `name` of `dir` (pushed on `dirs`), creating it if asked; returns a symlink's
+   * target instead when `name` is one.
+   */
+  private async enter(dir: number, name: string, options: AtOptions, dirs: number[], held: number[]) {
+    for (;;) {
+      try {
+        const fd = await openDirAt(dir, name);
+        held.push(fd);
+        dirs.push(fd);
+        return undefined;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "ENOTDIR") {
+          const target = await linkTarget(dir, name);
+          if (target === undefined) throw e;
+          return target;
+        }
+        if (code !== "ENOENT" || !options.createParents) throw e;
+        await mkdir(at(dir, name)).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== "EEXIST") throw err;
+        });
+      }
     }
-    const parent = path.dirname(p);
-    if (parent === p) return p;
-    const realParent = await this.realResolve(parent, hops);
-    const candidate = path.join(realParent, path.basename(p));
-    const st = await lstat(candidate).catch(() => undefined);
-    if (!st?.isSymbolicLink()) return candidate;
-    // A dangling symlink: follow it by hand so a link to a missing file outside is still caught.
-    if (hops >= MAX_LINK_HOPS) throw invalidArgument("too many levels of symbolic links");
-    const target = await readlink(candidate);
-    return this.realResolve(path.resolve(realParent, target), hops + 1);
   }
+
+  private location(rel: string, names: string[], dir: number, name: string): Location {
+    const realRel = [...names, ...(name === "." ? [] : [name])].join("/");
+    return { rel, realRel, dir, name, path: at(dir, name) };
+  }
+}
+
+/** The target of entry `name` of `dir` if it is a symlink, else undefined (also when missing). */
+async function linkTarget(dir: number, name: string): Promise<string | undefined> {
+  const st = await lstat(at(dir, name)).catch(() => undefined);
+  if (!st?.isSymbolicLink()) return undefined;
+  return readlink(at(dir, name));
 }

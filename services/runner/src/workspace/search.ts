@@ -2,6 +2,7 @@
 import { readFile } from "node:fs/promises";
 import { minimatch } from "minimatch";
 import { invalidArgument } from "../../../../lib/kit/errors.js";
+import { READ_FLAGS } from "./confined-fs.js";
 import { walk } from "./walk.js";
 
 export interface SearchQuery {
@@ -38,7 +39,7 @@ export async function searchFiles(q: SearchQuery): Promise<SearchResult> {
       continue;
     }
     if (e.stats.size > BigInt(q.maxFileBytes)) continue;
-    const buf = await readFile(e.abs).catch(() => undefined);
+    const buf = await readFile(e.abs, { flag: READ_FLAGS }).catch(() => undefined); // never through a link
     if (!buf || buf.subarray(0, 8192).includes(0)) continue; // unreadable or binary
     const lines = buf.toString("utf8").split("\n");
     let found = false;
