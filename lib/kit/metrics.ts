@@ -1,9 +1,10 @@
 /**
  * Prometheus metrics: one registry per server (no global state), Node's default metrics, and RPC
- * counts and latencies by service, method and code.
+ * counts, latencies and RPCs in flight by service, method and code. In flight counts a stream until
+ * it ends or its client leaves, so a stream that outlives its client shows there.
  */
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 export interface Metrics {
   registry: Registry;
@@ -32,12 +33,20 @@ export function createMetrics(serviceName: string): Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
     registers: [registry],
   });
+  const inFlight = new Gauge({
+    name: "devex_rpc_in_flight",
+    help: "RPCs being handled now (streams until they end or their client leaves).",
+    labelNames: ["rpc_service", "rpc_method"],
+    registers: [registry],
+  });
 
   const interceptor: Interceptor = (next) => async (req) => {
     const labels = { rpc_service: req.service.typeName, rpc_method: req.method.name };
     const end = duration.startTimer(labels);
+    inFlight.inc(labels);
     const done = (err?: unknown) => {
       end();
+      inFlight.dec(labels);
       const code = err === undefined ? "ok" : codeLabel(ConnectError.from(err).code);
       requests.inc({ ...labels, code });
     };

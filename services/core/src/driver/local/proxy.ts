@@ -13,7 +13,7 @@
  */
 import { type IncomingHttpHeaders, type IncomingMessage, request } from "node:http";
 import { connect } from "node:net";
-import type { Duplex } from "node:stream";
+import { type Duplex, pipeline } from "node:stream";
 import { withoutCookies } from "../../../../../lib/kit/cookies.js";
 import type { HttpHandler, HttpRequest, HttpResponse, UpgradeHandler } from "../../../../../lib/kit/server.js";
 import { SESSION_COOKIE } from "../../auth/cookies.js";
@@ -65,6 +65,27 @@ function forwardHeaders(h: IncomingHttpHeaders, target: URL): Record<string, str
   return out;
 }
 
+/**
+ * An answer given before the request's body was all read (a refusal, or the runner answering
+ * early) closes the connection once sent: the rest of the body is not read, and a client still
+ * writing it gets the answer and an end of stream instead of waiting on a connection nobody reads.
+ * HTTP/1.1 says so with `Connection: close` (node then closes the socket after the response);
+ * HTTP/2 ends just that stream (RST_STREAM NO_ERROR, RFC 9113 §8.1).
+ */
+function closeAfterResponseIfEarly(req: HttpRequest, res: HttpResponse, headers: Record<string, string | string[]>) {
+  if (req.complete) return;
+  if ("stream" in res) res.once("finish", () => res.stream.close());
+  else headers.connection = "close";
+}
+
+function answer(req: HttpRequest, res: HttpResponse, status: number, text: string) {
+  if (res.destroyed) return;
+  const headers: Record<string, string> = { "content-type": "text/plain" };
+  closeAfterResponseIfEarly(req, res, headers);
+  res.writeHead(status, headers);
+  res.end(text);
+}
+
 const withoutCoreCookies = (header: string | undefined) => withoutCookies(header, (name) => name === SESSION_COOKIE);
 
 function rewriteCookie(c: string, replId: string): string {
@@ -83,14 +104,12 @@ export function createRunnerProxy(
       const m = split(req.url);
       if (!m) return false;
       if (refused(m)) {
-        res.writeHead(404, { "content-type": "text/plain" });
-        res.end(wrongOrigin[scope]);
+        answer(req, res, 404, wrongOrigin[scope]);
         return true;
       }
       const t = targetFor(m.replId);
       if (!t) {
-        res.writeHead(503, { "content-type": "text/plain" });
-        res.end(`repl ${m.replId} is not running: start it first\n`);
+        answer(req, res, 503, `repl ${m.replId} is not running: start it first\n`);
         return true;
       }
       const target = new URL(t.url);
@@ -100,7 +119,15 @@ export function createRunnerProxy(
         path: m.rest,
         headers: forwardHeaders(req.headers, target),
       });
+      // Whichever side leaves first takes the other with it. A client that abandons a stream (or a
+      // response that ends before its body was all sent) cancels the runner's side at once; the
+      // runner's response headers may not even have arrived (a stream sends them with its first message).
+      let response: IncomingMessage | undefined;
+      res.once("close", () => {
+        if (!response?.complete || !upstream.writableFinished) upstream.destroy();
+      });
       upstream.on("response", (up: IncomingMessage) => {
+        response = up;
         const headers: Record<string, string | string[]> = {};
         for (const [k, v] of Object.entries(up.headers)) {
           if (v === undefined || hopByHop.has(k)) continue;
@@ -108,18 +135,13 @@ export function createRunnerProxy(
           else if (k === "location" && typeof v === "string" && v.startsWith("/")) headers[k] = `/${m.replId}${v}`;
           else headers[k] = v;
         }
+        closeAfterResponseIfEarly(req, res, headers);
         res.writeHead(up.statusCode ?? 502, headers);
-        (res as NodeJS.WritableStream).on("close", () => up.destroy());
-        up.pipe(res as NodeJS.WritableStream);
+        pipeline(up, res as NodeJS.WritableStream, (err) => err && res.destroy());
       });
       upstream.on("error", () => {
-        if (!res.headersSent) {
-          res.writeHead(502, { "content-type": "text/plain" });
-          res.end("the repl's runner did not answer\n");
-        } else res.destroy();
-      });
-      req.on("close", () => {
-        if (!req.complete) upstream.destroy();
+        if (res.headersSent) res.destroy();
+        else answer(req, res, 502, "the repl's runner did not answer\n");
       });
       (req as NodeJS.ReadableStream).pipe(upstream);
       return true;
