@@ -1,0 +1,136 @@
+/**
+ * The stored side: keys under the prefix, the index and its generations.
+ *
+ *   <rel>                           files copied in by CreateRepl from a template (no index yet), and
+ *                                   large files of version 1 indexes
+ *   .devex-sync/packs/<id>          small files concatenated, up to 8 MiB per pack
+ *   .devex-sync/objects/<id>        files above 256 KiB, one object each
+ *   .devex-sync/generations/<n>.json  one immutable generation: every file → sha256, size and where
+ *                                   its content is (pack + offset, object, or a symlink's target)
+ *   .devex-sync/index.json          a copy of the newest generation, plus the list of kept ones
+ *
+ * Packs and objects get fresh ids and are never overwritten, so a kept generation stays readable
+ * until it is dropped; an object is deleted only when no kept generation names it.
+ */
+import type { BlobStore } from "../../services/core/src/blob/store.js";
+import { checkKey, listAll } from "../../services/core/src/blob/store.js";
+import type { GenerationInfo, GenerationSummary, RemoteFile, StoredIndex } from "./types.js";
+import { readAll, retry } from "./util.js";
+
+/** The reserved folder at the top of the prefix; a workspace folder of that name is not synced. */
+export const SYNC_DIR = ".devex-sync";
+export const INDEX = `${SYNC_DIR}/index.json`;
+export const PACKS = `${SYNC_DIR}/packs/`;
+export const OBJECTS = `${SYNC_DIR}/objects/`;
+export const GENERATIONS = `${SYNC_DIR}/generations/`;
+export const generationKey = (n: number) => `${GENERATIONS}${n}.json`;
+
+/** The remote as persist and restore plan with it (cached in the manifest between runs). */
+export interface RemoteState {
+  /** An index exists; false: only loose objects from a template. */
+  indexed: boolean;
+  /** The files of the generation the directory was restored from or last persisted. */
+  files: Record<string, RemoteFile>;
+  /** The newest generation number (0: none, or a version 1 index). */
+  generation: number;
+  /** Kept generations, newest first. */
+  generations: GenerationInfo[];
+  /** Every object known under the prefix (rel key → size), the index excepted. */
+  objects: Record<string, number>;
+}
+
+export function checkPrefix(prefix: string) {
+  if (!prefix.endsWith("/")) throw new Error(`sync prefix must end in "/": ${JSON.stringify(prefix)}`);
+  checkKey(prefix.slice(0, -1));
+}
+
+/** A workspace path that can be stored: a valid blob key outside the reserved folder. */
+export function validKey(prefix: string, rel: string): boolean {
+  try {
+    checkKey(prefix + rel);
+    return !rel.startsWith(`${SYNC_DIR}/`) && rel !== SYNC_DIR;
+  } catch {
+    return false;
+  }
+}
+
+/** The key (under the prefix) holding a file's content; undefined for a symlink. */
+export function contentKey(rel: string, f: RemoteFile): string | undefined {
+  if (f.link !== undefined) return undefined;
+  if (f.pack) return PACKS + f.pack;
+  if (f.object) return OBJECTS + f.object;
+  return rel;
+}
+
+export function summarize(generation: number, time: number, files: Record<string, RemoteFile>): GenerationInfo {
+  const objects = new Set<string>();
+  let bytes = 0;
+  for (const [rel, f] of Object.entries(files)) {
+    bytes += f.size;
+    const key = contentKey(rel, f);
+    if (key) objects.add(key);
+  }
+  return { generation, time, files: Object.keys(files).length, bytes, objects: [...objects] };
+}
+
+async function getJson(o: Store, key: string, attempts: number): Promise<StoredIndex | undefined> {
+  const body = await retry(attempts, o.signal, async () => {
+    const b = await o.store.get(o.prefix + key, o.signal);
+    return b ? readAll(b) : undefined;
+  });
+  return body && (JSON.parse(body.toString("utf8")) as StoredIndex);
+}
+
+interface Store {
+  store: BlobStore;
+  prefix: string;
+  signal?: AbortSignal;
+}
+
+/** The remote as it is: one listing plus the index. Loose objects without an index are all files (sha unknown). */
+export async function readRemote(o: Store, attempts: number): Promise<RemoteState> {
+  const listed = await retry(attempts, o.signal, () => listAll(o.store, o.prefix, o.signal));
+  const objects: Record<string, number> = {};
+  for (const e of listed) {
+    const rel = e.key.slice(o.prefix.length);
+    if (rel && rel !== INDEX) objects[rel] = e.size;
+  }
+  const index = await getJson(o, INDEX, attempts);
+  if (index) {
+    const generation = index.generation ?? 0;
+    return { indexed: true, files: index.files, generation, generations: index.generations ?? [], objects };
+  }
+  const files: Record<string, RemoteFile> = {};
+  for (const [rel, size] of Object.entries(objects))
+    if (!rel.startsWith(`${SYNC_DIR}/`)) files[rel] = { sha256: "", size };
+  return { indexed: false, files, generation: 0, generations: [], objects };
+}
+
+/** The files of a kept generation (the newest is the index itself). */
+export async function readGeneration(
+  o: Store,
+  remote: RemoteState,
+  generation: number,
+  attempts: number,
+): Promise<Record<string, RemoteFile>> {
+  if (generation === remote.generation) return remote.files;
+  const kept = remote.generations.map((g) => g.generation);
+  const stored = kept.includes(generation) ? await getJson(o, generationKey(generation), attempts) : undefined;
+  if (!stored) throw new Error(`generation ${generation} is not kept (kept: ${kept.join(", ") || "none"})`);
+  return stored.files;
+}
+
+/** The stored generations, newest first; [] when nothing was persisted yet. */
+export async function listGenerations(o: Store & { attempts?: number }): Promise<GenerationSummary[]> {
+  const index = await getJson(o, INDEX, o.attempts ?? 4);
+  if (!index) return [];
+  if (!index.generations) return [summaryOf(summarize(0, 0, index.files))]; // a version 1 index
+  return index.generations.map(summaryOf);
+}
+
+const summaryOf = (g: GenerationSummary): GenerationSummary => ({
+  generation: g.generation,
+  time: g.time,
+  files: g.files,
+  bytes: g.bytes,
+});

@@ -1,0 +1,208 @@
+/**
+ * restore: downloads a generation (default the newest) into the directory, emptied first, and writes
+ * the manifest. Everything is created relative to an open parent descriptor (fsat.ts): directories
+ * with mkdir + O_NOFOLLOW open, files with O_CREAT|O_EXCL|O_NOFOLLOW, symlinks with symlink(); with
+ * `owner` each of them (and the workspace directory) is chowned to it, so a privileged core can hand
+ * the tree to the sandbox's uid. Nothing goes through a link that is already there.
+ */
+import { createHash } from "node:crypto";
+import type { FileHandle } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
+import { resolve } from "node:path";
+import { createFileAt, emptyDirectory, mkdirAt, type Owner, openDirectory, symlinkAt } from "./fsat.js";
+import { entryOf, identityOf, type ManifestEntry, manifestPathFor, saveManifest } from "./manifest.js";
+import { checkPrefix, contentKey, readGeneration, readRemote, validKey } from "./remote.js";
+import type { RemoteFile, RestoreOptions, SyncResult } from "./types.js";
+import { forEachLimit, progressOf, readAll, retry, sha256 } from "./util.js";
+
+/** Loose files up to this size are downloaded into memory (hashed and written in one go). */
+const BUFFERED_MAX = 16 * 1024 * 1024;
+/** Directory descriptors kept open for reuse while idle. */
+const IDLE_DIRS = 256;
+
+export async function restore(o: RestoreOptions): Promise<SyncResult> {
+  const began = Date.now();
+  checkPrefix(o.prefix);
+  const dir = resolve(o.dir);
+  const attempts = o.attempts ?? 4;
+  const concurrency = o.concurrency ?? 16;
+  const remote = await readRemote(o, attempts);
+  const generation = o.generation ?? remote.generation;
+  const files: Record<string, RemoteFile> = { ...(await readGeneration(o, remote, generation, attempts)) };
+
+  // Empty it rather than remove it: it may be a mount point (a Kubernetes volume).
+  await mkdir(dir, { recursive: true });
+  const root = await openDirectory(dir);
+  const dirs = directories(root.fd, o.owner);
+  try {
+    if (o.owner) await root.chown(o.owner.uid, o.owner.gid);
+    await emptyDirectory(root.fd);
+
+    const skipped: string[] = [];
+    const byPack = new Map<string, string[]>();
+    const loose: string[] = [];
+    const links: string[] = [];
+    for (const [rel, f] of Object.entries(files)) {
+      if (!validKey(o.prefix, rel)) skipped.push(rel);
+      else if (f.link !== undefined) links.push(rel);
+      else if (f.pack) byPack.set(f.pack, [...(byPack.get(f.pack) ?? []), rel]);
+      else loose.push(rel);
+    }
+    const total = Object.values(files).reduce((n, f) => n + f.size, 0);
+    const progress = progressOf("restore", o.onProgress);
+    progress.plan(Object.keys(files).length - skipped.length, total);
+    const local: Record<string, ManifestEntry> = {};
+    let bytes = 0;
+    let objects = 2;
+
+    /** Creates `rel` in its parent directory and runs `fill` on it; records its manifest entry. */
+    const create = async (rel: string, fill: (fh: FileHandle) => Promise<string>) => {
+      const parts = rel.split("/");
+      const name = parts.pop()!;
+      const parent = parts.join("/");
+      const fd = await dirs.acquire(parent);
+      try {
+        const fh = await createFileAt(fd, name, o.owner);
+        try {
+          const sha = await fill(fh);
+          const st = await fh.stat();
+          local[rel] = entryOf(st, sha);
+          files[rel] = { ...files[rel], sha256: sha, size: st.size };
+          bytes += st.size;
+          progress.add(1, st.size);
+        } finally {
+          await fh.close();
+        }
+      } finally {
+        await dirs.release(parent);
+      }
+    };
+    const writeAll = (content: Buffer) => async (fh: FileHandle) => {
+      await fh.writeFile(content);
+      return sha256(content);
+    };
+
+    await forEachLimit([...byPack], concurrency, async ([pack, rels]) => {
+      const body = await retry(attempts, o.signal, async () => {
+        const b = await o.store.get(`${o.prefix}${contentKey(rels[0], files[rels[0]])}`, o.signal);
+        if (!b) throw new Error(`pack ${pack} named by the index is missing`);
+        return readAll(b);
+      });
+      objects++;
+      await forEachLimit(rels, 32, async (rel) => {
+        const f = files[rel];
+        if (f.offset === undefined) return;
+        const content = body.subarray(f.offset, f.offset + f.size);
+        if (sha256(content) !== f.sha256) throw new Error(`pack ${pack}: ${rel} does not match its hash`);
+        await create(rel, writeAll(content));
+      });
+    });
+
+    await forEachLimit(loose, concurrency, async (rel) => {
+      const key = o.prefix + contentKey(rel, files[rel]);
+      const get = async () => {
+        const body = await o.store.get(key, o.signal);
+        if (!body) throw new Error(`object ${key.slice(o.prefix.length)} vanished during restore`);
+        return body;
+      };
+      if (files[rel].size <= BUFFERED_MAX) {
+        const content = await retry(attempts, o.signal, async () => readAll(await get()));
+        await create(rel, writeAll(content));
+      } else {
+        await create(rel, (fh) =>
+          retry(attempts, o.signal, async () => {
+            await fh.truncate(0);
+            const hash = createHash("sha256");
+            let position = 0;
+            for await (const chunk of await get()) {
+              hash.update(chunk as Buffer);
+              await fh.write(chunk as Buffer, 0, (chunk as Buffer).length, position);
+              position += (chunk as Buffer).length;
+            }
+            return hash.digest("hex");
+          }),
+        );
+      }
+      objects++;
+    });
+
+    await forEachLimit(links, 32, async (rel) => {
+      const parts = rel.split("/");
+      const name = parts.pop()!;
+      const parent = parts.join("/");
+      const fd = await dirs.acquire(parent);
+      try {
+        await symlinkAt(fd, name, files[rel].link!, o.owner);
+      } finally {
+        await dirs.release(parent);
+      }
+      progress.add(1, 0);
+    });
+
+    for (const rel of skipped) delete files[rel];
+    await saveManifest(manifestPathFor(o), {
+      version: 3,
+      prefix: o.prefix,
+      root: identityOf(await root.stat({ bigint: true })),
+      files: local,
+      remote: { ...remote, files },
+    });
+    progress.done();
+    const n = Object.keys(local).length + links.length;
+    return {
+      files: n,
+      bytes,
+      transferred: n,
+      transferredBytes: bytes,
+      deleted: 0,
+      objects,
+      skipped,
+      generation,
+      ms: Date.now() - began,
+    };
+  } finally {
+    await dirs.closeAll();
+    await root.close();
+  }
+}
+
+/**
+ * Directories below the root, created on first use and opened by descriptor, each from its parent's
+ * descriptor. Reference-counted; idle ones beyond IDLE_DIRS are closed so huge trees do not run out
+ * of descriptors.
+ */
+function directories(rootFd: number, owner?: Owner) {
+  const open = new Map<string, { refs: number; handle: Promise<FileHandle> }>();
+  const acquire = async (rel: string): Promise<number> => {
+    if (rel === "") return rootFd;
+    let e = open.get(rel);
+    if (!e) {
+      const cut = rel.lastIndexOf("/");
+      const parent = cut < 0 ? "" : rel.slice(0, cut);
+      const handle = (async () => {
+        const fd = await acquire(parent);
+        try {
+          return await mkdirAt(fd, rel.slice(cut + 1), owner);
+        } finally {
+          await release(parent);
+        }
+      })();
+      e = { refs: 0, handle };
+      open.set(rel, e);
+    }
+    e.refs++;
+    return (await e.handle).fd;
+  };
+  const release = async (rel: string) => {
+    const e = open.get(rel);
+    if (!e || --e.refs > 0 || open.size <= IDLE_DIRS) return;
+    open.delete(rel);
+    await (await e.handle).close();
+  };
+  const closeAll = async () => {
+    const all = [...open.values()];
+    open.clear();
+    await Promise.all(all.map((e) => e.handle.then((h) => h.close()).catch(() => {})));
+  };
+  return { acquire, release, closeAll };
+}

@@ -1,0 +1,136 @@
+/**
+ * The no-follow tree walk persist uses: every directory is opened relative to its parent's
+ * descriptor with O_NOFOLLOW and listed through its own descriptor, so a directory swapped for a
+ * symlink mid-walk fails its open (and is looked at once more as what it now is) instead of taking
+ * the walk outside the tree. Depth-first (a LIFO of tasks) with at most `limit` tasks at once; a
+ * directory's descriptor is closed as soon as its last entry is done, so open descriptors stay
+ * around `limit` × depth on any tree.
+ */
+import type { Stats } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
+import { isSwapped, listAt, lstatAt, openDirAt } from "./fsat.js";
+
+export interface WalkEntry {
+  /** Slash-separated path below the root. */
+  rel: string;
+  /** The parent directory's descriptor, open while the callback runs: use it (fsat.ts) to open `name`. */
+  dirFd: number;
+  name: string;
+  /** lstat of the entry: a regular file or a symlink. */
+  st: Stats;
+}
+
+interface Dir {
+  fd: number;
+  handle?: FileHandle;
+  rel: string;
+  refs: number;
+}
+
+type Task = () => Promise<Task[]>;
+
+export interface WalkOptions {
+  /** Tasks (listings and entries) at once. */
+  limit: number;
+  /** A top-level directory name left out (the reserved sync folder). */
+  skipTop?: string;
+  signal?: AbortSignal;
+}
+
+/** Calls `onEntry` for every regular file and symlink under the open directory `rootFd` (sockets, FIFOs and devices are left out). */
+export async function walkTree(
+  rootFd: number,
+  o: WalkOptions,
+  onEntry: (e: WalkEntry) => Promise<void>,
+): Promise<void> {
+  const open = new Set<FileHandle>();
+  const release = async (d: Dir) => {
+    if (--d.refs > 0 || !d.handle) return;
+    open.delete(d.handle);
+    await d.handle.close();
+  };
+
+  const list =
+    (d: Dir): Task =>
+    async () => {
+      try {
+        const tasks: Task[] = [];
+        for (const e of await listAt(d.fd)) {
+          if (d.rel === "" && e.name === o.skipTop) continue;
+          d.refs++;
+          tasks.push(async () => {
+            try {
+              return await visit(d, e.name, e.isDirectory(), 2);
+            } finally {
+              await release(d);
+            }
+          });
+        }
+        return tasks;
+      } finally {
+        await release(d); // the listing's own reference
+      }
+    };
+
+  const visit = async (d: Dir, name: string, isDir: boolean, tries: number): Promise<Task[]> => {
+    const rel = d.rel ? `${d.rel}/${name}` : name;
+    if (isDir) {
+      let handle: FileHandle;
+      try {
+        handle = await openDirAt(d.fd, name);
+      } catch (e) {
+        if (!isSwapped(e)) throw e;
+        return tries > 1 ? visit(d, name, false, tries - 1) : []; // now a link or a file: take it as that
+      }
+      open.add(handle);
+      return [list({ fd: handle.fd, handle, rel, refs: 1 })];
+    }
+    let st: Stats;
+    try {
+      st = await lstatAt(d.fd, name);
+    } catch (e) {
+      if (isSwapped(e)) return [];
+      throw e;
+    }
+    if (st.isDirectory()) return tries > 1 ? visit(d, name, true, tries - 1) : [];
+    if (st.isFile() || st.isSymbolicLink()) await onEntry({ rel, dirFd: d.fd, name, st });
+    return [];
+  };
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const stack: Task[] = [list({ fd: rootFd, rel: "", refs: 1 })];
+      let active = 0;
+      let failure: { error: unknown } | undefined;
+      const pump = () => {
+        if (o.signal?.aborted) failure ??= { error: o.signal.reason };
+        if (failure) {
+          if (active === 0) reject(failure.error);
+          return;
+        }
+        while (active < o.limit && stack.length) {
+          const task = stack.pop()!;
+          active++;
+          task()
+            .then(
+              (more) => {
+                stack.push(...more);
+              },
+              (error) => {
+                failure ??= { error };
+              },
+            )
+            .finally(() => {
+              active--;
+              pump();
+            });
+        }
+        if (active === 0 && stack.length === 0) resolve();
+      };
+      pump();
+    });
+  } finally {
+    // After a failure, directories whose entries never ran are still open.
+    await Promise.all([...open].map((h) => h.close().catch(() => {})));
+  }
+}
