@@ -1,8 +1,8 @@
 /** SearchFiles: glob over paths (minimatch) and a plain or regex content grep, bounded. */
 import { readFile } from "node:fs/promises";
 import { minimatch } from "minimatch";
-import { invalidArgument } from "../../../../lib/kit/errors.js";
 import { READ_FLAGS } from "./confined-fs.js";
+import { compileMatcher, type LineMatcher } from "./regex-budget.js";
 import { walk } from "./walk.js";
 
 export interface SearchQuery {
@@ -26,7 +26,15 @@ export interface SearchResult {
 const MAX_LINE = 500;
 
 export async function searchFiles(q: SearchQuery): Promise<SearchResult> {
-  const pattern = q.contentPattern ? compile(q) : undefined;
+  const pattern = q.contentPattern ? await compile(q) : undefined;
+  try {
+    return await search(q, pattern);
+  } finally {
+    pattern?.release();
+  }
+}
+
+async function search(q: SearchQuery, pattern: LineMatcher | undefined): Promise<SearchResult> {
   const result: SearchResult = { paths: [], matches: [], truncated: false };
   const exclude = [...q.exclude, ".git"];
   for await (const e of walk(q.abs, q.rel, { maxDepth: 64, exclude, includeHidden: true })) {
@@ -41,25 +49,20 @@ export async function searchFiles(q: SearchQuery): Promise<SearchResult> {
     if (e.stats.size > BigInt(q.maxFileBytes)) continue;
     const buf = await readFile(e.abs, { flag: READ_FLAGS }).catch(() => undefined); // never through a link
     if (!buf || buf.subarray(0, 8192).includes(0)) continue; // unreadable or binary
-    const lines = buf.toString("utf8").split("\n");
+    const hits = await pattern.match(buf.toString("utf8"), e.rel, q.maxResults - result.matches.length + 1);
     let found = false;
-    for (let i = 0; i < lines.length; i++) {
-      pattern.lastIndex = 0;
-      if (!pattern.test(lines[i])) continue;
+    for (const hit of hits) {
       if (result.matches.length >= q.maxResults) return { ...result, truncated: true };
       if (!found) result.paths.push(e.rel);
       found = true;
-      result.matches.push({ path: e.rel, line: i + 1, text: lines[i].replace(/\r$/, "").slice(0, MAX_LINE) });
+      result.matches.push({ path: e.rel, line: hit.index + 1, text: hit.text.replace(/\r$/, "").slice(0, MAX_LINE) });
     }
   }
   return result;
 }
 
-function compile(q: SearchQuery): RegExp {
+/** Plain text is escaped into a regex too: one matcher, and a literal can be slow on huge lines as well. */
+function compile(q: SearchQuery): Promise<LineMatcher> {
   const source = q.regex ? q.contentPattern : q.contentPattern.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  try {
-    return new RegExp(source, q.caseSensitive ? "" : "i");
-  } catch (e) {
-    throw invalidArgument(`content_pattern is not a valid regular expression: ${(e as Error).message}`);
-  }
+  return compileMatcher(source, q.caseSensitive ? "" : "i");
 }
