@@ -10,7 +10,7 @@
  * → protovalidate, and grpc.health.v1.Health.
  */
 
-import { mkdir, rm } from "node:fs/promises";
+import { chmod, mkdir, rm } from "node:fs/promises";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import {
   createServer as createHttp2Server,
@@ -66,6 +66,8 @@ export interface ServerOptions {
    * connect-node's `nodeOptions`); the Host header is irrelevant.
    */
   socketPath?: string;
+  /** The socket file's mode (e.g. 0o666 for clients running as another uid, such as sandboxed runners). */
+  socketMode?: number;
   /** Listen on TCP `host:port` (default true; false needs `socketPath`). */
   tcp?: boolean;
 }
@@ -204,6 +206,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const unix = createNetServer(accept);
       await listen(unix, options.socketPath);
       listeners.push(unix);
+      if (options.socketMode !== undefined) await chmod(options.socketPath, options.socketMode);
     }
   } catch (err) {
     for (const l of listeners) l.close();

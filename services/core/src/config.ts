@@ -49,6 +49,8 @@ export const coreConfigSchema = z
     /** "auto" uses bubblewrap when installed, "bwrap" requires it (start fails without), "none" never. */
     DEVEX_SANDBOX: z.enum(["auto", "bwrap", "none"]).default("auto"),
     DEVEX_SANDBOX_NETWORK: env.bool(false),
+    /** The unprivileged host uid (and gid) repls and their runners run as when core runs as root. */
+    DEVEX_SANDBOX_UID: z.coerce.number().int().min(1).max(4_294_967_294).default(65532),
     DEVEX_SANDBOX_MEMORY: z.coerce
       .number()
       .int()

@@ -3,7 +3,7 @@
  * (real runner processes, the bwrap sandbox when installed) behind one origin (the /<replId>/ proxy),
  * embedded state and a real blob store. Tests talk to it only through the shared clients.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CoreClients, RunnerClients } from "../../../lib/client/clients.js";
@@ -114,6 +114,16 @@ export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> 
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A repl's runner as the local driver recorded it: its host pid and its slot's workspace on the host. */
+export async function runnerRecordOf(e: Embedded, replId: string): Promise<{ pid: number; workspace: string }> {
+  const runners = join(e.dir, "local", "runners");
+  for (const proc of await readdir(runners)) {
+    const record = await readFile(join(runners, proc, "record.json"), "utf8").then(JSON.parse, () => undefined);
+    if (record?.replId === replId) return record;
+  }
+  throw new Error(`no runner record for ${replId}`);
 }
 
 const ansi = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, "g");

@@ -52,10 +52,16 @@ describe("local driver: runner pool", function () {
 
   it("a pooled runner killed while warming up leaves nothing behind (its warm-up workspace is in its own folder)", async () => {
     const runnersDir = await mkdtemp(join(tmpdir(), "devex-pool-"));
+    // Unsandboxed, so the warm-up folder is on the host where the test can see it.
+    const sandbox = createSandbox({ mode: "none", limits: defaultLimits });
     const pool = new RunnerPool({
       runnersDir,
       size: 1,
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C.UTF-8" },
+      launch: (paths) => {
+        const slot = { ...paths, code: [], hostNetwork: true };
+        return { slot, launch: sandbox.runnerLaunch(slot) };
+      },
       log: createLogger("core", { level: "silent" }),
     });
     try {

@@ -8,14 +8,15 @@
  * but not from another repl, while the host's loopback stays out of reach.
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import type { RunnerClients } from "../../../lib/client/clients.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
 import { startRedis, type TestRedis } from "../../../lib/testing/redis.js";
 import { createSandbox, defaultLimits } from "../src/driver/local/sandbox.js";
-import { type Embedded, runInTerminal, startEmbedded } from "./embedded.js";
+import { type Embedded, runInTerminal, runnerRecordOf, startEmbedded } from "./embedded.js";
 
 describe("sandbox escape table (bwrap active)", function () {
   this.timeout(60_000);
@@ -23,7 +24,7 @@ describe("sandbox escape table (bwrap active)", function () {
   let redis: TestRedis;
   let a: RunnerClients;
   let terminalId: string;
-  let workspaces: string;
+  let replA: string;
   let otherRepl: string;
   let accessA: { url: string; token: string; previewUrlTemplate: string };
   let b: RunnerClients;
@@ -44,12 +45,12 @@ describe("sandbox escape table (bwrap active)", function () {
     await new Promise<void>((r) => hostListener.listen(0, "127.0.0.1", r));
     hostPort = (hostListener.address() as { port: number }).port;
     e = await startEmbedded();
-    workspaces = join(e.dir, "local", "workspaces");
     const core = await e.login("alice");
     const [ra, rb] = await Promise.all([
       core.repls.createRepl({ name: "a", template: "node" }),
       core.repls.createRepl({ name: "b", template: "node" }),
     ]);
+    replA = ra.repl!.replId;
     otherRepl = rb.repl!.replId;
     const [sa, sb] = await Promise.all([
       core.repls.startRepl({ replId: ra.repl!.replId }),
@@ -72,15 +73,46 @@ describe("sandbox escape table (bwrap active)", function () {
   const sh = (cmd: string) => runInTerminal(a, terminalId, cmd);
 
   it("reading another repl's workspace fails", async () => {
-    const r = await sh(`cat ${join(workspaces, otherRepl, "secret.txt")}`);
+    const other = (await runnerRecordOf(e, otherRepl)).workspace;
+    assert.ok(existsSync(join(other, "secret.txt")), "the other repl's file is where the test looks");
+    const r = await sh(`cat ${join(other, "secret.txt")}`);
     assert.notEqual(r.status, 0);
     assert.doesNotMatch(r.output, /TOP-SECRET-B/);
-    const ls = await sh(`ls ${workspaces}`);
-    assert.doesNotMatch(ls.output, new RegExp(otherRepl));
+    const ls = await sh(`ls ${join(other, "..")} ${join(e.dir, "local", "runners")}`);
+    assert.doesNotMatch(ls.output, /secret|record\.json/);
+  });
+
+  it("the runner itself runs in the sandbox: unprivileged, and core's data, keys, blobs, home and other repls are not in its view", async () => {
+    await a.files.writeFile({ path: "visible.txt", content: Buffer.from("mine") });
+    const { pid } = await runnerRecordOf(e, replA);
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1] ?? "";
+    const hostUid = Number(field("Uid").split(/\s+/)[0]);
+    if (process.getuid?.() === 0) assert.notEqual(hostUid, 0, "the runner runs as root on the host");
+    assert.equal(field("CapEff"), "0000000000000000");
+    assert.equal(field("NoNewPrivs"), "1");
+    // What the runner sees, through its own root (the test is root or the runner's user).
+    const view = (p: string) => existsSync(`/proc/${pid}/root${p}`);
+    assert.ok(view("/workspace/visible.txt"), "the runner's own workspace is where the test looks");
+    const other = (await runnerRecordOf(e, otherRepl)).workspace;
+    for (const hidden of [
+      e.dir,
+      join(e.dir, "state"),
+      join(e.dir, "blobs"),
+      join(e.dir, "local", "runners"),
+      other,
+      homedir(),
+      "/root",
+    ]) {
+      assert.ok(!view(hidden), `${hidden} is visible to the runner`);
+    }
+    // And from a command: the repl's files are at /workspace, nothing of core's anywhere.
+    assert.match((await sh("pwd; ls /")).output, /\/workspace/);
+    assert.notEqual((await sh(`ls ${e.dir}`)).status, 0);
   });
 
   it("writing outside the workspace fails or never reaches the host", async () => {
-    for (const target of ["/usr/escape", "/etc/escape", join(e.dir, "escape"), join(workspaces, "escape")]) {
+    for (const target of ["/usr/escape", "/etc/escape", join(e.dir, "escape"), join(e.dir, "local", "escape")]) {
       await sh(`echo pwned > ${target}`);
       assert.ok(!existsSync(target), `${target} appeared on the host`);
     }

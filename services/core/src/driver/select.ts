@@ -23,6 +23,7 @@ export async function openDriver(
   const sandbox = createSandbox({
     mode: config.DEVEX_SANDBOX,
     network: config.DEVEX_SANDBOX_NETWORK,
+    uid: config.DEVEX_SANDBOX_UID,
     limits: {
       addressSpaceBytes: config.DEVEX_SANDBOX_MEMORY,
       processes: config.DEVEX_SANDBOX_PROCESSES,

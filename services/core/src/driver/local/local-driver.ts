@@ -1,10 +1,11 @@
 /**
  * The local driver: each repl's runner is a process on this machine (the embedded setup's default).
  *
- * start: restore `repl/<user>/<replId>/` into `<dataDir>/workspaces/<replId>` (lib/sync), hand a
- *   pooled runner process (pool.ts) its configuration, wait until /healthz answers.
+ * start: take a pooled runner process (pool.ts), restore `repl/<user>/<replId>/` into its slot's
+ *   workspace (lib/sync, files owned by the sandbox's uid), hand it its configuration, wait until
+ *   /healthz answers. The runner runs in its own sandbox (sandbox.ts) that sees only its slot.
  * stop: persist (runner still fully usable if that fails) → Drain over RunnerAdminService → persist
- *   what changed while draining → SIGTERM the runner → remove the workspace. Any persist failure
+ *   what changed while draining → SIGTERM the runner → remove its folder. Any persist failure
  *   throws Unavailable and leaves runner and workspace as they are; the next stop tries again.
  * While a runner runs, its workspace is persisted every `persistIntervalMs`.
  *
@@ -13,15 +14,17 @@
  * no session points at) and to clean up after dead ones. Pooled, unassigned processes exit with core.
  *
  * Network: when the sandbox gives runners their own network namespace (bwrap, proxied access, no
- * DEVEX_SANDBOX_NETWORK), a runner listens on a Unix socket (`<dataDir>/runners/<procId>/r.sock`) that
- * core's proxy, health checks and Drain use, and reaches core's RunnerControlService through core's
- * own Unix socket (`coreSocketPath`, which core must listen on). Otherwise runners use TCP loopback.
+ * DEVEX_SANDBOX_NETWORK), a runner listens on a Unix socket (`<dataDir>/runners/<procId>/run/r.sock`)
+ * that core's proxy, health checks and Drain use, and reaches core's RunnerControlService through
+ * core's own Unix socket (`coreSocketPath`, `<dataDir>/control/core.sock`, which core must listen
+ * on). Otherwise runners use TCP loopback.
  *
- * Concurrency: as the Driver interface says; in addition each runner's persist/stop runs under its
- * own mutex, so the periodic persist never overlaps a stop.
+ * Concurrency: as the Driver interface says; in addition each runner's persists, stop and removal
+ * run one at a time on its own queue, and once a runner is gone (stopped or dead) a queued persist
+ * does nothing, so a periodic persist can never run against a removed workspace.
  */
 import type { ChildProcess } from "node:child_process";
-import { readdir, readFile, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { get as httpGet } from "node:http";
 import { join, resolve } from "node:path";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
@@ -35,7 +38,15 @@ import type { TokenSigner } from "../../../../../lib/kit/tokens.js";
 import { persist, restore, type SyncProgress, type SyncResult } from "../../../../../lib/sync/sync.js";
 import type { BlobStore } from "../../blob/store.js";
 import type { Driver, DriverProgress, RunnerInfo, StartRequest, StopRequest } from "../driver.js";
-import { abortable, processMarker, RunnerPool, type RunnerRecord, writeRecord } from "./pool.js";
+import {
+  abortable,
+  killPooled,
+  processMarker,
+  RunnerPool,
+  type RunnerRecord,
+  runnerCode,
+  writeRecord,
+} from "./pool.js";
 import type { Sandbox } from "./sandbox.js";
 
 export interface LocalDriverOptions {
@@ -133,16 +144,32 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
   const { log, blobs } = o;
   const dataDir = resolve(o.dataDir);
   const runnersDir = join(dataDir, "runners");
-  const workspacesDir = join(dataDir, "workspaces");
   const byRunner = new Map<string, Handle>();
   /** When each repl was last persisted by this driver: what a stop of an already dead runner reports. */
   const lastPersisted = new Map<string, number>();
   // Runners get their own network namespace only when clients reach them through core's proxy.
-  const wrapper = o.access === "direct" ? undefined : o.sandbox.runnerWrapper();
-  const coreSocketPath = wrapper ? join(dataDir, "core.sock") : undefined;
-  const pool = new RunnerPool({ runnersDir, size: o.poolSize ?? 2, env: runnerEnv(), wrapper, log });
-  const workspaceOf = (replId: string) => join(workspacesDir, replId);
-  const manifestOf = (replId: string) => join(workspacesDir, `${replId}.manifest.json`);
+  const privateNetwork = o.access !== "direct" && o.sandbox.privateRunnerNetwork;
+  const controlDir = join(dataDir, "control");
+  const coreSocketPath = privateNetwork ? join(controlDir, "core.sock") : undefined;
+  if (privateNetwork) await mkdir(controlDir, { recursive: true, mode: 0o755 });
+  const pool = new RunnerPool({
+    runnersDir,
+    size: o.poolSize ?? 2,
+    env: runnerEnv(),
+    owner: o.sandbox.owner,
+    launch: (paths) => {
+      const slot = {
+        ...paths,
+        control: privateNetwork ? controlDir : undefined,
+        code: runnerCode,
+        hostNetwork: !privateNetwork,
+      };
+      return { slot, launch: o.sandbox.runnerLaunch(slot) };
+    },
+    log,
+  });
+  /** The manifest of a runner's workspace: in its folder, outside what its sandbox sees. */
+  const manifestOf = (h: { dir: string }) => join(h.dir, "manifest.json");
   const urlOf = (h: Handle) => (h.record.socketPath ? "http://localhost" : `http://127.0.0.1:${h.record.port}`);
   const targetOf = (h: Handle): RunnerTarget => ({ url: urlOf(h), socketPath: h.record.socketPath });
   const liveHandleFor = (replId: string) =>
@@ -183,7 +210,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       store: blobs,
       prefix: h.record.workspacePrefix!,
       dir: h.record.workspace,
-      manifestPath: manifestOf(h.record.replId),
+      manifestPath: manifestOf(h),
       concurrency: o.syncConcurrency,
       attempts: o.syncAttempts,
       signal,
@@ -207,23 +234,23 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
     if (every <= 0) return;
     h.timer = setInterval(() => {
       if (h.gone) return;
-      void serial(h, () => persistWorkspace(h, AbortSignal.timeout(10 * 60_000))).catch((err) =>
-        log.warn({ err, replId: h.record.replId }, "periodic persist failed; will retry"),
-      );
+      // Checked again once its turn comes: a stop queued before it may have removed the workspace.
+      void serial(h, async () => {
+        if (!h.gone) await persistWorkspace(h, AbortSignal.timeout(10 * 60_000));
+      }).catch((err) => log.warn({ err, replId: h.record.replId }, "periodic persist failed; will retry"));
     }, every);
     h.timer.unref();
   }
 
-  /** Forget a runner and remove its folders (the workspace only once nothing needs it). */
-  async function forget(h: Handle, removeWorkspace: boolean) {
+  /**
+   * Forgets a runner and removes its folder (its workspace with it). Queued behind any persist in
+   * flight, so a persist never sees its workspace vanish halfway.
+   */
+  function forget(h: Handle): Promise<void> {
     h.gone = true;
     clearInterval(h.timer);
     byRunner.delete(h.record.runnerId);
-    await rm(h.dir, { recursive: true, force: true });
-    if (removeWorkspace && !liveHandleFor(h.record.replId)) {
-      await rm(h.record.workspace, { recursive: true, force: true });
-      await rm(manifestOf(h.record.replId), { force: true });
-    }
+    return serial(h, () => rm(h.dir, { recursive: true, force: true }));
   }
 
   function watchChild(h: Handle) {
@@ -231,7 +258,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       if (h.gone) return;
       log.warn({ replId: h.record.replId, runnerId: h.record.runnerId, code, signal: sig }, "runner process died");
       // Unpersisted changes are lost with the runner: the repl keeps its last persisted state.
-      void forget(h, true);
+      void forget(h);
     });
   }
 
@@ -296,10 +323,6 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
         process.kill(record.pid, "SIGKILL");
       } catch {}
     }
-    if (record?.replId && record.state === "assigned") {
-      await rm(workspaceOf(record.replId), { recursive: true, force: true });
-      await rm(manifestOf(record.replId), { force: true });
-    }
     await rm(dir, { recursive: true, force: true });
   }
   // Adopted runners are not our children: notice their death by polling.
@@ -307,7 +330,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
     for (const h of byRunner.values()) {
       if (!h.child && !h.gone && !isAlive(h.record.pid)) {
         log.warn({ replId: h.record.replId, runnerId: h.record.runnerId }, "adopted runner process died");
-        void forget(h, true);
+        void forget(h);
       }
     }
   }, 2000);
@@ -330,7 +353,10 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
     }
     h.gone = true;
     await kill(h);
-    await forget(h, true);
+    // Already on this runner's queue: remove the folder here rather than queueing behind ourselves.
+    clearInterval(h.timer);
+    byRunner.delete(h.record.runnerId);
+    await rm(h.dir, { recursive: true, force: true });
     log.info({ replId, runnerId: req.runnerId, reason: req.reason }, "runner stopped");
     return { persistTime };
   }
@@ -346,19 +372,8 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
         );
         await serial(old, () => stopRunner(old, { ...req, runnerId: old.record.runnerId, reason: "replaced" }, signal));
       }
-      const workspace = workspaceOf(req.replId);
-      const restored = await restore({
-        store: blobs,
-        prefix: req.workspacePrefix,
-        dir: workspace,
-        manifestPath: manifestOf(req.replId),
-        concurrency: o.syncConcurrency,
-        attempts: o.syncAttempts,
-        signal,
-        onProgress: report(req.replId, progress),
-      });
-      logSync("restored", req.replId, restored);
       const p = await pool.take(signal);
+      const workspace = p.slot.workspace;
       const record = {
         ...p.record,
         state: "assigned" as const,
@@ -368,12 +383,26 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
         workspacePrefix: req.workspacePrefix,
         workspace,
         port: 0,
-        socketPath: wrapper ? join(p.dir, "r.sock") : undefined,
+        socketPath: privateNetwork ? join(p.slot.run, "r.sock") : undefined,
       };
       const h: Handle = { record, dir: p.dir, child: p.child, queue: Promise.resolve(), gone: false };
       try {
+        // No code of the repl's has run in this slot yet: nothing can race the restore.
+        const restored = await restore({
+          store: blobs,
+          prefix: req.workspacePrefix,
+          dir: workspace,
+          manifestPath: manifestOf(h),
+          owner: o.sandbox.owner,
+          concurrency: o.syncConcurrency,
+          attempts: o.syncAttempts,
+          signal,
+          onProgress: report(req.replId, progress),
+        });
+        logSync("restored", req.replId, restored);
+        const inside = p.launch;
         const env: Record<string, string> = {
-          DEVEX_RUNNER_WORKSPACE: workspace,
+          DEVEX_RUNNER_WORKSPACE: inside.workspace,
           DEVEX_RUNNER_PORT: "0",
           DEVEX_RUNNER_HOST: "127.0.0.1",
           DEVEX_REPL_ID: req.replId,
@@ -383,12 +412,12 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
           DEVEX_RUNNER_CONTROL_TOKEN: req.controlToken,
           DEVEX_IDLE_TIMEOUT: String(o.idleTimeoutMs ?? 10 * 60_000),
           DEVEX_HEARTBEAT_INTERVAL: String(o.heartbeatIntervalMs ?? 30_000),
-          DEVEX_RUNNER_COMMAND_PREFIX: JSON.stringify(o.sandbox.prefix(workspace, !!wrapper)),
+          DEVEX_RUNNER_COMMAND_PREFIX: JSON.stringify(o.sandbox.prefix(inside.workspace, privateNetwork)),
           DEVEX_LOG_LEVEL: o.runnerLogLevel ?? "info",
         };
-        if (record.socketPath && coreSocketPath) {
-          env.DEVEX_RUNNER_SOCKET = record.socketPath;
-          env.DEVEX_CORE_SOCKET = coreSocketPath;
+        if (privateNetwork && inside.control) {
+          env.DEVEX_RUNNER_SOCKET = join(inside.run, "r.sock");
+          env.DEVEX_CORE_SOCKET = join(inside.control, "core.sock");
         }
         const started = new Promise<number>((resolvePort, reject) => {
           p.child.on("message", (m: { type?: string; port?: number; message?: string }) => {
@@ -405,8 +434,8 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
         if (!(await healthy(targetOf(h), signal))) throw new Error("runner did not answer /healthz");
       } catch (err) {
         h.gone = true;
-        p.child.kill("SIGKILL");
-        await forget(h, true);
+        await killPooled(p);
+        await forget(h);
         throw err;
       }
       startTimer(h);

@@ -1,25 +1,32 @@
 /**
- * A warm pool of runner processes (runner-entry.ts) forked ahead of time, so a repl start costs an
+ * A warm pool of runner processes (runner-entry.ts) started ahead of time, so a repl start costs an
  * IPC message and a listen instead of a Node start-up plus module loading (~1 s under tsx). Each
- * process gets its own folder under `runnersDir` with its log and record.
+ * process gets its own folder under `runnersDir`: its log, its record and its slot — `workspace/`
+ * (the repl's files, restored there when the process is assigned) and `run/` (its Unix socket) —
+ * which are all its sandbox sees of the host (sandbox.ts). The slot belongs to the sandbox's uid.
  */
-import { type ChildProcess, fork, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { chown, mkdir, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import type { Readable } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Logger } from "../../../../../lib/kit/log.js";
+import { isAlive } from "../../../../../lib/kit/pids.js";
+import type { RunnerLaunch, RunnerPaths } from "./sandbox.js";
 
 export interface RunnerRecord {
   procId: string;
+  /** The runner's own pid on the host (inside its sandbox it is pid 1). */
   pid: number;
   state: "pool" | "assigned";
   runnerId?: string;
   replId?: string;
   owner?: string;
   workspacePrefix?: string;
+  /** The slot's workspace on the host. */
   workspace?: string;
   port?: number;
   /** Set when the runner listens on a Unix socket (it runs in its own network namespace). */
@@ -31,6 +38,9 @@ export interface PooledProcess {
   dir: string;
   child: ChildProcess;
   record: RunnerRecord;
+  /** Host paths of its slot, and how the runner sees them. */
+  slot: RunnerPaths;
+  launch: RunnerLaunch;
 }
 
 /** The marker in a runner process's command line, checked before signalling a pid from a record. */
@@ -39,6 +49,18 @@ export const processMarker = "--devex-runner";
 const REFILL_DELAY_MS = 500;
 
 const entryFile = fileURLToPath(new URL("./runner-entry.ts", import.meta.url));
+const projectRoot = fileURLToPath(new URL("../../../../../", import.meta.url));
+
+/** What a runner process needs of the project, read-only in its sandbox. */
+export const runnerCode = [
+  "package.json",
+  "tsconfig.json",
+  "node_modules",
+  "gen",
+  "lib",
+  "services/runner",
+  "services/core/src/driver/local/runner-entry.ts",
+].map((p) => join(projectRoot, p));
 
 /** Runner processes run the TypeScript sources through tsx's loader, as core does. */
 export function runnerExecArgv(): string[] {
@@ -61,8 +83,10 @@ export interface RunnerPoolOptions {
   size: number;
   /** The environment runner processes (and so user commands) start from: no core secrets. */
   env: Record<string, string>;
-  /** Argv each runner process starts under (Sandbox.runnerWrapper(): its own network namespace). */
-  wrapper?: string[];
+  /** How a runner process starts around its slot (Sandbox.runnerLaunch with the driver's choices). */
+  launch: (slot: { workspace: string; run: string }) => { slot: RunnerPaths; launch: RunnerLaunch };
+  /** Who owns the slot (core as root: the sandbox's uid). */
+  owner?: { uid: number; gid: number };
   log: Logger;
 }
 
@@ -79,10 +103,8 @@ export class RunnerPool {
       this.spawning++;
       this.spawn()
         .then((entry) => {
-          if (this.closed) {
-            entry.p.child.kill("SIGKILL");
-            void rm(entry.p.dir, { recursive: true, force: true });
-          } else this.idle.push(entry);
+          if (this.closed) void killPooled(entry.p).then(() => rm(entry.p.dir, { recursive: true, force: true }));
+          else this.idle.push(entry);
         })
         .catch((err) => this.o.log.warn({ err }, "could not fork a pooled runner"))
         .finally(() => this.spawning--);
@@ -107,7 +129,7 @@ export class RunnerPool {
           return e.p;
         }
       } catch (err) {
-        e.p.child.kill("SIGKILL");
+        void killPooled(e.p);
         if (signal.aborted) throw err;
       }
     }
@@ -118,7 +140,7 @@ export class RunnerPool {
     this.closed = true;
     await Promise.all(
       this.idle.splice(0).map(async (e) => {
-        e.p.child.kill("SIGKILL");
+        await killPooled(e.p);
         await rm(e.p.dir, { recursive: true, force: true });
       }),
     );
@@ -128,39 +150,43 @@ export class RunnerPool {
     const procId = `p${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`;
     const dir = join(this.o.runnersDir, procId);
     await mkdir(dir, { recursive: true });
+    for (const sub of ["workspace", "run"]) {
+      await mkdir(join(dir, sub), { mode: 0o700 });
+      if (this.o.owner) await chown(join(dir, sub), this.o.owner.uid, this.o.owner.gid);
+    }
+    const { slot, launch } = this.o.launch({ workspace: join(dir, "workspace"), run: join(dir, "run") });
+    // A sandboxed runner warms up in its private /tmp; an unsandboxed one in its own folder.
+    const scratch = launch.wrapper.length ? "/tmp" : dir;
+    const argv = [...launch.wrapper, process.execPath, ...runnerExecArgv(), entryFile, processMarker, procId, scratch];
     const fd = openSync(join(dir, "runner.log"), "a");
     let child: ChildProcess;
     try {
-      const w = this.o.wrapper;
-      child = w?.length
-        ? spawn(w[0], [...w.slice(1), process.execPath, ...runnerExecArgv(), entryFile, processMarker, procId, dir], {
-            env: this.o.env,
-            stdio: ["ignore", fd, fd, "ipc"],
-            detached: true,
-          })
-        : fork(entryFile, [processMarker, procId, dir], {
-            execArgv: runnerExecArgv(),
-            env: this.o.env,
-            stdio: ["ignore", fd, fd, "ipc"],
-            detached: true,
-          });
+      child = spawn(argv[0], argv.slice(1), {
+        env: this.o.env,
+        stdio: ["ignore", fd, fd, "ipc", launch.infoFd ? "pipe" : "ignore"],
+        detached: true,
+      });
     } finally {
       closeSync(fd);
     }
     const record: RunnerRecord = { procId, pid: child.pid ?? 0, state: "pool" };
-    await writeRecord(dir, record);
-    const ready = new Promise<void>((resolve, reject) => {
-      const onMessage = (m: { type?: string; pid?: number }) => {
+    const p: PooledProcess = { procId, dir, child, record, slot, launch };
+    const readyMessage = new Promise<void>((resolve, reject) => {
+      const onMessage = (m: { type?: string }) => {
         if (m?.type !== "ready") return;
         child.off("message", onMessage);
-        // Under a wrapper the child is bwrap; signals and liveness checks go to the runner itself.
-        if (m.pid) record.pid = m.pid;
-        writeRecord(dir, record).then(resolve, reject);
+        resolve();
       };
       child.on("message", onMessage);
       child.once("exit", (code, sig) => reject(new Error(`pooled runner exited early (${sig ?? code})`)));
     });
-    const entry: PoolEntry = { p: { procId, dir, child, record }, ready, isReady: false };
+    readyMessage.catch(() => {});
+    const ready = (async () => {
+      if (launch.infoFd) record.pid = await sandboxedPid(child);
+      await writeRecord(dir, record);
+      await readyMessage;
+    })();
+    const entry: PoolEntry = { p, ready, isReady: false };
     ready.then(
       () => {
         entry.isReady = true;
@@ -173,6 +199,36 @@ export class RunnerPool {
     });
     return entry;
   }
+}
+
+/** The runner's host pid, as bwrap reports it on its info fd (the child itself is bwrap). */
+function sandboxedPid(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    const info = child.stdio[4] as Readable;
+    info.setEncoding("utf8");
+    info.on("data", (chunk: string) => {
+      text += chunk;
+      const pid = /"child-pid":\s*(\d+)/.exec(text)?.[1];
+      if (!pid) return;
+      info.destroy();
+      resolve(Number(pid));
+    });
+    child.once("exit", (code, sig) => reject(new Error(`sandboxed runner exited early (${sig ?? code})`)));
+  });
+}
+
+/**
+ * Kills a process the pool started, and its sandbox: SIGKILL to the runner (its sandbox's pid 1)
+ * ends every process in the sandbox; the bwrap parents then exit.
+ */
+export async function killPooled(p: PooledProcess): Promise<void> {
+  for (const pid of [p.record.pid, p.child.pid]) {
+    try {
+      if (pid) process.kill(pid, "SIGKILL");
+    } catch {}
+  }
+  for (let i = 0; i < 40 && isAlive(p.record.pid); i++) await new Promise((r) => setTimeout(r, 50));
 }
 
 export function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {

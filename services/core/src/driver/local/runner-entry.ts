@@ -2,14 +2,14 @@
  * A pooled runner process. The local driver forks this ahead of time, so the cost of starting Node
  * and loading the runner's modules is paid before a repl asks for a runner. Protocol over the IPC
  * channel:
- *   child → parent  {type:"ready", pid}            modules loaded, waiting (pid: the runner's own, as the
- *                                                  parent may have started it under bwrap)
+ *   child → parent  {type:"ready"}                 modules loaded, waiting
  *   parent → child  {type:"assign", env:{DEVEX_*}} the runner's configuration (services/runner/src/config.ts)
  *   child → parent  {type:"started", port} | {type:"failed", message}
  * A pooled process whose parent goes away before it is assigned exits. Once assigned it no longer
  * depends on the parent: a restarted core finds it again through its record and re-adopts it.
- * Arguments: the process marker, the process id and its folder (`<runnersDir>/<procId>`), which
- * the pool removes when it kills an unassigned process.
+ * Arguments: the process marker, the process id and a scratch folder for the warm-up (its private
+ * /tmp in the sandbox, else its own `<runnersDir>/<procId>`, which the pool removes when it kills an
+ * unassigned process).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -60,7 +60,7 @@ process.on("message", (msg: Message) => {
  * paid here, before the process is handed a repl. Halves the first terminal's latency.
  */
 async function warmUp(): Promise<void> {
-  // Inside this process's own folder, which the pool removes if it kills the process mid-warm-up.
+  // In a folder that goes away with this process (see the arguments above).
   const dir = await mkdtemp(join(process.argv[4] ?? tmpdir(), "warmup-"));
   const key = generateSigningKey();
   const replId = "warmup";
@@ -103,4 +103,4 @@ async function warmUp(): Promise<void> {
 onShutdown(log, [() => runner?.close()], 10_000);
 await warmUp().catch((err) => log.warn({ err }, "runner warm-up failed (the first requests will be slower)"));
 if (!process.connected) orphaned();
-process.send?.({ type: "ready", pid: process.pid });
+process.send?.({ type: "ready" });

@@ -1,24 +1,28 @@
 /**
- * The sandbox every user command of a local runner starts in, as an argv prefix the runner puts
- * before each terminal, Exec and background command (DEVEX_RUNNER_COMMAND_PREFIX):
+ * The sandbox a local repl lives in: its runner process and every command the runner starts.
+ *
+ * The runner (`runnerLaunch`) runs inside bubblewrap with what the repl's own shell has and nothing
+ * more: a fresh root with read-only /usr, /etc (password hashes masked) and the Node install, the
+ * runner's code read-only (node_modules, lib, gen, services/runner and its entry), its workspace
+ * writable at /workspace, a directory for its Unix socket at /run/devex, core's socket directory
+ * read-only at /run/devex-core, a private /tmp, its own user, pid, ipc, uts and network namespaces
+ * (the network shared with the host only in direct access or with DEVEX_SANDBOX_NETWORK), uid 1000
+ * with every capability dropped. When core runs as root the sandbox runs as an unprivileged host
+ * uid (`owner`, DEVEX_SANDBOX_UID), which owns the workspace; otherwise as core's own user in a user
+ * namespace. Either way the runner cannot see core's data directory, keys, blob store, the user's
+ * home or other repls: a runner taken over by its user gains nothing the user's shell lacked.
+ * As root, a privileged bwrap builds that view first (so host paths need not be reachable by the
+ * sandbox's uid: core's data dir may be 0700) and setpriv drops to the uid before the inner bwrap.
+ *
+ * Commands (`prefix`, DEVEX_RUNNER_COMMAND_PREFIX, evaluated inside the runner's sandbox):
  *
  *   prlimit --as --nproc --cpu --fsize --  bwrap <namespaces, mounts> --  <command>
  *
- * bubblewrap: a fresh root with read-only /usr, /etc (password hashes masked) and the Node install,
- * only the repl's workspace writable (bound at its own path, so the runner's cwd handling is
- * unchanged), private /tmp, its own pid/ipc/uts/user namespaces, the network described below, uid
- * 1000 with every capability dropped, no new
- * privileges (bwrap always sets it) and --die-with-parent, so a SIGKILLed runner takes its sandboxes
- * with it. There is no cgroup v2 here, so memory/CPU/process limits are rlimits.
- *
- * Network, like a Kubernetes pod: each runner process itself runs in a private network namespace
- * (`runnerWrapper()`: bwrap --unshare-net with the runner's filesystem view and uid unchanged, only
- * `lo` up), and its commands share that namespace. So a dev server in one terminal is reachable from
- * the repl's other commands and from the runner's preview proxy (127.0.0.1:<port>), while the host's
- * loopback (Redis, core, other repls) is not. Core talks to such a runner over a Unix socket and the
- * runner to core over another. With `network` (DEVEX_SANDBOX_NETWORK) the runner stays on the host
- * network and commands share it; without a private runner namespace (direct access) commands get
- * their own empty one.
+ * a nested bubblewrap with read-only system directories, only the workspace writable, private /tmp,
+ * their own pid/ipc/uts/user namespaces, the runner's network namespace (so a dev server in one
+ * terminal is reachable from the others and from the runner's preview proxy, while the host's
+ * loopback is not), uid 1000 with no capabilities and --die-with-parent. There is no cgroup v2 here,
+ * so memory/CPU/process limits are rlimits.
  */
 import { execFileSync } from "node:child_process";
 import { accessSync, constants, existsSync, lstatSync } from "node:fs";
@@ -52,21 +56,51 @@ export interface SandboxOptions {
   /** Let sandboxed commands use the host network (off by default). */
   network?: boolean;
   limits: SandboxLimits;
+  /** The host uid (and gid) repls run as when core runs as root (default 65532). */
+  uid?: number;
+}
+
+/** Host paths of one runner's slot. */
+export interface RunnerPaths {
+  /** The workspace, writable in the sandbox. */
+  workspace: string;
+  /** Where the runner creates its Unix socket. */
+  run: string;
+  /** The directory holding core's Unix socket (read-only in the sandbox); absent on TCP. */
+  control?: string;
+  /** The runner's code: files and directories bound read-only at their own paths. */
+  code: string[];
+  /** Share the host's network (direct access, DEVEX_SANDBOX_NETWORK) instead of a private one. */
+  hostNetwork: boolean;
+}
+
+/** How to start a runner process: argv, the descriptors it inherits, and the paths it sees. */
+export interface RunnerLaunch {
+  /** Prepended to `node <execArgv> <entry> <args>`; empty when the runner is not sandboxed. */
+  wrapper: string[];
+  /** The child's fd to which bwrap writes `{"child-pid": <the runner's host pid>}`; none without bwrap. */
+  infoFd?: number;
+  /** The paths as the runner sees them. */
+  workspace: string;
+  run: string;
+  control?: string;
 }
 
 export interface Sandbox {
   readonly kind: "bwrap" | "none";
   readonly rlimits: boolean;
+  /** The host uid/gid that owns repl workspaces (core runs as root), else undefined (core's own). */
+  readonly owner?: { uid: number; gid: number };
   /**
-   * The argv prefix for one workspace (absolute path). `runnerNetns`: the runner runs under
-   * runnerWrapper(), so commands share its (the repl's private) network namespace.
+   * The argv prefix for a command of a runner whose workspace is at `workspace` (as the runner sees
+   * it). `sharedNet`: commands join the runner's network namespace, else they get an empty one
+   * (unless the sandbox gives them the host network).
    */
-  prefix(workspace: string, runnerNetns?: boolean): string[];
-  /**
-   * The argv a runner process starts under to get its own network namespace (bwrap --unshare-net,
-   * filesystem and uid unchanged); undefined when commands use the host network or bwrap is off.
-   */
-  runnerWrapper(): string[] | undefined;
+  prefix(workspace: string, sharedNet: boolean): string[];
+  /** How to start one runner process in its own sandbox (opens the slot's descriptors). */
+  runnerLaunch(paths: RunnerPaths): RunnerLaunch;
+  /** Whether runners get their own network namespace (Unix sockets to and from core). */
+  readonly privateRunnerNetwork: boolean;
   /** For logs: which isolation is active. */
   readonly description: string;
 }
@@ -78,7 +112,15 @@ export const defaultLimits: SandboxLimits = {
   fileSizeBytes: 2 * 1024 ** 3,
 };
 
+/** Where a sandboxed runner sees its workspace, its socket directory and core's. */
+export const SANDBOX_WORKSPACE = "/workspace";
+export const SANDBOX_RUN = "/run/devex";
+export const SANDBOX_CONTROL = "/run/devex-core";
+
+const DEFAULT_UID = 65532;
 const masked = ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers"];
+/** The runner's fd on which bwrap reports the runner's host pid (0-2 stdio, 3 core's IPC channel). */
+const INFO_FD = 4;
 
 function rootMounts(): string[] {
   const args = ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"];
@@ -95,12 +137,22 @@ function rootMounts(): string[] {
   return args;
 }
 
-/** Whether bwrap can create its namespaces here (containers often forbid user namespaces). */
-function bwrapWorks(bwrap: string): string | undefined {
+/** `--dir` for every ancestor of `paths`, world-traversable, so the unprivileged runner can reach them. */
+function ancestorDirs(paths: string[]): string[] {
+  const dirs = new Set<string>();
+  for (const p of paths) for (let d = dirname(p); d !== "/"; d = dirname(d)) dirs.add(d);
+  return [...dirs].sort((a, b) => a.length - b.length).flatMap((d) => ["--perms", "0755", "--dir", d]);
+}
+
+const namespaceArgs = ["--unshare-all", "--uid", "1000", "--gid", "1000", "--cap-drop", "ALL", "--hostname", "repl"];
+
+/** Whether bwrap can create its namespaces here as `owner` (containers often forbid user namespaces). */
+function bwrapWorks(bwrap: string, owner?: { uid: number; gid: number }): string | undefined {
   try {
-    execFileSync(bwrap, ["--unshare-all", "--uid", "1000", "--cap-drop", "ALL", ...rootMounts(), "--", "true"], {
+    execFileSync(bwrap, [...namespaceArgs, ...rootMounts(), "--proc", "/proc", "--", "true"], {
       stdio: ["ignore", "ignore", "pipe"],
       timeout: 10_000,
+      ...owner,
     });
     return undefined;
   } catch (e) {
@@ -108,19 +160,10 @@ function bwrapWorks(bwrap: string): string | undefined {
   }
 }
 
-function wrapperArgs(bwrap: string): string[] {
-  // No --die-with-parent: an assigned runner outlives a crashed core (its parent), to be re-adopted.
-  return [bwrap, "--unshare-net", "--dev-bind", "/", "/", "--"];
-}
-
-/** Whether a runner can be given its own network namespace here. */
-function wrapperWorks(bwrap: string): boolean {
-  try {
-    execFileSync(wrapperArgs(bwrap)[0], [...wrapperArgs(bwrap).slice(1), "true"], { stdio: "ignore", timeout: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
+function rootOwner(uid: number | undefined): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const id = uid ?? DEFAULT_UID;
+  return { uid: id, gid: id };
 }
 
 export function createSandbox(o: SandboxOptions): Sandbox {
@@ -130,10 +173,14 @@ export function createSandbox(o: SandboxOptions): Sandbox {
       "DEVEX_SANDBOX=bwrap but bubblewrap (bwrap) is not installed: install it or set DEVEX_SANDBOX=auto",
     );
   }
-  const broken = found ? bwrapWorks(found) : undefined;
+  const owner = rootOwner(o.uid);
+  const broken = found ? bwrapWorks(found, owner) : undefined;
   if (broken && o.mode === "bwrap") throw new Error(`DEVEX_SANDBOX=bwrap but bubblewrap cannot run here: ${broken}`);
   const bwrap = broken ? undefined : found;
   const prlimit = findProgram("prlimit");
+  const setpriv = owner ? findProgram("setpriv") : undefined;
+  if (bwrap && owner && !setpriv)
+    throw new Error("core runs as root: the sandbox needs setpriv (util-linux) to drop to an unprivileged uid");
   const l = o.limits;
   const limits = prlimit
     ? [
@@ -146,25 +193,102 @@ export function createSandbox(o: SandboxOptions): Sandbox {
       ]
     : [];
   const mounts = bwrap ? rootMounts() : [];
-  const wrapper = bwrap && !o.network && wrapperWorks(bwrap) ? wrapperArgs(bwrap) : undefined;
+  const privateRunnerNetwork = !!bwrap && !o.network;
+  const user = owner ? `uid ${owner.uid}` : "core's user in a user namespace";
   const parts = [
     bwrap
-      ? `bubblewrap (${o.network ? "host network" : wrapper ? "one private network per repl" : "no network"})`
-      : `none (commands run as the core's user${broken ? `; bwrap failed: ${broken}` : ""})`,
+      ? `bubblewrap around each runner and its commands (${user}; ${o.network ? "host network" : "one private network per repl"})`
+      : `none (runners and commands run as core's user with the host's files in view${broken ? `; bwrap failed: ${broken}` : ""})`,
     prlimit ? "rlimits (address space, processes, CPU time, file size)" : "no rlimits (prlimit missing)",
   ];
+
+  function runnerLaunch(p: RunnerPaths): RunnerLaunch {
+    const inside = { workspace: p.workspace, run: p.run, control: p.control };
+    if (!bwrap) return { wrapper: [], ...inside };
+    const slot = [
+      ...p.code.flatMap((c) => ["--ro-bind", c, c]),
+      "--bind",
+      p.workspace,
+      SANDBOX_WORKSPACE,
+      "--bind",
+      p.run,
+      SANDBOX_RUN,
+      ...(p.control ? ["--ro-bind", p.control, SANDBOX_CONTROL] : []),
+    ];
+    // The runner is its sandbox's pid 1: core signals it directly, and its death ends every command.
+    const sandboxed = [
+      ...namespaceArgs,
+      ...(p.hostNetwork ? ["--share-net"] : []),
+      "--as-pid-1",
+      "--proc",
+      "/proc",
+      "--dev",
+      "/dev",
+      "--tmpfs",
+      "/tmp",
+      "--chdir",
+      SANDBOX_WORKSPACE,
+      "--setenv",
+      "HOME",
+      SANDBOX_WORKSPACE,
+      "--info-fd",
+      String(INFO_FD),
+      "--",
+    ];
+    const result = {
+      infoFd: INFO_FD,
+      workspace: SANDBOX_WORKSPACE,
+      run: SANDBOX_RUN,
+      control: p.control ? SANDBOX_CONTROL : undefined,
+    };
+    if (!owner) return { wrapper: [bwrap, ...mounts, ...slot, ...sandboxed], ...result };
+    // Core is root: a privileged bwrap builds the view (it can reach paths the sandbox uid cannot),
+    // setpriv drops to the unprivileged owner, and an unprivileged bwrap adds the user, pid and
+    // network namespaces (so the repl's uid 1000 is `owner` on the host, never root).
+    const view = [
+      ...mounts,
+      "--bind",
+      "/proc",
+      "/proc", // replaced by the inner bwrap's own /proc; it needs a writable one to set up its user map
+      "--dev",
+      "/dev",
+      ...ancestorDirs([...p.code, SANDBOX_WORKSPACE, SANDBOX_RUN, SANDBOX_CONTROL]),
+      // The inner bwrap mounts its own /tmp here.
+      "--perms",
+      "01777",
+      "--dir",
+      "/tmp",
+      ...slot,
+    ];
+    const drop = [
+      setpriv!,
+      `--reuid=${owner.uid}`,
+      `--regid=${owner.gid}`,
+      "--clear-groups",
+      "--inh-caps=-all",
+      "--bounding-set=-all",
+      "--",
+    ];
+    return {
+      wrapper: [bwrap, ...view, "--", ...drop, bwrap, "--bind", "/", "/", ...sandboxed],
+      ...result,
+    };
+  }
+
   return {
     kind: bwrap ? "bwrap" : "none",
     rlimits: !!prlimit,
+    owner: bwrap ? owner : undefined,
     description: parts.join(" + "),
-    runnerWrapper: () => wrapper,
-    prefix(workspace, runnerNetns) {
+    privateRunnerNetwork,
+    runnerLaunch,
+    prefix(workspace, sharedNet) {
       if (!bwrap) return limits;
       return [
         ...limits,
         bwrap,
         "--unshare-all",
-        ...(o.network || (runnerNetns && wrapper) ? ["--share-net"] : []),
+        ...(o.network || sharedNet ? ["--share-net"] : []),
         "--die-with-parent",
         "--uid",
         "1000",
