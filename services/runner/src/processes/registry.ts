@@ -41,6 +41,8 @@ export const LINGER_MS = 1000;
 export class ProcessRegistry {
   private readonly background = new Map<string, BackgroundProcess>();
   private readonly execs = new Set<ChildProcess>();
+  /** Spawns past the limit check but not yet in `execs`/`background`: counted so that concurrent ones cannot overshoot. */
+  private starting = 0;
   private counter = 0;
 
   constructor(private readonly deps: ProcessRegistryDeps) {}
@@ -53,15 +55,33 @@ export class ProcessRegistry {
 
   /** Spawns a command for Exec, counted against the limit until `release`. */
   async spawnExec(spec: CommandSpec): Promise<{ child: ChildProcess; release: () => void }> {
-    this.checkLimit();
-    const child = await spawnCommand(this.deps.workspace, this.deps.baseEnv, spec, this.deps.commandPrefix);
-    this.execs.add(child);
+    const child = await this.spawnCounted(spec, (c) => {
+      this.execs.add(c);
+      return c;
+    });
     return { child, release: () => this.execs.delete(child) };
   }
 
   async start(spec: CommandSpec, name: string): Promise<BackgroundProcess> {
+    return this.spawnCounted(spec, (child) => this.track(child, spec, name));
+  }
+
+  /**
+   * Reserves a slot synchronously, before any await; `register` counts the child (in the same tick
+   * as the reservation ends), and a failed spawn frees the slot.
+   */
+  private async spawnCounted<T>(spec: CommandSpec, register: (child: ChildProcess) => T): Promise<T> {
     this.checkLimit();
-    const child = await spawnCommand(this.deps.workspace, this.deps.baseEnv, spec, this.deps.commandPrefix);
+    this.starting++;
+    try {
+      const child = await spawnCommand(this.deps.workspace, this.deps.baseEnv, spec, this.deps.commandPrefix);
+      return register(child);
+    } finally {
+      this.starting--;
+    }
+  }
+
+  private track(child: ChildProcess, spec: CommandSpec, name: string): BackgroundProcess {
     child.stdin?.end();
     const id = `p${++this.counter}-${randomBytes(4).toString("hex")}`;
     const output = new RingBuffer(this.deps.outputBytes);
@@ -128,7 +148,7 @@ export class ProcessRegistry {
   }
 
   private checkLimit(): void {
-    if (this.running >= this.deps.maxProcesses) {
+    if (this.running + this.starting >= this.deps.maxProcesses) {
       throw resourceExhausted(
         `too many commands running: the limit is ${this.deps.maxProcesses} concurrent commands and background processes per repl (DEVEX_RUNNER_MAX_PROCESSES); wait for one to finish or kill one`,
       );

@@ -32,6 +32,8 @@ const MAX_EXITED = 32;
 
 export class TerminalRegistry {
   private readonly sessions = new Map<string, TerminalSession>();
+  /** Creations past the limit check but not yet in `sessions`: counted so that concurrent ones cannot overshoot. */
+  private starting = 0;
   private counter = 0;
 
   constructor(private readonly deps: TerminalRegistryDeps) {}
@@ -53,13 +55,24 @@ export class TerminalRegistry {
     return s;
   }
 
+  /** Reserves a slot synchronously, before any await, and frees it if the creation fails. */
   async create(o: CreateTerminalOptions): Promise<TerminalSession> {
-    const { maxTerminals, workspace, baseEnv, scrollbackBytes } = this.deps;
-    if (this.running >= maxTerminals) {
+    const { maxTerminals } = this.deps;
+    if (this.running + this.starting >= maxTerminals) {
       throw resourceExhausted(
         `too many terminals: the limit is ${maxTerminals} running terminals per repl (DEVEX_RUNNER_MAX_TERMINALS); close one first`,
       );
     }
+    this.starting++;
+    try {
+      return await this.spawn(o);
+    } finally {
+      this.starting--;
+    }
+  }
+
+  private async spawn(o: CreateTerminalOptions): Promise<TerminalSession> {
+    const { workspace, baseEnv, scrollbackBytes } = this.deps;
     const cwd = await workspace.resolve(o.cwd);
     const st = await withFsErrors(cwd.rel, () => stat(cwd.abs));
     if (!st.isDirectory()) throw failedPrecondition(`cwd "${cwd.rel}" is not a directory`);
