@@ -35,7 +35,14 @@ import { unavailable } from "../../../../../lib/kit/errors.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import { isAlive } from "../../../../../lib/kit/pids.js";
 import type { TokenSigner } from "../../../../../lib/kit/tokens.js";
-import { persist, restore, type SyncProgress, type SyncResult } from "../../../../../lib/sync/sync.js";
+import {
+  persist,
+  restore,
+  type SyncProgress,
+  type SyncResult,
+  WorkspaceMissingError,
+  WorkspaceReplacedError,
+} from "../../../../../lib/sync/sync.js";
 import type { BlobStore } from "../../blob/store.js";
 import type { Driver, DriverProgress, RunnerInfo, StartRequest, StopRequest } from "../driver.js";
 import {
@@ -205,6 +212,10 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
     );
   }
 
+  /**
+   * Persists a runner's workspace; returns undefined when lib/sync refuses because the directory is
+   * gone or is not the one restored (nothing stored is touched then, and there is nothing to save).
+   */
   async function persistWorkspace(h: Handle, signal: AbortSignal, progress?: (p: DriverProgress) => void) {
     const r = await persist({
       store: blobs,
@@ -215,7 +226,12 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       attempts: o.syncAttempts,
       signal,
       onProgress: report(h.record.replId, progress),
+    }).catch((err) => {
+      if (!(err instanceof WorkspaceMissingError || err instanceof WorkspaceReplacedError)) throw err;
+      log.error({ err, replId: h.record.replId }, "persist refused: the stored workspace is kept as it was");
+      return undefined;
     });
+    if (!r) return undefined;
     logSync("persisted", h.record.replId, r);
     h.lastPersist = Date.now();
     lastPersisted.set(h.record.replId, h.lastPersist);
