@@ -1,56 +1,242 @@
-/** `npm start` (scripts/start.ts): the embedded system comes up, prints where to go, and Ctrl-C ends it cleanly. */
+/**
+ * `npm start` (scripts/start.ts): the embedded system comes up, prints where to go, and however it is
+ * stopped — Ctrl-C typed into its terminal, one SIGTERM, or the start script SIGKILLed — every running
+ * repl is persisted once and no process of its data directory (start script, core, MCP server, runner,
+ * repl command) is left.
+ */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { spawn as spawnPty } from "@lydell/node-pty";
+import { coreClientsFor, runnerClientsFor } from "../lib/client/node.js";
+import { isAlive } from "../lib/kit/pids.js";
+import { readStoredWorkspace } from "../lib/sync/sync.js";
 import { freePort } from "../lib/testing/redis.js";
+import { issueApiToken } from "../services/core/src/auth/secrets.js";
+import { createLocalBlobStore } from "../services/core/src/blob/local.js";
+import { createEmbeddedStore } from "../services/core/src/state/embedded.js";
 
-const startTs = fileURLToPath(new URL("./start.ts", import.meta.url));
+const root = fileURLToPath(new URL("..", import.meta.url));
+const startTs = join(root, "scripts", "start.ts");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms: number, output = () => "") {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; output:\n${output()}`);
+    await sleep(100);
+  }
+}
+
+/** Pids of every process whose command line or environment names `dir` (core, MCP, runners, repl commands). */
+async function processesOf(dir: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    const texts = await Promise.all(
+      ["cmdline", "environ"].map((f) => readFile(`/proc/${pid}/${f}`, "latin1").catch(() => "")),
+    );
+    if (texts.some((t) => t.includes(dir))) found.push(pid);
+  }
+  return found;
+}
+
+/** The pid of the repl's runner, from its record under `<data>/local/runners/`. */
+async function runnerPidOf(dataDir: string, replId: string): Promise<number | undefined> {
+  const dir = join(dataDir, "local", "runners");
+  for (const d of await readdir(dir).catch(() => [] as string[])) {
+    const record = await readFile(join(dir, d, "record.json"), "utf8").catch(() => "");
+    if (record && JSON.parse(record).replId === replId) return JSON.parse(record).pid;
+  }
+  return undefined;
+}
+
+/** One start of the embedded setup under its own data dir and ports, with an API token ready. */
+class Setup {
+  output = "";
+  exitCode: number | null | undefined;
+  private readonly ended: Promise<void>;
+  private readonly stopFns: { signal(s: NodeJS.Signals): void; type(text: string): void };
+
+  private constructor(
+    readonly dataDir: string,
+    readonly corePort: number,
+    readonly mcpPort: number,
+    readonly token: string,
+    how: "npm start in a PTY" | "start script",
+  ) {
+    const env = {
+      ...process.env,
+      DEVEX_DATA_DIR: dataDir,
+      DEVEX_CORE_PORT: String(corePort),
+      DEVEX_MCP_PORT: String(mcpPort),
+      DEVEX_RUNNER_POOL_SIZE: "1",
+      // Only the shutdown persists: a file found in the blob store got there when stopping.
+      DEVEX_PERSIST_INTERVAL: "0",
+      DEVEX_SKIP_WEB_BUILD: "1",
+      DEVEX_LOG_LEVEL: "info",
+    };
+    const collect = (d: Buffer | string) => {
+      this.output += d.toString();
+    };
+    if (how === "npm start in a PTY") {
+      const pty = spawnPty("npm", ["start", "--silent"], { name: "xterm", cols: 200, rows: 50, cwd: root, env });
+      pty.onData(collect);
+      this.ended = new Promise((r) =>
+        pty.onExit((e) => {
+          this.exitCode = e.exitCode;
+          r();
+        }),
+      );
+      this.stopFns = { signal: (s) => pty.kill(s), type: (text) => pty.write(text) };
+    } else {
+      const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", startTs], {
+        cwd: root,
+        env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      child.stdout?.on("data", collect);
+      child.stderr?.on("data", collect);
+      this.ended = new Promise((r) =>
+        child.once("exit", (code) => {
+          this.exitCode = code;
+          r();
+        }),
+      );
+      this.stopFns = { signal: (s) => child.kill(s), type: () => assert.fail("no terminal") };
+    }
+  }
+
+  static async start(how: "npm start in a PTY" | "start script"): Promise<Setup> {
+    // Short: runner and core sockets live under it (Unix socket paths are limited to 107 bytes).
+    const dataDir = await mkdtemp(join(tmpdir(), "dvx-"));
+    const state = await createEmbeddedStore(join(dataDir, "state"));
+    const { secret } = await issueApiToken(state, "alice", "test");
+    await state.close();
+    const setup = new Setup(dataDir, await freePort(), await freePort(), secret, how);
+    await until(
+      "the setup to say it is running",
+      () => setup.output.includes("Press Ctrl-C"),
+      90_000,
+      () => setup.output,
+    );
+    return setup;
+  }
+
+  /** Starts a repl with a file written through the runner API and a long-running command in it. */
+  async runRepl(): Promise<{ replId: string; content: string; runnerPid: number }> {
+    const core = coreClientsFor(`http://127.0.0.1:${this.corePort}`, { token: this.token });
+    const { repl } = await core.repls.createRepl({ name: "kept", template: "node" });
+    const { runner } = await core.repls.startRepl({ replId: repl!.replId });
+    const files = runnerClientsFor(runner!.url, { token: runner!.token });
+    const content = `written before stopping ${Date.now()}`;
+    await files.files.writeFile({ path: "kept.txt", content: Buffer.from(content) });
+    // A dev server stand-in, named by the data dir so that the process scan finds it.
+    await files.processes.startProcess({ command: { argv: ["sh", "-c", "sleep 600; :", this.dataDir] } });
+    const runnerPid = await runnerPidOf(this.dataDir, repl!.replId);
+    assert.ok(runnerPid && isAlive(runnerPid), "the repl's runner record names a live process");
+    return { replId: repl!.replId, content, runnerPid };
+  }
+
+  signal(s: NodeJS.Signals) {
+    this.stopFns.signal(s);
+  }
+
+  type(text: string) {
+    this.stopFns.type(text);
+  }
+
+  /** Resolves when the start script (or npm around it) has exited. */
+  exited(): Promise<void> {
+    return this.ended;
+  }
+
+  /** The repl's stored file and state once stopped, and that nothing of the data dir still runs. */
+  async assertStoppedCleanly(replId: string, content: string, runnerPid: number) {
+    await until(
+      "every process of the data dir to exit",
+      async () => !(await processesOf(this.dataDir)).length,
+      60_000,
+      () => this.output,
+    );
+    assert.ok(!isAlive(runnerPid), "the runner process is gone");
+    const stored = await readStoredWorkspace(
+      createLocalBlobStore(join(this.dataDir, "blobs")),
+      `repl/alice/${replId}/`,
+    );
+    assert.equal(stored.get("kept.txt")?.toString(), content, "the file reached the blob store");
+    const state = await createEmbeddedStore(join(this.dataDir, "state"));
+    try {
+      assert.equal((await state.getRepl(replId))?.status, "stopped");
+      assert.equal(await state.getActiveSession(replId), undefined);
+    } finally {
+      await state.close();
+    }
+  }
+
+  /** How many times core logged stopping this repl's runner (its persist is part of the stop). */
+  stopsLogged(replId: string): number {
+    return this.output.split("\n").filter((l) => l.includes(replId) && l.includes('"msg":"runner stopped"')).length;
+  }
+
+  async dispose() {
+    for (const pid of await processesOf(this.dataDir)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+    }
+    await rm(this.dataDir, { recursive: true, force: true });
+  }
+}
 
 describe("npm start (scripts/start.ts)", function () {
-  this.timeout(90_000);
+  this.timeout(150_000);
+  let setup: Setup | undefined;
+  afterEach(async () => {
+    await setup?.dispose();
+    setup = undefined;
+  });
 
-  it("starts core and the MCP server, prints the URL, login link and MCP endpoint, and exits 0 on Ctrl-C", async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), "devex-start-"));
-    const [corePort, mcpPort] = [await freePort(), await freePort()];
-    const child = spawn(process.execPath, ["--import", "tsx", startTs], {
-      env: {
-        ...process.env,
-        DEVEX_DATA_DIR: dataDir,
-        DEVEX_CORE_PORT: String(corePort),
-        DEVEX_MCP_PORT: String(mcpPort),
-        DEVEX_RUNNER_POOL_SIZE: "0",
-        DEVEX_SKIP_WEB_BUILD: "1",
-        DEVEX_LOG_LEVEL: "warn",
-        LOG_LEVEL: "warn",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-    try {
-      const deadline = Date.now() + 60_000;
-      while (!out.includes("Press Ctrl-C") && Date.now() < deadline && child.exitCode === null) {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.match(out, new RegExp(`Open: +http://127\\.0\\.0\\.1:${corePort}`), out);
-      assert.match(out, /Sign in once: +http:\/\/127\.0\.0\.1:\d+\/auth\/login\?code=\S+/);
-      assert.match(out, new RegExp(`MCP endpoint: +http://127\\.0\\.0\\.1:${mcpPort}/mcp`));
-      assert.equal((await fetch(`http://127.0.0.1:${corePort}/healthz`)).status, 200);
-      assert.equal((await fetch(`http://127.0.0.1:${mcpPort}/healthz`)).status, 200);
-      child.kill("SIGINT");
-      assert.equal(await exited, 0, out);
-    } finally {
-      child.kill("SIGKILL");
-      await rm(dataDir, { recursive: true, force: true });
-    }
+  it("Ctrl-C typed into its terminal persists the running repl once, exits 0 and leaves no process", async () => {
+    setup = await Setup.start("npm start in a PTY");
+    const s = setup;
+    assert.match(s.output, new RegExp(`Open: +http://127\\.0\\.0\\.1:${s.corePort}`), s.output);
+    assert.match(s.output, /Sign in once: +http:\/\/127\.0\.0\.1:\d+\/auth\/login\?code=\S+/);
+    assert.match(s.output, new RegExp(`MCP endpoint: +http://127\\.0\\.0\\.1:${s.mcpPort}/mcp`));
+    assert.equal((await fetch(`http://127.0.0.1:${s.mcpPort}/healthz`)).status, 200);
+    const { replId, content, runnerPid } = await s.runRepl();
+    const running = await processesOf(s.dataDir);
+    // npm, the start script, core, MCP, the pooled and the assigned runner, the repl's command.
+    assert.ok(running.length >= 6, `the scan sees the setup's processes: ${running}`);
+
+    s.type("\x03");
+    await s.exited();
+    assert.equal(s.exitCode, 0, s.output);
+    await s.assertStoppedCleanly(replId, content, runnerPid);
+    assert.equal(s.stopsLogged(replId), 1, s.output);
+  });
+
+  it("one SIGTERM to the start script persists the running repl once and leaves no process", async () => {
+    setup = await Setup.start("start script");
+    const s = setup;
+    const { replId, content, runnerPid } = await s.runRepl();
+    s.signal("SIGTERM");
+    await s.exited();
+    assert.equal(s.exitCode, 0, s.output);
+    await s.assertStoppedCleanly(replId, content, runnerPid);
+    assert.equal(s.stopsLogged(replId), 1, s.output);
+  });
+
+  it("the start script SIGKILLed: core and MCP notice, persist the running repl and exit", async () => {
+    setup = await Setup.start("start script");
+    const s = setup;
+    const { replId, content, runnerPid } = await s.runRepl();
+    s.signal("SIGKILL");
+    await s.exited();
+    await s.assertStoppedCleanly(replId, content, runnerPid);
   });
 });

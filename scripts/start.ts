@@ -2,8 +2,13 @@
  * `npm start`: the whole embedded Devex on one machine — core (local driver, embedded state and local
  * blob store under one data dir, templates synced, runners behind core's origin) and the MCP server
  * pointing at core; the web client is built into web/dist first if it is missing. Prints the URL to
- * open, the one-time login link and the MCP URL. Ctrl-C reaches both (same process group): core
- * persists and stops every active repl, then everything exits.
+ * open, the one-time login link and the MCP URL.
+ *
+ * Stopping: core and the MCP server run in their own process groups, so a terminal's Ctrl-C reaches
+ * only this script, which passes each Ctrl-C (or SIGTERM, SIGHUP) on to them once. Core then persists
+ * and stops every running repl and everything exits; a second Ctrl-C makes core say which repls it
+ * is still persisting, a third abandons the persist. If this script is killed outright, core and the
+ * MCP server see their IPC channel close and shut down the same way on their own.
  *
  * Environment: everything core and the MCP server read (see README.md); DEVEX_DATA_DIR defaults to
  * `.data`, DEVEX_CORE_PORT to 8080, DEVEX_MCP_PORT to 8091.
@@ -12,7 +17,9 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { onStopSignals } from "../lib/kit/shutdown.js";
 
+let stopping = false;
 const root = fileURLToPath(new URL("..", import.meta.url));
 const env: NodeJS.ProcessEnv = {
   ...process.env,
@@ -28,14 +35,19 @@ function run(script: string, extra: NodeJS.ProcessEnv = {}): ChildProcess {
   return spawn(process.execPath, ["--import", "tsx", script], {
     cwd: root,
     env: { ...env, ...extra },
-    stdio: ["ignore", "pipe", "inherit"],
+    // Own process group (out of the terminal's Ctrl-C) and an IPC channel that closes when we die.
+    // Output goes straight to ours: a pipe through this script would break when it is killed.
+    detached: true,
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
 }
 
-async function healthy(url: string, child: ChildProcess, name: string): Promise<void> {
+/** Waits until `child` answers /healthz; false when stopping began meanwhile. */
+async function healthy(url: string, child: ChildProcess, name: string): Promise<boolean> {
   for (;;) {
+    if (stopping) return false;
     if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode} (see its log above)`);
-    if ((await fetch(`${url}/healthz`).catch(() => undefined))?.ok) return;
+    if ((await fetch(`${url}/healthz`).catch(() => undefined))?.ok) return true;
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -53,40 +65,40 @@ if (!existsSync(join(root, "web/dist/index.html")) && process.env.DEVEX_SKIP_WEB
 }
 
 const core = run("services/core/src/main.ts");
+// Core sends the one-time login link over the IPC channel; it is shown with the other addresses below.
 let loginLink: string | undefined;
-let out = "";
-core.stdout?.on("data", (chunk: Buffer) => {
-  const text = chunk.toString();
-  out += text;
-  loginLink ??= /(https?:\/\/\S+\/auth\/login\?code=\S+)/.exec(out)?.[1];
-  // Core's logs (JSON lines) pass through; the login link is shown once, below.
-  for (const line of text.split("\n")) if (line.startsWith("{")) process.stdout.write(`${line}\n`);
+core.on("message", (m: { loginLink?: string }) => {
+  loginLink ??= m.loginLink;
 });
 
 const children: ChildProcess[] = [core];
-let stopping = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
+const stopMessages = [
+  "stopping: persisting every running repl…",
+  "still persisting (core says which repls above); press Ctrl-C again to abandon",
+  "abandoning the persist: repls not yet persisted keep their runners for the next start",
+];
+onStopSignals(
+  (_signal, count) => {
     stopping = true;
-    process.stderr.write("\nstopping: persisting active repls…\n");
-    // A terminal's Ctrl-C already reached the children (same process group); a plain kill did not.
-    for (const c of children) if (c.exitCode === null) c.kill(signal);
-  });
-}
+    process.stderr.write(`\n${stopMessages[Math.min(count, stopMessages.length) - 1]}\n`);
+    for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
+  },
+  undefined,
+  ["SIGINT", "SIGTERM", "SIGHUP"],
+);
 
-try {
-  await healthy(coreUrl, core, "core");
+/** Starts the MCP server once core answers and prints where to go; stops early when stopping began. */
+async function bringUp(): Promise<void> {
+  if (!(await healthy(coreUrl, core, "core"))) return;
   const mcp = run("services/mcp/src/main.ts", { DEVEX_CORE_URL: coreUrl });
   children.push(mcp);
-  mcp.stdout?.pipe(process.stdout);
-  await healthy(mcpBase, mcp, "mcp");
   // One gone means the system is broken: stop the other too.
   for (const c of children) {
     c.once("exit", () => {
       for (const other of children) if (other !== c && other.exitCode === null && !stopping) other.kill("SIGTERM");
     });
   }
+  if (!(await healthy(mcpBase, mcp, "mcp"))) return;
   await new Promise((r) => setTimeout(r, 50));
   process.stdout.write(
     [
@@ -102,6 +114,10 @@ try {
       "",
     ].join("\n"),
   );
+}
+
+try {
+  await bringUp();
 } catch (err) {
   process.stderr.write(`npm start failed: ${(err as Error).message}\n`);
   for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");

@@ -73,7 +73,10 @@ const core = await createCore({
   heartbeatIntervalMs: config.DEVEX_HEARTBEAT_INTERVAL,
   runnerTokenTtlSeconds: Math.round(config.DEVEX_RUNNER_TOKEN_TTL / 1000),
 });
-if (core.loginLink) {
+if (core.loginLink && process.send) {
+  // Started by `npm start` (an IPC channel): it shows the link with the other addresses.
+  process.send({ loginLink: core.loginLink });
+} else if (core.loginLink) {
   // Printed on stdout on purpose (not logged): it is a one-time secret for whoever started core.
   process.stdout.write(`\n  Open this link to sign in (works once):\n\n    ${core.loginLink}\n\n`);
 }
@@ -82,6 +85,7 @@ core
   .reconcile()
   .then((n) => n && log.info({ stopped: n }, "stopped runners left by a previous core"))
   .catch((err) => log.warn({ err }, "start-up reconciliation failed"));
+// Ctrl-C, SIGTERM or the end of `npm start`: persist and stop every local runner, then exit.
 onShutdown(
   log,
   [
@@ -93,5 +97,18 @@ onShutdown(
     () => state.close(),
     () => blobs.close(),
   ],
-  5 * 60_000,
+  { timeoutMs: 5 * 60_000, withParent: true, waitingFor: replsStillPersisting },
 );
+
+/** The repls whose runners are still being persisted and stopped, by name and id. */
+async function replsStillPersisting(): Promise<string> {
+  const runners = (await local?.list(AbortSignal.timeout(5000))) ?? [];
+  if (!runners.length) return "";
+  const names = await Promise.all(
+    runners.map(async ({ replId }) => {
+      const name = (await state.getRepl(replId).catch(() => undefined))?.name;
+      return name ? `${name} (${replId})` : replId;
+    }),
+  );
+  return `the persist of ${names.join(", ")}`;
+}

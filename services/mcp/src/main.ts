@@ -27,4 +27,5 @@ const server = await startServer({
   http: mcp.handler,
 });
 log.info(`MCP endpoint: ${new URL(config.DEVEX_MCP_PATH, publicUrl)}`);
-onShutdown(log, [() => mcp.close(), () => server.close()]);
+// SIGTERM, Ctrl-C or the end of `npm start` (the MCP server keeps no state of its own).
+onShutdown(log, [() => mcp.close(), () => server.close()], { withParent: true });
