@@ -83,7 +83,8 @@ onStopSignals(
     process.stderr.write(`\n${stopMessages[Math.min(count, stopMessages.length) - 1]}\n`);
     for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
   },
-  undefined,
+  // Longer than core's own window, so the presses passed on never look like one to core.
+  1000,
   ["SIGINT", "SIGTERM", "SIGHUP"],
 );
 

@@ -19,7 +19,7 @@ export interface ShutdownOptions {
    * killed): Node has no parent-death signal, but the channel disconnects when the parent dies.
    */
   withParent?: boolean;
-  /** Signals closer together than this count as one. Defaults to 1 s. */
+  /** Signals closer together than this count as one. Defaults to 500 ms. */
   sameSignalMs?: number;
 }
 
@@ -83,7 +83,7 @@ export function onShutdown(
  */
 export function onStopSignals(
   onStop: (signal: NodeJS.Signals, count: number) => void,
-  sameSignalMs = 1000,
+  sameSignalMs = 500,
   signals: NodeJS.Signals[] = ["SIGTERM", "SIGINT"],
 ): void {
   let count = 0;
