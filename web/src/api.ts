@@ -88,11 +88,14 @@ export class RunnerSession {
     return `${base}${path}${encodeURIComponent(terminalId)}?${query}`;
   }
 
-  /** The preview URL of a port, with the token once (the runner then sets a cookie for the page). */
+  /**
+   * The preview URL of a port, with the preview-only token once (the runner then sets a cookie for
+   * the page); the access token never goes into a link.
+   */
   previewUrl(port: number, withToken = true): string {
     const template = this.access.previewUrlTemplate || `${this.access.url}/preview/{port}/`;
     const url = template.replace("{port}", String(port));
-    return withToken ? `${url}?token=${encodeURIComponent(this.access.token)}` : url;
+    return withToken ? `${url}?token=${encodeURIComponent(this.access.previewToken)}` : url;
   }
 
   async refresh(): Promise<void> {

@@ -189,6 +189,9 @@ describe("MCP server end to end (embedded setup)", function () {
       assert.equal((killed.process as Structured).process_id, proc.process_id);
       const preview = ok(await call(client, "get_preview_url", { repl_id: replId, port: 3000 }));
       assert.match(preview.url as string, new RegExp(`/${replId}/preview/3000/\\?token=`));
+      // The link carries the preview-only credential, never the runner access token.
+      const linkToken = new URL(preview.url as string).searchParams.get("token")!;
+      assert.deepEqual(JSON.parse(Buffer.from(linkToken.split(".")[1], "base64url").toString()).scope, ["preview"]);
       ok(await call(client, "delete_repl", { repl_id: replId }));
     } finally {
       await client.close();

@@ -1,7 +1,8 @@
 /**
  * Who may use this runner: a valid, unexpired token for this repl (aud "runner") on every RPC,
  * WebSocket and preview request, with the scope the service needs; RunnerAdminService takes core's
- * "runner-admin" token instead. grpc.health.v1.Health is open.
+ * "runner-admin" token instead. grpc.health.v1.Health is open. A preview-only token (a preview
+ * link's) is refused by every RPC and the terminal bridge.
  */
 
 import { FileService } from "../../../gen/devex/runner/v1/file_pb.js";
@@ -14,12 +15,17 @@ import { bearerToken, type TokenClaims, type TokenVerifier } from "../../../lib/
 
 export const principalKey = createPrincipalKey<TokenClaims>("devex.runner.principal");
 
-/** The scope each service requires; services not listed need only a valid token. */
+/** The scope each service requires; services not listed (StatusService) need any one of these. */
 const scopes: Record<string, string> = {
   [FileService.typeName]: "files",
   [TerminalService.typeName]: "terminals",
   [ProcessService.typeName]: "exec",
 };
+const rpcScopes = Object.values(scopes);
+
+/** A preview link's token (scope "preview" only, RunnerAccess.preview_token) opens previews and nothing else. */
+const PREVIEW_ONLY =
+  "this token only opens previews (a preview link's token): use RunnerAccess.token from core's StartRepl for RPCs";
 
 export const MISSING_TOKEN = "missing access token: send Authorization: Bearer <token> (get one from core's StartRepl)";
 
@@ -35,7 +41,8 @@ export function createRunnerAuth(verifier: TokenVerifier, replId: string): Runne
     if (!token) throw unauthenticated(MISSING_TOKEN);
     const claims = verifier.verify(token, { aud: "runner", repl: replId });
     if (scope && !claims.scope?.includes(scope)) {
-      throw permissionDenied(`access token lacks the "${scope}" scope`);
+      const previewOnly = claims.scope?.length === 1 && claims.scope[0] === "preview";
+      throw permissionDenied(previewOnly ? PREVIEW_ONLY : `access token lacks the "${scope}" scope`);
     }
     return claims;
   };
@@ -47,7 +54,11 @@ export function createRunnerAuth(verifier: TokenVerifier, replId: string): Runne
         if (!token) throw unauthenticated(MISSING_TOKEN);
         return verifier.verify(token, { aud: "runner-admin", repl: replId });
       }
-      return user(token, scopes[method.service]);
+      const scope = scopes[method.service];
+      if (scope) return user(token, scope);
+      const claims = user(token);
+      if (!claims.scope?.some((s) => rpcScopes.includes(s))) throw permissionDenied(PREVIEW_ONLY);
+      return claims;
     },
   };
 }

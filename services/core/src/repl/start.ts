@@ -25,14 +25,14 @@ function refuseWhileBusy(r: ReplRecord | undefined) {
 }
 
 function access(deps: ReplDeps, userId: string, session: ActiveSession): RunnerAccess {
-  const token = deps.signer.mint(
-    { aud: "runner", sub: userId, repl: session.replId, scope: ["files", "terminals", "exec", "preview"] },
-    deps.runnerTokenTtlSeconds,
-  );
+  const mint = (scope: string[]) =>
+    deps.signer.mint({ aud: "runner", sub: userId, repl: session.replId, scope }, deps.runnerTokenTtlSeconds);
   const url = session.url.replace(/\/+$/, "");
   return create(RunnerAccessSchema, {
     url,
-    token,
+    token: mint(["files", "terminals", "exec", "preview"]),
+    // A preview link is shared and ends up in a page's URL: it must not open files, terminals or commands.
+    previewToken: mint(["preview"]),
     expireTime: timestampFromMs(Date.now() + deps.runnerTokenTtlSeconds * 1000),
     websocketPath: "/ws/terminals/",
     previewUrlTemplate: deps.previewUrl

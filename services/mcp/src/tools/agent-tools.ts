@@ -423,7 +423,7 @@ export function createAgentTools(deps: AgentToolDeps): ToolImpls {
       await runnerOf(caller, req.replId);
       const a = access.get(`${caller.userId}/${req.replId}`)!;
       const url = new URL(a.previewUrlTemplate.replace("{port}", String(req.port)));
-      url.searchParams.set("token", a.token);
+      url.searchParams.set("token", a.previewToken);
       return { url: url.toString() };
     },
   };
