@@ -24,9 +24,11 @@ const { O_RDONLY, O_WRONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_NOCTTY, O_CRE
 /** The path that names `name` inside the directory open as `dirFd`. */
 export const at = (dirFd: number, name: string) => `/proc/self/fd/${dirFd}/${name}`;
 
-/** Errors that mean "the entry is not (or no longer) what we expected": gone, or swapped for a link or another kind. */
+/** Errors that mean "the entry is not (or no longer) what we expected": gone, or swapped for a link or another kind (EINVAL: readlink of what is now a directory). */
 export const isSwapped = (e: unknown) =>
-  ["ENOENT", "ELOOP", "ENOTDIR", "EISDIR", "ENXIO", "EMLINK"].includes((e as NodeJS.ErrnoException).code ?? "");
+  ["ENOENT", "ELOOP", "ENOTDIR", "EISDIR", "ENXIO", "EMLINK", "EINVAL"].includes(
+    (e as NodeJS.ErrnoException).code ?? "",
+  );
 
 /** Opens a directory itself (a trusted path) without following a symlink as its last component. */
 export async function openDirectory(path: string): Promise<FileHandle> {

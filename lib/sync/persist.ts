@@ -131,16 +131,18 @@ class PersistRun {
 
     const next = this.next;
     const removed = Object.keys(remote.files).filter((rel) => !(rel in next));
-    const changed = this.transferred + this.linksChanged + removed.length > 0 || !remote.indexed;
+    // A directory restored from an earlier generation differs from the newest even when unchanged.
+    const rewound = (remote.base ?? remote.generation) !== remote.generation;
+    const changed = this.transferred + this.linksChanged + removed.length > 0 || !remote.indexed || rewound;
     let generation = remote.generation;
     let kept = remote.generations;
-    let objects: Record<string, number> = { ...remote.objects, ...this.uploaded };
-    delete objects[INDEX];
     if (changed) {
       generation = remote.generation + 1;
       kept = await this.writeGeneration(generation);
-      objects = await this.collectGarbage(kept, objects);
     }
+    let objects: Record<string, number> = { ...remote.objects, ...this.uploaded };
+    delete objects[INDEX];
+    if (changed) objects = await this.collectGarbage(kept, objects);
     this.nextRemote = { indexed: true, files: next, generation, generations: kept, objects };
     this.progress.done();
     return {

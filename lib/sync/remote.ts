@@ -31,6 +31,8 @@ export interface RemoteState {
   indexed: boolean;
   /** The files of the generation the directory was restored from or last persisted. */
   files: Record<string, RemoteFile>;
+  /** The generation `files` came from, when a restore took an earlier one than the newest. */
+  base?: number;
   /** The newest generation number (0: none, or a version 1 index). */
   generation: number;
   /** Kept generations, newest first. */

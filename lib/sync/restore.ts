@@ -145,7 +145,7 @@ export async function restore(o: RestoreOptions): Promise<SyncResult> {
       prefix: o.prefix,
       root: identityOf(await root.stat({ bigint: true })),
       files: local,
-      remote: { ...remote, files },
+      remote: { ...remote, files, base: generation },
     });
     progress.done();
     const n = Object.keys(local).length + links.length;
