@@ -1,10 +1,12 @@
 /**
  * protovalidate for every request message, unary and streamed: a message that breaks the rules in
- * proto/ is refused with InvalidArgument naming each field and rule, before the handler sees it.
+ * proto/ is refused with InvalidArgument naming each field and rule, before the handler sees it. So
+ * is one with invalid UTF-8 in a string field (see utf8.ts).
  */
 import type { DescMessage, Message } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { installLenientUtf8, malformedStringField } from "./utf8.js";
 
 // One validator per process: it compiles each message's rules (CEL) on first use and caches them, so
 // servers in the same process (a pooled runner warmed up before it is handed a repl) share the work.
@@ -12,8 +14,16 @@ let shared: ReturnType<typeof createValidator> | undefined;
 
 export function validateInterceptor(): Interceptor {
   shared ??= createValidator();
+  installLenientUtf8();
   const validator = shared;
   const check = (schema: DescMessage, message: Message) => {
+    const malformed = malformedStringField(schema, message);
+    if (malformed) {
+      throw new ConnectError(
+        `request is not valid protobuf: invalid UTF-8 in the string field "${malformed}" of ${schema.name}: send UTF-8 text (binary data belongs in bytes fields)`,
+        Code.InvalidArgument,
+      );
+    }
     const result = validator.validate(schema, message);
     if (result.kind === "valid") return;
     if (result.kind === "invalid") {
