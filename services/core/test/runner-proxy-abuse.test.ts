@@ -1,10 +1,12 @@
 /**
  * Core's /<replId>/ proxy under abuse, against a real runner (embedded setup, local driver):
- * streams a client abandons are cancelled in the runner, and a body refused early does not hang a
- * client that writes all of it before reading.
+ * streams a client abandons are cancelled in the runner (its devex_rpc_in_flight, read through the
+ * proxy), and a body refused early does not hang a client that writes all of it before reading,
+ * whether a raw one or connect-node's HTTP/1.1 client.
  */
 import assert from "node:assert/strict";
 import { connect } from "node:net";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import type { RunnerClients } from "../../../lib/client/clients.js";
 import { type Embedded, startEmbedded } from "./embedded.js";
 
@@ -69,6 +71,19 @@ describe("core's runner proxy against a real runner", function () {
       console.log(`      ${r.head.split("\r\n")[0]}; closed ${r.closedMs} ms after the request started`);
     });
   }
+
+  it("connect-node's HTTP/1.1 client: a 50 MB WriteFile is refused at once and the next call works", async () => {
+    const started = Date.now();
+    await assert.rejects(
+      runner.files.writeFile(
+        { path: "big", content: Buffer.alloc(50 * 1024 * 1024) },
+        { signal: AbortSignal.timeout(10_000) },
+      ),
+      (err: ConnectError) => err.code === Code.ResourceExhausted,
+    );
+    console.log(`      ResourceExhausted after ${Date.now() - started} ms`);
+    await runner.files.listFiles({ path: "" }, { signal: AbortSignal.timeout(5_000) });
+  });
 });
 
 /**

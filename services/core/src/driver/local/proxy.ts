@@ -70,12 +70,11 @@ function forwardHeaders(h: IncomingHttpHeaders, target: URL): Record<string, str
  * early) closes the connection once sent: the rest of the body is not read, and a client still
  * writing it gets the answer and an end of stream instead of waiting on a connection nobody reads.
  * HTTP/1.1 says so with `Connection: close` (node then closes the socket after the response);
- * HTTP/2 ends just that stream (RST_STREAM NO_ERROR, RFC 9113 §8.1).
+ * node's HTTP/2 server ends just that stream by itself (RST_STREAM NO_ERROR, RFC 9113 §8.1), and
+ * HTTP/2 forbids the header.
  */
 function closeAfterResponseIfEarly(req: HttpRequest, res: HttpResponse, headers: Record<string, string | string[]>) {
-  if (req.complete) return;
-  if ("stream" in res) res.once("finish", () => res.stream.close());
-  else headers.connection = "close";
+  if (!req.complete && !("stream" in res)) headers.connection = "close";
 }
 
 function answer(req: HttpRequest, res: HttpResponse, status: number, text: string) {
