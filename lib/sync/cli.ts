@@ -2,13 +2,14 @@
  * Workspace sync from the command line, for the Kubernetes init container (restore) and the
  * ephemeral persist container:
  *
- *   npx tsx lib/sync/cli.ts restore --dir /workspace --prefix repl/alice/r1234/ [--manifest PATH] [--concurrency 32]
- *   npx tsx lib/sync/cli.ts persist --dir /workspace --prefix repl/alice/r1234/ [--manifest PATH]
+ *   npx tsx lib/sync/cli.ts restore --dir /workspace --prefix repl/alice/r1234/ [--manifest PATH] [--concurrency 32] [--generation N]
+ *   npx tsx lib/sync/cli.ts persist --dir /workspace --prefix repl/alice/r1234/ [--manifest PATH] [--keep-generations 5]
  *
  * The blob store comes from the environment, as in core: DEVEX_S3_BUCKET, DEVEX_S3_ENDPOINT,
  * DEVEX_S3_REGION, DEVEX_S3_ACCESS_KEY_ID, DEVEX_S3_SECRET_ACCESS_KEY, DEVEX_S3_FORCE_PATH_STYLE,
  * DEVEX_S3_PREFIX; or DEVEX_BLOB_DIR for a local directory store. Progress goes to stderr, the result
- * (JSON) to stdout. Exit code 0 on success, 1 on failure, 2 on bad usage.
+ * (JSON) to stdout. Exit code 0 on success, 1 on failure (a persist refused because the directory
+ * is missing or replaced included: nothing remote changed), 2 on bad usage.
  *
  * The manifest defaults to `<dir>/.devex-sync/manifest.json`: on the workspace volume, so the init
  * container's restore and a later persist container share it (the sync never uploads `.devex-sync/`).
@@ -45,11 +46,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       prefix: { type: "string" },
       manifest: { type: "string" },
       concurrency: { type: "string" },
+      generation: { type: "string" },
+      "keep-generations": { type: "string" },
     },
   });
   const command = positionals[0];
   if ((command !== "restore" && command !== "persist") || !values.dir || !values.prefix) {
-    process.stderr.write("usage: cli.ts restore|persist --dir DIR --prefix repl/<user>/<replId>/ [--manifest PATH]\n");
+    process.stderr.write(
+      "usage: cli.ts restore|persist --dir DIR --prefix repl/<user>/<replId>/ [--manifest PATH] [--generation N] [--keep-generations N]\n",
+    );
     return 2;
   }
   const store = storeFromEnv(env);
@@ -60,6 +65,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       prefix: values.prefix,
       manifestPath: values.manifest ?? join(values.dir, SYNC_DIR, "manifest.json"),
       concurrency: values.concurrency ? Number(values.concurrency) : undefined,
+      generation: values.generation ? Number(values.generation) : undefined,
+      keepGenerations: values["keep-generations"] ? Number(values["keep-generations"]) : undefined,
       onProgress: (p) =>
         process.stderr.write(
           `${p.phase}: ${p.filesDone}/${p.filesTotal} files, ${p.bytesDone}/${p.bytesTotal} bytes\n`,

@@ -32,16 +32,26 @@ import { startS3 } from "../testing/s3.js";
 import { persist, restore } from "./sync.js";
 import { readAll } from "./util.js";
 
-/** Exchanges two paths as fast as it can until killed (or its parent is gone). */
+/** Exchanges two paths as fast as it can until killed (or its parent is gone); with a third
+ * argument it first (re)creates the second path as a symlink to it whenever it is missing. */
 const SWAPPER = `
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 a, b = sys.argv[1].encode(), sys.argv[2].encode()
+target = sys.argv[3] if len(sys.argv) > 3 else None
 parent = os.getppid()
 n = 0
 while True:
-    if libc.renameat2(-100, a, -100, b, 2) != 0:
-        os.rename(a, a + b".tmp"); os.rename(b, a); os.rename(a + b".tmp", b)
+    if target and not os.path.lexists(b) and not os.path.lexists(a + b".tmp"):
+        try:
+            os.symlink(target, b)
+        except OSError:
+            pass
+    if libc.renameat2(-100, a, -100, b, 2) != 0 and ctypes.get_errno() in (22, 38):  # no RENAME_EXCHANGE here
+        try:
+            os.rename(a, a + b".tmp"); os.rename(b, a); os.rename(a + b".tmp", b)
+        except OSError:
+            pass  # one of them is not there (yet): a restore is creating them
     n += 1
     if n % 2000 == 0 and os.getppid() != parent:
         break
@@ -177,6 +187,33 @@ function raceSuite(name: string, open_: () => Promise<{ store: BlobStore; close(
         `      ${cycles} persists + ${restores.length} restores raced the swapper for ${raceMs} ms (persists ${persistMs} ms)`,
       );
     });
+
+    it("restores racing a swap of a directory they create with a link to a bait directory: nothing lands outside", async function () {
+      if (name !== "local dir") this.skip(); // the writes are local; one store is enough
+      const bait = join(tmp, "bait");
+      await mkdir(bait);
+      await writeFile(join(bait, "keep.txt"), "bait\n", { mode: 0o600 });
+      const seed = join(tmp, "seed");
+      for (let i = 0; i < 60; i++) {
+        await mkdir(join(seed, "swap", `d${i % 3}`), { recursive: true });
+        await writeFile(join(seed, "swap", `d${i % 3}`, `f${i}.txt`), `seed ${i}\n`);
+        await writeFile(join(seed, "swap", `f${i}.txt`), `seed ${i}\n`);
+      }
+      const prefix = "repl/mallory/r2/";
+      await persist({ store: env.store, prefix, dir: seed, manifestPath: join(tmp, "seed.json") });
+      const ws = join(tmp, "ws");
+      await mkdir(ws);
+      // The attacker makes its own link to the bait while restore creates the directory.
+      swapper = spawn(python, ["-c", SWAPPER, join(ws, "swap"), join(ws, "swaplink"), bait], { stdio: "ignore" });
+      let refused = 0;
+      for (let i = 0; i < 25; i++) {
+        await restore({ store: env.store, prefix, dir: ws, manifestPath: join(tmp, "ws.json") }).catch(() => refused++);
+      }
+      assert.equal(swapper.exitCode, null, "the swapper ran throughout");
+      assert.deepEqual(await readdir(bait), ["keep.txt"], "nothing was created in the bait directory");
+      assert.equal(await readFile(join(bait, "keep.txt"), "utf8"), "bait\n");
+      console.log(`      25 restores raced the swapper; ${refused} stopped at a swapped-in link`);
+    });
   });
 }
 
@@ -202,5 +239,5 @@ raceSuite(
       },
     };
   },
-  30, // the same attack through S3 requests; the 200 above make the odds
+  20, // the same attack through S3 requests; the 200 above make the odds
 );
