@@ -1,13 +1,14 @@
 /**
  * Core's /<replId>/ proxy ties the lifetimes of its two sides together, against a stand-in runner
  * that records when its requests close: a client that leaves cancels the runner's side even before
- * the runner answered, a runner that dies ends the client's response, and an early answer over
- * HTTP/2 ends just that stream. (runner-proxy-abuse.test.ts does the same against a real runner.)
+ * the runner answered, a runner that dies ends the client's response (over HTTP and WebSocket), and
+ * an early answer over HTTP/2 ends just that stream. (runner-proxy-abuse.test.ts does the same against a real runner.)
  */
 import assert from "node:assert/strict";
 import { createServer, request, type Server } from "node:http";
 import { connect as connectH2, createServer as createH2Server, type Http2Server } from "node:http2";
 import type { AddressInfo } from "node:net";
+import WebSocket, { WebSocketServer } from "ws";
 import { createRunnerProxy } from "../src/driver/local/proxy.js";
 
 const replId = "r0123456789ab";
@@ -23,6 +24,7 @@ describe("core's runner proxy: both sides end together", () => {
   let held: Promise<void> | undefined;
   let heldArrived: () => void;
   let http1: string;
+  let wsClosed: Promise<void> | undefined;
   let http2: string;
 
   before(async () => {
@@ -37,10 +39,16 @@ describe("core's runner proxy: both sides end together", () => {
         setTimeout(() => req.socket.destroy(), 50);
       }
     });
+    new WebSocketServer({ server: runner }).on("connection", (ws, req) => {
+      wsClosed = new Promise((closed) => ws.once("close", () => closed()));
+      if (req.url === "/ws/die") ws.terminate();
+      else ws.send("hello");
+    });
     servers.push(runner);
     const target = { url: await listen(runner) };
     const proxy = createRunnerProxy((id) => (id === replId ? target : undefined), "api");
     const front1 = createServer((req, res) => void proxy.http(req, res));
+    front1.on("upgrade", (req, socket, head) => proxy.upgrade(req, socket, head));
     const front2 = createH2Server((req, res) => void proxy.http(req, res));
     servers.push(front1, front2);
     http1 = await listen(front1);
@@ -71,6 +79,17 @@ describe("core's runner proxy: both sides end together", () => {
     const res = await fetch(`${http1}/${replId}/die`, { method: "POST", signal: AbortSignal.timeout(5000) });
     assert.equal(res.status, 200);
     await assert.rejects(res.text(), (err: Error) => err.name !== "TimeoutError");
+  });
+
+  it("WebSocket: a client that leaves closes the runner's socket, and a runner that leaves the client's", async () => {
+    const within = (what: string, p: Promise<unknown>) =>
+      Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what} stayed open`)), 2000))]);
+    const ws = new WebSocket(`${http1.replace("http", "ws")}/${replId}/ws/terminals/t1`);
+    await new Promise((r) => ws.once("message", r));
+    ws.terminate();
+    await within("the runner's socket", wsClosed!);
+    const dying = new WebSocket(`${http1.replace("http", "ws")}/${replId}/ws/die`);
+    await within("the client's socket", new Promise((r) => dying.once("close", r)));
   });
 
   it("HTTP/2: a refused body ends its stream with the answer; the connection serves on", async () => {
