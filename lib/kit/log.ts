@@ -41,8 +41,21 @@ export function createLogger(name: string, options: LogOptions = {}): Logger {
       redact: { paths: redactPaths, censor: "[redacted]" },
       base: { service: name },
     },
-    options.destination,
+    options.destination ?? stdout(),
   );
+}
+
+/**
+ * stdout, written synchronously. pino's default buffers and flushes at exit, where sonic-boom retries
+ * a write failing with EIO or EPIPE forever: a service whose terminal was closed (or whose reader
+ * was killed) never exited. A failed write now turns logging off instead.
+ */
+function stdout(): DestinationStream {
+  const stream = pino.destination({ fd: 1, sync: true });
+  stream.on("error", () => {
+    stream.write = () => true;
+  });
+  return stream;
 }
 
 const secretParams = /([?&](?:token|access_token|secret|code|state)=)[^&#]*/gi;
