@@ -8,6 +8,7 @@
  */
 import type { Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
+import { isAtomicWriteTemp } from "../contracts/atomic-write.js";
 import { isSwapped, listAt, lstatAt, openDirAt } from "./fsat.js";
 
 export interface WalkEntry {
@@ -37,7 +38,10 @@ export interface WalkOptions {
   signal?: AbortSignal;
 }
 
-/** Calls `onEntry` for every regular file and symlink under the open directory `rootFd` (sockets, FIFOs and devices are left out). */
+/**
+ * Calls `onEntry` for every regular file and symlink under the open directory `rootFd` (sockets,
+ * FIFOs, devices and atomic writes in flight are left out).
+ */
 export async function walkTree(
   rootFd: number,
   o: WalkOptions,
@@ -57,6 +61,8 @@ export async function walkTree(
         const tasks: Task[] = [];
         for (const e of await listAt(d.fd)) {
           if (d.rel === "" && e.name === o.skipTop) continue;
+          // A runner's atomic write in flight: its content arrives under the real name, or never.
+          if (!e.isDirectory() && isAtomicWriteTemp(e.name)) continue;
           d.refs++;
           tasks.push(async () => {
             try {

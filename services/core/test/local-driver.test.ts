@@ -3,17 +3,22 @@
  * store; and its runner pool.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runnerClientsFor } from "../../../lib/client/node.js";
 import { createLogger } from "../../../lib/kit/log.js";
 import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.js";
+import { listGenerations, readStoredWorkspace, restore } from "../../../lib/sync/sync.js";
 import { createLocalBlobStore } from "../src/blob/local.js";
 import { createLocalDriver } from "../src/driver/local/local-driver.js";
 import { RunnerPool } from "../src/driver/local/pool.js";
 import { createSandbox, defaultLimits } from "../src/driver/local/sandbox.js";
 import { driverContract } from "./driver-contract.js";
 import { faultyBlobs } from "./faulty-blobs.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 driverContract("local processes", async () => {
   const dir = await mkdtemp(join(tmpdir(), "devex-local-driver-"));
@@ -81,6 +86,86 @@ describe("local driver: runner pool", function () {
     } finally {
       await pool.close();
       await rm(runnersDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("local driver: persist ordering", function () {
+  this.timeout(120_000);
+
+  it("a slowed stop racing periodic persists keeps every stored file, and an earlier generation restores", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "devex-persist-race-"));
+    const blobs = faultyBlobs(createLocalBlobStore(join(dir, "blobs")));
+    const signer = createTokenSigner(generateSigningKey().privateKeyPem);
+    const driver = await createLocalDriver({
+      dataDir: join(dir, "local"),
+      blobs,
+      signer,
+      sandbox: createSandbox({ mode: "auto", limits: defaultLimits }),
+      log: createLogger("core", { level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+      poolSize: 1,
+      persistIntervalMs: 50,
+      access: "direct",
+    });
+    try {
+      const replId = `r${randomBytes(6).toString("hex")}`;
+      const runnerId = `run-${randomBytes(8).toString("hex")}`;
+      const prefix = `repl/alice/${replId}/`;
+      const started = await driver.start(
+        {
+          replId,
+          owner: "alice",
+          workspacePrefix: prefix,
+          runnerId,
+          controlToken: signer.mint({ aud: "runner-control", sub: runnerId, repl: replId, scope: [] }, 600),
+          coreUrl: "http://127.0.0.1:9",
+        },
+        AbortSignal.timeout(60_000),
+      );
+      const token = signer.mint({ aud: "runner", sub: "alice", repl: replId, scope: ["files"] }, 600);
+      const files = runnerClientsFor(started.url, { token }).files;
+      const names = Array.from({ length: 40 }, (_, i) => `src/f${i}.txt`);
+      for (const path of names.slice(0, 20)) {
+        await files.writeFile({ path, content: Buffer.from(path), createParents: true });
+      }
+      // A first generation with half the files, from the periodic persist.
+      for (let i = 0; i < 200 && (await listGenerations({ store: blobs, prefix })).length === 0; i++) await sleep(50);
+      for (const path of names.slice(20)) {
+        await files.writeFile({ path, content: Buffer.from(path), createParents: true });
+      }
+      // Every blob call now takes 20 ms: the stop's persists take a while, and periodic persists
+      // keep queueing behind it; the ones that run after it must not touch the stored workspace.
+      blobs.delayMs = 20;
+      await driver.stop(
+        { replId, runnerId, owner: "alice", workspacePrefix: prefix, reason: "test" },
+        AbortSignal.timeout(60_000),
+      );
+      await sleep(500); // queued persists run now (before the fix: against the removed workspace)
+      blobs.delayMs = 0;
+      const storedNow = await readStoredWorkspace(blobs, prefix);
+      assert.deepEqual([...storedNow.keys()].sort(), [...names].sort());
+      const generations = await listGenerations({ store: blobs, prefix });
+      assert.ok(generations.length >= 2, `expected at least two generations, got ${generations.length}`);
+      const oldest = generations[generations.length - 1];
+      const back = join(dir, "older");
+      await mkdir(back);
+      await restore({
+        store: blobs,
+        prefix,
+        dir: back,
+        manifestPath: join(dir, "older.json"),
+        generation: oldest.generation,
+      });
+      const restored = (await readdir(join(back, "src"))).sort();
+      assert.ok(
+        restored.length >= 20 && restored.length < 40,
+        `generation ${oldest.generation} has ${restored.length} files`,
+      );
+      for (const name of restored) assert.equal(await readFile(join(back, "src", name), "utf8"), `src/${name}`);
+    } finally {
+      await driver.shutdown(AbortSignal.timeout(30_000));
+      await driver.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
