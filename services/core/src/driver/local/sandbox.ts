@@ -137,10 +137,10 @@ function rootMounts(): string[] {
   return args;
 }
 
-/** `--dir` for every ancestor of `paths`, world-traversable, so the unprivileged runner can reach them. */
+/** `--dir` for every ancestor of `paths` (but /, /tmp), world-traversable, so the unprivileged runner can reach them. */
 function ancestorDirs(paths: string[]): string[] {
   const dirs = new Set<string>();
-  for (const p of paths) for (let d = dirname(p); d !== "/"; d = dirname(d)) dirs.add(d);
+  for (const p of paths) for (let d = dirname(p); d !== "/" && d !== "/tmp"; d = dirname(d)) dirs.add(d);
   return [...dirs].sort((a, b) => a.length - b.length).flatMap((d) => ["--perms", "0755", "--dir", d]);
 }
 
@@ -216,16 +216,8 @@ export function createSandbox(o: SandboxOptions): Sandbox {
       ...(p.control ? ["--ro-bind", p.control, SANDBOX_CONTROL] : []),
     ];
     // The runner is its sandbox's pid 1: core signals it directly, and its death ends every command.
-    const sandboxed = [
-      ...namespaceArgs,
-      ...(p.hostNetwork ? ["--share-net"] : []),
-      "--as-pid-1",
-      "--proc",
-      "/proc",
-      "--dev",
-      "/dev",
-      "--tmpfs",
-      "/tmp",
+    const namespaces = [...namespaceArgs, ...(p.hostNetwork ? ["--share-net"] : []), "--as-pid-1"];
+    const entry = [
       "--chdir",
       SANDBOX_WORKSPACE,
       "--setenv",
@@ -241,7 +233,12 @@ export function createSandbox(o: SandboxOptions): Sandbox {
       run: SANDBOX_RUN,
       control: p.control ? SANDBOX_CONTROL : undefined,
     };
-    if (!owner) return { wrapper: [bwrap, ...mounts, ...slot, ...sandboxed], ...result };
+    // The private /tmp comes before the slot: the code may live under the host's /tmp (a CI clone).
+    const tmp = ["--perms", "01777", "--tmpfs", "/tmp"];
+    if (!owner) {
+      const own = [...mounts, "--proc", "/proc", "--dev", "/dev", ...tmp, ...slot];
+      return { wrapper: [bwrap, ...namespaces, ...own, ...entry], ...result };
+    }
     // Core is root: a privileged bwrap builds the view (it can reach paths the sandbox uid cannot),
     // setpriv drops to the unprivileged owner, and an unprivileged bwrap adds the user, pid and
     // network namespaces (so the repl's uid 1000 is `owner` on the host, never root).
@@ -252,12 +249,8 @@ export function createSandbox(o: SandboxOptions): Sandbox {
       "/proc", // replaced by the inner bwrap's own /proc; it needs a writable one to set up its user map
       "--dev",
       "/dev",
+      ...tmp,
       ...ancestorDirs([...p.code, SANDBOX_WORKSPACE, SANDBOX_RUN, SANDBOX_CONTROL]),
-      // The inner bwrap mounts its own /tmp here.
-      "--perms",
-      "01777",
-      "--dir",
-      "/tmp",
       ...slot,
     ];
     const drop = [
@@ -269,10 +262,8 @@ export function createSandbox(o: SandboxOptions): Sandbox {
       "--bounding-set=-all",
       "--",
     ];
-    return {
-      wrapper: [bwrap, ...view, "--", ...drop, bwrap, "--bind", "/", "/", ...sandboxed],
-      ...result,
-    };
+    const inner = [bwrap, ...namespaces, "--bind", "/", "/", "--proc", "/proc", "--dev", "/dev", ...entry];
+    return { wrapper: [bwrap, ...view, "--", ...drop, ...inner], ...result };
   }
 
   return {
