@@ -16,11 +16,11 @@
  * replaced or removed, never written through) or "none" (walks and watches, which never descend
  * through a link). Percent-encodings such as "%2e%2e" are not decoded: they are literal file names.
  */
-import { constants, existsSync, openSync } from "node:fs";
-import { lstat, mkdir, readlink, realpath } from "node:fs/promises";
+import { closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readlinkSync } from "node:fs";
+import { realpath } from "node:fs/promises";
 import path from "node:path";
 import { invalidArgument, permissionDenied } from "../../../../lib/kit/errors.js";
-import { at, closeFd, fdPath, O_PATH, openDirAt } from "./confined-fs.js";
+import { at, DIR_FLAGS, fdPath, O_PATH } from "./confined-fs.js";
 import { fsError } from "./fs-errors.js";
 
 export interface ResolvedPath {
@@ -53,6 +53,8 @@ export interface AtOptions {
 }
 
 const MAX_LINK_HOPS = 40;
+/** Tries at one component that keeps changing under the walk (an attacker swapping it in a loop). */
+const MAX_ATTEMPTS = 4;
 
 export class Workspace {
   private constructor(
@@ -98,15 +100,19 @@ export class Workspace {
     const rel = this.normalize(input);
     const held: number[] = [];
     try {
-      return await use(await this.walk(input, rel, options, held));
+      return await use(this.walk(input, rel, options, held));
     } catch (e) {
       throw fsError(e, rel);
     } finally {
-      for (const fd of held) await closeFd(fd).catch(() => {});
+      for (const fd of held) closeSync(fd);
     }
   }
 
-  private async walk(input: string, rel: string, options: AtOptions, held: number[]): Promise<Location> {
+  /**
+   * Synchronous on purpose: a handful of metadata calls (open O_PATH, lstat, readlink) that never
+   * block on a local disk, where a thread-pool round trip each would cost more than the calls.
+   */
+  private walk(input: string, rel: string, options: AtOptions, held: number[]): Location {
     const leavesRoot = () => permissionDenied(`path "${input}" leads outside the workspace through a symlink`);
     // dirs[i] is the descriptor of the directory names[0..i) (dirs[0] is the root)
     const dirs = [this.rootFd];
@@ -125,7 +131,7 @@ export class Workspace {
       const dir = dirs[dirs.length - 1];
       const last = pending.length === 0;
       if (last && options.follow !== "all") return this.location(rel, names, dir, name);
-      const target = last ? await linkTarget(dir, name) : await this.enter(dir, name, options, dirs, held);
+      const target = last ? linkTarget(dir, name) : this.enter(dir, name, options, dirs, held);
       if (target === undefined) {
         if (last) return this.location(rel, names, dir, name);
         names.push(name);
@@ -151,26 +157,28 @@ export class Workspace {
 
   /**
    * Opens directory `name` of `dir` (pushed on `dirs`), creating it if asked; returns a symlink's
-   * target instead when `name` is one.
+   * target instead when `name` is one. An entry swapped between the open and the lstat is looked
+   * at again, a few times, not forever.
    */
-  private async enter(dir: number, name: string, options: AtOptions, dirs: number[], held: number[]) {
-    for (;;) {
+  private enter(dir: number, name: string, options: AtOptions, dirs: number[], held: number[]): string | undefined {
+    for (let attempt = 1; ; attempt++) {
       try {
-        const fd = await openDirAt(dir, name);
+        const fd = openSync(at(dir, name), DIR_FLAGS);
         held.push(fd);
         dirs.push(fd);
         return undefined;
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === "ENOTDIR") {
-          const target = await linkTarget(dir, name);
-          if (target === undefined) throw e;
-          return target;
+          const target = linkTarget(dir, name);
+          if (target !== undefined) return target;
+          const isDir = lstatSync(at(dir, name), { throwIfNoEntry: false })?.isDirectory();
+          if (!isDir || attempt >= MAX_ATTEMPTS) throw e;
+        } else if (code === "ENOENT" && options.createParents && attempt < MAX_ATTEMPTS) {
+          mkdirAt(dir, name);
+        } else {
+          throw e;
         }
-        if (code !== "ENOENT" || !options.createParents) throw e;
-        await mkdir(at(dir, name)).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== "EEXIST") throw err;
-        });
       }
     }
   }
@@ -182,8 +190,21 @@ export class Workspace {
 }
 
 /** The target of entry `name` of `dir` if it is a symlink, else undefined (also when missing). */
-async function linkTarget(dir: number, name: string): Promise<string | undefined> {
-  const st = await lstat(at(dir, name)).catch(() => undefined);
-  if (!st?.isSymbolicLink()) return undefined;
-  return readlink(at(dir, name));
+function linkTarget(dir: number, name: string): string | undefined {
+  if (!lstatSync(at(dir, name), { throwIfNoEntry: false })?.isSymbolicLink()) return undefined;
+  try {
+    return readlinkSync(at(dir, name));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EINVAL") return undefined; // no longer a link
+    throw e;
+  }
+}
+
+/** mkdir of entry `name` of `dir`; one that exists already is fine. */
+function mkdirAt(dir: number, name: string): void {
+  try {
+    mkdirSync(at(dir, name));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+  }
 }

@@ -14,7 +14,7 @@ import { create } from "@bufbuild/protobuf";
 import { type FileEvent, FileEventSchema, FileEventType } from "../../../../gen/devex/runner/v1/file_pb.js";
 import { failedPrecondition, resourceExhausted } from "../../../../lib/kit/errors.js";
 import { isAtomicWriteTemp } from "./atomic-write.js";
-import { at, fdPath, withDirAt } from "./confined-fs.js";
+import { fdPath, withDirAt } from "./confined-fs.js";
 import type { Workspace } from "./paths.js";
 
 export async function* watchBatches(
@@ -53,9 +53,9 @@ export async function* watchBatches(
     });
     watchers.set(rel, watcher);
     if (!recursive) return;
-    for (const name of await readdir(fdPath(fd)).catch(() => [])) {
-      const st = await lstat(at(fd, name)).catch(() => undefined);
-      if (!st?.isDirectory()) continue;
+    for (const entry of await readdir(fdPath(fd), { withFileTypes: true }).catch(() => [])) {
+      if (!entry.isDirectory()) continue; // the type from the directory itself: a symlink is not one
+      const name = entry.name;
       await withDirAt(fd, name, (child) => watchTree(child, rel ? `${rel}/${name}` : name)).catch(() => {});
     }
   }
