@@ -20,6 +20,7 @@ import path from "node:path";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { FileService } from "../../../gen/devex/runner/v1/file_pb.js";
+import { isAtomicWriteTemp } from "../../../lib/contracts/atomic-write.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
 import { connectClient, startTestRunner, type TestRunner } from "./helpers.js";
 
@@ -146,7 +147,9 @@ describe("runner file RPCs racing a directory swapped for a symlink", function (
       else if (now !== was) escaped("outside entry changed", name);
     }
     for (const name of after.keys()) if (!before.has(name)) escaped("outside entry created", name);
-    for (const name of await baitInside(t.workspace)) escaped("bait copied or moved into the workspace", name);
+    const inside = await scan(t.workspace);
+    for (const name of inside.bait) escaped("bait copied or moved into the workspace", name);
+    for (const name of inside.temps) escaped("temporary file left behind", name);
 
     const summary = [...codes].sort().map(([k, n]) => `${k}: ${n}`);
     console.log(
@@ -288,14 +291,14 @@ async function snapshot(dir: string, rel = "", out = new Map<string, string>()):
   return out;
 }
 
-/** Workspace files holding the bait marker (links not followed). */
-async function baitInside(dir: string, rel = ""): Promise<string[]> {
-  const found: string[] = [];
+/** Workspace files holding the bait marker, and atomic-write temp files left over (links not followed). */
+async function scan(dir: string, rel = "", found = { bait: [] as string[], temps: [] as string[] }) {
   for (const name of await readdir(path.join(dir, rel))) {
     const r = rel ? `${rel}/${name}` : name;
     const st = await lstat(path.join(dir, r));
-    if (st.isDirectory()) found.push(...(await baitInside(dir, r)));
-    else if (st.isFile() && (await readFile(path.join(dir, r), "utf8")).includes(MARKER)) found.push(r);
+    if (isAtomicWriteTemp(name)) found.temps.push(r);
+    if (st.isDirectory()) await scan(dir, r, found);
+    else if (st.isFile() && (await readFile(path.join(dir, r), "utf8")).includes(MARKER)) found.bait.push(r);
   }
   return found;
 }

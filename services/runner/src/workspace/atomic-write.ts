@@ -8,13 +8,11 @@
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
+import { atomicWriteTempName } from "../../../../lib/contracts/atomic-write.js";
 import { at } from "./confined-fs.js";
 import type { Location } from "./paths.js";
 
-/** Whether a file name is one of writeAtomic's in-flight temporary files (never shown to clients). */
-export function isAtomicWriteTemp(name: string): boolean {
-  return /^\..+\.devex-[0-9a-f]{12}\.tmp$/.test(name);
-}
+export { isAtomicWriteTemp } from "../../../../lib/contracts/atomic-write.js";
 
 export async function writeAtomic(
   target: Location,
@@ -22,7 +20,7 @@ export async function writeAtomic(
   mode: number,
   beforeRename?: () => Promise<void>,
 ): Promise<void> {
-  const tmp = at(target.dir, `.${target.name}.devex-${randomBytes(6).toString("hex")}.tmp`);
+  const tmp = at(target.dir, atomicWriteTempName(target.name, randomBytes(6).toString("hex")));
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
   const fh = await open(tmp, flags, mode);
   try {
