@@ -10,8 +10,8 @@ import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
 import { chown, mkdir, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import type { Socket } from "node:net";
 import { dirname, join } from "node:path";
-import type { Readable } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import { isAlive } from "../../../../../lib/kit/pids.js";
@@ -129,7 +129,7 @@ export class RunnerPool {
           return e.p;
         }
       } catch (err) {
-        void killPooled(e.p);
+        void killPooled(e.p).then(() => rm(e.p.dir, { recursive: true, force: true }));
         if (signal.aborted) throw err;
       }
     }
@@ -201,19 +201,23 @@ export class RunnerPool {
   }
 }
 
-/** The runner's host pid, as bwrap reports it on its info fd (the child itself is bwrap). */
+/**
+ * The runner's host pid, as bwrap reports it on its info fd (the child itself is bwrap). The rest
+ * of bwrap's report is read and dropped: closing the pipe early would kill bwrap with SIGPIPE halfway
+ * through setting up the sandbox, leaving its half-made child waiting forever.
+ */
 function sandboxedPid(child: ChildProcess): Promise<number> {
   return new Promise((resolve, reject) => {
     let text = "";
-    const info = child.stdio[4] as Readable;
+    const info = child.stdio[4] as Socket;
     info.setEncoding("utf8");
+    info.unref();
     info.on("data", (chunk: string) => {
       text += chunk;
       const pid = /"child-pid":\s*(\d+)/.exec(text)?.[1];
-      if (!pid) return;
-      info.destroy();
-      resolve(Number(pid));
+      if (pid) resolve(Number(pid));
     });
+    info.on("error", () => {});
     child.once("exit", (code, sig) => reject(new Error(`sandboxed runner exited early (${sig ?? code})`)));
   });
 }
