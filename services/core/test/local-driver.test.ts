@@ -12,7 +12,7 @@ import { createLogger } from "../../../lib/kit/log.js";
 import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.js";
 import { listGenerations, readStoredWorkspace, restore } from "../../../lib/sync/sync.js";
 import { createLocalBlobStore } from "../src/blob/local.js";
-import { createLocalDriver } from "../src/driver/local/local-driver.js";
+import { createLocalDriver, type LocalDriverOptions } from "../src/driver/local/local-driver.js";
 import { RunnerPool } from "../src/driver/local/pool.js";
 import { createSandbox, defaultLimits } from "../src/driver/local/sandbox.js";
 import { driverContract } from "./driver-contract.js";
@@ -20,7 +20,8 @@ import { faultyBlobs } from "./faulty-blobs.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-driverContract("local processes", async () => {
+/** A local driver on a fresh temp dir and local blob store (with faults on demand), runners reached directly. */
+async function localDriver(o: Partial<LocalDriverOptions>) {
   const dir = await mkdtemp(join(tmpdir(), "devex-local-driver-"));
   const blobs = faultyBlobs(createLocalBlobStore(join(dir, "blobs")));
   const signer = createTokenSigner(generateSigningKey().privateKeyPem);
@@ -30,11 +31,14 @@ driverContract("local processes", async () => {
     signer,
     sandbox: createSandbox({ mode: "auto", limits: defaultLimits }),
     log: createLogger("core", { level: process.env.TEST_LOG_LEVEL ?? "silent" }),
-    poolSize: 2,
-    persistIntervalMs: 0,
     access: "direct",
-    syncAttempts: 2,
+    ...o,
   });
+  return { dir, blobs, signer, driver };
+}
+
+driverContract("local processes", async () => {
+  const { dir, blobs, signer, driver } = await localDriver({ poolSize: 2, persistIntervalMs: 0, syncAttempts: 2 });
   return {
     driver,
     blobs,
@@ -94,19 +98,7 @@ describe("local driver: persist ordering", function () {
   this.timeout(120_000);
 
   it("a slowed stop racing periodic persists keeps every stored file, and an earlier generation restores", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "devex-persist-race-"));
-    const blobs = faultyBlobs(createLocalBlobStore(join(dir, "blobs")));
-    const signer = createTokenSigner(generateSigningKey().privateKeyPem);
-    const driver = await createLocalDriver({
-      dataDir: join(dir, "local"),
-      blobs,
-      signer,
-      sandbox: createSandbox({ mode: "auto", limits: defaultLimits }),
-      log: createLogger("core", { level: process.env.TEST_LOG_LEVEL ?? "silent" }),
-      poolSize: 1,
-      persistIntervalMs: 50,
-      access: "direct",
-    });
+    const { dir, blobs, signer, driver } = await localDriver({ poolSize: 1, persistIntervalMs: 50 });
     try {
       const replId = `r${randomBytes(6).toString("hex")}`;
       const runnerId = `run-${randomBytes(8).toString("hex")}`;
