@@ -3,8 +3,9 @@
  * store; and its runner pool.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runnerClientsFor } from "../../../lib/client/node.js";
@@ -90,6 +91,38 @@ describe("local driver: runner pool", function () {
     } finally {
       await pool.close();
       await rm(runnersDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("local driver: a runner's folder", function () {
+  this.timeout(60_000);
+
+  it("a leftover folder nested deeper than PATH_MAX does not stop core from starting, and is removed", async () => {
+    const { dir, driver } = await localDriver({ poolSize: 0 });
+    await driver.close();
+    // A dead runner's folder whose repl made a 600-level tree (each mkdir relative: no long paths).
+    const dead = join(dir, "local", "runners", "p-dead");
+    await mkdir(join(dead, "workspace"), { recursive: true });
+    await writeFile(
+      join(dead, "record.json"),
+      JSON.stringify({ procId: "p-dead", pid: 999_999_999, state: "assigned" }),
+    );
+    const deepen = "for (let i = 0; i < 600; i++) { fs.mkdirSync('aaaaaaaaaa'); process.chdir('aaaaaaaaaa'); }";
+    execFileSync(process.execPath, ["-e", deepen], { cwd: join(dead, "workspace") });
+    const again = await createLocalDriver({
+      dataDir: join(dir, "local"),
+      blobs: createLocalBlobStore(join(dir, "blobs")),
+      signer: createTokenSigner(generateSigningKey().privateKeyPem),
+      sandbox: createSandbox({ mode: "auto", limits: defaultLimits }),
+      log: createLogger("core", { level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+      poolSize: 0,
+    });
+    try {
+      assert.deepEqual(await readdir(join(dir, "local", "runners")), []);
+    } finally {
+      await again.close();
+      await rm(dir, { recursive: true, force: true }).catch(() => {});
     }
   });
 });

@@ -9,8 +9,10 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, symlink, unlink } from "node:fs/promises";
+import { createServer as createHttpServer } from "node:http";
 import { createServer, type Server } from "node:net";
-import { homedir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RunnerClients } from "../../../lib/client/clients.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
@@ -109,6 +111,32 @@ describe("sandbox escape table (bwrap active)", function () {
     // And from a command: the repl's files are at /workspace, nothing of core's anywhere.
     assert.match((await sh("pwd; ls /")).output, /\/workspace/);
     assert.notEqual((await sh(`ls ${e.dir}`)).status, 0);
+  });
+
+  it("core never follows a link a taken-over runner puts in place of its socket", async () => {
+    // The host socket a runner would love core to dial as root (Docker's, another repl's).
+    const hostSocket = join(await mkdtemp(join(tmpdir(), "devex-host-sock-")), "host.sock");
+    const host = createHttpServer((_, res) => res.end("HOST-ONLY")).listen(hostSocket);
+    await new Promise((r) => host.once("listening", r));
+    try {
+      const { socketPath } = JSON.parse(
+        readFileSync(join((await runnerRecordOf(e, replA)).workspace, "..", "record.json"), "utf8"),
+      ) as { socketPath: string };
+      // What the runner can do inside its sandbox (/run/devex is its to write): swap r.sock for a link.
+      await unlink(socketPath);
+      await symlink(hostSocket, socketPath);
+      // Concurrent requests, so core's proxy dials new connections rather than reusing kept-alive ones.
+      const bodies = await Promise.all(
+        Array.from({ length: 16 }, () => fetch(`${e.core.url}/${replA}/healthz`).then((r) => r.text())),
+      );
+      for (const body of bodies) assert.doesNotMatch(body, /HOST-ONLY/);
+      // The runner still answers through the socket core pinned when it started.
+      await a.files.writeFile({ path: "pinned.txt", content: Buffer.from("still the runner") });
+      const back = await a.files.readFile({ path: "pinned.txt" });
+      assert.equal(Buffer.from(back.content).toString(), "still the runner");
+    } finally {
+      host.close();
+    }
   });
 
   it("writing outside the workspace fails or never reaches the host", async () => {

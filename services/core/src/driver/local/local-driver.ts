@@ -24,7 +24,8 @@
  * does nothing, so a periodic persist can never run against a removed workspace.
  */
 import type { ChildProcess } from "node:child_process";
-import { mkdir, readdir, readFile, rm } from "node:fs/promises";
+import { closeSync } from "node:fs";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import { get as httpGet } from "node:http";
 import { join, resolve } from "node:path";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
@@ -54,6 +55,7 @@ import {
   runnerCode,
   writeRecord,
 } from "./pool.js";
+import { pinnedPath, pinSocket, removeFolder } from "./runner-folder.js";
 import type { Sandbox } from "./sandbox.js";
 
 export interface LocalDriverOptions {
@@ -112,9 +114,16 @@ interface Handle {
   queue: Promise<unknown>;
   lastPersist?: number;
   gone: boolean;
+  /** The runner's socket, pinned (runner-folder.ts); undefined on TCP. */
+  socketFd?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits (up to 5 s) for a killed process to be gone: its sandbox's processes die with it. */
+async function waitGone(pid: number): Promise<void> {
+  for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(50);
+}
 
 async function isOurProcess(pid: number, procId: string): Promise<boolean> {
   try {
@@ -178,7 +187,18 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
   /** The manifest of a runner's workspace: in its folder, outside what its sandbox sees. */
   const manifestOf = (h: { dir: string }) => join(h.dir, "manifest.json");
   const urlOf = (h: Handle) => (h.record.socketPath ? "http://localhost" : `http://127.0.0.1:${h.record.port}`);
-  const targetOf = (h: Handle): RunnerTarget => ({ url: urlOf(h), socketPath: h.record.socketPath });
+  const targetOf = (h: Handle): RunnerTarget => ({
+    url: urlOf(h),
+    socketPath: h.socketFd === undefined ? undefined : pinnedPath(h.socketFd),
+  });
+  /** Drops a runner from the driver's books: its timer, its entry, its pinned socket. */
+  const release = (h: Handle) => {
+    h.gone = true;
+    clearInterval(h.timer);
+    byRunner.delete(h.record.runnerId);
+    if (h.socketFd !== undefined) closeSync(h.socketFd);
+    h.socketFd = undefined;
+  };
   const liveHandleFor = (replId: string) =>
     [...byRunner.values()].find((h) => h.record.replId === replId && !h.gone && isAlive(h.record.pid));
 
@@ -263,10 +283,8 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
    * flight, so a persist never sees its workspace vanish halfway.
    */
   function forget(h: Handle): Promise<void> {
-    h.gone = true;
-    clearInterval(h.timer);
-    byRunner.delete(h.record.runnerId);
-    return serial(h, () => rm(h.dir, { recursive: true, force: true }));
+    release(h);
+    return serial(h, () => removeFolder(h.dir, log));
   }
 
   function watchChild(h: Handle) {
@@ -300,7 +318,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       createConnectTransport({
         baseUrl: urlOf(h),
         httpVersion: "1.1",
-        ...(h.record.socketPath ? { nodeOptions: { socketPath: h.record.socketPath } } : {}),
+        ...(h.socketFd !== undefined ? { nodeOptions: { socketPath: pinnedPath(h.socketFd) } } : {}),
         interceptors: [
           (next) => (req) => {
             req.header.set("authorization", `Bearer ${token}`);
@@ -329,6 +347,17 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       (record.port || record.socketPath)
     ) {
       const h: Handle = { record: record as Handle["record"], dir, queue: Promise.resolve(), gone: false };
+      try {
+        if (record.socketPath) h.socketFd = pinSocket(record.socketPath);
+      } catch (err) {
+        log.warn({ err, replId: record.replId }, "a runner's socket is not what it should be: stopping it");
+        try {
+          process.kill(record.pid, "SIGKILL");
+        } catch {}
+        await waitGone(record.pid);
+        await removeFolder(dir, log);
+        continue;
+      }
       byRunner.set(record.runnerId, h);
       startTimer(h);
       log.info({ replId: record.replId, runnerId: record.runnerId, pid: record.pid }, "re-adopted a running runner");
@@ -338,8 +367,9 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       try {
         process.kill(record.pid, "SIGKILL");
       } catch {}
+      await waitGone(record.pid);
     }
-    await rm(dir, { recursive: true, force: true });
+    await removeFolder(dir, log);
   }
   // Adopted runners are not our children: notice their death by polling.
   const poll = setInterval(() => {
@@ -370,9 +400,8 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
     h.gone = true;
     await kill(h);
     // Already on this runner's queue: remove the folder here rather than queueing behind ourselves.
-    clearInterval(h.timer);
-    byRunner.delete(h.record.runnerId);
-    await rm(h.dir, { recursive: true, force: true });
+    release(h);
+    await removeFolder(h.dir, log);
     log.info({ replId, runnerId: req.runnerId, reason: req.reason }, "runner stopped");
     return { persistTime };
   }
@@ -444,6 +473,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
         });
         p.child.send({ type: "assign", env });
         record.port = await abortable(started, AbortSignal.any([signal, AbortSignal.timeout(20_000)]));
+        if (record.socketPath) h.socketFd = pinSocket(record.socketPath);
         await writeRecord(p.dir, record);
         byRunner.set(req.runnerId, h);
         watchChild(h);
