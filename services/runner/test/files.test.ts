@@ -66,6 +66,12 @@ describe("runner FileService", () => {
       "FailedPrecondition",
       "a FIFO is refused, not read forever",
     );
+    // Nor copied: four copies at once used to block the whole thread pool, and every file RPC with it.
+    const copies = Array.from({ length: 4 }, (_, i) =>
+      codeOf(files.copyFile({ source: "fifo", destination: `f${i}` })),
+    );
+    assert.deepEqual(await Promise.all(copies), Array(4).fill("FailedPrecondition"));
+    assert.equal((await files.statFile({ path: "big.bin" })).info?.path, "big.bin");
   });
 
   it("lists with depth, max_entries, exclude globs and hidden files", async () => {

@@ -7,9 +7,10 @@
  * into a path after a check can never redirect the operation: the descriptors were opened
  * component by component with O_NOFOLLOW, and `<name>` itself is never followed.
  */
-import { type BigIntStats, close, constants, open } from "node:fs";
+import { type BigIntStats, close, constants, fstat, open } from "node:fs";
 import { chmod, copyFile, lstat, mkdir, readdir, readlink, rmdir, symlink, unlink } from "node:fs/promises";
 import { promisify } from "node:util";
+import { failedPrecondition } from "../../../../lib/kit/errors.js";
 
 /** O_PATH (Linux): a descriptor that only names a directory, needing search permission, not read. */
 export const O_PATH = 0o10000000;
@@ -20,6 +21,7 @@ export const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.
 
 export const openFd = promisify(open) as (path: string, flags: number, mode?: number) => Promise<number>;
 export const closeFd = promisify(close);
+const fstatFd = promisify(fstat);
 
 /** The path of what descriptor `fd` holds (follows the magic link to exactly that file). */
 export function fdPath(fd: number): string {
@@ -73,15 +75,24 @@ export async function copyTreeAt(
   dstDir: number,
   dstName: string,
   overwrite: boolean,
+  top = true,
 ): Promise<void> {
   const src = at(srcDir, srcName);
   const dst = at(dstDir, dstName);
   const st = await lstat(src, { bigint: true });
   if (st.isDirectory()) return copyDirAt(srcDir, srcName, dstDir, dstName, st, overwrite);
-  if (overwrite) await unlinkIfNotDir(dst);
-  if (st.isSymbolicLink()) return symlink(await readlink(src), dst);
+  if (st.isSymbolicLink()) {
+    if (overwrite) await unlinkIfNotDir(dst);
+    return symlink(await readlink(src), dst);
+  }
   const fd = await openFd(src, READ_FLAGS);
   try {
+    // Checked on the descriptor: copyFile would reopen a FIFO blocking and stall the thread pool.
+    if (!(await fstatFd(fd)).isFile()) {
+      if (!top) return; // FIFOs, sockets and devices inside a copied tree are left out
+      throw failedPrecondition(`"${srcName}" is not a regular file (a FIFO, socket or device) and cannot be copied`);
+    }
+    if (overwrite) await unlinkIfNotDir(dst);
     // copyFile opens the source through the magic link (exactly this file) and the target O_EXCL.
     await copyFile(fdPath(fd), dst, constants.COPYFILE_EXCL);
   } finally {
@@ -103,7 +114,7 @@ async function copyDirAt(
   });
   await withDirAt(srcDir, srcName, (from) =>
     withDirAt(dstDir, dstName, async (to) => {
-      for (const child of await readdir(fdPath(from))) await copyTreeAt(from, child, to, child, overwrite);
+      for (const child of await readdir(fdPath(from))) await copyTreeAt(from, child, to, child, overwrite, false);
       await chmod(fdPath(to), mode);
     }),
   );
