@@ -208,14 +208,14 @@ class PersistRun {
   }
 
   private async visitSmall(rel: string, fh: FileHandle, st: Stats) {
-    const content = await fh.readFile();
+    const content = await readSize(fh, st.size);
     if (content.length > PACK_FILE_MAX) return this.bigFiles(() => this.uploadObject(rel, st, content));
     if (this.counted(rel, st, sha256(content), content.length)) return;
     await this.addToPack(rel, content);
   }
 
   private async visitLarge(rel: string, fh: FileHandle, st: Stats) {
-    if (st.size <= BUFFERED_MAX) return this.uploadObject(rel, st, await fh.readFile());
+    if (st.size <= BUFFERED_MAX) return this.uploadObject(rel, st, await readSize(fh, st.size));
     const hash = createHash("sha256");
     let size = 0;
     for await (const chunk of fh.createReadStream({ start: 0, autoClose: false, signal: this.o.signal })) {
@@ -335,4 +335,19 @@ class PersistRun {
     for (const k of gone) delete left[k];
     return left;
   }
+}
+
+/**
+ * At most `size` bytes (the size fstat saw) from an open file: a file the repl keeps growing while
+ * root reads it cannot make core read without bound. What grew is picked up by the next persist.
+ */
+async function readSize(fh: FileHandle, size: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  let got = 0;
+  while (got < size) {
+    const { bytesRead } = await fh.read(buf, got, size - got, got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, got);
 }
