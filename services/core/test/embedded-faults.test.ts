@@ -1,6 +1,7 @@
 /**
  * Faults in the embedded setup, with real processes: S3 (s3rver) going away during a stop, a runner
- * killed with SIGKILL mid-session. (A core killed and restarted: core-restart.test.ts.)
+ * killed with SIGKILL mid-session (what it changed since the last persist is saved after its death).
+ * (A core killed and restarted: core-restart.test.ts.)
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -95,7 +96,7 @@ describe("embedded setup under faults", function () {
       await e?.close();
     });
 
-    it("the repl is marked stopped within the heartbeat TTL and keeps its last persisted state", async () => {
+    it("the repl is marked stopped within the heartbeat TTL, and what changed since the last persist is persisted after its death", async () => {
       const core = await e.login("alice");
       const { repl } = await core.repls.createRepl({ name: "killed", template: "node" });
       const replId = repl!.replId;
@@ -111,7 +112,7 @@ describe("embedded setup under faults", function () {
       }
       assert.equal((await remoteHashes(e.blobs, prefix))["state.txt"], sha(Buffer.from("v1")));
 
-      await runner.files.writeFile({ path: "state.txt", content: Buffer.from("v2, never persisted") });
+      await runner.files.writeFile({ path: "state.txt", content: Buffer.from("v2, written just before the kill") });
       const runnersDir = join(e.dir, "local", "runners");
       const records = await Promise.all(
         (await readdir(runnersDir)).map(async (d) =>
@@ -133,11 +134,13 @@ describe("embedded setup under faults", function () {
       assert.equal(status, ReplStatus.STOPPED, "noticed within the heartbeat TTL (3 × 1 s) plus slack");
       const left = (await e.driver.list(AbortSignal.timeout(2000))).filter((r) => r.replId === replId);
       assert.deepEqual(left, [], JSON.stringify({ record, left, status }));
-      assert.equal((await remoteHashes(e.blobs, prefix))["state.txt"], sha(Buffer.from("v1")));
+      // Its sandbox died with it, so the workspace was still and whole: the driver persisted it.
+      const v2 = sha(Buffer.from("v2, written just before the kill"));
+      assert.equal((await remoteHashes(e.blobs, prefix))["state.txt"], v2);
 
       const { runner: again } = await core.repls.startRepl({ replId });
       const content = await e.runner(again!).files.readFile({ path: "state.txt" });
-      assert.equal(Buffer.from(content.content).toString(), "v1");
+      assert.equal(Buffer.from(content.content).toString(), "v2, written just before the kill");
       await core.repls.stopRepl({ replId });
     });
   });

@@ -7,7 +7,9 @@
  * stop: persist (runner still fully usable if that fails) → Drain over RunnerAdminService → persist
  *   what changed while draining → SIGTERM the runner → remove its folder. Any persist failure
  *   throws Unavailable and leaves runner and workspace as they are; the next stop tries again.
- * While a runner runs, its workspace is persisted every `persistIntervalMs`.
+ * While a runner runs, its workspace is persisted every `persistIntervalMs`. A runner that dies takes
+ * its sandbox's processes with it, so its workspace is persisted one last time, then removed; a new
+ * start of that repl restores after that persist.
  *
  * Runner processes outlive a crashed core: each has a record (`<dataDir>/runners/<procId>/record.json`)
  * that a new driver reads at start-up to re-adopt live runners (core's reconciliation then stops any
@@ -287,12 +289,36 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
     return serial(h, () => removeFolder(h.dir, log));
   }
 
+  /** A dead runner's last persist, by repl: a new start of that repl restores only after it. */
+  const lastPersists = new Map<string, Promise<void>>();
+
+  /**
+   * A runner died. Every process of its sandbox died with it (it was their pid 1), so nothing
+   * changes its workspace any more: persist what changed since the last persist, then remove it.
+   */
+  function buryDead(h: Handle): void {
+    const { replId } = h.record;
+    release(h);
+    const done = serial(h, async () => {
+      await persistWorkspace(h, AbortSignal.timeout(10 * 60_000)).catch((err) =>
+        log.warn(
+          { err, replId },
+          "could not persist a dead runner's workspace: the repl keeps its last persisted state",
+        ),
+      );
+      await removeFolder(h.dir, log);
+    });
+    lastPersists.set(replId, done);
+    void done.finally(() => {
+      if (lastPersists.get(replId) === done) lastPersists.delete(replId);
+    });
+  }
+
   function watchChild(h: Handle) {
     h.child?.once("exit", (code, sig) => {
       if (h.gone) return;
       log.warn({ replId: h.record.replId, runnerId: h.record.runnerId, code, signal: sig }, "runner process died");
-      // Unpersisted changes are lost with the runner: the repl keeps its last persisted state.
-      void forget(h);
+      buryDead(h);
     });
   }
 
@@ -376,7 +402,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
     for (const h of byRunner.values()) {
       if (!h.child && !h.gone && !isAlive(h.record.pid)) {
         log.warn({ replId: h.record.replId, runnerId: h.record.runnerId }, "adopted runner process died");
-        void forget(h);
+        buryDead(h);
       }
     }
   }, 2000);
@@ -409,6 +435,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
   const driver: LocalDriver = {
     async start(req: StartRequest, signal, progress) {
       const began = Date.now();
+      await lastPersists.get(req.replId);
       const old = liveHandleFor(req.replId);
       if (old) {
         log.warn(
@@ -495,7 +522,10 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
 
     async stop(req, signal, progress) {
       const h = byRunner.get(req.runnerId);
-      if (!h || h.gone) return { persistTime: lastPersisted.get(req.replId) ?? Date.now() };
+      if (!h || h.gone) {
+        await lastPersists.get(req.replId);
+        return { persistTime: lastPersisted.get(req.replId) ?? Date.now() };
+      }
       return serial(h, () =>
         h.gone ? Promise.resolve({ persistTime: Date.now() }) : stopRunner(h, req, signal, progress),
       );
