@@ -49,8 +49,11 @@ export const coreConfigSchema = z
     /** "auto" uses bubblewrap when installed, "bwrap" requires it (start fails without), "none" never. */
     DEVEX_SANDBOX: z.enum(["auto", "bwrap", "none"]).default("auto"),
     DEVEX_SANDBOX_NETWORK: env.bool(false),
-    /** The unprivileged host uid (and gid) repls and their runners run as when core runs as root. */
-    DEVEX_SANDBOX_UID: z.coerce.number().int().min(1).max(4_294_967_294).default(65532),
+    /**
+     * Core running as root: the first of the unprivileged host uids (and gids) runners run as, one
+     * each, 10,000 in all; above the usual /etc/subuid ranges and below 2^31.
+     */
+    DEVEX_SANDBOX_UID: z.coerce.number().int().min(1).max(2_147_000_000).default(200_000_000),
     DEVEX_SANDBOX_MEMORY: z.coerce
       .number()
       .int()

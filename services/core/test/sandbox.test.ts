@@ -90,7 +90,12 @@ describe("sandbox escape table (bwrap active)", function () {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1] ?? "";
     const hostUid = Number(field("Uid").split(/\s+/)[0]);
-    if (process.getuid?.() === 0) assert.notEqual(hostUid, 0, "the runner runs as root on the host");
+    if (process.getuid?.() === 0) {
+      assert.notEqual(hostUid, 0, "the runner runs as root on the host");
+      // Each repl its own uid: per-user kernel limits (processes, inotify instances) are not shared.
+      const other = readFileSync(`/proc/${(await runnerRecordOf(e, otherRepl)).pid}/status`, "utf8");
+      assert.notEqual(Number(/^Uid:\s*(\d+)/m.exec(other)?.[1]), hostUid, "two repls share a host uid");
+    }
     assert.equal(field("CapEff"), "0000000000000000");
     assert.equal(field("NoNewPrivs"), "1");
     // What the runner sees, through its own root (the test is root or the runner's user).

@@ -174,7 +174,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
     runnersDir,
     size: o.poolSize ?? 2,
     env: runnerEnv(),
-    owner: o.sandbox.owner,
+    uids: o.sandbox.uids,
     launch: (paths) => {
       const slot = {
         ...paths,
@@ -465,7 +465,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
           prefix: req.workspacePrefix,
           dir: workspace,
           manifestPath: manifestOf(h),
-          owner: o.sandbox.owner,
+          owner: p.slot.owner,
           concurrency: o.syncConcurrency,
           attempts: o.syncAttempts,
           signal,

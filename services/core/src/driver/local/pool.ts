@@ -8,14 +8,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
-import { chown, mkdir, rm, writeFile } from "node:fs/promises";
+import { chown, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import type { Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import { isAlive } from "../../../../../lib/kit/pids.js";
-import type { RunnerLaunch, RunnerPaths } from "./sandbox.js";
+import type { Owner, RunnerLaunch, RunnerPaths } from "./sandbox.js";
 
 export interface RunnerRecord {
   procId: string;
@@ -31,6 +31,8 @@ export interface RunnerRecord {
   port?: number;
   /** Set when the runner listens on a Unix socket (it runs in its own network namespace). */
   socketPath?: string;
+  /** Its own host uid (core as root): it owns the slot; free again once the folder is gone. */
+  uid?: number;
 }
 
 export interface PooledProcess {
@@ -84,14 +86,16 @@ export interface RunnerPoolOptions {
   /** The environment runner processes (and so user commands) start from: no core secrets. */
   env: Record<string, string>;
   /** How a runner process starts around its slot (Sandbox.runnerLaunch with the driver's choices). */
-  launch: (slot: { workspace: string; run: string }) => { slot: RunnerPaths; launch: RunnerLaunch };
-  /** Who owns the slot (core as root: the sandbox's uid). */
-  owner?: { uid: number; gid: number };
+  launch: (slot: { workspace: string; run: string; owner?: Owner }) => { slot: RunnerPaths; launch: RunnerLaunch };
+  /** The host uids slots are given, one each (core as root: Sandbox.uids). */
+  uids?: { first: number; count: number };
   log: Logger;
 }
 
 export class RunnerPool {
   private readonly idle: PoolEntry[] = [];
+  /** The uid claims, one after the other. */
+  private claims: Promise<unknown> = Promise.resolve();
   private spawning = 0;
   private closed = false;
 
@@ -146,15 +150,45 @@ export class RunnerPool {
     );
   }
 
+  /**
+   * A uid of the range no runner folder holds (its record names it until the folder is removed),
+   * written into a first record at once, so it stays taken across restarts too. One claim at a
+   * time, so two spawns never read the same free uid.
+   */
+  private claimUid(dir: string, procId: string): Promise<Owner | undefined> {
+    const range = this.o.uids;
+    if (!range) return Promise.resolve(undefined);
+    const claim = async () => {
+      const taken = new Set<number>();
+      for (const other of await readdir(this.o.runnersDir).catch(() => [] as string[])) {
+        const uid = await readFile(join(this.o.runnersDir, other, "record.json"), "utf8").then(
+          (t) => (JSON.parse(t) as RunnerRecord).uid,
+          () => undefined,
+        );
+        if (uid !== undefined) taken.add(uid);
+      }
+      let uid = range.first;
+      while (taken.has(uid)) uid++;
+      if (uid >= range.first + range.count) throw new Error(`all ${range.count} sandbox uids are in use`);
+      await writeRecord(dir, { procId, pid: 0, state: "pool", uid });
+      return { uid, gid: uid };
+    };
+    const next = this.claims.then(claim, claim);
+    this.claims = next.catch(() => undefined);
+    return next;
+  }
+
   private async spawn(): Promise<PoolEntry> {
     const procId = `p${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`;
     const dir = join(this.o.runnersDir, procId);
     await mkdir(dir, { recursive: true });
+    const owner = await this.claimUid(dir, procId);
     for (const sub of ["workspace", "run"]) {
       await mkdir(join(dir, sub), { mode: 0o700 });
-      if (this.o.owner) await chown(join(dir, sub), this.o.owner.uid, this.o.owner.gid);
+      if (owner) await chown(join(dir, sub), owner.uid, owner.gid);
     }
-    const { slot, launch } = this.o.launch({ workspace: join(dir, "workspace"), run: join(dir, "run") });
+    const paths = { workspace: join(dir, "workspace"), run: join(dir, "run"), owner };
+    const { slot, launch } = this.o.launch(paths);
     // A sandboxed runner warms up in its private /tmp; an unsandboxed one in its own folder.
     const scratch = launch.wrapper.length ? "/tmp" : dir;
     const argv = [...launch.wrapper, process.execPath, ...runnerExecArgv(), entryFile, processMarker, procId, scratch];
@@ -169,7 +203,7 @@ export class RunnerPool {
     } finally {
       closeSync(fd);
     }
-    const record: RunnerRecord = { procId, pid: child.pid ?? 0, state: "pool" };
+    const record: RunnerRecord = { procId, pid: child.pid ?? 0, state: "pool", uid: owner?.uid };
     const p: PooledProcess = { procId, dir, child, record, slot, launch };
     const readyMessage = new Promise<void>((resolve, reject) => {
       const onMessage = (m: { type?: string }) => {

@@ -7,9 +7,10 @@
  * writable at /workspace, a directory for its Unix socket at /run/devex, core's socket directory
  * read-only at /run/devex-core, a private /tmp, its own user, pid, ipc, uts and network namespaces
  * (the network shared with the host only in direct access or with DEVEX_SANDBOX_NETWORK), uid 1000
- * with every capability dropped. When core runs as root the sandbox runs as an unprivileged host
- * uid (`owner`, DEVEX_SANDBOX_UID), which owns the workspace; otherwise as core's own user in a user
- * namespace. Either way the runner cannot see core's data directory, keys, blob store, the user's
+ * with every capability dropped. When core runs as root each runner's sandbox runs as its own
+ * unprivileged host uid from `uids` (DEVEX_SANDBOX_UID onwards), which owns its workspace, so repls
+ * do not share per-user kernel limits (processes, inotify instances); otherwise as core's own user in
+ * a user namespace. Either way the runner cannot see core's data directory, keys, blob store, the user's
  * home or other repls: a runner taken over by its user gains nothing the user's shell lacked.
  * As root, a privileged bwrap builds that view first (so host paths need not be reachable by the
  * sandbox's uid: core's data dir may be 0700) and setpriv drops to the uid before the inner bwrap.
@@ -56,8 +57,16 @@ export interface SandboxOptions {
   /** Let sandboxed commands use the host network (off by default). */
   network?: boolean;
   limits: SandboxLimits;
-  /** The host uid (and gid) repls run as when core runs as root (default 65532). */
+  /** The first host uid (and gid) of the range repls run as when core runs as root. */
   uid?: number;
+  /** How many uids the range holds: at most that many runners at once (default 10,000). */
+  uidCount?: number;
+}
+
+/** A host uid and gid. */
+export interface Owner {
+  uid: number;
+  gid: number;
 }
 
 /** Host paths of one runner's slot. */
@@ -72,6 +81,8 @@ export interface RunnerPaths {
   code: string[];
   /** Share the host's network (direct access, DEVEX_SANDBOX_NETWORK) instead of a private one. */
   hostNetwork: boolean;
+  /** The slot's own host uid from `Sandbox.uids` (core as root), which owns `workspace` and `run`. */
+  owner?: Owner;
 }
 
 /** How to start a runner process: argv, the descriptors it inherits, and the paths it sees. */
@@ -89,8 +100,8 @@ export interface RunnerLaunch {
 export interface Sandbox {
   readonly kind: "bwrap" | "none";
   readonly rlimits: boolean;
-  /** The host uid/gid that owns repl workspaces (core runs as root), else undefined (core's own). */
-  readonly owner?: { uid: number; gid: number };
+  /** The host uids runners run as, one each (core runs as root), else undefined (core's own). */
+  readonly uids?: { first: number; count: number };
   /**
    * The argv prefix for a command of a runner whose workspace is at `workspace` (as the runner sees
    * it). `sharedNet`: commands join the runner's network namespace, else they get an empty one
@@ -117,7 +128,8 @@ export const SANDBOX_WORKSPACE = "/workspace";
 export const SANDBOX_RUN = "/run/devex";
 export const SANDBOX_CONTROL = "/run/devex-core";
 
-const DEFAULT_UID = 65532;
+const DEFAULT_UID = 200_000_000;
+const DEFAULT_UID_COUNT = 10_000;
 const masked = ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers"];
 /** The runner's fd on which bwrap reports the runner's host pid (0-2 stdio, 3 core's IPC channel). */
 const INFO_FD = 4;
@@ -160,10 +172,9 @@ function bwrapWorks(bwrap: string, owner?: { uid: number; gid: number }): string
   }
 }
 
-function rootOwner(uid: number | undefined): { uid: number; gid: number } | undefined {
+function rootUids(o: SandboxOptions): { first: number; count: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
-  const id = uid ?? DEFAULT_UID;
-  return { uid: id, gid: id };
+  return { first: o.uid ?? DEFAULT_UID, count: o.uidCount ?? DEFAULT_UID_COUNT };
 }
 
 export function createSandbox(o: SandboxOptions): Sandbox {
@@ -173,13 +184,13 @@ export function createSandbox(o: SandboxOptions): Sandbox {
       "DEVEX_SANDBOX=bwrap but bubblewrap (bwrap) is not installed: install it or set DEVEX_SANDBOX=auto",
     );
   }
-  const owner = rootOwner(o.uid);
-  const broken = found ? bwrapWorks(found, owner) : undefined;
+  const uids = rootUids(o);
+  const broken = found ? bwrapWorks(found, uids && { uid: uids.first, gid: uids.first }) : undefined;
   if (broken && o.mode === "bwrap") throw new Error(`DEVEX_SANDBOX=bwrap but bubblewrap cannot run here: ${broken}`);
   const bwrap = broken ? undefined : found;
   const prlimit = findProgram("prlimit");
-  const setpriv = owner ? findProgram("setpriv") : undefined;
-  if (bwrap && owner && !setpriv)
+  const setpriv = uids ? findProgram("setpriv") : undefined;
+  if (bwrap && uids && !setpriv)
     throw new Error("core runs as root: the sandbox needs setpriv (util-linux) to drop to an unprivileged uid");
   const l = o.limits;
   const limits = prlimit
@@ -194,7 +205,7 @@ export function createSandbox(o: SandboxOptions): Sandbox {
     : [];
   const mounts = bwrap ? rootMounts() : [];
   const privateRunnerNetwork = !!bwrap && !o.network;
-  const user = owner ? `uid ${owner.uid}` : "core's user in a user namespace";
+  const user = uids ? `one uid each from ${uids.first}` : "core's user in a user namespace";
   const parts = [
     bwrap
       ? `bubblewrap around each runner and its commands (${user}; ${o.network ? "host network" : "one private network per repl"})`
@@ -235,6 +246,8 @@ export function createSandbox(o: SandboxOptions): Sandbox {
     };
     // The private /tmp comes before the slot: the code may live under the host's /tmp (a CI clone).
     const tmp = ["--perms", "01777", "--tmpfs", "/tmp"];
+    const owner = uids && p.owner;
+    if (uids && !owner) throw new Error("core runs as root: a runner's slot needs its own uid");
     if (!owner) {
       const own = [...mounts, "--proc", "/proc", "--dev", "/dev", ...tmp, ...slot];
       return { wrapper: [bwrap, ...namespaces, ...own, ...entry], ...result };
@@ -269,7 +282,7 @@ export function createSandbox(o: SandboxOptions): Sandbox {
   return {
     kind: bwrap ? "bwrap" : "none",
     rlimits: !!prlimit,
-    owner: bwrap ? owner : undefined,
+    uids: bwrap ? uids : undefined,
     description: parts.join(" + "),
     privateRunnerNetwork,
     runnerLaunch,
