@@ -19,3 +19,11 @@ export function killGroup(pid: number, signal: NodeJS.Signals | number): boolean
     return false;
   }
 }
+
+/** Waits until the process is gone, polling every 50 ms for at most `ms`; whether it is gone. */
+export async function waitForExit(pid: number, ms: number): Promise<boolean> {
+  for (const deadline = Date.now() + ms; isAlive(pid) && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return !isAlive(pid);
+}

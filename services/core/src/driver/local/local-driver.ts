@@ -36,7 +36,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { RunnerAdminService } from "../../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import { unavailable } from "../../../../../lib/kit/errors.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
-import { isAlive } from "../../../../../lib/kit/pids.js";
+import { isAlive, waitForExit } from "../../../../../lib/kit/pids.js";
 import type { TokenSigner } from "../../../../../lib/kit/tokens.js";
 import {
   persist,
@@ -120,12 +120,6 @@ interface Handle {
   socketFd?: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits (up to 5 s) for a killed process to be gone: its sandbox's processes die with it. */
-async function waitGone(pid: number): Promise<void> {
-  for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(50);
-}
 
 async function isOurProcess(pid: number, procId: string): Promise<boolean> {
   try {
@@ -328,13 +322,11 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
     try {
       process.kill(pid, "SIGTERM");
     } catch {}
-    for (let i = 0; i < 50 && isAlive(pid); i++) await sleep(100);
-    if (isAlive(pid)) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {}
-      for (let i = 0; i < 20 && isAlive(pid); i++) await sleep(50);
-    }
+    if (await waitForExit(pid, 5000)) return;
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+    await waitForExit(pid, 1000);
   }
 
   async function drain(h: Handle, reason: string) {
@@ -380,7 +372,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
         try {
           process.kill(record.pid, "SIGKILL");
         } catch {}
-        await waitGone(record.pid);
+        await waitForExit(record.pid, 5000);
         await removeFolder(dir, log);
         continue;
       }
@@ -393,7 +385,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       try {
         process.kill(record.pid, "SIGKILL");
       } catch {}
-      await waitGone(record.pid);
+      await waitForExit(record.pid, 5000);
     }
     await removeFolder(dir, log);
   }

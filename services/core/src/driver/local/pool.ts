@@ -14,7 +14,7 @@ import type { Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Logger } from "../../../../../lib/kit/log.js";
-import { isAlive } from "../../../../../lib/kit/pids.js";
+import { waitForExit } from "../../../../../lib/kit/pids.js";
 import type { Owner, RunnerLaunch, RunnerPaths } from "./sandbox.js";
 
 export interface RunnerRecord {
@@ -266,7 +266,7 @@ export async function killPooled(p: PooledProcess): Promise<void> {
       if (pid) process.kill(pid, "SIGKILL");
     } catch {}
   }
-  for (let i = 0; i < 40 && isAlive(p.record.pid); i++) await new Promise((r) => setTimeout(r, 50));
+  await waitForExit(p.record.pid, 2000);
 }
 
 export function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {

@@ -156,6 +156,7 @@ function ancestorDirs(paths: string[]): string[] {
   return [...dirs].sort((a, b) => a.length - b.length).flatMap((d) => ["--perms", "0755", "--dir", d]);
 }
 
+/** The namespaces, user and capabilities of a runner's sandbox and of each of its commands. */
 const namespaceArgs = ["--unshare-all", "--uid", "1000", "--gid", "1000", "--cap-drop", "ALL", "--hostname", "repl"];
 
 /** Whether bwrap can create its namespaces here as `owner` (containers often forbid user namespaces). */
@@ -291,17 +292,9 @@ export function createSandbox(o: SandboxOptions): Sandbox {
       return [
         ...limits,
         bwrap,
-        "--unshare-all",
+        ...namespaceArgs,
         ...(o.network || sharedNet ? ["--share-net"] : []),
         "--die-with-parent",
-        "--uid",
-        "1000",
-        "--gid",
-        "1000",
-        "--cap-drop",
-        "ALL",
-        "--hostname",
-        "repl",
         ...mounts,
         "--proc",
         "/proc",
