@@ -120,7 +120,6 @@ interface Handle {
   socketFd?: number;
 }
 
-
 async function isOurProcess(pid: number, procId: string): Promise<boolean> {
   try {
     const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
