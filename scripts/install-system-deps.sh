@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages Devex's tests use: redis-server (state store tests), bubblewrap
-# (sandboxed runners), python3-grpcio (an independent gRPC client), chromium (browser tests).
+# (sandboxed runners), python3-grpcio (an independent gRPC client), chromium (browser tests), vim-tiny
+# and procps (vi and top, the full-screen programs the terminal replay tests run).
 # Uses sudo when not root; does nothing when everything is already there.
 set -euo pipefail
-packages=(redis-server bubblewrap python3-grpcio chromium)
+packages=(redis-server bubblewrap python3-grpcio chromium vim-tiny procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
