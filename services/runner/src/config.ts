@@ -2,6 +2,8 @@
  * Runner configuration, from the environment:
  *
  *   DEVEX_RUNNER_WORKSPACE          Directory served as the repl's workspace (required; created if missing).
+ *   DEVEX_RUNNER_HOME               The repl's home: user commands get it as HOME, and an empty one is seeded from
+ *                                   /etc/skel (the drivers set it; unset, commands keep the runner's HOME).
  *   DEVEX_RUNNER_PORT               Port for gRPC (h2c), Connect, WebSocket and preview (default 8090; 0 picks one).
  *   DEVEX_RUNNER_HOST               Interface to bind (default 127.0.0.1).
  *   DEVEX_RUNNER_SOCKET             Listen on this Unix domain socket instead of TCP (the local driver's runners in
@@ -36,6 +38,7 @@ const count = (fallback: number) => z.coerce.number().int().min(1).max(10_000).d
 
 export const configSchema = z.object({
   DEVEX_RUNNER_WORKSPACE: z.string().min(1),
+  DEVEX_RUNNER_HOME: z.string().min(1).optional(),
   DEVEX_RUNNER_PORT: env.port(8090),
   DEVEX_RUNNER_HOST: z.string().default("127.0.0.1"),
   DEVEX_RUNNER_SOCKET: z.string().min(1).optional(),
@@ -89,6 +92,8 @@ export interface CoreLink {
 
 export interface RunnerConfig {
   workspace: string;
+  /** The repl's home (HOME of user commands), outside the workspace. */
+  home?: string;
   port: number;
   host: string;
   /** Listen on this Unix socket instead of TCP host:port. */
@@ -126,6 +131,7 @@ export function loadRunnerConfig(source: NodeJS.ProcessEnv = process.env): Runne
   }
   return {
     workspace: c.DEVEX_RUNNER_WORKSPACE,
+    home: c.DEVEX_RUNNER_HOME,
     port: c.DEVEX_RUNNER_PORT,
     host: c.DEVEX_RUNNER_HOST,
     socketPath: c.DEVEX_RUNNER_SOCKET,

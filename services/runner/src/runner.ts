@@ -3,6 +3,7 @@
  * bridge, the preview proxy and (when core is configured) heartbeats and idle reports, all on one
  * port. main.ts calls this with config from the environment; tests call it with their own.
  */
+
 import { mkdir } from "node:fs/promises";
 import type { Interceptor } from "@connectrpc/connect";
 import { FileService } from "../../../gen/devex/runner/v1/file_pb.js";
@@ -20,6 +21,7 @@ import { ActivityTracker, type Clock } from "./activity.js";
 import { createRunnerAuth, principalKey } from "./auth.js";
 import type { RunnerConfig } from "./config.js";
 import { createControlClient, IdleMonitor } from "./control/idle-monitor.js";
+import { prepareHome } from "./home.js";
 import { createPreviewProxy } from "./preview/proxy.js";
 import { ProcessRegistry } from "./processes/registry.js";
 import { createAdminService } from "./services/admin-service.js";
@@ -65,6 +67,10 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
   await mkdir(config.workspace, { recursive: true });
   const workspace = await Workspace.open(config.workspace);
   const baseEnv = userEnv();
+  if (config.home) {
+    await prepareHome(config.home);
+    baseEnv.HOME = config.home;
+  }
   const { limits } = config;
   const terminals = new TerminalRegistry({
     workspace,

@@ -20,6 +20,8 @@ export interface DriverRepl {
   owner: string;
   /** Blob-store prefix of the workspace, e.g. "repl/alice/r1234/". */
   workspacePrefix: string;
+  /** Blob-store prefix of the repl's home, e.g. "home/alice/r1234/" (absent or "": not persisted). */
+  homePrefix?: string;
 }
 
 export interface StartRequest extends DriverRepl {

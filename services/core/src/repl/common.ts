@@ -29,6 +29,8 @@ export function toProto(r: ReplRecord): Repl {
 }
 
 export const workspacePrefix = (r: Pick<ReplRecord, "owner" | "replId">) => `repl/${r.owner}/${r.replId}/`;
+/** Where the repl's home is stored: beside the workspace's prefix, never under it (its sync owns every key there). */
+export const homePrefix = (r: Pick<ReplRecord, "owner" | "replId">) => `home/${r.owner}/${r.replId}/`;
 
 /** The caller's repl. Another user's repl is NotFound, exactly like a missing one. */
 export async function getOwned(deps: ReplDeps, userId: string, replId: string): Promise<ReplRecord> {

@@ -3,7 +3,7 @@
  * repl back to stopped with lastError set, and the call can simply be repeated.
  */
 import { DomainError, unavailable } from "../../../../lib/kit/errors.js";
-import { describe, getOwned, move, operationSignal, withReplLock, workspacePrefix } from "./common.js";
+import { describe, getOwned, homePrefix, move, operationSignal, withReplLock, workspacePrefix } from "./common.js";
 import type { ReplDeps } from "./deps.js";
 import { stopLocked } from "./stop.js";
 import { transitions } from "./transitions.js";
@@ -23,6 +23,7 @@ export async function deleteRepl(deps: ReplDeps, userId: string, replId: string,
       r = await move(deps, replId, [...t.from, "deleting"], { status: t.via });
       try {
         await deps.blobs.deletePrefix(workspacePrefix(r), operationSignal(deps));
+        await deps.blobs.deletePrefix(homePrefix(r), operationSignal(deps));
         await deps.state.deleteRepl(replId, r.owner);
       } catch (err) {
         await move(deps, replId, [t.via], { status: t.onFailure, lastError: `delete failed: ${describe(err)}` }).catch(

@@ -4,7 +4,7 @@
  * holds the repl's lock (and skips repls busy with an operation), so a runner that is being started
  * right now is never mistaken for an orphan. The workspace is persisted first unless the repl is gone.
  */
-import { workspacePrefix } from "./common.js";
+import { homePrefix, workspacePrefix } from "./common.js";
 import type { ReplDeps } from "./deps.js";
 
 export async function reconcileOnce(deps: ReplDeps, signal: AbortSignal): Promise<number> {
@@ -25,6 +25,7 @@ export async function reconcileOnce(deps: ReplDeps, signal: AbortSignal): Promis
           runnerId: runner.runnerId,
           owner: repl?.owner ?? "",
           workspacePrefix: repl ? workspacePrefix(repl) : "",
+          homePrefix: repl ? homePrefix(repl) : "",
           reason: "runner no longer belongs to its repl",
           persist: !!repl,
         },

@@ -11,7 +11,16 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type RunnerAccess, RunnerAccessSchema } from "../../../../gen/devex/core/v1/repl_pb.js";
 import { DomainError, failedPrecondition, unavailable } from "../../../../lib/kit/errors.js";
 import type { ActiveSession, ReplRecord } from "../state/store.js";
-import { describe, getOwned, move, operationSignal, runnerLost, withReplLock, workspacePrefix } from "./common.js";
+import {
+  describe,
+  getOwned,
+  homePrefix,
+  move,
+  operationSignal,
+  runnerLost,
+  withReplLock,
+  workspacePrefix,
+} from "./common.js";
 import type { ReplDeps } from "./deps.js";
 import { stopLocked } from "./stop.js";
 import { transitions } from "./transitions.js";
@@ -88,6 +97,7 @@ export async function startRepl(
           replId,
           owner: userId,
           workspacePrefix: workspacePrefix(r),
+          homePrefix: homePrefix(r),
           runnerId,
           controlToken: deps.signer.mint(
             { aud: "runner-control", sub: runnerId, repl: replId, scope: [] },
@@ -106,7 +116,13 @@ export async function startRepl(
       if (session) {
         await deps.driver
           .stop(
-            { ...session, owner: userId, workspacePrefix: workspacePrefix(r), reason: "start failed" },
+            {
+              ...session,
+              owner: userId,
+              workspacePrefix: workspacePrefix(r),
+              homePrefix: homePrefix(r),
+              reason: "start failed",
+            },
             operationSignal(deps),
           )
           .catch((e) => deps.log.error({ err: e, replId }, "could not tear down the runner of a failed start"));

@@ -4,7 +4,7 @@
  */
 import { failedPrecondition, unavailable } from "../../../../lib/kit/errors.js";
 import type { ReplRecord } from "../state/store.js";
-import { describe, getOwned, move, operationSignal, withReplLock, workspacePrefix } from "./common.js";
+import { describe, getOwned, homePrefix, move, operationSignal, withReplLock, workspacePrefix } from "./common.js";
 import type { ReplDeps } from "./deps.js";
 import { transitions } from "./transitions.js";
 
@@ -34,7 +34,14 @@ export async function stopLocked(
   let persistTime: number;
   try {
     ({ persistTime } = await deps.driver.stop(
-      { replId, owner: r.owner, workspacePrefix: workspacePrefix(r), runnerId: session.runnerId, reason },
+      {
+        replId,
+        owner: r.owner,
+        workspacePrefix: workspacePrefix(r),
+        homePrefix: homePrefix(r),
+        runnerId: session.runnerId,
+        reason,
+      },
       operationSignal(deps),
       (progress) => deps.events.publish(replId, { repl: r, progress }),
     ));

@@ -2,11 +2,12 @@
  * The local driver: each repl's runner is a process on this machine (the embedded setup's default).
  *
  * start: take a pooled runner process (pool.ts), restore `repl/<user>/<replId>/` into its slot's
- *   workspace (lib/sync, files owned by the sandbox's uid), hand it its configuration, wait until
- *   /healthz answers. The runner runs in its own sandbox (sandbox.ts) that sees only its slot.
+ *   workspace and `home/<user>/<replId>/` into its home (lib/sync, files owned by the sandbox's uid),
+ *   hand it its configuration, wait until /healthz answers. The runner runs in its own sandbox (sandbox.ts) that sees only its slot.
  * stop: persist (runner still fully usable if that fails) → Drain over RunnerAdminService → persist
  *   what changed while draining → SIGTERM the runner → remove its folder. Any persist failure
  *   throws Unavailable and leaves runner and workspace as they are; the next stop tries again.
+ * "Persist" is always both: the workspace, then the home minus caches (lib/sync/home.ts).
  * While a runner runs, its workspace is persisted every `persistIntervalMs`. A runner that dies takes
  * its sandbox's processes with it, so its workspace is persisted one last time, then removed; a new
  * start of that repl restores after that persist.
@@ -38,6 +39,7 @@ import { unavailable } from "../../../../../lib/kit/errors.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import { isAlive, waitForExit } from "../../../../../lib/kit/pids.js";
 import type { TokenSigner } from "../../../../../lib/kit/tokens.js";
+import { excludeFromHome } from "../../../../../lib/sync/home.js";
 import {
   persist,
   restore,
@@ -58,7 +60,7 @@ import {
   writeRecord,
 } from "./pool.js";
 import { pinnedPath, pinSocket, removeFolder } from "./runner-folder.js";
-import type { Sandbox } from "./sandbox.js";
+import { hostnameFor, type Sandbox } from "./sandbox.js";
 
 export interface LocalDriverOptions {
   /** Holds `workspaces/` and `runners/`. */
@@ -179,8 +181,9 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
     },
     log,
   });
-  /** The manifest of a runner's workspace: in its folder, outside what its sandbox sees. */
+  /** The manifests of a runner's workspace and home: in its folder, outside what its sandbox sees. */
   const manifestOf = (h: { dir: string }) => join(h.dir, "manifest.json");
+  const homeManifestOf = (h: { dir: string }) => join(h.dir, "home-manifest.json");
   const urlOf = (h: Handle) => (h.record.socketPath ? "http://localhost" : `http://127.0.0.1:${h.record.port}`);
   const targetOf = (h: Handle): RunnerTarget => ({
     url: urlOf(h),
@@ -228,26 +231,36 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
   }
 
   /**
-   * Persists a runner's workspace; returns undefined when lib/sync refuses because the directory is
-   * gone or is not the one restored (nothing stored is touched then, and there is nothing to save).
+   * Persists a runner's workspace, then its home; returns undefined when lib/sync refuses because the
+   * workspace is gone or is not the one restored (nothing stored is touched then, and there is
+   * nothing to save). A home refused the same way is logged and kept as stored.
    */
   async function persistWorkspace(h: Handle, signal: AbortSignal, progress?: (p: DriverProgress) => void) {
+    const refused = (what: string) => (err: unknown) => {
+      if (!(err instanceof WorkspaceMissingError || err instanceof WorkspaceReplacedError)) throw err;
+      log.error({ err, replId: h.record.replId }, `persist refused: the stored ${what} is kept as it was`);
+      return undefined;
+    };
+    const common = { store: blobs, concurrency: o.syncConcurrency, attempts: o.syncAttempts, signal };
     const r = await persist({
-      store: blobs,
+      ...common,
       prefix: h.record.workspacePrefix!,
       dir: h.record.workspace,
       manifestPath: manifestOf(h),
-      concurrency: o.syncConcurrency,
-      attempts: o.syncAttempts,
-      signal,
       onProgress: report(h.record.replId, progress),
-    }).catch((err) => {
-      if (!(err instanceof WorkspaceMissingError || err instanceof WorkspaceReplacedError)) throw err;
-      log.error({ err, replId: h.record.replId }, "persist refused: the stored workspace is kept as it was");
-      return undefined;
-    });
+    }).catch(refused("workspace"));
     if (!r) return undefined;
     logSync("persisted", h.record.replId, r);
+    if (h.record.homePrefix && h.record.home) {
+      const home = await persist({
+        ...common,
+        prefix: h.record.homePrefix,
+        dir: h.record.home,
+        manifestPath: homeManifestOf(h),
+        exclude: excludeFromHome,
+      }).catch(refused("home"));
+      if (home) logSync("persisted the home", h.record.replId, home);
+    }
     h.lastPersist = Date.now();
     lastPersisted.set(h.record.replId, h.lastPersist);
     return r;
@@ -445,6 +458,8 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
         owner: req.owner,
         workspacePrefix: req.workspacePrefix,
         workspace,
+        home: p.slot.home,
+        homePrefix: req.homePrefix || undefined,
         port: 0,
         socketPath: privateNetwork ? join(p.slot.run, "r.sock") : undefined,
       };
@@ -463,9 +478,23 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
           onProgress: report(req.replId, progress),
         });
         logSync("restored", req.replId, restored);
+        if (record.homePrefix) {
+          const home = await restore({
+            store: blobs,
+            prefix: record.homePrefix,
+            dir: p.slot.home,
+            manifestPath: homeManifestOf(h),
+            owner: p.slot.owner,
+            concurrency: o.syncConcurrency,
+            attempts: o.syncAttempts,
+            signal,
+          });
+          logSync("restored the home", req.replId, home);
+        }
         const inside = p.launch;
         const env: Record<string, string> = {
           DEVEX_RUNNER_WORKSPACE: inside.workspace,
+          DEVEX_RUNNER_HOME: inside.home,
           DEVEX_RUNNER_PORT: "0",
           DEVEX_RUNNER_HOST: "127.0.0.1",
           DEVEX_REPL_ID: req.replId,
@@ -475,7 +504,14 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
           DEVEX_RUNNER_CONTROL_TOKEN: req.controlToken,
           DEVEX_IDLE_TIMEOUT: String(o.idleTimeoutMs ?? 10 * 60_000),
           DEVEX_HEARTBEAT_INTERVAL: String(o.heartbeatIntervalMs ?? 30_000),
-          DEVEX_RUNNER_COMMAND_PREFIX: JSON.stringify(o.sandbox.prefix(inside.workspace, privateNetwork)),
+          DEVEX_RUNNER_COMMAND_PREFIX: JSON.stringify(
+            o.sandbox.prefix({
+              workspace: inside.workspace,
+              home: inside.home,
+              hostname: hostnameFor(req.replId),
+              sharedNet: privateNetwork,
+            }),
+          ),
           DEVEX_LOG_LEVEL: o.runnerLogLevel ?? "info",
         };
         if (privateNetwork && inside.control) {

@@ -2,7 +2,8 @@
  * A warm pool of runner processes (runner-entry.ts) started ahead of time, so a repl start costs an
  * IPC message and a listen instead of a Node start-up plus module loading (~1 s under tsx). Each
  * process gets its own folder under `runnersDir`: its log, its record and its slot — `workspace/`
- * (the repl's files, restored there when the process is assigned) and `run/` (its Unix socket) —
+ * (the repl's project, restored there when the process is assigned), `home/` (the repl's home,
+ * likewise), `run/` (its Unix socket) and `identity/` (the passwd and group it sees, read-only) —
  * which are all its sandbox sees of the host (sandbox.ts). The slot belongs to the sandbox's uid.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -15,6 +16,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import { waitForExit } from "../../../../../lib/kit/pids.js";
+import { writeSandboxIdentity } from "./identity.js";
 import type { Owner, RunnerLaunch, RunnerPaths } from "./sandbox.js";
 
 export interface RunnerRecord {
@@ -28,6 +30,9 @@ export interface RunnerRecord {
   workspacePrefix?: string;
   /** The slot's workspace on the host. */
   workspace?: string;
+  /** The slot's home on the host, and where the repl's home is stored (no prefix: not persisted). */
+  home?: string;
+  homePrefix?: string;
   port?: number;
   /** Set when the runner listens on a Unix socket (it runs in its own network namespace). */
   socketPath?: string;
@@ -86,7 +91,10 @@ export interface RunnerPoolOptions {
   /** The environment runner processes (and so user commands) start from: no core secrets. */
   env: Record<string, string>;
   /** How a runner process starts around its slot (Sandbox.runnerLaunch with the driver's choices). */
-  launch: (slot: { workspace: string; run: string; owner?: Owner }) => { slot: RunnerPaths; launch: RunnerLaunch };
+  launch: (slot: Pick<RunnerPaths, "workspace" | "home" | "run" | "identity" | "owner">) => {
+    slot: RunnerPaths;
+    launch: RunnerLaunch;
+  };
   /** The host uids slots are given, one each (core as root: Sandbox.uids). */
   uids?: { first: number; count: number };
   log: Logger;
@@ -183,11 +191,18 @@ export class RunnerPool {
     const dir = join(this.o.runnersDir, procId);
     await mkdir(dir, { recursive: true });
     const owner = await this.claimUid(dir, procId);
-    for (const sub of ["workspace", "run"]) {
+    for (const sub of ["workspace", "home", "run"]) {
       await mkdir(join(dir, sub), { mode: 0o700 });
       if (owner) await chown(join(dir, sub), owner.uid, owner.gid);
     }
-    const paths = { workspace: join(dir, "workspace"), run: join(dir, "run"), owner };
+    await writeSandboxIdentity(join(dir, "identity"));
+    const paths = {
+      workspace: join(dir, "workspace"),
+      home: join(dir, "home"),
+      run: join(dir, "run"),
+      identity: join(dir, "identity"),
+      owner,
+    };
     const { slot, launch } = this.o.launch(paths);
     // A sandboxed runner warms up in its private /tmp; an unsandboxed one in its own folder.
     const scratch = launch.wrapper.length ? "/tmp" : dir;

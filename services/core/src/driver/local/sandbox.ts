@@ -2,28 +2,30 @@
  * The sandbox a local repl lives in: its runner process and every command the runner starts.
  *
  * The runner (`runnerLaunch`) runs inside bubblewrap with what the repl's own shell has and nothing
- * more: a fresh root with read-only /usr, /etc (password hashes masked) and the Node install, the
- * runner's code read-only (node_modules, lib, gen, services/runner and its entry), its workspace
- * writable at /workspace, a directory for its Unix socket at /run/devex, core's socket directory
- * read-only at /run/devex-core, a private /tmp, its own user, pid, ipc, uts and network namespaces
- * (the network shared with the host only in direct access or with DEVEX_SANDBOX_NETWORK), uid 1000
- * with every capability dropped. When core runs as root each runner's sandbox runs as its own
- * unprivileged host uid from `uids` (DEVEX_SANDBOX_UID onwards), which owns its workspace, so repls
- * do not share per-user kernel limits (processes, inotify instances); otherwise as core's own user in
- * a user namespace. Either way the runner cannot see core's data directory, keys, blob store, the user's
- * home or other repls: a runner taken over by its user gains nothing the user's shell lacked.
- * As root, a privileged bwrap builds that view first (so host paths need not be reachable by the
- * sandbox's uid: core's data dir may be 0700) and setpriv drops to the uid before the inner bwrap.
+ * more: a fresh root with read-only /usr, /etc (password hashes masked; passwd and group the slot's
+ * own, naming the repl's user `devex` and no host user) and the Node install, the runner's code
+ * read-only (node_modules, lib, gen, services/runner and its entry), the project writable at
+ * /workspace, the repl's home writable at /home/devex, a directory for its Unix socket at
+ * /run/devex, core's socket directory read-only at /run/devex-core, a private /tmp, its own user,
+ * pid, ipc, uts and network namespaces (the network shared with the host only in direct access or
+ * with DEVEX_SANDBOX_NETWORK), uid 1000 with every capability dropped. When core runs as root each
+ * runner's sandbox runs as its own unprivileged host uid from `uids` (DEVEX_SANDBOX_UID onwards),
+ * which owns its workspace and home, so repls do not share per-user kernel limits (processes,
+ * inotify instances); otherwise as core's own user in a user namespace. Either way the runner cannot
+ * see core's data directory, keys, blob store, the host user's home or other repls: a runner taken
+ * over by its user gains nothing the user's shell lacked. As root, a privileged bwrap builds that
+ * view first (so host paths need not be reachable by the sandbox's uid: core's data dir may be
+ * 0700) and setpriv drops to the uid before the inner bwrap.
  *
  * Commands (`prefix`, DEVEX_RUNNER_COMMAND_PREFIX, evaluated inside the runner's sandbox):
  *
  *   prlimit --as --nproc --cpu --fsize --  bwrap <namespaces, mounts> --  <command>
  *
- * a nested bubblewrap with read-only system directories, only the workspace writable, private /tmp,
- * their own pid/ipc/uts/user namespaces, the runner's network namespace (so a dev server in one
- * terminal is reachable from the others and from the runner's preview proxy, while the host's
- * loopback is not), uid 1000 with no capabilities and --die-with-parent. There is no cgroup v2 here,
- * so memory/CPU/process limits are rlimits.
+ * a nested bubblewrap with read-only system directories, only the workspace and the home writable,
+ * private /tmp, the repl's id as hostname, their own pid/ipc/uts/user namespaces, the runner's
+ * network namespace (so a dev server in one terminal is reachable from the others and from the
+ * runner's preview proxy, while the host's loopback is not), uid 1000 with no capabilities and
+ * --die-with-parent. There is no cgroup v2 here, so memory/CPU/process limits are rlimits.
  */
 import { execFileSync } from "node:child_process";
 import { accessSync, constants, existsSync, lstatSync } from "node:fs";
@@ -71,8 +73,12 @@ export interface Owner {
 
 /** Host paths of one runner's slot. */
 export interface RunnerPaths {
-  /** The workspace, writable in the sandbox. */
+  /** The workspace (the project), writable in the sandbox. */
   workspace: string;
+  /** The repl's home (shell history, dotfiles, caches), writable in the sandbox. */
+  home: string;
+  /** A directory holding the `passwd` and `group` the sandbox sees (identity.ts). */
+  identity: string;
   /** Where the runner creates its Unix socket. */
   run: string;
   /** The directory holding core's Unix socket (read-only in the sandbox); absent on TCP. */
@@ -93,6 +99,7 @@ export interface RunnerLaunch {
   infoFd?: number;
   /** The paths as the runner sees them. */
   workspace: string;
+  home: string;
   run: string;
   control?: string;
 }
@@ -102,18 +109,24 @@ export interface Sandbox {
   readonly rlimits: boolean;
   /** The host uids runners run as, one each (core runs as root), else undefined (core's own). */
   readonly uids?: { first: number; count: number };
-  /**
-   * The argv prefix for a command of a runner whose workspace is at `workspace` (as the runner sees
-   * it). `sharedNet`: commands join the runner's network namespace, else they get an empty one
-   * (unless the sandbox gives them the host network).
-   */
-  prefix(workspace: string, sharedNet: boolean): string[];
+  /** The argv prefix for the commands of one runner (see CommandSandbox). */
+  prefix(c: CommandSandbox): string[];
   /** How to start one runner process in its own sandbox (opens the slot's descriptors). */
   runnerLaunch(paths: RunnerPaths): RunnerLaunch;
   /** Whether runners get their own network namespace (Unix sockets to and from core). */
   readonly privateRunnerNetwork: boolean;
   /** For logs: which isolation is active. */
   readonly description: string;
+}
+
+/** What a runner's commands see, as the runner sees it. */
+export interface CommandSandbox {
+  workspace: string;
+  home: string;
+  /** The repl's hostname (hostnameFor). */
+  hostname: string;
+  /** Commands join the runner's network namespace, else they get an empty one (unless the sandbox gives them the host network). */
+  sharedNet: boolean;
 }
 
 export const defaultLimits: SandboxLimits = {
@@ -125,6 +138,8 @@ export const defaultLimits: SandboxLimits = {
 
 /** Where a sandboxed runner sees its workspace, its socket directory and core's. */
 export const SANDBOX_WORKSPACE = "/workspace";
+export const SANDBOX_HOME = "/home/devex";
+export const SANDBOX_USER = "devex";
 export const SANDBOX_RUN = "/run/devex";
 export const SANDBOX_CONTROL = "/run/devex-core";
 
@@ -157,7 +172,18 @@ function ancestorDirs(paths: string[]): string[] {
 }
 
 /** The namespaces, user and capabilities of a runner's sandbox and of each of its commands. */
-const namespaceArgs = ["--unshare-all", "--uid", "1000", "--gid", "1000", "--cap-drop", "ALL", "--hostname", "repl"];
+const namespaceArgs = ["--unshare-all", "--uid", "1000", "--gid", "1000", "--cap-drop", "ALL"];
+
+/** A repl's hostname: its id as a DNS label (what `hostname` and the prompt show). */
+export function hostnameFor(replId: string): string {
+  const label = replId
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 63)
+    .replace(/-+$/, "");
+  return label || "repl";
+}
 
 /** Whether bwrap can create its namespaces here as `owner` (containers often forbid user namespaces). */
 function bwrapWorks(bwrap: string, owner?: { uid: number; gid: number }): string | undefined {
@@ -215,26 +241,40 @@ export function createSandbox(o: SandboxOptions): Sandbox {
   ];
 
   function runnerLaunch(p: RunnerPaths): RunnerLaunch {
-    const inside = { workspace: p.workspace, run: p.run, control: p.control };
+    const inside = { workspace: p.workspace, home: p.home, run: p.run, control: p.control };
     if (!bwrap) return { wrapper: [], ...inside };
     const slot = [
       ...p.code.flatMap((c) => ["--ro-bind", c, c]),
+      "--ro-bind",
+      join(p.identity, "passwd"),
+      "/etc/passwd",
+      "--ro-bind",
+      join(p.identity, "group"),
+      "/etc/group",
       "--bind",
       p.workspace,
       SANDBOX_WORKSPACE,
+      "--bind",
+      p.home,
+      SANDBOX_HOME,
       "--bind",
       p.run,
       SANDBOX_RUN,
       ...(p.control ? ["--ro-bind", p.control, SANDBOX_CONTROL] : []),
     ];
     // The runner is its sandbox's pid 1: core signals it directly, and its death ends every command.
-    const namespaces = [...namespaceArgs, ...(p.hostNetwork ? ["--share-net"] : []), "--as-pid-1"];
+    // Pooled before it has a repl: the repl's own hostname is its commands' (prefix).
+    const namespaces = [
+      ...namespaceArgs,
+      "--hostname",
+      "repl",
+      ...(p.hostNetwork ? ["--share-net"] : []),
+      "--as-pid-1",
+    ];
     const entry = [
       "--chdir",
       SANDBOX_WORKSPACE,
-      "--setenv",
-      "HOME",
-      SANDBOX_WORKSPACE,
+      ...["--setenv", "HOME", SANDBOX_HOME, "--setenv", "USER", SANDBOX_USER, "--setenv", "LOGNAME", SANDBOX_USER],
       "--info-fd",
       String(INFO_FD),
       "--",
@@ -242,6 +282,7 @@ export function createSandbox(o: SandboxOptions): Sandbox {
     const result = {
       infoFd: INFO_FD,
       workspace: SANDBOX_WORKSPACE,
+      home: SANDBOX_HOME,
       run: SANDBOX_RUN,
       control: p.control ? SANDBOX_CONTROL : undefined,
     };
@@ -264,7 +305,7 @@ export function createSandbox(o: SandboxOptions): Sandbox {
       "--dev",
       "/dev",
       ...tmp,
-      ...ancestorDirs([...p.code, SANDBOX_WORKSPACE, SANDBOX_RUN, SANDBOX_CONTROL]),
+      ...ancestorDirs([...p.code, SANDBOX_WORKSPACE, SANDBOX_HOME, SANDBOX_RUN, SANDBOX_CONTROL]),
       ...slot,
     ];
     const drop = [
@@ -287,12 +328,14 @@ export function createSandbox(o: SandboxOptions): Sandbox {
     description: parts.join(" + "),
     privateRunnerNetwork,
     runnerLaunch,
-    prefix(workspace, sharedNet) {
+    prefix({ workspace, home, hostname, sharedNet }) {
       if (!bwrap) return limits;
       return [
         ...limits,
         bwrap,
         ...namespaceArgs,
+        "--hostname",
+        hostname,
         ...(o.network || sharedNet ? ["--share-net"] : []),
         "--die-with-parent",
         ...mounts,
@@ -302,12 +345,14 @@ export function createSandbox(o: SandboxOptions): Sandbox {
         "/dev",
         "--tmpfs",
         "/tmp",
+        // The runner's own passwd and group (a bind of /etc alone would not carry them over).
+        ...["--ro-bind", "/etc/passwd", "/etc/passwd", "--ro-bind", "/etc/group", "/etc/group"],
         "--bind",
         workspace,
         workspace,
-        "--setenv",
-        "HOME",
-        workspace,
+        "--bind",
+        home,
+        home,
         "--",
       ];
     },
