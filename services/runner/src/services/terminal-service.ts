@@ -84,7 +84,7 @@ export async function* attachStream(
     transportBacklog: () => queue.bytes,
   };
   // Replay frames (and `exit` of an exited terminal) are queued by attach() and follow `attached`.
-  attachment = session.attach(sink, replay);
+  attachment = await session.attach(sink, replay);
   onAttach?.(attachment);
   try {
     yield {

@@ -12,6 +12,10 @@
  * is below the low watermarks. Replayed scrollback does not count, and acks for it are
  * ignored.
  *
+ * Output also feeds the session's mirror (mirror.ts), a headless terminal whose serialization is
+ * what a reattach replays; the raw bytes stay in the scrollback ring for ReadScrollback. The mirror
+ * takes part in flow control like a transport: its unparsed backlog pauses the PTY too.
+ *
  * No output is lost at exit (node-pty #72): when the last process closes the PTY's slave side, Linux
  * may report EIO on the master before the final bytes were read (about half the runs of `printf
  * big; exit` lose a tail here). The session therefore holds its own descriptor of the slave
@@ -23,6 +27,7 @@ import { closeSync, constants as fsConstants, openSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import type { IPty } from "@lydell/node-pty";
 import { isAlive, killGroup } from "../../../../lib/kit/pids.js";
+import { TerminalMirror } from "./mirror.js";
 import { RingBuffer } from "./ring-buffer.js";
 
 export const BATCH_MS = 5;
@@ -58,27 +63,60 @@ export interface AttachmentSink {
 export class Attachment {
   private unacked = 0;
   private acking = false;
-  private ignoreAcks: number;
+  private ignoreAcks = 0;
+  /** Frames (and the exit) that arrive while the replay is being taken; they follow it. */
+  private held: Array<Buffer | TerminalExitInfo> | undefined;
+  private heldBytes = 0;
+  /** Bytes of the replay that came first. */
+  replayBytes = 0;
 
   constructor(
     private readonly session: TerminalSession,
     readonly sink: AttachmentSink,
-    readonly replayBytes: number,
-  ) {
-    this.ignoreAcks = replayBytes;
-  }
+  ) {}
 
   /** Whether this attachment wants the PTY paused (or, when `resume`, lets it resume). */
   overWatermark(): boolean {
-    return (this.acking && this.unacked > HIGH_WATERMARK) || this.sink.transportBacklog() > TRANSPORT_HIGH_WATERMARK;
+    return (this.acking && this.unacked > HIGH_WATERMARK) || this.backlog() > TRANSPORT_HIGH_WATERMARK;
   }
 
   underWatermark(): boolean {
-    return (!this.acking || this.unacked < LOW_WATERMARK) && this.sink.transportBacklog() < TRANSPORT_LOW_WATERMARK;
+    return (!this.acking || this.unacked < LOW_WATERMARK) && this.backlog() < TRANSPORT_LOW_WATERMARK;
   }
 
-  delivered(n: number): void {
-    this.unacked += n;
+  /** Delivers a live output frame (or holds it until the replay went out). */
+  output(frame: Buffer): void {
+    if (this.held) {
+      this.held.push(frame);
+      this.heldBytes += frame.length;
+      return;
+    }
+    this.unacked += frame.length;
+    this.sink.output(frame);
+  }
+
+  exit(info: TerminalExitInfo): void {
+    if (this.held) this.held.push(info);
+    else this.sink.exit(info);
+  }
+
+  /** Holds live output until `replay` is called. */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  /** Sends the replay, then what was held meanwhile. */
+  replay(data: Buffer): void {
+    this.replayBytes = data.length;
+    this.ignoreAcks = data.length;
+    for (let i = 0; i < data.length; i += BATCH_BYTES) this.sink.output(data.subarray(i, i + BATCH_BYTES));
+    const held = this.held ?? [];
+    this.held = undefined;
+    this.heldBytes = 0;
+    for (const item of held) {
+      if (Buffer.isBuffer(item)) this.output(item);
+      else this.exit(item);
+    }
   }
 
   /** The client processed `n` more output bytes. */
@@ -97,6 +135,10 @@ export class Attachment {
 
   detach(): void {
     this.session.detach(this);
+  }
+
+  private backlog(): number {
+    return this.sink.transportBacklog() + this.heldBytes;
   }
 }
 
@@ -122,6 +164,7 @@ export class TerminalSession {
   exit: TerminalExitInfo | undefined;
   private readonly pty: IPty;
   private readonly scrollback: RingBuffer;
+  private readonly mirror: TerminalMirror;
   private readonly attachments = new Set<Attachment>();
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -143,6 +186,7 @@ export class TerminalSession {
     this.cols = init.pty.cols;
     this.rows = init.pty.rows;
     this.scrollback = new RingBuffer(init.scrollbackBytes);
+    this.mirror = new TerminalMirror(this.cols, this.rows, () => this.checkFlow());
     this.slaveFd = holdSlave(init.pty);
     this.pty.onData((d) => this.onData(d as unknown as Buffer));
     this.exited = new Promise((resolve) => {
@@ -154,7 +198,7 @@ export class TerminalSession {
         if (this.slaveFd !== undefined) closeSync(this.slaveFd);
         this.slaveFd = undefined;
         this.exit = { exitCode, signal: signal ? signalName(signal) : "" };
-        for (const a of this.attachments) a.sink.exit(this.exit);
+        for (const a of this.attachments) a.exit(this.exit);
         this.attachments.clear();
         init.onExit?.(this);
         resolve();
@@ -174,14 +218,20 @@ export class TerminalSession {
     return this.paused;
   }
 
-  /** Attaches a client; when `replay`, the scrollback is delivered first (as `replayBytes`). */
-  attach(sink: AttachmentSink, replay: boolean): Attachment {
+  /**
+   * Attaches a client. With `replay`, the sink first gets the mirror's serialization of the output
+   * so far (as `replayBytes`); output that arrives while it is taken waits and follows it.
+   */
+  async attach(sink: AttachmentSink, replay: boolean): Promise<Attachment> {
     this.flush();
-    const replayData = replay ? this.scrollback.tail() : Buffer.alloc(0);
-    const a = new Attachment(this, sink, replayData.length);
-    for (let i = 0; i < replayData.length; i += BATCH_BYTES) sink.output(replayData.subarray(i, i + BATCH_BYTES));
-    if (this.exit) sink.exit(this.exit);
-    else this.attachments.add(a);
+    const a = new Attachment(this, sink);
+    const exited = this.exit;
+    if (!exited) this.attachments.add(a);
+    if (replay) {
+      a.hold();
+      a.replay(await this.mirror.snapshot());
+    }
+    if (exited) sink.exit(exited);
     return a;
   }
 
@@ -200,7 +250,9 @@ export class TerminalSession {
   resize(cols: number, rows: number): void {
     this.cols = clamp(cols);
     this.rows = clamp(rows);
-    if (!this.exit) this.pty.resize(this.cols, this.rows);
+    if (this.exit) return;
+    this.pty.resize(this.cols, this.rows);
+    this.mirror.resize(this.cols, this.rows);
   }
 
   readScrollback(maxBytes: number): Buffer {
@@ -227,13 +279,15 @@ export class TerminalSession {
   checkFlow(): void {
     if (this.exit) return;
     const attachments = [...this.attachments];
-    if (!this.paused && attachments.some((a) => a.overWatermark())) {
+    const mirrorOver = this.mirror.backlog > TRANSPORT_HIGH_WATERMARK;
+    const mirrorUnder = this.mirror.backlog < TRANSPORT_LOW_WATERMARK;
+    if (!this.paused && (mirrorOver || attachments.some((a) => a.overWatermark()))) {
       this.paused = true;
       this.pty.pause();
       this.exitPoll = setInterval(() => {
         if (!isAlive(this.pid)) this.resumePty();
       }, EXIT_POLL_MS);
-    } else if (this.paused && attachments.every((a) => a.underWatermark())) {
+    } else if (this.paused && mirrorUnder && attachments.every((a) => a.underWatermark())) {
       this.resumePty();
     }
   }
@@ -287,10 +341,8 @@ export class TerminalSession {
     this.pending = [];
     this.pendingBytes = 0;
     this.scrollback.write(frame);
-    for (const a of this.attachments) {
-      a.delivered(frame.length);
-      a.sink.output(frame);
-    }
+    for (const a of this.attachments) a.output(frame);
+    this.mirror.write(frame);
     this.checkFlow();
   }
 }

@@ -4,7 +4,8 @@
  *   Auth:    subprotocols ["devex.terminal.v1", "bearer.<token>"] (the runner echoes only
  *            "devex.terminal.v1"), or `?token=<token>`. Refused before the upgrade with HTTP 401
  *            (missing, invalid or expired token), 403 (another repl's token) or 404 (no such terminal).
- *   Start:   query parameters `replay=1` (replay the scrollback), `cols=` and `rows=` (resize on attach).
+ *   Start:   query parameters `replay=1` (replay the screen and scrollback, see mirror.ts), `cols=` and
+ *            `rows=` (resize on attach, before the replay is taken, so it comes at the client's size).
  *   Frames:  binary frames carry raw bytes: client→runner input, runner→client output.
  *            Text frames carry protobuf-JSON: client→runner `AttachRequest` (`{"resize":{"cols":100,
  *            "rows":30}}` or `{"ack":"65536"}`; `{"input":"<base64>"}` works too), runner→client
@@ -131,29 +132,18 @@ export function createWsBridge(d: WsBridgeDeps) {
         ws.close(1000, "terminal exited");
       }
     };
-    attachment = session.attach(
-      {
-        output: (data) => {
-          parts.push(data);
-          partsBytes += data.length;
-          pump();
-        },
-        exit: (e) => {
-          exitInfo = e;
-          pump();
-        },
-        transportBacklog: () => ws.bufferedAmount + partsBytes,
+    const sink = {
+      output: (data: Buffer) => {
+        parts.push(data);
+        partsBytes += data.length;
+        pump();
       },
-      replay,
-    );
-    sendText({
-      frame: {
-        case: "attached",
-        value: { terminal: terminalProto(session), replayBytes: BigInt(attachment.replayBytes) },
+      exit: (e: TerminalExitInfo) => {
+        exitInfo = e;
+        pump();
       },
-    });
-    started = true;
-    pump();
+      transportBacklog: () => ws.bufferedAmount + partsBytes,
+    };
 
     ws.on("message", (data, isBinary) => {
       try {
@@ -176,6 +166,20 @@ export function createWsBridge(d: WsBridgeDeps) {
       streamDone();
     });
     ws.on("error", (err) => d.log.debug({ err }, "terminal websocket error"));
+
+    void session.attach(sink, replay).then((a) => {
+      attachment = a;
+      // The client left while the replay was taken.
+      if (ws.readyState !== ws.OPEN) {
+        a.detach();
+        return;
+      }
+      sendText({
+        frame: { case: "attached", value: { terminal: terminalProto(session), replayBytes: BigInt(a.replayBytes) } },
+      });
+      started = true;
+      pump();
+    });
   }
 }
 
