@@ -7,9 +7,11 @@
  *
  * The blob store comes from the environment, as in core: DEVEX_S3_BUCKET, DEVEX_S3_ENDPOINT,
  * DEVEX_S3_REGION, DEVEX_S3_ACCESS_KEY_ID, DEVEX_S3_SECRET_ACCESS_KEY, DEVEX_S3_FORCE_PATH_STYLE,
- * DEVEX_S3_PREFIX; or DEVEX_BLOB_DIR for a local directory store. Progress goes to stderr, the result
- * (JSON) to stdout. Exit code 0 on success, 1 on failure (a persist refused because the directory
- * is missing or replaced included: nothing remote changed), 2 on bad usage.
+ * DEVEX_S3_PREFIX; or DEVEX_BLOB_DIR for a local directory store. Progress goes to stderr, and so
+ * does one line each naming what was left out (FIFOs, sockets, devices, odd names) and the hard
+ * links stored as separate copies; the result (JSON) goes to stdout. Exit code 0 on success, 1 on
+ * failure (a persist refused because the directory is missing or replaced included: nothing remote
+ * changed), 2 on bad usage.
  *
  * The manifest defaults to `<dir>/.devex-sync/manifest.json`: on the workspace volume, so the init
  * container's restore and a later persist container share it (the sync never uploads `.devex-sync/`).
@@ -72,6 +74,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
           `${p.phase}: ${p.filesDone}/${p.filesTotal} files, ${p.bytesDone}/${p.bytesTotal} bytes\n`,
         ),
     });
+    if (result.skipped.length)
+      process.stderr.write(`${command}: left out (special files or unstorable names): ${result.skipped.join(", ")}\n`);
+    if (result.hardLinked.length)
+      process.stderr.write(`${command}: hard links stored as separate copies: ${result.hardLinked.join(", ")}\n`);
     process.stdout.write(`${JSON.stringify(result)}\n`);
     return 0;
   } catch (err) {

@@ -4,7 +4,13 @@
  * The walk is descriptor-relative and never follows a link (walk.ts, fsat.ts): files are opened
  * with O_NOFOLLOW from their parent's descriptor, checked to be regular by fstat, and hashed and
  * uploaded from that descriptor; symlinks are stored as their target text. Files whose
- * size/mtime/ctime match the manifest are not read again. Small changed files go into new 8 MiB packs
+ * size/mtime/ctime match the manifest are not read again. Regular files and every directory below
+ * the root keep their mode bits and mtime (meta.ts), so a chmod or touch alone makes a new
+ * generation, and empty directories come back.
+ *
+ * What is not a regular file, directory or symlink (FIFO, socket, device) is left out and listed in
+ * `skipped`. Hard links are not kept as links: each path is stored as its own file (listed in
+ * `hardLinked`) and comes back as a separate copy. `exclude` leaves paths out (and does not descend). Small changed files go into new 8 MiB packs
  * while the walk goes on; large ones become objects. Then the new generation, then the index (readers
  * see the old or the new state), then garbage: objects no kept generation names. Packs less than half
  * alive are rewritten from the stored pack.
@@ -22,6 +28,7 @@ import type { Readable } from "node:stream";
 import { WorkspaceMissingError, WorkspaceReplacedError } from "./errors.js";
 import { isSwapped, openDirectory, openFileAt, readlinkAt } from "./fsat.js";
 import { entryOf, identityOf, loadManifest, type ManifestEntry, manifestPathFor, saveManifest } from "./manifest.js";
+import { type Meta, metaOf, sameMeta } from "./meta.js";
 import {
   checkPrefix,
   generationKey,
@@ -34,7 +41,7 @@ import {
   summarize,
   validKey,
 } from "./remote.js";
-import type { GenerationInfo, PersistOptions, RemoteFile, StoredIndex, SyncResult } from "./types.js";
+import type { GenerationInfo, PersistOptions, RemoteDir, RemoteFile, StoredIndex, SyncResult } from "./types.js";
 import { forEachLimit, progressOf, readAll, retry, semaphore, sha256 } from "./util.js";
 import { type WalkEntry, walkTree } from "./walk.js";
 
@@ -96,7 +103,11 @@ class PersistRun {
   readonly nextCache: Record<string, ManifestEntry> = {};
   nextRemote?: RemoteState;
   private readonly next: Record<string, RemoteFile> = {};
+  private readonly nextDirs: Record<string, RemoteDir> = {};
+  /** Each regular file's metadata as it was when its content was read. */
+  private readonly meta = new Map<string, Required<Meta>>();
   private readonly skipped: string[] = [];
+  private readonly hardLinked: string[] = [];
   private readonly uploaded: Record<string, number> = {};
   private readonly attempts: number;
   private readonly concurrency: number;
@@ -125,7 +136,14 @@ class PersistRun {
 
   async go(): Promise<Omit<SyncResult, "ms">> {
     const { o, remote } = this;
-    await walkTree(this.rootFd, { limit: 32, skipTop: SYNC_DIR, signal: o.signal }, (e) => this.visit(e));
+    const walk = {
+      limit: 32,
+      skipTop: SYNC_DIR,
+      exclude: o.exclude,
+      onDirectory: (rel: string, st: Stats) => this.visitDirectory(rel, st),
+      signal: o.signal,
+    };
+    await walkTree(this.rootFd, walk, (e) => this.visit(e));
     await this.repack();
     await this.flushPack();
 
@@ -133,7 +151,8 @@ class PersistRun {
     const removed = Object.keys(remote.files).filter((rel) => !(rel in next));
     // A directory restored from an earlier generation differs from the newest even when unchanged.
     const rewound = (remote.base ?? remote.generation) !== remote.generation;
-    const changed = this.transferred + this.linksChanged + removed.length > 0 || !remote.indexed || rewound;
+    const changed =
+      this.transferred + this.linksChanged + removed.length > 0 || this.metaChanged() || !remote.indexed || rewound;
     let generation = remote.generation;
     let kept = remote.generations;
     if (changed) {
@@ -143,7 +162,7 @@ class PersistRun {
     let objects: Record<string, number> = { ...remote.objects, ...this.uploaded };
     delete objects[INDEX];
     if (changed) objects = await this.collectGarbage(kept, objects);
-    this.nextRemote = { indexed: true, files: next, generation, generations: kept, objects };
+    this.nextRemote = { indexed: true, files: next, dirs: this.nextDirs, generation, generations: kept, objects };
     this.progress.done();
     return {
       files: this.files,
@@ -153,8 +172,32 @@ class PersistRun {
       deleted: removed.length,
       objects: this.objects,
       skipped: this.skipped,
+      hardLinked: this.hardLinked,
       generation,
     };
+  }
+
+  /** A mode or mtime differs from the stored one (a file's, or a directory's, or a directory came or went). */
+  private metaChanged(): boolean {
+    const { remote, next, nextDirs } = this;
+    const files = Object.entries(next).some(([rel, f]) => f.link === undefined && !sameMeta(remote.files[rel], f));
+    const dirs = remote.dirs ?? {};
+    const dirNames = Object.keys(nextDirs);
+    return (
+      files ||
+      dirNames.length !== Object.keys(dirs).length ||
+      dirNames.some((rel) => !sameMeta(dirs[rel], nextDirs[rel]))
+    );
+  }
+
+  private visitDirectory(rel: string, st: Stats) {
+    if (validKey(this.o.prefix, rel)) this.nextDirs[rel] = metaOf(st);
+    else this.skipped.push(rel);
+  }
+
+  /** `f` with the metadata its file had when it was read. */
+  private withMeta(rel: string, f: RemoteFile): RemoteFile {
+    return { ...f, ...this.meta.get(rel) };
   }
 
   private unchanged(rel: string, sha: string, size: number): RemoteFile | undefined {
@@ -168,11 +211,17 @@ class PersistRun {
       return;
     }
     if (e.st.isSymbolicLink()) return this.visitLink(e);
+    if (!e.st.isFile()) {
+      this.skipped.push(e.rel); // a FIFO, socket or device: nothing a file could hold
+      return;
+    }
+    if (e.st.nlink > 1) this.hardLinked.push(e.rel);
     const c = this.cache[e.rel];
     const same = c && c.size === e.st.size && c.mtimeMs === e.st.mtimeMs && c.ctimeMs === e.st.ctimeMs;
     const stored = same ? this.unchanged(e.rel, c.sha256, c.size) : undefined;
     if (stored) {
-      this.next[e.rel] = stored;
+      this.meta.set(e.rel, metaOf(e.st));
+      this.next[e.rel] = this.withMeta(e.rel, stored);
       this.nextCache[e.rel] = c;
       this.files++;
       this.bytes += c.size;
@@ -199,10 +248,11 @@ class PersistRun {
 
   private counted(rel: string, st: Stats, sha: string, size: number): RemoteFile | undefined {
     this.nextCache[rel] = entryOf(st, sha);
+    this.meta.set(rel, metaOf(st));
     this.files++;
     this.bytes += size;
     const stored = this.unchanged(rel, sha, size);
-    if (stored) this.next[rel] = stored;
+    if (stored) this.next[rel] = this.withMeta(rel, stored);
     else this.progress.plan(1, size);
     return stored;
   }
@@ -236,7 +286,7 @@ class PersistRun {
   private async putObject(rel: string, sha: string, size: number, body: () => Buffer | Readable) {
     const id = newId();
     await this.put(OBJECTS + id, body, size);
-    this.next[rel] = { sha256: sha, size, object: id };
+    this.next[rel] = this.withMeta(rel, { sha256: sha, size, object: id });
     this.transferred++;
     this.transferredBytes += size;
     this.progress.add(1, size);
@@ -263,7 +313,7 @@ class PersistRun {
     this.pack = { id: newId(), parts: [], entries: [], size: 0 };
     const body = Buffer.concat(p.parts);
     await this.packUploads(() => this.put(PACKS + p.id, () => body, body.length));
-    for (const [rel, f] of p.entries) this.next[rel] = f;
+    for (const [rel, f] of p.entries) this.next[rel] = this.withMeta(rel, f);
     this.transferred += p.entries.length;
     this.transferredBytes += body.length;
     this.progress.add(p.entries.length, body.length);
@@ -309,7 +359,14 @@ class PersistRun {
     const keep = Math.max(1, this.o.keepGenerations ?? 5);
     const kept = [summarize(n, time, this.next), ...previous].slice(0, keep);
     const body = Buffer.from(
-      JSON.stringify({ version: 2, generation: n, time, files: this.next, generations: kept } satisfies StoredIndex),
+      JSON.stringify({
+        version: 2,
+        generation: n,
+        time,
+        files: this.next,
+        dirs: this.nextDirs,
+        generations: kept,
+      } satisfies StoredIndex),
     );
     await this.put(generationKey(n), () => body, body.length);
     await this.put(INDEX, () => body, body.length);

@@ -5,8 +5,9 @@
  *                                   large files of version 1 indexes
  *   .devex-sync/packs/<id>          small files concatenated, up to 8 MiB per pack
  *   .devex-sync/objects/<id>        files above 256 KiB, one object each
- *   .devex-sync/generations/<n>.json  one immutable generation: every file → sha256, size and where
- *                                   its content is (pack + offset, object, or a symlink's target)
+ *   .devex-sync/generations/<n>.json  one immutable generation: every file → sha256, size, mode,
+ *                                   mtime and where its content is (pack + offset, object, or a
+ *                                   symlink's target); every directory → mode, mtime
  *   .devex-sync/index.json          a copy of the newest generation, plus the list of kept ones
  *
  * Packs and objects get fresh ids and are never overwritten, so a kept generation stays readable
@@ -14,7 +15,7 @@
  */
 import type { BlobStore } from "../../services/core/src/blob/store.js";
 import { checkKey, listAll } from "../../services/core/src/blob/store.js";
-import type { GenerationInfo, GenerationSummary, RemoteFile, StoredIndex } from "./types.js";
+import type { GenerationInfo, GenerationSummary, RemoteDir, RemoteFile, StoredIndex } from "./types.js";
 import { readAll, retry } from "./util.js";
 
 /** The reserved folder at the top of the prefix; a workspace folder of that name is not synced. */
@@ -31,6 +32,8 @@ export interface RemoteState {
   indexed: boolean;
   /** The files of the generation the directory was restored from or last persisted. */
   files: Record<string, RemoteFile>;
+  /** The directories of that generation (absent: an index from before directories were stored). */
+  dirs?: Record<string, RemoteDir>;
   /** The generation `files` came from, when a restore took an earlier one than the newest. */
   base?: number;
   /** The newest generation number (0: none, or a version 1 index). */
@@ -100,7 +103,8 @@ export async function readRemote(o: Store, attempts: number): Promise<RemoteStat
   const index = await getJson(o, INDEX, attempts);
   if (index) {
     const generation = index.generation ?? 0;
-    return { indexed: true, files: index.files, generation, generations: index.generations ?? [], objects };
+    const { files, dirs } = index;
+    return { indexed: true, files, dirs, generation, generations: index.generations ?? [], objects };
   }
   const files: Record<string, RemoteFile> = {};
   for (const [rel, size] of Object.entries(objects))
@@ -108,18 +112,18 @@ export async function readRemote(o: Store, attempts: number): Promise<RemoteStat
   return { indexed: false, files, generation: 0, generations: [], objects };
 }
 
-/** The files of a kept generation (the newest is the index itself). */
+/** The files and directories of a kept generation (the newest is the index itself). */
 export async function readGeneration(
   o: Store,
   remote: RemoteState,
   generation: number,
   attempts: number,
-): Promise<Record<string, RemoteFile>> {
-  if (generation === remote.generation) return remote.files;
+): Promise<Pick<StoredIndex, "files" | "dirs">> {
+  if (generation === remote.generation) return remote;
   const kept = remote.generations.map((g) => g.generation);
   const stored = kept.includes(generation) ? await getJson(o, generationKey(generation), attempts) : undefined;
   if (!stored) throw new Error(`generation ${generation} is not kept (kept: ${kept.join(", ") || "none"})`);
-  return stored.files;
+  return stored;
 }
 
 /** The stored generations, newest first; [] when nothing was persisted yet. */

@@ -4,6 +4,12 @@
  * with mkdir + O_NOFOLLOW open, files with O_CREAT|O_EXCL|O_NOFOLLOW, symlinks with symlink(); with
  * `owner` each of them (and the workspace directory) is chowned to it, so a privileged core can hand
  * the tree to the sandbox's uid. Nothing goes through a link that is already there.
+ *
+ * Metadata (meta.ts) is applied on open descriptors: each file gets its mode and then its mtime once
+ * its content is written; directories, empty ones included, get theirs last and deepest first,
+ * because creating an entry changes its parent's mtime (and a read-only directory must stay writable
+ * until it is full). Runs of 64 KiB zero blocks are not written, so a sparse file comes back sparse;
+ * files above 16 MiB are streamed, never held in memory.
  */
 import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
@@ -11,8 +17,9 @@ import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { createFileAt, emptyDirectory, mkdirAt, type Owner, openDirectory, symlinkAt } from "./fsat.js";
 import { entryOf, identityOf, type ManifestEntry, manifestPathFor, saveManifest } from "./manifest.js";
+import { applyMeta } from "./meta.js";
 import { checkPrefix, contentKey, readGeneration, readRemote, validKey } from "./remote.js";
-import type { RemoteFile, RestoreOptions, SyncResult } from "./types.js";
+import type { RemoteDir, RemoteFile, RestoreOptions, SyncResult } from "./types.js";
 import { forEachLimit, progressOf, readAll, retry, sha256 } from "./util.js";
 
 /** Loose files up to this size are downloaded into memory (hashed and written in one go). */
@@ -28,7 +35,9 @@ export async function restore(o: RestoreOptions): Promise<SyncResult> {
   const concurrency = o.concurrency ?? 16;
   const remote = await readRemote(o, attempts);
   const generation = o.generation ?? remote.generation;
-  const files: Record<string, RemoteFile> = { ...(await readGeneration(o, remote, generation, attempts)) };
+  const stored = await readGeneration(o, remote, generation, attempts);
+  const files: Record<string, RemoteFile> = { ...stored.files };
+  const storedDirs: Record<string, RemoteDir> = stored.dirs ?? {};
 
   // Empty it rather than remove it: it may be a mount point (a Kubernetes volume).
   await mkdir(dir, { recursive: true });
@@ -38,7 +47,12 @@ export async function restore(o: RestoreOptions): Promise<SyncResult> {
     if (o.owner) await root.chown(o.owner.uid, o.owner.gid);
     await emptyDirectory(root.fd);
 
-    const skipped: string[] = [];
+    const skipped = Object.keys(storedDirs).filter((rel) => !validKey(o.prefix, rel));
+    const dirNames = Object.keys(storedDirs).filter((rel) => validKey(o.prefix, rel));
+    await forEachLimit(dirNames, concurrency, async (rel) => {
+      await dirs.acquire(rel);
+      await dirs.release(rel);
+    });
     const byPack = new Map<string, string[]>();
     const loose: string[] = [];
     const links: string[] = [];
@@ -65,6 +79,7 @@ export async function restore(o: RestoreOptions): Promise<SyncResult> {
         const fh = await createFileAt(fd, name, o.owner);
         try {
           const sha = await fill(fh);
+          await applyMeta(fh.fd, files[rel]);
           const st = await fh.stat();
           local[rel] = entryOf(st, sha);
           files[rel] = { ...files[rel], sha256: sha, size: st.size };
@@ -78,7 +93,7 @@ export async function restore(o: RestoreOptions): Promise<SyncResult> {
       }
     };
     const writeAll = (content: Buffer) => async (fh: FileHandle) => {
-      await fh.writeFile(content);
+      if ((await writeSparse(fh, content, 0)) < content.length) await fh.truncate(content.length);
       return sha256(content);
     };
 
@@ -114,11 +129,14 @@ export async function restore(o: RestoreOptions): Promise<SyncResult> {
             await fh.truncate(0);
             const hash = createHash("sha256");
             let position = 0;
+            let written = 0;
             for await (const chunk of await get()) {
               hash.update(chunk as Buffer);
-              await fh.write(chunk as Buffer, 0, (chunk as Buffer).length, position);
+              const end = await writeSparse(fh, chunk as Buffer, position);
+              if (end > position) written = end;
               position += (chunk as Buffer).length;
             }
+            if (written < position) await fh.truncate(position);
             return hash.digest("hex");
           }),
         );
@@ -139,13 +157,27 @@ export async function restore(o: RestoreOptions): Promise<SyncResult> {
       progress.add(1, 0);
     });
 
+    // Deepest first: a directory's own entries are all made (and their times set) before its time is.
+    const depth = (rel: string) => rel.split("/").length;
+    for (let d = dirNames.reduce((n, rel) => Math.max(n, depth(rel)), 0); d > 0; d--) {
+      const level = dirNames.filter((rel) => depth(rel) === d);
+      await forEachLimit(level, concurrency, async (rel) => {
+        const fd = await dirs.acquire(rel);
+        try {
+          await applyMeta(fd, storedDirs[rel]);
+        } finally {
+          await dirs.release(rel);
+        }
+      });
+    }
+
     for (const rel of skipped) delete files[rel];
     await saveManifest(manifestPathFor(o), {
       version: 3,
       prefix: o.prefix,
       root: identityOf(await root.stat({ bigint: true })),
       files: local,
-      remote: { ...remote, files, base: generation },
+      remote: { ...remote, files, dirs: stored.dirs, base: generation },
     });
     progress.done();
     const n = Object.keys(local).length + links.length;
@@ -157,6 +189,7 @@ export async function restore(o: RestoreOptions): Promise<SyncResult> {
       deleted: 0,
       objects,
       skipped,
+      hardLinked: [],
       generation,
       ms: Date.now() - began,
     };
@@ -205,4 +238,34 @@ function directories(rootFd: number, owner?: Owner) {
     await Promise.all(all.map((e) => e.handle.then((h) => h.close()).catch(() => {})));
   };
   return { acquire, release, closeAll };
+}
+
+const BLOCK = 64 * 1024;
+const ZEROS = Buffer.alloc(BLOCK);
+
+/**
+ * Writes `chunk` at `position` except for its all-zero 64 KiB blocks, which stay holes; returns the
+ * offset just after the last byte written (the caller extends the file to its size with truncate).
+ */
+async function writeSparse(fh: FileHandle, chunk: Buffer, position: number): Promise<number> {
+  let end = position;
+  let run = -1; // start of the current run of blocks with data
+  for (let at = 0; ; at += BLOCK) {
+    const block = chunk.subarray(at, at + BLOCK);
+    const hole = block.length === 0 || ZEROS.subarray(0, block.length).equals(block);
+    if (!hole && run < 0) run = at;
+    if (hole && run >= 0) {
+      await writeFully(fh, chunk.subarray(run, at), position + run);
+      end = position + Math.min(at, chunk.length);
+      run = -1;
+    }
+    if (block.length === 0) return end;
+  }
+}
+
+async function writeFully(fh: FileHandle, data: Buffer, position: number) {
+  for (let done = 0; done < data.length; ) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
 }

@@ -12,6 +12,8 @@
  *   because core may run as root over a tree its user controls: a directory swapped for a symlink
  *   fails the open instead of leading outside. Symlinks are stored as links, never followed.
  * - manifest.ts: the local manifest (hashes by size/mtime/ctime, directory identity, remote state).
+ * - meta.ts: what is kept besides content (mode bits without setuid/setgid, mtime), for files and
+ *   for every directory, so empty ones come back.
  *
  * Concurrency: one persist or restore per directory at a time (the caller serialises); objects are
  * transferred in parallel with bounded concurrency, each retried with exponential backoff.

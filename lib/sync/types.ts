@@ -1,10 +1,18 @@
 /** The options and results of persist/restore, and the stored index format. */
 import type { BlobStore } from "../../services/core/src/blob/store.js";
 
-/** A file or symlink as a generation stores it. Unknown fields are kept for later formats (modes, empty dirs). */
+/**
+ * A file or symlink as a generation stores it. Unknown fields are kept for later formats. `mode` and
+ * `mtimeMs` are absent in indexes written before they existed: such files restore with the default
+ * mode (0644 under the usual umask) and the restore time.
+ */
 export interface RemoteFile {
   sha256: string;
   size: number;
+  /** Permission bits (`st_mode & 0o1777`: setuid/setgid are never kept); regular files only. */
+  mode?: number;
+  /** Modification time, whole ms since the epoch; regular files only. */
+  mtimeMs?: number;
   /** Packed files: the pack id and the offset of the content in it. */
   pack?: string;
   offset?: number;
@@ -29,6 +37,14 @@ export interface GenerationInfo extends GenerationSummary {
   objects: string[];
 }
 
+/** A directory as a generation stores it (every one below the root, so empty ones come back). */
+export interface RemoteDir {
+  /** Permission bits (`st_mode & 0o1777`). */
+  mode: number;
+  /** Modification time, whole ms since the epoch. */
+  mtimeMs: number;
+}
+
 /**
  * `.devex-sync/index.json` and `.devex-sync/generations/<n>.json` (the same body: the index is a copy
  * of the newest generation). Version 1 indexes (no generations) are read as generation 0.
@@ -38,6 +54,8 @@ export interface StoredIndex {
   generation?: number;
   time?: number;
   files: Record<string, RemoteFile>;
+  /** Every directory below the root (absent before directories were stored). */
+  dirs?: Record<string, RemoteDir>;
   /** The kept generations, newest first, this one included. */
   generations?: GenerationInfo[];
 }
@@ -69,6 +87,12 @@ export interface SyncOptions {
 export interface PersistOptions extends SyncOptions {
   /** Generations the index keeps (default 5, at least 1); objects any of them needs are never deleted. */
   keepGenerations?: number;
+  /**
+   * Paths left out: neither stored nor descended into. `rel` is the slash-separated path below the
+   * root (".cache", ".npm/_cacache"); `kind` is what lstat saw ("file": anything that is neither a
+   * directory nor a symlink). A path stored earlier and excluded now is dropped from the next generation.
+   */
+  exclude?: (rel: string, kind: "dir" | "file" | "link") => boolean;
 }
 
 export interface RestoreOptions extends SyncOptions {
@@ -88,8 +112,12 @@ export interface SyncResult {
   deleted: number;
   /** Objects written or read. */
   objects: number;
-  /** Files that cannot be stored under a blob key (odd names) and were left out. */
+  /** Left out: files that cannot be stored under a blob key (odd names) and, on persist, FIFOs,
+   * sockets and devices (their contents are not files). */
   skipped: string[];
+  /** Persist: regular files with more than one hard link. Each path is stored as its own file, so a
+   * restore brings them back as separate copies. */
+  hardLinked: string[];
   /** The generation persisted or restored (0: the remote has no generations, e.g. fresh from a template). */
   generation: number;
   ms: number;

@@ -4,7 +4,8 @@
  * symlink mid-walk fails its open (and is looked at once more as what it now is) instead of taking
  * the walk outside the tree. Depth-first (a LIFO of tasks) with at most `limit` tasks at once; a
  * directory's descriptor is closed as soon as its last entry is done, so open descriptors stay
- * around `limit` × depth on any tree.
+ * around `limit` × depth on any tree. Each directory is reported from an fstat of its own open
+ * descriptor, so what is reported is what was listed.
  */
 import type { Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
@@ -17,7 +18,7 @@ export interface WalkEntry {
   /** The parent directory's descriptor, open while the callback runs: use it (fsat.ts) to open `name`. */
   dirFd: number;
   name: string;
-  /** lstat of the entry: a regular file or a symlink. */
+  /** lstat of the entry: anything but a directory (a regular file, symlink, FIFO, socket or device). */
   st: Stats;
 }
 
@@ -35,12 +36,16 @@ export interface WalkOptions {
   limit: number;
   /** A top-level directory name left out (the reserved sync folder). */
   skipTop?: string;
+  /** Paths left out, directories not descended into (see PersistOptions.exclude). */
+  exclude?: (rel: string, kind: "dir" | "file" | "link") => boolean;
+  /** Called for every directory below the root with the fstat of its open descriptor. */
+  onDirectory?: (rel: string, st: Stats) => void;
   signal?: AbortSignal;
 }
 
 /**
- * Calls `onEntry` for every regular file and symlink under the open directory `rootFd` (sockets,
- * FIFOs, devices and atomic writes in flight are left out).
+ * Calls `onEntry` for everything but directories under the open directory `rootFd` (atomic writes
+ * in flight are left out).
  */
 export async function walkTree(
   rootFd: number,
@@ -81,6 +86,7 @@ export async function walkTree(
   const visit = async (d: Dir, name: string, isDir: boolean, tries: number): Promise<Task[]> => {
     const rel = d.rel ? `${d.rel}/${name}` : name;
     if (isDir) {
+      if (o.exclude?.(rel, "dir")) return [];
       let handle: FileHandle;
       try {
         handle = await openDirAt(d.fd, name);
@@ -89,6 +95,7 @@ export async function walkTree(
         return tries > 1 ? visit(d, name, false, tries - 1) : []; // now a link or a file: take it as that
       }
       open.add(handle);
+      o.onDirectory?.(rel, await handle.stat());
       return [list({ fd: handle.fd, handle, rel, refs: 1 })];
     }
     let st: Stats;
@@ -99,7 +106,7 @@ export async function walkTree(
       throw e;
     }
     if (st.isDirectory()) return tries > 1 ? visit(d, name, true, tries - 1) : [];
-    if (st.isFile() || st.isSymbolicLink()) await onEntry({ rel, dirFd: d.fd, name, st });
+    if (!o.exclude?.(rel, st.isSymbolicLink() ? "link" : "file")) await onEntry({ rel, dirFd: d.fd, name, st });
     return [];
   };
 
