@@ -49,7 +49,8 @@ describe("runner ProcessService", function () {
     assert.deepEqual(b.exit, { $typeName: "devex.runner.v1.ProcessExit", exitCode: 4, signal: "", timedOut: false });
     const c = await run(procs, { command: { shell: "kill -9 $$" } });
     assert.equal(c.exit?.signal, "SIGKILL");
-    assert.equal(await codeOf(run(procs, { command: { argv: ["no-such-program-xyz"] } })), "FailedPrecondition");
+    const missing = await run(procs, { command: { argv: ["no-such-program-xyz"] } });
+    assert.equal(missing.exit?.exitCode, 127, "a missing program ends like in bash (exec-codes.test.ts)");
     assert.equal(await codeOf(run(procs, { command: { argv: ["ls"], cwd: "../" } })), "InvalidArgument");
     const secrets = await run(procs, { command: { shell: "env | grep -c ^DEVEX_ || true" } });
     assert.equal(secrets.stdout.trim(), "0", "the runner's DEVEX_* configuration does not leak into commands");

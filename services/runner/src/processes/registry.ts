@@ -10,7 +10,8 @@ import { invalidArgument, notFound, resourceExhausted } from "../../../../lib/ki
 import { killGroup } from "../../../../lib/kit/pids.js";
 import { RingBuffer } from "../terminals/ring-buffer.js";
 import type { Workspace } from "../workspace/paths.js";
-import { type ExitInfo, exitInfo, spawnCommand, waitExit } from "./spawn.js";
+import { findBash } from "./exec-like-bash.js";
+import { type ExitInfo, exitInfo, type SpawnContext, spawnCommand, waitExit } from "./spawn.js";
 
 export interface ProcessRegistryDeps {
   workspace: Workspace;
@@ -44,8 +45,14 @@ export class ProcessRegistry {
   /** Spawns past the limit check but not yet in `execs`/`background`: counted so that concurrent ones cannot overshoot. */
   private starting = 0;
   private counter = 0;
+  private readonly spawnContext: SpawnContext;
 
-  constructor(private readonly deps: ProcessRegistryDeps) {}
+  constructor(private readonly deps: ProcessRegistryDeps) {
+    const { workspace, baseEnv, commandPrefix = [] } = deps;
+    // Elsewhere (no bash in the system directories) the command's PATH has to find one.
+    const bash = findBash() ?? "bash";
+    this.spawnContext = { workspace, baseEnv, commandPrefix, bash };
+  }
 
   get running(): number {
     let n = this.execs.size;
@@ -74,7 +81,7 @@ export class ProcessRegistry {
     this.checkLimit();
     this.starting++;
     try {
-      const child = await spawnCommand(this.deps.workspace, this.deps.baseEnv, spec, this.deps.commandPrefix);
+      const child = await spawnCommand(this.spawnContext, spec);
       return register(child);
     } finally {
       this.starting--;

@@ -1,6 +1,8 @@
 /**
  * Spawning commands for Exec and background processes: in their own process group (detached), so
- * a timeout, a cancel or KillProcess can signal the whole group, grandchildren included.
+ * a timeout, a cancel or KillProcess can signal the whole group, grandchildren included. Both forms
+ * run through bash: `shell` as `bash -c`, `argv` via `execLikeBash`, so a program that cannot run
+ * ends like in a shell (exit 127 or 126 and bash's message) rather than as an RPC error.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { stat } from "node:fs/promises";
@@ -10,6 +12,7 @@ import { killGroup } from "../../../../lib/kit/pids.js";
 import { signalName } from "../terminals/session.js";
 import { withFsErrors } from "../workspace/fs-errors.js";
 import type { Workspace } from "../workspace/paths.js";
+import { execLikeBash } from "./exec-like-bash.js";
 
 export interface ExitInfo {
   exitCode: number;
@@ -17,18 +20,29 @@ export interface ExitInfo {
   timedOut: boolean;
 }
 
+/** Where and how commands start. */
+export interface SpawnContext {
+  workspace: Workspace;
+  baseEnv: Record<string, string>;
+  /** Put before every command (a sandbox); see DEVEX_RUNNER_COMMAND_PREFIX. */
+  commandPrefix: string[];
+  /** The bash both forms run through, an absolute path: the command's own PATH need not hold one. */
+  bash: string;
+}
+
 export async function spawnCommand(
-  ws: Workspace,
-  baseEnv: Record<string, string>,
+  { workspace, baseEnv, commandPrefix, bash }: SpawnContext,
   spec: CommandSpec,
-  commandPrefix: string[] = [],
 ): Promise<ChildProcess> {
-  const cwd = await ws.resolve(spec.cwd);
+  const cwd = await workspace.resolve(spec.cwd);
   const st = await withFsErrors(cwd.rel, () => stat(cwd.abs));
   if (!st.isDirectory()) throw failedPrecondition(`cwd "${cwd.rel}" is not a directory`);
-  const [file, ...args] = spec.shell ? ["bash", "-c", spec.shell] : spec.argv;
-  if (!file) throw invalidArgument("command: set argv (program and arguments) or shell (a bash command line)");
-  const argv = [...commandPrefix, file, ...args];
+  const [file, ...args] = spec.argv;
+  if (!spec.shell && !file)
+    throw invalidArgument("command: set argv (program and arguments) or shell (a bash command line)");
+  // $0 "bash", as when found on PATH: bash's own messages start with it.
+  const command = spec.shell ? [bash, "-c", spec.shell, "bash"] : execLikeBash(bash, file, args);
+  const argv = [...commandPrefix, ...command];
   const child = spawn(argv[0], argv.slice(1), {
     cwd: cwd.abs,
     env: { ...baseEnv, ...spec.env },
@@ -38,9 +52,10 @@ export async function spawnCommand(
   await new Promise<void>((resolve, reject) => {
     child.once("spawn", resolve);
     child.once("error", (e) => {
+      // Only the runner's own programs (bash, the sandbox) are spawned here: the command's are exec'd by bash.
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === "ENOENT") reject(failedPrecondition(`program "${file}" was not found on PATH`));
-      else if (code === "EACCES") reject(failedPrecondition(`program "${file}" is not executable`));
+      if (code === "ENOENT" || code === "EACCES")
+        reject(failedPrecondition(`cannot run commands: "${argv[0]}" is missing or not executable on the runner`));
       else reject(e);
     });
   });
