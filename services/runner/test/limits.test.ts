@@ -76,10 +76,11 @@ describe("runner limits under concurrency", function () {
     const procs = client(ProcessService);
     await t.runner.processes.killAll(0);
     const failed = await tally(
-      Array.from({ length: 100 }, () => procs.startProcess({ command: { argv: ["no-such-program-xyz"] } })),
+      // A missing cwd fails the start after its slot was reserved (a missing program now starts and exits 127).
+      Array.from({ length: 100 }, () => procs.startProcess({ command: { argv: ["true"], cwd: "no-such-dir" } })),
     );
     assert.equal(failed.ok, 0);
-    assert.equal(failed.errors.find(([e]) => e.startsWith("FailedPrecondition: program"))?.[1], 32);
+    assert.equal(failed.errors.find(([e]) => e.startsWith("NotFound"))?.[1], 32);
     // Every slot is free again: the full limit can start.
     const r = await tally(Array.from({ length: 32 }, () => procs.startProcess({ command: { argv: ["sleep", "60"] } })));
     assert.equal(r.ok, 32);
