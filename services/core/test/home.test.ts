@@ -5,7 +5,9 @@
  * caches. Inside the sandbox `pwd`, `whoami`, `hostname` and `$HOME` name no host path or host user.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { CoreClients, RunnerClients } from "../../../lib/client/clients.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
 import { listAll } from "../src/blob/store.js";
@@ -94,6 +96,16 @@ describe("the repl's home is not its project (bwrap)", function () {
     assert.ok(!all.includes(e.dir), `no host path: ${all}`);
     for (const name of hostUserNames())
       assert.ok(!new RegExp(`\\b${name}\\b`).test(all), `no host user ${name}: ${all}`);
+  });
+
+  it("the repl's commands share one /tmp, as on one machine, which the host's /tmp does not see", async () => {
+    const name = `devex-tmp-${process.pid}-${Date.now()}`;
+    let exitCode: number | undefined;
+    for await (const m of runner.processes.exec({ command: { shell: `echo shared > /tmp/${name}` } }))
+      if (m.event.case === "exit") exitCode = m.event.value.exitCode;
+    assert.equal(exitCode, 0);
+    assert.equal((await sh(`cat /tmp/${name}`)).output.trim(), "shared", "a terminal sees what an Exec wrote");
+    assert.ok(!existsSync(join(tmpdir(), name)), "not on the host's /tmp");
   });
 
   it("stop → start keeps the home (history, dotfiles) but not its caches, and the project unchanged", async () => {

@@ -21,15 +21,17 @@
  *
  *   prlimit --as --nproc --cpu --fsize --  bwrap <namespaces, mounts> --  <command>
  *
- * a nested bubblewrap with read-only system directories, only the workspace and the home writable,
- * private /tmp, the repl's id as hostname, their own pid/ipc/uts/user namespaces, the runner's
- * network namespace (so a dev server in one terminal is reachable from the others and from the
- * runner's preview proxy, while the host's loopback is not), uid 1000 with no capabilities and
- * --die-with-parent. There is no cgroup v2 here, so memory/CPU/process limits are rlimits.
+ * a nested bubblewrap with read-only system directories, only the workspace, the home and one /tmp
+ * for all of the repl's commands writable (not the runner's own /tmp), the repl's id as hostname,
+ * their own pid/ipc/uts/user namespaces, the runner's network namespace (so a dev server in one
+ * terminal is reachable from the others and from the runner's preview proxy, while the host's
+ * loopback is not), uid 1000 with no capabilities and --die-with-parent. There is no cgroup v2
+ * here, so memory/CPU/process limits are rlimits.
  */
 import { execFileSync } from "node:child_process";
 import { accessSync, constants, existsSync, lstatSync } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
+import { HOME_DIR, PROJECT_DIR, USER_ID, USER_NAME } from "../repl-identity.js";
 
 function findProgram(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(delimiter)) {
@@ -137,11 +139,12 @@ export const defaultLimits: SandboxLimits = {
 };
 
 /** Where a sandboxed runner sees its workspace, its socket directory and core's. */
-export const SANDBOX_WORKSPACE = "/workspace";
-export const SANDBOX_HOME = "/home/devex";
-export const SANDBOX_USER = "devex";
+export const SANDBOX_WORKSPACE = PROJECT_DIR;
+export const SANDBOX_HOME = HOME_DIR;
 export const SANDBOX_RUN = "/run/devex";
 export const SANDBOX_CONTROL = "/run/devex-core";
+/** The /tmp all of a repl's commands share (as on one machine), inside the runner's private /tmp. */
+const COMMANDS_TMP = "/tmp/repl";
 
 const DEFAULT_UID = 200_000_000;
 const DEFAULT_UID_COUNT = 10_000;
@@ -172,18 +175,7 @@ function ancestorDirs(paths: string[]): string[] {
 }
 
 /** The namespaces, user and capabilities of a runner's sandbox and of each of its commands. */
-const namespaceArgs = ["--unshare-all", "--uid", "1000", "--gid", "1000", "--cap-drop", "ALL"];
-
-/** A repl's hostname: its id as a DNS label (what `hostname` and the prompt show). */
-export function hostnameFor(replId: string): string {
-  const label = replId
-    .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 63)
-    .replace(/-+$/, "");
-  return label || "repl";
-}
+const namespaceArgs = ["--unshare-all", "--uid", String(USER_ID), "--gid", String(USER_ID), "--cap-drop", "ALL"];
 
 /** Whether bwrap can create its namespaces here as `owner` (containers often forbid user namespaces). */
 function bwrapWorks(bwrap: string, owner?: { uid: number; gid: number }): string | undefined {
@@ -274,7 +266,7 @@ export function createSandbox(o: SandboxOptions): Sandbox {
     const entry = [
       "--chdir",
       SANDBOX_WORKSPACE,
-      ...["--setenv", "HOME", SANDBOX_HOME, "--setenv", "USER", SANDBOX_USER, "--setenv", "LOGNAME", SANDBOX_USER],
+      ...["--setenv", "HOME", SANDBOX_HOME, "--setenv", "USER", USER_NAME, "--setenv", "LOGNAME", USER_NAME],
       "--info-fd",
       String(INFO_FD),
       "--",
@@ -287,7 +279,7 @@ export function createSandbox(o: SandboxOptions): Sandbox {
       control: p.control ? SANDBOX_CONTROL : undefined,
     };
     // The private /tmp comes before the slot: the code may live under the host's /tmp (a CI clone).
-    const tmp = ["--perms", "01777", "--tmpfs", "/tmp"];
+    const tmp = ["--perms", "01777", "--tmpfs", "/tmp", "--perms", "01777", "--dir", COMMANDS_TMP];
     const owner = uids && p.owner;
     if (uids && !owner) throw new Error("core runs as root: a runner's slot needs its own uid");
     if (!owner) {
@@ -343,7 +335,8 @@ export function createSandbox(o: SandboxOptions): Sandbox {
         "/proc",
         "--dev",
         "/dev",
-        "--tmpfs",
+        "--bind",
+        COMMANDS_TMP,
         "/tmp",
         // The runner's own passwd and group (a bind of /etc alone would not carry them over).
         ...["--ro-bind", "/etc/passwd", "/etc/passwd", "--ro-bind", "/etc/group", "/etc/group"],
