@@ -22,14 +22,15 @@ RUN npx tsc -p tsconfig.build.json \
 
 # What every repl gets: a shell, git, certificates, the runner and the sync CLI. The user is
 # devex (1000) with HOME /home/devex; in Kubernetes the root filesystem is read-only and
-# /workspaces, /home/devex and /tmp are emptyDir volumes.
+# /workspaces (the runner sees its repl's folder of it at /workspace), /home/devex and /tmp are
+# emptyDir volumes. The project and the home are at the same paths as in the local driver's sandbox.
 FROM ${NODE_IMAGE} AS runner-base
 RUN apt-get update \
  && apt-get install -y --no-install-recommends bash ca-certificates curl git less procps tini \
  && rm -rf /var/lib/apt/lists/* \
  && usermod --login devex --move-home --home /home/devex node \
  && groupmod --new-name devex node \
- && install -d -o 1000 -g 1000 /workspaces /var/lib/devex-sync
+ && install -d -o 1000 -g 1000 /workspaces /workspace /var/lib/devex-sync
 ENV NODE_ENV=production \
     HOME=/home/devex \
     SHELL=/bin/bash \
@@ -40,7 +41,7 @@ COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 USER 1000:1000
-WORKDIR /workspaces
+WORKDIR /workspace
 EXPOSE 8090
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "/app/dist/services/runner/src/main.js"]

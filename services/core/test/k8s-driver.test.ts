@@ -88,7 +88,14 @@ describe("Kubernetes driver against the fake API server", () => {
     assert.equal(pod.containers[0].name, "runner");
     const env = Object.fromEntries(pod.containers[0].env.map((e: KubeObject) => [e.name, e.value ?? e.valueFrom]));
     assert.equal(env.DEVEX_REPL_ID, "r-start");
-    assert.equal(env.DEVEX_RUNNER_WORKSPACE, "/workspaces/r-start");
+    assert.equal(env.DEVEX_RUNNER_WORKSPACE, "/workspace", "the project's path is the same on every driver");
+    assert.equal(env.DEVEX_RUNNER_HOME, "/home/devex");
+    assert.equal(pod.hostname, "r-start", "the repl's id is its hostname");
+    assert.deepEqual(
+      pod.containers[0].volumeMounts.find((m: KubeObject) => m.name === "workspaces"),
+      { name: "workspaces", mountPath: "/workspace", subPath: "r-start" },
+      "the runner sees only its own folder of the volume",
+    );
     assert.equal(env.DEVEX_RUNNER_ID, req.runnerId);
     assert.deepEqual(env.DEVEX_RUNNER_CONTROL_TOKEN, { secretKeyRef: { name: "devex-r-start", key: "control-token" } });
     assert.ok(!JSON.stringify(dep).includes(req.controlToken), "the control token is not in the Deployment");
@@ -219,7 +226,7 @@ describe("Kubernetes driver against the fake API server", () => {
     ]);
     assert.deepEqual(
       eph.volumeMounts.map((m: KubeObject) => m.name),
-      ["workspaces", "sync-state", "tmp"],
+      ["workspaces", "home", "sync-state", "tmp"],
     );
     assert.deepEqual(eph.envFrom, [{ secretRef: { name: "devex-s3" } }]);
     assert.equal(count(fake).deployments, 1, "nothing deleted while the upload runs");

@@ -4,7 +4,7 @@
  * driver contract can check files end to end through the fake API server:
  *
  * - Volumes: every emptyDir is a directory per pod (uid); paths in a container's command and env
- *   that fall under one of its volumeMounts are mapped into it.
+ *   that fall under one of its volumeMounts are mapped into it (into its subPath folder, if set).
  * - Sync containers (restore init container, persist ephemeral container): the command must be the
  *   driver's `sh -c 'exec "$0" "$@" > /dev/termination-log' node /app/dist/lib/sync/cli.js <op> ...`.
  *   The arguments are parsed like lib/sync/cli.ts does and lib/sync's restore/persist run in-process
@@ -38,7 +38,7 @@ export function createLocalKubelet(opts: { blobs: BlobStore; root: string }): Lo
   function mapper(pod: KubeObject, container: KubeObject) {
     const mounts: { path: string; dir: string }[] = (container.volumeMounts ?? []).map((m: KubeObject) => ({
       path: m.mountPath,
-      dir: join(opts.root, pod.metadata.uid, m.name),
+      dir: join(opts.root, pod.metadata.uid, m.name, m.subPath ?? ""),
     }));
     return async (path: string): Promise<string> => {
       const m = mounts.find((x) => path === x.path || path.startsWith(`${x.path}/`));
@@ -81,6 +81,7 @@ export function createLocalKubelet(opts: { blobs: BlobStore; root: string }): Lo
       const config = loadRunnerConfig({
         ...env,
         DEVEX_RUNNER_WORKSPACE: await map(env.DEVEX_RUNNER_WORKSPACE),
+        DEVEX_RUNNER_HOME: env.DEVEX_RUNNER_HOME && (await map(env.DEVEX_RUNNER_HOME)),
         DEVEX_RUNNER_HOST: "127.0.0.1",
         DEVEX_RUNNER_PORT: "0",
         DEVEX_LOG_LEVEL: "silent",

@@ -4,7 +4,10 @@
  *
  *   Deployment devex-<replId> (1 replica)
  *     init container  "restore": lib/sync restore of repl/<user>/<replId>/ into the emptyDir /workspaces
- *     container       "runner":  the runner on :8090, readiness on /healthz
+ *                                and of home/<user>/<replId>/ into the emptyDir /home/devex
+ *     container       "runner":  the runner on :8090, readiness on /healthz; the project at /workspace
+ *                                (its folder of /workspaces), the home at /home/devex, the repl's id
+ *                                as hostname (repl-identity.ts: the same on every driver)
  *     container       "mcp":     optional MCP sidecar on :8091
  *   Secret     devex-<replId>  the runner's control token (never in the Deployment spec)
  *   Service    devex-<replId>  → runner (and mcp)
@@ -26,6 +29,7 @@ import type {
   V1SecurityContext,
   V1Service,
 } from "@kubernetes/client-node";
+import { HOME_DIR, hostnameFor, PROJECT_DIR } from "../repl-identity.js";
 
 export const MANAGED_BY = "app.kubernetes.io/managed-by";
 export const LABEL_REPL = "devex.dev/repl-id";
@@ -84,6 +88,8 @@ export interface ReplIdentity {
   owner: string;
   runnerId: string;
   workspacePrefix: string;
+  /** Where the repl's home is stored; absent or "": the home is not persisted. */
+  homePrefix?: string;
 }
 
 /** Kubernetes object name for a repl: a DNS-1035 label of at most 63 characters. */
@@ -139,7 +145,10 @@ function syncEnvFrom(settings: KubernetesDriverSettings) {
 }
 
 /** The lib/sync CLI as shipped in the runner image (infra/docker/runner.Dockerfile). */
-export function syncCommand(op: "restore" | "persist", id: Pick<ReplIdentity, "replId" | "workspacePrefix">): string[] {
+export function syncCommand(
+  op: "restore" | "persist",
+  id: Pick<ReplIdentity, "replId" | "workspacePrefix" | "homePrefix">,
+): string[] {
   return [
     "sh",
     "-c",
@@ -153,8 +162,19 @@ export function syncCommand(op: "restore" | "persist", id: Pick<ReplIdentity, "r
     id.workspacePrefix,
     "--manifest",
     `${SYNC_STATE_DIR}/manifest.json`,
+    ...(id.homePrefix
+      ? ["--home", HOME_DIR, "--home-prefix", id.homePrefix, "--home-manifest", `${SYNC_STATE_DIR}/home-manifest.json`]
+      : []),
   ];
 }
+
+/** What the restore and persist containers mount: both trees and the manifests. */
+const syncMounts = () => [
+  { name: "workspaces", mountPath: WORKSPACE_DIR },
+  { name: "home", mountPath: HOME_DIR },
+  { name: "sync-state", mountPath: SYNC_STATE_DIR },
+  { name: "tmp", mountPath: "/tmp" },
+];
 
 function restoreContainer(settings: KubernetesDriverSettings, id: ReplIdentity): V1Container {
   return {
@@ -164,11 +184,7 @@ function restoreContainer(settings: KubernetesDriverSettings, id: ReplIdentity):
     command: syncCommand("restore", id),
     env: syncEnv(settings),
     envFrom: syncEnvFrom(settings),
-    volumeMounts: [
-      { name: "workspaces", mountPath: WORKSPACE_DIR },
-      { name: "sync-state", mountPath: SYNC_STATE_DIR },
-      { name: "tmp", mountPath: "/tmp" },
-    ],
+    volumeMounts: syncMounts(),
     resources: limits(settings),
     securityContext: restrictedSecurityContext(true),
     terminationMessagePolicy: "FallbackToLogsOnError",
@@ -190,7 +206,8 @@ function runnerContainer(settings: KubernetesDriverSettings, id: ReplIdentity, n
     imagePullPolicy: settings.imagePullPolicy,
     ports: [{ name: "http", containerPort: RUNNER_PORT, protocol: "TCP" }],
     env: [
-      { name: "DEVEX_RUNNER_WORKSPACE", value: workspaceDir(id.replId) },
+      { name: "DEVEX_RUNNER_WORKSPACE", value: PROJECT_DIR },
+      { name: "DEVEX_RUNNER_HOME", value: HOME_DIR },
       { name: "DEVEX_RUNNER_HOST", value: "0.0.0.0" },
       { name: "DEVEX_RUNNER_PORT", value: String(RUNNER_PORT) },
       { name: "DEVEX_REPL_ID", value: id.replId },
@@ -201,7 +218,7 @@ function runnerContainer(settings: KubernetesDriverSettings, id: ReplIdentity, n
         name: "DEVEX_RUNNER_CONTROL_TOKEN",
         valueFrom: { secretKeyRef: { name, key: "control-token" } },
       },
-      { name: "HOME", value: "/home/devex" },
+      { name: "HOME", value: HOME_DIR },
     ],
     readinessProbe: {
       httpGet: { path: "/healthz", port: "http" },
@@ -213,10 +230,11 @@ function runnerContainer(settings: KubernetesDriverSettings, id: ReplIdentity, n
       initialDelaySeconds: 10,
       periodSeconds: 20,
     },
+    // Only its own folder of the volume, at the path the project has on every driver.
     volumeMounts: [
-      { name: "workspaces", mountPath: WORKSPACE_DIR },
+      { name: "workspaces", mountPath: PROJECT_DIR, subPath: id.replId },
       { name: "tmp", mountPath: "/tmp" },
-      { name: "home", mountPath: "/home/devex" },
+      { name: "home", mountPath: HOME_DIR },
     ],
     resources: limits(settings),
     securityContext: restrictedSecurityContext(true),
@@ -270,6 +288,7 @@ export function buildDeployment(
       template: {
         metadata: { labels },
         spec: {
+          hostname: hostnameFor(id.replId),
           automountServiceAccountToken: false,
           serviceAccountName: settings.serviceAccountName,
           enableServiceLinks: false,
@@ -404,10 +423,10 @@ export function buildIngress(settings: KubernetesDriverSettings, id: ReplIdentit
   };
 }
 
-/** The ephemeral container stop injects: persists /workspaces with lib/sync, then exits. */
+/** The ephemeral container stop injects: persists the workspace and the home with lib/sync, then exits. */
 export function buildPersistContainer(
   settings: KubernetesDriverSettings,
-  id: Pick<ReplIdentity, "replId" | "workspacePrefix">,
+  id: Pick<ReplIdentity, "replId" | "workspacePrefix" | "homePrefix">,
   name: string,
 ): V1EphemeralContainer {
   return {
@@ -417,11 +436,7 @@ export function buildPersistContainer(
     command: syncCommand("persist", id),
     env: syncEnv(settings),
     envFrom: syncEnvFrom(settings),
-    volumeMounts: [
-      { name: "workspaces", mountPath: WORKSPACE_DIR },
-      { name: "sync-state", mountPath: SYNC_STATE_DIR },
-      { name: "tmp", mountPath: "/tmp" },
-    ],
+    volumeMounts: syncMounts(),
     securityContext: restrictedSecurityContext(true),
     terminationMessagePolicy: "FallbackToLogsOnError",
   };

@@ -6,9 +6,8 @@
 import { readFileSync } from "node:fs";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { SANDBOX_HOME, SANDBOX_USER } from "./sandbox.js";
+import { HOME_DIR, USER_ID, USER_NAME } from "../repl-identity.js";
 
-const REPL_ID = 1000;
 const NOBODY = 65534;
 
 /** Lines of a colon-separated database whose third field (the id) is a system id and whose name is not ours. */
@@ -16,7 +15,7 @@ function systemEntries(text: string): string[] {
   return text.split("\n").filter((line) => {
     const [name, , id] = line.split(":");
     const n = Number(id);
-    return !!name && name !== SANDBOX_USER && Number.isInteger(n) && (n < REPL_ID || n === NOBODY);
+    return !!name && name !== USER_NAME && Number.isInteger(n) && (n < USER_ID || n === NOBODY);
   });
 }
 
@@ -31,8 +30,8 @@ function hostFile(path: string): string {
 /** The two files' text. */
 export function sandboxIdentity(hostPasswd = hostFile("/etc/passwd"), hostGroup = hostFile("/etc/group")) {
   return {
-    passwd: `${[...systemEntries(hostPasswd), `${SANDBOX_USER}:x:${REPL_ID}:${REPL_ID}:Devex:${SANDBOX_HOME}:/bin/bash`].join("\n")}\n`,
-    group: `${[...systemEntries(hostGroup), `${SANDBOX_USER}:x:${REPL_ID}:`].join("\n")}\n`,
+    passwd: `${[...systemEntries(hostPasswd), `${USER_NAME}:x:${USER_ID}:${USER_ID}:Devex:${HOME_DIR}:/bin/bash`].join("\n")}\n`,
+    group: `${[...systemEntries(hostGroup), `${USER_NAME}:x:${USER_ID}:`].join("\n")}\n`,
   };
 }
 

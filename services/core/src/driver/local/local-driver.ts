@@ -50,6 +50,7 @@ import {
 } from "../../../../../lib/sync/sync.js";
 import type { BlobStore } from "../../blob/store.js";
 import type { Driver, DriverProgress, RunnerInfo, StartRequest, StopRequest } from "../driver.js";
+import { hostnameFor } from "../repl-identity.js";
 import {
   abortable,
   killPooled,
@@ -60,7 +61,7 @@ import {
   writeRecord,
 } from "./pool.js";
 import { pinnedPath, pinSocket, removeFolder } from "./runner-folder.js";
-import { hostnameFor, type Sandbox } from "./sandbox.js";
+import type { Sandbox } from "./sandbox.js";
 
 export interface LocalDriverOptions {
   /** Holds `workspaces/` and `runners/`. */
