@@ -7,11 +7,12 @@
  * Errors follow the MCP spec: an unknown tool or arguments that do not fit the schema are protocol
  * errors (InvalidParams); a failure of the tool itself (unknown repl, stopped repl, file changed
  * since read, quota reached, ...) is a result with isError and a message the agent can act on.
+ * Either way the text is clean (error-text.ts).
  */
-import { create, fromJson, toJson } from "@bufbuild/protobuf";
-import { createValidator } from "@bufbuild/protovalidate";
+import { create } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import {
   CallToolRequestSchema,
   type CallToolResult,
@@ -21,8 +22,11 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { DomainError } from "../../../lib/kit/errors.js";
 import type { Logger } from "../../../lib/kit/log.js";
+import { cleanErrorsSentBy, escapeControls } from "./error-text.js";
+import { createArgumentParser } from "./tool-arguments.js";
 import type { Caller, ToolImpls } from "./tools/agent-tools.js";
 import type { ToolDefinition } from "./tools/catalog.js";
+import { toolJson } from "./tools/tool-json.js";
 
 export interface McpServerDeps {
   catalog: ToolDefinition[];
@@ -31,8 +35,15 @@ export interface McpServerDeps {
   version: string;
 }
 
+/** A Server whose protocol errors reach the client with clean messages, over any transport. */
+class AgentServer extends Server {
+  override connect(transport: Transport): Promise<void> {
+    return super.connect(cleanErrorsSentBy(transport));
+  }
+}
+
 export function createMcpServer(deps: McpServerDeps, caller: Caller): Server {
-  const server = new Server(
+  const server = new AgentServer(
     { name: "devex", title: "Devex repls", version: deps.version },
     {
       capabilities: { tools: {} },
@@ -43,7 +54,7 @@ export function createMcpServer(deps: McpServerDeps, caller: Caller): Server {
     },
   );
   const byName = new Map(deps.catalog.map((t) => [t.name, t]));
-  const validator = createValidator();
+  const parseArguments = createArgumentParser();
 
   server.setRequestHandler(ListToolsRequestSchema, () => ({
     tools: deps.catalog.map((t) => ({
@@ -59,27 +70,16 @@ export function createMcpServer(deps: McpServerDeps, caller: Caller): Server {
   server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
     const tool = byName.get(request.params.name);
     if (!tool) throw new McpError(ErrorCode.InvalidParams, `unknown tool "${request.params.name}"`);
-    let input: ReturnType<typeof fromJson>;
-    try {
-      input = fromJson(tool.method.input, (request.params.arguments ?? {}) as never);
-    } catch (e) {
-      throw new McpError(ErrorCode.InvalidParams, `invalid arguments for ${tool.name}: ${(e as Error).message}`);
-    }
-    const check = validator.validate(tool.method.input, input);
-    if (check.kind === "invalid") {
-      const details = check.violations.map((v) => v.toString()).join("; ");
-      throw new McpError(ErrorCode.InvalidParams, `invalid arguments for ${tool.name}: ${details}`);
-    }
+    const input = parseArguments(tool, request.params.arguments ?? {});
     const impl = (deps.tools as unknown as Record<string, (...a: unknown[]) => Promise<object>>)[tool.method.localName];
     try {
-      const output = await impl(input, caller, extra.signal);
-      const json = toJson(tool.method.output, create(tool.method.output, output as never), {
-        useProtoFieldName: true,
-        alwaysEmitImplicit: true,
-      }) as Record<string, unknown>;
+      const output = (await impl(input, caller, extra.signal)) as Record<string, unknown>;
+      const json: Record<string, unknown> = toolJson(tool.method.output, create(tool.method.output, output as never));
+      for (const name of Object.keys(tool.extra.output)) json[name] = output[name];
       return { content: [{ type: "text", text: JSON.stringify(json, null, 2) }], structuredContent: json };
     } catch (e) {
-      return { isError: true, content: [{ type: "text", text: toolErrorMessage(e, deps.log, tool.name) }] };
+      const text = escapeControls(toolErrorMessage(e, deps.log, tool.name));
+      return { isError: true, content: [{ type: "text", text }] };
     }
   });
 

@@ -72,11 +72,35 @@ describe("MCP tool catalog derived from devex.mcp.v1 descriptors", () => {
     assert.equal(files.properties.paths.maxItems, 32);
   });
 
-  it("describes outputs, including nested messages and 64-bit integers as proto JSON writes them", () => {
+  it("describes outputs, including nested messages, with 64-bit integers as JSON numbers", () => {
     const out = byName.get("list_files")!.outputSchema as { properties: Record<string, Record<string, unknown>> };
     const items = out.properties.entries.items as { properties: Record<string, Record<string, unknown>> };
-    assert.deepEqual(items.properties.size.type, ["integer", "string"]);
+    assert.equal(items.properties.size.type, "integer");
+    assert.equal(items.properties.size.minimum, 0);
+    assert.equal(items.properties.size.maximum, Number.MAX_SAFE_INTEGER);
     assert.equal(items.properties.path.type, "string");
+  });
+
+  it("requires exactly the arguments protovalidate refuses to leave out", () => {
+    const required = (name: string) => ((byName.get(name)!.inputSchema.required as string[] | undefined) ?? []).sort();
+    // A port of 0 breaks its range rule, so the port is required although it has no length rule.
+    assert.deepEqual(required("get_preview_url"), ["port", "repl_id"]);
+    assert.deepEqual(required("list_files"), ["repl_id"]);
+    assert.deepEqual(required("edit_file"), ["edits", "path", "repl_id"]);
+    assert.deepEqual(required("list_repls"), []);
+    const edits = (byName.get("edit_file")!.inputSchema.properties as Record<string, { items: { required: string[] } }>)
+      .edits;
+    assert.deepEqual(edits.items.required, ["old_text"]);
+  });
+
+  it("adds the content encoding to read_file's result and write_file's arguments", () => {
+    const read = byName.get("read_file")!.outputSchema.properties as Record<string, Record<string, unknown>>;
+    assert.deepEqual(read.encoding.enum, ["utf-8", "base64"]);
+    const write = byName.get("write_file")!;
+    const props = write.inputSchema.properties as Record<string, Record<string, unknown>>;
+    assert.deepEqual(props.encoding.enum, ["utf-8", "base64"]);
+    assert.ok(!(write.inputSchema.required as string[]).includes("encoding"), "encoding is optional");
+    assert.deepEqual(Object.keys(write.extra.input), ["encoding"]);
   });
 
   it("accepts tool arguments by proto field name and emits results the same way", () => {

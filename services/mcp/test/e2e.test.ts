@@ -105,7 +105,7 @@ describe("MCP server end to end (embedded setup)", function () {
       assert.match(flood.stdout as string, /200000\n$/);
 
       const read = ok(await call(client, "read_file", { repl_id: replId, path: "src/main.js" }));
-      assert.equal(read.content, "console.log(6 * 7);");
+      assert.equal(read.content, "console.log(6 * 7);\n", "the final newline is part of the file");
       const edit = ok(
         await call(client, "edit_file", {
           repl_id: replId,

@@ -169,6 +169,45 @@ describe("MCP over Streamable HTTP", () => {
     }
   });
 
+  it("says what is wrong with arguments once, plainly: one prefix, missing as missing, controls escaped", async () => {
+    const { client } = await connect(env.url, "tok-alice");
+    const message = async (name: string, args: Record<string, unknown>) => {
+      const e = (await client.callTool({ name, arguments: args }).then(
+        () => assert.fail(`${name} should be refused`),
+        (err: unknown) => err,
+      )) as McpError;
+      assert.equal(e.code, ErrorCode.InvalidParams);
+      return e.message;
+    };
+    try {
+      assert.equal(
+        await message("read_file", { repl_id: "r1" }),
+        "MCP error -32602: invalid arguments for read_file: path is required",
+      );
+      assert.equal(
+        await message("edit_file", { repl_id: "r1", path: "a.txt", edits: [{ new_text: "x" }] }),
+        "MCP error -32602: invalid arguments for edit_file: edits[0].old_text is required",
+      );
+      // port has no default: the schema lists it as required, and leaving it out says so.
+      assert.equal(
+        await message("get_preview_url", { repl_id: "r1" }),
+        "MCP error -32602: invalid arguments for get_preview_url: port is required",
+      );
+      const nul = await message("read_file", { repl_id: "r1", path: "a\u0000b" });
+      assert.ok(!nul.includes("\u0000"), "no raw NUL");
+      assert.match(nul, /^MCP error -32602: invalid arguments for read_file: path: .*\\u0000/);
+      const ansi = await message("\u001b[31mred", {});
+      assert.equal(ansi, 'MCP error -32602: unknown tool "\\u001b[31mred"');
+      assert.equal(
+        await message("write_file", { repl_id: "r1", path: "a", content: "", encoding: "hex" }),
+        "MCP error -32602: invalid arguments for write_file: encoding must be one of utf-8, base64",
+      );
+      for (const text of [nul, ansi]) assert.equal(text.match(/MCP error/g)?.length, 1, text);
+    } finally {
+      await client.close();
+    }
+  });
+
   it("binds a session to its user: another user's token cannot use it", async () => {
     const { client, transport } = await connect(env.url, "tok-alice");
     try {

@@ -7,13 +7,19 @@ import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Repl, ReplStatus, type RunnerAccess } from "../../../../gen/devex/core/v1/repl_pb.js";
-import type { AgentToolsService } from "../../../../gen/devex/mcp/v1/agent_tools_pb.js";
-import { type FileInfo, FileType } from "../../../../gen/devex/runner/v1/file_pb.js";
+import type { AgentToolsService, ReadFileRequest } from "../../../../gen/devex/mcp/v1/agent_tools_pb.js";
+import {
+  type FileInfo,
+  FileType,
+  type ReadFileResponse as RunnerReadFileResponse,
+} from "../../../../gen/devex/runner/v1/file_pb.js";
 import type { Process } from "../../../../gen/devex/runner/v1/process_pb.js";
 import type { Terminal } from "../../../../gen/devex/runner/v1/terminal_pb.js";
 import type { CoreClients, RunnerClients } from "../../../../lib/client/clients.js";
 import { failedPrecondition, notFound } from "../../../../lib/kit/errors.js";
-import { decodeText, head, plainText, tail } from "./output.js";
+import type { ExtraInput, ExtraOutput } from "./extra-fields.js";
+import { asText, contentBytes, linesOf, toBase64 } from "./file-content.js";
+import { head, plainText, tail } from "./output.js";
 
 /** Who is calling: their API token is forwarded to core, which decides what they may do. */
 export interface Caller {
@@ -22,12 +28,13 @@ export interface Caller {
 }
 
 type Methods = typeof AgentToolsService.method;
+type Extra<T, K> = K extends keyof T ? T[K] : unknown;
 export type ToolImpls = {
   [K in keyof Methods]: (
-    req: MessageShape<Methods[K]["input"]>,
+    req: MessageShape<Methods[K]["input"]> & Extra<ExtraInput, K>,
     caller: Caller,
     signal: AbortSignal,
-  ) => Promise<MessageInitShape<Methods[K]["output"]>>;
+  ) => Promise<MessageInitShape<Methods[K]["output"]> & Extra<ExtraOutput, K>>;
 };
 
 export interface AgentToolDeps {
@@ -146,11 +153,38 @@ export function createAgentTools(deps: AgentToolDeps): ToolImpls {
     return deps.runner(a.url, a.token);
   }
 
-  async function readText(files: RunnerClients["files"], path: string, signal: AbortSignal) {
-    const res = await files.readFile({ path }, { signal });
-    const text = decodeText(res.content);
-    if (text === undefined) throw failedPrecondition(`${path} is a binary file (${res.info?.size} bytes), not text`);
-    return { text, version: res.info?.version ?? "", truncated: res.truncated };
+  /** A text file's requested lines, exactly: each line keeps its own terminator. */
+  function textRead(req: ReadFileRequest, text: string) {
+    const all = linesOf(text);
+    let lines = all;
+    if (req.startLine || req.endLine) lines = all.slice(Math.max(0, req.startLine - 1), req.endLine || undefined);
+    else if (req.head) lines = all.slice(0, req.head);
+    else if (req.tail) lines = all.slice(-req.tail);
+    const seeMore = "read a line range (start_line/end_line) to see more";
+    return {
+      content: lines.join(""),
+      encoding: "utf-8",
+      totalLines: all.length,
+      max: limits.readChars,
+      seeMore,
+    } as const;
+  }
+
+  /** A binary file, whole, as base64; a cut at a multiple of 4 characters still decodes to its first bytes. */
+  function binaryRead(req: ReadFileRequest, res: RunnerReadFileResponse) {
+    if (req.head || req.tail || req.startLine || req.endLine) {
+      throw failedPrecondition(
+        `${req.path} is a binary file (${res.info?.size} bytes): read it without head, tail or a line range to get it as base64`,
+      );
+    }
+    const max = limits.readChars - (limits.readChars % 4);
+    return {
+      content: toBase64(res.content),
+      encoding: "base64",
+      totalLines: 0,
+      max,
+      seeMore: "not the whole file",
+    } as const;
   }
 
   return {
@@ -229,17 +263,20 @@ export function createAgentTools(deps: AgentToolDeps): ToolImpls {
     },
     async readFile(req, caller, signal) {
       const { files } = await runnerOf(caller, req.replId);
-      const { text, version, truncated } = await readText(files, req.path, signal);
-      const all = text.split("\n");
-      if (all.length > 1 && all[all.length - 1] === "") all.pop();
-      let lines = all;
-      if (req.startLine || req.endLine) lines = all.slice(Math.max(0, req.startLine - 1), req.endLine || undefined);
-      else if (req.head) lines = all.slice(0, req.head);
-      else if (req.tail) lines = all.slice(-req.tail);
-      const cut = head(lines.join("\n"), limits.readChars, "content");
-      const notes = [cut.note, truncated ? "the file is larger than the runner's read limit" : ""].filter(Boolean);
-      if (cut.note) notes.push("read a line range (start_line/end_line) to see more");
-      return { content: cut.text, totalLines: all.length, version, note: notes.join("; ") };
+      const res = await files.readFile({ path: req.path }, { signal });
+      const text = asText(res.content);
+      const read = text === undefined ? binaryRead(req, res) : textRead(req, text);
+      const cut = head(read.content, read.max, "content");
+      const partial = [cut.note, res.truncated ? "the file is larger than the runner's read limit" : ""].filter(
+        Boolean,
+      );
+      return {
+        content: cut.text,
+        encoding: read.encoding,
+        totalLines: read.totalLines,
+        version: res.info?.version ?? "",
+        note: partial.length ? `${partial.join("; ")}: ${read.seeMore}` : "",
+      };
     },
     async readMultipleFiles(req, caller, signal) {
       const { files } = await runnerOf(caller, req.replId);
@@ -247,7 +284,9 @@ export function createAgentTools(deps: AgentToolDeps): ToolImpls {
       const results = await Promise.all(
         req.paths.map(async (path) => {
           try {
-            const { text } = await readText(files, path, signal);
+            const res = await files.readFile({ path }, { signal });
+            const text = asText(res.content);
+            if (text === undefined) return { path, error: `a binary file (${res.info?.size} bytes): use read_file` };
             const cut = head(text, each, "content");
             return { path, content: cut.note ? `${cut.text}\n[${cut.note}]` : cut.text };
           } catch (e) {
@@ -258,14 +297,10 @@ export function createAgentTools(deps: AgentToolDeps): ToolImpls {
       return { files: results };
     },
     async writeFile(req, caller, signal) {
+      const content = contentBytes(req.content, req.encoding ?? "utf-8");
       const { files } = await runnerOf(caller, req.replId);
       const { info } = await files.writeFile(
-        {
-          path: req.path,
-          content: utf8.encode(req.content),
-          expectedVersion: req.expectedVersion,
-          createParents: true,
-        },
+        { path: req.path, content, expectedVersion: req.expectedVersion, createParents: true },
         { signal },
       );
       return { path: info?.path ?? req.path, size: info?.size ?? 0n, version: info?.version ?? "" };

@@ -2,21 +2,17 @@
  * JSON Schema for a protobuf message, as MCP tool input and output schemas. Field names are the
  * proto names (snake_case, which `fromJson` accepts and `toJson(..., {useProtoFieldName: true})`
  * emits); descriptions come from the fields' doc comments; protovalidate rules become the matching
- * JSON Schema keywords, and "required" lists the fields the rules require.
+ * JSON Schema keywords, and "required" lists exactly the fields protovalidate refuses to leave out.
  */
-import { type DescField, type DescMessage, getOption, hasOption, ScalarType } from "@bufbuild/protobuf";
+import { create, type DescField, type DescMessage, getOption, hasOption, ScalarType } from "@bufbuild/protobuf";
+import { createValidator } from "@bufbuild/protovalidate";
 import { field as validateField } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { docOf } from "../../../../lib/contracts/registry.js";
+import { int64Types } from "./tool-json.js";
 
 export type JsonSchema = { [key: string]: unknown };
 
-const int64 = new Set([
-  ScalarType.INT64,
-  ScalarType.UINT64,
-  ScalarType.SINT64,
-  ScalarType.FIXED64,
-  ScalarType.SFIXED64,
-]);
+const unsigned = new Set([ScalarType.UINT32, ScalarType.UINT64, ScalarType.FIXED32, ScalarType.FIXED64]);
 const int32 = new Set([
   ScalarType.INT32,
   ScalarType.UINT32,
@@ -30,8 +26,10 @@ function scalarSchema(type: ScalarType): JsonSchema {
   if (type === ScalarType.BOOL) return { type: "boolean" };
   if (type === ScalarType.BYTES) return { type: "string", contentEncoding: "base64" };
   if (type === ScalarType.DOUBLE || type === ScalarType.FLOAT) return { type: "number" };
-  if (int32.has(type)) return { type: "integer" };
-  if (int64.has(type)) return { type: ["integer", "string"], pattern: "^-?[0-9]+$" };
+  const min = unsigned.has(type) ? { minimum: 0 } : {};
+  if (int32.has(type)) return { type: "integer", ...min };
+  // Numbers both ways (tool-json.ts); exact up to 2^53, which no size or count reaches.
+  if (int64Types.has(type)) return { type: "integer", ...min, maximum: Number.MAX_SAFE_INTEGER };
   throw new Error(`unsupported scalar type ${type}`);
 }
 
@@ -75,18 +73,13 @@ function valueSchema(field: DescField, seen: Set<string>): JsonSchema {
   }
 }
 
-/** Applies the protovalidate rules of a field; returns whether they make the field required. */
-function applyRules(field: DescField, schema: JsonSchema): boolean {
-  if (!hasOption(field, validateField)) return false;
-  const rules = getOption(field, validateField);
-  let required = rules.required;
-  const t = rules.type;
+/** Applies the protovalidate rules of a field as JSON Schema keywords. */
+function applyRules(field: DescField, schema: JsonSchema): void {
+  if (!hasOption(field, validateField)) return;
+  const t = getOption(field, validateField).type;
   if (t.case === "string") {
     const r = t.value;
-    if (r.minLen > 0n) {
-      schema.minLength = Number(r.minLen);
-      required = true;
-    }
+    if (r.minLen > 0n) schema.minLength = Number(r.minLen);
     if (r.maxLen > 0n) schema.maxLength = Number(r.maxLen);
     if (r.pattern) schema.pattern = r.pattern;
   } else if (t.case === "uint32" || t.case === "int32" || t.case === "uint64" || t.case === "int64") {
@@ -97,10 +90,7 @@ function applyRules(field: DescField, schema: JsonSchema): boolean {
     if (r.greaterThan.case === "gt") schema.exclusiveMinimum = Number(r.greaterThan.value);
   } else if (t.case === "repeated") {
     const r = t.value;
-    if (r.minItems > 0n) {
-      schema.minItems = Number(r.minItems);
-      required = true;
-    }
+    if (r.minItems > 0n) schema.minItems = Number(r.minItems);
     if (r.maxItems > 0n) schema.maxItems = Number(r.maxItems);
     if (r.items?.type.case === "string" && schema.items) {
       const items = schema.items as JsonSchema;
@@ -113,7 +103,19 @@ function applyRules(field: DescField, schema: JsonSchema): boolean {
   } else if (t.case === "bytes") {
     if (t.value.maxLen > 0n) schema.description = `${schema.description ?? ""} At most ${t.value.maxLen} bytes.`.trim();
   }
-  return required;
+}
+
+const validator = createValidator();
+
+/**
+ * The fields a request cannot leave out: those protovalidate finds fault with in an empty message.
+ * Asking the validator, rather than reading rules, keeps "required" exact for every rule (a minimum
+ * length, a port's range, a pattern an empty string fails), and leaves every other field optional.
+ */
+function requiredFields(message: DescMessage): Set<string> {
+  const check = validator.validate(message, create(message));
+  if (check.kind !== "invalid") return new Set();
+  return new Set(check.violations.map((v) => v.field[0]).flatMap((f) => (f?.kind === "field" ? [f.name] : [])));
 }
 
 /** The JSON Schema of a message. Recursive message types are cut off at their second occurrence. */
@@ -121,7 +123,7 @@ export function messageSchema(message: DescMessage, seen = new Set<string>()): J
   if (seen.has(message.typeName)) return { type: "object" };
   const inner = new Set(seen).add(message.typeName);
   const properties: Record<string, JsonSchema> = {};
-  const required: string[] = [];
+  const required = requiredFields(message);
   for (const field of message.fields) {
     const schema = valueSchema(field, inner);
     const doc = docOf(field);
@@ -132,7 +134,7 @@ export function messageSchema(message: DescMessage, seen = new Set<string>()): J
         .map((f) => f.name)
         .join(", ")}.)`.trim();
     }
-    if (applyRules(field, schema)) required.push(field.name);
+    applyRules(field, schema);
     properties[field.name] = schema;
   }
   const doc = docOf(message);
@@ -140,7 +142,7 @@ export function messageSchema(message: DescMessage, seen = new Set<string>()): J
     type: "object",
     ...(doc ? { description: doc } : {}),
     properties,
-    ...(required.length ? { required } : {}),
+    ...(required.size ? { required: message.fields.map((f) => f.name).filter((n) => required.has(n)) } : {}),
     additionalProperties: false,
   };
 }

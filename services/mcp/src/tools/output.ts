@@ -20,9 +20,3 @@ const ansi = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b
 export function plainText(terminalOutput: string): string {
   return terminalOutput.replace(ansi, "").replace(/\r+\n/g, "\n").replace(/\r/g, "\n");
 }
-
-/** Decodes UTF-8 text; undefined for binary content (NUL bytes). */
-export function decodeText(bytes: Uint8Array): string | undefined {
-  if (bytes.includes(0)) return undefined;
-  return new TextDecoder().decode(bytes);
-}
