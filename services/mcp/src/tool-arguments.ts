@@ -32,7 +32,10 @@ export function createArgumentParser() {
       throw invalid((e as Error).message);
     }
     const check = validator.validate(tool.method.input as DescMessage, message);
-    if (check.kind === "invalid") throw invalid(check.violations.map((v) => violationText(v, protoArgs)).join("; "));
+    if (check.kind === "invalid") {
+      // A missing argument breaks each of its rules (length and pattern, say): name it once.
+      throw invalid([...new Set(check.violations.map((v) => violationText(v, protoArgs)))].join("; "));
+    }
     return Object.assign(message, extra);
   };
 }

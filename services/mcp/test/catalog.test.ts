@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { fromJson, toJson } from "@bufbuild/protobuf";
 import { loadContracts } from "../../../lib/contracts/registry.js";
+import { createArgumentParser } from "../src/tool-arguments.js";
 import { buildToolCatalog, snakeCase } from "../src/tools/catalog.js";
 
 describe("MCP tool catalog derived from devex.mcp.v1 descriptors", () => {
@@ -91,6 +92,25 @@ describe("MCP tool catalog derived from devex.mcp.v1 descriptors", () => {
     const edits = (byName.get("edit_file")!.inputSchema.properties as Record<string, { items: { required: string[] } }>)
       .edits;
     assert.deepEqual(edits.items.required, ["old_text"]);
+  });
+
+  it("refuses an empty call to every tool with exactly its schema's required arguments, each named as missing", () => {
+    const parse = createArgumentParser();
+    for (const tool of catalog) {
+      const required = (tool.inputSchema.required as string[] | undefined) ?? [];
+      let refusal = "";
+      try {
+        parse(tool, {});
+      } catch (e) {
+        refusal = (e as Error).message;
+      }
+      const missing = refusal ? refusal.replace(/^.*invalid arguments for \w+: /, "").split("; ") : [];
+      assert.deepEqual(
+        missing.sort(),
+        required.map((name) => `${name} is required`).sort(),
+        `${tool.name}: every other argument can be left out`,
+      );
+    }
   });
 
   it("adds the content encoding to read_file's result and write_file's arguments", () => {
