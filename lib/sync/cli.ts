@@ -5,6 +5,9 @@
  *   npx tsx lib/sync/cli.ts restore --dir /workspace --prefix repl/alice/r1234/ [--manifest PATH] [--concurrency 32] [--generation N]
  *   npx tsx lib/sync/cli.ts persist --dir /workspace --prefix repl/alice/r1234/ [--manifest PATH] [--keep-generations 5]
  *
+ * With `--home DIR --home-prefix home/alice/r1234/ [--home-manifest PATH]` the same run also
+ * restores or persists the repl's home (minus caches: home.ts) after the workspace.
+ *
  * The blob store comes from the environment, as in core: DEVEX_S3_BUCKET, DEVEX_S3_ENDPOINT,
  * DEVEX_S3_REGION, DEVEX_S3_ACCESS_KEY_ID, DEVEX_S3_SECRET_ACCESS_KEY, DEVEX_S3_FORCE_PATH_STYLE,
  * DEVEX_S3_PREFIX; or DEVEX_BLOB_DIR for a local directory store. Progress goes to stderr, and so
@@ -21,7 +24,9 @@ import { parseArgs } from "node:util";
 import { createLocalBlobStore } from "../../services/core/src/blob/local.js";
 import { createS3BlobStore } from "../../services/core/src/blob/s3.js";
 import type { BlobStore } from "../../services/core/src/blob/store.js";
+import { excludeFromHome } from "./home.js";
 import { persist, restore, SYNC_DIR } from "./sync.js";
+import type { PersistOptions, RestoreOptions, SyncResult } from "./types.js";
 
 function storeFromEnv(env: NodeJS.ProcessEnv): BlobStore {
   if (env.DEVEX_S3_BUCKET) {
@@ -39,7 +44,17 @@ function storeFromEnv(env: NodeJS.ProcessEnv): BlobStore {
   throw new Error("set DEVEX_S3_BUCKET (and the other DEVEX_S3_* variables) or DEVEX_BLOB_DIR");
 }
 
-export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+/** One run of the CLI: the operation, and the trees it applies to (the workspace, then the home). */
+export interface SyncRun {
+  command: "restore" | "persist";
+  trees: Array<{ name: "workspace" | "home"; options: Omit<PersistOptions & RestoreOptions, "store"> }>;
+}
+
+export const usage =
+  "usage: cli.ts restore|persist --dir DIR --prefix repl/<user>/<replId>/ [--manifest PATH] [--generation N] [--keep-generations N] [--concurrency N] [--home DIR --home-prefix home/<user>/<replId>/ [--home-manifest PATH]]";
+
+/** The command line as a run, or undefined on bad usage. */
+export function parseSyncArgs(argv: string[]): SyncRun | undefined {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -50,38 +65,83 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       concurrency: { type: "string" },
       generation: { type: "string" },
       "keep-generations": { type: "string" },
+      home: { type: "string" },
+      "home-prefix": { type: "string" },
+      "home-manifest": { type: "string" },
     },
   });
   const command = positionals[0];
-  if ((command !== "restore" && command !== "persist") || !values.dir || !values.prefix) {
-    process.stderr.write(
-      "usage: cli.ts restore|persist --dir DIR --prefix repl/<user>/<replId>/ [--manifest PATH] [--generation N] [--keep-generations N]\n",
-    );
+  if ((command !== "restore" && command !== "persist") || !values.dir || !values.prefix) return undefined;
+  if (!values.home !== !values["home-prefix"]) return undefined;
+  const common = {
+    concurrency: values.concurrency ? Number(values.concurrency) : undefined,
+    keepGenerations: values["keep-generations"] ? Number(values["keep-generations"]) : undefined,
+  };
+  const run: SyncRun = {
+    command,
+    trees: [
+      {
+        name: "workspace",
+        options: {
+          ...common,
+          dir: values.dir,
+          prefix: values.prefix,
+          manifestPath: values.manifest ?? join(values.dir, SYNC_DIR, "manifest.json"),
+          generation: values.generation ? Number(values.generation) : undefined,
+        },
+      },
+    ],
+  };
+  if (values.home && values["home-prefix"]) {
+    run.trees.push({
+      name: "home",
+      options: {
+        ...common,
+        dir: values.home,
+        prefix: values["home-prefix"],
+        manifestPath: values["home-manifest"] ?? join(values.home, SYNC_DIR, "manifest.json"),
+        exclude: excludeFromHome,
+      },
+    });
+  }
+  return run;
+}
+
+/**
+ * Runs each tree in turn; the result is the workspace's, with the home's under `home`. Progress and
+ * what was left out go to `say`, a line each.
+ */
+export async function runSync(run: SyncRun, store: BlobStore, say: (line: string) => void) {
+  const results: Partial<Record<"workspace" | "home", SyncResult>> = {};
+  for (const { name, options } of run.trees) {
+    const label = name === "home" ? `${run.command} (home)` : run.command;
+    const result = await (run.command === "restore" ? restore : persist)({
+      ...options,
+      store,
+      onProgress: (p) => say(`${label}: ${p.filesDone}/${p.filesTotal} files, ${p.bytesDone}/${p.bytesTotal} bytes`),
+    });
+    if (result.skipped.length)
+      say(`${label}: left out (special files or unstorable names): ${result.skipped.join(", ")}`);
+    if (result.hardLinked.length)
+      say(`${label}: hard links stored as separate copies: ${result.hardLinked.join(", ")}`);
+    results[name] = result;
+  }
+  return { ...results.workspace!, ...(results.home ? { home: results.home } : {}) };
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const run = parseSyncArgs(argv);
+  if (!run) {
+    process.stderr.write(`${usage}\n`);
     return 2;
   }
   const store = storeFromEnv(env);
   try {
-    const result = await (command === "restore" ? restore : persist)({
-      store,
-      dir: values.dir,
-      prefix: values.prefix,
-      manifestPath: values.manifest ?? join(values.dir, SYNC_DIR, "manifest.json"),
-      concurrency: values.concurrency ? Number(values.concurrency) : undefined,
-      generation: values.generation ? Number(values.generation) : undefined,
-      keepGenerations: values["keep-generations"] ? Number(values["keep-generations"]) : undefined,
-      onProgress: (p) =>
-        process.stderr.write(
-          `${p.phase}: ${p.filesDone}/${p.filesTotal} files, ${p.bytesDone}/${p.bytesTotal} bytes\n`,
-        ),
-    });
-    if (result.skipped.length)
-      process.stderr.write(`${command}: left out (special files or unstorable names): ${result.skipped.join(", ")}\n`);
-    if (result.hardLinked.length)
-      process.stderr.write(`${command}: hard links stored as separate copies: ${result.hardLinked.join(", ")}\n`);
+    const result = await runSync(run, store, (line) => process.stderr.write(`${line}\n`));
     process.stdout.write(`${JSON.stringify(result)}\n`);
     return 0;
   } catch (err) {
-    process.stderr.write(`${command} failed: ${(err as Error).message}\n`);
+    process.stderr.write(`${run.command} failed: ${(err as Error).message}\n`);
     return 1;
   } finally {
     await store.close();

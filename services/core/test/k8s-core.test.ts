@@ -5,11 +5,12 @@
  * The cluster is the fake API server with the local kubelet (lib/sync and the runner in-process).
  */
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../../../lib/kit/log.js";
 import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.js";
+import { readAll } from "../../../lib/sync/util.js";
 import { issueApiToken } from "../src/auth/secrets.js";
 import { createLocalBlobStore } from "../src/blob/local.js";
 import { listAll } from "../src/blob/store.js";
@@ -107,6 +108,15 @@ describe("core with the Kubernetes driver (fake API server)", function () {
       assert.deepEqual(deployments(), []);
       const keys = (await listAll(blobs, `repl/rita/${live}/`)).map((e) => e.key);
       assert.ok(keys.length > 0, "the workspace is still in the blob store");
+      // The persist container stored the home too (the runner seeded it from /etc/skel).
+      const homeIndex = JSON.parse(
+        (await readAll((await blobs.get(`home/rita/${live}/.devex-sync/index.json`))!)).toString(),
+      );
+      assert.deepEqual(
+        Object.keys(homeIndex.files).sort(),
+        (await readdir("/etc/skel")).sort(),
+        "the home is stored beside the workspace",
+      );
     } finally {
       await core?.close();
       await state.close();

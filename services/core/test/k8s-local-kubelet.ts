@@ -7,7 +7,7 @@
  *   that fall under one of its volumeMounts are mapped into it (into its subPath folder, if set).
  * - Sync containers (restore init container, persist ephemeral container): the command must be the
  *   driver's `sh -c 'exec "$0" "$@" > /dev/termination-log' node /app/dist/lib/sync/cli.js <op> ...`.
- *   The arguments are parsed like lib/sync/cli.ts does and lib/sync's restore/persist run in-process
+ *   The arguments are parsed by lib/sync/cli.ts's own parser and its runSync runs in-process
  *   against the injected blob store. The JSON result becomes the termination message (what the
  *   redirect to /dev/termination-log gives); a failure exits 1 with the error as the message (what
  *   terminationMessagePolicy FallbackToLogsOnError gives).
@@ -17,9 +17,8 @@
  */
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { createLogger } from "../../../lib/kit/log.js";
-import { persist, restore } from "../../../lib/sync/sync.js";
+import { parseSyncArgs, runSync, usage } from "../../../lib/sync/cli.js";
 import { loadRunnerConfig } from "../../runner/src/config.js";
 import { type Runner, startRunner } from "../../runner/src/runner.js";
 import type { BlobStore } from "../src/blob/store.js";
@@ -54,21 +53,16 @@ export function createLocalKubelet(opts: { blobs: BlobStore; root: string }): Lo
       const [sh, c, script, node, cli, op, ...args] = cmd;
       if (sh !== "sh" || c !== "-c" || script !== RESULT_TO_TERMINATION_LOG || node !== "node")
         return { exitCode: 127, message: `this runtime only runs the lib/sync CLI, not ${cmd.join(" ")}` };
-      if (cli !== "/app/dist/lib/sync/cli.js" || (op !== "restore" && op !== "persist"))
-        return { exitCode: 2, message: "usage: cli.ts restore|persist --dir DIR --prefix PREFIX" };
-      const { values } = parseArgs({
-        args,
-        options: { dir: { type: "string" }, prefix: { type: "string" }, manifest: { type: "string" } },
-      });
-      if (!values.dir || !values.prefix) return { exitCode: 2, message: "usage: --dir and --prefix are required" };
+      if (cli !== "/app/dist/lib/sync/cli.js") return { exitCode: 2, message: usage };
+      const run = parseSyncArgs([op, ...args]);
+      if (!run) return { exitCode: 2, message: usage };
       const map = mapper(pod, container);
       try {
-        const result = await (op === "restore" ? restore : persist)({
-          store: opts.blobs,
-          dir: await map(values.dir),
-          prefix: values.prefix,
-          manifestPath: values.manifest ? await map(values.manifest) : undefined,
-        });
+        for (const t of run.trees) {
+          t.options.dir = await map(t.options.dir);
+          if (t.options.manifestPath) t.options.manifestPath = await map(t.options.manifestPath);
+        }
+        const result = await runSync(run, opts.blobs, () => {});
         return { exitCode: 0, message: JSON.stringify(result) };
       } catch (err) {
         return { exitCode: 1, message: `${op} failed: ${(err as Error).message}` };
