@@ -266,15 +266,18 @@ class PersistRun {
 
   private async visitLarge(rel: string, fh: FileHandle, st: Stats) {
     if (st.size <= BUFFERED_MAX) return this.uploadObject(rel, st, await readSize(fh, st.size));
+    // Streamed, and like readSize at most the size fstat saw (`end` is inclusive).
+    const read = (signal?: AbortSignal) =>
+      fh.createReadStream({ start: 0, end: st.size - 1, autoClose: false, signal });
     const hash = createHash("sha256");
     let size = 0;
-    for await (const chunk of fh.createReadStream({ start: 0, autoClose: false, signal: this.o.signal })) {
+    for await (const chunk of read(this.o.signal)) {
       hash.update(chunk as Buffer);
       size += (chunk as Buffer).length;
     }
     const sha = hash.digest("hex");
     if (this.counted(rel, st, sha, size)) return;
-    await this.putObject(rel, sha, size, () => fh.createReadStream({ start: 0, autoClose: false }));
+    await this.putObject(rel, sha, size, () => read());
   }
 
   private async uploadObject(rel: string, st: Stats, content: Buffer) {
