@@ -75,7 +75,6 @@ export function createMcpServer(deps: McpServerDeps, caller: Caller): Server {
     try {
       const output = (await impl(input, caller, extra.signal)) as Record<string, unknown>;
       const json: Record<string, unknown> = toolJson(tool.method.output, create(tool.method.output, output as never));
-      for (const name of Object.keys(tool.extra.output)) json[name] = output[name];
       return { content: [{ type: "text", text: JSON.stringify(json, null, 2) }], structuredContent: json };
     } catch (e) {
       const text = escapeControls(toolErrorMessage(e, deps.log, tool.name));

@@ -1,6 +1,6 @@
 /**
- * A tool call's arguments → the tool's request message: the MCP layer's extra fields taken out and
- * checked, the rest parsed by proto field name and checked with protovalidate. Faults are said the
+ * A tool call's arguments → the tool's request message: parsed by proto field name and checked with
+ * protovalidate. Faults are said the
  * way the agent wrote the call: an argument it left out is "required", not a length or range rule.
  */
 import { type DescMessage, fromJson, type JsonValue, type Message } from "@bufbuild/protobuf";
@@ -17,14 +17,6 @@ export function createArgumentParser() {
     const invalid = (why: string) =>
       new McpError(ErrorCode.InvalidParams, `invalid arguments for ${tool.name}: ${why}`);
     const protoArgs = { ...args };
-    const extra: Arguments = {};
-    for (const [name, field] of Object.entries(tool.extra.input)) {
-      const value = protoArgs[name];
-      delete protoArgs[name];
-      if (value === undefined || value === null) continue;
-      if (!field.values.includes(value as string)) throw invalid(`${name} must be one of ${field.values.join(", ")}`);
-      extra[name] = value;
-    }
     let message: Message;
     try {
       message = fromJson(tool.method.input, protoArgs as JsonValue);
@@ -36,7 +28,7 @@ export function createArgumentParser() {
       // A missing argument breaks each of its rules (length and pattern, say): name it once.
       throw invalid([...new Set(check.violations.map((v) => violationText(v, protoArgs)))].join("; "));
     }
-    return Object.assign(message, extra);
+    return message as Message & Arguments;
   };
 }
 

@@ -200,7 +200,7 @@ describe("MCP over Streamable HTTP", () => {
       assert.equal(ansi, 'MCP error -32602: unknown tool "\\u001b[31mred"');
       assert.equal(
         await message("write_file", { repl_id: "r1", path: "a", content: "", encoding: "hex" }),
-        "MCP error -32602: invalid arguments for write_file: encoding must be one of utf-8, base64",
+        "MCP error -32602: invalid arguments for write_file: encoding: must be in list [utf-8, base64]",
       );
       for (const text of [nul, ansi]) assert.equal(text.match(/MCP error/g)?.length, 1, text);
     } finally {

@@ -17,7 +17,6 @@ import type { Process } from "../../../../gen/devex/runner/v1/process_pb.js";
 import type { Terminal } from "../../../../gen/devex/runner/v1/terminal_pb.js";
 import type { CoreClients, RunnerClients } from "../../../../lib/client/clients.js";
 import { failedPrecondition, notFound } from "../../../../lib/kit/errors.js";
-import type { ExtraInput, ExtraOutput } from "./extra-fields.js";
 import { asText, contentBytes, linesOf, toBase64 } from "./file-content.js";
 import { head, plainText, tail } from "./output.js";
 
@@ -28,13 +27,12 @@ export interface Caller {
 }
 
 type Methods = typeof AgentToolsService.method;
-type Extra<T, K> = K extends keyof T ? T[K] : unknown;
 export type ToolImpls = {
   [K in keyof Methods]: (
-    req: MessageShape<Methods[K]["input"]> & Extra<ExtraInput, K>,
+    req: MessageShape<Methods[K]["input"]>,
     caller: Caller,
     signal: AbortSignal,
-  ) => Promise<MessageInitShape<Methods[K]["output"]> & Extra<ExtraOutput, K>>;
+  ) => Promise<MessageInitShape<Methods[K]["output"]>>;
 };
 
 export interface AgentToolDeps {
@@ -297,7 +295,7 @@ export function createAgentTools(deps: AgentToolDeps): ToolImpls {
       return { files: results };
     },
     async writeFile(req, caller, signal) {
-      const content = contentBytes(req.content, req.encoding ?? "utf-8");
+      const content = contentBytes(req.content, req.encoding === "base64" ? "base64" : "utf-8");
       const { files } = await runnerOf(caller, req.replId);
       const { info } = await files.writeFile(
         { path: req.path, content, expectedVersion: req.expectedVersion, createParents: true },

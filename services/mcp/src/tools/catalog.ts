@@ -2,14 +2,12 @@
  * The MCP tool catalog, derived from the devex.mcp.v1.AgentToolsService descriptors: one tool per
  * RPC, named in snake_case, described by the RPC's doc comment, with input and output JSON Schemas
  * from its request and response messages and annotations from its (devex.mcp.v1.tool) option. The
- * contract is written once, in proto/devex/mcp/v1/agent_tools.proto, apart from the few fields the
- * MCP layer adds until the proto carries them (extra-fields.ts).
+ * contract is written once, in proto/devex/mcp/v1/agent_tools.proto.
  */
 import { type DescMethod, type FileRegistry, getOption } from "@bufbuild/protobuf";
 import { AgentToolsService } from "../../../../gen/devex/mcp/v1/agent_tools_pb.js";
 import { tool as toolOption } from "../../../../gen/devex/mcp/v1/options_pb.js";
 import { docOf } from "../../../../lib/contracts/registry.js";
-import { type ExtraField, type ExtraFields, extraFieldSchema, extraFieldsOf } from "./extra-fields.js";
 import { type JsonSchema, messageSchema } from "./json-schema.js";
 
 export interface ToolAnnotations {
@@ -30,8 +28,6 @@ export interface ToolDefinition {
   annotations: ToolAnnotations;
   /** The generated method (with codecs) that implements the tool. */
   method: DescMethod;
-  /** Arguments and results beyond the method's messages, already in the schemas. */
-  extra: ExtraFields;
 }
 
 export function snakeCase(name: string): string {
@@ -47,13 +43,12 @@ export function buildToolCatalog(registry: FileRegistry): ToolDefinition[] {
     if (!withDocs) throw new Error(`${method.name} is missing from the descriptor set: run npm run generate`);
     const options = getOption(method, toolOption);
     const description = docOf(withDocs);
-    const extra = extraFieldsOf(method.localName);
     return {
       name: snakeCase(method.name),
       title: options.title || method.name,
       description,
-      inputSchema: withExtra(messageSchema(withDocs.input), extra.input),
-      outputSchema: withExtra(messageSchema(withDocs.output), extra.output),
+      inputSchema: messageSchema(withDocs.input),
+      outputSchema: messageSchema(withDocs.output),
       annotations: {
         title: options.title || method.name,
         readOnlyHint: options.readOnly,
@@ -62,13 +57,6 @@ export function buildToolCatalog(registry: FileRegistry): ToolDefinition[] {
         openWorldHint: options.openWorld,
       },
       method,
-      extra,
     };
   });
-}
-
-function withExtra(schema: JsonSchema, fields: Record<string, ExtraField>): JsonSchema {
-  const properties = { ...(schema.properties as Record<string, JsonSchema>) };
-  for (const [name, field] of Object.entries(fields)) properties[name] = extraFieldSchema(field);
-  return { ...schema, properties };
 }

@@ -82,6 +82,7 @@ function applyRules(field: DescField, schema: JsonSchema): void {
     if (r.minLen > 0n) schema.minLength = Number(r.minLen);
     if (r.maxLen > 0n) schema.maxLength = Number(r.maxLen);
     if (r.pattern) schema.pattern = r.pattern;
+    if (r.in.length) schema.enum = [...r.in];
   } else if (t.case === "uint32" || t.case === "int32" || t.case === "uint64" || t.case === "int64") {
     const r = t.value;
     if (r.lessThan.case === "lte") schema.maximum = Number(r.lessThan.value);
