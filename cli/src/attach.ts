@@ -5,13 +5,16 @@
  * protobuf-JSON: `attached` first, `exit` last from the runner, `resize` and `ack` from us.
  *
  * Output is acked once it is written to stdout, so a slow local terminal pauses the remote PTY
- * instead of growing buffers. The token travels as a subprotocol, never in the URL.
+ * instead of growing buffers. The token travels as a subprotocol, never in the URL. A new terminal
+ * starts at the local terminal's size, and a reattach resizes it before the replay is taken. On a
+ * reattach, the local terminal's answers to the replay never reach the shell (replay-gate.ts).
  */
 import { spawnSync } from "node:child_process";
 import { constants } from "node:os";
 import { type RawData, WebSocket } from "ws";
 import { CliError, describeError, redact } from "./errors.js";
 import { exitCodeOf } from "./exec.js";
+import { ReplayGate } from "./replay-gate.js";
 import type { RunnerSession } from "./runner.js";
 
 /** The bridge's subprotocol (ws-bridge.ts); not imported, so the CLI does not load runner code. */
@@ -91,6 +94,8 @@ function relay(
   const raw = Boolean(stdin.isTTY);
   let exitCode: number | undefined;
   let detached = false;
+  let replayLeft = 0;
+  const gate = new ReplayGate((query) => stdout.write(query), replay && raw && Boolean(stdout.isTTY));
 
   const restoreTty = () => {
     if (raw && stdin.isRaw) stdin.setRawMode(false);
@@ -99,8 +104,9 @@ function relay(
     if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
   };
   const onResize = () => sendJson({ resize: { cols: stdout.columns, rows: stdout.rows } });
-  const onInput = (chunk: Buffer) => {
-    if (ws.readyState !== WebSocket.OPEN) return;
+  const onInput = (input: Buffer) => {
+    const chunk = gate.pass(input);
+    if (ws.readyState !== WebSocket.OPEN || chunk.length === 0) return;
     const at = raw ? chunk.indexOf(DETACH_BYTE) : -1;
     if (at < 0) {
       ws.send(chunk, { binary: true });
@@ -134,9 +140,17 @@ function relay(
       const bytes = toBuffer(data);
       if (isBinary) {
         stdout.write(bytes, () => sendJson({ ack: String(bytes.length) }));
+        if (replayLeft > 0) {
+          replayLeft = Math.max(0, replayLeft - bytes.length);
+          if (replayLeft === 0) gate.replayed();
+        }
         return;
       }
       const frame = parseFrame(bytes);
+      if (frame.attached) {
+        replayLeft = Number(frame.attached.replayBytes ?? 0);
+        if (replayLeft === 0) gate.replayed();
+      }
       if (frame.exit) exitCode = exitCodeOf({ exitCode: frame.exit.exitCode ?? 0, signal: frame.exit.signal ?? "" });
     });
     ws.once("open", () => {
@@ -172,6 +186,7 @@ function relay(
     });
 
     const cleanup = () => {
+      gate.dispose();
       restoreTty();
       stdin.off("data", onInput);
       stdin.off("end", onInputEnd);
@@ -184,8 +199,11 @@ function relay(
   });
 }
 
-/** A runner text frame (protobuf-JSON AttachResponse); only `exit` matters here. */
-function parseFrame(bytes: Buffer): { exit?: { exitCode?: number; signal?: string } } {
+/** A runner text frame (protobuf-JSON AttachResponse): `attached` (for the replay's length) or `exit`. */
+function parseFrame(bytes: Buffer): {
+  attached?: { replayBytes?: string };
+  exit?: { exitCode?: number; signal?: string };
+} {
   try {
     return JSON.parse(bytes.toString("utf8"));
   } catch {

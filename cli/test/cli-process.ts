@@ -1,10 +1,13 @@
 /**
  * Runs the real `devex` entry point (cli/devex.mjs) as a child process: plainly with pipes, or under
- * a real outer PTY (@lydell/node-pty) for `attach`. Each test user gets its own XDG_CONFIG_HOME.
+ * a real outer PTY (@lydell/node-pty) for `attach`, optionally with a real emulator on its other side
+ * (the user's terminal: it draws the output and answers queries). Each test user gets its own
+ * XDG_CONFIG_HOME.
  */
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { type IPty, spawn } from "@lydell/node-pty";
+import { Emulator } from "../../services/runner/test/emulator.js";
 
 export const devexBin = join(import.meta.dirname, "..", "devex.mjs");
 
@@ -39,14 +42,25 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, input?: string): 
 /** The CLI (or a shell line around it) under a real PTY, with its output collected. */
 export class PtyRun {
   readonly pty: IPty;
+  /** The outer terminal's screen, when run with `terminal: true`. */
+  readonly screen: Emulator | undefined;
   output = "";
   readonly exited: Promise<number>;
   private waiters: Array<() => void> = [];
   private done = false;
 
-  constructor(file: string, args: string[], env: NodeJS.ProcessEnv, size = { cols: 80, rows: 24 }) {
+  constructor(
+    file: string,
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    size = { cols: 80, rows: 24 },
+    opts: { terminal?: boolean } = {},
+  ) {
     this.pty = spawn(file, args, { name: "xterm", cols: size.cols, rows: size.rows, cwd: process.cwd(), env });
+    const screen = opts.terminal ? new Emulator(size.cols, size.rows, (answer) => this.pty.write(answer)) : undefined;
+    this.screen = screen;
     this.pty.onData((d) => {
+      void screen?.write(d);
       this.output += d;
       for (const w of this.waiters.splice(0)) w();
     });

@@ -47,8 +47,13 @@ describe("devex CLI (embedded core)", function () {
     if (home) await rm(home, { recursive: true, force: true });
   });
 
-  function pty(args: string[], env: NodeJS.ProcessEnv, size?: { cols: number; rows: number }): PtyRun {
-    const p = new PtyRun(process.execPath, [devexBin, ...args], env, size);
+  function pty(
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    size?: { cols: number; rows: number },
+    opts?: { terminal?: boolean },
+  ): PtyRun {
+    const p = new PtyRun(process.execPath, [devexBin, ...args], env, size, opts);
     ptys.push(p);
     return p;
   }
@@ -257,14 +262,54 @@ describe("devex CLI (embedded core)", function () {
       );
       assert.equal(await first.exited, 0);
 
-      const again = pty(["attach", id, "--terminal", terminalId], alice);
+      // A reattach drops input until the outer terminal answered the CLI's query after the replay.
+      const again = pty(["attach", id, "--terminal", terminalId], alice, undefined, { terminal: true });
       await again.waitFor(/[\r\n]marker-42\r\n/);
+      await waitForValue(() => again.screen!.replies !== "", "the outer terminal's answer");
       again.write("exit 0\r");
       assert.equal(await again.exited, 0);
 
       const missing = await runCli(["attach", id, "--terminal", "t0-missing"], alice);
       assert.equal(missing.code, 1);
       assert.equal(missing.stderr, `devex: no terminal t0-missing in repl ${id}\n`);
+    });
+
+    it("reattach after vi and printf '\\e[c\\e[6n' under an answering outer terminal: the shell receives nothing; both attaches at the outer size", async function () {
+      requireProgram(this, "vi");
+      const size = { cols: 100, rows: 30 };
+      const first = pty(["attach", id, ...bash], alice, size);
+      first.write("stty size\r");
+      await first.waitFor(/[\r\n]30 100\r\n/);
+      first.write("echo before-$((6*7)); vi\r");
+      await first.waitFor(/\[\?1049h[\s\S]*~/);
+      first.write("\x1b:q\r");
+      await first.waitFor(/\[\?1049l/);
+      first.write("printf '\\e[c\\e[6n'; stty -icanon -echo; echo cat-$((1+1))-ready; cat -v\r");
+      await first.waitFor(/cat-2-ready/);
+      first.write("\x1d");
+      const [, terminalId] = await first.waitFor(/detached from terminal (\S+);/);
+      assert.equal(await first.exited, 0);
+
+      // The outer terminal is a real emulator: it answers every query the CLI prints.
+      const again = pty(["attach", id, "--terminal", terminalId], alice, size, { terminal: true });
+      const screen = again.screen!;
+      await waitForValue(() => /^cat-2-ready$/m.test(screen.text()), "the replay on the outer screen");
+      // Answers to a replayed query would come before the one that opens the input.
+      await waitForValue(() => screen.replies !== "", "the outer terminal's answer");
+      again.write("MARK\r");
+      await waitForValue(() => /MARK$/m.test(screen.text()), "cat printing the marker");
+      // cat -v prints what reached the PTY: the marker, right under the line before it, and nothing else.
+      assert.match(screen.text(), /^before-42$/m);
+      assert.match(screen.text(), /^cat-2-ready\nMARK$/m);
+      assert.equal(screen.bufferType, "normal");
+      // Ctrl-C flushes the tty's input queue: type the next line once the prompt is back.
+      const beforeInterrupt = again.output.length;
+      again.write("\x03");
+      await again.waitFor(/\$ $/, beforeInterrupt);
+      again.write("stty size\r");
+      await again.waitFor(/[\r\n]30 100\r\n/);
+      again.write("exit 0\r");
+      assert.equal(await again.exited, 0);
     });
 
     it("acks output as it is written: megabytes of output arrive whole (a wrong ack would stall the PTY)", async () => {
@@ -286,3 +331,12 @@ describe("devex CLI (embedded core)", function () {
     });
   });
 });
+
+/** Polls `f` until it holds (10 s). */
+async function waitForValue(f: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!f()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
