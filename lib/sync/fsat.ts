@@ -5,8 +5,9 @@
  * never follow a last component) a symlink the user swapped in fails the call instead of being
  * followed. Every caller names one component at a time.
  */
-import { constants, type Stats } from "node:fs";
+import { constants, fchmod, type Stats } from "node:fs";
 import {
+  chmod,
   type FileHandle,
   lchown,
   lstat,
@@ -18,8 +19,12 @@ import {
   symlink,
   unlink,
 } from "node:fs/promises";
+import { promisify } from "node:util";
 
 const { O_RDONLY, O_WRONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_NOCTTY, O_CREAT, O_EXCL } = constants;
+/** O_PATH (Linux): a descriptor that names an inode without opening it for reading. */
+const O_PATH = 0o10000000;
+const fchmodAsync = promisify(fchmod);
 
 /** The path that names `name` inside the directory open as `dirFd`. */
 export const at = (dirFd: number, name: string) => `/proc/self/fd/${dirFd}/${name}`;
@@ -99,9 +104,46 @@ export async function symlinkAt(dirFd: number, name: string, target: string, own
   if (owner) await lchown(at(dirFd, name), owner.uid, owner.gid);
 }
 
-/** Removes everything inside the open directory, descending by descriptor; a swapped-in link is unlinked, never followed. */
+/**
+ * Removes everything inside the open directory, descending by descriptor; a swapped-in link is
+ * unlinked, never followed. A directory its owner made read-only (0555, as `go mod download`
+ * leaves its cache) or unreadable (0000) is made the owner's again first, through its own
+ * descriptor: a core that is not root owns the repl's files but has no capability to bypass modes.
+ */
 export async function emptyDirectory(dirFd: number): Promise<void> {
-  for (const e of await listAt(dirFd)) await removeAt(dirFd, e.name);
+  let unlocked = false;
+  for (const e of await listAt(dirFd)) {
+    try {
+      await removeAt(dirFd, e.name);
+    } catch (err) {
+      if (unlocked || !isDenied(err)) throw err;
+      unlocked = true;
+      await fchmodAsync(dirFd, 0o700);
+      await removeAt(dirFd, e.name);
+    }
+  }
+}
+
+const isDenied = (e: unknown) => ["EACCES", "EPERM"].includes((e as NodeJS.ErrnoException).code ?? "");
+
+/**
+ * Opens a directory entry to remove its contents; one its owner cannot read or search is first
+ * chmodded to 0700 through an O_PATH descriptor of that very directory (chmod of the descriptor's
+ * /proc link acts on the inode it holds, so a name swapped meanwhile cannot redirect it).
+ */
+async function openForRemoval(dirFd: number, name: string): Promise<FileHandle> {
+  try {
+    return await openDirAt(dirFd, name);
+  } catch (e) {
+    if (!isDenied(e)) throw e;
+  }
+  const handle = await open(at(dirFd, name), O_PATH | O_DIRECTORY | O_NOFOLLOW);
+  try {
+    await chmod(`/proc/self/fd/${handle.fd}`, 0o700);
+  } finally {
+    await handle.close();
+  }
+  return openDirAt(dirFd, name);
 }
 
 async function removeAt(dirFd: number, name: string, tries = 3): Promise<void> {
@@ -116,7 +158,7 @@ async function removeAt(dirFd: number, name: string, tries = 3): Promise<void> {
   }
   let dir: FileHandle;
   try {
-    dir = await openDirAt(dirFd, name);
+    dir = await openForRemoval(dirFd, name);
   } catch (e) {
     if (!isSwapped(e) || tries <= 1) throw e;
     return removeAt(dirFd, name, tries - 1); // swapped for a file or link meanwhile: unlink that
