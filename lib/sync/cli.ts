@@ -25,8 +25,9 @@ import { createLocalBlobStore } from "../../services/core/src/blob/local.js";
 import { createS3BlobStore } from "../../services/core/src/blob/s3.js";
 import type { BlobStore } from "../../services/core/src/blob/store.js";
 import { excludeFromHome } from "./home.js";
-import { persist, restore, SYNC_DIR } from "./sync.js";
+import { persist, restore, SYNC_DIR, WorkspaceMissingError, WorkspaceReplacedError } from "./sync.js";
 import type { PersistOptions, RestoreOptions, SyncResult } from "./types.js";
+import { someNames } from "./util.js";
 
 function storeFromEnv(env: NodeJS.ProcessEnv): BlobStore {
   if (env.DEVEX_S3_BUCKET) {
@@ -107,24 +108,36 @@ export function parseSyncArgs(argv: string[]): SyncRun | undefined {
   return run;
 }
 
+/** A result as the CLI prints it: counts only, so it always fits a Kubernetes termination message (4 KiB). */
+export type SyncSummary = Omit<SyncResult, "skipped" | "hardLinked"> & { skipped: number; hardLinked: number };
+
+const summary = (r: SyncResult): SyncSummary => ({ ...r, skipped: r.skipped.length, hardLinked: r.hardLinked.length });
+
 /**
  * Runs each tree in turn; the result is the workspace's, with the home's under `home`. Progress and
- * what was left out go to `say`, a line each.
+ * what was left out (by name, the first 20) go to `say`, a line each. A home that is missing or was
+ * replaced is said and left as stored, as the local driver does; a workspace refuses the run.
  */
 export async function runSync(run: SyncRun, store: BlobStore, say: (line: string) => void) {
-  const results: Partial<Record<"workspace" | "home", SyncResult>> = {};
+  const results: Partial<Record<"workspace" | "home", SyncSummary>> = {};
   for (const { name, options } of run.trees) {
     const label = name === "home" ? `${run.command} (home)` : run.command;
     const result = await (run.command === "restore" ? restore : persist)({
       ...options,
       store,
       onProgress: (p) => say(`${label}: ${p.filesDone}/${p.filesTotal} files, ${p.bytesDone}/${p.bytesTotal} bytes`),
+    }).catch((err) => {
+      if (name !== "home" || !(err instanceof WorkspaceMissingError || err instanceof WorkspaceReplacedError))
+        throw err;
+      say(`${label} refused, the stored home is kept as it was: ${(err as Error).message}`);
+      return undefined;
     });
+    if (!result) continue;
     if (result.skipped.length)
-      say(`${label}: left out (special files or unstorable names): ${result.skipped.join(", ")}`);
+      say(`${label}: left out (special files or unstorable names): ${someNames(result.skipped)}`);
     if (result.hardLinked.length)
-      say(`${label}: hard links stored as separate copies: ${result.hardLinked.join(", ")}`);
-    results[name] = result;
+      say(`${label}: hard links stored as separate copies: ${someNames(result.hardLinked)}`);
+    results[name] = summary(result);
   }
   return { ...results.workspace!, ...(results.home ? { home: results.home } : {}) };
 }

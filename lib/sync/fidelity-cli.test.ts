@@ -79,7 +79,7 @@ describe("workspace fidelity through the sync CLI (Kubernetes init and persist c
     await first.shell(FIDELITY_BUILD);
     const before = parseProbe((await first.shell(FIDELITY_PROBE, fidelityPaths())).stdout);
     const persisted = await first.sync("persist");
-    assert.deepEqual(persisted.result.skipped, ["fifo"]);
+    assert.equal(persisted.result.skipped, 1, "the result counts (it must fit a termination message)");
     assert.match(persisted.log, /left out \(special files or unstorable names\): fifo\n/);
     assert.match(persisted.log, /hard links stored as separate copies: hard-[ab], hard-[ab]\n/);
 

@@ -29,6 +29,8 @@ export const metaOf = (st: Stats): Required<Meta> => ({
 export const sameMeta = (a: Meta | undefined, b: Meta) => a?.mode === b.mode && a?.mtimeMs === b.mtimeMs;
 
 const fchmodAsync = promisify(fchmod);
+/** The year 9999: later mtimes are not restored. */
+const MAX_MTIME_MS = 253_402_300_799_000;
 const futimesAsync = promisify(futimes);
 
 /**
@@ -37,5 +39,7 @@ const futimesAsync = promisify(futimes);
  */
 export async function applyMeta(fd: number, meta: Meta): Promise<void> {
   if (Number.isInteger(meta.mode)) await fchmodAsync(fd, meta.mode! & KEPT_MODE_BITS);
-  if (Number.isFinite(meta.mtimeMs)) await futimesAsync(fd, Date.now() / 1000, meta.mtimeMs! / 1000);
+  // A time futimes cannot take (an index someone edited by hand) must not fail the whole restore.
+  if (Number.isFinite(meta.mtimeMs) && meta.mtimeMs! >= 0 && meta.mtimeMs! <= MAX_MTIME_MS)
+    await futimesAsync(fd, Date.now() / 1000, meta.mtimeMs! / 1000);
 }

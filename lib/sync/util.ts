@@ -95,3 +95,9 @@ export function progressOf(phase: SyncProgress["phase"], cb?: SyncOptions["onPro
     done: () => emit(true),
   };
 }
+
+/** The first `max` names of a list, joined, and how many more there are: a log line of bounded length. */
+export function someNames(names: string[], max = 20): string {
+  const shown = names.slice(0, max).join(", ");
+  return names.length > max ? `${shown} and ${names.length - max} more` : shown;
+}

@@ -48,6 +48,7 @@ import {
   WorkspaceMissingError,
   WorkspaceReplacedError,
 } from "../../../../../lib/sync/sync.js";
+import { someNames } from "../../../../../lib/sync/util.js";
 import type { BlobStore } from "../../blob/store.js";
 import type { Driver, DriverProgress, RunnerInfo, StartRequest, StopRequest } from "../driver.js";
 import { hostnameFor } from "../repl-identity.js";
@@ -230,13 +231,9 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       `${what}: ${r.transferred} files (${r.transferredBytes} bytes) of ${r.files} in ${r.ms} ms`,
     );
     // What did not come through as it is (lib/sync's rules), by name, so a user's question has an answer.
-    const names = (list: string[]) => [
-      ...list.slice(0, 20),
-      ...(list.length > 20 ? [`… ${list.length - 20} more`] : []),
-    ];
     if (r.skipped.length || r.hardLinked.length) {
       log.warn(
-        { replId, skipped: names(r.skipped), hardLinked: names(r.hardLinked) },
+        { replId, skipped: someNames(r.skipped), hardLinked: someNames(r.hardLinked) },
         `${what}: ${r.skipped.length} special files or unstorable names left out, ${r.hardLinked.length} hard links kept as separate copies`,
       );
     }
