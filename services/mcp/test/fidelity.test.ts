@@ -151,6 +151,18 @@ describe("MCP file tools are exact (embedded setup, Streamable HTTP)", function 
     assert.deepEqual(await stored("exact/blob.bin"), Buffer.from([0, 1, 2, 255]), "a refused write changes nothing");
   });
 
+  it("a read cut at the size limit has no version and says it is not the whole file, and never splits a character", async () => {
+    // 60,000 characters, an emoji (a surrogate pair) straddling the 50,000th.
+    const text = `${"a".repeat(49_999)}😀${"b".repeat(9_999)}`;
+    await runner.files.writeFile({ path: "exact/long.txt", content: Buffer.from(text) });
+    const whole = await ok("read_file", { path: "exact/long.txt", start_line: 1, end_line: 1 });
+    assert.equal(whole.version, "", "a cut read has no version, even for a line range");
+    assert.match(whole.note as string, /not the whole file, so no version is given/);
+    assert.equal(whole.content, "a".repeat(49_999), "the cut never splits a character");
+    const full = await ok("read_file", { path: "exact/lines.txt" });
+    assert.notEqual(full.version, "", "a whole read has its version");
+  });
+
   it("sizes are JSON numbers in list_files and stat_file, as the output schema says", async () => {
     await runner.files.writeFile({
       path: "exact/sized/nine.txt",

@@ -268,12 +268,16 @@ export function createAgentTools(deps: AgentToolDeps): ToolImpls {
       const partial = [cut.note, res.truncated ? "the file is larger than the runner's read limit" : ""].filter(
         Boolean,
       );
+      // A cut read has no version: written back with one, it would replace the file by its first part.
+      const whole = partial.length === 0;
       return {
         content: cut.text,
         encoding: read.encoding,
         totalLines: read.totalLines,
-        version: res.info?.version ?? "",
-        note: partial.length ? `${partial.join("; ")}: ${read.seeMore}` : "",
+        version: whole ? (res.info?.version ?? "") : "",
+        note: whole
+          ? ""
+          : `${partial.join("; ")}: ${read.seeMore}. This is not the whole file, so no version is given: writing it back would cut the file`,
       };
     },
     async readMultipleFiles(req, caller, signal) {

@@ -3,14 +3,20 @@
 /** The last `max` characters of `text`, and a note saying how much was cut (empty if nothing was). */
 export function tail(text: string, max: number, what = "output", total = text.length): { text: string; note: string } {
   if (total <= max) return { text, note: "" };
-  return { text: text.slice(-max), note: `${what}: the first ${total - max} of ${total} characters were cut` };
+  let start = text.length - max;
+  if (isLowSurrogate(text.charCodeAt(start))) start++; // never half a character
+  return { text: text.slice(start), note: `${what}: the first ${total - max} of ${total} characters were cut` };
 }
 
 /** The first `max` characters of `text`, and a note saying how much was cut. */
 export function head(text: string, max: number, what = "output"): { text: string; note: string } {
   if (text.length <= max) return { text, note: "" };
-  return { text: text.slice(0, max), note: `${what}: cut after ${max} of ${text.length} characters` };
+  const end = isHighSurrogate(text.charCodeAt(max - 1)) ? max - 1 : max; // never half a character
+  return { text: text.slice(0, end), note: `${what}: cut after ${end} of ${text.length} characters` };
 }
+
+const isHighSurrogate = (c: number) => c >= 0xd800 && c <= 0xdbff;
+const isLowSurrogate = (c: number) => c >= 0xdc00 && c <= 0xdfff;
 
 // CSI, OSC and two-character escape sequences, as terminals emit them.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching terminal control characters is the point.
