@@ -1,9 +1,14 @@
 /**
  * Terminals: xterm.js views attached through the runner's WebSocket bridge (binary frames = bytes,
- * text frames = protobuf-JSON AttachRequest/AttachResponse). Every (re)attach asks for the
- * scrollback (`replay=1`) and redraws from it, so a reload or a dropped network shows what was there.
+ * text frames = protobuf-JSON AttachRequest/AttachResponse). Every (re)attach asks for the replay
+ * (`replay=1`: the runner's mirror of the screen and scrollback) and redraws from it, so a reload or
+ * a dropped network shows what was there. What xterm emits before it has processed the whole replay
+ * (its answers to anything in it) is dropped, never typed into the shell.
+ * Size: a tab is shown and fitted to the pane before its terminal is created or attached, and the
+ * size goes with the request, so a shell starts at the pane's size. Later resizes follow the panel
+ * (fit addon), debounced.
  * Flow control: live output bytes are acknowledged once xterm has processed them (replayed bytes
- * are not; the runner ignores those). Resizes follow the panel (fit addon), debounced.
+ * are not; the runner ignores those).
  */
 import "@xterm/xterm/css/xterm.css";
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
@@ -14,6 +19,7 @@ import {
   AttachRequestSchema,
   AttachResponseSchema,
   type Terminal as TerminalInfo,
+  type TerminalSize,
 } from "../../../gen/devex/runner/v1/terminal_pb.js";
 import type { RunnerSession } from "../api.js";
 import { describeError, h, isCode, toast } from "../ui.js";
@@ -23,13 +29,20 @@ export type LinkState = "connecting" | "connected" | "reconnecting" | "exited" |
 const ACK_BYTES = 16 * 1024;
 const encoder = new TextEncoder();
 
+type Size = Pick<TerminalSize, "cols" | "rows">;
+
 class TerminalTab {
   readonly tab: HTMLElement;
   readonly panel: HTMLElement;
   readonly term: XTerm;
   private readonly fit = new FitAddon();
+  /** The runner's terminal, once created (a new tab is fitted first, then its terminal created). */
+  info: TerminalInfo | undefined;
   private ws: WebSocket | undefined;
+  private opened = false;
   private replayLeft = 0;
+  /** False from `attached` until xterm has processed the replay. */
+  private inputOpen = false;
   private unacked = 0;
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private resizeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -39,41 +52,27 @@ class TerminalTab {
   private disposed = false;
 
   constructor(
-    readonly info: TerminalInfo,
+    readonly name: string,
     private readonly session: RunnerSession,
     private readonly onState: () => void,
     private readonly onGone: (t: TerminalTab) => void,
     onSelect: (t: TerminalTab) => void,
     onClose: (t: TerminalTab) => void,
   ) {
-    const id = info.terminalId;
     const close = h(
       "span",
-      { class: "tab-close", role: "button", "aria-label": `Close terminal ${info.name || id}`, title: "Close" },
+      { class: "tab-close", role: "button", "aria-label": `Close terminal ${name}`, title: "Close" },
       "×",
     );
     this.tab = h(
       "div",
-      {
-        role: "tab",
-        class: "term-tab",
-        id: `term-tab-${id}`,
-        "aria-controls": `term-panel-${id}`,
-        "data-terminal-id": id,
-        tabindex: -1,
-      },
+      { role: "tab", class: "term-tab", tabindex: -1 },
       h("span", { class: "term-dot", "aria-hidden": "true" }),
-      h("span", { class: "tab-name" }, info.name || id),
+      h("span", { class: "tab-name" }, name),
       close,
     );
     this.tab.addEventListener("click", (ev) => (ev.target === close ? onClose(this) : onSelect(this)));
-    this.panel = h("div", {
-      role: "tabpanel",
-      class: "term-panel",
-      id: `term-panel-${id}`,
-      "aria-labelledby": `term-tab-${id}`,
-      hidden: true,
-    });
+    this.panel = h("div", { role: "tabpanel", class: "term-panel", hidden: true });
     this.term = new XTerm({
       cursorBlink: true,
       fontFamily: "ui-monospace, 'DejaVu Sans Mono', Menlo, Consolas, monospace",
@@ -87,21 +86,46 @@ class TerminalTab {
     this.term.attachCustomKeyEventHandler(
       (ev) => !((ev.ctrlKey || ev.metaKey) && !ev.shiftKey && ev.key.toLowerCase() === "s"),
     );
-    this.term.open(this.panel);
-    this.term.textarea?.setAttribute("aria-label", `Terminal ${info.name || id}`);
-    this.term.onData((d) => this.send(encoder.encode(d)));
-    this.term.onBinary((d) => this.send(Uint8Array.from(d, (c) => c.charCodeAt(0) & 0xff)));
+    this.term.onData((d) => this.input(encoder.encode(d)));
+    this.term.onBinary((d) => this.input(Uint8Array.from(d, (c) => c.charCodeAt(0) & 0xff)));
     this.term.onResize(({ cols, rows }) => {
+      this.showSize();
       clearTimeout(this.resizeTimer);
       this.resizeTimer = setTimeout(() => this.sendFrame({ frame: { case: "resize", value: { cols, rows } } }), 80);
     });
+  }
+
+  /** Binds the tab to its terminal and attaches at `size` (the pane's, for a tab not shown yet). */
+  attach(info: TerminalInfo, size: Size) {
+    const id = info.terminalId;
+    this.info = info;
+    this.tab.id = `term-tab-${id}`;
+    this.tab.dataset.terminalId = id;
+    this.tab.setAttribute("aria-controls", `term-panel-${id}`);
+    this.panel.id = `term-panel-${id}`;
+    this.panel.setAttribute("aria-labelledby", this.tab.id);
+    if (size.cols !== this.term.cols || size.rows !== this.term.rows) this.term.resize(size.cols, size.rows);
+    this.connect();
+  }
+
+  /** The size xterm has now (fitted to the pane once shown). */
+  get size(): Size {
+    return { cols: this.term.cols, rows: this.term.rows };
   }
 
   show(on: boolean) {
     this.panel.hidden = !on;
     this.tab.setAttribute("aria-selected", String(on));
     this.tab.tabIndex = on ? 0 : -1;
-    if (on) requestAnimationFrame(() => this.fitNow());
+    if (!on) return;
+    // Opened once visible: xterm measures its cells when it opens, and fitting needs them.
+    if (!this.opened && this.panel.isConnected) {
+      this.opened = true;
+      this.term.open(this.panel);
+      this.term.textarea?.setAttribute("aria-label", `Terminal ${this.name}`);
+    }
+    this.fitNow();
+    this.showSize();
   }
 
   fitNow() {
@@ -116,11 +140,12 @@ class TerminalTab {
   }
 
   connect() {
-    if (this.disposed) return;
+    if (this.disposed || !this.info) return;
     clearTimeout(this.retryTimer);
     this.setState(this.attempts ? "reconnecting" : "connecting");
     this.fitNow();
-    const url = this.session.terminalUrl(this.info.terminalId, {
+    const info = this.info;
+    const url = this.session.terminalUrl(info.terminalId, {
       replay: 1,
       cols: this.term.cols,
       rows: this.term.rows,
@@ -136,10 +161,16 @@ class TerminalTab {
           attached = true;
           this.attempts = 0;
           this.replayLeft = Number(msg.frame.value.replayBytes);
+          this.inputOpen = this.replayLeft === 0;
           this.unacked = 0;
           // The replay redraws everything the terminal showed: start from a clean screen.
           this.term.reset();
           this.setState("connected");
+          // A resize made while connecting was not sent: send the size xterm has now.
+          const size = msg.frame.value.terminal?.size;
+          if (size && (size.cols !== this.term.cols || size.rows !== this.term.rows)) {
+            this.sendFrame({ frame: { case: "resize", value: this.size } });
+          }
         } else if (msg.frame.case === "exit") {
           const e = msg.frame.value;
           this.term.write(
@@ -153,7 +184,9 @@ class TerminalTab {
       const replayed = Math.min(this.replayLeft, data.length);
       this.replayLeft -= replayed;
       const live = data.length - replayed;
+      const replayEnds = replayed > 0 && this.replayLeft === 0;
       this.term.write(data, () => {
+        if (replayEnds && this.ws === ws) this.inputOpen = true;
         if (live > 0) this.ack(live);
       });
     };
@@ -166,18 +199,18 @@ class TerminalTab {
         this.setState("exited");
         return;
       }
-      void this.retry(attached);
+      void this.retry(info, attached);
     };
   }
 
-  private async retry(wasAttached: boolean) {
+  private async retry(info: TerminalInfo, wasAttached: boolean) {
     this.attempts++;
     this.setState("reconnecting");
     // A failed handshake tells the browser nothing: ask the runner whether the terminal still exists.
     if (!wasAttached && this.attempts > 1) {
       try {
         const { terminals } = await this.session.clients.terminals.listTerminals({});
-        if (!terminals.some((t) => t.terminalId === this.info.terminalId)) {
+        if (!terminals.some((t) => t.terminalId === info.terminalId)) {
           this.setState("closed");
           this.onGone(this);
           return;
@@ -220,6 +253,17 @@ class TerminalTab {
 
   send(bytes: Uint8Array) {
     if (this.ws?.readyState === WebSocket.OPEN && this.state === "connected") this.ws.send(bytes);
+  }
+
+  /** What xterm emits: typed keys, and its answers to queries, which must not answer the replay. */
+  private input(bytes: Uint8Array) {
+    if (this.inputOpen) this.send(bytes);
+  }
+
+  /** The size in cells, for tests and tools that read the page. */
+  private showSize() {
+    this.panel.dataset.cols = String(this.term.cols);
+    this.panel.dataset.rows = String(this.term.rows);
   }
 
   private setState(s: LinkState) {
@@ -291,34 +335,39 @@ export class TerminalPanel {
     return this.active;
   }
 
-  /** Attaches to the repl's running terminals, or opens a first one. */
+  /** Attaches to the repl's running terminals (at the pane's size), or opens a first one. */
   async load(): Promise<void> {
     const { terminals } = await this.session.clients.terminals.listTerminals({});
     const running = terminals.filter((t) => !t.exited);
-    for (const t of running) this.add(t);
-    if (!running.length) await this.create();
-    else this.select(this.list[0]);
+    if (!running.length) return this.create();
+    const tabs = running.map((info) => this.add(info.name || info.terminalId));
+    this.select(tabs[0]);
+    for (const [i, t] of tabs.entries()) t.attach(running[i], tabs[0].size);
   }
 
+  /** Opens a tab, fits it to the pane, then creates its terminal at that size. */
   async create(): Promise<void> {
+    const t = this.add(`Shell ${this.list.length + 1}`);
+    this.select(t);
     try {
-      const n = this.list.length + 1;
-      const { terminal } = await this.session.clients.terminals.createTerminal({
-        name: `Shell ${n}`,
-        size: this.active ? { cols: this.active.term.cols, rows: this.active.term.rows } : undefined,
-      });
-      if (!terminal) return;
-      const t = this.add(terminal);
-      this.select(t);
+      const { terminal } = await this.session.clients.terminals.createTerminal({ name: t.name, size: t.size });
+      if (!terminal) throw new Error("the runner returned no terminal");
+      if (!this.list.includes(t)) {
+        // Closed while it was being created.
+        await this.session.clients.terminals.closeTerminal({ terminalId: terminal.terminalId });
+        return;
+      }
+      t.attach(terminal, t.size);
       t.focus();
     } catch (err) {
+      this.remove(t);
       toast(`Could not open a terminal: ${describeError(err)}`, "error");
     }
   }
 
-  private add(info: TerminalInfo): TerminalTab {
+  private add(name: string): TerminalTab {
     const t = new TerminalTab(
-      info,
+      name,
       this.session,
       this.onState,
       (gone) => this.remove(gone),
@@ -331,7 +380,6 @@ export class TerminalPanel {
     this.list.push(t);
     this.tabs.append(t.tab);
     this.panels.append(t.panel);
-    t.connect();
     return t;
   }
 
@@ -343,7 +391,7 @@ export class TerminalPanel {
 
   private async closeTerminal(t: TerminalTab) {
     try {
-      await this.session.clients.terminals.closeTerminal({ terminalId: t.info.terminalId });
+      if (t.info) await this.session.clients.terminals.closeTerminal({ terminalId: t.info.terminalId });
     } catch (err) {
       if (!isCode(err, Code.NotFound)) toast(`Could not close the terminal: ${describeError(err)}`, "error");
     }
