@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CoreClients, RunnerClients } from "../../../lib/client/clients.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
@@ -20,7 +20,8 @@ function hostUserNames(): string[] {
     .split("\n")
     .map((l) => l.split(":"))
     .filter(([name, , uid]) => name && Number(uid) >= 1000 && Number(uid) !== 65534)
-    .map(([name]) => name!);
+    .map(([name]) => name!)
+    .concat(hostname());
 }
 
 describe("the repl's home is not its project (bwrap)", function () {
@@ -86,12 +87,21 @@ describe("the repl's home is not its project (bwrap)", function () {
       home: (await sh('echo "$HOME"')).output.trim(),
       // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's expansion of the prompt, not a template
       prompt: (await sh('echo "${PS1@P}"')).output.trim(),
+      etcHostname: (await sh("cat /etc/hostname")).output.trim(),
+      hosts: (await sh('getent hosts "$(hostname)"')).output.trim(),
+      // Every file of /etc that names users, groups or hosts (backups and subordinate ids included).
+      etc: (
+        await sh("cat /etc/passwd /etc/group /etc/passwd- /etc/group- /etc/subuid /etc/subgid /etc/hosts 2>/dev/null")
+      ).output.replace(/\r/g, ""),
     };
     assert.equal(answers.pwd, "/workspace");
     assert.equal(answers.whoami, "devex");
     assert.match(answers.id, /^uid=1000\(devex\) gid=1000\(devex\)/);
     assert.equal(answers.hostname, replId);
     assert.equal(answers.home, "/home/devex");
+    assert.equal(answers.etcHostname, replId);
+    assert.match(answers.hosts, new RegExp(`^127\\.0\\.1\\.1\\s+${replId}$`));
+    assert.doesNotMatch(answers.etc, /^[^:\n]+:x:\d+:[^:\n]+$/m, "no group lists its members");
     const all = Object.values(answers).join("\n");
     assert.ok(!all.includes(e.dir), `no host path: ${all}`);
     for (const name of hostUserNames())

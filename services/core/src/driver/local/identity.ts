@@ -1,7 +1,8 @@
 /**
- * The passwd and group a sandbox shows instead of the host's: the host's system accounts (uid and
- * gid below 1000, and nobody) so `ls -l /usr` still names root, plus the repl's user `devex` (1000)
- * with its home. No host user's name or home appears, whichever uid 1000 has on the host.
+ * The identity files a sandbox shows instead of the host's: passwd and group with the host's system
+ * accounts (ids below 1000, and nobody; groups without their member lists) so `ls -l /usr` still
+ * names root, plus the repl's user `devex` (1000) with its home, so no host user's name or home
+ * appears; and hostname and hosts naming the repl, written when a runner is given its repl.
  */
 import { readFileSync } from "node:fs";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
@@ -19,6 +20,9 @@ function systemEntries(text: string): string[] {
   });
 }
 
+/** A group line without its members (`sudo:x:27:alice` names a host user). */
+const withoutMembers = (line: string) => line.split(":").slice(0, 3).concat("").join(":");
+
 function hostFile(path: string): string {
   try {
     return readFileSync(path, "utf8");
@@ -31,16 +35,36 @@ function hostFile(path: string): string {
 export function sandboxIdentity(hostPasswd = hostFile("/etc/passwd"), hostGroup = hostFile("/etc/group")) {
   return {
     passwd: `${[...systemEntries(hostPasswd), `${USER_NAME}:x:${USER_ID}:${USER_ID}:Devex:${HOME_DIR}:/bin/bash`].join("\n")}\n`,
-    group: `${[...systemEntries(hostGroup), `${USER_NAME}:x:${USER_ID}:`].join("\n")}\n`,
+    group: `${[...systemEntries(hostGroup).map(withoutMembers), `${USER_NAME}:x:${USER_ID}:`].join("\n")}\n`,
   };
 }
 
-/** Writes `passwd` and `group` into `dir` (created), readable by the sandbox's uid, writable by no one but core. */
+/** `hostname` and `hosts` for a repl whose hostname is `hostname`. */
+export function hostFiles(hostname: string) {
+  return {
+    hostname: `${hostname}\n`,
+    hosts: `127.0.0.1\tlocalhost\n127.0.1.1\t${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
+  };
+}
+
+/** The files `writeSandboxIdentity` writes, which the sandbox binds over /etc's. */
+export const identityFiles = ["passwd", "group", "hostname", "hosts"] as const;
+
+/**
+ * Writes the identity files into `dir` (a new folder, created 0755), readable by the sandbox's uid,
+ * writable by core only; the host files name "repl" until `nameRepl`.
+ */
 export async function writeSandboxIdentity(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o755 });
-  const files = sandboxIdentity();
-  for (const [name, text] of Object.entries(files)) {
-    await writeFile(join(dir, name), text, { mode: 0o644 });
-    await chmod(join(dir, name), 0o644);
-  }
+  await mkdir(dir, { mode: 0o755 });
+  await chmod(dir, 0o755);
+  const files = { ...sandboxIdentity(), ...hostFiles("repl") };
+  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text, { mode: 0o644 });
+}
+
+/**
+ * Names the repl in `hostname` and `hosts`, rewritten in place: the runner's sandbox has them bound
+ * already (a bind holds the inode, so a new file would not show).
+ */
+export async function nameRepl(dir: string, hostname: string): Promise<void> {
+  for (const [name, text] of Object.entries(hostFiles(hostname))) await writeFile(join(dir, name), text);
 }

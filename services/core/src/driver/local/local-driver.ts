@@ -52,6 +52,7 @@ import { someNames } from "../../../../../lib/sync/util.js";
 import type { BlobStore } from "../../blob/store.js";
 import type { Driver, DriverProgress, RunnerInfo, StartRequest, StopRequest } from "../driver.js";
 import { hostnameFor } from "../repl-identity.js";
+import { nameRepl } from "./identity.js";
 import {
   abortable,
   killPooled,
@@ -500,6 +501,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
           });
           logSync("restored the home", req.replId, home);
         }
+        await nameRepl(p.slot.identity, hostnameFor(req.replId));
         const inside = p.launch;
         const env: Record<string, string> = {
           DEVEX_RUNNER_WORKSPACE: inside.workspace,

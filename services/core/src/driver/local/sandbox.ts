@@ -32,6 +32,7 @@ import { execFileSync } from "node:child_process";
 import { accessSync, constants, existsSync, lstatSync } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
 import { HOME_DIR, PROJECT_DIR, USER_ID, USER_NAME } from "../repl-identity.js";
+import { identityFiles } from "./identity.js";
 
 function findProgram(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(delimiter)) {
@@ -79,7 +80,7 @@ export interface RunnerPaths {
   workspace: string;
   /** The repl's home (shell history, dotfiles, caches), writable in the sandbox. */
   home: string;
-  /** A directory holding the `passwd` and `group` the sandbox sees (identity.ts). */
+  /** A directory holding the passwd, group, hostname and hosts the sandbox sees (identity.ts). */
   identity: string;
   /** Where the runner creates its Unix socket. */
   run: string;
@@ -148,7 +149,23 @@ const COMMANDS_TMP = "/tmp/repl";
 
 const DEFAULT_UID = 200_000_000;
 const DEFAULT_UID_COUNT = 10_000;
-const masked = ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers"];
+/** The identity files bound over /etc's: those /etc has (a bind needs its target; /etc is read-only). */
+const etcIdentity = () => identityFiles.filter((f) => existsSync(`/etc/${f}`));
+
+/** Host files that hold password hashes or name host users (the identity files replace passwd and group). */
+const masked = [
+  "/etc/shadow",
+  "/etc/gshadow",
+  "/etc/shadow-",
+  "/etc/gshadow-",
+  "/etc/sudoers",
+  "/etc/passwd-",
+  "/etc/group-",
+  "/etc/subuid",
+  "/etc/subgid",
+  "/etc/subuid-",
+  "/etc/subgid-",
+];
 /** The runner's fd on which bwrap reports the runner's host pid (0-2 stdio, 3 core's IPC channel). */
 const INFO_FD = 4;
 
@@ -237,12 +254,7 @@ export function createSandbox(o: SandboxOptions): Sandbox {
     if (!bwrap) return { wrapper: [], ...inside };
     const slot = [
       ...p.code.flatMap((c) => ["--ro-bind", c, c]),
-      "--ro-bind",
-      join(p.identity, "passwd"),
-      "/etc/passwd",
-      "--ro-bind",
-      join(p.identity, "group"),
-      "/etc/group",
+      ...etcIdentity().flatMap((f) => ["--ro-bind", join(p.identity, f), `/etc/${f}`]),
       "--bind",
       p.workspace,
       SANDBOX_WORKSPACE,
@@ -338,8 +350,8 @@ export function createSandbox(o: SandboxOptions): Sandbox {
         "--bind",
         COMMANDS_TMP,
         "/tmp",
-        // The runner's own passwd and group (a bind of /etc alone would not carry them over).
-        ...["--ro-bind", "/etc/passwd", "/etc/passwd", "--ro-bind", "/etc/group", "/etc/group"],
+        // The runner's own identity files (a bind of /etc alone would not carry them over).
+        ...etcIdentity().flatMap((f) => ["--ro-bind", `/etc/${f}`, `/etc/${f}`]),
         "--bind",
         workspace,
         workspace,
