@@ -311,14 +311,14 @@ export type AttachStart = Message<"devex.runner.v1.AttachStart"> & {
   terminalId: string;
 
   /**
-   * Replay the scrollback before live output.
+   * Replay the screen and scrollback before live output.
    *
    * @generated from field: bool replay = 2;
    */
   replay: boolean;
 
   /**
-   * Resize the terminal on attach.
+   * Resize the terminal on attach, before the replay is taken (so it comes at this size).
    *
    * @generated from field: devex.runner.v1.TerminalSize size = 3;
    */
@@ -400,7 +400,8 @@ export type Attached = Message<"devex.runner.v1.Attached"> & {
   terminal?: Terminal | undefined;
 
   /**
-   * How many of the output bytes that follow are scrollback replay rather than live output.
+   * How many of the output bytes that follow are the replay (a redraw of the screen and scrollback)
+   * rather than live output.
    *
    * @generated from field: uint64 replay_bytes = 2;
    */
@@ -473,7 +474,7 @@ export type StreamOutputRequest = Message<"devex.runner.v1.StreamOutputRequest">
   terminalId: string;
 
   /**
-   * Replay the scrollback before live output.
+   * Replay the screen and scrollback before live output.
    *
    * @generated from field: bool replay = 2;
    */
@@ -685,7 +686,9 @@ export const ReadScrollbackResponseSchema: GenMessage<ReadScrollbackResponse> = 
  * Terminals: shells (or any command) in real pseudo-terminals that keep running while no client is
  * attached. A client attaches over bidi gRPC (Attach), over the runner's WebSocket bridge (same
  * frames), or in the browser-friendly form: output as a server stream (StreamOutput) with unary
- * input and resize. Reattaching replays the recent output (bounded scrollback).
+ * input and resize. Reattaching replays what the terminal shows: its screen and recent scrollback,
+ * redrawn from the runner's mirror of it. The replay holds no queries, so a client's emulator has
+ * nothing to answer; a client still must not send what its emulator emits while it processes it.
  *
  * @generated from service devex.runner.v1.TerminalService
  */
@@ -763,7 +766,7 @@ export const TerminalService: GenService<{
     output: typeof ResizeTerminalResponseSchema;
   },
   /**
-   * Returns the most recent output from the scrollback without attaching.
+   * Returns the most recent raw output (as the program wrote it) without attaching.
    *
    * @generated from rpc devex.runner.v1.TerminalService.ReadScrollback
    */
