@@ -11,12 +11,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawn as spawnPty } from "@lydell/node-pty";
+import { createLocalBlobStore } from "../lib/blob/local.js";
 import { coreClientsFor, runnerClientsFor } from "../lib/client/node.js";
 import { isAlive } from "../lib/kit/pids.js";
 import { readStoredWorkspace } from "../lib/sync/sync.js";
 import { freePort } from "../lib/testing/redis.js";
 import { issueApiToken } from "../services/core/src/auth/secrets.js";
-import { createLocalBlobStore } from "../services/core/src/blob/local.js";
 import { createEmbeddedStore } from "../services/core/src/state/embedded.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));

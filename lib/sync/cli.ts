@@ -21,9 +21,9 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { createLocalBlobStore } from "../../services/core/src/blob/local.js";
-import { createS3BlobStore } from "../../services/core/src/blob/s3.js";
-import type { BlobStore } from "../../services/core/src/blob/store.js";
+import { createLocalBlobStore } from "../blob/local.js";
+import { createS3BlobStore } from "../blob/s3.js";
+import type { BlobStore } from "../blob/store.js";
 import { excludeFromHome } from "./home.js";
 import { persist, restore, SYNC_DIR, WorkspaceMissingError, WorkspaceReplacedError } from "./sync.js";
 import type { PersistOptions, RestoreOptions, SyncResult } from "./types.js";

@@ -24,9 +24,9 @@ import {
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLocalBlobStore } from "../../services/core/src/blob/local.js";
-import { createS3BlobStore } from "../../services/core/src/blob/s3.js";
-import { type BlobStore, listAll } from "../../services/core/src/blob/store.js";
+import { createLocalBlobStore } from "../blob/local.js";
+import { createS3BlobStore } from "../blob/s3.js";
+import { type BlobStore, listAll } from "../blob/store.js";
 import { requireProgram } from "../testing/programs.js";
 import { startS3 } from "../testing/s3.js";
 import { persist, restore } from "./sync.js";

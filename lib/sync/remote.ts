@@ -13,8 +13,8 @@
  * Packs and objects get fresh ids and are never overwritten, so a kept generation stays readable
  * until it is dropped; an object is deleted only when no kept generation names it.
  */
-import type { BlobStore } from "../../services/core/src/blob/store.js";
-import { checkKey, listAll } from "../../services/core/src/blob/store.js";
+import type { BlobStore } from "../blob/store.js";
+import { checkKey, listAll } from "../blob/store.js";
 import type { GenerationInfo, GenerationSummary, RemoteDir, RemoteFile, StoredIndex } from "./types.js";
 import { readAll, retry } from "./util.js";
 

@@ -8,9 +8,9 @@ import { execFileSync } from "node:child_process";
 import { lstat, mkdir, mkdtemp, readFile, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { createLocalBlobStore } from "../../services/core/src/blob/local.js";
-import { createS3BlobStore } from "../../services/core/src/blob/s3.js";
-import { type BlobStore, listAll } from "../../services/core/src/blob/store.js";
+import { createLocalBlobStore } from "../blob/local.js";
+import { createS3BlobStore } from "../blob/s3.js";
+import { type BlobStore, listAll } from "../blob/store.js";
 import { startS3 } from "../testing/s3.js";
 import {
   listGenerations,

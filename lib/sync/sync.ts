@@ -21,7 +21,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { BlobStore } from "../../services/core/src/blob/store.js";
+import type { BlobStore } from "../blob/store.js";
 import { isSwapped, openDirectory, openFileAt } from "./fsat.js";
 import { SYNC_DIR } from "./remote.js";
 import { restore } from "./restore.js";

@@ -1,5 +1,5 @@
 /** The options and results of persist/restore, and the stored index format. */
-import type { BlobStore } from "../../services/core/src/blob/store.js";
+import type { BlobStore } from "../blob/store.js";
 
 /**
  * A file or symlink as a generation stores it. Unknown fields are kept for later formats. `mode` and

@@ -1,8 +1,8 @@
 /** The one place that picks the state store and blob store from config. */
 import { join } from "node:path";
-import { createLocalBlobStore } from "./blob/local.js";
-import { createS3BlobStore } from "./blob/s3.js";
-import type { BlobStore } from "./blob/store.js";
+import { createLocalBlobStore } from "../../../lib/blob/local.js";
+import { createS3BlobStore } from "../../../lib/blob/s3.js";
+import type { BlobStore } from "../../../lib/blob/store.js";
 import type { CoreConfig } from "./config.js";
 import { createEmbeddedStore } from "./state/embedded.js";
 import { createRedisStore } from "./state/redis.js";

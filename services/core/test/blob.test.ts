@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createLocalBlobStore } from "../../../lib/blob/local.js";
+import { createS3BlobStore } from "../../../lib/blob/s3.js";
 import { isKind } from "../../../lib/kit/errors.js";
 import { startS3, type TestS3 } from "../../../lib/testing/s3.js";
-import { createLocalBlobStore } from "../src/blob/local.js";
-import { createS3BlobStore } from "../src/blob/s3.js";
 import { blobStoreContract } from "./blob-contract.js";
 
 describe("blob store: local directory", () => {

@@ -10,12 +10,12 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createLocalBlobStore } from "../../../lib/blob/local.js";
 import { coreClientsFor, runnerClientsFor } from "../../../lib/client/node.js";
 import { isAlive } from "../../../lib/kit/pids.js";
 import { readStoredWorkspace } from "../../../lib/sync/sync.js";
 import { freePort } from "../../../lib/testing/redis.js";
 import { issueApiToken } from "../src/auth/secrets.js";
-import { createLocalBlobStore } from "../src/blob/local.js";
 import { createEmbeddedStore } from "../src/state/embedded.js";
 
 const mainTs = fileURLToPath(new URL("../src/main.ts", import.meta.url));

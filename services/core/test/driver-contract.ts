@@ -7,10 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import type { BlobStore } from "../../../lib/blob/store.js";
 import { runnerClientsFor } from "../../../lib/client/node.js";
 import type { TokenSigner } from "../../../lib/kit/tokens.js";
 import { readStoredWorkspace } from "../../../lib/sync/sync.js";
-import type { BlobStore } from "../src/blob/store.js";
 import type { Driver, DriverProgress, StartedRunner, StartRequest } from "../src/driver/driver.js";
 
 export interface DriverFixture {

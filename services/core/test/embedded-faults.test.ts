@@ -9,10 +9,10 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { ReplStatus } from "../../../gen/devex/core/v1/repl_pb.js";
+import { createS3BlobStore } from "../../../lib/blob/s3.js";
+import type { BlobStore } from "../../../lib/blob/store.js";
 import { readStoredWorkspace } from "../../../lib/sync/sync.js";
 import { startS3, type TestS3 } from "../../../lib/testing/s3.js";
-import { createS3BlobStore } from "../src/blob/s3.js";
-import type { BlobStore } from "../src/blob/store.js";
 import { type Embedded, startEmbedded } from "./embedded.js";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");

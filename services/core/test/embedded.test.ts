@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { WebSocket } from "ws";
 import { ReplStatus } from "../../../gen/devex/core/v1/repl_pb.js";
+import { listAll } from "../../../lib/blob/store.js";
 import { readStoredWorkspace } from "../../../lib/sync/sync.js";
-import { listAll } from "../src/blob/store.js";
 import { type Embedded, runInTerminal, startEmbedded } from "./embedded.js";
 
 describe("embedded setup end to end (local driver, one origin)", function () {

@@ -6,14 +6,14 @@
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createLocalBlobStore } from "../../../lib/blob/local.js";
+import type { BlobStore } from "../../../lib/blob/store.js";
 import type { CoreClients, RunnerClients } from "../../../lib/client/clients.js";
 import { coreClientsFor, runnerClientsFor } from "../../../lib/client/node.js";
 import { createLogger } from "../../../lib/kit/log.js";
 import type { HttpHandler } from "../../../lib/kit/server.js";
 import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.js";
 import { issueApiToken } from "../src/auth/secrets.js";
-import { createLocalBlobStore } from "../src/blob/local.js";
-import type { BlobStore } from "../src/blob/store.js";
 import { type Core, createCore } from "../src/core.js";
 import { createLocalDriver, type LocalDriver } from "../src/driver/local/local-driver.js";
 import { createRunnerProxy } from "../src/driver/local/proxy.js";

@@ -3,8 +3,9 @@
  * call fails the way a real outage does (DomainError "unavailable"), so driver tests can check
  * that a failed persist loses nothing; `delayMs` makes every call that much slower (a slow stop).
  */
+
+import type { BlobStore } from "../../../lib/blob/store.js";
 import { unavailable } from "../../../lib/kit/errors.js";
-import type { BlobStore } from "../src/blob/store.js";
 
 export function faultyBlobs(inner: BlobStore): BlobStore & { failing: boolean; delayMs: number } {
   const guard =

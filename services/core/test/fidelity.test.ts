@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createLocalBlobStore } from "../../../lib/blob/local.js";
 import { runnerClientsFor } from "../../../lib/client/node.js";
 import { createLogger } from "../../../lib/kit/log.js";
 import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.js";
@@ -19,7 +20,6 @@ import {
   fidelityTable,
   parseProbe,
 } from "../../../lib/sync/fidelity-fixture.js";
-import { createLocalBlobStore } from "../src/blob/local.js";
 import type { StartedRunner, StartRequest } from "../src/driver/driver.js";
 import { createLocalDriver, type LocalDriver } from "../src/driver/local/local-driver.js";
 import { createSandbox, defaultLimits } from "../src/driver/local/sandbox.js";

@@ -9,11 +9,11 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { AuthService } from "../../../gen/devex/core/v1/auth_pb.js";
 import { ReplService } from "../../../gen/devex/core/v1/repl_pb.js";
 import { RunnerControlService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import { createLocalBlobStore } from "../../../lib/blob/local.js";
+import type { BlobStore } from "../../../lib/blob/store.js";
 import { createLogger } from "../../../lib/kit/log.js";
 import { createTokenSigner, generateSigningKey, type TokenSigner } from "../../../lib/kit/tokens.js";
 import { issueApiToken } from "../src/auth/secrets.js";
-import { createLocalBlobStore } from "../src/blob/local.js";
-import type { BlobStore } from "../src/blob/store.js";
 import { type Core, type CoreDeps, createCore } from "../src/core.js";
 import { createEmbeddedStore } from "../src/state/embedded.js";
 import type { StateStore } from "../src/state/store.js";

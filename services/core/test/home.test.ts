@@ -8,9 +8,9 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
+import { listAll } from "../../../lib/blob/store.js";
 import type { CoreClients, RunnerClients } from "../../../lib/client/clients.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
-import { listAll } from "../src/blob/store.js";
 import { createSandbox, defaultLimits } from "../src/driver/local/sandbox.js";
 import { type Embedded, runInTerminal, startEmbedded } from "./embedded.js";
 

@@ -8,8 +8,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createLocalBlobStore } from "../../../lib/blob/local.js";
 import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.js";
-import { createLocalBlobStore } from "../src/blob/local.js";
 import { kubernetesApis } from "../src/driver/kubernetes/apis.js";
 import { createKubernetesDriver } from "../src/driver/kubernetes/driver.js";
 import { driverContract } from "./driver-contract.js";

@@ -10,8 +10,8 @@
  * The S3 outage removes the NetworkPolicy that lets repl pods reach MinIO, and puts it back.
  */
 import { KubeConfig, NetworkingV1Api, type V1NetworkPolicy } from "@kubernetes/client-node";
+import { createS3BlobStore } from "../../../lib/blob/s3.js";
 import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.js";
-import { createS3BlobStore } from "../src/blob/s3.js";
 import { kubernetesApis } from "../src/driver/kubernetes/apis.js";
 import { createKubernetesDriver } from "../src/driver/kubernetes/driver.js";
 import { driverContract } from "./driver-contract.js";

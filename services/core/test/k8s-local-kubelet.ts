@@ -17,11 +17,11 @@
  */
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { BlobStore } from "../../../lib/blob/store.js";
 import { createLogger } from "../../../lib/kit/log.js";
 import { parseSyncArgs, runSync, usage } from "../../../lib/sync/cli.js";
 import { loadRunnerConfig } from "../../runner/src/config.js";
 import { type Runner, startRunner } from "../../runner/src/runner.js";
-import type { BlobStore } from "../src/blob/store.js";
 import { RESULT_TO_TERMINATION_LOG } from "../src/driver/kubernetes/objects.js";
 import type { ContainerRuntime, KubeObject } from "./fake-kube-api.js";
 

@@ -1,8 +1,8 @@
 /** The one place that picks the runtime driver from config. */
 import { join } from "node:path";
+import type { BlobStore } from "../../../../lib/blob/store.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { TokenSigner } from "../../../../lib/kit/tokens.js";
-import type { BlobStore } from "../blob/store.js";
 import type { CoreConfig } from "../config.js";
 import { createUnconfiguredDriver, type Driver } from "./driver.js";
 import { kubernetesDriverFromConfig } from "./kubernetes/config.js";

@@ -1,6 +1,6 @@
+import type { BlobStore } from "../../../../lib/blob/store.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { TokenSigner } from "../../../../lib/kit/tokens.js";
-import type { BlobStore } from "../blob/store.js";
 import type { Driver } from "../driver/driver.js";
 import type { StateStore } from "../state/store.js";
 import type { ReplEvents } from "./events.js";

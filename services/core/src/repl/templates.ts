@@ -9,7 +9,7 @@ import { createReadStream } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { z } from "zod";
-import { type BlobStore, listAll } from "../blob/store.js";
+import { type BlobStore, listAll } from "../../../../lib/blob/store.js";
 
 export interface TemplateInfo {
   name: string;

@@ -35,6 +35,7 @@ import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { RunnerAdminService } from "../../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import type { BlobStore } from "../../../../../lib/blob/store.js";
 import { unavailable } from "../../../../../lib/kit/errors.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import { isAlive, waitForExit } from "../../../../../lib/kit/pids.js";
@@ -49,7 +50,6 @@ import {
   WorkspaceReplacedError,
 } from "../../../../../lib/sync/sync.js";
 import { someNames } from "../../../../../lib/sync/util.js";
-import type { BlobStore } from "../../blob/store.js";
 import type { Driver, DriverProgress, RunnerInfo, StartRequest, StopRequest } from "../driver.js";
 import { hostnameFor } from "../repl-identity.js";
 import { nameRepl } from "./identity.js";

@@ -10,6 +10,7 @@
  * - Every call takes an AbortSignal. Backend failures surface as DomainError "unavailable".
  */
 import type { Readable } from "node:stream";
+import { DomainError, unavailable } from "../kit/errors.js";
 
 export interface BlobEntry {
   key: string;
@@ -34,13 +35,35 @@ export interface BlobStore {
   close(): Promise<void>;
 }
 
+/** A key that could escape a directory or confuse prefixes: a caller's bug, never retried. */
+export class InvalidBlobKeyError extends Error {
+  override name = "InvalidBlobKeyError";
+  constructor(readonly key: string) {
+    super(`invalid blob key: ${JSON.stringify(key)}`);
+  }
+}
+
 /** Refuses keys that could escape a directory or confuse prefixes. */
 export function checkKey(key: string): void {
   if (key.length === 0 || key.length > 1024 || key.includes("\0") || key.includes("\\") || key.startsWith("/")) {
-    throw new Error(`invalid blob key: ${JSON.stringify(key)}`);
+    throw new InvalidBlobKeyError(key);
   }
   for (const part of key.split("/")) {
-    if (part === "" || part === "." || part === "..") throw new Error(`invalid blob key: ${JSON.stringify(key)}`);
+    if (part === "" || part === "." || part === "..") throw new InvalidBlobKeyError(key);
+  }
+}
+
+/**
+ * Runs a backend call with the store's error rule: domain errors, aborts and invalid keys pass as
+ * they are; any other failure is the backend's and becomes Unavailable with `message` (the cause is
+ * kept for the log, never shown to a client).
+ */
+export async function backendCall<T>(message: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof DomainError || e instanceof InvalidBlobKeyError || (e as Error).name === "AbortError") throw e;
+    throw unavailable(message, e);
   }
 }
 

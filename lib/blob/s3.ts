@@ -16,8 +16,7 @@ import {
   S3ServiceException,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { DomainError, unavailable } from "../../../../lib/kit/errors.js";
-import { type BlobStore, checkKey, listAll } from "./store.js";
+import { type BlobStore, backendCall, checkKey, listAll } from "./store.js";
 
 export interface S3BlobStoreOptions {
   bucket: string;
@@ -50,15 +49,7 @@ export function createS3BlobStore(options: S3BlobStoreOptions): BlobStore {
     checkKey(key);
     return root + key;
   };
-  const guard = async <T>(fn: () => Promise<T>): Promise<T> => {
-    try {
-      return await fn();
-    } catch (e) {
-      if (e instanceof DomainError || (e as Error).name === "AbortError") throw e;
-      if ((e as Error).message?.startsWith("invalid blob key")) throw e;
-      throw unavailable("the blob store (S3) is unavailable, try again", e);
-    }
-  };
+  const guard = <T>(fn: () => Promise<T>) => backendCall("the blob store (S3) is unavailable, try again", fn);
 
   const store: BlobStore = {
     put: (key, body, signal) =>

@@ -9,8 +9,7 @@ import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { DomainError, unavailable } from "../../../../lib/kit/errors.js";
-import { type BlobEntry, type BlobStore, checkKey, listAll } from "./store.js";
+import { type BlobEntry, type BlobStore, backendCall, checkKey, listAll } from "./store.js";
 
 async function walk(dir: string, root: string, out: string[]): Promise<void> {
   let entries: import("node:fs").Dirent[];
@@ -28,15 +27,7 @@ async function walk(dir: string, root: string, out: string[]): Promise<void> {
 }
 
 export function createLocalBlobStore(root: string): BlobStore {
-  const guard = async <T>(fn: () => Promise<T>): Promise<T> => {
-    try {
-      return await fn();
-    } catch (e) {
-      if (e instanceof DomainError || (e as Error).name === "AbortError") throw e;
-      if ((e as Error).message?.startsWith("invalid blob key")) throw e;
-      throw unavailable("the blob store (local directory) failed, try again", e);
-    }
-  };
+  const guard = <T>(fn: () => Promise<T>) => backendCall("the blob store (local directory) failed, try again", fn);
   const pathOf = (key: string) => {
     checkKey(key);
     return join(root, ...key.split("/"));
