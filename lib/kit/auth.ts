@@ -4,7 +4,7 @@
  * `authenticate` function (API tokens and sessions in core, signed repl tokens in the runner).
  */
 import { type ContextKey, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
-import { toConnectError, unauthenticated } from "./errors.js";
+import { unauthenticated } from "./errors.js";
 
 /** Creates the context key for a service's principal. */
 export function createPrincipalKey<P>(description: string): ContextKey<P | undefined> {
@@ -24,12 +24,9 @@ export function authInterceptor<P>(
 ): Interceptor {
   return (next) => async (req) => {
     if (open.has(req.service.typeName)) return next(req);
-    try {
-      const principal = await authenticate(req.header, { service: req.service.typeName, name: req.method.name });
-      req.contextValues.set(key, principal);
-    } catch (e) {
-      throw toConnectError(e);
-    }
+    // A refusal (DomainError) is converted once, by the kit's error boundary around this interceptor.
+    const principal = await authenticate(req.header, { service: req.service.typeName, name: req.method.name });
+    req.contextValues.set(key, principal);
     return next(req);
   };
 }

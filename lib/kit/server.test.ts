@@ -150,6 +150,37 @@ describe("server kit: one port for HTTP/1.1 and h2c", () => {
     assert.equal((await fetch(`${server.url}/nothing-here`)).status, 404);
   });
 
+  it("counts each error under its own code in /metrics: a handler's DomainError, an unexpected error, an auth refusal", async () => {
+    const authed = createClient(
+      ReplService,
+      createConnectTransport({
+        baseUrl: server.url,
+        httpVersion: "1.1",
+        interceptors: [
+          (next) => (req) => {
+            req.header.set("authorization", "Bearer good");
+            return next(req);
+          },
+        ],
+      }),
+    );
+    const anonymous = createClient(ReplService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    const before = await (await fetch(`${server.url}/metrics`)).text();
+    await assert.rejects(authed.getRepl({ replId: "quota" }), (e: ConnectError) => e.code === Code.ResourceExhausted);
+    await assert.rejects(authed.getRepl({ replId: "boom" }), (e: ConnectError) => e.code === Code.Internal);
+    await assert.rejects(anonymous.getRepl({ replId: "r1" }), (e: ConnectError) => e.code === Code.NotFound);
+    const after = await (await fetch(`${server.url}/metrics`)).text();
+    const count = (text: string, code: string) =>
+      Number(
+        new RegExp(`devex_rpc_requests_total\\{[^}]*rpc_method="GetRepl"[^}]*code="${code}"[^}]*\\} (\\d+)`).exec(
+          text,
+        )?.[1] ?? 0,
+      );
+    for (const code of ["resource_exhausted", "internal", "not_found"])
+      assert.equal(count(after, code) - count(before, code), 1, `one call counted as ${code}`);
+    assert.equal(count(after, "unknown"), count(before, "unknown"), "nothing counted as unknown");
+  });
+
   it("answers buf curl over gRPC with HTTP/2 prior knowledge", async () => {
     const { stdout } = await run(
       "npx",

@@ -99,7 +99,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       router.service(Health, createHealthService(health));
       options.routes(router);
     },
-    interceptors: [errorInterceptor(log), metrics.interceptor, ...(options.interceptors ?? []), validateInterceptor()],
+    // Metrics outermost, so they count the code the client gets (the error boundary's), not "unknown".
+    interceptors: [metrics.interceptor, errorInterceptor(log), ...(options.interceptors ?? []), validateInterceptor()],
     contextValues: options.contextValues,
     readMaxBytes: options.readMaxBytes ?? 16 * 1024 * 1024,
     fallback: (req, res) => void fallback(req, res as HttpResponse),
