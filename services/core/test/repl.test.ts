@@ -51,6 +51,8 @@ describe("repl lifecycle on Redis and S3", function () {
     const program = requireProgram(this, "redis-server");
     [redis, s3] = await Promise.all([startRedis(program), startS3()]);
     raw = new Redis(redis.url, { lazyConnect: true });
+    // The tests stop Redis under it on purpose: a reconnect error is expected, not an unhandled event.
+    raw.on("error", () => {});
     await raw.connect();
     state = await createRedisStore({ url: redis.url, commandTimeoutMs: 2000 });
     blobs = createS3BlobStore(s3.storeOptions);

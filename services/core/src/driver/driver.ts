@@ -1,6 +1,7 @@
 /**
- * The runtime driver: how core gets a runner for a repl. Implementations: local processes and
- * Kubernetes (later issues); tests use an in-process double.
+ * The runtime driver: how core gets a runner for a repl. Implementations: local processes
+ * (local/) and Kubernetes (kubernetes/); DEVEX_DRIVER=none has the one below; tests use an
+ * in-process double.
  *
  * Concurrency rules:
  * - Core calls `start` and `stop` for one repl only while holding that repl's lock, so a driver never
@@ -74,7 +75,7 @@ export interface Driver {
   list(signal: AbortSignal): Promise<RunnerInfo[]>;
 }
 
-/** Placeholder until the local-process and Kubernetes drivers land: every start fails clearly. */
+/** DEVEX_DRIVER=none (a core that only serves its API, e.g. the API benchmark): every start fails clearly. */
 export function createUnconfiguredDriver(): Driver {
   const fail = async (): Promise<never> => {
     throw failedPrecondition("no runtime driver configured: this core cannot start repls yet");
