@@ -177,6 +177,19 @@ describe("runner terminals over grpc-js (bidi Attach)", function () {
     await Promise.all(runs);
   });
 
+  it("a terminal whose program cannot run ends like in bash: 127 and its message on the screen", async () => {
+    for (const [command, code, message] of [
+      [["no-such-program-xyz"], 127, "bash: no-such-program-xyz: command not found"],
+      [["./no/such/file"], 127, "bash: ./no/such/file: No such file or directory"],
+    ] as const) {
+      const res = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", { command });
+      const a = attach(client, res.terminal.terminalId, true);
+      await a.ended;
+      assert.match(a.text, new RegExp(message.replace(/[.]/g, "\\.")));
+      assert.deepEqual(a.exit, { exitCode: code, signal: "" });
+    }
+  });
+
   it("ends Attach with InvalidArgument when a frame breaks the rules", async () => {
     const res = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", {
       command: ["bash", "--norc", "--noprofile"],

@@ -1,9 +1,11 @@
 /** The repl's terminals: creates PTY sessions within the limit, finds and closes them. */
+
 import { randomBytes } from "node:crypto";
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import { spawn } from "@lydell/node-pty";
 import { failedPrecondition, invalidArgument, notFound, resourceExhausted } from "../../../../lib/kit/errors.js";
+import { execLikeBash, findBash } from "../processes/exec-like-bash.js";
 import { withFsErrors } from "../workspace/fs-errors.js";
 import type { Workspace } from "../workspace/paths.js";
 import { clamp, TerminalSession } from "./session.js";
@@ -71,6 +73,9 @@ export class TerminalRegistry {
     }
   }
 
+  /** The bash commands start through (processes/exec-like-bash.ts). */
+  private readonly bash = findBash() ?? "bash";
+
   private async spawn(o: CreateTerminalOptions): Promise<TerminalSession> {
     const { workspace, baseEnv, scrollbackBytes } = this.deps;
     const cwd = await workspace.resolve(o.cwd);
@@ -79,8 +84,8 @@ export class TerminalRegistry {
     const [file, ...args] = o.command.length > 0 ? o.command : ["bash", "-l"];
     if (!file) throw invalidArgument("command[0] must name a program");
     const id = `t${++this.counter}-${randomBytes(4).toString("hex")}`;
-    const prefix = this.deps.commandPrefix ?? [];
-    const argv = prefix.length ? [...prefix, file, ...args] : [file, ...args];
+    // Like Exec: a program that cannot run ends like in bash (127/126 and its message on the screen).
+    const argv = [...(this.deps.commandPrefix ?? []), ...execLikeBash(this.bash, file, args)];
     const pty = spawn(argv[0], argv.slice(1), {
       name: "xterm-256color",
       cols: clamp(o.cols ?? 80),
