@@ -1,10 +1,11 @@
 /**
- * A warm pool of runner processes (runner-entry.ts) started ahead of time, so a repl start costs an
- * IPC message and a listen instead of a Node start-up plus module loading (~1 s under tsx). Each
- * process gets its own folder under `runnersDir`: its log, its record and its slot — `workspace/`
- * (the repl's project, restored there when the process is assigned), `home/` (the repl's home,
- * likewise), `run/` (its Unix socket) and `identity/` (the passwd and group it sees, read-only) —
- * which are all its sandbox sees of the host (sandbox.ts). The slot belongs to the sandbox's uid.
+ * A warm pool of runner processes (the runner's services/runner/src/pooled.ts, forked by path) started
+ * ahead of time, so a repl start costs an IPC message and a listen instead of a Node start-up plus
+ * module loading (~1 s under tsx). Each process gets its own folder under `runnersDir`: its log, its
+ * record and its slot — `workspace/` (the repl's project, restored there when the process is
+ * assigned), `home/` (the repl's home, likewise), `run/` (its Unix socket) and `identity/` (the
+ * passwd and group it sees, read-only) — which are all its sandbox sees of the host (sandbox.ts).
+ * The slot belongs to the sandbox's uid.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -14,6 +15,7 @@ import { createRequire } from "node:module";
 import type { Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { pooledRunnerArgs, pooledRunnerMarker, type RunnerToPool } from "../../../../../lib/contracts/pooled-runner.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import { waitForExit } from "../../../../../lib/kit/pids.js";
 import { writeSandboxIdentity } from "./identity.js";
@@ -51,23 +53,18 @@ export interface PooledProcess {
 }
 
 /** The marker in a runner process's command line, checked before signalling a pid from a record. */
-export const processMarker = "--devex-runner";
+export const processMarker = pooledRunnerMarker;
 
 const REFILL_DELAY_MS = 500;
 
-const entryFile = fileURLToPath(new URL("./runner-entry.ts", import.meta.url));
 const projectRoot = fileURLToPath(new URL("../../../../../", import.meta.url));
+/** The runner's own pooled entry point: core forks it by path and imports none of the runner's code. */
+const entryFile = join(projectRoot, "services/runner/src/pooled.ts");
 
 /** What a runner process needs of the project, read-only in its sandbox. */
-export const runnerCode = [
-  "package.json",
-  "tsconfig.json",
-  "node_modules",
-  "gen",
-  "lib",
-  "services/runner",
-  "services/core/src/driver/local/runner-entry.ts",
-].map((p) => join(projectRoot, p));
+export const runnerCode = ["package.json", "tsconfig.json", "node_modules", "gen", "lib", "services/runner"].map((p) =>
+  join(projectRoot, p),
+);
 
 /** Runner processes run the TypeScript sources through tsx's loader, as core does. */
 export function runnerExecArgv(): string[] {
@@ -206,7 +203,13 @@ export class RunnerPool {
     const { slot, launch } = this.o.launch(paths);
     // A sandboxed runner warms up in its private /tmp; an unsandboxed one in its own folder.
     const scratch = launch.wrapper.length ? "/tmp" : dir;
-    const argv = [...launch.wrapper, process.execPath, ...runnerExecArgv(), entryFile, processMarker, procId, scratch];
+    const argv = [
+      ...launch.wrapper,
+      process.execPath,
+      ...runnerExecArgv(),
+      entryFile,
+      ...pooledRunnerArgs(procId, scratch),
+    ];
     const fd = openSync(join(dir, "runner.log"), "a");
     let child: ChildProcess;
     try {
@@ -221,7 +224,7 @@ export class RunnerPool {
     const record: RunnerRecord = { procId, pid: child.pid ?? 0, state: "pool", uid: owner?.uid };
     const p: PooledProcess = { procId, dir, child, record, slot, launch };
     const readyMessage = new Promise<void>((resolve, reject) => {
-      const onMessage = (m: { type?: string }) => {
+      const onMessage = (m: RunnerToPool) => {
         if (m?.type !== "ready") return;
         child.off("message", onMessage);
         resolve();

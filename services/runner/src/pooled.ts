@@ -1,27 +1,22 @@
 /**
- * A pooled runner process. The local driver forks this ahead of time, so the cost of starting Node
- * and loading the runner's modules is paid before a repl asks for a runner. Protocol over the IPC
- * channel:
- *   child → parent  {type:"ready"}                 modules loaded, waiting
- *   parent → child  {type:"assign", env:{DEVEX_*}} the runner's configuration (services/runner/src/config.ts)
- *   child → parent  {type:"started", port} | {type:"failed", message}
+ * A pooled runner process. Core's local driver forks this ahead of time (its warm pool), so the cost
+ * of starting Node and loading the runner's modules is paid before a repl asks for a runner. It
+ * speaks lib/contracts/pooled-runner.ts over the IPC channel: "ready" once warm, then one "assign"
+ * with the runner's configuration, answered with "started" or "failed".
  * A pooled process whose parent goes away before it is assigned exits. Once assigned it no longer
  * depends on the parent: a restarted core finds it again through its record and re-adopts it.
- * Arguments: the process marker, the process id and a scratch folder for the warm-up (its private
- * /tmp in the sandbox, else its own `<runnersDir>/<procId>`, which the pool removes when it kills an
- * unassigned process).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runnerClientsFor } from "../../../../../lib/client/node.js";
-import { createLogger, type Logger } from "../../../../../lib/kit/log.js";
-import { onShutdown } from "../../../../../lib/kit/shutdown.js";
-import { createTokenSigner, generateSigningKey } from "../../../../../lib/kit/tokens.js";
-import { defaultLimits, loadRunnerConfig } from "../../../../runner/src/config.js";
-import { type Runner, startRunner } from "../../../../runner/src/runner.js";
-
-type Message = { type: "assign"; env: Record<string, string> };
+import { runnerClientsFor } from "../../../lib/client/node.js";
+import { type PoolToRunner, pooledRunnerScratch, type RunnerToPool } from "../../../lib/contracts/pooled-runner.js";
+import { Audience, RunnerScope } from "../../../lib/contracts/runner-access.js";
+import { createLogger, type Logger } from "../../../lib/kit/log.js";
+import { onShutdown } from "../../../lib/kit/shutdown.js";
+import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.js";
+import { defaultLimits, loadRunnerConfig } from "./config.js";
+import { type Runner, startRunner } from "./runner.js";
 
 let runner: Runner | undefined;
 let log: Logger = createLogger("runner", { level: "info" });
@@ -33,7 +28,10 @@ process.on("disconnect", orphaned);
 // Core may have died while this process was still loading modules: the event is gone by now.
 if (!process.connected) orphaned();
 
-process.on("message", (msg: Message) => {
+/** A message to the pool; `then` runs once it is sent. */
+const tell = (msg: RunnerToPool, then: () => void = () => {}) => process.send?.(msg, then);
+
+process.on("message", (msg: PoolToRunner) => {
   if (msg?.type !== "assign" || runner) return;
   void (async () => {
     try {
@@ -44,12 +42,12 @@ process.on("message", (msg: Message) => {
         { replId: config.replId, workspace: config.workspace, port: runner.port, socketPath: config.socketPath },
         "runner ready",
       );
-      process.send?.({ type: "started", port: runner.port });
+      tell({ type: "started", port: runner.port });
       // From here on the runner lives on its own; the IPC channel must not keep it tied to core.
       process.channel?.unref();
     } catch (err) {
       log.error({ err }, "runner failed to start");
-      process.send?.({ type: "failed", message: (err as Error).message }, () => process.exit(1));
+      tell({ type: "failed", message: (err as Error).message }, () => process.exit(1));
     }
   })();
 });
@@ -60,8 +58,8 @@ process.on("message", (msg: Message) => {
  * paid here, before the process is handed a repl. Halves the first terminal's latency.
  */
 async function warmUp(): Promise<void> {
-  // In a folder that goes away with this process (see the arguments above).
-  const dir = await mkdtemp(join(process.argv[4] ?? tmpdir(), "warmup-"));
+  // In a folder that goes away with this process (its private /tmp, or its folder the pool removes).
+  const dir = await mkdtemp(join(pooledRunnerScratch(process.argv) ?? tmpdir(), "warmup-"));
   const key = generateSigningKey();
   const replId = "warmup";
   const warm = await startRunner(
@@ -79,7 +77,7 @@ async function warmUp(): Promise<void> {
   );
   try {
     const token = createTokenSigner(key.privateKeyPem).mint(
-      { aud: "runner", sub: "warmup", repl: replId, scope: ["files", "terminals"] },
+      { aud: Audience.runner, sub: "warmup", repl: replId, scope: [RunnerScope.files, RunnerScope.terminals] },
       60,
     );
     const c = runnerClientsFor(warm.url, { token });
@@ -103,4 +101,4 @@ async function warmUp(): Promise<void> {
 onShutdown(log, [() => runner?.close()], 10_000);
 await warmUp().catch((err) => log.warn({ err }, "runner warm-up failed (the first requests will be slower)"));
 if (!process.connected) orphaned();
-process.send?.({ type: "ready" });
+tell({ type: "ready" });
