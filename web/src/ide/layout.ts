@@ -1,0 +1,98 @@
+/**
+ * The IDE's page structure: the top bar (back link, name, status, connection, pane toggles, Run and
+ * Stop) and the four panes (explorer, editor, terminals, preview) under the overlay. The Files and
+ * Preview toggles hide their pane; on a narrow window both start hidden.
+ */
+import type { PageContext } from "../main.js";
+import { topBar } from "../shell.js";
+import { h } from "../ui.js";
+import { ConnectionIndicator } from "./connection.js";
+import { IdeOverlay } from "./overlay.js";
+
+export interface IdePanes {
+  explorer: HTMLElement;
+  editor: HTMLElement;
+  terminal: HTMLElement;
+  preview: HTMLElement;
+}
+
+export interface IdeLayout {
+  title: HTMLElement;
+  badge: HTMLElement;
+  connection: ConnectionIndicator;
+  runButton: HTMLButtonElement;
+  stopButton: HTMLButtonElement;
+  overlay: IdeOverlay;
+  /** The page body, busy (aria-busy) until the repl is usable. */
+  main: HTMLElement;
+  panes: IdePanes;
+}
+
+/** Appends the IDE's page to `ctx.root`; `onPaneToggled` runs after a pane is shown or hidden. */
+export function renderIdeLayout(ctx: PageContext, onPaneToggled: () => void): IdeLayout {
+  const connection = new ConnectionIndicator();
+  const overlay = new IdeOverlay();
+  const panes: IdePanes = {
+    explorer: h("div", { class: "pane explorer-pane", id: "explorer-pane" }),
+    editor: h("div", { class: "pane editor-pane" }),
+    terminal: h("div", { class: "pane terminal-pane" }),
+    preview: h("div", { class: "pane preview-pane", id: "preview-pane" }),
+  };
+  const main = h(
+    "main",
+    { class: "ide", id: "main", "aria-busy": "true" },
+    panes.explorer,
+    h("div", { class: "center" }, panes.editor, panes.terminal),
+    panes.preview,
+    overlay.el,
+  );
+  const bar = {
+    title: h("h1", { class: "page-title" }, "…"),
+    badge: h("span", { class: "badge unknown", id: "repl-status" }, "…"),
+    runButton: h(
+      "button",
+      { type: "button", class: "btn primary", id: "run", disabled: true, title: "Run the project in the terminal" },
+      "▶ Run",
+    ),
+    stopButton: h("button", { type: "button", class: "btn", id: "stop-repl", disabled: true }, "Stop repl"),
+  };
+  const filesToggle = paneToggle("Files", panes.explorer, main, onPaneToggled);
+  const previewToggle = paneToggle("Preview", panes.preview, main, onPaneToggled);
+  ctx.root.append(
+    topBar(
+      ctx,
+      h("a", { href: "/", "data-link": true, class: "back", "aria-label": "Back to all repls" }, "← Repls"),
+      bar.title,
+      bar.badge,
+      connection.el,
+      h("div", { class: "spacer" }),
+      filesToggle,
+      previewToggle,
+      bar.runButton,
+      bar.stopButton,
+    ),
+    main,
+  );
+  if (matchMedia("(max-width: 900px)").matches) {
+    previewToggle.click();
+    filesToggle.click();
+  }
+  return { ...bar, connection, overlay, main, panes };
+}
+
+/** A top-bar button that shows and hides `pane` (the page gets a `no-<pane id>` class while it is hidden). */
+function paneToggle(label: string, pane: HTMLElement, main: HTMLElement, onToggled: () => void): HTMLButtonElement {
+  const button = h(
+    "button",
+    { type: "button", class: "btn ghost toggle", "aria-pressed": "true", "aria-controls": pane.id },
+    label,
+  );
+  button.addEventListener("click", () => {
+    const on = button.getAttribute("aria-pressed") !== "true";
+    button.setAttribute("aria-pressed", String(on));
+    pane.hidden = !on;
+    main.classList.toggle(`no-${pane.id}`, !on);
+    onToggled();
+  });
+  return button;
+}
