@@ -10,49 +10,37 @@
  *
  * What is not a regular file, directory or symlink (FIFO, socket, device) is left out and listed in
  * `skipped`. Hard links are not kept as links: each path is stored as its own file (listed in
- * `hardLinked`) and comes back as a separate copy. `exclude` leaves paths out (and does not descend). Small changed files go into new 8 MiB packs
- * while the walk goes on; large ones become objects. Then the new generation, then the index (readers
- * see the old or the new state), then garbage: objects no kept generation names. Packs less than half
- * alive are rewritten from the stored pack.
+ * `hardLinked`) and comes back as a separate copy. `exclude` leaves paths out (and does not descend).
+ *
+ * The phases: the walk, which uploads changed files while it goes on (persist-upload.ts: small files
+ * in packs, large ones as objects; packs less than half alive rewritten), then the new generation,
+ * then the index, then garbage (persist-generation.ts). Every store call is retried (persist-store.ts).
  *
  * Refusals (nothing remote changes): the directory is missing (WorkspaceMissingError), or it is not
  * the directory the manifest recorded, or there is no manifest while the index lists files
  * (WorkspaceReplacedError). A failed persist throws and forgets its remote knowledge; the next one
  * re-reads the index and uploads whatever is still missing.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { resolve } from "node:path";
-import type { Readable } from "node:stream";
 import { WorkspaceMissingError, WorkspaceReplacedError } from "./errors.js";
 import { isSwapped, openDirectory, openFileAt, readlinkAt } from "./fsat.js";
 import { entryOf, identityOf, loadManifest, type ManifestEntry, manifestPathFor, saveManifest } from "./manifest.js";
 import { type Meta, metaOf, sameMeta } from "./meta.js";
-import {
-  checkPrefix,
-  generationKey,
-  INDEX,
-  OBJECTS,
-  PACKS,
-  type RemoteState,
-  readRemote,
-  SYNC_DIR,
-  summarize,
-  validKey,
-} from "./remote.js";
-import type { GenerationInfo, PersistOptions, RemoteDir, RemoteFile, StoredIndex, SyncResult } from "./types.js";
-import { forEachLimit, progressOf, readAll, retry, semaphore, sha256 } from "./util.js";
+import { collectGarbage, writeGeneration } from "./persist-generation.js";
+import { PersistStore } from "./persist-store.js";
+import { Uploads } from "./persist-upload.js";
+import { checkPrefix, INDEX, type RemoteState, readRemote, SYNC_DIR, validKey } from "./remote.js";
+import type { PersistOptions, RemoteDir, RemoteFile, SyncResult } from "./types.js";
+import { progressOf, semaphore, sha256 } from "./util.js";
 import { type WalkEntry, walkTree } from "./walk.js";
 
 /** Files up to this size are packed. */
 const PACK_FILE_MAX = 256 * 1024;
 /** Larger files up to this size are read, hashed and uploaded as one buffer (at most 8 at once). */
 const BUFFERED_MAX = 16 * 1024 * 1024;
-/** A pack is closed at this size. */
-const PACK_MAX = 8 * 1024 * 1024;
-
-const newId = () => `${Date.now().toString(36)}-${randomBytes(6).toString("hex")}`;
 
 export async function persist(o: PersistOptions): Promise<SyncResult> {
   const began = Date.now();
@@ -108,19 +96,14 @@ class PersistRun {
   private readonly meta = new Map<string, Required<Meta>>();
   private readonly skipped: string[] = [];
   private readonly hardLinked: string[] = [];
-  private readonly uploaded: Record<string, number> = {};
-  private readonly attempts: number;
   private readonly concurrency: number;
   private readonly progress;
+  private readonly store: PersistStore;
+  private readonly uploads: Uploads;
   private readonly bigFiles = semaphore(8);
-  private readonly packUploads: ReturnType<typeof semaphore>;
-  private pack = { id: newId(), parts: [] as Buffer[], entries: [] as Array<[string, RemoteFile]>, size: 0 };
   private files = 0;
   private bytes = 0;
-  private transferred = 0;
-  private transferredBytes = 0;
   private linksChanged = 0;
-  private objects = 0;
 
   constructor(
     private readonly o: PersistOptions,
@@ -128,14 +111,16 @@ class PersistRun {
     private readonly remote: RemoteState,
     private readonly cache: Record<string, ManifestEntry>,
   ) {
-    this.attempts = o.attempts ?? 4;
     this.concurrency = o.concurrency ?? 16;
-    this.packUploads = semaphore(Math.max(1, Math.min(this.concurrency, 4)));
     this.progress = progressOf("persist", o.onProgress);
+    this.store = new PersistStore(o);
+    this.uploads = new Uploads(this.store, this.concurrency, this.progress, (rel, f) => {
+      this.next[rel] = this.withMeta(rel, f);
+    });
   }
 
   async go(): Promise<Omit<SyncResult, "ms">> {
-    const { o, remote } = this;
+    const { o, remote, uploads } = this;
     const walk = {
       limit: 32,
       skipTop: SYNC_DIR,
@@ -144,33 +129,34 @@ class PersistRun {
       signal: o.signal,
     };
     await walkTree(this.rootFd, walk, (e) => this.visit(e));
-    await this.repack();
-    await this.flushPack();
+    await uploads.repack(remote, this.next);
+    await uploads.flushPack();
 
     const next = this.next;
     const removed = Object.keys(remote.files).filter((rel) => !(rel in next));
     // A directory restored from an earlier generation differs from the newest even when unchanged.
     const rewound = (remote.base ?? remote.generation) !== remote.generation;
     const changed =
-      this.transferred + this.linksChanged + removed.length > 0 || this.metaChanged() || !remote.indexed || rewound;
+      uploads.transferred + this.linksChanged + removed.length > 0 || this.metaChanged() || !remote.indexed || rewound;
     let generation = remote.generation;
     let kept = remote.generations;
     if (changed) {
       generation = remote.generation + 1;
-      kept = await this.writeGeneration(generation);
+      const keep = Math.max(1, o.keepGenerations ?? 5);
+      kept = await writeGeneration(this.store, remote, { n: generation, files: next, dirs: this.nextDirs, keep });
     }
-    let objects: Record<string, number> = { ...remote.objects, ...this.uploaded };
+    let objects: Record<string, number> = { ...remote.objects, ...this.store.uploaded };
     delete objects[INDEX];
-    if (changed) objects = await this.collectGarbage(kept, objects);
+    if (changed) objects = await collectGarbage(this.store, kept, objects, this.concurrency);
     this.nextRemote = { indexed: true, files: next, dirs: this.nextDirs, generation, generations: kept, objects };
     this.progress.done();
     return {
       files: this.files,
       bytes: this.bytes,
-      transferred: this.transferred + this.linksChanged,
-      transferredBytes: this.transferredBytes,
+      transferred: uploads.transferred + this.linksChanged,
+      transferredBytes: uploads.transferredBytes,
       deleted: removed.length,
-      objects: this.objects,
+      objects: this.store.objects,
       skipped: this.skipped,
       hardLinked: this.hardLinked,
       generation,
@@ -261,7 +247,7 @@ class PersistRun {
     const content = await readSize(fh, st.size);
     if (content.length > PACK_FILE_MAX) return this.bigFiles(() => this.uploadObject(rel, st, content));
     if (this.counted(rel, st, sha256(content), content.length)) return;
-    await this.addToPack(rel, content);
+    await this.uploads.addToPack(rel, content);
   }
 
   private async visitLarge(rel: string, fh: FileHandle, st: Stats) {
@@ -277,123 +263,13 @@ class PersistRun {
     }
     const sha = hash.digest("hex");
     if (this.counted(rel, st, sha, size)) return;
-    await this.putObject(rel, sha, size, () => read());
+    await this.uploads.putObject(rel, sha, size, () => read());
   }
 
   private async uploadObject(rel: string, st: Stats, content: Buffer) {
     const sha = sha256(content);
     if (this.counted(rel, st, sha, content.length)) return;
-    await this.putObject(rel, sha, content.length, () => content);
-  }
-
-  private async putObject(rel: string, sha: string, size: number, body: () => Buffer | Readable) {
-    const id = newId();
-    await this.put(OBJECTS + id, body, size);
-    this.next[rel] = this.withMeta(rel, { sha256: sha, size, object: id });
-    this.transferred++;
-    this.transferredBytes += size;
-    this.progress.add(1, size);
-  }
-
-  private async put(key: string, body: () => Buffer | Readable, size: number) {
-    const { o } = this;
-    await retry(this.attempts, o.signal, () => o.store.put(o.prefix + key, body(), o.signal));
-    this.uploaded[key] = size;
-    this.objects++;
-  }
-
-  private async addToPack(rel: string, content: Buffer) {
-    if (this.pack.size + content.length > PACK_MAX && this.pack.parts.length) await this.flushPack();
-    const p = this.pack;
-    p.entries.push([rel, { sha256: sha256(content), size: content.length, pack: p.id, offset: p.size }]);
-    p.parts.push(content);
-    p.size += content.length;
-  }
-
-  private async flushPack() {
-    const p = this.pack;
-    if (!p.parts.length) return;
-    this.pack = { id: newId(), parts: [], entries: [], size: 0 };
-    const body = Buffer.concat(p.parts);
-    await this.packUploads(() => this.put(PACKS + p.id, () => body, body.length));
-    for (const [rel, f] of p.entries) this.next[rel] = this.withMeta(rel, f);
-    this.transferred += p.entries.length;
-    this.transferredBytes += body.length;
-    this.progress.add(p.entries.length, body.length);
-  }
-
-  /** Packs less than half alive: their live files go into a new pack, read from the stored pack. */
-  private async repack() {
-    const { o, remote, next } = this;
-    const live = new Map<string, string[]>();
-    for (const [rel, f] of Object.entries(next)) if (f.pack) live.set(f.pack, [...(live.get(f.pack) ?? []), rel]);
-    const underused = [...live].filter(([pack, rels]) => {
-      const size = remote.objects[PACKS + pack] ?? 0;
-      return rels.reduce((n, rel) => n + next[rel].size, 0) * 2 < size;
-    });
-    for (const [pack, rels] of underused) {
-      const body = await retry(this.attempts, o.signal, async () => {
-        const b = await o.store.get(`${o.prefix}${PACKS}${pack}`, o.signal);
-        if (!b) throw new Error(`pack ${pack} named by the index is missing`);
-        return readAll(b);
-      });
-      this.objects++;
-      for (const rel of rels) {
-        const f = next[rel];
-        const content = body.subarray(f.offset!, f.offset! + f.size);
-        if (sha256(content) !== f.sha256) throw new Error(`pack ${pack}: ${rel} does not match its hash`);
-        this.progress.plan(1, f.size);
-        await this.addToPack(rel, content);
-      }
-    }
-  }
-
-  /** Writes generation `n` and then the index; returns the kept generations, newest first. */
-  private async writeGeneration(n: number): Promise<GenerationInfo[]> {
-    const { remote } = this;
-    const time = Date.now();
-    let previous = remote.generations;
-    if (remote.indexed && remote.generation === 0 && !previous.length && Object.keys(remote.files).length) {
-      // A version 1 index becomes generation 0, so it stays restorable like any other.
-      const legacy: StoredIndex = { version: 2, generation: 0, time: 0, files: remote.files };
-      await this.put(generationKey(0), () => Buffer.from(JSON.stringify(legacy)), 0);
-      previous = [summarize(0, 0, remote.files)];
-    }
-    const keep = Math.max(1, this.o.keepGenerations ?? 5);
-    const kept = [summarize(n, time, this.next), ...previous].slice(0, keep);
-    const body = Buffer.from(
-      JSON.stringify({
-        version: 2,
-        generation: n,
-        time,
-        files: this.next,
-        dirs: this.nextDirs,
-        generations: kept,
-      } satisfies StoredIndex),
-    );
-    await this.put(generationKey(n), () => body, body.length);
-    await this.put(INDEX, () => body, body.length);
-    return kept;
-  }
-
-  /**
-   * Deletes what no kept generation needs; returns the objects left. Deleting is by prefix, so a key
-   * that starts another key ("a" vs "a.bak") is left (no index names it) rather than taking its
-   * neighbours along.
-   */
-  private async collectGarbage(kept: GenerationInfo[], objects: Record<string, number>) {
-    const { o } = this;
-    const needed = new Set(kept.flatMap((g) => [...g.objects, generationKey(g.generation)]));
-    // Sorted, the keys that start with a key follow it directly.
-    const keys = Object.keys(objects).sort();
-    const gone = keys.filter((k, i) => !needed.has(k) && !keys[i + 1]?.startsWith(k));
-    await forEachLimit(gone, this.concurrency, async (key) => {
-      await retry(this.attempts, o.signal, () => o.store.deletePrefix(o.prefix + key, o.signal));
-      this.objects++;
-    });
-    const left = { ...objects };
-    for (const k of gone) delete left[k];
-    return left;
+    await this.uploads.putObject(rel, sha, content.length, () => content);
   }
 }
 
