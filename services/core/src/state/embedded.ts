@@ -30,8 +30,28 @@ export async function createEmbeddedStore(dir: string): Promise<StateStore> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
   }
-  const locks = new Map<string, { token: string; expiresAt: number }>();
+  const state = snapshotWriter(file, data);
+  return {
+    ...replMethods(state),
+    ...sessionMethods(state),
+    ...lockMethods(),
+    ...tokenMethods(state),
+    ...userMethods(state),
+    async close() {
+      await state.written();
+    },
+  };
+}
 
+/** The snapshot and its writer: `save` resolves once a write that includes every change so far landed. */
+interface SavedSnapshot {
+  data: Snapshot;
+  save(): Promise<void>;
+  /** The last write, settled. */
+  written(): Promise<void>;
+}
+
+function snapshotWriter(file: string, data: Snapshot): SavedSnapshot {
   // Writes are chained so snapshots land in order; each caller waits for a write that includes its change.
   let writing: Promise<void> = Promise.resolve();
   const save = (): Promise<void> => {
@@ -48,18 +68,16 @@ export async function createEmbeddedStore(dir: string): Promise<StateStore> {
     writing = writing.catch(() => {});
     return mine;
   };
+  return { data, save, written: () => writing };
+}
 
-  const liveSession = (replId: string) => {
-    const s = data.sessions[replId];
-    if (s && s.expiresAt <= Date.now()) delete data.sessions[replId];
-    return data.sessions[replId];
-  };
-  const liveToken = (hash: string) => {
-    const t = data.tokens[hash];
-    return t && (!t.expireTime || t.expireTime > Date.now()) ? t : undefined;
-  };
+type Methods<K extends keyof StateStore> = Pick<StateStore, K>;
+
+function replMethods({
+  data,
+  save,
+}: SavedSnapshot): Methods<"createRepl" | "getRepl" | "listRepls" | "countRepls" | "transitionRepl" | "deleteRepl"> {
   const userRepls = (userId: string) => Object.values(data.repls).filter((r) => r.owner === userId);
-
   return {
     async createRepl(repl, quota) {
       if (userRepls(repl.owner).length >= quota) return false;
@@ -91,7 +109,19 @@ export async function createEmbeddedStore(dir: string): Promise<StateStore> {
       delete data.sessions[replId];
       await save();
     },
+  };
+}
 
+function sessionMethods({
+  data,
+  save,
+}: SavedSnapshot): Methods<"setActiveSession" | "getActiveSession" | "refreshActiveSession" | "deleteActiveSession"> {
+  const liveSession = (replId: string) => {
+    const s = data.sessions[replId];
+    if (s && s.expiresAt <= Date.now()) delete data.sessions[replId];
+    return data.sessions[replId];
+  };
+  return {
     async setActiveSession(s, ttlMs) {
       data.sessions[s.replId] = { ...s, expiresAt: Date.now() + ttlMs };
       await save();
@@ -115,7 +145,13 @@ export async function createEmbeddedStore(dir: string): Promise<StateStore> {
       delete data.sessions[replId];
       await save();
     },
+  };
+}
 
+/** Locks are not persisted: only one process uses the directory, and a restart holds none. */
+function lockMethods(): Methods<"acquireLock" | "renewLock" | "releaseLock"> {
+  const locks = new Map<string, { token: string; expiresAt: number }>();
+  return {
     async acquireLock(name, ttlMs) {
       const held = locks.get(name);
       if (held && held.expiresAt > Date.now()) return undefined;
@@ -132,7 +168,18 @@ export async function createEmbeddedStore(dir: string): Promise<StateStore> {
     async releaseLock(name, token) {
       if (locks.get(name)?.token === token) locks.delete(name);
     },
+  };
+}
 
+function tokenMethods({
+  data,
+  save,
+}: SavedSnapshot): Methods<"putApiToken" | "getApiTokenByHash" | "listApiTokens" | "deleteApiToken" | "touchApiToken"> {
+  const liveToken = (hash: string) => {
+    const t = data.tokens[hash];
+    return t && (!t.expireTime || t.expireTime > Date.now()) ? t : undefined;
+  };
+  return {
     async putApiToken(t) {
       data.tokens[t.hash] = { ...t };
       await save();
@@ -159,7 +206,14 @@ export async function createEmbeddedStore(dir: string): Promise<StateStore> {
       t.lastUseTime = time;
       await save();
     },
+  };
+}
 
+function userMethods({
+  data,
+  save,
+}: SavedSnapshot): Methods<"putUser" | "getUser" | "putWebSession" | "getWebSession" | "deleteWebSession"> {
+  return {
     async putUser(u) {
       data.users[u.userId] = { ...u };
       await save();
@@ -185,10 +239,6 @@ export async function createEmbeddedStore(dir: string): Promise<StateStore> {
     async deleteWebSession(hash) {
       delete data.webSessions[hash];
       await save();
-    },
-
-    async close() {
-      await writing;
     },
   };
 }

@@ -122,6 +122,41 @@ function toToken(h: Record<string, string>): ApiTokenRecord | undefined {
 
 /** Connects and returns the store; fails with Unavailable when Redis cannot be reached. */
 export async function createRedisStore(options: RedisStoreOptions): Promise<StateStore> {
+  const c = connection(options);
+  await c.guard(() => c.redis.connect());
+  return {
+    ...replMethods(c),
+    ...sessionMethods(c),
+    ...lockMethods(c),
+    ...tokenMethods(c),
+    ...userMethods(c),
+    close: async () => {
+      c.redis.disconnect();
+    },
+  };
+}
+
+/** The store's scripts, run by SHA (EVALSHA, loaded on first use) instead of resending their text each call. */
+const scripts = {
+  LIST_REPLS,
+  CREATE_REPL,
+  TRANSITION,
+  REFRESH_SESSION,
+  DELETE_SESSION,
+  RELEASE_LOCK,
+  RENEW_LOCK,
+  DELETE_TOKEN,
+  TOUCH_TOKEN,
+};
+
+interface Connection {
+  redis: Redis;
+  script: Record<keyof typeof scripts, (...args: Array<string | number>) => Promise<unknown>>;
+  /** Runs a call; a failure that is not a DomainError becomes Unavailable (no Redis text reaches a client). */
+  guard<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+function connection(options: RedisStoreOptions): Connection {
   const redis = new Redis(options.url, {
     lazyConnect: true,
     enableOfflineQueue: false,
@@ -130,25 +165,10 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
     retryStrategy: (times) => Math.min(times * 100, 2000),
   });
   redis.on("error", () => {}); // connection errors surface on the calls; ioredis keeps reconnecting
-  // Scripts run by SHA (EVALSHA, loaded on first use) instead of resending their text each call.
-  const scripts = {
-    LIST_REPLS,
-    CREATE_REPL,
-    TRANSITION,
-    REFRESH_SESSION,
-    DELETE_SESSION,
-    RELEASE_LOCK,
-    RENEW_LOCK,
-    DELETE_TOKEN,
-    TOUCH_TOKEN,
-  };
   for (const [name, lua] of Object.entries(scripts)) {
     redis.defineCommand(name, { numberOfKeys: name === "CREATE_REPL" ? 2 : 1, lua });
   }
-  const script = redis as unknown as Record<
-    keyof typeof scripts,
-    (...args: Array<string | number>) => Promise<unknown>
-  >;
+  const script = redis as unknown as Connection["script"];
   const guard = async <T>(fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
@@ -157,9 +177,17 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
       throw unavailable("the state store (Redis) is unavailable, try again", e);
     }
   };
-  await guard(() => redis.connect());
+  return { redis, script, guard };
+}
 
-  const store: StateStore = {
+type Methods<K extends keyof StateStore> = Pick<StateStore, K>;
+
+function replMethods({
+  redis,
+  script,
+  guard,
+}: Connection): Methods<"createRepl" | "getRepl" | "listRepls" | "countRepls" | "transitionRepl" | "deleteRepl"> {
+  return {
     createRepl: (repl, quota) =>
       guard(async () => {
         const keys = [`replMeta:${repl.replId}`, `userRepls:${repl.owner}`];
@@ -192,7 +220,15 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
           .srem(`userRepls:${owner}`, replId)
           .exec();
       }),
+  };
+}
 
+function sessionMethods({
+  redis,
+  script,
+  guard,
+}: Connection): Methods<"setActiveSession" | "getActiveSession" | "refreshActiveSession" | "deleteActiveSession"> {
+  return {
     setActiveSession: (s, ttlMs) =>
       guard(async () => {
         const key = `activeSession:${s.replId}`;
@@ -210,7 +246,11 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
       guard(async () => {
         await script.DELETE_SESSION(`activeSession:${replId}`, runnerId ?? "");
       }),
+  };
+}
 
+function lockMethods({ redis, script, guard }: Connection): Methods<"acquireLock" | "renewLock" | "releaseLock"> {
+  return {
     acquireLock: (name, ttlMs) =>
       guard(async () => {
         const token = randomBytes(16).toString("hex");
@@ -222,7 +262,15 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
       guard(async () => {
         await script.RELEASE_LOCK(`lock:${name}`, token);
       }),
+  };
+}
 
+function tokenMethods({
+  redis,
+  script,
+  guard,
+}: Connection): Methods<"putApiToken" | "getApiTokenByHash" | "listApiTokens" | "deleteApiToken" | "touchApiToken"> {
+  return {
     putApiToken: (t) =>
       guard(async () => {
         const key = `apiToken:${t.hash}`;
@@ -256,7 +304,14 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
         // Only an existing token is touched; HSET on a vanished key would resurrect a fragment.
         await script.TOUCH_TOKEN(`apiToken:${hash}`, time);
       }),
+  };
+}
 
+function userMethods({
+  redis,
+  guard,
+}: Connection): Methods<"putUser" | "getUser" | "putWebSession" | "getWebSession" | "deleteWebSession"> {
+  return {
     putUser: (u) =>
       guard(async () => {
         await redis.hset(`user:${u.userId}`, u);
@@ -282,12 +337,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
       guard(async () => {
         await redis.del(`webSession:${hash}`);
       }),
-
-    close: async () => {
-      redis.disconnect();
-    },
   };
-  return store;
 }
 
 export type { ActiveSession, UserRecord, WebSession };
