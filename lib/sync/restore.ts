@@ -15,6 +15,7 @@ import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
+import type { Readable } from "node:stream";
 import { createFileAt, emptyDirectory, mkdirAt, type Owner, openDirectory, symlinkAt } from "./fsat.js";
 import { entryOf, identityOf, type ManifestEntry, manifestPathFor, saveManifest } from "./manifest.js";
 import { applyMeta } from "./meta.js";
@@ -36,8 +37,6 @@ export async function restore(o: RestoreOptions): Promise<SyncResult> {
   const remote = await readRemote(o, attempts);
   const generation = o.generation ?? remote.generation;
   const stored = await readGeneration(o, remote, generation, attempts);
-  const files: Record<string, RemoteFile> = { ...stored.files };
-  const storedDirs: Record<string, RemoteDir> = stored.dirs ?? {};
 
   // Empty it rather than remove it: it may be a mount point (a Kubernetes volume).
   await mkdir(dir, { recursive: true });
@@ -46,149 +45,36 @@ export async function restore(o: RestoreOptions): Promise<SyncResult> {
   try {
     if (o.owner) await root.chown(o.owner.uid, o.owner.gid);
     await emptyDirectory(root.fd);
-
-    const skipped = Object.keys(storedDirs).filter((rel) => !validKey(o.prefix, rel));
-    const dirNames = Object.keys(storedDirs).filter((rel) => validKey(o.prefix, rel));
-    await forEachLimit(dirNames, concurrency, async (rel) => {
+    const plan = planRestore(o.prefix, stored.files, stored.dirs ?? {});
+    await forEachLimit(plan.dirNames, concurrency, async (rel) => {
       await dirs.acquire(rel);
       await dirs.release(rel);
     });
-    const byPack = new Map<string, string[]>();
-    const loose: string[] = [];
-    const links: string[] = [];
-    for (const [rel, f] of Object.entries(files)) {
-      if (!validKey(o.prefix, rel)) skipped.push(rel);
-      else if (f.link !== undefined) links.push(rel);
-      else if (f.pack) byPack.set(f.pack, [...(byPack.get(f.pack) ?? []), rel]);
-      else loose.push(rel);
-    }
-    const total = Object.values(files).reduce((n, f) => n + f.size, 0);
-    const progress = progressOf("restore", o.onProgress);
-    progress.plan(Object.keys(files).length - skipped.length, total);
-    const local: Record<string, ManifestEntry> = {};
-    let bytes = 0;
-    let objects = 2;
+    const run = new RestoreRun(o, dirs, { ...stored.files }, plan);
+    await run.restorePacks();
+    await run.restoreLoose();
+    await run.restoreLinks();
+    await applyDirectoryMeta(dirs, plan.dirNames, stored.dirs ?? {}, concurrency);
 
-    /** Creates `rel` in its parent directory and runs `fill` on it; records its manifest entry. */
-    const create = async (rel: string, fill: (fh: FileHandle) => Promise<string>) => {
-      const parts = rel.split("/");
-      const name = parts.pop()!;
-      const parent = parts.join("/");
-      const fd = await dirs.acquire(parent);
-      try {
-        const fh = await createFileAt(fd, name, o.owner);
-        try {
-          const sha = await fill(fh);
-          await applyMeta(fh.fd, files[rel]);
-          const st = await fh.stat();
-          local[rel] = entryOf(st, sha);
-          files[rel] = { ...files[rel], sha256: sha, size: st.size };
-          bytes += st.size;
-          progress.add(1, st.size);
-        } finally {
-          await fh.close();
-        }
-      } finally {
-        await dirs.release(parent);
-      }
-    };
-    const writeAll = (content: Buffer) => async (fh: FileHandle) => {
-      if ((await writeSparse(fh, content, 0)) < content.length) await fh.truncate(content.length);
-      return sha256(content);
-    };
-
-    await forEachLimit([...byPack], concurrency, async ([pack, rels]) => {
-      const body = await retry(attempts, o.signal, async () => {
-        const b = await o.store.get(`${o.prefix}${contentKey(rels[0], files[rels[0]])}`, o.signal);
-        if (!b) throw new Error(`pack ${pack} named by the index is missing`);
-        return readAll(b);
-      });
-      objects++;
-      await forEachLimit(rels, 32, async (rel) => {
-        const f = files[rel];
-        if (f.offset === undefined) return;
-        const content = body.subarray(f.offset, f.offset + f.size);
-        if (sha256(content) !== f.sha256) throw new Error(`pack ${pack}: ${rel} does not match its hash`);
-        await create(rel, writeAll(content));
-      });
-    });
-
-    await forEachLimit(loose, concurrency, async (rel) => {
-      const key = o.prefix + contentKey(rel, files[rel]);
-      const get = async () => {
-        const body = await o.store.get(key, o.signal);
-        if (!body) throw new Error(`object ${key.slice(o.prefix.length)} vanished during restore`);
-        return body;
-      };
-      if (files[rel].size <= BUFFERED_MAX) {
-        const content = await retry(attempts, o.signal, async () => readAll(await get()));
-        await create(rel, writeAll(content));
-      } else {
-        await create(rel, (fh) =>
-          retry(attempts, o.signal, async () => {
-            await fh.truncate(0);
-            const hash = createHash("sha256");
-            let position = 0;
-            let written = 0;
-            for await (const chunk of await get()) {
-              hash.update(chunk as Buffer);
-              const end = await writeSparse(fh, chunk as Buffer, position);
-              if (end > position) written = end;
-              position += (chunk as Buffer).length;
-            }
-            if (written < position) await fh.truncate(position);
-            return hash.digest("hex");
-          }),
-        );
-      }
-      objects++;
-    });
-
-    await forEachLimit(links, 32, async (rel) => {
-      const parts = rel.split("/");
-      const name = parts.pop()!;
-      const parent = parts.join("/");
-      const fd = await dirs.acquire(parent);
-      try {
-        await symlinkAt(fd, name, files[rel].link!, o.owner);
-      } finally {
-        await dirs.release(parent);
-      }
-      progress.add(1, 0);
-    });
-
-    // Deepest first: a directory's own entries are all made (and their times set) before its time is.
-    const depth = (rel: string) => rel.split("/").length;
-    for (let d = dirNames.reduce((n, rel) => Math.max(n, depth(rel)), 0); d > 0; d--) {
-      const level = dirNames.filter((rel) => depth(rel) === d);
-      await forEachLimit(level, concurrency, async (rel) => {
-        const fd = await dirs.acquire(rel);
-        try {
-          await applyMeta(fd, storedDirs[rel]);
-        } finally {
-          await dirs.release(rel);
-        }
-      });
-    }
-
-    for (const rel of skipped) delete files[rel];
+    const files = run.files;
+    for (const rel of plan.skipped) delete files[rel];
     await saveManifest(manifestPathFor(o), {
       version: 3,
       prefix: o.prefix,
       root: identityOf(await root.stat({ bigint: true })),
-      files: local,
+      files: run.local,
       remote: { ...remote, files, dirs: stored.dirs, base: generation },
     });
-    progress.done();
-    const n = Object.keys(local).length + links.length;
+    run.progress.done();
+    const n = Object.keys(run.local).length + plan.links.length;
     return {
       files: n,
-      bytes,
+      bytes: run.bytes,
       transferred: n,
-      transferredBytes: bytes,
+      transferredBytes: run.bytes,
       deleted: 0,
-      objects,
-      skipped,
+      objects: run.objects,
+      skipped: plan.skipped,
       hardLinked: [],
       generation,
       ms: Date.now() - began,
@@ -198,6 +84,182 @@ export async function restore(o: RestoreOptions): Promise<SyncResult> {
     await root.close();
   }
 }
+
+/** What a restore makes, by kind; what cannot be stored under a blob key is skipped. */
+interface RestorePlan {
+  skipped: string[];
+  dirNames: string[];
+  /** Packed files by pack. */
+  byPack: Map<string, string[]>;
+  /** Files stored as objects of their own. */
+  loose: string[];
+  links: string[];
+}
+
+function planRestore(prefix: string, files: Record<string, RemoteFile>, dirs: Record<string, RemoteDir>): RestorePlan {
+  const skipped = Object.keys(dirs).filter((rel) => !validKey(prefix, rel));
+  const dirNames = Object.keys(dirs).filter((rel) => validKey(prefix, rel));
+  const byPack = new Map<string, string[]>();
+  const loose: string[] = [];
+  const links: string[] = [];
+  for (const [rel, f] of Object.entries(files)) {
+    if (!validKey(prefix, rel)) skipped.push(rel);
+    else if (f.link !== undefined) links.push(rel);
+    else if (f.pack) byPack.set(f.pack, [...(byPack.get(f.pack) ?? []), rel]);
+    else loose.push(rel);
+  }
+  return { skipped, dirNames, byPack, loose, links };
+}
+
+/** The downloads of one restore, into directories that exist: packed files, loose files, symlinks. */
+class RestoreRun {
+  /** The manifest entries of the files written. */
+  readonly local: Record<string, ManifestEntry> = {};
+  readonly progress;
+  bytes = 0;
+  /** Objects read: the index and the generation, then each pack and loose object. */
+  objects = 2;
+  private readonly attempts: number;
+  private readonly concurrency: number;
+
+  constructor(
+    private readonly o: RestoreOptions,
+    private readonly dirs: Directories,
+    /** The generation's files; each written file's hash and size are updated to what was written. */
+    readonly files: Record<string, RemoteFile>,
+    private readonly plan: RestorePlan,
+  ) {
+    this.attempts = o.attempts ?? 4;
+    this.concurrency = o.concurrency ?? 16;
+    const total = Object.values(files).reduce((n, f) => n + f.size, 0);
+    this.progress = progressOf("restore", o.onProgress);
+    this.progress.plan(Object.keys(files).length - plan.skipped.length, total);
+  }
+
+  async restorePacks() {
+    const { o, files } = this;
+    await forEachLimit([...this.plan.byPack], this.concurrency, async ([pack, rels]) => {
+      const body = await retry(this.attempts, o.signal, async () => {
+        const b = await o.store.get(`${o.prefix}${contentKey(rels[0], files[rels[0]])}`, o.signal);
+        if (!b) throw new Error(`pack ${pack} named by the index is missing`);
+        return readAll(b);
+      });
+      this.objects++;
+      await forEachLimit(rels, 32, async (rel) => {
+        const f = files[rel];
+        if (f.offset === undefined) return;
+        const content = body.subarray(f.offset, f.offset + f.size);
+        if (sha256(content) !== f.sha256) throw new Error(`pack ${pack}: ${rel} does not match its hash`);
+        await this.create(rel, writeAll(content));
+      });
+    });
+  }
+
+  async restoreLoose() {
+    const { o, files, attempts } = this;
+    await forEachLimit(this.plan.loose, this.concurrency, async (rel) => {
+      const key = o.prefix + contentKey(rel, files[rel]);
+      const get = async () => {
+        const body = await o.store.get(key, o.signal);
+        if (!body) throw new Error(`object ${key.slice(o.prefix.length)} vanished during restore`);
+        return body;
+      };
+      if (files[rel].size <= BUFFERED_MAX) {
+        const content = await retry(attempts, o.signal, async () => readAll(await get()));
+        await this.create(rel, writeAll(content));
+      } else {
+        await this.create(rel, (fh) => retry(attempts, o.signal, () => writeStreamed(fh, get)));
+      }
+      this.objects++;
+    });
+  }
+
+  async restoreLinks() {
+    await forEachLimit(this.plan.links, 32, async (rel) => {
+      const { parent, name } = splitPath(rel);
+      const fd = await this.dirs.acquire(parent);
+      try {
+        await symlinkAt(fd, name, this.files[rel].link!, this.o.owner);
+      } finally {
+        await this.dirs.release(parent);
+      }
+      this.progress.add(1, 0);
+    });
+  }
+
+  /** Creates `rel` in its parent directory and runs `fill` on it; records its manifest entry. */
+  private async create(rel: string, fill: (fh: FileHandle) => Promise<string>) {
+    const { parent, name } = splitPath(rel);
+    const fd = await this.dirs.acquire(parent);
+    try {
+      const fh = await createFileAt(fd, name, this.o.owner);
+      try {
+        const sha = await fill(fh);
+        await applyMeta(fh.fd, this.files[rel]);
+        const st = await fh.stat();
+        this.local[rel] = entryOf(st, sha);
+        this.files[rel] = { ...this.files[rel], sha256: sha, size: st.size };
+        this.bytes += st.size;
+        this.progress.add(1, st.size);
+      } finally {
+        await fh.close();
+      }
+    } finally {
+      await this.dirs.release(parent);
+    }
+  }
+}
+
+function splitPath(rel: string): { parent: string; name: string } {
+  const parts = rel.split("/");
+  const name = parts.pop()!;
+  return { parent: parts.join("/"), name };
+}
+
+/** A fill for `create` that writes `content` (sparse) and returns its hash. */
+const writeAll = (content: Buffer) => async (fh: FileHandle) => {
+  if ((await writeSparse(fh, content, 0)) < content.length) await fh.truncate(content.length);
+  return sha256(content);
+};
+
+/** Writes a streamed object from the start (a retry starts over) and returns its hash. */
+async function writeStreamed(fh: FileHandle, get: () => Promise<Readable>): Promise<string> {
+  await fh.truncate(0);
+  const hash = createHash("sha256");
+  let position = 0;
+  let written = 0;
+  for await (const chunk of await get()) {
+    hash.update(chunk as Buffer);
+    const end = await writeSparse(fh, chunk as Buffer, position);
+    if (end > position) written = end;
+    position += (chunk as Buffer).length;
+  }
+  if (written < position) await fh.truncate(position);
+  return hash.digest("hex");
+}
+
+/** Directory metadata, deepest first: a directory's own entries are all made (and their times set) before its time is. */
+async function applyDirectoryMeta(
+  dirs: Directories,
+  dirNames: string[],
+  storedDirs: Record<string, RemoteDir>,
+  concurrency: number,
+) {
+  const depth = (rel: string) => rel.split("/").length;
+  for (let d = dirNames.reduce((n, rel) => Math.max(n, depth(rel)), 0); d > 0; d--) {
+    const level = dirNames.filter((rel) => depth(rel) === d);
+    await forEachLimit(level, concurrency, async (rel) => {
+      const fd = await dirs.acquire(rel);
+      try {
+        await applyMeta(fd, storedDirs[rel]);
+      } finally {
+        await dirs.release(rel);
+      }
+    });
+  }
+}
+
+type Directories = ReturnType<typeof directories>;
 
 /**
  * Directories below the root, created on first use and opened by descriptor, each from its parent's
