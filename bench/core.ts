@@ -15,10 +15,9 @@ import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { ReplSchema, ReplService, ReplStatus } from "../gen/devex/core/v1/repl_pb.js";
 import { createLocalBlobStore } from "../lib/blob/local.js";
+import { coreClientsFor } from "../lib/client/node.js";
 import { createLogger } from "../lib/kit/log.js";
 import { startServer } from "../lib/kit/server.js";
 import { createTokenSigner, generateSigningKey } from "../lib/kit/tokens.js";
@@ -157,19 +156,7 @@ export async function run(): Promise<void> {
     quota: 20,
   });
   const { secret } = await issueApiToken(state, "bench", "bench");
-  const repls = createClient(
-    ReplService,
-    createConnectTransport({
-      baseUrl: core.url,
-      httpVersion: "1.1",
-      interceptors: [
-        (next) => (req) => {
-          req.header.set("authorization", `Bearer ${secret}`);
-          return next(req);
-        },
-      ],
-    }),
-  );
+  const { repls } = coreClientsFor(core.url, { token: secret });
   const ids: string[] = [];
   for (let i = 0; i < 10; i++) {
     ids.push((await repls.createRepl({ name: `bench ${i}`, template: "node" })).repl!.replId);

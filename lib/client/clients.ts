@@ -10,6 +10,7 @@ import { FileService } from "../../gen/devex/runner/v1/file_pb.js";
 import { ProcessService } from "../../gen/devex/runner/v1/process_pb.js";
 import { StatusService } from "../../gen/devex/runner/v1/status_pb.js";
 import { TerminalService } from "../../gen/devex/runner/v1/terminal_pb.js";
+import { RunnerAdminService, RunnerControlService } from "../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 
 export interface CoreClients {
   repls: Client<typeof ReplService>;
@@ -34,6 +35,19 @@ export function createRunnerClients(transport: Transport): RunnerClients {
     processes: createClient(ProcessService, transport),
     status: createClient(StatusService, transport),
   };
+}
+
+/** Core's calls to a runner (Drain), with a token of audience runner-admin. */
+export type RunnerAdminClient = Client<typeof RunnerAdminService>;
+/** A runner's calls to core (heartbeats, idle reports), with its runner-control token. */
+export type RunnerControlClient = Client<typeof RunnerControlService>;
+
+export function createRunnerAdminClient(transport: Transport): RunnerAdminClient {
+  return createClient(RunnerAdminService, transport);
+}
+
+export function createRunnerControlClient(transport: Transport): RunnerControlClient {
+  return createClient(RunnerControlService, transport);
 }
 
 /**

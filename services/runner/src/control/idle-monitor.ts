@@ -5,39 +5,22 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { type Client, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import {
-  type RunnerActivity,
-  RunnerActivitySchema,
-  RunnerControlService,
-} from "../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import { type RunnerActivity, RunnerActivitySchema } from "../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import type { RunnerControlClient } from "../../../../lib/client/clients.js";
+import { runnerControlClientFor } from "../../../../lib/client/node.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { ActivityTracker } from "../activity.js";
 
-export type ControlClient = Client<typeof RunnerControlService>;
-
-/** A Connect client for core's RunnerControlService carrying the runner's credential. */
-/** `socketPath`: reach core through a Unix socket (the URL then only supplies the path prefix). */
-export function createControlClient(baseUrl: string, controlToken: string, socketPath?: string): ControlClient {
-  return createClient(
-    RunnerControlService,
-    createConnectTransport({
-      baseUrl,
-      httpVersion: "1.1",
-      ...(socketPath ? { nodeOptions: { socketPath } } : {}),
-      interceptors: [
-        (next) => (req) => {
-          req.header.set("authorization", `Bearer ${controlToken}`);
-          return next(req);
-        },
-      ],
-    }),
-  );
+/**
+ * A client for core's RunnerControlService carrying the runner's credential. `socketPath`: reach
+ * core through a Unix socket (the URL then only supplies the path prefix).
+ */
+export function createControlClient(baseUrl: string, controlToken: string, socketPath?: string): RunnerControlClient {
+  return runnerControlClientFor(baseUrl, { token: controlToken, socketPath });
 }
 
 export interface IdleMonitorDeps {
-  client: ControlClient;
+  client: RunnerControlClient;
   replId: string;
   runnerId: string;
   activity: ActivityTracker;

@@ -32,10 +32,9 @@ import { mkdir, readdir, readFile } from "node:fs/promises";
 import { get as httpGet } from "node:http";
 import { join, resolve } from "node:path";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import { RunnerAdminService } from "../../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import type { BlobStore } from "../../../../../lib/blob/store.js";
+import { runnerAdminClientFor } from "../../../../../lib/client/node.js";
+import { Audience } from "../../../../../lib/contracts/runner-access.js";
 import { unavailable } from "../../../../../lib/kit/errors.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import { isAlive, waitForExit } from "../../../../../lib/kit/pids.js";
@@ -352,21 +351,9 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
   }
 
   async function drain(h: Handle, reason: string) {
-    const token = o.signer.mint({ aud: "runner-admin", sub: "core", repl: h.record.replId, scope: [] }, 300);
-    const admin = createClient(
-      RunnerAdminService,
-      createConnectTransport({
-        baseUrl: urlOf(h),
-        httpVersion: "1.1",
-        ...(h.socketFd !== undefined ? { nodeOptions: { socketPath: pinnedPath(h.socketFd) } } : {}),
-        interceptors: [
-          (next) => (req) => {
-            req.header.set("authorization", `Bearer ${token}`);
-            return next(req);
-          },
-        ],
-      }),
-    );
+    const token = o.signer.mint({ aud: Audience.runnerAdmin, sub: "core", repl: h.record.replId, scope: [] }, 300);
+    const socketPath = h.socketFd !== undefined ? pinnedPath(h.socketFd) : undefined;
+    const admin = runnerAdminClientFor(urlOf(h), { token, socketPath });
     await admin.drain({ reason, gracePeriod: durationFromMs(2000) }, { timeoutMs: 15_000 });
   }
 
