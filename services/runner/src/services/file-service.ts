@@ -11,7 +11,6 @@ import { fileEdits } from "./files/edits.js";
 import { fileEntries } from "./files/entries.js";
 import { fileReads } from "./files/reads.js";
 
-
 export function createFileService(deps: FileServiceDeps): ServiceImpl<typeof FileService> {
   return { ...fileReads(deps), ...fileEdits(deps), ...fileEntries(deps) };
 }
