@@ -29,7 +29,7 @@ import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { errorInterceptor } from "./errors.js";
 import { createHealthService, HealthRegistry } from "./health.js";
 import type { Logger } from "./log.js";
-import { createMetrics } from "./metrics.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 import { validateInterceptor } from "./validate.js";
 
 export type HttpRequest = IncomingMessage | Http2ServerRequest;
@@ -90,105 +90,79 @@ export interface RunningServer {
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 const SNIFF_TIMEOUT_MS = 15_000;
 
-export async function startServer(options: ServerOptions): Promise<RunningServer> {
-  const { log } = options;
-  const health = options.health ?? new HealthRegistry();
-  const metrics = createMetrics(options.name);
-  const handler = connectNodeAdapter({
-    routes(router) {
-      router.service(Health, createHealthService(health));
-      options.routes(router);
-    },
-    // Metrics outermost, so they count the code the client gets (the error boundary's), not "unknown".
-    interceptors: [metrics.interceptor, errorInterceptor(log), ...(options.interceptors ?? []), validateInterceptor()],
-    contextValues: options.contextValues,
-    readMaxBytes: options.readMaxBytes ?? 16 * 1024 * 1024,
-    fallback: (req, res) => void fallback(req, res as HttpResponse),
-  });
-
-  async function fallback(req: HttpRequest, res: HttpResponse) {
-    try {
-      const path = (req.url ?? "/").split("?")[0];
-      if (req.method === "GET" && path === "/metrics") {
-        const body = await metrics.registry.metrics();
-        res.writeHead(200, { "content-type": metrics.registry.contentType });
-        res.end(body);
-        return;
-      }
-      if (req.method === "GET" && path === "/healthz") {
-        const ok = health.get("") === 1;
-        res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" });
-        res.end(ok ? "ok\n" : "not serving\n");
-        return;
-      }
-      if (options.http && (await options.http(req, res))) return;
-      res.writeHead(404, { "content-type": "text/plain" });
-      res.end("not found\n");
-    } catch (err) {
-      log.error({ err }, "http handler failed");
-      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
-      res.end("internal error\n");
+/** What is not an RPC: /metrics, /healthz, then the service's own `http` hook, else 404. */
+async function fallback(
+  req: HttpRequest,
+  res: HttpResponse,
+  { options, metrics, health }: { options: ServerOptions; metrics: Metrics; health: HealthRegistry },
+) {
+  try {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method === "GET" && path === "/metrics") {
+      const body = await metrics.registry.metrics();
+      res.writeHead(200, { "content-type": metrics.registry.contentType });
+      res.end(body);
+      return;
     }
+    if (req.method === "GET" && path === "/healthz") {
+      const ok = health.get("") === 1;
+      res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" });
+      res.end(ok ? "ok\n" : "not serving\n");
+      return;
+    }
+    if (options.http && (await options.http(req, res))) return;
+    res.writeHead(404, { "content-type": "text/plain" });
+    res.end("not found\n");
+  } catch (err) {
+    options.log.error({ err }, "http handler failed");
+    if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+    res.end("internal error\n");
   }
+}
 
-  const http1 = createHttpServer(handler);
-  http1.keepAliveTimeout = 65_000;
-  http1.on("upgrade", (req, socket, head) => {
-    socket.on("error", () => socket.destroy());
-    if (options.upgrade?.(req, socket, head)) return;
-    socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-  });
-  const http2 = createHttp2Server({}, handler);
-  const sessions = new Set<ServerHttp2Session>();
-  http2.on("session", (s) => {
-    sessions.add(s);
-    s.once("close", () => sessions.delete(s));
-  });
-
-  const sockets = new Set<Socket>();
-  const accept = (socket: Socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    socket.on("error", () => socket.destroy());
-    route(socket);
+/**
+ * Hands a new connection to the HTTP/2 server if it starts with the h2 preface, else to the
+ * HTTP/1.1 one (connect-node's h2c server refuses HTTP/1.1). A connection that never says which
+ * protocol it speaks is dropped, so idle sockets cannot pile up.
+ */
+function routeByPreface(socket: Socket, http1: Server, http2: Http2Server, silentMs: number) {
+  let seen = Buffer.alloc(0);
+  const silent = setTimeout(() => socket.destroy(), silentMs);
+  socket.once("close", () => clearTimeout(silent));
+  const onData = (chunk: Buffer) => {
+    seen = Buffer.concat([seen, chunk]);
+    const n = Math.min(seen.length, PREFACE.length);
+    const isH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
+    if (isH2 && seen.length < PREFACE.length) return; // wait for the rest of the preface
+    clearTimeout(silent);
+    socket.off("data", onData);
+    socket.pause();
+    socket.unshift(seen);
+    if (isH2) {
+      // The h2 session reads what is already buffered with socket.read() on the next tick; leave it paused.
+      http2.emit("connection", socket);
+    } else {
+      http1.emit("connection", socket);
+      socket.resume();
+    }
   };
+  socket.on("data", onData);
+}
+
+const listen = (server: NetServer, ...args: unknown[]) =>
+  new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    (server.listen as (...a: unknown[]) => void)(...args, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+
+/** Listens on TCP (unless `tcp: false`) and on the Unix socket if one is set; all or nothing. */
+async function listenAll(options: ServerOptions, accept: (socket: Socket) => void) {
   const tcp = options.tcp ?? true;
   if (!tcp && !options.socketPath) throw new Error("startServer: tcp: false needs a socketPath");
   const listeners: NetServer[] = [];
-
-  function route(socket: Socket) {
-    let seen = Buffer.alloc(0);
-    // A connection that never says which protocol it speaks is dropped, so idle sockets cannot pile up.
-    const silent = setTimeout(() => socket.destroy(), options.sniffTimeoutMs ?? SNIFF_TIMEOUT_MS);
-    socket.once("close", () => clearTimeout(silent));
-    const onData = (chunk: Buffer) => {
-      seen = Buffer.concat([seen, chunk]);
-      const n = Math.min(seen.length, PREFACE.length);
-      const isH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
-      if (isH2 && seen.length < PREFACE.length) return; // wait for the rest of the preface
-      clearTimeout(silent);
-      socket.off("data", onData);
-      socket.pause();
-      socket.unshift(seen);
-      if (isH2) {
-        // The h2 session reads what is already buffered with socket.read() on the next tick; leave it paused.
-        http2.emit("connection", socket);
-      } else {
-        http1.emit("connection", socket);
-        socket.resume();
-      }
-    };
-    socket.on("data", onData);
-  }
-
-  const listen = (server: NetServer, ...args: unknown[]) =>
-    new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      (server.listen as (...a: unknown[]) => void)(...args, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
   let port = 0;
   let url = "http://localhost";
   try {
@@ -213,6 +187,47 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     for (const l of listeners) l.close();
     throw err;
   }
+  return { tcp, listeners, port, url };
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { log } = options;
+  const health = options.health ?? new HealthRegistry();
+  const metrics = createMetrics(options.name);
+  const handler = connectNodeAdapter({
+    routes(router) {
+      router.service(Health, createHealthService(health));
+      options.routes(router);
+    },
+    // Metrics outermost, so they count the code the client gets (the error boundary's), not "unknown".
+    interceptors: [metrics.interceptor, errorInterceptor(log), ...(options.interceptors ?? []), validateInterceptor()],
+    contextValues: options.contextValues,
+    readMaxBytes: options.readMaxBytes ?? 16 * 1024 * 1024,
+    fallback: (req, res) => void fallback(req, res as HttpResponse, { options, metrics, health }),
+  });
+
+  const http1 = createHttpServer(handler);
+  http1.keepAliveTimeout = 65_000;
+  http1.on("upgrade", (req, socket, head) => {
+    socket.on("error", () => socket.destroy());
+    if (options.upgrade?.(req, socket, head)) return;
+    socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+  });
+  const http2 = createHttp2Server({}, handler);
+  const sessions = new Set<ServerHttp2Session>();
+  http2.on("session", (s) => {
+    sessions.add(s);
+    s.once("close", () => sessions.delete(s));
+  });
+
+  const sockets = new Set<Socket>();
+  const accept = (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    routeByPreface(socket, http1, http2, options.sniffTimeoutMs ?? SNIFF_TIMEOUT_MS);
+  };
+  const { tcp, listeners, port, url } = await listenAll(options, accept);
   log.info(
     { port, host: tcp ? (options.host ?? "127.0.0.1") : undefined, socketPath: options.socketPath },
     `${options.name} listening on ${tcp ? url : ""}${tcp && options.socketPath ? " and " : ""}${options.socketPath ?? ""}`,
