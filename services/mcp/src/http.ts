@@ -55,6 +55,53 @@ export interface McpHttp {
 
 const metadataPath = "/.well-known/oauth-protected-resource";
 
+function send(res: HttpResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+  res.writeHead(status, { "content-type": "application/json", ...headers });
+  res.end(JSON.stringify(body));
+}
+
+function rpcError(res: HttpResponse, status: number, message: string, headers: Record<string, string> = {}) {
+  send(res, status, { jsonrpc: "2.0", error: { code: -32000, message }, id: null }, headers);
+}
+
+/** Host and Origin against the allow-lists (DNS rebinding); answers 403 and returns false if refused. */
+function admitted(req: HttpRequest, res: HttpResponse, hosts: Set<string>, origins: Set<string>): boolean {
+  const host = req.headers.host ?? (req.headers as Record<string, string>)[":authority"];
+  if (!host || !hosts.has(host)) {
+    rpcError(res, 403, `host "${host ?? ""}" is not allowed (set DEVEX_MCP_ALLOWED_HOSTS)`);
+    return false;
+  }
+  const origin = req.headers.origin;
+  if (origin && !origins.has(origin)) {
+    rpcError(res, 403, `origin "${origin}" is not allowed (set DEVEX_MCP_ALLOWED_ORIGINS)`);
+    return false;
+  }
+  return true;
+}
+
+/** The bearer token's user, or undefined after answering 401 (with the metadata challenge) or 503. */
+async function callerOf(req: HttpRequest, res: HttpResponse, options: McpHttpOptions): Promise<Caller | undefined> {
+  const challenge = (error?: string) => ({
+    "www-authenticate": `Bearer resource_metadata="${new URL(metadataPath, options.publicUrl)}"${error ? `, error="${error}"` : ""}`,
+  });
+  const token = bearerToken(req.headers.authorization);
+  if (!token) {
+    rpcError(res, 401, "missing bearer token: send Authorization: Bearer <Devex API token>", challenge());
+    return undefined;
+  }
+  try {
+    return await options.authenticate(token);
+  } catch (e) {
+    if (e instanceof DomainError && e.kind === "unauthenticated") {
+      rpcError(res, 401, e.message, challenge("invalid_token"));
+    } else {
+      if (!(e instanceof DomainError)) options.log.error({ err: e }, "authentication failed");
+      rpcError(res, 503, e instanceof DomainError ? e.message : "authentication is unavailable; try again");
+    }
+    return undefined;
+  }
+}
+
 export function createMcpHttp(options: McpHttpOptions): McpHttp {
   const sessions = new Map<string, Session>();
   const resource = new URL(options.path, options.publicUrl).toString();
@@ -73,15 +120,6 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
     await s?.transport.close().catch(() => {});
   }
 
-  function send(res: HttpResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
-    res.writeHead(status, { "content-type": "application/json", ...headers });
-    res.end(JSON.stringify(body));
-  }
-
-  function rpcError(res: HttpResponse, status: number, message: string, headers: Record<string, string> = {}) {
-    send(res, status, { jsonrpc: "2.0", error: { code: -32000, message }, id: null }, headers);
-  }
-
   async function handle(req: HttpRequest, res: HttpResponse): Promise<boolean> {
     const path = (req.url ?? "/").split("?")[0];
     if (req.method === "GET" && (path === metadataPath || path === `${metadataPath}${options.path}`)) {
@@ -96,38 +134,15 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
     }
     if (path !== options.path) return false;
 
-    const host = req.headers.host ?? (req.headers as Record<string, string>)[":authority"];
-    if (!host || !hosts.has(host)) {
-      rpcError(res, 403, `host "${host ?? ""}" is not allowed (set DEVEX_MCP_ALLOWED_HOSTS)`);
-      return true;
-    }
-    const origin = req.headers.origin;
-    if (origin && !origins.has(origin)) {
-      rpcError(res, 403, `origin "${origin}" is not allowed (set DEVEX_MCP_ALLOWED_ORIGINS)`);
-      return true;
-    }
+    if (!admitted(req, res, hosts, origins)) return true;
+    const caller = await callerOf(req, res, options);
+    if (!caller) return true;
+    await serve(caller, req, res);
+    return true;
+  }
 
-    const challenge = (error?: string) => ({
-      "www-authenticate": `Bearer resource_metadata="${new URL(metadataPath, options.publicUrl)}"${error ? `, error="${error}"` : ""}`,
-    });
-    const token = bearerToken(req.headers.authorization);
-    if (!token) {
-      rpcError(res, 401, "missing bearer token: send Authorization: Bearer <Devex API token>", challenge());
-      return true;
-    }
-    let caller: Caller;
-    try {
-      caller = await options.authenticate(token);
-    } catch (e) {
-      if (e instanceof DomainError && e.kind === "unauthenticated") {
-        rpcError(res, 401, e.message, challenge("invalid_token"));
-      } else {
-        if (!(e instanceof DomainError)) options.log.error({ err: e }, "authentication failed");
-        rpcError(res, 503, e instanceof DomainError ? e.message : "authentication is unavailable; try again");
-      }
-      return true;
-    }
-
+  /** The call, in a fresh stateless server or in the caller's own session (opened by an initialize). */
+  async function serve(caller: Caller, req: HttpRequest, res: HttpResponse) {
     const nodeReq = req as IncomingMessage;
     const nodeRes = res as ServerResponse;
     if (options.stateless) {
@@ -139,7 +154,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
       });
       await server.connect(transport);
       await transport.handleRequest(nodeReq, nodeRes);
-      return true;
+      return;
     }
 
     const sessionId = req.headers["mcp-session-id"];
@@ -147,15 +162,15 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
       const session = sessions.get(sessionId);
       if (!session || session.userId !== caller.userId) {
         rpcError(res, 404, "unknown MCP session: initialize a new one");
-        return true;
+        return;
       }
       session.lastUse = Date.now();
       await session.transport.handleRequest(nodeReq, nodeRes);
-      return true;
+      return;
     }
     if (req.method !== "POST") {
       rpcError(res, 400, "no MCP session: send an initialize request first");
-      return true;
+      return;
     }
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
@@ -173,7 +188,6 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
     };
     await server.connect(transport);
     await transport.handleRequest(nodeReq, nodeRes);
-    return true;
   }
 
   return {
