@@ -12,10 +12,10 @@
 import { spawnSync } from "node:child_process";
 import { constants } from "node:os";
 import { type RawData, WebSocket } from "ws";
+import type { RunnerSession } from "../../lib/client/runner-session.js";
 import { CliError, describeError, redact } from "./errors.js";
 import { exitCodeOf } from "./exec.js";
 import { ReplayGate } from "./replay-gate.js";
-import type { RunnerSession } from "./runner.js";
 
 /** The bridge's subprotocol (ws-bridge.ts); not imported, so the CLI does not load runner code. */
 const TERMINAL_SUBPROTOCOL = "devex.terminal.v1";
@@ -48,7 +48,7 @@ async function createTerminal(
   size: { cols: number; rows: number } | undefined,
 ): Promise<string> {
   try {
-    const { terminal } = await r.runner.terminals.createTerminal({
+    const { terminal } = await r.clients.terminals.createTerminal({
       command: command ? ["sh", "-c", command] : [],
       size,
       name: "devex-cli",
@@ -58,18 +58,6 @@ async function createTerminal(
   } catch (e) {
     throw describeError(e);
   }
-}
-
-function terminalUrl(r: RunnerSession, terminalId: string, replay: boolean, size?: { cols: number; rows: number }) {
-  const base = r.access.url.replace(/^http/, "ws").replace(/\/+$/, "");
-  const path = (r.access.websocketPath || "/ws/terminals/").replace(/\/?$/, "/");
-  const query = new URLSearchParams();
-  if (replay) query.set("replay", "1");
-  if (size) {
-    query.set("cols", String(size.cols));
-    query.set("rows", String(size.rows));
-  }
-  return `${base}${path}${encodeURIComponent(terminalId)}?${query}`;
 }
 
 /**
@@ -85,8 +73,8 @@ function relay(
   io: AttachIo,
 ): Promise<number> {
   const ws = new WebSocket(
-    terminalUrl(r, terminalId, replay, size),
-    [TERMINAL_SUBPROTOCOL, `bearer.${r.access.token}`],
+    r.terminalUrl(terminalId, { replay, ...size }),
+    [TERMINAL_SUBPROTOCOL, `bearer.${r.token}`],
     { perMessageDeflate: false },
   );
   const replId = r.replId;

@@ -2,8 +2,8 @@
 import { constants } from "node:os";
 import type { Writable } from "node:stream";
 import type { ProcessExit } from "../../gen/devex/runner/v1/process_pb.js";
+import type { RunnerSession } from "../../lib/client/runner-session.js";
 import { describeError } from "./errors.js";
-import type { RunnerSession } from "./runner.js";
 
 export interface ExecOptions {
   argv: string[];
@@ -19,7 +19,7 @@ export async function execCommand(
 ): Promise<number> {
   let exit: ProcessExit | undefined;
   try {
-    const stream = r.runner.processes.exec({
+    const stream = r.clients.processes.exec({
       command: { argv: o.argv, cwd: o.cwd ?? "" },
       timeout: o.timeoutSeconds ? { seconds: BigInt(Math.ceil(o.timeoutSeconds)) } : undefined,
       stdin: o.stdin,

@@ -6,7 +6,7 @@
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type Repl, ReplStatus, type RunnerAccess } from "../../../../gen/devex/core/v1/repl_pb.js";
+import { type Repl, ReplStatus } from "../../../../gen/devex/core/v1/repl_pb.js";
 import type { AgentToolsService, ReadFileRequest } from "../../../../gen/devex/mcp/v1/agent_tools_pb.js";
 import {
   type FileInfo,
@@ -16,6 +16,11 @@ import {
 import type { Process } from "../../../../gen/devex/runner/v1/process_pb.js";
 import type { Terminal } from "../../../../gen/devex/runner/v1/terminal_pb.js";
 import type { CoreClients, RunnerClients } from "../../../../lib/client/clients.js";
+import {
+  type RunnerClientsFactory,
+  type RunnerSession,
+  startRunnerSession,
+} from "../../../../lib/client/runner-session.js";
 import { failedPrecondition, notFound } from "../../../../lib/kit/errors.js";
 import { asText, contentBytes, linesOf, toBase64 } from "./file-content.js";
 import { head, plainText, tail } from "./output.js";
@@ -38,8 +43,8 @@ export type ToolImpls = {
 export interface AgentToolDeps {
   /** Core clients authenticated as the caller. */
   core(caller: Caller): CoreClients;
-  /** Runner clients for a runner URL with a runner token. */
-  runner(url: string, token: string): RunnerClients;
+  /** Runner clients for a runner URL with a runner token (read at each call). */
+  runner: RunnerClientsFactory;
   /** Limits on what one tool call returns. */
   limits?: Partial<typeof defaultLimits>;
   now?: () => number;
@@ -115,7 +120,9 @@ const utf8 = new TextEncoder();
 export function createAgentTools(deps: AgentToolDeps): ToolImpls {
   const limits = { ...defaultLimits, ...deps.limits };
   const now = deps.now ?? Date.now;
-  const access = new Map<string, RunnerAccess>();
+  /** Runner sessions by caller and repl. */
+  const sessions = new Map<string, RunnerSession>();
+  const sessionKey = (caller: Caller, replId: string) => `${caller.userId}/${replId}`;
 
   /** A repl id the caller does not have: say which ones they do have. */
   async function unknownRepl(caller: Caller, replId: string): Promise<never> {
@@ -136,19 +143,30 @@ export function createAgentTools(deps: AgentToolDeps): ToolImpls {
     }
   }
 
-  /** Clients for the repl's runner; the repl must be running (tools never start a repl by surprise). */
-  async function runnerOf(caller: Caller, replId: string): Promise<RunnerClients> {
-    const key = `${caller.userId}/${replId}`;
-    let a = access.get(key);
-    if (!a?.expireTime || timestampDate(a.expireTime).getTime() - now() < 60_000) {
-      const repl = await getRepl(caller, replId);
-      if (repl.status !== ReplStatus.RUNNING) {
-        throw failedPrecondition(`repl "${replId}" is ${statusNames[repl.status]}: call start_repl first`);
-      }
-      a = (await deps.core(caller).repls.startRepl({ replId })).runner!;
-      access.set(key, a);
+  /**
+   * The caller's session on the repl's runner, renewed (as the caller) when its token is about to
+   * expire; the repl must be running (tools never start a repl by surprise).
+   */
+  async function sessionOf(caller: Caller, replId: string): Promise<RunnerSession> {
+    const cached = sessions.get(sessionKey(caller, replId));
+    if (cached && !cached.needsRefresh()) return cached;
+    const repl = await getRepl(caller, replId);
+    if (repl.status !== ReplStatus.RUNNING) {
+      throw failedPrecondition(`repl "${replId}" is ${statusNames[repl.status]}: call start_repl first`);
     }
-    return deps.runner(a.url, a.token);
+    return (await startSession(caller, replId)).session;
+  }
+
+  /** StartRepl as the caller; the runner it returns becomes the caller's session for the repl. */
+  async function startSession(caller: Caller, replId: string) {
+    const started = await startRunnerSession({ core: deps.core(caller), replId, runnerClients: deps.runner, now });
+    sessions.set(sessionKey(caller, replId), started.session);
+    return started;
+  }
+
+  /** Clients for the repl's runner (see sessionOf). */
+  async function runnerOf(caller: Caller, replId: string): Promise<RunnerClients> {
+    return (await sessionOf(caller, replId)).clients;
   }
 
   /** A text file's requested lines, exactly: each line keeps its own terminator. */
@@ -202,19 +220,18 @@ export function createAgentTools(deps: AgentToolDeps): ToolImpls {
     },
     async startRepl(req, caller) {
       await getRepl(caller, req.replId);
-      const res = await deps.core(caller).repls.startRepl({ replId: req.replId });
-      if (res.runner) access.set(`${caller.userId}/${req.replId}`, res.runner);
-      return { repl: replSummary(res.repl) };
+      const { repl } = await startSession(caller, req.replId);
+      return { repl: replSummary(repl) };
     },
     async stopRepl(req, caller) {
       await getRepl(caller, req.replId);
-      access.delete(`${caller.userId}/${req.replId}`);
+      sessions.delete(sessionKey(caller, req.replId));
       const { repl } = await deps.core(caller).repls.stopRepl({ replId: req.replId });
       return { repl: replSummary(repl) };
     },
     async deleteRepl(req, caller) {
       await getRepl(caller, req.replId);
-      access.delete(`${caller.userId}/${req.replId}`);
+      sessions.delete(sessionKey(caller, req.replId));
       await deps.core(caller).repls.deleteRepl({ replId: req.replId });
       return { replId: req.replId };
     },
@@ -457,11 +474,8 @@ export function createAgentTools(deps: AgentToolDeps): ToolImpls {
       return { terminalId: req.terminalId };
     },
     async getPreviewUrl(req, caller) {
-      await runnerOf(caller, req.replId);
-      const a = access.get(`${caller.userId}/${req.replId}`)!;
-      const url = new URL(a.previewUrlTemplate.replace("{port}", String(req.port)));
-      url.searchParams.set("token", a.previewToken);
-      return { url: url.toString() };
+      const session = await sessionOf(caller, req.replId);
+      return { url: session.previewUrl(req.port) };
     },
   };
 }
