@@ -8,7 +8,7 @@ import { constants as osConstants } from "node:os";
 import type { CommandSpec } from "../../../../gen/devex/runner/v1/process_pb.js";
 import { invalidArgument, notFound, resourceExhausted } from "../../../../lib/kit/errors.js";
 import { killGroup } from "../../../../lib/kit/pids.js";
-import { RingBuffer } from "../terminals/ring-buffer.js";
+import { RingBuffer } from "../ring-buffer.js";
 import type { Workspace } from "../workspace/paths.js";
 import { findBash } from "./exec-like-bash.js";
 import { type ExitInfo, exitInfo, type SpawnContext, spawnCommand, waitExit } from "./spawn.js";

@@ -9,7 +9,7 @@ import { stat } from "node:fs/promises";
 import type { CommandSpec } from "../../../../gen/devex/runner/v1/process_pb.js";
 import { failedPrecondition, invalidArgument } from "../../../../lib/kit/errors.js";
 import { killGroup } from "../../../../lib/kit/pids.js";
-import { signalName } from "../terminals/session.js";
+import { signalNumber } from "../signals.js";
 import { withFsErrors } from "../workspace/fs-errors.js";
 import type { Workspace } from "../workspace/paths.js";
 import { execLikeBash } from "./exec-like-bash.js";
@@ -88,9 +88,4 @@ export function waitExit(child: ChildProcess, lingerMs: number): Promise<{ code:
 
 export function exitInfo(code: number | null, signal: string, timedOut: boolean): ExitInfo {
   return { exitCode: code ?? (signal ? 128 + (signalNumber(signal) ?? 0) : 0), signal, timedOut };
-}
-
-function signalNumber(name: string): number | undefined {
-  for (let n = 1; n < 65; n++) if (signalName(n) === name) return n;
-  return undefined;
 }

@@ -24,11 +24,11 @@
  * would lose them at that close, so a paused session polls its leader and resumes once it is gone.
  */
 import { closeSync, constants as fsConstants, openSync } from "node:fs";
-import { constants as osConstants } from "node:os";
 import type { IPty } from "@lydell/node-pty";
 import { isAlive, killGroup } from "../../../../lib/kit/pids.js";
+import { RingBuffer } from "../ring-buffer.js";
+import { signalName } from "../signals.js";
 import { TerminalMirror } from "./mirror.js";
-import { RingBuffer } from "./ring-buffer.js";
 
 export const BATCH_MS = 5;
 export const BATCH_BYTES = 256 * 1024;
@@ -360,10 +360,4 @@ function holdSlave(pty: IPty): number | undefined {
 
 export function clamp(n: number): number {
   return Math.min(1000, Math.max(1, Math.floor(n) || 1));
-}
-
-const signalNames = new Map(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
-
-export function signalName(n: number): string {
-  return signalNames.get(n) ?? `SIG${n}`;
 }
