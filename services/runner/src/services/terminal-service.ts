@@ -1,14 +1,11 @@
 /**
- * TerminalService over the session registry. Attach and StreamOutput share `attachStream`, which
- * the WebSocket bridge uses too, so every transport carries the same frames and flow control.
+ * TerminalService over the session registry. Attach and StreamOutput carry terminals/attach.ts's
+ * frames, as the WebSocket bridge (terminals/ws-bridge.ts) does, so every transport has the same
+ * frames and flow control; this file only wraps them in messages and reads Attach's client frames.
  */
 import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
-  AttachedSchema,
-  type AttachRequest,
-  type AttachResponse,
   AttachResponseSchema,
   CloseTerminalResponseSchema,
   CreateTerminalResponseSchema,
@@ -17,84 +14,17 @@ import {
   ResizeTerminalResponseSchema,
   SendInputResponseSchema,
   StreamOutputResponseSchema,
-  type Terminal,
-  TerminalExitSchema,
-  TerminalSchema,
   type TerminalService,
-  TerminalSizeSchema,
 } from "../../../../gen/devex/runner/v1/terminal_pb.js";
 import { failedPrecondition, invalidArgument } from "../../../../lib/kit/errors.js";
 import type { ActivityTracker } from "../activity.js";
-import { AsyncQueue } from "../async-queue.js";
+import { TerminalAttach } from "../terminals/attach.js";
 import type { TerminalRegistry } from "../terminals/registry.js";
-import type { Attachment, TerminalExitInfo, TerminalSession } from "../terminals/session.js";
+import { terminalProto } from "../terminals/terminal-proto.js";
 
 export interface TerminalServiceDeps {
   terminals: TerminalRegistry;
   activity: ActivityTracker;
-}
-
-export function terminalProto(s: TerminalSession): Terminal {
-  return create(TerminalSchema, {
-    terminalId: s.id,
-    name: s.name,
-    command: s.command,
-    cwd: s.cwd,
-    size: create(TerminalSizeSchema, { cols: s.cols, rows: s.rows }),
-    pid: s.pid,
-    createTime: timestampFromMs(s.createTime),
-    exited: s.exit !== undefined,
-    exit: s.exit ? create(TerminalExitSchema, s.exit) : undefined,
-    attachedClients: s.attachedClients,
-  });
-}
-
-export type Frame = AttachResponse["frame"];
-
-/** Largest output message after coalescing. */
-export const MAX_FRAME_BYTES = 256 * 1024;
-
-const outputCoalescing = {
-  mergeable: (f: Frame) => f.case === "output",
-  merge: (frames: Frame[]): Frame => ({
-    case: "output",
-    value: Buffer.concat(frames.map((f) => f.value as Uint8Array)),
-  }),
-  maxSize: MAX_FRAME_BYTES,
-};
-
-/**
- * Attaches to a session and yields `attached`, replay, live output and `exit` frames until the
- * terminal exits or `signal` aborts. `onAttach` receives the attachment (for acks).
- */
-export async function* attachStream(
-  session: TerminalSession,
-  replay: boolean,
-  signal: AbortSignal,
-  onAttach?: (a: Attachment) => void,
-): AsyncGenerator<Frame> {
-  let attachment: Attachment | undefined;
-  const queue = new AsyncQueue<Frame>(() => attachment?.drained(), outputCoalescing);
-  const sink = {
-    output: (data: Buffer) => queue.push({ case: "output", value: data }, data.length),
-    exit: (e: TerminalExitInfo) => {
-      queue.push({ case: "exit", value: create(TerminalExitSchema, e) });
-      queue.end();
-    },
-    transportBacklog: () => queue.bytes,
-  };
-  // Replay frames (and `exit` of an exited terminal) are queued by attach() and follow `attached`.
-  attachment = await session.attach(sink, replay);
-  onAttach?.(attachment);
-  try {
-    yield {
-      case: "attached",
-      value: create(AttachedSchema, { terminal: terminalProto(session), replayBytes: BigInt(attachment.replayBytes) }),
-    };
-    yield* queue.drain(signal);
-  } finally {
-    attachment.detach();
-  }
 }
 
 export function createTerminalService({
@@ -131,18 +61,14 @@ export function createTerminalService({
         throw invalidArgument("the first Attach frame must be `start` naming the terminal");
       }
       const start = head.value.frame.value;
-      const session = terminals.get(start.terminalId);
-      if (start.size) session.resize(start.size.cols, start.size.rows);
+      const client = new TerminalAttach(terminals.get(start.terminalId), activity);
       const done = new AbortController();
       const stop = () => done.abort();
       ctx.signal.addEventListener("abort", stop, { once: true });
-      let attachment: Attachment | undefined;
       let failure: unknown;
       void (async () => {
         try {
-          for (let r = await iterator.next(); !r.done; r = await iterator.next()) {
-            handleClientFrame(session, r.value, attachment, activity);
-          }
+          for (let r = await iterator.next(); !r.done; r = await iterator.next()) client.apply(r.value);
         } catch (e) {
           // An invalid frame ends the call with its error; a vanished client ends it through ctx.signal.
           failure = e;
@@ -150,7 +76,7 @@ export function createTerminalService({
         }
       })();
       try {
-        for await (const frame of attachStream(session, start.replay, done.signal, (a) => (attachment = a))) {
+        for await (const frame of client.frames({ replay: start.replay, size: start.size, signal: done.signal })) {
           yield create(AttachResponseSchema, { frame });
         }
         if (failure && !ctx.signal.aborted) throw failure;
@@ -160,8 +86,8 @@ export function createTerminalService({
     },
 
     async *streamOutput(req, ctx) {
-      const session = terminals.get(req.terminalId);
-      for await (const frame of attachStream(session, req.replay, ctx.signal)) {
+      const client = new TerminalAttach(terminals.get(req.terminalId), activity);
+      for await (const frame of client.frames({ replay: req.replay, signal: ctx.signal })) {
         yield create(StreamOutputResponseSchema, { frame });
       }
     },
@@ -188,28 +114,4 @@ export function createTerminalService({
       });
     },
   };
-}
-
-/** Applies one client frame after `start`: input, resize or ack. */
-export function handleClientFrame(
-  session: TerminalSession,
-  req: AttachRequest,
-  attachment: Attachment | undefined,
-  activity: ActivityTracker,
-): void {
-  const f = req.frame;
-  switch (f.case) {
-    case "input":
-      activity.touch();
-      session.write(f.value);
-      break;
-    case "resize":
-      session.resize(f.value.cols, f.value.rows);
-      break;
-    case "ack":
-      attachment?.ack(Number(f.value));
-      break;
-    case "start":
-      throw invalidArgument("`start` may only be the first frame");
-  }
 }

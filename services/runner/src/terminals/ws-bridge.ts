@@ -12,8 +12,8 @@
  *            `AttachResponse` (`{"attached":{...}}` first, `{"exit":{...}}` last, then close 1000).
  *            `attached`, the replay and (for an exited terminal) `exit` follow the upgrade response
  *            at once: a client must listen for messages before the socket reports open.
- *   Flow:    like Attach: the terminal pauses while this client's unacknowledged output (once it
- *            sends acks) or the socket's unsent output is above the high watermark.
+ *   Flow:    like Attach (attach.ts): the terminal pauses while this client's unacknowledged output
+ *            (once it sends acks) or the socket's unsent output is above the high watermark.
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
@@ -21,16 +21,17 @@ import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
 import { type WebSocket, WebSocketServer } from "ws";
 import { AttachRequestSchema, AttachResponseSchema } from "../../../../gen/devex/runner/v1/terminal_pb.js";
+import { RunnerRoute, RunnerScope } from "../../../../lib/contracts/runner-access.js";
+import { BEARER_SUBPROTOCOL_PREFIX, TERMINAL_SUBPROTOCOL } from "../../../../lib/contracts/terminal-socket.js";
 import { DomainError } from "../../../../lib/kit/errors.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { ActivityTracker } from "../activity.js";
 import type { RunnerAuth } from "../auth.js";
-import { handleClientFrame, terminalProto } from "../services/terminal-service.js";
+import { type AttachOptions, TerminalAttach } from "./attach.js";
 import type { TerminalRegistry } from "./registry.js";
-import type { Attachment, TerminalExitInfo } from "./session.js";
+import type { TerminalSession } from "./session.js";
 
-export const TERMINAL_SUBPROTOCOL = "devex.terminal.v1";
-const PATH = /^\/ws\/terminals\/([A-Za-z0-9_-]{1,64})$/;
+const TERMINAL_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export interface WsBridgeDeps {
   auth: RunnerAuth;
@@ -68,21 +69,24 @@ export function createWsBridge(d: WsBridgeDeps) {
   /** Upgrade handler: returns false for paths that are not terminal sockets. */
   return function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const url = new URL(req.url ?? "/", "http://runner");
-    const m = PATH.exec(url.pathname);
-    if (!m) return false;
+    if (!url.pathname.startsWith(RunnerRoute.terminalSocket)) return false;
+    const terminalId = url.pathname.slice(RunnerRoute.terminalSocket.length);
+    if (!TERMINAL_ID.test(terminalId)) return false;
     try {
       const offered = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
-      const bearer = offered.find((p) => p.startsWith("bearer."))?.slice("bearer.".length);
+      const bearer = offered
+        .find((p) => p.startsWith(BEARER_SUBPROTOCOL_PREFIX))
+        ?.slice(BEARER_SUBPROTOCOL_PREFIX.length);
       if (bearer && !offered.includes(TERMINAL_SUBPROTOCOL)) {
         throw new DomainError(
           "invalid-argument",
           `offer the "${TERMINAL_SUBPROTOCOL}" subprotocol with the bearer token`,
         );
       }
-      d.auth.user(bearer ?? url.searchParams.get("token") ?? undefined, "terminals");
+      d.auth.user(bearer ?? url.searchParams.get("token") ?? undefined, RunnerScope.terminals);
       const reason = d.draining();
       if (reason) throw new DomainError("unavailable", `runner is draining: ${reason}`);
-      const session = d.terminals.get(m[1]);
+      const session = d.terminals.get(terminalId);
       wss.handleUpgrade(req, socket, head, (ws) => serve(ws, session.id, url.searchParams));
     } catch (e) {
       refuse(socket, e);
@@ -91,96 +95,59 @@ export function createWsBridge(d: WsBridgeDeps) {
   };
 
   function serve(ws: WebSocket, terminalId: string, params: URLSearchParams) {
-    let session: ReturnType<TerminalRegistry["get"]>;
+    let session: TerminalSession;
     try {
       session = d.terminals.get(terminalId);
     } catch {
       ws.close(4404, "terminal is gone");
       return;
     }
+    const client = new TerminalAttach(session, d.activity);
+    const left = new AbortController();
     const streamDone = d.activity.streamOpened();
-    const cols = Number(params.get("cols"));
-    const rows = Number(params.get("rows"));
-    if (cols > 0 && rows > 0) session.resize(cols, rows);
-    const replay = params.get("replay") === "1" || params.get("replay") === "true";
-    const sendText = (msg: Parameters<typeof create<typeof AttachResponseSchema>>[1]) =>
-      ws.send(toJsonString(AttachResponseSchema, create(AttachResponseSchema, msg)));
-
-    // One output frame in flight: what arrives meanwhile is merged into the next frame, so a
-    // busy socket gets fewer, larger frames and an idle one gets each keystroke's echo at once.
-    let attachment: Attachment | undefined;
-    let started = false;
-    let inflight = false;
-    let parts: Buffer[] = [];
-    let partsBytes = 0;
-    let exitInfo: TerminalExitInfo | undefined;
-    const pump = () => {
-      if (!started || inflight || ws.readyState !== ws.OPEN) return;
-      if (partsBytes > 0) {
-        const frame = parts.length === 1 ? parts[0] : Buffer.concat(parts, partsBytes);
-        parts = [];
-        partsBytes = 0;
-        inflight = true;
-        ws.send(frame, { binary: true }, () => {
-          inflight = false;
-          attachment?.drained();
-          pump();
-        });
-      } else if (exitInfo) {
-        sendText({ frame: { case: "exit", value: exitInfo } });
-        exitInfo = undefined;
-        ws.close(1000, "terminal exited");
-      }
-    };
-    const sink = {
-      output: (data: Buffer) => {
-        parts.push(data);
-        partsBytes += data.length;
-        pump();
-      },
-      exit: (e: TerminalExitInfo) => {
-        exitInfo = e;
-        pump();
-      },
-      transportBacklog: () => ws.bufferedAmount + partsBytes,
-    };
-
     ws.on("message", (data, isBinary) => {
       try {
-        if (isBinary) {
-          d.activity.touch();
-          session.write(toBuffer(data));
-          return;
-        }
-        const msg = fromJsonString(AttachRequestSchema, toBuffer(data).toString("utf8"));
-        const result = validator.validate(AttachRequestSchema, msg);
-        if (result.kind !== "valid")
-          throw new Error(result.kind === "invalid" ? result.violations.join("; ") : "invalid");
-        handleClientFrame(session, msg, attachment, d.activity);
+        if (isBinary) client.input(toBuffer(data));
+        else client.apply(parseClientFrame(data));
       } catch (e) {
         ws.close(4400, `bad frame: ${(e as Error).message}`.slice(0, 120));
       }
     });
     ws.on("close", () => {
-      attachment?.detach();
+      left.abort();
       streamDone();
     });
     ws.on("error", (err) => d.log.debug({ err }, "terminal websocket error"));
-
-    void session.attach(sink, replay).then((a) => {
-      attachment = a;
-      // The client left while the replay was taken.
-      if (ws.readyState !== ws.OPEN) {
-        a.detach();
-        return;
-      }
-      sendText({
-        frame: { case: "attached", value: { terminal: terminalProto(session), replayBytes: BigInt(a.replayBytes) } },
-      });
-      started = true;
-      pump();
+    const cols = Number(params.get("cols"));
+    const rows = Number(params.get("rows"));
+    void sendFrames(ws, client, {
+      replay: params.get("replay") === "1" || params.get("replay") === "true",
+      size: cols > 0 && rows > 0 ? { cols, rows } : undefined,
+      signal: left.signal,
+      transportBacklog: () => ws.bufferedAmount,
     });
   }
+
+  function parseClientFrame(data: WebSocket.RawData) {
+    const msg = fromJsonString(AttachRequestSchema, toBuffer(data).toString("utf8"));
+    const result = validator.validate(AttachRequestSchema, msg);
+    if (result.kind !== "valid") throw new Error(result.kind === "invalid" ? result.violations.join("; ") : "invalid");
+    return msg;
+  }
+}
+
+/** Output as binary frames, the rest as protobuf-JSON text frames; closes with 1000 after `exit`. */
+async function sendFrames(ws: WebSocket, client: TerminalAttach, options: AttachOptions): Promise<void> {
+  for await (const frame of client.frames(options)) {
+    if (frame.case === "output") await send(ws, frame.value, true);
+    else await send(ws, toJsonString(AttachResponseSchema, create(AttachResponseSchema, { frame })), false);
+    if (frame.case === "exit") ws.close(1000, "terminal exited");
+  }
+}
+
+/** Resolves once the socket took the frame (or failed to: a closed socket ends the frames anyway). */
+function send(ws: WebSocket, data: Uint8Array | string, binary: boolean): Promise<void> {
+  return new Promise((resolve) => ws.send(data, { binary }, () => resolve()));
 }
 
 function toBuffer(data: WebSocket.RawData): Buffer {
