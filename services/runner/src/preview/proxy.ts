@@ -11,6 +11,7 @@
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import { connect } from "node:net";
 import type { Duplex } from "node:stream";
+import { RunnerRoute, RunnerScope } from "../../../../lib/contracts/runner-access.js";
 import { isPlatformCookie, PLATFORM_COOKIE_PREFIX, readCookie, withoutCookies } from "../../../../lib/kit/cookies.js";
 import { DomainError } from "../../../../lib/kit/errors.js";
 import type { Logger } from "../../../../lib/kit/log.js";
@@ -20,7 +21,7 @@ import type { ActivityTracker } from "../activity.js";
 import type { RunnerAuth } from "../auth.js";
 
 export const PREVIEW_COOKIE = `${PLATFORM_COOKIE_PREFIX}preview`;
-const PREFIX = /^\/preview\/(\d{1,5})(\/[^?]*)?(\?.*)?$/;
+const PREFIX = new RegExp(`^${RunnerRoute.preview}(\\d{1,5})(/[^?]*)?(\\?.*)?$`);
 const HOP_BY_HOP = new Set([
   "connection",
   "keep-alive",
@@ -65,7 +66,7 @@ export function createPreviewProxy(d: PreviewDeps) {
       bearerToken(headers.authorization as string | undefined) ??
       fromQuery ??
       readCookie(headers.cookie as string | undefined, PREVIEW_COOKIE);
-    d.auth.user(token, "preview");
+    d.auth.user(token, RunnerScope.preview);
     query.delete("token");
     const qs = query.toString();
     d.activity.touch();
@@ -82,7 +83,7 @@ export function createPreviewProxy(d: PreviewDeps) {
     if (cookie) out.cookie = cookie;
     else delete out.cookie;
     out.host = `127.0.0.1:${port}`;
-    out["x-forwarded-prefix"] = `/preview/${port}`;
+    out["x-forwarded-prefix"] = `${RunnerRoute.preview}${port}`;
     return out;
   }
 
@@ -105,7 +106,7 @@ export function createPreviewProxy(d: PreviewDeps) {
         for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) headers[k] = v;
         if (tokenFromQuery) {
           const token = new URLSearchParams((req.url ?? "").split("?")[1] ?? "").get("token") ?? "";
-          const cookie = `${PREVIEW_COOKIE}=${encodeURIComponent(token)}; Path=/preview/${port}/; HttpOnly; SameSite=Lax`;
+          const cookie = `${PREVIEW_COOKIE}=${encodeURIComponent(token)}; Path=${RunnerRoute.preview}${port}/; HttpOnly; SameSite=Lax`;
           const existing = headers["set-cookie"];
           headers["set-cookie"] = [
             ...(Array.isArray(existing) ? existing : existing ? [String(existing)] : []),

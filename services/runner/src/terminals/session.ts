@@ -4,13 +4,15 @@
  *
  * Output is batched adaptively: interactive output goes out on the next event-loop turn (a
  * keystroke's echo waits for no timer), bulk output in frames of BATCH_MS or BATCH_BYTES (large
- * frames matter: per-message cost dominates on the gRPC path), and each attachment also merges
+ * frames matter: per-message cost dominates on the gRPC path), and each client (attach.ts) merges
  * frames that queue up while its transport is busy. Each attachment reports its backlog: output
- * delivered but not yet acknowledged (once the client sends acks; watermarks 100k/5k as in VS Code)
+ * delivered but not yet acknowledged (once the client sends acks; TerminalFlow's 100k/5k as in VS Code)
  * and output not yet taken by its transport (1 MiB/256 KiB). While any attachment is above a high
  * watermark the PTY is paused (the kernel then blocks the writer); it resumes when every attachment
  * is below the low watermarks. Replayed scrollback does not count, and acks for it are
- * ignored.
+ * ignored. Two numbers, on purpose: the watermarks bound how far a slow client falls behind, while
+ * clients ack every TerminalFlow.ackBytes (16 KiB), well below the high watermark, so one that keeps
+ * up never pauses the PTY.
  *
  * Output also feeds the session's mirror (mirror.ts), a headless terminal whose serialization is
  * what a reattach replays; the raw bytes stay in the scrollback ring for ReadScrollback. The mirror
@@ -25,6 +27,7 @@
  */
 import { closeSync, constants as fsConstants, openSync } from "node:fs";
 import type { IPty } from "@lydell/node-pty";
+import { TerminalFlow } from "../../../../lib/contracts/runner-access.js";
 import { isAlive, killGroup } from "../../../../lib/kit/pids.js";
 import { RingBuffer } from "../ring-buffer.js";
 import { signalName } from "../signals.js";
@@ -34,12 +37,9 @@ export const BATCH_MS = 5;
 export const BATCH_BYTES = 256 * 1024;
 /** Output per event-loop turn (or per window) from which a session counts as streaming. */
 export const STREAM_BYTES = 1024;
-/** Unacknowledged output (from clients that ack) above which the PTY pauses, as in VS Code. */
-export const HIGH_WATERMARK = 100_000;
-export const LOW_WATERMARK = 5_000;
 /**
  * Output queued for a transport (bytes not yet taken by the socket or HTTP/2 stream) above which the
- * PTY pauses. Larger than the ack watermarks: with frames of up to BATCH_BYTES, 100k/5k would stop the PTY after
+ * PTY pauses. Larger than the ack watermarks (TerminalFlow): with frames of up to BATCH_BYTES, 100k/5k would stop the PTY after
  * every other frame and halve throughput; this still bounds memory per attachment.
  */
 export const TRANSPORT_HIGH_WATERMARK = 1024 * 1024;
@@ -77,11 +77,11 @@ export class Attachment {
 
   /** Whether this attachment wants the PTY paused (or, when `resume`, lets it resume). */
   overWatermark(): boolean {
-    return (this.acking && this.unacked > HIGH_WATERMARK) || this.backlog() > TRANSPORT_HIGH_WATERMARK;
+    return (this.acking && this.unacked > TerminalFlow.highWatermark) || this.backlog() > TRANSPORT_HIGH_WATERMARK;
   }
 
   underWatermark(): boolean {
-    return (!this.acking || this.unacked < LOW_WATERMARK) && this.backlog() < TRANSPORT_LOW_WATERMARK;
+    return (!this.acking || this.unacked < TerminalFlow.lowWatermark) && this.backlog() < TRANSPORT_LOW_WATERMARK;
   }
 
   /** Delivers a live output frame (or holds it until the replay went out). */
