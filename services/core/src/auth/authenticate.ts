@@ -4,6 +4,7 @@
  * ("Authorization: Bearer dvx_...") or the browser session cookie, and nothing else.
  */
 import { RunnerControlService } from "../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import { Audience } from "../../../../lib/contracts/runner-access.js";
 import { readCookie } from "../../../../lib/kit/cookies.js";
 import { unauthenticated } from "../../../../lib/kit/errors.js";
 import { bearerToken, type TokenVerifier } from "../../../../lib/kit/tokens.js";
@@ -19,7 +20,7 @@ export function createAuthenticator(state: StateStore, verifier: TokenVerifier, 
     const bearer = bearerToken(headers.get("authorization"));
     if (method.service === RunnerControlService.typeName) {
       if (!bearer) throw unauthenticated("missing runner credential");
-      const claims = verifier.verify(bearer, { aud: "runner-control" });
+      const claims = verifier.verify(bearer, { aud: Audience.runnerControl });
       return { kind: "runner", runnerId: claims.sub, replId: claims.repl };
     }
     if (bearer) {

@@ -9,6 +9,13 @@ import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type RunnerAccess, RunnerAccessSchema } from "../../../../gen/devex/core/v1/repl_pb.js";
+import {
+  Audience,
+  PREVIEW_SCOPES,
+  RunnerRoute,
+  type RunnerScope,
+  USER_SCOPES,
+} from "../../../../lib/contracts/runner-access.js";
 import { DomainError, failedPrecondition, unavailable } from "../../../../lib/kit/errors.js";
 import type { ActiveSession, ReplRecord } from "../state/store.js";
 import {
@@ -34,19 +41,18 @@ function refuseWhileBusy(r: ReplRecord | undefined) {
 }
 
 function access(deps: ReplDeps, userId: string, session: ActiveSession): RunnerAccess {
-  const mint = (scope: string[]) =>
-    deps.signer.mint({ aud: "runner", sub: userId, repl: session.replId, scope }, deps.runnerTokenTtlSeconds);
+  const mint = (scope: RunnerScope[]) =>
+    deps.signer.mint({ aud: Audience.runner, sub: userId, repl: session.replId, scope }, deps.runnerTokenTtlSeconds);
   const url = session.url.replace(/\/+$/, "");
+  const previewBase = deps.previewUrl ? `${deps.previewUrl}/${session.replId}` : url;
   return create(RunnerAccessSchema, {
     url,
-    token: mint(["files", "terminals", "exec", "preview"]),
+    token: mint(USER_SCOPES),
     // A preview link is shared and ends up in a page's URL: it must not open files, terminals or commands.
-    previewToken: mint(["preview"]),
+    previewToken: mint(PREVIEW_SCOPES),
     expireTime: timestampFromMs(Date.now() + deps.runnerTokenTtlSeconds * 1000),
-    websocketPath: "/ws/terminals/",
-    previewUrlTemplate: deps.previewUrl
-      ? `${deps.previewUrl}/${session.replId}/preview/{port}/`
-      : `${url}/preview/{port}/`,
+    websocketPath: RunnerRoute.terminalSocket,
+    previewUrlTemplate: `${previewBase}${RunnerRoute.preview}{port}/`,
   });
 }
 
@@ -100,7 +106,7 @@ export async function startRepl(
           homePrefix: homePrefix(r),
           runnerId,
           controlToken: deps.signer.mint(
-            { aud: "runner-control", sub: runnerId, repl: replId, scope: [] },
+            { aud: Audience.runnerControl, sub: runnerId, repl: replId, scope: [] },
             CONTROL_TOKEN_TTL_SECONDS,
           ),
           coreUrl: deps.coreUrl,
