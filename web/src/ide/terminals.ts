@@ -21,12 +21,13 @@ import {
   type Terminal as TerminalInfo,
   type TerminalSize,
 } from "../../../gen/devex/runner/v1/terminal_pb.js";
+import { TerminalFlow } from "../../../lib/contracts/runner-access.js";
+import { terminalSocketProtocols } from "../../../lib/contracts/terminal-socket.js";
 import type { RunnerSession } from "../api.js";
 import { describeError, h, isCode, toast } from "../ui.js";
 
 export type LinkState = "connecting" | "connected" | "reconnecting" | "exited" | "closed";
 
-const ACK_BYTES = 16 * 1024;
 const encoder = new TextEncoder();
 
 type Size = Pick<TerminalSize, "cols" | "rows">;
@@ -150,7 +151,7 @@ class TerminalTab {
       cols: this.term.cols,
       rows: this.term.rows,
     });
-    const ws = new WebSocket(url, ["devex.terminal.v1", `bearer.${this.session.token}`]);
+    const ws = new WebSocket(url, terminalSocketProtocols(this.session.token));
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     let attached = false;
@@ -234,7 +235,7 @@ class TerminalTab {
 
   private ack(n: number) {
     this.unacked += n;
-    if (this.unacked >= ACK_BYTES) this.flushAck();
+    if (this.unacked >= TerminalFlow.ackBytes) this.flushAck();
     else if (!this.ackTimer) this.ackTimer = setTimeout(() => this.flushAck(), 20);
   }
 
