@@ -13,12 +13,10 @@ import { spawnSync } from "node:child_process";
 import { constants } from "node:os";
 import { type RawData, WebSocket } from "ws";
 import type { RunnerSession } from "../../lib/client/runner-session.js";
+import { terminalSocketProtocols } from "../../lib/contracts/terminal-socket.js";
 import { CliError, describeError, redact } from "./errors.js";
 import { exitCodeOf } from "./exec.js";
 import { ReplayGate } from "./replay-gate.js";
-
-/** The bridge's subprotocol (ws-bridge.ts); not imported, so the CLI does not load runner code. */
-const TERMINAL_SUBPROTOCOL = "devex.terminal.v1";
 
 /** Ctrl-] detaches, as in telnet and docker attach. */
 export const DETACH_BYTE = 0x1d;
@@ -72,11 +70,9 @@ function relay(
   size: { cols: number; rows: number } | undefined,
   io: AttachIo,
 ): Promise<number> {
-  const ws = new WebSocket(
-    r.terminalUrl(terminalId, { replay, ...size }),
-    [TERMINAL_SUBPROTOCOL, `bearer.${r.token}`],
-    { perMessageDeflate: false },
-  );
+  const ws = new WebSocket(r.terminalUrl(terminalId, { replay, ...size }), terminalSocketProtocols(r.token), {
+    perMessageDeflate: false,
+  });
   const replId = r.replId;
   const { stdin, stdout, stderr } = io;
   const raw = Boolean(stdin.isTTY);
