@@ -1,7 +1,7 @@
 /**
  * The issue's fallback, measured: TerminalService's CreateTerminal, Attach and CloseTerminal served
  * by @grpc/grpc-js instead of connect-node, around the runner's own TerminalRegistry and
- * attachStream (the same sessions, batching, coalescing and flow control). No auth and no
+ * TerminalAttach (the same sessions, batching, coalescing and flow control). No auth and no
  * interceptors, so it is an upper bound for what moving the h2c gRPC path to grpc-js could gain.
  * Bench-only. Usage: node --import tsx bench/grpcjs-terminal-server.ts; prints "listening on <url>".
  */
@@ -21,9 +21,9 @@ import {
 } from "../gen/devex/runner/v1/terminal_pb.js";
 import { ActivityTracker } from "../services/runner/src/activity.js";
 import { userEnv } from "../services/runner/src/runner.js";
-import { attachStream, handleClientFrame, terminalProto } from "../services/runner/src/services/terminal-service.js";
+import { TerminalAttach } from "../services/runner/src/terminals/attach.js";
 import { TerminalRegistry } from "../services/runner/src/terminals/registry.js";
-import type { Attachment, TerminalSession } from "../services/runner/src/terminals/session.js";
+import { terminalProto } from "../services/runner/src/terminals/terminal-proto.js";
 import { Workspace } from "../services/runner/src/workspace/paths.js";
 
 const dir = await mkdtemp(path.join(tmpdir(), "devex-grpcjs-bench-"));
@@ -78,16 +78,15 @@ server.addService(definition, {
     const stop = new AbortController();
     call.on("cancelled", () => stop.abort());
     call.on("error", () => stop.abort());
-    let session: TerminalSession | undefined;
-    let attachment: Attachment | undefined;
+    let client: TerminalAttach | undefined;
     call.on("data", (req: AttachRequest) => {
-      if (session) return handleClientFrame(session, req, attachment, activity);
+      if (client) return client.apply(req);
       if (req.frame.case !== "start") return call.destroy(new Error("the first frame must be start"));
       const start = req.frame.value;
-      const s = terminals.get(start.terminalId);
-      session = s;
+      const c = new TerminalAttach(terminals.get(start.terminalId), activity);
+      client = c;
       void (async () => {
-        for await (const frame of attachStream(s, start.replay, stop.signal, (a) => (attachment = a))) {
+        for await (const frame of c.frames({ replay: start.replay, signal: stop.signal })) {
           if (!call.write(create(AttachResponseSchema, { frame }))) await new Promise((r) => call.once("drain", r));
         }
         call.end();
