@@ -7,8 +7,8 @@ import type { RunnerAccess } from "../../gen/devex/core/v1/repl_pb.js";
 import { RunnerRoute } from "../contracts/runner-access.js";
 
 export interface TerminalSocketOptions {
-  /** Replay the terminal's screen and scrollback first (a reattach). 1 is the query's spelling. */
-  replay?: boolean | 1;
+  /** Replay the terminal's screen and scrollback first (a reattach). */
+  replay?: boolean;
   /** Resize the terminal to this before the replay is taken (both or neither). */
   cols?: number;
   rows?: number;

@@ -147,7 +147,7 @@ class TerminalTab {
     this.fitNow();
     const info = this.info;
     const url = this.session.terminalUrl(info.terminalId, {
-      replay: 1,
+      replay: true,
       cols: this.term.cols,
       rows: this.term.rows,
     });
