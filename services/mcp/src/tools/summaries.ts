@@ -1,0 +1,62 @@
+/** How repls, files, processes and terminals look in tool results: plain names, strings and numbers. */
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Repl, ReplStatus } from "../../../../gen/devex/core/v1/repl_pb.js";
+import { type FileInfo, FileType } from "../../../../gen/devex/runner/v1/file_pb.js";
+import type { Process } from "../../../../gen/devex/runner/v1/process_pb.js";
+import type { Terminal } from "../../../../gen/devex/runner/v1/terminal_pb.js";
+
+const statusNames: Record<ReplStatus, string> = {
+  [ReplStatus.UNSPECIFIED]: "unknown",
+  [ReplStatus.STOPPED]: "stopped",
+  [ReplStatus.STARTING]: "starting",
+  [ReplStatus.RUNNING]: "running",
+  [ReplStatus.STOPPING]: "stopping",
+  [ReplStatus.DELETING]: "deleting",
+};
+
+const typeNames: Record<FileType, string> = {
+  [FileType.UNSPECIFIED]: "other",
+  [FileType.FILE]: "file",
+  [FileType.DIRECTORY]: "directory",
+  [FileType.SYMLINK]: "symlink",
+  [FileType.OTHER]: "other",
+};
+
+export const statusName = (s: ReplStatus) => statusNames[s];
+
+export function replSummary(r: Repl | undefined) {
+  return {
+    replId: r?.replId ?? "",
+    name: r?.name ?? "",
+    template: r?.template ?? "",
+    status: statusNames[r?.status ?? ReplStatus.UNSPECIFIED],
+    createTime: r?.createTime ? timestampDate(r.createTime).toISOString() : "",
+  };
+}
+
+export function fileEntry(f: FileInfo | undefined) {
+  return {
+    path: f?.path ?? "",
+    type: typeNames[f?.type ?? FileType.UNSPECIFIED],
+    size: f?.size ?? 0n,
+    mode: (f?.mode ?? 0).toString(8).padStart(4, "0"),
+    modifyTime: f?.modifyTime ? timestampDate(f.modifyTime).toISOString() : "",
+    version: f?.version ?? "",
+  };
+}
+
+export function processSummary(p: Process | undefined) {
+  const c = p?.command;
+  return {
+    processId: p?.processId ?? "",
+    name: p?.name ?? "",
+    command: c?.shell || c?.argv.join(" ") || "",
+    running: p?.running ?? false,
+    exitCode: p?.exit?.exitCode ?? 0,
+    signal: p?.exit?.signal ?? "",
+  };
+}
+
+export function terminalSummary(t: Terminal | undefined) {
+  return { terminalId: t?.terminalId ?? "", name: t?.name ?? "", exited: t?.exited ?? false };
+}

@@ -1,0 +1,54 @@
+/**
+ * What every agent tool is given: who calls (their API token is forwarded to core, which decides
+ * what they may do), the caller's core clients, their runner sessions and the limits on what one
+ * tool call returns.
+ */
+import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import type { AgentToolsService } from "../../../../gen/devex/mcp/v1/agent_tools_pb.js";
+import type { CoreClients } from "../../../../lib/client/clients.js";
+import type { RunnerClientsFactory } from "../../../../lib/client/runner-session.js";
+import type { CallerSessions } from "./caller-sessions.js";
+
+/** Who is calling: their API token is forwarded to core, which decides what they may do. */
+export interface Caller {
+  token: string;
+  userId: string;
+}
+
+type Methods = typeof AgentToolsService.method;
+export type ToolImpls = {
+  [K in keyof Methods]: (
+    req: MessageShape<Methods[K]["input"]>,
+    caller: Caller,
+    signal: AbortSignal,
+  ) => Promise<MessageInitShape<Methods[K]["output"]>>;
+};
+
+/** Limits on what one tool call returns, so that an agent's context is never flooded. */
+export const defaultToolLimits = {
+  /** Characters of file content one read returns. */
+  readChars: 50_000,
+  /** Characters of each of stdout and stderr that exec returns. */
+  execChars: 16_000,
+  /** Characters of terminal output returned. */
+  terminalChars: 8_000,
+  /** Entries a directory tree shows. */
+  treeEntries: 500,
+};
+export type ToolLimits = typeof defaultToolLimits;
+
+export interface AgentToolDeps {
+  /** Core clients authenticated as the caller. */
+  core(caller: Caller): CoreClients;
+  /** Runner clients for a runner URL with a runner token (read at each call). */
+  runner: RunnerClientsFactory;
+  /** Limits on what one tool call returns. */
+  limits?: Partial<ToolLimits>;
+  now?: () => number;
+}
+
+export interface ToolContext {
+  core(caller: Caller): CoreClients;
+  sessions: CallerSessions;
+  limits: ToolLimits;
+}
