@@ -24,15 +24,17 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createS3BlobStore } from "../lib/blob/s3.js";
 import type { BlobStore } from "../lib/blob/store.js";
-import { runnerClientsFor } from "../lib/client/node.js";
+import { coreClientsFor, runnerClientsFor } from "../lib/client/node.js";
 import { createLogger } from "../lib/kit/log.js";
 import { createTokenSigner, generateSigningKey } from "../lib/kit/tokens.js";
 import { persist, restore } from "../lib/sync/sync.js";
 import { findProgram } from "../lib/testing/programs.js";
 import { startS3, type TestS3 } from "../lib/testing/s3.js";
+import { issueApiToken } from "../services/core/src/auth/secrets.js";
+import { coreConfigSchema } from "../services/core/src/config.js";
 import { createLocalDriver } from "../services/core/src/driver/local/local-driver.js";
 import { createSandbox, defaultLimits } from "../services/core/src/driver/local/sandbox.js";
-import { startEmbedded } from "../services/core/test/embedded.js";
+import { startCore } from "../services/core/src/start-core.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const percentile = (xs: number[], p: number) => {
@@ -42,11 +44,14 @@ const percentile = (xs: number[], p: number) => {
 const round = (x: number) => Math.round(x * 10) / 10;
 
 async function startLatency(repls: number) {
-  // The embedded setup as `npm start` wires it (services/core/test/embedded.ts), with room for the
-  // bench's repls.
-  const e = await startEmbedded({ quota: 1000, logLevel: "warn" });
-  const { driver } = e;
-  const api = await e.login("bench");
+  // The embedded setup as `npm start` builds it (start-core.ts with the default config), over a
+  // scratch data dir, with room for the bench's repls.
+  const dataDir = await mkdtemp(join(tmpdir(), "devex-bench-lifecycle-"));
+  const config = coreConfigSchema.parse({ DEVEX_DATA_DIR: dataDir, DEVEX_CORE_PORT: "0", DEVEX_REPL_QUOTA: "1000" });
+  const e = await startCore(config, { log: createLogger("core", { level: "warn" }) });
+  const driver = e.local!;
+  const { secret } = await issueApiToken(e.state, "bench", "bench");
+  const api = coreClientsFor(e.core.url, { token: secret });
   const samples: Array<{ totalMs: number; createMs: number; startMs: number; terminalMs: number }> = [];
   try {
     for (let i = -3; i < repls; i++) {
@@ -56,7 +61,7 @@ async function startLatency(repls: number) {
       const t1 = performance.now();
       const { runner: access } = await api.repls.startRepl({ replId: repl!.replId });
       const t2 = performance.now();
-      const runner = e.runner(access!);
+      const runner = runnerClientsFor(access!.url, { token: access!.token });
       const { terminal } = await runner.terminals.createTerminal({ command: [] });
       const abort = new AbortController();
       for await (const m of runner.terminals.streamOutput(
@@ -71,14 +76,16 @@ async function startLatency(repls: number) {
       await api.repls.deleteRepl({ replId: repl!.replId });
     }
   } finally {
-    await e.close();
+    await e.close(AbortSignal.timeout(60_000));
+    await rm(dataDir, { recursive: true, force: true });
   }
   const pick = (k: keyof (typeof samples)[number]) => samples.map((s) => s[k]);
   const summary = (xs: number[]) => ({ p50: round(percentile(xs, 50)), p99: round(percentile(xs, 99)) });
   return {
     repls: samples.length,
     template: "node",
-    isolation: e.isolation,
+    // The sandbox the default config (DEVEX_SANDBOX=auto) gives on this machine.
+    isolation: createSandbox({ mode: "auto", limits: defaultLimits }).description,
     path: "Connect/HTTP 1.1 through core's /<replId>/ proxy; warm pool of 2 runner processes",
     createToFirstTerminalByteMs: summary(pick("totalMs")),
     breakdownMs: {

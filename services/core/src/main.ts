@@ -1,18 +1,12 @@
-/** Core's entry point: config → stores, driver, keys → createCore. The only place deps are built. */
+/** Core's entry point: the config, core built from it (start-core.ts), and the process around it. */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../../../lib/kit/config.js";
 import { createLogger, redactUrl } from "../../../lib/kit/log.js";
 import { onShutdown } from "../../../lib/kit/shutdown.js";
-import { createTokenSigner } from "../../../lib/kit/tokens.js";
 import { coreConfigSchema } from "./config.js";
-import { createCore } from "./core.js";
-import { createRunnerProxy } from "./driver/local/proxy.js";
-import { stopAllAtShutdown } from "./driver/local/shutdown.js";
-import { openDriver } from "./driver/select.js";
-import { loadCookieSecret, loadSigningKey } from "./secrets-files.js";
-import { openBlobStore, openStateStore } from "./storage.js";
+import { startCore } from "./start-core.js";
 import { createWebStatic } from "./web-static.js";
 
 const config = loadConfig(coreConfigSchema);
@@ -28,13 +22,6 @@ log.info(
   },
   "starting core",
 );
-const state = await openStateStore(config);
-const blobs = openBlobStore(config);
-const signer = createTokenSigner(await loadSigningKey(config));
-const { driver, local } = await openDriver(config, { blobs, signer, log });
-const proxied = local && config.DEVEX_RUNNER_ACCESS === "proxied" ? local : undefined;
-const proxy = proxied && createRunnerProxy(proxied.targetFor, "api");
-const previewProxy = proxied && createRunnerProxy(proxied.targetFor, "preview");
 // The browser client, when built (npm run build:web; npm start builds it).
 const webDir = fileURLToPath(new URL("../../../web/dist", import.meta.url));
 const web = existsSync(join(webDir, "index.html"))
@@ -44,35 +31,7 @@ const web = existsSync(join(webDir, "index.html"))
     })
   : undefined;
 if (!web) log.warn({ webDir }, "web client not built: run npm run build:web to serve it");
-const core = await createCore({
-  log,
-  state,
-  blobs,
-  driver,
-  signer,
-  http: proxy?.http,
-  upgrade: proxy?.upgrade,
-  preview: previewProxy && {
-    ...previewProxy,
-    port: config.DEVEX_PREVIEW_PORT ?? (config.DEVEX_CORE_PORT ? config.DEVEX_CORE_PORT + 1 : 0),
-    publicUrl: config.DEVEX_PREVIEW_PUBLIC_URL,
-  },
-  socketPath: local?.coreSocketPath,
-  web,
-  templatesDir: config.DEVEX_TEMPLATES_DIR,
-  port: config.DEVEX_CORE_PORT,
-  host: config.DEVEX_CORE_HOST,
-  publicUrl: config.DEVEX_PUBLIC_URL,
-  quota: config.DEVEX_REPL_QUOTA,
-  github:
-    config.GITHUB_CLIENT_ID && config.GITHUB_CLIENT_SECRET
-      ? { clientId: config.GITHUB_CLIENT_ID, clientSecret: config.GITHUB_CLIENT_SECRET }
-      : undefined,
-  cookieSecret: await loadCookieSecret(config),
-  localUser: config.DEVEX_LOCAL_USER,
-  heartbeatIntervalMs: config.DEVEX_HEARTBEAT_INTERVAL,
-  runnerTokenTtlSeconds: Math.round(config.DEVEX_RUNNER_TOKEN_TTL / 1000),
-});
+const { core, state, local, close } = await startCore(config, { log, web });
 if (core.loginLink && process.send) {
   // Started by `npm start` (an IPC channel): it shows the link with the other addresses.
   process.send({ loginLink: core.loginLink });
@@ -86,19 +45,11 @@ core
   .then((n) => n && log.info({ stopped: n }, "stopped runners left by a previous core"))
   .catch((err) => log.warn({ err }, "start-up reconciliation failed"));
 // Ctrl-C, SIGTERM or the end of `npm start`: persist and stop every local runner, then exit.
-onShutdown(
-  log,
-  [
-    () => core.close(),
-    async () => {
-      if (local) await stopAllAtShutdown(local, state, log, AbortSignal.timeout(5 * 60_000));
-    },
-    () => local?.close(),
-    () => state.close(),
-    () => blobs.close(),
-  ],
-  { timeoutMs: 5 * 60_000, withParent: true, waitingFor: replsStillPersisting },
-);
+onShutdown(log, [() => close(AbortSignal.timeout(5 * 60_000))], {
+  timeoutMs: 5 * 60_000,
+  withParent: true,
+  waitingFor: replsStillPersisting,
+});
 
 /** The repls whose runners are still being persisted and stopped, by name and id. */
 async function replsStillPersisting(): Promise<string> {

@@ -1,26 +1,24 @@
 /**
- * The embedded single-machine setup in-process, as main.ts builds it: core with the local driver
- * (real runner processes, the bwrap sandbox when installed) behind one origin (the /<replId>/ proxy),
- * embedded state and a real blob store. Tests talk to it only through the shared clients.
+ * The embedded single-machine setup in-process, built by start-core.ts as main.ts builds it: core
+ * with the local driver (real runner processes, the bwrap sandbox when installed) behind one origin
+ * (the /<replId>/ proxy), embedded state and a real blob store, over a scratch data dir. Tests talk
+ * to it only through the shared clients.
  */
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLocalBlobStore } from "../../../lib/blob/local.js";
 import type { BlobStore } from "../../../lib/blob/store.js";
 import type { CoreClients, RunnerClients } from "../../../lib/client/clients.js";
 import { coreClientsFor, runnerClientsFor } from "../../../lib/client/node.js";
 import { createLogger } from "../../../lib/kit/log.js";
 import type { HttpHandler } from "../../../lib/kit/server.js";
-import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.js";
 import { issueApiToken } from "../src/auth/secrets.js";
-import { type Core, createCore } from "../src/core.js";
+import { coreConfigSchema } from "../src/config.js";
+import type { Core } from "../src/core.js";
 import { createLocalDriver, type LocalDriver } from "../src/driver/local/local-driver.js";
-import { createRunnerProxy } from "../src/driver/local/proxy.js";
 import { createSandbox, defaultLimits } from "../src/driver/local/sandbox.js";
-import { createEmbeddedStore } from "../src/state/embedded.js";
+import { startCore } from "../src/start-core.js";
 import type { StateStore } from "../src/state/store.js";
-import { templatesDir } from "./harness.js";
 
 export interface Embedded {
   core: Core;
@@ -56,46 +54,39 @@ export interface EmbeddedOptions {
 
 export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> {
   const dir = await mkdtemp(join(tmpdir(), "devex-embedded-"));
-  const log = createLogger("core", { level: o.logLevel ?? process.env.TEST_LOG_LEVEL ?? "silent" });
-  const state = await createEmbeddedStore(join(dir, "state"));
-  const blobs = o.blobs ?? createLocalBlobStore(join(dir, "blobs"));
-  const signer = createTokenSigner(generateSigningKey().privateKeyPem);
+  const config = coreConfigSchema.parse({
+    DEVEX_DATA_DIR: dir,
+    DEVEX_CORE_PORT: "0",
+    DEVEX_COOKIE_SECRET: "test-cookie-secret",
+    DEVEX_HEARTBEAT_INTERVAL: o.heartbeatIntervalMs?.toString(),
+    DEVEX_REPL_QUOTA: o.quota?.toString(),
+  });
+  // The local driver as select.ts builds it, tuned: no periodic persist, fewer sync attempts.
   const sandbox = createSandbox({ mode: "auto", limits: defaultLimits, network: o.sandboxNetwork });
-  const driver = await createLocalDriver({
-    dataDir: join(dir, "local"),
-    blobs,
-    signer,
-    sandbox,
-    log,
-    poolSize: o.poolSize ?? 2,
-    persistIntervalMs: o.persistIntervalMs ?? 0,
-    heartbeatIntervalMs: o.heartbeatIntervalMs,
-    idleTimeoutMs: o.idleTimeoutMs,
-    syncAttempts: o.syncAttempts ?? 2,
-    access: "proxied",
-  });
-  const proxy = createRunnerProxy(driver.targetFor, "api");
-  const core = await createCore({
-    log,
-    state,
-    blobs,
-    driver,
-    signer,
-    templatesDir,
-    port: 0,
-    cookieSecret: "test-cookie-secret",
-    heartbeatIntervalMs: o.heartbeatIntervalMs,
-    reconcileIntervalMs: 0,
-    http: proxy.http,
-    upgrade: proxy.upgrade,
-    preview: createRunnerProxy(driver.targetFor, "preview"),
-    socketPath: driver.coreSocketPath,
+  const started = await startCore(config, {
+    log: createLogger("core", { level: o.logLevel ?? process.env.TEST_LOG_LEVEL ?? "silent" }),
+    blobs: o.blobs,
     web: o.web,
-    quota: o.quota,
+    reconcileIntervalMs: 0,
+    async openDriver(deps) {
+      const local = await createLocalDriver({
+        ...deps,
+        dataDir: join(dir, "local"),
+        sandbox,
+        poolSize: o.poolSize ?? 2,
+        persistIntervalMs: o.persistIntervalMs ?? 0,
+        heartbeatIntervalMs: o.heartbeatIntervalMs,
+        idleTimeoutMs: o.idleTimeoutMs,
+        syncAttempts: o.syncAttempts ?? 2,
+        access: "proxied",
+      });
+      return { driver: local, local };
+    },
   });
+  const { core, state, blobs } = started;
   return {
     core,
-    driver,
+    driver: started.local!,
     state,
     blobs,
     dir,
@@ -106,11 +97,7 @@ export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> 
     },
     runner: (access) => runnerClientsFor(access.url, { token: access.token }),
     async close() {
-      await core.close();
-      await driver.shutdown(AbortSignal.timeout(30_000));
-      await driver.close();
-      await state.close();
-      if (!o.blobs) await blobs.close();
+      await started.close(AbortSignal.timeout(30_000));
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,122 @@
+/**
+ * Core and everything it runs on, built from its config: the state and blob stores, the signing key
+ * and cookie secret, the driver and, for the local driver with proxied access, the `/<replId>/` and
+ * preview proxies to its runners. The one composition root: main.ts runs it as the service; the
+ * end-to-end tests (test/embedded.ts) and the benches start it in-process over a scratch data dir.
+ */
+import type { BlobStore } from "../../../lib/blob/store.js";
+import type { Logger } from "../../../lib/kit/log.js";
+import type { HttpHandler } from "../../../lib/kit/server.js";
+import { createTokenSigner, type TokenSigner } from "../../../lib/kit/tokens.js";
+import type { CoreConfig } from "./config.js";
+import { type Core, createCore } from "./core.js";
+import type { Driver } from "./driver/driver.js";
+import type { LocalDriver } from "./driver/local/local-driver.js";
+import { createRunnerProxy } from "./driver/local/proxy.js";
+import { stopAllAtShutdown } from "./driver/local/shutdown.js";
+import { openDriver } from "./driver/select.js";
+import { loadCookieSecret, loadSigningKey } from "./secrets-files.js";
+import type { StateStore } from "./state/store.js";
+import { openBlobStore, openStateStore } from "./storage.js";
+
+/** What the caller brings beside the config. */
+export interface StartCoreDeps {
+  log: Logger;
+  /** A blob store to use instead of the configured one; close() leaves it open. */
+  blobs?: BlobStore;
+  /** The browser client's static files (core's `web` hook). */
+  web?: HttpHandler;
+  /** Builds the driver instead of the config's choice (select.ts): tests tune the local driver. */
+  openDriver?: (deps: { blobs: BlobStore; signer: TokenSigner; log: Logger }) => Promise<OpenedDriver>;
+  /** How often orphaned runners are looked for; 0 turns it off (core's default: 60 s). */
+  reconcileIntervalMs?: number;
+}
+
+export interface OpenedDriver {
+  driver: Driver;
+  /** The same driver when it is the local one. */
+  local?: LocalDriver;
+}
+
+export interface StartedCore extends OpenedDriver {
+  core: Core;
+  state: StateStore;
+  blobs: BlobStore;
+  /**
+   * Stops core, persists and stops every local runner (their repls recorded as stopped, as on Ctrl-C),
+   * closes the driver and the stores. Each step runs even when one before it failed; the failures are
+   * thrown together at the end.
+   */
+  close(signal: AbortSignal): Promise<void>;
+}
+
+export async function startCore(config: CoreConfig, deps: StartCoreDeps): Promise<StartedCore> {
+  const { log } = deps;
+  const state = await openStateStore(config);
+  const blobs = deps.blobs ?? openBlobStore(config);
+  const signer = createTokenSigner(await loadSigningKey(config));
+  const { driver, local } = await (deps.openDriver?.({ blobs, signer, log }) ??
+    openDriver(config, { blobs, signer, log }));
+  const proxied = local && config.DEVEX_RUNNER_ACCESS === "proxied" ? local : undefined;
+  const proxy = proxied && createRunnerProxy(proxied.targetFor, "api");
+  const previewProxy = proxied && createRunnerProxy(proxied.targetFor, "preview");
+  const core = await createCore({
+    log,
+    state,
+    blobs,
+    driver,
+    signer,
+    http: proxy?.http,
+    upgrade: proxy?.upgrade,
+    preview: previewProxy && {
+      ...previewProxy,
+      port: config.DEVEX_PREVIEW_PORT ?? (config.DEVEX_CORE_PORT ? config.DEVEX_CORE_PORT + 1 : 0),
+      publicUrl: config.DEVEX_PREVIEW_PUBLIC_URL,
+    },
+    socketPath: local?.coreSocketPath,
+    web: deps.web,
+    templatesDir: config.DEVEX_TEMPLATES_DIR,
+    port: config.DEVEX_CORE_PORT,
+    host: config.DEVEX_CORE_HOST,
+    publicUrl: config.DEVEX_PUBLIC_URL,
+    quota: config.DEVEX_REPL_QUOTA,
+    github:
+      config.GITHUB_CLIENT_ID && config.GITHUB_CLIENT_SECRET
+        ? { clientId: config.GITHUB_CLIENT_ID, clientSecret: config.GITHUB_CLIENT_SECRET }
+        : undefined,
+    cookieSecret: await loadCookieSecret(config),
+    localUser: config.DEVEX_LOCAL_USER,
+    heartbeatIntervalMs: config.DEVEX_HEARTBEAT_INTERVAL,
+    runnerTokenTtlSeconds: Math.round(config.DEVEX_RUNNER_TOKEN_TTL / 1000),
+    reconcileIntervalMs: deps.reconcileIntervalMs,
+  });
+  const steps = [
+    () => core.close(),
+    async (signal: AbortSignal) => {
+      if (local) await stopAllAtShutdown(local, state, log, signal);
+    },
+    () => local?.close(),
+    () => state.close(),
+    async () => {
+      if (!deps.blobs) await blobs.close();
+    },
+  ];
+  return {
+    core,
+    state,
+    blobs,
+    driver,
+    local,
+    async close(signal) {
+      const failures: unknown[] = [];
+      for (const step of steps) {
+        try {
+          await step(signal);
+        } catch (err) {
+          failures.push(err);
+        }
+      }
+      if (failures.length) throw new AggregateError(failures, "shutting core down failed");
+    },
+  };
+}
