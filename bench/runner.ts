@@ -33,7 +33,8 @@ import path from "node:path";
 import type * as grpc from "@grpc/grpc-js";
 import { spawn as spawnPty } from "@lydell/node-pty";
 import WebSocket from "ws";
-import { type ChildRunner, grpcClient, startChildRunner, unary } from "../services/runner/test/helpers.js";
+import { type ChildRunner, startChildRunner } from "../lib/testing/child-runner.js";
+import { grpcClient, unary } from "../lib/testing/grpc-client.js";
 
 const MB = 1024 * 1024;
 const ROUNDS = 2000;
