@@ -213,7 +213,21 @@ function rootUids(o: SandboxOptions): { first: number; count: number } | undefin
   return { first: o.uid ?? DEFAULT_UID, count: o.uidCount ?? DEFAULT_UID_COUNT };
 }
 
-export function createSandbox(o: SandboxOptions): Sandbox {
+/** The programs a sandbox is built from, as found and checked on this machine. */
+interface Programs {
+  /** Absent: no isolation (DEVEX_SANDBOX=none, not installed, or `broken`). */
+  bwrap?: string;
+  /** Why an installed bwrap cannot run here. */
+  broken?: string;
+  prlimit?: string;
+  /** Present when core runs as root with bwrap: drops each runner to its own uid. */
+  setpriv?: string;
+  /** The uids runners run as when core runs as root. */
+  uids?: { first: number; count: number };
+}
+
+/** Picks the isolation the mode asks for and this machine allows; throws when DEVEX_SANDBOX=bwrap cannot be had. */
+function findPrograms(o: SandboxOptions): Programs {
   const found = o.mode === "none" ? undefined : findProgram("bwrap");
   if (o.mode === "bwrap" && !found) {
     throw new Error(
@@ -224,142 +238,152 @@ export function createSandbox(o: SandboxOptions): Sandbox {
   const broken = found ? bwrapWorks(found, uids && { uid: uids.first, gid: uids.first }) : undefined;
   if (broken && o.mode === "bwrap") throw new Error(`DEVEX_SANDBOX=bwrap but bubblewrap cannot run here: ${broken}`);
   const bwrap = broken ? undefined : found;
-  const prlimit = findProgram("prlimit");
   const setpriv = uids ? findProgram("setpriv") : undefined;
   if (bwrap && uids && !setpriv)
     throw new Error("core runs as root: the sandbox needs setpriv (util-linux) to drop to an unprivileged uid");
-  const l = o.limits;
-  const limits = prlimit
-    ? [
-        prlimit,
-        `--as=${l.addressSpaceBytes}`,
-        `--nproc=${l.processes}`,
-        `--cpu=${l.cpuSeconds}`,
-        `--fsize=${l.fileSizeBytes}`,
-        "--",
-      ]
-    : [];
-  const mounts = bwrap ? rootMounts() : [];
-  const privateRunnerNetwork = !!bwrap && !o.network;
+  return { bwrap, broken, prlimit: findProgram("prlimit"), setpriv, uids };
+}
+
+/** `prlimit <limits> --`, or nothing without prlimit. */
+function rlimitArgs(prlimit: string | undefined, l: SandboxLimits): string[] {
+  if (!prlimit) return [];
+  return [
+    prlimit,
+    `--as=${l.addressSpaceBytes}`,
+    `--nproc=${l.processes}`,
+    `--cpu=${l.cpuSeconds}`,
+    `--fsize=${l.fileSizeBytes}`,
+    "--",
+  ];
+}
+
+function describe({ bwrap, broken, prlimit, uids }: Programs, network?: boolean): string {
   const user = uids ? `one uid each from ${uids.first}` : "core's user in a user namespace";
   const parts = [
     bwrap
-      ? `bubblewrap around each runner and its commands (${user}; ${o.network ? "host network" : "one private network per repl"})`
+      ? `bubblewrap around each runner and its commands (${user}; ${network ? "host network" : "one private network per repl"})`
       : `none (runners and commands run as core's user with the host's files in view${broken ? `; bwrap failed: ${broken}` : ""})`,
     prlimit ? "rlimits (address space, processes, CPU time, file size)" : "no rlimits (prlimit missing)",
   ];
+  return parts.join(" + ");
+}
 
-  function runnerLaunch(p: RunnerPaths): RunnerLaunch {
-    const inside = { workspace: p.workspace, home: p.home, run: p.run, control: p.control };
-    if (!bwrap) return { wrapper: [], ...inside };
-    const slot = [
-      ...p.code.flatMap((c) => ["--ro-bind", c, c]),
-      ...etcIdentity().flatMap((f) => ["--ro-bind", join(p.identity, f), `/etc/${f}`]),
-      "--bind",
-      p.workspace,
-      SANDBOX_WORKSPACE,
-      "--bind",
-      p.home,
-      SANDBOX_HOME,
-      "--bind",
-      p.run,
-      SANDBOX_RUN,
-      ...(p.control ? ["--ro-bind", p.control, SANDBOX_CONTROL] : []),
-    ];
-    // The runner is its sandbox's pid 1: core signals it directly, and its death ends every command.
-    // Pooled before it has a repl: the repl's own hostname is its commands' (prefix).
-    const namespaces = [
-      ...namespaceArgs,
-      "--hostname",
-      "repl",
-      ...(p.hostNetwork ? ["--share-net"] : []),
-      "--as-pid-1",
-    ];
-    const entry = [
-      "--chdir",
-      SANDBOX_WORKSPACE,
-      ...["--setenv", "HOME", SANDBOX_HOME, "--setenv", "USER", USER_NAME, "--setenv", "LOGNAME", USER_NAME],
-      "--info-fd",
-      String(INFO_FD),
-      "--",
-    ];
-    const result = {
-      infoFd: INFO_FD,
-      workspace: SANDBOX_WORKSPACE,
-      home: SANDBOX_HOME,
-      run: SANDBOX_RUN,
-      control: p.control ? SANDBOX_CONTROL : undefined,
-    };
-    // The private /tmp comes before the slot: the code may live under the host's /tmp (a CI clone).
-    const tmp = ["--perms", "01777", "--tmpfs", "/tmp", "--perms", "01777", "--dir", COMMANDS_TMP];
-    const owner = uids && p.owner;
-    if (uids && !owner) throw new Error("core runs as root: a runner's slot needs its own uid");
-    if (!owner) {
-      const own = [...mounts, "--proc", "/proc", "--dev", "/dev", ...tmp, ...slot];
-      return { wrapper: [bwrap, ...namespaces, ...own, ...entry], ...result };
-    }
-    // Core is root: a privileged bwrap builds the view (it can reach paths the sandbox uid cannot),
-    // setpriv drops to the unprivileged owner, and an unprivileged bwrap adds the user, pid and
-    // network namespaces (so the repl's uid 1000 is `owner` on the host, never root).
-    const view = [
-      ...mounts,
-      "--bind",
-      "/proc",
-      "/proc", // replaced by the inner bwrap's own /proc; it needs a writable one to set up its user map
-      "--dev",
-      "/dev",
-      ...tmp,
-      ...ancestorDirs([...p.code, SANDBOX_WORKSPACE, SANDBOX_HOME, SANDBOX_RUN, SANDBOX_CONTROL]),
-      ...slot,
-    ];
-    const drop = [
-      setpriv!,
-      `--reuid=${owner.uid}`,
-      `--regid=${owner.gid}`,
-      "--clear-groups",
-      "--inh-caps=-all",
-      "--bounding-set=-all",
-      "--",
-    ];
-    const inner = [bwrap, ...namespaces, "--bind", "/", "/", "--proc", "/proc", "--dev", "/dev", ...entry];
-    return { wrapper: [bwrap, ...view, "--", ...drop, ...inner], ...result };
+/** A runner's sandbox: its slot bound in, its namespaces, and as root the drop to the slot's uid. */
+function bwrapRunnerLaunch(pr: Programs & { bwrap: string }, mounts: string[], p: RunnerPaths): RunnerLaunch {
+  const { bwrap, uids } = pr;
+  const slot = [
+    ...p.code.flatMap((c) => ["--ro-bind", c, c]),
+    ...etcIdentity().flatMap((f) => ["--ro-bind", join(p.identity, f), `/etc/${f}`]),
+    "--bind",
+    p.workspace,
+    SANDBOX_WORKSPACE,
+    "--bind",
+    p.home,
+    SANDBOX_HOME,
+    "--bind",
+    p.run,
+    SANDBOX_RUN,
+    ...(p.control ? ["--ro-bind", p.control, SANDBOX_CONTROL] : []),
+  ];
+  // The runner is its sandbox's pid 1: core signals it directly, and its death ends every command.
+  // Pooled before it has a repl: the repl's own hostname is its commands' (prefix).
+  const namespaces = [...namespaceArgs, "--hostname", "repl", ...(p.hostNetwork ? ["--share-net"] : []), "--as-pid-1"];
+  const entry = [
+    "--chdir",
+    SANDBOX_WORKSPACE,
+    ...["--setenv", "HOME", SANDBOX_HOME, "--setenv", "USER", USER_NAME, "--setenv", "LOGNAME", USER_NAME],
+    "--info-fd",
+    String(INFO_FD),
+    "--",
+  ];
+  const result = {
+    infoFd: INFO_FD,
+    workspace: SANDBOX_WORKSPACE,
+    home: SANDBOX_HOME,
+    run: SANDBOX_RUN,
+    control: p.control ? SANDBOX_CONTROL : undefined,
+  };
+  // The private /tmp comes before the slot: the code may live under the host's /tmp (a CI clone).
+  const tmp = ["--perms", "01777", "--tmpfs", "/tmp", "--perms", "01777", "--dir", COMMANDS_TMP];
+  const owner = uids && p.owner;
+  if (uids && !owner) throw new Error("core runs as root: a runner's slot needs its own uid");
+  if (!owner) {
+    const own = [...mounts, "--proc", "/proc", "--dev", "/dev", ...tmp, ...slot];
+    return { wrapper: [bwrap, ...namespaces, ...own, ...entry], ...result };
   }
+  // Core is root: a privileged bwrap builds the view (it can reach paths the sandbox uid cannot),
+  // setpriv drops to the unprivileged owner, and an unprivileged bwrap adds the user, pid and
+  // network namespaces (so the repl's uid 1000 is `owner` on the host, never root).
+  const view = [
+    ...mounts,
+    "--bind",
+    "/proc",
+    "/proc", // replaced by the inner bwrap's own /proc; it needs a writable one to set up its user map
+    "--dev",
+    "/dev",
+    ...tmp,
+    ...ancestorDirs([...p.code, SANDBOX_WORKSPACE, SANDBOX_HOME, SANDBOX_RUN, SANDBOX_CONTROL]),
+    ...slot,
+  ];
+  const drop = [
+    pr.setpriv!,
+    `--reuid=${owner.uid}`,
+    `--regid=${owner.gid}`,
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--bounding-set=-all",
+    "--",
+  ];
+  const inner = [bwrap, ...namespaces, "--bind", "/", "/", "--proc", "/proc", "--dev", "/dev", ...entry];
+  return { wrapper: [bwrap, ...view, "--", ...drop, ...inner], ...result };
+}
 
+/** The nested bwrap around each of a runner's commands, evaluated inside the runner's sandbox. */
+function bwrapCommandArgs(bwrap: string, mounts: string[], hostNetwork: boolean, c: CommandSandbox): string[] {
+  return [
+    bwrap,
+    ...namespaceArgs,
+    "--hostname",
+    c.hostname,
+    ...(hostNetwork || c.sharedNet ? ["--share-net"] : []),
+    "--die-with-parent",
+    ...mounts,
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--bind",
+    COMMANDS_TMP,
+    "/tmp",
+    // The runner's own identity files (a bind of /etc alone would not carry them over).
+    ...etcIdentity().flatMap((f) => ["--ro-bind", `/etc/${f}`, `/etc/${f}`]),
+    "--bind",
+    c.workspace,
+    c.workspace,
+    "--bind",
+    c.home,
+    c.home,
+    "--",
+  ];
+}
+
+export function createSandbox(o: SandboxOptions): Sandbox {
+  const programs = findPrograms(o);
+  const { bwrap } = programs;
+  const limits = rlimitArgs(programs.prlimit, o.limits);
+  const mounts = bwrap ? rootMounts() : [];
   return {
     kind: bwrap ? "bwrap" : "none",
-    rlimits: !!prlimit,
-    uids: bwrap ? uids : undefined,
-    description: parts.join(" + "),
-    privateRunnerNetwork,
-    runnerLaunch,
-    prefix({ workspace, home, hostname, sharedNet }) {
-      if (!bwrap) return limits;
-      return [
-        ...limits,
-        bwrap,
-        ...namespaceArgs,
-        "--hostname",
-        hostname,
-        ...(o.network || sharedNet ? ["--share-net"] : []),
-        "--die-with-parent",
-        ...mounts,
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--bind",
-        COMMANDS_TMP,
-        "/tmp",
-        // The runner's own identity files (a bind of /etc alone would not carry them over).
-        ...etcIdentity().flatMap((f) => ["--ro-bind", `/etc/${f}`, `/etc/${f}`]),
-        "--bind",
-        workspace,
-        workspace,
-        "--bind",
-        home,
-        home,
-        "--",
-      ];
+    rlimits: !!programs.prlimit,
+    uids: bwrap ? programs.uids : undefined,
+    description: describe(programs, o.network),
+    privateRunnerNetwork: !!bwrap && !o.network,
+    runnerLaunch(p) {
+      if (!bwrap) return { wrapper: [], workspace: p.workspace, home: p.home, run: p.run, control: p.control };
+      return bwrapRunnerLaunch({ ...programs, bwrap }, mounts, p);
+    },
+    prefix(c) {
+      return bwrap ? [...limits, ...bwrapCommandArgs(bwrap, mounts, !!o.network, c)] : limits;
     },
   };
 }
