@@ -19,10 +19,10 @@ describe("terminalSocketUrl: the runner's terminal WebSocket bridge from RunnerA
       "wss://devex.example/r1/ws/terminals/t2?",
     ],
     [
-      "replay spelled as the query spells it (1), size alone",
+      "replay with a size, another websocket_path",
       { url: "http://h", websocketPath: "/bridge/" },
       "t3",
-      { replay: 1, cols: 80, rows: 24 },
+      { replay: true, cols: 80, rows: 24 },
       "ws://h/bridge/t3?replay=1&cols=80&rows=24",
     ],
     [
