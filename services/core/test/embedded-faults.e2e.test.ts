@@ -1,7 +1,7 @@
 /**
  * Faults in the embedded setup, with real processes: S3 (s3rver) going away during a stop, a runner
  * killed with SIGKILL mid-session (what it changed since the last persist is saved after its death).
- * (A core killed and restarted: core-restart.test.ts.)
+ * (A core killed and restarted: core-restart.e2e.test.ts.)
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";

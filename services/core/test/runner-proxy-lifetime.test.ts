@@ -2,7 +2,7 @@
  * Core's /<replId>/ proxy ties the lifetimes of its two sides together, against a stand-in runner
  * that records when its requests close: a client that leaves cancels the runner's side even before
  * the runner answered, a runner that dies ends the client's response (over HTTP and WebSocket), and
- * an early answer over HTTP/2 ends just that stream. (runner-proxy-abuse.test.ts does the same against a real runner.)
+ * an early answer over HTTP/2 ends just that stream. (runner-proxy-abuse.e2e.test.ts does the same against a real runner.)
  */
 import assert from "node:assert/strict";
 import { createServer, request, type Server } from "node:http";

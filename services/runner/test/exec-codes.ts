@@ -2,7 +2,7 @@
  * A shared suite: Exec and background processes of a program that cannot run end like in bash (exit
  * 127 or 126 and bash's one-line message on stderr), and a program that runs keeps its own exit
  * code, argv[0] and environment. Run against a standalone runner (no command prefix) and against
- * the local driver's runners with and without bubblewrap (services/core/test/exec-codes.test.ts).
+ * the local driver's runners with and without bubblewrap (services/core/test/exec-codes.e2e.test.ts).
  * The expected lines are what `bash -i` prints on Debian's bash 5.2 for the same commands.
  */
 import assert from "node:assert/strict";
