@@ -11,6 +11,7 @@ import { ProcessService } from "../../../gen/devex/runner/v1/process_pb.js";
 import { StatusService } from "../../../gen/devex/runner/v1/status_pb.js";
 import { TerminalService } from "../../../gen/devex/runner/v1/terminal_pb.js";
 import { RunnerAdminService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import { runnerControlClientFor } from "../../../lib/client/node.js";
 import { authInterceptor } from "../../../lib/kit/auth.js";
 import { unavailable } from "../../../lib/kit/errors.js";
 import type { Logger } from "../../../lib/kit/log.js";
@@ -20,7 +21,7 @@ import { createTokenVerifier } from "../../../lib/kit/tokens.js";
 import { ActivityTracker, type Clock } from "./activity.js";
 import { createRunnerAuth, principalKey } from "./auth.js";
 import type { RunnerConfig } from "./config.js";
-import { createControlClient, IdleMonitor } from "./control/idle-monitor.js";
+import { IdleMonitor } from "./control/idle-monitor.js";
 import { prepareHome } from "./home.js";
 import { createPreviewProxy } from "./preview/proxy.js";
 import { ProcessRegistry } from "./processes/registry.js";
@@ -62,8 +63,8 @@ export function userEnv(source: NodeJS.ProcessEnv = process.env): Record<string,
   return env;
 }
 
-export async function startRunner(config: RunnerConfig, options: RunnerOptions): Promise<Runner> {
-  const { log } = options;
+/** The workspace (created if missing) and the environment commands start from, with the repl's home. */
+async function openWorkspace(config: RunnerConfig) {
   await mkdir(config.workspace, { recursive: true });
   const workspace = await Workspace.open(config.workspace);
   const baseEnv = userEnv();
@@ -71,6 +72,41 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
     await prepareHome(config.home);
     baseEnv.HOME = config.home;
   }
+  return { workspace, baseEnv };
+}
+
+/** Heartbeats and idle reports to core, when the runner has a core to report to. */
+function startIdleMonitor(
+  config: RunnerConfig,
+  options: RunnerOptions,
+  d: {
+    activity: ActivityTracker;
+    terminals: TerminalRegistry;
+    processes: ProcessRegistry;
+    onUnknownRunner: () => void;
+  },
+): IdleMonitor | undefined {
+  if (!config.core) return undefined;
+  const { url, controlToken, socketPath } = config.core;
+  const monitor = new IdleMonitor({
+    client: runnerControlClientFor(url, { token: controlToken, socketPath }),
+    replId: config.replId,
+    runnerId: config.core.runnerId,
+    activity: d.activity,
+    counts: () => ({ terminals: d.terminals.running, processes: d.processes.running }),
+    idleTimeoutMs: config.idleTimeoutMs,
+    heartbeatIntervalMs: config.core.heartbeatIntervalMs,
+    checkIntervalMs: options.idleCheckIntervalMs,
+    log: options.log,
+    onUnknownRunner: d.onUnknownRunner,
+  });
+  monitor.start();
+  return monitor;
+}
+
+export async function startRunner(config: RunnerConfig, options: RunnerOptions): Promise<Runner> {
+  const { log } = options;
+  const { workspace, baseEnv } = await openWorkspace(config);
   const { limits } = config;
   const terminals = new TerminalRegistry({
     workspace,
@@ -138,26 +174,16 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
   });
   serverPort = server.port;
 
-  let idleMonitor: IdleMonitor | undefined;
-  if (config.core) {
-    idleMonitor = new IdleMonitor({
-      client: createControlClient(config.core.url, config.core.controlToken, config.core.socketPath),
-      replId: config.replId,
-      runnerId: config.core.runnerId,
-      activity,
-      counts: () => ({ terminals: terminals.running, processes: processes.running }),
-      idleTimeoutMs: config.idleTimeoutMs,
-      heartbeatIntervalMs: config.core.heartbeatIntervalMs,
-      checkIntervalMs: options.idleCheckIntervalMs,
-      log,
-      onUnknownRunner: () => {
-        drainReason ??= "core no longer knows this runner";
-        void terminals.closeAll();
-        void processes.killAll(2000);
-      },
-    });
-    idleMonitor.start();
-  }
+  const idleMonitor = startIdleMonitor(config, options, {
+    activity,
+    terminals,
+    processes,
+    onUnknownRunner: () => {
+      drainReason ??= "core no longer knows this runner";
+      void terminals.closeAll();
+      void processes.killAll(2000);
+    },
+  });
 
   // Commands run detached in their own process groups, so they would outlive a runner that exits
   // without close() (an uncaught error, process.exit): kill them synchronously on the way out.

@@ -7,17 +7,8 @@ import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type RunnerActivity, RunnerActivitySchema } from "../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import type { RunnerControlClient } from "../../../../lib/client/clients.js";
-import { runnerControlClientFor } from "../../../../lib/client/node.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { ActivityTracker } from "../activity.js";
-
-/**
- * A client for core's RunnerControlService carrying the runner's credential. `socketPath`: reach
- * core through a Unix socket (the URL then only supplies the path prefix).
- */
-export function createControlClient(baseUrl: string, controlToken: string, socketPath?: string): RunnerControlClient {
-  return runnerControlClientFor(baseUrl, { token: controlToken, socketPath });
-}
 
 export interface IdleMonitorDeps {
   client: RunnerControlClient;
