@@ -48,7 +48,7 @@ import { stopRunner } from "./stop-runner.js";
 export type { RunnerTarget } from "./runner-handle.js";
 
 export interface LocalDriverOptions {
-  /** Holds `workspaces/` and `runners/`. */
+  /** Holds `runners/` (one folder per runner process, its slot with it) and `control/` (core's socket for private networks). */
   dataDir: string;
   blobs: BlobStore;
   /** Mints the runner-admin tokens for Drain; its public key verifies the runners' access tokens. */
