@@ -26,6 +26,7 @@ import { createS3BlobStore } from "../lib/blob/s3.js";
 import type { BlobStore } from "../lib/blob/store.js";
 import { coreClientsFor, runnerClientsFor } from "../lib/client/node.js";
 import { createLogger } from "../lib/kit/log.js";
+import { sleep } from "../lib/kit/sleep.js";
 import { createTokenSigner, generateSigningKey } from "../lib/kit/tokens.js";
 import { persist, restore } from "../lib/sync/sync.js";
 import { findProgram } from "../lib/testing/programs.js";
@@ -36,7 +37,6 @@ import { createLocalDriver } from "../services/core/src/driver/local/local-drive
 import { createSandbox, defaultLimits } from "../services/core/src/driver/local/sandbox.js";
 import { startCore } from "../services/core/src/start-core.js";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const percentile = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];

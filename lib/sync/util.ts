@@ -1,6 +1,7 @@
 /** Small helpers shared by persist and restore: retries, bounded concurrency, progress, hashing. */
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
+import { sleep } from "../kit/sleep.js";
 import type { SyncOptions, SyncProgress } from "./types.js";
 
 export const sha256 = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
@@ -10,19 +11,6 @@ export async function readAll(body: Readable): Promise<Buffer> {
   for await (const c of body) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((res, rej) => {
-    const t = setTimeout(res, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(t);
-        rej(signal.reason);
-      },
-      { once: true },
-    );
-  });
 
 export async function retry<T>(attempts: number, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
   for (let i = 1; ; i++) {

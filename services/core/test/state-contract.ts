@@ -1,6 +1,7 @@
 /** The one contract every StateStore implementation passes (run by state.test.ts against each). */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { sleep } from "../../../lib/kit/sleep.js";
 import type { ReplRecord, StateStore } from "../src/state/store.js";
 
 const repl = (owner: string, over: Partial<ReplRecord> = {}): ReplRecord => ({
@@ -15,8 +16,6 @@ const repl = (owner: string, over: Partial<ReplRecord> = {}): ReplRecord => ({
   lastError: "",
   ...over,
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function stateStoreContract(open: () => Promise<StateStore>) {
   let store: StateStore;

@@ -4,6 +4,7 @@
  * runtime. Delays and failures are switchable per test.
  */
 import { unavailable } from "../../../lib/kit/errors.js";
+import { sleep } from "../../../lib/kit/sleep.js";
 import type { Driver, StartRequest, StopRequest } from "../src/driver/driver.js";
 
 export interface TestDriver extends Driver {
@@ -15,8 +16,6 @@ export interface TestDriver extends Driver {
   failStart: boolean;
   failPersist: boolean;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function createTestDriver(): TestDriver {
   const driver: TestDriver = {

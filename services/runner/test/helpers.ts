@@ -11,6 +11,7 @@ import { type Client, Code, ConnectError, createClient } from "@connectrpc/conne
 import { createConnectTransport } from "@connectrpc/connect-node";
 import WebSocket from "ws";
 import { createLogger } from "../../../lib/kit/log.js";
+import { sleep } from "../../../lib/kit/sleep.js";
 import { createTokenSigner, generateSigningKey, type TokenClaims, type TokenSigner } from "../../../lib/kit/tokens.js";
 import { defaultLimits, type Limits, type RunnerConfig } from "../src/config.js";
 import { type Runner, type RunnerOptions, startRunner } from "../src/runner.js";
@@ -68,9 +69,7 @@ export async function startTestRunner(
   };
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+export { sleep };
 
 /** Polls `f` until it returns truthy or `timeoutMs` passes. */
 export async function waitFor<T>(f: () => T | Promise<T>, timeoutMs = 5000, what = "condition"): Promise<T> {

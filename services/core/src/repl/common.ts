@@ -3,6 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Repl, ReplSchema, ReplStatus } from "../../../../gen/devex/core/v1/repl_pb.js";
 import { DomainError, failedPrecondition, notFound, unavailable } from "../../../../lib/kit/errors.js";
+import { sleep } from "../../../../lib/kit/sleep.js";
 import type { ReplPatch, ReplRecord, ReplState } from "../state/store.js";
 import type { ReplDeps } from "./deps.js";
 
@@ -63,19 +64,6 @@ export async function move(
   deps.events.publish(replId, { repl: r });
   return r;
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(t);
-        reject(signal.reason);
-      },
-      { once: true },
-    );
-  });
 
 /**
  * Runs `fn` holding the repl's lock (an expiring lock in the state store, so it also excludes other
