@@ -34,7 +34,7 @@ import { startS3, type TestS3 } from "../lib/testing/s3.js";
 import { issueApiToken } from "../services/core/src/auth/secrets.js";
 import { coreConfigSchema } from "../services/core/src/config.js";
 import { createLocalDriver } from "../services/core/src/driver/local/local-driver.js";
-import { createSandbox, defaultLimits } from "../services/core/src/driver/local/sandbox.js";
+import { createSandbox, defaultSandboxLimits } from "../services/core/src/driver/local/sandbox.js";
 import { startCore } from "../services/core/src/start-core.js";
 
 const percentile = (xs: number[], p: number) => {
@@ -85,7 +85,7 @@ async function startLatency(repls: number) {
     repls: samples.length,
     template: "node",
     // The sandbox the default config (DEVEX_SANDBOX=auto) gives on this machine.
-    isolation: createSandbox({ mode: "auto", limits: defaultLimits }).description,
+    isolation: createSandbox({ mode: "auto", limits: defaultSandboxLimits }).description,
     path: "Connect/HTTP 1.1 through core's /<replId>/ proxy; warm pool of 2 runner processes",
     createToFirstTerminalByteMs: summary(pick("totalMs")),
     breakdownMs: {
@@ -122,7 +122,7 @@ async function driverStartStop(store: BlobStore, prefix: string, dataDir: string
     dataDir,
     blobs: store,
     signer,
-    sandbox: createSandbox({ mode: "auto", limits: defaultLimits }),
+    sandbox: createSandbox({ mode: "auto", limits: defaultSandboxLimits }),
     log: createLogger("core", { level: "warn" }),
     poolSize: 1,
     persistIntervalMs: 0,

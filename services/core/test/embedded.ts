@@ -16,7 +16,7 @@ import { issueApiToken } from "../src/auth/secrets.js";
 import { coreConfigSchema } from "../src/config.js";
 import type { Core } from "../src/core.js";
 import { createLocalDriver, type LocalDriver } from "../src/driver/local/local-driver.js";
-import { createSandbox, defaultLimits } from "../src/driver/local/sandbox.js";
+import { createSandbox, defaultSandboxLimits } from "../src/driver/local/sandbox.js";
 import { startCore } from "../src/start-core.js";
 import type { StateStore } from "../src/state/store.js";
 
@@ -62,7 +62,7 @@ export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> 
     DEVEX_REPL_QUOTA: o.quota?.toString(),
   });
   // The local driver as select.ts builds it, tuned: no periodic persist, fewer sync attempts.
-  const sandbox = createSandbox({ mode: "auto", limits: defaultLimits, network: o.sandboxNetwork });
+  const sandbox = createSandbox({ mode: "auto", limits: defaultSandboxLimits, network: o.sandboxNetwork });
   const started = await startCore(config, {
     log: createLogger("core", { level: o.logLevel ?? process.env.TEST_LOG_LEVEL ?? "silent" }),
     blobs: o.blobs,

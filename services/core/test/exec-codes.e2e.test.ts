@@ -18,7 +18,7 @@ import { requireProgram } from "../../../lib/testing/programs.js";
 import { execCodeSuite, execIn } from "../../runner/test/exec-codes.js";
 import type { StartRequest } from "../src/driver/driver.js";
 import { createLocalDriver, type LocalDriver } from "../src/driver/local/local-driver.js";
-import { createSandbox, defaultLimits, type SandboxMode } from "../src/driver/local/sandbox.js";
+import { createSandbox, defaultSandboxLimits, type SandboxMode } from "../src/driver/local/sandbox.js";
 
 for (const mode of ["none", "bwrap"] as const satisfies SandboxMode[]) {
   describe(`local driver, DEVEX_SANDBOX=${mode}`, function () {
@@ -33,7 +33,7 @@ for (const mode of ["none", "bwrap"] as const satisfies SandboxMode[]) {
       requireProgram(this, "prlimit");
       if (mode === "bwrap")
         requireProgram(this, "bwrap", (path) =>
-          createSandbox({ mode: "auto", limits: defaultLimits }).kind === "bwrap"
+          createSandbox({ mode: "auto", limits: defaultSandboxLimits }).kind === "bwrap"
             ? undefined
             : `${path} cannot create namespaces here (user namespaces disabled?)`,
         );
@@ -43,7 +43,7 @@ for (const mode of ["none", "bwrap"] as const satisfies SandboxMode[]) {
         dataDir: join(dir, "local"),
         blobs: createLocalBlobStore(join(dir, "blobs")),
         signer,
-        sandbox: createSandbox({ mode, limits: defaultLimits }),
+        sandbox: createSandbox({ mode, limits: defaultSandboxLimits }),
         log: createLogger("core", { level: process.env.TEST_LOG_LEVEL ?? "silent" }),
         access: "direct",
         poolSize: 1,

@@ -22,7 +22,7 @@ import {
 } from "../../../lib/sync/fidelity-fixture.js";
 import type { StartedRunner, StartRequest } from "../src/driver/driver.js";
 import { createLocalDriver, type LocalDriver } from "../src/driver/local/local-driver.js";
-import { createSandbox, defaultLimits } from "../src/driver/local/sandbox.js";
+import { createSandbox, defaultSandboxLimits } from "../src/driver/local/sandbox.js";
 
 describe("workspace fidelity: stop → start on the local driver", function () {
   this.timeout(180_000);
@@ -37,7 +37,7 @@ describe("workspace fidelity: stop → start on the local driver", function () {
       dataDir: join(dir, "local"),
       blobs: createLocalBlobStore(join(dir, "blobs")),
       signer,
-      sandbox: createSandbox({ mode: "auto", limits: defaultLimits }),
+      sandbox: createSandbox({ mode: "auto", limits: defaultSandboxLimits }),
       log: createLogger("core", { level: process.env.TEST_LOG_LEVEL ?? "silent" }),
       access: "direct",
       poolSize: 0,

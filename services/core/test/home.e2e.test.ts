@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { listAll } from "../../../lib/blob/store.js";
 import type { CoreClients, RunnerClients } from "../../../lib/client/clients.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
-import { createSandbox, defaultLimits } from "../src/driver/local/sandbox.js";
+import { createSandbox, defaultSandboxLimits } from "../src/driver/local/sandbox.js";
 import { type Embedded, runInTerminal, startEmbedded } from "./embedded.js";
 
 /** Names of the host's users with a real uid (1000 and up, not nobody): none may show in a repl. */
@@ -44,7 +44,7 @@ describe("the repl's home is not its project (bwrap)", function () {
 
   before(async function () {
     requireProgram(this, "bwrap", (path) =>
-      createSandbox({ mode: "auto", limits: defaultLimits }).kind === "bwrap"
+      createSandbox({ mode: "auto", limits: defaultSandboxLimits }).kind === "bwrap"
         ? undefined
         : `${path} cannot create namespaces here (user namespaces disabled?)`,
     );

@@ -15,7 +15,7 @@ import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.j
 import { listGenerations, readStoredWorkspace, restore } from "../../../lib/sync/sync.js";
 import { createLocalDriver, type LocalDriverOptions } from "../src/driver/local/local-driver.js";
 import { RunnerPool } from "../src/driver/local/pool.js";
-import { createSandbox, defaultLimits } from "../src/driver/local/sandbox.js";
+import { createSandbox, defaultSandboxLimits } from "../src/driver/local/sandbox.js";
 import { driverContract } from "./driver-contract.js";
 import { faultyBlobs } from "./faulty-blobs.js";
 
@@ -30,7 +30,7 @@ async function localDriver(o: Partial<LocalDriverOptions>) {
     dataDir: join(dir, "local"),
     blobs,
     signer,
-    sandbox: createSandbox({ mode: "auto", limits: defaultLimits }),
+    sandbox: createSandbox({ mode: "auto", limits: defaultSandboxLimits }),
     log: createLogger("core", { level: process.env.TEST_LOG_LEVEL ?? "silent" }),
     access: "direct",
     ...o,
@@ -63,7 +63,7 @@ describe("local driver: runner pool", function () {
   it("a pooled runner killed while warming up leaves nothing behind (its warm-up workspace is in its own folder)", async () => {
     const runnersDir = await mkdtemp(join(tmpdir(), "devex-pool-"));
     // Unsandboxed, so the warm-up folder is on the host where the test can see it.
-    const sandbox = createSandbox({ mode: "none", limits: defaultLimits });
+    const sandbox = createSandbox({ mode: "none", limits: defaultSandboxLimits });
     const pool = new RunnerPool({
       runnersDir,
       size: 1,
@@ -114,7 +114,7 @@ describe("local driver: a runner's folder", function () {
       dataDir: join(dir, "local"),
       blobs: createLocalBlobStore(join(dir, "blobs")),
       signer: createTokenSigner(generateSigningKey().privateKeyPem),
-      sandbox: createSandbox({ mode: "auto", limits: defaultLimits }),
+      sandbox: createSandbox({ mode: "auto", limits: defaultSandboxLimits }),
       log: createLogger("core", { level: process.env.TEST_LOG_LEVEL ?? "silent" }),
       poolSize: 0,
     });

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readStoredWorkspace } from "../../../lib/sync/sync.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
-import { createSandbox, defaultLimits } from "../src/driver/local/sandbox.js";
+import { createSandbox, defaultSandboxLimits } from "../src/driver/local/sandbox.js";
 import { type Embedded, startEmbedded } from "./embedded.js";
 
 const SWAP_SECONDS = 6;
@@ -46,7 +46,9 @@ describe("persist and restore racing a symlink swap inside a repl (default sandb
 
   before(async function () {
     requireProgram(this, "bwrap", () =>
-      createSandbox({ mode: "auto", limits: defaultLimits }).kind === "bwrap" ? undefined : "bwrap cannot run here",
+      createSandbox({ mode: "auto", limits: defaultSandboxLimits }).kind === "bwrap"
+        ? undefined
+        : "bwrap cannot run here",
     );
     requireProgram(this, "python3");
     bait = await mkdtemp(join(tmpdir(), "devex-bait-"));

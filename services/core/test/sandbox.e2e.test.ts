@@ -17,7 +17,7 @@ import { join } from "node:path";
 import type { RunnerClients } from "../../../lib/client/clients.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
 import { startRedis, type TestRedis } from "../../../lib/testing/redis.js";
-import { createSandbox, defaultLimits } from "../src/driver/local/sandbox.js";
+import { createSandbox, defaultSandboxLimits } from "../src/driver/local/sandbox.js";
 import { type Embedded, runInTerminal, runnerRecordOf, startEmbedded } from "./embedded.js";
 
 describe("sandbox escape table (bwrap active)", function () {
@@ -36,7 +36,7 @@ describe("sandbox escape table (bwrap active)", function () {
 
   before(async function () {
     requireProgram(this, "bwrap", (path) =>
-      createSandbox({ mode: "auto", limits: defaultLimits }).kind === "bwrap"
+      createSandbox({ mode: "auto", limits: defaultSandboxLimits }).kind === "bwrap"
         ? undefined
         : `${path} cannot create namespaces here (user namespaces disabled?)`,
     );

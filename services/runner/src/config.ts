@@ -108,7 +108,7 @@ export interface RunnerConfig {
   commandPrefix?: string[];
 }
 
-export const defaultLimits: Limits = {
+export const defaultRunnerLimits: Limits = {
   maxFileRead: 16 * 1024 * 1024,
   maxTerminals: 16,
   maxProcesses: 32,

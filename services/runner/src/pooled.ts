@@ -15,7 +15,7 @@ import { Audience, RunnerScope } from "../../../lib/contracts/runner-access.js";
 import { createLogger, type Logger } from "../../../lib/kit/log.js";
 import { onShutdown } from "../../../lib/kit/shutdown.js";
 import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.js";
-import { defaultLimits, loadRunnerConfig } from "./config.js";
+import { defaultRunnerLimits, loadRunnerConfig } from "./config.js";
 import { type Runner, startRunner } from "./runner.js";
 
 let runner: Runner | undefined;
@@ -70,7 +70,7 @@ async function warmUp(): Promise<void> {
       replId,
       tokenPublicKeyPem: key.publicKeyPem,
       idleTimeoutMs: 3_600_000,
-      limits: defaultLimits,
+      limits: defaultRunnerLimits,
       logLevel: "silent",
     },
     { log: createLogger("runner", { level: "silent" }) },

@@ -13,7 +13,7 @@ import WebSocket from "ws";
 import { createLogger } from "../../../lib/kit/log.js";
 import { sleep } from "../../../lib/kit/sleep.js";
 import { createTokenSigner, generateSigningKey, type TokenClaims, type TokenSigner } from "../../../lib/kit/tokens.js";
-import { defaultLimits, type Limits, type RunnerConfig } from "../src/config.js";
+import { defaultRunnerLimits, type Limits, type RunnerConfig } from "../src/config.js";
 import { type Runner, type RunnerOptions, startRunner } from "../src/runner.js";
 
 // Shared with the benches (which import no test helpers), in lib/testing.
@@ -48,7 +48,7 @@ export async function startTestRunner(
     replId: REPL,
     tokenPublicKeyPem: key.publicKeyPem,
     idleTimeoutMs: 240_000,
-    limits: { ...defaultLimits, ...opts.limits },
+    limits: { ...defaultRunnerLimits, ...opts.limits },
     logLevel: "silent",
     ...opts.config,
   };

@@ -132,7 +132,7 @@ export interface CommandSandbox {
   sharedNet: boolean;
 }
 
-export const defaultLimits: SandboxLimits = {
+export const defaultSandboxLimits: SandboxLimits = {
   addressSpaceBytes: 8 * 1024 ** 3,
   processes: 512,
   cpuSeconds: 3600,
