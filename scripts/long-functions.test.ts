@@ -41,4 +41,12 @@ describe("long-functions", () => {
     const names = findLongFunctions({ root, folders: ["src"], tests: true }).map((f) => f.name);
     assert.deepEqual(names, ["<callback of describe>", "helper", "long", "arrow", "K.method"]);
   });
+
+  it("finds no function over 120 lines in services/ and lib/ (issue 14: split by responsibility)", () => {
+    const found = findLongFunctions({ root: join(import.meta.dirname, "..") });
+    assert.deepEqual(
+      found.map((f) => `${f.file}:${f.line} ${f.name} (${f.lines} lines)`),
+      [],
+    );
+  });
 });
