@@ -62,9 +62,15 @@ const projectRoot = fileURLToPath(new URL("../../../../../", import.meta.url));
 const entryFile = join(projectRoot, "services/runner/src/pooled.ts");
 
 /** What a runner process needs of the project, read-only in its sandbox. */
-export const runnerCode = ["package.json", "tsconfig.json", "node_modules", "gen", "lib", "services/runner"].map((p) =>
-  join(projectRoot, p),
-);
+export const runnerCode = [
+  "package.json",
+  "tsconfig.json",
+  "tsconfig.base.json",
+  "node_modules",
+  "gen",
+  "lib",
+  "services/runner",
+].map((p) => join(projectRoot, p));
 
 /** Runner processes run the TypeScript sources through tsx's loader, as core does. */
 export function runnerExecArgv(): string[] {
