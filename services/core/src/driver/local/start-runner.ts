@@ -6,6 +6,7 @@
  */
 import { get as httpGet } from "node:http";
 import { join } from "node:path";
+import type { PoolToRunner, RunnerToPool } from "../../../../../lib/contracts/pooled-runner.js";
 import type { DriverProgress, StartedRunner, StartRequest } from "../driver.js";
 import { hostnameFor } from "../repl-identity.js";
 import { nameRepl } from "./identity.js";
@@ -136,13 +137,14 @@ function runnerEnv(d: StartDeps, req: StartRequest, p: PooledProcess): Record<st
 /** Hands the pooled process its configuration; resolves with the port it listens on (0 on a socket). */
 function assign(p: PooledProcess, env: Record<string, string>, signal: AbortSignal): Promise<number> {
   const started = new Promise<number>((resolvePort, reject) => {
-    p.child.on("message", (m: { type?: string; port?: number; message?: string }) => {
-      if (m?.type === "started") resolvePort(m.port!);
+    p.child.on("message", (m: RunnerToPool) => {
+      if (m?.type === "started") resolvePort(m.port);
       if (m?.type === "failed") reject(new Error(`runner failed to start: ${m.message}`));
     });
     p.child.once("exit", (code, sig) => reject(new Error(`runner exited during start (${sig ?? code})`)));
   });
-  p.child.send({ type: "assign", env });
+  const message: PoolToRunner = { type: "assign", env };
+  p.child.send(message);
   return abortable(started, AbortSignal.any([signal, AbortSignal.timeout(20_000)]));
 }
 
