@@ -6,9 +6,10 @@
  */
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { pooledRunnerMarker } from "../../../../../lib/contracts/pooled-runner.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import { isAlive, waitForExit } from "../../../../../lib/kit/pids.js";
-import { processMarker, type RunnerRecord } from "./pool.js";
+import type { RunnerRecord } from "./pool.js";
 import { pinSocket, removeFolder } from "./runner-folder.js";
 import { type AssignedRecord, newHandle } from "./runner-handle.js";
 import type { Runners } from "./runners.js";
@@ -73,7 +74,7 @@ async function killNow(pid: number): Promise<void> {
 async function isOurProcess(pid: number, procId: string): Promise<boolean> {
   try {
     const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
-    const i = cmdline.indexOf(processMarker);
+    const i = cmdline.indexOf(pooledRunnerMarker);
     return i >= 0 && cmdline[i + 1] === procId;
   } catch {
     return false;

@@ -15,7 +15,7 @@ import { createRequire } from "node:module";
 import type { Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { pooledRunnerArgs, pooledRunnerMarker, type RunnerToPool } from "../../../../../lib/contracts/pooled-runner.js";
+import { pooledRunnerArgs, type RunnerToPool } from "../../../../../lib/contracts/pooled-runner.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import { waitForExit } from "../../../../../lib/kit/pids.js";
 import { writeSandboxIdentity } from "./identity.js";
@@ -51,9 +51,6 @@ export interface PooledProcess {
   slot: RunnerPaths;
   launch: RunnerLaunch;
 }
-
-/** The marker in a runner process's command line, checked before signalling a pid from a record. */
-export const processMarker = pooledRunnerMarker;
 
 const REFILL_DELAY_MS = 500;
 
