@@ -50,6 +50,17 @@ export const coreConfigSchema = z
     DEVEX_SANDBOX: z.enum(["auto", "bwrap", "none"]).default("auto"),
     DEVEX_SANDBOX_NETWORK: env.bool(false),
     /**
+     * Outbound network for local repls (their private namespace, services/core/src/driver/local/network):
+     * "auto" through pasta when installed, "pasta" requires it, "off" leaves repls without any.
+     */
+    DEVEX_EGRESS: z.enum(["auto", "pasta", "off"]).default("auto"),
+    /** The egress policy of new repls whose template names none. */
+    DEVEX_EGRESS_DEFAULT: z.enum(["allow_all", "deny_all"]).default("allow_all"),
+    /** Comma-separated CIDRs no repl may reach, added to the built-in ones (e.g. cluster or office ranges). */
+    DEVEX_EGRESS_DENY_CIDRS: z.string().default(""),
+    /** Comma-separated resolvers (address or address:port) repls' names are looked up with; default: /etc/resolv.conf's. */
+    DEVEX_EGRESS_DNS: z.string().default(""),
+    /**
      * Core running as root: the first of the unprivileged host uids (and gids) runners run as, one
      * each, 10,000 in all; above the usual /etc/subuid ranges and below 2^31.
      */

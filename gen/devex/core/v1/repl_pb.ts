@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file devex/core/v1/repl.proto.
  */
 export const file_devex_core_v1_repl: GenFile = /*@__PURE__*/
-  fileDesc("ChhkZXZleC9jb3JlL3YxL3JlcGwucHJvdG8SDWRldmV4LmNvcmUudjEimQIKBFJlcGwSDwoHcmVwbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCHRlbXBsYXRlGAMgASgJEg0KBW93bmVyGAQgASgJEikKBnN0YXR1cxgFIAEoDjIZLmRldmV4LmNvcmUudjEuUmVwbFN0YXR1cxIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHBlcnNpc3RfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgJIAEoCSJjCghUZW1wbGF0ZRIMCgRuYW1lGAEgASgJEg0KBXRpdGxlGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhAKCGxhbmd1YWdlGAQgASgJEhMKC3J1bl9jb21tYW5kGAUgASgJIqgBCgxSdW5uZXJBY2Nlc3MSCwoDdXJsGAEgASgJEg0KBXRva2VuGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg53ZWJzb2NrZXRfcGF0aBgEIAEoCRIcChRwcmV2aWV3X3VybF90ZW1wbGF0ZRgFIAEoCRIVCg1wcmV2aWV3X3Rva2VuGAYgASgJImsKCFByb2dyZXNzEg0KBXBoYXNlGAEgASgJEhIKCmZpbGVzX2RvbmUYAiABKAQSEwoLZmlsZXNfdG90YWwYAyABKAQSEgoKYnl0ZXNfZG9uZRgEIAEoBBITCgtieXRlc190b3RhbBgFIAEoBCIWChRMaXN0VGVtcGxhdGVzUmVxdWVzdCJDChVMaXN0VGVtcGxhdGVzUmVzcG9uc2USKgoJdGVtcGxhdGVzGAEgAygLMhcuZGV2ZXguY29yZS52MS5UZW1wbGF0ZSJ+ChFDcmVhdGVSZXBsUmVxdWVzdBI2CgRuYW1lGAEgASgJQii6SCVyIxABGEAyHV5bQS1aYS16MC05XVtBLVphLXowLTkgLl8tXSokEjEKCHRlbXBsYXRlGAIgASgJQh+6SBxyGhABGCAyFF5bYS16MC05XVthLXowLTktXSokIjcKEkNyZWF0ZVJlcGxSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsIk0KEExpc3RSZXBsc1JlcXVlc3QSGwoJcGFnZV9zaXplGAEgASgNQgi6SAUqAxj0AxIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiAAiJQChFMaXN0UmVwbHNSZXNwb25zZRIiCgVyZXBscxgBIAMoCzITLmRldmV4LmNvcmUudjEuUmVwbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTQoOR2V0UmVwbFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kIjQKD0dldFJlcGxSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsIk8KEFN0YXJ0UmVwbFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kImMKEVN0YXJ0UmVwbFJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwSKwoGcnVubmVyGAIgASgLMhsuZGV2ZXguY29yZS52MS5SdW5uZXJBY2Nlc3MiTgoPU3RvcFJlcGxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCJqChBTdG9wUmVwbFJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwSMwoQcGVyc2lzdF9kdXJhdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJQChFEZWxldGVSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiFAoSRGVsZXRlUmVwbFJlc3BvbnNlIk8KEFdhdGNoUmVwbFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kImEKEVdhdGNoUmVwbFJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwSKQoIcHJvZ3Jlc3MYAiABKAsyFy5kZXZleC5jb3JlLnYxLlByb2dyZXNzKqkBCgpSZXBsU3RhdHVzEhsKF1JFUExfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTUkVQTF9TVEFUVVNfU1RPUFBFRBABEhgKFFJFUExfU1RBVFVTX1NUQVJUSU5HEAISFwoTUkVQTF9TVEFUVVNfUlVOTklORxADEhgKFFJFUExfU1RBVFVTX1NUT1BQSU5HEAQSGAoUUkVQTF9TVEFUVVNfREVMRVRJTkcQBTK2BQoLUmVwbFNlcnZpY2USXwoNTGlzdFRlbXBsYXRlcxIjLmRldmV4LmNvcmUudjEuTGlzdFRlbXBsYXRlc1JlcXVlc3QaJC5kZXZleC5jb3JlLnYxLkxpc3RUZW1wbGF0ZXNSZXNwb25zZSIDkAIBElEKCkNyZWF0ZVJlcGwSIC5kZXZleC5jb3JlLnYxLkNyZWF0ZVJlcGxSZXF1ZXN0GiEuZGV2ZXguY29yZS52MS5DcmVhdGVSZXBsUmVzcG9uc2USUwoJTGlzdFJlcGxzEh8uZGV2ZXguY29yZS52MS5MaXN0UmVwbHNSZXF1ZXN0GiAuZGV2ZXguY29yZS52MS5MaXN0UmVwbHNSZXNwb25zZSIDkAIBEk0KB0dldFJlcGwSHS5kZXZleC5jb3JlLnYxLkdldFJlcGxSZXF1ZXN0Gh4uZGV2ZXguY29yZS52MS5HZXRSZXBsUmVzcG9uc2UiA5ACARJTCglTdGFydFJlcGwSHy5kZXZleC5jb3JlLnYxLlN0YXJ0UmVwbFJlcXVlc3QaIC5kZXZleC5jb3JlLnYxLlN0YXJ0UmVwbFJlc3BvbnNlIgOQAgISUAoIU3RvcFJlcGwSHi5kZXZleC5jb3JlLnYxLlN0b3BSZXBsUmVxdWVzdBofLmRldmV4LmNvcmUudjEuU3RvcFJlcGxSZXNwb25zZSIDkAICElYKCkRlbGV0ZVJlcGwSIC5kZXZleC5jb3JlLnYxLkRlbGV0ZVJlcGxSZXF1ZXN0GiEuZGV2ZXguY29yZS52MS5EZWxldGVSZXBsUmVzcG9uc2UiA5ACAhJQCglXYXRjaFJlcGwSHy5kZXZleC5jb3JlLnYxLldhdGNoUmVwbFJlcXVlc3QaIC5kZXZleC5jb3JlLnYxLldhdGNoUmVwbFJlc3BvbnNlMAFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChhkZXZleC9jb3JlL3YxL3JlcGwucHJvdG8SDWRldmV4LmNvcmUudjEi4wIKBFJlcGwSDwoHcmVwbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCHRlbXBsYXRlGAMgASgJEg0KBW93bmVyGAQgASgJEikKBnN0YXR1cxgFIAEoDjIZLmRldmV4LmNvcmUudjEuUmVwbFN0YXR1cxIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHBlcnNpc3RfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgJIAEoCRIrCgZlZ3Jlc3MYCiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeRIbChNlZ3Jlc3NfZGVuaWVkX2NpZHJzGAsgAygJIt4BCgxFZ3Jlc3NQb2xpY3kSJwoEbW9kZRgBIAEoDjIZLmRldmV4LmNvcmUudjEuRWdyZXNzTW9kZRJ9Cg1hbGxvd19kb21haW5zGAIgAygJQma6SGOSAWAQgAIiW3JZEAEY/QEyUl4oXCpcLik/KFthLXowLTldKFthLXowLTktXXswLDYxfVthLXowLTldKT9cLikqW2EtejAtOV0oW2EtejAtOS1dezAsNjF9W2EtejAtOV0pPyQSJgoLYWxsb3dfY2lkcnMYAyADKAlCEbpIDpIBCxCAAiIGcgQQARgrIpABCghUZW1wbGF0ZRIMCgRuYW1lGAEgASgJEg0KBXRpdGxlGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhAKCGxhbmd1YWdlGAQgASgJEhMKC3J1bl9jb21tYW5kGAUgASgJEisKBmVncmVzcxgGIAEoCzIbLmRldmV4LmNvcmUudjEuRWdyZXNzUG9saWN5IqgBCgxSdW5uZXJBY2Nlc3MSCwoDdXJsGAEgASgJEg0KBXRva2VuGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg53ZWJzb2NrZXRfcGF0aBgEIAEoCRIcChRwcmV2aWV3X3VybF90ZW1wbGF0ZRgFIAEoCRIVCg1wcmV2aWV3X3Rva2VuGAYgASgJImsKCFByb2dyZXNzEg0KBXBoYXNlGAEgASgJEhIKCmZpbGVzX2RvbmUYAiABKAQSEwoLZmlsZXNfdG90YWwYAyABKAQSEgoKYnl0ZXNfZG9uZRgEIAEoBBITCgtieXRlc190b3RhbBgFIAEoBCIWChRMaXN0VGVtcGxhdGVzUmVxdWVzdCJDChVMaXN0VGVtcGxhdGVzUmVzcG9uc2USKgoJdGVtcGxhdGVzGAEgAygLMhcuZGV2ZXguY29yZS52MS5UZW1wbGF0ZSKrAQoRQ3JlYXRlUmVwbFJlcXVlc3QSNgoEbmFtZRgBIAEoCUIoukglciMQARhAMh1eW0EtWmEtejAtOV1bQS1aYS16MC05IC5fLV0qJBIxCgh0ZW1wbGF0ZRgCIAEoCUIfukgcchoQARggMhReW2EtejAtOV1bYS16MC05LV0qJBIrCgZlZ3Jlc3MYAyABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeSI3ChJDcmVhdGVSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbCJNChBMaXN0UmVwbHNSZXF1ZXN0EhsKCXBhZ2Vfc2l6ZRgBIAEoDUIIukgFKgMY9AMSHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAIiUAoRTGlzdFJlcGxzUmVzcG9uc2USIgoFcmVwbHMYASADKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIk0KDkdldFJlcGxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCI0Cg9HZXRSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbCJPChBTdGFydFJlcGxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCJjChFTdGFydFJlcGxSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsEisKBnJ1bm5lchgCIAEoCzIbLmRldmV4LmNvcmUudjEuUnVubmVyQWNjZXNzIk4KD1N0b3BSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiagoQU3RvcFJlcGxSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsEjMKEHBlcnNpc3RfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iUAoRRGVsZXRlUmVwbFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kIhQKEkRlbGV0ZVJlcGxSZXNwb25zZSJPChBXYXRjaFJlcGxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCJhChFXYXRjaFJlcGxSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsEikKCHByb2dyZXNzGAIgASgLMhcuZGV2ZXguY29yZS52MS5Qcm9ncmVzcyKKAQoWU2V0RWdyZXNzUG9saWN5UmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSMwoGZWdyZXNzGAIgASgLMhsuZGV2ZXguY29yZS52MS5FZ3Jlc3NQb2xpY3lCBrpIA8gBASI8ChdTZXRFZ3Jlc3NQb2xpY3lSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsKqkBCgpSZXBsU3RhdHVzEhsKF1JFUExfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTUkVQTF9TVEFUVVNfU1RPUFBFRBABEhgKFFJFUExfU1RBVFVTX1NUQVJUSU5HEAISFwoTUkVQTF9TVEFUVVNfUlVOTklORxADEhgKFFJFUExfU1RBVFVTX1NUT1BQSU5HEAQSGAoUUkVQTF9TVEFUVVNfREVMRVRJTkcQBSp5CgpFZ3Jlc3NNb2RlEhsKF0VHUkVTU19NT0RFX1VOU1BFQ0lGSUVEEAASGQoVRUdSRVNTX01PREVfQUxMT1dfQUxMEAESGAoURUdSRVNTX01PREVfREVOWV9BTEwQAhIZChVFR1JFU1NfTU9ERV9BTExPV0xJU1QQAzKdBgoLUmVwbFNlcnZpY2USXwoNTGlzdFRlbXBsYXRlcxIjLmRldmV4LmNvcmUudjEuTGlzdFRlbXBsYXRlc1JlcXVlc3QaJC5kZXZleC5jb3JlLnYxLkxpc3RUZW1wbGF0ZXNSZXNwb25zZSIDkAIBElEKCkNyZWF0ZVJlcGwSIC5kZXZleC5jb3JlLnYxLkNyZWF0ZVJlcGxSZXF1ZXN0GiEuZGV2ZXguY29yZS52MS5DcmVhdGVSZXBsUmVzcG9uc2USUwoJTGlzdFJlcGxzEh8uZGV2ZXguY29yZS52MS5MaXN0UmVwbHNSZXF1ZXN0GiAuZGV2ZXguY29yZS52MS5MaXN0UmVwbHNSZXNwb25zZSIDkAIBEk0KB0dldFJlcGwSHS5kZXZleC5jb3JlLnYxLkdldFJlcGxSZXF1ZXN0Gh4uZGV2ZXguY29yZS52MS5HZXRSZXBsUmVzcG9uc2UiA5ACARJTCglTdGFydFJlcGwSHy5kZXZleC5jb3JlLnYxLlN0YXJ0UmVwbFJlcXVlc3QaIC5kZXZleC5jb3JlLnYxLlN0YXJ0UmVwbFJlc3BvbnNlIgOQAgISUAoIU3RvcFJlcGwSHi5kZXZleC5jb3JlLnYxLlN0b3BSZXBsUmVxdWVzdBofLmRldmV4LmNvcmUudjEuU3RvcFJlcGxSZXNwb25zZSIDkAICElYKCkRlbGV0ZVJlcGwSIC5kZXZleC5jb3JlLnYxLkRlbGV0ZVJlcGxSZXF1ZXN0GiEuZGV2ZXguY29yZS52MS5EZWxldGVSZXBsUmVzcG9uc2UiA5ACAhJQCglXYXRjaFJlcGwSHy5kZXZleC5jb3JlLnYxLldhdGNoUmVwbFJlcXVlc3QaIC5kZXZleC5jb3JlLnYxLldhdGNoUmVwbFJlc3BvbnNlMAESZQoPU2V0RWdyZXNzUG9saWN5EiUuZGV2ZXguY29yZS52MS5TZXRFZ3Jlc3NQb2xpY3lSZXF1ZXN0GiYuZGV2ZXguY29yZS52MS5TZXRFZ3Jlc3NQb2xpY3lSZXNwb25zZSIDkAICYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A repl: a named workspace owned by one user, with at most one runner at a time.
@@ -83,6 +83,21 @@ export type Repl = Message<"devex.core.v1.Repl"> & {
    * @generated from field: string last_error = 9;
    */
   lastError: string;
+
+  /**
+   * The egress policy the repl runs under (its own, or the template's or operator's default).
+   *
+   * @generated from field: devex.core.v1.EgressPolicy egress = 10;
+   */
+  egress?: EgressPolicy | undefined;
+
+  /**
+   * Address ranges no policy opens (the operator's always-denied list and the built-in ones:
+   * loopback, link-local including 169.254.169.254, the host's own addresses, other repls).
+   *
+   * @generated from field: repeated string egress_denied_cidrs = 11;
+   */
+  egressDeniedCidrs: string[];
 };
 
 /**
@@ -91,6 +106,43 @@ export type Repl = Message<"devex.core.v1.Repl"> & {
  */
 export const ReplSchema: GenMessage<Repl> = /*@__PURE__*/
   messageDesc(file_devex_core_v1_repl, 0);
+
+/**
+ * Where a repl's programs may connect outside the repl.
+ *
+ * @generated from message devex.core.v1.EgressPolicy
+ */
+export type EgressPolicy = Message<"devex.core.v1.EgressPolicy"> & {
+  /**
+   * The mode; unset means the default (see EgressMode).
+   *
+   * @generated from field: devex.core.v1.EgressMode mode = 1;
+   */
+  mode: EgressMode;
+
+  /**
+   * Domain names, lower-case; "*.example.com" matches every name below example.com (not the name
+   * itself). Used by EGRESS_MODE_ALLOWLIST.
+   *
+   * @generated from field: repeated string allow_domains = 2;
+   */
+  allowDomains: string[];
+
+  /**
+   * Address ranges, such as "203.0.113.0/24" or "2001:db8::/32" (a bare address is one host).
+   * Opens them in EGRESS_MODE_ALLOW_ALL and EGRESS_MODE_ALLOWLIST, private ranges included.
+   *
+   * @generated from field: repeated string allow_cidrs = 3;
+   */
+  allowCidrs: string[];
+};
+
+/**
+ * Describes the message devex.core.v1.EgressPolicy.
+ * Use `create(EgressPolicySchema)` to create a new message.
+ */
+export const EgressPolicySchema: GenMessage<EgressPolicy> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 1);
 
 /**
  * A starter template.
@@ -132,6 +184,13 @@ export type Template = Message<"devex.core.v1.Template"> & {
    * @generated from field: string run_command = 5;
    */
   runCommand: string;
+
+  /**
+   * The egress policy of repls created from it without one; unset: the operator's default.
+   *
+   * @generated from field: devex.core.v1.EgressPolicy egress = 6;
+   */
+  egress?: EgressPolicy | undefined;
 };
 
 /**
@@ -139,7 +198,7 @@ export type Template = Message<"devex.core.v1.Template"> & {
  * Use `create(TemplateSchema)` to create a new message.
  */
 export const TemplateSchema: GenMessage<Template> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 1);
+  messageDesc(file_devex_core_v1_repl, 2);
 
 /**
  * How to reach a running repl's runner.
@@ -196,7 +255,7 @@ export type RunnerAccess = Message<"devex.core.v1.RunnerAccess"> & {
  * Use `create(RunnerAccessSchema)` to create a new message.
  */
 export const RunnerAccessSchema: GenMessage<RunnerAccess> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 2);
+  messageDesc(file_devex_core_v1_repl, 3);
 
 /**
  * Progress of a long lifecycle operation.
@@ -245,7 +304,7 @@ export type Progress = Message<"devex.core.v1.Progress"> & {
  * Use `create(ProgressSchema)` to create a new message.
  */
 export const ProgressSchema: GenMessage<Progress> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 3);
+  messageDesc(file_devex_core_v1_repl, 4);
 
 /**
  * Request for ListTemplates.
@@ -260,7 +319,7 @@ export type ListTemplatesRequest = Message<"devex.core.v1.ListTemplatesRequest">
  * Use `create(ListTemplatesRequestSchema)` to create a new message.
  */
 export const ListTemplatesRequestSchema: GenMessage<ListTemplatesRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 4);
+  messageDesc(file_devex_core_v1_repl, 5);
 
 /**
  * Response of ListTemplates.
@@ -281,7 +340,7 @@ export type ListTemplatesResponse = Message<"devex.core.v1.ListTemplatesResponse
  * Use `create(ListTemplatesResponseSchema)` to create a new message.
  */
 export const ListTemplatesResponseSchema: GenMessage<ListTemplatesResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 5);
+  messageDesc(file_devex_core_v1_repl, 6);
 
 /**
  * Request for CreateRepl.
@@ -302,6 +361,13 @@ export type CreateReplRequest = Message<"devex.core.v1.CreateReplRequest"> & {
    * @generated from field: string template = 2;
    */
   template: string;
+
+  /**
+   * The egress policy; unset (or mode unset) takes the template's default, else the operator's.
+   *
+   * @generated from field: devex.core.v1.EgressPolicy egress = 3;
+   */
+  egress?: EgressPolicy | undefined;
 };
 
 /**
@@ -309,7 +375,7 @@ export type CreateReplRequest = Message<"devex.core.v1.CreateReplRequest"> & {
  * Use `create(CreateReplRequestSchema)` to create a new message.
  */
 export const CreateReplRequestSchema: GenMessage<CreateReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 6);
+  messageDesc(file_devex_core_v1_repl, 7);
 
 /**
  * Response of CreateRepl.
@@ -330,7 +396,7 @@ export type CreateReplResponse = Message<"devex.core.v1.CreateReplResponse"> & {
  * Use `create(CreateReplResponseSchema)` to create a new message.
  */
 export const CreateReplResponseSchema: GenMessage<CreateReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 7);
+  messageDesc(file_devex_core_v1_repl, 8);
 
 /**
  * Request for ListRepls.
@@ -358,7 +424,7 @@ export type ListReplsRequest = Message<"devex.core.v1.ListReplsRequest"> & {
  * Use `create(ListReplsRequestSchema)` to create a new message.
  */
 export const ListReplsRequestSchema: GenMessage<ListReplsRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 8);
+  messageDesc(file_devex_core_v1_repl, 9);
 
 /**
  * Response of ListRepls.
@@ -386,7 +452,7 @@ export type ListReplsResponse = Message<"devex.core.v1.ListReplsResponse"> & {
  * Use `create(ListReplsResponseSchema)` to create a new message.
  */
 export const ListReplsResponseSchema: GenMessage<ListReplsResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 9);
+  messageDesc(file_devex_core_v1_repl, 10);
 
 /**
  * Request for GetRepl.
@@ -407,7 +473,7 @@ export type GetReplRequest = Message<"devex.core.v1.GetReplRequest"> & {
  * Use `create(GetReplRequestSchema)` to create a new message.
  */
 export const GetReplRequestSchema: GenMessage<GetReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 10);
+  messageDesc(file_devex_core_v1_repl, 11);
 
 /**
  * Response of GetRepl.
@@ -428,7 +494,7 @@ export type GetReplResponse = Message<"devex.core.v1.GetReplResponse"> & {
  * Use `create(GetReplResponseSchema)` to create a new message.
  */
 export const GetReplResponseSchema: GenMessage<GetReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 11);
+  messageDesc(file_devex_core_v1_repl, 12);
 
 /**
  * Request for StartRepl.
@@ -449,7 +515,7 @@ export type StartReplRequest = Message<"devex.core.v1.StartReplRequest"> & {
  * Use `create(StartReplRequestSchema)` to create a new message.
  */
 export const StartReplRequestSchema: GenMessage<StartReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 12);
+  messageDesc(file_devex_core_v1_repl, 13);
 
 /**
  * Response of StartRepl.
@@ -477,7 +543,7 @@ export type StartReplResponse = Message<"devex.core.v1.StartReplResponse"> & {
  * Use `create(StartReplResponseSchema)` to create a new message.
  */
 export const StartReplResponseSchema: GenMessage<StartReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 13);
+  messageDesc(file_devex_core_v1_repl, 14);
 
 /**
  * Request for StopRepl.
@@ -498,7 +564,7 @@ export type StopReplRequest = Message<"devex.core.v1.StopReplRequest"> & {
  * Use `create(StopReplRequestSchema)` to create a new message.
  */
 export const StopReplRequestSchema: GenMessage<StopReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 14);
+  messageDesc(file_devex_core_v1_repl, 15);
 
 /**
  * Response of StopRepl.
@@ -526,7 +592,7 @@ export type StopReplResponse = Message<"devex.core.v1.StopReplResponse"> & {
  * Use `create(StopReplResponseSchema)` to create a new message.
  */
 export const StopReplResponseSchema: GenMessage<StopReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 15);
+  messageDesc(file_devex_core_v1_repl, 16);
 
 /**
  * Request for DeleteRepl.
@@ -547,7 +613,7 @@ export type DeleteReplRequest = Message<"devex.core.v1.DeleteReplRequest"> & {
  * Use `create(DeleteReplRequestSchema)` to create a new message.
  */
 export const DeleteReplRequestSchema: GenMessage<DeleteReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 16);
+  messageDesc(file_devex_core_v1_repl, 17);
 
 /**
  * Response of DeleteRepl.
@@ -562,7 +628,7 @@ export type DeleteReplResponse = Message<"devex.core.v1.DeleteReplResponse"> & {
  * Use `create(DeleteReplResponseSchema)` to create a new message.
  */
 export const DeleteReplResponseSchema: GenMessage<DeleteReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 17);
+  messageDesc(file_devex_core_v1_repl, 18);
 
 /**
  * Request for WatchRepl.
@@ -583,7 +649,7 @@ export type WatchReplRequest = Message<"devex.core.v1.WatchReplRequest"> & {
  * Use `create(WatchReplRequestSchema)` to create a new message.
  */
 export const WatchReplRequestSchema: GenMessage<WatchReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 18);
+  messageDesc(file_devex_core_v1_repl, 19);
 
 /**
  * One update of WatchRepl.
@@ -611,7 +677,56 @@ export type WatchReplResponse = Message<"devex.core.v1.WatchReplResponse"> & {
  * Use `create(WatchReplResponseSchema)` to create a new message.
  */
 export const WatchReplResponseSchema: GenMessage<WatchReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 19);
+  messageDesc(file_devex_core_v1_repl, 20);
+
+/**
+ * Request for SetEgressPolicy.
+ *
+ * @generated from message devex.core.v1.SetEgressPolicyRequest
+ */
+export type SetEgressPolicyRequest = Message<"devex.core.v1.SetEgressPolicyRequest"> & {
+  /**
+   * The repl's id.
+   *
+   * @generated from field: string repl_id = 1;
+   */
+  replId: string;
+
+  /**
+   * The new policy; mode unset resets it to the template's or operator's default.
+   *
+   * @generated from field: devex.core.v1.EgressPolicy egress = 2;
+   */
+  egress?: EgressPolicy | undefined;
+};
+
+/**
+ * Describes the message devex.core.v1.SetEgressPolicyRequest.
+ * Use `create(SetEgressPolicyRequestSchema)` to create a new message.
+ */
+export const SetEgressPolicyRequestSchema: GenMessage<SetEgressPolicyRequest> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 21);
+
+/**
+ * Response of SetEgressPolicy.
+ *
+ * @generated from message devex.core.v1.SetEgressPolicyResponse
+ */
+export type SetEgressPolicyResponse = Message<"devex.core.v1.SetEgressPolicyResponse"> & {
+  /**
+   * The repl with its new policy.
+   *
+   * @generated from field: devex.core.v1.Repl repl = 1;
+   */
+  repl?: Repl | undefined;
+};
+
+/**
+ * Describes the message devex.core.v1.SetEgressPolicyResponse.
+ * Use `create(SetEgressPolicyResponseSchema)` to create a new message.
+ */
+export const SetEgressPolicyResponseSchema: GenMessage<SetEgressPolicyResponse> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 22);
 
 /**
  * The lifecycle state of a repl.
@@ -667,6 +782,48 @@ export enum ReplStatus {
  */
 export const ReplStatusSchema: GenEnum<ReplStatus> = /*@__PURE__*/
   enumDesc(file_devex_core_v1_repl, 0);
+
+/**
+ * What a repl's egress policy does.
+ *
+ * @generated from enum devex.core.v1.EgressMode
+ */
+export enum EgressMode {
+  /**
+   * Not set: the template's default, else the operator's.
+   *
+   * @generated from enum value: EGRESS_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Any public address; private ranges only where allow_cidrs names them.
+   *
+   * @generated from enum value: EGRESS_MODE_ALLOW_ALL = 1;
+   */
+  ALLOW_ALL = 1,
+
+  /**
+   * No connection leaves the repl; names do not resolve.
+   *
+   * @generated from enum value: EGRESS_MODE_DENY_ALL = 2;
+   */
+  DENY_ALL = 2,
+
+  /**
+   * Only allow_domains (HTTP by Host, TLS by SNI or CONNECT host, other TCP and UDP to the addresses
+   * those names resolve to through the repl's resolver) and allow_cidrs.
+   *
+   * @generated from enum value: EGRESS_MODE_ALLOWLIST = 3;
+   */
+  ALLOWLIST = 3,
+}
+
+/**
+ * Describes the enum devex.core.v1.EgressMode.
+ */
+export const EgressModeSchema: GenEnum<EgressMode> = /*@__PURE__*/
+  enumDesc(file_devex_core_v1_repl, 1);
 
 /**
  * The repl lifecycle: create a repl from a template, start it to get a runner to talk to, stop it
@@ -760,6 +917,17 @@ export const ReplService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchReplRequestSchema;
     output: typeof WatchReplResponseSchema;
+  },
+  /**
+   * Replaces the repl's egress policy (where its programs may connect). A running repl applies it
+   * within a second, without a restart; connections already open are kept.
+   *
+   * @generated from rpc devex.core.v1.ReplService.SetEgressPolicy
+   */
+  setEgressPolicy: {
+    methodKind: "unary";
+    input: typeof SetEgressPolicyRequestSchema;
+    output: typeof SetEgressPolicyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_devex_core_v1_repl, 0);

@@ -14,6 +14,7 @@
  * - `status` and `list` only read; `list` serves reconciliation (runners no repl knows about).
  * - Every call honours its AbortSignal.
  */
+import type { EgressPolicy } from "../../../../lib/egress/policy.js";
 import { failedPrecondition } from "../../../../lib/kit/errors.js";
 
 export interface DriverRepl {
@@ -32,6 +33,8 @@ export interface StartRequest extends DriverRepl {
   controlToken: string;
   /** Where the runner reaches core's RunnerControlService. */
   coreUrl: string;
+  /** The egress policy the runner starts under (the repl's effective one, resolved by core); absent: allow_all. */
+  egress?: EgressPolicy;
 }
 
 export interface StartedRunner {
@@ -68,11 +71,20 @@ export interface RunnerInfo {
   url: string;
 }
 
+/** A new egress policy for a running repl's runner. */
+export interface EgressChange {
+  replId: string;
+  runnerId: string;
+  egress: EgressPolicy;
+}
+
 export interface Driver {
   start(req: StartRequest, signal: AbortSignal, progress?: (p: DriverProgress) => void): Promise<StartedRunner>;
   stop(req: StopRequest, signal: AbortSignal, progress?: (p: DriverProgress) => void): Promise<StopResult>;
   status(runnerId: string, signal: AbortSignal): Promise<RunnerStatus>;
   list(signal: AbortSignal): Promise<RunnerInfo[]>;
+  /** Applies a new egress policy to a running runner within a second; a runner that is gone is not an error. */
+  setEgress(change: EgressChange, signal: AbortSignal): Promise<void>;
 }
 
 /** DEVEX_DRIVER=none (a core that only serves its API, e.g. the API benchmark): every start fails clearly. */
@@ -85,5 +97,6 @@ export function createUnconfiguredDriver(): Driver {
     stop: async () => ({ persistTime: Date.now() }),
     status: async () => "stopped",
     list: async () => [],
+    setEgress: async () => {},
   };
 }

@@ -1,0 +1,206 @@
+/**
+ * A repl's egress policy and the one place that decides what it allows. Used by the local driver's
+ * egress path (nft rules, resolver, HTTP/TLS gate), the Kubernetes egress proxy and NetworkPolicy,
+ * and core's API (validation). Addresses are judged in three tiers:
+ *
+ *  1. never: loopback, "this network", link-local (169.254.169.254 among them), multicast, reserved,
+ *     the host's own addresses and the operator's DEVEX_EGRESS_DENY_CIDRS. No policy opens them.
+ *  2. private (RFC 1918, CGNAT, IPv6 ULA): closed unless the policy's `cidrs` names them.
+ *  3. the rest: open under allow_all, or under allowlist when `cidrs` names them or an allowed
+ *     domain resolved to them through the repl's resolver.
+ */
+import { BlockList, isIP } from "node:net";
+import { invalidArgument } from "../kit/errors.js";
+
+export type EgressMode = "allow_all" | "deny_all" | "allowlist";
+
+export interface EgressPolicy {
+  mode: EgressMode;
+  /** Lower-case names; "*.example.com" matches every name below example.com. */
+  domains: string[];
+  /** Normalised CIDRs ("203.0.113.0/24", "2001:db8::/32"). */
+  cidrs: string[];
+}
+
+export const ALLOW_ALL: EgressPolicy = Object.freeze({ mode: "allow_all", domains: [], cidrs: [] }) as EgressPolicy;
+export const DENY_ALL: EgressPolicy = Object.freeze({ mode: "deny_all", domains: [], cidrs: [] }) as EgressPolicy;
+
+/** Ranges no policy opens (besides the host's own addresses and the operator's list). */
+export const NEVER_CIDRS = [
+  "0.0.0.0/8",
+  "127.0.0.0/8",
+  "169.254.0.0/16",
+  "224.0.0.0/4",
+  "240.0.0.0/4",
+  "::/128",
+  "::1/128",
+  "fe80::/10",
+  "ff00::/8",
+] as const;
+
+/** Ranges closed unless a policy names them in `cidrs`. */
+export const PRIVATE_CIDRS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"] as const;
+
+const MAX_ENTRIES = 256;
+const DOMAIN = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+export interface Cidr {
+  address: string;
+  prefix: number;
+  family: 4 | 6;
+}
+
+/** "203.0.113.7" (a host), "203.0.113.0/24" or "2001:db8::/32"; undefined when it is not one. */
+export function parseCidr(text: string): Cidr | undefined {
+  const [address, bits, extra] = text.trim().split("/");
+  if (extra !== undefined || !address) return undefined;
+  const family = isIP(address);
+  if (family !== 4 && family !== 6) return undefined;
+  const max = family === 4 ? 32 : 128;
+  if (bits !== undefined && !/^\d{1,3}$/.test(bits)) return undefined;
+  const prefix = bits === undefined ? max : Number(bits);
+  if (prefix > max) return undefined;
+  return { address: address.toLowerCase(), prefix, family };
+}
+
+export function formatCidr(c: Cidr): string {
+  return `${c.address}/${c.prefix}`;
+}
+
+/** An IPv4-mapped IPv6 address ("::ffff:1.2.3.4") judged as the IPv4 address it carries. */
+function unmapped(ip: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  return m ? m[1]! : ip;
+}
+
+/** A set of ranges that answers whether an address lies in one of them. */
+export class AddressSet {
+  private readonly list = new BlockList();
+  readonly cidrs: string[] = [];
+
+  constructor(cidrs: Iterable<string> = []) {
+    for (const c of cidrs) this.add(c);
+  }
+
+  add(text: string): void {
+    const c = parseCidr(text);
+    if (!c) throw new Error(`not an address range: ${text}`);
+    this.list.addSubnet(c.address, c.prefix, c.family === 4 ? "ipv4" : "ipv6");
+    this.cidrs.push(formatCidr(c));
+  }
+
+  has(ip: string): boolean {
+    const a = unmapped(ip);
+    const family = isIP(a);
+    if (family === 0) return false;
+    return this.list.check(a, family === 4 ? "ipv4" : "ipv6");
+  }
+}
+
+/** Lower case, without the root's trailing dot. */
+export function normalizeName(name: string): string {
+  return name.trim().toLowerCase().replace(/\.$/, "");
+}
+
+/** Whether `name` matches one of the domain rules ("*.x" matches names below x, not x itself). */
+export function domainMatches(domains: readonly string[], name: string): boolean {
+  const n = normalizeName(name);
+  return domains.some((d) => (d.startsWith("*.") ? n.endsWith(d.slice(1)) && n.length > d.length - 1 : n === d));
+}
+
+/** Everything the policy check needs besides the policy: the never tier and the private tier. */
+export class EgressRanges {
+  readonly never: AddressSet;
+  readonly private = new AddressSet(PRIVATE_CIDRS);
+
+  /** `denied`: the host's own addresses and the operator's DEVEX_EGRESS_DENY_CIDRS. */
+  constructor(readonly denied: readonly string[] = []) {
+    this.never = new AddressSet([...NEVER_CIDRS, ...denied]);
+  }
+
+  /** The never tier as CIDRs, for the repl's record (Repl.egress_denied_cidrs) and the nft rules. */
+  neverCidrs(): string[] {
+    return [...this.never.cidrs];
+  }
+}
+
+/**
+ * Whether the policy lets a connection reach `ip`. `viaAllowedName`: the address was reached by an
+ * allowed domain (resolved by the repl's resolver, or named by Host/SNI/CONNECT).
+ */
+export function addressAllowed(
+  policy: EgressPolicy,
+  ranges: EgressRanges,
+  ip: string,
+  viaAllowedName = false,
+): boolean {
+  if (ranges.never.has(ip) || policy.mode === "deny_all") return false;
+  if (policy.cidrs.length > 0 && new AddressSet(policy.cidrs).has(ip)) return true;
+  if (ranges.private.has(ip)) return false;
+  return policy.mode === "allow_all" || viaAllowedName;
+}
+
+/** Whether the policy lets the repl resolve and reach `name`. */
+export function nameAllowed(policy: EgressPolicy, name: string): boolean {
+  if (policy.mode === "allow_all") return true;
+  if (policy.mode === "deny_all") return false;
+  return domainMatches(policy.domains, name);
+}
+
+/**
+ * Validates and normalises a policy from the API (the proto's own rules run first); throws
+ * InvalidArgument with the offending entry.
+ */
+export function checkEgressPolicy(p: {
+  mode: EgressMode;
+  domains: readonly string[];
+  cidrs: readonly string[];
+}): EgressPolicy {
+  if (p.domains.length > MAX_ENTRIES || p.cidrs.length > MAX_ENTRIES)
+    throw invalidArgument(`an egress policy holds at most ${MAX_ENTRIES} domains and ${MAX_ENTRIES} CIDRs`);
+  const domains = [...new Set(p.domains.map(normalizeName))];
+  for (const d of domains)
+    if (!DOMAIN.test(d) || d.length > 253)
+      throw invalidArgument(`"${d}" is not a domain name (use names like "registry.npmjs.org" or "*.github.com")`);
+  const never = new AddressSet(NEVER_CIDRS);
+  const cidrs: string[] = [];
+  for (const text of p.cidrs) {
+    const c = parseCidr(text);
+    if (!c)
+      throw invalidArgument(`"${text}" is not an address range (use forms like "203.0.113.0/24" or "2001:db8::/32")`);
+    if (c.prefix > 0 && never.has(c.address) && rangeInside(c, never))
+      throw invalidArgument(
+        `${formatCidr(c)} is always denied (loopback, link-local, multicast or reserved): no policy opens it`,
+      );
+    cidrs.push(formatCidr(c));
+  }
+  return { mode: p.mode, domains, cidrs: [...new Set(cidrs)] };
+}
+
+/** Whether the whole range lies inside `set` (its first and last addresses both do; the never ranges are aligned blocks). */
+function rangeInside(c: Cidr, set: AddressSet): boolean {
+  return set.has(c.address) && set.has(lastAddress(c));
+}
+
+function lastAddress(c: Cidr): string {
+  if (c.family === 4) {
+    const n = c.address.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
+    const last = n + 2 ** (32 - c.prefix) - 1;
+    return [24, 16, 8, 0].map((s) => Math.floor(last / 2 ** s) % 256).join(".");
+  }
+  const groups = expandV6(c.address);
+  let value = groups.reduce((acc, g) => (acc << 16n) | BigInt(g), 0n);
+  value |= (1n << BigInt(128 - c.prefix)) - 1n;
+  const out: string[] = [];
+  for (let i = 7; i >= 0; i--) out.push(((value >> BigInt(i * 16)) & 0xffffn).toString(16));
+  return out.join(":");
+}
+
+function expandV6(address: string): number[] {
+  const [head, tail] = address.split("::");
+  const part = (s: string | undefined) => (s ? s.split(":").map((g) => Number.parseInt(g, 16)) : []);
+  const h = part(head);
+  const t = part(tail);
+  if (tail === undefined) return h;
+  return [...h, ...new Array(8 - h.length - t.length).fill(0), ...t];
+}
