@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages Devex's tests use: redis-server (state store tests), bubblewrap
 # (sandboxed runners), python3-grpcio (an independent gRPC client), chromium (browser tests), vim-tiny
-# and procps (vi and top, the full-screen programs the terminal replay tests run).
+# and procps (vi and top, the full-screen programs the terminal replay tests run), passt, nftables,
+# iproute2 and openssl (repls' egress path and the tests' own internet: pasta, nft, ip, a test certificate).
 # Uses sudo when not root; does nothing when everything is already there.
 set -euo pipefail
-packages=(redis-server bubblewrap python3-grpcio chromium vim-tiny procps)
+packages=(redis-server bubblewrap python3-grpcio chromium vim-tiny procps passt nftables iproute2 openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
