@@ -7,6 +7,8 @@ import { AuthService } from "../../../gen/devex/core/v1/auth_pb.js";
 import { ReplService } from "../../../gen/devex/core/v1/repl_pb.js";
 import { RunnerControlService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import type { BlobStore } from "../../../lib/blob/store.js";
+import { egressRangesFor } from "../../../lib/egress/host-ranges.js";
+import { ALLOW_ALL, type EgressPolicy, type EgressRanges } from "../../../lib/egress/policy.js";
 import { authInterceptor } from "../../../lib/kit/auth.js";
 import type { Logger } from "../../../lib/kit/log.js";
 import { type HttpHandler, type RunningServer, startServer, type UpgradeHandler } from "../../../lib/kit/server.js";
@@ -43,6 +45,10 @@ export interface CoreDeps {
   publicUrl?: string;
   /** Repls per user; defaults to 2. */
   quota?: number;
+  /** The egress policy of repls whose template names none; defaults to allow_all. */
+  egressDefault?: EgressPolicy;
+  /** What no policy opens; defaults to the built-in ranges and this host's addresses. */
+  egressRanges?: EgressRanges;
   /** GitHub OAuth; without it core runs the embedded single-user setup with a one-time login link. */
   github?: GitHubOptions;
   /** Signs the short-lived OAuth flow cookie. */
@@ -109,6 +115,8 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
     events: createReplEvents(),
     log,
     quota: deps.quota ?? 2,
+    egressDefault: deps.egressDefault ?? ALLOW_ALL,
+    egressDeniedCidrs: (deps.egressRanges ?? egressRangesFor("")).neverCidrs(),
     get coreUrl() {
       return publicUrl;
     },

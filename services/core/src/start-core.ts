@@ -5,6 +5,7 @@
  * end-to-end tests (test/embedded.ts) and the benches start it in-process over a scratch data dir.
  */
 import type { BlobStore } from "../../../lib/blob/store.js";
+import { egressRangesFor } from "../../../lib/egress/host-ranges.js";
 import type { Logger } from "../../../lib/kit/log.js";
 import type { HttpHandler } from "../../../lib/kit/server.js";
 import { createTokenSigner, type TokenSigner } from "../../../lib/kit/tokens.js";
@@ -52,6 +53,8 @@ export interface StartedCore extends OpenedDriver {
 
 export async function startCore(config: CoreConfig, deps: StartCoreDeps): Promise<StartedCore> {
   const { log } = deps;
+  // First, so a bad DEVEX_EGRESS_DENY_CIDRS fails the start before anything is opened.
+  const egressRanges = egressRangesFor(config.DEVEX_EGRESS_DENY_CIDRS);
   const state = await openStateStore(config);
   const blobs = deps.blobs ?? openBlobStore(config);
   const signer = createTokenSigner(await loadSigningKey(config));
@@ -80,6 +83,8 @@ export async function startCore(config: CoreConfig, deps: StartCoreDeps): Promis
     host: config.DEVEX_CORE_HOST,
     publicUrl: config.DEVEX_PUBLIC_URL,
     quota: config.DEVEX_REPL_QUOTA,
+    egressDefault: { mode: config.DEVEX_EGRESS_DEFAULT, domains: [], cidrs: [] },
+    egressRanges,
     github:
       config.GITHUB_CLIENT_ID && config.GITHUB_CLIENT_SECRET
         ? { clientId: config.GITHUB_CLIENT_ID, clientSecret: config.GITHUB_CLIENT_SECRET }

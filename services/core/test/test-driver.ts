@@ -5,27 +5,33 @@
  */
 import { unavailable } from "../../../lib/kit/errors.js";
 import { sleep } from "../../../lib/kit/sleep.js";
-import type { Driver, StartRequest, StopRequest } from "../src/driver/driver.js";
+import type { Driver, EgressChange, StartRequest, StopRequest } from "../src/driver/driver.js";
 
 export interface TestDriver extends Driver {
   readonly starts: StartRequest[];
   readonly stops: StopRequest[];
+  /** Every setEgress call, in order. */
+  readonly egressChanges: EgressChange[];
   readonly runners: Map<string, { replId: string; url: string }>;
   startDelayMs: number;
   stopDelayMs: number;
   failStart: boolean;
   failPersist: boolean;
+  /** setEgress fails with a plain Error, as an unexpected backend failure would. */
+  failSetEgress: boolean;
 }
 
 export function createTestDriver(): TestDriver {
   const driver: TestDriver = {
     starts: [],
     stops: [],
+    egressChanges: [],
     runners: new Map(),
     startDelayMs: 0,
     stopDelayMs: 0,
     failStart: false,
     failPersist: false,
+    failSetEgress: false,
     async start(req, signal, progress) {
       driver.starts.push(req);
       progress?.({ phase: "restore", filesDone: 0, filesTotal: 3 });
@@ -48,6 +54,11 @@ export function createTestDriver(): TestDriver {
     },
     async status(runnerId) {
       return driver.runners.has(runnerId) ? "running" : "stopped";
+    },
+    async setEgress(change, signal) {
+      driver.egressChanges.push(change);
+      signal.throwIfAborted();
+      if (driver.failSetEgress) throw new Error("test driver: nft: Could not process rule: No such file or directory");
     },
     async list() {
       return [...driver.runners].map(([runnerId, r]) => ({ runnerId, ...r }));

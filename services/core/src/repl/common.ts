@@ -2,10 +2,12 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Repl, ReplSchema, ReplStatus } from "../../../../gen/devex/core/v1/repl_pb.js";
+import { egressToProto } from "../../../../lib/egress/proto.js";
 import { DomainError, failedPrecondition, notFound, unavailable } from "../../../../lib/kit/errors.js";
 import { sleep } from "../../../../lib/kit/sleep.js";
 import type { ReplPatch, ReplRecord, ReplState } from "../state/store.js";
 import type { ReplDeps } from "./deps.js";
+import { effectiveEgress } from "./egress.js";
 
 const statusOf: Record<ReplState, ReplStatus> = {
   stopped: ReplStatus.STOPPED,
@@ -15,7 +17,7 @@ const statusOf: Record<ReplState, ReplStatus> = {
   deleting: ReplStatus.DELETING,
 };
 
-export function toProto(r: ReplRecord): Repl {
+export function toProto(deps: ReplDeps, r: ReplRecord): Repl {
   return create(ReplSchema, {
     replId: r.replId,
     name: r.name,
@@ -26,6 +28,8 @@ export function toProto(r: ReplRecord): Repl {
     updateTime: timestampFromMs(r.updateTime),
     persistTime: r.persistTime ? timestampFromMs(r.persistTime) : undefined,
     lastError: r.lastError,
+    egress: egressToProto(effectiveEgress(deps, r)),
+    egressDeniedCidrs: [...deps.egressDeniedCidrs],
   });
 }
 

@@ -4,10 +4,12 @@
  * are removed, so a failure leaves neither a record nor (storage permitting) stray files.
  */
 import { randomBytes } from "node:crypto";
+import type { EgressPolicy } from "../../../../lib/egress/policy.js";
 import { invalidArgument, resourceExhausted } from "../../../../lib/kit/errors.js";
 import type { ReplRecord } from "../state/store.js";
 import { workspacePrefix } from "./common.js";
 import type { ReplDeps } from "./deps.js";
+import { defaultEgress } from "./egress.js";
 
 export const newReplId = () => `r${randomBytes(6).toString("hex")}`;
 
@@ -17,7 +19,8 @@ const quotaError = (quota: number) =>
 export async function createRepl(
   deps: ReplDeps,
   owner: string,
-  input: { name: string; template: string },
+  /** `egress` absent: the template's default, else the operator's. */
+  input: { name: string; template: string; egress?: EgressPolicy },
   signal: AbortSignal,
 ): Promise<ReplRecord> {
   const template = deps.templates.get(input.template);
@@ -38,6 +41,7 @@ export async function createRepl(
     updateTime: now,
     persistTime: 0,
     lastError: "",
+    egress: input.egress ?? defaultEgress(deps, template.name),
   };
   const prefix = workspacePrefix(repl);
   let created = false;

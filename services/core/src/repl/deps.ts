@@ -1,4 +1,5 @@
 import type { BlobStore } from "../../../../lib/blob/store.js";
+import type { EgressPolicy } from "../../../../lib/egress/policy.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { TokenSigner } from "../../../../lib/kit/tokens.js";
 import type { Driver } from "../driver/driver.js";
@@ -15,6 +16,10 @@ export interface ReplDeps {
   templates: TemplateCatalog;
   events: ReplEvents;
   log: Logger;
+  /** The egress policy of repls whose template names none (DEVEX_EGRESS_DEFAULT). */
+  egressDefault: EgressPolicy;
+  /** Ranges no policy opens (EgressRanges.neverCidrs()), shown on every repl. */
+  egressDeniedCidrs: readonly string[];
   /** Repls per user. */
   quota: number;
   /** Where runners reach RunnerControlService. */

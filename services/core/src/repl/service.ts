@@ -3,12 +3,14 @@ import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { ProgressSchema, type ReplService, TemplateSchema } from "../../../../gen/devex/core/v1/repl_pb.js";
+import { egressFromProto, egressToProto } from "../../../../lib/egress/proto.js";
 import type { UserOf } from "../auth/principal.js";
 import { effective, getOwned, toProto } from "./common.js";
 import { createRepl } from "./create.js";
 import { deleteRepl } from "./delete.js";
 import type { ReplDeps } from "./deps.js";
 import { listRepls } from "./list.js";
+import { setEgressPolicy } from "./set-egress.js";
 import { startRepl } from "./start.js";
 import { stopRepl } from "./stop.js";
 import { watchRepl } from "./watch.js";
@@ -24,29 +26,36 @@ export function createReplService(deps: ReplDeps, userOf: UserOf): ServiceImpl<t
             description: t.description,
             language: t.language,
             runCommand: t.runCommand,
+            egress: t.egress && egressToProto(t.egress),
           }),
         ),
       };
     },
     async createRepl(req, ctx) {
-      const repl = await createRepl(deps, userOf(ctx).userId, req, ctx.signal);
-      return { repl: toProto(repl) };
+      const input = { name: req.name, template: req.template, egress: egressFromProto(req.egress) };
+      const repl = await createRepl(deps, userOf(ctx).userId, input, ctx.signal);
+      return { repl: toProto(deps, repl) };
     },
     async listRepls(req, ctx) {
       const page = await listRepls(deps, userOf(ctx).userId, req);
-      return { repls: page.repls.map(toProto), nextPageToken: page.nextPageToken };
+      return { repls: page.repls.map((r) => toProto(deps, r)), nextPageToken: page.nextPageToken };
     },
     async getRepl(req, ctx) {
       const r = await getOwned(deps, userOf(ctx).userId, req.replId);
-      return { repl: toProto(await effective(deps, r)) };
+      return { repl: toProto(deps, await effective(deps, r)) };
+    },
+    async setEgressPolicy(req, ctx) {
+      const egress = egressFromProto(req.egress);
+      const r = await setEgressPolicy(deps, userOf(ctx).userId, req.replId, egress, ctx.signal);
+      return { repl: toProto(deps, await effective(deps, r)) };
     },
     async startRepl(req, ctx) {
       const { repl, runner } = await startRepl(deps, userOf(ctx).userId, req.replId, ctx.signal);
-      return { repl: toProto(repl), runner };
+      return { repl: toProto(deps, repl), runner };
     },
     async stopRepl(req, ctx) {
       const { repl, persistMs } = await stopRepl(deps, userOf(ctx).userId, req.replId, ctx.signal);
-      return { repl: toProto(repl), persistDuration: durationFromMs(persistMs) };
+      return { repl: toProto(deps, repl), persistDuration: durationFromMs(persistMs) };
     },
     async deleteRepl(req, ctx) {
       await deleteRepl(deps, userOf(ctx).userId, req.replId, ctx.signal);
@@ -55,7 +64,7 @@ export function createReplService(deps: ReplDeps, userOf: UserOf): ServiceImpl<t
     async *watchRepl(req, ctx) {
       for await (const u of watchRepl(deps, userOf(ctx).userId, req.replId, ctx.signal)) {
         yield {
-          repl: toProto(u.repl),
+          repl: toProto(deps, u.repl),
           progress: u.progress
             ? create(ProgressSchema, {
                 phase: u.progress.phase,

@@ -29,6 +29,7 @@ import {
   workspacePrefix,
 } from "./common.js";
 import type { ReplDeps } from "./deps.js";
+import { effectiveEgress } from "./egress.js";
 import { stopLocked } from "./stop.js";
 import { transitions } from "./transitions.js";
 
@@ -110,6 +111,7 @@ export async function startRepl(
             CONTROL_TOKEN_TTL_SECONDS,
           ),
           coreUrl: deps.coreUrl,
+          egress: effectiveEgress(deps, r),
         },
         operationSignal(deps),
         (progress) => deps.events.publish(replId, { repl: r, progress }),

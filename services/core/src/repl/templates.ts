@@ -1,6 +1,7 @@
 /**
  * Starter templates. The templates directory holds one folder per template with a template.json
- * (title, description, language, run_command) and the starter files. At start core uploads each
+ * (title, description, language, run_command, optionally the egress policy of its repls) and the
+ * starter files. At start core uploads each
  * folder to the blob store under `templates/<name>/` (removing files no longer present), and keeps
  * the catalogue in memory.
  */
@@ -10,6 +11,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { z } from "zod";
 import { type BlobStore, listAll } from "../../../../lib/blob/store.js";
+import { checkEgressPolicy, type EgressPolicy } from "../../../../lib/egress/policy.js";
 
 export interface TemplateInfo {
   name: string;
@@ -17,6 +19,8 @@ export interface TemplateInfo {
   description: string;
   language: string;
   runCommand: string;
+  /** The egress policy of repls created from it without one; absent: the operator's default. */
+  egress?: EgressPolicy;
 }
 
 export interface TemplateCatalog {
@@ -29,7 +33,25 @@ const manifest = z.object({
   description: z.string().default(""),
   language: z.string().default(""),
   run_command: z.string().default(""),
+  egress: z
+    .object({
+      mode: z.enum(["allow_all", "deny_all", "allowlist"]),
+      domains: z.array(z.string()).default([]),
+      cidrs: z.array(z.string()).default([]),
+    })
+    .strict()
+    .optional(),
 });
+
+/** The manifest's egress policy, checked like one from the API; a bad one fails core's start naming the file. */
+function templateEgress(file: string, egress: z.output<typeof manifest>["egress"]): EgressPolicy | undefined {
+  if (!egress) return undefined;
+  try {
+    return checkEgressPolicy(egress);
+  } catch (err) {
+    throw new Error(`${file}: egress: ${(err as Error).message}`);
+  }
+}
 
 async function files(dir: string, root = dir): Promise<string[]> {
   const out: string[] = [];
@@ -47,7 +69,9 @@ export async function syncTemplates(dir: string, blobs: BlobStore, signal?: Abor
   for (const e of await readdir(dir, { withFileTypes: true })) {
     if (!e.isDirectory() || !/^[a-z0-9][a-z0-9-]*$/.test(e.name)) continue;
     const folder = join(dir, e.name);
-    const parsed = manifest.parse(JSON.parse(await readFile(join(folder, "template.json"), "utf8")));
+    const file = join(folder, "template.json");
+    const parsed = manifest.parse(JSON.parse(await readFile(file, "utf8")));
+    const egress = templateEgress(file, parsed.egress);
     const prefix = `templates/${e.name}/`;
     const present = await files(folder);
     for (const f of present) await blobs.put(prefix + f, createReadStream(join(folder, f)), signal);
@@ -61,6 +85,7 @@ export async function syncTemplates(dir: string, blobs: BlobStore, signal?: Abor
       description: parsed.description,
       language: parsed.language,
       runCommand: parsed.run_command,
+      egress,
     });
   }
   const sorted = [...templates.values()].sort((a, b) => a.name.localeCompare(b.name));

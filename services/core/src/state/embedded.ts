@@ -78,20 +78,22 @@ function replMethods({
   save,
 }: SavedSnapshot): Methods<"createRepl" | "getRepl" | "listRepls" | "countRepls" | "transitionRepl" | "deleteRepl"> {
   const userRepls = (userId: string) => Object.values(data.repls).filter((r) => r.owner === userId);
+  // Deep copies: a record holds an object (its egress policy) that callers must not share with the store.
+  const copy = <T>(r: T): T => structuredClone(r);
   return {
     async createRepl(repl, quota) {
       if (userRepls(repl.owner).length >= quota) return false;
       if (data.repls[repl.replId]) throw new Error(`repl id collision: ${repl.replId}`);
-      data.repls[repl.replId] = { ...repl };
+      data.repls[repl.replId] = copy(repl);
       await save();
       return true;
     },
     async getRepl(replId) {
       const r = data.repls[replId];
-      return r && { ...r };
+      return r && copy(r);
     },
     async listRepls(userId) {
-      return userRepls(userId).map((r) => ({ ...r }));
+      return userRepls(userId).map(copy);
     },
     async countRepls(userId) {
       return userRepls(userId).length;
@@ -99,10 +101,10 @@ function replMethods({
     async transitionRepl(replId, from, patch) {
       const r = data.repls[replId];
       if (!r || !from.includes(r.status)) return undefined;
-      Object.assign(r, patch);
-      const copy = { ...r };
+      Object.assign(r, copy(patch));
+      const updated = copy(r);
       await save();
-      return copy;
+      return updated;
     },
     async deleteRepl(replId) {
       delete data.repls[replId];

@@ -1,6 +1,6 @@
 /**
  * StateStore on Redis (ioredis). Key layout (documented in services/core/README.md):
- *   replMeta:{replId}      hash   the repl record
+ *   replMeta:{replId}      hash   the repl record (its egress policy as a JSON field)
  *   userRepls:{userId}     set    the user's repl ids
  *   activeSession:{replId} hash   the serving runner; PX TTL refreshed by heartbeats
  *   lock:{name}            string holder token; SET NX PX, released by compare-and-delete
@@ -13,6 +13,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
+import type { EgressPolicy } from "../../../../lib/egress/policy.js";
 import { DomainError, unavailable } from "../../../../lib/kit/errors.js";
 import type {
   ActiveSession,
@@ -89,7 +90,11 @@ export interface RedisStoreOptions {
   commandTimeoutMs?: number;
 }
 
-const fields = (o: object): string[] => Object.entries(o).flatMap(([k, v]) => [k, String(v)]);
+/** A repl record or patch as hash fields: the egress policy as JSON, absent values left out. */
+const replFields = (o: Partial<ReplRecord>): string[] =>
+  Object.entries(o)
+    .filter(([, v]) => v !== undefined)
+    .flatMap(([k, v]) => [k, k === "egress" ? JSON.stringify(v) : String(v)]);
 
 function toRepl(h: Record<string, string>): ReplRecord | undefined {
   if (!h.replId) return undefined;
@@ -103,6 +108,8 @@ function toRepl(h: Record<string, string>): ReplRecord | undefined {
     updateTime: Number(h.updateTime),
     persistTime: Number(h.persistTime || 0),
     lastError: h.lastError ?? "",
+    // Records written before egress policies have none: the default applies when read.
+    ...(h.egress ? { egress: JSON.parse(h.egress) as EgressPolicy } : {}),
   };
 }
 
@@ -191,7 +198,7 @@ function replMethods({
     createRepl: (repl, quota) =>
       guard(async () => {
         const keys = [`replMeta:${repl.replId}`, `userRepls:${repl.owner}`];
-        const r = await script.CREATE_REPL(...keys, quota, repl.replId, ...fields(repl));
+        const r = await script.CREATE_REPL(...keys, quota, repl.replId, ...replFields(repl));
         if (r === -1) throw new Error(`repl id collision: ${repl.replId}`);
         return r === 1;
       }),
@@ -209,7 +216,7 @@ function replMethods({
     countRepls: (userId) => guard(() => redis.scard(`userRepls:${userId}`)),
     transitionRepl: (replId, from, patch) =>
       guard(async () => {
-        const ok = await script.TRANSITION(`replMeta:${replId}`, from.length, ...from, ...fields(patch));
+        const ok = await script.TRANSITION(`replMeta:${replId}`, from.length, ...from, ...replFields(patch));
         return ok === 1 ? toRepl(await redis.hgetall(`replMeta:${replId}`)) : undefined;
       }),
     deleteRepl: (replId, owner) =>

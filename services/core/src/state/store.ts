@@ -15,6 +15,8 @@
  * Several core processes may share one Redis store; the embedded store belongs to one process.
  */
 
+import type { EgressPolicy } from "../../../../lib/egress/policy.js";
+
 /** Lifecycle states, as stored. */
 export type ReplState = "stopped" | "starting" | "running" | "stopping" | "deleting";
 
@@ -31,6 +33,8 @@ export interface ReplRecord {
   persistTime: number;
   /** Empty when the last lifecycle operation succeeded. */
   lastError: string;
+  /** The repl's egress policy; absent in records older than it: the template's or operator's default at read time. */
+  egress?: EgressPolicy;
 }
 
 /** The runner currently serving a repl. Expires unless heartbeats refresh it. */
@@ -66,7 +70,7 @@ export interface WebSession {
   expireTime: number;
 }
 
-export type ReplPatch = Partial<Pick<ReplRecord, "status" | "updateTime" | "persistTime" | "lastError">>;
+export type ReplPatch = Partial<Pick<ReplRecord, "status" | "updateTime" | "persistTime" | "lastError" | "egress">>;
 
 export interface StateStore {
   /** Inserts a repl unless its owner already has `quota` repls; returns false when over quota. */
