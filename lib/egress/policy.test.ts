@@ -1,0 +1,209 @@
+/**
+ * lib/egress/policy.ts: the three tiers (never, private, the rest) under each mode, domain rules,
+ * address forms (IPv4-mapped IPv6, IPv6 ranges) and the validation the API and templates run. Pure
+ * functions: no traffic is sent anywhere.
+ */
+import assert from "node:assert/strict";
+import { DomainError } from "../kit/errors.js";
+import {
+  ALLOW_ALL,
+  addressAllowed,
+  checkEgressPolicy,
+  DENY_ALL,
+  domainMatches,
+  type EgressPolicy,
+  EgressRanges,
+  nameAllowed,
+} from "./policy.js";
+
+const allowlist = (domains: string[], cidrs: string[] = []): EgressPolicy => ({ mode: "allowlist", domains, cidrs });
+const allowAll = (cidrs: string[]): EgressPolicy => ({ mode: "allow_all", domains: [], cidrs });
+
+/** The host's own address and an operator's range, as egressRangesFor would add them. */
+const ranges = new EgressRanges(["198.51.100.10/32", "203.0.113.0/24"]);
+
+const invalid = (match: RegExp) => (e: unknown) => {
+  assert.ok(e instanceof DomainError, String(e));
+  assert.equal(e.kind, "invalid-argument");
+  assert.match(e.message, match);
+  return true;
+};
+
+describe("egress policy: address tiers", () => {
+  it("never opens loopback, link-local (the metadata address), multicast, reserved, the host's and the operator's ranges", () => {
+    const everything = allowAll(["0.0.0.0/0", "::/0"]);
+    for (const ip of [
+      "127.0.0.1",
+      "127.8.9.10",
+      "0.0.0.0",
+      "169.254.169.254",
+      "169.254.0.1",
+      "224.0.0.251",
+      "239.255.255.250",
+      "240.0.0.1",
+      "255.255.255.255",
+      "198.51.100.10", // the host
+      "203.0.113.77", // the operator's range
+      "::1",
+      "::",
+      "fe80::1",
+      "ff02::fb",
+    ]) {
+      assert.equal(addressAllowed(everything, ranges, ip), false, `allow_all with 0.0.0.0/0 and ::/0 opened ${ip}`);
+      assert.equal(addressAllowed(allowlist(["x.test"], [`${ip}`]), ranges, ip, true), false, `allowlist opened ${ip}`);
+    }
+    // Next to the host's own address and outside the operator's range, the same policy opens.
+    assert.equal(addressAllowed(everything, ranges, "198.51.100.11"), true);
+    assert.equal(addressAllowed(everything, ranges, "203.0.114.1"), true);
+  });
+
+  it("keeps private ranges closed unless the policy names them, even for an allowed name", () => {
+    for (const ip of ["10.1.2.3", "172.16.0.9", "172.31.255.254", "192.168.1.1", "100.64.0.1", "fd12:3456::1"]) {
+      assert.equal(addressAllowed(ALLOW_ALL, ranges, ip), false, `allow_all opened ${ip}`);
+      assert.equal(addressAllowed(allowlist(["intranet.test"]), ranges, ip, true), false, `a name opened ${ip}`);
+    }
+    const tenOpen = allowAll(["10.0.0.0/8"]);
+    assert.equal(addressAllowed(tenOpen, ranges, "10.1.2.3"), true);
+    assert.equal(addressAllowed(tenOpen, ranges, "192.168.1.1"), false);
+    assert.equal(addressAllowed(allowlist([], ["192.168.7.0/24"]), ranges, "192.168.7.20"), true);
+    assert.equal(addressAllowed(allowlist([], ["192.168.7.0/24"]), ranges, "192.168.8.20"), false);
+    // 172.32/16 is just past 172.16.0.0/12: public.
+    assert.equal(addressAllowed(ALLOW_ALL, ranges, "172.32.0.1"), true);
+  });
+
+  it("allow_all opens public addresses, v4 and v6", () => {
+    for (const ip of ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "2001:db8::5"])
+      assert.equal(addressAllowed(ALLOW_ALL, ranges, ip), true, ip);
+    assert.equal(nameAllowed(ALLOW_ALL, "anything.example"), true);
+  });
+
+  it("deny_all opens nothing, not even the CIDRs or names it carries", () => {
+    const denyListing: EgressPolicy = { mode: "deny_all", domains: ["example.com"], cidrs: ["93.184.216.0/24"] };
+    for (const p of [DENY_ALL, denyListing]) {
+      assert.equal(addressAllowed(p, ranges, "93.184.216.34"), false);
+      assert.equal(addressAllowed(p, ranges, "93.184.216.34", true), false);
+      assert.equal(nameAllowed(p, "example.com"), false);
+    }
+  });
+
+  it("allowlist opens listed CIDRs, and other public addresses only when reached by an allowed name", () => {
+    const p = allowlist(["registry.npmjs.org"], ["93.184.216.0/24"]);
+    assert.equal(addressAllowed(p, ranges, "93.184.216.34"), true);
+    assert.equal(addressAllowed(p, ranges, "104.16.1.1"), false);
+    assert.equal(addressAllowed(p, ranges, "104.16.1.1", true), true);
+    assert.equal(nameAllowed(p, "registry.npmjs.org"), true);
+    assert.equal(nameAllowed(p, "REGISTRY.npmjs.org."), true);
+    assert.equal(nameAllowed(p, "evil.npmjs.org"), false);
+    assert.equal(nameAllowed(p, "registry.npmjs.org.evil.test"), false);
+  });
+
+  it("judges an IPv4-mapped IPv6 address as the IPv4 address it carries", () => {
+    assert.equal(addressAllowed(ALLOW_ALL, ranges, "::ffff:127.0.0.1"), false);
+    assert.equal(addressAllowed(ALLOW_ALL, ranges, "::FFFF:169.254.169.254"), false);
+    assert.equal(addressAllowed(ALLOW_ALL, ranges, "::ffff:10.0.0.1"), false);
+    assert.equal(addressAllowed(ALLOW_ALL, ranges, "::ffff:198.51.100.10"), false);
+    assert.equal(addressAllowed(ALLOW_ALL, ranges, "::ffff:93.184.216.34"), true);
+    assert.equal(addressAllowed(allowlist([], ["93.184.216.0/24"]), ranges, "::ffff:93.184.216.34"), true);
+    assert.equal(addressAllowed(allowlist([], ["10.0.0.0/8"]), ranges, "::ffff:10.0.0.1"), true);
+  });
+
+  it("matches IPv6 ranges by prefix", () => {
+    const p = allowlist([], ["2001:db8::/32"]);
+    assert.equal(addressAllowed(p, ranges, "2001:db8:1::5"), true);
+    assert.equal(addressAllowed(p, ranges, "2001:0db8:ffff:ffff::1"), true);
+    assert.equal(addressAllowed(p, ranges, "2001:db9::1"), false);
+    assert.equal(addressAllowed(allowAll(["fd00::/8"]), ranges, "fd12::1"), true);
+    assert.equal(addressAllowed(allowAll(["fd00::/8"]), ranges, "fc00::1"), false);
+    assert.equal(addressAllowed(ALLOW_ALL, new EgressRanges(["2001:db8:aa::/48"]), "2001:db8:aa::1"), false);
+    assert.equal(addressAllowed(ALLOW_ALL, new EgressRanges(["2001:db8:aa::/48"]), "2001:db8:ab::1"), true);
+  });
+
+  it("an allowlist answers no for text that is not an address", () => {
+    for (const ip of ["", "example.com", "1.2.3", "127.1", "::ffff:1.2.3"])
+      assert.equal(addressAllowed(allowlist(["example.com"], ["0.0.0.0/0"]), ranges, ip), false, ip);
+  });
+
+  it("lists the never tier with the extra ranges for the repl's record", () => {
+    const cidrs = ranges.neverCidrs();
+    for (const c of ["127.0.0.0/8", "169.254.0.0/16", "::1/128", "fe80::/10", "198.51.100.10/32", "203.0.113.0/24"])
+      assert.ok(cidrs.includes(c), `${c} missing from ${cidrs.join(", ")}`);
+    assert.ok(!cidrs.includes("10.0.0.0/8"), "private ranges are not in the never tier");
+  });
+});
+
+describe("egress policy: domain rules", () => {
+  it('"*.example.com" matches names below example.com, not example.com nor look-alikes', () => {
+    const d = ["*.example.com"];
+    assert.equal(domainMatches(d, "a.example.com"), true);
+    assert.equal(domainMatches(d, "a.b.example.com"), true);
+    assert.equal(domainMatches(d, "A.Example.COM."), true);
+    assert.equal(domainMatches(d, "example.com"), false);
+    assert.equal(domainMatches(d, "badexample.com"), false);
+    assert.equal(domainMatches(d, "a.badexample.com"), false);
+    assert.equal(domainMatches(d, "example.com.evil.test"), false);
+  });
+
+  it("an exact name matches only itself", () => {
+    assert.equal(domainMatches(["example.com"], "example.com"), true);
+    assert.equal(domainMatches(["example.com"], "EXAMPLE.com."), true);
+    assert.equal(domainMatches(["example.com"], "a.example.com"), false);
+    assert.equal(domainMatches(["example.com"], "xexample.com"), false);
+    assert.equal(domainMatches([], "example.com"), false);
+  });
+});
+
+describe("egress policy: checkEgressPolicy", () => {
+  it("rejects ranges no policy opens, naming them", () => {
+    for (const c of [
+      "169.254.0.0/16",
+      "169.254.169.254",
+      "127.0.0.1",
+      "127.0.0.0/8",
+      "224.0.0.0/4",
+      "::1",
+      "fe80::/64",
+    ])
+      assert.throws(() => checkEgressPolicy(allowlist([], [c])), invalid(/is always denied/), c);
+  });
+
+  it("accepts the whole internet and private ranges (the never tier still wins inside them)", () => {
+    for (const c of ["0.0.0.0/0", "::/0", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8"])
+      assert.deepEqual(checkEgressPolicy(allowAll([c])).cidrs, [c]);
+  });
+
+  it("rejects malformed CIDRs and domains with the forms to use", () => {
+    for (const c of ["10.0.0.0/33", "2001:db8::/129", "10.0.0", "not-an-ip", "1.2.3.4/8/9", "1.2.3.4/", "1.2.3.4/-1"])
+      assert.throws(() => checkEgressPolicy(allowAll([c])), invalid(/is not an address range.*203\.0\.113\.0\/24/), c);
+    for (const d of [
+      "exa mple.com",
+      "-bad.com",
+      "bad-.com",
+      "*.*.example.com",
+      "a.*.example.com",
+      "*",
+      "a..b",
+      "x_y.com",
+    ])
+      assert.throws(() => checkEgressPolicy(allowlist([d])), invalid(/is not a domain name.*registry\.npmjs\.org/), d);
+    assert.throws(() => checkEgressPolicy(allowlist([`${"a".repeat(64)}.com`])), invalid(/is not a domain name/));
+  });
+
+  it("limits the number of entries", () => {
+    const many = Array.from({ length: 257 }, (_, i) => `h${i}.example.com`);
+    assert.throws(() => checkEgressPolicy(allowlist(many)), invalid(/at most 256/));
+    assert.equal(checkEgressPolicy(allowlist(many.slice(0, 256))).domains.length, 256);
+  });
+
+  it("normalises: lower case, no trailing dot, a bare address as a host range, no duplicates", () => {
+    const p = checkEgressPolicy({
+      mode: "allowlist",
+      domains: ["Registry.NPMJS.org.", "registry.npmjs.org", " *.GitHub.com "],
+      cidrs: ["203.0.113.9", "203.0.113.9/32", "2001:DB8::/32", "2001:db8::/32"],
+    });
+    assert.deepEqual(p, {
+      mode: "allowlist",
+      domains: ["registry.npmjs.org", "*.github.com"],
+      cidrs: ["203.0.113.9/32", "2001:db8::/32"],
+    });
+  });
+});
