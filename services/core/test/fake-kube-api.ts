@@ -4,7 +4,7 @@
  *
  * What it implements, with the API server's semantics:
  * - REST paths /api/v1/... and /apis/<group>/<version>/... for namespaced pods, services, secrets,
- *   deployments, replicasets, ingresses and traefik.io/v1alpha1 middlewares; Bearer-token auth (401);
+ *   deployments, replicasets, ingresses, networkpolicies and traefik.io/v1alpha1 middlewares; Bearer-token auth (401);
  *   namespaces must exist (404 "namespaces "x" not found"); an unknown group/resource is the server's
  *   plain-text "404 page not found" (a CRD that is not installed).
  * - create → 201, or 409 Status reason AlreadyExists; get/delete of a missing object → 404 NotFound;
@@ -118,6 +118,7 @@ const types: ResourceType[] = [
   { group: "apps", version: "v1", resource: "deployments", kind: "Deployment" },
   { group: "apps", version: "v1", resource: "replicasets", kind: "ReplicaSet" },
   { group: "networking.k8s.io", version: "v1", resource: "ingresses", kind: "Ingress" },
+  { group: "networking.k8s.io", version: "v1", resource: "networkpolicies", kind: "NetworkPolicy" },
   { group: "traefik.io", version: "v1alpha1", resource: "middlewares", kind: "Middleware" },
 ];
 
@@ -672,7 +673,9 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       return result;
     }
     if (sub) throw new HttpError(404, "NotFound", `subresource ${sub} is not served by this fake`);
+    // Writes to the main resource never change status; kinds without one (NetworkPolicy) get none.
     result = { ...clone(next), apiVersion: current.apiVersion, kind: current.kind, status: current.status };
+    if (current.status === undefined) delete result.status;
     result.metadata = {
       ...result.metadata,
       namespace: ns,

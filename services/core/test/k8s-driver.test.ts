@@ -15,7 +15,16 @@ import type { FakeKubeApi, KubeObject } from "./fake-kube-api.js";
 import { driverFor, NS, startRequest, startValidatingFake, testSettings } from "./k8s-fixtures.js";
 
 const signal = () => AbortSignal.timeout(10_000);
-const resources = ["deployments", "replicasets", "pods", "secrets", "services", "ingresses", "middlewares"];
+const resources = [
+  "deployments",
+  "replicasets",
+  "pods",
+  "secrets",
+  "services",
+  "ingresses",
+  "middlewares",
+  "networkpolicies",
+];
 
 /** Objects the driver made (the seeded S3 Secret is not one). */
 const count = (fake: FakeKubeApi) =>
@@ -43,7 +52,7 @@ describe("Kubernetes driver against the fake API server", () => {
   });
   afterEach(() => fake.close());
 
-  it("start creates the Deployment and its owned Secret, Service, Middleware and Ingress, labelled, and waits for readiness", async () => {
+  it("start creates the Deployment and its owned NetworkPolicy, Secret, Service, Middleware and Ingress, labelled, and waits for readiness", async () => {
     const req = startRequest("r-start", "alice");
     let restoreSeen = () => {};
     fake.behavior.restoreGate = new Promise<void>((resolve) => {
@@ -110,7 +119,7 @@ describe("Kubernetes driver against the fake API server", () => {
     assert.deepEqual(pod.volumes[0], { name: "workspaces", emptyDir: { sizeLimit: "2Gi" } });
 
     const owner = { apiVersion: "apps/v1", kind: "Deployment", name: "devex-r-start", uid: dep.metadata.uid };
-    for (const r of ["secrets", "services", "middlewares", "ingresses"]) {
+    for (const r of ["secrets", "services", "middlewares", "ingresses", "networkpolicies"]) {
       const [obj] = fake.objects(r, NS).filter((o) => o.metadata.name !== "devex-s3");
       assert.equal(obj.metadata.name, "devex-r-start", r);
       assert.deepEqual(obj.metadata.labels, labels, r);

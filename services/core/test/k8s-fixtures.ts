@@ -7,6 +7,7 @@ import { type ContainerRuntime, type FakeKubeApi, startFakeKubeApi } from "./fak
 import { preloadModels, validateObjectSync } from "./k8s-schema.js";
 
 export const NS = "devex-repls";
+export const EGRESS_SECRET = "test-egress-secret-0123456789abcdef";
 
 export function testSettings(overrides: Partial<KubernetesDriverSettings> = {}): KubernetesDriverSettings {
   return {
@@ -22,6 +23,11 @@ export function testSettings(overrides: Partial<KubernetesDriverSettings> = {}):
     s3CredentialsSecret: "devex-s3",
     s3Env: { DEVEX_S3_BUCKET: "devex", DEVEX_S3_REGION: "us-east-1" },
     tokenPublicKeyPem: "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAtest\n-----END PUBLIC KEY-----\n",
+    egress: {
+      deniedCidrs: ["10.244.0.0/16", "10.96.0.0/12", "203.0.113.2/32", "fd00:10:96::/112"],
+      storageCidrs: [],
+      proxy: { url: "http://devex-egress.devex.svc:3128", namespace: "devex", secret: EGRESS_SECRET },
+    },
     ...overrides,
   };
 }
@@ -44,6 +50,7 @@ export const builtinKinds = [
   { apiVersion: "v1", kind: "Service" },
   { apiVersion: "v1", kind: "Secret" },
   { apiVersion: "networking.k8s.io/v1", kind: "Ingress" },
+  { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy" },
 ];
 
 /** The operator-created S3 credentials Secret the repl pods' sync containers read (envFrom). */

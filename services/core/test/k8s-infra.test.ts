@@ -9,12 +9,14 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import yaml from "js-yaml";
+import { ALLOW_ALL, DENY_ALL, type EgressPolicy } from "../../../lib/egress/policy.js";
 import { coreConfigSchema } from "../src/config.js";
 import {
   buildDeployment,
   buildIngress,
   buildMiddleware,
   buildPersistContainer,
+  buildReplNetworkPolicy,
   buildSecret,
   buildService,
   ownerReference,
@@ -151,6 +153,7 @@ describe("objects the Kubernetes driver generates", () => {
       s3CredentialsSecret: undefined,
       serviceAccountName: "devex-runner",
       imagePullPolicy: undefined,
+      egress: { deniedCidrs: [], storageCidrs: ["198.51.100.0/24", "10.0.0.5"] },
     }),
   };
   for (const [name, settings] of Object.entries(variants)) {
@@ -169,6 +172,11 @@ describe("objects the Kubernetes driver generates", () => {
           buildService(settings, req, owner),
           buildMiddleware(settings, req, owner),
           buildIngress(settings, req, owner),
+          ...[
+            ALLOW_ALL,
+            DENY_ALL,
+            { mode: "allowlist", domains: ["a.test"], cidrs: ["10.0.0.0/8", "2001:db8::/32"] },
+          ].map((egress) => buildReplNetworkPolicy(settings, req, owner, egress as EgressPolicy)),
           pod,
         ].map(plain),
         name,
@@ -184,6 +192,7 @@ describe("RBAC in infra grants exactly the verbs the driver uses", () => {
       const driver = driverFor(fake, {}, 300);
       const a = startRequest("r-rbac");
       await driver.start(a, signal());
+      await driver.setEgress({ replId: a.replId, runnerId: a.runnerId, egress: DENY_ALL }, signal());
       await driver.status(a.runnerId, signal());
       await driver.list(signal());
       fake.behavior.persistExitCodes.push(1);

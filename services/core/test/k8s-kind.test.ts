@@ -63,6 +63,8 @@ if (!enabled) {
           DEVEX_S3_FORCE_PATH_STYLE: "true",
         },
         tokenPublicKeyPem: signer.publicKeyPem,
+        // MinIO is reached through the overlay's repl-egress-to-minio policy.
+        egress: { deniedCidrs: [], storageCidrs: [] },
       },
       readyTimeoutMs: 180_000,
       persistTimeoutMs: 120_000,

@@ -5,6 +5,8 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { z } from "zod";
+import { parseDenyList } from "../../../../../lib/egress/host-ranges.js";
+import { parseCidr } from "../../../../../lib/egress/policy.js";
 import { env } from "../../../../../lib/kit/config.js";
 import type { Driver } from "../driver.js";
 import { kubernetesApis } from "./apis.js";
@@ -21,6 +23,19 @@ const name = () =>
     .string()
     .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a Kubernetes object name")
     .optional();
+
+/** Comma-separated address ranges ("10.244.0.0/16, fd00:10:96::/112", a bare address is one host). */
+const cidrList = () =>
+  z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .refine((list) => list.every((s) => parseCidr(s)), "must be comma-separated address ranges such as 10.96.0.0/12");
 
 export const kubernetesConfigFields = {
   DEVEX_K8S_NAMESPACE: z
@@ -45,6 +60,23 @@ export const kubernetesConfigFields = {
   DEVEX_K8S_S3_SECRET: name(),
   DEVEX_K8S_READY_TIMEOUT: env.duration("3m"),
   DEVEX_K8S_PERSIST_TIMEOUT: env.duration("10m"),
+  /** The cluster's own ranges, which no repl pod reaches whatever its policy names: the pod network, */
+  DEVEX_K8S_POD_CIDRS: cidrList(),
+  /** the Service ClusterIP range (core and Redis are behind both), */
+  DEVEX_K8S_SERVICE_CIDRS: cidrList(),
+  /** and the API server's addresses (`kubectl get endpoints kubernetes`). */
+  DEVEX_K8S_API_SERVER_CIDRS: cidrList(),
+  /** The S3 endpoint's ranges, reachable by repl pods under every policy: their restore and persist containers upload from the pod. */
+  DEVEX_K8S_STORAGE_CIDRS: cidrList(),
+  /** The egress proxy (services/egress) repl pods reach names through; unset: allowlists open only CIDRs. */
+  DEVEX_K8S_EGRESS_PROXY_URL: env.url().optional(),
+  /** The namespace of the proxy's pods (their NetworkPolicy peer). */
+  DEVEX_K8S_EGRESS_PROXY_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
+    .default("devex"),
+  /** The secret repl credentials for the proxy are derived from (the proxy's DEVEX_EGRESS_SECRET). */
+  DEVEX_K8S_EGRESS_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
 };
 
 type K8sConfig = z.output<z.ZodObject<typeof kubernetesConfigFields>> & {
@@ -53,6 +85,7 @@ type K8sConfig = z.output<z.ZodObject<typeof kubernetesConfigFields>> & {
   DEVEX_S3_REGION: string;
   DEVEX_S3_FORCE_PATH_STYLE: boolean;
   DEVEX_S3_PREFIX: string;
+  DEVEX_EGRESS_DENY_CIDRS: string;
 };
 
 /** Problems that make the Kubernetes driver unusable with this config (empty when fine). */
@@ -62,6 +95,10 @@ export function kubernetesConfigProblems(c: K8sConfig): string[] {
     problems.push("DEVEX_K8S_RUNNER_BASE_URL is required with DEVEX_DRIVER=kubernetes (e.g. https://repl.example.com)");
   if (!c.DEVEX_S3_BUCKET)
     problems.push("DEVEX_S3_BUCKET is required with DEVEX_DRIVER=kubernetes: repl pods restore and persist through S3");
+  if (c.DEVEX_K8S_EGRESS_PROXY_URL && !c.DEVEX_K8S_EGRESS_SECRET)
+    problems.push(
+      "DEVEX_K8S_EGRESS_SECRET is required with DEVEX_K8S_EGRESS_PROXY_URL (the proxy's DEVEX_EGRESS_SECRET)",
+    );
   return problems;
 }
 
@@ -95,7 +132,29 @@ export function kubernetesSettings(c: K8sConfig, tokenPublicKeyPem: string): Kub
     s3CredentialsSecret: c.DEVEX_K8S_S3_SECRET,
     s3Env,
     tokenPublicKeyPem,
+    egress: {
+      deniedCidrs: kubernetesDeniedCidrs(c),
+      storageCidrs: c.DEVEX_K8S_STORAGE_CIDRS,
+      proxy:
+        c.DEVEX_K8S_EGRESS_PROXY_URL && c.DEVEX_K8S_EGRESS_SECRET
+          ? {
+              url: c.DEVEX_K8S_EGRESS_PROXY_URL,
+              namespace: c.DEVEX_K8S_EGRESS_PROXY_NAMESPACE,
+              secret: c.DEVEX_K8S_EGRESS_SECRET,
+            }
+          : undefined,
+    },
   };
+}
+
+/** What repl pods never reach besides lib/egress's never tier: the operator's list and the cluster's ranges. */
+export function kubernetesDeniedCidrs(c: K8sConfig): string[] {
+  return [
+    ...parseDenyList(c.DEVEX_EGRESS_DENY_CIDRS),
+    ...c.DEVEX_K8S_POD_CIDRS,
+    ...c.DEVEX_K8S_SERVICE_CIDRS,
+    ...c.DEVEX_K8S_API_SERVER_CIDRS,
+  ];
 }
 
 /**

@@ -1,9 +1,10 @@
 /**
  * The Kubernetes runtime driver: each repl is a Deployment (restore init container, runner, optional
- * MCP sidecar) plus a Secret, Service, Traefik Middleware and Ingress owned by it (objects.ts).
- * One file per operation: start.ts (create, wait for Ready, clean up on failure), stop.ts (persist
- * from an ephemeral container, then delete); status and list read Deployments by label, and core's
- * reconciliation adopts those an active session points at and stops the rest.
+ * MCP sidecar) plus a NetworkPolicy, Secret, Service, Traefik Middleware and Ingress owned by it
+ * (objects.ts). One file per operation: start.ts (create, wait for Ready, clean up on failure),
+ * stop.ts (persist from an ephemeral container, then delete), set-egress.ts (patch the
+ * NetworkPolicy); status and list read Deployments by label, and core's reconciliation adopts those
+ * an active session points at and stops the rest.
  *
  * The API clients come from outside (apis.ts), so tests run the real client against a fake server.
  * Concurrency follows ../driver.ts: core serialises calls per repl; calls for different repls share
@@ -23,6 +24,7 @@ import {
   managedSelector,
   runnerSelector,
 } from "./objects.js";
+import { setEgress } from "./set-egress.js";
 import { startRunner } from "./start.js";
 import { stopRunner } from "./stop.js";
 
@@ -51,6 +53,7 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
   return {
     start: (req, signal, progress) => startRunner(cluster, stop, req, signal, progress),
     stop,
+    setEgress: (change, signal) => setEgress(cluster, change, signal),
     async status(runnerId, signal) {
       return (await cluster.findDeployments(runnerSelector(runnerId), signal)).length > 0 ? "running" : "stopped";
     },

@@ -13,6 +13,7 @@
  *   Service    devex-<replId>  → runner (and mcp)
  *   Middleware devex-<replId>  traefik.io/v1alpha1 StripPrefix /<replId>
  *   Ingress    devex-<replId>  <host>/<replId> → Service, through the Middleware
+ *   NetworkPolicy devex-<replId>  the repl's egress policy (egress-policy.ts)
  *
  * Everything carries the ownership labels; everything but the Deployment has an ownerReference to
  * it, so deleting the Deployment deletes the rest (garbage collector).
@@ -24,12 +25,16 @@ import type {
   V1EnvVar,
   V1EphemeralContainer,
   V1Ingress,
+  V1NetworkPolicy,
   V1OwnerReference,
   V1Secret,
   V1SecurityContext,
   V1Service,
 } from "@kubernetes/client-node";
+import { egressProxyToken } from "../../../../../lib/contracts/egress-proxy.js";
+import type { EgressPolicy } from "../../../../../lib/egress/policy.js";
 import { HOME_DIR, hostnameFor, PROJECT_DIR } from "../repl-identity.js";
+import { buildNetworkPolicy, EGRESS_TOKEN_KEY, type KubernetesEgressSettings, proxyEnv } from "./egress-policy.js";
 
 export const MANAGED_BY = "app.kubernetes.io/managed-by";
 export const LABEL_REPL = "devex.dev/repl-id";
@@ -81,6 +86,8 @@ export interface KubernetesDriverSettings {
   s3Env: Record<string, string>;
   /** The Ed25519 public key (PEM) the runner verifies access tokens with. */
   tokenPublicKeyPem: string;
+  /** What repl pods may reach (egress-policy.ts). */
+  egress: KubernetesEgressSettings;
 }
 
 export interface ReplIdentity {
@@ -219,6 +226,7 @@ function runnerContainer(settings: KubernetesDriverSettings, id: ReplIdentity, n
         valueFrom: { secretKeyRef: { name, key: "control-token" } },
       },
       { name: "HOME", value: HOME_DIR },
+      ...(settings.egress.proxy ? proxyEnv(settings.egress.proxy, id.replId, name, coreUrl) : []),
     ],
     readinessProbe: {
       httpGet: { path: "/healthz", port: "http" },
@@ -328,7 +336,7 @@ export function ownerReference(deployment: V1Deployment): V1OwnerReference {
   };
 }
 
-function ownedMeta(settings: KubernetesDriverSettings, id: ReplIdentity, owner: V1OwnerReference) {
+export function ownedMeta(settings: KubernetesDriverSettings, id: ReplIdentity, owner: V1OwnerReference) {
   return {
     name: objectName(id.replId),
     namespace: settings.namespace,
@@ -348,8 +356,23 @@ export function buildSecret(
     kind: "Secret",
     metadata: ownedMeta(settings, id, owner),
     type: "Opaque",
-    stringData: { "control-token": controlToken },
+    stringData: {
+      "control-token": controlToken,
+      ...(settings.egress.proxy && { [EGRESS_TOKEN_KEY]: egressProxyToken(settings.egress.proxy.secret, id.replId) }),
+    },
   };
+}
+
+/** The repl's NetworkPolicy: selects its pod (the Deployment's selector) and allows what `policy` does. */
+export function buildReplNetworkPolicy(
+  settings: KubernetesDriverSettings,
+  id: ReplIdentity,
+  owner: V1OwnerReference,
+  policy: EgressPolicy,
+): V1NetworkPolicy {
+  const labels = replLabels(id);
+  const selector = { [LABEL_REPL]: labels[LABEL_REPL]!, [LABEL_RUNNER]: labels[LABEL_RUNNER]! };
+  return buildNetworkPolicy(ownedMeta(settings, id, owner), selector, settings.egress, policy);
 }
 
 export function buildService(settings: KubernetesDriverSettings, id: ReplIdentity, owner: V1OwnerReference): V1Service {

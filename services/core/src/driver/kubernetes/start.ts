@@ -1,12 +1,14 @@
 /**
- * start: the Deployment first (its uid is the owner of the rest), then the Secret, Service, Traefik
- * Middleware and Ingress it owns, then wait until the pod is Ready. A failed restore fails at once;
+ * start: the Deployment first (its uid is the owner of the rest), then the NetworkPolicy with the
+ * repl's egress policy (until it exists the pod reaches only DNS and core: it fails closed), the
+ * Secret, Service, Traefik Middleware and Ingress it owns, then wait until the pod is Ready. A failed restore fails at once;
  * anything else at the readiness timeout, with the pod's last state. Whatever fails, the Deployment
  * is deleted — found by label, since an aborted create may still have reached the server — and the
  * garbage collector takes the rest. An older runner of the same repl (AlreadyExists) is stopped,
  * persisting first, before the new one is created.
  */
 import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
+import { ALLOW_ALL } from "../../../../../lib/egress/policy.js";
 import { deadlineExceeded, unavailable } from "../../../../../lib/kit/errors.js";
 import type { DriverProgress, StartedRunner, StartRequest, StopRequest } from "../driver.js";
 import { withSignal } from "./apis.js";
@@ -17,6 +19,7 @@ import {
   buildDeployment,
   buildIngress,
   buildMiddleware,
+  buildReplNetworkPolicy,
   buildSecret,
   buildService,
   LABEL_REPL,
@@ -49,6 +52,12 @@ export async function startRunner(
     const owner = ownerReference(await createDeployment(c, stop, req, body, signal));
     const create = (resource: string, fn: () => Promise<unknown>) => createOwned(c, resource, fn, deadline, signal);
     const opts = withSignal(signal);
+    await create("networkpolicies", () =>
+      apis.networking.createNamespacedNetworkPolicy(
+        { namespace: ns, body: buildReplNetworkPolicy(settings, req, owner, req.egress ?? ALLOW_ALL) },
+        opts,
+      ),
+    );
     await create("secrets", () =>
       apis.core.createNamespacedSecret(
         { namespace: ns, body: buildSecret(settings, req, owner, req.controlToken) },
