@@ -8,7 +8,8 @@ import { attachTerminal } from "./attach.js";
 import { login, logout, whoami } from "./auth.js";
 import { CliError, describeError, UsageError } from "./errors.js";
 import { execCommand } from "./exec.js";
-import { createRepl, listRepls, listTemplates, removeRepl, startRepl, stopRepl } from "./repls.js";
+import { networkFromFlags, networkFromText } from "./network.js";
+import { createRepl, listRepls, listTemplates, networkRepl, removeRepl, startRepl, stopRepl } from "./repls.js";
 import { openRunner } from "./runner.js";
 import { openSession } from "./session.js";
 
@@ -17,9 +18,11 @@ const usage = `usage: devex <command> [options]
   login --url <core-url> --token <api-token>   sign in (--token - reads the token from stdin)
   logout                                       forget the stored login
   whoami                                       show the signed-in user
-  ls                                           list your repls
+  ls                                           list your repls (with their network mode)
   templates                                    list the templates
-  create --template <t> [--name <n>]           create a repl, print its id
+  create --template <t> [--name <n>] [--network allow-all|deny-all|<list>]
+                                               create a repl, print its id; --network sets its
+                                               egress policy (a list makes an allowlist)
   start <repl> | stop <repl>                   start or stop a repl
   rm <repl> [--yes]                            delete a repl (asks unless --yes)
   attach <repl> [--terminal <id>] [--command <cmd>]
@@ -27,8 +30,16 @@ const usage = `usage: devex <command> [options]
                                                repl terminal; Ctrl-] detaches
   exec <repl> [--cwd <dir>] [--timeout <s>] [--stdin] -- <argv...>
                                                run a command, stream its output, exit with its code
+  network <repl> [--allow-all | --deny-all | --allow <list>... | --default]
+                                               show where the repl's programs may connect, or
+                                               change it (applies to a running repl at once);
+                                               --allow makes an allowlist (with --allow-all it
+                                               opens private CIDRs); --default takes the template's
+                                               or the server's default
 
-<repl> is a repl id or a unique name. DEVEX_URL and DEVEX_TOKEN override the stored login.
+<repl> is a repl id or a unique name. <list> is domains ("registry.npmjs.org", "*.github.com")
+and address ranges ("203.0.113.0/24", "2001:db8::/32"), separated by commas.
+DEVEX_URL and DEVEX_TOKEN override the stored login.
 `;
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"];
@@ -42,10 +53,13 @@ function parse(args: string[], options: Options, positionals: number) {
   }
   if (parsed.positionals.length !== positionals)
     throw new UsageError(positionals === 0 ? "unexpected arguments" : "expected a repl id or name");
-  return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
+  return {
+    values: parsed.values as Record<string, string | boolean | string[] | undefined>,
+    positionals: parsed.positionals,
+  };
 }
 
-const str = (v: string | boolean | undefined) => (typeof v === "string" ? v : undefined);
+const str = (v: string | boolean | string[] | undefined) => (typeof v === "string" ? v : undefined);
 
 async function run(argv: string[]): Promise<number> {
   const env = process.env;
@@ -80,12 +94,20 @@ async function run(argv: string[]): Promise<number> {
       await listTemplates((await openSession(env)).core, out);
       return 0;
     case "create": {
-      const { values } = parse(rest, { template: { type: "string" }, name: { type: "string" } }, 0);
+      const { values } = parse(
+        rest,
+        { template: { type: "string" }, name: { type: "string" }, network: { type: "string" } },
+        0,
+      );
       const template = str(values.template);
       if (!template) throw new UsageError("create needs --template <t> (see devex templates)");
-      await createRepl((await openSession(env)).core, template, str(values.name) ?? template, out);
+      const network = str(values.network);
+      const egress = network === undefined ? undefined : networkFromText(network);
+      await createRepl((await openSession(env)).core, template, str(values.name) ?? template, egress, out);
       return 0;
     }
+    case "network":
+      return network(rest);
     case "start":
     case "stop": {
       const { positionals } = parse(rest, {}, 1);
@@ -147,6 +169,27 @@ async function exec(rest: string[]): Promise<number> {
     { argv: rest.slice(dash + 1), cwd: str(values.cwd), timeoutSeconds, stdin },
     { stdout: process.stdout, stderr: process.stderr },
   );
+}
+
+async function network(rest: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    rest,
+    {
+      "allow-all": { type: "boolean" },
+      "deny-all": { type: "boolean" },
+      allow: { type: "string", multiple: true },
+      default: { type: "boolean" },
+    },
+    1,
+  );
+  const policy = networkFromFlags({
+    allowAll: values["allow-all"] === true,
+    denyAll: values["deny-all"] === true,
+    allow: (values.allow as string[] | undefined) ?? [],
+    useDefault: values.default === true,
+  });
+  await networkRepl((await openSession(process.env)).core, positionals[0], policy, process.stdout);
+  return 0;
 }
 
 function fail(e: unknown): never {

@@ -1,9 +1,10 @@
-/** Repl commands: ls, templates, create, start, stop, rm, and resolving a repl by id or name. */
+/** Repl commands: ls, templates, create, start, stop, rm, network, and resolving a repl by id or name. */
 import { createInterface } from "node:readline/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Repl, ReplStatus } from "../../gen/devex/core/v1/repl_pb.js";
 import type { CoreClients } from "../../lib/client/clients.js";
 import { CliError, describeError } from "./errors.js";
+import { formatNetwork, networkModeName, type PolicyInit } from "./network.js";
 import { formatTable } from "./table.js";
 
 const replIdPattern = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
@@ -47,8 +48,8 @@ export async function resolveRepl(core: CoreClients, ref: string): Promise<Repl>
 
 export async function listRepls(core: CoreClients, out: NodeJS.WritableStream): Promise<void> {
   const repls = await listAll(core);
-  const rows = repls.map((r) => [r.replId, r.name, r.template, stateName(r.status)]);
-  out.write(formatTable(["ID", "NAME", "TEMPLATE", "STATE"], rows));
+  const rows = repls.map((r) => [r.replId, r.name, r.template, stateName(r.status), networkModeName(r.egress)]);
+  out.write(formatTable(["ID", "NAME", "TEMPLATE", "STATE", "NETWORK"], rows));
 }
 
 export async function listTemplates(core: CoreClients, out: NodeJS.WritableStream): Promise<void> {
@@ -65,9 +66,10 @@ export async function createRepl(
   core: CoreClients,
   template: string,
   name: string,
+  egress: PolicyInit | undefined,
   out: NodeJS.WritableStream,
 ): Promise<void> {
-  const { repl } = await core.repls.createRepl({ template, name });
+  const { repl } = await core.repls.createRepl({ template, name, egress });
   out.write(`${repl?.replId}\n`);
 }
 
@@ -109,4 +111,21 @@ export async function removeRepl(
     throw describeError(e, ref);
   });
   io.stdout.write(`deleted ${repl.replId}\n`);
+}
+
+/** `devex network`: shows the repl's egress policy, after setting it when `policy` is given. */
+export async function networkRepl(
+  core: CoreClients,
+  ref: string,
+  policy: PolicyInit | undefined,
+  out: NodeJS.WritableStream,
+): Promise<void> {
+  let repl = await resolveRepl(core, ref);
+  if (policy) {
+    const res = await core.repls.setEgressPolicy({ replId: repl.replId, egress: policy }).catch((e) => {
+      throw describeError(e, ref);
+    });
+    if (res.repl) repl = res.repl;
+  }
+  out.write(formatNetwork(repl));
 }

@@ -8,6 +8,9 @@ import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { EgressMode } from "../../gen/devex/core/v1/repl_pb.js";
+import type { CoreClients } from "../../lib/client/clients.js";
+import { coreClientsFor } from "../../lib/client/node.js";
 import { requireProgram } from "../../lib/testing/programs.js";
 import { issueApiToken } from "../../services/core/src/auth/secrets.js";
 import { type Embedded, startEmbedded } from "../../services/core/test/embedded.js";
@@ -122,16 +125,16 @@ describe("devex CLI (embedded core)", function () {
       assert.match(id, /^[a-z0-9-]+$/);
 
       const ls = await runCli(["ls"], alice);
-      assert.match(ls.stdout, /^ID\s+NAME\s+TEMPLATE\s+STATE$/m);
-      assert.match(ls.stdout, new RegExp(`^${id}\\s+round-trip\\s+node\\s+stopped$`, "m"));
+      assert.match(ls.stdout, /^ID\s+NAME\s+TEMPLATE\s+STATE\s+NETWORK$/m);
+      assert.match(ls.stdout, new RegExp(`^${id}\\s+round-trip\\s+node\\s+stopped\\s+allow-all$`, "m"));
 
       const started = await runCli(["start", "round-trip"], alice);
       assert.equal(started.code, 0, started.stderr);
-      assert.match((await runCli(["ls"], alice)).stdout, new RegExp(`^${id}\\s+round-trip\\s+node\\s+running$`, "m"));
+      assert.match((await runCli(["ls"], alice)).stdout, new RegExp(`^${id}\\s+round-trip\\s+node\\s+running\\s`, "m"));
 
       const stopped = await runCli(["stop", id], alice);
       assert.equal(stopped.code, 0, stopped.stderr);
-      assert.match((await runCli(["ls"], alice)).stdout, new RegExp(`^${id}\\s+round-trip\\s+node\\s+stopped$`, "m"));
+      assert.match((await runCli(["ls"], alice)).stdout, new RegExp(`^${id}\\s+round-trip\\s+node\\s+stopped\\s`, "m"));
 
       const refused = await runCli(["rm", id], alice);
       assert.equal(refused.code, 1);
@@ -174,6 +177,105 @@ describe("devex CLI (embedded core)", function () {
         assert.equal(r.stderr, `devex: no repl ${id} (see devex ls)\n`);
       }
       assert.match((await runCli(["ls"], bob)).stdout, new RegExp(`^${id}\\s`, "m"));
+    });
+  });
+
+  describe("network", () => {
+    // A user of its own: alice's quota of repls is spent by the other tests.
+    let dana: NodeJS.ProcessEnv;
+    let danaCore: CoreClients;
+    before(async () => {
+      const token = (await issueApiToken(e.state, "dana", "cli")).secret;
+      dana = cliEnv(join(home, "dana"), { DEVEX_URL: e.core.url, DEVEX_TOKEN: token });
+      danaCore = coreClientsFor(e.core.url, { token });
+    });
+    const egressOf = async (replId: string) => (await danaCore.repls.getRepl({ replId })).repl?.egress;
+
+    it("create --network sets the policy; ls shows the mode; network shows it with the always-denied ranges", async () => {
+      const denied = await runCli(["create", "--template", "node", "--name", "sealed", "--network", "deny-all"], dana);
+      assert.equal(denied.code, 0, denied.stderr);
+      const sealed = denied.stdout.trim();
+      const listed = await runCli(
+        ["create", "--template", "node", "--name", "listed", "--network", "registry.npmjs.org,10.1.0.0/16"],
+        dana,
+      );
+      assert.equal(listed.code, 0, listed.stderr);
+      const listedId = listed.stdout.trim();
+      assert.equal((await egressOf(sealed))?.mode, EgressMode.DENY_ALL);
+      const allowlist = await egressOf(listedId);
+      assert.equal(allowlist?.mode, EgressMode.ALLOWLIST);
+      assert.deepEqual(allowlist?.allowDomains, ["registry.npmjs.org"]);
+      assert.deepEqual(allowlist?.allowCidrs, ["10.1.0.0/16"]);
+
+      const ls = await runCli(["ls"], dana);
+      assert.match(ls.stdout, new RegExp(`^${sealed}\\s+sealed\\s+node\\s+stopped\\s+deny-all$`, "m"));
+      assert.match(ls.stdout, new RegExp(`^${listedId}\\s+listed\\s+node\\s+stopped\\s+allowlist$`, "m"));
+
+      const shown = await runCli(["network", "listed"], dana);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, new RegExp(`^repl: +${listedId}$`, "m"));
+      assert.match(shown.stdout, /^mode: +allowlist$/m);
+      assert.match(shown.stdout, /^domains: +registry\.npmjs\.org$/m);
+      assert.match(shown.stdout, /^cidrs: +10\.1\.0\.0\/16$/m);
+      assert.match(shown.stdout, /^always denied: .*\b127\.0\.0\.0\/8\b.*\b169\.254\.0\.0\/16\b/m);
+    });
+
+    it("--allow (repeatable, comma-separated), --allow-all with private CIDRs, --deny-all and --default change it", async () => {
+      const id = (await runCli(["ls"], dana)).stdout.match(/^(\S+)\s+sealed\s/m)![1];
+      const allow = await runCli(
+        ["network", id, "--allow", "Registry.npmjs.org,*.github.com", "--allow", "203.0.113.0/24"],
+        dana,
+      );
+      assert.equal(allow.code, 0, allow.stderr);
+      assert.match(allow.stdout, /^mode: +allowlist$/m);
+      assert.match(allow.stdout, /^domains: +registry\.npmjs\.org \*\.github\.com$/m);
+      const now = await egressOf(id);
+      assert.equal(now?.mode, EgressMode.ALLOWLIST);
+      assert.deepEqual(now?.allowDomains, ["registry.npmjs.org", "*.github.com"]);
+      assert.deepEqual(now?.allowCidrs, ["203.0.113.0/24"]);
+
+      const open = await runCli(["network", id, "--allow-all", "--allow", "192.168.7.0/24"], dana);
+      assert.equal(open.code, 0, open.stderr);
+      assert.deepEqual(await egressOf(id).then((p) => [p?.mode, p?.allowDomains, p?.allowCidrs]), [
+        EgressMode.ALLOW_ALL,
+        [],
+        ["192.168.7.0/24"],
+      ]);
+
+      assert.equal((await runCli(["network", id, "--deny-all"], dana)).code, 0);
+      assert.equal((await egressOf(id))?.mode, EgressMode.DENY_ALL);
+      const reset = await runCli(["network", id, "--default"], dana);
+      assert.equal(reset.code, 0, reset.stderr);
+      // The operator's default (DEVEX_EGRESS_DEFAULT): allow_all.
+      assert.match(reset.stdout, /^mode: +allow-all$/m);
+      assert.equal((await egressOf(id))?.mode, EgressMode.ALLOW_ALL);
+    });
+
+    it("bad entries are refused in one line that names them; flag mistakes are usage errors; others' repls are not found", async () => {
+      const id = (await runCli(["ls"], dana)).stdout.match(/^(\S+)\s+listed\s/m)![1];
+      const before = await egressOf(id);
+      const name = await runCli(["network", id, "--allow", "bad_name!"], dana);
+      assert.equal(name.code, 1);
+      assert.match(name.stderr, /^devex: invalid argument: .*bad_name!.*\n$/);
+      const loop = await runCli(["network", id, "--allow", "127.0.0.0/8"], dana);
+      assert.equal(loop.code, 1);
+      assert.match(loop.stderr, /^devex: invalid argument: .*127\.0\.0\.0\/8 .*always denied.*\n$/);
+      assert.deepEqual(await egressOf(id), before);
+
+      for (const args of [
+        ["--deny-all", "--allow", "example.com"],
+        ["--allow-all", "--deny-all"],
+        ["--allow-all", "--allow", "example.com"],
+        ["--allow", "a.example,,b.example"],
+      ]) {
+        const r = await runCli(["network", id, ...args], dana);
+        assert.equal(r.code, 2, args.join(" "));
+        assert.match(r.stderr, /usage: devex/);
+      }
+      const other = await runCli(["network", id, "--deny-all"], alice);
+      assert.equal(other.code, 1);
+      assert.equal(other.stderr, `devex: no repl ${id} (see devex ls)\n`);
+      assert.deepEqual(await egressOf(id), before);
     });
   });
 
