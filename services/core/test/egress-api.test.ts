@@ -336,6 +336,11 @@ describe("egress policy through core's API", function () {
       code(Code.NotFound, new RegExp(`repl ${replId} not found`)),
     );
     await assert.rejects(mallory.getRepl({ replId }), code(Code.NotFound));
+    const anonymous = clientsFor(t.started.core.url).repl;
+    await assert.rejects(
+      anonymous.setEgressPolicy({ replId, egress: { mode: EgressMode.DENY_ALL } }),
+      code(Code.Unauthenticated),
+    );
     assert.deepEqual(policyOf((await c.getRepl({ replId })).repl), allowAll);
     assert.equal(changesFor(replId).length, 0);
   });
