@@ -97,6 +97,12 @@ export interface Core {
   close(): Promise<void>;
 }
 
+/** The embedded setup's one-time login (no GitHub): the user it signs in and a random code. */
+function embeddedLogin(userId = "local"): { code: string; userId: string } {
+  if (!userIdPattern.test(userId)) throw new Error(`invalid local user name "${userId}"`);
+  return { code: randomBytes(24).toString("base64url"), userId };
+}
+
 export async function createCore(deps: CoreDeps): Promise<Core> {
   const { log } = deps;
   const templates = await syncTemplates(deps.templatesDir, deps.blobs);
@@ -177,14 +183,8 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
     previewUrl ||= previewServer.url;
   }
 
-  let loginLink: string | undefined;
-  let embedded: { code: string; userId: string } | undefined;
-  if (!deps.github) {
-    const userId = deps.localUser ?? "local";
-    if (!userIdPattern.test(userId)) throw new Error(`invalid local user name "${userId}"`);
-    embedded = { code: randomBytes(24).toString("base64url"), userId };
-    loginLink = `${publicUrl}/auth/login?code=${embedded.code}`;
-  }
+  const embedded = deps.github ? undefined : embeddedLogin(deps.localUser);
+  const loginLink = embedded && `${publicUrl}/auth/login?code=${embedded.code}`;
   http = createWebAuth({
     publicUrl,
     state: deps.state,
