@@ -1,0 +1,42 @@
+/**
+ * The egress proxy's configuration, from the environment:
+ *
+ * | variable | default | meaning |
+ * | --- | --- | --- |
+ * | REDIS_URL | (required) | core's Redis: the repls' egress policies are read from their records |
+ * | DEVEX_EGRESS_SECRET | (required) | the secret repl credentials are HMACs under; core's DEVEX_K8S_EGRESS_SECRET |
+ * | DEVEX_EGRESS_PORT | 3128 | port of the proxy |
+ * | DEVEX_EGRESS_HOST | 0.0.0.0 | interface to bind |
+ * | DEVEX_EGRESS_DEFAULT | allow_all | the policy of repls whose record carries none (created before policies); core's setting |
+ * | DEVEX_EGRESS_DENY_CIDRS | (none) | ranges no repl reaches besides the built-in ones: the cluster's pod, service and API server ranges |
+ * | DEVEX_LOG_LEVEL | info | pino level |
+ */
+import { z } from "zod";
+import { parseDenyList } from "../../../lib/egress/host-ranges.js";
+import { env, loadConfig } from "../../../lib/kit/config.js";
+
+export const egressConfigSchema = z.object({
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL"),
+  DEVEX_EGRESS_SECRET: z.string().min(32, "must be at least 32 characters"),
+  DEVEX_EGRESS_PORT: env.port(3128),
+  DEVEX_EGRESS_HOST: z.string().default("0.0.0.0"),
+  DEVEX_EGRESS_DEFAULT: z.enum(["allow_all", "deny_all"]).default("allow_all"),
+  DEVEX_EGRESS_DENY_CIDRS: z
+    .string()
+    .default("")
+    .transform((v, ctx) => {
+      try {
+        return parseDenyList(v);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
+  DEVEX_LOG_LEVEL: env.logLevel(),
+});
+
+export type EgressConfig = z.output<typeof egressConfigSchema>;
+
+export function loadEgressConfig(source: NodeJS.ProcessEnv = process.env): EgressConfig {
+  return loadConfig(egressConfigSchema, source);
+}

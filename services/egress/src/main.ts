@@ -1,0 +1,31 @@
+/**
+ * The cluster's egress proxy: `node dist/services/egress/src/main.js` (configuration in config.ts;
+ * deployed by infra/k8s/base/egress.yaml). Stateless: policies are read from core's Redis.
+ */
+import { Redis } from "ioredis";
+import { EgressRanges } from "../../../lib/egress/policy.js";
+import { createLogger } from "../../../lib/kit/log.js";
+import { onShutdown } from "../../../lib/kit/shutdown.js";
+import { loadEgressConfig } from "./config.js";
+import { redisPolicySource } from "./policies.js";
+import { createEgressProxy } from "./proxy.js";
+
+const config = loadEgressConfig();
+const log = createLogger("egress", { level: config.DEVEX_LOG_LEVEL });
+const redis = new Redis(config.REDIS_URL, {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  commandTimeout: 2000,
+  retryStrategy: (times) => Math.min(times * 100, 2000),
+});
+redis.on("error", (err) => log.warn({ err: err.message }, "redis"));
+const server = createEgressProxy({
+  secret: config.DEVEX_EGRESS_SECRET,
+  policies: redisPolicySource(redis, { fallback: { mode: config.DEVEX_EGRESS_DEFAULT, domains: [], cidrs: [] } }),
+  ranges: new EgressRanges(config.DEVEX_EGRESS_DENY_CIDRS),
+  log,
+});
+server.listen(config.DEVEX_EGRESS_PORT, config.DEVEX_EGRESS_HOST, () =>
+  log.info(`egress proxy on ${config.DEVEX_EGRESS_HOST}:${config.DEVEX_EGRESS_PORT}`),
+);
+onShutdown(log, [() => new Promise<void>((resolve) => server.close(() => resolve())), () => void redis.disconnect()]);
