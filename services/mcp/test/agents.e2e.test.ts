@@ -12,6 +12,8 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { EgressMode } from "../../../gen/devex/core/v1/repl_pb.js";
+import { coreClientsFor } from "../../../lib/client/node.js";
 import { createLogger } from "../../../lib/kit/log.js";
 import { type RunningServer, startServer } from "../../../lib/kit/server.js";
 import { issueApiToken } from "../../core/src/auth/secrets.js";
@@ -150,6 +152,76 @@ describe("MCP server end to end (embedded setup)", function () {
     }
   });
 
+  it("reads and sets a repl's network policy: create_repl takes one, set_network_policy changes it, errors name the bad entry", async () => {
+    // A user of its own, so that the repls here leave the others' quota alone.
+    const token = (await issueApiToken(e.state, "carol", "agent")).secret;
+    const core = coreClientsFor(e.core.url, { token });
+    const client = await httpClient(token);
+    const other = await httpClient(bob);
+    try {
+      const created = ok(
+        await call(client, "create_repl", {
+          name: "net",
+          template: "node",
+          network: { mode: "allowlist", domains: ["Registry.npmjs.org"], cidrs: ["10.1.0.0/16"] },
+        }),
+      ).repl as Structured;
+      const replId = created.repl_id as string;
+      assert.equal(created.network_mode, "allowlist");
+      const got = ok(await call(client, "get_network_policy", { repl_id: replId }));
+      assert.deepEqual(got.policy, { mode: "allowlist", domains: ["registry.npmjs.org"], cidrs: ["10.1.0.0/16"] });
+      assert.ok((got.denied_cidrs as string[]).includes("169.254.0.0/16"), `denied: ${got.denied_cidrs}`);
+
+      const sealed = ok(await call(client, "set_network_policy", { repl_id: replId, policy: { mode: "deny_all" } }));
+      assert.equal((sealed.policy as Structured).mode, "deny_all");
+      assert.equal((await core.repls.getRepl({ replId })).repl?.egress?.mode, EgressMode.DENY_ALL);
+      const listed = ok(await call(client, "list_repls", {})).repls as Structured[];
+      assert.equal(listed.find((r) => r.repl_id === replId)?.network_mode, "deny_all");
+
+      const opened = ok(
+        await call(client, "set_network_policy", {
+          repl_id: replId,
+          policy: { mode: "allow_all", cidrs: ["192.168.7.0/24"] },
+        }),
+      );
+      assert.deepEqual(opened.policy, { mode: "allow_all", domains: [], cidrs: ["192.168.7.0/24"] });
+      const reset = ok(await call(client, "set_network_policy", { repl_id: replId, policy: { mode: "default" } }));
+      assert.deepEqual(reset.policy, { mode: "allow_all", domains: [], cidrs: [] }, "the server's default");
+
+      const before = (await core.repls.getRepl({ replId })).repl?.egress;
+      const badName = { mode: "allowlist", domains: ["bad_name!"] };
+      assert.match(
+        errorText(await call(client, "set_network_policy", { repl_id: replId, policy: badName })),
+        /"bad_name!" is not a domain name/,
+      );
+      const metadata = { mode: "allowlist", cidrs: ["169.254.169.254"] };
+      assert.match(
+        errorText(await call(client, "set_network_policy", { repl_id: replId, policy: metadata })),
+        /169\.254\.169\.254\/32 is always denied/,
+      );
+      const listsWithDefault = { mode: "default", domains: ["example.com"] };
+      assert.match(
+        errorText(await call(client, "set_network_policy", { repl_id: replId, policy: listsWithDefault })),
+        /need mode "allowlist" or "allow_all"/,
+      );
+      await assert.rejects(
+        call(client, "set_network_policy", { repl_id: replId, policy: { mode: "sideways" } }),
+        /invalid arguments for set_network_policy: policy\.mode: /,
+      );
+      assert.deepEqual((await core.repls.getRepl({ replId })).repl?.egress, before, "refusals change nothing");
+
+      assert.match(errorText(await call(other, "get_network_policy", { repl_id: replId })), /not found/);
+      assert.match(
+        errorText(await call(other, "set_network_policy", { repl_id: replId, policy: { mode: "deny_all" } })),
+        /not found/,
+      );
+      ok(await call(client, "delete_repl", { repl_id: replId }));
+    } finally {
+      await client.close();
+      await other.close();
+    }
+  });
+
   it("works over the in-memory transport with terminals and background processes", async () => {
     const caller = await app.authenticate(alice);
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
@@ -251,7 +323,7 @@ describe("MCP server end to end (embedded setup)", function () {
       }
     };
     const listed = await inspector("tools/list");
-    assert.equal(listed.tools?.length, 28);
+    assert.equal(listed.tools?.length, 30);
     const created = await inspector("tools/call", "create_repl", { name: "inspector", template: "node" });
     const replId = (created.structuredContent!.repl as Structured).repl_id as string;
     assert.ok(replId);

@@ -18,6 +18,8 @@ describe("MCP tool catalog derived from devex.mcp.v1 descriptors", () => {
       "stop_repl",
       "delete_repl",
       "get_repl_status",
+      "get_network_policy",
+      "set_network_policy",
       "list_files",
       "directory_tree",
       "read_file",
@@ -89,6 +91,8 @@ describe("MCP tool catalog derived from devex.mcp.v1 descriptors", () => {
     assert.deepEqual(required("list_files"), ["repl_id"]);
     assert.deepEqual(required("edit_file"), ["edits", "path", "repl_id"]);
     assert.deepEqual(required("list_repls"), []);
+    assert.deepEqual(required("set_network_policy"), ["policy", "repl_id"]);
+    assert.deepEqual(required("create_repl"), ["name", "template"], "the network policy is optional");
     const edits = (byName.get("edit_file")!.inputSchema.properties as Record<string, { items: { required: string[] } }>)
       .edits;
     assert.deepEqual(edits.items.required, ["old_text"]);
@@ -111,6 +115,22 @@ describe("MCP tool catalog derived from devex.mcp.v1 descriptors", () => {
         `${tool.name}: every other argument can be left out`,
       );
     }
+  });
+
+  it("describes the network policy: its modes as an enum, mode required once a policy is given", () => {
+    const set = byName.get("set_network_policy")!;
+    const policy = (set.inputSchema.properties as Record<string, Record<string, unknown>>).policy;
+    const props = policy.properties as Record<string, Record<string, unknown>>;
+    assert.deepEqual(props.mode.enum, ["allow_all", "deny_all", "allowlist", "default"]);
+    assert.deepEqual(policy.required, ["mode"]);
+    assert.equal(props.domains.maxItems, 256);
+    assert.match(String(props.domains.description), /\*\.github\.com/);
+    assert.equal(set.annotations.idempotentHint, true);
+    assert.equal(byName.get("get_network_policy")!.annotations.readOnlyHint, true);
+    const out = byName.get("get_network_policy")!.outputSchema.properties as Record<string, Record<string, unknown>>;
+    assert.match(String(out.denied_cidrs.description), /169\.254\.169\.254/);
+    const create = byName.get("create_repl")!.inputSchema.properties as Record<string, Record<string, unknown>>;
+    assert.deepEqual((create.network.properties as Record<string, unknown>).mode, props.mode);
   });
 
   it("has the content encoding in read_file's result and write_file's arguments", () => {

@@ -2,11 +2,12 @@
  * The implementations of the agent tools (devex.mcp.v1.AgentToolsService). Each one is a thin
  * mapping onto core and runner calls through the shared client layer (lib/client), made with the
  * caller's own API token, so the caller sees exactly what core and the runner allow them to.
- * The tools live by area: repl-tools.ts, file-tools.ts, process-tools.ts, terminal-tools.ts and
- * preview-tools.ts; what they share is in tool-context.ts and caller-sessions.ts.
+ * The tools live by area: repl-tools.ts, network-tools.ts, file-tools.ts, process-tools.ts,
+ * terminal-tools.ts and preview-tools.ts; what they share is in tool-context.ts and caller-sessions.ts.
  */
 import { CallerSessions } from "./caller-sessions.js";
 import { fileTools } from "./file-tools.js";
+import { networkTools } from "./network-tools.js";
 import { previewTools } from "./preview-tools.js";
 import { processTools } from "./process-tools.js";
 import { replTools } from "./repl-tools.js";
@@ -30,6 +31,7 @@ export function createAgentTools(deps: AgentToolDeps): ToolImpls {
   };
   return {
     ...replTools(ctx),
+    ...networkTools(ctx),
     ...fileTools(ctx),
     ...processTools(ctx),
     ...terminalTools(ctx),

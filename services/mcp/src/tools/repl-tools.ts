@@ -1,5 +1,6 @@
 /** The repl tools: list, create, start, stop, delete and status of the caller's repls, and the templates. */
 import { ReplStatus } from "../../../../gen/devex/core/v1/repl_pb.js";
+import { egressRequest } from "./network-tools.js";
 import { processSummary, replSummary, terminalSummary } from "./summaries.js";
 import type { ToolContext, ToolImpls } from "./tool-context.js";
 
@@ -21,7 +22,8 @@ export function replTools({ core, sessions }: ToolContext): ReplTools {
       };
     },
     async createRepl(req, caller) {
-      const { repl } = await core(caller).repls.createRepl({ name: req.name, template: req.template });
+      const egress = egressRequest(req.network);
+      const { repl } = await core(caller).repls.createRepl({ name: req.name, template: req.template, egress });
       return { repl: replSummary(repl) };
     },
     async startRepl(req, caller) {

@@ -4,6 +4,7 @@ import { type Repl, ReplStatus } from "../../../../gen/devex/core/v1/repl_pb.js"
 import { type FileInfo, FileType } from "../../../../gen/devex/runner/v1/file_pb.js";
 import type { Process } from "../../../../gen/devex/runner/v1/process_pb.js";
 import type { Terminal } from "../../../../gen/devex/runner/v1/terminal_pb.js";
+import { networkPolicy } from "./network-tools.js";
 
 const statusNames: Record<ReplStatus, string> = {
   [ReplStatus.UNSPECIFIED]: "unknown",
@@ -31,6 +32,7 @@ export function replSummary(r: Repl | undefined) {
     template: r?.template ?? "",
     status: statusNames[r?.status ?? ReplStatus.UNSPECIFIED],
     createTime: r?.createTime ? timestampDate(r.createTime).toISOString() : "",
+    networkMode: networkPolicy(r).mode,
   };
 }
 
