@@ -38,7 +38,7 @@ export interface CoreInHOptions {
 export async function startCoreInH(net: TestInternet, o: CoreInHOptions = {}): Promise<CoreInH> {
   const dataDir = await mkdtemp(join(tmpdir(), "devex-core-in-h-"));
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
+    ...inheritedEnv(),
     DEVEX_DATA_DIR: dataDir,
     DEVEX_CORE_PORT: String(corePortInH),
     DEVEX_COOKIE_SECRET: "test-internet-cookie-secret",
@@ -84,6 +84,13 @@ export async function startCoreInH(net: TestInternet, o: CoreInHOptions = {}): P
     log: () => output,
     close,
   };
+}
+
+/** The test's environment without settings of its own for core (a Redis, S3 or OAuth it might use). */
+function inheritedEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^(DEVEX_|REDIS_URL$|GITHUB_CLIENT_|AWS_)/.test(k)),
+  );
 }
 
 async function waitForCore(core: CoreClients, child: ChildProcess, socketPath: string, log: () => string) {
