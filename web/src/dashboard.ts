@@ -1,14 +1,16 @@
 /**
- * Dashboard: the user's repls with their state, a form to create one from a template, and
- * start/stop/delete. While an operation runs, the repl's WatchRepl stream shows its progress
- * (restoring or persisting files). The list is refreshed every few seconds while the tab is visible;
- * long-lived streams are opened only for repls being acted on (HTTP/1.1 allows few connections).
+ * Dashboard: the user's repls with their state and network policy, a form to create one from a
+ * template, start/stop/delete, and the network dialog (network.ts). While an operation runs, the
+ * repl's WatchRepl stream shows its progress (restoring or persisting files). The list is refreshed
+ * every few seconds while the tab is visible; long-lived streams are opened only for repls being
+ * acted on (HTTP/1.1 allows few connections).
  */
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { type Progress, type Repl, ReplStatus, type Template } from "../../gen/devex/core/v1/repl_pb.js";
 import { core } from "./api.js";
 import type { Dispose, PageContext } from "./main.js";
+import { editNetwork, networkLabel } from "./network.js";
 import { describeProgress, progressFraction, statusClass, statusLabel } from "./repl-status.js";
 import { topBar } from "./shell.js";
 import { confirmAction, describeError, h, isCode, timeAgo, toast } from "./ui.js";
@@ -105,9 +107,11 @@ export function renderDashboard(ctx: PageContext): Dispose {
     const link = h("a", { href: `/repls/${repl.replId}`, "data-link": true, class: "repl-name" });
     const badge = h("span", { class: "badge" });
     const meta = h("p", { class: "repl-meta" });
+    const networkLine = h("p", { class: "repl-meta repl-network" });
     const progressText = h("span", { class: "progress-text" });
     const bar = h("progress", { max: 1, hidden: true, "aria-label": "Progress" });
     const toggle = h("button", { type: "button", class: "btn" });
+    const network = h("button", { type: "button", class: "btn ghost" }, "Network…");
     const remove = h("button", { type: "button", class: "btn danger ghost" }, "Delete");
     const errorLine = h("p", { class: "repl-error", role: "alert" });
     const el = h(
@@ -115,9 +119,10 @@ export function renderDashboard(ctx: PageContext): Dispose {
       { class: "repl-card", "data-repl-id": repl.replId },
       h("div", { class: "repl-head" }, link, badge),
       meta,
+      networkLine,
       h("div", { class: "repl-progress", "aria-live": "polite" }, progressText, bar),
       errorLine,
-      h("div", { class: "repl-actions" }, toggle, remove),
+      h("div", { class: "repl-actions" }, toggle, network, remove),
     );
     let current = repl;
     toggle.addEventListener("click", () => {
@@ -125,6 +130,13 @@ export function renderDashboard(ctx: PageContext): Dispose {
       else void act(current, "start");
     });
     remove.addEventListener("click", () => void act(current, "delete"));
+    network.addEventListener("click", async () => {
+      const saved = await editNetwork(current);
+      if (saved) {
+        row.update(saved);
+        toast(`${saved.name}'s network: ${networkLabel(saved.egress)}.`);
+      }
+    });
     const row: Row = {
       el,
       update(r, progress) {
@@ -138,12 +150,15 @@ export function renderDashboard(ctx: PageContext): Dispose {
         const updated = r.updateTime ? timestampDate(r.updateTime) : undefined;
         const saved = r.persistTime ? timestampDate(r.persistTime) : undefined;
         meta.textContent = `${r.template} · changed ${timeAgo(updated)} · saved ${timeAgo(saved)}`;
+        networkLine.textContent = `Network: ${networkLabel(r.egress)}`;
+        network.setAttribute("aria-label", `Network policy of ${r.name}`);
         toggle.textContent = r.status === ReplStatus.RUNNING ? "Stop" : "Start";
         toggle.setAttribute("aria-label", `${toggle.textContent} ${r.name}`);
         remove.setAttribute("aria-label", `Delete ${r.name}`);
         const transitional = r.status !== ReplStatus.RUNNING && r.status !== ReplStatus.STOPPED;
         toggle.disabled = transitional || busy.has(r.replId);
         remove.disabled = r.status === ReplStatus.DELETING || busy.has(r.replId);
+        network.disabled = r.status === ReplStatus.DELETING;
         errorLine.textContent = r.lastError ? `Last error: ${r.lastError}` : "";
         if (progress !== undefined || !transitional) {
           progressText.textContent = describeProgress(progress);

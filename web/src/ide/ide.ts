@@ -11,6 +11,7 @@ import { Code } from "@connectrpc/connect";
 import { type Repl, ReplStatus, type Template, type WatchReplResponse } from "../../../gen/devex/core/v1/repl_pb.js";
 import { core } from "../api.js";
 import type { Dispose, PageContext } from "../main.js";
+import { editNetwork, networkLabel } from "../network.js";
 import { statusClass, statusLabel } from "../repl-status.js";
 import { describeError, isCode, toast } from "../ui.js";
 import type { IdePhase } from "./connection.js";
@@ -47,6 +48,7 @@ class IdePage {
       if (this.template?.runCommand) this.workspace?.terminals.run(this.template.runCommand);
     });
     this.ui.stopButton.addEventListener("click", () => void this.stop());
+    this.ui.networkButton.addEventListener("click", () => void this.editNetwork());
     document.addEventListener("keydown", this.onKey);
     window.addEventListener("online", this.onOnline);
     window.addEventListener("offline", this.onOnline);
@@ -88,7 +90,16 @@ class IdePage {
     document.title = `${r.name} · Devex`;
     badge.textContent = statusLabel[r.status];
     badge.className = `badge ${statusClass[r.status]}`;
+    this.ui.networkButton.textContent = `Network: ${networkLabel(r.egress)}`;
+    this.ui.networkButton.setAttribute("aria-label", `Network policy: ${networkLabel(r.egress)}`);
+    this.ui.networkButton.disabled = false;
     stopButton.disabled = r.status !== ReplStatus.RUNNING || this.phase !== "ready";
+  }
+
+  private async editNetwork() {
+    if (!this.repl) return;
+    const saved = await editNetwork(this.repl);
+    if (saved && !this.abort.signal.aborted) this.showRepl(saved);
   }
 
   /** WatchRepl for the page's lifetime: state changes, progress, and stops made elsewhere. */

@@ -1,6 +1,6 @@
 /**
- * The IDE's page structure: the top bar (back link, name, status, connection, pane toggles, Run and
- * Stop) and the four panes (explorer, editor, terminals, preview) under the overlay. The Files and
+ * The IDE's page structure: the top bar (back link, name, status, network policy, connection, pane
+ * toggles, Run and Stop) and the four panes (explorer, editor, terminals, preview) under the overlay. The Files and
  * Preview toggles hide their pane; on a narrow window both start hidden.
  */
 import type { PageContext } from "../main.js";
@@ -19,6 +19,8 @@ export interface IdePanes {
 export interface IdeLayout {
   title: HTMLElement;
   badge: HTMLElement;
+  /** Shows the repl's network policy and opens its dialog. */
+  networkButton: HTMLButtonElement;
   connection: ConnectionIndicator;
   runButton: HTMLButtonElement;
   stopButton: HTMLButtonElement;
@@ -49,6 +51,7 @@ export function renderIdeLayout(ctx: PageContext, onPaneToggled: () => void): Id
   const bar = {
     title: h("h1", { class: "page-title" }, "…"),
     badge: h("span", { class: "badge unknown", id: "repl-status" }, "…"),
+    networkButton: h("button", { type: "button", class: "btn ghost", id: "repl-network", disabled: true }, "Network"),
     runButton: h(
       "button",
       { type: "button", class: "btn primary", id: "run", disabled: true, title: "Run the project in the terminal" },
@@ -64,6 +67,7 @@ export function renderIdeLayout(ctx: PageContext, onPaneToggled: () => void): Id
       h("a", { href: "/", "data-link": true, class: "back", "aria-label": "Back to all repls" }, "← Repls"),
       bar.title,
       bar.badge,
+      bar.networkButton,
       connection.el,
       h("div", { class: "spacer" }),
       filesToggle,
