@@ -9,8 +9,9 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import yaml from "js-yaml";
-import { ALLOW_ALL, DENY_ALL, type EgressPolicy } from "../../../lib/egress/policy.js";
+import { AddressSet, ALLOW_ALL, DENY_ALL, type EgressPolicy, PRIVATE_CIDRS } from "../../../lib/egress/policy.js";
 import { coreConfigSchema } from "../src/config.js";
+import { EGRESS_PROXY_LABELS } from "../src/driver/kubernetes/egress-policy.js";
 import {
   buildDeployment,
   buildIngress,
@@ -22,7 +23,7 @@ import {
   ownerReference,
   plain,
 } from "../src/driver/kubernetes/objects.js";
-import { driverFor, NS, startRequest, startValidatingFake, testSettings } from "./k8s-fixtures.js";
+import { driverFor, EGRESS_SECRET, NS, startRequest, startValidatingFake, testSettings } from "./k8s-fixtures.js";
 import { loadDocs, type Obj, render } from "./k8s-kustomize.js";
 import { validateObject } from "./k8s-schema.js";
 
@@ -68,6 +69,7 @@ describe("infra/k8s manifests", () => {
         DEVEX_COOKIE_SECRET: "0123456789abcdef0123",
         DEVEX_S3_ACCESS_KEY_ID: "key",
         DEVEX_S3_SECRET_ACCESS_KEY: "secret",
+        DEVEX_K8S_EGRESS_SECRET: EGRESS_SECRET,
       });
       assert.ok(parsed.success, JSON.stringify(parsed.error?.issues));
       assert.equal(parsed.data.DEVEX_DRIVER, "kubernetes");
@@ -94,18 +96,52 @@ describe("infra/k8s manifests", () => {
     assert.equal(values.ingressClass.name, "traefik");
   });
 
-  it("NetworkPolicy: repl pods accept only Traefik and core, reach no private range; Redis accepts only core", () => {
+  it("NetworkPolicy: repl pods accept only Traefik and core and reach only DNS and core (the per-repl policy opens the rest); Redis accepts core and the proxy", () => {
     const policies = loadDocs(join(infra, "base/network-policies.yaml"));
     const repl = policies.find((p) => p.metadata.name === "repl-isolation")!;
     assert.deepEqual(repl.spec.podSelector.matchLabels, { "app.kubernetes.io/name": "devex-runner" });
     const sources = repl.spec.ingress.flatMap((r: Obj) => r.from);
     assert.ok(sources.every((s: Obj) => s.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"] !== NS));
-    const internet = repl.spec.egress.find((r: Obj) => r.to[0].ipBlock);
-    assert.deepEqual(internet.to[0].ipBlock.except.slice(0, 3), ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]);
-    const redis = policies.find((p) => p.metadata.name === "redis-only-from-core")!;
+    const destinations = repl.spec.egress.flatMap((r: Obj) => r.to);
+    assert.ok(
+      destinations.every((d: Obj) => !d.ipBlock && d.podSelector),
+      "no address range: deny_all must be able to close everything",
+    );
+    assert.deepEqual(
+      destinations.map((d: Obj) => Object.values(d.podSelector.matchLabels)[0]),
+      ["kube-dns", "devex-core"],
+    );
+    const redis = policies.find((p) => p.metadata.name === "redis-only-from-core-and-egress")!;
     assert.deepEqual(redis.spec.ingress[0].from, [
       { podSelector: { matchLabels: { "app.kubernetes.io/name": "devex-core" } } },
+      { podSelector: { matchLabels: EGRESS_PROXY_LABELS } },
     ]);
+  });
+
+  it("NetworkPolicy: only repl pods reach the egress proxy, which reaches DNS, Redis and no private or link-local range", () => {
+    const proxy = loadDocs(join(infra, "base/egress.yaml")).find((d) => d.kind === "NetworkPolicy")!;
+    assert.deepEqual(proxy.spec.podSelector.matchLabels, EGRESS_PROXY_LABELS);
+    assert.deepEqual(proxy.spec.ingress, [
+      {
+        from: [
+          {
+            namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": NS } },
+            podSelector: { matchLabels: { "app.kubernetes.io/name": "devex-runner" } },
+          },
+        ],
+        ports: [{ port: 3128, protocol: "TCP" }],
+      },
+    ]);
+    const blocks = proxy.spec.egress.flatMap((r: Obj) => r.to).filter((d: Obj) => d.ipBlock);
+    for (const { ipBlock } of blocks) {
+      const except = new AddressSet(ipBlock.except);
+      for (const range of [...PRIVATE_CIDRS, "169.254.0.0/16", "fe80::/10"].filter(
+        (r) => r.includes(":") === ipBlock.cidr.includes(":"),
+      ))
+        assert.ok(except.has(range.split("/")[0]!), `${range} is excepted from ${ipBlock.cidr}`);
+      assert.ok(!except.has(ipBlock.cidr.includes(":") ? "2606:4700::1111" : "1.1.1.1"), "the internet stays open");
+    }
+    assert.equal(blocks.length, 2, "IPv4 and IPv6");
   });
 });
 
@@ -221,12 +257,13 @@ describe("Dockerfiles and the workflow", () => {
   const dockerfile = (name: string) => readFileSync(join(root, "infra/docker", name), "utf8");
 
   it("images are multi-stage, end as a non-root user, and the runner ships the sync CLI the driver runs", () => {
-    for (const name of ["core.Dockerfile", "runner.Dockerfile", "mcp.Dockerfile"]) {
+    for (const name of ["core.Dockerfile", "runner.Dockerfile", "mcp.Dockerfile", "egress.Dockerfile"]) {
       const text = dockerfile(name);
       assert.ok((text.match(/^FROM /gm) ?? []).length >= 2, `${name} is multi-stage`);
       const users = text.match(/^USER .+$/gm) ?? [];
       assert.equal(users.at(-1), "USER 1000:1000", `${name} ends non-root`);
     }
+    assert.match(dockerfile("egress.Dockerfile"), /^CMD \["node", "dist\/services\/egress\/src\/main\.js"\]$/m);
     const runner = dockerfile("runner.Dockerfile");
     for (const target of ["runner-base", "runner-node", "runner-python"])
       assert.match(runner, new RegExp(`AS ${target}$`, "m"));

@@ -8,12 +8,29 @@
  * | DEVEX_EGRESS_PORT | 3128 | port of the proxy |
  * | DEVEX_EGRESS_HOST | 0.0.0.0 | interface to bind |
  * | DEVEX_EGRESS_DEFAULT | allow_all | the policy of repls whose record carries none (created before policies); core's setting |
- * | DEVEX_EGRESS_DENY_CIDRS | (none) | ranges no repl reaches besides the built-in ones: the cluster's pod, service and API server ranges |
+ * | DEVEX_EGRESS_DENY_CIDRS | (none) | ranges no repl reaches besides the built-in ones |
+ * | DEVEX_K8S_POD_CIDRS, DEVEX_K8S_SERVICE_CIDRS, DEVEX_K8S_API_SERVER_CIDRS | (none) | the cluster's own ranges, denied too |
+ *
+ * The DEVEX_EGRESS_* and DEVEX_K8S_*_CIDRS settings are core's (infra/k8s gives the proxy core's
+ * ConfigMap), so the proxy and the repls' NetworkPolicies deny the same ranges.
  * | DEVEX_LOG_LEVEL | info | pino level |
  */
 import { z } from "zod";
 import { parseDenyList } from "../../../lib/egress/host-ranges.js";
 import { env, loadConfig } from "../../../lib/kit/config.js";
+
+const ranges = () =>
+  z
+    .string()
+    .default("")
+    .transform((v, ctx) => {
+      try {
+        return parseDenyList(v);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: (e as Error).message.replace(/^[A-Z_]+: /, "") });
+        return z.NEVER;
+      }
+    });
 
 export const egressConfigSchema = z.object({
   REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL"),
@@ -21,21 +38,22 @@ export const egressConfigSchema = z.object({
   DEVEX_EGRESS_PORT: env.port(3128),
   DEVEX_EGRESS_HOST: z.string().default("0.0.0.0"),
   DEVEX_EGRESS_DEFAULT: z.enum(["allow_all", "deny_all"]).default("allow_all"),
-  DEVEX_EGRESS_DENY_CIDRS: z
-    .string()
-    .default("")
-    .transform((v, ctx) => {
-      try {
-        return parseDenyList(v);
-      } catch (e) {
-        ctx.addIssue({ code: "custom", message: (e as Error).message });
-        return z.NEVER;
-      }
-    }),
+  DEVEX_EGRESS_DENY_CIDRS: ranges(),
+  DEVEX_K8S_POD_CIDRS: ranges(),
+  DEVEX_K8S_SERVICE_CIDRS: ranges(),
+  DEVEX_K8S_API_SERVER_CIDRS: ranges(),
   DEVEX_LOG_LEVEL: env.logLevel(),
 });
 
 export type EgressConfig = z.output<typeof egressConfigSchema>;
+
+/** Every range the proxy never connects to besides lib/egress's never tier. */
+export const deniedCidrs = (c: EgressConfig) => [
+  ...c.DEVEX_EGRESS_DENY_CIDRS,
+  ...c.DEVEX_K8S_POD_CIDRS,
+  ...c.DEVEX_K8S_SERVICE_CIDRS,
+  ...c.DEVEX_K8S_API_SERVER_CIDRS,
+];
 
 export function loadEgressConfig(source: NodeJS.ProcessEnv = process.env): EgressConfig {
   return loadConfig(egressConfigSchema, source);

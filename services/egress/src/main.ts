@@ -6,7 +6,7 @@ import { Redis } from "ioredis";
 import { EgressRanges } from "../../../lib/egress/policy.js";
 import { createLogger } from "../../../lib/kit/log.js";
 import { onShutdown } from "../../../lib/kit/shutdown.js";
-import { loadEgressConfig } from "./config.js";
+import { deniedCidrs, loadEgressConfig } from "./config.js";
 import { redisPolicySource } from "./policies.js";
 import { createEgressProxy } from "./proxy.js";
 
@@ -22,7 +22,7 @@ redis.on("error", (err) => log.warn({ err: err.message }, "redis"));
 const server = createEgressProxy({
   secret: config.DEVEX_EGRESS_SECRET,
   policies: redisPolicySource(redis, { fallback: { mode: config.DEVEX_EGRESS_DEFAULT, domains: [], cidrs: [] } }),
-  ranges: new EgressRanges(config.DEVEX_EGRESS_DENY_CIDRS),
+  ranges: new EgressRanges(deniedCidrs(config)),
   log,
 });
 server.listen(config.DEVEX_EGRESS_PORT, config.DEVEX_EGRESS_HOST, () =>

@@ -6,7 +6,6 @@ import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { parseDenyList } from "../../../../../lib/egress/host-ranges.js";
-import { parseCidr } from "../../../../../lib/egress/policy.js";
 import { env } from "../../../../../lib/kit/config.js";
 import type { Driver } from "../driver.js";
 import { kubernetesApis } from "./apis.js";
@@ -24,18 +23,19 @@ const name = () =>
     .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a Kubernetes object name")
     .optional();
 
-/** Comma-separated address ranges ("10.244.0.0/16, fd00:10:96::/112", a bare address is one host). */
+/** Comma-separated address ranges ("10.244.0.0/16, fd00:10:96::/112"; a bare address is one host). */
 const cidrList = () =>
   z
     .string()
     .default("")
-    .transform((v) =>
-      v
-        .split(",")
-        .map((s) => s.trim())
-        .filter(Boolean),
-    )
-    .refine((list) => list.every((s) => parseCidr(s)), "must be comma-separated address ranges such as 10.96.0.0/12");
+    .transform((v, ctx) => {
+      try {
+        return parseDenyList(v);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: (e as Error).message.replace(/^[A-Z_]+: /, "") });
+        return z.NEVER;
+      }
+    });
 
 export const kubernetesConfigFields = {
   DEVEX_K8S_NAMESPACE: z
