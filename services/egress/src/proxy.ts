@@ -11,7 +11,14 @@
  * with a one-line reason, for CONNECT too, before any byte reaches the destination. Nothing is
  * buffered beyond the sockets' own windows.
  */
-import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  request,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { egressProxyRepl } from "../../../lib/contracts/egress-proxy.js";
@@ -121,8 +128,7 @@ export function createEgressProxy(deps: EgressProxyDeps): Server {
     if (url.protocol !== "http:") return refuse(res, 400, "only http:// is forwarded; use CONNECT for TLS");
     const r = await decide(req, url.hostname);
     if (!r.ok) return refuse(res, r.status, r.reason);
-    const headers = { ...req.headers };
-    for (const h of Object.keys(headers)) if (HOP_BY_HOP.has(h)) delete headers[h];
+    const headers = endToEnd(req.headers);
     headers.host = url.host;
     const port = Number(url.port || 80);
     const upstream = request({
@@ -132,9 +138,7 @@ export function createEgressProxy(deps: EgressProxyDeps): Server {
       createConnection: () => open(r.address, port),
     });
     upstream.on("response", (up) => {
-      const out = { ...up.headers };
-      for (const h of Object.keys(out)) if (HOP_BY_HOP.has(h)) delete out[h];
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
+      res.writeHead(up.statusCode ?? 502, up.statusMessage, endToEnd(up.headers));
       up.pipe(res);
     });
     upstream.on("error", () => {
@@ -158,6 +162,16 @@ export function createEgressProxy(deps: EgressProxyDeps): Server {
     });
   });
   return server;
+}
+
+/** The headers without the hop-by-hop ones, including those the Connection header names. */
+function endToEnd(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const named = String(headers.connection ?? "")
+    .split(",")
+    .map((t) => t.trim().toLowerCase());
+  const out = { ...headers };
+  for (const h of Object.keys(out)) if (HOP_BY_HOP.has(h) || named.includes(h)) delete out[h];
+  return out;
 }
 
 /** "host:port" or "[v6]:port", as CONNECT names its target. */

@@ -64,6 +64,7 @@ describe("egress proxy (services/egress)", () => {
       });
       req.on("end", () => {
         res.setHeader("x-seen-proxy-auth", String(req.headers["proxy-authorization"] ?? "none"));
+        res.setHeader("x-seen-hop", String(req.headers["x-hop"] ?? "none"));
         res.end(`${req.method} ${req.headers.host} ${req.url} ${body}`);
       });
     });
@@ -116,13 +117,13 @@ describe("egress proxy (services/egress)", () => {
   }
 
   /** A plain-HTTP request through the proxy (absolute URI). */
-  async function get(url: string, auth?: string, method = "GET", body = ""): Promise<Reply> {
+  async function get(url: string, auth?: string, method = "GET", body = "", extra = {}): Promise<Reply> {
     const req = request({
       host: "127.0.0.1",
       port: proxyPort,
       method,
       path: url,
-      headers: { host: new URL(url).host, ...(auth && { "proxy-authorization": auth }) },
+      headers: { host: new URL(url).host, ...(auth && { "proxy-authorization": auth }), ...extra },
     });
     req.end(body);
     const [res] = await once(req, "response");
@@ -162,10 +163,11 @@ describe("egress proxy (services/egress)", () => {
 
   it("allow_all: plain HTTP by name is forwarded with its Host, without the credential; CONNECT tunnels bytes", async () => {
     const { auth } = await repl({ mode: "allow_all", domains: [], cidrs: [] });
-    const r = await get("http://allowed.test/x?y=1", auth, "POST", "hello");
+    const r = await get("http://allowed.test/x?y=1", auth, "POST", "hello", { connection: "x-hop", "x-hop": "1" });
     assert.equal(r.status, 200);
     assert.equal(r.body, "POST allowed.test /x?y=1 hello");
     assert.equal(r.headers["x-seen-proxy-auth"], "none");
+    assert.equal(r.headers["x-seen-hop"], "none", "a header the Connection header names is not forwarded");
     const t = await tunnel("other.test:7", auth);
     assert.equal(t.status, 200);
     assert.equal(await echoThrough(t.socket!, "raw tcp bytes"), "raw tcp bytes");
