@@ -50,7 +50,9 @@ export function createMcpServer(deps: McpServerDeps, caller: Caller): Server {
       instructions:
         "Devex gives you repls: sandboxed workspaces with files, commands, terminals and web previews. " +
         "Find or create a repl (list_repls, create_repl), start it (start_repl), then work in it with the file, " +
-        "exec, process and terminal tools. Stop it when done (stop_repl); its files are kept.",
+        "exec, process and terminal tools. Stop it when done (stop_repl); its files are kept. " +
+        "Its network policy (get_network_policy, set_network_policy) decides what it can connect to, " +
+        "package registries included.",
     },
   );
   const byName = new Map(deps.catalog.map((t) => [t.name, t]));
