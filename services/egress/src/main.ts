@@ -2,23 +2,16 @@
  * The cluster's egress proxy: `node dist/services/egress/src/main.js` (configuration in config.ts;
  * deployed by infra/k8s/base/egress.yaml). Stateless: policies are read from core's Redis.
  */
-import { Redis } from "ioredis";
 import { EgressRanges } from "../../../lib/egress/policy.js";
 import { createLogger } from "../../../lib/kit/log.js";
 import { onShutdown } from "../../../lib/kit/shutdown.js";
 import { deniedCidrs, loadEgressConfig } from "./config.js";
-import { redisPolicySource } from "./policies.js";
+import { policyRedis, redisPolicySource } from "./policies.js";
 import { createEgressProxy } from "./proxy.js";
 
 const config = loadEgressConfig();
 const log = createLogger("egress", { level: config.DEVEX_LOG_LEVEL });
-const redis = new Redis(config.REDIS_URL, {
-  enableOfflineQueue: false,
-  maxRetriesPerRequest: 1,
-  commandTimeout: 2000,
-  retryStrategy: (times) => Math.min(times * 100, 2000),
-});
-redis.on("error", (err) => log.warn({ err: err.message }, "redis"));
+const redis = policyRedis(config.REDIS_URL, (err) => log.warn({ err: err.message }, "redis"));
 const server = createEgressProxy({
   secret: config.DEVEX_EGRESS_SECRET,
   policies: redisPolicySource(redis, { fallback: { mode: config.DEVEX_EGRESS_DEFAULT, domains: [], cidrs: [] } }),

@@ -4,12 +4,24 @@
  * `maxAgeMs` (one second), so a SetEgressPolicy applies within it; concurrent lookups of one repl
  * share a read. A failed read is not cached and throws: the proxy then refuses (fails closed).
  */
-import type { Redis } from "ioredis";
+import { Redis } from "ioredis";
 import type { EgressPolicy } from "../../../lib/egress/policy.js";
 
 export interface PolicySource {
   /** The repl's policy; undefined when no such repl exists. */
   get(replId: string): Promise<EgressPolicy | undefined>;
+}
+
+/** A Redis connection that fails fast instead of queueing while Redis is away (the proxy then answers 503). */
+export function policyRedis(url: string, onError: (err: Error) => void = () => {}): Redis {
+  const redis = new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 2000,
+    retryStrategy: (times) => Math.min(times * 100, 2000),
+  });
+  redis.on("error", onError);
+  return redis;
 }
 
 export function redisPolicySource(

@@ -15,8 +15,8 @@ import { pino } from "pino";
 import { egressProxyToken } from "../../../lib/contracts/egress-proxy.js";
 import { type EgressPolicy, EgressRanges } from "../../../lib/egress/policy.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
-import { startRedis, type TestRedis } from "../../../lib/testing/redis.js";
-import { redisPolicySource } from "../src/policies.js";
+import { freePort, startRedis, type TestRedis } from "../../../lib/testing/redis.js";
+import { policyRedis, redisPolicySource } from "../src/policies.js";
 import { createEgressProxy } from "../src/proxy.js";
 
 const SECRET = "egress-test-secret-0123456789abcdef";
@@ -289,6 +289,41 @@ describe("egress proxy (services/egress)", () => {
     let rest = "";
     for await (const chunk of res) rest += chunk;
     assert.equal(rest, "rest");
+  });
+
+  it("fails closed: while the policies cannot be read, every request is 503 and nothing is dialled", async () => {
+    const { auth } = await repl({ mode: "allow_all", domains: [], cidrs: [] });
+    const unreachable = policyRedis(`redis://127.0.0.1:${await freePort()}`);
+    const closed = createEgressProxy({
+      secret: SECRET,
+      policies: redisPolicySource(unreachable, { fallback: { mode: "allow_all", domains: [], cidrs: [] } }),
+      ranges: new EgressRanges(),
+      log: pino({ level: "silent" }),
+      resolve: async () => ["203.0.113.10"],
+      testOnlyDial: (address, port) => {
+        dialled.push(`${address}:${port}`);
+        throw new Error("must not dial");
+      },
+    });
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    try {
+      const port = (closed.address() as AddressInfo).port;
+      const reply = await new Promise<number>((resolve, reject) => {
+        const req = request({
+          host: "127.0.0.1",
+          port,
+          path: "http://allowed.test/",
+          headers: { host: "allowed.test", "proxy-authorization": auth },
+        });
+        req.on("response", (r) => resolve(r.statusCode ?? 0)).on("error", reject);
+        req.end();
+      });
+      assert.equal(reply, 503);
+      assert.deepEqual(dialled, []);
+    } finally {
+      closed.close();
+      unreachable.disconnect();
+    }
   });
 
   it("requests that are not proxy requests get 400 with what to do", async () => {
