@@ -21,7 +21,8 @@
  * - A Deployment "controller" creates a ReplicaSet and one Pod per Deployment (owner-linked); a
  *   "kubelet" runs the pod: init containers in order (a failure → CrashLoopBackOff with lastState),
  *   then the containers (waiting CreateContainerConfigError while a referenced Secret is missing;
- *   env and envFrom resolved from Secrets), Ready condition and Deployment status replicas/readyReplicas.
+ *   env and envFrom resolved from Secrets, $(VAR) references expanded as the kubelet does), Ready
+ *   condition and Deployment status replicas/readyReplicas.
  *   What a container does is a ContainerRuntime: by default timers and exit codes from FakeBehavior;
  *   k8s-local-kubelet.ts runs the repl containers for real (lib/sync, the runner).
  * - pods/<name>/ephemeralcontainers (PUT or PATCH): only spec.ephemeralContainers may change and
@@ -323,9 +324,12 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       if (!s) return { missing: from.secretRef.name };
       for (const [k, v] of Object.entries(s.data ?? {})) out[k] = Buffer.from(String(v), "base64").toString();
     }
+    // $(NAME) is an earlier variable's value, $$ a literal $; unknown references stay as written.
+    const expand = (v: string) =>
+      v.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (m, name) => (m === "$$" ? "$" : (out[name] ?? m)));
     for (const e of c.env ?? []) {
       const ref = e.valueFrom?.secretKeyRef;
-      if (!ref) out[e.name] = e.value ?? "";
+      if (!ref) out[e.name] = expand(e.value ?? "");
       else {
         const v = secret(ref.name)?.data?.[ref.key];
         if (v === undefined) return { missing: ref.name };

@@ -171,6 +171,30 @@ describe("Kubernetes driver: a NetworkPolicy per repl", () => {
     assert.ok(!JSON.stringify(fake.objects("deployments", NS)).includes(token), "the token is not in the spec");
   });
 
+  it("the runner's HTTP_PROXY as the kubelet builds it carries the credential the proxy accepts", async () => {
+    const seen: Record<string, string>[] = [];
+    const kubelet = await startValidatingFake({
+      runtime: {
+        run: async () => ({ exitCode: 0 }),
+        start: async (_pod, container, env) => {
+          if (container.name === "runner") seen.push(env);
+        },
+        stopPod: async () => {},
+      },
+    });
+    try {
+      const req = startRequest();
+      await driverFor(kubelet).start(req, signal());
+      const url = new URL(seen[0]!.HTTP_PROXY!);
+      assert.equal(`${url.protocol}//${url.host}`, "http://devex-egress.devex.svc:3128");
+      const header = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString("base64")}`;
+      assert.equal(egressProxyRepl(EGRESS_SECRET, header), req.replId);
+      assert.equal(seen[0]!.https_proxy, seen[0]!.HTTP_PROXY);
+    } finally {
+      await kubelet.close();
+    }
+  });
+
   it("setEgress on a running repl patches its NetworkPolicy: every mode in turn, the pod untouched", async () => {
     const req = startRequest();
     await driver.start(req, signal());
