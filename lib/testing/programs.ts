@@ -4,22 +4,11 @@
  * under CI=true it fails, so a CI machine that lacks an install step cannot pass silently.
  */
 import { execFileSync } from "node:child_process";
-import { accessSync, constants } from "node:fs";
-import { delimiter, isAbsolute, join } from "node:path";
+import { findProgram } from "../kit/find-program.js";
+
+export { findProgram };
 
 export const inCI = process.env.CI === "true";
-
-/** Absolute path of an executable on PATH (or the given absolute path), or undefined. */
-export function findProgram(name: string): string | undefined {
-  const candidates = isAbsolute(name) ? [name] : (process.env.PATH ?? "").split(delimiter).map((d) => join(d, name));
-  for (const p of candidates) {
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {}
-  }
-  return undefined;
-}
 
 /**
  * Returns the program's path. When it is missing, skips the current suite (outside CI) or throws

@@ -1,6 +1,7 @@
 /** The one place that picks the runtime driver from config. */
 import { join } from "node:path";
 import type { BlobStore } from "../../../../lib/blob/store.js";
+import { egressRangesFor } from "../../../../lib/egress/host-ranges.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { TokenSigner } from "../../../../lib/kit/tokens.js";
 import type { CoreConfig } from "../config.js";
@@ -50,6 +51,13 @@ export async function openDriver(
     heartbeatIntervalMs: config.DEVEX_HEARTBEAT_INTERVAL,
     access: config.DEVEX_RUNNER_ACCESS,
     runnerLogLevel: config.DEVEX_LOG_LEVEL,
+    egress: {
+      mode: config.DEVEX_EGRESS,
+      dns: config.DEVEX_EGRESS_DNS,
+      ranges: egressRangesFor(config.DEVEX_EGRESS_DENY_CIDRS),
+      log: deps.log.child({ driver: "local", part: "egress" }),
+    },
   });
+  deps.log.info(`local driver: outbound network ${local.networkDescription}`);
   return { driver: local, local };
 }

@@ -9,13 +9,20 @@ import { join } from "node:path";
 import { pooledRunnerMarker } from "../../../../../lib/contracts/pooled-runner.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import { isAlive, waitForExit } from "../../../../../lib/kit/pids.js";
-import type { RunnerRecord } from "./pool.js";
+import { connectRepl, killStalePasta } from "./network/connect.js";
+import type { EgressSetup } from "./network/egress.js";
+import { type RunnerRecord, writeRecord } from "./pool.js";
 import { pinSocket, removeFolder } from "./runner-folder.js";
 import { type AssignedRecord, newHandle } from "./runner-handle.js";
 import type { Runners } from "./runners.js";
 
-/** Re-adopts the runners a previous core left running; removes every other runner folder. */
-export async function adoptRunners(runnersDir: string, runners: Runners, log: Logger): Promise<void> {
+/** Re-adopts the runners a previous core left running (and reconnects their network); removes every other runner folder. */
+export async function adoptRunners(
+  runnersDir: string,
+  runners: Runners,
+  log: Logger,
+  egress?: EgressSetup,
+): Promise<void> {
   for (const procId of await readdir(runnersDir).catch(() => [] as string[])) {
     const dir = join(runnersDir, procId);
     let record: RunnerRecord | undefined;
@@ -24,7 +31,10 @@ export async function adoptRunners(runnersDir: string, runners: Runners, log: Lo
     } catch {}
     const ours = record ? await isOurProcess(record.pid, procId) : false;
     if (record && ours) {
-      if (isAssigned(record) && adopt(record, dir, runners, log)) continue;
+      if (isAssigned(record) && adopt(record, dir, runners, log)) {
+        await reconnect(record, runners, log, egress);
+        continue;
+      }
       await killNow(record.pid);
     }
     await removeFolder(dir, log);
@@ -62,6 +72,22 @@ function adopt(record: AssignedRecord, dir: string, runners: Runners, log: Logge
   runners.startTimer(h);
   log.info({ replId: record.replId, runnerId: record.runnerId, pid: record.pid }, "re-adopted a running runner");
   return true;
+}
+
+/** A new pasta (with new ports to this core's resolver and gate) in place of the previous core's. */
+async function reconnect(record: AssignedRecord, runners: Runners, log: Logger, egress?: EgressSetup) {
+  await killStalePasta(record.pastaPid, record.pid);
+  const h = runners.get(record.runnerId);
+  if (!h || !egress) return;
+  const owner = record.uid === undefined ? undefined : { uid: record.uid, gid: record.uid };
+  h.network = await connectRepl(
+    egress,
+    { replId: record.replId, pid: record.pid, owner, policy: record.egress },
+    log,
+    AbortSignal.timeout(15_000),
+  );
+  record.pastaPid = h.network?.pastaPid;
+  await writeRecord(h.dir, record);
 }
 
 async function killNow(pid: number): Promise<void> {

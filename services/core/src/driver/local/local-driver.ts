@@ -37,7 +37,8 @@ import type { Logger } from "../../../../../lib/kit/log.js";
 import type { TokenSigner } from "../../../../../lib/kit/tokens.js";
 import type { Driver, RunnerInfo } from "../driver.js";
 import { adoptRunners, watchAdopted } from "./adopt.js";
-import { RunnerPool, runnerCode } from "./pool.js";
+import { type EgressConfig, egressSetup } from "./network/egress.js";
+import { RunnerPool, runnerCode, writeRecord } from "./pool.js";
 import { type RunnerTarget, serial, targetOf, urlOf } from "./runner-handle.js";
 import { RunnerSync } from "./runner-sync.js";
 import { isLive, Runners } from "./runners.js";
@@ -70,9 +71,13 @@ export interface LocalDriverOptions {
   /** Attempts per object before a persist fails (default 4). */
   syncAttempts?: number;
   runnerLogLevel?: string;
+  /** Outbound network for repls (DEVEX_EGRESS*); absent: repls have none. */
+  egress?: EgressConfig;
 }
 
 export interface LocalDriver extends Driver {
+  /** For logs: how repls reach the outside, or why they cannot. */
+  readonly networkDescription: string;
   /** Where core's proxy sends `/<replId>/…`, if the repl has a live runner. */
   targetFor(replId: string): RunnerTarget | undefined;
   /**
@@ -104,6 +109,9 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
   const controlDir = join(dataDir, "control");
   const coreSocketPath = privateNetwork ? join(controlDir, "core.sock") : undefined;
   if (privateNetwork) await mkdir(controlDir, { recursive: true, mode: 0o755 });
+  const { setup: egress, description: networkDescription } = o.egress
+    ? egressSetup(o.egress, privateNetwork)
+    : { setup: undefined, description: "none (not configured)" };
   const pool = new RunnerPool({
     runnersDir,
     size: o.poolSize ?? 2,
@@ -122,9 +130,19 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
   });
   const sync = new RunnerSync({ blobs: o.blobs, log, concurrency: o.syncConcurrency, attempts: o.syncAttempts });
   const runners = new Runners({ log, sync, persistIntervalMs: o.persistIntervalMs });
-  const d: StartDeps = { log, sync, runners, signer: o.signer, pool, sandbox: o.sandbox, privateNetwork, settings: o };
+  const d: StartDeps = {
+    log,
+    sync,
+    runners,
+    signer: o.signer,
+    pool,
+    sandbox: o.sandbox,
+    privateNetwork,
+    settings: o,
+    egress,
+  };
 
-  await adoptRunners(runnersDir, runners, log);
+  await adoptRunners(runnersDir, runners, log, egress);
   const poll = watchAdopted(runners, log);
   pool.fill();
 
@@ -156,7 +174,17 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       return h ? targetOf(h) : undefined;
     },
 
+    async setEgress(change, signal) {
+      const h = runners.get(change.runnerId);
+      if (!h || h.gone) return;
+      h.record.egress = change.egress;
+      await writeRecord(h.dir, h.record);
+      await h.network?.setPolicy(change.egress, signal);
+    },
+
     coreSocketPath,
+
+    networkDescription,
 
     poolReady: () => pool.readyCount(),
 

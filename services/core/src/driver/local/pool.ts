@@ -16,6 +16,7 @@ import type { Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { pooledRunnerArgs, type RunnerToPool } from "../../../../../lib/contracts/pooled-runner.js";
+import type { EgressPolicy } from "../../../../../lib/egress/policy.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import { waitForExit } from "../../../../../lib/kit/pids.js";
 import { writeSandboxIdentity } from "./identity.js";
@@ -40,6 +41,10 @@ export interface RunnerRecord {
   socketPath?: string;
   /** Its own host uid (core as root): it owns the slot; free again once the folder is gone. */
   uid?: number;
+  /** The egress policy it runs under (a later core re-attaches its network with it). */
+  egress?: EgressPolicy;
+  /** The pasta process carrying its network (network/pasta.ts); a later core replaces it. */
+  pastaPid?: number;
 }
 
 export interface PooledProcess {

@@ -4,6 +4,7 @@
  * a time.
  */
 import type { ChildProcess } from "node:child_process";
+import type { ReplNetwork } from "./network/repl-network.js";
 import type { RunnerRecord } from "./pool.js";
 import { pinnedPath } from "./runner-folder.js";
 
@@ -32,6 +33,8 @@ export interface Handle {
   gone: boolean;
   /** The runner's socket, pinned (runner-folder.ts); undefined on TCP. */
   socketFd?: number;
+  /** Its way out (network/repl-network.ts); undefined without outbound network. */
+  network?: ReplNetwork;
 }
 
 export function newHandle(record: AssignedRecord, dir: string, child?: ChildProcess): Handle {

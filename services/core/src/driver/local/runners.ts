@@ -58,9 +58,10 @@ export class Runners {
     await this.lastPersists.get(replId);
   }
 
-  /** Drops a runner from the books: its timer, its entry, its pinned socket. */
+  /** Drops a runner from the books: its timer, its entry, its pinned socket, its network. */
   release(h: Handle): void {
     h.gone = true;
+    h.network?.close();
     clearInterval(h.timer);
     this.byRunner.delete(h.record.runnerId);
     if (h.socketFd !== undefined) closeSync(h.socketFd);

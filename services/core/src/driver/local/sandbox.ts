@@ -29,20 +29,11 @@
  * here, so memory/CPU/process limits are rlimits.
  */
 import { execFileSync } from "node:child_process";
-import { accessSync, constants, existsSync, lstatSync } from "node:fs";
-import { delimiter, dirname, join } from "node:path";
+import { existsSync, lstatSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { findProgram } from "../../../../../lib/kit/find-program.js";
 import { HOME_DIR, PROJECT_DIR, USER_ID, USER_NAME } from "../repl-identity.js";
 import { identityFiles } from "./identity.js";
-
-function findProgram(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(delimiter)) {
-    try {
-      accessSync(join(dir, name), constants.X_OK);
-      return join(dir, name);
-    } catch {}
-  }
-  return undefined;
-}
 
 export type SandboxMode = "auto" | "bwrap" | "none";
 

@@ -10,6 +10,8 @@ import type { PoolToRunner, RunnerToPool } from "../../../../../lib/contracts/po
 import type { DriverProgress, StartedRunner, StartRequest } from "../driver.js";
 import { hostnameFor } from "../repl-identity.js";
 import { nameRepl } from "./identity.js";
+import { connectRepl } from "./network/connect.js";
+import type { EgressSetup } from "./network/egress.js";
 import { abortable, killPooled, type PooledProcess, type RunnerPool, writeRecord } from "./pool.js";
 import { pinSocket } from "./runner-folder.js";
 import {
@@ -36,6 +38,8 @@ export interface RunnerSettings {
 
 export interface StartDeps extends StopDeps {
   pool: RunnerPool;
+  /** Outbound network for repls (network/egress.ts); undefined: none. */
+  egress?: EgressSetup;
   sandbox: Sandbox;
   /** Runners in their own network namespace, reached over Unix sockets. */
   privateNetwork: boolean;
@@ -53,10 +57,20 @@ export async function startRunner(
   await replaceOld(d, req, signal);
   const p = await d.pool.take(signal);
   const h = newHandle(assignedRecord(d, req, p), p.dir, p.child);
+  // The network is set up while the workspace is restored (both before any code of the repl's runs).
+  const network = connectRepl(
+    d.egress,
+    { replId: req.replId, pid: p.record.pid, owner: p.slot.owner, policy: req.egress },
+    d.log,
+    signal,
+  );
+  network.catch(() => {});
   try {
     // No code of the repl's has run in this slot yet: nothing can race the restore.
     await d.sync.restore(h, p.slot.owner, signal, progress);
     await nameRepl(p.slot.identity, hostnameFor(req.replId));
+    h.network = await network;
+    h.record.pastaPid = h.network?.pastaPid;
     h.record.port = await assign(p, runnerEnv(d, req, p), signal);
     if (h.record.socketPath) h.socketFd = pinSocket(h.record.socketPath);
     await writeRecord(p.dir, h.record);
@@ -65,6 +79,10 @@ export async function startRunner(
     if (!(await healthy(targetOf(h), signal))) throw new Error("runner did not answer /healthz");
   } catch (err) {
     h.gone = true;
+    void network.then(
+      (n) => n?.close(),
+      () => {},
+    );
     await killPooled(p);
     await d.runners.forget(h);
     throw err;
@@ -97,6 +115,7 @@ function assignedRecord(d: StartDeps, req: StartRequest, p: PooledProcess): Assi
     workspace: p.slot.workspace,
     home: p.slot.home,
     homePrefix: req.homePrefix || undefined,
+    egress: req.egress,
     port: 0,
     socketPath: d.privateNetwork ? join(p.slot.run, "r.sock") : undefined,
   };

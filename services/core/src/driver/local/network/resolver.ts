@@ -1,0 +1,94 @@
+/**
+ * A repl's resolver: pasta forwards the namespace's 127.0.0.1:53 (where the nft rules send every UDP
+ * query) to this socket on core's loopback. Names the policy does not allow get NXDOMAIN; allowed
+ * ones go to the upstream resolvers, and an answer carrying an address the policy never opens (a
+ * name pointing at 127.0.0.1, 169.254.169.254 or a private range: DNS rebinding) comes back empty.
+ * Under an allowlist the answer's addresses are opened in the namespace (nft `resolved` sets, for
+ * the answer's TTL) before the answer is sent, so the connection that follows finds them open.
+ */
+import { createSocket, type Socket } from "node:dgram";
+import { answerAddresses, emptyReply, RCODE_NXDOMAIN, readQuestion } from "../../../../../../lib/egress/dns-wire.js";
+import {
+  addressAllowed,
+  type EgressPolicy,
+  type EgressRanges,
+  nameAllowed,
+} from "../../../../../../lib/egress/policy.js";
+import type { Logger } from "../../../../../../lib/kit/log.js";
+import { forwardQuery, type UpstreamServer } from "./upstream.js";
+
+/** Queries in flight per repl; more are dropped (a client retries), so one repl cannot flood core. */
+const MAX_IN_FLIGHT = 64;
+const MIN_TTL = 30;
+const MAX_TTL = 3600;
+
+export interface ResolverOptions {
+  upstream: UpstreamServer[];
+  ranges: EgressRanges;
+  /** The repl's policy now (it changes while the repl runs). */
+  policy: () => EgressPolicy;
+  /** Opens addresses an allowed name resolved to, under an allowlist; awaited before answering. */
+  learned: (name: string, addresses: string[], ttlSeconds: number) => Promise<void>;
+  log: Logger;
+}
+
+export class ReplResolver {
+  private inFlight = 0;
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly o: ResolverOptions,
+  ) {
+    socket.on("message", (msg, from) => {
+      if (this.inFlight >= MAX_IN_FLIGHT) return;
+      this.inFlight++;
+      void this.answer(msg)
+        .then((reply) => reply && socket.send(reply, from.port, from.address))
+        .catch((err) => o.log.debug({ err }, "repl resolver: query failed"))
+        .finally(() => this.inFlight--);
+    });
+  }
+
+  /** Listens on core's loopback, on a port of the kernel's choosing. */
+  static listen(o: ResolverOptions): Promise<ReplResolver> {
+    const socket = createSocket("udp4");
+    return new Promise((resolve, reject) => {
+      socket.once("error", reject);
+      socket.bind(0, "127.0.0.1", () => {
+        socket.off("error", reject);
+        socket.on("error", (err) => o.log.warn({ err }, "repl resolver socket error"));
+        resolve(new ReplResolver(socket, o));
+      });
+    });
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+
+  private async answer(query: Buffer): Promise<Buffer | undefined> {
+    const q = readQuestion(query);
+    if (!q) return undefined;
+    const policy = this.o.policy();
+    if (!nameAllowed(policy, q.name)) return emptyReply(query, q, RCODE_NXDOMAIN);
+    const reply = await forwardQuery(this.o.upstream, query, q.id);
+    const found = answerAddresses(reply);
+    if (found.some((a) => !addressAllowed(policy, this.o.ranges, a.address, true))) {
+      this.o.log.info({ name: q.name }, "repl resolver: an answer pointed at a denied address; answered with none");
+      return emptyReply(query, q, 0);
+    }
+    if (policy.mode === "allowlist" && found.length) {
+      const ttl = Math.min(MAX_TTL, Math.max(MIN_TTL, ...found.map((a) => a.ttl)));
+      await this.o.learned(
+        q.name,
+        found.map((a) => a.address),
+        ttl,
+      );
+    }
+    return reply;
+  }
+}
