@@ -206,4 +206,26 @@ describe("egress policy: checkEgressPolicy", () => {
       cidrs: ["203.0.113.9/32", "2001:db8::/32"],
     });
   });
+
+  it("clears host bits, so nft and NetworkPolicy read the range as written", () => {
+    const p = checkEgressPolicy(allowAll(["10.1.2.3/8", "203.0.113.77/25", "2001:db8:1:2::5/32"]));
+    assert.deepEqual(p.cidrs, ["10.0.0.0/8", "203.0.113.0/25", "2001:db8::/32"]);
+  });
+});
+
+describe("egress policy: what is not an address", () => {
+  it("never allows text that is not an IP address, in any mode", () => {
+    for (const text of ["", "example.com", "127.1", "not-an-ip", "1.2.3"])
+      for (const p of [ALLOW_ALL, allowAll(["0.0.0.0/0"]), allowlist(["example.com"])])
+        assert.equal(addressAllowed(p, ranges, text, true), false, `${text} under ${p.mode}`);
+  });
+
+  it("lists the never tier without duplicates or ranges inside others", () => {
+    const r = new EgressRanges(["127.0.0.1/32", "::1/128", "fe80::1/128", "203.0.113.5/32", "203.0.113.5/32"]);
+    const listed = r.neverCidrs();
+    assert.equal(new Set(listed).size, listed.length);
+    for (const gone of ["127.0.0.1/32", "fe80::1/128"]) assert.ok(!listed.includes(gone), gone);
+    for (const kept of ["127.0.0.0/8", "::1/128", "fe80::/10", "203.0.113.5/32", "169.254.0.0/16"])
+      assert.ok(listed.includes(kept), kept);
+  });
 });

@@ -118,9 +118,14 @@ export class EgressRanges {
     this.never = new AddressSet([...NEVER_CIDRS, ...denied]);
   }
 
-  /** The never tier as CIDRs, for the repl's record (Repl.egress_denied_cidrs) and the nft rules. */
+  /** The never tier as CIDRs, for the repl's record (Repl.egress_denied_cidrs) and the nft rules: no range twice or inside another. */
   neverCidrs(): string[] {
-    return [...this.never.cidrs];
+    const all = [...new Set(this.never.cidrs)].map((c) => parseCidr(c)!);
+    const inside = (a: Cidr, b: Cidr) =>
+      a !== b && a.family === b.family && b.prefix <= a.prefix && new AddressSet([formatCidr(b)]).has(a.address);
+    return all
+      .filter((a) => !all.some((b) => inside(a, b) && (b.prefix < a.prefix || all.indexOf(b) < all.indexOf(a))))
+      .map(formatCidr);
   }
 }
 
@@ -134,7 +139,7 @@ export function addressAllowed(
   ip: string,
   viaAllowedName = false,
 ): boolean {
-  if (ranges.never.has(ip) || policy.mode === "deny_all") return false;
+  if (isIP(unmapped(ip)) === 0 || ranges.never.has(ip) || policy.mode === "deny_all") return false;
   if (policy.cidrs.length > 0 && new AddressSet(policy.cidrs).has(ip)) return true;
   if (ranges.private.has(ip)) return false;
   return policy.mode === "allow_all" || viaAllowedName;
@@ -172,9 +177,25 @@ export function checkEgressPolicy(p: {
       throw invalidArgument(
         `${formatCidr(c)} is always denied (loopback, link-local, multicast or reserved): no policy opens it`,
       );
-    cidrs.push(formatCidr(c));
+    cidrs.push(formatCidr(networkOf(c)));
   }
   return { mode: p.mode, domains, cidrs: [...new Set(cidrs)] };
+}
+
+/** The range with its host bits cleared ("10.1.2.3/8" is 10.0.0.0/8), as nft and NetworkPolicy expect. */
+export function networkOf(c: Cidr): Cidr {
+  if (c.family === 4) {
+    const n = c.address.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
+    const size = 2 ** (32 - c.prefix);
+    const base = Math.floor(n / size) * size;
+    return { ...c, address: [24, 16, 8, 0].map((s) => Math.floor(base / 2 ** s) % 256).join(".") };
+  }
+  let value = expandV6(c.address).reduce((acc, g) => (acc << 16n) | BigInt(g), 0n);
+  value &= ~((1n << BigInt(128 - c.prefix)) - 1n) & ((1n << 128n) - 1n);
+  const groups: string[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(((value >> BigInt(i * 16)) & 0xffffn).toString(16));
+  // The URL parser writes IPv6 addresses in their canonical, compressed form.
+  return { ...c, address: new URL(`http://[${groups.join(":")}]/`).hostname.slice(1, -1) };
 }
 
 /** Whether the whole range lies inside `set` (its first and last addresses both do; the never ranges are aligned blocks). */
