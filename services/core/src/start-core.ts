@@ -5,7 +5,6 @@
  * end-to-end tests (test/embedded.ts) and the benches start it in-process over a scratch data dir.
  */
 import type { BlobStore } from "../../../lib/blob/store.js";
-import { egressRangesFor } from "../../../lib/egress/host-ranges.js";
 import type { Logger } from "../../../lib/kit/log.js";
 import type { HttpHandler } from "../../../lib/kit/server.js";
 import { createTokenSigner, type TokenSigner } from "../../../lib/kit/tokens.js";
@@ -15,7 +14,7 @@ import type { Driver } from "./driver/driver.js";
 import type { LocalDriver } from "./driver/local/local-driver.js";
 import { createRunnerProxy } from "./driver/local/proxy.js";
 import { stopAllAtShutdown } from "./driver/local/shutdown.js";
-import { openDriver } from "./driver/select.js";
+import { egressRangesForDriver, openDriver } from "./driver/select.js";
 import { loadCookieSecret, loadSigningKey } from "./secrets-files.js";
 import type { StateStore } from "./state/store.js";
 import { openBlobStore, openStateStore } from "./storage.js";
@@ -54,12 +53,12 @@ export interface StartedCore extends OpenedDriver {
 export async function startCore(config: CoreConfig, deps: StartCoreDeps): Promise<StartedCore> {
   const { log } = deps;
   // First, so a bad DEVEX_EGRESS_DENY_CIDRS fails the start before anything is opened.
-  const egressRanges = egressRangesFor(config.DEVEX_EGRESS_DENY_CIDRS);
+  const egressRanges = egressRangesForDriver(config);
   const state = await openStateStore(config);
   const blobs = deps.blobs ?? openBlobStore(config);
   const signer = createTokenSigner(await loadSigningKey(config));
   const { driver, local } = await (deps.openDriver?.({ blobs, signer, log }) ??
-    openDriver(config, { blobs, signer, log }));
+    openDriver(config, { blobs, signer, log, egressRanges }));
   const proxied = local && config.DEVEX_RUNNER_ACCESS === "proxied" ? local : undefined;
   const proxy = proxied && createRunnerProxy(proxied.targetFor, "api");
   const previewProxy = proxied && createRunnerProxy(proxied.targetFor, "preview");

@@ -2,17 +2,25 @@
 import { join } from "node:path";
 import type { BlobStore } from "../../../../lib/blob/store.js";
 import { egressRangesFor } from "../../../../lib/egress/host-ranges.js";
+import { EgressRanges } from "../../../../lib/egress/policy.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { TokenSigner } from "../../../../lib/kit/tokens.js";
 import type { CoreConfig } from "../config.js";
 import { createUnconfiguredDriver, type Driver } from "./driver.js";
-import { kubernetesDriverFromConfig } from "./kubernetes/config.js";
+import { kubernetesDeniedCidrs, kubernetesDriverFromConfig } from "./kubernetes/config.js";
 import { createLocalDriver, type LocalDriver } from "./local/local-driver.js";
 import { createSandbox } from "./local/sandbox.js";
 
+/** The ranges no repl reaches: on Kubernetes the cluster's own besides the operator's; locally this host's addresses. */
+export function egressRangesForDriver(config: CoreConfig): EgressRanges {
+  return config.DEVEX_DRIVER === "kubernetes"
+    ? new EgressRanges(kubernetesDeniedCidrs(config))
+    : egressRangesFor(config.DEVEX_EGRESS_DENY_CIDRS);
+}
+
 export async function openDriver(
   config: CoreConfig,
-  deps: { blobs: BlobStore; signer: TokenSigner; log: Logger },
+  deps: { blobs: BlobStore; signer: TokenSigner; log: Logger; egressRanges: EgressRanges },
 ): Promise<{ driver: Driver; local?: LocalDriver }> {
   if (config.DEVEX_DRIVER === "kubernetes") {
     return { driver: kubernetesDriverFromConfig(config, deps.signer.publicKeyPem, deps.log) };
@@ -54,7 +62,7 @@ export async function openDriver(
     egress: {
       mode: config.DEVEX_EGRESS,
       dns: config.DEVEX_EGRESS_DNS,
-      ranges: egressRangesFor(config.DEVEX_EGRESS_DENY_CIDRS),
+      ranges: deps.egressRanges,
       log: deps.log.child({ driver: "local", part: "egress" }),
     },
   });
