@@ -79,10 +79,9 @@ async function reconnect(record: AssignedRecord, runners: Runners, log: Logger, 
   await killStalePasta(record.pastaPid, record.pid);
   const h = runners.get(record.runnerId);
   if (!h || !egress) return;
-  const owner = record.uid === undefined ? undefined : { uid: record.uid, gid: record.uid };
   h.network = await connectRepl(
     egress,
-    { replId: record.replId, pid: record.pid, owner, policy: record.egress },
+    { replId: record.replId, pid: record.pid, policy: record.egress },
     log,
     AbortSignal.timeout(15_000),
   );

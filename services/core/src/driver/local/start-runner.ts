@@ -58,12 +58,7 @@ export async function startRunner(
   const p = await d.pool.take(signal);
   const h = newHandle(assignedRecord(d, req, p), p.dir, p.child);
   // The network is set up while the workspace is restored (both before any code of the repl's runs).
-  const network = connectRepl(
-    d.egress,
-    { replId: req.replId, pid: p.record.pid, owner: p.slot.owner, policy: req.egress },
-    d.log,
-    signal,
-  );
+  const network = connectRepl(d.egress, { replId: req.replId, pid: p.record.pid, policy: req.egress }, d.log, signal);
   network.catch(() => {});
   try {
     // No code of the repl's has run in this slot yet: nothing can race the restore.

@@ -8,7 +8,6 @@ import { readFile } from "node:fs/promises";
 import { ALLOW_ALL, type EgressPolicy } from "../../../../../../lib/egress/policy.js";
 import type { Logger } from "../../../../../../lib/kit/log.js";
 import { waitForExit } from "../../../../../../lib/kit/pids.js";
-import type { Owner } from "../sandbox.js";
 import type { EgressSetup } from "./egress.js";
 import { ReplNetwork } from "./repl-network.js";
 
@@ -16,7 +15,6 @@ export interface ConnectRequest {
   replId: string;
   /** The runner's host pid (its sandbox's pid 1, in the namespace). */
   pid: number;
-  owner?: Owner;
   policy?: EgressPolicy;
 }
 
@@ -28,7 +26,7 @@ export async function connectRepl(
 ): Promise<ReplNetwork | undefined> {
   if (!setup) return undefined;
   try {
-    return await ReplNetwork.attach(setup, { pid: r.pid, owner: r.owner, policy: r.policy ?? ALLOW_ALL, signal });
+    return await ReplNetwork.attach(setup, { pid: r.pid, policy: r.policy ?? ALLOW_ALL, signal });
   } catch (err) {
     if (signal.aborted) throw err;
     log.warn({ err, replId: r.replId }, "the repl has no outbound network: setting it up failed");

@@ -35,20 +35,17 @@ export function egressSetup(c: EgressConfig, privateNetwork: boolean): { setup?:
     .map(([name]) => name);
   const problem = !privateNetwork
     ? "runners have no private network namespace (no bubblewrap, direct access or DEVEX_SANDBOX_NETWORK)"
-    : missing.length
-      ? `${missing.join(", ")} not installed (Debian: passt, nftables, util-linux)`
-      : undefined;
+    : process.getuid?.() !== 0
+      ? "core does not run as root (pasta needs /dev/net/tun and the capability over the namespace bubblewrap makes; see network/pasta.ts)"
+      : missing.length
+        ? `${missing.join(", ")} not installed (Debian: passt, nftables, util-linux)`
+        : undefined;
   if (problem && c.mode === "pasta") throw new Error(`DEVEX_EGRESS=pasta but ${problem}`);
   if (problem) return { description: `none: ${problem}` };
   const upstream = upstreamServers(c.dns);
   if (!upstream.length)
     throw new Error("no resolver for repls: set DEVEX_EGRESS_DNS or add a nameserver to /etc/resolv.conf");
-  const tools = {
-    pasta: programs.pasta!,
-    nft: programs.nft!,
-    nsenter: programs.nsenter!,
-    viaUserNamespace: process.getuid?.() !== 0,
-  };
+  const tools = { pasta: programs.pasta!, nft: programs.nft!, nsenter: programs.nsenter! };
   return {
     setup: { tools, upstream, lookup: upstreamLookup(upstream), ranges: c.ranges, log: c.log },
     description: `pasta per repl with an egress policy (resolvers ${upstream.map((s) => s.address).join(", ")})`,

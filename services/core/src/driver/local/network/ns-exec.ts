@@ -4,13 +4,12 @@ import { execFile } from "node:child_process";
 export interface NamespaceTools {
   nsenter: string;
   nft: string;
-  /** Core is not root: enter the runner's user namespace too, for the capability over its network. */
-  viaUserNamespace: boolean;
 }
 
 /** Feeds `script` to `nft -f -` inside the namespace of `pid`; rejects with nft's message. */
 export function runNft(t: NamespaceTools, pid: number, script: string, signal?: AbortSignal): Promise<void> {
-  const enter = [`--target=${pid}`, "--net", ...(t.viaUserNamespace ? ["--user", "--preserve-credentials"] : [])];
+  // Core is root (network/egress.ts): root's capabilities cover every namespace.
+  const enter = [`--target=${pid}`, "--net"];
   return new Promise((resolve, reject) => {
     const child = execFile(
       t.nsenter,

@@ -15,8 +15,8 @@
  * namespace through a descriptor core opened (--netns /proc/self/fd/3) as root, keeping only
  * CAP_NET_ADMIN, CAP_NET_BIND_SERVICE and CAP_SYS_ADMIN in its own mount namespace under its
  * seccomp filter (its --runas 0: it cannot drop to another uid and still enter the namespace).
- * Without root it tries the runner's own user namespace, which works only where that namespace
- * owns the network one; otherwise the repl keeps its closed namespace and the log says why.
+ * Without root there is no way in (network/egress.ts says so at start): pasta would have to create
+ * the namespaces itself, around the runner's bwrap, and /dev/net/tun would have to be 0666.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
@@ -38,14 +38,8 @@ export interface PastaOptions {
   signal: AbortSignal;
 }
 
-/** The namespace to join: by a descriptor core holds (fd 3, core as root), or by the runner's /proc paths. */
-function namespaceArgs(pid: number, byDescriptor: boolean): string[] {
-  return byDescriptor
-    ? ["--runas", "0", "--netns-only", "--netns", "/proc/self/fd/3"]
-    : ["--userns", `/proc/${pid}/ns/user`, "--netns", `/proc/${pid}/ns/net`];
-}
-
-export function pastaArgs(o: Pick<PastaOptions, "pid" | "ports">, byDescriptor: boolean): string[] {
+/** pasta's arguments; it joins the namespace by the descriptor it inherits as fd 3. */
+export function pastaArgs(ports: GatePorts): string[] {
   return [
     "--config-net",
     "--ipv4-only",
@@ -53,22 +47,21 @@ export function pastaArgs(o: Pick<PastaOptions, "pid" | "ports">, byDescriptor: 
     "--quiet",
     "--no-map-gw",
     ...["--tcp-ports", "none", "--udp-ports", "none"],
-    ...["--tcp-ns", `${NS_PORTS.http}:${o.ports.http},${NS_PORTS.tls}:${o.ports.tls}`],
-    ...["--udp-ns", `${NS_PORTS.dns}:${o.ports.dns}`],
-    ...namespaceArgs(o.pid, byDescriptor),
+    ...["--tcp-ns", `${NS_PORTS.http}:${ports.http},${NS_PORTS.tls}:${ports.tls}`],
+    ...["--udp-ns", `${NS_PORTS.dns}:${ports.dns}`],
+    ...["--runas", "0", "--netns-only", "--netns", "/proc/self/fd/3"],
   ];
 }
 
 /** Starts pasta and resolves once the namespace has its default route; rejects if pasta exits first. */
 export async function startPasta(o: PastaOptions): Promise<ChildProcess> {
   let output = "";
-  const asRoot = process.getuid?.() === 0;
-  const netns = asRoot ? openSync(`/proc/${o.pid}/ns/net`, "r") : undefined;
+  const netns = openSync(`/proc/${o.pid}/ns/net`, "r");
   let child: ChildProcess;
   try {
-    child = spawn(o.pasta, pastaArgs(o, asRoot), { stdio: ["ignore", "pipe", "pipe", netns ?? "ignore"] });
+    child = spawn(o.pasta, pastaArgs(o.ports), { stdio: ["ignore", "pipe", "pipe", netns] });
   } finally {
-    if (netns !== undefined) closeSync(netns);
+    closeSync(netns);
   }
   for (const s of [child.stdout, child.stderr]) s?.on("data", (c: Buffer) => (output = (output + c).slice(-2000)));
   const exited = new Promise<never>((_, reject) =>

@@ -6,7 +6,6 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { type EgressPolicy, nameAllowed } from "../../../../../../lib/egress/policy.js";
-import type { Owner } from "../sandbox.js";
 import type { EgressSetup } from "./egress.js";
 import { renderResolved, renderRules } from "./nft-rules.js";
 import { runNft } from "./ns-exec.js";
@@ -37,7 +36,7 @@ export class ReplNetwork {
   /** Connects the namespace of `pid` (a runner) to the outside under `policy`. */
   static async attach(
     setup: EgressSetup,
-    t: { pid: number; owner?: Owner; policy: EgressPolicy; signal: AbortSignal },
+    t: { pid: number; policy: EgressPolicy; signal: AbortSignal },
   ): Promise<ReplNetwork> {
     const net = new ReplNetwork(setup, t.pid, t.policy);
     try {
