@@ -63,6 +63,8 @@ describe("core killed and restarted (main.ts processes)", function () {
         DEVEX_CORE_PORT: String(port),
         DEVEX_RUNNER_POOL_SIZE: "1",
         DEVEX_PERSIST_INTERVAL: "0",
+        // Repls stay without outbound network: this core runs in the host's namespace, not a test-made one.
+        DEVEX_EGRESS: "off",
         DEVEX_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
       },
       stdio: ["ignore", "ignore", "inherit"],
