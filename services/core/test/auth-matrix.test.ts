@@ -4,6 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { AuthService } from "../../../gen/devex/core/v1/auth_pb.js";
+import { EgressMode, ReplService } from "../../../gen/devex/core/v1/repl_pb.js";
+import { RunnerControlService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import { issueApiToken, sha256 } from "../src/auth/secrets.js";
 import { type Clients, startTestCore, type TestCore } from "./harness.js";
 
@@ -80,6 +83,12 @@ const rpcs: Rpc[] = [
     owner: "ok",
   },
   {
+    name: "ReplService.SetEgressPolicy",
+    call: ({ c, replId }) => c.repl.setEgressPolicy({ replId, egress: { mode: EgressMode.DENY_ALL } }),
+    other: Code.NotFound,
+    owner: "ok",
+  },
+  {
     name: "ReplService.WatchRepl",
     call: async ({ c, replId }) => {
       const abort = new AbortController();
@@ -105,6 +114,11 @@ const rpcs: Rpc[] = [
     owner: U,
   },
 ];
+
+/** Every method of the services core serves, as "Service.Method". */
+const served = [AuthService, ReplService, RunnerControlService].flatMap((s) =>
+  s.methods.map((m) => `${s.name}.${m.name}`),
+);
 
 function expected(rpc: Rpc, who: Who): Expect {
   if (who === "owner") return rpc.owner;
@@ -168,6 +182,14 @@ describe("core authorization matrix", () => {
       });
     }
   }
+
+  it("covers every RPC core serves", () => {
+    const listed = new Set(rpcs.map((r) => r.name.split(" ")[0]));
+    assert.deepEqual(
+      served.filter((m) => !listed.has(m)),
+      [],
+    );
+  });
 
   it("a runner's control credential works on RunnerControlService only", async () => {
     const { repl } = await ownerClients.repl.createRepl({ name: "runner", template: "node" });
