@@ -1,0 +1,224 @@
+/**
+ * resolver.ts: a repl's resolver between a client and an upstream DNS responder, both UDP sockets on
+ * 127.0.0.1 written here. Names outside the policy get NXDOMAIN without reaching the upstream,
+ * answers pointing at denied addresses come back empty, an allowlist opens what it learned (TTL
+ * clamped) before the answer goes out, and a flood keeps at most 64 queries in flight.
+ */
+import assert from "node:assert/strict";
+import { createSocket, type Socket } from "node:dgram";
+import { answerAddresses, RCODE_NXDOMAIN, TYPE_A } from "../../../../../../lib/egress/dns-wire.js";
+import { ALLOW_ALL, DENY_ALL, type EgressPolicy, EgressRanges } from "../../../../../../lib/egress/policy.js";
+import { createLogger } from "../../../../../../lib/kit/log.js";
+import { ReplResolver } from "./resolver.js";
+
+interface Answer {
+  address: number[];
+  ttl: number;
+}
+
+function query(id: number, name: string): Buffer {
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE(id, 0);
+  header.writeUInt16BE(0x0100, 2); // recursion desired
+  header.writeUInt16BE(1, 4);
+  const labels = name.split(".").map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+  const tail = Buffer.alloc(5);
+  tail.writeUInt16BE(TYPE_A, 1);
+  tail.writeUInt16BE(1, 3);
+  return Buffer.concat([header, ...labels, tail]);
+}
+
+/** The upstream's answer: the query's header and question, and A records named by a pointer to it. */
+function reply(q: Buffer, answers: Answer[]): Buffer {
+  const head = Buffer.from(q);
+  head.writeUInt16BE(0x8180, 2);
+  head.writeUInt16BE(answers.length, 6);
+  const records = answers.map((a) => {
+    const r = Buffer.alloc(16);
+    r.writeUInt16BE(0xc00c, 0);
+    r.writeUInt16BE(TYPE_A, 2);
+    r.writeUInt16BE(1, 4);
+    r.writeUInt32BE(a.ttl, 6);
+    r.writeUInt16BE(4, 10);
+    Buffer.from(a.address).copy(r, 12);
+    return r;
+  });
+  return Buffer.concat([head, ...records]);
+}
+
+function questionName(q: Buffer): string {
+  const labels: string[] = [];
+  for (let at = 12; q[at]; at += 1 + q[at]!) labels.push(q.toString("latin1", at + 1, at + 1 + q[at]!));
+  return labels.join(".");
+}
+
+/** The upstream: answers names from `table` after `delayMs`, counting queries it holds at once. */
+class Upstream {
+  readonly socket = createSocket("udp4");
+  received = 0;
+  holding = 0;
+  mostHeld = 0;
+  delayMs = 0;
+  constructor(private readonly table: Record<string, Answer[]>) {
+    this.socket.on("message", (msg, from) => {
+      this.received++;
+      this.holding++;
+      this.mostHeld = Math.max(this.mostHeld, this.holding);
+      setTimeout(() => {
+        this.holding--;
+        this.socket.send(reply(msg, this.table[questionName(msg)] ?? []), from.port, from.address);
+      }, this.delayMs);
+    });
+  }
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve) => this.socket.bind(0, "127.0.0.1", resolve));
+    return this.socket.address().port;
+  }
+}
+
+const ranges = new EgressRanges();
+const log = createLogger("resolver-test", { level: "silent" });
+const public7 = [203, 0, 113, 7];
+
+describe("repl resolver", function () {
+  this.timeout(30_000);
+  let upstream: Upstream;
+  let resolver: ReplResolver;
+  let client: Socket;
+  let policy: EgressPolicy;
+  let learned: { name: string; addresses: string[]; ttl: number; at: number }[];
+  let learnDelayMs: number;
+
+  before(async () => {
+    upstream = new Upstream({
+      "a.example.test": [{ address: public7, ttl: 300 }],
+      "short.example.test": [{ address: [203, 0, 113, 8], ttl: 1 }],
+      "long.example.test": [{ address: [203, 0, 113, 9], ttl: 86_400 }],
+      "loop.example.test": [{ address: [127, 0, 0, 1], ttl: 60 }],
+      "metadata.example.test": [{ address: [169, 254, 169, 254], ttl: 60 }],
+      "private.example.test": [
+        { address: public7, ttl: 60 },
+        { address: [10, 0, 0, 1], ttl: 60 },
+      ],
+    });
+    const port = await upstream.listen();
+    resolver = await ReplResolver.listen({
+      upstream: [{ address: "127.0.0.1", port }],
+      ranges,
+      policy: () => policy,
+      learned: async (name, addresses, ttl) => {
+        await new Promise((r) => setTimeout(r, learnDelayMs));
+        learned.push({ name, addresses, ttl, at: Date.now() });
+      },
+      log,
+    });
+    client = createSocket("udp4");
+    await new Promise<void>((resolve) => client.bind(0, "127.0.0.1", resolve));
+  });
+  beforeEach(() => {
+    policy = ALLOW_ALL;
+    learned = [];
+    learnDelayMs = 0;
+    upstream.delayMs = 0;
+  });
+  after(() => {
+    resolver.close();
+    upstream.socket.close();
+    client.close();
+  });
+
+  /** Sends a query for `name` and waits for the reply carrying its id. */
+  async function ask(name: string, id = Math.floor(Math.random() * 65536)): Promise<{ msg: Buffer; at: number }> {
+    const got = new Promise<{ msg: Buffer; at: number }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no reply for ${name}`)), 8000);
+      const onMessage = (msg: Buffer) => {
+        if (msg.readUInt16BE(0) !== id) return;
+        clearTimeout(timer);
+        client.off("message", onMessage);
+        resolve({ msg, at: Date.now() });
+      };
+      client.on("message", onMessage);
+    });
+    client.send(query(id, name), resolver.port, "127.0.0.1");
+    return got;
+  }
+  const rcode = (msg: Buffer) => msg[3]! & 0x0f;
+
+  it("forwards an allowed name and returns the upstream's answer", async () => {
+    const { msg } = await ask("a.example.test");
+    assert.equal(rcode(msg), 0);
+    assert.deepEqual(answerAddresses(msg), [{ address: "203.0.113.7", ttl: 300 }]);
+    assert.deepEqual(learned, [], "allow_all opens nothing by name");
+  });
+
+  it("answers NXDOMAIN for names the policy does not allow, without asking the upstream", async () => {
+    for (const p of [DENY_ALL, { mode: "allowlist", domains: ["*.other.test"], cidrs: [] } as EgressPolicy]) {
+      policy = p;
+      const before = upstream.received;
+      const { msg } = await ask("a.example.test");
+      assert.equal(rcode(msg), RCODE_NXDOMAIN, p.mode);
+      assert.deepEqual(answerAddresses(msg), []);
+      assert.equal(upstream.received, before, `${p.mode}: the upstream was not asked`);
+    }
+  });
+
+  it("answers with no addresses when the upstream points at loopback, link-local or a private address", async () => {
+    for (const name of ["loop.example.test", "metadata.example.test", "private.example.test"]) {
+      const { msg } = await ask(name);
+      assert.equal(rcode(msg), 0, name);
+      assert.deepEqual(answerAddresses(msg), [], name);
+    }
+    policy = { mode: "allowlist", domains: ["*.example.test"], cidrs: [] };
+    const { msg } = await ask("metadata.example.test");
+    assert.deepEqual(answerAddresses(msg), []);
+    assert.deepEqual(learned, [], "a denied answer opens nothing");
+  });
+
+  it("a private address the policy's CIDRs open passes", async () => {
+    policy = { mode: "allow_all", domains: [], cidrs: ["10.0.0.0/8"] };
+    const { msg } = await ask("private.example.test");
+    assert.deepEqual(
+      answerAddresses(msg).map((a) => a.address),
+      ["203.0.113.7", "10.0.0.1"],
+    );
+  });
+
+  it("under an allowlist opens the answer's addresses before replying, with the TTL clamped to [30, 3600]", async () => {
+    policy = { mode: "allowlist", domains: ["*.example.test"], cidrs: [] };
+    learnDelayMs = 300;
+    const sent = Date.now();
+    const { msg, at } = await ask("a.example.test");
+    assert.deepEqual(answerAddresses(msg), [{ address: "203.0.113.7", ttl: 300 }]);
+    assert.equal(learned.length, 1);
+    assert.deepEqual(
+      { name: learned[0]!.name, addresses: learned[0]!.addresses, ttl: learned[0]!.ttl },
+      { name: "a.example.test", addresses: ["203.0.113.7"], ttl: 300 },
+    );
+    assert.ok(learned[0]!.at <= at, "learned finished before the reply arrived");
+    assert.ok(at - sent >= 300, "the reply waited for learned");
+    learnDelayMs = 0;
+    await ask("short.example.test");
+    await ask("long.example.test");
+    assert.deepEqual(
+      learned.slice(1).map((l) => [l.name, l.ttl]),
+      [
+        ["short.example.test", 30],
+        ["long.example.test", 3600],
+      ],
+    );
+  });
+
+  it("drops queries above 64 in flight and keeps answering after a flood of 1,000", async () => {
+    upstream.delayMs = 300;
+    upstream.mostHeld = 0;
+    const before = upstream.received;
+    for (let i = 0; i < 1000; i++) client.send(query(i, "a.example.test"), resolver.port, "127.0.0.1");
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok(upstream.mostHeld <= 64, `the upstream held ${upstream.mostHeld} queries at once`);
+    assert.ok(upstream.mostHeld >= 32, `the flood reached the upstream (${upstream.mostHeld} at once)`);
+    assert.ok(upstream.received - before < 1000, "some of the flood was dropped");
+    upstream.delayMs = 0;
+    const { msg } = await ask("a.example.test", 4242);
+    assert.deepEqual(answerAddresses(msg), [{ address: "203.0.113.7", ttl: 300 }]);
+  });
+});
