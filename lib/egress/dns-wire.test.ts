@@ -80,6 +80,15 @@ describe("dns wire: questions", () => {
     assert.equal(readQuestion(Buffer.from("not a dns message at all")), undefined);
   });
 
+  it("reads a name of many short labels (70 one-letter labels) and refuses one over 255 bytes", () => {
+    const header = Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    const question = (name: string) => Buffer.concat([header, encodeName(name), Buffer.from([0, 1, 0, 1])]);
+    const many = Array.from({ length: 70 }, (_, i) => String.fromCharCode(97 + (i % 26))).join(".");
+    assert.equal(readQuestion(question(many))?.name, many);
+    const long = Array.from({ length: 5 }, () => "x".repeat(60)).join(".");
+    assert.equal(readQuestion(question(long)), undefined);
+  });
+
   it("returns cleanly on a name that points at itself (a compression loop)", () => {
     const header = Buffer.alloc(12);
     header.writeUInt16BE(1, 4);

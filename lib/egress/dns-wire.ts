@@ -26,22 +26,24 @@ function readName(msg: Buffer, at: number): { name: string; end: number } {
   const labels: string[] = [];
   let pos = at;
   let end = -1;
-  for (let jumps = 0; jumps < 64; jumps++) {
+  let length = 0;
+  for (let jumps = 0; ; ) {
     const len = msg[pos];
     if (len === undefined) throw new Error("truncated name");
-    if (len === 0) {
-      return { name: labels.join("."), end: end < 0 ? pos + 1 : end };
-    }
+    if (len === 0) return { name: labels.join("."), end: end < 0 ? pos + 1 : end };
     if ((len & 0xc0) === 0xc0) {
+      // Each pointer must lead somewhere new; 127 is more than any valid name needs.
+      if (++jumps > 127) throw new Error("name compression loop");
       if (end < 0) end = pos + 2;
       pos = ((len & 0x3f) << 8) | (msg[pos + 1] ?? 0);
       continue;
     }
     if (pos + 1 + len > msg.length) throw new Error("truncated label");
+    length += len + 1;
+    if (length > 255) throw new Error("name too long");
     labels.push(msg.toString("latin1", pos + 1, pos + 1 + len));
     pos += 1 + len;
   }
-  throw new Error("name compression loop");
 }
 
 /** The first question of a query; undefined when the message is not a query with one question. */

@@ -30,7 +30,10 @@ export function parseServer(text: string): UpstreamServer | undefined {
 /** The servers from DEVEX_EGRESS_DNS, else the host's resolv.conf; throws on an entry that is not one. */
 export function upstreamServers(setting: string, resolvConf = "/etc/resolv.conf"): UpstreamServer[] {
   const entries = setting.trim()
-    ? setting.split(",").filter((s) => s.trim())
+    ? setting
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
     : readText(resolvConf)
         .split("\n")
         .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])

@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -62,6 +63,7 @@ describe("web gate: refusals", function () {
         return found;
       },
       log,
+      sniffTimeoutMs: 500,
     });
   });
   beforeEach(() => {
@@ -77,6 +79,17 @@ describe("web gate: refusals", function () {
     assert.equal(body, `Devex: ${why}.\n`);
     assert.match(r.text, new RegExp(`Content-Length: ${Buffer.byteLength(body!)}\\r\\n`));
   };
+
+  it("closes a client that sends no request head within the sniff timeout", async () => {
+    const socket = connect({ host: "127.0.0.1", port: gate.port("http") });
+    socket.on("error", () => {});
+    socket.write("GET / HTTP/1.1\r\n");
+    const began = Date.now();
+    await once(socket, "close");
+    const waited = Date.now() - began;
+    assert.ok(waited >= 400 && waited < 5000, `closed after ${waited} ms`);
+    assert.deepEqual(lookedUp, []);
+  });
 
   it("an unlisted name gets 403 with the reason, and is not even looked up", async () => {
     forbidden(

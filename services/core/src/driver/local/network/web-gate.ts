@@ -16,7 +16,7 @@ import {
 import { SNIFF_LIMIT, type Sniffed, sniffHttpHost, sniffTlsServerName } from "../../../../../../lib/egress/sniff.js";
 import type { Logger } from "../../../../../../lib/kit/log.js";
 
-/** How long a client may take to send its request head or ClientHello. */
+/** How long a client may take to send its request head or ClientHello (default). */
 const SNIFF_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 
@@ -25,6 +25,8 @@ export interface WebGateOptions {
   policy: () => EgressPolicy;
   lookup: (name: string) => Promise<string[]>;
   log: Logger;
+  /** How long a client may take to send its request head or ClientHello; default 10 s. */
+  sniffTimeoutMs?: number;
 }
 
 type Kind = "http" | "tls";
@@ -71,7 +73,8 @@ export class WebGate {
     this.track(client);
     client.on("error", () => {});
     let head = Buffer.alloc(0);
-    const timer = setTimeout(() => client.destroy(), SNIFF_TIMEOUT_MS);
+    const timer = setTimeout(() => client.destroy(), this.o.sniffTimeoutMs ?? SNIFF_TIMEOUT_MS);
+    client.once("close", () => clearTimeout(timer));
     const onData = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);
       const sniffed = sniffers[kind](head);
