@@ -1,10 +1,11 @@
 /**
- * Network benchmark (`npm run bench -- network [--requests 1000] [--megabytes 100] [--runs 3]`):
+ * Network benchmark (`npm run bench -- network [--requests 1000] [--megabytes 100] [--runs 5]`):
  * a repl's egress path against the host's own network, in the same run and the same place, the
  * egress tests' own internet (lib/testing/test-internet.ts): core runs as `npm start` runs it in the
  * namespace H, whose only link leads to W, which serves HTTP. Nothing leaves the machine.
  *
- *  - download: `curl` of 100 MB over HTTP from W, in H (the host) and in repls (median of 3 runs);
+ *  - download: `curl` of 100 MB over HTTP from W, in H (the host) and in repls, in
+ *    alternating rounds (median of 5);
  *  - requests: 1,000 sequential short HTTP requests, each on a new connection, by a Node client in H
  *    and in repls: requests/s, and the connect latency (from the name's lookup to the TCP connect)
  *    and request latency p50/p99.
@@ -39,15 +40,15 @@ type Shell = (command: string) => Promise<string>;
 
 /**
  * The request client (node -e): `count` GETs of `url`, each on a new connection; with `address`, the
- * name is not looked up but taken to be it. Prints {connect, total} in ms.
+ * name is not looked up but taken to be it. Prints {connect, total} in ms and failures by error code.
  */
 const requestClient = `
 const http = require("node:http");
 const [url, count, address] = process.argv.slice(1);
 const lookup = address && ((host, o, cb) => (o && o.all ? cb(null, [{ address, family: 4 }]) : cb(null, address, 4)));
 const agent = new http.Agent({ keepAlive: false });
-const connect = [], total = [];
-const one = () => new Promise((resolve, reject) => {
+const connect = [], total = [], errors = {};
+const one = () => new Promise((resolve) => {
   const t0 = performance.now();
   let looked = t0;
   const req = http.get(url, { agent, lookup: lookup || undefined }, (res) => {
@@ -58,34 +59,31 @@ const one = () => new Promise((resolve, reject) => {
     s.on("lookup", () => (looked = performance.now()));
     s.on("connect", () => connect.push(performance.now() - looked));
   });
-  req.on("error", reject);
+  req.on("error", (e) => { errors[e.code || e.message] = (errors[e.code || e.message] || 0) + 1; resolve(); });
 });
 (async () => {
   const t0 = performance.now();
   for (let i = 0; i < Number(count); i++) await one();
-  console.log(JSON.stringify({ connect, total, ms: performance.now() - t0 }));
+  console.log(JSON.stringify({ connect, total, errors, ms: performance.now() - t0 }));
 })();`;
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-async function download(shell: Shell, url: string, extra: string, megabytes: number, runs: number) {
-  const bytes = megabytes * 1024 * 1024;
-  const rates: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const out = await shell(`curl -sS -o /dev/null -w '%{size_download} %{time_total}' ${extra} ${url}/bytes/${bytes}`);
-    const [size, seconds] = out.trim().split(" ").map(Number) as [number, number];
-    if (size !== bytes) throw new Error(`download got ${size} of ${bytes} bytes: ${out}`);
-    rates.push(bytes / 1024 / 1024 / seconds);
-  }
-  return { MBps: round(median(rates)), runsMBps: rates.map(round) };
+/** One download of `bytes` with curl, in MB/s. */
+async function downloadOnce(shell: Shell, url: string, extra: string, bytes: number): Promise<number> {
+  const out = await shell(`curl -sS -o /dev/null -w '%{size_download} %{time_total}' ${extra} ${url}/bytes/${bytes}`);
+  const [size, seconds] = out.trim().split(" ").map(Number) as [number, number];
+  if (size !== bytes) throw new Error(`download got ${size} of ${bytes} bytes: ${out}`);
+  return bytes / 1024 / 1024 / seconds;
 }
 
 async function requests(shell: Shell, url: string, count: number, fixedAddress?: string) {
   const args = [url, String(count), ...(fixedAddress ? [fixedAddress] : [])].map(quote).join(" ");
   const out = await shell(`node -e ${quote(requestClient)} ${args}`);
-  const r = JSON.parse(out) as { connect: number[]; total: number[]; ms: number };
+  const r = JSON.parse(out) as { connect: number[]; total: number[]; errors: Record<string, number>; ms: number };
   return {
-    requestsPerSecond: round((count / r.ms) * 1000),
+    requestsPerSecond: round((r.total.length / r.ms) * 1000),
+    failed: r.errors,
     connectMs: { p50: round(percentile(r.connect, 50)), p99: round(percentile(r.connect, 99)) },
     requestMs: { p50: round(percentile(r.total, 50)), p99: round(percentile(r.total, 99)) },
   };
@@ -132,10 +130,15 @@ async function measure(net: TestInternet, c: CoreInH, o: { megabytes: number; ru
       resolve: "",
     },
   };
+  // Downloads in rounds, each path once per round, so the machine's other load falls on all alike.
+  const rates: Record<string, number[]> = Object.fromEntries(Object.keys(paths).map((k) => [k, []]));
+  for (let r = 0; r < o.runs; r++)
+    for (const [label, p] of Object.entries(paths))
+      rates[label]!.push(await downloadOnce(p.shell, url, p.resolve, o.megabytes * 1024 * 1024));
   const out: Record<string, unknown> = {};
   for (const [label, p] of Object.entries(paths)) {
     out[label] = {
-      download: await download(p.shell, url, p.resolve, o.megabytes, o.runs),
+      download: { MBps: round(median(rates[label]!)), runsMBps: rates[label]!.map(round) },
       requests: await requests(p.shell, `${url}/`, o.requests, p.address),
     };
     console.log(label, JSON.stringify(out[label]));
@@ -149,7 +152,7 @@ export async function run(argv: string[]): Promise<void> {
     options: {
       requests: { type: "string", default: "1000" },
       megabytes: { type: "string", default: "100" },
-      runs: { type: "string", default: "3" },
+      runs: { type: "string", default: "5" },
     },
   });
   const o = { requests: Number(values.requests), megabytes: Number(values.megabytes), runs: Number(values.runs) };
