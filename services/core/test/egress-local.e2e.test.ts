@@ -118,6 +118,25 @@ describe("egress of local repls, end to end in the test's own internet", functio
     );
     assert.equal(await curl(repls.open, "https://tls.test/"), `hello tls.test at ${testNames["tls.test"]}\n`);
     assert.equal(await curl(repls.open, "http://other.test/"), `hello other.test at ${testNames["other.test"]}\n`);
+    // By address and by raw TCP too: what deny_all and the allowlist must refuse is reachable here.
+    const other = testNames["other.test"];
+    assert.equal(await curl(repls.open, `http://${other}/`), `hello ${other} at ${other}\n`);
+    assert.equal(await tcpOpens(repls.open, other, 7000), true);
+  });
+
+  it("names resolve reliably: 300 lookups in a row each answer within a second, in every mode that allows them", async () => {
+    for (const [mode, repl] of [
+      ["allow_all", repls.open],
+      ["allowlist", repls.listed],
+    ] as const) {
+      const r = await execInRepl(
+        repl.runner,
+        "for i in $(seq 1 300); do s=$(date +%s%3N); getent ahosts allowed.test >/dev/null; rc=$?; " +
+          'd=$(( $(date +%s%3N) - s )); if [ $rc -ne 0 ] || [ $d -gt 1000 ]; then echo "lookup $i: exit $rc after $d ms"; fi; done',
+        900,
+      );
+      assert.equal(r.stdout, "", `${mode}: slow or failed lookups of allowed.test`);
+    }
   });
 
   it("deny_all resolves no name and connects to no address", async () => {
