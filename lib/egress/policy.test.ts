@@ -107,6 +107,54 @@ describe("egress policy: address tiers", () => {
     assert.equal(addressAllowed(allowlist([], ["10.0.0.0/8"]), ranges, "::ffff:10.0.0.1"), true);
   });
 
+  it("never opens the cloud host agents: Azure's WireServer and AWS's IPv6 metadata address, even when the policy names them", () => {
+    for (const ip of ["168.63.129.16", "fd00:ec2::254"]) {
+      assert.equal(addressAllowed(allowAll(["0.0.0.0/0", "::/0", "fc00::/7"]), ranges, ip), false, ip);
+      assert.equal(
+        addressAllowed(allowlist([], [`${ip}/${ip.includes(":") ? 128 : 32}`]), ranges, ip, true),
+        false,
+        ip,
+      );
+    }
+    // Their neighbours are ordinary addresses: public, or private and opened by the policy.
+    assert.equal(addressAllowed(ALLOW_ALL, ranges, "168.63.129.17"), true);
+    assert.equal(addressAllowed(allowAll(["fc00::/7"]), ranges, "fd00:ec2::253"), true);
+  });
+
+  it("never opens IPv6 forms that carry an IPv4 address a relay would reach: IPv4-compatible and 6to4", () => {
+    const everything = allowAll(["0.0.0.0/0", "::/0"]);
+    for (const ip of ["::7f00:1", "::127.0.0.1", "::a9fe:a9fe", "::5db8:d822", "2002:7f00:1::1", "2002:5db8:d822::1"])
+      assert.equal(addressAllowed(everything, ranges, ip), false, ip);
+  });
+
+  it("judges NAT64 and IPv4-mapped addresses, in hex and mixed forms, as the IPv4 address they carry", () => {
+    for (const ip of [
+      "64:ff9b::a9fe:a9fe",
+      "64:ff9b::169.254.169.254",
+      "64:FF9B:0:0:0:0:7f00:1",
+      "64:ff9b::a00:1",
+      "64:ff9b::c633:640a", // the host, 198.51.100.10
+      "::ffff:a9fe:a9fe",
+      "::ffff:7f00:1",
+      "0:0:0:0:0:ffff:169.254.169.254",
+    ])
+      assert.equal(addressAllowed(ALLOW_ALL, ranges, ip), false, ip);
+    // A public IPv4 address is reached through NAT64 as it is directly, and a private one only when named.
+    assert.equal(addressAllowed(ALLOW_ALL, ranges, "64:ff9b::5db8:d822"), true);
+    assert.equal(addressAllowed(ALLOW_ALL, ranges, "64:ff9b::93.184.216.34"), true);
+    assert.equal(addressAllowed(allowlist([], ["93.184.216.0/24"]), ranges, "64:ff9b::5db8:d822"), true);
+    assert.equal(addressAllowed(allowAll(["10.0.0.0/8"]), ranges, "64:ff9b::10.0.0.1"), true);
+    assert.equal(addressAllowed(allowAll(["10.0.0.0/8", "64:ff9b::/96"]), ranges, "64:ff9b::169.254.169.254"), false);
+  });
+
+  it("lists the NAT64 forms of the IPv4 never and private ranges, for rules that see the IPv6 address itself", () => {
+    const never = ranges.neverCidrs();
+    for (const c of ["64:ff9b::7f00:0/104", "64:ff9b::a9fe:0/112", "64:ff9b::a83f:8110/128", "64:ff9b::c633:640a/128"])
+      assert.ok(never.includes(c), `${c} missing from ${never.join(", ")}`);
+    for (const c of ["64:ff9b::a00:0/104", "64:ff9b::c0a8:0/112"])
+      assert.ok(ranges.private.cidrs.includes(c), `${c} missing from ${ranges.private.cidrs.join(", ")}`);
+  });
+
   it("matches IPv6 ranges by prefix", () => {
     const p = allowlist([], ["2001:db8::/32"]);
     assert.equal(addressAllowed(p, ranges, "2001:db8:1::5"), true);
@@ -125,7 +173,7 @@ describe("egress policy: address tiers", () => {
 
   it("lists the never tier with the extra ranges for the repl's record", () => {
     const cidrs = ranges.neverCidrs();
-    for (const c of ["127.0.0.0/8", "169.254.0.0/16", "::1/128", "fe80::/10", "198.51.100.10/32", "203.0.113.0/24"])
+    for (const c of ["127.0.0.0/8", "169.254.0.0/16", "::/96", "fe80::/10", "198.51.100.10/32", "203.0.113.0/24"])
       assert.ok(cidrs.includes(c), `${c} missing from ${cidrs.join(", ")}`);
     assert.ok(!cidrs.includes("10.0.0.0/8"), "private ranges are not in the never tier");
   });
@@ -160,10 +208,24 @@ describe("egress policy: checkEgressPolicy", () => {
       "127.0.0.1",
       "127.0.0.0/8",
       "224.0.0.0/4",
+      "127.1.0.0/16",
       "::1",
+      "::/96",
       "fe80::/64",
+      "168.63.129.16",
+      "fd00:ec2::254",
+      "2002::/16",
+      "2002:a9fe:a9fe::/48",
+      "64:ff9b::a9fe:a9fe",
+      "64:ff9b::169.254.0.0/112",
+      "::ffff:127.0.0.1",
     ])
       assert.throws(() => checkEgressPolicy(allowlist([], [c])), invalid(/is always denied/), c);
+  });
+
+  it("accepts a range that only touches never ranges: one is always denied only inside a single never range", () => {
+    for (const c of ["0.0.0.0/1", "128.0.0.0/1", "0.0.0.0/0", "::/0", "::/1", "64:ff9b::/96", "fd00:ec2::/32"])
+      assert.deepEqual(checkEgressPolicy(allowAll([c])).cidrs, [c], c);
   });
 
   it("accepts the whole internet and private ranges (the never tier still wins inside them)", () => {
@@ -224,8 +286,8 @@ describe("egress policy: what is not an address", () => {
     const r = new EgressRanges(["127.0.0.1/32", "::1/128", "fe80::1/128", "203.0.113.5/32", "203.0.113.5/32"]);
     const listed = r.neverCidrs();
     assert.equal(new Set(listed).size, listed.length);
-    for (const gone of ["127.0.0.1/32", "fe80::1/128"]) assert.ok(!listed.includes(gone), gone);
-    for (const kept of ["127.0.0.0/8", "::1/128", "fe80::/10", "203.0.113.5/32", "169.254.0.0/16"])
+    for (const gone of ["127.0.0.1/32", "::1/128", "fe80::1/128"]) assert.ok(!listed.includes(gone), gone);
+    for (const kept of ["127.0.0.0/8", "::/96", "fe80::/10", "203.0.113.5/32", "169.254.0.0/16"])
       assert.ok(listed.includes(kept), kept);
   });
 });
