@@ -80,6 +80,36 @@ describe("dns wire: questions", () => {
     assert.equal(readQuestion(Buffer.from("not a dns message at all")), undefined);
   });
 
+  it("reads only standard queries of class IN, with at most an EDNS record besides the question", async () => {
+    const query = await captureQuery((r) => r.resolve4("a.example.test"));
+    const end = readQuestion(query)!.end;
+    const withOpcode = (opcode: number) => {
+      const m = Buffer.from(query);
+      m[2] = (m[2]! & 0x87) | (opcode << 3);
+      return m;
+    };
+    // IQUERY, STATUS, NOTIFY (RFC 1996), UPDATE (RFC 2136): none is a lookup.
+    for (const opcode of [1, 2, 4, 5]) assert.equal(readQuestion(withOpcode(opcode)), undefined, `opcode ${opcode}`);
+    // CHAOS (version.bind and the like), Hesiod, ANY.
+    for (const klass of [3, 4, 255]) {
+      const m = Buffer.from(query);
+      m.writeUInt16BE(klass, end - 2);
+      assert.equal(readQuestion(m), undefined, `class ${klass}`);
+    }
+    const opt = Buffer.from([0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]); // root name, OPT, 1232 bytes, no options
+    const withRecords = (counts: [number, number, number], records: Buffer[]) => {
+      const m = Buffer.concat([query.subarray(0, end), ...records]);
+      for (const [i, n] of counts.entries()) m.writeUInt16BE(n, 6 + 2 * i);
+      return m;
+    };
+    const edns = withRecords([0, 0, 1], [opt]);
+    assert.equal(readQuestion(edns)?.name, "a.example.test", "a query with an EDNS OPT record");
+    const a = record(pointer(12), TYPE_A, 60, Buffer.from([203, 0, 113, 7]));
+    assert.equal(readQuestion(withRecords([1, 0, 0], [a])), undefined, "an answer record");
+    assert.equal(readQuestion(withRecords([0, 1, 0], [a])), undefined, "an authority record (UPDATE's updates)");
+    assert.equal(readQuestion(withRecords([0, 0, 2], [opt, opt])), undefined, "two additional records");
+  });
+
   it("reads a name of many short labels (70 one-letter labels) and refuses one over 255 bytes", () => {
     const header = Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
     const question = (name: string) => Buffer.concat([header, encodeName(name), Buffer.from([0, 1, 0, 1])]);

@@ -7,6 +7,7 @@
 export const TYPE_A = 1;
 export const TYPE_AAAA = 28;
 export const RCODE_NXDOMAIN = 3;
+const CLASS_IN = 1;
 
 export interface Question {
   id: number;
@@ -46,12 +47,18 @@ function readName(msg: Buffer, at: number): { name: string; end: number } {
   }
 }
 
-/** The first question of a query; undefined when the message is not a query with one question. */
+/**
+ * The question of a lookup; undefined for anything else. A lookup is a standard query (QR 0, opcode
+ * 0) of class IN with one question, no answer or authority records and at most one additional
+ * record (EDNS's OPT): UPDATE, NOTIFY, CHAOS-class queries and the like never reach the upstream.
+ */
 export function readQuestion(msg: Buffer): Question | undefined {
   try {
-    if (msg.length < 12 || (msg[2]! & 0x80) !== 0 || msg.readUInt16BE(4) !== 1) return undefined;
+    if (msg.length < 12 || (msg[2]! & 0xf8) !== 0) return undefined;
+    const [questions, answers, authority, additional] = [4, 6, 8, 10].map((at) => msg.readUInt16BE(at));
+    if (questions !== 1 || answers !== 0 || authority !== 0 || additional! > 1) return undefined;
     const { name, end } = readName(msg, 12);
-    if (end + 4 > msg.length) return undefined;
+    if (end + 4 > msg.length || msg.readUInt16BE(end + 2) !== CLASS_IN) return undefined;
     return { id: msg.readUInt16BE(0), name: name.toLowerCase(), type: msg.readUInt16BE(end), end: end + 4 };
   } catch {
     return undefined;
