@@ -2,7 +2,8 @@
  * resolver.ts: a repl's resolver between a client and an upstream DNS responder, both UDP sockets on
  * 127.0.0.1 written here. Names outside the policy get NXDOMAIN without reaching the upstream,
  * answers pointing at denied addresses come back empty, an allowlist opens what it learned (TTL
- * clamped) before the answer goes out, and a flood keeps at most 64 queries in flight.
+ * clamped) before the answer goes out, a flood keeps at most 64 queries in flight, and a repl's
+ * queries reach the upstream at no more than its rate (a burst of 400, then 200 a second).
  */
 import assert from "node:assert/strict";
 import { createSocket, type Socket } from "node:dgram";
@@ -56,12 +57,14 @@ function questionName(q: Buffer): string {
 class Upstream {
   readonly socket = createSocket("udp4");
   received = 0;
+  lastReceivedAt = 0;
   holding = 0;
   mostHeld = 0;
   delayMs = 0;
   constructor(private readonly table: Record<string, Answer[]>) {
     this.socket.on("message", (msg, from) => {
       this.received++;
+      this.lastReceivedAt = performance.now();
       this.holding++;
       this.mostHeld = Math.max(this.mostHeld, this.holding);
       setTimeout(() => {
@@ -88,6 +91,20 @@ describe("repl resolver", function () {
   let policy: EgressPolicy;
   let learned: { name: string; addresses: string[]; ttl: number; at: number }[];
   let learnDelayMs: number;
+  let upstreamPort: number;
+
+  /** A repl's resolver in front of `upstream`, under `policy`, recording what it opens in `learned`. */
+  const newResolver = () =>
+    ReplResolver.listen({
+      upstream: [{ address: "127.0.0.1", port: upstreamPort }],
+      ranges,
+      policy: () => policy,
+      learned: async (name, addresses, ttl) => {
+        await new Promise((r) => setTimeout(r, learnDelayMs));
+        learned.push({ name, addresses, ttl, at: Date.now() });
+      },
+      log,
+    });
 
   before(async () => {
     upstream = new Upstream({
@@ -101,17 +118,8 @@ describe("repl resolver", function () {
         { address: [10, 0, 0, 1], ttl: 60 },
       ],
     });
-    const port = await upstream.listen();
-    resolver = await ReplResolver.listen({
-      upstream: [{ address: "127.0.0.1", port }],
-      ranges,
-      policy: () => policy,
-      learned: async (name, addresses, ttl) => {
-        await new Promise((r) => setTimeout(r, learnDelayMs));
-        learned.push({ name, addresses, ttl, at: Date.now() });
-      },
-      log,
-    });
+    upstreamPort = await upstream.listen();
+    resolver = await newResolver();
     client = createSocket("udp4");
     await new Promise<void>((resolve) => client.bind(0, "127.0.0.1", resolve));
   });
@@ -128,7 +136,11 @@ describe("repl resolver", function () {
   });
 
   /** Sends a query for `name` and waits for the reply carrying its id. */
-  async function ask(name: string, id = Math.floor(Math.random() * 65536)): Promise<{ msg: Buffer; at: number }> {
+  async function ask(
+    name: string,
+    id = Math.floor(Math.random() * 65536),
+    port = resolver.port,
+  ): Promise<{ msg: Buffer; at: number }> {
     const got = new Promise<{ msg: Buffer; at: number }>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no reply for ${name}`)), 8000);
       const onMessage = (msg: Buffer) => {
@@ -139,7 +151,7 @@ describe("repl resolver", function () {
       };
       client.on("message", onMessage);
     });
-    client.send(query(id, name), resolver.port, "127.0.0.1");
+    client.send(query(id, name), port, "127.0.0.1");
     return got;
   }
   const rcode = (msg: Buffer) => msg[3]! & 0x0f;
@@ -220,5 +232,35 @@ describe("repl resolver", function () {
     upstream.delayMs = 0;
     const { msg } = await ask("a.example.test", 4242);
     assert.deepEqual(answerAddresses(msg), [{ address: "203.0.113.7", ttl: 300 }]);
+  });
+
+  it("lets a repl's queries reach the upstream at 200 a second after a burst of 400, dropping the rest of a flood", async () => {
+    const flooded = await newResolver();
+    try {
+      const before = upstream.received;
+      const start = performance.now();
+      // 2,000 queries in one second: 100 every 50 ms, each batch well under the 64-in-flight cap's reach.
+      for (let batch = 0; batch < 20; batch++) {
+        for (let i = 0; i < 100; i++) client.send(query(batch * 100 + i, "a.example.test"), flooded.port, "127.0.0.1");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      const passed = upstream.received - before;
+      const seconds = (upstream.lastReceivedAt - start) / 1000;
+      const allowed = 400 + 200 * seconds;
+      assert.ok(
+        passed <= allowed + 2,
+        `${passed} queries reached the upstream in ${seconds.toFixed(2)} s (at most ${allowed.toFixed(0)})`,
+      );
+      assert.ok(passed >= 200, `the flood reached the upstream (${passed} queries)`);
+      // Another repl's resolver is not held back by this one's flood.
+      assert.deepEqual(answerAddresses((await ask("a.example.test", 7)).msg), [{ address: "203.0.113.7", ttl: 300 }]);
+      // The flooded repl answers again once its bucket refills (a client retries a dropped query).
+      await new Promise((r) => setTimeout(r, 100));
+      const { msg } = await ask("a.example.test", 4343, flooded.port);
+      assert.deepEqual(answerAddresses(msg), [{ address: "203.0.113.7", ttl: 300 }]);
+    } finally {
+      flooded.close();
+    }
   });
 });

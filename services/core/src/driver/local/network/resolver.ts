@@ -5,6 +5,7 @@
  * name pointing at 127.0.0.1, 169.254.169.254 or a private range: DNS rebinding) comes back empty.
  * Under an allowlist the answer's addresses are opened in the namespace (nft `resolved` sets, for
  * the answer's TTL) before the answer is sent, so the connection that follows finds them open.
+ * Only lookups are read (dns-wire.ts), and a repl's queries are bounded in flight and in rate.
  */
 import { createSocket, type Socket } from "node:dgram";
 import { answerAddresses, emptyReply, RCODE_NXDOMAIN, readQuestion } from "../../../../../../lib/egress/dns-wire.js";
@@ -19,6 +20,13 @@ import { forwardQuery, type UpstreamServer } from "./upstream.js";
 
 /** Queries in flight per repl; more are dropped (a client retries), so one repl cannot flood core. */
 const MAX_IN_FLIGHT = 64;
+/**
+ * Queries a second per repl, after a burst: well above what installs and builds look up, low enough
+ * that one repl cannot make core flood the upstream resolvers every repl shares (cloud resolvers cap
+ * a host's packets: AWS's at 1,024 a second per interface). Queries over it are dropped; a client retries.
+ */
+const QUERIES_PER_SECOND = 200;
+const QUERY_BURST = 400;
 const MIN_TTL = 30;
 const MAX_TTL = 3600;
 
@@ -32,15 +40,38 @@ export interface ResolverOptions {
   log: Logger;
 }
 
+/** Up to `burst` at once, refilled at `rate` a second. */
+class TokenBucket {
+  private tokens: number;
+  private last = performance.now();
+
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+  ) {
+    this.tokens = burst;
+  }
+
+  take(): boolean {
+    const now = performance.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
+  }
+}
+
 export class ReplResolver {
   private inFlight = 0;
+  private readonly rate = new TokenBucket(QUERIES_PER_SECOND, QUERY_BURST);
 
   private constructor(
     private readonly socket: Socket,
     private readonly o: ResolverOptions,
   ) {
     socket.on("message", (msg, from) => {
-      if (this.inFlight >= MAX_IN_FLIGHT) return;
+      if (this.inFlight >= MAX_IN_FLIGHT || !this.rate.take()) return;
       this.inFlight++;
       void this.answer(msg)
         .then((reply) => reply && socket.send(reply, from.port, from.address))
