@@ -149,7 +149,7 @@ describe("egress policy through core's API", function () {
     for (const cidr of [
       "127.0.0.0/8",
       "169.254.0.0/16",
-      "::1/128",
+      "::/96",
       "fe80::/10",
       "203.0.113.0/24",
       "2001:db8:dead::/48",

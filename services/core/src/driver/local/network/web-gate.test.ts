@@ -306,4 +306,22 @@ describe("web gate: letting through, in a namespace", function () {
     const open = await http(`GET / HTTP/1.1\r\nHost: a.example.test\r\nConnection: close\r\n\r\n`);
     assert.ok(open.endsWith("hello a.example.test at 203.0.113.10 body 0"), open);
   });
+
+  it("HTTP: every request on a kept-alive connection is judged, not only the first", async () => {
+    await send({ op: "policy", policy: allowlist(["a.example.test"]) });
+    const reply = await http(`${get("a.example.test")}${get("b.example.test")}`);
+    assert.match(reply, /^HTTP\/1\.1 200 OK\r\n[\s\S]*hello a\.example\.test at 203\.0\.113\.10 body 0/);
+    assert.match(reply, /HTTP\/1\.1 403 Forbidden[\s\S]*b\.example\.test is not in this repl's egress allowlist/);
+    assert.doesNotMatch(reply, /hello b\.example\.test/);
+  });
+
+  it("HTTP: an absolute URI is judged by its own host, whatever the Host header says", async () => {
+    await send({ op: "policy", policy: allowlist(["a.example.test"]) });
+    const fronted = await http("GET http://b.example.test/ HTTP/1.1\r\nHost: a.example.test\r\n\r\n");
+    assert.match(fronted, /^HTTP\/1\.1 403 Forbidden[\s\S]*b\.example\.test is not in/);
+    const direct = await http(
+      "GET http://a.example.test/x HTTP/1.1\r\nHost: a.example.test\r\nConnection: close\r\n\r\n",
+    );
+    assert.ok(direct.endsWith("hello a.example.test at 203.0.113.10 body 0"), direct);
+  });
 });

@@ -1,24 +1,30 @@
 /**
  * A repl's web gate: under an allowlist the namespace's TCP connections to ports 80 and 443 arrive
- * here (nft redirect, then pasta), and are let through only when the name they ask for is allowed:
- * the Host header of plain HTTP, the server name (SNI) of a TLS ClientHello. The gate then resolves
- * that name itself and connects to an address the policy allows for it, so neither a forged Host
- * nor a shared address (one server, many names) opens an unlisted name. The first bytes are replayed
- * to the server; nothing else is read or changed.
+ * here (nft redirect, then pasta) and get through only for names the policy allows. Plain HTTP is
+ * forwarded request by request (http-gate.ts: each request's Host or absolute URI judged, so a
+ * second request on a kept-alive connection cannot name another host); TLS by the ClientHello's
+ * server name (tls-gate.ts), then copied as bytes (TLS is not terminated). Either way the gate
+ * resolves the name itself and connects to an address the policy allows for it, so neither a forged
+ * Host nor a shared address (one server, many names) opens an unlisted name. A policy change closes
+ * the tunnels (TLS, WebSocket) whose name it no longer allows; each gate holds at most
+ * MAX_CONNECTIONS clients, so one repl cannot exhaust core's descriptors.
  */
-import { connect, createServer, type Server, type Socket } from "node:net";
+import type { Server, Socket } from "node:net";
 import {
   addressAllowed,
   type EgressPolicy,
   type EgressRanges,
   nameAllowed,
 } from "../../../../../../lib/egress/policy.js";
-import { SNIFF_LIMIT, type Sniffed, sniffHttpHost, sniffTlsServerName } from "../../../../../../lib/egress/sniff.js";
 import type { Logger } from "../../../../../../lib/kit/log.js";
+import { createHttpGate } from "./http-gate.js";
+import { createTlsGate } from "./tls-gate.js";
 
+/** Clients per gate and kind at once; more are closed at once. */
+export const MAX_CONNECTIONS = 256;
 /** How long a client may take to send its request head or ClientHello (default). */
-const SNIFF_TIMEOUT_MS = 10_000;
-const CONNECT_TIMEOUT_MS = 10_000;
+export const SNIFF_TIMEOUT_MS = 10_000;
+export const CONNECT_TIMEOUT_MS = 10_000;
 
 export interface WebGateOptions {
   ranges: EgressRanges;
@@ -30,28 +36,65 @@ export interface WebGateOptions {
 }
 
 type Kind = "http" | "tls";
-const upstreamPort: Record<Kind, number> = { http: 80, tls: 443 };
-const sniffers: Record<Kind, (b: Buffer) => Sniffed> = { http: sniffHttpHost, tls: sniffTlsServerName };
+
+/** What the two gates share: the decision, the upstream address, the tunnels and the refusals' log. */
+export class GateCore {
+  /** Open tunnels (TLS, upgraded HTTP) by the name they were let through for. */
+  private readonly tunnels = new Map<Socket, string>();
+
+  constructor(readonly o: WebGateOptions) {}
+
+  /** Why `name` may not be reached, or the address to connect to. */
+  async judge(name: string | undefined, none: string): Promise<{ address: string } | { refused: string }> {
+    const policy = this.o.policy();
+    if (!name) return { refused: `no name to check (${none})` };
+    if (!nameAllowed(policy, name)) return { refused: `${name} is not in this repl's egress allowlist` };
+    const addresses = (await this.o.lookup(name).catch(() => [])).filter((a) =>
+      addressAllowed(policy, this.o.ranges, a, true),
+    );
+    if (!addresses[0]) return { refused: `${name} does not resolve to an address this repl may reach` };
+    return { address: addresses[0] };
+  }
+
+  /** Keeps a tunnel's sockets until they close, so a policy change can end them. */
+  tunnel(name: string, ...sockets: Socket[]): void {
+    for (const s of sockets) {
+      this.tunnels.set(s, name);
+      s.once("close", () => this.tunnels.delete(s));
+    }
+  }
+
+  revalidate(): void {
+    const policy = this.o.policy();
+    for (const [s, name] of this.tunnels) if (!nameAllowed(policy, name)) s.destroy();
+  }
+
+  refused(why: string): void {
+    this.o.log.debug({ why }, "web gate: refused a connection");
+  }
+
+  closeAll(): void {
+    for (const s of this.tunnels.keys()) s.destroy();
+  }
+}
 
 export class WebGate {
-  private readonly sockets = new Set<Socket>();
-
   private constructor(
-    readonly servers: Record<Kind, Server>,
-    private readonly o: WebGateOptions,
+    private readonly servers: Record<Kind, Server>,
+    private readonly core: GateCore,
   ) {}
 
   static async listen(o: WebGateOptions): Promise<WebGate> {
-    const servers = { http: createServer(), tls: createServer() };
-    const gate = new WebGate(servers, o);
-    for (const kind of ["http", "tls"] as const) {
-      servers[kind].on("connection", (s) => gate.admit(kind, s));
+    const core = new GateCore(o);
+    const servers: Record<Kind, Server> = { http: createHttpGate(core), tls: createTlsGate(core) };
+    for (const server of Object.values(servers)) {
+      server.maxConnections = MAX_CONNECTIONS;
       await new Promise<void>((resolve, reject) => {
-        servers[kind].once("error", reject);
-        servers[kind].listen(0, "127.0.0.1", () => resolve());
+        server.once("error", reject);
+        server.listen(0, "127.0.0.1", () => resolve());
       });
     }
-    return gate;
+    return new WebGate(servers, core);
   }
 
   port(kind: Kind): number {
@@ -59,75 +102,16 @@ export class WebGate {
     return typeof a === "object" && a ? a.port : 0;
   }
 
+  /** After a policy change: ends the tunnels whose name the policy no longer allows. */
+  revalidate(): void {
+    this.core.revalidate();
+  }
+
   close(): void {
-    for (const s of Object.values(this.servers)) s.close();
-    for (const s of this.sockets) s.destroy();
-  }
-
-  private track(s: Socket): void {
-    this.sockets.add(s);
-    s.once("close", () => this.sockets.delete(s));
-  }
-
-  private admit(kind: Kind, client: Socket): void {
-    this.track(client);
-    client.on("error", () => {});
-    let head = Buffer.alloc(0);
-    const timer = setTimeout(() => client.destroy(), this.o.sniffTimeoutMs ?? SNIFF_TIMEOUT_MS);
-    client.once("close", () => clearTimeout(timer));
-    const onData = (chunk: Buffer) => {
-      head = Buffer.concat([head, chunk]);
-      const sniffed = sniffers[kind](head);
-      if (sniffed === "more" && head.length < SNIFF_LIMIT) return;
-      client.off("data", onData);
-      client.pause();
-      clearTimeout(timer);
-      void this.pass(kind, client, head, sniffed);
-    };
-    client.on("data", onData);
-  }
-
-  private async pass(kind: Kind, client: Socket, head: Buffer, sniffed: Sniffed): Promise<void> {
-    const policy = this.o.policy();
-    const name = typeof sniffed === "object" && "name" in sniffed ? sniffed.name.toLowerCase() : undefined;
-    if (!name || !nameAllowed(policy, name)) {
-      const why = name
-        ? `${name} is not in this repl's egress allowlist`
-        : `no name to check (${(sniffed as { none?: string }).none ?? "incomplete"})`;
-      return this.refuse(kind, client, why);
+    for (const s of Object.values(this.servers)) {
+      s.close();
+      (s as Server & { closeAllConnections?: () => void }).closeAllConnections?.();
     }
-    const addresses = (await this.o.lookup(name).catch(() => [])).filter((a) =>
-      addressAllowed(policy, this.o.ranges, a, true),
-    );
-    if (!addresses.length)
-      return this.refuse(kind, client, `${name} does not resolve to an address this repl may reach`);
-    const server = connect({ host: addresses[0], port: upstreamPort[kind], timeout: CONNECT_TIMEOUT_MS });
-    this.track(server);
-    server.once("timeout", () => server.destroy(new Error("connect timed out")));
-    server.once("connect", () => {
-      server.setTimeout(0);
-      server.write(head);
-      client.pipe(server);
-      server.pipe(client);
-      client.resume();
-    });
-    server.once("error", (err) => {
-      this.o.log.debug({ err, name }, "web gate: upstream connection failed");
-      client.destroy();
-    });
-    client.once("close", () => server.destroy());
-    server.once("close", () => client.destroy());
-  }
-
-  private refuse(kind: Kind, client: Socket, why: string): void {
-    this.o.log.debug({ why }, "web gate: refused a connection");
-    if (kind === "tls") {
-      client.destroy();
-      return;
-    }
-    const body = `Devex: ${why}.\n`;
-    client.end(
-      `HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
+    this.core.closeAll();
   }
 }
