@@ -76,7 +76,7 @@ function adopt(record: AssignedRecord, dir: string, runners: Runners, log: Logge
 
 /** A new pasta (with new ports to this core's resolver and gate) in place of the previous core's. */
 async function reconnect(record: AssignedRecord, runners: Runners, log: Logger, egress?: EgressSetup) {
-  await killStalePasta(record.pastaPid, record.pid);
+  await killStalePasta(record.pasta);
   const h = runners.get(record.runnerId);
   if (!h || !egress) return;
   h.network = await connectRepl(
@@ -85,7 +85,7 @@ async function reconnect(record: AssignedRecord, runners: Runners, log: Logger, 
     log,
     AbortSignal.timeout(15_000),
   );
-  record.pastaPid = h.network?.pastaPid;
+  record.pasta = h.network?.pastaProcess;
   await writeRecord(h.dir, record);
 }
 

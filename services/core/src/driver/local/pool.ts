@@ -20,6 +20,7 @@ import type { EgressPolicy } from "../../../../../lib/egress/policy.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import { waitForExit } from "../../../../../lib/kit/pids.js";
 import { writeSandboxIdentity } from "./identity.js";
+import type { PastaProcess } from "./network/pasta.js";
 import type { Owner, RunnerLaunch, RunnerPaths } from "./sandbox.js";
 
 export interface RunnerRecord {
@@ -44,7 +45,7 @@ export interface RunnerRecord {
   /** The egress policy it runs under (a later core re-attaches its network with it). */
   egress?: EgressPolicy;
   /** The pasta process carrying its network (network/pasta.ts); a later core replaces it. */
-  pastaPid?: number;
+  pasta?: PastaProcess;
 }
 
 export interface PooledProcess {

@@ -65,7 +65,7 @@ export async function startRunner(
     await d.sync.restore(h, p.slot.owner, signal, progress);
     await nameRepl(p.slot.identity, hostnameFor(req.replId));
     h.network = await network;
-    h.record.pastaPid = h.network?.pastaPid;
+    h.record.pasta = h.network?.pastaProcess;
     h.record.port = await assign(p, runnerEnv(d, req, p), signal);
     if (h.record.socketPath) h.socketFd = pinSocket(h.record.socketPath);
     await writeRecord(p.dir, h.record);

@@ -4,11 +4,11 @@
  * cannot be set up leaves the repl running without one: its rules (if in) or its empty namespace
  * keep everything in, and the log says why.
  */
-import { readFile } from "node:fs/promises";
 import { ALLOW_ALL, type EgressPolicy } from "../../../../../../lib/egress/policy.js";
 import type { Logger } from "../../../../../../lib/kit/log.js";
 import { waitForExit } from "../../../../../../lib/kit/pids.js";
 import type { EgressSetup } from "./egress.js";
+import { type PastaProcess, processStart } from "./pasta.js";
 import { ReplNetwork } from "./repl-network.js";
 
 export interface ConnectRequest {
@@ -34,14 +34,12 @@ export async function connectRepl(
   }
 }
 
-/** Kills a pasta a previous core started for the namespace of `runnerPid` (checked by its command line). */
-export async function killStalePasta(pastaPid: number | undefined, runnerPid: number): Promise<void> {
-  if (!pastaPid) return;
-  const cmdline = await readFile(`/proc/${pastaPid}/cmdline`, "utf8").catch(() => "");
-  if (!cmdline.includes(`/proc/${runnerPid}/ns/net`)) return;
+/** Kills the pasta a previous core started (the same pid and start time), whose ports lead to that core. */
+export async function killStalePasta(pasta: PastaProcess | undefined): Promise<void> {
+  if (!pasta || processStart(pasta.pid) !== pasta.start) return;
   try {
-    process.kill(pastaPid, "SIGKILL");
+    process.kill(pasta.pid, "SIGKILL");
   } catch {}
   // Its tap device goes with it; the new pasta makes its own.
-  await waitForExit(pastaPid, 2000);
+  await waitForExit(pasta.pid, 2000);
 }

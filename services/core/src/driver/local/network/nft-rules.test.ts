@@ -6,8 +6,10 @@
  * let out goes nowhere. A connection the rules refuse fails at once (reset), one they let out times
  * out. Nothing leaves the namespace in any case.
  */
+
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { type EgressPolicy, EgressRanges } from "../../../../../../lib/egress/policy.js";
 import { requireProgram, runs } from "../../../../../../lib/testing/programs.js";
@@ -42,7 +44,8 @@ const ops = {
     const t = setTimeout(() => { u.close(); done({ outcome: "timeout" }); }, c.timeoutMs);
     u.on("message", (m, from) => { clearTimeout(t); u.close(); done({ outcome: m.toString(), from: from.address }); });
     u.on("error", (e) => { clearTimeout(t); u.close(); done({ outcome: e.code }); });
-    u.send(Buffer.from(c.text), c.port, c.host); },
+    // A refused send fails in its callback (dgram emits no 'error' for it).
+    u.send(Buffer.from(c.text), c.port, c.host, (e) => { if (e) { clearTimeout(t); u.close(); done({ outcome: e.code }); } }); },
 };
 rl.createInterface({ input: process.stdin }).on("line", (line) => {
   const c = JSON.parse(line);
@@ -125,7 +128,8 @@ describe("nft rules: scripts nft accepts", function () {
     const v6: EgressPolicy = { mode: "allowlist", domains: [], cidrs: ["2001:db8::/32", LISTED_NET] };
     const withDenied = new EgressRanges(["2001:db8:ffff::1/128", "198.18.0.0/15"]);
     for (const p of [...policies, v6])
-      for (const learned of [[], ["203.0.113.9", "2001:db8::9"]]) check(renderRules(p, withDenied, learned));
+      for (const learned of [[], ["203.0.113.9", "2001:db8::9"].map((address) => ({ address, seconds: 30 }))])
+        check(renderRules(p, withDenied, learned));
   });
 
   it("renderResolved, for v4 and v6 addresses, on top of installed rules", () => {
@@ -143,7 +147,10 @@ describe("nft rules: behaviour in a namespace", function () {
   this.timeout(120_000);
   let ns: TestNamespace;
   let tools: NamespaceTools;
-  const install = (script: string) => runNft(tools, ns.agent.pid!, script);
+  const install = (script: string) => {
+    const netns = openSync(`/proc/${ns.agent.pid}/ns/net`, "r");
+    return runNft(tools, netns, script).finally(() => closeSync(netns));
+  };
 
   before(async function () {
     const nft = requireProgram(this, "nft");
@@ -250,12 +257,26 @@ describe("nft rules: behaviour in a namespace", function () {
     assert.deepEqual((await ns.send({ op: "accepted" })).accepted, []);
   });
 
+  it("allowlist: QUIC (UDP 443) to a learned address is refused, other UDP and TCP to it are let out", async () => {
+    await install(renderRules(allowlist, ranges, [{ address: PUBLIC, seconds: 60 }]));
+    assert.equal((await ns.udp(PUBLIC, 443, "quic")).outcome, "EPERM");
+    assert.equal((await ns.udp(PUBLIC, 4443, "other udp")).outcome, "timeout");
+    letOut(await ns.connect(PUBLIC, 8443), "TCP to a learned address");
+  });
+
+  it("an address kept across a policy change closes when what was left of its TTL runs out", async () => {
+    await install(renderRules(allowlist, ranges, [{ address: PUBLIC, seconds: 1 }]));
+    letOut(await ns.connect(PUBLIC, 8080), "kept for one more second");
+    await new Promise((r) => setTimeout(r, 1600));
+    refused(await ns.connect(PUBLIC, 8080), "after its TTL");
+  });
+
   it("a new policy applies to the next connection (one nft transaction replaces the old rules)", async () => {
     await install(renderRules(allowAll, ranges));
     letOut(await ns.connect(PUBLIC, 8080), "allow_all");
     await install(renderRules(denyAll, ranges));
     refused(await ns.connect(PUBLIC, 8080), "then deny_all");
-    await install(renderRules(allowlist, ranges, [PUBLIC]));
+    await install(renderRules(allowlist, ranges, [{ address: PUBLIC, seconds: 60 }]));
     letOut(await ns.connect(PUBLIC, 8080), "then an allowlist that kept the address");
     await install(renderRules(allowlist, ranges));
     refused(await ns.connect(PUBLIC, 8080), "then an allowlist without it");

@@ -12,7 +12,9 @@
  *   judges a redirected packet by its new address but its first output device); the never tier is rejected; deny_all
  *   rejects the rest; the policy's CIDRs are open; the private tier is rejected; allow_all opens the
  *   rest; an allowlist opens the addresses its names resolved to (the `resolved` sets, filled by the
- *   resolver with a timeout) and rejects the rest.
+ *   resolver with a timeout; UDP 443, QUIC, excepted) and rejects the rest.
+ * - Input: only replies to what the repl sent (and loopback), so pasta's NAT-like UDP forwarding
+ *   cannot carry datagrams from hosts the repl never reached.
  */
 import { isIP } from "node:net";
 import type { EgressPolicy, EgressRanges } from "../../../../../../lib/egress/policy.js";
@@ -41,13 +43,19 @@ function set(name: string, type: "ipv4_addr" | "ipv6_addr", elements: string[], 
 }
 
 /** The script that installs the rules for `policy` (both tables replaced in one transaction). */
-export function renderRules(policy: EgressPolicy, ranges: EgressRanges, resolved: readonly string[] = []): string {
+/** An address an allowed name resolved to, open for `seconds` more. */
+export interface Learned {
+  address: string;
+  seconds: number;
+}
+
+export function renderRules(policy: EgressPolicy, ranges: EgressRanges, resolved: readonly Learned[] = []): string {
   const never = split(ranges.neverCidrs());
   const priv = split(ranges.private.cidrs);
   const allow = split(policy.cidrs);
   const learned = {
-    v4: resolved.filter((a) => isIP(a) === 4),
-    v6: resolved.filter((a) => isIP(a) === 6),
+    v4: resolved.filter((l) => isIP(l.address) === 4).map((l) => `${l.address} timeout ${l.seconds}s`),
+    v6: resolved.filter((l) => isIP(l.address) === 6).map((l) => `${l.address} timeout ${l.seconds}s`),
   };
   const gate =
     policy.mode === "allowlist"
@@ -60,7 +68,8 @@ export function renderRules(policy: EgressPolicy, ranges: EgressRanges, resolved
   const verdict = {
     allow_all: ["    accept"],
     deny_all: [],
-    allowlist: ["    ip daddr @resolved4 accept", "    ip6 daddr @resolved6 accept"],
+    // QUIC is TLS the web gate cannot see: refused, so clients fall back to TCP 443 (judged by SNI).
+    allowlist: ["    udp dport 443 goto refuse", "    ip daddr @resolved4 accept", "    ip6 daddr @resolved6 accept"],
   }[policy.mode];
   const lines = [
     `table ip ${NAT_TABLE} {}`,
@@ -104,6 +113,11 @@ export function renderRules(policy: EgressPolicy, ranges: EgressRanges, resolved
           ...verdict,
         ]),
     "    goto refuse",
+    "  }",
+    "  chain input {",
+    "    type filter hook input priority 0; policy drop;",
+    "    iif lo accept",
+    "    ct state established,related accept",
     "  }",
     "  chain refuse {",
     "    meta l4proto tcp reject with tcp reset",

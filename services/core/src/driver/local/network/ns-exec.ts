@@ -6,10 +6,10 @@ export interface NamespaceTools {
   nft: string;
 }
 
-/** Feeds `script` to `nft -f -` inside the namespace of `pid`; rejects with nft's message. */
-export function runNft(t: NamespaceTools, pid: number, script: string, signal?: AbortSignal): Promise<void> {
+/** Feeds `script` to `nft -f -` inside the namespace core holds open as `netns`; rejects with nft's message. */
+export function runNft(t: NamespaceTools, netns: number, script: string, signal?: AbortSignal): Promise<void> {
   // Core is root (network/egress.ts): root's capabilities cover every namespace.
-  const enter = [`--target=${pid}`, "--net"];
+  const enter = [`--net=/proc/${process.pid}/fd/${netns}`];
   return new Promise((resolve, reject) => {
     const child = execFile(
       t.nsenter,

@@ -19,7 +19,7 @@
  * the namespaces itself, around the runner's bwrap, and /dev/net/tun would have to be 0666.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { NS_PORTS } from "./nft-rules.js";
 
@@ -32,7 +32,9 @@ export interface GatePorts {
 
 export interface PastaOptions {
   pasta: string;
-  /** A process in the namespace (the runner, its sandbox's pid 1). */
+  /** The namespace, as a descriptor core holds. */
+  netns: number;
+  /** A process in the namespace (the runner, its sandbox's pid 1), whose routes show pasta is up. */
   pid: number;
   ports: GatePorts;
   signal: AbortSignal;
@@ -56,13 +58,7 @@ export function pastaArgs(ports: GatePorts): string[] {
 /** Starts pasta and resolves once the namespace has its default route; rejects if pasta exits first. */
 export async function startPasta(o: PastaOptions): Promise<ChildProcess> {
   let output = "";
-  const netns = openSync(`/proc/${o.pid}/ns/net`, "r");
-  let child: ChildProcess;
-  try {
-    child = spawn(o.pasta, pastaArgs(o.ports), { stdio: ["ignore", "pipe", "pipe", netns] });
-  } finally {
-    closeSync(netns);
-  }
+  const child = spawn(o.pasta, pastaArgs(o.ports), { stdio: ["ignore", "pipe", "pipe", o.netns] });
   for (const s of [child.stdout, child.stderr]) s?.on("data", (c: Buffer) => (output = (output + c).slice(-2000)));
   const exited = new Promise<never>((_, reject) =>
     child.once("exit", (code, sig) => reject(new Error(`pasta exited (${sig ?? code}): ${clean(output)}`))),
@@ -76,6 +72,22 @@ export async function startPasta(o: PastaOptions): Promise<ChildProcess> {
   }
   child.stdout?.destroy();
   return child;
+}
+
+/** A pasta process as the runner's record names it: its pid and its start time (so a reused pid is not it). */
+export interface PastaProcess {
+  pid: number;
+  start: string;
+}
+
+/** A process's start time in clock ticks since boot (/proc/<pid>/stat field 22), "" when it is gone. */
+export function processStart(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? "";
+  } catch {
+    return "";
+  }
 }
 
 /** pasta's messages without syslog noise. */

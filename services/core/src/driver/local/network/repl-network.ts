@@ -5,11 +5,12 @@
  * new policy still allows). nft calls run one at a time, in order.
  */
 import type { ChildProcess } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import { type EgressPolicy, nameAllowed } from "../../../../../../lib/egress/policy.js";
 import type { EgressSetup } from "./egress.js";
 import { renderResolved, renderRules } from "./nft-rules.js";
 import { runNft } from "./ns-exec.js";
-import { startPasta } from "./pasta.js";
+import { type PastaProcess, processStart, startPasta } from "./pasta.js";
 import { ReplResolver } from "./resolver.js";
 import { WebGate } from "./web-gate.js";
 
@@ -27,11 +28,16 @@ export class ReplNetwork {
   private readonly learned = new Map<string, Learned>();
   private closed = false;
 
+  /** The namespace, held open: nft and pasta reach it by this descriptor, never again by a pid that could be reused. */
+  private readonly netns: number;
+
   private constructor(
     private readonly setup: EgressSetup,
-    private readonly pid: number,
+    pid: number,
     private policy: EgressPolicy,
-  ) {}
+  ) {
+    this.netns = openSync(`/proc/${pid}/ns/net`, "r");
+  }
 
   /** Connects the namespace of `pid` (a runner) to the outside under `policy`. */
   static async attach(
@@ -49,7 +55,7 @@ export class ReplNetwork {
       net.gate = await WebGate.listen({ ...common, lookup: setup.lookup });
       await net.nft(renderRules(t.policy, setup.ranges), t.signal);
       const ports = { dns: net.resolver.port, http: net.gate.port("http"), tls: net.gate.port("tls") };
-      net.pasta = await startPasta({ pasta: setup.tools.pasta, pid: t.pid, ports, signal: t.signal });
+      net.pasta = await startPasta({ pasta: setup.tools.pasta, netns: net.netns, pid: t.pid, ports, signal: t.signal });
       return net;
     } catch (err) {
       net.close();
@@ -57,9 +63,10 @@ export class ReplNetwork {
     }
   }
 
-  /** pasta's pid, for the runner's record (a later core kills a pasta left behind). */
-  get pastaPid(): number | undefined {
-    return this.pasta?.pid;
+  /** pasta's pid and start time, for the runner's record (a later core kills a pasta left behind). */
+  get pastaProcess(): PastaProcess | undefined {
+    const pid = this.pasta?.pid;
+    return pid ? { pid, start: processStart(pid) } : undefined;
   }
 
   async setPolicy(policy: EgressPolicy, signal?: AbortSignal): Promise<void> {
@@ -68,8 +75,11 @@ export class ReplNetwork {
     const keep = [...this.learned].filter(([name, l]) => l.expires > now && nameAllowed(policy, name));
     this.learned.clear();
     for (const [name, l] of keep) this.learned.set(name, l);
-    // Kept addresses come back without their remaining TTL: a minute, renewed by the next lookup.
-    const addresses = policy.mode === "allowlist" ? keep.flatMap(([, l]) => l.addresses) : [];
+    // Kept addresses stay open for what is left of their TTL.
+    const addresses = (policy.mode === "allowlist" ? keep : []).flatMap(([, l]) =>
+      l.addresses.map((address) => ({ address, seconds: Math.max(1, Math.ceil((l.expires - now) / 1000)) })),
+    );
+    this.gate?.revalidate();
     await this.nft(renderRules(policy, this.setup.ranges, addresses), signal);
   }
 
@@ -79,15 +89,27 @@ export class ReplNetwork {
     this.pasta?.kill("SIGKILL");
     this.resolver?.close();
     this.gate?.close();
+    closeSync(this.netns);
   }
 
+  /**
+   * Opens what an allowed name resolved to. Judged again in the nft queue, behind any policy change
+   * that came in while the name was being looked up: a name the new policy drops stays closed.
+   */
   private async learn(name: string, addresses: string[], ttlSeconds: number): Promise<void> {
-    this.learned.set(name, { addresses, expires: Date.now() + ttlSeconds * 1000 });
-    await this.nft(renderResolved(addresses, ttlSeconds));
+    await this.nft(() => {
+      if (this.policy.mode !== "allowlist" || !nameAllowed(this.policy, name)) return undefined;
+      this.learned.set(name, { addresses, expires: Date.now() + ttlSeconds * 1000 });
+      return renderResolved(addresses, ttlSeconds);
+    });
   }
 
-  private nft(script: string, signal?: AbortSignal): Promise<void> {
-    const run = this.nftQueue.then(() => runNft(this.setup.tools, this.pid, script, signal));
+  /** Runs nft scripts one at a time, in order; a function is asked for its script when its turn comes. */
+  private nft(script: string | (() => string | undefined), signal?: AbortSignal): Promise<void> {
+    const run = this.nftQueue.then(() => {
+      const text = typeof script === "function" ? script() : script;
+      return text === undefined ? undefined : runNft(this.setup.tools, this.netns, text, signal);
+    });
     this.nftQueue = run.catch(() => {});
     return run;
   }

@@ -220,6 +220,18 @@ describe("repl resolver", function () {
     );
   });
 
+  it("judges the name again when the upstream answers: a policy change meanwhile wins", async () => {
+    policy = { mode: "allowlist", domains: ["a.example.test"], cidrs: [] };
+    upstream.delayMs = 300;
+    const pending = ask("a.example.test");
+    await new Promise((r) => setTimeout(r, 100));
+    policy = { mode: "allowlist", domains: ["other.example.test"], cidrs: [] };
+    const { msg } = await pending;
+    assert.equal(rcode(msg), 3, "NXDOMAIN under the new policy");
+    assert.deepEqual(answerAddresses(msg), []);
+    assert.deepEqual(learned, [], "nothing opened for a name the new policy drops");
+  });
+
   it("drops queries above 64 in flight and keeps answering after a flood of 1,000", async () => {
     upstream.delayMs = 300;
     upstream.mostHeld = 0;

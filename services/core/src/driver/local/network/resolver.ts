@@ -104,9 +104,12 @@ export class ReplResolver {
   private async answer(query: Buffer): Promise<Buffer | undefined> {
     const q = readQuestion(query);
     if (!q) return undefined;
-    const policy = this.o.policy();
+    let policy = this.o.policy();
     if (!nameAllowed(policy, q.name)) return emptyReply(query, q, RCODE_NXDOMAIN);
     const reply = await forwardQuery(this.o.upstream, query, q.id);
+    // The policy may have changed while upstream answered: judge the name again by the current one.
+    policy = this.o.policy();
+    if (!nameAllowed(policy, q.name)) return emptyReply(query, q, RCODE_NXDOMAIN);
     const found = answerAddresses(reply);
     if (found.some((a) => !addressAllowed(policy, this.o.ranges, a.address, true))) {
       this.o.log.info({ name: q.name }, "repl resolver: an answer pointed at a denied address; answered with none");
