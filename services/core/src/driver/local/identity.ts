@@ -47,6 +47,14 @@ export function hostFiles(hostname: string) {
   };
 }
 
+/**
+ * The repl's resolv.conf (bound over the host's in a private network, sandbox.ts): its resolver is
+ * the namespace's own 127.0.0.1:53, which pasta forwards to core's resolver for the repl
+ * (network/resolver.ts). Asked there directly, queries need no NAT in the namespace: glibc's
+ * parallel A and AAAA queries through a NAT redirect lose one now and then to conntrack's race.
+ */
+export const REPL_RESOLV_CONF = "nameserver 127.0.0.1\noptions edns0\n";
+
 /** The files `writeSandboxIdentity` writes, which the sandbox binds over /etc's. */
 export const identityFiles = ["passwd", "group", "hostname", "hosts"] as const;
 
@@ -57,7 +65,7 @@ export const identityFiles = ["passwd", "group", "hostname", "hosts"] as const;
 export async function writeSandboxIdentity(dir: string): Promise<void> {
   await mkdir(dir, { mode: 0o755 });
   await chmod(dir, 0o755);
-  const files = { ...sandboxIdentity(), ...hostFiles("repl") };
+  const files = { ...sandboxIdentity(), ...hostFiles("repl"), "resolv.conf": REPL_RESOLV_CONF };
   for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text, { mode: 0o644 });
 }
 

@@ -29,7 +29,7 @@
  * here, so memory/CPU/process limits are rlimits.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, lstatSync } from "node:fs";
+import { existsSync, lstatSync, realpathSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { findProgram } from "../../../../../lib/kit/find-program.js";
 import { HOME_DIR, PROJECT_DIR, USER_ID, USER_NAME } from "../repl-identity.js";
@@ -143,6 +143,18 @@ const DEFAULT_UID_COUNT = 10_000;
 /** The identity files bound over /etc's: those /etc has (a bind needs its target; /etc is read-only). */
 const etcIdentity = () => identityFiles.filter((f) => existsSync(`/etc/${f}`));
 
+/**
+ * Where the host's resolv.conf really is (systemd-resolved makes /etc/resolv.conf a link into /run),
+ * so a private network's own can be bound there; undefined when there is none to bind over.
+ */
+function resolvConfPath(): string | undefined {
+  try {
+    return lstatSync("/etc/resolv.conf").isSymbolicLink() ? realpathSync("/etc/resolv.conf") : "/etc/resolv.conf";
+  } catch {
+    return undefined;
+  }
+}
+
 /** Host files that hold password hashes or name host users (the identity files replace passwd and group). */
 const masked = [
   "/etc/shadow",
@@ -173,6 +185,12 @@ function rootMounts(): string[] {
   const nodeRoot = dirname(dirname(process.execPath));
   if (!nodeRoot.startsWith("/usr")) args.push("--ro-bind", nodeRoot, nodeRoot);
   return args;
+}
+
+/** `args(path)` for the repl's own resolv.conf, in a private network; nothing on the host's network. */
+function privateResolvConf(hostNetwork: boolean, args: (path: string) => string[]): string[] {
+  const path = hostNetwork ? undefined : resolvConfPath();
+  return path ? args(path) : [];
 }
 
 /** `--dir` for every ancestor of `paths` (but /, /tmp), world-traversable, so the unprivileged runner can reach them. */
@@ -265,6 +283,7 @@ function bwrapRunnerLaunch(pr: Programs & { bwrap: string }, mounts: string[], p
   const slot = [
     ...p.code.flatMap((c) => ["--ro-bind", c, c]),
     ...etcIdentity().flatMap((f) => ["--ro-bind", join(p.identity, f), `/etc/${f}`]),
+    ...privateResolvConf(p.hostNetwork, (path) => ["--ro-bind", join(p.identity, "resolv.conf"), path]),
     "--bind",
     p.workspace,
     SANDBOX_WORKSPACE,
@@ -313,7 +332,14 @@ function bwrapRunnerLaunch(pr: Programs & { bwrap: string }, mounts: string[], p
     "--dev",
     "/dev",
     ...tmp,
-    ...ancestorDirs([...p.code, SANDBOX_WORKSPACE, SANDBOX_HOME, SANDBOX_RUN, SANDBOX_CONTROL]),
+    ...ancestorDirs([
+      ...p.code,
+      SANDBOX_WORKSPACE,
+      SANDBOX_HOME,
+      SANDBOX_RUN,
+      SANDBOX_CONTROL,
+      ...privateResolvConf(p.hostNetwork, (path) => [path]),
+    ]),
     ...slot,
   ];
   const drop = [
@@ -348,6 +374,7 @@ function bwrapCommandArgs(bwrap: string, mounts: string[], hostNetwork: boolean,
     "/tmp",
     // The runner's own identity files (a bind of /etc alone would not carry them over).
     ...etcIdentity().flatMap((f) => ["--ro-bind", `/etc/${f}`, `/etc/${f}`]),
+    ...privateResolvConf(hostNetwork || !c.sharedNet, (path) => ["--ro-bind", path, path]),
     "--bind",
     c.workspace,
     c.workspace,

@@ -3,8 +3,9 @@
  * previous one atomically. The repl's processes have no capability in the namespace's user
  * namespace, so they cannot change them.
  *
- * - Every DNS query over UDP (to whatever resolv.conf names) goes to 127.0.0.1:53, where pasta hands
- *   it to the repl's resolver in core (resolver.ts), so names resolve under the policy.
+ * - Every DNS query over UDP goes to 127.0.0.1:53, where pasta hands it to the repl's resolver in
+ *   core (resolver.ts), so names resolve under the policy: the repl's resolv.conf names it, and a
+ *   query to any other resolver is redirected there.
  * - Allowlist: TCP to ports 80 and 443 (except to the policy's own CIDRs) goes to the web gate
  *   (web-gate.ts) through pasta, which checks the Host header or TLS server name.
  * - Redirected connections get a loopback source, as pasta only forwards connections from loopback.
@@ -80,7 +81,8 @@ export function renderRules(policy: EgressPolicy, ranges: EgressRanges, resolved
     set("allow4", "ipv4_addr", allow.v4),
     "  chain output {",
     "    type nat hook output priority -100;",
-    `    udp dport 53 redirect to :${NS_PORTS.dns}`,
+    // The repl's resolv.conf names 127.0.0.1 itself (no NAT, identity.ts); queries to any other resolver come here too.
+    `    ip daddr != 127.0.0.0/8 udp dport 53 redirect to :${NS_PORTS.dns}`,
     ...gate,
     "  }",
     "  chain postrouting {",
