@@ -52,8 +52,9 @@ export function hostFiles(hostname: string) {
  * the namespace's own 127.0.0.1:53, which pasta forwards to core's resolver for the repl
  * (network/resolver.ts). Asked there directly, queries need no NAT in the namespace: glibc's
  * parallel A and AAAA queries through a NAT redirect lose one now and then to conntrack's race.
+ * Over TCP (`use-vc`): pasta's UDP forwarding loses some of glibc's queries too (resolver.ts).
  */
-export const REPL_RESOLV_CONF = "nameserver 127.0.0.1\noptions edns0\n";
+export const REPL_RESOLV_CONF = "nameserver 127.0.0.1\noptions use-vc edns0\n";
 
 /** The files `writeSandboxIdentity` writes, which the sandbox binds over /etc's. */
 export const identityFiles = ["passwd", "group", "hostname", "hosts"] as const;

@@ -3,7 +3,7 @@
  * previous one atomically. The repl's processes have no capability in the namespace's user
  * namespace, so they cannot change them.
  *
- * - Every DNS query over UDP goes to 127.0.0.1:53, where pasta hands it to the repl's resolver in
+ * - Every DNS query (UDP and TCP) goes to 127.0.0.1:53, where pasta hands it to the repl's resolver in
  *   core (resolver.ts), so names resolve under the policy: the repl's resolv.conf names it, and a
  *   query to any other resolver is redirected there.
  * - Allowlist: TCP to ports 80 and 443 (except to the policy's own CIDRs) goes to the web gate
@@ -82,13 +82,13 @@ export function renderRules(policy: EgressPolicy, ranges: EgressRanges, resolved
     "  chain output {",
     "    type nat hook output priority -100;",
     // The repl's resolv.conf names 127.0.0.1 itself (no NAT, identity.ts); queries to any other resolver come here too.
-    `    ip daddr != 127.0.0.0/8 udp dport 53 redirect to :${NS_PORTS.dns}`,
+    `    ip daddr != 127.0.0.0/8 meta l4proto { tcp, udp } th dport 53 redirect to :${NS_PORTS.dns}`,
     ...gate,
     "  }",
     "  chain postrouting {",
     "    type nat hook postrouting priority 100;",
     `    oif lo ip saddr != 127.0.0.0/8 ip daddr 127.0.0.1 udp dport ${NS_PORTS.dns} snat to 127.0.0.1`,
-    `    oif lo ip saddr != 127.0.0.0/8 ip daddr 127.0.0.1 tcp dport { ${NS_PORTS.http}, ${NS_PORTS.tls} } snat to 127.0.0.1`,
+    `    oif lo ip saddr != 127.0.0.0/8 ip daddr 127.0.0.1 tcp dport { ${NS_PORTS.dns}, ${NS_PORTS.http}, ${NS_PORTS.tls} } snat to 127.0.0.1`,
     "  }",
     "}",
     `table inet ${FILTER_TABLE} {`,

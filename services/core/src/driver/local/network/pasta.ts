@@ -26,6 +26,7 @@ import { NS_PORTS } from "./nft-rules.js";
 /** Core's loopback ports the namespace's forwarded ports lead to. */
 export interface GatePorts {
   dns: number;
+  dnsTcp: number;
   http: number;
   tls: number;
 }
@@ -49,7 +50,7 @@ export function pastaArgs(ports: GatePorts): string[] {
     "--quiet",
     "--no-map-gw",
     ...["--tcp-ports", "none", "--udp-ports", "none"],
-    ...["--tcp-ns", `${NS_PORTS.http}:${ports.http},${NS_PORTS.tls}:${ports.tls}`],
+    ...["--tcp-ns", `${NS_PORTS.http}:${ports.http},${NS_PORTS.tls}:${ports.tls},${NS_PORTS.dns}:${ports.dnsTcp}`],
     ...["--udp-ns", `${NS_PORTS.dns}:${ports.dns}`],
     ...["--runas", "0", "--netns-only", "--netns", "/proc/self/fd/3"],
   ];

@@ -54,7 +54,12 @@ export class ReplNetwork {
       });
       net.gate = await WebGate.listen({ ...common, lookup: setup.lookup });
       await net.nft(renderRules(t.policy, setup.ranges), t.signal);
-      const ports = { dns: net.resolver.port, http: net.gate.port("http"), tls: net.gate.port("tls") };
+      const ports = {
+        dns: net.resolver.port,
+        dnsTcp: net.resolver.tcpPort,
+        http: net.gate.port("http"),
+        tls: net.gate.port("tls"),
+      };
       net.pasta = await startPasta({ pasta: setup.tools.pasta, netns: net.netns, pid: t.pid, ports, signal: t.signal });
       return net;
     } catch (err) {

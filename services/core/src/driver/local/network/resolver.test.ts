@@ -7,6 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { createSocket, type Socket } from "node:dgram";
+import { once } from "node:events";
+import { connect } from "node:net";
 import { answerAddresses, RCODE_NXDOMAIN, TYPE_A } from "../../../../../../lib/egress/dns-wire.js";
 import { ALLOW_ALL, DENY_ALL, type EgressPolicy, EgressRanges } from "../../../../../../lib/egress/policy.js";
 import { createLogger } from "../../../../../../lib/kit/log.js";
@@ -218,6 +220,41 @@ describe("repl resolver", function () {
         ["long.example.test", 3600],
       ],
     );
+  });
+
+  it("answers over TCP too: several length-prefixed queries on one connection, each answered", async () => {
+    policy = { mode: "allowlist", domains: ["a.example.test"], cidrs: [] };
+    const framed = (id: number, name: string) => {
+      const q = query(id, name);
+      const length = Buffer.alloc(2);
+      length.writeUInt16BE(q.length);
+      return Buffer.concat([length, q]);
+    };
+    const socket = connect({ host: "127.0.0.1", port: resolver.tcpPort });
+    await once(socket, "connect");
+    // Both queries in one write: the resolver must find the second behind the first.
+    socket.write(Buffer.concat([framed(7, "a.example.test"), framed(8, "other.example.test")]));
+    const replies = new Map<number, Buffer>();
+    let buffered = Buffer.alloc(0);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`answers so far: ${[...replies.keys()]}`)), 5000);
+      socket.on("data", (chunk: Buffer) => {
+        buffered = Buffer.concat([buffered, chunk]);
+        while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
+          const msg = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
+          buffered = buffered.subarray(2 + msg.length);
+          replies.set(msg.readUInt16BE(0), Buffer.from(msg));
+        }
+        if (replies.size === 2) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    socket.destroy();
+    assert.deepEqual(answerAddresses(replies.get(7)!), [{ address: "203.0.113.7", ttl: 300 }]);
+    assert.equal(rcode(replies.get(8)!), RCODE_NXDOMAIN);
+    assert.equal(learned[0]?.name, "a.example.test");
   });
 
   it("judges the name again when the upstream answers: a policy change meanwhile wins", async () => {
