@@ -25,6 +25,10 @@ export interface CoreInH {
   runner(access: { url: string; token: string }): RunnerClients;
   /** Core's log so far (stdout and stderr), for failure messages. */
   log(): string;
+  /** The processes below core now (runners, pasta, commands). */
+  descendants(): Promise<number[]>;
+  /** SIGKILL to core alone, as a crash: its runners (and their pasta) keep running, the data dir stays. */
+  crash(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -32,11 +36,13 @@ export interface CoreInHOptions {
   /** Extra configuration (DEVEX_*), over the defaults below. */
   env?: Record<string, string>;
   user?: string;
+  /** A crashed core's data dir to start from (its runners are re-adopted); default a fresh one. */
+  dataDir?: string;
 }
 
 /** Starts core in H with a fresh data dir and an API token made by core's own CLI. */
 export async function startCoreInH(net: TestInternet, o: CoreInHOptions = {}): Promise<CoreInH> {
-  const dataDir = await mkdtemp(join(tmpdir(), "devex-core-in-h-"));
+  const dataDir = o.dataDir ?? (await mkdtemp(join(tmpdir(), "devex-core-in-h-")));
   const env: NodeJS.ProcessEnv = {
     ...inheritedEnv(),
     DEVEX_DATA_DIR: dataDir,
@@ -82,6 +88,12 @@ export async function startCoreInH(net: TestInternet, o: CoreInHOptions = {}): P
     runner: (access) =>
       runnerClientsFor(`http://localhost${new URL(access.url).pathname}`, { token: access.token, socketPath }),
     log: () => output,
+    descendants: () => descendantsOf(child.pid!),
+    async crash() {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGKILL");
+      await exited;
+    },
     close,
   };
 }

@@ -11,6 +11,8 @@
  *  - npm install from W's registry under allow_all and under an allowlist naming it.
  */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { create } from "@bufbuild/protobuf";
 import { EgressMode, EgressPolicySchema } from "../../../gen/devex/core/v1/repl_pb.js";
 import type { RunnerClients } from "../../../lib/client/clients.js";
@@ -214,6 +216,32 @@ describe("egress of local repls, end to end in the test's own internet", functio
     const exported = "served by the test registry";
     assert.equal(await npmInstall(repls.open), exported);
     assert.equal(await npmInstall(repls.listed), exported);
+  });
+
+  it("a core that crashed re-adopts its repls with their network: the old pasta gone, the policy still enforced and changeable", async () => {
+    const pastaOf = async (pids: number[]) => {
+      const out: number[] = [];
+      for (const pid of pids) {
+        const comm = await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "");
+        if (comm.startsWith("pasta") || comm.startsWith("passt")) out.push(pid);
+      }
+      return out;
+    };
+    const oldPastas = await pastaOf(await c.descendants());
+    assert.equal(oldPastas.length, 3, "one pasta per running repl");
+    const { dataDir } = c;
+    await c.crash();
+    c = await startCoreInH(net, { dataDir });
+    for (const pid of oldPastas)
+      assert.equal(existsSync(`/proc/${pid}`), false, `the old core's pasta ${pid} was killed`);
+    assert.equal((await pastaOf(await c.descendants())).length, 3, "a new pasta for each re-adopted repl");
+    // The running repl, through a fresh token from the new core: same runner, its network reconnected.
+    const started = await c.core.repls.startRepl({ replId: repls.listed.id });
+    const listed = { id: repls.listed.id, runner: c.runner(started.runner!) };
+    assert.equal(await curl(listed, "http://allowed.test/"), `hello allowed.test at ${testNames["shared.test"]}\n`);
+    assert.equal(await curl(listed, "http://other.test/"), "curl exit 6");
+    await c.core.repls.setEgressPolicy({ replId: listed.id, egress: policy(EgressMode.DENY_ALL) });
+    assert.equal(await curl(listed, "http://allowed.test/"), "curl exit 6");
   });
 });
 
