@@ -102,6 +102,10 @@ export class ReplNetwork {
    * that came in while the name was being looked up: a name the new policy drops stays closed.
    */
   private async learn(name: string, addresses: string[], ttlSeconds: number): Promise<void> {
+    const known = this.learned.get(name);
+    const same = known && known.addresses.join() === addresses.join();
+    // Opened already, for at least half this TTL more: no nft call (a lookup per request stays cheap).
+    if (same && known.expires - Date.now() > (ttlSeconds * 1000) / 2) return;
     await this.nft(() => {
       if (this.policy.mode !== "allowlist" || !nameAllowed(this.policy, name)) return undefined;
       this.learned.set(name, { addresses, expires: Date.now() + ttlSeconds * 1000 });

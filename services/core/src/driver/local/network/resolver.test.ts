@@ -113,6 +113,8 @@ describe("repl resolver", function () {
       "a.example.test": [{ address: public7, ttl: 300 }],
       "short.example.test": [{ address: [203, 0, 113, 8], ttl: 1 }],
       "long.example.test": [{ address: [203, 0, 113, 9], ttl: 86_400 }],
+      "race.example.test": [{ address: public7, ttl: 300 }],
+      "kept.example.test": [{ address: public7, ttl: 300 }],
       "loop.example.test": [{ address: [127, 0, 0, 1], ttl: 60 }],
       "metadata.example.test": [{ address: [169, 254, 169, 254], ttl: 60 }],
       "private.example.test": [
@@ -258,9 +260,9 @@ describe("repl resolver", function () {
   });
 
   it("judges the name again when the upstream answers: a policy change meanwhile wins", async () => {
-    policy = { mode: "allowlist", domains: ["a.example.test"], cidrs: [] };
+    policy = { mode: "allowlist", domains: ["race.example.test"], cidrs: [] };
     upstream.delayMs = 300;
-    const pending = ask("a.example.test");
+    const pending = ask("race.example.test");
     await new Promise((r) => setTimeout(r, 100));
     policy = { mode: "allowlist", domains: ["other.example.test"], cidrs: [] };
     const { msg } = await pending;
@@ -269,11 +271,27 @@ describe("repl resolver", function () {
     assert.deepEqual(learned, [], "nothing opened for a name the new policy drops");
   });
 
+  it("keeps an answer for its TTL: the second lookup is answered without the upstream, with its own id, and judged again", async () => {
+    const before = upstream.received;
+    const first = await ask("kept.example.test", 1111);
+    const second = await ask("kept.example.test", 2222);
+    assert.equal(upstream.received - before, 1, "one upstream query for two lookups");
+    assert.equal(second.msg.readUInt16BE(0), 2222);
+    assert.deepEqual(answerAddresses(second.msg), answerAddresses(first.msg));
+    policy = DENY_ALL;
+    assert.equal(
+      rcode((await ask("kept.example.test", 3333)).msg),
+      RCODE_NXDOMAIN,
+      "a kept answer is not served past the policy",
+    );
+  });
+
   it("drops queries above 64 in flight and keeps answering after a flood of 1,000", async () => {
     upstream.delayMs = 300;
     upstream.mostHeld = 0;
     const before = upstream.received;
-    for (let i = 0; i < 1000; i++) client.send(query(i, "a.example.test"), resolver.port, "127.0.0.1");
+    // Names of their own: answers the resolver keeps (answer-cache.ts) would not reach the upstream.
+    for (let i = 0; i < 1000; i++) client.send(query(i, `flood${i}.example.test`), resolver.port, "127.0.0.1");
     await new Promise((r) => setTimeout(r, 1500));
     assert.ok(upstream.mostHeld <= 64, `the upstream held ${upstream.mostHeld} queries at once`);
     assert.ok(upstream.mostHeld >= 32, `the flood reached the upstream (${upstream.mostHeld} at once)`);
@@ -290,7 +308,8 @@ describe("repl resolver", function () {
       const start = performance.now();
       // 2,000 queries in one second: 100 every 50 ms, each batch well under the 64-in-flight cap's reach.
       for (let batch = 0; batch < 20; batch++) {
-        for (let i = 0; i < 100; i++) client.send(query(batch * 100 + i, "a.example.test"), flooded.port, "127.0.0.1");
+        for (let i = 0; i < 100; i++)
+          client.send(query(batch * 100 + i, `rate${batch * 100 + i}.example.test`), flooded.port, "127.0.0.1");
         await new Promise((r) => setTimeout(r, 50));
       }
       await new Promise((r) => setTimeout(r, 500));

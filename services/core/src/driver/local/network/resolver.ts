@@ -11,7 +11,13 @@
  */
 import { createSocket, type Socket } from "node:dgram";
 import { createServer, type Server, type Socket as TcpSocket } from "node:net";
-import { answerAddresses, emptyReply, RCODE_NXDOMAIN, readQuestion } from "../../../../../../lib/egress/dns-wire.js";
+import {
+  answerAddresses,
+  emptyReply,
+  type Question,
+  RCODE_NXDOMAIN,
+  readQuestion,
+} from "../../../../../../lib/egress/dns-wire.js";
 import {
   addressAllowed,
   type EgressPolicy,
@@ -19,6 +25,7 @@ import {
   nameAllowed,
 } from "../../../../../../lib/egress/policy.js";
 import type { Logger } from "../../../../../../lib/kit/log.js";
+import { AnswerCache } from "./answer-cache.js";
 import { forwardQuery, type UpstreamServer } from "./upstream.js";
 
 /** Queries in flight per repl; more are dropped (a client retries), so one repl cannot flood core. */
@@ -70,7 +77,9 @@ class TokenBucket {
 
 export class ReplResolver {
   private inFlight = 0;
+  /** Queries that reach the upstream (answers kept in `cache` are served without one). */
   private readonly rate = new TokenBucket(QUERIES_PER_SECOND, QUERY_BURST);
+  private readonly cache = new AnswerCache();
 
   private constructor(
     private readonly socket: Socket,
@@ -108,7 +117,7 @@ export class ReplResolver {
 
   /** Answers one query, within the repl's bounds (a query over them is dropped: the client retries). */
   private async serve(query: Buffer, send: (reply: Buffer) => void): Promise<void> {
-    if (this.inFlight >= MAX_IN_FLIGHT || !this.rate.take()) return;
+    if (this.inFlight >= MAX_IN_FLIGHT) return;
     this.inFlight++;
     try {
       const reply = await this.answer(query);
@@ -154,12 +163,21 @@ export class ReplResolver {
     (this.tcp as Server & { closeAllConnections?: () => void }).closeAllConnections?.();
   }
 
+  /** The upstream's answer (kept for its TTL), or undefined when the repl is over its upstream rate. */
+  private async askUpstream(query: Buffer, q: Question): Promise<Buffer | undefined> {
+    if (!this.rate.take()) return undefined;
+    const reply = await forwardQuery(this.o.upstream, query, q.id);
+    this.cache.put(q.name, q.type, reply);
+    return reply;
+  }
+
   private async answer(query: Buffer): Promise<Buffer | undefined> {
     const q = readQuestion(query);
     if (!q) return undefined;
     let policy = this.o.policy();
     if (!nameAllowed(policy, q.name)) return emptyReply(query, q, RCODE_NXDOMAIN);
-    const reply = await forwardQuery(this.o.upstream, query, q.id);
+    const reply = this.cache.get(q.name, q.type, q.id) ?? (await this.askUpstream(query, q));
+    if (!reply) return undefined;
     // The policy may have changed while upstream answered: judge the name again by the current one.
     policy = this.o.policy();
     if (!nameAllowed(policy, q.name)) return emptyReply(query, q, RCODE_NXDOMAIN);
