@@ -94,6 +94,7 @@ export function formatNetwork(repl: Repl): string {
     `domains:        ${list(p?.allowDomains)}`,
     `cidrs:          ${list(p?.allowCidrs)}`,
     `always denied:  ${list(repl.egressDeniedCidrs)}`,
+    ...(repl.egressNotEnforced ? [`not enforced:   ${repl.egressNotEnforced}`] : []),
     "",
   ].join("\n");
 }

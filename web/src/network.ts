@@ -77,6 +77,8 @@ export function editNetwork(repl: Repl): Promise<Repl | undefined> {
       entries,
       error,
       denied && h("details", { class: "denied" }, h("summary", {}, "Always denied"), h("p", {}, denied)),
+      repl.egressNotEnforced &&
+        h("p", { class: "form-error", role: "note" }, `Not enforced: ${repl.egressNotEnforced}`),
       h(
         "div",
         { class: "dialog-buttons" },

@@ -111,6 +111,7 @@ describe("egress of local repls, end to end in the test's own internet", functio
     assert.equal(listed.egress?.mode, EgressMode.ALLOWLIST);
     assert.deepEqual(listed.egress?.allowDomains, ["allowed.test", "registry.test"]);
     assert.ok(listed.egressDeniedCidrs.includes("169.254.0.0/16"), listed.egressDeniedCidrs.join());
+    assert.equal(listed.egressNotEnforced, "", "this core enforces policies");
   });
 
   it("allow_all fetches from the test internet by name, over HTTP and TLS", async () => {

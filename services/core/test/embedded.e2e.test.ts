@@ -28,6 +28,8 @@ describe("embedded setup end to end (local driver, one origin)", function () {
     const { repl } = await core.repls.createRepl({ name: "e2e", template: "node" });
     const replId = repl!.replId;
     const prefix = `repl/alice/${replId}/`;
+    // This embedded core's driver has no outbound network set up (egress not configured): the repl says so.
+    assert.match(repl!.egressNotEnforced, /not configured/);
 
     const first = await core.repls.startRepl({ replId });
     assert.equal(first.repl?.status, ReplStatus.RUNNING);

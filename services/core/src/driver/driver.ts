@@ -85,6 +85,8 @@ export interface Driver {
   list(signal: AbortSignal): Promise<RunnerInfo[]>;
   /** Applies a new egress policy to a running runner within a second; a runner that is gone is not an error. */
   setEgress(change: EgressChange, signal: AbortSignal): Promise<void>;
+  /** Why this driver's repls do not run under their egress policies; undefined when they do. */
+  readonly egressNotEnforced?: string;
 }
 
 /** DEVEX_DRIVER=none (a core that only serves its API, e.g. the API benchmark): every start fails clearly. */

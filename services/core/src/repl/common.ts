@@ -30,6 +30,7 @@ export function toProto(deps: ReplDeps, r: ReplRecord): Repl {
     lastError: r.lastError,
     egress: egressToProto(effectiveEgress(deps, r)),
     egressDeniedCidrs: [...deps.egressDeniedCidrs],
+    egressNotEnforced: deps.driver.egressNotEnforced ?? "",
   });
 }
 

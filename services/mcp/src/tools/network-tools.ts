@@ -34,7 +34,11 @@ export function networkPolicy(repl: Repl | undefined) {
 }
 
 function replNetwork(repl: Repl | undefined) {
-  return { policy: networkPolicy(repl), deniedCidrs: repl?.egressDeniedCidrs ?? [] };
+  return {
+    policy: networkPolicy(repl),
+    deniedCidrs: repl?.egressDeniedCidrs ?? [],
+    notEnforced: repl?.egressNotEnforced ?? "",
+  };
 }
 
 /** An agent's policy as core takes it; undefined (the default) when left out. Throws InvalidArgument. */

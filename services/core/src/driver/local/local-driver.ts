@@ -186,6 +186,8 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
 
     networkDescription,
 
+    egressNotEnforced: egress ? undefined : networkDescription,
+
     poolReady: () => pool.readyCount(),
 
     async shutdown(signal) {

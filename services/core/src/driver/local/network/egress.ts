@@ -29,19 +29,23 @@ export interface EgressConfig {
 /** The setup, or why there is none (undefined setup); throws when DEVEX_EGRESS=pasta cannot be had. */
 export function egressSetup(c: EgressConfig, privateNetwork: boolean): { setup?: EgressSetup; description: string } {
   if (c.mode === "off") return { description: "off (DEVEX_EGRESS=off): repls have no outbound network" };
+  if (!privateNetwork)
+    return {
+      description:
+        "not filtered: runners have no private network namespace (no bubblewrap, direct access or DEVEX_SANDBOX_NETWORK)",
+    };
   const programs = { pasta: findProgram("pasta"), nft: findProgram("nft"), nsenter: findProgram("nsenter") };
   const missing = Object.entries(programs)
     .filter(([, path]) => !path)
     .map(([name]) => name);
-  const problem = !privateNetwork
-    ? "runners have no private network namespace (no bubblewrap, direct access or DEVEX_SANDBOX_NETWORK)"
-    : process.getuid?.() !== 0
+  const problem =
+    process.getuid?.() !== 0
       ? "core does not run as root (pasta needs /dev/net/tun and the capability over the namespace bubblewrap makes; see network/pasta.ts)"
       : missing.length
         ? `${missing.join(", ")} not installed (Debian: passt, nftables, util-linux)`
         : undefined;
   if (problem && c.mode === "pasta") throw new Error(`DEVEX_EGRESS=pasta but ${problem}`);
-  if (problem) return { description: `none: ${problem}` };
+  if (problem) return { description: `none, repls have no outbound network: ${problem}` };
   const upstream = upstreamServers(c.dns);
   if (!upstream.length)
     throw new Error("no resolver for repls: set DEVEX_EGRESS_DNS or add a nameserver to /etc/resolv.conf");
