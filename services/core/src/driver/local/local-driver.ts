@@ -35,7 +35,7 @@ import { join, resolve } from "node:path";
 import type { BlobStore } from "../../../../../lib/blob/store.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import type { TokenSigner } from "../../../../../lib/kit/tokens.js";
-import type { Driver, RunnerInfo } from "../driver.js";
+import type { Driver, EgressChange, RunnerInfo } from "../driver.js";
 import { adoptRunners, watchAdopted } from "./adopt.js";
 import { type EgressConfig, egressSetup } from "./network/egress.js";
 import { RunnerPool, runnerCode, writeRecord } from "./pool.js";
@@ -98,6 +98,15 @@ function runnerEnv(): Record<string, string> {
   for (const k of ["LANG", "LC_ALL", "TZ"]) if (process.env[k]) env[k] = process.env[k]!;
   env.LANG ??= "C.UTF-8";
   return env;
+}
+
+/** A running runner's new policy: in its record (for a later core) and in its network now. */
+async function setRunnerEgress(runners: Runners, change: EgressChange, signal: AbortSignal): Promise<void> {
+  const h = runners.get(change.runnerId);
+  if (!h || h.gone) return;
+  h.record.egress = change.egress;
+  await writeRecord(h.dir, h.record);
+  await h.network?.setPolicy(change.egress, signal);
 }
 
 export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDriver> {
@@ -174,18 +183,11 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       return h ? targetOf(h) : undefined;
     },
 
-    async setEgress(change, signal) {
-      const h = runners.get(change.runnerId);
-      if (!h || h.gone) return;
-      h.record.egress = change.egress;
-      await writeRecord(h.dir, h.record);
-      await h.network?.setPolicy(change.egress, signal);
-    },
+    setEgress: (change, signal) => setRunnerEgress(runners, change, signal),
 
     coreSocketPath,
 
     networkDescription,
-
     egressNotEnforced: egress ? undefined : networkDescription,
 
     poolReady: () => pool.readyCount(),
