@@ -176,6 +176,14 @@ export class EgressRanges {
   }
 }
 
+/** A policy's own CIDRs as a set, built once per policy (policies are replaced, never changed). */
+const listed = new WeakMap<EgressPolicy, AddressSet>();
+function listedRanges(policy: EgressPolicy): AddressSet {
+  let set = listed.get(policy);
+  if (!set) listed.set(policy, (set = new AddressSet(policy.cidrs)));
+  return set;
+}
+
 /**
  * Whether the policy lets a connection reach `ip`. `viaAllowedName`: the address was reached by an
  * allowed domain (resolved by the repl's resolver, or named by Host/SNI/CONNECT).
@@ -187,7 +195,7 @@ export function addressAllowed(
   viaAllowedName = false,
 ): boolean {
   if (isIP(judged(ip)) === 0 || ranges.never.has(ip) || policy.mode === "deny_all") return false;
-  if (policy.cidrs.length > 0 && new AddressSet(policy.cidrs).has(ip)) return true;
+  if (policy.cidrs.length > 0 && listedRanges(policy).has(ip)) return true;
   if (ranges.private.has(ip)) return false;
   return policy.mode === "allow_all" || viaAllowedName;
 }

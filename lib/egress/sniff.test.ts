@@ -1,12 +1,11 @@
 /**
  * lib/egress/sniff.ts: the name a connection asks for, from a real ClientHello (Node's own TLS client
- * talking to a server on 127.0.0.1 that records its first bytes) and from HTTP request heads; partial
- * input asks for more, and malformed input (random mutations of a real ClientHello) never throws.
+ * talking to a server on 127.0.0.1 that records its first bytes); partial input asks for more, and malformed input (random mutations of a real ClientHello) never throws.
  */
 import assert from "node:assert/strict";
 import { type AddressInfo, createServer } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { SNIFF_LIMIT, sniffHttpHost, sniffTlsServerName } from "./sniff.js";
+import { sniffTlsServerName } from "./sniff.js";
 
 /** The first record Node's TLS client sends (its ClientHello), with or without a server name. */
 async function captureClientHello(servername?: string): Promise<Buffer> {
@@ -91,40 +90,5 @@ describe("sniff: TLS server name", () => {
     }
     // The mutations reached every outcome, so the fuzz exercised the malformed paths too.
     assert.deepEqual([...outcomes].sort(), ["more", "name", "none"]);
-  });
-});
-
-describe("sniff: HTTP Host", () => {
-  const head = (lines: string[]) => Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1");
-
-  it("reads the Host without its port, in any case of the header name", () => {
-    assert.deepEqual(sniffHttpHost(head(["GET / HTTP/1.1", "Host: a.example.test"])), { name: "a.example.test" });
-    assert.deepEqual(sniffHttpHost(head(["GET /x HTTP/1.1", "HOST: a.example.test:8080"])), {
-      name: "a.example.test",
-    });
-    assert.deepEqual(sniffHttpHost(head(["POST / HTTP/1.0", "User-Agent: t", "host:b.example.test"])), {
-      name: "b.example.test",
-    });
-  });
-
-  it("reads an IPv6 literal without brackets and port", () => {
-    assert.deepEqual(sniffHttpHost(head(["GET / HTTP/1.1", "Host: [2001:db8::1]:80"])), { name: "2001:db8::1" });
-    assert.deepEqual(sniffHttpHost(head(["GET / HTTP/1.1", "Host: [2001:db8::1]"])), { name: "2001:db8::1" });
-  });
-
-  it("finds none without a Host, or when it is not HTTP/1", () => {
-    assert.deepEqual(sniffHttpHost(head(["GET / HTTP/1.1", "Accept: */*"])), { none: "no Host header" });
-    assert.deepEqual(sniffHttpHost(head(["GET / HTTP/1.1", "Host:   "])), { none: "no Host header" });
-    assert.deepEqual(sniffHttpHost(head(["hello there", "Host: a.example.test"])), { none: "not an HTTP/1 request" });
-    assert.deepEqual(sniffHttpHost(head(["PRI * HTTP/2.0", "Host: a.example.test"])), {
-      none: "not an HTTP/1 request",
-    });
-  });
-
-  it("asks for more while the head is incomplete, and gives up past the limit", () => {
-    assert.equal(sniffHttpHost(Buffer.from("GET / HTTP/1.1\r\nHost: a.example.test\r\n")), "more");
-    assert.equal(sniffHttpHost(Buffer.alloc(0)), "more");
-    const long = Buffer.from(`GET / HTTP/1.1\r\nX-Pad: ${"a".repeat(SNIFF_LIMIT)}`);
-    assert.deepEqual(sniffHttpHost(long), { none: "request head too long" });
   });
 });

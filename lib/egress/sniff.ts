@@ -1,28 +1,14 @@
 /**
- * The name a connection asks for, read from its first bytes without consuming them: the Host header
- * of a plain HTTP request, or the server name (SNI) of a TLS ClientHello. The egress gates (local:
- * services/core/src/driver/local/network/web-gate.ts) judge a connection to port 80 or 443 by it.
+ * The name a TLS connection asks for, read from its first bytes without consuming them: the server
+ * name (SNI) of its ClientHello. The local egress gate (services/core/src/driver/local/network/
+ * tls-gate.ts) judges a connection to port 443 by it; plain HTTP is judged per request by http-gate.ts.
  */
 
 /** What the bytes so far say: the name, that there is none to be found, or that more bytes are needed. */
 export type Sniffed = { name: string } | { none: string } | "more";
 
-/** The most bytes read before giving up on finding a name (a ClientHello record is at most 16 KiB + 5). */
+/** The most bytes read before giving up on finding a name (a ClientHello record is at most 16 KiB + 5; also the HTTP gate's head limit). */
 export const SNIFF_LIMIT = 16 * 1024 + 5;
-
-/** The Host of an HTTP/1.x request head (without its port). */
-export function sniffHttpHost(buf: Buffer): Sniffed {
-  const end = buf.indexOf("\r\n\r\n");
-  if (end < 0) return buf.length >= SNIFF_LIMIT ? { none: "request head too long" } : "more";
-  const lines = buf.subarray(0, end).toString("latin1").split("\r\n");
-  if (!/^[A-Z]+ \S+ HTTP\/1\.[01]$/.test(lines[0] ?? "")) return { none: "not an HTTP/1 request" };
-  const host = lines
-    .find((l) => /^host:/i.test(l))
-    ?.slice(5)
-    .trim();
-  if (!host) return { none: "no Host header" };
-  return { name: host.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1") };
-}
 
 /** The server name of a TLS ClientHello (its first record). */
 export function sniffTlsServerName(buf: Buffer): Sniffed {

@@ -16,21 +16,8 @@
  * | DEVEX_LOG_LEVEL | info | pino level |
  */
 import { z } from "zod";
-import { parseDenyList } from "../../../lib/egress/host-ranges.js";
+import { cidrListSetting } from "../../../lib/egress/host-ranges.js";
 import { env, loadConfig } from "../../../lib/kit/config.js";
-
-const ranges = () =>
-  z
-    .string()
-    .default("")
-    .transform((v, ctx) => {
-      try {
-        return parseDenyList(v);
-      } catch (e) {
-        ctx.addIssue({ code: "custom", message: (e as Error).message.replace(/^[A-Z_]+: /, "") });
-        return z.NEVER;
-      }
-    });
 
 export const egressConfigSchema = z.object({
   REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL"),
@@ -38,10 +25,10 @@ export const egressConfigSchema = z.object({
   DEVEX_EGRESS_PORT: env.port(3128),
   DEVEX_EGRESS_HOST: z.string().default("0.0.0.0"),
   DEVEX_EGRESS_DEFAULT: z.enum(["allow_all", "deny_all"]).default("allow_all"),
-  DEVEX_EGRESS_DENY_CIDRS: ranges(),
-  DEVEX_K8S_POD_CIDRS: ranges(),
-  DEVEX_K8S_SERVICE_CIDRS: ranges(),
-  DEVEX_K8S_API_SERVER_CIDRS: ranges(),
+  DEVEX_EGRESS_DENY_CIDRS: cidrListSetting(),
+  DEVEX_K8S_POD_CIDRS: cidrListSetting(),
+  DEVEX_K8S_SERVICE_CIDRS: cidrListSetting(),
+  DEVEX_K8S_API_SERVER_CIDRS: cidrListSetting(),
   DEVEX_LOG_LEVEL: env.logLevel(),
 });
 

@@ -5,7 +5,7 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { parseDenyList } from "../../../../../lib/egress/host-ranges.js";
+import { cidrListSetting, parseDenyList } from "../../../../../lib/egress/host-ranges.js";
 import { env } from "../../../../../lib/kit/config.js";
 import type { Driver } from "../driver.js";
 import { kubernetesApis } from "./apis.js";
@@ -22,20 +22,6 @@ const name = () =>
     .string()
     .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a Kubernetes object name")
     .optional();
-
-/** Comma-separated address ranges ("10.244.0.0/16, fd00:10:96::/112"; a bare address is one host). */
-const cidrList = () =>
-  z
-    .string()
-    .default("")
-    .transform((v, ctx) => {
-      try {
-        return parseDenyList(v);
-      } catch (e) {
-        ctx.addIssue({ code: "custom", message: (e as Error).message.replace(/^[A-Z_]+: /, "") });
-        return z.NEVER;
-      }
-    });
 
 export const kubernetesConfigFields = {
   DEVEX_K8S_NAMESPACE: z
@@ -61,13 +47,13 @@ export const kubernetesConfigFields = {
   DEVEX_K8S_READY_TIMEOUT: env.duration("3m"),
   DEVEX_K8S_PERSIST_TIMEOUT: env.duration("10m"),
   /** The cluster's own ranges, which no repl pod reaches whatever its policy names: the pod network, */
-  DEVEX_K8S_POD_CIDRS: cidrList(),
+  DEVEX_K8S_POD_CIDRS: cidrListSetting(),
   /** the Service ClusterIP range (core and Redis are behind both), */
-  DEVEX_K8S_SERVICE_CIDRS: cidrList(),
+  DEVEX_K8S_SERVICE_CIDRS: cidrListSetting(),
   /** and the API server's addresses (`kubectl get endpoints kubernetes`). */
-  DEVEX_K8S_API_SERVER_CIDRS: cidrList(),
+  DEVEX_K8S_API_SERVER_CIDRS: cidrListSetting(),
   /** The S3 endpoint's ranges, reachable by repl pods under every policy: their restore and persist containers upload from the pod. */
-  DEVEX_K8S_STORAGE_CIDRS: cidrList(),
+  DEVEX_K8S_STORAGE_CIDRS: cidrListSetting(),
   /** The egress proxy (services/egress) repl pods reach names through; unset: allowlists open only CIDRs. */
   DEVEX_K8S_EGRESS_PROXY_URL: env.url().optional(),
   /** The namespace of the proxy's pods (their NetworkPolicy peer). */

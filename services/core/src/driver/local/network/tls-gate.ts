@@ -12,16 +12,21 @@ export function createTlsGate(core: GateCore): Server {
     client.on("error", () => {});
     const chunks: Buffer[] = [];
     let size = 0;
+    /** Bytes to gather before parsing: the record header's 5, then the whole record it announces. */
+    let needed = 5;
     const timer = setTimeout(() => client.destroy(), core.o.sniffTimeoutMs ?? SNIFF_TIMEOUT_MS);
     client.once("close", () => clearTimeout(timer));
     const onData = (chunk: Buffer) => {
       chunks.push(chunk);
       size += chunk.length;
-      // The record's length is known after 5 bytes: wait for all of it before parsing.
-      const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, size);
-      if (chunks.length > 1) chunks.splice(0, chunks.length, head);
+      if (size < Math.min(needed, SNIFF_LIMIT)) return;
+      const head = Buffer.concat(chunks, size);
+      chunks.splice(0, chunks.length, head);
       const sniffed = sniffTlsServerName(head);
-      if (sniffed === "more" && size < SNIFF_LIMIT) return;
+      if (sniffed === "more" && size < SNIFF_LIMIT) {
+        needed = 5 + head.readUInt16BE(3);
+        return;
+      }
       client.off("data", onData);
       client.pause();
       clearTimeout(timer);
