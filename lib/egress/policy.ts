@@ -179,8 +179,10 @@ export class EgressRanges {
 /** A policy's own CIDRs as a set, built once per policy (policies are replaced, never changed). */
 const listed = new WeakMap<EgressPolicy, AddressSet>();
 function listedRanges(policy: EgressPolicy): AddressSet {
-  let set = listed.get(policy);
-  if (!set) listed.set(policy, (set = new AddressSet(policy.cidrs)));
+  const known = listed.get(policy);
+  if (known) return known;
+  const set = new AddressSet(policy.cidrs);
+  listed.set(policy, set);
   return set;
 }
 
