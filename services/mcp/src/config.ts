@@ -8,10 +8,11 @@
  * | DEVEX_MCP_HOST | 127.0.0.1 | interface to bind |
  * | DEVEX_MCP_PUBLIC_URL | http://127.0.0.1:<port> | URL agents use; its host is always an allowed Host |
  * | DEVEX_MCP_PATH | /mcp | path of the Streamable HTTP endpoint |
- * | DEVEX_MCP_ALLOWED_HOSTS | (none) | extra Host header values accepted, comma-separated |
- * | DEVEX_MCP_ALLOWED_ORIGINS | (none) | extra Origin header values accepted, comma-separated |
+ * | DEVEX_MCP_ALLOWED_HOSTS | (none) | extra Host header values accepted, comma-separated (a local server also takes localhost, 127.0.0.1 and [::1] on any port) |
+ * | DEVEX_MCP_ALLOWED_ORIGINS | (none) | extra Origin header values accepted, comma-separated (likewise) |
  * | DEVEX_MCP_STATELESS | false | true: no sessions, a fresh server per request |
  * | DEVEX_MCP_SESSION_IDLE | 30m | idle sessions are closed after this long |
+ * | DEVEX_MCP_SSE_RETRY | 1s | how long a client waits before resuming a dropped stream (SSE retry) |
  * | DEVEX_LOG_LEVEL | info | pino level; secrets are redacted |
  * | DEVEX_TOKEN | (stdio only) | the Devex API token the stdio server acts with |
  */
@@ -41,6 +42,7 @@ export const mcpConfigSchema = z.object({
   DEVEX_MCP_ALLOWED_ORIGINS: list,
   DEVEX_MCP_STATELESS: env.bool(false),
   DEVEX_MCP_SESSION_IDLE: env.duration("30m"),
+  DEVEX_MCP_SSE_RETRY: env.duration("1s"),
   DEVEX_TOKEN: z.string().optional(),
   DEVEX_LOG_LEVEL: env.logLevel(),
 });

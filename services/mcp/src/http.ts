@@ -4,9 +4,12 @@
  * - Every request carries "Authorization: Bearer <Devex API token>". Without a valid one the answer
  *   is 401 with a WWW-Authenticate header pointing at the OAuth protected-resource metadata
  *   (RFC 9728), which is served at /.well-known/oauth-protected-resource.
- * - Host and Origin headers are checked against allow-lists, against DNS rebinding.
+ * - Host and Origin headers are checked against DNS rebinding (rebinding-guard.ts).
  * - A session belongs to the user who opened it: another user's session id is answered 404, as an
  *   unknown one is.
+ * - Streams are resumable: each session keeps its recent SSE events (event-store.ts); every POST
+ *   stream starts with a priming event (an id, a retry interval, no data), and a client whose
+ *   connection drops sends GET with Last-Event-ID to get the rest of its answers.
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -17,6 +20,8 @@ import type { Logger } from "../../../lib/kit/log.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../../../lib/kit/server.js";
 import { bearerToken } from "../../../lib/kit/tokens.js";
 import type { Authenticate } from "./auth.js";
+import { SessionEventStore } from "./event-store.js";
+import { createRebindingGuard, type RebindingGuard } from "./rebinding-guard.js";
 import type { Caller } from "./tools/agent-tools.js";
 
 export interface McpHttpOptions {
@@ -30,6 +35,8 @@ export interface McpHttpOptions {
   allowedHosts: string[];
   /** Origin header values accepted; requests without Origin (non-browser clients) are accepted. */
   allowedOrigins: string[];
+  /** How long a client waits before reconnecting a dropped stream (the SSE retry field). */
+  sseRetryMs: number;
   /** No sessions: a fresh server per request. */
   stateless: boolean;
   /** Sessions idle this long are closed. */
@@ -64,19 +71,14 @@ function rpcError(res: HttpResponse, status: number, message: string, headers: R
   send(res, status, { jsonrpc: "2.0", error: { code: -32000, message }, id: null }, headers);
 }
 
-/** Host and Origin against the allow-lists (DNS rebinding); answers 403 and returns false if refused. */
-function admitted(req: HttpRequest, res: HttpResponse, hosts: Set<string>, origins: Set<string>): boolean {
+/** Host and Origin against DNS rebinding; answers 403 and returns false if refused. */
+function admitted(req: HttpRequest, res: HttpResponse, guard: RebindingGuard): boolean {
   const host = req.headers.host ?? (req.headers as Record<string, string>)[":authority"];
-  if (!host || !hosts.has(host)) {
-    rpcError(res, 403, `host "${host ?? ""}" is not allowed (set DEVEX_MCP_ALLOWED_HOSTS)`);
-    return false;
-  }
-  const origin = req.headers.origin;
-  if (origin && !origins.has(origin)) {
-    rpcError(res, 403, `origin "${origin}" is not allowed (set DEVEX_MCP_ALLOWED_ORIGINS)`);
-    return false;
-  }
-  return true;
+  const refused = guard(host, req.headers.origin);
+  if (!refused) return true;
+  const setting = refused.header === "host" ? "DEVEX_MCP_ALLOWED_HOSTS" : "DEVEX_MCP_ALLOWED_ORIGINS";
+  rpcError(res, 403, `${refused.header} "${refused.value}" is not allowed (set ${setting})`);
+  return false;
 }
 
 /** The bearer token's user, or undefined after answering 401 (with the metadata challenge) or 503. */
@@ -105,9 +107,7 @@ async function callerOf(req: HttpRequest, res: HttpResponse, options: McpHttpOpt
 export function createMcpHttp(options: McpHttpOptions): McpHttp {
   const sessions = new Map<string, Session>();
   const resource = new URL(options.path, options.publicUrl).toString();
-  const publicHost = new URL(options.publicUrl).host;
-  const hosts = new Set([publicHost, ...options.allowedHosts]);
-  const origins = new Set([new URL(options.publicUrl).origin, ...options.allowedOrigins]);
+  const guard = createRebindingGuard(options);
   const sweeper = setInterval(() => {
     const cutoff = Date.now() - options.sessionIdleMs;
     for (const [id, s] of sessions) if (s.lastUse < cutoff) void closeSession(id);
@@ -134,7 +134,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
     }
     if (path !== options.path) return false;
 
-    if (!admitted(req, res, hosts, origins)) return true;
+    if (!admitted(req, res, guard)) return true;
     const caller = await callerOf(req, res, options);
     if (!caller) return true;
     await serve(caller, req, res);
@@ -174,6 +174,8 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
     }
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
+      eventStore: new SessionEventStore(),
+      retryInterval: options.sseRetryMs,
       onsessioninitialized: (id) => {
         sessions.set(id, { transport, userId: caller.userId, lastUse: Date.now() });
       },

@@ -8,6 +8,10 @@
  * errors (InvalidParams); a failure of the tool itself (unknown repl, stopped repl, file changed
  * since read, quota reached, ...) is a result with isError and a message the agent can act on.
  * Either way the text is clean (error-text.ts).
+ *
+ * While a tool runs it may send progress (when the request carries a progress token) and log
+ * messages (at or above the level set with logging/setLevel) on the request's stream
+ * (tool-report.ts); the result follows them.
  */
 import { create } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
@@ -19,11 +23,13 @@ import {
   ErrorCode,
   ListToolsRequestSchema,
   McpError,
+  SetLevelRequestSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import { DomainError } from "../../../lib/kit/errors.js";
 import type { Logger } from "../../../lib/kit/log.js";
 import { cleanErrorsSentBy, escapeControls } from "./error-text.js";
 import { createArgumentParser } from "./tool-arguments.js";
+import { createToolReport, type LogLevelSetting } from "./tool-report.js";
 import type { Caller, ToolImpls } from "./tools/agent-tools.js";
 import type { ToolDefinition } from "./tools/catalog.js";
 import { toolJson } from "./tools/tool-json.js";
@@ -46,7 +52,7 @@ export function createMcpServer(deps: McpServerDeps, caller: Caller): Server {
   const server = new AgentServer(
     { name: "devex", title: "Devex repls", version: deps.version },
     {
-      capabilities: { tools: {} },
+      capabilities: { tools: {}, logging: {} },
       instructions:
         "Devex gives you repls: sandboxed workspaces with files, commands, terminals and web previews. " +
         "Find or create a repl (list_repls, create_repl), start it (start_repl), then work in it with the file, " +
@@ -57,6 +63,12 @@ export function createMcpServer(deps: McpServerDeps, caller: Caller): Server {
   );
   const byName = new Map(deps.catalog.map((t) => [t.name, t]));
   const parseArguments = createArgumentParser();
+  // One server per session (or per stdio connection), so the level it holds is that session's.
+  const logLevel: LogLevelSetting = { level: undefined };
+  server.setRequestHandler(SetLevelRequestSchema, (request) => {
+    logLevel.level = request.params.level;
+    return {};
+  });
 
   server.setRequestHandler(ListToolsRequestSchema, () => ({
     tools: deps.catalog.map((t) => ({
@@ -74,13 +86,16 @@ export function createMcpServer(deps: McpServerDeps, caller: Caller): Server {
     if (!tool) throw new McpError(ErrorCode.InvalidParams, `unknown tool "${request.params.name}"`);
     const input = parseArguments(tool, request.params.arguments ?? {});
     const impl = (deps.tools as unknown as Record<string, (...a: unknown[]) => Promise<object>>)[tool.method.localName];
+    const report = createToolReport(extra.sendNotification, request.params._meta?.progressToken, logLevel);
     try {
-      const output = (await impl(input, caller, extra.signal)) as Record<string, unknown>;
+      const output = (await impl(input, caller, extra.signal, report)) as Record<string, unknown>;
       const json: Record<string, unknown> = toolJson(tool.method.output, create(tool.method.output, output as never));
       return { content: [{ type: "text", text: JSON.stringify(json, null, 2) }], structuredContent: json };
     } catch (e) {
       const text = escapeControls(toolErrorMessage(e, deps.log, tool.name));
       return { isError: true, content: [{ type: "text", text }] };
+    } finally {
+      await report.settled();
     }
   });
 

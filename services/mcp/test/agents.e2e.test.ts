@@ -65,6 +65,7 @@ describe("MCP server end to end (embedded setup)", function () {
       allowedOrigins: [],
       stateless: false,
       sessionIdleMs: 60_000,
+      sseRetryMs: 200,
     });
   });
   after(async () => {

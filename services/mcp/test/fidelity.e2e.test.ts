@@ -62,6 +62,7 @@ describe("MCP file tools are exact (embedded setup, Streamable HTTP)", function 
       allowedOrigins: [],
       stateless: false,
       sessionIdleMs: 60_000,
+      sseRetryMs: 200,
     });
     client = new Client({ name: "fidelity", version: "1" });
     await client.connect(

@@ -46,6 +46,7 @@ async function startMcp(stateless: boolean): Promise<{ server: RunningServer; mc
     allowedOrigins: ["http://allowed.example"],
     stateless,
     sessionIdleMs: 60_000,
+    sseRetryMs: 200,
     async authenticate(token) {
       const userId = users[token];
       if (!userId) throw unauthenticated("invalid or expired API token");

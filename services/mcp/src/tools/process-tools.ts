@@ -1,4 +1,5 @@
 /** The process tools: run a command to completion (exec), start one in the background, list, read and kill them. */
+import { LiveOutput } from "./live-output.js";
 import { tail } from "./output.js";
 import { processSummary } from "./summaries.js";
 import type { ToolContext, ToolImpls } from "./tool-context.js";
@@ -7,8 +8,9 @@ type ProcessTools = Pick<ToolImpls, "exec" | "startProcess" | "listProcesses" | 
 
 export function processTools({ sessions, limits }: ToolContext): ProcessTools {
   return {
-    async exec(req, caller, signal) {
+    async exec(req, caller, signal, report) {
       const { processes } = await sessions.runnerOf(caller, req.replId);
+      const timeoutSeconds = req.timeoutSeconds || 120;
       const decoder = { stdout: new TextDecoder(), stderr: new TextDecoder() };
       let stdout = "";
       let stderr = "";
@@ -17,21 +19,28 @@ export function processTools({ sessions, limits }: ToolContext): ProcessTools {
       const stream = processes.exec(
         {
           command: { shell: req.command, cwd: req.cwd, env: req.env },
-          timeout: { seconds: BigInt(req.timeoutSeconds || 120) },
+          timeout: { seconds: BigInt(timeoutSeconds) },
         },
         { signal },
       );
-      for await (const ev of stream) {
-        // Keep a bounded window while streaming; the final cut below reports how much was dropped.
-        if (ev.event.case === "stdout") {
-          const text = decoder.stdout.decode(ev.event.value, { stream: true });
-          total = { ...total, stdout: total.stdout + text.length };
-          stdout = keepTail(stdout + text, limits.execChars);
-        } else if (ev.event.case === "stderr") {
-          const text = decoder.stderr.decode(ev.event.value, { stream: true });
-          total = { ...total, stderr: total.stderr + text.length };
-          stderr = keepTail(stderr + text, limits.execChars);
-        } else if (ev.event.case === "exit") exit = ev.event.value;
+      const live = new LiveOutput(report, timeoutSeconds);
+      try {
+        for await (const ev of stream) {
+          // Keep a bounded window while streaming; the final cut below reports how much was dropped.
+          if (ev.event.case === "stdout") {
+            const text = decoder.stdout.decode(ev.event.value, { stream: true });
+            total = { ...total, stdout: total.stdout + text.length };
+            stdout = keepTail(stdout + text, limits.execChars);
+            live.add("stdout", text);
+          } else if (ev.event.case === "stderr") {
+            const text = decoder.stderr.decode(ev.event.value, { stream: true });
+            total = { ...total, stderr: total.stderr + text.length };
+            stderr = keepTail(stderr + text, limits.execChars);
+            live.add("stderr", text);
+          } else if (ev.event.case === "exit") exit = ev.event.value;
+        }
+      } finally {
+        live.end();
       }
       const out = tail(stdout, limits.execChars, "stdout", total.stdout);
       const err = tail(stderr, limits.execChars, "stderr", total.stderr);

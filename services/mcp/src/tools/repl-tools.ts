@@ -1,6 +1,7 @@
 /** The repl tools: list, create, start, stop, delete and status of the caller's repls, and the templates. */
 import { ReplStatus } from "../../../../gen/devex/core/v1/repl_pb.js";
 import { egressRequest } from "./network-tools.js";
+import { watchStart } from "./start-progress.js";
 import { processSummary, replSummary, terminalSummary } from "./summaries.js";
 import type { ToolContext, ToolImpls } from "./tool-context.js";
 
@@ -26,10 +27,19 @@ export function replTools({ core, sessions }: ToolContext): ReplTools {
       const { repl } = await core(caller).repls.createRepl({ name: req.name, template: req.template, egress });
       return { repl: replSummary(repl) };
     },
-    async startRepl(req, caller) {
+    async startRepl(req, caller, _signal, report) {
       await sessions.getRepl(caller, req.replId);
-      const { repl } = await sessions.startSession(caller, req.replId);
-      return { repl: replSummary(repl) };
+      const watch =
+        report.wantsProgress || report.logs("info") ? watchStart(core(caller), req.replId, report) : undefined;
+      await watch?.ready;
+      let started = false;
+      try {
+        const { repl } = await sessions.startSession(caller, req.replId);
+        started = true;
+        return { repl: replSummary(repl) };
+      } finally {
+        await watch?.finish(started);
+      }
     },
     async stopRepl(req, caller) {
       await sessions.getRepl(caller, req.replId);

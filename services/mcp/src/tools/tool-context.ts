@@ -7,6 +7,7 @@ import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { AgentToolsService } from "../../../../gen/devex/mcp/v1/agent_tools_pb.js";
 import type { CoreClients } from "../../../../lib/client/clients.js";
 import type { RunnerClientsFactory } from "../../../../lib/client/runner-session.js";
+import type { ToolReport } from "../tool-report.js";
 import type { CallerSessions } from "./caller-sessions.js";
 
 /** Who is calling: their API token is forwarded to core, which decides what they may do. */
@@ -16,11 +17,13 @@ export interface Caller {
 }
 
 type Methods = typeof AgentToolsService.method;
+/** Each tool: its request, who calls, the call's cancellation, and its channel for progress and logs. */
 export type ToolImpls = {
   [K in keyof Methods]: (
     req: MessageShape<Methods[K]["input"]>,
     caller: Caller,
     signal: AbortSignal,
+    report: ToolReport,
   ) => Promise<MessageInitShape<Methods[K]["output"]>>;
 };
 

@@ -1,0 +1,139 @@
+/**
+ * The events of one MCP session's SSE streams, kept so that a client whose connection drops can
+ * reconnect with Last-Event-ID and get the rest of the answer (resumable streams). The SDK's
+ * transport writes through it: a priming event first on each stream, then every message.
+ *
+ * Bounded, since a client may never come back: each stream keeps its newest `eventsPerStream`
+ * events; the session keeps at most `bytesPerSession` of them (oldest streams go first); a stream
+ * whose answer was sent is kept `answeredKeepMs`, any other `idleKeepMs` after its last event.
+ * A resume from an event that is no longer kept is refused (the SDK answers 400), never replayed
+ * with a gap.
+ */
+import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import {
+  isJSONRPCErrorResponse,
+  isJSONRPCResultResponse,
+  type JSONRPCMessage,
+} from "@modelcontextprotocol/sdk/types.js";
+
+export interface EventStoreLimits {
+  eventsPerStream: number;
+  bytesPerSession: number;
+  answeredKeepMs: number;
+  idleKeepMs: number;
+}
+
+export const defaultEventStoreLimits: EventStoreLimits = {
+  eventsPerStream: 2_000,
+  bytesPerSession: 8 * 1024 * 1024,
+  answeredKeepMs: 60_000,
+  idleKeepMs: 10 * 60_000,
+};
+
+interface Stored {
+  seq: number;
+  message: JSONRPCMessage;
+  bytes: number;
+}
+
+interface Stream {
+  events: Stored[];
+  /** Sequence numbers up to this one were dropped: a resume from before it would have a gap. */
+  droppedThrough: number;
+  lastEventAt: number;
+  answeredAt: number | undefined;
+}
+
+export class SessionEventStore implements EventStore {
+  private readonly streams = new Map<StreamId, Stream>();
+  private seq = 0;
+  private bytes = 0;
+
+  constructor(
+    private readonly limits: EventStoreLimits = defaultEventStoreLimits,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async storeEvent(streamId: StreamId, message: JSONRPCMessage): Promise<EventId> {
+    this.prune();
+    let stream = this.streams.get(streamId);
+    if (!stream) {
+      stream = { events: [], droppedThrough: 0, lastEventAt: 0, answeredAt: undefined };
+      this.streams.set(streamId, stream);
+    }
+    const stored = { seq: ++this.seq, message, bytes: JSON.stringify(message).length };
+    stream.events.push(stored);
+    stream.lastEventAt = this.now();
+    if (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) stream.answeredAt = stream.lastEventAt;
+    this.bytes += stored.bytes;
+    if (stream.events.length > this.limits.eventsPerStream) this.dropOldest(stream);
+    while (this.bytes > this.limits.bytesPerSession && this.dropOldestAnywhere());
+    return eventId(streamId, stored.seq);
+  }
+
+  async getStreamIdForEventId(id: EventId): Promise<StreamId | undefined> {
+    return this.find(id)?.streamId;
+  }
+
+  async replayEventsAfter(
+    lastEventId: EventId,
+    { send }: { send: (eventId: EventId, message: JSONRPCMessage) => Promise<void> },
+  ): Promise<StreamId> {
+    const found = this.find(lastEventId);
+    if (!found) throw new Error(`event ${lastEventId} is not kept`);
+    for (const e of found.stream.events) {
+      // Priming events (empty messages) only give the client a cursor; they carry nothing.
+      if (e.seq > found.seq && Object.keys(e.message).length > 0) await send(eventId(found.streamId, e.seq), e.message);
+    }
+    return found.streamId;
+  }
+
+  /** Events kept, for tests and metrics. */
+  get size(): { streams: number; events: number; bytes: number } {
+    let events = 0;
+    for (const s of this.streams.values()) events += s.events.length;
+    return { streams: this.streams.size, events, bytes: this.bytes };
+  }
+
+  /** The stream an event id names, if the stream is kept and nothing after the event was dropped. */
+  private find(id: EventId): { streamId: StreamId; stream: Stream; seq: number } | undefined {
+    const cut = id.lastIndexOf("_");
+    if (cut <= 0) return undefined;
+    const streamId = id.slice(0, cut);
+    const seq = Number(id.slice(cut + 1));
+    const stream = this.streams.get(streamId);
+    if (!stream || !Number.isSafeInteger(seq) || seq < stream.droppedThrough || seq > this.seq) return undefined;
+    if (seq > stream.droppedThrough && !stream.events.some((e) => e.seq === seq)) return undefined;
+    return { streamId, stream, seq };
+  }
+
+  private dropOldest(stream: Stream) {
+    const dropped = stream.events.shift();
+    if (!dropped) return;
+    stream.droppedThrough = dropped.seq;
+    this.bytes -= dropped.bytes;
+  }
+
+  /** Drops the oldest event of the stream that has been quiet longest; false when nothing is left. */
+  private dropOldestAnywhere(): boolean {
+    let oldest: Stream | undefined;
+    for (const s of this.streams.values())
+      if (s.events.length && (!oldest || s.lastEventAt < oldest.lastEventAt)) oldest = s;
+    if (!oldest) return false;
+    this.dropOldest(oldest);
+    return true;
+  }
+
+  private prune() {
+    const now = this.now();
+    for (const [id, s] of this.streams) {
+      const keep =
+        s.answeredAt !== undefined ? s.answeredAt + this.limits.answeredKeepMs : s.lastEventAt + this.limits.idleKeepMs;
+      if (keep > now) continue;
+      for (const e of s.events) this.bytes -= e.bytes;
+      this.streams.delete(id);
+    }
+  }
+}
+
+const eventId = (streamId: StreamId, seq: number): EventId => `${streamId}_${seq}`;
