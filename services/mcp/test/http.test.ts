@@ -117,22 +117,32 @@ describe("MCP over Streamable HTTP", () => {
     });
     assert.equal(origin.status, 403);
     const { request } = await import("node:http");
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = request(env.url, {
-        method: "POST",
-        headers: { ...jsonHeaders, authorization: "Bearer tok-alice", host: "evil.example" },
+    const withHost = (host: string, origin?: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request(env.url, {
+          method: "POST",
+          headers: { ...jsonHeaders, authorization: "Bearer tok-alice", host, ...(origin && { origin }) },
+        });
+        req.on("response", (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on("error", reject);
+        req.end(initialize);
       });
-      req.on("response", (res) => resolve(res.statusCode ?? 0));
-      req.on("error", reject);
-      req.end(initialize);
-    });
-    assert.equal(status, 403);
+    assert.equal(await withHost("evil.example"), 403);
+    assert.equal(await withHost("localhost.evil.example:80"), 403);
+    assert.equal(await withHost("127.0.0.1:1", "http://127.0.0.1.evil.example:1"), 403);
     const allowed = await fetch(env.url, {
       method: "POST",
       headers: { ...jsonHeaders, authorization: "Bearer tok-alice", origin: "http://allowed.example" },
       body: initialize,
     });
     assert.equal(allowed.status, 200);
+    // A local server: the loopback names on any port are the same server (MCP spec), and local
+    // browser-based clients run on ports of their own.
+    assert.equal(await withHost("localhost:1", "http://localhost:5173"), 200);
+    assert.equal(await withHost("[::1]:9", "https://127.0.0.1:3000"), 200);
   });
 
   it("lists the tools derived from the contracts, with annotations and schemas", async () => {

@@ -71,7 +71,8 @@ export class LiveOutput {
     for (const stream of ["stdout", "stderr"] as const) {
       const text = this.pending[stream];
       const lineEnd = Math.max(text.lastIndexOf("\n"), text.lastIndexOf("\r"));
-      const cut = all || text.length >= FLUSH_CHARS ? text.length : lineEnd + 1;
+      // Whole lines; a line longer than FLUSH_CHARS goes in pieces rather than waiting for its end.
+      const cut = all || (lineEnd < 0 && text.length >= FLUSH_CHARS) ? text.length : lineEnd + 1;
       if (cut <= 0) continue;
       this.pending[stream] = text.slice(cut);
       this.report.log("info", stream, text.slice(0, cut));
