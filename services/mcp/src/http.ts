@@ -41,6 +41,8 @@ export interface McpHttpOptions {
   stateless: boolean;
   /** Sessions idle this long are closed. */
   sessionIdleMs: number;
+  /** Open sessions one user may have; opening one more closes their least recently used. */
+  sessionsPerUser: number;
   authenticate: Authenticate;
   serverFor(caller: Caller): Server;
   log: Logger;
@@ -114,6 +116,12 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
   }, 60_000);
   sweeper.unref();
 
+  /** Each session keeps its recent events (memory): a user's oldest sessions give way to new ones. */
+  function closeOverLimit(userId: string) {
+    const own = [...sessions].filter(([, s]) => s.userId === userId).sort(([, a], [, b]) => a.lastUse - b.lastUse);
+    for (const [id] of own.slice(0, Math.max(0, own.length - options.sessionsPerUser))) void closeSession(id);
+  }
+
   async function closeSession(id: string) {
     const s = sessions.get(id);
     sessions.delete(id);
@@ -178,6 +186,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
       retryInterval: options.sseRetryMs,
       onsessioninitialized: (id) => {
         sessions.set(id, { transport, userId: caller.userId, lastUse: Date.now() });
+        closeOverLimit(caller.userId);
       },
       onsessionclosed: (id) => {
         sessions.delete(id);

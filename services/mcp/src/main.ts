@@ -17,6 +17,7 @@ const mcp = app.http({
   allowedOrigins: config.DEVEX_MCP_ALLOWED_ORIGINS,
   stateless: config.DEVEX_MCP_STATELESS,
   sessionIdleMs: config.DEVEX_MCP_SESSION_IDLE,
+  sessionsPerUser: config.DEVEX_MCP_SESSIONS_PER_USER,
   sseRetryMs: config.DEVEX_MCP_SSE_RETRY,
 });
 const server = await startServer({

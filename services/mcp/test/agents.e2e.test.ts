@@ -66,6 +66,7 @@ describe("MCP server end to end (embedded setup)", function () {
       stateless: false,
       sessionIdleMs: 60_000,
       sseRetryMs: 200,
+      sessionsPerUser: 32,
     });
   });
   after(async () => {

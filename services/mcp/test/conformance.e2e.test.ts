@@ -83,6 +83,7 @@ describe("MCP conformance suite (official, against the embedded setup)", functio
       stateless: false,
       sessionIdleMs: 60_000,
       sseRetryMs: 500,
+      sessionsPerUser: 32,
     });
     forwarder = await startBearerForwarder(server.url, token);
   });

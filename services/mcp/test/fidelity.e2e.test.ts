@@ -63,6 +63,7 @@ describe("MCP file tools are exact (embedded setup, Streamable HTTP)", function 
       stateless: false,
       sessionIdleMs: 60_000,
       sseRetryMs: 200,
+      sessionsPerUser: 32,
     });
     client = new Client({ name: "fidelity", version: "1" });
     await client.connect(

@@ -19,7 +19,10 @@ import { buildToolCatalog } from "../src/tools/catalog.js";
 
 const users: Record<string, string> = { "tok-alice": "alice", "tok-bob": "bob" };
 
-async function startMcp(stateless: boolean): Promise<{ server: RunningServer; mcp: McpHttp; url: string }> {
+async function startMcp(
+  stateless: boolean,
+  sessionsPerUser = 32,
+): Promise<{ server: RunningServer; mcp: McpHttp; url: string }> {
   const log = createLogger("mcp-test", { level: "silent" });
   const catalog = buildToolCatalog(loadContracts());
   const tools = createAgentTools({
@@ -47,6 +50,7 @@ async function startMcp(stateless: boolean): Promise<{ server: RunningServer; mc
     stateless,
     sessionIdleMs: 60_000,
     sseRetryMs: 200,
+    sessionsPerUser,
     async authenticate(token) {
       const userId = users[token];
       if (!userId) throw unauthenticated("invalid or expired API token");
@@ -233,6 +237,42 @@ describe("MCP over Streamable HTTP", () => {
       assert.ok((await client.listTools()).tools.length > 0, "the owner's session still works");
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe("MCP over Streamable HTTP, sessions per user", () => {
+  let env: Awaited<ReturnType<typeof startMcp>>;
+  before(async () => {
+    env = await startMcp(false, 2);
+  });
+  after(async () => {
+    await env.mcp.close();
+    await env.server.close();
+  });
+
+  it("closes a user's least recently used session when they open one over the limit, and no one else's", async () => {
+    const bob = await connect(env.url, "tok-bob");
+    const alice = [await connect(env.url, "tok-alice"), await connect(env.url, "tok-alice")];
+    await new Promise((r) => setTimeout(r, 5));
+    await alice[0].client.listTools(); // the first is now used more recently than the second
+    alice.push(await connect(env.url, "tok-alice"));
+    const listWith = async (token: string, session: string) =>
+      (
+        await fetch(env.url, {
+          method: "POST",
+          headers: { ...jsonHeaders, authorization: `Bearer ${token}`, "mcp-session-id": session },
+          body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/list" }),
+        })
+      ).status;
+    try {
+      assert.equal(await listWith("tok-alice", alice[1].transport.sessionId!), 404, "the least recently used went");
+      assert.equal(await listWith("tok-alice", alice[0].transport.sessionId!), 200);
+      assert.equal(await listWith("tok-alice", alice[2].transport.sessionId!), 200);
+      assert.equal(await listWith("tok-bob", bob.transport.sessionId!), 200, "bob's session is his own count");
+      assert.equal(env.mcp.sessions, 3);
+    } finally {
+      for (const c of [bob, ...alice]) await c.client.close();
     }
   });
 });

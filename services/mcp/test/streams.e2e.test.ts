@@ -88,6 +88,7 @@ describe("MCP streams: logs, progress and resumption (embedded setup)", function
       stateless: false,
       sessionIdleMs: 60_000,
       sseRetryMs: RETRY_MS,
+      sessionsPerUser: 32,
     });
     endpoint = `${server.url}/mcp`;
     setup = await sdkClient(endpoint, alice);
