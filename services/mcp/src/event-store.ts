@@ -18,6 +18,7 @@ import {
 
 export interface EventStoreLimits {
   eventsPerStream: number;
+  /** Measured as JSON characters. */
   bytesPerSession: number;
   answeredKeepMs: number;
   idleKeepMs: number;
@@ -100,6 +101,7 @@ export class SessionEventStore implements EventStore {
     const cut = id.lastIndexOf("_");
     if (cut <= 0) return undefined;
     const streamId = id.slice(0, cut);
+    if (!/^[1-9]\d{0,15}$/.test(id.slice(cut + 1))) return undefined;
     const seq = Number(id.slice(cut + 1));
     const stream = this.streams.get(streamId);
     if (!stream || !Number.isSafeInteger(seq) || seq < stream.droppedThrough || seq > this.seq) return undefined;

@@ -24,12 +24,21 @@ export type RebindingGuard = (host: string | undefined, origin: string | undefin
 
 export function createRebindingGuard(o: RebindingGuardOptions): RebindingGuard {
   const pub = new URL(o.publicUrl);
-  const hosts = new Set([pub.host, ...o.allowedHosts].map((h) => h.toLowerCase()));
+  // Hosts compared as the public URL's scheme writes them: "mcp.example.com:443" is "mcp.example.com".
+  const normal = (host: string) => {
+    if (/[@/\\?#\s]/.test(host)) return undefined; // a bare host[:port], nothing a URL would strip
+    try {
+      return new URL(`${pub.protocol}//${host}`).host;
+    } catch {
+      return undefined;
+    }
+  };
+  const hosts = new Set([pub.host, ...o.allowedHosts].map((h) => normal(h) ?? h.toLowerCase()));
   const origins = new Set([pub.origin, ...o.allowedOrigins].map((h) => h.toLowerCase()));
   const local = loopbackNames.has(pub.hostname.toLowerCase());
 
   const hostPasses = (host: string) =>
-    hosts.has(host.toLowerCase()) || (local && loopbackNames.has(hostnameOf(`http://${host}`) ?? ""));
+    hosts.has(normal(host) ?? "") || (local && loopbackNames.has(hostnameOf(`http://${host}`) ?? ""));
   const originPasses = (origin: string) => {
     if (origins.has(origin.toLowerCase())) return true;
     if (!local || !/^https?:\/\//i.test(origin)) return false;

@@ -18,7 +18,7 @@ const severity: Record<LoggingLevel, number> = {
   emergency: 7,
 };
 
-/** Log characters one tool call may send; past them one warning says the rest was left out. */
+/** Log characters one tool call may send; past them one warning (if the level admits it) says the rest was left out. */
 export const LOG_CHARS_PER_CALL = 1024 * 1024;
 
 export interface ToolReport {
@@ -69,11 +69,12 @@ export function createToolReport(
     log(level, logger, data) {
       if (!logs(level) || logChars > LOG_CHARS_PER_CALL) return;
       logChars += typeof data === "string" ? data.length : JSON.stringify(data).length;
-      if (logChars > LOG_CHARS_PER_CALL) {
-        level = "warning";
-        data = `log output of this call passed ${LOG_CHARS_PER_CALL} characters; the rest is not logged (the result says how it ended)`;
+      if (logChars <= LOG_CHARS_PER_CALL) {
+        enqueue({ method: "notifications/message", params: { level, logger, data } });
+      } else if (logs("warning")) {
+        const notice = `log output of this call passed ${LOG_CHARS_PER_CALL} characters; the rest is not logged (the result says how it ended)`;
+        enqueue({ method: "notifications/message", params: { level: "warning", logger, data: notice } });
       }
-      enqueue({ method: "notifications/message", params: { level, logger, data } });
     },
     settled: () => queue,
   };

@@ -89,6 +89,11 @@ describe("session event store", () => {
       "A_-1",
       "A_1.5",
       "A_x",
+      "A_", // an empty, zero or non-decimal number would name the stream's start
+      "A_0",
+      "A_1e0",
+      "A_ 1",
+      "A_01",
       "A",
       "_1",
       "",

@@ -181,6 +181,24 @@ describe("live output", () => {
     );
   });
 
+  it("names as last line the one being written, across chunks and carriage returns", async () => {
+    const clock = { t: 0 };
+    const rec = recordingReport(undefined, true);
+    const live = new LiveOutput(rec.report, 30, () => clock.t);
+    const lastLine = async (stream: "stdout" | "stderr", text: string) => {
+      clock.t += 10;
+      live.add(stream, text);
+      await sleep(150);
+      return /last line: (.*)$/s.exec(rec.progress.at(-1)?.message ?? "")?.[1];
+    };
+    assert.equal(await lastLine("stdout", "hel"), "hel");
+    assert.equal(await lastLine("stdout", "lo\n"), "hello", "a line split over two chunks is one line");
+    assert.equal(await lastLine("stdout", "10%\r20%\r"), "20%", "carriage returns end lines too");
+    assert.equal(await lastLine("stdout", "\r\n"), "20%");
+    assert.equal(await lastLine("stderr", "warn: x\r\nwarn: y"), "warn: y", "the stream written last");
+    live.end();
+  });
+
   it("through a real tool report, the progress a client gets strictly increases and totals the timeout", async () => {
     const sent: ServerNotification[] = [];
     const report = createToolReport(

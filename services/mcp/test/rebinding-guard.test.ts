@@ -98,6 +98,9 @@ describe("rebinding guard", () => {
       const guard = publicGuard();
       assert.equal(guard("mcp.example.com", undefined), undefined);
       assert.equal(guard("MCP.Example.COM", "https://MCP.example.com"), undefined);
+      assert.equal(guard("mcp.example.com:443", undefined), undefined, "the scheme's default port is the same host");
+      assert.deepEqual(guard("mcp.example.com:8443", undefined), { header: "host", value: "mcp.example.com:8443" });
+      assert.deepEqual(guard("x@mcp.example.com", undefined), { header: "host", value: "x@mcp.example.com" });
     });
 
     it("refuses loopback Host and Origin that it was not told about", () => {

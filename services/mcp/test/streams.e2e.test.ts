@@ -162,7 +162,7 @@ describe("MCP streams: logs, progress and resumption (embedded setup)", function
     }
   });
 
-  it("reports exec progress (seconds of the timeout, output so far) and start_repl progress (restore, running)", async () => {
+  it("reports progress of exec (seconds of the timeout, output so far), stop_repl (persist) and start_repl (restore)", async () => {
     const client = await sdkClient(endpoint, alice);
     try {
       const progress: Progress[] = [];
@@ -183,7 +183,15 @@ describe("MCP streams: logs, progress and resumption (embedded setup)", function
         repl_id: replId,
         command: "mkdir -p many && for i in $(seq 1 300); do echo $i > many/f$i; done",
       });
-      await call(client, "stop_repl", { repl_id: replId });
+      const stopProgress: Progress[] = [];
+      await client.callTool({ name: "stop_repl", arguments: { repl_id: replId } }, undefined, {
+        onprogress: (p) => stopProgress.push(p),
+      });
+      assertIncreasing(stopProgress.map((p) => p.progress));
+      const saved = stopProgress.filter((p) => /^saving the workspace/.test(p.message ?? "")).at(-1);
+      const [, savedDone, savedTotal] = /(\d+) of (\d+) files/.exec(saved?.message ?? "") ?? [];
+      assert.ok(Number(savedTotal) >= 300 && savedDone === savedTotal, JSON.stringify(stopProgress));
+      assert.deepEqual(stopProgress.at(-1), { progress: 1, total: 1, message: `repl ${replId} is stopped` });
       const startProgress: Progress[] = [];
       await client.callTool({ name: "start_repl", arguments: { repl_id: replId } }, undefined, {
         onprogress: (p) => startProgress.push(p),

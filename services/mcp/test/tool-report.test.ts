@@ -201,6 +201,16 @@ describe("tool report", () => {
     assert.deepEqual(delivered[5].params, { progressToken: "tok", progress: 1 });
   });
 
+  it("keeps the budget's warning to clients whose level admits warnings", async () => {
+    const { send, delivered } = recordingSend();
+    const report = createToolReport(send, undefined, { level: "error" });
+    report.log("error", "stdout", "e".repeat(LOG_CHARS_PER_CALL));
+    report.log("error", "stdout", "one past the budget");
+    report.log("critical", "stdout", "after");
+    await report.settled();
+    assert.deepEqual(delivered.map(logLevel), ["error"], "no warning below the chosen level, nothing after");
+  });
+
   it("counts structured log data by its JSON length against the budget", async () => {
     const { send, delivered } = recordingSend();
     const report = createToolReport(send, undefined, { level: "debug" });

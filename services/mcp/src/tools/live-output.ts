@@ -1,10 +1,11 @@
 /**
  * A command's output passed on while it runs, for clients that asked (tool-report.ts):
  * - log messages at level "info", logger "stdout" or "stderr", carrying the output itself in
- *   whole lines (up to a newline or carriage return), gathered for up to FLUSH_MS (or FLUSH_CHARS) so that a flood of output is a few
- *   messages a second, not one per line; joined, they are the output exactly;
+ *   whole lines (up to a newline or carriage return), gathered for up to FLUSH_MS (or FLUSH_CHARS)
+ *   so that a flood of output is a few messages a second, not one per line; joined, they are the
+ *   output exactly;
  * - progress: seconds run out of the timeout, with the amount of output and its last line, at
- *   each flush and every HEARTBEAT_MS of silence (clients that reset their timeout on progress
+ *   each flush and after HEARTBEAT_MS without any (clients that reset their timeout on progress
  *   keep waiting for a quiet command).
  */
 import type { ToolReport } from "../tool-report.js";
@@ -13,14 +14,35 @@ const FLUSH_MS = 100;
 const FLUSH_CHARS = 16 * 1024;
 const HEARTBEAT_MS = 2_000;
 const LAST_LINE_CHARS = 200;
+const lineEnds = /\r\n|\r|\n/;
 
 type Stream = "stdout" | "stderr";
 
+/** The last line a stream showed: its unfinished line if it has one, else its last whole one. */
+class LastLine {
+  private partial = "";
+  private complete = "";
+
+  add(text: string) {
+    const parts = (this.partial + text).split(lineEnds);
+    // Only the start of a very long line is ever shown.
+    this.partial = (parts.pop() ?? "").slice(0, 2 * LAST_LINE_CHARS);
+    const whole = parts.filter(Boolean).at(-1);
+    if (whole !== undefined) this.complete = whole.slice(0, 2 * LAST_LINE_CHARS);
+  }
+
+  get text(): string {
+    return this.partial || this.complete;
+  }
+}
+
 export class LiveOutput {
   private readonly pending: Record<Stream, string> = { stdout: "", stderr: "" };
+  private readonly lastLines: Record<Stream, LastLine> = { stdout: new LastLine(), stderr: new LastLine() };
+  private lastStream: Stream = "stdout";
   private chars = 0;
-  private lastLine = "";
   private readonly started: number;
+  private lastProgressAt = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly heartbeat: NodeJS.Timeout | undefined;
   private readonly logging: boolean;
@@ -33,7 +55,9 @@ export class LiveOutput {
     this.started = now();
     this.logging = report.logs("info");
     if (report.wantsProgress) {
-      this.heartbeat = setInterval(() => this.sendProgress(), HEARTBEAT_MS);
+      this.heartbeat = setInterval(() => {
+        if (this.now() - this.lastProgressAt >= HEARTBEAT_MS - FLUSH_MS) this.sendProgress();
+      }, HEARTBEAT_MS);
       this.sendProgress();
     }
   }
@@ -41,14 +65,10 @@ export class LiveOutput {
   add(stream: Stream, text: string): void {
     if (!text) return;
     this.chars += text.length;
-    const lines = text.split("\n").filter(Boolean);
-    if (lines.length) this.lastLine = lines[lines.length - 1];
-    if (!this.logging) {
-      this.scheduleFlush();
-      return;
-    }
-    this.pending[stream] += text;
-    if (this.pending[stream].length >= FLUSH_CHARS) this.flush(false);
+    this.lastLines[stream].add(text);
+    this.lastStream = stream;
+    if (this.logging) this.pending[stream] += text;
+    if (this.pending[stream].length >= FLUSH_CHARS) this.flush([stream], false);
     else this.scheduleFlush();
   }
 
@@ -56,19 +76,19 @@ export class LiveOutput {
   end(): void {
     clearInterval(this.heartbeat);
     clearTimeout(this.flushTimer);
-    this.flush(true);
+    this.flush(["stdout", "stderr"], true);
   }
 
   private scheduleFlush() {
     this.flushTimer ??= setTimeout(() => {
       this.flushTimer = undefined;
-      this.flush(false);
+      this.flush(["stdout", "stderr"], false);
     }, FLUSH_MS);
   }
 
-  /** Whole lines of each stream (everything when `all`), then progress. */
-  private flush(all: boolean) {
-    for (const stream of ["stdout", "stderr"] as const) {
+  /** Whole lines of the streams (everything when `all`), then progress. */
+  private flush(streams: Stream[], all: boolean) {
+    for (const stream of streams) {
       const text = this.pending[stream];
       const lineEnd = Math.max(text.lastIndexOf("\n"), text.lastIndexOf("\r"));
       // Whole lines; a line longer than FLUSH_CHARS goes in pieces rather than waiting for its end.
@@ -83,7 +103,9 @@ export class LiveOutput {
   private sendProgress() {
     if (!this.report.wantsProgress) return;
     const seconds = Math.round(this.now() - this.started) / 1000;
-    const line = this.lastLine.length > LAST_LINE_CHARS ? `${this.lastLine.slice(0, LAST_LINE_CHARS)}…` : this.lastLine;
+    this.lastProgressAt = this.now();
+    const last = this.lastLines[this.lastStream].text;
+    const line = last.length > LAST_LINE_CHARS ? `${last.slice(0, LAST_LINE_CHARS)}…` : last;
     const message = `running for ${seconds} s; ${this.chars} characters of output${line ? `; last line: ${line}` : ""}`;
     // Progress must grow: a second report within the same millisecond is dropped.
     this.report.progress(seconds, this.timeoutSeconds, message);

@@ -1,7 +1,7 @@
 /** The repl tools: list, create, start, stop, delete and status of the caller's repls, and the templates. */
 import { ReplStatus } from "../../../../gen/devex/core/v1/repl_pb.js";
+import { withLifecycleProgress } from "./lifecycle-progress.js";
 import { egressRequest } from "./network-tools.js";
-import { watchStart } from "./start-progress.js";
 import { processSummary, replSummary, terminalSummary } from "./summaries.js";
 import type { ToolContext, ToolImpls } from "./tool-context.js";
 
@@ -29,22 +29,17 @@ export function replTools({ core, sessions }: ToolContext): ReplTools {
     },
     async startRepl(req, caller, _signal, report) {
       await sessions.getRepl(caller, req.replId);
-      const watch =
-        report.wantsProgress || report.logs("info") ? watchStart(core(caller), req.replId, report) : undefined;
-      await watch?.ready;
-      let started = false;
-      try {
-        const { repl } = await sessions.startSession(caller, req.replId);
-        started = true;
-        return { repl: replSummary(repl) };
-      } finally {
-        await watch?.finish(started);
-      }
+      const { repl } = await withLifecycleProgress(core(caller), req.replId, report, "start", () =>
+        sessions.startSession(caller, req.replId),
+      );
+      return { repl: replSummary(repl) };
     },
-    async stopRepl(req, caller) {
+    async stopRepl(req, caller, _signal, report) {
       await sessions.getRepl(caller, req.replId);
       sessions.forget(caller, req.replId);
-      const { repl } = await core(caller).repls.stopRepl({ replId: req.replId });
+      const { repl } = await withLifecycleProgress(core(caller), req.replId, report, "stop", () =>
+        core(caller).repls.stopRepl({ replId: req.replId }),
+      );
       return { repl: replSummary(repl) };
     },
     async deleteRepl(req, caller) {
