@@ -1,0 +1,118 @@
+/**
+ * Regression from the review of issue 21, against the embedded setup (core, the local driver and
+ * real runner processes): opening sessions past DEVEX_MCP_SESSIONS_PER_USER closed the user's least
+ * recently used session even while a tool call ran in it, which aborted the call (the command was
+ * killed) and ended its stream without a result. A session with a call in flight is in use.
+ */
+import assert from "node:assert/strict";
+import { createLogger } from "../../../lib/kit/log.js";
+import { type RunningServer, startServer } from "../../../lib/kit/server.js";
+import { issueApiToken } from "../../core/src/auth/secrets.js";
+import { type Embedded, startEmbedded } from "../../core/test/embedded.js";
+import { createMcpApp } from "../src/app.js";
+import type { McpHttp } from "../src/http.js";
+
+const protocol = "2025-11-25";
+
+describe("review of issue 21: sessions over the per-user limit (embedded setup)", function () {
+  this.timeout(180_000);
+  let e: Embedded;
+  let server: RunningServer;
+  let mcp: McpHttp;
+  let alice: string;
+  let endpoint: string;
+
+  before(async () => {
+    e = await startEmbedded();
+    alice = (await issueApiToken(e.state, "alice", "agent")).secret;
+    const log = createLogger("mcp", { level: process.env.TEST_LOG_LEVEL ?? "silent" });
+    const app = createMcpApp({ coreUrl: e.core.url, log });
+    server = await startServer({ name: "mcp", port: 0, log, routes() {}, http: (req, res) => mcp.handler(req, res) });
+    mcp = app.http({
+      path: "/mcp",
+      publicUrl: server.url,
+      authorizationServer: e.core.publicUrl,
+      allowedHosts: [],
+      allowedOrigins: [],
+      stateless: false,
+      sessionIdleMs: 60_000,
+      sseRetryMs: 200,
+      sessionsPerUser: 2,
+    });
+    endpoint = `${server.url}/mcp`;
+  });
+  after(async () => {
+    await mcp?.close();
+    await server?.close();
+    await e?.close();
+  });
+
+  const post = (body: unknown, session?: string) =>
+    fetch(endpoint, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${alice}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-protocol-version": protocol,
+        ...(session && { "mcp-session-id": session }),
+      },
+      body: JSON.stringify(body),
+    });
+
+  async function openSession(): Promise<string> {
+    const init = await post({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: protocol, capabilities: {}, clientInfo: { name: "review", version: "1" } },
+    });
+    const session = init.headers.get("mcp-session-id");
+    await init.text();
+    assert.ok(session);
+    await (await post({ jsonrpc: "2.0", method: "notifications/initialized" }, session)).text();
+    return session;
+  }
+
+  /** The tool's structured result from an SSE body, or undefined if the stream ended without one. */
+  const resultIn = (sse: string, id: number): Record<string, unknown> | undefined =>
+    sse
+      .split("\n")
+      .filter((line) => line.startsWith("data: {"))
+      .map((line) => JSON.parse(line.slice(6)))
+      .find((m) => m.id === id)?.result?.structuredContent;
+
+  async function callTool(session: string, id: number, name: string, args: Record<string, unknown>) {
+    const sse = await (
+      await post({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } }, session)
+    ).text();
+    const result = resultIn(sse, id);
+    assert.ok(result, `no result for ${name}: ${sse.slice(0, 300)}`);
+    return result;
+  }
+
+  it("does not close a session, and abort its call, while a tool runs in it", async () => {
+    const busy = await openSession();
+    const { repl } = (await callTool(busy, 2, "create_repl", { name: "review", template: "node" })) as {
+      repl: { repl_id: string };
+    };
+    await callTool(busy, 3, "start_repl", { repl_id: repl.repl_id });
+
+    const running = post(
+      {
+        jsonrpc: "2.0",
+        id: 4,
+        method: "tools/call",
+        params: { name: "exec", arguments: { repl_id: repl.repl_id, command: "sleep 2; echo finished" } },
+      },
+      busy,
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    // Two more sessions: with a limit of 2 the busy one is the least recently used.
+    await openSession().catch(() => {});
+    await openSession().catch(() => {});
+
+    const sse = await (await running).text();
+    assert.equal(resultIn(sse, 4)?.stdout, "finished\n", `the call ran to its end: ${sse.slice(0, 300)}`);
+  });
+});
