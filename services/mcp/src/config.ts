@@ -12,7 +12,7 @@
  * | DEVEX_MCP_ALLOWED_ORIGINS | (none) | extra Origin header values accepted, comma-separated (likewise) |
  * | DEVEX_MCP_STATELESS | false | true: no sessions, a fresh server per request |
  * | DEVEX_MCP_SESSION_IDLE | 30m | idle sessions are closed after this long |
- * | DEVEX_MCP_SESSIONS_PER_USER | 32 | open sessions per user; one more closes their least recently used |
+ * | DEVEX_MCP_SESSIONS_PER_USER | 16 | open sessions per user; one more closes their least recently used idle one (none idle: 429) |
  * | DEVEX_MCP_SSE_RETRY | 1s | how long a client waits before resuming a dropped stream (SSE retry) |
  * | DEVEX_LOG_LEVEL | info | pino level; secrets are redacted |
  * | DEVEX_TOKEN | (stdio only) | the Devex API token the stdio server acts with |
@@ -43,7 +43,7 @@ export const mcpConfigSchema = z.object({
   DEVEX_MCP_ALLOWED_ORIGINS: list,
   DEVEX_MCP_STATELESS: env.bool(false),
   DEVEX_MCP_SESSION_IDLE: env.duration("30m"),
-  DEVEX_MCP_SESSIONS_PER_USER: z.coerce.number().int().min(1).default(32),
+  DEVEX_MCP_SESSIONS_PER_USER: z.coerce.number().int().min(1).default(16),
   DEVEX_MCP_SSE_RETRY: env.duration("1s"),
   DEVEX_TOKEN: z.string().optional(),
   DEVEX_LOG_LEVEL: env.logLevel(),

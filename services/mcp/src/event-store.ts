@@ -4,10 +4,11 @@
  * transport writes through it: a priming event first on each stream, then every message.
  *
  * Bounded, since a client may never come back: each stream keeps its newest `eventsPerStream`
- * events; the session keeps at most `bytesPerSession` of them (oldest streams go first); a stream
- * whose answer was sent is kept `answeredKeepMs`, any other `idleKeepMs` after its last event.
- * A resume from an event that is no longer kept is refused (the SDK answers 400), never replayed
- * with a gap.
+ * events; the session keeps at most `bytesPerSession` of them (oldest streams go first) and
+ * `streamsPerSession` streams (answered ones go first); a stream whose answer was sent is kept
+ * `answeredKeepMs` after it. A stream still waiting for its answer is kept however quiet it is (a
+ * command may run an hour without a word), within those bounds. A resume from an event that is no
+ * longer kept is refused (the SDK answers 400), never replayed with a gap.
  */
 import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import {
@@ -20,16 +21,19 @@ export interface EventStoreLimits {
   eventsPerStream: number;
   /** Measured as JSON characters. */
   bytesPerSession: number;
+  streamsPerSession: number;
   answeredKeepMs: number;
-  idleKeepMs: number;
 }
 
 export const defaultEventStoreLimits: EventStoreLimits = {
   eventsPerStream: 2_000,
-  bytesPerSession: 8 * 1024 * 1024,
+  bytesPerSession: 4 * 1024 * 1024,
+  streamsPerSession: 1_000,
   answeredKeepMs: 60_000,
-  idleKeepMs: 10 * 60_000,
 };
+
+/** Answered streams are looked for at most this often (each look walks every stream). */
+const PRUNE_EVERY_MS = 1_000;
 
 interface Stored {
   seq: number;
@@ -49,6 +53,7 @@ export class SessionEventStore implements EventStore {
   private readonly streams = new Map<StreamId, Stream>();
   private seq = 0;
   private bytes = 0;
+  private prunedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly limits: EventStoreLimits = defaultEventStoreLimits,
@@ -61,6 +66,7 @@ export class SessionEventStore implements EventStore {
     if (!stream) {
       stream = { events: [], droppedThrough: 0, lastEventAt: 0, answeredAt: undefined };
       this.streams.set(streamId, stream);
+      if (this.streams.size > this.limits.streamsPerSession) this.dropOneStream(streamId);
     }
     const stored = { seq: ++this.seq, message, bytes: JSON.stringify(message).length };
     stream.events.push(stored);
@@ -128,13 +134,32 @@ export class SessionEventStore implements EventStore {
 
   private prune() {
     const now = this.now();
+    if (now - this.prunedAt < PRUNE_EVERY_MS) return;
+    this.prunedAt = now;
     for (const [id, s] of this.streams) {
-      const keep =
-        s.answeredAt !== undefined ? s.answeredAt + this.limits.answeredKeepMs : s.lastEventAt + this.limits.idleKeepMs;
-      if (keep > now) continue;
-      for (const e of s.events) this.bytes -= e.bytes;
-      this.streams.delete(id);
+      if (s.answeredAt !== undefined && s.answeredAt + this.limits.answeredKeepMs <= now) this.deleteStream(id, s);
     }
+  }
+
+  /** Over the stream limit: the oldest answered stream goes, else the quietest other than `keep`. */
+  private dropOneStream(keep: StreamId) {
+    let victim: [StreamId, Stream] | undefined;
+    for (const entry of this.streams) {
+      const [id, s] = entry;
+      if (id === keep) continue;
+      const better =
+        !victim ||
+        (s.answeredAt !== undefined && victim[1].answeredAt === undefined) ||
+        ((s.answeredAt === undefined) === (victim[1].answeredAt === undefined) &&
+          s.lastEventAt < victim[1].lastEventAt);
+      if (better) victim = entry;
+    }
+    if (victim) this.deleteStream(...victim);
+  }
+
+  private deleteStream(id: StreamId, s: Stream) {
+    for (const e of s.events) this.bytes -= e.bytes;
+    this.streams.delete(id);
   }
 }
 

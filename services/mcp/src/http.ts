@@ -20,6 +20,7 @@ import type { Logger } from "../../../lib/kit/log.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../../../lib/kit/server.js";
 import { bearerToken } from "../../../lib/kit/tokens.js";
 import type { Authenticate } from "./auth.js";
+import { type CallsInFlight, trackCallsInFlight } from "./calls-in-flight.js";
 import { SessionEventStore } from "./event-store.js";
 import { createRebindingGuard, type RebindingGuard } from "./rebinding-guard.js";
 import type { Caller } from "./tools/agent-tools.js";
@@ -41,7 +42,7 @@ export interface McpHttpOptions {
   stateless: boolean;
   /** Sessions idle this long are closed. */
   sessionIdleMs: number;
-  /** Open sessions one user may have; opening one more closes their least recently used. */
+  /** Open sessions one user may have; opening one more closes their least recently used idle one. */
   sessionsPerUser: number;
   authenticate: Authenticate;
   serverFor(caller: Caller): Server;
@@ -52,6 +53,7 @@ interface Session {
   transport: StreamableHTTPServerTransport;
   userId: string;
   lastUse: number;
+  calls: CallsInFlight;
 }
 
 export interface McpHttp {
@@ -112,14 +114,24 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
   const guard = createRebindingGuard(options);
   const sweeper = setInterval(() => {
     const cutoff = Date.now() - options.sessionIdleMs;
-    for (const [id, s] of sessions) if (s.lastUse < cutoff) void closeSession(id);
+    for (const [id, s] of sessions) if (s.lastUse < cutoff && s.calls.count === 0) void closeSession(id);
   }, 60_000);
   sweeper.unref();
 
-  /** Each session keeps its recent events (memory): a user's oldest sessions give way to new ones. */
-  function closeOverLimit(userId: string) {
+  /**
+   * Room for one more session of the user's: each keeps its recent events (memory), so past the
+   * limit their least recently used idle session is closed. False if every one has calls running.
+   */
+  function makeRoom(userId: string): boolean {
     const own = [...sessions].filter(([, s]) => s.userId === userId).sort(([, a], [, b]) => a.lastUse - b.lastUse);
-    for (const [id] of own.slice(0, Math.max(0, own.length - options.sessionsPerUser))) void closeSession(id);
+    let excess = own.length + 1 - options.sessionsPerUser;
+    for (const [id, s] of own) {
+      if (excess <= 0) break;
+      if (s.calls.count > 0) continue;
+      void closeSession(id);
+      excess--;
+    }
+    return excess <= 0;
   }
 
   async function closeSession(id: string) {
@@ -180,13 +192,18 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
       rpcError(res, 400, "no MCP session: send an initialize request first");
       return;
     }
+    if (!makeRoom(caller.userId)) {
+      const limit = `${options.sessionsPerUser} MCP sessions`;
+      rpcError(res, 429, `you have ${limit} with calls running: end one (DELETE with its Mcp-Session-Id) or wait`);
+      return;
+    }
+    let calls: CallsInFlight = { count: 0 };
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       eventStore: new SessionEventStore(),
       retryInterval: options.sseRetryMs,
       onsessioninitialized: (id) => {
-        sessions.set(id, { transport, userId: caller.userId, lastUse: Date.now() });
-        closeOverLimit(caller.userId);
+        sessions.set(id, { transport, userId: caller.userId, lastUse: Date.now(), calls });
       },
       onsessionclosed: (id) => {
         sessions.delete(id);
@@ -198,6 +215,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
       void server.close();
     };
     await server.connect(transport);
+    calls = trackCallsInFlight(transport);
     await transport.handleRequest(nodeReq, nodeRes);
   }
 

@@ -26,7 +26,7 @@ export interface ToolReport {
   readonly wantsProgress: boolean;
   /** Reports progress; a value not above the last one sent is dropped (progress must increase). */
   progress(progress: number, total?: number, message?: string): void;
-  /** Whether a log message at this level would be sent. */
+  /** Whether a log message at this level would be sent (false once the call's log budget is spent). */
   logs(level: LoggingLevel): boolean;
   log(level: LoggingLevel, logger: string, data: string | Record<string, unknown>): void;
 }
@@ -54,7 +54,8 @@ export function createToolReport(
     // gone for good) loses that notification, never the tool's result.
     queue = queue.then(() => send(n)).catch(() => {});
   };
-  const logs = (level: LoggingLevel) => setting.level !== undefined && severity[level] >= severity[setting.level];
+  const logs = (level: LoggingLevel) =>
+    setting.level !== undefined && severity[level] >= severity[setting.level] && logChars <= LOG_CHARS_PER_CALL;
   return {
     wantsProgress: progressToken !== undefined,
     progress(progress, total, message) {
@@ -67,11 +68,11 @@ export function createToolReport(
     },
     logs,
     log(level, logger, data) {
-      if (!logs(level) || logChars > LOG_CHARS_PER_CALL) return;
+      if (!logs(level)) return;
       logChars += typeof data === "string" ? data.length : JSON.stringify(data).length;
       if (logChars <= LOG_CHARS_PER_CALL) {
         enqueue({ method: "notifications/message", params: { level, logger, data } });
-      } else if (logs("warning")) {
+      } else if (setting.level !== undefined && severity[setting.level] <= severity.warning) {
         const notice = `log output of this call passed ${LOG_CHARS_PER_CALL} characters; the rest is not logged (the result says how it ended)`;
         enqueue({ method: "notifications/message", params: { level: "warning", logger, data: notice } });
       }

@@ -7,7 +7,12 @@ import assert from "node:assert/strict";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { type EventStoreLimits, SessionEventStore } from "../src/event-store.js";
 
-const roomy: EventStoreLimits = { eventsPerStream: 1_000, bytesPerSession: 1e9, answeredKeepMs: 1e9, idleKeepMs: 1e9 };
+const roomy: EventStoreLimits = {
+  eventsPerStream: 1_000,
+  bytesPerSession: 1e9,
+  streamsPerSession: 1e6,
+  answeredKeepMs: 1e9,
+};
 const priming = {} as JSONRPCMessage;
 const note = (text: string): JSONRPCMessage => ({ jsonrpc: "2.0", method: "notifications/message", params: { text } });
 const answer = (id: number): JSONRPCMessage => ({ jsonrpc: "2.0", id, result: { content: [] } });
@@ -166,21 +171,19 @@ describe("session event store", () => {
     assert.deepEqual((await replay(store, big)).sent, []);
   });
 
-  it("prunes an answered stream answeredKeepMs after its answer and any other idleKeepMs after its last event", async () => {
-    const { store, clock } = storeWithClock({ answeredKeepMs: 1_000, idleKeepMs: 5_000 });
+  it("prunes an answered stream answeredKeepMs after its answer, and keeps one still waiting however quiet", async () => {
+    const { store, clock } = storeWithClock({ answeredKeepMs: 1_000 });
     const answered = await store.storeEvent("answered", note("working"));
     await store.storeEvent("answered", answer(1));
     const failed = await store.storeEvent("failed", failure(2));
-    const idle = await store.storeEvent("idle", note("still running"));
+    const waiting = await store.storeEvent("waiting", note("still running"));
     clock.t = 500;
     await store.storeEvent("answered", note("after the answer")); // the answer's time still counts
-    const late = await store.storeEvent("late", priming);
-    await store.storeEvent("late", note("late"));
 
-    // Pruning happens on a store; this one is 1 ms before the answered streams' time is up.
+    // Pruning happens on a store (at most once a second); this one is 1 ms before the time is up.
     clock.t = 999;
     await store.storeEvent("tick", priming);
-    assert.equal(store.size.streams, 5);
+    assert.equal(store.size.streams, 4);
     assert.equal(await store.getStreamIdForEventId(answered), "answered");
     assert.equal(await store.getStreamIdForEventId(failed), "failed");
 
@@ -188,24 +191,43 @@ describe("session event store", () => {
     await store.storeEvent("tick", priming);
     await assertRefused(store, answered);
     await assertRefused(store, failed);
-    assert.equal(await store.getStreamIdForEventId(idle), "idle");
     assert.deepEqual(store.size, {
-      streams: 3,
-      events: 5,
-      bytes: bytesOf(note("still running")) + bytesOf(priming) + bytesOf(note("late")) + 2 * bytesOf(priming),
+      streams: 2,
+      events: 3,
+      bytes: bytesOf(note("still running")) + 2 * bytesOf(priming),
     });
 
-    clock.t = 4_999;
+    // An hour without a word (exec may run that long): the client can still resume to the answer.
+    clock.t = 3_600_000;
     await store.storeEvent("tick", priming);
-    assert.equal(await store.getStreamIdForEventId(idle), "idle");
-    clock.t = 5_000;
-    await store.storeEvent("tick", priming);
-    await assertRefused(store, idle);
-    assert.equal(await store.getStreamIdForEventId(late), "late", "its last event was at 500");
-
-    clock.t = 20_000;
+    assert.equal(await store.getStreamIdForEventId(waiting), "waiting");
+    await store.storeEvent("waiting", answer(3));
+    assert.deepEqual(
+      (await replay(store, waiting)).sent.map((e) => e.message),
+      [answer(3)],
+    );
+    clock.t = 3_601_000;
     await store.storeEvent("fresh", note("new"));
-    assert.deepEqual(store.size, { streams: 1, events: 1, bytes: bytesOf(note("new")) });
+    await assertRefused(store, waiting);
+  });
+
+  it("keeps at most streamsPerSession streams, dropping answered ones first, then the quietest", async () => {
+    const { store, clock } = storeWithClock({ streamsPerSession: 3 });
+    const quiet = await store.storeEvent("quiet", priming);
+    clock.t = 10;
+    const busy = await store.storeEvent("busy", priming);
+    clock.t = 20;
+    const done = await store.storeEvent("done", answer(1));
+    clock.t = 30;
+    await store.storeEvent("new1", priming); // over the limit: the answered stream goes first
+    await assertRefused(store, done);
+    assert.equal(await store.getStreamIdForEventId(quiet), "quiet");
+    clock.t = 40;
+    await store.storeEvent("busy", note("more"));
+    await store.storeEvent("new2", priming); // then the one quiet longest
+    await assertRefused(store, quiet);
+    assert.equal(await store.getStreamIdForEventId(busy), "busy");
+    assert.equal(store.size.streams, 3);
   });
 
   it("under random limits and traffic, every resume is refused or gives the exact rest of its stream", async () => {
@@ -217,8 +239,8 @@ describe("session event store", () => {
       const limits: EventStoreLimits = {
         eventsPerStream: 1 + pick(20),
         bytesPerSession: 1_000 + pick(8_000),
+        streamsPerSession: 3 + pick(8),
         answeredKeepMs: 1 + pick(2_000),
-        idleKeepMs: 1 + pick(10_000),
       };
       const { store, clock } = storeWithClock(limits);
       const issued = new Map<string, { id: string; message: JSONRPCMessage }[]>();
@@ -256,8 +278,10 @@ describe("session event store", () => {
         resumed++;
       }
 
-      // Byte accounting over the whole run: once everything has expired, only the new event counts.
-      clock.t += limits.answeredKeepMs + limits.idleKeepMs;
+      // Byte accounting over the whole run: once every stream is answered and expired, only the
+      // new event counts.
+      for (const streamId of issued.keys()) await store.storeEvent(streamId, answer(0));
+      clock.t += limits.answeredKeepMs + 1_000;
       await store.storeEvent("last", note("z"));
       assert.deepEqual(store.size, { streams: 1, events: 1, bytes: bytesOf(note("z")) });
     }

@@ -168,9 +168,13 @@ describe("live output", () => {
     clock.t += 10;
     live.add("stdout", "x".repeat(200));
     await sleep(150);
+    assert.equal(rec.progress.at(-1)?.progress, 2.75, "at most one report a PROGRESS_MS (100 ms)");
+    clock.t += 90;
+    live.add("stdout", "x");
+    await sleep(150);
     assert.equal(
       rec.progress.at(-1)?.message,
-      `running for 2.76 s; 519 characters of output; last line: ${"x".repeat(200)}`,
+      `running for 2.85 s; 520 characters of output; last line: ${"x".repeat(200)}…`,
     );
     live.end();
     const values = rec.progress.map((p) => p.progress);
@@ -186,7 +190,7 @@ describe("live output", () => {
     const rec = recordingReport(undefined, true);
     const live = new LiveOutput(rec.report, 30, () => clock.t);
     const lastLine = async (stream: "stdout" | "stderr", text: string) => {
-      clock.t += 10;
+      clock.t += 100;
       live.add(stream, text);
       await sleep(150);
       return /last line: (.*)$/s.exec(rec.progress.at(-1)?.message ?? "")?.[1];

@@ -108,11 +108,34 @@ describe("review of issue 21: sessions over the per-user limit (embedded setup)"
       busy,
     );
     await new Promise((r) => setTimeout(r, 500));
-    // Two more sessions: with a limit of 2 the busy one is the least recently used.
-    await openSession().catch(() => {});
-    await openSession().catch(() => {});
+    // Two more sessions: with a limit of 2 the busy one is the least recently used. The first
+    // closes nothing (one session is open), the second closes the first new one (idle), not the busy one.
+    const idle = await openSession();
+    const third = await openSession();
+    assert.equal((await post({ jsonrpc: "2.0", id: 5, method: "ping" }, idle)).status, 404, "the idle one made room");
+
+    // Both sessions busy: a new one is refused, saying why, rather than aborting a call.
+    const second = post(
+      {
+        jsonrpc: "2.0",
+        id: 6,
+        method: "tools/call",
+        params: { name: "exec", arguments: { repl_id: repl.repl_id, command: "sleep 1" } },
+      },
+      third,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const refused = await post({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: protocol, capabilities: {}, clientInfo: { name: "review", version: "1" } },
+    });
+    assert.equal(refused.status, 429);
+    assert.match((await refused.json()).error.message, /2 MCP sessions with calls running/);
 
     const sse = await (await running).text();
     assert.equal(resultIn(sse, 4)?.stdout, "finished\n", `the call ran to its end: ${sse.slice(0, 300)}`);
+    await (await second).text();
   });
 });

@@ -185,7 +185,9 @@ describe("tool report", () => {
     const report = createToolReport(send, "tok", { level: "info" });
     const quarter = "q".repeat(LOG_CHARS_PER_CALL / 4);
     for (let i = 0; i < 4; i++) report.log("info", "stdout", quarter);
+    assert.equal(report.logs("info"), true, "exactly at the budget");
     report.log("info", "stderr", "x"); // one past the budget
+    assert.equal(report.logs("emergency"), false, "nothing more will be sent, so nothing need be gathered");
     report.log("error", "stderr", "after");
     report.log("info", "stdout", { after: true });
     report.progress(1); // progress is not log output

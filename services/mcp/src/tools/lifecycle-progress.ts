@@ -72,7 +72,8 @@ export async function withLifecycleProgress<T>(
   call: () => Promise<T>,
 ): Promise<T> {
   const watch = report.wantsProgress || report.logs("info") ? watchLifecycle(core, replId, report, what) : undefined;
-  await watch?.ready;
+  if (watch) await within(watch.ready, READY_WAIT_MS); // a slow watch costs some progress, never the call
+
   let succeeded = false;
   try {
     const result = await call();
@@ -81,6 +82,15 @@ export async function withLifecycleProgress<T>(
   } finally {
     await watch?.finish(succeeded);
   }
+}
+
+/** How long a call waits for its watch to open before going ahead without it. */
+const READY_WAIT_MS = 2_000;
+
+async function within(p: Promise<void>, ms: number) {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 function fraction(p: Progress): number {

@@ -4,15 +4,20 @@
  *   whole lines (up to a newline or carriage return), gathered for up to FLUSH_MS (or FLUSH_CHARS)
  *   so that a flood of output is a few messages a second, not one per line; joined, they are the
  *   output exactly;
- * - progress: seconds run out of the timeout, with the amount of output and its last line, at
- *   each flush and after HEARTBEAT_MS without any (clients that reset their timeout on progress
- *   keep waiting for a quiet command).
+ * - progress: seconds run out of the timeout, with the amount of output and its last line, with
+ *   flushes but at most every PROGRESS_MS (every SLOW_PROGRESS_MS after the first hundred), and
+ *   after HEARTBEAT_MS without any (clients that reset their timeout on progress keep waiting for
+ *   a quiet command). So an hour of flood is a few thousand notifications, and the log budget of
+ *   tool-report.ts bounds the rest: what a client that stopped reading costs is bounded.
  */
 import type { ToolReport } from "../tool-report.js";
 
 const FLUSH_MS = 100;
 const FLUSH_CHARS = 16 * 1024;
 const HEARTBEAT_MS = 2_000;
+const PROGRESS_MS = 100;
+const SLOW_PROGRESS_MS = 1_000;
+const FAST_PROGRESS_REPORTS = 100;
 const LAST_LINE_CHARS = 200;
 const lineEnds = /\r\n|\r|\n/;
 
@@ -42,10 +47,10 @@ export class LiveOutput {
   private lastStream: Stream = "stdout";
   private chars = 0;
   private readonly started: number;
-  private lastProgressAt = 0;
+  private lastProgressAt = Number.NEGATIVE_INFINITY;
+  private progressReports = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly heartbeat: NodeJS.Timeout | undefined;
-  private readonly logging: boolean;
 
   constructor(
     private readonly report: ToolReport,
@@ -53,12 +58,11 @@ export class LiveOutput {
     private readonly now: () => number = Date.now,
   ) {
     this.started = now();
-    this.logging = report.logs("info");
     if (report.wantsProgress) {
       this.heartbeat = setInterval(() => {
-        if (this.now() - this.lastProgressAt >= HEARTBEAT_MS - FLUSH_MS) this.sendProgress();
+        if (this.now() - this.lastProgressAt >= HEARTBEAT_MS - FLUSH_MS) this.sendProgress(true);
       }, HEARTBEAT_MS);
-      this.sendProgress();
+      this.sendProgress(true);
     }
   }
 
@@ -67,7 +71,8 @@ export class LiveOutput {
     this.chars += text.length;
     this.lastLines[stream].add(text);
     this.lastStream = stream;
-    if (this.logging) this.pending[stream] += text;
+    // Once the log budget is spent (or if the client never chose a level) nothing more is kept.
+    if (this.report.logs("info")) this.pending[stream] += text;
     if (this.pending[stream].length >= FLUSH_CHARS) this.flush([stream], false);
     else this.scheduleFlush();
   }
@@ -77,6 +82,7 @@ export class LiveOutput {
     clearInterval(this.heartbeat);
     clearTimeout(this.flushTimer);
     this.flush(["stdout", "stderr"], true);
+    this.sendProgress(true);
   }
 
   private scheduleFlush() {
@@ -97,11 +103,14 @@ export class LiveOutput {
       this.pending[stream] = text.slice(cut);
       this.report.log("info", stream, text.slice(0, cut));
     }
-    this.sendProgress();
+    this.sendProgress(false);
   }
 
-  private sendProgress() {
+  private sendProgress(always: boolean) {
     if (!this.report.wantsProgress) return;
+    const gap = this.progressReports < FAST_PROGRESS_REPORTS ? PROGRESS_MS : SLOW_PROGRESS_MS;
+    if (!always && this.now() - this.lastProgressAt < gap) return;
+    this.progressReports++;
     const seconds = Math.round(this.now() - this.started) / 1000;
     this.lastProgressAt = this.now();
     const last = this.lastLines[this.lastStream].text;
