@@ -23,6 +23,7 @@ import type { Authenticate } from "./auth.js";
 import { type CallsInFlight, trackCallsInFlight } from "./calls-in-flight.js";
 import { SessionEventStore } from "./event-store.js";
 import { createRebindingGuard, type RebindingGuard } from "./rebinding-guard.js";
+import { McpSessions } from "./sessions.js";
 import type { Caller } from "./tools/agent-tools.js";
 
 export interface McpHttpOptions {
@@ -47,13 +48,6 @@ export interface McpHttpOptions {
   authenticate: Authenticate;
   serverFor(caller: Caller): Server;
   log: Logger;
-}
-
-interface Session {
-  transport: StreamableHTTPServerTransport;
-  userId: string;
-  lastUse: number;
-  calls: CallsInFlight;
 }
 
 export interface McpHttp {
@@ -109,36 +103,9 @@ async function callerOf(req: HttpRequest, res: HttpResponse, options: McpHttpOpt
 }
 
 export function createMcpHttp(options: McpHttpOptions): McpHttp {
-  const sessions = new Map<string, Session>();
+  const sessions = new McpSessions(options.sessionsPerUser, options.sessionIdleMs);
   const resource = new URL(options.path, options.publicUrl).toString();
   const guard = createRebindingGuard(options);
-  const sweeper = setInterval(() => {
-    const cutoff = Date.now() - options.sessionIdleMs;
-    for (const [id, s] of sessions) if (s.lastUse < cutoff && s.calls.count === 0) void closeSession(id);
-  }, 60_000);
-  sweeper.unref();
-
-  /**
-   * Room for one more session of the user's: each keeps its recent events (memory), so past the
-   * limit their least recently used idle session is closed. False if every one has calls running.
-   */
-  function makeRoom(userId: string): boolean {
-    const own = [...sessions].filter(([, s]) => s.userId === userId).sort(([, a], [, b]) => a.lastUse - b.lastUse);
-    let excess = own.length + 1 - options.sessionsPerUser;
-    for (const [id, s] of own) {
-      if (excess <= 0) break;
-      if (s.calls.count > 0) continue;
-      void closeSession(id);
-      excess--;
-    }
-    return excess <= 0;
-  }
-
-  async function closeSession(id: string) {
-    const s = sessions.get(id);
-    sessions.delete(id);
-    await s?.transport.close().catch(() => {});
-  }
 
   async function handle(req: HttpRequest, res: HttpResponse): Promise<boolean> {
     const path = (req.url ?? "/").split("?")[0];
@@ -179,12 +146,11 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
 
     const sessionId = req.headers["mcp-session-id"];
     if (typeof sessionId === "string") {
-      const session = sessions.get(sessionId);
-      if (!session || session.userId !== caller.userId) {
+      const session = sessions.use(sessionId, caller.userId);
+      if (!session) {
         rpcError(res, 404, "unknown MCP session: initialize a new one");
         return;
       }
-      session.lastUse = Date.now();
       await session.transport.handleRequest(nodeReq, nodeRes);
       return;
     }
@@ -192,7 +158,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
       rpcError(res, 400, "no MCP session: send an initialize request first");
       return;
     }
-    if (!makeRoom(caller.userId)) {
+    if (!sessions.makeRoom(caller.userId)) {
       const limit = `${options.sessionsPerUser} MCP sessions`;
       rpcError(res, 429, `you have ${limit} with calls running: end one (DELETE with its Mcp-Session-Id) or wait`);
       return;
@@ -202,16 +168,12 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
       sessionIdGenerator: () => randomUUID(),
       eventStore: new SessionEventStore(),
       retryInterval: options.sseRetryMs,
-      onsessioninitialized: (id) => {
-        sessions.set(id, { transport, userId: caller.userId, lastUse: Date.now(), calls });
-      },
-      onsessionclosed: (id) => {
-        sessions.delete(id);
-      },
+      onsessioninitialized: (id) => sessions.add(id, { transport, userId: caller.userId, calls }),
+      onsessionclosed: (id) => sessions.forget(id),
     });
     const server = options.serverFor(caller);
     transport.onclose = () => {
-      if (transport.sessionId) sessions.delete(transport.sessionId);
+      if (transport.sessionId) sessions.forget(transport.sessionId);
       void server.close();
     };
     await server.connect(transport);
@@ -227,10 +189,7 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
         else res.end();
         return true;
       }),
-    async close() {
-      clearInterval(sweeper);
-      await Promise.all([...sessions.keys()].map(closeSession));
-    },
+    close: () => sessions.closeAll(),
     get sessions() {
       return sessions.size;
     },
