@@ -13,8 +13,17 @@ const validateRoot = path.resolve(import.meta.dirname, "../../third_party/protov
 // biome-ignore lint/suspicious/noExplicitAny: grpc-js clients built from proto-loader are untyped
 export type GrpcClient = any;
 
-/** A grpc-js client for `devex.runner.v1.<service>` (or a full name), loaded from proto/ with proto-loader. */
-export function grpcClient(url: string, service: string, token: string): GrpcClient {
+/**
+ * A grpc-js client for `devex.runner.v1.<service>` (or a full name), loaded from proto/ with
+ * proto-loader; `headers` go with every call (such as core's devex-repl-id, which routes a call
+ * through core to that repl's runner).
+ */
+export function grpcClient(
+  url: string,
+  service: string,
+  token: string,
+  headers: Record<string, string> = {},
+): GrpcClient {
   const def = protoLoader.loadSync(
     [
       "devex/runner/v1/file.proto",
@@ -33,6 +42,7 @@ export function grpcClient(url: string, service: string, token: string): GrpcCli
     new grpc.InterceptingCall(nextCall(options), {
       start(metadata, listener, next) {
         if (token) metadata.set("authorization", `Bearer ${token}`);
+        for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
         next(metadata, listener);
       },
     });

@@ -96,6 +96,10 @@ export async function startCore(config: CoreConfig, deps: StartCoreDeps): Promis
   });
   const steps = [
     () => core.close(),
+    () => {
+      proxy?.close();
+      previewProxy?.close();
+    },
     async (signal: AbortSignal) => {
       if (local) await stopAllAtShutdown(local, state, log, signal);
     },

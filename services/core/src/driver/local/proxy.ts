@@ -1,25 +1,33 @@
 /**
- * Core forwards `/<replId>/<route>` to that repl's runner as
- * `/<route>`, mirroring the Kubernetes ingress route `<repl-host>/<repl-id>/<route>`. Carries Connect
- * over HTTP/1.1 (streams are piped, never buffered), the terminal WebSocket bridge and the preview
- * proxy (HTTP and WebSocket), over TCP or the runner's Unix socket. The runner authenticates every request itself; core adds nothing,
- * and removes its own session cookie, which the browser sends along (same host): a runner, and
- * the user's dev server behind its preview proxy, never see it.
+ * Core forwards `/<replId>/<route>` to that repl's runner as `/<route>`, mirroring the Kubernetes
+ * ingress route `<repl-host>/<repl-id>/<route>`. Clients that cannot put a prefix in front of their
+ * paths (plain gRPC clients: grpc-js, grpcio, buf curl) name the repl in a `devex-repl-id` header
+ * instead and call `/<route>` itself. HTTP/1.1 requests go on over HTTP/1.1 (Connect, the terminal
+ * WebSocket bridge, the preview proxy's HTTP and WebSocket); HTTP/2 requests over HTTP/2
+ * (h2-forward.ts: gRPC with its trailers, bidi streams, cancellation), over TCP or the runner's Unix
+ * socket. Streams are piped, never buffered. The runner authenticates every request itself; core
+ * adds nothing, and removes its own session cookie, which the browser sends along (same host): a
+ * runner, and the user's dev server behind its preview proxy, never see it.
  * Cookies and redirects the runner sets for `/…` are rewritten to `/<replId>/…`.
  *
  * Two scopes, served on two origins: "api" (core's own origin: every route but previews) and
  * "preview" (core's preview origin: `/<replId>/preview/…` only). A user's dev server thus never
  * runs on core's origin, where its JavaScript could call core's API with the user's session.
  */
-import { type IncomingHttpHeaders, type IncomingMessage, request } from "node:http";
+import { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, request } from "node:http";
+import { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { connect } from "node:net";
 import { type Duplex, pipeline } from "node:stream";
 import { withoutCookies } from "../../../../../lib/kit/cookies.js";
 import type { HttpHandler, HttpRequest, HttpResponse, UpgradeHandler } from "../../../../../lib/kit/server.js";
 import { SESSION_COOKIE } from "../../auth/cookies.js";
-import type { RunnerTarget } from "./local-driver.js";
+import { createH2Forward } from "./h2-forward.js";
+import type { RunnerTarget } from "./runner-handle.js";
 
 const replPath = /^\/(r[0-9a-f]{12})(\/.*)?$/;
+const replId = /^r[0-9a-f]{12}$/;
+/** The request header that names the repl for clients that cannot prefix their paths. */
+export const REPL_HEADER = "devex-repl-id";
 const hopByHop = new Set([
   "connection",
   "keep-alive",
@@ -35,16 +43,31 @@ const hopByHop = new Set([
 export interface RunnerProxy {
   http: HttpHandler;
   upgrade: UpgradeHandler;
+  /** Closes the HTTP/2 sessions to runners. */
+  close(): void;
 }
 
 export type ProxyScope = "api" | "preview";
 
-function split(url: string | undefined): { replId: string; rest: string; preview: boolean } | undefined {
+interface Route {
+  replId: string;
+  /** The path (and query) the runner gets. */
+  rest: string;
+  preview: boolean;
+  /** Named by the path prefix (cookie paths and redirects are rewritten to keep it) or the header. */
+  byPrefix: boolean;
+}
+
+function split(url: string | undefined, header: string | string[] | undefined): Route | undefined {
   const [path, query] = (url ?? "/").split(/\?(.*)/s, 2);
   const m = replPath.exec(path);
-  if (!m) return undefined;
-  const rest = m[2] || "/";
-  return { replId: m[1], rest: rest + (query !== undefined ? `?${query}` : ""), preview: rest.startsWith("/preview/") };
+  if (m) {
+    const rest = m[2] || "/";
+    const full = rest + (query !== undefined ? `?${query}` : "");
+    return { replId: m[1], rest: full, preview: rest.startsWith("/preview/"), byPrefix: true };
+  }
+  if (typeof header !== "string" || !replId.test(header)) return undefined;
+  return { replId: header, rest: url ?? "/", preview: path.startsWith("/preview/"), byPrefix: false };
 }
 
 const wrongOrigin: Record<ProxyScope, string> = {
@@ -55,7 +78,7 @@ const wrongOrigin: Record<ProxyScope, string> = {
 function forwardHeaders(h: IncomingHttpHeaders, target: URL): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(h)) {
-    if (v === undefined || k.startsWith(":") || hopByHop.has(k)) continue;
+    if (v === undefined || k.startsWith(":") || hopByHop.has(k) || k === REPL_HEADER) continue;
     out[k] = v;
   }
   const cookie = withoutCoreCookies(h.cookie);
@@ -93,14 +116,57 @@ function rewriteCookie(c: string, replId: string): string {
     : `${c}; Path=/${replId}/`;
 }
 
+/** The runner's response headers as the client gets them: a prefix route keeps its prefix in cookie paths and redirects. */
+function responseHeaders(h: IncomingHttpHeaders | OutgoingHttpHeaders, m: Route): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined || hopByHop.has(k)) continue;
+    if (m.byPrefix && k === "set-cookie") out[k] = (v as string[]).map((c) => rewriteCookie(c, m.replId));
+    else if (m.byPrefix && k === "location" && typeof v === "string" && v.startsWith("/")) out[k] = `/${m.replId}${v}`;
+    else out[k] = typeof v === "number" ? String(v) : v;
+  }
+  return out;
+}
+
+/** An HTTP/1.1 request to the runner over HTTP/1.1. */
+function forwardHttp1(req: HttpRequest, res: HttpResponse, t: RunnerTarget, m: Route) {
+  const target = new URL(t.url);
+  const upstream = request({
+    ...(t.socketPath ? { socketPath: t.socketPath } : { host: target.hostname, port: target.port }),
+    method: req.method,
+    path: m.rest,
+    headers: forwardHeaders(req.headers, target),
+  });
+  // Whichever side leaves first takes the other with it. A client that abandons a stream (or a
+  // response that ends before its body was all sent) cancels the runner's side at once; the
+  // runner's response headers may not even have arrived (a stream sends them with its first message).
+  let response: IncomingMessage | undefined;
+  res.once("close", () => {
+    if (!response?.complete || !upstream.writableFinished) upstream.destroy();
+  });
+  upstream.on("response", (up: IncomingMessage) => {
+    response = up;
+    const headers = responseHeaders(up.headers, m);
+    closeAfterResponseIfEarly(req, res, headers);
+    res.writeHead(up.statusCode ?? 502, headers);
+    pipeline(up, res as NodeJS.WritableStream, (err) => err && res.destroy());
+  });
+  upstream.on("error", () => {
+    if (res.headersSent) res.destroy();
+    else answer(req, res, 502, "the repl's runner did not answer\n");
+  });
+  (req as NodeJS.ReadableStream).pipe(upstream);
+}
+
 export function createRunnerProxy(
   targetFor: (replId: string) => RunnerTarget | undefined,
   scope: ProxyScope,
 ): RunnerProxy {
   const refused = (m: { preview: boolean }) => m.preview !== (scope === "preview");
+  const h2 = createH2Forward();
   return {
     http(req: HttpRequest, res: HttpResponse) {
-      const m = split(req.url);
+      const m = split(req.url, scope === "api" ? req.headers[REPL_HEADER] : undefined);
       if (!m) return false;
       if (refused(m)) {
         answer(req, res, 404, wrongOrigin[scope]);
@@ -111,43 +177,17 @@ export function createRunnerProxy(
         answer(req, res, 503, `repl ${m.replId} is not running: start it first\n`);
         return true;
       }
-      const target = new URL(t.url);
-      const upstream = request({
-        ...(t.socketPath ? { socketPath: t.socketPath } : { host: target.hostname, port: target.port }),
-        method: req.method,
-        path: m.rest,
-        headers: forwardHeaders(req.headers, target),
-      });
-      // Whichever side leaves first takes the other with it. A client that abandons a stream (or a
-      // response that ends before its body was all sent) cancels the runner's side at once; the
-      // runner's response headers may not even have arrived (a stream sends them with its first message).
-      let response: IncomingMessage | undefined;
-      res.once("close", () => {
-        if (!response?.complete || !upstream.writableFinished) upstream.destroy();
-      });
-      upstream.on("response", (up: IncomingMessage) => {
-        response = up;
-        const headers: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(up.headers)) {
-          if (v === undefined || hopByHop.has(k)) continue;
-          if (k === "set-cookie") headers[k] = (v as string[]).map((c) => rewriteCookie(c, m.replId));
-          else if (k === "location" && typeof v === "string" && v.startsWith("/")) headers[k] = `/${m.replId}${v}`;
-          else headers[k] = v;
-        }
-        closeAfterResponseIfEarly(req, res, headers);
-        res.writeHead(up.statusCode ?? 502, headers);
-        pipeline(up, res as NodeJS.WritableStream, (err) => err && res.destroy());
-      });
-      upstream.on("error", () => {
-        if (res.headersSent) res.destroy();
-        else answer(req, res, 502, "the repl's runner did not answer\n");
-      });
-      (req as NodeJS.ReadableStream).pipe(upstream);
+      if (req instanceof Http2ServerRequest && res instanceof Http2ServerResponse) {
+        const headers = { ...req.headers, cookie: withoutCoreCookies(req.headers.cookie), [REPL_HEADER]: undefined };
+        h2.forward(req, res, t, m.rest, headers, (h) => responseHeaders(h, m));
+      } else forwardHttp1(req, res, t, m);
       return true;
     },
+    close: () => h2.close(),
 
     upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
-      const m = split(req.url);
+      const m = split(req.url, undefined); // WebSockets come from browsers, which cannot set the header
+
       if (!m) return false;
       if (refused(m)) {
         socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
