@@ -4,7 +4,7 @@
  *
  * What it implements, with the API server's semantics:
  * - REST paths /api/v1/... and /apis/<group>/<version>/... for namespaced pods, services, secrets,
- *   deployments, replicasets, ingresses, networkpolicies and traefik.io/v1alpha1 middlewares; Bearer-token auth (401);
+ *   deployments, replicasets, ingresses, networkpolicies and traefik.io/v1alpha1 middlewares and ingressroutes; Bearer-token auth (401);
  *   namespaces must exist (404 "namespaces "x" not found"); an unknown group/resource is the server's
  *   plain-text "404 page not found" (a CRD that is not installed).
  * - create → 201, or 409 Status reason AlreadyExists; get/delete of a missing object → 404 NotFound;
@@ -121,6 +121,7 @@ const types: ResourceType[] = [
   { group: "networking.k8s.io", version: "v1", resource: "ingresses", kind: "Ingress" },
   { group: "networking.k8s.io", version: "v1", resource: "networkpolicies", kind: "NetworkPolicy" },
   { group: "traefik.io", version: "v1alpha1", resource: "middlewares", kind: "Middleware" },
+  { group: "traefik.io", version: "v1alpha1", resource: "ingressroutes", kind: "IngressRoute" },
 ];
 
 class HttpError extends Error {

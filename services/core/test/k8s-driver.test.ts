@@ -23,6 +23,7 @@ const resources = [
   "services",
   "ingresses",
   "middlewares",
+  "ingressroutes",
   "networkpolicies",
 ];
 
@@ -119,7 +120,7 @@ describe("Kubernetes driver against the fake API server", () => {
     assert.deepEqual(pod.volumes[0], { name: "workspaces", emptyDir: { sizeLimit: "2Gi" } });
 
     const owner = { apiVersion: "apps/v1", kind: "Deployment", name: "devex-r-start", uid: dep.metadata.uid };
-    for (const r of ["secrets", "services", "middlewares", "ingresses", "networkpolicies"]) {
+    for (const r of ["secrets", "services", "middlewares", "ingresses", "ingressroutes", "networkpolicies"]) {
       const [obj] = fake.objects(r, NS).filter((o) => o.metadata.name !== "devex-s3");
       assert.equal(obj.metadata.name, "devex-r-start", r);
       assert.deepEqual(obj.metadata.labels, labels, r);
@@ -147,6 +148,25 @@ describe("Kubernetes driver against the fake API server", () => {
     );
     const [mw] = fake.objects("middlewares", NS);
     assert.deepEqual(mw.spec, { stripPrefix: { prefixes: ["/r-start"] } });
+    // HTTP/2 end to end for gRPC and Connect streams (by path prefix) and for the devex-repl-id header.
+    const [route] = fake.objects("ingressroutes", NS);
+    const h2c = [{ name: "devex-r-start", port: "http", scheme: "h2c" }];
+    assert.deepEqual(route.spec.routes, [
+      {
+        kind: "Rule",
+        match:
+          "Host(`repl.devex.test`) && PathPrefix(`/r-start/`) && HeaderRegexp(`Content-Type`, `^application/(grpc|connect\\+)`)",
+        priority: 1000,
+        middlewares: [{ name: "devex-r-start" }],
+        services: h2c,
+      },
+      {
+        kind: "Rule",
+        match: "Host(`repl.devex.test`) && Header(`Devex-Repl-Id`, `r-start`)",
+        priority: 1001,
+        services: h2c,
+      },
+    ]);
 
     assert.equal(await driver.status(req.runnerId, signal()), "running");
     assert.deepEqual(await driver.list(signal()), [

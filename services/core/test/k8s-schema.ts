@@ -6,9 +6,10 @@
  * 2. Unknown fields: the object is walked against the attribute maps of @kubernetes/client-node's
  *    generated models (from the same OpenAPI spec: V1Deployment → V1DeploymentSpec → ...). Any key
  *    not in the map of its type is reported, as the API server's strict field validation would.
- * 3. Custom resources without generated models (Traefik Middleware, cert-manager ClusterIssuer and
- *    Certificate) are checked against the structural schemas below, written from their CRDs (traefik
- *    v3 middlewares.traefik.io, cert-manager v1 clusterissuers/certificates.cert-manager.io) and
+ * 3. Custom resources without generated models (Traefik Middleware and IngressRoute, cert-manager
+ *    ClusterIssuer and Certificate) are checked against the structural schemas below, written from
+ *    their CRDs (traefik v3 middlewares/ingressroutes.traefik.io, cert-manager v1
+ *    clusterissuers/certificates.cert-manager.io) and
  *    reduced to the fields Devex uses: a documented minimal check, stricter than the CRDs in that
  *    any field outside that subset is refused as unknown.
  */
@@ -123,6 +124,55 @@ const traefikMiddleware: Structural = {
   },
 };
 
+/** traefik.io/v1alpha1 IngressRoute (CRD ingressroutes.traefik.io), the parts Devex uses. */
+const traefikIngressRoute: Structural = {
+  type: "object",
+  required: ["apiVersion", "kind", "metadata", "spec"],
+  properties: {
+    apiVersion: { type: "string", enum: ["traefik.io/v1alpha1"] },
+    kind: { type: "string", enum: ["IngressRoute"] },
+    metadata: objectMeta,
+    spec: {
+      type: "object",
+      required: ["routes"],
+      properties: {
+        entryPoints: strings,
+        routes: {
+          type: "array",
+          items: {
+            type: "object",
+            required: ["kind", "match"],
+            properties: {
+              kind: { type: "string", enum: ["Rule"] },
+              match: str,
+              priority: { type: "integer" },
+              middlewares: {
+                type: "array",
+                items: { type: "object", required: ["name"], properties: { name: str, namespace: str } },
+              },
+              services: {
+                type: "array",
+                items: {
+                  type: "object",
+                  required: ["name"],
+                  properties: {
+                    name: str,
+                    namespace: str,
+                    kind: { type: "string", enum: ["Service", "TraefikService"] },
+                    port: str,
+                    scheme: { type: "string", enum: ["http", "https", "h2c"] },
+                  },
+                },
+              },
+            },
+          },
+        },
+        tls: { type: "object", properties: { secretName: str } },
+      },
+    },
+  },
+};
+
 const acmeSolver: Structural = {
   type: "object",
   properties: {
@@ -190,6 +240,7 @@ const certificate: Structural = {
 const customResources: Record<string, Structural> = {
   "cert-manager.io/v1/Certificate": certificate,
   "traefik.io/v1alpha1/Middleware": traefikMiddleware,
+  "traefik.io/v1alpha1/IngressRoute": traefikIngressRoute,
   "cert-manager.io/v1/ClusterIssuer": clusterIssuer,
   "cert-manager.io/v1/Issuer": clusterIssuer,
 };

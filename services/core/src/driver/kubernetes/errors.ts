@@ -58,9 +58,9 @@ export function kubeError(err: unknown, verb: string, resource: string, namespac
       `core's service account may not ${what} (403 Forbidden); apply the RBAC in infra/k8s/base/rbac.yaml`,
       err,
     );
-  if (s.code === 404 && resource === "middlewares")
+  if (s.code === 404 && (resource === "middlewares" || resource === "ingressroutes"))
     return failedPrecondition(
-      `cannot ${what}: Traefik's Middleware CRD (traefik.io/v1alpha1) is missing; install Traefik (infra/k8s/traefik)`,
+      `cannot ${what}: Traefik's ${resource === "middlewares" ? "Middleware" : "IngressRoute"} CRD (traefik.io/v1alpha1) is missing; install Traefik (infra/k8s/traefik)`,
       err,
     );
   if (s.code === 404)

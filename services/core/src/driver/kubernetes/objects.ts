@@ -13,6 +13,9 @@
  *   Service    devex-<replId>  → runner (and mcp)
  *   Middleware devex-<replId>  traefik.io/v1alpha1 StripPrefix /<replId>
  *   Ingress    devex-<replId>  <host>/<replId> → Service, through the Middleware
+ *   IngressRoute devex-<replId> traefik.io/v1alpha1: gRPC and Connect streams (by content type) on
+ *              <host>/<replId>, and any call naming the repl in a devex-repl-id header, to the
+ *              Service over h2c (HTTP/2 end to end: trailers, bidi streams)
  *   NetworkPolicy devex-<replId>  the repl's egress policy (egress-policy.ts)
  *
  * Everything carries the ownership labels; everything but the Deployment has an ownerReference to
@@ -59,6 +62,7 @@ export const SYNC_STATE_DIR = "/var/lib/devex-sync";
 export const MIDDLEWARE_GROUP = "traefik.io";
 export const MIDDLEWARE_VERSION = "v1alpha1";
 export const MIDDLEWARE_PLURAL = "middlewares";
+export const INGRESS_ROUTE_PLURAL = "ingressroutes";
 
 /** Everything about the repl pods that an operator configures (core's DEVEX_K8S_* variables). */
 export interface KubernetesDriverSettings {
@@ -409,6 +413,63 @@ export function buildMiddleware(
     kind: "Middleware",
     metadata: ownedMeta(settings, id, owner),
     spec: { stripPrefix: { prefixes: [`/${id.replId}`] } },
+  };
+}
+
+/** Traefik's IngressRoute custom resource (traefik.io/v1alpha1), the parts Devex uses. */
+export interface TraefikIngressRoute {
+  apiVersion: "traefik.io/v1alpha1";
+  kind: "IngressRoute";
+  metadata: ReturnType<typeof ownedMeta>;
+  spec: {
+    routes: {
+      kind: "Rule";
+      match: string;
+      priority: number;
+      middlewares?: { name: string }[];
+      services: { name: string; port: string; scheme: "h2c" }[];
+    }[];
+    tls?: { secretName: string };
+  };
+}
+
+/**
+ * The HTTP/2 routes to a runner, beside the Ingress (which Traefik serves over HTTP/1.1 to the
+ * Service, as the WebSocket bridge needs): gRPC and Connect's streaming content types under
+ * /<replId>/ (prefix stripped by the Middleware), and calls that name the repl in the devex-repl-id
+ * header, as plain gRPC clients do, whatever their path. Both go to the runner over h2c; the
+ * priority puts them ahead of the Ingress's path rule.
+ */
+export function buildGrpcRoute(
+  settings: KubernetesDriverSettings,
+  id: ReplIdentity,
+  owner: V1OwnerReference,
+): TraefikIngressRoute {
+  const meta = ownedMeta(settings, id, owner);
+  const host = new URL(settings.runnerBaseUrl).hostname;
+  const service = { name: meta.name, port: "http", scheme: "h2c" as const };
+  return {
+    apiVersion: `${MIDDLEWARE_GROUP}/${MIDDLEWARE_VERSION}` as "traefik.io/v1alpha1",
+    kind: "IngressRoute",
+    metadata: meta,
+    spec: {
+      routes: [
+        {
+          kind: "Rule",
+          match: `Host(\`${host}\`) && PathPrefix(\`/${id.replId}/\`) && HeaderRegexp(\`Content-Type\`, \`^application/(grpc|connect\\+)\`)`,
+          priority: 1000,
+          middlewares: [{ name: meta.name }],
+          services: [service],
+        },
+        {
+          kind: "Rule",
+          match: `Host(\`${host}\`) && Header(\`Devex-Repl-Id\`, \`${id.replId}\`)`,
+          priority: 1001,
+          services: [service],
+        },
+      ],
+      ...(settings.ingressTlsSecret && { tls: { secretName: settings.ingressTlsSecret } }),
+    },
   };
 }
 

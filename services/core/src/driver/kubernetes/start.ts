@@ -17,11 +17,13 @@ import { isAlreadyExists } from "./errors.js";
 import {
   ANNOTATION_RUNNER,
   buildDeployment,
+  buildGrpcRoute,
   buildIngress,
   buildMiddleware,
   buildReplNetworkPolicy,
   buildSecret,
   buildService,
+  INGRESS_ROUTE_PLURAL,
   LABEL_REPL,
   LABEL_RUNNER,
   MIDDLEWARE_GROUP,
@@ -81,6 +83,18 @@ export async function startRunner(
     );
     await create("ingresses", () =>
       apis.networking.createNamespacedIngress({ namespace: ns, body: buildIngress(settings, req, owner) }, opts),
+    );
+    await create(INGRESS_ROUTE_PLURAL, () =>
+      apis.custom.createNamespacedCustomObject(
+        {
+          group: MIDDLEWARE_GROUP,
+          version: MIDDLEWARE_VERSION,
+          namespace: ns,
+          plural: INGRESS_ROUTE_PLURAL,
+          body: buildGrpcRoute(settings, req, owner),
+        },
+        opts,
+      ),
     );
     await waitReady(c, req, deadline, signal, progress);
   } catch (err) {
