@@ -1,15 +1,21 @@
-/** `devex exec`: one command through the runner's Exec stream; its stdout, stderr and exit code are ours. */
+/**
+ * `devex exec`: one command through the runner's Exec stream; its stdout, stderr and exit code are
+ * ours. The stream is gRPC, or Connect over HTTP/1.1 where HTTP/2 is not available (transport.ts).
+ */
 import { constants } from "node:os";
 import type { Writable } from "node:stream";
 import type { ProcessExit } from "../../gen/devex/runner/v1/process_pb.js";
 import type { RunnerSession } from "../../lib/client/runner-session.js";
 import { describeError } from "./errors.js";
+import { grpcRunnerClients } from "./runner.js";
+import { begun, overGrpcOrHttp1, type TransportChoice } from "./transport.js";
 
 export interface ExecOptions {
   argv: string[];
   cwd?: string;
   timeoutSeconds?: number;
   stdin?: Buffer;
+  transport: TransportChoice;
 }
 
 export async function execCommand(
@@ -19,10 +25,16 @@ export async function execCommand(
 ): Promise<number> {
   let exit: ProcessExit | undefined;
   try {
-    const stream = r.clients.processes.exec({
+    const request = {
       command: { argv: o.argv, cwd: o.cwd ?? "" },
       timeout: o.timeoutSeconds ? { seconds: BigInt(Math.ceil(o.timeoutSeconds)) } : undefined,
       stdin: o.stdin,
+    };
+    // Exec's first event (`started`) comes at once, so a failed HTTP/2 connection shows before it.
+    const stream = await overGrpcOrHttp1("exec", o.transport, {
+      grpc: () => begun(grpcRunnerClients(r).processes.exec(request)),
+      http1: () => begun(r.clients.processes.exec(request)),
+      http1Name: "connect over HTTP/1.1",
     });
     for await (const m of stream) {
       if (m.event.case === "stdout") await write(io.stdout, m.event.value);

@@ -12,6 +12,7 @@ import { networkFromFlags, networkFromText } from "./network.js";
 import { createRepl, listRepls, listTemplates, networkRepl, removeRepl, startRepl, stopRepl } from "./repls.js";
 import { openRunner } from "./runner.js";
 import { openSession } from "./session.js";
+import { transportChoice } from "./transport.js";
 
 const usage = `usage: devex <command> [options]
 
@@ -40,6 +41,9 @@ const usage = `usage: devex <command> [options]
 <repl> is a repl id or a unique name. <list> is domains ("registry.npmjs.org", "*.github.com")
 and address ranges ("203.0.113.0/24", "2001:db8::/32"), separated by commas.
 DEVEX_URL and DEVEX_TOKEN override the stored login.
+attach and exec use gRPC (HTTP/2) and fall back to HTTP/1.1 (attach: the WebSocket bridge; exec:
+Connect) where HTTP/2 is not available. DEVEX_TRANSPORT=grpc or DEVEX_TRANSPORT=websocket uses only
+that one; DEVEX_DEBUG=1 prints the one used to stderr.
 `;
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"];
@@ -129,10 +133,11 @@ async function run(argv: string[]): Promise<number> {
       const { values, positionals } = parse(rest, { terminal: { type: "string" }, command: { type: "string" } }, 1);
       if (values.terminal !== undefined && values.command !== undefined)
         throw new UsageError("--command applies to a new terminal, not with --terminal");
+      const transport = transportChoice(env, process.stderr);
       const r = await openRunner(await openSession(env), positionals[0]);
       return attachTerminal(
         r,
-        { terminalId: str(values.terminal), command: str(values.command) },
+        { terminalId: str(values.terminal), command: str(values.command), transport },
         { stdin: process.stdin, stdout: out, stderr: process.stderr },
       );
     }
@@ -162,11 +167,12 @@ async function exec(rest: string[]): Promise<number> {
   const timeoutSeconds = timeout === undefined ? undefined : Number(timeout.replace(/s$/, ""));
   if (timeoutSeconds !== undefined && !(timeoutSeconds > 0 && timeoutSeconds <= 86_400))
     throw new UsageError("--timeout must be a number of seconds between 1 and 86400");
+  const transport = transportChoice(process.env, process.stderr);
   const stdin = values.stdin ? await buffer(process.stdin) : undefined;
   const r = await openRunner(await openSession(process.env), positionals[0]);
   return execCommand(
     r,
-    { argv: rest.slice(dash + 1), cwd: str(values.cwd), timeoutSeconds, stdin },
+    { argv: rest.slice(dash + 1), cwd: str(values.cwd), timeoutSeconds, stdin, transport },
     { stdout: process.stdout, stderr: process.stderr },
   );
 }

@@ -15,6 +15,7 @@ import { requireProgram } from "../../lib/testing/programs.js";
 import { issueApiToken } from "../../services/core/src/auth/secrets.js";
 import { type Embedded, startEmbedded } from "../../services/core/test/embedded.js";
 import { cliEnv, devexBin, PtyRun, runCli } from "./cli-process.js";
+import { type Http1Front, startHttp1Front } from "./http1-front.js";
 
 const bash = ["--command", "exec bash --norc --noprofile"];
 
@@ -285,11 +286,19 @@ describe("devex CLI (embedded core)", function () {
       id = (await runCli(["create", "--template", "node", "--name", "exec"], alice)).stdout.trim();
     });
 
-    it("streams stdout and stderr apart and exits with the command's code", async () => {
+    it("streams stdout and stderr apart and exits with the command's code (over gRPC by default)", async () => {
       const r = await runCli(["exec", id, "--", "sh", "-c", "echo out; echo err >&2; exit 5"], alice);
       assert.equal(r.stdout, "out\n");
       assert.equal(r.stderr, "err\n");
       assert.equal(r.code, 5);
+      for (const [forced, used] of [
+        [undefined, "grpc"],
+        ["websocket", "connect over HTTP/1.1"],
+      ]) {
+        const env = { ...alice, DEVEX_DEBUG: "1", ...(forced && { DEVEX_TRANSPORT: forced }) };
+        const again = await runCli(["exec", id, "--", "sh", "-c", "echo out; echo err >&2; exit 5"], env);
+        assert.deepEqual([again.stdout, again.stderr, again.code], ["out\n", `devex: exec: ${used}\nerr\n`, 5]);
+      }
     });
 
     it("--cwd, --stdin, and 128+signal for a killed command", async () => {
@@ -320,116 +329,174 @@ describe("devex CLI (embedded core)", function () {
     });
   });
 
-  describe("attach (real outer PTY)", () => {
-    let id: string;
-    before(async () => {
-      id = (await runCli(["create", "--template", "node", "--name", "attach"], alice)).stdout.trim();
-    });
+  // One repl for both transports' attach tests and the fallback (alice's quota is spent by then).
+  let attachRepl: Promise<string> | undefined;
+  const attachReplId = () => {
+    attachRepl ??= runCli(["create", "--template", "node", "--name", "attach"], alice).then((r) => r.stdout.trim());
+    return attachRepl;
+  };
 
-    it("runs commands, follows resizes, and exits with the shell's code with the tty restored", async () => {
-      // The outer shell records its tty settings, runs the CLI, and compares them afterwards.
-      const line = `before=$(stty -g); "${process.execPath}" "${devexBin}" attach ${id} --command 'exec bash --norc --noprofile'; rc=$?; [ "$(stty -g)" = "$before" ] && echo TTY-RESTORED; echo "CLI-EXIT=$rc"`;
-      const p = new PtyRun("sh", ["-c", line], alice, { cols: 80, rows: 24 });
-      ptys.push(p);
+  for (const transport of ["grpc", "websocket"] as const) {
+    describe(`attach over ${transport} (real outer PTY)`, () => {
+      let id: string;
+      /** alice, with DEVEX_TRANSPORT forcing the WebSocket bridge in its run (the default is gRPC). */
+      let env: NodeJS.ProcessEnv;
+      before(async () => {
+        id = await attachReplId();
+        env = transport === "grpc" ? alice : { ...alice, DEVEX_TRANSPORT: "websocket" };
+      });
 
-      p.write("echo $((6*7))\r");
-      await p.waitFor(/[\r\n]42\r\n/);
+      it("runs commands, follows resizes, and exits with the shell's code with the tty restored", async () => {
+        // The outer shell records its tty settings, runs the CLI, and compares them afterwards.
+        const line = `before=$(stty -g); "${process.execPath}" "${devexBin}" attach ${id} --command 'exec bash --norc --noprofile'; rc=$?; [ "$(stty -g)" = "$before" ] && echo TTY-RESTORED; echo "CLI-EXIT=$rc"`;
+        const p = new PtyRun("sh", ["-c", line], env, { cols: 80, rows: 24 });
+        ptys.push(p);
 
-      const initial = p.output.length;
-      p.write("stty size\r");
-      await p.waitFor(/[\r\n]24 80\r\n/, initial);
+        p.write("echo $((6*7))\r");
+        await p.waitFor(/[\r\n]42\r\n/);
 
-      p.pty.resize(100, 40);
-      // SIGWINCH and the typed line race inside the CLI; ask until the new size shows.
-      for (;;) {
-        const from = p.output.length;
+        const initial = p.output.length;
         p.write("stty size\r");
-        const m = await p.waitFor(/[\r\n](\d+ \d+)\r\n/, from);
-        if (m[1] === "40 100") break;
-      }
+        await p.waitFor(/[\r\n]24 80\r\n/, initial);
 
-      p.write("exit 3\r");
-      await p.waitFor(/CLI-EXIT=3/);
-      assert.match(p.output, /TTY-RESTORED\r?\nCLI-EXIT=3/);
-      assert.equal(await p.exited, 0);
+        p.pty.resize(100, 40);
+        // SIGWINCH and the typed line race inside the CLI; ask until the new size shows.
+        for (;;) {
+          const from = p.output.length;
+          p.write("stty size\r");
+          const m = await p.waitFor(/[\r\n](\d+ \d+)\r\n/, from);
+          if (m[1] === "40 100") break;
+        }
+
+        p.write("exit 3\r");
+        await p.waitFor(/CLI-EXIT=3/);
+        assert.match(p.output, /TTY-RESTORED\r?\nCLI-EXIT=3/);
+        assert.equal(await p.exited, 0);
+      });
+
+      it("detaches on Ctrl-], says how to reattach, and replays the output on reattach", async () => {
+        const first = pty(["attach", id, ...bash], env);
+        first.write("echo marker-$((20+22))\r");
+        await first.waitFor(/[\r\n]marker-42\r\n/);
+        first.write("\x1d");
+        const [, terminalId] = await first.waitFor(
+          new RegExp(`detached from terminal (\\S+); reattach with: devex attach ${id} --terminal \\S+`),
+        );
+        assert.equal(await first.exited, 0);
+
+        // A reattach drops input until the outer terminal answered the CLI's query after the replay.
+        const again = pty(["attach", id, "--terminal", terminalId], env, undefined, { terminal: true });
+        await again.waitFor(/[\r\n]marker-42\r\n/);
+        await waitForValue(() => again.screen!.replies !== "", "the outer terminal's answer");
+        again.write("exit 0\r");
+        assert.equal(await again.exited, 0);
+
+        // The runner's refusal is not a failed connection: no fallback (DEVEX_DEBUG would name it).
+        const missing = await runCli(["attach", id, "--terminal", "t0-missing"], { ...env, DEVEX_DEBUG: "1" });
+        assert.equal(missing.code, 1);
+        assert.equal(missing.stderr, `devex: no terminal t0-missing in repl ${id}\n`);
+      });
+
+      it("reattach after vi and printf '\\e[c\\e[6n' under an answering outer terminal: the shell receives nothing; both attaches at the outer size", async function () {
+        requireProgram(this, "vi");
+        const size = { cols: 100, rows: 30 };
+        const first = pty(["attach", id, ...bash], env, size);
+        first.write("stty size\r");
+        await first.waitFor(/[\r\n]30 100\r\n/);
+        first.write("echo before-$((6*7)); vi\r");
+        await first.waitFor(/\[\?1049h[\s\S]*~/);
+        first.write("\x1b:q\r");
+        await first.waitFor(/\[\?1049l/);
+        first.write("printf '\\e[c\\e[6n'; stty -icanon -echo; echo cat-$((1+1))-ready; cat -v\r");
+        await first.waitFor(/cat-2-ready/);
+        first.write("\x1d");
+        const [, terminalId] = await first.waitFor(/detached from terminal (\S+);/);
+        assert.equal(await first.exited, 0);
+
+        // The outer terminal is a real emulator: it answers every query the CLI prints.
+        const again = pty(["attach", id, "--terminal", terminalId], env, size, { terminal: true });
+        const screen = again.screen!;
+        await waitForValue(() => /^cat-2-ready$/m.test(screen.text()), "the replay on the outer screen");
+        // Answers to a replayed query would come before the one that opens the input.
+        await waitForValue(() => screen.replies !== "", "the outer terminal's answer");
+        again.write("MARK\r");
+        await waitForValue(() => /MARK$/m.test(screen.text()), "cat printing the marker");
+        // cat -v prints what reached the PTY: the marker, right under the line before it, and nothing else.
+        assert.match(screen.text(), /^before-42$/m);
+        assert.match(screen.text(), /^cat-2-ready\nMARK$/m);
+        assert.equal(screen.bufferType, "normal");
+        // Ctrl-C flushes the tty's input queue: type the next line once the prompt is back.
+        const beforeInterrupt = again.output.length;
+        again.write("\x03");
+        await again.waitFor(/\$ $/, beforeInterrupt);
+        again.write("stty size\r");
+        await again.waitFor(/[\r\n]30 100\r\n/);
+        again.write("exit 0\r");
+        assert.equal(await again.exited, 0);
+      });
+
+      it("acks output as it is written: megabytes of output arrive whole (a wrong ack would stall the PTY)", async () => {
+        const r = await runCli(["attach", id, "--command", "seq 1 400000"], env);
+        assert.equal(r.code, 0, r.stderr);
+        const lines = r.stdout.split("\r\n").filter(Boolean);
+        assert.equal(lines.length, 400_000);
+        assert.equal(lines.at(-1), "400000");
+      });
+
+      it("works with piped input (no tty): runs the lines and exits with the shell's code", async () => {
+        const debug = { ...env, DEVEX_DEBUG: "1" };
+        const r = await runCli(["attach", id, ...bash], debug, "echo piped-$((40+2))\nexit 4\n");
+        assert.match(r.stdout, /piped-42/);
+        assert.equal(r.code, 4, r.stderr);
+        assert.equal(r.stderr, `devex: attach: ${transport}\n`, "the transport this run is about");
+        // The repl's default login shell.
+        const plain = await runCli(["attach", id], env, "echo default-$((40+2))\nexit 6\n");
+        assert.match(plain.stdout, /default-42/);
+        assert.equal(plain.code, 6, plain.stderr);
+      });
     });
+  }
 
-    it("detaches on Ctrl-], says how to reattach, and replays the output on reattach", async () => {
-      const first = pty(["attach", id, ...bash], alice);
-      first.write("echo marker-$((20+22))\r");
-      await first.waitFor(/[\r\n]marker-42\r\n/);
-      first.write("\x1d");
-      const [, terminalId] = await first.waitFor(
-        new RegExp(`detached from terminal (\\S+); reattach with: devex attach ${id} --terminal \\S+`),
+  describe("behind a front that speaks only HTTP/1.1", () => {
+    let front: Http1Front;
+    let id: string;
+    let env: NodeJS.ProcessEnv;
+    before(async () => {
+      id = await attachReplId();
+      front = await startHttp1Front(e.core.url);
+      env = cliEnv(join(home, "alice-front"), { DEVEX_URL: front.url, DEVEX_TOKEN: aliceToken, DEVEX_DEBUG: "1" });
+    });
+    after(() => front?.close());
+
+    it("attach falls back to the WebSocket bridge and exec to Connect over HTTP/1.1, through the front", async () => {
+      const attached = await runCli(["attach", id, ...bash], env, "echo front-$((40+2))\nexit 4\n");
+      assert.match(attached.stdout, /front-42/);
+      assert.equal(attached.code, 4, attached.stderr);
+      assert.match(attached.stderr, /^devex: attach: websocket \(HTTP\/2 failed: ERR_HTTP2_\w+: .*\)\n$/);
+
+      const ran = await runCli(["exec", id, "--", "sh", "-c", "echo out; echo err >&2; exit 5"], env);
+      assert.equal(ran.stdout, "out\n");
+      assert.match(ran.stderr, /^devex: exec: connect over HTTP\/1\.1 \(HTTP\/2 failed: [^\n]*\)\nerr\n$/);
+      assert.equal(ran.code, 5);
+
+      // Both went through the front (core's URL is not in the CLI's environment).
+      assert.ok(
+        front.seen.some((r) => r.startsWith(`UPGRADE /${id}/ws/terminals/`)),
+        front.seen.join(", "),
       );
-      assert.equal(await first.exited, 0);
-
-      // A reattach drops input until the outer terminal answered the CLI's query after the replay.
-      const again = pty(["attach", id, "--terminal", terminalId], alice, undefined, { terminal: true });
-      await again.waitFor(/[\r\n]marker-42\r\n/);
-      await waitForValue(() => again.screen!.replies !== "", "the outer terminal's answer");
-      again.write("exit 0\r");
-      assert.equal(await again.exited, 0);
-
-      const missing = await runCli(["attach", id, "--terminal", "t0-missing"], alice);
-      assert.equal(missing.code, 1);
-      assert.equal(missing.stderr, `devex: no terminal t0-missing in repl ${id}\n`);
+      assert.ok(front.seen.includes(`POST /${id}/devex.runner.v1.ProcessService/Exec`), front.seen.join(", "));
     });
 
-    it("reattach after vi and printf '\\e[c\\e[6n' under an answering outer terminal: the shell receives nothing; both attaches at the outer size", async function () {
-      requireProgram(this, "vi");
-      const size = { cols: 100, rows: 30 };
-      const first = pty(["attach", id, ...bash], alice, size);
-      first.write("stty size\r");
-      await first.waitFor(/[\r\n]30 100\r\n/);
-      first.write("echo before-$((6*7)); vi\r");
-      await first.waitFor(/\[\?1049h[\s\S]*~/);
-      first.write("\x1b:q\r");
-      await first.waitFor(/\[\?1049l/);
-      first.write("printf '\\e[c\\e[6n'; stty -icanon -echo; echo cat-$((1+1))-ready; cat -v\r");
-      await first.waitFor(/cat-2-ready/);
-      first.write("\x1d");
-      const [, terminalId] = await first.waitFor(/detached from terminal (\S+);/);
-      assert.equal(await first.exited, 0);
-
-      // The outer terminal is a real emulator: it answers every query the CLI prints.
-      const again = pty(["attach", id, "--terminal", terminalId], alice, size, { terminal: true });
-      const screen = again.screen!;
-      await waitForValue(() => /^cat-2-ready$/m.test(screen.text()), "the replay on the outer screen");
-      // Answers to a replayed query would come before the one that opens the input.
-      await waitForValue(() => screen.replies !== "", "the outer terminal's answer");
-      again.write("MARK\r");
-      await waitForValue(() => /MARK$/m.test(screen.text()), "cat printing the marker");
-      // cat -v prints what reached the PTY: the marker, right under the line before it, and nothing else.
-      assert.match(screen.text(), /^before-42$/m);
-      assert.match(screen.text(), /^cat-2-ready\nMARK$/m);
-      assert.equal(screen.bufferType, "normal");
-      // Ctrl-C flushes the tty's input queue: type the next line once the prompt is back.
-      const beforeInterrupt = again.output.length;
-      again.write("\x03");
-      await again.waitFor(/\$ $/, beforeInterrupt);
-      again.write("stty size\r");
-      await again.waitFor(/[\r\n]30 100\r\n/);
-      again.write("exit 0\r");
-      assert.equal(await again.exited, 0);
-    });
-
-    it("acks output as it is written: megabytes of output arrive whole (a wrong ack would stall the PTY)", async () => {
-      const r = await runCli(["attach", id, "--command", "seq 1 400000"], alice);
-      assert.equal(r.code, 0, r.stderr);
-      const lines = r.stdout.split("\r\n").filter(Boolean);
-      assert.equal(lines.length, 400_000);
-      assert.equal(lines.at(-1), "400000");
-    });
-
-    it("works with piped input (no tty): runs the lines and exits with the shell's code", async () => {
-      const r = await runCli(["attach", id, ...bash], alice, "echo piped-$((40+2))\nexit 4\n");
-      assert.match(r.stdout, /piped-42/);
-      assert.equal(r.code, 4, r.stderr);
-      // The repl's default login shell.
-      const plain = await runCli(["attach", id], alice, "echo default-$((40+2))\nexit 6\n");
-      assert.match(plain.stdout, /default-42/);
-      assert.equal(plain.code, 6, plain.stderr);
+    it("DEVEX_TRANSPORT=grpc does not fall back: the failure is one line that names the way out", async () => {
+      const r = await runCli(["exec", id, "--", "true"], { ...env, DEVEX_TRANSPORT: "grpc" });
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        /^devex: cannot reach the runner over gRPC \(HTTP\/2 failed: .*\); DEVEX_TRANSPORT=websocket uses HTTP\/1\.1\n$/,
+      );
+      const bad = await runCli(["exec", id, "--", "true"], { ...env, DEVEX_TRANSPORT: "h3" });
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /^devex: DEVEX_TRANSPORT must be grpc or websocket/);
     });
   });
 });
