@@ -11,14 +11,12 @@
  */
 import { spawnSync } from "node:child_process";
 import { constants } from "node:os";
-import type { RunnerSession } from "../../lib/client/runner-session.js";
 import { CliError, describeError } from "./errors.js";
 import { exitCodeOf } from "./exec.js";
 import { grpcChannel } from "./grpc-channel.js";
 import { ReplayGate } from "./replay-gate.js";
-import { grpcRunnerClients } from "./runner.js";
 import type { ChannelTarget, OpenTerminalChannel, RunnerFrame, TerminalChannel } from "./terminal-channel.js";
-import { overGrpcOrHttp1, type TransportChoice } from "./transport.js";
+import type { RunnerLink } from "./transport.js";
 import { websocketChannel } from "./websocket-channel.js";
 
 /** Ctrl-] detaches, as in telnet and docker attach. */
@@ -29,7 +27,6 @@ export interface AttachOptions {
   terminalId?: string;
   /** Shell command line the new terminal runs instead of the default login shell. */
   command?: string;
-  transport: TransportChoice;
 }
 
 export interface AttachIo {
@@ -38,30 +35,27 @@ export interface AttachIo {
   stderr: NodeJS.WritableStream;
 }
 
-export async function attachTerminal(r: RunnerSession, o: AttachOptions, io: AttachIo): Promise<number> {
+export async function attachTerminal(runner: RunnerLink, o: AttachOptions, io: AttachIo): Promise<number> {
+  const r = runner.session;
   const size = io.stdout.isTTY ? { cols: io.stdout.columns, rows: io.stdout.rows } : undefined;
-  const terminalId = o.terminalId ?? (await createTerminal(r, o.command, size));
+  const terminalId = o.terminalId ?? (await createTerminal(runner, o.command, size));
   const target = { replId: r.replId, terminalId, replay: Boolean(o.terminalId), size };
   const open: OpenTerminalChannel = (t, events) =>
-    overGrpcOrHttp1("attach", o.transport, {
-      grpc: () => grpcChannel(grpcRunnerClients(r).terminals)(t, events),
-      http1: () => websocketChannel(r)(t, events),
-      http1Name: "websocket",
-    });
+    runner.call((clients, protocol) =>
+      protocol === "grpc" ? grpcChannel(clients.terminals)(t, events) : websocketChannel(r)(t, events),
+    );
   return relay(open, target, io);
 }
 
 async function createTerminal(
-  r: RunnerSession,
+  runner: RunnerLink,
   command: string | undefined,
   size: { cols: number; rows: number } | undefined,
 ): Promise<string> {
   try {
-    const { terminal } = await r.clients.terminals.createTerminal({
-      command: command ? ["sh", "-c", command] : [],
-      size,
-      name: "devex-cli",
-    });
+    const { terminal } = await runner.call((clients) =>
+      clients.terminals.createTerminal({ command: command ? ["sh", "-c", command] : [], size, name: "devex-cli" }),
+    );
     if (!terminal) throw new CliError("the runner created no terminal");
     return terminal.terminalId;
   } catch (e) {

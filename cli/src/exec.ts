@@ -5,21 +5,18 @@
 import { constants } from "node:os";
 import type { Writable } from "node:stream";
 import type { ProcessExit } from "../../gen/devex/runner/v1/process_pb.js";
-import type { RunnerSession } from "../../lib/client/runner-session.js";
 import { describeError } from "./errors.js";
-import { grpcRunnerClients } from "./runner.js";
-import { begun, overGrpcOrHttp1, type TransportChoice } from "./transport.js";
+import { begun, type RunnerLink } from "./transport.js";
 
 export interface ExecOptions {
   argv: string[];
   cwd?: string;
   timeoutSeconds?: number;
   stdin?: Buffer;
-  transport: TransportChoice;
 }
 
 export async function execCommand(
-  r: RunnerSession,
+  runner: RunnerLink,
   o: ExecOptions,
   io: { stdout: Writable; stderr: Writable },
 ): Promise<number> {
@@ -31,11 +28,7 @@ export async function execCommand(
       stdin: o.stdin,
     };
     // Exec's first event (`started`) comes at once, so a failed HTTP/2 connection shows before it.
-    const stream = await overGrpcOrHttp1("exec", o.transport, {
-      grpc: () => begun(grpcRunnerClients(r).processes.exec(request)),
-      http1: () => begun(r.clients.processes.exec(request)),
-      http1Name: "connect over HTTP/1.1",
-    });
+    const stream = await runner.call((clients) => begun(clients.processes.exec(request)));
     for await (const m of stream) {
       if (m.event.case === "stdout") await write(io.stdout, m.event.value);
       else if (m.event.case === "stderr") await write(io.stderr, m.event.value);

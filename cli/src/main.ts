@@ -12,7 +12,7 @@ import { networkFromFlags, networkFromText } from "./network.js";
 import { createRepl, listRepls, listTemplates, networkRepl, removeRepl, startRepl, stopRepl } from "./repls.js";
 import { openRunner } from "./runner.js";
 import { openSession } from "./session.js";
-import { transportChoice } from "./transport.js";
+import { RunnerLink, transportChoice } from "./transport.js";
 
 const usage = `usage: devex <command> [options]
 
@@ -136,8 +136,8 @@ async function run(argv: string[]): Promise<number> {
       const transport = transportChoice(env, process.stderr);
       const r = await openRunner(await openSession(env), positionals[0]);
       return attachTerminal(
-        r,
-        { terminalId: str(values.terminal), command: str(values.command), transport },
+        new RunnerLink(r, transport, { what: "attach", http1: "websocket" }),
+        { terminalId: str(values.terminal), command: str(values.command) },
         { stdin: process.stdin, stdout: out, stderr: process.stderr },
       );
     }
@@ -171,8 +171,8 @@ async function exec(rest: string[]): Promise<number> {
   const stdin = values.stdin ? await buffer(process.stdin) : undefined;
   const r = await openRunner(await openSession(process.env), positionals[0]);
   return execCommand(
-    r,
-    { argv: rest.slice(dash + 1), cwd: str(values.cwd), timeoutSeconds, stdin, transport },
+    new RunnerLink(r, transport, { what: "exec", http1: "connect over HTTP/1.1" }),
+    { argv: rest.slice(dash + 1), cwd: str(values.cwd), timeoutSeconds, stdin },
     { stdout: process.stdout, stderr: process.stderr },
   );
 }

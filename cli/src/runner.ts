@@ -1,5 +1,4 @@
 /** Starting a repl (if needed) and reaching its runner through the one client layer. */
-import type { RunnerClients } from "../../lib/client/clients.js";
 import { runnerClientsFor } from "../../lib/client/node.js";
 import { type RunnerSession, startRunnerSession } from "../../lib/client/runner-session.js";
 import { describeError } from "./errors.js";
@@ -20,9 +19,4 @@ export async function openRunner(session: Session, ref: string): Promise<RunnerS
     throw describeError(e, ref);
   });
   return started.session;
-}
-
-/** Clients of the same runner over gRPC (HTTP/2), for the streams of attach and exec (transport.ts). */
-export function grpcRunnerClients(r: RunnerSession): RunnerClients {
-  return runnerClientsFor(r.access.url, { token: () => r.token, protocol: "grpc" });
 }

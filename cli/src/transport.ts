@@ -6,6 +6,9 @@
  * forces one (no fallback); DEVEX_DEBUG=1 prints the one taken to stderr.
  */
 import { ConnectError } from "@connectrpc/connect";
+import type { RunnerClients } from "../../lib/client/clients.js";
+import { runnerClientsFor } from "../../lib/client/node.js";
+import type { RunnerSession } from "../../lib/client/runner-session.js";
 import { CliError, redact, UsageError } from "./errors.js";
 
 export type TransportName = "grpc" | "websocket";
@@ -25,33 +28,59 @@ export function transportChoice(env: NodeJS.ProcessEnv, stderr: NodeJS.WritableS
   return { forced, debug };
 }
 
+export type Protocol = "grpc" | "http1";
+
 /**
- * Runs `what` over gRPC, or over HTTP/1.1 when forced or when gRPC's connection failed. Both
- * attempts settle once the runner's first frame arrived, so a fallback never repeats a call the
- * runner already started.
+ * One run's way to the runner: the first call decides the protocol (gRPC, unless forced or its
+ * connection fails) and later calls keep it, so an attach's CreateTerminal warms the HTTP/2
+ * connection its Attach then uses.
  */
-export async function overGrpcOrHttp1<T>(
-  what: string,
-  choice: TransportChoice,
-  attempts: { grpc: () => Promise<T>; http1: () => Promise<T>; http1Name: string },
-): Promise<T> {
-  // Said once the transport carried the call's first frame.
-  const over = async (attempt: () => Promise<T>, name: string) => {
-    const result = await attempt();
-    choice.debug?.(`${what}: ${name}`);
+export class RunnerLink {
+  private protocol: Protocol | undefined;
+  private grpc: RunnerClients | undefined;
+  private said = false;
+
+  constructor(
+    readonly session: RunnerSession,
+    private readonly choice: TransportChoice,
+    /** What the debug line says: the command, and its HTTP/1.1 path. */
+    private readonly names: { what: string; http1: string },
+  ) {
+    if (choice.forced) this.protocol = choice.forced === "grpc" ? "grpc" : "http1";
+  }
+
+  /**
+   * Runs `call` over the protocol. `call` must settle once the runner's first answer arrived (see
+   * `begun`), so a fallback never repeats a call the runner already started.
+   */
+  async call<T>(call: (clients: RunnerClients, protocol: Protocol) => Promise<T>): Promise<T> {
+    const protocol = this.protocol ?? "grpc";
+    try {
+      return this.decided(protocol, await call(this.clients(protocol), protocol));
+    } catch (e) {
+      const failure = protocol === "grpc" ? connectionFailure(e) : undefined;
+      if (failure === undefined) throw e;
+      if (this.protocol === "grpc")
+        throw new CliError(
+          `cannot reach the runner over gRPC (HTTP/2 failed: ${failure}); DEVEX_TRANSPORT=websocket uses HTTP/1.1`,
+        );
+      this.protocol = "http1";
+      return this.decided("http1", await call(this.clients("http1"), "http1"), ` (HTTP/2 failed: ${failure})`);
+    }
+  }
+
+  /** Keeps the protocol that answered; the debug line names it once. */
+  private decided<T>(protocol: Protocol, result: T, why = ""): T {
+    this.protocol = protocol;
+    if (!this.said) this.choice.debug?.(`${this.names.what}: ${protocol === "grpc" ? "grpc" : this.names.http1}${why}`);
+    this.said = true;
     return result;
-  };
-  if (choice.forced === "websocket") return over(attempts.http1, attempts.http1Name);
-  try {
-    return await over(attempts.grpc, "grpc");
-  } catch (e) {
-    const failure = connectionFailure(e);
-    if (failure === undefined) throw e;
-    if (choice.forced === "grpc")
-      throw new CliError(
-        `cannot reach the runner over gRPC (HTTP/2 failed: ${failure}); DEVEX_TRANSPORT=websocket uses HTTP/1.1`,
-      );
-    return over(attempts.http1, `${attempts.http1Name} (HTTP/2 failed: ${failure})`);
+  }
+
+  private clients(protocol: Protocol): RunnerClients {
+    if (protocol === "http1") return this.session.clients;
+    this.grpc ??= runnerClientsFor(this.session.access.url, { token: () => this.session.token, protocol: "grpc" });
+    return this.grpc;
   }
 }
 
