@@ -1,18 +1,27 @@
 /**
- * A terminal's mirror (after VS Code's pty host): a headless xterm fed with everything the PTY
- * outputs and sized with it, so it holds what a client's screen shows. A reattach replays its
- * serialization (scrollback, screen, cursor and modes such as the alternate screen) instead of raw
- * output: raw output holds queries (device attributes, cursor position, colours) that the client's
- * emulator would answer again, and those answers would reach the shell as typed input. The mirror's
- * own answers to them are dropped (nothing listens to its onData).
+ * A terminal's mirror (after VS Code's pty host): a headless xterm fed with what the PTY outputs
+ * and sized with it, so it holds what a client's screen shows. A reattach replays its serialization
+ * (scrollback, screen, cursor and modes such as the alternate screen) instead of raw output: raw
+ * output holds queries (device attributes, cursor position, colours) that the client's emulator
+ * would answer again, and those answers would reach the shell as typed input. The mirror's own
+ * answers to them are dropped (nothing listens to its onData).
  *
- * xterm parses in timer slices behind the writes; `backlog` counts the bytes not yet parsed, so the
- * session can pause a PTY that outruns the parser. Resizes and snapshots are queued behind the
- * writes, so each applies at its place in the output.
+ * Emulating every byte costs several times the CPU of carrying it to the clients, so the mirror
+ * never holds the terminal back and spends a bounded share of the CPU: output is fed to xterm one
+ * FEED_BYTES slice at a time, at most PARSE_RATE bytes a second after a burst of PARSE_BURST (far
+ * more than interactive programs, full-screen ones included, write), and when more than
+ * SKIP_BYTES wait (a flood: `cat` of a big file, a build log) it skips to the newest KEEP_BYTES,
+ * which hold far more than the scrollback it replays. The modes the skipped output set (DECSET and
+ * DECRST such as the alternate screen, the scroll region, the keypad mode, character sets and the
+ * last SGR) are applied first (skipped-modes.ts), so the screen it then draws is the one the
+ * clients see. Lost are only what the skipped output drew and nothing after it redrew: rows outside
+ * a scroll region, and the main screen as it was when the output switched to the alternate one. A snapshot catches up first: it feeds what waits (at most SKIP_BYTES) and serializes.
+ * Resizes are queued with the output, so each applies at its place in it.
  */
 import { createRequire } from "node:module";
 import type { SerializeAddon as SerializeAddonType } from "@xterm/addon-serialize";
 import type { ITerminalAddon, Terminal as TerminalType } from "@xterm/headless";
+import { modesOf } from "./skipped-modes.js";
 
 // Both are webpack bundles marked __esModule: neither a default nor a named import works under both
 // Node's ESM loader and tsx's CommonJS transform (mocha), so they are required.
@@ -22,37 +31,146 @@ const { SerializeAddon } = require("@xterm/addon-serialize") as typeof import("@
 
 /** Lines a replay keeps above the screen. */
 export const MIRROR_SCROLLBACK_LINES = 1000;
+/** Output handed to xterm at once. */
+export const FEED_BYTES = 64 * 1024;
+/** Output waiting beyond this is a flood: the mirror skips ahead. */
+export const SKIP_BYTES = 1024 * 1024;
+/** What a skip keeps: the newest output, many screens more than the scrollback even of wide lines. */
+export const KEEP_BYTES = 512 * 1024;
+/** Output parsed per second, sustained, and at once. */
+export const PARSE_RATE = 2 * 1024 * 1024;
+export const PARSE_BURST = 4 * 1024 * 1024;
+
+type Entry = { data: Buffer } | { cols: number; rows: number };
 
 export class TerminalMirror {
   private readonly term: TerminalType;
   private readonly serializer: SerializeAddonType = new SerializeAddon();
-  /** Bytes written but not yet parsed. */
-  backlog = 0;
+  private queue: Entry[] = [];
+  private queuedBytes = 0;
+  /** xterm is parsing what it was given; the next slice waits for it. */
+  private busy = false;
+  /** The parse budget (a token bucket) and when it was last topped up. */
+  private budget = PARSE_BURST;
+  private budgetAt = performance.now();
+  private budgetTimer: NodeJS.Timeout | undefined;
+  /** Output skipped over so far (for tests and metrics). */
+  skippedBytes = 0;
 
-  constructor(
-    cols: number,
-    rows: number,
-    private readonly onParsed: () => void,
-  ) {
+  constructor(cols: number, rows: number) {
     this.term = new Terminal({ cols, rows, scrollback: MIRROR_SCROLLBACK_LINES, allowProposedApi: true });
     // The addon's types name the browser build's Terminal; it uses only what both builds share.
     this.term.loadAddon(this.serializer as unknown as ITerminalAddon);
   }
 
   write(data: Uint8Array): void {
-    this.backlog += data.length;
-    this.term.write(data, () => {
-      this.backlog -= data.length;
-      this.onParsed();
-    });
+    if (data.length === 0) return;
+    this.queue.push({ data: Buffer.from(data.buffer, data.byteOffset, data.length) });
+    this.queuedBytes += data.length;
+    if (this.queuedBytes > SKIP_BYTES) this.skipAhead();
+    this.feed();
   }
 
   resize(cols: number, rows: number): void {
-    this.term.write("", () => this.term.resize(cols, rows));
+    this.queue.push({ cols, rows });
+    this.feed();
   }
 
   /** The serialization once everything written so far is parsed (and nothing written later). */
   snapshot(): Promise<Buffer> {
-    return new Promise((resolve) => this.term.write("", () => resolve(Buffer.from(this.serializer.serialize()))));
+    const entries = this.takeAll();
+    return new Promise((resolve) => {
+      for (const e of entries) this.apply(e);
+      this.busy = true;
+      this.term.write("", () => {
+        resolve(Buffer.from(this.serializer.serialize()));
+        this.busy = false;
+        this.feed();
+      });
+    });
+  }
+
+  /** Hands xterm the next slice once it parsed the last one. */
+  private feed(): void {
+    while (!this.busy && this.queue.length > 0) {
+      const head = this.queue[0];
+      if (!("data" in head)) {
+        this.queue.shift();
+        this.term.resize(head.cols, head.rows);
+        continue;
+      }
+      const slice = head.data.subarray(0, FEED_BYTES);
+      if (!this.spend(slice.length)) return;
+      if (slice.length === head.data.length) this.queue.shift();
+      else head.data = head.data.subarray(FEED_BYTES);
+      this.queuedBytes -= slice.length;
+      this.busy = true;
+      this.term.write(slice, () => {
+        this.busy = false;
+        this.feed();
+      });
+    }
+  }
+
+  /** Takes `bytes` from the parse budget, or false and a timer that feeds again once it has them. */
+  private spend(bytes: number): boolean {
+    const now = performance.now();
+    this.budget = Math.min(PARSE_BURST, this.budget + ((now - this.budgetAt) / 1000) * PARSE_RATE);
+    this.budgetAt = now;
+    if (this.budget >= bytes) {
+      this.budget -= bytes;
+      return true;
+    }
+    this.budgetTimer ??= setTimeout(
+      () => {
+        this.budgetTimer = undefined;
+        this.feed();
+      },
+      Math.ceil(((bytes - this.budget) / PARSE_RATE) * 1000),
+    );
+    this.budgetTimer.unref();
+    return false;
+  }
+
+  /** Everything queued, in order, leaving the queue empty. */
+  private takeAll(): Entry[] {
+    const entries = this.queue;
+    this.queue = [];
+    this.queuedBytes = 0;
+    return entries;
+  }
+
+  /** Queues an entry into xterm behind what it was given (xterm keeps the order). */
+  private apply(e: Entry): void {
+    if ("data" in e) this.term.write(e.data);
+    else this.term.write("", () => this.term.resize(e.cols, e.rows));
+  }
+
+  /** Drops all but the newest KEEP_BYTES waiting, keeping the modes and the size the dropped part set. */
+  private skipAhead(): void {
+    const entries = this.takeAll();
+    let kept = 0;
+    let cut = entries.length;
+    while (cut > 0 && kept < KEEP_BYTES) {
+      const e = entries[--cut];
+      if ("data" in e) kept += e.data.length;
+    }
+    const dropped = entries.slice(0, cut);
+    const tail = entries.slice(cut);
+    // The oldest kept entry may hold more than needed: its head goes with the dropped part.
+    const first = tail[0];
+    if (first && "data" in first && kept > KEEP_BYTES) {
+      const extra = kept - KEEP_BYTES;
+      dropped.push({ data: first.data.subarray(0, extra) });
+      tail[0] = { data: first.data.subarray(extra) };
+    }
+    const droppedData = dropped.filter((e): e is { data: Buffer } => "data" in e).map((e) => e.data);
+    const lastSize = dropped.filter((e): e is { cols: number; rows: number } => !("data" in e)).at(-1);
+    const modes = modesOf(droppedData);
+    this.skippedBytes += droppedData.reduce((n, d) => n + d.length, 0);
+    for (const e of [...(lastSize ? [lastSize] : []), ...(modes.length ? [{ data: modes }] : []), ...tail]) {
+      this.queue.push(e);
+      if ("data" in e) this.queuedBytes += e.data.length;
+    }
   }
 }

@@ -16,7 +16,7 @@
  *
  * Output also feeds the session's mirror (mirror.ts), a headless terminal whose serialization is
  * what a reattach replays; the raw bytes stay in the scrollback ring for ReadScrollback. The mirror
- * takes part in flow control like a transport: its unparsed backlog pauses the PTY too.
+ * never pauses the PTY: under a flood it skips ahead rather than holding the terminal to its speed.
  *
  * No output is lost at exit (node-pty #72): when the last process closes the PTY's slave side, Linux
  * may report EIO on the master before the final bytes were read (about half the runs of `printf
@@ -186,7 +186,7 @@ export class TerminalSession {
     this.cols = init.pty.cols;
     this.rows = init.pty.rows;
     this.scrollback = new RingBuffer(init.scrollbackBytes);
-    this.mirror = new TerminalMirror(this.cols, this.rows, () => this.checkFlow());
+    this.mirror = new TerminalMirror(this.cols, this.rows);
     this.slaveFd = holdSlave(init.pty);
     this.pty.onData((d) => this.onData(d as unknown as Buffer));
     this.exited = new Promise((resolve) => {
@@ -279,15 +279,13 @@ export class TerminalSession {
   checkFlow(): void {
     if (this.exit) return;
     const attachments = [...this.attachments];
-    const mirrorOver = this.mirror.backlog > TRANSPORT_HIGH_WATERMARK;
-    const mirrorUnder = this.mirror.backlog < TRANSPORT_LOW_WATERMARK;
-    if (!this.paused && (mirrorOver || attachments.some((a) => a.overWatermark()))) {
+    if (!this.paused && attachments.some((a) => a.overWatermark())) {
       this.paused = true;
       this.pty.pause();
       this.exitPoll = setInterval(() => {
         if (!isAlive(this.pid)) this.resumePty();
       }, EXIT_POLL_MS);
-    } else if (this.paused && mirrorUnder && attachments.every((a) => a.underWatermark())) {
+    } else if (this.paused && attachments.every((a) => a.underWatermark())) {
       this.resumePty();
     }
   }
