@@ -202,6 +202,40 @@ describe("runner terminals over grpc-js (bidi Attach)", function () {
     await unary(client, "closeTerminal", { terminalId: res.terminal.terminalId });
   });
 
+  it("gives a terminal's first client the output written before it attached, even after the exit; later clients only live output", async () => {
+    const early = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", {
+      command: ["bash", "-c", "echo early-bird; sleep 1; echo later"],
+    });
+    await new Promise((r) => setTimeout(r, 400)); // "early-bird" is written before anyone attaches
+    const a = attach(client, early.terminal.terminalId);
+    await a.ended;
+    assert.match(a.text, /early-bird\r\nlater/);
+    assert.equal(Number((a.frames[0].attached as { replayBytes: string }).replayBytes), 0, "live output, not a replay");
+
+    const done = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", {
+      command: ["bash", "-c", "echo gone; exit 3"],
+    });
+    await new Promise((r) => setTimeout(r, 600)); // exited before anyone attached
+    const b = attach(client, done.terminal.terminalId);
+    await b.ended;
+    assert.match(b.text, /gone/);
+    assert.deepEqual(b.exit, { exitCode: 3, signal: "" });
+
+    const quiet = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", {
+      command: ["bash", "-c", "echo once; sleep 30"],
+    });
+    await new Promise((r) => setTimeout(r, 400));
+    const first = attach(client, quiet.terminal.terminalId);
+    await waitFor(() => first.text.includes("once"), 5000, "first client's early output");
+    first.call.cancel();
+    const second = attach(client, quiet.terminal.terminalId);
+    await waitFor(() => second.frames.length > 0, 5000, "attached frame");
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(!second.text.includes("once"), "a later client without replay gets live output only");
+    second.call.cancel();
+    await unary(client, "closeTerminal", { terminalId: quiet.terminal.terminalId });
+  });
+
   it("reattach after a client drop replays the recent output", async () => {
     const res = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", {
       command: ["bash", "--norc", "--noprofile"],

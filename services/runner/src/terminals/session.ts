@@ -165,6 +165,8 @@ export class TerminalSession {
   private readonly pty: IPty;
   private readonly scrollback: RingBuffer;
   private readonly mirror: TerminalMirror;
+  /** A client attached once: later ones get live output only, or the replay they ask for. */
+  private everAttached = false;
   private readonly attachments = new Set<Attachment>();
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -220,16 +222,24 @@ export class TerminalSession {
 
   /**
    * Attaches a client. With `replay`, the sink first gets the mirror's serialization of the output
-   * so far (as `replayBytes`); output that arrives while it is taken waits and follows it.
+   * so far (as `replayBytes`); output that arrives while it is taken waits and follows it. Without
+   * it, the terminal's first client gets the output written before it came, as it was written (up
+   * to the scrollback ring's size): a short command started with the terminal may be done before
+   * its client is attached.
    */
   async attach(sink: AttachmentSink, replay: boolean): Promise<Attachment> {
     this.flush();
     const a = new Attachment(this, sink);
     const exited = this.exit;
+    const first = !this.everAttached;
+    this.everAttached = true;
     if (!exited) this.attachments.add(a);
     if (replay) {
       a.hold();
       a.replay(await this.mirror.snapshot());
+    } else if (first) {
+      const early = this.scrollback.tail(this.scrollback.capacity);
+      for (let i = 0; i < early.length; i += BATCH_BYTES) a.output(early.subarray(i, i + BATCH_BYTES));
     }
     if (exited) sink.exit(exited);
     return a;
