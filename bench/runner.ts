@@ -8,7 +8,11 @@
  *   h2-floor  — the same over one node:http2 stream (the hop plus Node's HTTP/2, under any gRPC
  *               server in Node),
  * and grpcjs: the runner's sessions behind @grpc/grpc-js instead of connect-node (the issue's
- * fallback; bench/grpcjs-terminal-server.ts), with the same grpc-js client as `grpc`.
+ * fallback; bench/grpcjs-terminal-server.ts), with the same grpc-js client as `grpc`; and
+ *   grpc-core, ws-core — `grpc` and `ws` through core's runner proxy (bench/core-proxy.ts, a
+ *               process of its own: the repl named in the devex-repl-id header, and the
+ *               /<replId>/ prefix), which the embedded setup puts in front of every runner;
+ *   wetty — a peer web terminal (npm `wetty`, socket.io; bench/wetty.ts), installed on first use.
  * Each path also reports the CPU seconds its server side (the runner, the relay, or this process
  * for raw) and its client spent on the throughput rounds: on a two-vCPU machine the shell, the
  * kernel's tty work, the server and the client share two cores, so CPU per byte is what a path
@@ -35,6 +39,7 @@ import { spawn as spawnPty } from "@lydell/node-pty";
 import WebSocket from "ws";
 import { type ChildRunner, startChildRunner } from "../lib/testing/child-runner.js";
 import { grpcClient, unary } from "../lib/testing/grpc-client.js";
+import { startWetty, WETTY_VERSION } from "./wetty.js";
 
 const MB = 1024 * 1024;
 const ROUNDS = 2000;
@@ -85,8 +90,11 @@ function rawPath(): Path {
   };
 }
 
-function grpcPath(r: { url: string; token: string }): Path {
-  const client = grpcClient(r.url, "TerminalService", r.token);
+/** Any repl id: core's proxy in the bench forwards every one to the bench's runner. */
+const PROXIED_REPL = "r000000000000";
+
+function grpcPath(r: { url: string; token: string }, headers: Record<string, string> = {}): Path {
+  const client = grpcClient(r.url, "TerminalService", r.token, headers);
   return async (command) => {
     const res = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", { command });
     const call: grpc.ClientDuplexStream<object, Record<string, unknown>> = client.attach();
@@ -116,11 +124,12 @@ function grpcPath(r: { url: string; token: string }): Path {
   };
 }
 
-function wsPath(r: ChildRunner): Path {
+/** The WebSocket bridge at `base` (the runner's URL, or core's /<replId> route to it). */
+function wsPath(r: { url: string; token: string }, base = r.url): Path {
   const client = grpcClient(r.url, "TerminalService", r.token);
   return async (command) => {
     const res = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", { command });
-    const ws = new WebSocket(`${r.url.replace("http", "ws")}/ws/terminals/${res.terminal.terminalId}?replay=1`, [
+    const ws = new WebSocket(`${base.replace("http", "ws")}/ws/terminals/${res.terminal.terminalId}?replay=1`, [
       "devex.terminal.v1",
       `bearer.${r.token}`,
     ]);
@@ -292,8 +301,8 @@ function rssOf(pid: number): number {
 }
 
 /** Runner RSS growth per idle bash terminal, and the shells' own RSS. */
-async function idleTerminals(r: ChildRunner, count: number) {
-  const client = grpcClient(r.url, "TerminalService", r.token);
+async function idleTerminals(r: ChildRunner, token: string, count: number) {
+  const client = grpcClient(r.url, "TerminalService", token);
   await new Promise((res) => setTimeout(res, 500));
   const before = r.rss();
   const pids: number[] = [];
@@ -315,7 +324,11 @@ async function idleTerminals(r: ChildRunner, count: number) {
   };
 }
 
-type Throughput = Awaited<ReturnType<typeof throughput>> & { serverCpuS: number; clientCpuS: number };
+type Throughput = Awaited<ReturnType<typeof throughput>> & {
+  serverCpuS: number;
+  clientCpuS: number;
+  proxyCpuS: number;
+};
 
 function median(xs: number[]): number {
   const sorted = [...xs].sort((a, b) => a - b);
@@ -330,24 +343,40 @@ export async function run(args: string[]): Promise<void> {
   const tcpRelay = await startChild("pty-relay.ts", "tcp");
   const h2Relay = await startChild("pty-relay.ts", "h2");
   const grpcjs = await startChild("grpcjs-terminal-server.ts");
+  const core = await startChild("core-proxy.ts", runner.url);
+  const wetty = await startWetty().catch((e: Error) => {
+    console.log(`wetty is left out: ${e.message.split("\n")[0]}`);
+    return undefined;
+  });
+  // A token that outlives the whole run (the default expires in minutes).
+  const access = { url: runner.url, token: runner.mint({}, 4 * 3600) };
   try {
-    const paths: Record<string, { open: Path; serverPid: number }> = {
+    const paths: Record<string, { open: Path; serverPid: number; proxyPid?: number }> = {
       raw: { open: rawPath(), serverPid: process.pid },
       "tcp-floor": { open: tcpFloorPath(tcpRelay), serverPid: tcpRelay.pid },
       "h2-floor": { open: h2FloorPath(h2Relay), serverPid: h2Relay.pid },
-      grpc: { open: grpcPath(runner), serverPid: runner.pid },
-      ws: { open: wsPath(runner), serverPid: runner.pid },
+      grpc: { open: grpcPath(access), serverPid: runner.pid },
+      "grpc-core": {
+        open: grpcPath({ url: core.address, token: access.token }, { "devex-repl-id": PROXIED_REPL }),
+        serverPid: runner.pid,
+        proxyPid: core.pid,
+      },
+      ws: { open: wsPath(access), serverPid: runner.pid },
+      "ws-core": { open: wsPath(access, `${core.address}/${PROXIED_REPL}`), serverPid: runner.pid, proxyPid: core.pid },
       grpcjs: { open: grpcPath({ url: grpcjs.address, token: "" }), serverPid: grpcjs.pid },
+      ...(wetty && { wetty: { open: (command: string[]) => wetty.open(command), serverPid: wetty.pid } }),
     };
     const measure = async (name: string, n: number): Promise<Throughput> => {
-      const { open, serverPid } = paths[name];
+      const { open, serverPid, proxyPid } = paths[name];
       const s0 = cpuSeconds(serverPid);
       const c0 = cpuSeconds(process.pid);
+      const p0 = proxyPid ? cpuSeconds(proxyPid) : 0;
       const tp = await throughput(open, n);
       const serverCpuS = cpuSeconds(serverPid) - s0;
       // For raw, this process is the server and there is no separate client.
       const clientCpuS = serverPid === process.pid ? 0 : cpuSeconds(process.pid) - c0;
-      return { ...tp, serverCpuS, clientCpuS };
+      const proxyCpuS = proxyPid ? cpuSeconds(proxyPid) - p0 : 0;
+      return { ...tp, serverCpuS, clientCpuS, proxyCpuS };
     };
     for (const name of Object.keys(paths)) {
       const tp = await measure(name, Math.min(bytes, 50 * MB));
@@ -375,7 +404,7 @@ export async function run(args: string[]): Promise<void> {
       }
     }
     console.log("idle terminals…");
-    const idle = await idleTerminals(runner, 20);
+    const idle = await idleTerminals(runner, access.token, 20);
 
     const summary = (n: string) => {
       const xs = samples[n];
@@ -386,6 +415,7 @@ export async function run(args: string[]): Promise<void> {
         outputBytes: xs[0].outputBytes,
         serverCpuSecondsPerGB: xs.reduce((a, x) => a + x.serverCpuS, 0) / gb,
         clientCpuSecondsPerGB: xs.reduce((a, x) => a + x.clientCpuS, 0) / gb,
+        proxyCpuSecondsPerGB: xs.reduce((a, x) => a + x.proxyCpuS, 0) / gb,
         echoMs: echoes[n],
       };
     };
@@ -406,6 +436,10 @@ export async function run(args: string[]): Promise<void> {
       grpcVsH2Floor: versus("grpc", "h2-floor"),
       grpcVsGrpcjs: versus("grpc", "grpcjs"),
       wsVsTcpFloor: versus("ws", "tcp-floor"),
+      grpcCoreVsGrpc: versus("grpc-core", "grpc"),
+      wsCoreVsWs: versus("ws-core", "ws"),
+      grpcCpuVsH2FloorCpu: results.grpc.serverCpuSecondsPerGB / results["h2-floor"].serverCpuSecondsPerGB,
+      ...(wetty && { grpcVsWetty: versus("grpc", "wetty"), wsVsWetty: versus("ws", "wetty") }),
     };
     const meets = (r: ReturnType<typeof versus>) => ({
       throughput85: r.throughputRatio >= 0.85,
@@ -421,6 +455,9 @@ export async function run(args: string[]): Promise<void> {
         loadAverageAtStart: loadAtStart,
         echo: `one byte through stty raw -echo; cat: cold = ${ROUNDS} rounds after 100, warm = ${ROUNDS} rounds after ${WARMUP_ROUNDS} more; targets on warm`,
         idle: "20 idle bash --norc --noprofile terminals",
+        wetty: wetty
+          ? `wetty ${WETTY_VERSION} (npm), socket.io over WebSocket`
+          : "not run: it could not be installed or started",
       },
       ...results,
       ratios,
@@ -434,6 +471,21 @@ export async function run(args: string[]): Promise<void> {
         "h2-floor": meets(ratios["h2-floor"]),
         grpcjs: meets(ratios.grpcjs),
         idleUnder5MB: idle.runnerMBPerTerminal <= 5,
+        // Issue 18's: each path near its floor, core's proxy near direct, the runner's CPU per GB
+        // on the gRPC path near the h2 floor's, and warm echo p99 within 2× raw on both paths.
+        grpcThroughput90PctOfH2Floor: ratios.grpcVsH2Floor.throughputRatio >= 0.9,
+        wsThroughput90PctOfTcpFloor: ratios.wsVsTcpFloor.throughputRatio >= 0.9,
+        grpcThroughCore85PctOfDirect: ratios.grpcCoreVsGrpc.throughputRatio >= 0.85,
+        wsThroughCore85PctOfDirect: ratios.wsCoreVsWs.throughputRatio >= 0.85,
+        grpcCpuPerGBAtMost125PctOfH2Floor: ratios.grpcCpuVsH2FloorCpu <= 1.25,
+        grpcWarmEchoP99Within2xRaw: ratios.grpc.echoP99Ratio <= 2,
+        wsWarmEchoP99Within2xRaw: ratios.ws.echoP99Ratio <= 2,
+        // Ahead of the peer: more throughput and a lower warm echo p50.
+        ...(ratios.grpcVsWetty &&
+          ratios.wsVsWetty && {
+            grpcAheadOfWetty: ratios.grpcVsWetty.throughputRatio > 1 && ratios.grpcVsWetty.echoP50DeltaMs < 0,
+            wsAheadOfWetty: ratios.wsVsWetty.throughputRatio > 1 && ratios.wsVsWetty.echoP50DeltaMs < 0,
+          }),
       },
     };
     const file = path.resolve(import.meta.dirname, "results/runner.json");
@@ -445,6 +497,8 @@ export async function run(args: string[]): Promise<void> {
     tcpRelay.close();
     h2Relay.close();
     grpcjs.close();
+    core.close();
+    wetty?.close();
     await runner.close();
   }
 }
