@@ -6,19 +6,20 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import type { AttachRequestSchema, AttachResponse } from "../../gen/devex/runner/v1/terminal_pb.js";
 import type { RunnerClients } from "../../lib/client/clients.js";
+import { AsyncQueue } from "../../lib/kit/async-queue.js";
 import { describeError, redact } from "./errors.js";
-import { RequestStream } from "./request-stream.js";
 import { type OpenTerminalChannel, refusal } from "./terminal-channel.js";
 import { begun, connectionFailure } from "./transport.js";
 
 export function grpcChannel(terminals: RunnerClients["terminals"]): OpenTerminalChannel {
   return async (t, events) => {
-    const requests = new RequestStream<MessageInitShape<typeof AttachRequestSchema>>();
+    // drain() is an async generator: it has the return() and throw() connect-node calls when the call ends.
+    const requests = new AsyncQueue<MessageInitShape<typeof AttachRequestSchema>>();
     requests.push({ frame: { case: "start", value: { terminalId: t.terminalId, replay: t.replay, size: t.size } } });
     const call = new AbortController();
     let responses: AsyncIterable<AttachResponse>;
     try {
-      responses = await begun(terminals.attach(requests.messages(), { signal: call.signal }));
+      responses = await begun(terminals.attach(requests.drain(), { signal: call.signal }));
     } catch (e) {
       call.abort();
       // A failed connection goes up as it is (transport.ts may fall back); an answer is a refusal.

@@ -20,19 +20,12 @@ import { FileService } from "../../../gen/devex/runner/v1/file_pb.js";
 import type { CoreClients } from "../../../lib/client/clients.js";
 import { type GrpcClient, grpcClient, unary } from "../../../lib/testing/grpc-client.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
+import { waitFor } from "../../../lib/testing/wait.js";
 import { issueApiToken } from "../src/auth/secrets.js";
 import { type Embedded, startEmbedded } from "./embedded.js";
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, "..", "..", "..");
-
-async function waitFor(check: () => boolean | Promise<boolean>, ms: number, what: string) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe("gRPC to runners through core's port (embedded setup)", function () {
   this.timeout(120_000);

@@ -14,12 +14,8 @@ import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { EgressMode } from "../../../gen/devex/core/v1/repl_pb.js";
 import { coreClientsFor } from "../../../lib/client/node.js";
-import { createLogger } from "../../../lib/kit/log.js";
-import { type RunningServer, startServer } from "../../../lib/kit/server.js";
 import { issueApiToken } from "../../core/src/auth/secrets.js";
-import { type Embedded, startEmbedded } from "../../core/test/embedded.js";
-import { createMcpApp, type McpApp } from "../src/app.js";
-import type { McpHttp } from "../src/http.js";
+import { type EmbeddedMcp, startEmbeddedMcp } from "./embedded-mcp.js";
 
 const root = join(import.meta.dirname, "..", "..", "..");
 const run = promisify(execFile);
@@ -43,42 +39,22 @@ function errorText(result: CallToolResult): string {
 
 describe("MCP server end to end (embedded setup)", function () {
   this.timeout(120_000);
-  let e: Embedded;
-  let app: McpApp;
-  let server: RunningServer;
-  let mcp: McpHttp;
+  let env: EmbeddedMcp;
   let alice: string;
   let bob: string;
 
   before(async () => {
-    e = await startEmbedded();
-    alice = (await issueApiToken(e.state, "alice", "agent")).secret;
-    bob = (await issueApiToken(e.state, "bob", "agent")).secret;
-    const log = createLogger("mcp", { level: process.env.TEST_LOG_LEVEL ?? "silent" });
-    app = createMcpApp({ coreUrl: e.core.url, log });
-    server = await startServer({ name: "mcp", port: 0, log, routes() {}, http: (req, res) => mcp.handler(req, res) });
-    mcp = app.http({
-      path: "/mcp",
-      publicUrl: server.url,
-      authorizationServer: e.core.publicUrl,
-      allowedHosts: [],
-      allowedOrigins: [],
-      stateless: false,
-      sessionIdleMs: 60_000,
-      sseRetryMs: 200,
-      sessionsPerUser: 32,
-    });
+    env = await startEmbeddedMcp(["alice", "bob"]);
+    ({ alice, bob } = env.tokens);
   });
   after(async () => {
-    await mcp?.close();
-    await server?.close();
-    await e?.close();
+    await env?.close();
   });
 
   async function httpClient(token: string): Promise<Client> {
     const client = new Client({ name: "e2e", version: "1" });
     await client.connect(
-      new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), {
+      new StreamableHTTPClientTransport(new URL(env.endpoint), {
         requestInit: { headers: { authorization: `Bearer ${token}` } },
       }),
     );
@@ -156,8 +132,8 @@ describe("MCP server end to end (embedded setup)", function () {
 
   it("reads and sets a repl's network policy: create_repl takes one, set_network_policy changes it, errors name the bad entry", async () => {
     // A user of its own, so that the repls here leave the others' quota alone.
-    const token = (await issueApiToken(e.state, "carol", "agent")).secret;
-    const core = coreClientsFor(e.core.url, { token });
+    const token = (await issueApiToken(env.e.state, "carol", "agent")).secret;
+    const core = coreClientsFor(env.e.core.url, { token });
     const client = await httpClient(token);
     const other = await httpClient(bob);
     try {
@@ -225,10 +201,10 @@ describe("MCP server end to end (embedded setup)", function () {
   });
 
   it("works over the in-memory transport with terminals and background processes", async () => {
-    const caller = await app.authenticate(alice);
+    const caller = await env.app.authenticate(alice);
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
     const client = new Client({ name: "in-memory", version: "1" });
-    await app.serverFor(caller).connect(serverSide);
+    await env.app.serverFor(caller).connect(serverSide);
     await client.connect(clientSide);
     try {
       const replId = (ok(await call(client, "create_repl", { name: "term", template: "node" })).repl as Structured)
@@ -276,7 +252,12 @@ describe("MCP server end to end (embedded setup)", function () {
     const transport = new StdioClientTransport({
       command: process.execPath,
       args: ["--import", "tsx", join(root, "services/mcp/src/stdio.ts")],
-      env: { PATH: process.env.PATH ?? "", DEVEX_CORE_URL: e.core.url, DEVEX_TOKEN: alice, DEVEX_LOG_LEVEL: "silent" },
+      env: {
+        PATH: process.env.PATH ?? "",
+        DEVEX_CORE_URL: env.e.core.url,
+        DEVEX_TOKEN: alice,
+        DEVEX_LOG_LEVEL: "silent",
+      },
       cwd: root,
       stderr: "pipe",
     });
@@ -292,7 +273,7 @@ describe("MCP server end to end (embedded setup)", function () {
   });
 
   it("answers a wrong token with 401", async () => {
-    const res = await fetch(`${server.url}/mcp`, {
+    const res = await fetch(env.endpoint, {
       method: "POST",
       headers: {
         "content-type": "application/json",
@@ -308,7 +289,7 @@ describe("MCP server end to end (embedded setup)", function () {
   it("serves the official MCP Inspector CLI (v2) over HTTP with a bearer token: create → start → write → exec → read → stop", async function () {
     this.timeout(300_000);
     const inspector = async (method: string, tool?: string, args: Record<string, string> = {}) => {
-      const argv = ["-y", "@modelcontextprotocol/inspector@2", "--cli", `${server.url}/mcp`, "--transport", "http"];
+      const argv = ["-y", "@modelcontextprotocol/inspector@2", "--cli", env.endpoint, "--transport", "http"];
       argv.push("--header", `Authorization: Bearer ${alice}`, "--method", method);
       if (tool) argv.push("--tool-name", tool);
       for (const [k, v] of Object.entries(args)) argv.push("--tool-arg", `${k}=${v}`);

@@ -16,15 +16,10 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { createLogger } from "../../../lib/kit/log.js";
-import { type RunningServer, startServer } from "../../../lib/kit/server.js";
 import { type BearerForwarder, startBearerForwarder } from "../../../lib/testing/bearer-forwarder.js";
 import { type ConformanceSuite, conformanceSuite } from "../../../lib/testing/mcp-conformance.js";
 import { inCI } from "../../../lib/testing/programs.js";
-import { issueApiToken } from "../../core/src/auth/secrets.js";
-import { type Embedded, startEmbedded } from "../../core/test/embedded.js";
-import { createMcpApp } from "../src/app.js";
-import type { McpHttp } from "../src/http.js";
+import { type EmbeddedMcp, startEmbeddedMcp } from "./embedded-mcp.js";
 
 const run = promisify(execFile);
 const baseline = join(import.meta.dirname, "conformance-baseline.yml");
@@ -54,9 +49,7 @@ const summary = (checks: Check[]) =>
 describe("MCP conformance suite (official, against the embedded setup)", function () {
   this.timeout(300_000);
   let suite: ConformanceSuite;
-  let e: Embedded;
-  let server: RunningServer;
-  let mcp: McpHttp;
+  let env: EmbeddedMcp;
   let forwarder: BearerForwarder;
   let outDir: string;
 
@@ -69,29 +62,13 @@ describe("MCP conformance suite (official, against the embedded setup)", functio
       this.skip();
     }
     outDir = await mkdtemp(join(tmpdir(), "devex-mcp-conformance-"));
-    e = await startEmbedded();
-    const token = (await issueApiToken(e.state, "alice", "conformance")).secret;
-    const log = createLogger("mcp", { level: process.env.TEST_LOG_LEVEL ?? "silent" });
-    const app = createMcpApp({ coreUrl: e.core.url, log });
-    server = await startServer({ name: "mcp", port: 0, log, routes() {}, http: (req, res) => mcp.handler(req, res) });
-    mcp = app.http({
-      path: "/mcp",
-      publicUrl: server.url,
-      authorizationServer: e.core.publicUrl,
-      allowedHosts: [],
-      allowedOrigins: [],
-      stateless: false,
-      sessionIdleMs: 60_000,
-      sseRetryMs: 500,
-      sessionsPerUser: 32,
-    });
-    forwarder = await startBearerForwarder(server.url, token);
+    env = await startEmbeddedMcp(["alice"], { sseRetryMs: 500 });
+    const token = env.tokens.alice;
+    forwarder = await startBearerForwarder(env.server.url, token);
   });
   after(async () => {
     await forwarder?.close();
-    await mcp?.close();
-    await server?.close();
-    await e?.close();
+    await env?.close();
     if (outDir) await rm(outDir, { recursive: true, force: true });
   });
 

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { seeded } from "../../../lib/testing/seeded.js";
 import { type EventStoreLimits, SessionEventStore } from "../src/event-store.js";
 
 const roomy: EventStoreLimits = {
@@ -291,14 +292,3 @@ describe("session event store", () => {
     );
   });
 });
-
-/** A small deterministic generator (mulberry32), so a failure can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

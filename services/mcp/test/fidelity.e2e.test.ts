@@ -10,12 +10,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { RunnerClients } from "../../../lib/client/clients.js";
-import { createLogger } from "../../../lib/kit/log.js";
-import { type RunningServer, startServer } from "../../../lib/kit/server.js";
-import { issueApiToken } from "../../core/src/auth/secrets.js";
-import { type Embedded, startEmbedded } from "../../core/test/embedded.js";
-import { createMcpApp } from "../src/app.js";
-import type { McpHttp } from "../src/http.js";
+import { type EmbeddedMcp, startEmbeddedMcp } from "./embedded-mcp.js";
 
 type Structured = Record<string, unknown>;
 
@@ -41,46 +36,28 @@ function asArgument(c: (typeof cases)[number]): string {
 
 describe("MCP file tools are exact (embedded setup, Streamable HTTP)", function () {
   this.timeout(180_000);
-  let e: Embedded;
-  let server: RunningServer;
-  let mcp: McpHttp;
+  let env: EmbeddedMcp;
   let client: Client;
   let runner: RunnerClients;
   let replId: string;
 
   before(async () => {
-    e = await startEmbedded();
-    const token = (await issueApiToken(e.state, "alice", "agent")).secret;
-    const log = createLogger("mcp", { level: process.env.TEST_LOG_LEVEL ?? "silent" });
-    const app = createMcpApp({ coreUrl: e.core.url, log });
-    server = await startServer({ name: "mcp", port: 0, log, routes() {}, http: (req, res) => mcp.handler(req, res) });
-    mcp = app.http({
-      path: "/mcp",
-      publicUrl: server.url,
-      authorizationServer: e.core.publicUrl,
-      allowedHosts: [],
-      allowedOrigins: [],
-      stateless: false,
-      sessionIdleMs: 60_000,
-      sseRetryMs: 200,
-      sessionsPerUser: 32,
-    });
+    env = await startEmbeddedMcp(["alice"]);
+    const token = env.tokens.alice;
     client = new Client({ name: "fidelity", version: "1" });
     await client.connect(
-      new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), {
+      new StreamableHTTPClientTransport(new URL(env.endpoint), {
         requestInit: { headers: { authorization: `Bearer ${token}` } },
       }),
     );
     replId = ((await ok("create_repl", { name: "exact", template: "node" })).repl as Structured).repl_id as string;
     await ok("start_repl", { repl_id: replId });
-    const core = await e.login("alice");
-    runner = e.runner((await core.repls.startRepl({ replId })).runner!);
+    const core = await env.e.login("alice");
+    runner = env.e.runner((await core.repls.startRepl({ replId })).runner!);
   });
   after(async () => {
     await client?.close();
-    await mcp?.close();
-    await server?.close();
-    await e?.close();
+    await env?.close();
   });
 
   async function call(name: string, args: Structured): Promise<CallToolResult> {

@@ -5,46 +5,23 @@
  * killed) and ended its stream without a result. A session with a call in flight is in use.
  */
 import assert from "node:assert/strict";
-import { createLogger } from "../../../lib/kit/log.js";
-import { type RunningServer, startServer } from "../../../lib/kit/server.js";
-import { issueApiToken } from "../../core/src/auth/secrets.js";
-import { type Embedded, startEmbedded } from "../../core/test/embedded.js";
-import { createMcpApp } from "../src/app.js";
-import type { McpHttp } from "../src/http.js";
+import { type EmbeddedMcp, startEmbeddedMcp } from "./embedded-mcp.js";
 
 const protocol = "2025-11-25";
 
 describe("review of issue 21: sessions over the per-user limit (embedded setup)", function () {
   this.timeout(180_000);
-  let e: Embedded;
-  let server: RunningServer;
-  let mcp: McpHttp;
+  let env: EmbeddedMcp;
   let alice: string;
   let endpoint: string;
 
   before(async () => {
-    e = await startEmbedded();
-    alice = (await issueApiToken(e.state, "alice", "agent")).secret;
-    const log = createLogger("mcp", { level: process.env.TEST_LOG_LEVEL ?? "silent" });
-    const app = createMcpApp({ coreUrl: e.core.url, log });
-    server = await startServer({ name: "mcp", port: 0, log, routes() {}, http: (req, res) => mcp.handler(req, res) });
-    mcp = app.http({
-      path: "/mcp",
-      publicUrl: server.url,
-      authorizationServer: e.core.publicUrl,
-      allowedHosts: [],
-      allowedOrigins: [],
-      stateless: false,
-      sessionIdleMs: 60_000,
-      sseRetryMs: 200,
-      sessionsPerUser: 2,
-    });
-    endpoint = `${server.url}/mcp`;
+    env = await startEmbeddedMcp(["alice"], { sessionsPerUser: 2 });
+    endpoint = env.endpoint;
+    alice = env.tokens.alice;
   });
   after(async () => {
-    await mcp?.close();
-    await server?.close();
-    await e?.close();
+    await env?.close();
   });
 
   const post = (body: unknown, session?: string) =>

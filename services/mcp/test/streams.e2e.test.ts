@@ -13,13 +13,8 @@ import {
   LoggingMessageNotificationSchema,
   type Progress,
 } from "@modelcontextprotocol/sdk/types.js";
-import { createLogger } from "../../../lib/kit/log.js";
-import { type RunningServer, startServer } from "../../../lib/kit/server.js";
 import { type BearerForwarder, startBearerForwarder } from "../../../lib/testing/bearer-forwarder.js";
-import { issueApiToken } from "../../core/src/auth/secrets.js";
-import { type Embedded, startEmbedded } from "../../core/test/embedded.js";
-import { createMcpApp } from "../src/app.js";
-import type { McpHttp } from "../src/http.js";
+import { type EmbeddedMcp, startEmbeddedMcp } from "./embedded-mcp.js";
 
 type Structured = Record<string, unknown>;
 const RETRY_MS = 200;
@@ -63,9 +58,7 @@ async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<SseE
 
 describe("MCP streams: logs, progress and resumption (embedded setup)", function () {
   this.timeout(180_000);
-  let e: Embedded;
-  let server: RunningServer;
-  let mcp: McpHttp;
+  let env: EmbeddedMcp;
   let alice: string;
   let bob: string;
   let endpoint: string;
@@ -73,24 +66,9 @@ describe("MCP streams: logs, progress and resumption (embedded setup)", function
   let setup: Client;
 
   before(async () => {
-    e = await startEmbedded();
-    alice = (await issueApiToken(e.state, "alice", "agent")).secret;
-    bob = (await issueApiToken(e.state, "bob", "agent")).secret;
-    const log = createLogger("mcp", { level: process.env.TEST_LOG_LEVEL ?? "silent" });
-    const app = createMcpApp({ coreUrl: e.core.url, log });
-    server = await startServer({ name: "mcp", port: 0, log, routes() {}, http: (req, res) => mcp.handler(req, res) });
-    mcp = app.http({
-      path: "/mcp",
-      publicUrl: server.url,
-      authorizationServer: e.core.publicUrl,
-      allowedHosts: [],
-      allowedOrigins: [],
-      stateless: false,
-      sessionIdleMs: 60_000,
-      sseRetryMs: RETRY_MS,
-      sessionsPerUser: 32,
-    });
-    endpoint = `${server.url}/mcp`;
+    env = await startEmbeddedMcp(["alice", "bob"], { sseRetryMs: RETRY_MS });
+    endpoint = env.endpoint;
+    ({ alice, bob } = env.tokens);
     setup = await sdkClient(endpoint, alice);
     replId = ((await call(setup, "create_repl", { name: "streams", template: "node" })).repl as Structured)
       .repl_id as string;
@@ -98,9 +76,7 @@ describe("MCP streams: logs, progress and resumption (embedded setup)", function
   });
   after(async () => {
     await setup?.close();
-    await mcp?.close();
-    await server?.close();
-    await e?.close();
+    await env?.close();
   });
 
   async function sdkClient(url: string, token?: string): Promise<Client> {
@@ -306,7 +282,7 @@ describe("MCP streams: logs, progress and resumption (embedded setup)", function
   });
 
   it("lets the SDK client resume on its own when every connection is cut during a long exec", async () => {
-    const forwarder: BearerForwarder = await startBearerForwarder(server.url, alice);
+    const forwarder: BearerForwarder = await startBearerForwarder(env.server.url, alice);
     const client = await sdkClient(`${forwarder.url}/mcp`);
     try {
       const lines: string[] = [];

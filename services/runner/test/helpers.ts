@@ -69,18 +69,8 @@ export async function startTestRunner(
   };
 }
 
+export { waitFor } from "../../../lib/testing/wait.js";
 export { sleep };
-
-/** Polls `f` until it returns truthy or `timeoutMs` passes. */
-export async function waitFor<T>(f: () => T | Promise<T>, timeoutMs = 5000, what = "condition"): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** A Connect client (HTTP/1.1, Connect protocol) for one of the runner's services. */
 export function connectClient<S extends DescService>(service: S, url: string, token?: string): Client<S> {

@@ -15,8 +15,8 @@ import {
   ReadProcessOutputResponseSchema,
   StartProcessResponseSchema,
 } from "../../../../gen/devex/runner/v1/process_pb.js";
+import { AsyncQueue } from "../../../../lib/kit/async-queue.js";
 import { killGroup } from "../../../../lib/kit/pids.js";
-import { AsyncQueue } from "../async-queue.js";
 import { type BackgroundProcess, LINGER_MS, type ProcessRegistry } from "../processes/registry.js";
 import { exitInfo, waitExit } from "../processes/spawn.js";
 

@@ -18,9 +18,9 @@ import {
   type AttachResponse,
   TerminalExitSchema,
 } from "../../../../gen/devex/runner/v1/terminal_pb.js";
+import { AsyncQueue } from "../../../../lib/kit/async-queue.js";
 import { invalidArgument } from "../../../../lib/kit/errors.js";
 import type { ActivityTracker } from "../activity.js";
-import { AsyncQueue } from "../async-queue.js";
 import type { Attachment, AttachmentSink, TerminalSession } from "./session.js";
 import { terminalProto } from "./terminal-proto.js";
 

@@ -1,0 +1,66 @@
+/**
+ * The MCP server over Streamable HTTP in front of the embedded setup (core, the local driver and
+ * real runner processes), as main.ts builds it, for the end-to-end tests; with an API token for
+ * each named user.
+ */
+import { createLogger } from "../../../lib/kit/log.js";
+import { type RunningServer, startServer } from "../../../lib/kit/server.js";
+import { issueApiToken } from "../../core/src/auth/secrets.js";
+import { type Embedded, startEmbedded } from "../../core/test/embedded.js";
+import { createMcpApp, type McpApp } from "../src/app.js";
+import type { McpHttp, McpHttpOptions } from "../src/http.js";
+
+type HttpSettings = Omit<McpHttpOptions, "authenticate" | "serverFor" | "log" | "publicUrl" | "authorizationServer">;
+
+export interface EmbeddedMcp {
+  e: Embedded;
+  app: McpApp;
+  server: RunningServer;
+  mcp: McpHttp;
+  /** The Streamable HTTP endpoint. */
+  endpoint: string;
+  /** An API token per user asked for. */
+  tokens: Record<string, string>;
+  close(): Promise<void>;
+}
+
+export async function startEmbeddedMcp(users: string[], settings: Partial<HttpSettings> = {}): Promise<EmbeddedMcp> {
+  const e = await startEmbedded();
+  const tokens: Record<string, string> = {};
+  for (const user of users) tokens[user] = (await issueApiToken(e.state, user, "agent")).secret;
+  const log = createLogger("mcp", { level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const app = createMcpApp({ coreUrl: e.core.url, log });
+  let mcp!: McpHttp;
+  const server = await startServer({
+    name: "mcp",
+    port: 0,
+    log,
+    routes() {},
+    http: (req, res) => mcp.handler(req, res),
+  });
+  mcp = app.http({
+    path: "/mcp",
+    publicUrl: server.url,
+    authorizationServer: e.core.publicUrl,
+    allowedHosts: [],
+    allowedOrigins: [],
+    stateless: false,
+    sessionIdleMs: 60_000,
+    sseRetryMs: 200,
+    sessionsPerUser: 32,
+    ...settings,
+  });
+  return {
+    e,
+    app,
+    server,
+    mcp,
+    endpoint: `${server.url}/mcp`,
+    tokens,
+    async close() {
+      await mcp.close();
+      await server.close();
+      await e.close();
+    },
+  };
+}
