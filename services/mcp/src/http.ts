@@ -20,7 +20,7 @@ import type { Logger } from "../../../lib/kit/log.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../../../lib/kit/server.js";
 import { bearerToken } from "../../../lib/kit/tokens.js";
 import type { Authenticate } from "./auth.js";
-import { type CallsInFlight, trackCallsInFlight } from "./calls-in-flight.js";
+import { trackCallsInFlight } from "./calls-in-flight.js";
 import { SessionEventStore } from "./event-store.js";
 import { createRebindingGuard, type RebindingGuard } from "./rebinding-guard.js";
 import { McpSessions } from "./sessions.js";
@@ -163,7 +163,6 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
       rpcError(res, 429, `you have ${limit} with calls running: end one (DELETE with its Mcp-Session-Id) or wait`);
       return;
     }
-    let calls: CallsInFlight = { count: 0 };
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       eventStore: new SessionEventStore(),
@@ -177,7 +176,8 @@ export function createMcpHttp(options: McpHttpOptions): McpHttp {
       void server.close();
     };
     await server.connect(transport);
-    calls = trackCallsInFlight(transport);
+    // After connect, which sets the transport's onmessage; the session is added during handleRequest.
+    const calls = trackCallsInFlight(transport);
     await transport.handleRequest(nodeReq, nodeRes);
   }
 

@@ -67,7 +67,8 @@ export class LiveOutput {
   }
 
   add(stream: Stream, text: string): void {
-    if (!text) return;
+    // Most calls have no one listening: then nothing is kept and no timer runs.
+    if (!text || !(this.report.wantsProgress || this.report.logs("info"))) return;
     this.chars += text.length;
     this.lastLines[stream].add(text);
     this.lastStream = stream;
