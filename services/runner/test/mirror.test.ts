@@ -8,7 +8,15 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import type { SerializeAddon as SerializeAddonType } from "@xterm/addon-serialize";
 import type { ITerminalAddon } from "@xterm/headless";
-import { KEEP_BYTES, MIRROR_SCROLLBACK_LINES, SKIP_BYTES, TerminalMirror } from "../src/terminals/mirror.js";
+import {
+  FEED_BYTES,
+  KEEP_BYTES,
+  MIRROR_SCROLLBACK_LINES,
+  PARSE_BURST,
+  PARSE_RATE,
+  SKIP_BYTES,
+  TerminalMirror,
+} from "../src/terminals/mirror.js";
 import { modesOf } from "../src/terminals/skipped-modes.js";
 
 const require = createRequire(import.meta.url);
@@ -102,6 +110,23 @@ describe("terminal mirror under floods", function () {
   it("does not skip what a terminal that keeps up writes (under the flood threshold)", async () => {
     const mirror = await compare(chunked("\x1b[?1049h", SKIP_BYTES / 2, (i) => `\x1b[${(i % 30) + 1};1Hcell ${i}`));
     assert.equal(mirror.skippedBytes, 0);
+  });
+
+  it("parses no more than its budget of a sustained flood, and the replay still matches", async () => {
+    // 8 MB/s for 1.5 s, as `cat` of a big file writes: far beyond what the mirror may parse.
+    const flood = chunked("", 12e6, (i) => `row ${i} ${"z".repeat(i % 70)}\r\n`);
+    const mirror = new TerminalMirror(100, 30);
+    const started = performance.now();
+    for (let i = 0; i < flood.length; i += 20) {
+      for (const c of flood.slice(i, i + 20)) mirror.write(c);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const budget = PARSE_BURST + PARSE_RATE * seconds + FEED_BYTES;
+    assert.ok(mirror.parsedBytes <= budget, `parsed ${mirror.parsedBytes} bytes in ${seconds} s (budget ${budget})`);
+    const replay = (await mirror.snapshot()).toString();
+    assert.equal(replay, await reference(flood, 100, 30));
+    assert.ok(mirror.parsedBytes + mirror.skippedBytes >= 12e6, "all output was either parsed or skipped");
   });
 
   it("names the modes of skipped output once each, in the order last set", () => {

@@ -6,10 +6,11 @@
  * would answer again, and those answers would reach the shell as typed input. The mirror's own
  * answers to them are dropped (nothing listens to its onData).
  *
- * Emulating every byte costs several times the CPU of carrying it to the clients, so the mirror
- * never holds the terminal back and spends a bounded share of the CPU: output is fed to xterm one
- * FEED_BYTES slice at a time, at most PARSE_RATE bytes a second after a burst of PARSE_BURST (far
- * more than interactive programs, full-screen ones included, write), and when more than
+ * Emulating every byte costs several times the CPU of carrying it to the clients (xterm parses
+ * about 30 MB/s here, 30 CPU s/GB), so the mirror never holds the terminal back and spends a
+ * bounded share of the CPU: output is fed to xterm one FEED_BYTES slice at a time, at most
+ * PARSE_RATE bytes a second after a burst of PARSE_BURST (an editor or a `top` redraws far less;
+ * at 2 MiB/s the mirror took a third of the runner's JavaScript time in a flood), and when more than
  * SKIP_BYTES wait (a flood: `cat` of a big file, a build log) it skips to the newest KEEP_BYTES,
  * which hold far more than the scrollback it replays. The modes the skipped output set (DECSET and
  * DECRST such as the alternate screen, the scroll region, the keypad mode, character sets and the
@@ -37,8 +38,8 @@ export const FEED_BYTES = 64 * 1024;
 export const SKIP_BYTES = 1024 * 1024;
 /** What a skip keeps: the newest output, many screens more than the scrollback even of wide lines. */
 export const KEEP_BYTES = 512 * 1024;
-/** Output parsed per second, sustained, and at once. */
-export const PARSE_RATE = 2 * 1024 * 1024;
+/** Output parsed per second, sustained, and at once. What waits is parsed when a snapshot asks. */
+export const PARSE_RATE = 256 * 1024;
 export const PARSE_BURST = 4 * 1024 * 1024;
 
 type Entry = { data: Buffer } | { cols: number; rows: number };
@@ -54,8 +55,9 @@ export class TerminalMirror {
   private budget = PARSE_BURST;
   private budgetAt = performance.now();
   private budgetTimer: NodeJS.Timeout | undefined;
-  /** Output skipped over so far (for tests and metrics). */
+  /** Output skipped over, and handed to xterm, so far (for tests and metrics). */
   skippedBytes = 0;
+  parsedBytes = 0;
 
   constructor(cols: number, rows: number) {
     this.term = new Terminal({ cols, rows, scrollback: MIRROR_SCROLLBACK_LINES, allowProposedApi: true });
@@ -104,6 +106,7 @@ export class TerminalMirror {
       if (slice.length === head.data.length) this.queue.shift();
       else head.data = head.data.subarray(FEED_BYTES);
       this.queuedBytes -= slice.length;
+      this.parsedBytes += slice.length;
       this.busy = true;
       this.term.write(slice, () => {
         this.busy = false;
@@ -142,8 +145,10 @@ export class TerminalMirror {
 
   /** Queues an entry into xterm behind what it was given (xterm keeps the order). */
   private apply(e: Entry): void {
-    if ("data" in e) this.term.write(e.data);
-    else this.term.write("", () => this.term.resize(e.cols, e.rows));
+    if ("data" in e) {
+      this.parsedBytes += e.data.length;
+      this.term.write(e.data);
+    } else this.term.write("", () => this.term.resize(e.cols, e.rows));
   }
 
   /** Drops all but the newest KEEP_BYTES waiting, keeping the modes and the size the dropped part set. */
