@@ -408,14 +408,16 @@ export async function run(args: string[]): Promise<void> {
 
     const summary = (n: string) => {
       const xs = samples[n];
-      const gb = xs.reduce((a, x) => a + x.outputBytes, 0) / 1024 ** 3;
+      // Medians, as for throughput: a neighbour's burst on this shared machine inflates one round.
+      const perGB = (cpu: (x: Throughput) => number) => median(xs.map((x) => cpu(x) / (x.outputBytes / 1024 ** 3)));
       return {
         throughputMBps: median(xs.map((x) => x.mbPerSec)),
         throughputSamplesMBps: xs.map((x) => x.mbPerSec),
         outputBytes: xs[0].outputBytes,
-        serverCpuSecondsPerGB: xs.reduce((a, x) => a + x.serverCpuS, 0) / gb,
-        clientCpuSecondsPerGB: xs.reduce((a, x) => a + x.clientCpuS, 0) / gb,
-        proxyCpuSecondsPerGB: xs.reduce((a, x) => a + x.proxyCpuS, 0) / gb,
+        serverCpuSecondsPerGB: perGB((x) => x.serverCpuS),
+        serverCpuSamplesSecondsPerGB: xs.map((x) => x.serverCpuS / (x.outputBytes / 1024 ** 3)),
+        clientCpuSecondsPerGB: perGB((x) => x.clientCpuS),
+        proxyCpuSecondsPerGB: perGB((x) => x.proxyCpuS),
         echoMs: echoes[n],
       };
     };
@@ -451,7 +453,7 @@ export async function run(args: string[]): Promise<void> {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version },
       workload: {
-        throughput: `head -c ${mb}M /dev/zero | base64 in a PTY; median of ${ROUNDS_THROUGHPUT} interleaved rounds after one unrecorded ${Math.min(mb, 50)}M round per path`,
+        throughput: `head -c ${mb}M /dev/zero | base64 in a PTY; median of ${ROUNDS_THROUGHPUT} interleaved rounds after one unrecorded ${Math.min(mb, 50)}M round per path (MB/s and CPU per GB alike)`,
         loadAverageAtStart: loadAtStart,
         echo: `one byte through stty raw -echo; cat: cold = ${ROUNDS} rounds after 100, warm = ${ROUNDS} rounds after ${WARMUP_ROUNDS} more; targets on warm`,
         idle: "20 idle bash --norc --noprofile terminals",
