@@ -145,7 +145,9 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
       // Terminal output is not compressed (nor is it on the WebSocket bridge): gzip of every frame
       // cost the runner a third more CPU, on the threadpool, and the client as much again.
       router.service(TerminalService, createTerminalService({ terminals, activity }), { acceptCompression: [] });
-      router.service(ProcessService, createProcessService({ processes }));
+      // Nor is Exec's: its flow control counts output bytes, and gzip shrank `yes` a thousandfold on
+      // the wire, so a slow client was still receiving 200 MB 17 s after a 3 s timeout killed it.
+      router.service(ProcessService, createProcessService({ processes }), { acceptCompression: [] });
       router.service(
         StatusService,
         createStatusService({

@@ -69,6 +69,23 @@ describe("runner ProcessService", function () {
     await waitFor(() => !isAlive(grandchild), 3000, "grandchild gone");
   });
 
+  it("a timeout holds for a client slower than the command: output waits in the child, not on the wire", async () => {
+    // `yes` writes far faster than this client reads. The client accepts gzip, which shrinks `yes`
+    // a thousandfold: were Exec's output compressed, flow control would count compressed bytes and
+    // the client would still be reading for many seconds after the timeout.
+    const started = Date.now();
+    let bytes = 0;
+    let exit: { timedOut: boolean } | undefined;
+    for await (const r of procs.exec({ command: { shell: "yes" }, timeout: { seconds: 2n, nanos: 0 } })) {
+      if (r.event.case === "stdout") bytes += r.event.value.length;
+      if (r.event.case === "exit") exit = r.event.value;
+      await sleep(5);
+    }
+    const seconds = (Date.now() - started) / 1000;
+    assert.equal(exit?.timedOut, true);
+    assert.ok(seconds < 6, `the exit came after ${seconds} s (timeout 2 s), with ${bytes} bytes`);
+  });
+
   it("a cancelled call kills the process group", async () => {
     const ac = new AbortController();
     let grandchild = 0;
