@@ -11,6 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { ReplService } from "../../gen/devex/core/v1/repl_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { bufCurl } from "../testing/buf-curl.js";
 import { requireProgram } from "../testing/programs.js";
 import { authInterceptor, createPrincipalKey, principalOf } from "./auth.js";
 import { notFound, resourceExhausted } from "./errors.js";
@@ -182,24 +183,7 @@ describe("server kit: one port for HTTP/1.1 and h2c", () => {
   });
 
   it("answers buf curl over gRPC with HTTP/2 prior knowledge", async () => {
-    const { stdout } = await run(
-      "npx",
-      [
-        "--no-install",
-        "buf",
-        "curl",
-        "--protocol",
-        "grpc",
-        "--http2-prior-knowledge",
-        "--schema",
-        join(root, "proto"),
-        "--data",
-        "{}",
-        `${server.url}/grpc.health.v1.Health/Check`,
-      ],
-      { cwd: root },
-    );
-    assert.deepEqual(JSON.parse(stdout), { status: "SERVING" });
+    assert.deepEqual(await bufCurl(`${server.url}/grpc.health.v1.Health/Check`, {}), { status: "SERVING" });
   });
 
   it("answers Python grpcio (Debian python3-grpcio) over h2c", async function () {

@@ -18,6 +18,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { FileService } from "../../../gen/devex/runner/v1/file_pb.js";
 import type { CoreClients } from "../../../lib/client/clients.js";
+import { bufCurl } from "../../../lib/testing/buf-curl.js";
 import { type GrpcClient, grpcClient, unary } from "../../../lib/testing/grpc-client.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
 import { waitFor } from "../../../lib/testing/wait.js";
@@ -161,28 +162,12 @@ describe("gRPC to runners through core's port (embedded setup)", function () {
   });
 
   it("answers buf curl (gRPC, HTTP/2 prior knowledge) with the repl in a header", async () => {
-    const { stdout } = await run(
-      "npx",
-      [
-        "--no-install",
-        "buf",
-        "curl",
-        "--protocol",
-        "grpc",
-        "--http2-prior-knowledge",
-        "--schema",
-        join(root, "proto"),
-        "-H",
-        `devex-repl-id: ${replId}`,
-        "-H",
-        `authorization: Bearer ${runnerToken}`,
-        "--data",
-        JSON.stringify({ path: "over-h2.txt" }),
-        `${e.core.url}/devex.runner.v1.FileService/StatFile`,
-      ],
-      { cwd: root, timeout: 60_000 },
-    );
-    assert.equal(JSON.parse(stdout).info?.size, String("prefix route".length));
+    const answer = (await bufCurl(
+      `${e.core.url}/devex.runner.v1.FileService/StatFile`,
+      { path: "over-h2.txt" },
+      { "devex-repl-id": replId, authorization: `Bearer ${runnerToken}` },
+    )) as { info?: { size?: string } };
+    assert.equal(answer.info?.size, String("prefix route".length));
   });
 
   it("runs the documented Python example (grpcio, messages compiled from proto/) through core", async function () {

@@ -90,88 +90,82 @@ const str: Structural = { type: "string" };
 const strings: Structural = { type: "array", items: str };
 const objectMeta: Structural = { type: "object", preserveUnknown: true }; // checked as V1ObjectMeta below
 
-/** traefik.io/v1alpha1 Middleware (CRD middlewares.traefik.io), the parts Devex uses. */
-const traefikMiddleware: Structural = {
+/** A traefik.io/v1alpha1 object of `kind` with `spec`. */
+const traefikObject = (kind: string, spec: Structural): Structural => ({
   type: "object",
   required: ["apiVersion", "kind", "metadata", "spec"],
   properties: {
     apiVersion: { type: "string", enum: ["traefik.io/v1alpha1"] },
-    kind: { type: "string", enum: ["Middleware"] },
+    kind: { type: "string", enum: [kind] },
     metadata: objectMeta,
-    spec: {
+    spec,
+  },
+});
+
+/** traefik.io/v1alpha1 Middleware (CRD middlewares.traefik.io), the parts Devex uses. */
+const traefikMiddleware = traefikObject("Middleware", {
+  type: "object",
+  properties: {
+    stripPrefix: { type: "object", properties: { prefixes: strings, forceSlash: { type: "boolean" } } },
+    headers: {
       type: "object",
       properties: {
-        stripPrefix: { type: "object", properties: { prefixes: strings, forceSlash: { type: "boolean" } } },
-        headers: {
-          type: "object",
-          properties: {
-            customRequestHeaders: { type: "object", additionalProperties: str },
-            customResponseHeaders: { type: "object", additionalProperties: str },
-            stsSeconds: { type: "integer" },
-            stsIncludeSubdomains: { type: "boolean" },
-            frameDeny: { type: "boolean" },
-            contentTypeNosniff: { type: "boolean" },
-            browserXssFilter: { type: "boolean" },
-            referrerPolicy: str,
-          },
-        },
-        redirectScheme: {
-          type: "object",
-          properties: { scheme: str, permanent: { type: "boolean" }, port: str },
-        },
+        customRequestHeaders: { type: "object", additionalProperties: str },
+        customResponseHeaders: { type: "object", additionalProperties: str },
+        stsSeconds: { type: "integer" },
+        stsIncludeSubdomains: { type: "boolean" },
+        frameDeny: { type: "boolean" },
+        contentTypeNosniff: { type: "boolean" },
+        browserXssFilter: { type: "boolean" },
+        referrerPolicy: str,
       },
     },
+    redirectScheme: {
+      type: "object",
+      properties: { scheme: str, permanent: { type: "boolean" }, port: str },
+    },
   },
-};
+});
 
 /** traefik.io/v1alpha1 IngressRoute (CRD ingressroutes.traefik.io), the parts Devex uses. */
-const traefikIngressRoute: Structural = {
+const traefikIngressRoute = traefikObject("IngressRoute", {
   type: "object",
-  required: ["apiVersion", "kind", "metadata", "spec"],
+  required: ["routes"],
   properties: {
-    apiVersion: { type: "string", enum: ["traefik.io/v1alpha1"] },
-    kind: { type: "string", enum: ["IngressRoute"] },
-    metadata: objectMeta,
-    spec: {
-      type: "object",
-      required: ["routes"],
-      properties: {
-        entryPoints: strings,
-        routes: {
-          type: "array",
-          items: {
-            type: "object",
-            required: ["kind", "match"],
-            properties: {
-              kind: { type: "string", enum: ["Rule"] },
-              match: str,
-              priority: { type: "integer" },
-              middlewares: {
-                type: "array",
-                items: { type: "object", required: ["name"], properties: { name: str, namespace: str } },
-              },
-              services: {
-                type: "array",
-                items: {
-                  type: "object",
-                  required: ["name"],
-                  properties: {
-                    name: str,
-                    namespace: str,
-                    kind: { type: "string", enum: ["Service", "TraefikService"] },
-                    port: str,
-                    scheme: { type: "string", enum: ["http", "https", "h2c"] },
-                  },
-                },
+    entryPoints: strings,
+    routes: {
+      type: "array",
+      items: {
+        type: "object",
+        required: ["kind", "match"],
+        properties: {
+          kind: { type: "string", enum: ["Rule"] },
+          match: str,
+          priority: { type: "integer" },
+          middlewares: {
+            type: "array",
+            items: { type: "object", required: ["name"], properties: { name: str, namespace: str } },
+          },
+          services: {
+            type: "array",
+            items: {
+              type: "object",
+              required: ["name"],
+              properties: {
+                name: str,
+                namespace: str,
+                kind: { type: "string", enum: ["Service", "TraefikService"] },
+                port: str,
+                scheme: { type: "string", enum: ["http", "https", "h2c"] },
               },
             },
           },
         },
-        tls: { type: "object", properties: { secretName: str } },
       },
     },
+    tls: { type: "object", properties: { secretName: str } },
   },
-};
+});
 
 const acmeSolver: Structural = {
   type: "object",
