@@ -25,21 +25,18 @@ const WINDOW = 8 * 1024 * 1024;
 /** A session with no stream for this long is closed (a runner's next stream opens a new one). */
 const IDLE_MS = 60_000;
 
-/** Request headers that describe this hop, not the call: never forwarded. */
-const notForwarded = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host"]);
-
 export interface H2Forward {
   /**
-   * Forwards the request to the runner as `path`. `headers` are the request's own, already
-   * cleaned of what core keeps to itself (its cookie, the routing header); `mapResponse` may
-   * rewrite response headers (cookie paths, redirects).
+   * Forwards the request to the runner as `path` with `headers`: the request's own, already
+   * cleaned of hop-by-hop ones and of what core keeps to itself (its cookie, the routing header;
+   * proxy.ts's forwardHeaders). `mapResponse` may rewrite response headers (cookie paths, redirects).
    */
   forward(
     req: Http2ServerRequest,
     res: Http2ServerResponse,
     target: RunnerTarget,
     path: string,
-    headers: IncomingHttpHeaders,
+    headers: OutgoingHttpHeaders,
     mapResponse?: (headers: OutgoingHttpHeaders) => OutgoingHttpHeaders,
   ): void;
   close(): void;
@@ -72,16 +69,12 @@ export function createH2Forward(): H2Forward {
   return {
     forward(req, res, target, path, headers, mapResponse = (h) => h) {
       const outgoing: OutgoingHttpHeaders = {
+        ...headers,
         [constants.HTTP2_HEADER_METHOD]: req.method,
         [constants.HTTP2_HEADER_PATH]: path,
         [constants.HTTP2_HEADER_SCHEME]: "http",
         [constants.HTTP2_HEADER_AUTHORITY]: new URL(target.url).host,
       };
-      for (const [k, v] of Object.entries(headers)) {
-        if (v === undefined || k.startsWith(":") || notForwarded.has(k)) continue;
-        if (k === "te" && v !== "trailers") continue; // HTTP/2 allows only "te: trailers" (gRPC sends it)
-        outgoing[k] = v;
-      }
       let upstream: ClientHttp2Stream;
       try {
         upstream = sessionFor(target).request(outgoing);

@@ -75,7 +75,12 @@ const wrongOrigin: Record<ProxyScope, string> = {
   preview: "this origin serves previews only (/<replId>/preview/<port>/…)\n",
 };
 
-function forwardHeaders(h: IncomingHttpHeaders, target: URL): Record<string, string | string[]> {
+/**
+ * The request's headers as the runner gets them: without hop-by-hop ones, the routing header and
+ * core's cookies. Over HTTP/1.1 with the runner's host; over HTTP/2 the authority names it, and
+ * `te: trailers` (the one `te` HTTP/2 allows, which gRPC requires) goes on.
+ */
+function forwardHeaders(h: IncomingHttpHeaders, target: URL, http2: boolean): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(h)) {
     if (v === undefined || k.startsWith(":") || hopByHop.has(k) || k === REPL_HEADER) continue;
@@ -84,7 +89,8 @@ function forwardHeaders(h: IncomingHttpHeaders, target: URL): Record<string, str
   const cookie = withoutCoreCookies(h.cookie);
   if (cookie) out.cookie = cookie;
   else delete out.cookie;
-  out.host = target.host;
+  if (!http2) out.host = target.host;
+  else if (h.te === "trailers") out.te = "trailers";
   return out;
 }
 
@@ -135,7 +141,7 @@ function forwardHttp1(req: HttpRequest, res: HttpResponse, t: RunnerTarget, m: R
     ...(t.socketPath ? { socketPath: t.socketPath } : { host: target.hostname, port: target.port }),
     method: req.method,
     path: m.rest,
-    headers: forwardHeaders(req.headers, target),
+    headers: forwardHeaders(req.headers, target, false),
   });
   // Whichever side leaves first takes the other with it. A client that abandons a stream (or a
   // response that ends before its body was all sent) cancels the runner's side at once; the
@@ -178,7 +184,7 @@ export function createRunnerProxy(
         return true;
       }
       if (req instanceof Http2ServerRequest && res instanceof Http2ServerResponse) {
-        const headers = { ...req.headers, cookie: withoutCoreCookies(req.headers.cookie), [REPL_HEADER]: undefined };
+        const headers = forwardHeaders(req.headers, new URL(t.url), true);
         h2.forward(req, res, t, m.rest, headers, (h) => responseHeaders(h, m));
       } else forwardHttp1(req, res, t, m);
       return true;
@@ -187,7 +193,6 @@ export function createRunnerProxy(
 
     upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
       const m = split(req.url, undefined); // WebSockets come from browsers, which cannot set the header
-
       if (!m) return false;
       if (refused(m)) {
         socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
