@@ -1,5 +1,6 @@
 /**
- * `npm start` (scripts/start.ts): the embedded system comes up, prints where to go, and however it is
+ * `npm start` (scripts/start.ts, run from its bundle dist/start/main.mjs): the embedded system comes up
+ * from the built services (no TypeScript loader in any of its processes), prints where to go, and however it is
  * stopped — Ctrl-C typed into its terminal, one SIGTERM, or the start script SIGKILLed — every running
  * repl is persisted once and no process of its data directory (start script, core, MCP server, runner,
  * repl command) is left.
@@ -20,7 +21,7 @@ import { issueApiToken } from "../services/core/src/auth/secrets.js";
 import { createEmbeddedStore } from "../services/core/src/state/embedded.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const startTs = join(root, "scripts", "start.ts");
+const startScript = join(root, "dist", "start", "main.mjs");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(what: string, check: () => boolean | Promise<boolean>, ms: number, output = () => "") {
@@ -94,7 +95,7 @@ class Setup {
       );
       this.stopFns = { signal: (s) => pty.kill(s), type: (text) => pty.write(text) };
     } else {
-      const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", startTs], {
+      const child: ChildProcess = spawn(process.execPath, [startScript], {
         cwd: root,
         env,
         stdio: ["ignore", "pipe", "pipe"],
@@ -178,9 +179,17 @@ class Setup {
     }
   }
 
+  /** The command lines of the setup's own processes (the test's scan also finds npm and the repl's). */
+  async commandLines(): Promise<string[]> {
+    const lines = await Promise.all(
+      (await processesOf(this.dataDir)).map((pid) => readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")),
+    );
+    return lines.map((l) => l.split("\0").join(" ").trim()).filter(Boolean);
+  }
+
   /** How many times core logged stopping this repl's runner (its persist is part of the stop). */
   stopsLogged(replId: string): number {
-    return this.output.split("\n").filter((l) => l.includes(replId) && l.includes('"msg":"runner stopped"')).length;
+    return this.output.split("\n").filter((l) => l.includes(replId) && l.includes("runner stopped")).length;
   }
 
   async dispose() {
@@ -212,6 +221,15 @@ describe("npm start (scripts/start.ts)", function () {
     const running = await processesOf(s.dataDir);
     // npm, the start script, core, MCP, the pooled and the assigned runner, the repl's command.
     assert.ok(running.length >= 6, `the scan sees the setup's processes: ${running}`);
+    // Every service runs from its bundle: no process loads a TypeScript loader or a .ts file.
+    const commands = await s.commandLines();
+    for (const bundle of ["dist/start/main.mjs", "dist/core/main.mjs", "dist/mcp/main.mjs", "dist/runner/pooled.mjs"])
+      assert.ok(
+        commands.some((c) => c.includes(bundle)),
+        `a process runs ${bundle}:\n${commands.join("\n")}`,
+      );
+    const nodes = commands.filter((c) => /^(\S*\/)?node /.test(c));
+    for (const c of nodes) assert.match(c, /^\S+ (--max-semi-space-size=1 )?(\S+\/)?dist\/\w+\/\w+\.mjs( |$)/, c);
 
     s.type("\x03");
     await s.exited();

@@ -1,5 +1,6 @@
 /**
- * `npm start`: the whole embedded Devex on one machine — core (local driver, embedded state and local
+ * `npm start`: the whole embedded Devex on one machine, run from the bundles in dist/ (the npm script
+ * rebuilds those whose sources changed first) — core (local driver, embedded state and local
  * blob store under one data dir, templates synced, runners behind core's origin) and the MCP server
  * pointing at core; the web client is built into web/dist first if it is missing. Prints the URL to
  * open, the one-time login link and the MCP URL.
@@ -16,11 +17,11 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { projectRoot } from "../lib/kit/project-root.js";
 import { onStopSignals } from "../lib/kit/shutdown.js";
 
 let stopping = false;
-const root = fileURLToPath(new URL("..", import.meta.url));
+const root = projectRoot;
 const env: NodeJS.ProcessEnv = {
   ...process.env,
   DEVEX_DATA_DIR: process.env.DEVEX_DATA_DIR || ".data",
@@ -31,8 +32,9 @@ const coreUrl = (env.DEVEX_PUBLIC_URL || `http://127.0.0.1:${env.DEVEX_CORE_PORT
 const mcpBase = `http://127.0.0.1:${env.DEVEX_MCP_PORT}`;
 const mcpUrl = `${(env.DEVEX_MCP_PUBLIC_URL || mcpBase).replace(/\/+$/, "")}${env.DEVEX_MCP_PATH || "/mcp"}`;
 
+/** Starts a service from its bundle (dist/, built by scripts/build.mjs before this script runs). */
 function run(script: string, extra: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, ["--import", "tsx", script], {
+  return spawn(process.execPath, [script], {
     cwd: root,
     env: { ...env, ...extra },
     // Own process group (out of the terminal's Ctrl-C) and an IPC channel that closes when we die.
@@ -55,16 +57,19 @@ async function healthy(url: string, child: ChildProcess, name: string): Promise<
 // The browser client core serves: built on the first start (`npm run build:web` rebuilds it).
 // DEVEX_SKIP_WEB_BUILD=1 starts without building (tests of the start script itself).
 if (!existsSync(join(root, "web/dist/index.html")) && process.env.DEVEX_SKIP_WEB_BUILD !== "1") {
-  process.stderr.write("building the web client (web/dist)…\n");
+  process.stderr.write("building the web client (web/dist), once…\n");
+  const t0 = performance.now();
   const vite = join(root, "node_modules/vite/bin/vite.js");
-  const built = spawnSync(process.execPath, [vite, "build", "--config", "web/vite.config.ts"], {
+  // Vite's own progress (modules transformed, chunks written) rather than a silent half minute.
+  const built = spawnSync(process.execPath, [vite, "build", "--config", "web/vite.config.ts", "--logLevel", "info"], {
     cwd: root,
     stdio: "inherit",
   });
   if (built.status !== 0) process.stderr.write("web client build failed: core starts without it\n");
+  else process.stderr.write(`built the web client in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }
 
-const core = run("services/core/src/main.ts");
+const core = run("dist/core/main.mjs");
 // Core sends the one-time login link over the IPC channel; it is shown with the other addresses below.
 let loginLink: string | undefined;
 core.on("message", (m: { loginLink?: string }) => {
@@ -91,7 +96,7 @@ onStopSignals(
 /** Starts the MCP server once core answers and prints where to go; stops early when stopping began. */
 async function bringUp(): Promise<void> {
   if (!(await healthy(coreUrl, core, "core"))) return;
-  const mcp = run("services/mcp/src/main.ts", { DEVEX_CORE_URL: coreUrl });
+  const mcp = run("dist/mcp/main.mjs", { DEVEX_CORE_URL: coreUrl });
   children.push(mcp);
   // One gone means the system is broken: stop the other too.
   for (const c of children) {

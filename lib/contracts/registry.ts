@@ -14,10 +14,9 @@ import {
 } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { getComments } from "@bufbuild/protoplugin";
+import { projectRoot } from "../kit/project-root.js";
 
-export function loadContracts(
-  path = join(import.meta.dirname, "..", "..", "descriptors", "devex.binpb"),
-): FileRegistry {
+export function loadContracts(path = join(projectRoot, "descriptors", "devex.binpb")): FileRegistry {
   return createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(path)));
 }
 

@@ -1,6 +1,6 @@
 /**
- * A runner as its own process (`services/runner/src/main.ts`, started by path and configured by
- * env) on a random port over a scratch workspace, with a fresh signing key: for tests and benches
+ * A runner as its own process (its bundle `dist/runner/main.mjs`, as shipped, started by path and
+ * configured by env) on a random port over a scratch workspace, with a fresh signing key: for tests and benches
  * that measure the process (RSS, CPU) or need it apart from theirs.
  */
 import { spawn } from "node:child_process";
@@ -9,9 +9,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Audience, USER_SCOPES } from "../contracts/runner-access.js";
+import { runnerNodeFlags } from "../contracts/runner-node-flags.js";
+import { projectRoot } from "../kit/project-root.js";
 import { createTokenSigner, generateSigningKey, type TokenClaims } from "../kit/tokens.js";
 
-const runnerMain = path.resolve(import.meta.dirname, "../../services/runner/src/main.ts");
+const runnerMain = path.join(projectRoot, "dist/runner/main.mjs");
 const replId = "test-repl";
 
 export interface ChildRunner {
@@ -30,7 +32,7 @@ export async function startChildRunner(env: Record<string, string> = {}): Promis
   const dir = await mkdtemp(path.join(tmpdir(), "devex-runner-child-"));
   const key = generateSigningKey();
   const signer = createTokenSigner(key.privateKeyPem);
-  const child = spawn(process.execPath, ["--import", "tsx", runnerMain], {
+  const child = spawn(process.execPath, [...runnerNodeFlags, runnerMain], {
     env: {
       ...process.env,
       DEVEX_RUNNER_WORKSPACE: path.join(dir, "ws"),

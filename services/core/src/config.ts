@@ -1,7 +1,8 @@
 /** Core's configuration, from the environment (documented in services/core/README.md). */
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { z } from "zod";
 import { env } from "../../../lib/kit/config.js";
+import { projectRoot } from "../../../lib/kit/project-root.js";
 import { kubernetesConfigFields, kubernetesConfigProblems } from "./driver/kubernetes/config.js";
 
 const optional = () => z.string().optional();
@@ -16,7 +17,7 @@ export const coreConfigSchema = z
     /** URL browsers use to reach the preview origin; defaults to its listening URL. */
     DEVEX_PREVIEW_PUBLIC_URL: env.url().optional(),
     DEVEX_DATA_DIR: z.string().default(".data/core"),
-    DEVEX_TEMPLATES_DIR: z.string().default(fileURLToPath(new URL("../../../templates", import.meta.url))),
+    DEVEX_TEMPLATES_DIR: z.string().default(join(projectRoot, "templates")),
     DEVEX_LOG_LEVEL: env.logLevel(),
     REDIS_URL: optional(),
     DEVEX_S3_BUCKET: optional(),

@@ -1,9 +1,9 @@
 /** Core's entry point: the config, core built from it (start-core.ts), and the process around it. */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { loadConfig } from "../../../lib/kit/config.js";
 import { createLogger, redactUrl } from "../../../lib/kit/log.js";
+import { projectRoot } from "../../../lib/kit/project-root.js";
 import { onShutdown } from "../../../lib/kit/shutdown.js";
 import { coreConfigSchema } from "./config.js";
 import { startCore } from "./start-core.js";
@@ -23,7 +23,7 @@ log.info(
   "starting core",
 );
 // The browser client, when built (npm run build:web; npm start builds it).
-const webDir = fileURLToPath(new URL("../../../web/dist", import.meta.url));
+const webDir = join(projectRoot, "web/dist");
 const web = existsSync(join(webDir, "index.html"))
   ? createWebStatic({
       dir: webDir,

@@ -19,16 +19,18 @@
  * a scroll region, and the main screen as it was when the output switched to the alternate one. A snapshot catches up first: it feeds what waits (at most SKIP_BYTES) and serializes.
  * Resizes are queued with the output, so each applies at its place in it.
  */
-import { createRequire } from "node:module";
+
 import type { SerializeAddon as SerializeAddonType } from "@xterm/addon-serialize";
+import * as addonSerialize from "@xterm/addon-serialize";
 import type { ITerminalAddon, Terminal as TerminalType } from "@xterm/headless";
+import * as headless from "@xterm/headless";
 import { modesOf } from "./skipped-modes.js";
 
-// Both are webpack bundles marked __esModule: neither a default nor a named import works under both
-// Node's ESM loader and tsx's CommonJS transform (mocha), so they are required.
-const require = createRequire(import.meta.url);
-const { Terminal } = require("@xterm/headless") as typeof import("@xterm/headless");
-const { SerializeAddon } = require("@xterm/addon-serialize") as typeof import("@xterm/addon-serialize");
+// Both are webpack bundles marked __esModule: Node's ESM loader (and esbuild's bundles, which follow
+// it) put their exports on `default`, tsx's CommonJS transform (mocha) gives them as named exports.
+const commonJs = <T>(ns: T): T => (ns as T & { default?: T }).default ?? ns;
+const { Terminal } = commonJs(headless);
+const { SerializeAddon } = commonJs(addonSerialize);
 
 /** Lines a replay keeps above the screen. */
 export const MIRROR_SCROLLBACK_LINES = 1000;

@@ -1,7 +1,7 @@
 /**
- * A warm pool of runner processes (the runner's services/runner/src/pooled.ts, forked by path) started
- * ahead of time, so a repl start costs an IPC message and a listen instead of a Node start-up plus
- * module loading (~1 s under tsx). Each process gets its own folder under `runnersDir`: its log, its
+ * A warm pool of runner processes (the runner's bundled dist/runner/pooled.mjs, forked by path) started
+ * ahead of time, so a repl start costs an IPC message and a listen instead of a Node start-up, module
+ * loading and a warm-up. Each process gets its own folder under `runnersDir`: its log, its
  * record and its slot — `workspace/` (the repl's project, restored there when the process is
  * assigned), `home/` (the repl's home, likewise), `run/` (its Unix socket) and `identity/` (the
  * passwd and group it sees, read-only) — which are all its sandbox sees of the host (sandbox.ts).
@@ -11,14 +11,14 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
 import { chown, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import type { Socket } from "node:net";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { join } from "node:path";
 import { pooledRunnerArgs, type RunnerToPool } from "../../../../../lib/contracts/pooled-runner.js";
+import { runnerNodeFlags } from "../../../../../lib/contracts/runner-node-flags.js";
 import type { EgressPolicy } from "../../../../../lib/egress/policy.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import { waitForExit } from "../../../../../lib/kit/pids.js";
+import { projectRoot } from "../../../../../lib/kit/project-root.js";
 import { writeSandboxIdentity } from "./identity.js";
 import type { PastaProcess } from "./network/pasta.js";
 import type { Owner, RunnerLaunch, RunnerPaths } from "./sandbox.js";
@@ -60,26 +60,11 @@ export interface PooledProcess {
 
 const REFILL_DELAY_MS = 500;
 
-const projectRoot = fileURLToPath(new URL("../../../../../", import.meta.url));
-/** The runner's own pooled entry point: core forks it by path and imports none of the runner's code. */
-const entryFile = join(projectRoot, "services/runner/src/pooled.ts");
+/** The runner's pooled entry point, bundled (scripts/build.mjs): core imports none of the runner's code. */
+export const runnerEntry = join(projectRoot, "dist/runner/pooled.mjs");
 
-/** What a runner process needs of the project, read-only in its sandbox. */
-export const runnerCode = [
-  "package.json",
-  "tsconfig.json",
-  "tsconfig.base.json",
-  "node_modules",
-  "gen",
-  "lib",
-  "services/runner",
-].map((p) => join(projectRoot, p));
-
-/** Runner processes run the TypeScript sources through tsx's loader, as core does. */
-export function runnerExecArgv(): string[] {
-  const tsx = dirname(createRequire(import.meta.url).resolve("tsx/package.json"));
-  return ["--import", pathToFileURL(join(tsx, "dist/loader.mjs")).href];
-}
+/** What a runner process needs of the project, read-only in its sandbox: its bundle and the PTY addon. */
+export const runnerCode = ["dist/runner", "node_modules/@lydell"].map((p) => join(projectRoot, p));
 
 export async function writeRecord(dir: string, record: RunnerRecord): Promise<void> {
   await writeFile(join(dir, "record.json"), JSON.stringify(record));
@@ -215,8 +200,8 @@ export class RunnerPool {
     const argv = [
       ...launch.wrapper,
       process.execPath,
-      ...runnerExecArgv(),
-      entryFile,
+      ...runnerNodeFlags,
+      runnerEntry,
       ...pooledRunnerArgs(procId, scratch),
     ];
     const fd = openSync(join(dir, "runner.log"), "a");
