@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The `devex` command: runs the TypeScript CLI through tsx, as the other entry points do.
-import { register } from "tsx/esm/api";
-
-register();
-await import("./src/main.ts");
+// The `devex` command in a checkout: the bundled CLI (dist/cli, which is also installable on its own),
+// rebuilt first when the CLI's sources changed since it was built.
+const { buildAll } = await import("../scripts/build.mjs");
+await buildAll({ names: ["cli"], ifStale: true });
+await import("../dist/cli/devex.mjs");

@@ -3,23 +3,9 @@
  * code (1 for failures, 2 for usage errors). Tokens and stack traces are never printed.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
+import { CliError } from "./cli-error.js";
 
-/** A failure with a message meant for the user. */
-export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
-  }
-}
-
-/** A usage error: the message plus the usage text, exit 2. */
-export class UsageError extends CliError {
-  constructor(message: string) {
-    super(message, 2);
-  }
-}
+export { CliError, UsageError } from "./cli-error.js";
 
 /** What to tell the user about an error from core or a runner; `subject` names what was asked for. */
 export function describeError(err: unknown, subject?: string): CliError {

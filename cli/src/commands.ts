@@ -1,0 +1,163 @@
+/**
+ * The commands that talk to core or a runner: loaded by main.ts only when one runs, so `devex --help`
+ * and completion never load the client, gRPC or protobuf code.
+ */
+import { buffer, text } from "node:stream/consumers";
+import { parseArgs } from "node:util";
+import { attachTerminal } from "./attach.js";
+import { login, logout, whoami } from "./auth.js";
+import { UsageError } from "./errors.js";
+import { execCommand } from "./exec.js";
+import { networkFromFlags, networkFromText } from "./network.js";
+import { createRepl, listRepls, listTemplates, networkRepl, removeRepl, startRepl, stopRepl } from "./repls.js";
+import { openRunner } from "./runner.js";
+import { openSession } from "./session.js";
+import { RunnerLink, transportChoice } from "./transport.js";
+
+type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"];
+
+function parse(args: string[], options: Options, positionals: number) {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (parsed.positionals.length !== positionals)
+    throw new UsageError(positionals === 0 ? "unexpected arguments" : "expected a repl id or name");
+  return {
+    values: parsed.values as Record<string, string | boolean | string[] | undefined>,
+    positionals: parsed.positionals,
+  };
+}
+
+const str = (v: string | boolean | string[] | undefined) => (typeof v === "string" ? v : undefined);
+
+/** Runs one command; `devex help` and `devex completion` never get here (main.ts). */
+export async function run(argv: string[]): Promise<number> {
+  const env = process.env;
+  const out = process.stdout;
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "login": {
+      const { values } = parse(rest, { url: { type: "string" }, token: { type: "string" } }, 0);
+      const url = str(values.url) ?? env.DEVEX_URL;
+      let token = str(values.token);
+      if (!url) throw new UsageError("login needs --url <core-url>");
+      if (!token) throw new UsageError("login needs --token <api-token> (or --token - to read it from stdin)");
+      if (token === "-") token = (await text(process.stdin)).trim();
+      await login(env, url, token, out);
+      return 0;
+    }
+    case "logout":
+      parse(rest, {}, 0);
+      await logout(env, out);
+      return 0;
+    case "whoami":
+      parse(rest, {}, 0);
+      await whoami(env, out);
+      return 0;
+    case "ls":
+    case "list":
+      parse(rest, {}, 0);
+      await listRepls((await openSession(env)).core, out);
+      return 0;
+    case "templates":
+      parse(rest, {}, 0);
+      await listTemplates((await openSession(env)).core, out);
+      return 0;
+    case "create": {
+      const { values } = parse(
+        rest,
+        { template: { type: "string" }, name: { type: "string" }, network: { type: "string" } },
+        0,
+      );
+      const template = str(values.template);
+      if (!template) throw new UsageError("create needs --template <t> (see devex templates)");
+      const network = str(values.network);
+      const egress = network === undefined ? undefined : networkFromText(network);
+      await createRepl((await openSession(env)).core, template, str(values.name) ?? template, egress, out);
+      return 0;
+    }
+    case "network":
+      return network(rest);
+    case "start":
+    case "stop": {
+      const { positionals } = parse(rest, {}, 1);
+      const { core } = await openSession(env);
+      await (command === "start" ? startRepl : stopRepl)(core, positionals[0], out);
+      return 0;
+    }
+    case "rm": {
+      const { values, positionals } = parse(rest, { yes: { type: "boolean", short: "y" } }, 1);
+      const { core } = await openSession(env);
+      await removeRepl(core, positionals[0], values.yes === true, {
+        stdin: process.stdin,
+        stdout: out,
+        stderr: process.stderr,
+      });
+      return 0;
+    }
+    case "attach": {
+      const { values, positionals } = parse(rest, { terminal: { type: "string" }, command: { type: "string" } }, 1);
+      if (values.terminal !== undefined && values.command !== undefined)
+        throw new UsageError("--command applies to a new terminal, not with --terminal");
+      const transport = transportChoice(env, process.stderr);
+      const r = await openRunner(await openSession(env), positionals[0]);
+      return attachTerminal(
+        new RunnerLink(r, transport, { what: "attach", http1: "websocket" }),
+        { terminalId: str(values.terminal), command: str(values.command) },
+        { stdin: process.stdin, stdout: out, stderr: process.stderr },
+      );
+    }
+    case "exec":
+      return exec(rest);
+    case undefined:
+      throw new UsageError("no command given");
+    default:
+      throw new UsageError(`unknown command: ${command}`);
+  }
+}
+
+async function exec(rest: string[]): Promise<number> {
+  const dash = rest.indexOf("--");
+  if (dash < 0 || dash === rest.length - 1) throw new UsageError("exec needs -- followed by the command");
+  const { values, positionals } = parse(
+    rest.slice(0, dash),
+    { cwd: { type: "string" }, timeout: { type: "string" }, stdin: { type: "boolean" } },
+    1,
+  );
+  const timeout = str(values.timeout);
+  const timeoutSeconds = timeout === undefined ? undefined : Number(timeout.replace(/s$/, ""));
+  if (timeoutSeconds !== undefined && !(timeoutSeconds > 0 && timeoutSeconds <= 86_400))
+    throw new UsageError("--timeout must be a number of seconds between 1 and 86400");
+  const transport = transportChoice(process.env, process.stderr);
+  const stdin = values.stdin ? await buffer(process.stdin) : undefined;
+  const r = await openRunner(await openSession(process.env), positionals[0]);
+  return execCommand(
+    new RunnerLink(r, transport, { what: "exec", http1: "connect over HTTP/1.1" }),
+    { argv: rest.slice(dash + 1), cwd: str(values.cwd), timeoutSeconds, stdin },
+    { stdout: process.stdout, stderr: process.stderr },
+  );
+}
+
+async function network(rest: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    rest,
+    {
+      "allow-all": { type: "boolean" },
+      "deny-all": { type: "boolean" },
+      allow: { type: "string", multiple: true },
+      default: { type: "boolean" },
+    },
+    1,
+  );
+  const policy = networkFromFlags({
+    allowAll: values["allow-all"] === true,
+    denyAll: values["deny-all"] === true,
+    allow: (values.allow as string[] | undefined) ?? [],
+    useDefault: values.default === true,
+  });
+  await networkRepl((await openSession(process.env)).core, positionals[0], policy, process.stdout);
+  return 0;
+}

@@ -1,0 +1,47 @@
+/**
+ * `devex completion bash|zsh`: a completion script for the shell, completing commands and their
+ * options. Install with `devex completion bash > /etc/bash_completion.d/devex` (or
+ * `source <(devex completion bash)` in ~/.bashrc); zsh loads the same script through bashcompinit.
+ */
+import { UsageError } from "./cli-error.js";
+
+/** Every command with its options: the one list completion reads (main.ts's usage says the same). */
+export const commandOptions: Record<string, string[]> = {
+  login: ["--url", "--token"],
+  logout: [],
+  whoami: [],
+  ls: [],
+  templates: [],
+  create: ["--template", "--name", "--network"],
+  start: [],
+  stop: [],
+  rm: ["--yes"],
+  attach: ["--terminal", "--command"],
+  exec: ["--cwd", "--timeout", "--stdin", "--"],
+  network: ["--allow-all", "--deny-all", "--allow", "--default"],
+  completion: ["bash", "zsh"],
+  help: [],
+};
+
+const bash = () => `# devex completion for bash (and zsh through bashcompinit)
+_devex() {
+  local cur=\${COMP_WORDS[COMP_CWORD]}
+  if [ "$COMP_CWORD" -eq 1 ]; then
+    COMPREPLY=($(compgen -W "${Object.keys(commandOptions).join(" ")}" -- "$cur"))
+    return
+  fi
+  case "\${COMP_WORDS[1]}" in
+${Object.entries(commandOptions)
+  .filter(([, options]) => options.length)
+  .map(([command, options]) => `    ${command}) COMPREPLY=($(compgen -W "${options.join(" ")}" -- "$cur")) ;;`)
+  .join("\n")}
+  esac
+}
+complete -o default -F _devex devex
+`;
+
+export function completionScript(shell: string | undefined): string {
+  if (shell === "bash") return bash();
+  if (shell === "zsh") return `autoload -U +X bashcompinit && bashcompinit\n${bash()}`;
+  throw new UsageError("completion needs a shell: devex completion bash (or zsh)");
+}
