@@ -1,8 +1,14 @@
 /**
  * pino loggers. Secrets never reach the logs: header values, tokens, cookies and passwords are
  * redacted by path, and `redactUrl` strips token query parameters from URLs before they are logged.
+ *
+ * Logs are JSON for machines, and lines for people when they go to stdout and stdout is a terminal;
+ * `DEVEX_LOG_FORMAT=json|pretty` decides instead. The pretty lines are made from pino's JSON output,
+ * so they show only what redaction left.
  */
+import { isatty } from "node:tty";
 import { type DestinationStream, type Logger, pino } from "pino";
+import { prettyDestination } from "./log-pretty.js";
 
 export type { Logger } from "pino";
 
@@ -27,22 +33,51 @@ const redactPaths = [
   "req.headers['sec-websocket-protocol']",
 ];
 
+export type LogFormat = "json" | "pretty";
+
 export interface LogOptions {
   level?: string;
-  /** Where to write; defaults to stdout. Tests pass a stream to inspect what was logged. */
+  /**
+   * Where to write; defaults to stdout. Tests pass a stream to inspect what was logged. A destination
+   * given here gets JSON unless `format` or DEVEX_LOG_FORMAT asks for pretty lines.
+   */
   destination?: DestinationStream;
+  /** Overrides DEVEX_LOG_FORMAT and the terminal check. */
+  format?: LogFormat;
 }
 
 export function createLogger(name: string, options: LogOptions = {}): Logger {
-  return pino(
-    {
-      name,
-      level: options.level ?? process.env.DEVEX_LOG_LEVEL ?? "info",
-      redact: { paths: redactPaths, censor: "[redacted]" },
-      base: { service: name },
-    },
-    options.destination ?? stdout(),
+  const target = options.destination ?? stdout();
+  const format = options.format ?? logFormat(process.env, options.destination ? false : process.stdout.isTTY === true);
+  const settings = {
+    name,
+    level: options.level ?? process.env.DEVEX_LOG_LEVEL ?? "info",
+    redact: { paths: redactPaths, censor: "[redacted]" },
+    base: { service: name },
+  };
+  if (format === "json") return pino(settings, target);
+  const logger: Logger = pino(
+    settings,
+    prettyDestination(target, {
+      colour: coloursFor(target, process.env),
+      verbose: () => logger.levelVal <= pino.levels.values.debug,
+    }),
   );
+  return logger;
+}
+
+/** DEVEX_LOG_FORMAT if set, else pretty for a terminal and JSON for anything else (a pipe, a file). */
+export function logFormat(env: NodeJS.ProcessEnv, toTerminal: boolean): LogFormat {
+  const wanted = env.DEVEX_LOG_FORMAT;
+  if (wanted === "json" || wanted === "pretty") return wanted;
+  if (wanted) throw new Error(`DEVEX_LOG_FORMAT must be json or pretty, not ${JSON.stringify(wanted)}`);
+  return toTerminal ? "pretty" : "json";
+}
+
+/** ANSI colours only for a terminal, and not when NO_COLOR is set (https://no-color.org: set and not empty). */
+function coloursFor(target: DestinationStream, env: NodeJS.ProcessEnv): boolean {
+  const fd = (target as { fd?: unknown }).fd;
+  return !env.NO_COLOR && typeof fd === "number" && isatty(fd);
 }
 
 /**
