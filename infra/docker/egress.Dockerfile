@@ -2,29 +2,30 @@
 # Devex egress proxy (services/egress): how repl pods reach names under their egress policy.
 # Build from the repository root:
 #   docker build -f infra/docker/egress.Dockerfile -t ghcr.io/devex/egress:dev .
+# The image holds the proxy's bundle (dist/egress, from scripts/build.mjs), no node_modules.
+# Source maps stay beside the bundles, so a minified stack trace maps back to the sources: offline
+# from a log, or live with NODE_OPTIONS=--enable-source-maps (off by default: ~18 MB more per runner).
 ARG NODE_IMAGE=node:20.20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN --mount=type=cache,target=/root/.npm npm install --no-audit --no-fund
-COPY tsconfig.json ./
-COPY infra/docker/tsconfig.build.json ./tsconfig.build.json
+# No scripts: the postinstall builds every target, and the sources are not here yet.
+RUN --mount=type=cache,target=/root/.npm npm install --ignore-scripts --no-audit --no-fund
+COPY tsconfig.base.json tsconfig.json ./
+COPY scripts/build.mjs scripts/build.mjs
 COPY gen gen
-COPY descriptors descriptors
 COPY lib lib
-COPY services services
-RUN npx tsc -p tsconfig.build.json \
- && npm prune --omit=dev --no-audit --no-fund
+COPY services/egress services/egress
+RUN node scripts/build.mjs egress && rm dist/egress/meta.json
 
 FROM ${NODE_IMAGE} AS egress
 ENV NODE_ENV=production \
     DEVEX_EGRESS_HOST=0.0.0.0 \
     DEVEX_EGRESS_PORT=3128
 WORKDIR /app
-COPY --from=build /src/package.json ./package.json
-COPY --from=build /src/node_modules ./node_modules
-COPY --from=build /src/dist ./dist
+COPY infra/docker/image-package.json ./package.json
+COPY --from=build /src/dist/egress ./dist/egress
 USER 1000:1000
 EXPOSE 3128
-CMD ["node", "dist/services/egress/src/main.js"]
+CMD ["node", "dist/egress/main.mjs"]

@@ -1,24 +1,27 @@
 # syntax=docker/dockerfile:1.7
 # Devex runner: the per-repl sandbox service, shipping the lib/sync CLI that the Kubernetes driver's
-# restore init container and persist ephemeral container run (/app/dist/lib/sync/cli.js).
+# restore init container and persist ephemeral container run (/app/dist/sync/cli.mjs).
 # Targets: runner-base, runner-node (default), runner-python. Build from the repository root:
 #   docker build -f infra/docker/runner.Dockerfile --target runner-node   -t ghcr.io/devex/runner-node:dev .
 #   docker build -f infra/docker/runner.Dockerfile --target runner-python -t ghcr.io/devex/runner-python:dev .
+# /app holds the runner and sync bundles (dist/runner, dist/sync, from scripts/build.mjs) and of
+# node_modules only the native addon they leave outside: @lydell/node-pty and its platform package.
+# Source maps stay beside the bundles, so a minified stack trace maps back to the sources: offline
+# from a log, or live with NODE_OPTIONS=--enable-source-maps (off by default: ~18 MB more per runner).
 ARG NODE_IMAGE=node:20.20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN --mount=type=cache,target=/root/.npm npm install --no-audit --no-fund
-COPY tsconfig.json ./
-COPY infra/docker/tsconfig.build.json ./tsconfig.build.json
+# No scripts: the postinstall builds every target, and the sources are not here yet. npm installs
+# node-pty's prebuilt binary for this platform only (@lydell/node-pty-linux-x64 or -arm64).
+RUN --mount=type=cache,target=/root/.npm npm install --ignore-scripts --no-audit --no-fund
+COPY tsconfig.base.json tsconfig.json ./
+COPY scripts/build.mjs scripts/build.mjs
 COPY gen gen
-COPY descriptors descriptors
 COPY lib lib
-COPY services services
-RUN npx tsc -p tsconfig.build.json \
- && mkdir -p dist/descriptors && cp descriptors/devex.binpb dist/descriptors/devex.binpb \
- && npm prune --omit=dev --no-audit --no-fund
+COPY services/runner services/runner
+RUN node scripts/build.mjs runner sync && rm dist/runner/meta.json dist/sync/meta.json
 
 # What every repl gets: a shell, git, certificates, the runner and the sync CLI. The user is
 # devex (1000) with HOME /home/devex; in Kubernetes the root filesystem is read-only and
@@ -37,14 +40,16 @@ ENV NODE_ENV=production \
     DEVEX_RUNNER_HOST=0.0.0.0 \
     DEVEX_RUNNER_PORT=8090
 WORKDIR /app
-COPY --from=build /src/package.json ./package.json
-COPY --from=build /src/node_modules ./node_modules
-COPY --from=build /src/dist ./dist
+COPY infra/docker/image-package.json ./package.json
+COPY --from=build /src/node_modules/@lydell ./node_modules/@lydell
+COPY --from=build /src/dist/sync ./dist/sync
+COPY --from=build /src/dist/runner ./dist/runner
 USER 1000:1000
 WORKDIR /workspace
 EXPOSE 8090
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "/app/dist/services/runner/src/main.js"]
+# The flags of lib/contracts/runner-node-flags.ts, which core's local pool passes too.
+CMD ["node", "--max-semi-space-size=1", "/app/dist/runner/main.mjs"]
 
 # Python repls: python3 with pip and venv.
 FROM runner-base AS runner-python

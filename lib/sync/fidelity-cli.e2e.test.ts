@@ -53,7 +53,7 @@ describe("workspace fidelity through the sync CLI (Kubernetes init and persist c
     const sync = async (op: "restore" | "persist") => {
       const [sh, c, script, node, cli, ...args] = syncCommand(op, id);
       assert.equal(node, "node");
-      assert.equal(cli, "/app/dist/lib/sync/cli.js");
+      assert.equal(cli, "/app/dist/sync/cli.mjs");
       const terminationLog = join(tmp, name, `${op}.termination-log`);
       const argv = [c, script.replace("/dev/termination-log", terminationLog), process.execPath];
       const out = await run(sh, [...argv, "--import", "tsx", CLI, ...args.map(map)], {

@@ -86,7 +86,7 @@ describe("Kubernetes driver against the fake API server", () => {
       "-c",
       'exec "$0" "$@" > /dev/termination-log',
       "node",
-      "/app/dist/lib/sync/cli.js",
+      "/app/dist/sync/cli.mjs",
       "restore",
       "--dir",
       "/workspaces/r-start",

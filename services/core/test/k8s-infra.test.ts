@@ -9,7 +9,9 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import yaml from "js-yaml";
+import { runnerNodeFlags } from "../../../lib/contracts/runner-node-flags.js";
 import { AddressSet, ALLOW_ALL, DENY_ALL, type EgressPolicy, PRIVATE_CIDRS } from "../../../lib/egress/policy.js";
+import { targets } from "../../../scripts/build.mjs";
 import { coreConfigSchema } from "../src/config.js";
 import { EGRESS_PROXY_LABELS } from "../src/driver/kubernetes/egress-policy.js";
 import {
@@ -22,6 +24,7 @@ import {
   buildService,
   ownerReference,
   plain,
+  syncCommand,
 } from "../src/driver/kubernetes/objects.js";
 import { driverFor, EGRESS_SECRET, NS, startRequest, startValidatingFake, testSettings } from "./k8s-fixtures.js";
 import { loadDocs, type Obj, render } from "./k8s-kustomize.js";
@@ -256,21 +259,120 @@ describe("RBAC in infra grants exactly the verbs the driver uses", () => {
 describe("Dockerfiles and the workflow", () => {
   const dockerfile = (name: string) => readFileSync(join(root, "infra/docker", name), "utf8");
 
-  it("images are multi-stage, end as a non-root user, and the runner ships the sync CLI the driver runs", () => {
-    for (const name of ["core.Dockerfile", "runner.Dockerfile", "mcp.Dockerfile", "egress.Dockerfile"]) {
-      const text = dockerfile(name);
-      assert.ok((text.match(/^FROM /gm) ?? []).length >= 2, `${name} is multi-stage`);
-      const users = text.match(/^USER .+$/gm) ?? [];
-      assert.equal(users.at(-1), "USER 1000:1000", `${name} ends non-root`);
+  /** A Dockerfile's stages in order: continuation lines joined, comments dropped. */
+  function stages(text: string) {
+    const list: { name: string; from: string; lines: string[] }[] = [];
+    for (const line of text.replace(/\\\n\s*/g, " ").split("\n")) {
+      const from = /^FROM (\S+) AS (\S+)$/.exec(line);
+      if (from) list.push({ from: from[1]!, name: from[2]!, lines: [] });
+      else if (line && !line.startsWith("#")) list.at(-1)?.lines.push(line);
     }
-    assert.match(dockerfile("egress.Dockerfile"), /^CMD \["node", "dist\/services\/egress\/src\/main\.js"\]$/m);
+    return list;
+  }
+  const copies = (lines: string[]) =>
+    lines
+      .filter((l) => l.startsWith("COPY "))
+      .map((l) => {
+        const args = l.split(" ").slice(1);
+        const from = args[0]!.startsWith("--from=") ? args.shift()!.slice("--from=".length) : undefined;
+        return { from, srcs: args.slice(0, -1), src: args[0]!, dest: args.at(-1)! };
+      });
+
+  /** Per image: the build targets (scripts/build.mjs) it ships and the data files it reads. */
+  const images: Record<string, { targets: string[]; data: string[] }> = {
+    "core.Dockerfile": { targets: ["core"], data: ["templates"] },
+    "mcp.Dockerfile": { targets: ["mcp"], data: ["descriptors/devex.binpb"] },
+    "egress.Dockerfile": { targets: ["egress"], data: [] },
+    "runner.Dockerfile": { targets: ["runner", "sync"], data: [] },
+  };
+
+  it("images are multi-stage, end as a non-root user, and bundle from a scriptless install", () => {
+    for (const [name, image] of Object.entries(images)) {
+      const text = dockerfile(name);
+      const [build, ...rest] = stages(text);
+      assert.equal(build?.name, "build", `${name} starts with its build stage`);
+      assert.ok(rest.length >= 1, `${name} is multi-stage`);
+      assert.equal((text.match(/^USER .+$/gm) ?? []).at(-1), "USER 1000:1000", `${name} ends non-root`);
+      // npm install would run the postinstall (a build of every target) before the sources are copied.
+      const install = build.lines.findIndex((l) => /^RUN .*npm install --ignore-scripts/.test(l));
+      const sources = build.lines.indexOf("COPY lib lib");
+      assert.ok(install >= 0 && install < sources, `${name}: npm install --ignore-scripts before the sources`);
+      const run = build.lines.find((l) => l.includes("node scripts/build.mjs"));
+      assert.deepEqual(
+        /node scripts\/build\.mjs ([\w ]+?)(?: &&|$)/.exec(run ?? "")?.[1]?.split(" "),
+        image.targets,
+        name,
+      );
+      for (const target of image.targets) assert.ok(target in targets, `${target} is a build target`);
+    }
+  });
+
+  it("final stages carry only their bundles, package.json and data: no node_modules but the runner's node-pty", () => {
+    const pkg = JSON.parse(readFileSync(join(root, "infra/docker/image-package.json"), "utf8"));
+    assert.equal(pkg.name, "devex", "what lib/kit/project-root.ts looks for");
+    for (const [name, image] of Object.entries(images)) {
+      const final = stages(dockerfile(name)).slice(1);
+      const lines = final.flatMap((s) => s.lines);
+      const copied = copies(lines);
+      const workdir = lines.indexOf("WORKDIR /app");
+      assert.ok(workdir >= 0 && workdir < lines.findIndex((l) => l.startsWith("COPY ")), `${name} fills /app`);
+      assert.ok(
+        copied.every((c) => c.srcs.length === 1),
+        `${name}: one source per COPY in the final stages`,
+      );
+      assert.ok(!copied.some((c) => /(^|\/)node_modules\/?$/.test(c.src)), `${name} copies no whole node_modules`);
+      const fromBuild = copied.filter((c) => c.from === "build");
+      const bundles = fromBuild.filter((c) => c.src.startsWith("/src/dist/"));
+      assert.deepEqual(
+        bundles.map((c) => `${c.src} ${c.dest}`).sort(),
+        image.targets.map((t) => `/src/dist/${t} ./dist/${t}`).sort(),
+        `${name} ships exactly its bundles`,
+      );
+      const modules = fromBuild.filter((c) => !c.src.startsWith("/src/dist/"));
+      assert.deepEqual(
+        modules.map((c) => [c.src, c.dest]),
+        name === "runner.Dockerfile" ? [["/src/node_modules/@lydell", "./node_modules/@lydell"]] : [],
+        `${name}: of node_modules, only the native addon the runner bundle leaves outside`,
+      );
+      const fromContext = copied.filter((c) => !c.from).map((c) => [c.src, c.dest]);
+      assert.deepEqual(
+        fromContext,
+        [["infra/docker/image-package.json", "./package.json"], ...image.data.map((d) => [d, `./${d}`])],
+        `${name}: the minimal package.json and the data it reads`,
+      );
+      const cmd = lines.filter((l) => l.startsWith("CMD ")).at(-1)!;
+      const entry = (JSON.parse(cmd.slice("CMD ".length)) as string[]).at(-1)!;
+      const [, target, out] = /^(?:\/app\/)?dist\/(\w+)\/(\w+)\.mjs$/.exec(entry) ?? [];
+      assert.ok(target && image.targets.includes(target) && out! in targets[target]!, `${name} runs ${entry}`);
+    }
+  });
+
+  it("the runner image runs with the runner node flags and ships the sync CLI where the driver runs it", () => {
     const runner = dockerfile("runner.Dockerfile");
     for (const target of ["runner-base", "runner-node", "runner-python"])
       assert.match(runner, new RegExp(`AS ${target}$`, "m"));
-    assert.match(runner, /^WORKDIR \/app$/m);
-    assert.match(runner, /^COPY --from=build \/src\/dist \.\/dist$/m);
-    const build = JSON.parse(readFileSync(join(root, "infra/docker/tsconfig.build.json"), "utf8"));
-    assert.ok(build.include.includes("lib"), "lib/sync is compiled into /app/dist/lib/sync/cli.js");
+    assert.match(runner, /^ENTRYPOINT \["\/usr\/bin\/tini", "--"\]$/m);
+    const cmd = runner.match(/^CMD (.+)$/m)![1]!;
+    assert.deepEqual(JSON.parse(cmd), ["node", ...runnerNodeFlags, "/app/dist/runner/main.mjs"]);
+    const [, , , , cli] = syncCommand("restore", { replId: "r", workspacePrefix: "repl/u/r/" });
+    assert.equal(cli, "/app/dist/sync/cli.mjs");
+    assert.ok("cli" in targets.sync!, "dist/sync/cli.mjs is what scripts/build.mjs writes");
+    assert.match(runner, /^COPY --from=build \/src\/dist\/sync \.\/dist\/sync$/m);
+  });
+
+  it("each .dockerignore is an allowlist that lets through what its Dockerfile copies from the context", () => {
+    for (const name of Object.keys(images)) {
+      const patterns = dockerfile(`${name}.dockerignore`)
+        .split("\n")
+        .filter((l) => l && !l.startsWith("#"));
+      assert.equal(patterns[0], "*", `${name}.dockerignore starts by excluding everything`);
+      const allowed = patterns.filter((p) => p.startsWith("!")).map((p) => p.slice(1));
+      const fromContext = copies(stages(dockerfile(name)).flatMap((s) => s.lines)).filter((c) => !c.from);
+      for (const src of fromContext.flatMap((c) => c.srcs)) {
+        const covered = allowed.some((p) => p === src || src.startsWith(`${p}/`) || p.startsWith(`${src}/`));
+        assert.ok(covered, `${name}.dockerignore lets ${src} through`);
+      }
+    }
   });
 
   it("the kind workflow is valid YAML and runs the contract suite", () => {

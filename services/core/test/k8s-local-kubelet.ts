@@ -6,7 +6,7 @@
  * - Volumes: every emptyDir is a directory per pod (uid); paths in a container's command and env
  *   that fall under one of its volumeMounts are mapped into it (into its subPath folder, if set).
  * - Sync containers (restore init container, persist ephemeral container): the command must be the
- *   driver's `sh -c 'exec "$0" "$@" > /dev/termination-log' node /app/dist/lib/sync/cli.js <op> ...`.
+ *   driver's `sh -c 'exec "$0" "$@" > /dev/termination-log' node /app/dist/sync/cli.mjs <op> ...`.
  *   The arguments are parsed by lib/sync/cli.ts's own parser and its runSync runs in-process
  *   against the injected blob store. The JSON result becomes the termination message (what the
  *   redirect to /dev/termination-log gives); a failure exits 1 with the error as the message (what
@@ -53,7 +53,7 @@ export function createLocalKubelet(opts: { blobs: BlobStore; root: string }): Lo
       const [sh, c, script, node, cli, op, ...args] = cmd;
       if (sh !== "sh" || c !== "-c" || script !== RESULT_TO_TERMINATION_LOG || node !== "node")
         return { exitCode: 127, message: `this runtime only runs the lib/sync CLI, not ${cmd.join(" ")}` };
-      if (cli !== "/app/dist/lib/sync/cli.js") return { exitCode: 2, message: usage };
+      if (cli !== "/app/dist/sync/cli.mjs") return { exitCode: 2, message: usage };
       const run = parseSyncArgs([op, ...args]);
       if (!run) return { exitCode: 2, message: usage };
       const map = mapper(pod, container);

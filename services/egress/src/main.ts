@@ -1,5 +1,5 @@
 /**
- * The cluster's egress proxy: `node dist/services/egress/src/main.js` (configuration in config.ts;
+ * The cluster's egress proxy: `node dist/egress/main.mjs` (configuration in config.ts;
  * deployed by infra/k8s/base/egress.yaml). Stateless: policies are read from core's Redis.
  */
 import { hostAddresses } from "../../../lib/egress/host-ranges.js";

@@ -165,7 +165,7 @@ export function syncCommand(
     "-c",
     RESULT_TO_TERMINATION_LOG,
     "node",
-    "/app/dist/lib/sync/cli.js",
+    "/app/dist/sync/cli.mjs",
     op,
     "--dir",
     workspaceDir(id.replId),
