@@ -2,8 +2,8 @@
  * Workspace sync from the command line, for the Kubernetes init container (restore) and the
  * ephemeral persist container:
  *
- *   npx tsx lib/sync/cli.ts restore --dir /workspace --prefix repl/alice/r1234/ [--manifest PATH] [--concurrency 32] [--generation N]
- *   npx tsx lib/sync/cli.ts persist --dir /workspace --prefix repl/alice/r1234/ [--manifest PATH] [--keep-generations 5]
+ *   node dist/sync/cli.mjs restore --dir /workspace --prefix repl/alice/r1234/ [--manifest PATH] [--concurrency 32] [--generation N]
+ *   node dist/sync/cli.mjs persist --dir /workspace --prefix repl/alice/r1234/ [--manifest PATH] [--keep-generations 5]
  *
  * With `--home DIR --home-prefix home/alice/r1234/ [--home-manifest PATH]` the same run also
  * restores or persists the repl's home (minus caches: home.ts) after the workspace.

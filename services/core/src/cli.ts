@@ -1,7 +1,7 @@
 /**
  * Admin commands that act directly on the configured store (same environment as core).
  *
- *   npx tsx services/core/src/cli.ts create-token --user <user> --name <name> [--ttl 30d]
+ *   node dist/core/cli.mjs create-token --user <user> --name <name> [--ttl 30d]
  *
  * Prints the new API token's secret on stdout (once; it is stored only as a hash). With the
  * embedded store, run it while core is stopped: core keeps the embedded state in memory and would
@@ -15,7 +15,7 @@ import { DEFAULT_TOKEN_TTL_MS, issueApiToken } from "./auth/secrets.js";
 import { coreConfigSchema } from "./config.js";
 import { openStateStore } from "./storage.js";
 
-const usage = "usage: npx tsx services/core/src/cli.ts create-token --user <user> --name <name> [--ttl 30d]";
+const usage = "usage: node dist/core/cli.mjs create-token --user <user> --name <name> [--ttl 30d]";
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -1,4 +1,4 @@
-/** The MCP server over Streamable HTTP: `npx tsx services/mcp/src/main.ts` (configuration in config.ts). */
+/** The MCP server over Streamable HTTP: `node dist/mcp/main.mjs` (configuration in config.ts). */
 import { createLogger } from "../../../lib/kit/log.js";
 import { startServer } from "../../../lib/kit/server.js";
 import { onShutdown } from "../../../lib/kit/shutdown.js";

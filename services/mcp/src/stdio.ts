@@ -1,6 +1,6 @@
 /**
  * The MCP server over stdio, for agents that launch their tools as processes (Claude Desktop,
- * Cursor): `DEVEX_CORE_URL=... DEVEX_TOKEN=... npx tsx services/mcp/src/stdio.ts`. Logs go to
+ * Cursor): `DEVEX_CORE_URL=... DEVEX_TOKEN=... node dist/mcp/stdio.mjs`. Logs go to
  * stderr; stdout carries only the protocol.
  */
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";

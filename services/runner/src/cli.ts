@@ -1,9 +1,9 @@
 /**
  * Developer commands for running a runner without core:
  *
- *   npx tsx services/runner/src/cli.ts keygen [--out <dir>]
+ *   node dist/runner/cli.mjs keygen [--out <dir>]
  *       Writes token-signing.pem (private) and token-signing.pub.pem (public) into <dir> (default .).
- *   npx tsx services/runner/src/cli.ts mint --key <private.pem> --repl <id> [--user <u>] [--ttl 1h]
+ *   node dist/runner/cli.mjs mint --key <private.pem> --repl <id> [--user <u>] [--ttl 1h]
  *       [--aud runner|runner-admin] [--scope files,terminals,exec,preview]
  *       Prints an access token for that repl.
  */

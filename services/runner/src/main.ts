@@ -1,5 +1,5 @@
 /**
- * The runner's one entry point: `npx tsx services/runner/src/main.ts`, configured from the
+ * The runner's one entry point: `node dist/runner/main.mjs`, configured from the
  * environment (see config.ts and services/runner/README.md).
  */
 import { createLogger } from "../../../lib/kit/log.js";
