@@ -52,7 +52,7 @@ export interface SyncRun {
 }
 
 export const usage =
-  "usage: cli.ts restore|persist --dir DIR --prefix repl/<user>/<replId>/ [--manifest PATH] [--generation N] [--keep-generations N] [--concurrency N] [--home DIR --home-prefix home/<user>/<replId>/ [--home-manifest PATH]]";
+  "usage: node dist/sync/cli.mjs restore|persist --dir DIR --prefix repl/<user>/<replId>/ [--manifest PATH] [--generation N] [--keep-generations N] [--concurrency N] [--home DIR --home-prefix home/<user>/<replId>/ [--home-manifest PATH]]";
 
 /** The command line as a run, or undefined on bad usage. */
 export function parseSyncArgs(argv: string[]): SyncRun | undefined {

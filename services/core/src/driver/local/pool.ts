@@ -10,7 +10,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
-import { chown, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chown, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { join } from "node:path";
 import { pooledRunnerArgs, type RunnerToPool } from "../../../../../lib/contracts/pooled-runner.js";
@@ -66,8 +66,11 @@ export const runnerEntry = join(projectRoot, "dist/runner/pooled.mjs");
 /** What a runner process needs of the project, read-only in its sandbox: its bundle and the PTY addon. */
 export const runnerCode = ["dist/runner", "node_modules/@lydell"].map((p) => join(projectRoot, p));
 
+/** Writes a runner's record whole or not at all: other claims and a restarted core read records at any time. */
 export async function writeRecord(dir: string, record: RunnerRecord): Promise<void> {
-  await writeFile(join(dir, "record.json"), JSON.stringify(record));
+  const partial = join(dir, `record.json.${randomBytes(4).toString("hex")}.tmp`);
+  await writeFile(partial, JSON.stringify(record));
+  await rename(partial, join(dir, "record.json"));
 }
 
 interface PoolEntry {
