@@ -1,9 +1,15 @@
 // Types for scripts/build.mjs (plain JavaScript, so that it runs before anything is built).
-export declare const targets: Record<string, Record<string, string>>;
-export declare function isStale(target: string): boolean;
-export declare function buildTarget(target: string): Promise<{ bytes: number; inputs: number }>;
+type Entries = Record<string, string>;
+export declare const targets: Record<string, Entries>;
+export declare function isStale(target: string, options?: { root?: string }): boolean;
+export declare function buildTarget(
+  target: string,
+  options?: { root?: string; entries?: Entries },
+): Promise<{ bytes: number; inputs: number }>;
 export declare function buildAll(options?: {
   names?: string[];
   ifStale?: boolean;
   log?: (line: string) => void;
+  root?: string;
+  entries?: Record<string, Entries>;
 }): Promise<void>;

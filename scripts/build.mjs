@@ -7,16 +7,18 @@
  *   node scripts/build.mjs [--if-stale] [--quiet] [target...]
  *
  * `npm install` runs it (postinstall); `npm start`, the `devex` command and the tests run it with
- * --if-stale, which rebuilds only a target whose inputs (its metafile's list) changed since its
- * build. Without a checkout's sources (an image, an installed CLI) there is nothing to check.
+ * --if-stale, which rebuilds only a target one of whose inputs changed (meta.json records each
+ * input's size and mtime). Builds of a target take turns (a lock folder), and a build is staged
+ * beside the target and moved in file by file, so a process starting meanwhile never finds a
+ * target missing or half written, and one already running still finds the chunks it loaded from.
  * A plain .mjs file so that it runs before anything is built.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
+const projectRoot = fileURLToPath(new URL("..", import.meta.url));
 
 /**
  * One folder of dist/ per target; entry points are named by their output file. Code shared by a
@@ -36,6 +38,9 @@ export const targets = {
   start: { main: "scripts/start.ts" },
 };
 
+/** Files besides the bundled modules that change a build (when they exist: a packed copy has no lockfile). */
+const buildFiles = ["scripts/build.mjs", "package-lock.json", "tsconfig.json", "tsconfig.base.json"];
+
 /** Native addons stay outside the bundles: node-pty loads its prebuilt binary beside its package. */
 const external = ["@lydell/node-pty"];
 
@@ -49,77 +54,166 @@ const banner = [
   "const __dirname = __devexDirname(__filename);",
 ].join("\n");
 
-/** dist/cli is a package of its own: `npm install -g ./dist/cli` installs `devex` with no other dependency. */
-function cliPackage() {
+/** Chunks no build has written for this long are not loaded by any process still running. */
+const KEEP_OLD_CHUNKS_MS = 24 * 3600_000;
+/** A lock whose holder is gone, or older than this, is broken. */
+const LOCK_STALE_MS = 10 * 60_000;
+
+/** dist/cli is a package of its own: `npm pack dist/cli` makes an installable `devex` with no dependency. */
+function cliPackage(root) {
   const { version, license, engines } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
   const bin = { devex: "devex.mjs" };
-  return `${JSON.stringify({ name: "devex-cli", version, description: "The Devex command line client", license, type: "module", bin, engines }, null, 2)}\n`;
+  const pkg = { name: "devex-cli", version, description: "The Devex command line client", license, type: "module" };
+  return `${JSON.stringify({ ...pkg, bin, engines }, null, 2)}\n`;
 }
 
-const outDir = (target) => join(root, "dist", target);
-const metaFile = (target) => join(outDir(target), "meta.json");
+const fingerprint = (path) => {
+  const s = statSync(path);
+  return [s.mtimeMs, s.size];
+};
 
-/** True when `target` has no build, or a file it was built from changed since. */
-export function isStale(target) {
-  const meta = metaFile(target);
-  if (!existsSync(meta)) return true;
-  const { builtAt, inputs } = JSON.parse(readFileSync(meta, "utf8"));
-  for (const input of [...inputs, "scripts/build.mjs", "package-lock.json"]) {
-    const path = join(root, input);
-    // A deleted input changes the build too (an import now resolves elsewhere or fails).
-    if (!existsSync(path) || statSync(path).mtimeMs > builtAt) return true;
+/** True when `target` has no build, or a file it was built from changed, appeared or went away since. */
+export function isStale(target, { root = projectRoot } = {}) {
+  let inputs;
+  try {
+    ({ inputs } = JSON.parse(readFileSync(join(root, "dist", target, "meta.json"), "utf8")));
+  } catch {
+    return true;
+  }
+  for (const file of buildFiles) if (existsSync(join(root, file)) !== file in inputs) return true;
+  for (const [file, [mtimeMs, size]] of Object.entries(inputs)) {
+    const path = join(root, file);
+    if (!existsSync(path)) return true;
+    const [m, s] = fingerprint(path);
+    if (m !== mtimeMs || s !== size) return true;
   }
   return false;
 }
 
-/** Bundles one target into dist/<target>/ and records its inputs. */
-export async function buildTarget(target) {
+/** Holds dist/.lock-<target> while `fn` runs: builds of one target take turns across processes. */
+async function withLock(root, target, fn) {
+  const lock = join(root, "dist", `.lock-${target}`);
+  await mkdir(dirname(lock), { recursive: true });
+  for (;;) {
+    try {
+      await mkdir(lock);
+      await writeFile(join(lock, "pid"), String(process.pid));
+      break;
+    } catch (err) {
+      if (err.code !== "EEXIST") throw err;
+      if (await lockAbandoned(lock)) await rm(lock, { recursive: true, force: true });
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+  }
+}
+
+async function lockAbandoned(lock) {
+  const since = await stat(lock).then(
+    (s) => Date.now() - s.mtimeMs,
+    () => 0,
+  );
+  const pid = Number(await readFile(join(lock, "pid"), "utf8").catch(() => ""));
+  if (!pid) return since > 5000; // created but never filled in: its holder died in between
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if (err.code === "ESRCH") return true;
+  }
+  return since > LOCK_STALE_MS;
+}
+
+/** Every file under `dir`, as paths relative to it. */
+async function filesUnder(dir) {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => relative(dir, join(e.parentPath ?? e.path, e.name)));
+}
+
+/**
+ * Bundles one target into a staging folder, then moves its files into dist/<target> one rename at
+ * a time: chunks first, then the entry points that import them, meta.json last (a build that dies
+ * halfway stays stale). Chunks of earlier builds stay a day for processes that loaded from them.
+ */
+export async function buildTarget(target, { root = projectRoot, entries = targets[target] } = {}) {
   const { build } = await import("esbuild");
-  const dir = outDir(target);
-  const builtAt = Date.now();
-  await rm(dir, { recursive: true, force: true });
-  const result = await build({
-    absWorkingDir: root,
-    entryPoints: Object.entries(targets[target]).map(([out, src]) => ({ in: src, out })),
-    outdir: dir,
-    bundle: true,
-    splitting: true,
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    outExtension: { ".js": ".mjs" },
-    chunkNames: "chunks/[name]-[hash]",
-    external,
-    // The CLI's entry is run as a program once installed on its own (cliPackage below).
-    banner: { js: target === "cli" ? `#!/usr/bin/env node\n${banner}` : banner },
-    // Less source to parse and to keep in every process (V8 holds it for Function.prototype.toString);
-    // functions and classes keep their names for logs and error types, the source map has the rest.
-    minify: true,
-    keepNames: true,
-    legalComments: "none",
-    sourcemap: "linked",
-    metafile: true,
-    logLevel: "warning",
-  });
-  const inputs = Object.keys(result.metafile.inputs).filter((p) => !p.startsWith("<"));
-  await mkdir(dir, { recursive: true });
-  await writeFile(metaFile(target), JSON.stringify({ builtAt, inputs }));
-  if (target === "cli") await writeFile(join(dir, "package.json"), cliPackage());
-  const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
-  return { bytes, inputs: inputs.length };
+  const dir = join(root, "dist", target);
+  const staging = join(root, "dist", `.staging-${target}-${process.pid}`);
+  await rm(staging, { recursive: true, force: true });
+  try {
+    const result = await build({
+      absWorkingDir: root,
+      entryPoints: Object.entries(entries).map(([out, src]) => ({ in: src, out })),
+      outdir: staging,
+      bundle: true,
+      splitting: true,
+      format: "esm",
+      platform: "node",
+      target: "node20",
+      outExtension: { ".js": ".mjs" },
+      chunkNames: "chunks/[name]-[hash]",
+      external,
+      // The CLI's entry is run as a program once installed on its own (cliPackage).
+      banner: { js: target === "cli" ? `#!/usr/bin/env node\n${banner}` : banner },
+      // Less source to parse and to keep in every process (V8 holds it for Function.prototype.toString);
+      // functions and classes keep their names for logs and error types, the source map has the rest.
+      minify: true,
+      keepNames: true,
+      legalComments: "none",
+      sourcemap: "linked",
+      metafile: true,
+      logLevel: "warning",
+    });
+    const inputs = {};
+    const read = [...Object.keys(result.metafile.inputs), ...buildFiles.filter((f) => existsSync(join(root, f)))];
+    for (const file of read) if (!file.startsWith("<")) inputs[file] = fingerprint(join(root, file));
+    await writeFile(join(staging, "meta.json"), JSON.stringify({ inputs }));
+    if (target === "cli") await writeFile(join(staging, "package.json"), cliPackage(root));
+    const files = await filesUnder(staging);
+    const order = (f) => (f === "meta.json" ? 2 : f.startsWith("chunks/") ? 0 : 1);
+    for (const file of files.sort((a, b) => order(a) - order(b))) {
+      await mkdir(dirname(join(dir, file)), { recursive: true });
+      await rename(join(staging, file), join(dir, file));
+    }
+    await pruneOldChunks(dir, new Set(files));
+    const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
+    return { bytes, inputs: Object.keys(result.metafile.inputs).length };
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+async function pruneOldChunks(dir, current) {
+  for (const file of await filesUnder(dir)) {
+    if (current.has(file)) continue;
+    const age = Date.now() - (await stat(join(dir, file))).mtimeMs;
+    if (!file.startsWith("chunks/") || age > KEEP_OLD_CHUNKS_MS) await rm(join(dir, file), { force: true });
+  }
 }
 
 /** Builds the named targets (all by default), those with changed inputs only when `ifStale`. */
-export async function buildAll({ names = Object.keys(targets), ifStale = false, log = console.error } = {}) {
+export async function buildAll({
+  root = projectRoot,
+  entries = targets,
+  names = Object.keys(entries),
+  ifStale = false,
+  log = console.error,
+} = {}) {
   for (const name of names) {
-    if (!(name in targets)) throw new Error(`unknown build target ${name} (one of ${Object.keys(targets).join(", ")})`);
-    if (ifStale && !isStale(name)) continue;
-    const t0 = performance.now();
-    log(`building ${name} (dist/${name})…`);
-    const { bytes, inputs } = await buildTarget(name);
-    log(
-      `built ${name}: ${inputs} modules into ${(bytes / 1e6).toFixed(1)} MB in ${Math.round(performance.now() - t0)} ms`,
-    );
+    if (!(name in entries)) throw new Error(`unknown build target ${name} (one of ${Object.keys(entries).join(", ")})`);
+    if (ifStale && !isStale(name, { root })) continue;
+    await withLock(root, name, async () => {
+      // Another process may have built it while this one waited for the lock.
+      if (ifStale && !isStale(name, { root })) return;
+      const t0 = performance.now();
+      log(`building ${name} (dist/${name})…`);
+      const { bytes, inputs } = await buildTarget(name, { root, entries: entries[name] });
+      const ms = Math.round(performance.now() - t0);
+      log(`built ${name}: ${inputs} modules into ${(bytes / 1e6).toFixed(1)} MB in ${ms} ms`);
+    });
   }
 }
 

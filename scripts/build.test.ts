@@ -1,0 +1,126 @@
+/**
+ * scripts/build.mjs on a project of its own (a temp dir with a few modules): what makes a target
+ * stale, and that concurrent builds and processes running from a target never find it missing,
+ * half written or without the chunks they loaded from.
+ */
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm, unlink, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { buildAll, isStale } from "./build.mjs";
+
+const run = promisify(execFile);
+const buildScript = join(import.meta.dirname, "build.mjs");
+const entries = { app: { main: "src/main.ts" } };
+
+/** A module that prints `label` and loads a lazy one (a chunk of its own) when asked on stdin. */
+async function writeProject(root: string, label: string) {
+  await mkdir(join(root, "src"), { recursive: true });
+  await writeFile(join(root, "src/dep.ts"), `export const label: string = ${JSON.stringify(label)};\n`);
+  await writeFile(join(root, "src/lazy.ts"), `export const lazy = () => ${JSON.stringify(`lazy ${label}`)};\n`);
+  await writeFile(
+    join(root, "src/main.ts"),
+    [
+      'import { label } from "./dep.js";',
+      "console.log(label);",
+      'if (process.argv[2] === "--wait") {',
+      '  process.stdin.once("data", async () => console.log((await import("./lazy.js")).lazy()));',
+      "}",
+    ].join("\n"),
+  );
+}
+
+/** Runs buildAll in a process of its own; resolves with what it logged. */
+function buildInChild(root: string): Promise<string> {
+  const code = `import(${JSON.stringify(buildScript)}).then((m) => m.buildAll({ root: ${JSON.stringify(root)}, entries: ${JSON.stringify(entries)}, ifStale: true, log: (l) => console.log(l) }))`;
+  return run(process.execPath, ["-e", code]).then((r) => r.stdout);
+}
+
+describe("scripts/build.mjs", function () {
+  this.timeout(60_000);
+  let root: string;
+  const quiet = () => {};
+  const main = () => join(root, "dist/app/main.mjs");
+
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), "devex-build-"));
+    await writeProject(root, "one");
+    await buildAll({ root, entries, log: quiet });
+  });
+  afterEach(() => rm(root, { recursive: true, force: true }));
+
+  it("a built target runs and is fresh; it is stale after an input changes, goes back in time, or goes away", async () => {
+    assert.equal((await run(process.execPath, [main()])).stdout, "one\n");
+    assert.equal(isStale("app", { root }), false);
+
+    await writeProject(root, "two");
+    assert.equal(isStale("app", { root }), true, "an edited input");
+    await buildAll({ root, entries, ifStale: true, log: quiet });
+    assert.equal(isStale("app", { root }), false);
+    assert.equal((await run(process.execPath, [main()])).stdout, "two\n");
+
+    // A file restored from a backup or an archive keeps its older mtime: still a change.
+    await utimes(join(root, "src/dep.ts"), new Date(2001, 1, 1), new Date(2001, 1, 1));
+    assert.equal(isStale("app", { root }), true, "an input with an older mtime");
+    await buildAll({ root, entries, ifStale: true, log: quiet });
+
+    await writeFile(join(root, "package-lock.json"), "{}");
+    assert.equal(isStale("app", { root }), true, "a lockfile that appeared");
+    await buildAll({ root, entries, ifStale: true, log: quiet });
+    assert.equal(isStale("app", { root }), false);
+    await unlink(join(root, "package-lock.json"));
+    assert.equal(isStale("app", { root }), true, "a lockfile that went away");
+
+    await buildAll({ root, entries, ifStale: true, log: quiet });
+    await unlink(join(root, "dist/app/meta.json"));
+    assert.equal(isStale("app", { root }), true, "no record of the build");
+  });
+
+  it("builds racing each other build once, and a process started meanwhile always finds the target whole", async () => {
+    await writeProject(root, "three");
+    let runs = 0;
+    let failures = "";
+    let racing = true;
+    const runner = (async () => {
+      while (racing) {
+        const r = await run(process.execPath, [main()]).catch((e: Error) => ({ stdout: `FAILED ${e.message}` }));
+        runs++;
+        if (!/^(one|three)\n$/.test(r.stdout)) failures += `${r.stdout}\n`;
+      }
+    })();
+    const logs = await Promise.all([buildInChild(root), buildInChild(root), buildInChild(root)]);
+    racing = false;
+    await runner;
+    assert.equal(failures, "", `a run during the builds failed:\n${failures}`);
+    assert.ok(runs > 0);
+    assert.equal(logs.join("").match(/^built app/gm)?.length, 1, `one of the three built it:\n${logs.join("")}`);
+    assert.equal((await run(process.execPath, [main()])).stdout, "three\n");
+    assert.ok(!existsSync(join(root, "dist/.lock-app")), "the lock is released");
+  });
+
+  it("a process that started before a rebuild still loads its lazy chunk afterwards", async () => {
+    const child = spawn(process.execPath, [main(), "--wait"], { stdio: ["pipe", "pipe", "inherit"] });
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+    await writeProject(root, "four");
+    await buildAll({ root, entries, ifStale: true, log: quiet });
+    child.stdin.end("go\n");
+    const code = await exited;
+    assert.equal(code, 0, out);
+    assert.equal(out, "one\nlazy one\n", "the old build's chunk is still there");
+    assert.equal((await run(process.execPath, [main()])).stdout, "four\n", "a new process runs the new build");
+  });
+
+  it("a lock left by a process that died is broken, not waited on forever", async () => {
+    await mkdir(join(root, "dist/.lock-app"));
+    await writeFile(join(root, "dist/.lock-app/pid"), "999999999");
+    await writeProject(root, "five");
+    await buildAll({ root, entries, ifStale: true, log: quiet });
+    assert.equal((await run(process.execPath, [main()])).stdout, "five\n");
+  });
+});
