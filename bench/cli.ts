@@ -23,9 +23,9 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { machineCpu } from "./proc-mem.js";
-import { startScratchCore } from "./scratch-core.js";
-import { machine, median, percentile, round1 } from "./stats.js";
+import { machineCpu } from "./lib/proc-mem.js";
+import { startScratchCore } from "./lib/scratch-core.js";
+import { machine, median, percentile, round1 } from "./lib/stats.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 

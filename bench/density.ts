@@ -45,9 +45,9 @@ import {
   type ProcMem,
   procMem,
   totals,
-} from "./proc-mem.js";
-import { type ScratchCore, startScratchCore } from "./scratch-core.js";
-import { machine, median, percentile, round1, sum } from "./stats.js";
+} from "./lib/proc-mem.js";
+import { type ScratchCore, startScratchCore } from "./lib/scratch-core.js";
+import { machine, median, percentile, round1, sum } from "./lib/stats.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const NODE_RSS_TARGET_MB = 50;

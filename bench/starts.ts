@@ -22,7 +22,7 @@ import { runnerNodeFlags } from "../lib/contracts/runner-node-flags.js";
 import { projectRoot } from "../lib/kit/project-root.js";
 import { generateSigningKey } from "../lib/kit/tokens.js";
 import { freePort } from "../lib/testing/redis.js";
-import { machine, median, percentile, round1 } from "./stats.js";
+import { machine, median, percentile, round1 } from "./lib/stats.js";
 
 interface Start {
   name: string;

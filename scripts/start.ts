@@ -21,7 +21,6 @@ import { projectRoot } from "../lib/kit/project-root.js";
 import { onStopSignals } from "../lib/kit/shutdown.js";
 
 let stopping = false;
-const root = projectRoot;
 const env: NodeJS.ProcessEnv = {
   ...process.env,
   DEVEX_DATA_DIR: process.env.DEVEX_DATA_DIR || ".data",
@@ -35,7 +34,7 @@ const mcpUrl = `${(env.DEVEX_MCP_PUBLIC_URL || mcpBase).replace(/\/+$/, "")}${en
 /** Starts a service from its bundle (dist/, built by scripts/build.mjs before this script runs). */
 function run(script: string, extra: NodeJS.ProcessEnv = {}): ChildProcess {
   return spawn(process.execPath, [script], {
-    cwd: root,
+    cwd: projectRoot,
     env: { ...env, ...extra },
     // Own process group (out of the terminal's Ctrl-C) and an IPC channel that closes when we die.
     // Output goes straight to ours: a pipe through this script would break when it is killed.
@@ -56,13 +55,13 @@ async function healthy(url: string, child: ChildProcess, name: string): Promise<
 
 // The browser client core serves: built on the first start (`npm run build:web` rebuilds it).
 // DEVEX_SKIP_WEB_BUILD=1 starts without building (tests of the start script itself).
-if (!existsSync(join(root, "web/dist/index.html")) && process.env.DEVEX_SKIP_WEB_BUILD !== "1") {
+if (!existsSync(join(projectRoot, "web/dist/index.html")) && process.env.DEVEX_SKIP_WEB_BUILD !== "1") {
   process.stderr.write("building the web client (web/dist), once…\n");
   const t0 = performance.now();
-  const vite = join(root, "node_modules/vite/bin/vite.js");
+  const vite = join(projectRoot, "node_modules/vite/bin/vite.js");
   // Vite's own progress (modules transformed, chunks written) rather than a silent half minute.
   const built = spawnSync(process.execPath, [vite, "build", "--config", "web/vite.config.ts", "--logLevel", "info"], {
-    cwd: root,
+    cwd: projectRoot,
     stdio: "inherit",
   });
   if (built.status !== 0) process.stderr.write("web client build failed: core starts without it\n");

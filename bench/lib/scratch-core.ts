@@ -6,12 +6,12 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CoreClients } from "../lib/client/clients.js";
-import { coreClientsFor } from "../lib/client/node.js";
-import { createLogger, type LogOptions } from "../lib/kit/log.js";
-import { issueApiToken } from "../services/core/src/auth/secrets.js";
-import { coreConfigSchema } from "../services/core/src/config.js";
-import { type StartedCore, startCore } from "../services/core/src/start-core.js";
+import type { CoreClients } from "../../lib/client/clients.js";
+import { coreClientsFor } from "../../lib/client/node.js";
+import { createLogger, type LogOptions } from "../../lib/kit/log.js";
+import { issueApiToken } from "../../services/core/src/auth/secrets.js";
+import { coreConfigSchema } from "../../services/core/src/config.js";
+import { type StartedCore, startCore } from "../../services/core/src/start-core.js";
 
 export interface ScratchCore {
   e: StartedCore;

@@ -1,4 +1,4 @@
-/** Small numeric and machine helpers shared by the cli and density benches. */
+/** Small numeric and machine helpers shared by the benches (bench/lib/: helpers, not benches run by name). */
 import { cpus, release, totalmem } from "node:os";
 
 /** Nearest-rank percentile (p in 0..100) of a non-empty sample. */

@@ -11,7 +11,8 @@
  */
 import { spawnSync } from "node:child_process";
 import { constants } from "node:os";
-import { CliError, describeError } from "./errors.js";
+import { CliError } from "./cli-error.js";
+import { describeError } from "./errors.js";
 import { exitCodeOf } from "./exec.js";
 import { grpcChannel } from "./grpc-channel.js";
 import { ReplayGate } from "./replay-gate.js";

@@ -1,7 +1,8 @@
 /** login, logout, whoami. */
 import { coreClientsFor } from "../../lib/client/node.js";
+import { CliError } from "./cli-error.js";
 import { configPath, type Env, normalizeUrl, removeLogin, saveLogin } from "./config.js";
-import { CliError, describeError } from "./errors.js";
+import { describeError } from "./errors.js";
 import { openSession } from "./session.js";
 
 /** Verifies the token with GetCurrentUser before anything is written. */

@@ -6,7 +6,7 @@ import { buffer, text } from "node:stream/consumers";
 import { parseArgs } from "node:util";
 import { attachTerminal } from "./attach.js";
 import { login, logout, whoami } from "./auth.js";
-import { UsageError } from "./errors.js";
+import { UsageError } from "./cli-error.js";
 import { execCommand } from "./exec.js";
 import { networkFromFlags, networkFromText } from "./network.js";
 import { createRepl, listRepls, listTemplates, networkRepl, removeRepl, startRepl, stopRepl } from "./repls.js";

@@ -6,7 +6,7 @@
 import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { CliError } from "./errors.js";
+import { CliError } from "./cli-error.js";
 
 export interface Login {
   url: string;

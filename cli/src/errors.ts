@@ -5,8 +5,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CliError } from "./cli-error.js";
 
-export { CliError, UsageError } from "./cli-error.js";
-
 /** What to tell the user about an error from core or a runner; `subject` names what was asked for. */
 export function describeError(err: unknown, subject?: string): CliError {
   if (err instanceof CliError) return err;

@@ -14,7 +14,7 @@ import {
 import { ALLOW_ALL, checkEgressPolicy, DENY_ALL, type EgressPolicy, parseCidr } from "../../lib/egress/policy.js";
 import { egressModeFromText, egressToProto } from "../../lib/egress/proto.js";
 import { DomainError } from "../../lib/kit/errors.js";
-import { CliError, UsageError } from "./errors.js";
+import { CliError, UsageError } from "./cli-error.js";
 
 export type PolicyInit = MessageInitShape<typeof EgressPolicySchema>;
 

@@ -3,7 +3,8 @@ import { createInterface } from "node:readline/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Repl, ReplStatus } from "../../gen/devex/core/v1/repl_pb.js";
 import type { CoreClients } from "../../lib/client/clients.js";
-import { CliError, describeError } from "./errors.js";
+import { CliError } from "./cli-error.js";
+import { describeError } from "./errors.js";
 import { formatNetwork, networkModeName, type PolicyInit } from "./network.js";
 import { formatTable } from "./table.js";
 

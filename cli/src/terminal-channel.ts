@@ -5,7 +5,7 @@
  */
 import { Code } from "@connectrpc/connect";
 import type { AttachResponse, TerminalSize } from "../../gen/devex/runner/v1/terminal_pb.js";
-import { CliError } from "./errors.js";
+import { CliError } from "./cli-error.js";
 
 /** From the runner: `attached` first, then output, and `exit` last. */
 export type RunnerFrame = AttachResponse["frame"];

@@ -9,7 +9,8 @@ import { ConnectError } from "@connectrpc/connect";
 import type { RunnerClients } from "../../lib/client/clients.js";
 import { runnerClientsFor } from "../../lib/client/node.js";
 import type { RunnerSession } from "../../lib/client/runner-session.js";
-import { CliError, redact, UsageError } from "./errors.js";
+import { CliError, UsageError } from "./cli-error.js";
+import { redact } from "./errors.js";
 
 export type TransportName = "grpc" | "websocket";
 

@@ -10,7 +10,8 @@ import { type RawData, WebSocket } from "ws";
 import { AttachRequestSchema, AttachResponseSchema } from "../../gen/devex/runner/v1/terminal_pb.js";
 import type { RunnerSession } from "../../lib/client/runner-session.js";
 import { terminalSocketProtocols } from "../../lib/contracts/terminal-socket.js";
-import { CliError, describeError, redact } from "./errors.js";
+import { CliError } from "./cli-error.js";
+import { describeError, redact } from "./errors.js";
 import { type OpenTerminalChannel, type RunnerFrame, refusal } from "./terminal-channel.js";
 
 const codeOfStatus: Record<number, Code> = {

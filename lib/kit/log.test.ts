@@ -144,7 +144,9 @@ describe("log format of a real process", function () {
       `import { createLogger } from ${JSON.stringify(log)};\n` +
         `import { pino } from ${JSON.stringify(pino)};\n` +
         `const destination = process.argv[2] === "stderr" ? pino.destination(2) : undefined;\n` +
-        `createLogger("logtest", { destination }).info({ port: 8080, token: "s3cr3t" }, "listening on http://127.0.0.1:8080");\n`,
+        `createLogger("logtest", { destination }).info({ port: 8080, token: "s3cr3t" }, "listening on http://127.0.0.1:8080");\n` +
+        // node-pty can drop what a process wrote just before it exited (microsoft/node-pty#72).
+        "setTimeout(() => {}, 300);\n",
     );
   });
   after(() => rm(dir, { recursive: true, force: true }));

@@ -5,7 +5,7 @@
  * A repeated signal does not abort a shutdown that may be persisting users' work: the second one
  * says what the shutdown is still waiting for, and only a further one abandons it (exit 1). Signals
  * less than `sameSignalMs` apart count as one, because one Ctrl-C often arrives more than once: the
- * terminal signals the whole foreground process group and npm (or tsx) forwards it to its child too.
+ * terminal signals the whole foreground process group and npm forwards it to its child too.
  */
 import type { Logger } from "./log.js";
 

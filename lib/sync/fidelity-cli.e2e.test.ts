@@ -1,8 +1,8 @@
 /**
  * The fidelity table through the sync CLI as the Kubernetes containers run it: the driver's own
- * argv (syncCommand: `sh -c 'exec "$0" "$@" > /dev/termination-log' node …/cli.js <op> --dir …
- * --prefix … --manifest …`) run as a real child process, with three substitutions: `node --import
- * tsx lib/sync/cli.ts` for the image's compiled CLI, a file for /dev/termination-log, and the pod's
+ * argv (syncCommand: `sh -c 'exec "$0" "$@" > /dev/termination-log' node /app/dist/sync/cli.mjs <op>
+ * --dir … --prefix … --manifest …`) run as a real child process, with three substitutions: the
+ * checkout's build of that bundle (dist/sync/cli.mjs) for the image's, a file for /dev/termination-log, and the pod's
  * volumes (/workspaces, /var/lib/devex-sync) mapped to temp dirs. Like the pod's containers it runs
  * as uid/gid 1000 when the test is root, so restore must work without root's permission overrides
  * (read-only directories, 0400 files). A pod restores (empty), its user builds the table, the persist
@@ -12,14 +12,15 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { SYNC_STATE_DIR, syncCommand, WORKSPACE_DIR } from "../../services/core/src/driver/kubernetes/objects.js";
+import { projectRoot } from "../kit/project-root.js";
 import { FIDELITY_BUILD, FIDELITY_PROBE, fidelityPaths, fidelityTable, parseProbe } from "./fidelity-fixture.js";
 
 const run = promisify(execFile);
-const CLI = resolve(import.meta.dirname, "cli.ts");
-const REPO = resolve(import.meta.dirname, "../..");
+const CLI = join(projectRoot, "dist/sync/cli.mjs");
+
 /** The pod's runAsUser/runAsGroup, when this test may switch to it. */
 const POD_USER = process.getuid?.() === 0 ? { uid: 1000, gid: 1000 } : undefined;
 
@@ -56,8 +57,8 @@ describe("workspace fidelity through the sync CLI (Kubernetes init and persist c
       assert.equal(cli, "/app/dist/sync/cli.mjs");
       const terminationLog = join(tmp, name, `${op}.termination-log`);
       const argv = [c, script.replace("/dev/termination-log", terminationLog), process.execPath];
-      const out = await run(sh, [...argv, "--import", "tsx", CLI, ...args.map(map)], {
-        cwd: REPO,
+      const out = await run(sh, [...argv, CLI, ...args.map(map)], {
+        cwd: projectRoot,
         env: { PATH: process.env.PATH, DEVEX_BLOB_DIR: join(tmp, "blobs") },
         ...POD_USER,
       });

@@ -1,16 +1,15 @@
-/** The admin command creates a working API token directly in the configured store. */
+/** The admin command (its bundle, dist/core/cli.mjs, as shipped) creates a working API token directly in the configured store. */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { projectRoot } from "../../../lib/kit/project-root.js";
 import { sha256 } from "../src/auth/secrets.js";
 import { createEmbeddedStore } from "../src/state/embedded.js";
 
 const run = promisify(execFile);
-const root = fileURLToPath(new URL("../../..", import.meta.url));
 
 describe("cli create-token", function () {
   this.timeout(30_000);
@@ -21,8 +20,8 @@ describe("cli create-token", function () {
   after(() => rm(dir, { recursive: true, force: true }));
 
   const cli = (...args: string[]) =>
-    run(process.execPath, ["--import", "tsx", "services/core/src/cli.ts", ...args], {
-      cwd: root,
+    run(process.execPath, ["dist/core/cli.mjs", ...args], {
+      cwd: projectRoot,
       env: { ...process.env, DEVEX_DATA_DIR: dir, REDIS_URL: "" },
     });
 

@@ -61,7 +61,7 @@ export interface PooledProcess {
 const REFILL_DELAY_MS = 500;
 
 /** The runner's pooled entry point, bundled (scripts/build.mjs): core imports none of the runner's code. */
-export const runnerEntry = join(projectRoot, "dist/runner/pooled.mjs");
+const runnerEntry = join(projectRoot, "dist/runner/pooled.mjs");
 
 /** What a runner process needs of the project, read-only in its sandbox: its bundle and the PTY addon. */
 export const runnerCode = ["dist/runner", "node_modules/@lydell"].map((p) => join(projectRoot, p));
