@@ -2,10 +2,6 @@
 type Entries = Record<string, string>;
 export declare const targets: Record<string, Entries>;
 export declare function isStale(target: string, options?: { root?: string }): boolean;
-export declare function buildTarget(
-  target: string,
-  options?: { root?: string; entries?: Entries },
-): Promise<{ bytes: number; inputs: number }>;
 export declare function buildAll(options?: {
   names?: string[];
   ifStale?: boolean;

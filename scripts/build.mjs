@@ -138,7 +138,7 @@ async function filesUnder(dir) {
  * a time: chunks first, then the entry points that import them, meta.json last (a build that dies
  * halfway stays stale). Chunks of earlier builds stay a day for processes that loaded from them.
  */
-export async function buildTarget(target, { root = projectRoot, entries = targets[target] } = {}) {
+async function buildTarget(target, { root = projectRoot, entries = targets[target] } = {}) {
   const { build } = await import("esbuild");
   const dir = join(root, "dist", target);
   const staging = join(root, "dist", `.staging-${target}-${process.pid}`);
