@@ -1,6 +1,6 @@
 /** The never tier as this machine and its operator define it: the host's own addresses plus DEVEX_EGRESS_DENY_CIDRS. */
 import { networkInterfaces } from "node:os";
-import { z } from "zod";
+import { z } from "../kit/zod.js";
 import { EgressRanges, parseCidr } from "./policy.js";
 
 /** Every address of this host's interfaces (a repl's traffic leaves from here, so these lead back to it). */
@@ -25,17 +25,17 @@ export function parseDenyList(text: string): string[] {
 
 /** A setting of comma-separated ranges, parsed by parseDenyList; a bad entry is a configuration error naming it. */
 export const cidrListSetting = () =>
-  z
-    .string()
-    .default("")
-    .transform((v, ctx) => {
+  z.pipe(
+    z._default(z.string(), ""),
+    z.transform((v: string, ctx) => {
       try {
         return parseDenyList(v);
       } catch (e) {
-        ctx.addIssue({ code: "custom", message: (e as Error).message.replace(/^[A-Z_]+: /, "") });
+        ctx.issues.push({ code: "custom", message: (e as Error).message.replace(/^[A-Z_]+: /, ""), input: v });
         return z.NEVER;
       }
-    });
+    }),
+  );
 
 /** The ranges for core's repls: the built-in never tier, the host's addresses and the operator's list. */
 export function egressRangesFor(denyCidrs: string): EgressRanges {

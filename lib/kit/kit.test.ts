@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { z } from "zod";
 import { type ConfigError, env, loadConfig, parseDuration } from "./config.js";
 import { isPlatformCookie, readCookie, withoutCookies } from "./cookies.js";
 import { type DomainError, failedPrecondition, toConnectError } from "./errors.js";
 import { createLogger, redactUrl } from "./log.js";
 import { bearerToken, createTokenSigner, createTokenVerifier, generateSigningKey } from "./tokens.js";
+import { z } from "./zod.js";
 
 describe("config", () => {
   const schema = z.object({
@@ -33,10 +33,19 @@ describe("config", () => {
         assert.equal(e.problems.length, 3);
         assert.match(e.message, /DEVEX_PORT/);
         assert.match(e.message, /DEVEX_IDLE_TIMEOUT: "soon" is not a duration/);
-        assert.match(e.message, /DEVEX_PUBLIC_URL: .*\(not set\)/);
+        assert.match(e.message, /DEVEX_PUBLIC_URL: required \(not set\)/);
         return true;
       },
     );
+  });
+
+  it("says a number is not a whole number, whatever the text", () => {
+    for (const port of ["abc", "1.5", "8o80"]) {
+      assert.throws(
+        () => loadConfig(schema, { DEVEX_PORT: port, DEVEX_PUBLIC_URL: "http://localhost" }),
+        (e: ConfigError) => assert.deepEqual(e.problems, ["DEVEX_PORT: must be a whole number"]) ?? true,
+      );
+    }
   });
 
   it("parses durations", () => {

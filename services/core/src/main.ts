@@ -1,7 +1,7 @@
 /** Core's entry point: the config, core built from it (start-core.ts), and the process around it. */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { loadConfig } from "../../../lib/kit/config.js";
+import { configOrExit, loadConfig } from "../../../lib/kit/config.js";
 import { createLogger, redactUrl } from "../../../lib/kit/log.js";
 import { projectRoot } from "../../../lib/kit/project-root.js";
 import { onShutdown } from "../../../lib/kit/shutdown.js";
@@ -9,7 +9,7 @@ import { coreConfigSchema } from "./config.js";
 import { startCore } from "./start-core.js";
 import { createWebStatic } from "./web-static.js";
 
-const config = loadConfig(coreConfigSchema);
+const config = configOrExit(() => loadConfig(coreConfigSchema));
 const log = createLogger("core", { level: config.DEVEX_LOG_LEVEL });
 log.info(
   {

@@ -15,16 +15,17 @@
  * ConfigMap), so the proxy and the repls' NetworkPolicies deny the same ranges.
  * | DEVEX_LOG_LEVEL | info | pino level |
  */
-import { z } from "zod";
+
 import { cidrListSetting } from "../../../lib/egress/host-ranges.js";
 import { env, loadConfig } from "../../../lib/kit/config.js";
+import { z } from "../../../lib/kit/zod.js";
 
 export const egressConfigSchema = z.object({
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL"),
-  DEVEX_EGRESS_SECRET: z.string().min(32, "must be at least 32 characters"),
+  REDIS_URL: z.string().check(z.regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")),
+  DEVEX_EGRESS_SECRET: z.string().check(z.minLength(32, "must be at least 32 characters")),
   DEVEX_EGRESS_PORT: env.port(3128),
-  DEVEX_EGRESS_HOST: z.string().default("0.0.0.0"),
-  DEVEX_EGRESS_DEFAULT: z.enum(["allow_all", "deny_all"]).default("allow_all"),
+  DEVEX_EGRESS_HOST: z._default(z.string(), "0.0.0.0"),
+  DEVEX_EGRESS_DEFAULT: z._default(z.enum(["allow_all", "deny_all"]), "allow_all"),
   DEVEX_EGRESS_DENY_CIDRS: cidrListSetting(),
   DEVEX_K8S_POD_CIDRS: cidrListSetting(),
   DEVEX_K8S_SERVICE_CIDRS: cidrListSetting(),

@@ -2,15 +2,17 @@
  * The cluster's egress proxy: `node dist/egress/main.mjs` (configuration in config.ts;
  * deployed by infra/k8s/base/egress.yaml). Stateless: policies are read from core's Redis.
  */
+
 import { hostAddresses } from "../../../lib/egress/host-ranges.js";
 import { EgressRanges } from "../../../lib/egress/policy.js";
+import { configOrExit } from "../../../lib/kit/config.js";
 import { createLogger } from "../../../lib/kit/log.js";
 import { onShutdown } from "../../../lib/kit/shutdown.js";
 import { deniedCidrs, loadEgressConfig } from "./config.js";
 import { policyRedis, redisPolicySource } from "./policies.js";
 import { createEgressProxy } from "./proxy.js";
 
-const config = loadEgressConfig();
+const config = configOrExit(loadEgressConfig);
 const log = createLogger("egress", { level: config.DEVEX_LOG_LEVEL });
 // ioredis retries every few hundred ms: say when the error changes, not each time.
 let lastRedisError = "";

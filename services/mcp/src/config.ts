@@ -17,35 +17,33 @@
  * | DEVEX_LOG_LEVEL | info | pino level; secrets are redacted |
  * | DEVEX_TOKEN | (stdio only) | the Devex API token the stdio server acts with |
  */
-import { z } from "zod";
-import { env, loadConfig } from "../../../lib/kit/config.js";
 
-const list = z
-  .string()
-  .default("")
-  .transform((v) =>
+import { env, loadConfig } from "../../../lib/kit/config.js";
+import { z } from "../../../lib/kit/zod.js";
+
+const list = z.pipe(
+  z._default(z.string(), ""),
+  z.transform((v: string) =>
     v
       .split(",")
       .map((s) => s.trim())
       .filter(Boolean),
-  );
+  ),
+);
 
 export const mcpConfigSchema = z.object({
   DEVEX_CORE_URL: env.url(),
   DEVEX_MCP_PORT: env.port(8091),
-  DEVEX_MCP_HOST: z.string().default("127.0.0.1"),
-  DEVEX_MCP_PUBLIC_URL: env.url().optional(),
-  DEVEX_MCP_PATH: z
-    .string()
-    .regex(/^\/[A-Za-z0-9/_-]*$/)
-    .default("/mcp"),
+  DEVEX_MCP_HOST: z._default(z.string(), "127.0.0.1"),
+  DEVEX_MCP_PUBLIC_URL: z.optional(env.url()),
+  DEVEX_MCP_PATH: z._default(z.string().check(z.regex(/^\/[A-Za-z0-9/_-]*$/)), "/mcp"),
   DEVEX_MCP_ALLOWED_HOSTS: list,
   DEVEX_MCP_ALLOWED_ORIGINS: list,
   DEVEX_MCP_STATELESS: env.bool(false),
   DEVEX_MCP_SESSION_IDLE: env.duration("30m"),
-  DEVEX_MCP_SESSIONS_PER_USER: z.coerce.number().int().min(1).default(16),
+  DEVEX_MCP_SESSIONS_PER_USER: z._default(env.integer(z.minimum(1)), 16),
   DEVEX_MCP_SSE_RETRY: env.duration("1s"),
-  DEVEX_TOKEN: z.string().optional(),
+  DEVEX_TOKEN: z.optional(z.string()),
   DEVEX_LOG_LEVEL: env.logLevel(),
 });
 

@@ -1,11 +1,12 @@
 /** The MCP server over Streamable HTTP: `node dist/mcp/main.mjs` (configuration in config.ts). */
+import { configOrExit } from "../../../lib/kit/config.js";
 import { createLogger } from "../../../lib/kit/log.js";
 import { startServer } from "../../../lib/kit/server.js";
 import { onShutdown } from "../../../lib/kit/shutdown.js";
 import { createMcpApp } from "./app.js";
 import { loadMcpConfig } from "./config.js";
 
-const config = loadMcpConfig();
+const config = configOrExit(loadMcpConfig);
 const log = createLogger("mcp", { level: config.DEVEX_LOG_LEVEL });
 const app = createMcpApp({ coreUrl: config.DEVEX_CORE_URL, log });
 const publicUrl = config.DEVEX_MCP_PUBLIC_URL ?? `http://127.0.0.1:${config.DEVEX_MCP_PORT}`;

@@ -3,13 +3,15 @@
  * Cursor): `DEVEX_CORE_URL=... DEVEX_TOKEN=... node dist/mcp/stdio.mjs`. Logs go to
  * stderr; stdout carries only the protocol.
  */
+
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import pino from "pino";
+import { configOrExit } from "../../../lib/kit/config.js";
 import { createLogger } from "../../../lib/kit/log.js";
 import { createMcpApp } from "./app.js";
 import { loadMcpConfig } from "./config.js";
 
-const config = loadMcpConfig();
+const config = configOrExit(loadMcpConfig);
 const log = createLogger("mcp-stdio", { level: config.DEVEX_LOG_LEVEL, destination: pino.destination(2) });
 if (!config.DEVEX_TOKEN) {
   log.fatal("DEVEX_TOKEN is not set: create an API token in Devex and pass it in the environment");

@@ -30,25 +30,26 @@
  *                                   Set by core's local driver; unset runs commands directly.
  */
 import { readFileSync } from "node:fs";
-import { z } from "zod";
 import { env, loadConfig } from "../../../lib/kit/config.js";
+import { z } from "../../../lib/kit/zod.js";
 
-const bytes = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
-const count = (fallback: number) => z.coerce.number().int().min(1).max(10_000).default(fallback);
+const bytes = (fallback: number) => z._default(env.integer(z.minimum(1)), fallback);
+const count = (fallback: number) => z._default(env.integer(z.minimum(1), z.maximum(10_000)), fallback);
+const text = () => z.string().check(z.minLength(1));
 
 export const configSchema = z.object({
-  DEVEX_RUNNER_WORKSPACE: z.string().min(1),
-  DEVEX_RUNNER_HOME: z.string().min(1).optional(),
+  DEVEX_RUNNER_WORKSPACE: text(),
+  DEVEX_RUNNER_HOME: z.optional(text()),
   DEVEX_RUNNER_PORT: env.port(8090),
-  DEVEX_RUNNER_HOST: z.string().default("127.0.0.1"),
-  DEVEX_RUNNER_SOCKET: z.string().min(1).optional(),
-  DEVEX_REPL_ID: z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, "must be a repl id such as my-repl-1"),
-  DEVEX_TOKEN_PUBLIC_KEY: z.string().optional(),
-  DEVEX_TOKEN_PUBLIC_KEY_FILE: z.string().optional(),
-  DEVEX_CORE_URL: env.url().optional(),
-  DEVEX_RUNNER_ID: z.string().optional(),
-  DEVEX_RUNNER_CONTROL_TOKEN: z.string().optional(),
-  DEVEX_CORE_SOCKET: z.string().min(1).optional(),
+  DEVEX_RUNNER_HOST: z._default(z.string(), "127.0.0.1"),
+  DEVEX_RUNNER_SOCKET: z.optional(text()),
+  DEVEX_REPL_ID: z.string().check(z.regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, "must be a repl id such as my-repl-1")),
+  DEVEX_TOKEN_PUBLIC_KEY: z.optional(z.string()),
+  DEVEX_TOKEN_PUBLIC_KEY_FILE: z.optional(z.string()),
+  DEVEX_CORE_URL: z.optional(env.url()),
+  DEVEX_RUNNER_ID: z.optional(z.string()),
+  DEVEX_RUNNER_CONTROL_TOKEN: z.optional(z.string()),
+  DEVEX_CORE_SOCKET: z.optional(text()),
   DEVEX_IDLE_TIMEOUT: env.duration("4m"),
   DEVEX_HEARTBEAT_INTERVAL: env.duration("30s"),
   DEVEX_RUNNER_MAX_FILE_READ: bytes(16 * 1024 * 1024),
@@ -58,18 +59,18 @@ export const configSchema = z.object({
   DEVEX_RUNNER_PROCESS_OUTPUT_BYTES: bytes(1024 * 1024),
   DEVEX_RUNNER_MAX_MESSAGE_BYTES: bytes(16 * 1024 * 1024),
   DEVEX_LOG_LEVEL: env.logLevel(),
-  DEVEX_RUNNER_COMMAND_PREFIX: z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
+  DEVEX_RUNNER_COMMAND_PREFIX: z.pipe(
+    z.optional(z.string()),
+    z.transform((v: string | undefined, ctx) => {
       if (!v) return [];
       try {
         const argv = JSON.parse(v) as unknown;
         if (Array.isArray(argv) && argv.every((a) => typeof a === "string")) return argv as string[];
       } catch {}
-      ctx.addIssue({ code: "custom", message: "must be a JSON array of strings" });
+      ctx.issues.push({ code: "custom", message: "must be a JSON array of strings", input: v });
       return z.NEVER;
     }),
+  ),
 });
 
 export interface Limits {

@@ -9,9 +9,9 @@
 import { createReadStream } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
-import { z } from "zod";
 import { type BlobStore, listAll } from "../../../../lib/blob/store.js";
 import { checkEgressPolicy, type EgressPolicy } from "../../../../lib/egress/policy.js";
+import { z } from "../../../../lib/kit/zod.js";
 
 export interface TemplateInfo {
   name: string;
@@ -29,18 +29,17 @@ export interface TemplateCatalog {
 }
 
 const manifest = z.object({
-  title: z.string().min(1),
-  description: z.string().default(""),
-  language: z.string().default(""),
-  run_command: z.string().default(""),
-  egress: z
-    .object({
+  title: z.string().check(z.minLength(1)),
+  description: z._default(z.string(), ""),
+  language: z._default(z.string(), ""),
+  run_command: z._default(z.string(), ""),
+  egress: z.optional(
+    z.strictObject({
       mode: z.enum(["allow_all", "deny_all", "allowlist"]),
-      domains: z.array(z.string()).default([]),
-      cidrs: z.array(z.string()).default([]),
-    })
-    .strict()
-    .optional(),
+      domains: z._default(z.array(z.string()), []),
+      cidrs: z._default(z.array(z.string()), []),
+    }),
+  ),
 });
 
 /** The manifest's egress policy, checked like one from the API; a bad one fails core's start naming the file. */

@@ -4,36 +4,34 @@
  */
 import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { z } from "zod";
 import { cidrListSetting, parseDenyList } from "../../../../../lib/egress/host-ranges.js";
 import { env } from "../../../../../lib/kit/config.js";
+import { z } from "../../../../../lib/kit/zod.js";
 import type { Driver } from "../driver.js";
 import { kubernetesApis } from "./apis.js";
 import { createKubernetesDriver } from "./driver.js";
 import type { KubernetesDriverSettings } from "./objects.js";
 
+const quantityPattern = /^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/;
 const quantity = (fallback: string) =>
-  z
-    .string()
-    .regex(/^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/, "must be a Kubernetes quantity such as 250m, 1, 512Mi or 2Gi")
-    .default(fallback);
+  z._default(
+    z.string().check(z.regex(quantityPattern, "must be a Kubernetes quantity such as 250m, 1, 512Mi or 2Gi")),
+    fallback,
+  );
 const name = () =>
-  z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a Kubernetes object name")
-    .optional();
+  z.optional(z.string().check(z.regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a Kubernetes object name")));
+const namespace = (fallback: string) =>
+  z._default(z.string().check(z.regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)), fallback);
+const text = () => z.string().check(z.minLength(1));
 
 export const kubernetesConfigFields = {
-  DEVEX_K8S_NAMESPACE: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
-    .default("devex-repls"),
-  DEVEX_K8S_RUNNER_IMAGE: z.string().min(1).default("ghcr.io/devex/runner-node:latest"),
-  DEVEX_K8S_MCP_IMAGE: z.string().min(1).optional(),
-  DEVEX_K8S_IMAGE_PULL_POLICY: z.enum(["Always", "IfNotPresent", "Never"]).optional(),
-  DEVEX_K8S_RUNNER_BASE_URL: env.url().optional(),
-  DEVEX_K8S_CORE_URL: env.url().optional(),
-  DEVEX_K8S_INGRESS_CLASS: z.string().min(1).default("traefik"),
+  DEVEX_K8S_NAMESPACE: namespace("devex-repls"),
+  DEVEX_K8S_RUNNER_IMAGE: z._default(text(), "ghcr.io/devex/runner-node:latest"),
+  DEVEX_K8S_MCP_IMAGE: z.optional(text()),
+  DEVEX_K8S_IMAGE_PULL_POLICY: z.optional(z.enum(["Always", "IfNotPresent", "Never"])),
+  DEVEX_K8S_RUNNER_BASE_URL: z.optional(env.url()),
+  DEVEX_K8S_CORE_URL: z.optional(env.url()),
+  DEVEX_K8S_INGRESS_CLASS: z._default(text(), "traefik"),
   DEVEX_K8S_INGRESS_TLS_SECRET: name(),
   DEVEX_K8S_RUNTIME_CLASS: name(),
   DEVEX_K8S_HOST_NETWORK: env.bool(false),
@@ -55,17 +53,14 @@ export const kubernetesConfigFields = {
   /** The S3 endpoint's ranges, reachable by repl pods under every policy: their restore and persist containers upload from the pod. */
   DEVEX_K8S_STORAGE_CIDRS: cidrListSetting(),
   /** The egress proxy (services/egress) repl pods reach names through; unset: allowlists open only CIDRs. */
-  DEVEX_K8S_EGRESS_PROXY_URL: env.url().optional(),
+  DEVEX_K8S_EGRESS_PROXY_URL: z.optional(env.url()),
   /** The namespace of the proxy's pods (their NetworkPolicy peer). */
-  DEVEX_K8S_EGRESS_PROXY_NAMESPACE: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
-    .default("devex"),
+  DEVEX_K8S_EGRESS_PROXY_NAMESPACE: namespace("devex"),
   /** The secret repl credentials for the proxy are derived from (the proxy's DEVEX_EGRESS_SECRET). */
-  DEVEX_K8S_EGRESS_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  DEVEX_K8S_EGRESS_SECRET: z.optional(z.string().check(z.minLength(32, "must be at least 32 characters"))),
 };
 
-type K8sConfig = z.output<z.ZodObject<typeof kubernetesConfigFields>> & {
+type K8sConfig = z.output<z.ZodMiniObject<typeof kubernetesConfigFields>> & {
   DEVEX_S3_BUCKET?: string;
   DEVEX_S3_ENDPOINT?: string;
   DEVEX_S3_REGION: string;
