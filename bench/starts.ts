@@ -18,7 +18,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { runnerNodeFlags } from "../lib/contracts/runner-node-flags.js";
+import { runnerNodeFlags } from "../lib/contracts/runner-node-flags.mjs";
 import { projectRoot } from "../lib/kit/project-root.js";
 import { generateSigningKey } from "../lib/kit/tokens.js";
 import { freePort } from "../lib/testing/redis.js";

@@ -13,10 +13,13 @@
  * target missing or half written, and one already running still finds the chunks it loaded from.
  * A plain .mjs file so that it runs before anything is built.
  */
+import { execFile } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { runnerNodeFlags } from "../lib/contracts/runner-node-flags.mjs";
 
 const projectRoot = fileURLToPath(new URL("..", import.meta.url));
 
@@ -37,6 +40,15 @@ export const targets = {
   egress: { main: "services/egress/src/main.ts" },
   start: { main: "scripts/start.ts" },
 };
+
+/**
+ * Targets whose processes start often and fresh (a runner per repl): their entries are CommonJS
+ * bundles run from V8's code cache (lib/kit/code-cache.mjs), made with the Node flags those
+ * processes run with, since V8 refuses a cache made under other flags. Each entry's .mjs is a
+ * two-line loader, so the paths that start them stay the same.
+ */
+export const codeCached = { runner: runnerNodeFlags };
+const codeCacheFiles = ["lib/kit/code-cache.mjs", "lib/contracts/runner-node-flags.mjs"];
 
 /** Files besides the bundled modules that change a build (when they exist: a packed copy has no lockfile). */
 const buildFiles = ["scripts/build.mjs", "package-lock.json", "tsconfig.json", "tsconfig.base.json"];
@@ -74,12 +86,15 @@ const fingerprint = (path) => {
 
 /** True when `target` has no build, or a file it was built from changed, appeared or went away since. */
 export function isStale(target, { root = projectRoot } = {}) {
-  let inputs;
+  let meta;
   try {
-    ({ inputs } = JSON.parse(readFileSync(join(root, "dist", target, "meta.json"), "utf8")));
+    meta = JSON.parse(readFileSync(join(root, "dist", target, "meta.json"), "utf8"));
   } catch {
     return true;
   }
+  const { inputs } = meta;
+  // Code caches hold the compiled code of one Node build.
+  if (meta.node !== process.version) return true;
   for (const file of buildFiles) if (existsSync(join(root, file)) !== file in inputs) return true;
   for (const [file, [mtimeMs, size]] of Object.entries(inputs)) {
     const path = join(root, file);
@@ -138,7 +153,7 @@ async function filesUnder(dir) {
  * a time: chunks first, then the entry points that import them, meta.json last (a build that dies
  * halfway stays stale). Chunks of earlier builds stay a day for processes that loaded from them.
  */
-async function buildTarget(target, { root = projectRoot, entries = targets[target] } = {}) {
+async function buildTarget(target, { root = projectRoot, entries = targets[target], cacheFlags } = {}) {
   const { build } = await import("esbuild");
   const dir = join(root, "dist", target);
   const staging = join(root, "dist", `.staging-${target}-${process.pid}`);
@@ -149,15 +164,10 @@ async function buildTarget(target, { root = projectRoot, entries = targets[targe
       entryPoints: Object.entries(entries).map(([out, src]) => ({ in: src, out })),
       outdir: staging,
       bundle: true,
-      splitting: true,
-      format: "esm",
       platform: "node",
       target: "node20",
-      outExtension: { ".js": ".mjs" },
-      chunkNames: "chunks/[name]-[hash]",
       external,
-      // The CLI's entry is run as a program once installed on its own (cliPackage).
-      banner: { js: target === "cli" ? `#!/usr/bin/env node\n${banner}` : banner },
+      ...(cacheFlags ? codeCachedOutput : esmOutput(target)),
       // Less source to parse and to keep in every process (V8 holds it for Function.prototype.toString);
       // functions and classes keep their names for logs and error types, the source map has the rest.
       minify: true,
@@ -168,9 +178,12 @@ async function buildTarget(target, { root = projectRoot, entries = targets[targe
       logLevel: "warning",
     });
     const inputs = {};
-    const read = [...Object.keys(result.metafile.inputs), ...buildFiles.filter((f) => existsSync(join(root, f)))];
-    for (const file of read) if (!file.startsWith("<")) inputs[file] = fingerprint(join(root, file));
-    await writeFile(join(staging, "meta.json"), JSON.stringify({ inputs }));
+    const extra = [...buildFiles, ...(cacheFlags ? codeCacheFiles : [])].filter((f) => existsSync(join(root, f)));
+    for (const file of [...Object.keys(result.metafile.inputs), ...extra]) {
+      if (!file.startsWith("<")) inputs[file] = fingerprint(join(root, file));
+    }
+    if (cacheFlags) await addCodeCaches(root, staging, dir, result.metafile, cacheFlags);
+    await writeFile(join(staging, "meta.json"), JSON.stringify({ node: process.version, inputs }));
     if (target === "cli") await writeFile(join(staging, "package.json"), cliPackage(root));
     const files = await filesUnder(staging);
     const order = (f) => (f === "meta.json" ? 2 : f.startsWith("chunks/") ? 0 : 1);
@@ -186,6 +199,45 @@ async function buildTarget(target, { root = projectRoot, entries = targets[targe
   }
 }
 
+/** ES modules, code shared by a target's entries in chunks beside them (and the CLI's lazy commands). */
+const esmOutput = (target) => ({
+  format: "esm",
+  splitting: true,
+  outExtension: { ".js": ".mjs" },
+  chunkNames: "chunks/[name]-[hash]",
+  // The CLI's entry is run as a program once installed on its own (cliPackage).
+  banner: { js: target === "cli" ? `#!/usr/bin/env node\n${banner}` : banner },
+});
+
+/**
+ * One CommonJS bundle per entry, named by its content like a chunk: a bundle and its cache never
+ * change once written (V8 checks a cache against its source's length only, not its content), and a
+ * process that started before a rebuild still finds the files it loaded from.
+ */
+const codeCachedOutput = { format: "cjs", entryNames: "chunks/[name]-[hash]", outExtension: { ".js": ".cjs" } };
+
+/**
+ * Writes `<bundle>.cache` for each entry of a code-cached target, from a process with the flags its
+ * processes run with, and the entry's `<name>.mjs`: a loader that runs the bundle from that cache.
+ */
+async function addCodeCaches(root, staging, dir, metafile, nodeFlags) {
+  await copyFile(join(projectRoot, "lib/kit/code-cache.mjs"), join(staging, "code-cache.mjs"));
+  const args = [];
+  for (const [file, output] of Object.entries(metafile.outputs)) {
+    if (!output.entryPoint || !file.endsWith(".cjs")) continue;
+    const bundle = relative(staging, join(root, file)); // chunks/<name>-<hash>.cjs
+    const name = bundle.slice("chunks/".length).replace(/-[A-Z0-9]+\.cjs$/, "");
+    const loader = [
+      `// Runs the ${name} bundle from V8's code cache (code-cache.mjs).`,
+      'import { runCached } from "./code-cache.mjs";',
+      `runCached(new URL("./${bundle}", import.meta.url));`,
+    ];
+    await writeFile(join(staging, `${name}.mjs`), `${loader.join("\n")}\n`);
+    args.push(join(staging, bundle), join(dir, bundle));
+  }
+  await promisify(execFile)(process.execPath, [...nodeFlags, join(staging, "code-cache.mjs"), "--write", ...args]);
+}
+
 async function pruneOldChunks(dir, current) {
   for (const file of await filesUnder(dir)) {
     if (current.has(file)) continue;
@@ -198,6 +250,7 @@ async function pruneOldChunks(dir, current) {
 export async function buildAll({
   root = projectRoot,
   entries = targets,
+  codeCache = codeCached,
   names = Object.keys(entries),
   ifStale = false,
   log = console.error,
@@ -210,7 +263,7 @@ export async function buildAll({
       if (ifStale && !isStale(name, { root })) return;
       const t0 = performance.now();
       log(`building ${name} (dist/${name})…`);
-      const { bytes, inputs } = await buildTarget(name, { root, entries: entries[name] });
+      const { bytes, inputs } = await buildTarget(name, { root, entries: entries[name], cacheFlags: codeCache[name] });
       const ms = Math.round(performance.now() - t0);
       log(`built ${name}: ${inputs} modules into ${(bytes / 1e6).toFixed(1)} MB in ${ms} ms`);
     });

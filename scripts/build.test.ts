@@ -6,10 +6,12 @@
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, unlink, utimes, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, unlink, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { runnerNodeFlags } from "../lib/contracts/runner-node-flags.mjs";
+import { projectRoot } from "../lib/kit/project-root.js";
 import { buildAll, isStale } from "./build.mjs";
 
 const run = promisify(execFile);
@@ -31,6 +33,20 @@ async function writeProject(root: string, label: string) {
       "}",
     ].join("\n"),
   );
+}
+
+/** The bundle a code-cached entry's loader runs, as an absolute path. */
+async function cachedBundle(loader: string): Promise<string> {
+  const m = /runCached\(new URL\("\.\/([^"]+)"/.exec(await readFile(loader, "utf8"));
+  assert.ok(m, `${loader} is a code-cache loader`);
+  return join(loader, "..", m[1]);
+}
+
+/** Whether V8 refuses `bundle`'s code cache in a process with `nodeFlags`: "true", "false", or "undefined" (none). */
+async function cacheRejected(bundle: string, nodeFlags: string[]): Promise<string> {
+  const codeCache = join(bundle, "../../code-cache.mjs");
+  const code = `import { compileCached } from ${JSON.stringify(codeCache)}; console.log(String(compileCached(${JSON.stringify(bundle)}).rejected));`;
+  return (await run(process.execPath, [...nodeFlags, "--input-type=module", "-e", code])).stdout.trim();
 }
 
 /** Runs buildAll in a process of its own; resolves with what it logged. */
@@ -122,5 +138,61 @@ describe("scripts/build.mjs", function () {
     await writeProject(root, "five");
     await buildAll({ root, entries, ifStale: true, log: quiet });
     assert.equal((await run(process.execPath, [main()])).stdout, "five\n");
+  });
+
+  it("a code-cached target runs from a V8 cache made under its processes' flags, and a rebuild leaves the old bundle whole", async () => {
+    const flags = ["--optimize-for-size"];
+    const codeCache = { app: flags };
+    await buildAll({ root, entries, codeCache, log: quiet });
+    assert.equal((await run(process.execPath, [...flags, main()])).stdout, "one\n");
+    const first = await cachedBundle(main());
+    assert.equal(await cacheRejected(first, flags), "false", "accepted under the flags it was made with");
+    assert.equal(await cacheRejected(first, []), "true", "refused under other flags");
+    assert.equal((await run(process.execPath, [main()])).stdout, "one\n", "and the bundle runs all the same");
+
+    await writeProject(root, "six");
+    await buildAll({ root, entries, codeCache, ifStale: true, log: quiet });
+    const second = await cachedBundle(main());
+    assert.notEqual(second, first, "bundles are named by their content");
+    assert.ok(
+      existsSync(first) && existsSync(`${first}.cache`),
+      "the old bundle and its cache stay for processes that loaded it",
+    );
+    assert.equal(await cacheRejected(second, flags), "false");
+    assert.equal((await run(process.execPath, [...flags, main()])).stdout, "six\n");
+
+    // A cache holds one Node build's compiled code: another Node makes the target stale.
+    const metaFile = join(root, "dist/app/meta.json");
+    const meta = JSON.parse(await readFile(metaFile, "utf8"));
+    assert.equal(meta.node, process.version);
+    await writeFile(metaFile, JSON.stringify({ ...meta, node: "v0.0.1" }));
+    assert.equal(isStale("app", { root }), true, "built by another Node");
+  });
+});
+
+describe("the runner's bundles (dist/runner)", () => {
+  it("each entry runs from a code cache that V8 accepts under runnerNodeFlags", async function () {
+    this.timeout(30_000);
+    for (const entry of ["main", "pooled", "cli"]) {
+      const bundle = await cachedBundle(join(projectRoot, "dist/runner", `${entry}.mjs`));
+      assert.equal(await cacheRejected(bundle, runnerNodeFlags), "false", `${entry}: its cache is used`);
+    }
+  });
+
+  it("map stack traces to the sources with --enable-source-maps", async () => {
+    const cli = join(projectRoot, "dist/runner/cli.mjs");
+    const failed = await run(process.execPath, [
+      "--enable-source-maps",
+      cli,
+      "mint",
+      "--key",
+      "/nonexistent",
+      "--repl",
+      "r",
+    ]).then(
+      () => assert.fail("minting with a missing key succeeded"),
+      (e: { stderr: string }) => e.stderr,
+    );
+    assert.match(failed, /ENOENT[\s\S]*services\/runner\/src\/cli\.ts:\d+/);
   });
 });

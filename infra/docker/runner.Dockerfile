@@ -21,6 +21,8 @@ COPY scripts/build.mjs scripts/build.mjs
 COPY gen gen
 COPY lib lib
 COPY services/runner services/runner
+# The runner's V8 code caches (lib/kit/code-cache.mjs) hold this stage's Node's compiled code: the
+# stage below runs the same NODE_IMAGE, or V8 would refuse them and compile as if there were none.
 RUN node scripts/build.mjs runner sync && rm dist/runner/meta.json dist/sync/meta.json
 
 # What every repl gets: a shell, git, certificates, the runner and the sync CLI. The user is
@@ -48,7 +50,7 @@ USER 1000:1000
 WORKDIR /workspace
 EXPOSE 8090
 ENTRYPOINT ["/usr/bin/tini", "--"]
-# The flags of lib/contracts/runner-node-flags.ts, which core's local pool passes too.
+# The flags of lib/contracts/runner-node-flags.mjs, which core's local pool passes too.
 CMD ["node", "--max-semi-space-size=1", "--optimize-for-size", "/app/dist/runner/main.mjs"]
 
 # Python repls: python3 with pip and venv.

@@ -8,5 +8,8 @@
  * slowed terminal output (the runner's hot path moves buffers outside the JS heap): 26 MB/s and
  * 24 CPU s/GB with both, 19 MB/s and 30 s/GB without, over the WebSocket bridge on 2 cores. The
  * price is ~50 ms more for a fresh process to answer (525 against 470 ms), which the warm pool hides.
+ *
+ * Plain JavaScript because scripts/build.mjs reads them too: V8 accepts the runner's code cache only
+ * from a process whose flags match the ones it was made with (--optimize-for-size is one that counts).
  */
 export const runnerNodeFlags = ["--max-semi-space-size=1", "--optimize-for-size"];

@@ -8,14 +8,20 @@ import { createValidator } from "@bufbuild/protovalidate";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { installLenientUtf8, malformedStringField } from "./utf8.js";
 
-// One validator per process: it compiles each message's rules (CEL) on first use and caches them, so
-// servers in the same process (a pooled runner warmed up before it is handed a repl) share the work.
 let shared: ReturnType<typeof createValidator> | undefined;
 
-export function validateInterceptor(): Interceptor {
+/**
+ * One validator per process: it compiles each message's rules (CEL) on first use and caches them, so
+ * servers in the same process (a pooled runner warmed up before it is handed a repl) and the
+ * runner's WebSocket bridge share the work. Made on first use, not at start.
+ */
+export function sharedValidator(): ReturnType<typeof createValidator> {
   shared ??= createValidator();
+  return shared;
+}
+
+export function validateInterceptor(): Interceptor {
   installLenientUtf8();
-  const validator = shared;
   const check = (schema: DescMessage, message: Message) => {
     const malformed = malformedStringField(schema, message);
     if (malformed) {
@@ -24,7 +30,7 @@ export function validateInterceptor(): Interceptor {
         Code.InvalidArgument,
       );
     }
-    const result = validator.validate(schema, message);
+    const result = sharedValidator().validate(schema, message);
     if (result.kind === "valid") return;
     if (result.kind === "invalid") {
       const details = result.violations.map((v) => v.toString()).join("; ");

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Audience, USER_SCOPES } from "../contracts/runner-access.js";
-import { runnerNodeFlags } from "../contracts/runner-node-flags.js";
+import { runnerNodeFlags } from "../contracts/runner-node-flags.mjs";
 import { projectRoot } from "../kit/project-root.js";
 import { createTokenSigner, generateSigningKey, type TokenClaims } from "../kit/tokens.js";
 

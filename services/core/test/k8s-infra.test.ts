@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import yaml from "js-yaml";
-import { runnerNodeFlags } from "../../../lib/contracts/runner-node-flags.js";
+import { runnerNodeFlags } from "../../../lib/contracts/runner-node-flags.mjs";
 import { AddressSet, ALLOW_ALL, DENY_ALL, type EgressPolicy, PRIVATE_CIDRS } from "../../../lib/egress/policy.js";
 import { targets } from "../../../scripts/build.mjs";
 import { coreConfigSchema } from "../src/config.js";

@@ -7,8 +7,7 @@
  *       [--aud runner|runner-admin] [--scope files,terminals,exec,preview]
  *       Prints an access token for that repl.
  */
-import { writeFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseDuration } from "../../../lib/kit/config.js";
@@ -46,7 +45,7 @@ if (command === "keygen") {
   if (!values.key || !values.repl) usage();
   const ttlMs = parseDuration(values.ttl!);
   if (!ttlMs) usage();
-  const signer = createTokenSigner(await readFile(values.key, "utf8"));
+  const signer = createTokenSigner(readFileSync(values.key, "utf8"));
   const token = signer.mint(
     { aud: values.aud as Audience, sub: values.user!, repl: values.repl, scope: values.scope!.split(",") },
     Math.ceil(ttlMs / 1000),

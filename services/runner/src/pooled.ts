@@ -99,6 +99,10 @@ async function warmUp(): Promise<void> {
 }
 
 onShutdown(log, [() => runner?.close()], 10_000);
-await warmUp().catch((err) => log.warn({ err }, "runner warm-up failed (the first requests will be slower)"));
-if (!process.connected) orphaned();
-tell({ type: "ready" });
+// No top-level await: the runner's bundle is CommonJS, run from V8's code cache (scripts/build.mjs).
+void warmUp()
+  .catch((err) => log.warn({ err }, "runner warm-up failed (the first requests will be slower)"))
+  .then(() => {
+    if (!process.connected) orphaned();
+    tell({ type: "ready" });
+  });

@@ -11,6 +11,7 @@ import type { ITerminalAddon } from "@xterm/headless";
 import {
   FEED_BYTES,
   KEEP_BYTES,
+  loadXterm,
   MIRROR_SCROLLBACK_LINES,
   PARSE_BURST,
   PARSE_RATE,
@@ -62,6 +63,7 @@ async function compare(flood: Buffer[], before: Buffer[] = [], cols = 100, rows 
 
 describe("terminal mirror under floods", function () {
   this.timeout(60_000);
+  before(loadXterm);
 
   it("skips ahead through a 12 MB flood of lines and replays exactly what a full parse shows", async () => {
     const mirror = await compare(chunked("", 12e6, (i) => `line ${i} ${"x".repeat(i % 90)}\r\n`));

@@ -21,16 +21,27 @@
  */
 
 import type { SerializeAddon as SerializeAddonType } from "@xterm/addon-serialize";
-import * as addonSerialize from "@xterm/addon-serialize";
 import type { ITerminalAddon, Terminal as TerminalType } from "@xterm/headless";
-import * as headless from "@xterm/headless";
 import { modesOf } from "./skipped-modes.js";
 
 // Both are webpack bundles marked __esModule: Node's ESM loader (and esbuild's bundles, which follow
 // it) put their exports on `default`, tsx's CommonJS transform (mocha) gives them as named exports.
 const commonJs = <T>(ns: T): T => (ns as T & { default?: T }).default ?? ns;
-const { Terminal } = commonJs(headless);
-const { SerializeAddon } = commonJs(addonSerialize);
+
+let xterm:
+  | { Terminal: typeof import("@xterm/headless").Terminal; SerializeAddon: typeof SerializeAddonType }
+  | undefined;
+
+/**
+ * Loads xterm, which a mirror needs: the terminal registry awaits it before the first terminal, so
+ * a fresh runner answers without evaluating it (~30 ms of its start) and one that never opens a
+ * terminal (an agent's exec-only repl) never holds it.
+ */
+export async function loadXterm(): Promise<void> {
+  if (xterm) return;
+  const [headless, serialize] = await Promise.all([import("@xterm/headless"), import("@xterm/addon-serialize")]);
+  xterm = { Terminal: commonJs(headless).Terminal, SerializeAddon: commonJs(serialize).SerializeAddon };
+}
 
 /** Lines a replay keeps above the screen. */
 export const MIRROR_SCROLLBACK_LINES = 1000;
@@ -48,7 +59,7 @@ type Entry = { data: Buffer } | { cols: number; rows: number };
 
 export class TerminalMirror {
   private readonly term: TerminalType;
-  private readonly serializer: SerializeAddonType = new SerializeAddon();
+  private readonly serializer: SerializeAddonType;
   private queue: Entry[] = [];
   private queuedBytes = 0;
   /** xterm is parsing what it was given; the next slice waits for it. */
@@ -62,7 +73,9 @@ export class TerminalMirror {
   parsedBytes = 0;
 
   constructor(cols: number, rows: number) {
-    this.term = new Terminal({ cols, rows, scrollback: MIRROR_SCROLLBACK_LINES, allowProposedApi: true });
+    if (!xterm) throw new Error("TerminalMirror before loadXterm()");
+    this.serializer = new xterm.SerializeAddon();
+    this.term = new xterm.Terminal({ cols, rows, scrollback: MIRROR_SCROLLBACK_LINES, allowProposedApi: true });
     // The addon's types name the browser build's Terminal; it uses only what both builds share.
     this.term.loadAddon(this.serializer as unknown as ITerminalAddon);
   }

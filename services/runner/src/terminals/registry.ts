@@ -8,6 +8,7 @@ import { failedPrecondition, invalidArgument, notFound, resourceExhausted } from
 import { execLikeBash, findBash } from "../processes/exec-like-bash.js";
 import { withFsErrors } from "../workspace/fs-errors.js";
 import type { Workspace } from "../workspace/paths.js";
+import { loadXterm } from "./mirror.js";
 import { clamp, TerminalSession } from "./session.js";
 
 export interface TerminalRegistryDeps {
@@ -83,6 +84,7 @@ export class TerminalRegistry {
     if (!st.isDirectory()) throw failedPrecondition(`cwd "${cwd.rel}" is not a directory`);
     const [file, ...args] = o.command.length > 0 ? o.command : ["bash", "-l"];
     if (!file) throw invalidArgument("command[0] must name a program");
+    await loadXterm();
     const id = `t${++this.counter}-${randomBytes(4).toString("hex")}`;
     // Like Exec: a program that cannot run ends like in bash (127/126 and its message on the screen).
     const argv = [...(this.deps.commandPrefix ?? []), ...execLikeBash(this.bash, file, args)];

@@ -18,13 +18,13 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
-import { createValidator } from "@bufbuild/protovalidate";
 import { type WebSocket, WebSocketServer } from "ws";
 import { AttachRequestSchema, AttachResponseSchema } from "../../../../gen/devex/runner/v1/terminal_pb.js";
 import { RunnerRoute, RunnerScope } from "../../../../lib/contracts/runner-access.js";
 import { BEARER_SUBPROTOCOL_PREFIX, TERMINAL_SUBPROTOCOL } from "../../../../lib/contracts/terminal-socket.js";
 import { DomainError } from "../../../../lib/kit/errors.js";
 import type { Logger } from "../../../../lib/kit/log.js";
+import { sharedValidator } from "../../../../lib/kit/validate.js";
 import type { ActivityTracker } from "../activity.js";
 import type { RunnerAuth } from "../auth.js";
 import { type AttachOptions, TerminalAttach } from "./attach.js";
@@ -56,7 +56,6 @@ export function createWsBridge(d: WsBridgeDeps) {
     perMessageDeflate: false,
     handleProtocols: (offered) => (offered.has(TERMINAL_SUBPROTOCOL) ? TERMINAL_SUBPROTOCOL : false),
   });
-  const validator = createValidator();
 
   function refuse(socket: Duplex, err: unknown) {
     const [status, text] = (err instanceof DomainError && httpStatus[err.kind]) || [400, "Bad Request"];
@@ -130,7 +129,7 @@ export function createWsBridge(d: WsBridgeDeps) {
 
   function parseClientFrame(data: WebSocket.RawData) {
     const msg = fromJsonString(AttachRequestSchema, toBuffer(data).toString("utf8"));
-    const result = validator.validate(AttachRequestSchema, msg);
+    const result = sharedValidator().validate(AttachRequestSchema, msg);
     if (result.kind !== "valid") throw new Error(result.kind === "invalid" ? result.violations.join("; ") : "invalid");
     return msg;
   }

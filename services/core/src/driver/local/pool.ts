@@ -14,7 +14,7 @@ import { chown, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/
 import type { Socket } from "node:net";
 import { join } from "node:path";
 import { pooledRunnerArgs, type RunnerToPool } from "../../../../../lib/contracts/pooled-runner.js";
-import { runnerNodeFlags } from "../../../../../lib/contracts/runner-node-flags.js";
+import { runnerNodeFlags } from "../../../../../lib/contracts/runner-node-flags.mjs";
 import type { EgressPolicy } from "../../../../../lib/egress/policy.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import { waitForExit } from "../../../../../lib/kit/pids.js";
