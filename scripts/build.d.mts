@@ -1,8 +1,12 @@
 // Types for scripts/build.mjs (plain JavaScript, so that it runs before anything is built).
 type Entries = Record<string, string>;
 export declare const targets: Record<string, Entries>;
-/** Targets run from V8's code cache, with the Node flags their processes run with. */
-export declare const codeCached: Record<string, string[]>;
+/** Targets built as CommonJS bundles, `entries` of them run from V8's code cache made under `nodeFlags`. */
+export interface CodeCache {
+  nodeFlags: string[];
+  entries: string[];
+}
+export declare const codeCached: Record<string, CodeCache>;
 export declare function isStale(target: string, options?: { root?: string }): boolean;
 export declare function buildAll(options?: {
   names?: string[];
@@ -10,5 +14,5 @@ export declare function buildAll(options?: {
   log?: (line: string) => void;
   root?: string;
   entries?: Record<string, Entries>;
-  codeCache?: Record<string, string[]>;
+  codeCache?: Record<string, CodeCache>;
 }): Promise<void>;

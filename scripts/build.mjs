@@ -25,7 +25,8 @@ const projectRoot = fileURLToPath(new URL("..", import.meta.url));
 
 /**
  * One folder of dist/ per target; entry points are named by their output file. Code shared by a
- * target's entries goes into chunks beside them, and so do dynamic imports (the CLI's commands).
+ * target's entries goes into chunks beside them, and so do dynamic imports (the CLI's commands),
+ * except in a code-cached target (codeCached), whose entries are each one whole bundle.
  */
 export const targets = {
   core: { main: "services/core/src/main.ts", cli: "services/core/src/cli.ts" },
@@ -43,11 +44,12 @@ export const targets = {
 
 /**
  * Targets whose processes start often and fresh (a runner per repl): their entries are CommonJS
- * bundles run from V8's code cache (lib/kit/code-cache.mjs), made with the Node flags those
- * processes run with, since V8 refuses a cache made under other flags. Each entry's .mjs is a
- * two-line loader, so the paths that start them stay the same.
+ * bundles, and those in `entries` run from V8's code cache (lib/kit/code-cache.mjs), made with the
+ * Node flags those processes run with, since V8 refuses a cache made under other flags. Each
+ * entry's .mjs is a small loader, so the paths that start them stay the same. The runner's dev CLI
+ * runs without those flags and gets no cache.
  */
-export const codeCached = { runner: runnerNodeFlags };
+export const codeCached = { runner: { nodeFlags: runnerNodeFlags, entries: ["main", "pooled"] } };
 const codeCacheFiles = ["lib/kit/code-cache.mjs", "lib/contracts/runner-node-flags.mjs"];
 
 /** Files besides the bundled modules that change a build (when they exist: a packed copy has no lockfile). */
@@ -93,8 +95,7 @@ export function isStale(target, { root = projectRoot } = {}) {
     return true;
   }
   const { inputs } = meta;
-  // Code caches hold the compiled code of one Node build.
-  if (meta.node !== process.version) return true;
+  if (meta.node && meta.node !== process.version) return true; // its code caches are another Node's
   for (const file of buildFiles) if (existsSync(join(root, file)) !== file in inputs) return true;
   for (const [file, [mtimeMs, size]] of Object.entries(inputs)) {
     const path = join(root, file);
@@ -153,7 +154,7 @@ async function filesUnder(dir) {
  * a time: chunks first, then the entry points that import them, meta.json last (a build that dies
  * halfway stays stale). Chunks of earlier builds stay a day for processes that loaded from them.
  */
-async function buildTarget(target, { root = projectRoot, entries = targets[target], cacheFlags } = {}) {
+async function buildTarget(target, { root = projectRoot, entries = targets[target], cache } = {}) {
   const { build } = await import("esbuild");
   const dir = join(root, "dist", target);
   const staging = join(root, "dist", `.staging-${target}-${process.pid}`);
@@ -167,7 +168,7 @@ async function buildTarget(target, { root = projectRoot, entries = targets[targe
       platform: "node",
       target: "node20",
       external,
-      ...(cacheFlags ? codeCachedOutput : esmOutput(target)),
+      ...(cache ? codeCachedOutput : esmOutput(target)),
       // Less source to parse and to keep in every process (V8 holds it for Function.prototype.toString);
       // functions and classes keep their names for logs and error types, the source map has the rest.
       minify: true,
@@ -178,15 +179,17 @@ async function buildTarget(target, { root = projectRoot, entries = targets[targe
       logLevel: "warning",
     });
     const inputs = {};
-    const extra = [...buildFiles, ...(cacheFlags ? codeCacheFiles : [])].filter((f) => existsSync(join(root, f)));
+    const extra = [...buildFiles, ...(cache ? codeCacheFiles : [])].filter((f) => existsSync(join(root, f)));
     for (const file of [...Object.keys(result.metafile.inputs), ...extra]) {
       if (!file.startsWith("<")) inputs[file] = fingerprint(join(root, file));
     }
-    if (cacheFlags) await addCodeCaches(root, staging, dir, result.metafile, cacheFlags);
-    await writeFile(join(staging, "meta.json"), JSON.stringify({ node: process.version, inputs }));
+    if (cache) await addCodeCaches(root, staging, dir, result.metafile, cache);
+    // A code cache holds one Node build's compiled code.
+    await writeFile(join(staging, "meta.json"), JSON.stringify({ ...(cache && { node: process.version }), inputs }));
     if (target === "cli") await writeFile(join(staging, "package.json"), cliPackage(root));
     const files = await filesUnder(staging);
-    const order = (f) => (f === "meta.json" ? 2 : f.startsWith("chunks/") ? 0 : 1);
+    // The loaders import code-cache.mjs: it goes in with the chunks.
+    const order = (f) => (f === "meta.json" ? 2 : f.startsWith("chunks/") || f === "code-cache.mjs" ? 0 : 1);
     for (const file of files.sort((a, b) => order(a) - order(b))) {
       await mkdir(dirname(join(dir, file)), { recursive: true });
       await rename(join(staging, file), join(dir, file));
@@ -217,25 +220,36 @@ const esmOutput = (target) => ({
 const codeCachedOutput = { format: "cjs", entryNames: "chunks/[name]-[hash]", outExtension: { ".js": ".cjs" } };
 
 /**
- * Writes `<bundle>.cache` for each entry of a code-cached target, from a process with the flags its
- * processes run with, and the entry's `<name>.mjs`: a loader that runs the bundle from that cache.
+ * Writes each entry's `<name>.mjs`, a loader that runs its bundle, and for the entries of `cache`
+ * a `<bundle>.cache` from a process with the flags its processes run with (and no NODE_OPTIONS),
+ * whose SHA-256 the loader checks before V8 sees it.
  */
-async function addCodeCaches(root, staging, dir, metafile, nodeFlags) {
+async function addCodeCaches(root, staging, dir, metafile, cache) {
   await copyFile(join(projectRoot, "lib/kit/code-cache.mjs"), join(staging, "code-cache.mjs"));
-  const args = [];
+  const bundles = {};
   for (const [file, output] of Object.entries(metafile.outputs)) {
     if (!output.entryPoint || !file.endsWith(".cjs")) continue;
+    const lazy = output.imports.filter((i) => i.kind === "dynamic-import" && i.external).map((i) => i.path);
+    if (lazy.length)
+      throw new Error(`${output.entryPoint} imports ${lazy.join(", ")} at run time; a code-cached bundle cannot`);
     const bundle = relative(staging, join(root, file)); // chunks/<name>-<hash>.cjs
-    const name = bundle.slice("chunks/".length).replace(/-[A-Z0-9]+\.cjs$/, "");
+    bundles[bundle.slice("chunks/".length).replace(/-[A-Z0-9]+\.cjs$/, "")] = bundle;
+  }
+  const cached = cache.entries.filter((name) => name in bundles);
+  const args = cached.flatMap((name) => [join(staging, bundles[name]), join(dir, bundles[name])]);
+  const env = { ...process.env, NODE_OPTIONS: "" };
+  const writer = [...cache.nodeFlags, join(staging, "code-cache.mjs"), "--write", ...args];
+  const digests = JSON.parse((await promisify(execFile)(process.execPath, writer, { env })).stdout);
+  for (const [name, bundle] of Object.entries(bundles)) {
+    const digest = digests[join(staging, bundle)];
+    if (cached.includes(name) && !digest) throw new Error(`no code cache was written for ${bundle}`);
     const loader = [
-      `// Runs the ${name} bundle from V8's code cache (code-cache.mjs).`,
+      `// Runs the ${name} bundle${digest ? " from V8's code cache" : ""} (code-cache.mjs).`,
       'import { runCached } from "./code-cache.mjs";',
-      `runCached(new URL("./${bundle}", import.meta.url));`,
+      `runCached(new URL("./${bundle}", import.meta.url)${digest ? `, "${digest}"` : ""});`,
     ];
     await writeFile(join(staging, `${name}.mjs`), `${loader.join("\n")}\n`);
-    args.push(join(staging, bundle), join(dir, bundle));
   }
-  await promisify(execFile)(process.execPath, [...nodeFlags, join(staging, "code-cache.mjs"), "--write", ...args]);
 }
 
 async function pruneOldChunks(dir, current) {
@@ -263,7 +277,7 @@ export async function buildAll({
       if (ifStale && !isStale(name, { root })) return;
       const t0 = performance.now();
       log(`building ${name} (dist/${name})…`);
-      const { bytes, inputs } = await buildTarget(name, { root, entries: entries[name], cacheFlags: codeCache[name] });
+      const { bytes, inputs } = await buildTarget(name, { root, entries: entries[name], cache: codeCache[name] });
       const ms = Math.round(performance.now() - t0);
       log(`built ${name}: ${inputs} modules into ${(bytes / 1e6).toFixed(1)} MB in ${ms} ms`);
     });

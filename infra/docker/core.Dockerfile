@@ -7,7 +7,7 @@
 ARG NODE_IMAGE=node:20.20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
-WORKDIR /src
+WORKDIR /app
 COPY package.json package-lock.json ./
 # No scripts: the postinstall builds every target, and the sources are not here yet.
 RUN --mount=type=cache,target=/root/.npm npm install --ignore-scripts --no-audit --no-fund
@@ -29,7 +29,7 @@ RUN install -d -o 1000 -g 1000 /data
 WORKDIR /app
 COPY infra/docker/image-package.json ./package.json
 COPY templates ./templates
-COPY --from=build /src/dist/core ./dist/core
+COPY --from=build /app/dist/core ./dist/core
 USER 1000:1000
 EXPOSE 8080
 CMD ["node", "dist/core/main.mjs"]

@@ -8,7 +8,7 @@
 ARG NODE_IMAGE=node:20.20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
-WORKDIR /src
+WORKDIR /app
 COPY package.json package-lock.json ./
 # No scripts: the postinstall builds every target, and the sources are not here yet.
 RUN --mount=type=cache,target=/root/.npm npm install --ignore-scripts --no-audit --no-fund
@@ -25,7 +25,7 @@ ENV NODE_ENV=production \
     DEVEX_EGRESS_PORT=3128
 WORKDIR /app
 COPY infra/docker/image-package.json ./package.json
-COPY --from=build /src/dist/egress ./dist/egress
+COPY --from=build /app/dist/egress ./dist/egress
 USER 1000:1000
 EXPOSE 3128
 CMD ["node", "dist/egress/main.mjs"]

@@ -8,7 +8,7 @@
 ARG NODE_IMAGE=node:20.20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
-WORKDIR /src
+WORKDIR /app
 COPY package.json package-lock.json ./
 # No scripts: the postinstall builds every target, and the sources are not here yet.
 RUN --mount=type=cache,target=/root/.npm npm install --ignore-scripts --no-audit --no-fund
@@ -26,7 +26,7 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY infra/docker/image-package.json ./package.json
 COPY descriptors/devex.binpb ./descriptors/devex.binpb
-COPY --from=build /src/dist/mcp ./dist/mcp
+COPY --from=build /app/dist/mcp ./dist/mcp
 USER 1000:1000
 EXPOSE 8091
 CMD ["node", "dist/mcp/main.mjs"]

@@ -11,7 +11,7 @@
 ARG NODE_IMAGE=node:20.20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
-WORKDIR /src
+WORKDIR /app
 COPY package.json package-lock.json ./
 # No scripts: the postinstall builds every target, and the sources are not here yet. npm installs
 # node-pty's prebuilt binary for this platform only (@lydell/node-pty-linux-x64 or -arm64).
@@ -43,9 +43,9 @@ ENV NODE_ENV=production \
     DEVEX_RUNNER_PORT=8090
 WORKDIR /app
 COPY infra/docker/image-package.json ./package.json
-COPY --from=build /src/node_modules/@lydell ./node_modules/@lydell
-COPY --from=build /src/dist/sync ./dist/sync
-COPY --from=build /src/dist/runner ./dist/runner
+COPY --from=build /app/node_modules/@lydell ./node_modules/@lydell
+COPY --from=build /app/dist/sync ./dist/sync
+COPY --from=build /app/dist/runner ./dist/runner
 USER 1000:1000
 WORKDIR /workspace
 EXPOSE 8090

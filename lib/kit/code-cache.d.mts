@@ -4,5 +4,8 @@ import type { Script } from "node:vm";
 /** The bundle wrapped as Node wraps CommonJS: call it with (exports, require, module, __filename, __dirname). */
 type Wrapped = (exports: object, require: NodeJS.Require, module: object, filename: string, dirname: string) => void;
 
-export declare function compileCached(file: string): { script: Script; run: Wrapped; rejected: boolean | undefined };
-export declare function runCached(file: string | URL): void;
+export declare function compileCached(
+  file: string,
+  digest?: string,
+): { script: Script; run: Wrapped; rejected: "damaged" | "refused" | undefined };
+export declare function runCached(file: string | URL, digest?: string): void;

@@ -12,14 +12,15 @@ export class ConfigError extends Error {
 }
 
 /**
- * A service's configuration from `load`, or what is wrong with it on stderr and exit code 2: the
- * message names each variable, and a stack trace would only hide it.
+ * A service's configuration from `load`, or what is wrong with it (a ConfigError) on stderr and
+ * exit code 2: the message names each variable, and a stack trace would only hide it.
  */
 export function configOrExit<T>(load: () => T): T {
   try {
     return load();
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n`);
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
     process.exit(2);
   }
 }

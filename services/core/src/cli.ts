@@ -8,7 +8,7 @@
  * overwrite the change.
  */
 import { parseArgs } from "node:util";
-import { loadConfig, parseDuration } from "../../../lib/kit/config.js";
+import { configOrExit, loadConfig, parseDuration } from "../../../lib/kit/config.js";
 import { DomainError } from "../../../lib/kit/errors.js";
 import { userIdPattern } from "./auth/principal.js";
 import { DEFAULT_TOKEN_TTL_MS, issueApiToken } from "./auth/secrets.js";
@@ -40,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`--ttl must be a duration between 1m and 365d, such as 30d\n${usage}\n`);
     return 2;
   }
-  const state = await openStateStore(loadConfig(coreConfigSchema));
+  const state = await openStateStore(configOrExit(() => loadConfig(coreConfigSchema)));
   try {
     const { record, secret } = await issueApiToken(state, values.user, values.name, ttlMs);
     process.stderr.write(

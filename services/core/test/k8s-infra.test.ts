@@ -297,6 +297,8 @@ describe("Dockerfiles and the workflow", () => {
       const install = build.lines.findIndex((l) => /^RUN .*npm install --ignore-scripts/.test(l));
       const sources = build.lines.indexOf("COPY lib lib");
       assert.ok(install >= 0 && install < sources, `${name}: npm install --ignore-scripts before the sources`);
+      // Built where the image runs it: source maps and the runner's code caches name these paths.
+      assert.ok(build.lines.includes("WORKDIR /app"), `${name} builds in /app`);
       const run = build.lines.find((l) => l.includes("node scripts/build.mjs"));
       assert.deepEqual(
         /node scripts\/build\.mjs ([\w ]+?)(?: &&|$)/.exec(run ?? "")?.[1]?.split(" "),
@@ -322,16 +324,16 @@ describe("Dockerfiles and the workflow", () => {
       );
       assert.ok(!copied.some((c) => /(^|\/)node_modules\/?$/.test(c.src)), `${name} copies no whole node_modules`);
       const fromBuild = copied.filter((c) => c.from === "build");
-      const bundles = fromBuild.filter((c) => c.src.startsWith("/src/dist/"));
+      const bundles = fromBuild.filter((c) => c.src.startsWith("/app/dist/"));
       assert.deepEqual(
         bundles.map((c) => `${c.src} ${c.dest}`).sort(),
-        image.targets.map((t) => `/src/dist/${t} ./dist/${t}`).sort(),
+        image.targets.map((t) => `/app/dist/${t} ./dist/${t}`).sort(),
         `${name} ships exactly its bundles`,
       );
-      const modules = fromBuild.filter((c) => !c.src.startsWith("/src/dist/"));
+      const modules = fromBuild.filter((c) => !c.src.startsWith("/app/dist/"));
       assert.deepEqual(
         modules.map((c) => [c.src, c.dest]),
-        name === "runner.Dockerfile" ? [["/src/node_modules/@lydell", "./node_modules/@lydell"]] : [],
+        name === "runner.Dockerfile" ? [["/app/node_modules/@lydell", "./node_modules/@lydell"]] : [],
         `${name}: of node_modules, only the native addon the runner bundle leaves outside`,
       );
       const fromContext = copied.filter((c) => !c.from).map((c) => [c.src, c.dest]);
@@ -357,7 +359,7 @@ describe("Dockerfiles and the workflow", () => {
     const [, , , , cli] = syncCommand("restore", { replId: "r", workspacePrefix: "repl/u/r/" });
     assert.equal(cli, "/app/dist/sync/cli.mjs");
     assert.ok("cli" in targets.sync!, "dist/sync/cli.mjs is what scripts/build.mjs writes");
-    assert.match(runner, /^COPY --from=build \/src\/dist\/sync \.\/dist\/sync$/m);
+    assert.match(runner, /^COPY --from=build \/app\/dist\/sync \.\/dist\/sync$/m);
   });
 
   it("each .dockerignore is an allowlist that lets through what its Dockerfile copies from the context", () => {

@@ -30,7 +30,7 @@
  *                                   Set by core's local driver; unset runs commands directly.
  */
 import { readFileSync } from "node:fs";
-import { env, loadConfig } from "../../../lib/kit/config.js";
+import { ConfigError, env, loadConfig } from "../../../lib/kit/config.js";
 import { z } from "../../../lib/kit/zod.js";
 
 const bytes = (fallback: number) => z._default(env.integer(z.minimum(1)), fallback);
@@ -120,15 +120,13 @@ export const defaultRunnerLimits: Limits = {
 
 export function loadRunnerConfig(source: NodeJS.ProcessEnv = process.env): RunnerConfig {
   const c = loadConfig(configSchema, source);
-  const pem =
-    c.DEVEX_TOKEN_PUBLIC_KEY ??
-    (c.DEVEX_TOKEN_PUBLIC_KEY_FILE ? readFileSync(c.DEVEX_TOKEN_PUBLIC_KEY_FILE, "utf8") : undefined);
-  if (!pem) throw new Error("invalid configuration: set DEVEX_TOKEN_PUBLIC_KEY or DEVEX_TOKEN_PUBLIC_KEY_FILE");
+  const pem = c.DEVEX_TOKEN_PUBLIC_KEY ?? readKeyFile(c.DEVEX_TOKEN_PUBLIC_KEY_FILE);
+  if (!pem) throw new ConfigError(["set DEVEX_TOKEN_PUBLIC_KEY or DEVEX_TOKEN_PUBLIC_KEY_FILE"]);
   const coreParts = [c.DEVEX_CORE_URL, c.DEVEX_RUNNER_ID, c.DEVEX_RUNNER_CONTROL_TOKEN];
   if (coreParts.some(Boolean) && !coreParts.every(Boolean)) {
-    throw new Error(
-      "invalid configuration: DEVEX_CORE_URL, DEVEX_RUNNER_ID and DEVEX_RUNNER_CONTROL_TOKEN go together: set all three or none",
-    );
+    throw new ConfigError([
+      "DEVEX_CORE_URL, DEVEX_RUNNER_ID and DEVEX_RUNNER_CONTROL_TOKEN go together: set all three or none",
+    ]);
   }
   return {
     workspace: c.DEVEX_RUNNER_WORKSPACE,
@@ -159,6 +157,17 @@ export function loadRunnerConfig(source: NodeJS.ProcessEnv = process.env): Runne
     logLevel: c.DEVEX_LOG_LEVEL,
     commandPrefix: c.DEVEX_RUNNER_COMMAND_PREFIX,
   };
+}
+
+function readKeyFile(file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError([
+      `DEVEX_TOKEN_PUBLIC_KEY_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code})`,
+    ]);
+  }
 }
 
 /** "16 MiB", "512 KiB", "12 bytes": sizes in error messages. */
