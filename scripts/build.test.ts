@@ -196,6 +196,13 @@ describe("the runner's bundles (dist/runner)", () => {
     }
   });
 
+  it("leave out what runners do not use: full zod and its languages", async () => {
+    const { bundle } = await cachedBundle(join(projectRoot, "dist/runner/main.mjs"));
+    const code = await readFile(bundle, "utf8");
+    // zod's Dutch messages, and a class only the full zod has: a namespace re-export once kept both.
+    for (const text of ["Ongeldige invoer", '"ZodString"']) assert.ok(!code.includes(text), `${text} is in ${bundle}`);
+  });
+
   it("map stack traces to the sources with --enable-source-maps", async () => {
     const cli = join(projectRoot, "dist/runner/cli.mjs");
     const failed = await run(process.execPath, [

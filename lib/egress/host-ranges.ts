@@ -1,6 +1,6 @@
 /** The never tier as this machine and its operator define it: the host's own addresses plus DEVEX_EGRESS_DENY_CIDRS. */
 import { networkInterfaces } from "node:os";
-import { z } from "../kit/zod.js";
+import * as z from "../kit/zod.js";
 import { EgressRanges, parseCidr } from "./policy.js";
 
 /** Every address of this host's interfaces (a repl's traffic leaves from here, so these lead back to it). */

@@ -2,7 +2,7 @@
  * Configuration from the environment, validated with zod/mini (./zod.ts). `loadConfig` reports every
  * bad or missing variable at once, with the variable names, instead of failing on the first.
  */
-import { z } from "./zod.js";
+import * as z from "./zod.js";
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {

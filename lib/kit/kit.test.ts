@@ -6,7 +6,7 @@ import { isPlatformCookie, readCookie, withoutCookies } from "./cookies.js";
 import { type DomainError, failedPrecondition, toConnectError } from "./errors.js";
 import { createLogger, redactUrl } from "./log.js";
 import { bearerToken, createTokenSigner, createTokenVerifier, generateSigningKey } from "./tokens.js";
-import { z } from "./zod.js";
+import * as z from "./zod.js";
 
 describe("config", () => {
   const schema = z.object({

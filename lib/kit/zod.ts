@@ -1,12 +1,14 @@
 /**
- * zod/mini with English messages: every schema in the services imports z from here. The full zod
- * costs every process tens of milliseconds to load; zod/mini ships no messages ("Invalid input" for
- * everything) until a locale is configured, and importing z from here makes sure it is. Only
- * English is imported: z.locales would bundle every language.
+ * zod/mini with English messages: every schema in the services imports z from here
+ * (`import * as z from ".../lib/kit/zod.js"`). The full zod costs every process tens of milliseconds
+ * to load; zod/mini ships no messages ("Invalid input" for everything) until a locale is configured,
+ * and importing it from here makes sure one is. Only English is imported: z.locales would bundle
+ * every language. Re-exported with `export *`, not as a namespace value, so that bundles keep only
+ * what the schemas use.
  */
 import { en } from "zod/locales";
-import * as z from "zod/mini";
+import { config } from "zod/mini";
 
-z.config(en());
+config(en());
 
-export { z };
+export * from "zod/mini";

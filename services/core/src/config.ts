@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { env } from "../../../lib/kit/config.js";
 import { projectRoot } from "../../../lib/kit/project-root.js";
-import { z } from "../../../lib/kit/zod.js";
+import * as z from "../../../lib/kit/zod.js";
 import { kubernetesConfigFields, kubernetesConfigProblems } from "./driver/kubernetes/config.js";
 
 const optional = () => z.optional(z.string());

@@ -18,7 +18,7 @@
 
 import { cidrListSetting } from "../../../lib/egress/host-ranges.js";
 import { env, loadConfig } from "../../../lib/kit/config.js";
-import { z } from "../../../lib/kit/zod.js";
+import * as z from "../../../lib/kit/zod.js";
 
 export const egressConfigSchema = z.object({
   REDIS_URL: z.string().check(z.regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")),

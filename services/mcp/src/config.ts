@@ -19,7 +19,7 @@
  */
 
 import { env, loadConfig } from "../../../lib/kit/config.js";
-import { z } from "../../../lib/kit/zod.js";
+import * as z from "../../../lib/kit/zod.js";
 
 const list = z.pipe(
   z._default(z.string(), ""),

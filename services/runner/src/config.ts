@@ -31,7 +31,7 @@
  */
 import { readFileSync } from "node:fs";
 import { ConfigError, env, loadConfig } from "../../../lib/kit/config.js";
-import { z } from "../../../lib/kit/zod.js";
+import * as z from "../../../lib/kit/zod.js";
 
 const bytes = (fallback: number) => z._default(env.integer(z.minimum(1)), fallback);
 const count = (fallback: number) => z._default(env.integer(z.minimum(1), z.maximum(10_000)), fallback);

@@ -11,7 +11,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { type BlobStore, listAll } from "../../../../lib/blob/store.js";
 import { checkEgressPolicy, type EgressPolicy } from "../../../../lib/egress/policy.js";
-import { z } from "../../../../lib/kit/zod.js";
+import * as z from "../../../../lib/kit/zod.js";
 
 export interface TemplateInfo {
   name: string;

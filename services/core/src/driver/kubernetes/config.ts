@@ -6,7 +6,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { cidrListSetting, parseDenyList } from "../../../../../lib/egress/host-ranges.js";
 import { env } from "../../../../../lib/kit/config.js";
-import { z } from "../../../../../lib/kit/zod.js";
+import * as z from "../../../../../lib/kit/zod.js";
 import type { Driver } from "../driver.js";
 import { kubernetesApis } from "./apis.js";
 import { createKubernetesDriver } from "./driver.js";
