@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type ConfigError, env, loadConfig, parseDuration } from "./config.js";
 import { isPlatformCookie, readCookie, withoutCookies } from "./cookies.js";
 import { type DomainError, failedPrecondition, toConnectError } from "./errors.js";
 import { createLogger, redactUrl } from "./log.js";
+import { replaceFile } from "./replace-file.js";
 import { bearerToken, createTokenSigner, createTokenVerifier, generateSigningKey } from "./tokens.js";
 import * as z from "./zod.js";
 
@@ -172,5 +176,31 @@ describe("cookies", () => {
       withoutCookies("devex_session=s; app=1", (n) => n === "app"),
       "devex_session=s",
     );
+  });
+});
+
+describe("replaceFile", () => {
+  it("never shows a reader a half-written file, even with writers racing, and leaves no temporary file", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "devex-replace-"));
+    const file = join(dir, "state.json");
+    const big = (n: number) => JSON.stringify({ n, fill: "x".repeat(2 * 1024 * 1024) });
+    await replaceFile(file, big(0));
+    let writing = true;
+    const writers = [1, 2].map(async (w) => {
+      for (let i = 0; i < 20; i++) await replaceFile(file, big(w * 100 + i));
+    });
+    let reads = 0;
+    const reader = (async () => {
+      while (writing) {
+        JSON.parse(await readFile(file, "utf8")); // throws on a partial file
+        reads++;
+      }
+    })();
+    await Promise.all(writers);
+    writing = false;
+    await reader;
+    assert.ok(reads > 0);
+    assert.deepEqual(await readdir(dir), ["state.json"]);
+    await rm(dir, { recursive: true, force: true });
   });
 });

@@ -4,8 +4,9 @@
  * or unmounted directory refuses), and the remote as of the last successful restore/persist.
  */
 import type { Stats } from "node:fs";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
+import { replaceFile } from "../kit/replace-file.js";
 import type { RemoteState } from "./remote.js";
 import type { SyncOptions } from "./types.js";
 
@@ -53,7 +54,5 @@ export async function loadManifest(path: string): Promise<Manifest | undefined> 
 
 export async function saveManifest(path: string, m: Manifest): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(m));
-  await rename(tmp, path);
+  await replaceFile(path, JSON.stringify(m));
 }

@@ -6,9 +6,10 @@
  * process may use a given directory.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { unavailable } from "../../../../lib/kit/errors.js";
+import { replaceFile } from "../../../../lib/kit/replace-file.js";
 import type { ActiveSession, ApiTokenRecord, ReplRecord, StateStore, UserRecord, WebSession } from "./store.js";
 
 interface Snapshot {
@@ -56,10 +57,8 @@ function snapshotWriter(file: string, data: Snapshot): SavedSnapshot {
   let writing: Promise<void> = Promise.resolve();
   const save = (): Promise<void> => {
     writing = writing.then(async () => {
-      const tmp = `${file}.${process.pid}.tmp`;
       try {
-        await writeFile(tmp, JSON.stringify(data));
-        await rename(tmp, file);
+        await replaceFile(file, JSON.stringify(data));
       } catch (e) {
         throw unavailable("the state store cannot write its data directory", e);
       }

@@ -10,7 +10,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
-import { chown, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { chown, mkdir, readdir, readFile, rm } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { join } from "node:path";
 import { pooledRunnerArgs, type RunnerToPool } from "../../../../../lib/contracts/pooled-runner.js";
@@ -19,6 +19,7 @@ import type { EgressPolicy } from "../../../../../lib/egress/policy.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import { waitForExit } from "../../../../../lib/kit/pids.js";
 import { projectRoot } from "../../../../../lib/kit/project-root.js";
+import { replaceFile } from "../../../../../lib/kit/replace-file.js";
 import { writeSandboxIdentity } from "./identity.js";
 import type { PastaProcess } from "./network/pasta.js";
 import type { Owner, RunnerLaunch, RunnerPaths } from "./sandbox.js";
@@ -68,9 +69,7 @@ export const runnerCode = ["dist/runner", "node_modules/@lydell"].map((p) => joi
 
 /** Writes a runner's record whole or not at all: other claims and a restarted core read records at any time. */
 export async function writeRecord(dir: string, record: RunnerRecord): Promise<void> {
-  const partial = join(dir, `record.json.${randomBytes(4).toString("hex")}.tmp`);
-  await writeFile(partial, JSON.stringify(record));
-  await rename(partial, join(dir, "record.json"));
+  await replaceFile(join(dir, "record.json"), JSON.stringify(record));
 }
 
 interface PoolEntry {
