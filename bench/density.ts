@@ -191,6 +191,21 @@ const cmdline = (pid: number) => {
   }
 };
 
+type Sizes = Pick<ProcMem, "rss" | "pss" | "private">;
+
+/** Medians of RSS, Pss and private memory, MB. */
+const sizesMB = (xs: Sizes[]) => ({
+  rssMB: medianMB(xs.map((x) => x.rss)),
+  pssMB: medianMB(xs.map((x) => x.pss)),
+  privateMB: medianMB(xs.map((x) => x.private)),
+});
+
+const plus = (a: Sizes, b: Sizes): Sizes => ({
+  rss: a.rss + b.rss,
+  pss: a.pss + b.pss,
+  private: a.private + b.private,
+});
+
 /** The per-runner figures at `--repls`: medians over the runners, MB. */
 function runnerMemoryReport(ps: ReplProcesses[], pooled: ProcMem[]) {
   const med = (f: (p: ReplProcesses) => number) => medianMB(ps.map(f));
@@ -205,30 +220,16 @@ function runnerMemoryReport(ps: ReplProcesses[], pooled: ProcMem[]) {
       privateMB: med((p) => p.node.private),
       rssMinMaxMB: [mb(Math.min(...ps.map((p) => p.node.rss))), mb(Math.max(...ps.map((p) => p.node.rss)))],
     },
-    wrappers: {
-      processes: median(ps.map((p) => p.wrappers.processes)),
-      rssMB: med((p) => p.wrappers.rss),
-      pssMB: med((p) => p.wrappers.pss),
-      privateMB: med((p) => p.wrappers.private),
-    },
-    runnerTree: {
-      what: "runner node + its bwrap wrappers",
-      rssMB: med((p) => p.node.rss + p.wrappers.rss),
-      pssMB: med((p) => p.node.pss + p.wrappers.pss),
-      privateMB: med((p) => p.node.private + p.wrappers.private),
-    },
+    wrappers: { processes: median(ps.map((p) => p.wrappers.processes)), ...sizesMB(ps.map((p) => p.wrappers)) },
+    runnerTree: { what: "runner node + its bwrap wrappers", ...sizesMB(ps.map((p) => plus(p.node, p.wrappers))) },
     terminal: {
       what: "the terminal's processes (bwrap ×2 + bash -l): the user's, not the runner's",
       processes: median(ps.map((p) => p.shells.processes)),
-      rssMB: med((p) => p.shells.rss),
-      pssMB: med((p) => p.shells.pss),
-      privateMB: med((p) => p.shells.private),
+      ...sizesMB(ps.map((p) => p.shells)),
     },
     pasta: {
       what: "the repl's pasta (user-mode network for its private namespace), a child of core",
-      rssMB: medianMB(ps.flatMap((p) => (p.pasta ? [p.pasta.rss] : []))),
-      pssMB: medianMB(ps.flatMap((p) => (p.pasta ? [p.pasta.pss] : []))),
-      privateMB: medianMB(ps.flatMap((p) => (p.pasta ? [p.pasta.private] : []))),
+      ...sizesMB(ps.flatMap((p) => (p.pasta ? [p.pasta] : []))),
     },
     wholeRepl: {
       what: "runner tree + terminal + pasta",

@@ -1,11 +1,9 @@
 // Types for code-cache.mjs (plain JavaScript, copied into dist/ beside the bundles it runs).
-import type { Script } from "node:vm";
-
 /** The bundle wrapped as Node wraps CommonJS: call it with (exports, require, module, __filename, __dirname). */
 type Wrapped = (exports: object, require: NodeJS.Require, module: object, filename: string, dirname: string) => void;
 
 export declare function compileCached(
   file: string,
   digest?: string,
-): { script: Script; run: Wrapped; rejected: "damaged" | "refused" | undefined };
+): { run: Wrapped; rejected: "damaged" | "refused" | undefined };
 export declare function runCached(file: string | URL, digest?: string): void;

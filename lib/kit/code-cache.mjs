@@ -41,7 +41,7 @@ export function compileCached(file, digest) {
   }
   const script = new Script(wrap(readFileSync(file, "utf8")), { filename: file, cachedData });
   if (cachedData && script.cachedDataRejected) rejected = "refused";
-  return { script, run: script.runInThisContext(), rejected };
+  return { run: script.runInThisContext(), rejected };
 }
 
 /**
