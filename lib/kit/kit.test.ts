@@ -8,6 +8,7 @@ import { type ConfigError, env, loadConfig, parseDuration } from "./config.js";
 import { isPlatformCookie, readCookie, withoutCookies } from "./cookies.js";
 import { type DomainError, failedPrecondition, toConnectError } from "./errors.js";
 import { createLogger, redactUrl } from "./log.js";
+import { isAlive, killGroup } from "./pids.js";
 import { replaceFile } from "./replace-file.js";
 import { bearerToken, createTokenSigner, createTokenVerifier, generateSigningKey } from "./tokens.js";
 import * as z from "./zod.js";
@@ -202,5 +203,16 @@ describe("replaceFile", () => {
     assert.ok(reads > 0);
     assert.deepEqual(await readdir(dir), ["state.json"]);
     await rm(dir, { recursive: true, force: true });
+  });
+});
+
+describe("pids", () => {
+  it("a pid of 0 or less is no process, and no group is signalled for it", () => {
+    // kill(0, sig) would signal this very process group: mocha and whatever ran it.
+    for (const pid of [0, -1, Number.NaN]) {
+      assert.equal(isAlive(pid), false, `isAlive(${pid})`);
+      assert.equal(killGroup(pid, 0), false, `killGroup(${pid})`);
+    }
+    assert.equal(isAlive(process.pid), true);
   });
 });
