@@ -14,6 +14,7 @@ import {
   type EgressPolicy,
   EgressRanges,
   nameAllowed,
+  samePolicy,
 } from "./policy.js";
 
 const allowlist = (domains: string[], cidrs: string[] = []): EgressPolicy => ({ mode: "allowlist", domains, cidrs });
@@ -197,6 +198,21 @@ describe("egress policy: domain rules", () => {
     assert.equal(domainMatches(["example.com"], "a.example.com"), false);
     assert.equal(domainMatches(["example.com"], "xexample.com"), false);
     assert.equal(domainMatches([], "example.com"), false);
+  });
+});
+
+describe("egress policy: samePolicy", () => {
+  it("is true for the same mode and lists in any order, false for any difference", () => {
+    assert.equal(samePolicy(ALLOW_ALL, { mode: "allow_all", domains: [], cidrs: [] }), true);
+    assert.equal(
+      samePolicy(allowlist(["a.test", "b.test"], ["10.0.0.0/8"]), allowlist(["b.test", "a.test"], ["10.0.0.0/8"])),
+      true,
+    );
+    assert.equal(samePolicy(ALLOW_ALL, DENY_ALL), false);
+    assert.equal(samePolicy(allowlist(["a.test"]), allowlist(["a.test", "b.test"])), false);
+    assert.equal(samePolicy(allowlist(["a.test", "b.test"]), allowlist(["a.test", "c.test"])), false);
+    assert.equal(samePolicy(allowAll(["10.0.0.0/8"]), ALLOW_ALL), false);
+    assert.equal(samePolicy(allowAll(["10.0.0.0/8"]), allowAll(["192.168.0.0/16"])), false);
   });
 });
 

@@ -202,6 +202,13 @@ export function addressAllowed(
   return policy.mode === "allow_all" || viaAllowedName;
 }
 
+/** Whether two normalised policies allow the same (their lists compared as sets). */
+export function samePolicy(a: EgressPolicy, b: EgressPolicy): boolean {
+  const sameSet = (x: readonly string[], y: readonly string[]) =>
+    new Set(x).size === new Set(y).size && x.every((e) => y.includes(e));
+  return a.mode === b.mode && sameSet(a.domains, b.domains) && sameSet(a.cidrs, b.cidrs);
+}
+
 /** Whether the policy lets the repl resolve and reach `name`. */
 export function nameAllowed(policy: EgressPolicy, name: string): boolean {
   if (policy.mode === "allow_all") return true;

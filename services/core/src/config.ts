@@ -1,5 +1,6 @@
 /** Core's configuration, from the environment (documented in services/core/README.md). */
 import { join } from "node:path";
+import type { EgressPolicy } from "../../../lib/egress/policy.js";
 import { env } from "../../../lib/kit/config.js";
 import { projectRoot } from "../../../lib/kit/project-root.js";
 import * as z from "../../../lib/kit/zod.js";
@@ -89,3 +90,8 @@ export const coreConfigSchema = z
   );
 
 export type CoreConfig = z.output<typeof coreConfigSchema>;
+
+/** The egress policy of repls whose template names none (DEVEX_EGRESS_DEFAULT). */
+export function egressDefault(config: Pick<CoreConfig, "DEVEX_EGRESS_DEFAULT">): EgressPolicy {
+  return { mode: config.DEVEX_EGRESS_DEFAULT, domains: [], cidrs: [] };
+}

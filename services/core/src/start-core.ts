@@ -8,7 +8,7 @@ import type { BlobStore } from "../../../lib/blob/store.js";
 import type { Logger } from "../../../lib/kit/log.js";
 import type { HttpHandler } from "../../../lib/kit/server.js";
 import { createTokenSigner, type TokenSigner } from "../../../lib/kit/tokens.js";
-import type { CoreConfig } from "./config.js";
+import { type CoreConfig, egressDefault } from "./config.js";
 import { type Core, createCore } from "./core.js";
 import type { Driver } from "./driver/driver.js";
 import type { LocalDriver } from "./driver/local/local-driver.js";
@@ -82,7 +82,7 @@ export async function startCore(config: CoreConfig, deps: StartCoreDeps): Promis
     host: config.DEVEX_CORE_HOST,
     publicUrl: config.DEVEX_PUBLIC_URL,
     quota: config.DEVEX_REPL_QUOTA,
-    egressDefault: { mode: config.DEVEX_EGRESS_DEFAULT, domains: [], cidrs: [] },
+    egressDefault: egressDefault(config),
     egressRanges,
     github:
       config.GITHUB_CLIENT_ID && config.GITHUB_CLIENT_SECRET

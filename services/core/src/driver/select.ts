@@ -5,7 +5,7 @@ import { egressRangesFor } from "../../../../lib/egress/host-ranges.js";
 import { EgressRanges } from "../../../../lib/egress/policy.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { TokenSigner } from "../../../../lib/kit/tokens.js";
-import type { CoreConfig } from "../config.js";
+import { type CoreConfig, egressDefault } from "../config.js";
 import { createUnconfiguredDriver, type Driver } from "./driver.js";
 import { kubernetesDeniedCidrs, kubernetesDriverFromConfig } from "./kubernetes/config.js";
 import { createLocalDriver, type LocalDriver } from "./local/local-driver.js";
@@ -63,6 +63,7 @@ export async function openDriver(
       mode: config.DEVEX_EGRESS,
       dns: config.DEVEX_EGRESS_DNS,
       ranges: deps.egressRanges,
+      defaultPolicy: egressDefault(config),
       log: deps.log.child({ driver: "local", part: "egress" }),
     },
   });

@@ -1,7 +1,8 @@
 /**
  * Runner processes outlive a crashed core: each has a record (`<runnersDir>/<procId>/record.json`)
  * that a new driver reads at start-up to re-adopt live assigned runners (core's reconciliation then
- * stops any no session points at) and to clean up after dead ones and stray pool processes.
+ * stops any no session points at) and to clean up after dead ones and stray pool processes (and
+ * the pasta a pooled one's network ran on).
  * Adopted runners are not the new core's children, so their deaths are noticed by polling.
  */
 import { readdir, readFile } from "node:fs/promises";
@@ -37,6 +38,8 @@ export async function adoptRunners(
       }
       await killNow(record.pid);
     }
+    // A pooled runner's network, or a dead runner's, whose pasta would otherwise stay.
+    await killStalePasta(record?.pasta);
     await removeFolder(dir, log);
   }
 }

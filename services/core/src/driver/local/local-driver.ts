@@ -37,6 +37,7 @@ import type { Logger } from "../../../../../lib/kit/log.js";
 import type { TokenSigner } from "../../../../../lib/kit/tokens.js";
 import type { Driver, EgressChange, RunnerInfo } from "../driver.js";
 import { adoptRunners, watchAdopted } from "./adopt.js";
+import { connectRepl } from "./network/connect.js";
 import { type EgressConfig, egressSetup } from "./network/egress.js";
 import { RunnerPool, runnerCode, writeRecord } from "./pool.js";
 import { type RunnerTarget, serial, targetOf, urlOf } from "./runner-handle.js";
@@ -47,6 +48,9 @@ import { type StartDeps, startRunner } from "./start-runner.js";
 import { stopRunner } from "./stop-runner.js";
 
 export type { RunnerTarget } from "./runner-handle.js";
+
+/** How long a pooled runner's network may take to connect (pasta and nft) before it waits without one. */
+const POOL_CONNECT_TIMEOUT_MS = 15_000;
 
 export interface LocalDriverOptions {
   /** Holds `runners/` (one folder per runner process, its slot with it) and `control/` (core's socket for private networks). */
@@ -135,6 +139,10 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       };
       return { slot, launch: o.sandbox.runnerLaunch(slot) };
     },
+    connect:
+      egress &&
+      ((pid) =>
+        connectRepl(egress, { pid, policy: egress.pooledPolicy }, log, AbortSignal.timeout(POOL_CONNECT_TIMEOUT_MS))),
     log,
   });
   const sync = new RunnerSync({ blobs: o.blobs, log, concurrency: o.syncConcurrency, attempts: o.syncAttempts });

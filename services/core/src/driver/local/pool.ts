@@ -22,6 +22,7 @@ import { projectRoot } from "../../../../../lib/kit/project-root.js";
 import { replaceFile } from "../../../../../lib/kit/replace-file.js";
 import { writeSandboxIdentity } from "./identity.js";
 import type { PastaProcess } from "./network/pasta.js";
+import type { ReplNetwork } from "./network/repl-network.js";
 import type { Owner, RunnerLaunch, RunnerPaths } from "./sandbox.js";
 
 export interface RunnerRecord {
@@ -57,6 +58,8 @@ export interface PooledProcess {
   /** Host paths of its slot, and how the runner sees them. */
   slot: RunnerPaths;
   launch: RunnerLaunch;
+  /** Its way out, connected while it waited (RunnerPoolOptions.connect); closed when it dies. */
+  network?: ReplNetwork;
 }
 
 const REFILL_DELAY_MS = 500;
@@ -88,6 +91,11 @@ export interface RunnerPoolOptions {
     slot: RunnerPaths;
     launch: RunnerLaunch;
   };
+  /**
+   * Connects a pooled runner's network namespace (its sandbox's pid 1) under the operator's default
+   * policy while it warms up, so a start does not wait for pasta and nft (network/connect.ts).
+   */
+  connect?: (pid: number) => Promise<ReplNetwork | undefined>;
   /** The host uids slots are given, one each (core as root: Sandbox.uids). */
   uids?: { first: number; count: number };
   log: Logger;
@@ -229,9 +237,11 @@ export class RunnerPool {
       child.once("exit", (code, sig) => reject(new Error(`pooled runner exited early (${sig ?? code})`)));
     });
     readyMessage.catch(() => {});
+    child.once("exit", () => p.network?.close());
     const ready = (async () => {
       if (launch.infoFd) record.pid = await sandboxedPid(child);
       await writeRecord(dir, record);
+      await this.connect(p);
       await readyMessage;
     })();
     const entry: PoolEntry = { p, ready, isReady: false };
@@ -246,6 +256,18 @@ export class RunnerPool {
       if (i >= 0) this.idle.splice(i, 1);
     });
     return entry;
+  }
+
+  /** Connects the process's network and names its pasta in the record (a later core kills a stale one). */
+  private async connect(p: PooledProcess): Promise<void> {
+    // Only a sandboxed runner has a namespace of its own (its pid comes from bwrap's info fd).
+    if (!this.o.connect || !p.launch.infoFd) return;
+    p.network = await this.o.connect(p.record.pid);
+    // Exited (or killed) while connecting: its network goes now, as nothing else will close it.
+    if (p.child.exitCode !== null || p.child.signalCode !== null) p.network?.close();
+    if (!p.network) return;
+    p.record.pasta = p.network.pastaProcess;
+    await writeRecord(p.dir, p.record);
   }
 }
 
@@ -275,6 +297,7 @@ function sandboxedPid(child: ChildProcess): Promise<number> {
  * ends every process in the sandbox; the bwrap parents then exit.
  */
 export async function killPooled(p: PooledProcess): Promise<void> {
+  p.network?.close();
   for (const pid of [p.record.pid, p.child.pid]) {
     try {
       if (pid) process.kill(pid, "SIGKILL");

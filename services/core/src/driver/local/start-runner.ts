@@ -10,7 +10,7 @@ import type { PoolToRunner, RunnerToPool } from "../../../../../lib/contracts/po
 import type { DriverProgress, StartedRunner, StartRequest } from "../driver.js";
 import { hostnameFor } from "../repl-identity.js";
 import { nameRepl } from "./identity.js";
-import { connectRepl } from "./network/connect.js";
+import { networkForRepl } from "./network/connect.js";
 import type { EgressSetup } from "./network/egress.js";
 import { abortable, killPooled, type PooledProcess, type RunnerPool, writeRecord } from "./pool.js";
 import { pinSocket } from "./runner-folder.js";
@@ -57,8 +57,15 @@ export async function startRunner(
   await replaceOld(d, req, signal);
   const p = await d.pool.take(signal);
   const h = newHandle(assignedRecord(d, req, p), p.dir, p.child);
-  // The network is set up while the workspace is restored (both before any code of the repl's runs).
-  const network = connectRepl(d.egress, { replId: req.replId, pid: p.record.pid, policy: req.egress }, d.log, signal);
+  // The network (connected in the pool, or now) gets the repl's policy while the workspace is
+  // restored: both before any code of the repl's runs.
+  const network = networkForRepl(
+    d.egress,
+    p.network,
+    { replId: req.replId, pid: p.record.pid, policy: req.egress },
+    d.log,
+    signal,
+  );
   network.catch(() => {});
   try {
     // No code of the repl's has run in this slot yet: nothing can race the restore.

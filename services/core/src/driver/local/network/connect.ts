@@ -1,10 +1,10 @@
 /**
- * The local driver's use of repl-network.ts: connect a runner's namespace when it is given its repl
- * (or re-adopted by a new core), and replace a pasta a previous core left behind. A network that
- * cannot be set up leaves the repl running without one: its rules (if in) or its empty namespace
- * keep everything in, and the log says why.
+ * The local driver's use of repl-network.ts: connect a runner's namespace while it waits in the pool
+ * (or when a new core re-adopts it), move it to its repl's policy when it is given one, and replace a
+ * pasta a previous core left behind. A network that cannot be set up leaves the repl running without
+ * one: its rules (if in) or its empty namespace keep everything in, and the log says why.
  */
-import { ALLOW_ALL, type EgressPolicy } from "../../../../../../lib/egress/policy.js";
+import { ALLOW_ALL, type EgressPolicy, samePolicy } from "../../../../../../lib/egress/policy.js";
 import type { Logger } from "../../../../../../lib/kit/log.js";
 import { waitForExit } from "../../../../../../lib/kit/pids.js";
 import type { EgressSetup } from "./egress.js";
@@ -12,7 +12,8 @@ import { type PastaProcess, processStart } from "./pasta.js";
 import { ReplNetwork } from "./repl-network.js";
 
 export interface ConnectRequest {
-  replId: string;
+  /** For the log; absent while the runner waits in the pool. */
+  replId?: string;
   /** The runner's host pid (its sandbox's pid 1, in the namespace). */
   pid: number;
   policy?: EgressPolicy;
@@ -30,6 +31,32 @@ export async function connectRepl(
   } catch (err) {
     if (signal.aborted) throw err;
     log.warn({ err, replId: r.replId }, "the repl has no outbound network: setting it up failed");
+    return undefined;
+  }
+}
+
+/**
+ * The network of a runner being given its repl: the one the pool connected ahead of time, under the
+ * repl's policy (one nft transaction, only when it is another), else a new one. A pooled network
+ * whose rules cannot be changed is closed, as its pool policy may allow more than the repl's.
+ */
+export async function networkForRepl(
+  setup: EgressSetup | undefined,
+  pooled: ReplNetwork | undefined,
+  r: ConnectRequest,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<ReplNetwork | undefined> {
+  if (!pooled) return connectRepl(setup, r, log, signal);
+  const policy = r.policy ?? ALLOW_ALL;
+  if (samePolicy(pooled.currentPolicy, policy)) return pooled;
+  try {
+    await pooled.setPolicy(policy, signal);
+    return pooled;
+  } catch (err) {
+    pooled.close();
+    if (signal.aborted) throw err;
+    log.warn({ err, replId: r.replId }, "the repl has no outbound network: applying its policy failed");
     return undefined;
   }
 }

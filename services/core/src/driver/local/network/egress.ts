@@ -3,7 +3,7 @@
  * repl's network (repl-network.ts) is made from. Needs a private network namespace per runner
  * (bubblewrap, proxied access), pasta (Debian: passt), nft (nftables) and nsenter (util-linux).
  */
-import type { EgressRanges } from "../../../../../../lib/egress/policy.js";
+import { ALLOW_ALL, type EgressPolicy, type EgressRanges } from "../../../../../../lib/egress/policy.js";
 import { findProgram } from "../../../../../../lib/kit/find-program.js";
 import type { Logger } from "../../../../../../lib/kit/log.js";
 import type { NamespaceTools } from "./ns-exec.js";
@@ -14,6 +14,8 @@ export interface EgressSetup {
   upstream: UpstreamServer[];
   lookup: (name: string) => Promise<string[]>;
   ranges: EgressRanges;
+  /** The policy a pooled runner's network is connected under before it has a repl (EgressConfig). */
+  pooledPolicy: EgressPolicy;
   log: Logger;
 }
 
@@ -23,6 +25,12 @@ export interface EgressConfig {
   /** DEVEX_EGRESS_DNS. */
   dns: string;
   ranges: EgressRanges;
+  /**
+   * The operator's default (DEVEX_EGRESS_DEFAULT; absent: allow_all, as core's), which most repls
+   * run under: pooled runners are connected under it ahead of time, so a start only changes the
+   * rules of a repl with another policy.
+   */
+  defaultPolicy?: EgressPolicy;
   log: Logger;
 }
 
@@ -51,7 +59,14 @@ export function egressSetup(c: EgressConfig, privateNetwork: boolean): { setup?:
     throw new Error("no resolver for repls: set DEVEX_EGRESS_DNS or add a nameserver to /etc/resolv.conf");
   const tools = { pasta: programs.pasta!, nft: programs.nft!, nsenter: programs.nsenter! };
   return {
-    setup: { tools, upstream, lookup: upstreamLookup(upstream), ranges: c.ranges, log: c.log },
+    setup: {
+      tools,
+      upstream,
+      lookup: upstreamLookup(upstream),
+      ranges: c.ranges,
+      pooledPolicy: c.defaultPolicy ?? ALLOW_ALL,
+      log: c.log,
+    },
     description: `pasta per repl with an egress policy (resolvers ${upstream.map((s) => s.address).join(", ")})`,
   };
 }

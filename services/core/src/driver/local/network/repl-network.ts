@@ -74,6 +74,11 @@ export class ReplNetwork {
     return pid ? { pid, start: processStart(pid) } : undefined;
   }
 
+  /** The policy its rules enforce (the last one set). */
+  get currentPolicy(): EgressPolicy {
+    return this.policy;
+  }
+
   async setPolicy(policy: EgressPolicy, signal?: AbortSignal): Promise<void> {
     this.policy = policy;
     const now = Date.now();
