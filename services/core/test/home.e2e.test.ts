@@ -119,6 +119,9 @@ describe("the repl's home is not its project (bwrap)", function () {
   });
 
   it("stop → start keeps the home (history, dotfiles) but not its caches, and the project unchanged", async () => {
+    // The fresh home was seeded from /etc/skel; the user's own .bashrc must come back, not the skeleton's.
+    assert.match((await sh("cat ~/.bashrc")).output, /PS1/);
+    await sh("echo '# my own bashrc line' >> ~/.bashrc");
     await core.repls.stopRepl({ replId });
     const stored = (await listAll(e.blobs, `home/alice/${replId}/`)).map((o) => o.key);
     assert.ok(stored.length > 0, "the home is stored under its own prefix");
@@ -130,6 +133,7 @@ describe("the repl's home is not its project (bwrap)", function () {
     assert.deepEqual(await rootNames(), projectFiles());
     assert.match((await sh("cat ~/.bash_history")).output, /npm init -y/);
     assert.equal((await sh("cat ~/.config/app/app.conf")).output.trim(), "setting=1");
+    assert.match((await sh("tail -1 ~/.bashrc")).output, /# my own bashrc line/);
     assert.equal((await sh("test -e ~/.cache || test -e ~/.npm; echo $?")).output.trim(), "1", "caches are gone");
     assert.equal((await sh("cat notes.txt")).output.trim(), "hello from vi");
   });

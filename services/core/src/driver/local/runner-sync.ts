@@ -1,7 +1,8 @@
 /**
- * Restore and persist of a runner's two trees, always both: the workspace (`repl/<user>/<replId>/`),
- * then the home minus caches (`home/<user>/<replId>/`, lib/sync/home.ts), with their logs. The
- * manifests live in the runner's folder, outside what its sandbox sees.
+ * Restore and persist of a runner's two trees, always both: the workspace (`repl/<user>/<replId>/`)
+ * and the home minus caches (`home/<user>/<replId>/`, lib/sync/home.ts), with their logs. A start
+ * restores the home before the runner starts and the workspace while it starts; a persist saves the
+ * workspace, then the home. The manifests live in the runner's folder, outside what its sandbox sees.
  */
 import { join } from "node:path";
 import type { BlobStore } from "../../../../../lib/blob/store.js";
@@ -42,27 +43,45 @@ export class RunnerSync {
     return this.lastPersisted.get(replId);
   }
 
-  /** Restores the repl's workspace and home into a fresh slot, owned by the sandbox's uid. */
-  async restore(h: Handle, owner: Owner | undefined, signal: AbortSignal, progress?: (p: DriverProgress) => void) {
+  /**
+   * Restores the repl's home into a fresh slot, owned by the sandbox's uid; nothing when the home is
+   * not persisted. Before the runner starts: it seeds an empty home from /etc/skel.
+   */
+  async restoreHome(h: Handle, owner: Owner | undefined, signal: AbortSignal) {
     const { record } = h;
-    const common = { store: this.o.blobs, owner, concurrency: this.o.concurrency, attempts: this.o.attempts, signal };
+    if (!record.homePrefix) return;
+    const home = await restore({
+      ...this.common(owner, signal),
+      prefix: record.homePrefix,
+      dir: record.home!,
+      manifestPath: homeManifestOf(h),
+    });
+    this.logSync("restored the home", record.replId, home);
+  }
+
+  /**
+   * Restores the repl's workspace into a fresh slot, owned by the sandbox's uid. May run while the
+   * runner starts: it opens the workspace's root and nothing below it until it is asked to.
+   */
+  async restoreWorkspace(
+    h: Handle,
+    owner: Owner | undefined,
+    signal: AbortSignal,
+    progress?: (p: DriverProgress) => void,
+  ) {
+    const { record } = h;
     const restored = await restore({
-      ...common,
+      ...this.common(owner, signal),
       prefix: record.workspacePrefix!,
       dir: record.workspace,
       manifestPath: manifestOf(h),
       onProgress: this.report(record.replId, progress),
     });
     this.logSync("restored", record.replId, restored);
-    if (record.homePrefix) {
-      const home = await restore({
-        ...common,
-        prefix: record.homePrefix,
-        dir: record.home!,
-        manifestPath: homeManifestOf(h),
-      });
-      this.logSync("restored the home", record.replId, home);
-    }
+  }
+
+  private common(owner: Owner | undefined, signal: AbortSignal) {
+    return { store: this.o.blobs, owner, concurrency: this.o.concurrency, attempts: this.o.attempts, signal };
   }
 
   /**

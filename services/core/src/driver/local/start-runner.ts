@@ -1,8 +1,8 @@
 /**
- * Starting a local runner: take a pooled runner process (pool.ts), restore the repl's workspace and
- * home into its slot (runner-sync.ts), name the slot after the repl, hand the process its
- * configuration, wait until /healthz answers. A start that fails kills the process and removes its
- * folder, so nothing keeps running.
+ * Starting a local runner: take a pooled runner process (pool.ts) with its network (moved to the
+ * repl's policy), restore the repl's home into its slot (runner-sync.ts), name the slot after the
+ * repl, hand the process its configuration while the workspace is restored, wait until /healthz
+ * answers. A start that fails kills the process and removes its folder, so nothing keeps running.
  */
 import { get as httpGet } from "node:http";
 import { join } from "node:path";
@@ -68,12 +68,17 @@ export async function startRunner(
   );
   network.catch(() => {});
   try {
-    // No code of the repl's has run in this slot yet: nothing can race the restore.
-    await d.sync.restore(h, p.slot.owner, signal, progress);
+    // No code of the repl's has run in this slot yet, nor will before the start returns: nothing can
+    // race the restore. The runner itself starts beside the workspace's restore (it opens only the
+    // root), after the home's (it seeds an empty home).
+    await d.sync.restoreHome(h, p.slot.owner, signal);
     await nameRepl(p.slot.identity, hostnameFor(req.replId));
     h.network = await network;
     h.record.pasta = h.network?.pastaProcess;
-    h.record.port = await assign(p, runnerEnv(d, req, p), signal);
+    const port = assign(p, runnerEnv(d, req, p), signal);
+    port.catch(() => {});
+    await d.sync.restoreWorkspace(h, p.slot.owner, signal, progress);
+    h.record.port = await port;
     if (h.record.socketPath) h.socketFd = pinSocket(h.record.socketPath);
     await writeRecord(p.dir, h.record);
     d.runners.add(h);
