@@ -51,7 +51,7 @@ WORKDIR /workspace
 EXPOSE 8090
 ENTRYPOINT ["/usr/bin/tini", "--"]
 # The flags of lib/contracts/runner-node-flags.mjs, which core's local pool passes too.
-CMD ["node", "--max-semi-space-size=1", "--optimize-for-size", "/app/dist/runner/main.mjs"]
+CMD ["node", "--max-semi-space-size=1", "--optimize-for-size", "--v8-pool-size=1", "/app/dist/runner/main.mjs"]
 
 # Python repls: python3 with pip and venv.
 FROM runner-base AS runner-python
