@@ -6,8 +6,8 @@
  * repl command) is left.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -236,6 +236,83 @@ describe("npm start (scripts/start.ts)", function () {
     assert.equal(s.exitCode, 0, s.output);
     await s.assertStoppedCleanly(replId, content, runnerPid);
     assert.equal(s.stopsLogged(replId), 1, s.output);
+  });
+
+  it("while it runs, core's CLI (as its banner says) makes a working API token and one-time login links", async () => {
+    setup = await Setup.start("start script");
+    const s = setup;
+    const command = `DEVEX_DATA_DIR=${s.dataDir} node dist/core/cli.mjs`;
+    assert.ok(s.output.includes(`Another link:  ${command} login-link`), s.output);
+    assert.ok(s.output.includes(`API token:     ${command} create-token --user <user> --name <name>`), s.output);
+    const coreUrl = `http://127.0.0.1:${s.corePort}`;
+    const cli = (args: string[], uid?: number) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const env = { ...process.env, DEVEX_DATA_DIR: s.dataDir, REDIS_URL: "" };
+        execFile(
+          process.execPath,
+          ["dist/core/cli.mjs", ...args],
+          { cwd: root, env, uid, gid: uid },
+          (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+
+    // A token for a user who never signed in, usable at once (core keeps the embedded state in memory).
+    const made = await cli(["create-token", "--user", "bob", "--name", "laptop", "--ttl", "7d"]);
+    assert.equal(made.code, 0, made.stderr);
+    assert.match(made.stderr, /API token "laptop" \(id \S+\) for bob, expires /);
+    const bob = coreClientsFor(coreUrl, { token: made.stdout.trim() });
+    assert.equal((await bob.auth.getCurrentUser({})).user?.userId, "bob");
+    // What core refuses comes back in words, with no stack.
+    const bad = await cli(["create-token", "--user", "Bad User", "--name", "x"]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /user_id/);
+    assert.doesNotMatch(bad.stderr, /\n\s+at /);
+
+    // A fresh login link for the embedded user, and one for bob: each works once.
+    for (const [args, userId] of [
+      [[], "local"],
+      [["--user", "bob"], "bob"],
+    ] as const) {
+      const link = await cli(["login-link", ...args]);
+      assert.equal(link.code, 0, link.stderr);
+      const url = link.stdout.trim();
+      assert.match(url, new RegExp(`^${coreUrl}/auth/login\\?code=[\\w-]{32}$`));
+      const first = await fetch(url, { redirect: "manual" });
+      assert.equal(first.status, 302);
+      const cookie = first.headers
+        .getSetCookie()
+        .map((c) => c.split(";")[0])
+        .join("; ");
+      const me = await fetch(`${coreUrl}/devex.core.v1.AuthService/GetCurrentUser`, {
+        method: "POST",
+        headers: { "content-type": "application/json", cookie },
+        body: "{}",
+      });
+      assert.equal(((await me.json()) as { user: { userId: string } }).user.userId, userId);
+      const again = await fetch(url, { redirect: "manual" });
+      assert.equal(again.status, 403);
+      assert.match(
+        await again.text(),
+        /already used: get a new one on core's machine: node dist\/core\/cli\.mjs login-link/,
+      );
+    }
+
+    // The socket's folder is core's user's alone; anyone else is told so.
+    const folder = join(s.dataDir, "admin");
+    assert.equal((await stat(folder)).mode & 0o777, 0o700);
+    assert.equal((await stat(join(folder, "core.sock"))).mode & 0o777, 0o600);
+    if (process.getuid?.() === 0) {
+      const stranger = await cli(["login-link"], 65534);
+      if (/Cannot find module|EACCES: permission denied, (open|stat|scandir) '\/(?!.*admin)/.test(stranger.stderr))
+        console.log(
+          `      (skipped the other-user check: uid 65534 cannot read the checkout: ${stranger.stderr.slice(0, 200)})`,
+        );
+      else {
+        assert.equal(stranger.code, 1, stranger.stderr);
+        assert.match(stranger.stderr, /run this as the user core runs as \(or root\)/);
+        assert.doesNotMatch(stranger.stdout, /auth\/login/);
+      }
+    }
   });
 
   it("one SIGTERM to the start script persists the running repl once and leaves no process", async () => {

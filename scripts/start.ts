@@ -69,6 +69,8 @@ if (!existsSync(join(projectRoot, "web/dist/index.html")) && process.env.DEVEX_S
 }
 
 const core = run("dist/core/main.mjs");
+// Core's CLI finds core's admin socket through DEVEX_DATA_DIR, as core has it.
+const adminCommand = `${process.env.DEVEX_DATA_DIR ? `DEVEX_DATA_DIR=${env.DEVEX_DATA_DIR} ` : ""}node dist/core/cli.mjs`;
 // Core sends the one-time login link over the IPC channel; it is shown with the other addresses below.
 let loginLink: string | undefined;
 core.on("message", (m: { loginLink?: string }) => {
@@ -112,6 +114,8 @@ async function bringUp(): Promise<void> {
       "",
       `    Open:          ${coreUrl}`,
       loginLink ? `    Sign in once:  ${loginLink}` : "    Sign in:       with GitHub (GITHUB_CLIENT_ID is set)",
+      `    Another link:  ${adminCommand} login-link`,
+      `    API token:     ${adminCommand} create-token --user <user> --name <name>`,
       `    MCP endpoint:  ${mcpUrl}`,
       `    Data:          ${env.DEVEX_DATA_DIR}/`,
       "",

@@ -4,6 +4,7 @@
  * Transport: connect-node's (see node.ts) in Node, connect-web's in the browser.
  */
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { AdminService } from "../../gen/devex/core/v1/admin_pb.js";
 import { AuthService } from "../../gen/devex/core/v1/auth_pb.js";
 import { ReplService } from "../../gen/devex/core/v1/repl_pb.js";
 import { FileService } from "../../gen/devex/runner/v1/file_pb.js";
@@ -35,6 +36,13 @@ export function createRunnerClients(transport: Transport): RunnerClients {
     processes: createClient(ProcessService, transport),
     status: createClient(StatusService, transport),
   };
+}
+
+/** The operator's calls to core, on its admin socket (core's CLI). */
+export type CoreAdminClient = Client<typeof AdminService>;
+
+export function createCoreAdminClient(transport: Transport): CoreAdminClient {
+  return createClient(AdminService, transport);
 }
 
 /** Core's calls to a runner (Drain), with a token of audience runner-admin. */

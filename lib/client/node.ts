@@ -1,14 +1,17 @@
 /**
  * Node transports for the client layer: Connect over HTTP/1.1, or gRPC over h2c for streaming-heavy
- * use, authenticated with a bearer token, over TCP or a Unix socket. One per peer: core, a runner
- * (as its user), a runner's admin service (as core) and core's control service (as a runner).
+ * use, authenticated with a bearer token, over TCP or a Unix socket. One per peer: core, core's admin
+ * socket (as the operator), a runner (as its user), a runner's admin service (as core) and core's
+ * control service (as a runner).
  */
 import { connect } from "node:net";
 import type { Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import {
   bearerAuth,
+  type CoreAdminClient,
   type CoreClients,
+  createCoreAdminClient,
   createCoreClients,
   createRunnerAdminClient,
   createRunnerClients,
@@ -44,6 +47,11 @@ export function coreClientsFor(baseUrl: string, options?: NodeTransportOptions):
 
 export function runnerClientsFor(baseUrl: string, options?: NodeTransportOptions): RunnerClients {
   return createRunnerClients(nodeTransport(baseUrl, options));
+}
+
+/** Core's AdminService on its admin socket: no token, the socket's permissions are the credential. */
+export function coreAdminClientFor(socketPath: string): CoreAdminClient {
+  return createCoreAdminClient(nodeTransport("http://localhost", { socketPath }));
 }
 
 export function runnerAdminClientFor(baseUrl: string, options?: NodeTransportOptions): RunnerAdminClient {

@@ -40,7 +40,7 @@ export interface CoreInHOptions {
   dataDir?: string;
 }
 
-/** Starts core in H with a fresh data dir and an API token made by core's own CLI. */
+/** Starts core in H with a fresh data dir and an API token made by core's own CLI while it runs. */
 export async function startCoreInH(net: TestInternet, o: CoreInHOptions = {}): Promise<CoreInH> {
   const dataDir = o.dataDir ?? (await mkdtemp(join(tmpdir(), "devex-core-in-h-")));
   const env: NodeJS.ProcessEnv = {
@@ -57,13 +57,6 @@ export async function startCoreInH(net: TestInternet, o: CoreInHOptions = {}): P
     ...o.env,
   };
   const user = o.user ?? "alice";
-  // With the embedded store the token must be made while core is stopped (core keeps state in memory).
-  const token = await run(
-    process.execPath,
-    ["--import", "tsx", "services/core/src/cli.ts", "create-token", "--user", user, "--name", "egress-test"],
-    { env, cwd: repoRoot },
-  );
-  if (token.code !== 0) throw new Error(`create-token failed: ${token.stderr}`);
   const child = net.spawnInH(process.execPath, ["--import", "tsx", "services/core/src/main.ts"], {
     env,
     cwd: repoRoot,
@@ -73,10 +66,11 @@ export async function startCoreInH(net: TestInternet, o: CoreInHOptions = {}): P
   child.stdout!.on("data", (d) => (output += d));
   child.stderr!.on("data", (d) => (output += d));
   const socketPath = join(dataDir, "local", "control", "core.sock");
-  const transport = { token: token.stdout.trim(), socketPath };
-  const core = coreClientsFor("http://localhost", transport);
+  let token = "";
+  const core = coreClientsFor("http://localhost", { token: () => token, socketPath });
   const close = () => stopCore(child, dataDir);
   try {
+    token = await createToken(env, user, child, () => output);
     await waitForCore(core, child, socketPath, () => output);
   } catch (err) {
     await close();
@@ -103,6 +97,23 @@ function inheritedEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !/^(DEVEX_|REDIS_URL$|GITHUB_CLIENT_|AWS_)/.test(k)),
   );
+}
+
+/** An API token made by core's own CLI, through core's admin socket, as soon as core answers there. */
+async function createToken(env: NodeJS.ProcessEnv, user: string, child: ChildProcess, log: () => string) {
+  const adminSocket = join(env.DEVEX_DATA_DIR!, "admin", "core.sock");
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`core exited (${child.exitCode}):\n${log()}`);
+    if (existsSync(adminSocket)) {
+      const args = ["dist/core/cli.mjs", "create-token", "--user", user, "--name", "egress-test"];
+      const made = await run(process.execPath, args, { env, cwd: repoRoot });
+      if (made.code === 0) return made.stdout.trim();
+      if (Date.now() > deadline) throw new Error(`create-token failed: ${made.stderr}`);
+    }
+    if (Date.now() > deadline) throw new Error(`core's admin socket did not appear:\n${log()}`);
+    await sleep(200);
+  }
 }
 
 async function waitForCore(core: CoreClients, child: ChildProcess, socketPath: string, log: () => string) {

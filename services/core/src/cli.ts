@@ -1,62 +1,123 @@
 /**
- * Admin commands that act directly on the configured store (same environment as core).
+ * The operator's commands, sent to a running core through its admin socket
+ * (`<DEVEX_DATA_DIR>/admin/core.sock`, admin/admin-socket.ts), so they work while core runs, with the
+ * embedded store as with Redis. Run them as core's user (or root), in core's environment:
  *
  *   node dist/core/cli.mjs create-token --user <user> --name <name> [--ttl 30d]
+ *   node dist/core/cli.mjs login-link [--user <user>] [--ttl 15m]
  *
- * Prints the new API token's secret on stdout (once; it is stored only as a hash). With the
- * embedded store, run it while core is stopped: core keeps the embedded state in memory and would
- * overwrite the change.
+ * The secret (a token, or a link that signs someone in) goes to stdout, once; what it is to stderr.
  */
+import { statSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { CoreAdminClient } from "../../../lib/client/clients.js";
+import { coreAdminClientFor } from "../../../lib/client/node.js";
 import { configOrExit, loadConfig, parseDuration } from "../../../lib/kit/config.js";
-import { DomainError } from "../../../lib/kit/errors.js";
-import { userIdPattern } from "./auth/principal.js";
-import { DEFAULT_TOKEN_TTL_MS, issueApiToken } from "./auth/secrets.js";
+import { adminSocketPath } from "./admin/admin-socket.js";
 import { coreConfigSchema } from "./config.js";
-import { openStateStore } from "./storage.js";
 
-const usage = "usage: node dist/core/cli.mjs create-token --user <user> --name <name> [--ttl 30d]";
+const usage = [
+  "usage: node dist/core/cli.mjs create-token --user <user> --name <name> [--ttl 30d]",
+  "       node dist/core/cli.mjs login-link [--user <user>] [--ttl 15m]",
+].join("\n");
+
+class UsageError extends Error {}
+
+type Values = Record<string, string | undefined>;
+/** A command checks its arguments, then returns what it sends to core. */
+type Command = (values: Values) => (admin: CoreAdminClient) => Promise<void>;
+
+const commands: Record<string, Command> = {
+  "create-token"(values) {
+    if (!values.user) throw new UsageError("--user is required: the user id the token acts as");
+    if (!values.name) throw new UsageError("--name is required: a name to recognise the token by");
+    const request = { userId: values.user, name: values.name, ttl: ttlOf(values.ttl) };
+    return async (admin) => {
+      const { token, secret } = await admin.createUserToken(request);
+      const expires = token?.expireTime ? timestampDate(token.expireTime).toISOString() : "never";
+      process.stderr.write(
+        `API token "${token?.name}" (id ${token?.tokenId}) for ${request.userId}, expires ${expires}\n`,
+      );
+      process.stdout.write(`${secret}\n`);
+    };
+  },
+  "login-link"(values) {
+    const request = { userId: values.user ?? "", ttl: ttlOf(values.ttl) };
+    return async (admin) => {
+      const link = await admin.createLoginLink(request);
+      const expires = link.expireTime ? timestampDate(link.expireTime).toISOString() : "";
+      process.stderr.write(`A login link for ${link.userId}: it works once, until ${expires}\n`);
+      process.stdout.write(`${link.url}\n`);
+    };
+  },
+};
+
+function parsed(args: string[]): Values {
+  try {
+    const options = { user: { type: "string" }, name: { type: "string" }, ttl: { type: "string" } } as const;
+    return parseArgs({ args, options }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function ttlOf(text: string | undefined) {
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text);
+  if (!ms) throw new UsageError(`--ttl "${text}" is not a duration such as 15m, 12h or 30d`);
+  return durationFromMs(ms);
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command !== "create-token") {
+  const run = command ? commands[command] : undefined;
+  if (!run) {
     process.stderr.write(`${usage}\n`);
     return 2;
   }
-  const { values } = parseArgs({
-    args: rest,
-    options: { user: { type: "string" }, name: { type: "string" }, ttl: { type: "string" } },
-  });
-  const ttlMs = values.ttl ? parseDuration(values.ttl) : DEFAULT_TOKEN_TTL_MS;
-  if (!values.user || !userIdPattern.test(values.user)) {
-    process.stderr.write(`--user must be a user id (lower-case letters, digits, dashes)\n${usage}\n`);
-    return 2;
+  const values = parsed(rest);
+  const send = run(values);
+  const config = configOrExit(() => loadConfig(coreConfigSchema));
+  const socketPath = adminSocketPath(config.DEVEX_DATA_DIR);
+  const problem = socketProblem(socketPath, config.DEVEX_DATA_DIR);
+  if (problem) {
+    process.stderr.write(`${problem}\n`);
+    return 1;
   }
-  if (!values.name || !/^[A-Za-z0-9][A-Za-z0-9 ._:@-]{0,63}$/.test(values.name)) {
-    process.stderr.write(`--name must be 1 to 64 letters, digits, spaces or ._:@-\n${usage}\n`);
-    return 2;
-  }
-  if (!ttlMs || ttlMs < 60_000 || ttlMs > 365 * 86_400_000) {
-    process.stderr.write(`--ttl must be a duration between 1m and 365d, such as 30d\n${usage}\n`);
-    return 2;
-  }
-  const state = await openStateStore(configOrExit(() => loadConfig(coreConfigSchema)));
+  await send(coreAdminClientFor(socketPath));
+  return 0;
+}
+
+/** Why the socket cannot be used, if it cannot. */
+function socketProblem(socketPath: string, dataDir: string): string | undefined {
   try {
-    const { record, secret } = await issueApiToken(state, values.user, values.name, ttlMs);
-    process.stderr.write(
-      `API token "${record.name}" (id ${record.tokenId}) for ${record.userId}, expires ${new Date(record.expireTime).toISOString()}\n`,
-    );
-    process.stdout.write(`${secret}\n`);
-    return 0;
-  } finally {
-    await state.close();
+    statSync(socketPath);
+    return undefined;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EACCES") return notCoresUser;
+    return `core is not running with DEVEX_DATA_DIR=${dataDir} (no ${socketPath}): start it, or set DEVEX_DATA_DIR as core has it`;
   }
+}
+
+const notCoresUser = "cannot open core's admin socket: run this as the user core runs as (or root)";
+
+/** What went wrong, in words an operator can act on. */
+function explain(err: unknown): string {
+  const e = ConnectError.from(err);
+  const cause = `${e.message} ${String(e.cause ?? "")}`;
+  if (/\bE(ACCES|PERM)\b/.test(cause)) return notCoresUser;
+  if (/\bE(CONNREFUSED|NOENT)\b/.test(cause) || e.code === Code.Unavailable)
+    return "core's admin socket does not answer: is core running?";
+  return e.rawMessage;
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
-    process.stderr.write(`${err instanceof DomainError ? err.message : String(err)}\n`);
-    process.exit(1);
+    if (err instanceof UsageError) process.stderr.write(`${err.message}\n${usage}\n`);
+    else process.stderr.write(`${explain(err)}\n`);
+    process.exit(err instanceof UsageError ? 2 : 1);
   },
 );

@@ -19,7 +19,7 @@ export const coreConfigSchema = z
     DEVEX_PREVIEW_PORT: z.optional(integer(z.minimum(0), z.maximum(65535))),
     /** URL browsers use to reach the preview origin; defaults to its listening URL. */
     DEVEX_PREVIEW_PUBLIC_URL: z.optional(env.url()),
-    DEVEX_DATA_DIR: text(".data/core"),
+    DEVEX_DATA_DIR: text(".data"),
     DEVEX_TEMPLATES_DIR: text(join(projectRoot, "templates")),
     DEVEX_LOG_LEVEL: env.logLevel(),
     REDIS_URL: optional(),

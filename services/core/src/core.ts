@@ -2,7 +2,6 @@
  * createCore: the whole control plane from injected dependencies (stores, driver, signing key). Used
  * by main.ts with dependencies built from config, and by tests with real stores and a test driver.
  */
-import { randomBytes } from "node:crypto";
 import { AuthService } from "../../../gen/devex/core/v1/auth_pb.js";
 import { ReplService } from "../../../gen/devex/core/v1/repl_pb.js";
 import { RunnerControlService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
@@ -13,8 +12,10 @@ import { authInterceptor } from "../../../lib/kit/auth.js";
 import type { Logger } from "../../../lib/kit/log.js";
 import { type HttpHandler, type RunningServer, startServer, type UpgradeHandler } from "../../../lib/kit/server.js";
 import { createTokenVerifier, type TokenSigner } from "../../../lib/kit/tokens.js";
+import { startAdminSocket } from "./admin/admin-socket.js";
 import { createAuthenticator } from "./auth/authenticate.js";
-import { principalKey, runnerOf, userIdPattern, userOf } from "./auth/principal.js";
+import { issueLoginLink, START_LINK_TTL_MS } from "./auth/login-links.js";
+import { principalKey, runnerOf, userOf } from "./auth/principal.js";
 import { createAuthService } from "./auth/service.js";
 import { createWebAuth, type GitHubOptions } from "./auth/web.js";
 import type { Driver } from "./driver/driver.js";
@@ -41,6 +42,8 @@ export interface CoreDeps {
    * reach RunnerControlService through it (LocalDriver.coreSocketPath).
    */
   socketPath?: string;
+  /** The operator's socket (admin/admin-socket.ts), if core serves one. */
+  adminSocketPath?: string;
   /** URL browsers and runners use to reach core; defaults to the listening URL. */
   publicUrl?: string;
   /** Repls per user; defaults to 2. */
@@ -97,10 +100,15 @@ export interface Core {
   close(): Promise<void>;
 }
 
-/** The embedded setup's one-time login (no GitHub): the user it signs in and a random code. */
-function embeddedLogin(userId = "local"): { code: string; userId: string } {
-  if (!userIdPattern.test(userId)) throw new Error(`invalid local user name "${userId}"`);
-  return { code: randomBytes(24).toString("base64url"), userId };
+/** The embedded setup's login link printed at start (no GitHub), and the operator's admin socket. */
+async function operatorAccess(deps: CoreDeps, publicUrl: string) {
+  const localUser = deps.localUser ?? "local";
+  const loginLink = deps.github
+    ? undefined
+    : (await issueLoginLink(deps.state, publicUrl, localUser, START_LINK_TTL_MS)).url;
+  const adminDeps = { state: deps.state, log: deps.log, publicUrl: () => publicUrl, localUser };
+  const admin = deps.adminSocketPath ? await startAdminSocket(deps.adminSocketPath, adminDeps) : undefined;
+  return { loginLink, admin };
 }
 
 export async function createCore(deps: CoreDeps): Promise<Core> {
@@ -183,16 +191,11 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
     previewUrl ||= previewServer.url;
   }
 
-  const embedded = deps.github ? undefined : embeddedLogin(deps.localUser);
-  const loginLink = embedded && `${publicUrl}/auth/login?code=${embedded.code}`;
-  http = createWebAuth({
-    publicUrl,
-    state: deps.state,
-    log,
-    cookieSecret: deps.cookieSecret,
-    github: deps.github,
-    embedded,
+  const { loginLink, admin } = await operatorAccess(deps, publicUrl).catch(async (err) => {
+    await Promise.all([server.close(), previewServer?.close()]);
+    throw err;
   });
+  http = createWebAuth({ publicUrl, state: deps.state, log, cookieSecret: deps.cookieSecret, github: deps.github });
 
   const reconcile = (signal = AbortSignal.timeout(5 * 60_000)) => reconcileOnce(repl, signal);
   const interval = deps.reconcileIntervalMs ?? 60_000;
@@ -214,7 +217,7 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
     reconcile,
     async close() {
       clearInterval(timer);
-      await Promise.all([server.close(), previewServer?.close()]);
+      await Promise.all([server.close(), previewServer?.close(), admin?.close()]);
       await reconciling;
     },
   };

@@ -37,7 +37,10 @@ if (core.loginLink && process.send) {
   process.send({ loginLink: core.loginLink });
 } else if (core.loginLink) {
   // Printed on stdout on purpose (not logged): it is a one-time secret for whoever started core.
-  process.stdout.write(`\n  Open this link to sign in (works once):\n\n    ${core.loginLink}\n\n`);
+  const another = `${config.DEVEX_DATA_DIR === ".data" ? "" : `DEVEX_DATA_DIR=${config.DEVEX_DATA_DIR} `}node dist/core/cli.mjs login-link`;
+  process.stdout.write(
+    `\n  Open this link to sign in (works once, for a day):\n\n    ${core.loginLink}\n\n  Another one: ${another}\n\n`,
+  );
 }
 // Runners a previous core left behind: keep those a session points at, persist and stop the rest.
 core

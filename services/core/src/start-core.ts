@@ -8,6 +8,7 @@ import type { BlobStore } from "../../../lib/blob/store.js";
 import type { Logger } from "../../../lib/kit/log.js";
 import type { HttpHandler } from "../../../lib/kit/server.js";
 import { createTokenSigner, type TokenSigner } from "../../../lib/kit/tokens.js";
+import { adminSocketPath } from "./admin/admin-socket.js";
 import { type CoreConfig, egressDefault } from "./config.js";
 import { type Core, createCore } from "./core.js";
 import type { Driver } from "./driver/driver.js";
@@ -76,6 +77,7 @@ export async function startCore(config: CoreConfig, deps: StartCoreDeps): Promis
       publicUrl: config.DEVEX_PREVIEW_PUBLIC_URL,
     },
     socketPath: local?.coreSocketPath,
+    adminSocketPath: adminSocketPath(config.DEVEX_DATA_DIR),
     web: deps.web,
     templatesDir: config.DEVEX_TEMPLATES_DIR,
     port: config.DEVEX_CORE_PORT,

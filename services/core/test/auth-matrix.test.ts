@@ -4,9 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { AuthService } from "../../../gen/devex/core/v1/auth_pb.js";
 import { EgressMode, ReplService } from "../../../gen/devex/core/v1/repl_pb.js";
 import { RunnerControlService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import { bearerAuth, createCoreAdminClient } from "../../../lib/client/clients.js";
 import { issueApiToken, sha256 } from "../src/auth/secrets.js";
 import { type Clients, startTestCore, type TestCore } from "./harness.js";
 
@@ -189,6 +191,24 @@ describe("core authorization matrix", () => {
       served.filter((m) => !listed.has(m)),
       [],
     );
+  });
+
+  it("AdminService is not served on core's port (nor on its runners' socket, the same server), whatever the credential", async () => {
+    for (const who of everyone) {
+      const transport = createConnectTransport({
+        baseUrl: t.core.url,
+        httpVersion: "1.1",
+        interceptors: secrets[who] ? [bearerAuth(secrets[who]!)] : [],
+      });
+      const admin = createCoreAdminClient(transport);
+      for (const call of [
+        () => admin.createUserToken({ userId: "mallory", name: "x" }),
+        () => admin.createLoginLink({ userId: "alice" }),
+      ]) {
+        await assert.rejects(call(), (e) => ConnectError.from(e).code === Code.Unimplemented, who);
+      }
+    }
+    assert.deepEqual(await t.state.listApiTokens("mallory"), []);
   });
 
   it("a runner's control credential works on RunnerControlService only", async () => {

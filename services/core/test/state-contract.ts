@@ -145,4 +145,20 @@ export function stateStoreContract(open: () => Promise<StateStore>) {
     await sleep(200);
     assert.equal(await store.getWebSession("h2"), undefined);
   });
+
+  it("gives a login code once, even to takers racing for it, and never after it expires", async () => {
+    const code = { userId: "hana", expireTime: Date.now() + 60_000 };
+    await store.putLoginCode("c1", code);
+    const taken = await Promise.all(Array.from({ length: 8 }, () => store.takeLoginCode("c1")));
+    assert.deepEqual(
+      taken.filter((t) => t),
+      [code],
+      "exactly one taker gets it",
+    );
+    assert.equal(await store.takeLoginCode("c1"), undefined);
+    assert.equal(await store.takeLoginCode("never-issued"), undefined);
+    await store.putLoginCode("c2", { userId: "hana", expireTime: Date.now() + 100 });
+    await sleep(200);
+    assert.equal(await store.takeLoginCode("c2"), undefined);
+  });
 }

@@ -1,20 +1,21 @@
 /**
  * Browser sign-in routes, mounted through the server kit's `http` hook:
  *   GET  /auth/login                 → GitHub sign-in (or, embedded, explains where the link is)
- *   GET  /auth/login?code=<code>     → embedded setup: the one-time link printed at start
+ *   GET  /auth/login?code=<code>     → a one-time login link (login-links.ts): printed at start in the
+ *                                      embedded setup, or made by the operator's CLI
  *   GET  /auth/connect/github[/callback] → grant's OAuth 2.0 flow (state checked)
  *   POST /auth/logout                → ends the session
  * After GitHub answers, the user id is the lower-cased login. The access token is used once by grant
  * to fetch /user and then dropped; only the server-side session (cookie: HttpOnly, SameSite=Lax,
  * Secure on https) remains.
  */
-import { timingSafeEqual } from "node:crypto";
 import grantModule from "grant";
 import { readCookie } from "../../../../lib/kit/cookies.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../../../../lib/kit/server.js";
 import type { StateStore } from "../state/store.js";
 import { clearSessionCookie, SESSION_COOKIE } from "./cookies.js";
+import { redeemLoginCode } from "./login-links.js";
 import { userIdPattern } from "./principal.js";
 import { sha256 } from "./secrets.js";
 import { openSession } from "./sessions.js";
@@ -35,8 +36,6 @@ export interface WebAuthOptions {
   /** Secret that signs grant's short-lived OAuth cookie (state parameter). */
   cookieSecret: string;
   github?: GitHubOptions;
-  /** Embedded setup: the one-time login code and the user it signs in. */
-  embedded?: { code: string; userId: string };
   /** Where to send the browser after signing in. */
   afterLogin?: string;
 }
@@ -57,17 +56,10 @@ function redirect(res: HttpResponse, location: string, cookies: string[] = []) {
   res.end();
 }
 
-const same = (a: string, b: string) => {
-  const x = Buffer.from(sha256(a));
-  const y = Buffer.from(sha256(b));
-  return timingSafeEqual(x, y);
-};
-
 export function createWebAuth(options: WebAuthOptions): HttpHandler {
   const { state, log } = options;
   const secure = options.publicUrl.startsWith("https:");
   const afterLogin = options.afterLogin ?? "/";
-  let loginCode = options.embedded?.code;
 
   const oauth = options.github
     ? grantModule.default.node({
@@ -120,19 +112,21 @@ export function createWebAuth(options: WebAuthOptions): HttpHandler {
     redirect(res, afterLogin, [...grantCookies, cookie]);
   }
 
-  async function embeddedLogin(res: HttpResponse, code: string | null): Promise<void> {
-    const embedded = options.embedded;
-    if (!embedded) {
-      page(res, 404, "not found");
+  async function linkLogin(res: HttpResponse, code: string | null): Promise<void> {
+    const another = "get a new one on core's machine: node dist/core/cli.mjs login-link";
+    if (!code) {
+      page(res, 401, `Sign in with the login link core printed when it started, or ${another}`);
       return;
     }
-    if (!code || !loginCode || !same(code, loginCode)) {
-      page(res, 403, "This login link is invalid or was already used. Restart core to print a new one.");
+    const userId = await redeemLoginCode(state, code);
+    if (!userId) {
+      page(res, 403, `This login link is invalid, expired or was already used: ${another}`);
       return;
     }
-    loginCode = undefined; // one use only
-    await state.putUser({ userId: embedded.userId, displayName: embedded.userId, avatarUrl: "" });
-    redirect(res, afterLogin, [await openSession(state, embedded.userId, secure)]);
+    // A user who signed in with GitHub before keeps the name and avatar GitHub gave.
+    if (!(await state.getUser(userId))) await state.putUser({ userId, displayName: userId, avatarUrl: "" });
+    log.info({ userId }, "signed in with a login link");
+    redirect(res, afterLogin, [await openSession(state, userId, secure)]);
   }
 
   return async (req, res) => {
@@ -144,7 +138,7 @@ export function createWebAuth(options: WebAuthOptions): HttpHandler {
       return true;
     }
     if (url.pathname === "/auth/login" && req.method === "GET") {
-      if (url.searchParams.has("code") || !oauth) await embeddedLogin(res, url.searchParams.get("code"));
+      if (url.searchParams.has("code") || !oauth) await linkLogin(res, url.searchParams.get("code"));
       else redirect(res, "/auth/connect/github");
       return true;
     }

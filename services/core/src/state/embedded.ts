@@ -10,7 +10,15 @@ import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { unavailable } from "../../../../lib/kit/errors.js";
 import { replaceFile } from "../../../../lib/kit/replace-file.js";
-import type { ActiveSession, ApiTokenRecord, ReplRecord, StateStore, UserRecord, WebSession } from "./store.js";
+import type {
+  ActiveSession,
+  ApiTokenRecord,
+  LoginCode,
+  ReplRecord,
+  StateStore,
+  UserRecord,
+  WebSession,
+} from "./store.js";
 
 interface Snapshot {
   repls: Record<string, ReplRecord>;
@@ -18,9 +26,10 @@ interface Snapshot {
   tokens: Record<string, ApiTokenRecord>;
   users: Record<string, UserRecord>;
   webSessions: Record<string, WebSession>;
+  loginCodes: Record<string, LoginCode>;
 }
 
-const empty = (): Snapshot => ({ repls: {}, sessions: {}, tokens: {}, users: {}, webSessions: {} });
+const empty = (): Snapshot => ({ repls: {}, sessions: {}, tokens: {}, users: {}, webSessions: {}, loginCodes: {} });
 
 export async function createEmbeddedStore(dir: string): Promise<StateStore> {
   await mkdir(dir, { recursive: true });
@@ -213,7 +222,9 @@ function tokenMethods({
 function userMethods({
   data,
   save,
-}: SavedSnapshot): Methods<"putUser" | "getUser" | "putWebSession" | "getWebSession" | "deleteWebSession"> {
+}: SavedSnapshot): Methods<
+  "putUser" | "getUser" | "putWebSession" | "getWebSession" | "deleteWebSession" | "putLoginCode" | "takeLoginCode"
+> {
   return {
     async putUser(u) {
       data.users[u.userId] = { ...u };
@@ -240,6 +251,20 @@ function userMethods({
     async deleteWebSession(hash) {
       delete data.webSessions[hash];
       await save();
+    },
+
+    async putLoginCode(hash, code) {
+      const now = Date.now();
+      for (const [h, c] of Object.entries(data.loginCodes)) if (c.expireTime <= now) delete data.loginCodes[h];
+      data.loginCodes[hash] = { ...code };
+      await save();
+    },
+    async takeLoginCode(hash) {
+      const code = data.loginCodes[hash];
+      if (!code) return undefined;
+      delete data.loginCodes[hash];
+      await save();
+      return code.expireTime > Date.now() ? { ...code } : undefined;
     },
   };
 }

@@ -317,7 +317,9 @@ function tokenMethods({
 function userMethods({
   redis,
   guard,
-}: Connection): Methods<"putUser" | "getUser" | "putWebSession" | "getWebSession" | "deleteWebSession"> {
+}: Connection): Methods<
+  "putUser" | "getUser" | "putWebSession" | "getWebSession" | "deleteWebSession" | "putLoginCode" | "takeLoginCode"
+> {
   return {
     putUser: (u) =>
       guard(async () => {
@@ -343,6 +345,19 @@ function userMethods({
     deleteWebSession: (hash) =>
       guard(async () => {
         await redis.del(`webSession:${hash}`);
+      }),
+    putLoginCode: (hash, c) =>
+      guard(async () => {
+        const key = `loginCode:${hash}`;
+        await redis.multi().hset(key, c).pexpireat(key, c.expireTime).exec();
+      }),
+    takeLoginCode: (hash) =>
+      guard(async () => {
+        // Read and delete in one transaction: of two cores redeeming the same code, one gets it.
+        const key = `loginCode:${hash}`;
+        const [[, h]] = (await redis.multi().hgetall(key).del(key).exec()) as [[unknown, Record<string, string>]];
+        if (!h?.userId || Number(h.expireTime) <= Date.now()) return undefined;
+        return { userId: h.userId, expireTime: Number(h.expireTime) };
       }),
   };
 }

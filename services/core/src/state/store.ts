@@ -70,6 +70,12 @@ export interface WebSession {
   expireTime: number;
 }
 
+/** A one-time login link's code (stored by its hash): the user it signs in, until it expires. */
+export interface LoginCode {
+  userId: string;
+  expireTime: number;
+}
+
 export type ReplPatch = Partial<Pick<ReplRecord, "status" | "updateTime" | "persistTime" | "lastError" | "egress">>;
 
 export interface StateStore {
@@ -114,6 +120,10 @@ export interface StateStore {
   putWebSession(hash: string, session: WebSession): Promise<void>;
   getWebSession(hash: string): Promise<WebSession | undefined>;
   deleteWebSession(hash: string): Promise<void>;
+
+  putLoginCode(hash: string, code: LoginCode): Promise<void>;
+  /** The code's record, deleted as it is read: one use, across every core sharing the store. */
+  takeLoginCode(hash: string): Promise<LoginCode | undefined>;
 
   close(): Promise<void>;
 }

@@ -1,0 +1,41 @@
+/**
+ * AdminService, the operator's calls: only on the admin socket (admin-socket.ts), whose folder only
+ * core's user can enter, so every caller already runs as core's user or root.
+ */
+import { durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { AdminService } from "../../../../gen/devex/core/v1/admin_pb.js";
+import type { Logger } from "../../../../lib/kit/log.js";
+import { issueLoginLink, LOGIN_LINK_TTL_MS } from "../auth/login-links.js";
+import { DEFAULT_TOKEN_TTL_MS, issueApiToken } from "../auth/secrets.js";
+import { toApiToken } from "../auth/service.js";
+import type { StateStore } from "../state/store.js";
+
+export interface AdminDeps {
+  state: StateStore;
+  log: Logger;
+  /** Where browsers reach core (login links point there). */
+  publicUrl: () => string;
+  /** Who a login link signs in when the request names nobody: the embedded setup's user. */
+  localUser: string;
+}
+
+export function createAdminService(d: AdminDeps): ServiceImpl<typeof AdminService> {
+  return {
+    async createUserToken(req) {
+      const ttl = req.ttl ? durationMs(req.ttl) : DEFAULT_TOKEN_TTL_MS;
+      const { record, secret } = await issueApiToken(d.state, req.userId, req.name, ttl);
+      d.log.info(
+        { userId: record.userId, tokenId: record.tokenId, name: record.name },
+        "operator created an API token",
+      );
+      return { token: toApiToken(record), secret };
+    },
+    async createLoginLink(req) {
+      const ttl = req.ttl ? durationMs(req.ttl) : LOGIN_LINK_TTL_MS;
+      const link = await issueLoginLink(d.state, d.publicUrl(), req.userId || d.localUser, ttl);
+      d.log.info({ userId: link.userId, expireTime: new Date(link.expireTime) }, "operator created a login link");
+      return { url: link.url, userId: link.userId, expireTime: timestampFromMs(link.expireTime) };
+    },
+  };
+}
