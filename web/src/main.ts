@@ -1,7 +1,7 @@
 /**
- * The Devex browser client: a tiny router over three pages — sign-in, the dashboard (the user's
- * repls) and the IDE for one repl (`/repls/<replId>`). Pages return a dispose function that ends
- * their streams and timers when the user navigates away.
+ * The Devex browser client: a tiny router over four pages — sign-in, the dashboard (the user's
+ * repls), the API tokens page (`/tokens`) and the IDE for one repl (`/repls/<replId>`). Pages
+ * return a dispose function that ends their streams and timers when the user navigates away.
  */
 import "./styles.css";
 import { Code } from "@connectrpc/connect";
@@ -9,6 +9,7 @@ import type { User } from "../../gen/devex/core/v1/auth_pb.js";
 import { core, storedToken, webConfig } from "./api.js";
 import { renderDashboard } from "./dashboard.js";
 import { renderLogin } from "./login.js";
+import { renderTokens } from "./tokens.js";
 import { describeError, h, isCode } from "./ui.js";
 
 export type Dispose = () => void;
@@ -54,6 +55,7 @@ async function route(): Promise<void> {
   const ide = /^\/repls\/([a-z0-9-]{1,63})\/?$/.exec(path);
   // The IDE (CodeMirror, xterm.js) is its own chunk: the dashboard and sign-in load without it.
   if (ide) dispose = (await import("./ide/ide.js")).renderIde(ctx, ide[1]);
+  else if (path === "/tokens") dispose = renderTokens(ctx);
   else {
     if (path !== "/") history.replaceState(null, "", "/");
     dispose = renderDashboard(ctx);

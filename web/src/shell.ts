@@ -1,4 +1,4 @@
-/** The bar at the top of every signed-in page: brand, page title slot, the user and sign-out. */
+/** The bar at the top of every signed-in page: brand, page title slot, the user, their API tokens and sign-out. */
 import { core, storedToken } from "./api.js";
 import type { PageContext } from "./main.js";
 import { h, toast } from "./ui.js";
@@ -25,6 +25,7 @@ export function topBar(ctx: PageContext, ...middle: (Node | string)[]): HTMLElem
       { class: "topbar-user" },
       ctx.user.avatarUrl ? h("img", { src: ctx.user.avatarUrl, alt: "", class: "avatar" }) : null,
       h("span", { class: "user-name" }, name),
+      h("a", { href: "/tokens", "data-link": true, class: "btn ghost" }, "API tokens"),
       signOut,
     ),
   );
