@@ -7,6 +7,8 @@ import { parseArgs } from "node:util";
 import { attachTerminal } from "./attach.js";
 import { login, logout, whoami } from "./auth.js";
 import { UsageError } from "./cli-error.js";
+import { normalizeUrl } from "./config.js";
+import { deviceLogin } from "./device-login.js";
 import { execCommand } from "./exec.js";
 import { networkFromFlags, networkFromText } from "./network.js";
 import { createRepl, listRepls, listTemplates, networkRepl, removeRepl, startRepl, stopRepl } from "./repls.js";
@@ -44,8 +46,9 @@ export async function run(argv: string[]): Promise<number> {
       const url = str(values.url) ?? env.DEVEX_URL;
       let token = str(values.token);
       if (!url) throw new UsageError("login needs --url <core-url>");
-      if (!token) throw new UsageError("login needs --token <api-token> (or --token - to read it from stdin)");
-      if (token === "-") token = (await text(process.stdin)).trim();
+      // No token: approve this login in a browser (device login); --token - reads one from stdin (scripts).
+      if (!token) token = await deviceLogin(normalizeUrl(url), out);
+      else if (token === "-") token = (await text(process.stdin)).trim();
       await login(env, url, token, out);
       return 0;
     }

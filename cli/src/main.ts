@@ -9,7 +9,8 @@ import { completionScript } from "./completion.js";
 
 const usage = `usage: devex <command> [options]
 
-  login --url <core-url> --token <api-token>   sign in (--token - reads the token from stdin)
+  login --url <core-url> [--token <token>]     sign in: approve in your browser, or with an API token
+                                               (--token - reads it from stdin)
   logout                                       forget the stored login
   whoami                                       show the signed-in user
   ls                                           list your repls (with their network mode)

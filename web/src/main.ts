@@ -1,13 +1,15 @@
 /**
- * The Devex browser client: a tiny router over four pages — sign-in, the dashboard (the user's
- * repls), the API tokens page (`/tokens`) and the IDE for one repl (`/repls/<replId>`). Pages
- * return a dispose function that ends their streams and timers when the user navigates away.
+ * The Devex browser client: a tiny router over its pages — sign-in, the dashboard (the user's
+ * repls), API tokens (`/tokens`), device login (`/device`) and the IDE for one repl
+ * (`/repls/<replId>`). Pages return a dispose function that ends their streams and timers when the
+ * user navigates away.
  */
 import "./styles.css";
 import { Code } from "@connectrpc/connect";
 import type { User } from "../../gen/devex/core/v1/auth_pb.js";
 import { core, storedToken, webConfig } from "./api.js";
 import { renderDashboard } from "./dashboard.js";
+import { renderDevice } from "./device.js";
 import { renderLogin } from "./login.js";
 import { renderTokens } from "./tokens.js";
 import { describeError, h, isCode } from "./ui.js";
@@ -20,6 +22,7 @@ export interface PageContext {
 }
 
 const root = document.getElementById("app")!;
+const AFTER_LOGIN = "devex.afterLogin";
 let dispose: Dispose | undefined;
 let user: User | undefined;
 
@@ -47,15 +50,23 @@ async function route(): Promise<void> {
     }
   }
   if (!user) {
+    // A device login's link (/device?code=…) opened before signing in: back to it once signed in.
+    if (path === "/device") sessionStorage.setItem(AFTER_LOGIN, path + location.search);
     document.title = "Sign in · Devex";
     dispose = renderLogin(root, config);
     return;
+  }
+  const after = sessionStorage.getItem(AFTER_LOGIN);
+  if (after) {
+    sessionStorage.removeItem(AFTER_LOGIN);
+    if (after !== path + location.search) return navigate(after, true);
   }
   const ctx: PageContext = { root, user, navigate };
   const ide = /^\/repls\/([a-z0-9-]{1,63})\/?$/.exec(path);
   // The IDE (CodeMirror, xterm.js) is its own chunk: the dashboard and sign-in load without it.
   if (ide) dispose = (await import("./ide/ide.js")).renderIde(ctx, ide[1]);
   else if (path === "/tokens") dispose = renderTokens(ctx);
+  else if (path === "/device") dispose = renderDevice(ctx);
   else {
     if (path !== "/") history.replaceState(null, "", "/");
     dispose = renderDashboard(ctx);

@@ -3,6 +3,7 @@
  * is NotFound (never PermissionDenied); user credentials never work on RunnerControlService.
  */
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { AuthService } from "../../../gen/devex/core/v1/auth_pb.js";
@@ -21,6 +22,8 @@ interface Ctx {
   fresh(): Promise<string>;
   replId: string;
   ownerTokenId: string;
+  /** The user code of a fresh, pending device login. */
+  deviceCode(): Promise<string>;
 }
 
 type Expect = "ok" | Code;
@@ -52,6 +55,19 @@ const rpcs: Rpc[] = [
     owner: "ok",
   },
   { name: "AuthService.Logout", call: ({ c }) => c.auth.logout({}), other: "ok", owner: "ok" },
+  {
+    name: "AuthService.GetDeviceLogin",
+    call: async ({ c, deviceCode }) => c.auth.getDeviceLogin({ userCode: await deviceCode() }),
+    other: "ok",
+    owner: "ok",
+  },
+  {
+    // Approving takes a browser session (oauth.test.ts): an API token cannot mint another this way.
+    name: "AuthService.ApproveDeviceLogin",
+    call: async ({ c, deviceCode }) => c.auth.approveDeviceLogin({ userCode: await deviceCode(), approve: true }),
+    other: Code.PermissionDenied,
+    owner: Code.PermissionDenied,
+  },
   { name: "ReplService.ListTemplates", call: ({ c }) => c.repl.listTemplates({}), other: "ok", owner: "ok" },
   {
     name: "ReplService.CreateRepl",
@@ -168,6 +184,18 @@ describe("core authorization matrix", () => {
           replId: repl!.replId,
           ownerTokenId: spare.record.tokenId,
           fresh: async () => repl!.replId,
+          async deviceCode() {
+            const userCode = [...randomBytes(8)].map((b) => "BCDFGHJKLMNPQRSTVWXZ"[b % 20]).join("");
+            const now = Date.now();
+            const grant = {
+              deviceHash: "0".repeat(64),
+              clientName: "matrix",
+              createTime: now,
+              expireTime: now + 60_000,
+            };
+            await t.state.putDeviceGrant({ ...grant, userCode, status: "pending" });
+            return userCode;
+          },
         };
         let got: Expect = "ok";
         try {

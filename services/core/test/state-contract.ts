@@ -146,6 +146,34 @@ export function stateStoreContract(open: () => Promise<StateStore>) {
     assert.equal(await store.getWebSession("h2"), undefined);
   });
 
+  it("decides a device grant once and deletes it for one caller, and forgets it once it expires", async () => {
+    const g = {
+      userCode: "BCDFGHJK",
+      deviceHash: "d".repeat(64),
+      clientName: "devex CLI on test",
+      createTime: Date.now(),
+      expireTime: Date.now() + 60_000,
+      status: "pending" as const,
+    };
+    await store.putDeviceGrant(g);
+    assert.deepEqual(await store.getDeviceGrant("BCDFGHJK"), g);
+    const decided = await Promise.all([
+      store.decideDeviceGrant("BCDFGHJK", { status: "approved", userId: "ivy" }),
+      store.decideDeviceGrant("BCDFGHJK", { status: "denied" }),
+      store.decideDeviceGrant("BCDFGHJK", { status: "approved", userId: "mallory" }),
+    ]);
+    assert.deepEqual(decided, [true, false, false], "the first decision stands");
+    assert.deepEqual(await store.getDeviceGrant("BCDFGHJK"), { ...g, status: "approved", userId: "ivy" });
+    const deleted = await Promise.all([1, 2, 3].map(() => store.deleteDeviceGrant("BCDFGHJK")));
+    assert.deepEqual(deleted.filter(Boolean), [true], "one caller deletes it");
+    assert.equal(await store.getDeviceGrant("BCDFGHJK"), undefined);
+    assert.equal(await store.decideDeviceGrant("NOSUCHCD", { status: "denied" }), false);
+    await store.putDeviceGrant({ ...g, userCode: "LMNPQRST", expireTime: Date.now() + 100 });
+    await sleep(200);
+    assert.equal(await store.getDeviceGrant("LMNPQRST"), undefined);
+    assert.equal(await store.decideDeviceGrant("LMNPQRST", { status: "denied" }), false);
+  });
+
   it("gives a login code once, even to takers racing for it, and never after it expires", async () => {
     const code = { userId: "hana", expireTime: Date.now() + 60_000 };
     await store.putLoginCode("c1", code);

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file devex/core/v1/auth.proto.
  */
 export const file_devex_core_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChhkZXZleC9jb3JlL3YxL2F1dGgucHJvdG8SDWRldmV4LmNvcmUudjEiQQoEVXNlchIPCgd1c2VyX2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRISCgphdmF0YXJfdXJsGAMgASgJIr8BCghBcGlUb2tlbhIQCgh0b2tlbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNbGFzdF91c2VfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiFwoVR2V0Q3VycmVudFVzZXJSZXF1ZXN0ImsKFkdldEN1cnJlbnRVc2VyUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmRldmV4LmNvcmUudjEuVXNlchIuCgthdXRoX21ldGhvZBgCIAEoDjIZLmRldmV4LmNvcmUudjEuQXV0aE1ldGhvZCKMAQoVQ3JlYXRlQXBpVG9rZW5SZXF1ZXN0EjgKBG5hbWUYASABKAlCKrpIJ3IlEAEYQDIfXltBLVphLXowLTldW0EtWmEtejAtOSAuXzpALV0qJBI5CgN0dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CEbpIDqoBCyIFCIDnhA8yAgg8IlAKFkNyZWF0ZUFwaVRva2VuUmVzcG9uc2USJgoFdG9rZW4YASABKAsyFy5kZXZleC5jb3JlLnYxLkFwaVRva2VuEg4KBnNlY3JldBgCIAEoCSIWChRMaXN0QXBpVG9rZW5zUmVxdWVzdCJAChVMaXN0QXBpVG9rZW5zUmVzcG9uc2USJwoGdG9rZW5zGAEgAygLMhcuZGV2ZXguY29yZS52MS5BcGlUb2tlbiJGChVSZXZva2VBcGlUb2tlblJlcXVlc3QSLQoIdG9rZW5faWQYASABKAlCG7pIGHIWEAEYQDIQXltBLVphLXowLTlfLV0rJCIYChZSZXZva2VBcGlUb2tlblJlc3BvbnNlIg8KDUxvZ291dFJlcXVlc3QiEAoOTG9nb3V0UmVzcG9uc2UqXQoKQXV0aE1ldGhvZBIbChdBVVRIX01FVEhPRF9VTlNQRUNJRklFRBAAEhcKE0FVVEhfTUVUSE9EX1NFU1NJT04QARIZChVBVVRIX01FVEhPRF9BUElfVE9LRU4QAjLcAwoLQXV0aFNlcnZpY2USYgoOR2V0Q3VycmVudFVzZXISJC5kZXZleC5jb3JlLnYxLkdldEN1cnJlbnRVc2VyUmVxdWVzdBolLmRldmV4LmNvcmUudjEuR2V0Q3VycmVudFVzZXJSZXNwb25zZSIDkAIBEl0KDkNyZWF0ZUFwaVRva2VuEiQuZGV2ZXguY29yZS52MS5DcmVhdGVBcGlUb2tlblJlcXVlc3QaJS5kZXZleC5jb3JlLnYxLkNyZWF0ZUFwaVRva2VuUmVzcG9uc2USXwoNTGlzdEFwaVRva2VucxIjLmRldmV4LmNvcmUudjEuTGlzdEFwaVRva2Vuc1JlcXVlc3QaJC5kZXZleC5jb3JlLnYxLkxpc3RBcGlUb2tlbnNSZXNwb25zZSIDkAIBEmIKDlJldm9rZUFwaVRva2VuEiQuZGV2ZXguY29yZS52MS5SZXZva2VBcGlUb2tlblJlcXVlc3QaJS5kZXZleC5jb3JlLnYxLlJldm9rZUFwaVRva2VuUmVzcG9uc2UiA5ACAhJFCgZMb2dvdXQSHC5kZXZleC5jb3JlLnYxLkxvZ291dFJlcXVlc3QaHS5kZXZleC5jb3JlLnYxLkxvZ291dFJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChhkZXZleC9jb3JlL3YxL2F1dGgucHJvdG8SDWRldmV4LmNvcmUudjEiQQoEVXNlchIPCgd1c2VyX2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRISCgphdmF0YXJfdXJsGAMgASgJIr8BCghBcGlUb2tlbhIQCgh0b2tlbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNbGFzdF91c2VfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiFwoVR2V0Q3VycmVudFVzZXJSZXF1ZXN0ImsKFkdldEN1cnJlbnRVc2VyUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmRldmV4LmNvcmUudjEuVXNlchIuCgthdXRoX21ldGhvZBgCIAEoDjIZLmRldmV4LmNvcmUudjEuQXV0aE1ldGhvZCKMAQoVQ3JlYXRlQXBpVG9rZW5SZXF1ZXN0EjgKBG5hbWUYASABKAlCKrpIJ3IlEAEYQDIfXltBLVphLXowLTldW0EtWmEtejAtOSAuXzpALV0qJBI5CgN0dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CEbpIDqoBCyIFCIDnhA8yAgg8IlAKFkNyZWF0ZUFwaVRva2VuUmVzcG9uc2USJgoFdG9rZW4YASABKAsyFy5kZXZleC5jb3JlLnYxLkFwaVRva2VuEg4KBnNlY3JldBgCIAEoCSIWChRMaXN0QXBpVG9rZW5zUmVxdWVzdCJAChVMaXN0QXBpVG9rZW5zUmVzcG9uc2USJwoGdG9rZW5zGAEgAygLMhcuZGV2ZXguY29yZS52MS5BcGlUb2tlbiJGChVSZXZva2VBcGlUb2tlblJlcXVlc3QSLQoIdG9rZW5faWQYASABKAlCG7pIGHIWEAEYQDIQXltBLVphLXowLTlfLV0rJCIYChZSZXZva2VBcGlUb2tlblJlc3BvbnNlIg8KDUxvZ291dFJlcXVlc3QiEAoOTG9nb3V0UmVzcG9uc2UiQwoVR2V0RGV2aWNlTG9naW5SZXF1ZXN0EioKCXVzZXJfY29kZRgBIAEoCUIXukgUchIQCBgQMgxeW0EtWmEtei1dKyQijwEKFkdldERldmljZUxvZ2luUmVzcG9uc2USEwoLY2xpZW50X25hbWUYASABKAkSLwoLY3JlYXRlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJYChlBcHByb3ZlRGV2aWNlTG9naW5SZXF1ZXN0EioKCXVzZXJfY29kZRgBIAEoCUIXukgUchIQCBgQMgxeW0EtWmEtei1dKyQSDwoHYXBwcm92ZRgCIAEoCCIcChpBcHByb3ZlRGV2aWNlTG9naW5SZXNwb25zZSpdCgpBdXRoTWV0aG9kEhsKF0FVVEhfTUVUSE9EX1VOU1BFQ0lGSUVEEAASFwoTQVVUSF9NRVRIT0RfU0VTU0lPThABEhkKFUFVVEhfTUVUSE9EX0FQSV9UT0tFThACMqsFCgtBdXRoU2VydmljZRJiCg5HZXRDdXJyZW50VXNlchIkLmRldmV4LmNvcmUudjEuR2V0Q3VycmVudFVzZXJSZXF1ZXN0GiUuZGV2ZXguY29yZS52MS5HZXRDdXJyZW50VXNlclJlc3BvbnNlIgOQAgESXQoOQ3JlYXRlQXBpVG9rZW4SJC5kZXZleC5jb3JlLnYxLkNyZWF0ZUFwaVRva2VuUmVxdWVzdBolLmRldmV4LmNvcmUudjEuQ3JlYXRlQXBpVG9rZW5SZXNwb25zZRJfCg1MaXN0QXBpVG9rZW5zEiMuZGV2ZXguY29yZS52MS5MaXN0QXBpVG9rZW5zUmVxdWVzdBokLmRldmV4LmNvcmUudjEuTGlzdEFwaVRva2Vuc1Jlc3BvbnNlIgOQAgESYgoOUmV2b2tlQXBpVG9rZW4SJC5kZXZleC5jb3JlLnYxLlJldm9rZUFwaVRva2VuUmVxdWVzdBolLmRldmV4LmNvcmUudjEuUmV2b2tlQXBpVG9rZW5SZXNwb25zZSIDkAICEkUKBkxvZ291dBIcLmRldmV4LmNvcmUudjEuTG9nb3V0UmVxdWVzdBodLmRldmV4LmNvcmUudjEuTG9nb3V0UmVzcG9uc2USYgoOR2V0RGV2aWNlTG9naW4SJC5kZXZleC5jb3JlLnYxLkdldERldmljZUxvZ2luUmVxdWVzdBolLmRldmV4LmNvcmUudjEuR2V0RGV2aWNlTG9naW5SZXNwb25zZSIDkAIBEmkKEkFwcHJvdmVEZXZpY2VMb2dpbhIoLmRldmV4LmNvcmUudjEuQXBwcm92ZURldmljZUxvZ2luUmVxdWVzdBopLmRldmV4LmNvcmUudjEuQXBwcm92ZURldmljZUxvZ2luUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A Devex user.
@@ -301,6 +301,105 @@ export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
   messageDesc(file_devex_core_v1_auth, 11);
 
 /**
+ * Request for GetDeviceLogin.
+ *
+ * @generated from message devex.core.v1.GetDeviceLoginRequest
+ */
+export type GetDeviceLoginRequest = Message<"devex.core.v1.GetDeviceLoginRequest"> & {
+  /**
+   * The code the device shows, such as "BCDF-GHJK" (case and the dash do not matter).
+   *
+   * @generated from field: string user_code = 1;
+   */
+  userCode: string;
+};
+
+/**
+ * Describes the message devex.core.v1.GetDeviceLoginRequest.
+ * Use `create(GetDeviceLoginRequestSchema)` to create a new message.
+ */
+export const GetDeviceLoginRequestSchema: GenMessage<GetDeviceLoginRequest> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_auth, 12);
+
+/**
+ * Response of GetDeviceLogin.
+ *
+ * @generated from message devex.core.v1.GetDeviceLoginResponse
+ */
+export type GetDeviceLoginResponse = Message<"devex.core.v1.GetDeviceLoginResponse"> & {
+  /**
+   * What the device says it is, such as "devex CLI on laptop".
+   *
+   * @generated from field: string client_name = 1;
+   */
+  clientName: string;
+
+  /**
+   * When the device asked.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 2;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When the code stops working.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 3;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message devex.core.v1.GetDeviceLoginResponse.
+ * Use `create(GetDeviceLoginResponseSchema)` to create a new message.
+ */
+export const GetDeviceLoginResponseSchema: GenMessage<GetDeviceLoginResponse> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_auth, 13);
+
+/**
+ * Request for ApproveDeviceLogin.
+ *
+ * @generated from message devex.core.v1.ApproveDeviceLoginRequest
+ */
+export type ApproveDeviceLoginRequest = Message<"devex.core.v1.ApproveDeviceLoginRequest"> & {
+  /**
+   * The code the device shows.
+   *
+   * @generated from field: string user_code = 1;
+   */
+  userCode: string;
+
+  /**
+   * True signs the device in as the caller; false refuses it.
+   *
+   * @generated from field: bool approve = 2;
+   */
+  approve: boolean;
+};
+
+/**
+ * Describes the message devex.core.v1.ApproveDeviceLoginRequest.
+ * Use `create(ApproveDeviceLoginRequestSchema)` to create a new message.
+ */
+export const ApproveDeviceLoginRequestSchema: GenMessage<ApproveDeviceLoginRequest> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_auth, 14);
+
+/**
+ * Response of ApproveDeviceLogin.
+ *
+ * @generated from message devex.core.v1.ApproveDeviceLoginResponse
+ */
+export type ApproveDeviceLoginResponse = Message<"devex.core.v1.ApproveDeviceLoginResponse"> & {
+};
+
+/**
+ * Describes the message devex.core.v1.ApproveDeviceLoginResponse.
+ * Use `create(ApproveDeviceLoginResponseSchema)` to create a new message.
+ */
+export const ApproveDeviceLoginResponseSchema: GenMessage<ApproveDeviceLoginResponse> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_auth, 15);
+
+/**
  * How the caller authenticated.
  *
  * @generated from enum devex.core.v1.AuthMethod
@@ -391,6 +490,28 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof LogoutRequestSchema;
     output: typeof LogoutResponseSchema;
+  },
+  /**
+   * What asks to sign in with a device login's user code (RFC 8628: `devex login` shows the code),
+   * so the browser can show it before the user approves. NotFound once it expired or was decided.
+   *
+   * @generated from rpc devex.core.v1.AuthService.GetDeviceLogin
+   */
+  getDeviceLogin: {
+    methodKind: "unary";
+    input: typeof GetDeviceLoginRequestSchema;
+    output: typeof GetDeviceLoginResponseSchema;
+  },
+  /**
+   * Approves or denies a device login: approved, the device receives an API token of the caller's.
+   * Only from a browser session (an API token cannot approve another).
+   *
+   * @generated from rpc devex.core.v1.AuthService.ApproveDeviceLogin
+   */
+  approveDeviceLogin: {
+    methodKind: "unary";
+    input: typeof ApproveDeviceLoginRequestSchema;
+    output: typeof ApproveDeviceLoginResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_devex_core_v1_auth, 0);

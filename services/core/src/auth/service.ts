@@ -9,9 +9,10 @@ import {
   type AuthService,
   UserSchema,
 } from "../../../../gen/devex/core/v1/auth_pb.js";
-import { notFound } from "../../../../lib/kit/errors.js";
+import { notFound, permissionDenied } from "../../../../lib/kit/errors.js";
 import type { ApiTokenRecord, StateStore } from "../state/store.js";
 import { clearSessionCookie } from "./cookies.js";
+import { normalizeUserCode } from "./device-login.js";
 import type { UserOf } from "./principal.js";
 import { DEFAULT_TOKEN_TTL_MS, issueApiToken } from "./secrets.js";
 
@@ -53,6 +54,23 @@ export function createAuthService(
       tokens.sort((a, b) => b.createTime - a.createTime);
       return { tokens: tokens.map(toApiToken) };
     },
+    async getDeviceLogin(req) {
+      const grant = await pendingGrant(state, req.userCode);
+      return {
+        clientName: grant.clientName,
+        createTime: timestampFromMs(grant.createTime),
+        expireTime: timestampFromMs(grant.expireTime),
+      };
+    },
+    async approveDeviceLogin(req, ctx) {
+      const p = userOf(ctx);
+      if (p.method !== "session")
+        throw permissionDenied("approve a device login in the browser you are signed in with, not with an API token");
+      const grant = await pendingGrant(state, req.userCode);
+      const decision = req.approve ? { status: "approved" as const, userId: p.userId } : { status: "denied" as const };
+      if (!(await state.decideDeviceGrant(grant.userCode, decision))) throw noDeviceLogin(req.userCode);
+      return {};
+    },
     async revokeApiToken(req, ctx) {
       if (!(await state.deleteApiToken(userOf(ctx).userId, req.tokenId))) {
         throw notFound(`API token ${req.tokenId} not found`);
@@ -66,4 +84,15 @@ export function createAuthService(
       return {};
     },
   };
+}
+
+const noDeviceLogin = (typed: string) =>
+  notFound(`no device login waits for the code ${typed}: it expired or was answered; run devex login again`);
+
+/** The device login waiting for this user code, or NotFound. */
+async function pendingGrant(state: StateStore, typed: string) {
+  const code = normalizeUserCode(typed);
+  const grant = code ? await state.getDeviceGrant(code) : undefined;
+  if (grant?.status !== "pending") throw noDeviceLogin(typed);
+  return grant;
 }

@@ -4,6 +4,7 @@
  *   GET  /auth/login?code=<code>     → a one-time login link (login-links.ts): printed at start in the
  *                                      embedded setup, or made by the operator's CLI
  *   GET  /auth/connect/github[/callback] → grant's OAuth 2.0 flow (state checked)
+ *   POST /auth/device/{code,token}   → the device login of `devex login` (device-login.ts)
  *   POST /auth/logout                → ends the session
  * After GitHub answers, the user id is the lower-cased login. The access token is used once by grant
  * to fetch /user and then dropped; only the server-side session (cookie: HttpOnly, SameSite=Lax,
@@ -15,6 +16,7 @@ import type { Logger } from "../../../../lib/kit/log.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../../../../lib/kit/server.js";
 import type { StateStore } from "../state/store.js";
 import { clearSessionCookie, SESSION_COOKIE } from "./cookies.js";
+import { deviceLoginRoutes } from "./device-login.js";
 import { redeemLoginCode } from "./login-links.js";
 import { userIdPattern } from "./principal.js";
 import { sha256 } from "./secrets.js";
@@ -129,9 +131,12 @@ export function createWebAuth(options: WebAuthOptions): HttpHandler {
     redirect(res, afterLogin, [await openSession(state, userId, secure)]);
   }
 
+  const device = deviceLoginRoutes({ state, publicUrl: options.publicUrl, log });
+
   return async (req, res) => {
     const url = new URL(req.url ?? "/", "http://core");
     if (!url.pathname.startsWith("/auth/")) return false;
+    if (url.pathname.startsWith("/auth/device/")) return device(req, res);
     if (url.pathname.startsWith("/auth/connect/")) {
       if (oauth) await finishGitHub(req, res);
       else page(res, 404, "GitHub sign-in is not configured");

@@ -13,6 +13,7 @@ import { replaceFile } from "../../../../lib/kit/replace-file.js";
 import type {
   ActiveSession,
   ApiTokenRecord,
+  DeviceGrant,
   LoginCode,
   ReplRecord,
   StateStore,
@@ -27,9 +28,18 @@ interface Snapshot {
   users: Record<string, UserRecord>;
   webSessions: Record<string, WebSession>;
   loginCodes: Record<string, LoginCode>;
+  deviceGrants: Record<string, DeviceGrant>;
 }
 
-const empty = (): Snapshot => ({ repls: {}, sessions: {}, tokens: {}, users: {}, webSessions: {}, loginCodes: {} });
+const empty = (): Snapshot => ({
+  repls: {},
+  sessions: {},
+  tokens: {},
+  users: {},
+  webSessions: {},
+  loginCodes: {},
+  deviceGrants: {},
+});
 
 export async function createEmbeddedStore(dir: string): Promise<StateStore> {
   await mkdir(dir, { recursive: true });
@@ -47,6 +57,7 @@ export async function createEmbeddedStore(dir: string): Promise<StateStore> {
     ...lockMethods(),
     ...tokenMethods(state),
     ...userMethods(state),
+    ...deviceMethods(state),
     async close() {
       await state.written();
     },
@@ -265,6 +276,43 @@ function userMethods({
       delete data.loginCodes[hash];
       await save();
       return code.expireTime > Date.now() ? { ...code } : undefined;
+    },
+  };
+}
+
+function deviceMethods({
+  data,
+  save,
+}: SavedSnapshot): Methods<"putDeviceGrant" | "getDeviceGrant" | "decideDeviceGrant" | "deleteDeviceGrant"> {
+  const live = (userCode: string) => {
+    const g = data.deviceGrants[userCode];
+    return g && g.expireTime > Date.now() ? g : undefined;
+  };
+  return {
+    async putDeviceGrant(g) {
+      const now = Date.now();
+      for (const [code, old] of Object.entries(data.deviceGrants))
+        if (old.expireTime <= now) delete data.deviceGrants[code];
+      data.deviceGrants[g.userCode] = { ...g };
+      await save();
+    },
+    async getDeviceGrant(userCode) {
+      const g = live(userCode);
+      return g && { ...g };
+    },
+    async decideDeviceGrant(userCode, decision) {
+      const g = live(userCode);
+      if (g?.status !== "pending") return false;
+      g.status = decision.status;
+      if (decision.status === "approved") g.userId = decision.userId;
+      await save();
+      return true;
+    },
+    async deleteDeviceGrant(userCode) {
+      if (!data.deviceGrants[userCode]) return false;
+      delete data.deviceGrants[userCode];
+      await save();
+      return true;
     },
   };
 }

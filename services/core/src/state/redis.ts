@@ -18,6 +18,7 @@ import { DomainError, unavailable } from "../../../../lib/kit/errors.js";
 import type {
   ActiveSession,
   ApiTokenRecord,
+  DeviceGrant,
   ReplRecord,
   ReplState,
   StateStore,
@@ -84,6 +85,11 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('DEL', 'apiToken:' .. hash)
 return 1`;
 
+const DECIDE_DEVICE = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'userId', ARGV[2])
+return 1`;
+
 export interface RedisStoreOptions {
   url: string;
   /** Per-command timeout; defaults to 5 s. */
@@ -137,6 +143,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
     ...lockMethods(c),
     ...tokenMethods(c),
     ...userMethods(c),
+    ...deviceMethods(c),
     close: async () => {
       c.redis.disconnect();
     },
@@ -154,6 +161,7 @@ const scripts = {
   RENEW_LOCK,
   DELETE_TOKEN,
   TOUCH_TOKEN,
+  DECIDE_DEVICE,
 };
 
 interface Connection {
@@ -359,6 +367,46 @@ function userMethods({
         if (!h?.userId || Number(h.expireTime) <= Date.now()) return undefined;
         return { userId: h.userId, expireTime: Number(h.expireTime) };
       }),
+  };
+}
+
+function deviceMethods({
+  redis,
+  script,
+  guard,
+}: Connection): Methods<"putDeviceGrant" | "getDeviceGrant" | "decideDeviceGrant" | "deleteDeviceGrant"> {
+  const key = (userCode: string) => `deviceGrant:${userCode}`;
+  return {
+    putDeviceGrant: (g) =>
+      guard(async () => {
+        const fields = Object.entries(g).filter(([, v]) => v !== undefined);
+        await redis
+          .multi()
+          .hset(key(g.userCode), Object.fromEntries(fields))
+          .pexpireat(key(g.userCode), g.expireTime)
+          .exec();
+      }),
+    getDeviceGrant: (userCode) =>
+      guard(async () => {
+        const h = await redis.hgetall(key(userCode));
+        if (!h.deviceHash || Number(h.expireTime) <= Date.now()) return undefined;
+        const grant: DeviceGrant = {
+          userCode,
+          deviceHash: h.deviceHash,
+          clientName: h.clientName ?? "",
+          createTime: Number(h.createTime),
+          expireTime: Number(h.expireTime),
+          status: h.status as DeviceGrant["status"],
+        };
+        if (h.userId) grant.userId = h.userId;
+        return grant;
+      }),
+    decideDeviceGrant: (userCode, d) =>
+      guard(
+        async () =>
+          (await script.DECIDE_DEVICE(key(userCode), d.status, d.status === "approved" ? d.userId : "")) === 1,
+      ),
+    deleteDeviceGrant: (userCode) => guard(async () => (await redis.del(key(userCode))) === 1),
   };
 }
 

@@ -76,6 +76,23 @@ export interface LoginCode {
   expireTime: number;
 }
 
+/**
+ * A device login (RFC 8628) by its user code: the device polls with a secret whose hash is kept
+ * here; a signed-in user approves or denies it in the browser.
+ */
+export interface DeviceGrant {
+  userCode: string;
+  /** SHA-256 of the device code's secret. */
+  deviceHash: string;
+  /** What the device says it is ("devex CLI on laptop"). */
+  clientName: string;
+  createTime: number;
+  expireTime: number;
+  status: "pending" | "approved" | "denied";
+  /** Who approved it. */
+  userId?: string;
+}
+
 export type ReplPatch = Partial<Pick<ReplRecord, "status" | "updateTime" | "persistTime" | "lastError" | "egress">>;
 
 export interface StateStore {
@@ -124,6 +141,17 @@ export interface StateStore {
   putLoginCode(hash: string, code: LoginCode): Promise<void>;
   /** The code's record, deleted as it is read: one use, across every core sharing the store. */
   takeLoginCode(hash: string): Promise<LoginCode | undefined>;
+
+  putDeviceGrant(grant: DeviceGrant): Promise<void>;
+  /** The grant, unless it expired. */
+  getDeviceGrant(userCode: string): Promise<DeviceGrant | undefined>;
+  /** Approves or denies a pending, unexpired grant; false when it was not pending (decided, gone). */
+  decideDeviceGrant(
+    userCode: string,
+    decision: { status: "approved"; userId: string } | { status: "denied" },
+  ): Promise<boolean>;
+  /** Deletes the grant; true for the one caller that deleted it (so a token is issued once). */
+  deleteDeviceGrant(userCode: string): Promise<boolean>;
 
   close(): Promise<void>;
 }

@@ -1,0 +1,173 @@
+/**
+ * The OAuth 2.0 device authorization grant (RFC 8628) behind `devex login`: the CLI asks for a code,
+ * shows the user a URL and a short user code, and polls; the user, signed in in a browser, approves
+ * it on the web client's /device page (AuthService.ApproveDeviceLogin); the next poll receives a new
+ * API token of that user's, once.
+ *
+ *   POST /auth/device/code   client_id=devex-cli [&client_name=…]
+ *        → {device_code, user_code, verification_uri, verification_uri_complete, expires_in, interval}
+ *   POST /auth/device/token  grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=…&client_id=devex-cli
+ *        → 200 {access_token, token_type, expires_in}, or 400 {error}: authorization_pending,
+ *          access_denied, expired_token, invalid_grant, invalid_request, invalid_client, unsupported_grant_type
+ *
+ * The user code is 8 letters from 20 consonants (§6.1: no vowels, so no words; case and dashes are
+ * ignored when typed), about 34 bits, and lives 10 minutes. The device code is `<user code>.<secret>`,
+ * the secret stored only as a hash. Grants live in the state store, so the CLI may poll one core
+ * replica while the browser approves on another. Requests for codes are limited per client address.
+ */
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import type { Logger } from "../../../../lib/kit/log.js";
+import type { HttpHandler, HttpRequest, HttpResponse } from "../../../../lib/kit/server.js";
+import type { DeviceGrant, StateStore } from "../state/store.js";
+import { DEFAULT_TOKEN_TTL_MS, issueApiToken, randomSecret, sha256 } from "./secrets.js";
+
+export const DEVICE_CLIENT_ID = "devex-cli";
+export const DEVICE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code";
+const LIFETIME_MS = 10 * 60_000;
+/** Seconds between polls the device is asked to keep (RFC 8628 §3.2). */
+const INTERVAL_S = 2;
+const ALPHABET = "BCDFGHJKLMNPQRSTVWXZ";
+/** Behind a proxy every client has the proxy's address: then it is a limit for all, still ample. */
+const CODES_PER_MINUTE_PER_ADDRESS = 30;
+
+/** The user code as stored ("BCDFGHJK") from what a user typed ("bcdf-ghjk"); undefined if it cannot be one. */
+export function normalizeUserCode(typed: string): string | undefined {
+  const code = typed.toUpperCase().replace(/[^A-Z]/g, "");
+  return code.length === 8 && [...code].every((c) => ALPHABET.includes(c)) ? code : undefined;
+}
+
+/** The user code as shown: "BCDF-GHJK". */
+export const showUserCode = (code: string) => `${code.slice(0, 4)}-${code.slice(4)}`;
+
+function newUserCode(): string {
+  // 256 is not a multiple of 20: bytes from 240 up are dropped, so every letter is as likely.
+  let code = "";
+  while (code.length < 8) {
+    for (const b of randomBytes(16)) if (b < 240 && code.length < 8) code += ALPHABET[b % 20];
+  }
+  return code;
+}
+
+export interface DeviceLoginDeps {
+  state: StateStore;
+  publicUrl: string;
+  log: Logger;
+}
+
+export function deviceLoginRoutes(d: DeviceLoginDeps): HttpHandler {
+  const limiter = new PerAddressLimit(CODES_PER_MINUTE_PER_ADDRESS, 60_000);
+  return async (req, res) => {
+    const path = new URL(req.url ?? "/", "http://core").pathname;
+    if (path !== "/auth/device/code" && path !== "/auth/device/token") return false;
+    if (req.method !== "POST") {
+      reply(res, 405, { error: "invalid_request", error_description: "use POST" });
+      return true;
+    }
+    const form = await readForm(req);
+    if (!form)
+      reply(res, 400, {
+        error: "invalid_request",
+        error_description: "send a form (application/x-www-form-urlencoded)",
+      });
+    else if (form.get("client_id") !== DEVICE_CLIENT_ID)
+      reply(res, 401, { error: "invalid_client", error_description: `client_id must be ${DEVICE_CLIENT_ID}` });
+    else if (path === "/auth/device/code") {
+      if (!limiter.take(req.socket.remoteAddress ?? "")) {
+        reply(res, 429, {
+          error: "slow_down",
+          error_description: "too many device logins from this address: wait a minute",
+        });
+      } else reply(res, 200, await start(d, form.get("client_name")));
+    } else {
+      const { status, body } = await poll(d, form);
+      reply(res, status, body);
+    }
+    return true;
+  };
+}
+
+async function start(d: DeviceLoginDeps, clientName: string | null) {
+  const userCode = newUserCode();
+  const secret = randomSecret();
+  const now = Date.now();
+  const grant: DeviceGrant = {
+    userCode,
+    deviceHash: sha256(secret),
+    // What the approval page shows: the device's own words, printable and short.
+    clientName:
+      (clientName ?? "")
+        .replace(/[^\x20-\x7e]/g, "")
+        .slice(0, 64)
+        .trim() || "devex CLI",
+    createTime: now,
+    expireTime: now + LIFETIME_MS,
+    status: "pending",
+  };
+  await d.state.putDeviceGrant(grant);
+  const verification = `${d.publicUrl.replace(/\/+$/, "")}/device`;
+  return {
+    device_code: `${userCode}.${secret}`,
+    user_code: showUserCode(userCode),
+    verification_uri: verification,
+    verification_uri_complete: `${verification}?code=${showUserCode(userCode)}`,
+    expires_in: LIFETIME_MS / 1000,
+    interval: INTERVAL_S,
+  };
+}
+
+async function poll(d: DeviceLoginDeps, form: URLSearchParams): Promise<{ status: number; body: object }> {
+  const fail = (error: string, error_description: string) => ({ status: 400, body: { error, error_description } });
+  if (form.get("grant_type") !== DEVICE_GRANT_TYPE)
+    return fail("unsupported_grant_type", `grant_type must be ${DEVICE_GRANT_TYPE}`);
+  const [userCode, secret] = (form.get("device_code") ?? "").split(".");
+  const grant = userCode && secret ? await d.state.getDeviceGrant(userCode) : undefined;
+  if (!grant) return fail("expired_token", "this device login expired or was used: run devex login again");
+  if (!timingSafeEqual(Buffer.from(sha256(secret)), Buffer.from(grant.deviceHash)))
+    return fail("invalid_grant", "the device code is not this login's");
+  if (grant.status === "pending") return fail("authorization_pending", "waiting for the user to approve");
+  // Decided: whoever deletes the grant answers, so an approval gives one token.
+  if (!(await d.state.deleteDeviceGrant(userCode)))
+    return fail("expired_token", "this device login expired or was used: run devex login again");
+  if (grant.status === "denied") return fail("access_denied", "the user denied this login");
+  const { record, secret: token } = await issueApiToken(d.state, grant.userId!, grant.clientName, DEFAULT_TOKEN_TTL_MS);
+  d.log.info({ userId: record.userId, tokenId: record.tokenId, client: grant.clientName }, "device login approved");
+  return {
+    status: 200,
+    body: { access_token: token, token_type: "Bearer", expires_in: Math.round(DEFAULT_TOKEN_TTL_MS / 1000) },
+  };
+}
+
+function reply(res: HttpResponse, status: number, body: object) {
+  res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
+  res.end(JSON.stringify(body));
+}
+
+/** The request's form fields; undefined when it is not a form or is larger than a form needs. */
+async function readForm(req: HttpRequest): Promise<URLSearchParams | undefined> {
+  if (!/^application\/x-www-form-urlencoded\b/.test(req.headers["content-type"] ?? "")) return undefined;
+  let body = "";
+  for await (const chunk of req) {
+    body += chunk;
+    if (body.length > 4096) return undefined;
+  }
+  return new URLSearchParams(body);
+}
+
+/** At most `limit` takes per address in any `windowMs`. */
+class PerAddressLimit {
+  private readonly takes = new Map<string, number[]>();
+  constructor(
+    private readonly limit: number,
+    private readonly windowMs: number,
+  ) {}
+
+  take(address: string): boolean {
+    const now = Date.now();
+    if (this.takes.size > 10_000) this.takes.clear(); // many addresses: forget, rather than grow
+    const recent = (this.takes.get(address) ?? []).filter((t) => t > now - this.windowMs);
+    if (recent.length >= this.limit) return false;
+    recent.push(now);
+    this.takes.set(address, recent);
+    return true;
+  }
+}
