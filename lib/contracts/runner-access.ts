@@ -17,7 +17,10 @@ export const Audience = {
 
 /** Scopes of a runner token: which runner services it opens. */
 export const RunnerScope = {
+  /** All of FileService. */
   files: "files",
+  /** FileService's methods that change nothing (a read-only API token's, api-scopes.ts). */
+  filesRead: "files:read",
   terminals: "terminals",
   exec: "exec",
   preview: "preview",

@@ -1,10 +1,12 @@
 /**
  * API tokens page (`/tokens`): the tokens that let the CLI, CI and agents act as the user. Create one
- * (name, lifetime; its secret shown once, with a copy button and the `devex login` line that uses
- * it), see each one's creation, last use and expiry, revoke one (it stops working at once).
+ * (name, lifetime, full access or some scopes; its secret shown once, with a copy button and the
+ * `devex login` line that uses it), see each one's creation, last use, expiry and scopes, revoke one
+ * (it stops working at once).
  */
 import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ApiToken } from "../../gen/devex/core/v1/auth_pb.js";
+import { ALL_API_SCOPES, type ApiScope } from "../../lib/contracts/api-scopes.js";
 import { core } from "./api.js";
 import type { Dispose, PageContext } from "./main.js";
 import { topBar } from "./shell.js";
@@ -17,6 +19,61 @@ const lifetimes = [
   { label: "90 days", ms: 90 * DAY_MS, selected: true },
   { label: "1 year", ms: 365 * DAY_MS },
 ];
+
+const scopeLabels: Record<ApiScope, string> = {
+  "repls:read": "see repls",
+  "repls:write": "create, stop and delete repls",
+  "files:read": "read files",
+  "files:write": "change files",
+  exec: "run commands and terminals",
+  admin: "manage API tokens",
+};
+
+/** "Full access", or which scopes (with a radio to switch and a box per scope). */
+function accessFieldset() {
+  const full = h("input", { type: "radio", name: "access", id: "access-full", value: "full", checked: true });
+  const only = h("input", { type: "radio", name: "access", id: "access-only", value: "only" });
+  const boxes = ALL_API_SCOPES.map((scope) =>
+    h("input", {
+      type: "checkbox",
+      name: "scope",
+      id: `scope-${scope.replace(":", "-")}`,
+      value: scope,
+      disabled: true,
+    }),
+  );
+  const sync = () => {
+    for (const b of boxes) b.disabled = full.checked;
+  };
+  full.addEventListener("change", sync);
+  only.addEventListener("change", sync);
+  const fieldset = h(
+    "fieldset",
+    { class: "token-access" },
+    h("legend", {}, "Access"),
+    h("label", { for: "access-full" }, full, " Everything you can do"),
+    h("label", { for: "access-only" }, only, " Only:"),
+    h(
+      "div",
+      { class: "scope-boxes" },
+      ...ALL_API_SCOPES.map((scope, i) =>
+        h("label", { for: boxes[i].id }, boxes[i], ` ${scope} `, h("span", { class: "repl-meta" }, scopeLabels[scope])),
+      ),
+    ),
+  );
+  /** The scopes chosen ([] for full access), or undefined when "Only" has none ticked. */
+  const chosen = (): string[] | undefined => {
+    if (full.checked) return [];
+    const picked = boxes.filter((b) => b.checked).map((b) => b.value);
+    return picked.length ? picked : undefined;
+  };
+  const reset = () => {
+    full.checked = true;
+    for (const b of boxes) b.checked = false;
+    sync();
+  };
+  return { fieldset, chosen, reset };
+}
 
 export function renderTokens(ctx: PageContext): Dispose {
   document.title = "API tokens · Devex";
@@ -41,6 +98,7 @@ export function renderTokens(ctx: PageContext): Dispose {
     { id: "token-ttl", name: "ttl" },
     ...lifetimes.map((l) => h("option", { value: String(l.ms), selected: l.selected }, l.label)),
   );
+  const access = accessFieldset();
   const formError = h("p", { class: "form-error", role: "alert", id: "token-error" });
   const createButton = h("button", { type: "submit", class: "btn primary" }, "Create token");
   const form = h(
@@ -54,19 +112,27 @@ export function renderTokens(ctx: PageContext): Dispose {
       h("div", { class: "field" }, h("label", { for: "token-ttl" }, "Expires after"), lifetime),
       createButton,
     ),
+    access.fieldset,
     formError,
   );
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     formError.textContent = "";
+    const scopes = access.chosen();
+    if (!scopes) {
+      formError.textContent = "Tick at least one scope, or choose everything you can do.";
+      return;
+    }
     createButton.disabled = true;
     try {
       const res = await core.auth.createApiToken({
         name: nameInput.value.trim(),
         ttl: durationFromMs(Number(lifetime.value)),
+        scopes,
       });
       showSecret(res.token?.name ?? "", res.secret);
       nameInput.value = "";
+      access.reset();
       await refresh();
     } catch (err) {
       formError.textContent = `Could not create the token: ${describeError(err)}`;
@@ -170,10 +236,11 @@ export function renderTokens(ctx: PageContext): Dispose {
       h("span", { class: "token-name" }, t.name),
       h(
         "p",
-        { class: "repl-meta" },
+        { class: "repl-meta token-meta" },
         `created ${timeAgo(created)} · last used ${timeAgo(used)} · `,
         expired ? "expired" : expires ? `expires ${expires.toLocaleDateString()}` : "never expires",
       ),
+      h("p", { class: "repl-meta token-scopes" }, t.scopes.length ? `only ${t.scopes.join(", ")}` : "full access"),
       h("div", { class: "repl-actions" }, revoke),
     );
   }

@@ -54,7 +54,7 @@ describe("API tokens page in Chromium (embedded setup)", function () {
 
     const card = page.locator('li.token-card[data-name="laptop"]');
     await card.waitFor();
-    const meta = await text(card.locator(".repl-meta"));
+    const meta = await text(card.locator(".token-meta"));
     assert.match(meta, /created just now · last used never · expires /);
     const expires = new Date(Date.now() + 30 * 86_400_000).toLocaleDateString("en-US");
     assert.ok(meta.includes(expires), `${meta} names ${expires}`);
@@ -67,7 +67,7 @@ describe("API tokens page in Chromium (embedded setup)", function () {
     assert.equal(ls.code, 0, ls.stderr);
     await page.reload();
     await card.waitFor();
-    assert.match(await text(card.locator(".repl-meta")), /last used just now/);
+    assert.match(await text(card.locator(".token-meta")), /last used just now/);
     assert.equal(await page.getByLabel("New token").count(), 0, "the secret is shown once only");
 
     await card.getByRole("button", { name: "Revoke laptop" }).click();
@@ -77,5 +77,29 @@ describe("API tokens page in Chromium (embedded setup)", function () {
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /run devex login/);
     assert.deepEqual(s.errors, []);
+  });
+
+  it("a token with chosen scopes: the page shows them, and the CLI may list but not create", async () => {
+    const { page } = s;
+    await page.goto(`${s.e.core.url}/tokens`);
+    await page.getByLabel("Name").fill("reader");
+    await page.getByLabel("Only:").check();
+    await page.getByRole("button", { name: "Create token" }).click();
+    await page.getByText("Tick at least one scope, or choose everything you can do.").waitFor();
+    await page.getByRole("checkbox", { name: /^repls:read/ }).check();
+    await page.getByRole("checkbox", { name: /^files:read/ }).check();
+    await page.getByRole("button", { name: "Create token" }).click();
+    await page.getByRole("heading", { name: 'Token "reader" created' }).waitFor();
+    const secret = await page.getByLabel("New token").inputValue();
+    const card = page.locator('li.token-card[data-name="reader"]');
+    assert.equal(await text(card.locator(".token-scopes")), "only repls:read, files:read");
+    assert.equal(await page.getByLabel("Everything you can do").isChecked(), true, "the form is reset");
+
+    const env = cliEnv(join(home, "reader"));
+    assert.equal((await runCli(["login", "--url", s.e.core.url, "--token", "-"], env, `${secret}\n`)).code, 0);
+    assert.equal((await runCli(["ls"], env)).code, 0);
+    const create = await runCli(["create", "--template", "node", "--name", "nope"], env);
+    assert.notEqual(create.code, 0);
+    assert.match(create.stderr, /may not call CreateRepl: it needs the scope repls:write/);
   });
 });

@@ -33,6 +33,7 @@ import { createToolReport, type LogLevelSetting } from "./tool-report.js";
 import type { Caller, ToolImpls } from "./tools/agent-tools.js";
 import type { ToolDefinition } from "./tools/catalog.js";
 import { toolJson } from "./tools/tool-json.js";
+import { toolAllowed, toolScopes } from "./tools/tool-scopes.js";
 
 export interface McpServerDeps {
   catalog: ToolDefinition[];
@@ -70,20 +71,27 @@ export function createMcpServer(deps: McpServerDeps, caller: Caller): Server {
     return {};
   });
 
+  // Only the tools the caller's token may use (tool-scopes.ts).
   server.setRequestHandler(ListToolsRequestSchema, () => ({
-    tools: deps.catalog.map((t) => ({
-      name: t.name,
-      title: t.title,
-      description: t.description,
-      inputSchema: t.inputSchema as { type: "object" },
-      outputSchema: t.outputSchema as { type: "object" },
-      annotations: t.annotations,
-    })),
+    tools: deps.catalog
+      .filter((t) => toolAllowed(t.name, caller.scopes))
+      .map((t) => ({
+        name: t.name,
+        title: t.title,
+        description: t.description,
+        inputSchema: t.inputSchema as { type: "object" },
+        outputSchema: t.outputSchema as { type: "object" },
+        annotations: t.annotations,
+      })),
   }));
 
   server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
     const tool = byName.get(request.params.name);
     if (!tool) throw new McpError(ErrorCode.InvalidParams, `unknown tool "${request.params.name}"`);
+    if (!toolAllowed(tool.name, caller.scopes)) {
+      const text = `this API token may not use ${tool.name}: it needs the scope ${toolScopes[tool.name]?.join(" or ") ?? "of a token without scopes"}`;
+      return { isError: true, content: [{ type: "text", text }] };
+    }
     const input = parseArguments(tool, request.params.arguments ?? {});
     const impl = (deps.tools as unknown as Record<string, (...a: unknown[]) => Promise<object>>)[tool.method.localName];
     const report = createToolReport(extra.sendNotification, request.params._meta?.progressToken, logLevel);

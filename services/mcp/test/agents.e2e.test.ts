@@ -4,9 +4,7 @@
  * transports, and by the official MCP Inspector CLI as an independent client.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -15,10 +13,9 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { EgressMode } from "../../../gen/devex/core/v1/repl_pb.js";
 import { coreClientsFor } from "../../../lib/client/node.js";
 import { issueApiToken } from "../../core/src/auth/secrets.js";
-import { type EmbeddedMcp, startEmbeddedMcp } from "./embedded-mcp.js";
+import { type EmbeddedMcp, inspectorCli, startEmbeddedMcp } from "./embedded-mcp.js";
 
 const root = join(import.meta.dirname, "..", "..", "..");
-const run = promisify(execFile);
 
 type Structured = Record<string, unknown>;
 
@@ -288,23 +285,8 @@ describe("MCP server end to end (embedded setup)", function () {
 
   it("serves the official MCP Inspector CLI (v2) over HTTP with a bearer token: create → start → write → exec → read → stop", async function () {
     this.timeout(300_000);
-    const inspector = async (method: string, tool?: string, args: Record<string, string> = {}) => {
-      const argv = ["-y", "@modelcontextprotocol/inspector@2", "--cli", env.endpoint, "--transport", "http"];
-      argv.push("--header", `Authorization: Bearer ${alice}`, "--method", method);
-      if (tool) argv.push("--tool-name", tool);
-      for (const [k, v] of Object.entries(args)) argv.push("--tool-arg", `${k}=${v}`);
-      try {
-        const { stdout } = await run("npx", argv, { cwd: root, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 });
-        return JSON.parse(stdout) as { structuredContent?: Structured; isError?: boolean; tools?: unknown[] };
-      } catch (err) {
-        const e2 = err as { stderr?: string; message: string };
-        if (/ENOTFOUND|EAI_AGAIN|ECONNREFUSED.*registry|E404/.test(e2.stderr ?? "")) {
-          if (process.env.CI === "true") throw err;
-          this.skip();
-        }
-        throw err;
-      }
-    };
+    const inspector = (method: string, tool?: string, args: Record<string, string> = {}) =>
+      inspectorCli(this, env.endpoint, alice, method, tool, args);
     const listed = await inspector("tools/list");
     assert.equal(listed.tools?.length, 30);
     const created = await inspector("tools/call", "create_repl", { name: "inspector", template: "node" });

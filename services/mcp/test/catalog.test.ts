@@ -3,6 +3,7 @@ import { fromJson, toJson } from "@bufbuild/protobuf";
 import { loadContracts } from "../../../lib/contracts/registry.js";
 import { createArgumentParser } from "../src/tool-arguments.js";
 import { buildToolCatalog, snakeCase } from "../src/tools/catalog.js";
+import { toolAllowed, toolScopes } from "../src/tools/tool-scopes.js";
 
 describe("MCP tool catalog derived from devex.mcp.v1 descriptors", () => {
   const catalog = buildToolCatalog(loadContracts());
@@ -150,5 +151,19 @@ describe("MCP tool catalog derived from devex.mcp.v1 descriptors", () => {
       useProtoFieldName: true,
     });
     assert.deepEqual(res, { content: "x", total_lines: 1 });
+  });
+
+  it("gives every tool a scope rule, and only tools that exist (tool-scopes.ts)", () => {
+    assert.deepEqual(
+      catalog.map((t) => t.name).filter((n) => !toolScopes[n]),
+      [],
+    );
+    assert.deepEqual(
+      Object.keys(toolScopes).filter((n) => !byName.has(n)),
+      [],
+    );
+    // A tool that changes nothing (readOnlyHint) is open to a reading token.
+    for (const t of catalog.filter((t) => t.annotations.readOnlyHint))
+      assert.ok(toolAllowed(t.name, ["repls:read", "files:read"]) || toolAllowed(t.name, ["exec"]), t.name);
   });
 });

@@ -3,7 +3,10 @@
  * real runner processes), as main.ts builds it, for the end-to-end tests; with an API token for
  * each named user.
  */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { createLogger } from "../../../lib/kit/log.js";
+import { projectRoot } from "../../../lib/kit/project-root.js";
 import { type RunningServer, startServer } from "../../../lib/kit/server.js";
 import { issueApiToken } from "../../core/src/auth/secrets.js";
 import { type Embedded, startEmbedded } from "../../core/test/embedded.js";
@@ -63,4 +66,36 @@ export async function startEmbeddedMcp(users: string[], settings: Partial<HttpSe
       await e.close();
     },
   };
+}
+
+/**
+ * One call through the official MCP Inspector CLI (v2, from the npm registry) with a bearer token;
+ * its JSON answer. Without the registry the test is skipped, except under CI=true.
+ */
+export async function inspectorCli(
+  test: Mocha.Context,
+  endpoint: string,
+  token: string,
+  method: string,
+  tool?: string,
+  args: Record<string, string> = {},
+): Promise<{ structuredContent?: Record<string, unknown>; isError?: boolean; tools?: Array<{ name: string }> }> {
+  const argv = ["-y", "@modelcontextprotocol/inspector@2", "--cli", endpoint, "--transport", "http"];
+  argv.push("--header", `Authorization: Bearer ${token}`, "--method", method);
+  if (tool) argv.push("--tool-name", tool);
+  for (const [k, v] of Object.entries(args)) argv.push("--tool-arg", `${k}=${v}`);
+  try {
+    const { stdout } = await promisify(execFile)("npx", argv, {
+      cwd: projectRoot,
+      timeout: 240_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return JSON.parse(stdout);
+  } catch (err) {
+    if (/ENOTFOUND|EAI_AGAIN|ECONNREFUSED.*registry|E404/.test((err as { stderr?: string }).stderr ?? "")) {
+      if (process.env.CI === "true") throw err;
+      test.skip();
+    }
+    throw err;
+  }
 }

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ErrorCode, type McpError } from "@modelcontextprotocol/sdk/types.js";
+import { ALL_API_SCOPES } from "../../../lib/contracts/api-scopes.js";
 import { loadContracts } from "../../../lib/contracts/registry.js";
 import { unauthenticated } from "../../../lib/kit/errors.js";
 import { createLogger } from "../../../lib/kit/log.js";
@@ -54,7 +55,7 @@ async function startMcp(
     async authenticate(token) {
       const userId = users[token];
       if (!userId) throw unauthenticated("invalid or expired API token");
-      return { token, userId };
+      return { token, userId, scopes: [...ALL_API_SCOPES] };
     },
     serverFor: (caller) => createMcpServer({ catalog, tools, log, version: "test" }, caller),
     log,

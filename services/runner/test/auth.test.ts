@@ -68,6 +68,34 @@ describe("runner access control", () => {
     assert.equal(await codeOf(admin(tokens.admin).flush({})), "OK");
   });
 
+  it('a "files:read" token (a read-only API token\'s) opens every reading FileService method and nothing that writes', async () => {
+    const reader = t.mint({ scope: ["files:read", "preview"] });
+    const files = connectClient(FileService, t.runner.url, reader);
+    await connectClient(FileService, t.runner.url, t.token).writeFile({ path: "r.txt", content: Buffer.from("x") });
+    assert.equal(await codeOf(files.listFiles({ path: "" })), "OK");
+    assert.equal(await codeOf(files.statFile({ path: "r.txt" })), "OK");
+    assert.equal(await codeOf(files.readFile({ path: "r.txt" })), "OK");
+    assert.equal(await codeOf(files.searchFiles({ path: "", contentPattern: "x" })), "OK");
+    for (const write of [
+      () => files.writeFile({ path: "r.txt", content: Buffer.from("y") }),
+      () => files.editFile({ path: "r.txt", edits: [{ oldText: "x", newText: "y" }] }),
+      () => files.createDirectory({ path: "d" }),
+      () => files.deleteFile({ path: "r.txt" }),
+      () => files.moveFile({ source: "r.txt", destination: "s.txt" }),
+      () => files.copyFile({ source: "r.txt", destination: "s.txt" }),
+    ])
+      assert.equal(await codeOf(write()), "PermissionDenied");
+    assert.equal(
+      await codeOf(connectClient(TerminalService, t.runner.url, reader).listTerminals({})),
+      "PermissionDenied",
+    );
+    assert.equal(await upgradeStatus(`${t.runner.url}/ws/terminals/${terminalId}`, reader), 403);
+    // It opens GetStatus too, as any scope that opens an RPC does.
+    assert.equal(await codeOf(connectClient(StatusService, t.runner.url, reader).getStatus({})), "OK");
+    const content = await connectClient(FileService, t.runner.url, t.token).readFile({ path: "r.txt" });
+    assert.equal(Buffer.from(content.content).toString(), "x", "nothing was written");
+  });
+
   it("Health is open; GetStatus needs a token", async () => {
     const health = connectClient(Health, t.runner.url);
     assert.equal((await health.check({ service: "" })).status, 1);

@@ -24,7 +24,7 @@ export function createAdminService(d: AdminDeps): ServiceImpl<typeof AdminServic
   return {
     async createUserToken(req) {
       const ttl = req.ttl ? durationMs(req.ttl) : DEFAULT_TOKEN_TTL_MS;
-      const { record, secret } = await issueApiToken(d.state, req.userId, req.name, ttl);
+      const { record, secret } = await issueApiToken(d.state, req.userId, req.name, ttl, Date.now(), req.scopes);
       d.log.info(
         { userId: record.userId, tokenId: record.tokenId, name: record.name },
         "operator created an API token",

@@ -1,9 +1,11 @@
 /**
  * Authenticates every call (Health excepted). RunnerControlService accepts only a runner's control
  * credential (a signed token with aud "runner-control"); every other service accepts an API token
- * ("Authorization: Bearer dvx_...") or the browser session cookie, and nothing else.
+ * ("Authorization: Bearer dvx_...") or the browser session cookie, and nothing else, and then only
+ * the calls its scopes open (scopes.ts).
  */
 import { RunnerControlService } from "../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import { ALL_API_SCOPES, effectiveScopes } from "../../../../lib/contracts/api-scopes.js";
 import { Audience } from "../../../../lib/contracts/runner-access.js";
 import { readCookie } from "../../../../lib/kit/cookies.js";
 import { unauthenticated } from "../../../../lib/kit/errors.js";
@@ -11,12 +13,13 @@ import { bearerToken, type TokenVerifier } from "../../../../lib/kit/tokens.js";
 import type { StateStore } from "../state/store.js";
 import { SESSION_COOKIE } from "./cookies.js";
 import type { Principal } from "./principal.js";
+import { checkScopes } from "./scopes.js";
 import { API_TOKEN_PREFIX, sha256 } from "./secrets.js";
 
 const TOUCH_EVERY_MS = 60_000;
 
 export function createAuthenticator(state: StateStore, verifier: TokenVerifier, signInUrl: () => string) {
-  return async (headers: Headers, method: { service: string }): Promise<Principal> => {
+  const user = async (headers: Headers, method: { service: string }): Promise<Principal> => {
     const bearer = bearerToken(headers.get("authorization"));
     if (method.service === RunnerControlService.typeName) {
       if (!bearer) throw unauthenticated("missing runner credential");
@@ -30,15 +33,21 @@ export function createAuthenticator(state: StateStore, verifier: TokenVerifier, 
       if (!token) throw unauthenticated("invalid, revoked or expired API token");
       const now = Date.now();
       if (now - token.lastUseTime > TOUCH_EVERY_MS) void state.touchApiToken(hash, now).catch(() => {});
-      return { kind: "user", userId: token.userId, method: "api-token" };
+      return { kind: "user", userId: token.userId, method: "api-token", scopes: effectiveScopes(token.scopes) };
     }
     const cookie = readCookie(headers.get("cookie"), SESSION_COOKIE);
     if (cookie) {
       const sessionHash = sha256(cookie);
       const session = await state.getWebSession(sessionHash);
-      if (session) return { kind: "user", userId: session.userId, method: "session", sessionHash };
+      if (session)
+        return { kind: "user", userId: session.userId, method: "session", sessionHash, scopes: [...ALL_API_SCOPES] };
       throw unauthenticated(`session expired: sign in again at ${signInUrl()}`);
     }
     throw unauthenticated(`not signed in: sign in at ${signInUrl()} or send "Authorization: Bearer <API token>"`);
+  };
+  return async (headers: Headers, method: { service: string; name: string }): Promise<Principal> => {
+    const p = await user(headers, method);
+    if (p.kind === "user") checkScopes(p.scopes, method);
+    return p;
   };
 }

@@ -1,5 +1,6 @@
 /** Who is calling: a user (by session cookie or API token) or a runner (by its control credential). */
 import type { HandlerContext } from "@connectrpc/connect";
+import type { ApiScope } from "../../../../lib/contracts/api-scopes.js";
 import { createPrincipalKey, principalOf } from "../../../../lib/kit/auth.js";
 import { permissionDenied } from "../../../../lib/kit/errors.js";
 
@@ -7,6 +8,8 @@ export interface UserPrincipal {
   kind: "user";
   userId: string;
   method: "session" | "api-token";
+  /** What it may do: its API token's scopes, or all of them (a session, a token without scopes). */
+  scopes: ApiScope[];
   /** SHA-256 of the session cookie, for Logout. */
   sessionHash?: string;
 }

@@ -1,7 +1,7 @@
 /** API token and session secrets: random, shown once, stored only as SHA-256. */
 import { createHash, randomBytes } from "node:crypto";
 import { invalidArgument } from "../../../../lib/kit/errors.js";
-import type { StateStore } from "../state/store.js";
+import type { ApiTokenRecord, StateStore } from "../state/store.js";
 import { userIdPattern } from "./principal.js";
 
 export const API_TOKEN_PREFIX = "dvx_";
@@ -17,10 +17,11 @@ export async function issueApiToken(
   name: string,
   ttlMs = DEFAULT_TOKEN_TTL_MS,
   now = Date.now(),
+  scopes: readonly string[] = [],
 ) {
   if (!userIdPattern.test(userId)) throw invalidArgument(`invalid user id "${userId}"`);
   const secret = API_TOKEN_PREFIX + randomSecret();
-  const record = {
+  const record: ApiTokenRecord = {
     tokenId: randomSecret(9),
     userId,
     name,
@@ -28,6 +29,7 @@ export async function issueApiToken(
     createTime: now,
     expireTime: ttlMs > 0 ? now + ttlMs : 0,
     lastUseTime: 0,
+    ...(scopes.length ? { scopes: [...scopes] } : {}),
   };
   await state.putApiToken(record);
   return { record, secret };

@@ -9,11 +9,12 @@ import {
   type AuthService,
   UserSchema,
 } from "../../../../gen/devex/core/v1/auth_pb.js";
+import { ALL_API_SCOPES, type ApiScope } from "../../../../lib/contracts/api-scopes.js";
 import { notFound, permissionDenied } from "../../../../lib/kit/errors.js";
 import type { ApiTokenRecord, StateStore } from "../state/store.js";
 import { clearSessionCookie } from "./cookies.js";
 import { normalizeUserCode } from "./device-login.js";
-import type { UserOf } from "./principal.js";
+import type { UserOf, UserPrincipal } from "./principal.js";
 import { DEFAULT_TOKEN_TTL_MS, issueApiToken } from "./secrets.js";
 
 export function toApiToken(t: ApiTokenRecord): ApiToken {
@@ -23,6 +24,7 @@ export function toApiToken(t: ApiTokenRecord): ApiToken {
     createTime: timestampFromMs(t.createTime),
     expireTime: t.expireTime ? timestampFromMs(t.expireTime) : undefined,
     lastUseTime: t.lastUseTime ? timestampFromMs(t.lastUseTime) : undefined,
+    scopes: t.scopes ?? [],
   });
 }
 
@@ -42,11 +44,20 @@ export function createAuthService(
           avatarUrl: u?.avatarUrl ?? "",
         }),
         authMethod: p.method === "session" ? AuthMethod.SESSION : AuthMethod.API_TOKEN,
+        scopes: p.scopes,
       };
     },
     async createApiToken(req, ctx) {
+      const p = userOf(ctx);
       const ttl = req.ttl ? durationMs(req.ttl) : DEFAULT_TOKEN_TTL_MS;
-      const { record, secret } = await issueApiToken(state, userOf(ctx).userId, req.name, ttl);
+      const { record, secret } = await issueApiToken(
+        state,
+        p.userId,
+        req.name,
+        ttl,
+        Date.now(),
+        grantable(p, req.scopes),
+      );
       return { token: toApiToken(record), secret };
     },
     async listApiTokens(_req, ctx) {
@@ -95,4 +106,19 @@ async function pendingGrant(state: StateStore, typed: string) {
   const grant = code ? await state.getDeviceGrant(code) : undefined;
   if (grant?.status !== "pending") throw noDeviceLogin(typed);
   return grant;
+}
+
+/**
+ * The scopes a new token gets: those asked for (none: all the caller may), never more than the
+ * caller's own, so a scoped token cannot make a stronger one. Stored as given; a token with every
+ * scope is stored with none (the same, and it keeps later scopes).
+ */
+function grantable(p: UserPrincipal, asked: readonly string[]): string[] {
+  const wanted = asked.length ? asked : p.scopes;
+  const beyond = wanted.filter((s) => !p.scopes.includes(s as ApiScope));
+  if (beyond.length)
+    throw permissionDenied(
+      `this API token may not give a new token the scope ${beyond.join(", ")}: it does not have it`,
+    );
+  return wanted.length === ALL_API_SCOPES.length ? [] : [...wanted];
 }

@@ -50,7 +50,7 @@ export function createReplService(deps: ReplDeps, userOf: UserOf): ServiceImpl<t
       return { repl: toProto(deps, await effective(deps, r)) };
     },
     async startRepl(req, ctx) {
-      const { repl, runner } = await startRepl(deps, userOf(ctx).userId, req.replId, ctx.signal);
+      const { repl, runner } = await startRepl(deps, userOf(ctx), req.replId, ctx.signal);
       return { repl: toProto(deps, repl), runner };
     },
     async stopRepl(req, ctx) {

@@ -9,13 +9,8 @@ import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type RunnerAccess, RunnerAccessSchema } from "../../../../gen/devex/core/v1/repl_pb.js";
-import {
-  Audience,
-  PREVIEW_SCOPES,
-  RunnerRoute,
-  type RunnerScope,
-  USER_SCOPES,
-} from "../../../../lib/contracts/runner-access.js";
+import { type ApiScope, runnerScopesFor } from "../../../../lib/contracts/api-scopes.js";
+import { Audience, PREVIEW_SCOPES, RunnerRoute, type RunnerScope } from "../../../../lib/contracts/runner-access.js";
 import { DomainError, failedPrecondition, unavailable } from "../../../../lib/kit/errors.js";
 import type { ActiveSession, ReplRecord } from "../state/store.js";
 import {
@@ -41,14 +36,18 @@ function refuseWhileBusy(r: ReplRecord | undefined) {
   if (r?.status === "deleting") throw failedPrecondition(`repl ${r.replId} is being deleted`);
 }
 
-function access(deps: ReplDeps, userId: string, session: ActiveSession): RunnerAccess {
+function access(deps: ReplDeps, user: RunnerUser, session: ActiveSession): RunnerAccess {
   const mint = (scope: RunnerScope[]) =>
-    deps.signer.mint({ aud: Audience.runner, sub: userId, repl: session.replId, scope }, deps.runnerTokenTtlSeconds);
+    deps.signer.mint(
+      { aud: Audience.runner, sub: user.userId, repl: session.replId, scope },
+      deps.runnerTokenTtlSeconds,
+    );
   const url = session.url.replace(/\/+$/, "");
   const previewBase = deps.previewUrl ? `${deps.previewUrl}/${session.replId}` : url;
   return create(RunnerAccessSchema, {
     url,
-    token: mint(USER_SCOPES),
+    // What the caller's API token may do on a runner, and no more (lib/contracts/api-scopes.ts).
+    token: mint(runnerScopesFor(user.scopes)),
     // A preview link is shared and ends up in a page's URL: it must not open files, terminals or commands.
     previewToken: mint(PREVIEW_SCOPES),
     expireTime: timestampFromMs(Date.now() + deps.runnerTokenTtlSeconds * 1000),
@@ -71,16 +70,23 @@ async function liveSession(deps: ReplDeps, replId: string, signal: AbortSignal):
   return status === "running" ? session : undefined;
 }
 
+/** Who starts the repl: the owner, with what their credential may do. */
+export interface RunnerUser {
+  userId: string;
+  scopes: readonly ApiScope[];
+}
+
 export async function startRepl(
   deps: ReplDeps,
-  userId: string,
+  user: RunnerUser,
   replId: string,
   signal: AbortSignal,
 ): Promise<{ repl: ReplRecord; runner: RunnerAccess }> {
+  const { userId } = user;
   const current = await getOwned(deps, userId, replId);
   if (current.status === "running") {
     const session = await liveSession(deps, replId, signal);
-    if (session) return { repl: current, runner: access(deps, userId, session) };
+    if (session) return { repl: current, runner: access(deps, user, session) };
   }
   return withReplLock(deps, replId, signal, refuseWhileBusy, async () => {
     let r = await getOwned(deps, userId, replId);
@@ -89,7 +95,7 @@ export async function startRepl(
     if (r.status === "stopping") ({ repl: r } = await stopLocked(deps, r, "finishing an interrupted stop"));
     if (r.status === "running") {
       const session = await liveSession(deps, replId, signal);
-      if (session) return { repl: r, runner: access(deps, userId, session) };
+      if (session) return { repl: r, runner: access(deps, user, session) };
       await deps.state.deleteActiveSession(replId);
       r = await move(deps, replId, ["running"], { status: "stopped", lastError: runnerLost });
     }
@@ -142,6 +148,6 @@ export async function startRepl(
       if (err instanceof DomainError) throw err;
       throw unavailable("the runtime could not start a runner; try again", err);
     }
-    return { repl: r, runner: access(deps, userId, session) };
+    return { repl: r, runner: access(deps, user, session) };
   });
 }

@@ -129,6 +129,7 @@ function toToken(h: Record<string, string>): ApiTokenRecord | undefined {
     createTime: Number(h.createTime),
     expireTime: Number(h.expireTime || 0),
     lastUseTime: Number(h.lastUseTime || 0),
+    ...(h.scopes ? { scopes: h.scopes.split(",") } : {}),
   };
   return t.expireTime && t.expireTime <= Date.now() ? undefined : t;
 }
@@ -289,7 +290,9 @@ function tokenMethods({
     putApiToken: (t) =>
       guard(async () => {
         const key = `apiToken:${t.hash}`;
-        const m = redis.multi().hset(key, t).hset(`userTokens:${t.userId}`, t.tokenId, t.hash);
+        const { scopes, ...fields } = t;
+        const record = scopes?.length ? { ...fields, scopes: scopes.join(",") } : fields;
+        const m = redis.multi().hset(key, record).hset(`userTokens:${t.userId}`, t.tokenId, t.hash);
         if (t.expireTime) m.pexpireat(key, t.expireTime);
         await m.exec();
       }),

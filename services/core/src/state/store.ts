@@ -55,6 +55,8 @@ export interface ApiTokenRecord {
   /** 0 when it never expires. */
   expireTime: number;
   lastUseTime: number;
+  /** What it may do (lib/contracts/api-scopes.ts); absent or empty: everything its user may. */
+  scopes?: string[];
 }
 
 export interface UserRecord {

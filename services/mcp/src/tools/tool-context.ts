@@ -3,10 +3,12 @@
  * what they may do), the caller's core clients, their runner sessions and the limits on what one
  * tool call returns.
  */
+
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { AgentToolsService } from "../../../../gen/devex/mcp/v1/agent_tools_pb.js";
 import type { CoreClients } from "../../../../lib/client/clients.js";
 import type { RunnerClientsFactory } from "../../../../lib/client/runner-session.js";
+import type { ApiScope } from "../../../../lib/contracts/api-scopes.js";
 import type { ToolReport } from "../tool-report.js";
 import type { CallerSessions } from "./caller-sessions.js";
 
@@ -14,6 +16,8 @@ import type { CallerSessions } from "./caller-sessions.js";
 export interface Caller {
   token: string;
   userId: string;
+  /** What its token may do (tool-scopes.ts). */
+  scopes: ApiScope[];
 }
 
 type Methods = typeof AgentToolsService.method;
