@@ -42,7 +42,7 @@ export async function deviceLogin(baseUrl: string, out: NodeJS.WritableStream): 
       error_description?: string;
     };
     if (answer.access_token) return answer.access_token;
-    if (answer.error === "authorization_pending") continue;
+    if (answer.error === "authorization_pending" || answer.error === "temporarily_unavailable") continue;
     if (answer.error === "slow_down") interval += 5000;
     else if (answer.error === "access_denied") throw new CliError("the sign-in was denied in the browser");
     else if (answer.error === "expired_token")
@@ -64,6 +64,8 @@ async function post(baseUrl: string, what: "code" | "token", fields: Record<stri
   } catch {
     throw new CliError(`cannot reach the Devex server at ${baseUrl}: check the URL`);
   }
+  // A passing server error (a restart, a proxy's 502) is waited out like a pending answer.
+  if (res.status >= 500) return { error: "temporarily_unavailable" };
   if (!(res.headers.get("content-type") ?? "").startsWith("application/json"))
     throw new CliError(`${baseUrl} offers no device login (HTTP ${res.status}): is it a Devex server?`);
   return res.json();

@@ -27,7 +27,7 @@ export const RunnerScope = {
 } as const;
 export type RunnerScope = (typeof RunnerScope)[keyof typeof RunnerScope];
 
-/** Everything a user's own runner token opens (RunnerAccess.token). */
+/** Everything a runner token opens (what api-scopes.ts gives a credential with every scope). */
 export const USER_SCOPES: RunnerScope[] = [
   RunnerScope.files,
   RunnerScope.terminals,

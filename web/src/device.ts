@@ -82,7 +82,9 @@ export function renderDevice(ctx: PageContext): Dispose {
       h("div", { class: "repl-actions" }, approve, deny),
     );
     decision.hidden = false;
-    approve.focus();
+    // Nothing is focused: a stray Enter must not approve a login someone else started (RFC 8628 §5.4).
+    decision.querySelector("h2")?.setAttribute("tabindex", "-1");
+    (decision.querySelector("h2") as HTMLElement | null)?.focus();
   }
 
   ctx.root.append(

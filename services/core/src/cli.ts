@@ -3,7 +3,7 @@
  * (`<DEVEX_DATA_DIR>/admin/core.sock`, admin/admin-socket.ts), so they work while core runs, with the
  * embedded store as with Redis. Run them as core's user (or root), in core's environment:
  *
- *   node dist/core/cli.mjs create-token --user <user> --name <name> [--ttl 30d]
+ *   node dist/core/cli.mjs create-token --user <user> --name <name> [--ttl 30d] [--scopes repls:read,files:read]
  *   node dist/core/cli.mjs login-link [--user <user>] [--ttl 15m]
  *
  * The secret (a token, or a link that signs someone in) goes to stdout, once; what it is to stderr.
@@ -11,7 +11,7 @@
 import { statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import type { CoreAdminClient } from "../../../lib/client/clients.js";
 import { coreAdminClientFor } from "../../../lib/client/node.js";
 import { configOrExit, loadConfig, parseDuration } from "../../../lib/kit/config.js";
@@ -19,7 +19,7 @@ import { adminSocketPath } from "./admin/admin-socket.js";
 import { coreConfigSchema } from "./config.js";
 
 const usage = [
-  "usage: node dist/core/cli.mjs create-token --user <user> --name <name> [--ttl 30d]",
+  "usage: node dist/core/cli.mjs create-token --user <user> --name <name> [--ttl 30d] [--scopes a,b]",
   "       node dist/core/cli.mjs login-link [--user <user>] [--ttl 15m]",
 ].join("\n");
 
@@ -33,7 +33,8 @@ const commands: Record<string, Command> = {
   "create-token"(values) {
     if (!values.user) throw new UsageError("--user is required: the user id the token acts as");
     if (!values.name) throw new UsageError("--name is required: a name to recognise the token by");
-    const request = { userId: values.user, name: values.name, ttl: ttlOf(values.ttl) };
+    const scopes = values.scopes ? values.scopes.split(",").map((x) => x.trim()) : [];
+    const request = { userId: values.user, name: values.name, ttl: ttlOf(values.ttl), scopes };
     return async (admin) => {
       const { token, secret } = await admin.createUserToken(request);
       const expires = token?.expireTime ? timestampDate(token.expireTime).toISOString() : "never";
@@ -56,7 +57,12 @@ const commands: Record<string, Command> = {
 
 function parsed(args: string[]): Values {
   try {
-    const options = { user: { type: "string" }, name: { type: "string" }, ttl: { type: "string" } } as const;
+    const options = {
+      user: { type: "string" },
+      name: { type: "string" },
+      ttl: { type: "string" },
+      scopes: { type: "string" },
+    } as const;
     return parseArgs({ args, options }).values;
   } catch (err) {
     throw new UsageError((err as Error).message);
@@ -108,8 +114,7 @@ function explain(err: unknown): string {
   const e = ConnectError.from(err);
   const cause = `${e.message} ${String(e.cause ?? "")}`;
   if (/\bE(ACCES|PERM)\b/.test(cause)) return notCoresUser;
-  if (/\bE(CONNREFUSED|NOENT)\b/.test(cause) || e.code === Code.Unavailable)
-    return "core's admin socket does not answer: is core running?";
+  if (/\bE(CONNREFUSED|NOENT)\b/.test(cause)) return "core's admin socket does not answer: is core running?";
   return e.rawMessage;
 }
 

@@ -58,13 +58,14 @@ const rpcs: Rpc[] = [
   },
   { name: "AuthService.Logout", call: ({ c }) => c.auth.logout({}), other: "ok", owner: "ok" },
   {
+    // Device logins are answered in a browser session (oauth.test.ts, device-login.e2e), never with a token.
     name: "AuthService.GetDeviceLogin",
     call: async ({ c, deviceCode }) => c.auth.getDeviceLogin({ userCode: await deviceCode() }),
-    other: "ok",
-    owner: "ok",
+    other: Code.PermissionDenied,
+    owner: Code.PermissionDenied,
   },
   {
-    // Approving takes a browser session (oauth.test.ts): an API token cannot mint another this way.
+    // An API token cannot mint another this way.
     name: "AuthService.ApproveDeviceLogin",
     call: async ({ c, deviceCode }) => c.auth.approveDeviceLogin({ userCode: await deviceCode(), approve: true }),
     other: Code.PermissionDenied,

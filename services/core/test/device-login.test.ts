@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { normalizeUserCode } from "../src/auth/device-login.js";
+import { clientOf, normalizeUserCode } from "../src/auth/device-login.js";
 import { startTestCore, type TestCore } from "./harness.js";
 
 const GRANT = "urn:ietf:params:oauth:grant-type:device_code";
@@ -76,7 +76,7 @@ describe("device login endpoints (RFC 8628)", () => {
   it("refuses what is not this login's, and malformed requests, with the RFC's errors", async () => {
     const s = await start();
     const [userCode] = s.device_code.split(".");
-    assert.equal((await poll(`${userCode}.guessed`)).body.error, "invalid_grant");
+    assert.equal((await poll(`${userCode}.guessed`)).body.error, "expired_token", "as if it did not exist");
     assert.equal((await poll("nonsense")).body.error, "expired_token");
     assert.equal(
       (await post("token", { client_id: "devex-cli", grant_type: "password" })).body.error,
@@ -104,5 +104,13 @@ describe("device login endpoints (RFC 8628)", () => {
     const answers = [];
     for (let i = codesAsked; i < 34; i++) answers.push((await post("code", { client_id: "devex-cli" })).status);
     assert.deepEqual(answers, [...Array(30 - codesAsked).fill(200), ...Array(4).fill(429)]);
+  });
+
+  it("counts an IPv6 client by its /64 and a mapped IPv4 client by its address", () => {
+    assert.equal(clientOf("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+    assert.equal(clientOf("2001:db8:1:2::7"), "2001:db8:1:2::/64");
+    assert.equal(clientOf("2001:db8::1"), "2001:db8:0:0::/64");
+    assert.equal(clientOf("::ffff:192.0.2.7"), "192.0.2.7");
+    assert.equal(clientOf("192.0.2.7"), "192.0.2.7");
   });
 });

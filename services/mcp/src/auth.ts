@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { CoreClients } from "../../../lib/client/clients.js";
-import { type ApiScope, effectiveScopes } from "../../../lib/contracts/api-scopes.js";
+import { type ApiScope, isApiScope } from "../../../lib/contracts/api-scopes.js";
 import { unauthenticated, unavailable } from "../../../lib/kit/errors.js";
 import type { Caller } from "./tools/agent-tools.js";
 
@@ -21,7 +21,8 @@ export function createCoreAuthenticator(coreFor: (token: string) => CoreClients,
     try {
       const { user, scopes: granted } = await coreFor(token).auth.getCurrentUser({});
       if (!user?.userId) throw unauthenticated("invalid API token");
-      const scopes = effectiveScopes(granted);
+      // Core sends what the caller may do, all scopes for a token without any: trusted as it is.
+      const scopes = granted.filter(isApiScope);
       if (cache.size > 10_000) cache.clear();
       cache.set(key, { userId: user.userId, scopes, until: Date.now() + ttlMs });
       return { token, userId: user.userId, scopes };

@@ -77,7 +77,14 @@ export function createRunnerAuth(verifier: TokenVerifier, replId: string): Runne
       const needed = scopesFor(method);
       if (needed) return user(token, needed);
       const claims = user(token);
-      if (!claims.scope?.some((s) => rpcScopes.includes(s))) throw permissionDenied(PREVIEW_ONLY);
+      if (!claims.scope?.some((s) => rpcScopes.includes(s))) {
+        const previewOnly = claims.scope?.length === 1 && claims.scope[0] === RunnerScope.preview;
+        throw permissionDenied(
+          previewOnly
+            ? PREVIEW_ONLY
+            : "this token opens no runner service: its API token may not read files or run commands",
+        );
+      }
       return claims;
     },
   };

@@ -300,9 +300,16 @@ export class Editor {
 
   /** Watch events for open files: reload clean ones that changed, flag the rest. */
   async onFileEvents(events: FileEvent[]): Promise<void> {
-    const touched = new Set(events.map((e) => e.path));
+    // The last word on each path: a file whose last event is a deletion (a rename's old name, say) is
+    // gone without asking the runner, whose NotFound the browser would log as a failed request.
+    const last = new Map(events.map((e) => [e.path, e.type]));
     for (const f of this.open.values()) {
-      if (!touched.has(f.path)) continue;
+      const type = last.get(f.path);
+      if (type === undefined) continue;
+      if (type === FileEventType.DELETED) {
+        f.onDisk = "deleted";
+        continue;
+      }
       try {
         const { info } = await this.o.files.statFile({ path: f.path });
         if (!info || info.version === f.version) {

@@ -151,8 +151,9 @@ export const CreateLoginLinkResponseSchema: GenMessage<CreateLoginLinkResponse> 
   messageDesc(file_devex_core_v1_admin, 3);
 
 /**
- * The operator's calls, served only on core's admin socket (<DEVEX_DATA_DIR>/admin.sock, mode 0600):
- * whoever can open it runs as core's user already, so the socket's permissions are the credential.
+ * The operator's calls, served only on core's admin socket (<DEVEX_DATA_DIR>/admin/core.sock, in a
+ * folder only core's user may enter): whoever can open it runs as core's user or root already, so
+ * that is the credential.
  * Core's CLI (`node dist/core/cli.mjs`) uses it, so its commands work while core runs.
  *
  * @generated from service devex.core.v1.AdminService

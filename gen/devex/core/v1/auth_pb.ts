@@ -516,6 +516,7 @@ export const AuthService: GenService<{
   /**
    * What asks to sign in with a device login's user code (RFC 8628: `devex login` shows the code),
    * so the browser can show it before the user approves. NotFound once it expired or was decided.
+   * Only from a browser session.
    *
    * @generated from rpc devex.core.v1.AuthService.GetDeviceLogin
    */

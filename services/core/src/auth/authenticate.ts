@@ -33,7 +33,8 @@ export function createAuthenticator(state: StateStore, verifier: TokenVerifier, 
       if (!token) throw unauthenticated("invalid, revoked or expired API token");
       const now = Date.now();
       if (now - token.lastUseTime > TOUCH_EVERY_MS) void state.touchApiToken(hash, now).catch(() => {});
-      return { kind: "user", userId: token.userId, method: "api-token", scopes: effectiveScopes(token.scopes) };
+      const scopes = effectiveScopes(token.scopes);
+      return { kind: "user", userId: token.userId, method: "api-token", scopes, tokenExpireTime: token.expireTime };
     }
     const cookie = readCookie(headers.get("cookie"), SESSION_COOKIE);
     if (cookie) {

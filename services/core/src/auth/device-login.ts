@@ -8,12 +8,14 @@
  *        → {device_code, user_code, verification_uri, verification_uri_complete, expires_in, interval}
  *   POST /auth/device/token  grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=…&client_id=devex-cli
  *        → 200 {access_token, token_type, expires_in}, or 400 {error}: authorization_pending,
- *          access_denied, expired_token, invalid_grant, invalid_request, invalid_client, unsupported_grant_type
+ *          access_denied, expired_token (also for a device code that is not one), invalid_request,
+ *          invalid_client, unsupported_grant_type
  *
  * The user code is 8 letters from 20 consonants (§6.1: no vowels, so no words; case and dashes are
  * ignored when typed), about 34 bits, and lives 10 minutes. The device code is `<user code>.<secret>`,
  * the secret stored only as a hash. Grants live in the state store, so the CLI may poll one core
- * replica while the browser approves on another. Requests for codes are limited per client address.
+ * replica while the browser approves on another. Requests for codes are limited per client address
+ * (an IPv6 /64) and per core.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Logger } from "../../../../lib/kit/log.js";
@@ -29,6 +31,8 @@ const INTERVAL_S = 2;
 const ALPHABET = "BCDFGHJKLMNPQRSTVWXZ";
 /** Behind a proxy every client has the proxy's address: then it is a limit for all, still ample. */
 const CODES_PER_MINUTE_PER_ADDRESS = 30;
+/** For this core whatever the addresses: each code is a state write, and nobody signs in 300 devices a minute. */
+const CODES_PER_MINUTE = 300;
 
 /** The user code as stored ("BCDFGHJK") from what a user typed ("bcdf-ghjk"); undefined if it cannot be one. */
 export function normalizeUserCode(typed: string): string | undefined {
@@ -55,7 +59,8 @@ export interface DeviceLoginDeps {
 }
 
 export function deviceLoginRoutes(d: DeviceLoginDeps): HttpHandler {
-  const limiter = new PerAddressLimit(CODES_PER_MINUTE_PER_ADDRESS, 60_000);
+  const perAddress = new RateLimit(CODES_PER_MINUTE_PER_ADDRESS, 60_000);
+  const overall = new RateLimit(CODES_PER_MINUTE, 60_000);
   return async (req, res) => {
     const path = new URL(req.url ?? "/", "http://core").pathname;
     if (path !== "/auth/device/code" && path !== "/auth/device/token") return false;
@@ -72,7 +77,7 @@ export function deviceLoginRoutes(d: DeviceLoginDeps): HttpHandler {
     else if (form.get("client_id") !== DEVICE_CLIENT_ID)
       reply(res, 401, { error: "invalid_client", error_description: `client_id must be ${DEVICE_CLIENT_ID}` });
     else if (path === "/auth/device/code") {
-      if (!limiter.take(req.socket.remoteAddress ?? "")) {
+      if (!perAddress.take(clientOf(req.socket.remoteAddress)) || !overall.take("")) {
         reply(res, 429, {
           error: "slow_down",
           error_description: "too many device logins from this address: wait a minute",
@@ -121,9 +126,9 @@ async function poll(d: DeviceLoginDeps, form: URLSearchParams): Promise<{ status
     return fail("unsupported_grant_type", `grant_type must be ${DEVICE_GRANT_TYPE}`);
   const [userCode, secret] = (form.get("device_code") ?? "").split(".");
   const grant = userCode && secret ? await d.state.getDeviceGrant(userCode) : undefined;
-  if (!grant) return fail("expired_token", "this device login expired or was used: run devex login again");
-  if (!timingSafeEqual(Buffer.from(sha256(secret)), Buffer.from(grant.deviceHash)))
-    return fail("invalid_grant", "the device code is not this login's");
+  // A wrong secret answers as an unknown code does: the endpoint tells nobody which codes exist.
+  if (!grant || !timingSafeEqual(Buffer.from(sha256(secret)), Buffer.from(grant.deviceHash)))
+    return fail("expired_token", "this device login expired or was used: run devex login again");
   if (grant.status === "pending") return fail("authorization_pending", "waiting for the user to approve");
   // Decided: whoever deletes the grant answers, so an approval gives one token.
   if (!(await d.state.deleteDeviceGrant(userCode)))
@@ -153,21 +158,34 @@ async function readForm(req: HttpRequest): Promise<URLSearchParams | undefined> 
   return new URLSearchParams(body);
 }
 
-/** At most `limit` takes per address in any `windowMs`. */
-class PerAddressLimit {
+/** Whom a limit counts: the address, or for IPv6 its /64 (one host's usual share). */
+export function clientOf(address = ""): string {
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
+  if (v4 || !address.includes(":")) return v4 ?? address;
+  const [head] = address.split("::");
+  const groups = address.includes("::") ? head.split(":").filter(Boolean) : address.split(":");
+  return `${[...groups, "0", "0", "0", "0"].slice(0, 4).join(":")}::/64`;
+}
+
+/** At most `limit` takes per key in any `windowMs`; the least recently seen keys go first when many. */
+class RateLimit {
   private readonly takes = new Map<string, number[]>();
   constructor(
     private readonly limit: number,
     private readonly windowMs: number,
   ) {}
 
-  take(address: string): boolean {
+  take(key: string): boolean {
     const now = Date.now();
-    if (this.takes.size > 10_000) this.takes.clear(); // many addresses: forget, rather than grow
-    const recent = (this.takes.get(address) ?? []).filter((t) => t > now - this.windowMs);
-    if (recent.length >= this.limit) return false;
+    const recent = (this.takes.get(key) ?? []).filter((t) => t > now - this.windowMs);
+    this.takes.delete(key);
+    if (this.takes.size >= 10_000) this.takes.delete(this.takes.keys().next().value as string);
+    if (recent.length >= this.limit) {
+      this.takes.set(key, recent);
+      return false;
+    }
     recent.push(now);
-    this.takes.set(address, recent);
+    this.takes.set(key, recent);
     return true;
   }
 }

@@ -18,7 +18,7 @@ export const scopeRules: Record<string, readonly ApiScope[]> = {
   [`${AuthService.typeName}/ListApiTokens`]: [admin],
   [`${AuthService.typeName}/RevokeApiToken`]: [admin],
   [`${AuthService.typeName}/Logout`]: ANY,
-  // Approving needs a browser session anyway (service.ts); seeing a request harms nothing.
+  // Both take a browser session anyway (service.ts).
   [`${AuthService.typeName}/GetDeviceLogin`]: ANY,
   [`${AuthService.typeName}/ApproveDeviceLogin`]: ANY,
   [`${ReplService.typeName}/ListTemplates`]: [replsRead],
@@ -40,6 +40,6 @@ export function checkScopes(scopes: readonly ApiScope[], method: { service: stri
   if (needed.some((s) => scopes.includes(s))) return;
   const need = needed.length === ANY.length ? "a token without scopes" : `the scope ${needed.join(" or ")}`;
   throw permissionDenied(
-    `this API token may not call ${method.name}: it needs ${need} (it has ${scopes.join(", ")}); create one that may on the API tokens page`,
+    `this API token may not call ${method.name}: it needs ${need} (it has ${scopes.join(", ") || "none"}); create one that may on the API tokens page`,
   );
 }

@@ -49,7 +49,9 @@ export function createAuthService(
     },
     async createApiToken(req, ctx) {
       const p = userOf(ctx);
-      const ttl = req.ttl ? durationMs(req.ttl) : DEFAULT_TOKEN_TTL_MS;
+      const asked = req.ttl ? durationMs(req.ttl) : DEFAULT_TOKEN_TTL_MS;
+      // A token made with a token expires no later than it, so a leaked one cannot outlive its maker.
+      const ttl = p.tokenExpireTime ? Math.max(1, Math.min(asked, p.tokenExpireTime - Date.now())) : asked;
       const { record, secret } = await issueApiToken(
         state,
         p.userId,
@@ -65,7 +67,8 @@ export function createAuthService(
       tokens.sort((a, b) => b.createTime - a.createTime);
       return { tokens: tokens.map(toApiToken) };
     },
-    async getDeviceLogin(req) {
+    async getDeviceLogin(req, ctx) {
+      sessionOnly(userOf(ctx));
       const grant = await pendingGrant(state, req.userCode);
       return {
         clientName: grant.clientName,
@@ -74,9 +77,7 @@ export function createAuthService(
       };
     },
     async approveDeviceLogin(req, ctx) {
-      const p = userOf(ctx);
-      if (p.method !== "session")
-        throw permissionDenied("approve a device login in the browser you are signed in with, not with an API token");
+      const p = sessionOnly(userOf(ctx));
       const grant = await pendingGrant(state, req.userCode);
       const decision = req.approve ? { status: "approved" as const, userId: p.userId } : { status: "denied" as const };
       if (!(await state.decideDeviceGrant(grant.userCode, decision))) throw noDeviceLogin(req.userCode);
@@ -95,6 +96,13 @@ export function createAuthService(
       return {};
     },
   };
+}
+
+/** Device logins are answered in a browser the user is signed in with, never with an API token. */
+function sessionOnly(p: UserPrincipal): UserPrincipal {
+  if (p.method !== "session")
+    throw permissionDenied("answer a device login in the browser you are signed in with, not with an API token");
+  return p;
 }
 
 const noDeviceLogin = (typed: string) =>

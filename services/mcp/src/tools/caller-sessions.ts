@@ -3,6 +3,7 @@
  * repl. A session is made by StartRepl as the caller and renewed the same way when its token is about
  * to expire; the repl must be running (tools never start a repl by surprise).
  */
+import { createHash } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Repl, ReplStatus } from "../../../../gen/devex/core/v1/repl_pb.js";
 import type { CoreClients, RunnerClients } from "../../../../lib/client/clients.js";
@@ -80,4 +81,8 @@ export class CallerSessions {
   }
 }
 
-const key = (caller: Caller, replId: string) => `${caller.userId}/${replId}`;
+/**
+ * Per token, not per user: a runner session holds a runner token minted for the API token that
+ * started it, with that token's scopes (a read-only agent's and its user's own differ).
+ */
+const key = (caller: Caller, replId: string) => `${createHash("sha256").update(caller.token).digest("hex")}/${replId}`;

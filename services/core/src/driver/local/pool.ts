@@ -262,7 +262,13 @@ export class RunnerPool {
   private async connect(p: PooledProcess): Promise<void> {
     // Only a sandboxed runner has a namespace of its own (its pid comes from bwrap's info fd).
     if (!this.o.connect || !p.launch.infoFd) return;
-    p.network = await this.o.connect(p.record.pid);
+    try {
+      p.network = await this.o.connect(p.record.pid);
+    } catch (err) {
+      // Too slow (its timeout): the process stays usable, and its start connects it (network/connect.ts).
+      this.o.log.warn({ err, procId: p.procId }, "a pooled runner's network did not connect in time");
+      return;
+    }
     // Exited (or killed) while connecting: its network goes now, as nothing else will close it.
     if (p.child.exitCode !== null || p.child.signalCode !== null) p.network?.close();
     if (!p.network) return;

@@ -47,7 +47,11 @@ export async function networkForRepl(
   log: Logger,
   signal: AbortSignal,
 ): Promise<ReplNetwork | undefined> {
-  if (!pooled) return connectRepl(setup, r, log, signal);
+  if (pooled && !pooled.alive) {
+    log.warn({ replId: r.replId }, "a pooled runner's network had stopped: connecting it again");
+    pooled.close();
+  }
+  if (!pooled?.alive) return connectRepl(setup, r, log, signal);
   const policy = r.policy ?? ALLOW_ALL;
   if (samePolicy(pooled.currentPolicy, policy)) return pooled;
   try {

@@ -74,6 +74,11 @@ export class ReplNetwork {
     return pid ? { pid, start: processStart(pid) } : undefined;
   }
 
+  /** Whether its pasta still runs (a pooled network may have lost it while it waited). */
+  get alive(): boolean {
+    return !this.closed && this.pasta?.exitCode === null && this.pasta.signalCode === null;
+  }
+
   /** The policy its rules enforce (the last one set). */
   get currentPolicy(): EgressPolicy {
     return this.policy;
