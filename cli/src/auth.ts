@@ -1,5 +1,6 @@
 /** login, logout, whoami. */
 import { coreClientsFor } from "../../lib/client/node.js";
+import { ALL_API_SCOPES } from "../../lib/contracts/api-scopes.js";
 import { CliError } from "./cli-error.js";
 import { configPath, type Env, normalizeUrl, removeLogin, saveLogin } from "./config.js";
 import { describeError } from "./errors.js";
@@ -31,7 +32,8 @@ export async function logout(env: Env, out: NodeJS.WritableStream): Promise<void
 
 export async function whoami(env: Env, out: NodeJS.WritableStream): Promise<void> {
   const { core, login } = await openSession(env);
-  const { user } = await core.auth.getCurrentUser({});
+  const { user, scopes } = await core.auth.getCurrentUser({});
   const name = user?.displayName && user.displayName !== user.userId ? ` (${user.displayName})` : "";
-  out.write(`${user?.userId}${name} at ${login.url}\n`);
+  const limited = scopes.length < ALL_API_SCOPES.length ? `, may only: ${scopes.join(", ")}` : "";
+  out.write(`${user?.userId}${name} at ${login.url}${limited}\n`);
 }

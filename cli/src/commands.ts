@@ -42,12 +42,23 @@ export async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "login": {
-      const { values } = parse(rest, { url: { type: "string" }, token: { type: "string" } }, 0);
+      const { values } = parse(
+        rest,
+        { url: { type: "string" }, token: { type: "string" }, scopes: { type: "string" } },
+        0,
+      );
       const url = str(values.url) ?? env.DEVEX_URL;
       let token = str(values.token);
+      const scopes =
+        str(values.scopes)
+          ?.split(",")
+          .map((x) => x.trim())
+          .filter(Boolean) ?? [];
       if (!url) throw new UsageError("login needs --url <core-url>");
+      if (token && scopes.length)
+        throw new UsageError("--scopes is for a login through the browser: a token has its own");
       // No token: approve this login in a browser (device login); --token - reads one from stdin (scripts).
-      if (!token) token = await deviceLogin(normalizeUrl(url), out);
+      if (!token) token = await deviceLogin(normalizeUrl(url), out, scopes);
       else if (token === "-") token = (await text(process.stdin)).trim();
       await login(env, url, token, out);
       return 0;

@@ -7,7 +7,7 @@ import { UsageError } from "./cli-error.js";
 
 /** Every command with its options: the one list completion reads (main.ts's usage says the same). */
 export const commandOptions: Record<string, string[]> = {
-  login: ["--url", "--token"],
+  login: ["--url", "--token", "--scopes"],
   logout: [],
   whoami: [],
   ls: [],

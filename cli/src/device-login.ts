@@ -19,8 +19,9 @@ interface Started {
   interval?: number;
 }
 
-export async function deviceLogin(baseUrl: string, out: NodeJS.WritableStream): Promise<string> {
-  const started = (await post(baseUrl, "code", { client_name: `devex CLI on ${hostname()}` })) as Started & {
+export async function deviceLogin(baseUrl: string, out: NodeJS.WritableStream, scopes: string[] = []): Promise<string> {
+  const ask = { client_name: `devex CLI on ${hostname()}`, ...(scopes.length ? { scope: scopes.join(" ") } : {}) };
+  const started = (await post(baseUrl, "code", ask)) as Started & {
     error_description?: string;
   };
   if (!started.device_code) throw new CliError(`device login refused: ${started.error_description ?? "no code given"}`);

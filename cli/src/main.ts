@@ -10,7 +10,8 @@ import { completionScript } from "./completion.js";
 const usage = `usage: devex <command> [options]
 
   login --url <core-url> [--token <token>]     sign in: approve in your browser, or with an API token
-                                               (--token - reads it from stdin)
+        [--scopes repls:read,files:read]       (--token - reads it from stdin); --scopes limits
+                                               what the browser-approved token may do
   logout                                       forget the stored login
   whoami                                       show the signed-in user
   ls                                           list your repls (with their network mode)

@@ -45,14 +45,14 @@ export function renderDevice(ctx: PageContext): Dispose {
     const userCode = codeInput.value.trim();
     try {
       const found = await core.auth.getDeviceLogin({ userCode });
-      ask(userCode, found.clientName, found.expireTime ? timestampDate(found.expireTime) : undefined);
+      ask(userCode, found.clientName, found.scopes, found.expireTime ? timestampDate(found.expireTime) : undefined);
     } catch (err) {
       decision.hidden = true;
       error.textContent = describeError(err);
     }
   });
 
-  function ask(userCode: string, clientName: string, expires: Date | undefined) {
+  function ask(userCode: string, clientName: string, scopes: string[], expires: Date | undefined) {
     const approve = h("button", { type: "button", class: "btn primary" }, "Approve");
     const deny = h("button", { type: "button", class: "btn danger" }, "Deny");
     const answer = async (yes: boolean) => {
@@ -76,7 +76,9 @@ export function renderDevice(ctx: PageContext): Dispose {
         "p",
         {},
         `Approve only if you started devex login and it shows the code ${userCode.toUpperCase()}. `,
-        "It gets an API token of yours, which you can revoke on the API tokens page",
+        scopes.length
+          ? `It gets an API token of yours that may only: ${scopes.join(", ")}. You can revoke it on the API tokens page`
+          : "It gets an API token of yours with full access, which you can revoke on the API tokens page",
         expires ? ` (this request ends at ${expires.toLocaleTimeString()}).` : ".",
       ),
       h("div", { class: "repl-actions" }, approve, deny),

@@ -34,8 +34,9 @@ describe("device login: the CLI in a PTY, approved in Chromium (embedded setup)"
     if (home) await rm(home, { recursive: true, force: true });
   });
 
-  function devexLogin(env: NodeJS.ProcessEnv): PtyRun {
-    const p = new PtyRun(process.execPath, [devexBin, "login", "--url", s.e.core.url], env, { cols: 220, rows: 30 });
+  function devexLogin(env: NodeJS.ProcessEnv, ...extra: string[]): PtyRun {
+    const args = [devexBin, "login", "--url", s.e.core.url, ...extra];
+    const p = new PtyRun(process.execPath, args, env, { cols: 220, rows: 30 });
     ptys.push(p);
     return p;
   }
@@ -93,5 +94,20 @@ describe("device login: the CLI in a PTY, approved in Chromium (embedded setup)"
     await page.getByLabel("Code").fill("bcdf-ghjk");
     await page.getByRole("button", { name: "Continue" }).click();
     await page.getByText("no device login waits for the code bcdf-ghjk").waitFor();
+  });
+
+  it("devex login --scopes asks for less: the page says what, and the token may only that", async () => {
+    const { page } = s;
+    const env = cliEnv(join(home, "scoped"));
+    const cli = devexLogin(env, "--scopes", "repls:read,files:read");
+    const [, url] = await cli.waitFor(/open (\S+\/device\?code=[B-Z]{4}-[B-Z]{4})\s/);
+    await page.goto(url);
+    await page.getByText(/may only: repls:read, files:read/).waitFor();
+    await page.getByRole("button", { name: "Approve" }).click();
+    assert.equal(await cli.exited, 0, cli.output);
+    const who = await runCli(["whoami"], env);
+    assert.match(who.stdout, /^local at \S+, may only: repls:read, files:read$/m);
+    const create = await runCli(["create", "--template", "node", "--name", "nope"], env);
+    assert.match(create.stderr, /it needs the scope repls:write/);
   });
 });

@@ -63,6 +63,23 @@ describe("device login endpoints (RFC 8628)", () => {
     assert.equal((await poll(s.device_code)).body.error, "expired_token");
   });
 
+  it("a device may ask for scopes: the approval page sees them and the token has them", async () => {
+    codesAsked++;
+    const r = await post("code", { client_id: "devex-cli", scope: "repls:read files:read repls:read" });
+    assert.equal(r.status, 200);
+    const code = normalizeUserCode(r.body.user_code)!;
+    assert.deepEqual((await t.state.getDeviceGrant(code))?.scopes, ["repls:read", "files:read"]);
+    assert.ok(await t.state.decideDeviceGrant(code, { status: "approved", userId: "erin" }));
+    const token = (await poll(r.body.device_code)).body.access_token;
+    assert.deepEqual((await t.clients({ bearer: token }).auth.getCurrentUser({})).scopes, ["repls:read", "files:read"]);
+    codesAsked++;
+    const bad = await post("code", { client_id: "devex-cli", scope: "repls:read everything" });
+    assert.deepEqual(bad, {
+      status: 400,
+      body: { error: "invalid_scope", error_description: "no such scope: everything" },
+    });
+  });
+
   it("a denied login answers access_denied, once", async () => {
     const s = await start();
     assert.ok(await t.state.decideDeviceGrant(normalizeUserCode(s.user_code)!, { status: "denied" }));

@@ -4,12 +4,14 @@
  * it on the web client's /device page (AuthService.ApproveDeviceLogin); the next poll receives a new
  * API token of that user's, once.
  *
- *   POST /auth/device/code   client_id=devex-cli [&client_name=…]
+ *   POST /auth/device/code   client_id=devex-cli [&client_name=…] [&scope=repls:read files:read]
  *        → {device_code, user_code, verification_uri, verification_uri_complete, expires_in, interval}
  *   POST /auth/device/token  grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=…&client_id=devex-cli
  *        → 200 {access_token, token_type, expires_in}, or 400 {error}: authorization_pending,
  *          access_denied, expired_token (also for a device code that is not one), invalid_request,
- *          invalid_client, unsupported_grant_type
+ *          invalid_client, unsupported_grant_type; invalid_scope for a code asking for no such scope
+ * The token an approval gives has the scopes the device asked for (the approving browser session
+ * may do everything), or none: everything.
  *
  * The user code is 8 letters from 20 consonants (§6.1: no vowels, so no words; case and dashes are
  * ignored when typed), about 34 bits, and lives 10 minutes. The device code is `<user code>.<secret>`,
@@ -18,6 +20,7 @@
  * (an IPv6 /64) and per core.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
+import { ALL_API_SCOPES, isApiScope } from "../../../../lib/contracts/api-scopes.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../../../../lib/kit/server.js";
 import type { DeviceGrant, StateStore } from "../state/store.js";
@@ -82,7 +85,13 @@ export function deviceLoginRoutes(d: DeviceLoginDeps): HttpHandler {
           error: "slow_down",
           error_description: "too many device logins from this address: wait a minute",
         });
-      } else reply(res, 200, await start(d, form.get("client_name")));
+      } else {
+        const scopes = (form.get("scope") ?? "").split(" ").filter(Boolean);
+        const unknown = scopes.filter((s) => !isApiScope(s));
+        if (unknown.length)
+          reply(res, 400, { error: "invalid_scope", error_description: `no such scope: ${unknown.join(", ")}` });
+        else reply(res, 200, await start(d, form.get("client_name"), [...new Set(scopes)]));
+      }
     } else {
       const { status, body } = await poll(d, form);
       reply(res, status, body);
@@ -91,7 +100,7 @@ export function deviceLoginRoutes(d: DeviceLoginDeps): HttpHandler {
   };
 }
 
-async function start(d: DeviceLoginDeps, clientName: string | null) {
+async function start(d: DeviceLoginDeps, clientName: string | null, scopes: string[]) {
   const userCode = newUserCode();
   const secret = randomSecret();
   const now = Date.now();
@@ -107,6 +116,7 @@ async function start(d: DeviceLoginDeps, clientName: string | null) {
     createTime: now,
     expireTime: now + LIFETIME_MS,
     status: "pending",
+    ...(scopes.length && scopes.length < ALL_API_SCOPES.length ? { scopes } : {}),
   };
   await d.state.putDeviceGrant(grant);
   const verification = `${d.publicUrl.replace(/\/+$/, "")}/device`;
@@ -134,7 +144,14 @@ async function poll(d: DeviceLoginDeps, form: URLSearchParams): Promise<{ status
   if (!(await d.state.deleteDeviceGrant(userCode)))
     return fail("expired_token", "this device login expired or was used: run devex login again");
   if (grant.status === "denied") return fail("access_denied", "the user denied this login");
-  const { record, secret: token } = await issueApiToken(d.state, grant.userId!, grant.clientName, DEFAULT_TOKEN_TTL_MS);
+  const { record, secret: token } = await issueApiToken(
+    d.state,
+    grant.userId!,
+    grant.clientName,
+    DEFAULT_TOKEN_TTL_MS,
+    Date.now(),
+    grant.scopes,
+  );
   d.log.info({ userId: record.userId, tokenId: record.tokenId, client: grant.clientName }, "device login approved");
   return {
     status: 200,

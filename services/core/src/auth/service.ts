@@ -72,6 +72,7 @@ export function createAuthService(
       const grant = await pendingGrant(state, req.userCode);
       return {
         clientName: grant.clientName,
+        scopes: grant.scopes ?? [],
         createTime: timestampFromMs(grant.createTime),
         expireTime: timestampFromMs(grant.expireTime),
       };

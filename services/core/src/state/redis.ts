@@ -382,7 +382,9 @@ function deviceMethods({
   return {
     putDeviceGrant: (g) =>
       guard(async () => {
-        const fields = Object.entries(g).filter(([, v]) => v !== undefined);
+        const fields = Object.entries({ ...g, scopes: g.scopes?.join(",") || undefined }).filter(
+          ([, v]) => v !== undefined,
+        );
         await redis
           .multi()
           .hset(key(g.userCode), Object.fromEntries(fields))
@@ -402,6 +404,7 @@ function deviceMethods({
           status: h.status as DeviceGrant["status"],
         };
         if (h.userId) grant.userId = h.userId;
+        if (h.scopes) grant.scopes = h.scopes.split(",");
         return grant;
       }),
     decideDeviceGrant: (userCode, d) =>

@@ -93,6 +93,8 @@ export interface DeviceGrant {
   status: "pending" | "approved" | "denied";
   /** Who approved it. */
   userId?: string;
+  /** The scopes the device asked for (its token gets them); absent: everything the user may. */
+  scopes?: string[];
 }
 
 export type ReplPatch = Partial<Pick<ReplRecord, "status" | "updateTime" | "persistTime" | "lastError" | "egress">>;
