@@ -32,6 +32,15 @@ export function effectiveScopes(scopes: readonly string[] | undefined): ApiScope
 }
 
 /**
+ * The scopes to store for a token (or a device login) asked with these: distinct, and none for all
+ * of them, which means the same and keeps scopes added later.
+ */
+export function storedScopes(scopes: readonly string[]): string[] {
+  const distinct = [...new Set(scopes)];
+  return distinct.length >= ALL_API_SCOPES.length ? [] : distinct;
+}
+
+/**
  * The runner scopes a user's runner token gets for these API scopes: files:write opens all of
  * FileService, files:read its reading methods, exec terminals and processes; any of them previews.
  */

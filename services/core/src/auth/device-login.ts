@@ -20,7 +20,7 @@
  * (an IPv6 /64) and per core.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { ALL_API_SCOPES, isApiScope } from "../../../../lib/contracts/api-scopes.js";
+import { isApiScope, storedScopes } from "../../../../lib/contracts/api-scopes.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../../../../lib/kit/server.js";
 import type { DeviceGrant, StateStore } from "../state/store.js";
@@ -90,7 +90,7 @@ export function deviceLoginRoutes(d: DeviceLoginDeps): HttpHandler {
         const unknown = scopes.filter((s) => !isApiScope(s));
         if (unknown.length)
           reply(res, 400, { error: "invalid_scope", error_description: `no such scope: ${unknown.join(", ")}` });
-        else reply(res, 200, await start(d, form.get("client_name"), [...new Set(scopes)]));
+        else reply(res, 200, await start(d, form.get("client_name"), storedScopes(scopes)));
       }
     } else {
       const { status, body } = await poll(d, form);
@@ -116,7 +116,7 @@ async function start(d: DeviceLoginDeps, clientName: string | null, scopes: stri
     createTime: now,
     expireTime: now + LIFETIME_MS,
     status: "pending",
-    ...(scopes.length && scopes.length < ALL_API_SCOPES.length ? { scopes } : {}),
+    ...(scopes.length ? { scopes } : {}),
   };
   await d.state.putDeviceGrant(grant);
   const verification = `${d.publicUrl.replace(/\/+$/, "")}/device`;

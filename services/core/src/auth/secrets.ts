@@ -1,5 +1,6 @@
 /** API token and session secrets: random, shown once, stored only as SHA-256. */
 import { createHash, randomBytes } from "node:crypto";
+import { storedScopes } from "../../../../lib/contracts/api-scopes.js";
 import { invalidArgument } from "../../../../lib/kit/errors.js";
 import type { ApiTokenRecord, StateStore } from "../state/store.js";
 import { userIdPattern } from "./principal.js";
@@ -20,6 +21,7 @@ export async function issueApiToken(
   scopes: readonly string[] = [],
 ) {
   if (!userIdPattern.test(userId)) throw invalidArgument(`invalid user id "${userId}"`);
+  const stored = storedScopes(scopes);
   const secret = API_TOKEN_PREFIX + randomSecret();
   const record: ApiTokenRecord = {
     tokenId: randomSecret(9),
@@ -29,7 +31,7 @@ export async function issueApiToken(
     createTime: now,
     expireTime: ttlMs > 0 ? now + ttlMs : 0,
     lastUseTime: 0,
-    ...(scopes.length ? { scopes: [...scopes] } : {}),
+    ...(stored.length ? { scopes: stored } : {}),
   };
   await state.putApiToken(record);
   return { record, secret };

@@ -9,7 +9,7 @@ import {
   type AuthService,
   UserSchema,
 } from "../../../../gen/devex/core/v1/auth_pb.js";
-import { ALL_API_SCOPES, type ApiScope } from "../../../../lib/contracts/api-scopes.js";
+import type { ApiScope } from "../../../../lib/contracts/api-scopes.js";
 import { notFound, permissionDenied } from "../../../../lib/kit/errors.js";
 import type { ApiTokenRecord, StateStore } from "../state/store.js";
 import { clearSessionCookie } from "./cookies.js";
@@ -119,15 +119,14 @@ async function pendingGrant(state: StateStore, typed: string) {
 
 /**
  * The scopes a new token gets: those asked for (none: all the caller may), never more than the
- * caller's own, so a scoped token cannot make a stronger one. Stored as given; a token with every
- * scope is stored with none (the same, and it keeps later scopes).
+ * caller's own, so a scoped token cannot make a stronger one.
  */
-function grantable(p: UserPrincipal, asked: readonly string[]): string[] {
+function grantable(p: UserPrincipal, asked: readonly string[]): readonly string[] {
   const wanted = asked.length ? asked : p.scopes;
   const beyond = wanted.filter((s) => !p.scopes.includes(s as ApiScope));
   if (beyond.length)
     throw permissionDenied(
       `this API token may not give a new token the scope ${beyond.join(", ")}: it does not have it`,
     );
-  return wanted.length === ALL_API_SCOPES.length ? [] : [...wanted];
+  return wanted;
 }

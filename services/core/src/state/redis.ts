@@ -8,6 +8,8 @@
  *   userTokens:{userId}    hash   tokenId → sha256
  *   user:{userId}          hash   profile
  *   webSession:{sha256}    hash   a browser session; PX TTL
+ *   loginCode:{sha256}     hash   a one-time login link's user; PEXPIREAT, read and deleted in MULTI
+ *   deviceGrant:{userCode} hash   a device login (RFC 8628); PEXPIREAT, decided by a Lua script
  * Multi-key updates run as Lua scripts or MULTI, so they are atomic. The offline queue is off: while
  * Redis is unreachable every call fails at once with Unavailable instead of piling up.
  */

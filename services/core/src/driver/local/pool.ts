@@ -303,7 +303,7 @@ function sandboxedPid(child: ChildProcess): Promise<number> {
  * ends every process in the sandbox; the bwrap parents then exit.
  */
 export async function killPooled(p: PooledProcess): Promise<void> {
-  p.network?.close();
+  // Its network closes when the child exits (spawn's exit listener).
   for (const pid of [p.record.pid, p.child.pid]) {
     try {
       if (pid) process.kill(pid, "SIGKILL");
