@@ -5,12 +5,14 @@
 import { buffer, text } from "node:stream/consumers";
 import { parseArgs } from "node:util";
 import { attachTerminal } from "./attach.js";
+import { listAudit } from "./audit.js";
 import { login, logout, whoami } from "./auth.js";
 import { UsageError } from "./cli-error.js";
 import { normalizeUrl } from "./config.js";
 import { deviceLogin } from "./device-login.js";
 import { execCommand } from "./exec.js";
 import { networkFromFlags, networkFromText } from "./network.js";
+import { parsePort, parseTtl, previewLink, previewRepl, visibilityFromFlags } from "./preview.js";
 import { createRepl, listRepls, listTemplates, networkRepl, removeRepl, startRepl, stopRepl } from "./repls.js";
 import { openRunner } from "./runner.js";
 import { openSession } from "./session.js";
@@ -18,14 +20,15 @@ import { RunnerLink, transportChoice } from "./transport.js";
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"];
 
-function parse(args: string[], options: Options, positionals: number) {
+function parse(args: string[], options: Options, positionals: number, most = positionals) {
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  if (parsed.positionals.length !== positionals)
+  const n = parsed.positionals.length;
+  if (n < positionals || n > most)
     throw new UsageError(positionals === 0 ? "unexpected arguments" : "expected a repl id or name");
   return {
     values: parsed.values as Record<string, string | boolean | string[] | undefined>,
@@ -95,6 +98,22 @@ export async function run(argv: string[]): Promise<number> {
     }
     case "network":
       return network(rest);
+    case "preview":
+      return preview(rest);
+    case "preview-link": {
+      const { values, positionals } = parse(rest, { ttl: { type: "string" }, path: { type: "string" } }, 2);
+      const ttl = str(values.ttl);
+      const path = str(values.path);
+      if (path !== undefined && !path.startsWith("/"))
+        throw new UsageError("--path starts with / (a page of the preview)");
+      const options = { ttlSeconds: ttl === undefined ? undefined : parseTtl(ttl), path };
+      const { core } = await openSession(env);
+      await previewLink(core, positionals[0], parsePort(positionals[1]), options, {
+        stdout: out,
+        stderr: process.stderr,
+      });
+      return 0;
+    }
     case "start":
     case "stop": {
       const { positionals } = parse(rest, {}, 1);
@@ -126,6 +145,21 @@ export async function run(argv: string[]): Promise<number> {
     }
     case "exec":
       return exec(rest);
+    case "audit": {
+      const { values } = parse(
+        rest,
+        { since: { type: "string" }, limit: { type: "string" }, repl: { type: "string" }, json: { type: "boolean" } },
+        0,
+      );
+      const options = {
+        since: str(values.since),
+        limit: str(values.limit),
+        repl: str(values.repl),
+        json: values.json === true,
+      };
+      await listAudit((await openSession(env)).core, options, out);
+      return 0;
+    }
     case undefined:
       throw new UsageError("no command given");
     default:
@@ -173,5 +207,19 @@ async function network(rest: string[]): Promise<number> {
     useDefault: values.default === true,
   });
   await networkRepl((await openSession(process.env)).core, positionals[0], policy, process.stdout);
+  return 0;
+}
+
+async function preview(rest: string[]): Promise<number> {
+  const flag = { type: "boolean" } as const;
+  const { values, positionals } = parse(rest, { private: flag, link: flag, public: flag, default: flag }, 1, 2);
+  const visibility = visibilityFromFlags({
+    private: values.private === true,
+    link: values.link === true,
+    public: values.public === true,
+    default: values.default === true,
+  });
+  const port = positionals[1] === undefined ? undefined : parsePort(positionals[1]);
+  await previewRepl((await openSession(process.env)).core, positionals[0], port, visibility, process.stdout);
   return 0;
 }

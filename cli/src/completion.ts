@@ -19,6 +19,9 @@ export const commandOptions: Record<string, string[]> = {
   attach: ["--terminal", "--command"],
   exec: ["--cwd", "--timeout", "--stdin", "--"],
   network: ["--allow-all", "--deny-all", "--allow", "--default"],
+  preview: ["--private", "--link", "--public", "--default"],
+  "preview-link": ["--ttl", "--path"],
+  audit: ["--since", "--limit", "--repl", "--json"],
   completion: ["bash", "zsh"],
   help: [],
 };

@@ -32,6 +32,17 @@ const usage = `usage: devex <command> [options]
                                                --allow makes an allowlist (with --allow-all it
                                                opens private CIDRs); --default takes the template's
                                                or the server's default
+  preview <repl> [<port>] [--private | --link | --public | --default]
+                                               show who may open the repl's previews, or change
+                                               it for one port (or, without one, every port
+                                               without its own); --default unsets a port's own;
+                                               making one private revokes the repl's links
+  preview-link <repl> <port> [--ttl 24h] [--path /page]
+                                               print a link that opens that port's preview
+                                               without signing in (the port shared --link)
+  audit [--since 1h|<date>] [--limit <n>] [--repl <id>] [--json]
+                                               your audit log, newest first: who changed what,
+                                               when, from where, and how it ended
   completion bash|zsh                          print a shell completion script
                                                (source <(devex completion bash))
 

@@ -280,6 +280,61 @@ describe("devex CLI (embedded core)", function () {
     });
   });
 
+  describe("preview", () => {
+    let erin: NodeJS.ProcessEnv;
+    before(async () => {
+      const token = (await issueApiToken(e.state, "erin", "cli")).secret;
+      erin = cliEnv(join(home, "erin"), { DEVEX_URL: e.core.url, DEVEX_TOKEN: token });
+    });
+
+    it("shows and changes who may open previews, per port and by default, and prints links for shared ports", async () => {
+      assert.equal((await runCli(["create", "--template", "node", "--name", "site"], erin)).code, 0);
+      const shown = await runCli(["preview", "site"], erin);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, /^PORT\s+VISIBILITY\s+WHO CAN OPEN\nother ports\s+private\s+you, signed in\n$/);
+      const refused = await runCli(["preview-link", "site", "3000"], erin);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /^devex: .*port 3000 .* is private: share it by link first.*\n$/);
+
+      const linked = await runCli(["preview", "site", "3000", "--link"], erin);
+      assert.equal(linked.code, 0, linked.stderr);
+      assert.match(linked.stdout, /^3000\s+link\s+you, and anyone with a preview link/m);
+      const link = await runCli(["preview-link", "site", "3000", "--ttl", "2h", "--path", "/docs"], erin);
+      assert.equal(link.code, 0, link.stderr);
+      const url = new URL(link.stdout.trim());
+      assert.match(url.pathname, /\/preview\/3000\/docs$/);
+      assert.ok(url.searchParams.get("token"));
+      const until = Date.parse(/works until (\S+),/.exec(link.stderr)![1]);
+      assert.ok(Math.abs(until - (Date.now() + 2 * 3600_000)) < 60_000, link.stderr);
+
+      assert.match((await runCli(["preview", "site", "3000"], erin)).stdout, /^3000\s+link\s/m);
+      assert.match((await runCli(["preview", "site", "4000"], erin)).stdout, /^4000\s+private\s/m);
+      const publicDefault = await runCli(["preview", "site", "--public"], erin);
+      assert.match(publicDefault.stdout, /^other ports\s+public\s+anyone with the address$/m);
+      const unset = await runCli(["preview", "site", "3000", "--default"], erin);
+      assert.doesNotMatch(unset.stdout, /^3000/m);
+    });
+
+    it("flag mistakes are usage errors; another user's repl is not found", async () => {
+      for (const args of [
+        ["preview", "site", "--private", "--public"],
+        ["preview", "site", "70000", "--link"],
+        ["preview", "site", "3000", "4000"],
+        ["preview-link", "site"],
+        ["preview-link", "site", "3000", "--ttl", "31d"],
+        ["preview-link", "site", "3000", "--path", "docs"],
+      ]) {
+        const r = await runCli(args, erin);
+        assert.equal(r.code, 2, args.join(" "));
+        assert.match(r.stderr, /usage: devex/);
+      }
+      const id = (await runCli(["ls"], erin)).stdout.match(/^(\S+)\s+site\s/m)![1];
+      const other = await runCli(["preview", id, "--public"], alice);
+      assert.equal(other.code, 1);
+      assert.equal(other.stderr, `devex: no repl ${id} (see devex ls)\n`);
+    });
+  });
+
   describe("exec", () => {
     let id: string;
     before(async () => {

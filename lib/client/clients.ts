@@ -5,6 +5,7 @@
  */
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { AdminService } from "../../gen/devex/core/v1/admin_pb.js";
+import { AuditService } from "../../gen/devex/core/v1/audit_pb.js";
 import { AuthService } from "../../gen/devex/core/v1/auth_pb.js";
 import { ReplService } from "../../gen/devex/core/v1/repl_pb.js";
 import { FileService } from "../../gen/devex/runner/v1/file_pb.js";
@@ -16,6 +17,7 @@ import { RunnerAdminService, RunnerControlService } from "../../gen/devex/runner
 export interface CoreClients {
   repls: Client<typeof ReplService>;
   auth: Client<typeof AuthService>;
+  audit: Client<typeof AuditService>;
 }
 
 export interface RunnerClients {
@@ -26,7 +28,11 @@ export interface RunnerClients {
 }
 
 export function createCoreClients(transport: Transport): CoreClients {
-  return { repls: createClient(ReplService, transport), auth: createClient(AuthService, transport) };
+  return {
+    repls: createClient(ReplService, transport),
+    auth: createClient(AuthService, transport),
+    audit: createClient(AuditService, transport),
+  };
 }
 
 export function createRunnerClients(transport: Transport): RunnerClients {

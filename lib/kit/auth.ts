@@ -11,6 +11,9 @@ export function createPrincipalKey<P>(description: string): ContextKey<P | undef
   return createContextKey<P | undefined>(undefined, { description });
 }
 
+/** Services open to anyone: grpc.health.v1.Health (probes). */
+export const OPEN_SERVICES: ReadonlySet<string> = new Set(["grpc.health.v1.Health"]);
+
 /**
  * Authenticates each request before its handler runs. `authenticate` receives the request headers
  * and the service/method being called, returns the principal, and throws DomainError
@@ -20,7 +23,7 @@ export function createPrincipalKey<P>(description: string): ContextKey<P | undef
 export function authInterceptor<P>(
   key: ContextKey<P | undefined>,
   authenticate: (headers: Headers, method: { service: string; name: string }) => Promise<P> | P,
-  open: ReadonlySet<string> = new Set(["grpc.health.v1.Health"]),
+  open: ReadonlySet<string> = OPEN_SERVICES,
 ): Interceptor {
   return (next) => async (req) => {
     if (open.has(req.service.typeName)) return next(req);

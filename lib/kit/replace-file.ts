@@ -7,11 +7,19 @@
 import { randomBytes } from "node:crypto";
 import { rename, rm, writeFile } from "node:fs/promises";
 
-export async function replaceFile(path: string, data: string | Uint8Array): Promise<void> {
+/**
+ * `data` may be chunks (an iterable of strings), written as they come, so a large file need not be
+ * one string in memory. `mode` is the new file's (before the umask), e.g. 0o600 for a private one.
+ */
+export async function replaceFile(
+  path: string,
+  data: string | Uint8Array | Iterable<string> | AsyncIterable<string>,
+  options: { mode?: number } = {},
+): Promise<void> {
   // A name of its own per call: concurrent replaces of one file never write into each other's.
   const partial = `${path}.${randomBytes(6).toString("hex")}.tmp`;
   try {
-    await writeFile(partial, data);
+    await writeFile(partial, data, { mode: options.mode });
     await rename(partial, path);
   } catch (err) {
     await rm(partial, { force: true });

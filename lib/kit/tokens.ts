@@ -34,6 +34,15 @@ export interface TokenClaims {
   iat: number;
   /** Token id. */
   jti: string;
+  /** A preview link's token: the one port it opens (with "link"). */
+  port?: number;
+  /** A preview link's token: the repl's link epoch when it was made; an older one is revoked. */
+  link?: number;
+  /**
+   * A runner token's credential, for the runner's audit events: the API token id core issued it for,
+   * or "session" (a browser session). Absent in tokens from before it.
+   */
+  tid?: string;
 }
 
 const header = b64url(Buffer.from(JSON.stringify({ alg: "EdDSA", typ: "JWT" })));

@@ -1,7 +1,7 @@
 /**
  * The Devex browser client: a tiny router over its pages — sign-in, the dashboard (the user's
- * repls), API tokens (`/tokens`), device login (`/device`) and the IDE for one repl
- * (`/repls/<replId>`). Pages return a dispose function that ends their streams and timers when the
+ * repls), API tokens (`/tokens`), device login (`/device`), the sign-in step of a private preview
+ * (`/preview`) and the IDE for one repl (`/repls/<replId>`). Pages return a dispose function that ends their streams and timers when the
  * user navigates away.
  */
 import "./styles.css";
@@ -50,8 +50,9 @@ async function route(): Promise<void> {
     }
   }
   if (!user) {
-    // A device login's link (/device?code=…) opened before signing in: back to it once signed in.
-    if (path === "/device") sessionStorage.setItem(AFTER_LOGIN, path + location.search);
+    // A device login's link (/device?code=…), or a private preview (/preview?repl=…, sent by core's
+    // /auth/preview), opened before signing in: back to it once signed in.
+    if (path === "/device" || path === "/preview") sessionStorage.setItem(AFTER_LOGIN, path + location.search);
     document.title = "Sign in · Devex";
     dispose = renderLogin(root, config);
     return;
@@ -60,6 +61,13 @@ async function route(): Promise<void> {
   if (after) {
     sessionStorage.removeItem(AFTER_LOGIN);
     if (after !== path + location.search) return navigate(after, true);
+  }
+  if (path === "/preview") {
+    // Core gives the signed-in owner's browser a token for the preview and sends it there.
+    const back = new URLSearchParams(location.search);
+    back.set("from", "app");
+    location.replace(`/auth/preview?${back}`);
+    return;
   }
   const ctx: PageContext = { root, user, navigate };
   const ide = /^\/repls\/([a-z0-9-]{1,63})\/?$/.exec(path);

@@ -38,6 +38,25 @@ export interface BrowserSetup {
   close(): Promise<void>;
 }
 
+/** Debian's Chromium with a profile of its own (a fresh folder: a browser no one signed in on). */
+export function launchChromium(profile: string, viewport = { width: 1280, height: 800 }): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(profile, {
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    viewport,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
 export async function openBrowser(viewport = { width: 1280, height: 800 }): Promise<BrowserSetup> {
   await buildWeb();
   // The default sandbox: the preview proxy reaches a repl's servers in the repl's own network.
@@ -45,21 +64,7 @@ export async function openBrowser(viewport = { width: 1280, height: 800 }): Prom
   const profile = await mkdtemp(join(tmpdir(), "devex-chromium-"));
   let context: BrowserContext | undefined;
   try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: "/usr/bin/chromium",
-      headless: true,
-      viewport,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    context = await launchChromium(profile, viewport);
   } catch (err) {
     await e.close();
     await rm(profile, { recursive: true, force: true });

@@ -5,6 +5,7 @@
  *
  *   node dist/core/cli.mjs create-token --user <user> --name <name> [--ttl 30d] [--scopes repls:read,files:read]
  *   node dist/core/cli.mjs login-link [--user <user>] [--ttl 15m]
+ *   node dist/core/cli.mjs audit [--user <user>] [--repl <id>] [--since 1h|<date>] [--limit 100] [--json]
  *
  * The secret (a token, or a link that signs someone in) goes to stdout, once; what it is to stderr.
  */
@@ -12,6 +13,7 @@ import { statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
+import { auditJsonLines, auditTable, collectAuditEvents, sinceTime } from "../../../lib/client/audit-listing.js";
 import type { CoreAdminClient } from "../../../lib/client/clients.js";
 import { coreAdminClientFor } from "../../../lib/client/node.js";
 import { configOrExit, loadConfig, parseDuration } from "../../../lib/kit/config.js";
@@ -21,6 +23,7 @@ import { coreConfigSchema } from "./config.js";
 const usage = [
   "usage: node dist/core/cli.mjs create-token --user <user> --name <name> [--ttl 30d] [--scopes a,b]",
   "       node dist/core/cli.mjs login-link [--user <user>] [--ttl 15m]",
+  "       node dist/core/cli.mjs audit [--user <user>] [--repl <id>] [--since 1h|<date>] [--limit 100] [--json]",
 ].join("\n");
 
 class UsageError extends Error {}
@@ -53,6 +56,22 @@ const commands: Record<string, Command> = {
       process.stdout.write(`${link.url}\n`);
     };
   },
+  audit(values) {
+    const startTime = values.since === undefined ? undefined : sinceTime(values.since);
+    if (values.since !== undefined && !startTime)
+      throw new UsageError(`--since "${values.since}" is not a duration such as 1h or 7d, nor a date`);
+    const limit = values.limit === undefined ? 100 : Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1) throw new UsageError("--limit must be a whole number from 1");
+    const filter = { userId: values.user ?? "", replId: values.repl ?? "", startTime };
+    return async (admin) => {
+      const events = await collectAuditEvents(limit, (pageSize, pageToken) =>
+        admin.listAuditEvents({ ...filter, pageSize, pageToken }),
+      );
+      if (values.json) process.stdout.write(auditJsonLines(events));
+      else if (!events.length) process.stderr.write("no audit events\n");
+      else process.stdout.write(auditTable(events, true));
+    };
+  },
 };
 
 function parsed(args: string[]): Values {
@@ -62,8 +81,13 @@ function parsed(args: string[]): Values {
       name: { type: "string" },
       ttl: { type: "string" },
       scopes: { type: "string" },
+      repl: { type: "string" },
+      since: { type: "string" },
+      limit: { type: "string" },
+      json: { type: "boolean" },
     } as const;
-    return parseArgs({ args, options }).values;
+    const { values } = parseArgs({ args, options });
+    return { ...values, json: values.json ? "true" : undefined };
   } catch (err) {
     throw new UsageError((err as Error).message);
   }

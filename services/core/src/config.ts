@@ -72,6 +72,20 @@ export const coreConfigSchema = z
     DEVEX_SANDBOX_FILE_SIZE: z._default(integer(z.minimum(1024 * 1024)), 2 * 1024 ** 3),
     /** Clients reach runners through core at <public url>/<replId> (one origin) unless "direct". */
     DEVEX_RUNNER_ACCESS: z._default(z.enum(["proxied", "direct"]), "proxied"),
+    /**
+     * Core runs behind a proxy (a load balancer, an ingress) that appends the client's address to
+     * X-Forwarded-For: the audit log then records that address instead of the proxy's. Only set it
+     * when nothing reaches core except through that proxy, or clients can name any address.
+     */
+    DEVEX_TRUST_PROXY: env.bool(false),
+    /** How long audit events are kept (services/core/src/audit/); 0: no age limit, only the counts below bound the log. */
+    DEVEX_AUDIT_RETENTION: env.duration("90d"),
+    /**
+     * At most this many audit events in all, and per user; the oldest go first. In all: 200,000 on
+     * Redis, 50,000 on the embedded store, which holds them in memory (audit/retention.ts).
+     */
+    DEVEX_AUDIT_MAX_EVENTS: z.optional(integer(z.minimum(100))),
+    DEVEX_AUDIT_MAX_USER_EVENTS: z._default(integer(z.minimum(100)), 20_000),
   })
   .check(
     z.refine((c) => !!c.GITHUB_CLIENT_ID === !!c.GITHUB_CLIENT_SECRET, {

@@ -2,6 +2,7 @@
  * createCore: the whole control plane from injected dependencies (stores, driver, signing key). Used
  * by main.ts with dependencies built from config, and by tests with real stores and a test driver.
  */
+import { AuditService } from "../../../gen/devex/core/v1/audit_pb.js";
 import { AuthService } from "../../../gen/devex/core/v1/auth_pb.js";
 import { ReplService } from "../../../gen/devex/core/v1/repl_pb.js";
 import { RunnerControlService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
@@ -9,23 +10,30 @@ import type { BlobStore } from "../../../lib/blob/store.js";
 import { egressRangesFor } from "../../../lib/egress/host-ranges.js";
 import { ALLOW_ALL, type EgressPolicy, type EgressRanges } from "../../../lib/egress/policy.js";
 import { authInterceptor } from "../../../lib/kit/auth.js";
+import { clientAddressContext } from "../../../lib/kit/client-address.js";
 import type { Logger } from "../../../lib/kit/log.js";
 import { type HttpHandler, type RunningServer, startServer, type UpgradeHandler } from "../../../lib/kit/server.js";
 import { createTokenVerifier, type TokenSigner } from "../../../lib/kit/tokens.js";
 import { startAdminSocket } from "./admin/admin-socket.js";
-import { createAuthenticator } from "./auth/authenticate.js";
+import { auditInterceptor } from "./audit/interceptor.js";
+import { type AuditRecorder, createAuditRecorder } from "./audit/recorder.js";
+import { DEFAULT_AUDIT_RETENTION } from "./audit/retention.js";
+import { createAuditService } from "./audit/service.js";
+import { createAuthenticator, scopeInterceptor } from "./auth/authenticate.js";
 import { issueLoginLink, START_LINK_TTL_MS } from "./auth/login-links.js";
+import { previewSignIn } from "./auth/preview-sign-in.js";
 import { principalKey, runnerOf, userOf } from "./auth/principal.js";
 import { createAuthService } from "./auth/service.js";
 import { createWebAuth, type GitHubOptions } from "./auth/web.js";
 import type { Driver } from "./driver/driver.js";
 import type { ReplDeps } from "./repl/deps.js";
 import { createReplEvents } from "./repl/events.js";
+import { previewOriginFor } from "./repl/preview-origin.js";
 import { reconcileOnce } from "./repl/reconcile.js";
 import { createReplService } from "./repl/service.js";
-import { syncTemplates } from "./repl/templates.js";
+import { syncTemplates, type TemplateCatalog } from "./repl/templates.js";
 import { createRunnerControlService } from "./runnercontrol/service.js";
-import type { StateStore } from "./state/store.js";
+import type { AuditRetention, StateStore } from "./state/store.js";
 
 export interface CoreDeps {
   log: Logger;
@@ -56,6 +64,13 @@ export interface CoreDeps {
   github?: GitHubOptions;
   /** Signs the short-lived OAuth flow cookie. */
   cookieSecret: string;
+  /** How much of the audit log to keep; defaults to 90 days, 200,000 events, 20,000 per user. */
+  auditRetention?: AuditRetention;
+  /**
+   * Core is behind a proxy it trusts (DEVEX_TRUST_PROXY): the client's address is the last one in
+   * X-Forwarded-For instead of the connection's. Defaults to false.
+   */
+  trustProxy?: boolean;
   /** The embedded setup's user; defaults to "local". */
   localUser?: string;
   heartbeatIntervalMs?: number;
@@ -101,14 +116,49 @@ export interface Core {
 }
 
 /** The embedded setup's login link printed at start (no GitHub), and the operator's admin socket. */
-async function operatorAccess(deps: CoreDeps, publicUrl: string) {
+async function operatorAccess(deps: CoreDeps, publicUrl: string, audit: AuditRecorder) {
   const localUser = deps.localUser ?? "local";
   const loginLink = deps.github
     ? undefined
     : (await issueLoginLink(deps.state, publicUrl, localUser, START_LINK_TTL_MS)).url;
-  const adminDeps = { state: deps.state, log: deps.log, publicUrl: () => publicUrl, localUser };
+  const adminDeps = { state: deps.state, log: deps.log, publicUrl: () => publicUrl, localUser, audit };
   const admin = deps.adminSocketPath ? await startAdminSocket(deps.adminSocketPath, adminDeps) : undefined;
   return { loginLink, admin };
+}
+
+/** What the lifecycle operations need; the URLs are known once the servers listen. */
+function replDepsOf(
+  deps: CoreDeps,
+  templates: TemplateCatalog,
+  heartbeatIntervalMs: number,
+  urls: { publicUrl: () => string; previewUrl: () => string | undefined },
+): ReplDeps {
+  return {
+    state: deps.state,
+    blobs: deps.blobs,
+    driver: deps.driver,
+    signer: deps.signer,
+    templates,
+    events: createReplEvents(),
+    log: deps.log,
+    quota: deps.quota ?? 2,
+    egressDefault: deps.egressDefault ?? ALLOW_ALL,
+    egressDeniedCidrs: (deps.egressRanges ?? egressRangesFor("")).neverCidrs(),
+    get coreUrl() {
+      return urls.publicUrl();
+    },
+    get publicUrl() {
+      return urls.publicUrl();
+    },
+    get previewUrl() {
+      return urls.previewUrl();
+    },
+    sessionTtlMs: deps.sessionTtlMs ?? heartbeatIntervalMs * 3,
+    runnerTokenTtlSeconds: deps.runnerTokenTtlSeconds ?? 15 * 60,
+    lockWaitMs: deps.lockWaitMs ?? 30_000,
+    lockTtlMs: deps.lockTtlMs ?? 120_000,
+    operationTimeoutMs: deps.operationTimeoutMs ?? 10 * 60_000,
+  };
 }
 
 export async function createCore(deps: CoreDeps): Promise<Core> {
@@ -118,31 +168,16 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
 
   let http: HttpHandler = () => false;
   let publicUrl = deps.publicUrl?.replace(/\/+$/, "") ?? "";
-  let previewUrl = deps.preview?.publicUrl?.replace(/\/+$/, "");
+  // Each repl's previews live on <replId>.<host of this URL> (repl/preview-origin.ts).
+  let previewUrl = (deps.preview?.publicUrl ?? deps.driver.previewUrl)?.replace(/\/+$/, "");
+  if (previewUrl) previewOriginFor(previewUrl, "r000000000000"); // an unusable URL fails the start
   const heartbeatIntervalMs = deps.heartbeatIntervalMs ?? 30_000;
-  const repl: ReplDeps = {
-    state: deps.state,
-    blobs: deps.blobs,
-    driver: deps.driver,
-    signer: deps.signer,
-    templates,
-    events: createReplEvents(),
-    log,
-    quota: deps.quota ?? 2,
-    egressDefault: deps.egressDefault ?? ALLOW_ALL,
-    egressDeniedCidrs: (deps.egressRanges ?? egressRangesFor("")).neverCidrs(),
-    get coreUrl() {
-      return publicUrl;
-    },
-    get previewUrl() {
-      return previewUrl;
-    },
-    sessionTtlMs: deps.sessionTtlMs ?? heartbeatIntervalMs * 3,
-    runnerTokenTtlSeconds: deps.runnerTokenTtlSeconds ?? 15 * 60,
-    lockWaitMs: deps.lockWaitMs ?? 30_000,
-    lockTtlMs: deps.lockTtlMs ?? 120_000,
-    operationTimeoutMs: deps.operationTimeoutMs ?? 10 * 60_000,
-  };
+  const repl = replDepsOf(deps, templates, heartbeatIntervalMs, {
+    publicUrl: () => publicUrl,
+    previewUrl: () => previewUrl,
+  });
+  const audit = createAuditRecorder(deps.state, deps.auditRetention ?? DEFAULT_AUDIT_RETENTION, log);
+  const trustProxy = deps.trustProxy ?? false;
   const authenticate = createAuthenticator(
     deps.state,
     createTokenVerifier(deps.signer.publicKeyPem),
@@ -158,14 +193,17 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
     socketMode: 0o666,
     log,
     readMaxBytes: 1024 * 1024,
-    interceptors: [authInterceptor(principalKey, authenticate)],
+    // The audit log outside authentication and scopes, so it sees refusals and who was refused.
+    interceptors: [auditInterceptor(audit), authInterceptor(principalKey, authenticate), scopeInterceptor()],
+    contextValues: clientAddressContext(trustProxy),
     routes(router) {
       router.service(
         AuthService,
         createAuthService(deps.state, userOf, { secureCookies: publicUrl.startsWith("https:") }),
       );
       router.service(ReplService, createReplService(repl, userOf));
-      router.service(RunnerControlService, createRunnerControlService(repl, runnerOf, { heartbeatIntervalMs }));
+      router.service(AuditService, createAuditService(deps.state, audit, userOf));
+      router.service(RunnerControlService, createRunnerControlService(repl, runnerOf, { heartbeatIntervalMs, audit }));
     },
     http: async (req, res) =>
       (await deps.http?.(req, res)) || (await http(req, res)) || (await deps.web?.(req, res)) || false,
@@ -191,11 +229,21 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
     previewUrl ||= previewServer.url;
   }
 
-  const { loginLink, admin } = await operatorAccess(deps, publicUrl).catch(async (err) => {
+  const { loginLink, admin } = await operatorAccess(deps, publicUrl, audit).catch(async (err) => {
     await Promise.all([server.close(), previewServer?.close()]);
     throw err;
   });
-  http = createWebAuth({ publicUrl, state: deps.state, log, cookieSecret: deps.cookieSecret, github: deps.github });
+  const webAuth = createWebAuth({
+    publicUrl,
+    state: deps.state,
+    log,
+    cookieSecret: deps.cookieSecret,
+    github: deps.github,
+    audit,
+    trustProxy,
+  });
+  const signInToPreview = previewSignIn(repl, { recorder: audit, trustProxy });
+  http = async (req, res) => (await signInToPreview(req, res)) || webAuth(req, res);
 
   const reconcile = (signal = AbortSignal.timeout(5 * 60_000)) => reconcileOnce(repl, signal);
   const interval = deps.reconcileIntervalMs ?? 60_000;
@@ -219,6 +267,7 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
       clearInterval(timer);
       await Promise.all([server.close(), previewServer?.close(), admin?.close()]);
       await reconciling;
+      await audit.flushed();
     },
   };
 }

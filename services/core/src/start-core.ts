@@ -9,6 +9,7 @@ import type { Logger } from "../../../lib/kit/log.js";
 import type { HttpHandler } from "../../../lib/kit/server.js";
 import { createTokenSigner, type TokenSigner } from "../../../lib/kit/tokens.js";
 import { adminSocketPath } from "./admin/admin-socket.js";
+import { auditRetention } from "./audit/retention.js";
 import { type CoreConfig, egressDefault } from "./config.js";
 import { type Core, createCore } from "./core.js";
 import type { Driver } from "./driver/driver.js";
@@ -61,8 +62,8 @@ export async function startCore(config: CoreConfig, deps: StartCoreDeps): Promis
   const { driver, local } = await (deps.openDriver?.({ blobs, signer, log }) ??
     openDriver(config, { blobs, signer, log, egressRanges }));
   const proxied = local && config.DEVEX_RUNNER_ACCESS === "proxied" ? local : undefined;
-  const proxy = proxied && createRunnerProxy(proxied.targetFor, "api");
-  const previewProxy = proxied && createRunnerProxy(proxied.targetFor, "preview");
+  const proxy = proxied && createRunnerProxy(proxied.targetFor, "api", config.DEVEX_TRUST_PROXY);
+  const previewProxy = proxied && createRunnerProxy(proxied.targetFor, "preview", config.DEVEX_TRUST_PROXY);
   const core = await createCore({
     log,
     state,
@@ -95,6 +96,13 @@ export async function startCore(config: CoreConfig, deps: StartCoreDeps): Promis
     heartbeatIntervalMs: config.DEVEX_HEARTBEAT_INTERVAL,
     runnerTokenTtlSeconds: Math.round(config.DEVEX_RUNNER_TOKEN_TTL / 1000),
     reconcileIntervalMs: deps.reconcileIntervalMs,
+    trustProxy: config.DEVEX_TRUST_PROXY,
+    auditRetention: auditRetention({
+      maxAgeMs: config.DEVEX_AUDIT_RETENTION,
+      maxEvents: config.DEVEX_AUDIT_MAX_EVENTS,
+      maxUserEvents: config.DEVEX_AUDIT_MAX_USER_EVENTS,
+      embedded: !config.REDIS_URL,
+    }),
   });
   const steps = [
     () => core.close(),

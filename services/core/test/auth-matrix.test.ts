@@ -6,8 +6,9 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { AuditService } from "../../../gen/devex/core/v1/audit_pb.js";
 import { AuthService } from "../../../gen/devex/core/v1/auth_pb.js";
-import { EgressMode, ReplService } from "../../../gen/devex/core/v1/repl_pb.js";
+import { EgressMode, PreviewVisibility, ReplService } from "../../../gen/devex/core/v1/repl_pb.js";
 import { RunnerControlService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import { bearerAuth, createCoreAdminClient } from "../../../lib/client/clients.js";
 import { ALL_API_SCOPES, type ApiScope } from "../../../lib/contracts/api-scopes.js";
@@ -110,6 +111,19 @@ const rpcs: Rpc[] = [
     owner: "ok",
   },
   {
+    name: "ReplService.SetPreviewVisibility",
+    call: ({ c, replId }) => c.repl.setPreviewVisibility({ replId, port: 3000, visibility: PreviewVisibility.PRIVATE }),
+    other: Code.NotFound,
+    owner: "ok",
+  },
+  {
+    // Past authorization, a private port has no links.
+    name: "ReplService.CreatePreviewLink",
+    call: ({ c, replId }) => c.repl.createPreviewLink({ replId, port: 3000 }),
+    other: Code.NotFound,
+    owner: Code.FailedPrecondition,
+  },
+  {
     name: "ReplService.WatchRepl",
     call: async ({ c, replId }) => {
       const abort = new AbortController();
@@ -123,6 +137,12 @@ const rpcs: Rpc[] = [
     owner: "ok",
   },
   {
+    name: "AuditService.ListAuditEvents",
+    call: ({ c }) => c.audit.listAuditEvents({}),
+    other: "ok",
+    owner: "ok",
+  },
+  {
     name: "RunnerControlService.Heartbeat",
     call: ({ c, replId }) => c.control.heartbeat({ replId, runnerId: "run-x" }),
     other: U,
@@ -131,6 +151,20 @@ const rpcs: Rpc[] = [
   {
     name: "RunnerControlService.ReportIdle",
     call: ({ c, replId }) => c.control.reportIdle({ replId, runnerId: "run-x" }),
+    other: U,
+    owner: U,
+  },
+  {
+    name: "RunnerControlService.ReportAudit",
+    call: ({ c, replId }) => c.control.reportAudit({ replId, runnerId: "run-x" }),
+    other: U,
+    owner: U,
+  },
+  {
+    name: "RunnerControlService.WatchPreviewSharing",
+    call: async ({ c, replId }) => {
+      for await (const m of c.control.watchPreviewSharing({ replId, runnerId: "run-x" })) return m;
+    },
     other: U,
     owner: U,
   },
@@ -153,14 +187,19 @@ const opens: Record<string, readonly string[] | "runners only"> = {
   "ReplService.StopRepl": ["repls:write"],
   "ReplService.DeleteRepl": ["repls:write"],
   "ReplService.SetEgressPolicy": ["repls:write"],
+  "ReplService.SetPreviewVisibility": ["repls:write"],
+  "ReplService.CreatePreviewLink": ["repls:write"],
   "ReplService.WatchRepl": ["repls:read"],
+  "AuditService.ListAuditEvents": ["admin"],
   // No user credential works there, whatever its scopes (Unauthenticated).
   "RunnerControlService.Heartbeat": "runners only",
   "RunnerControlService.ReportIdle": "runners only",
+  "RunnerControlService.ReportAudit": "runners only",
+  "RunnerControlService.WatchPreviewSharing": "runners only",
 };
 
 /** Every method of the services core serves, as "Service.Method". */
-const served = [AuthService, ReplService, RunnerControlService].flatMap((s) =>
+const served = [AuthService, ReplService, AuditService, RunnerControlService].flatMap((s) =>
   s.methods.map((m) => `${s.name}.${m.name}`),
 );
 
@@ -265,7 +304,9 @@ describe("core authorization matrix", () => {
   }
 
   it("core has a scope rule for every user RPC (auth/scopes.ts; one missing is closed to scoped tokens)", () => {
-    const users = [AuthService, ReplService].flatMap((svc) => svc.methods.map((m) => `${svc.typeName}/${m.name}`));
+    const users = [AuthService, ReplService, AuditService].flatMap((svc) =>
+      svc.methods.map((m) => `${svc.typeName}/${m.name}`),
+    );
     assert.deepEqual(
       users.filter((m) => !scopeRules[m]),
       [],
@@ -291,6 +332,7 @@ describe("core authorization matrix", () => {
       for (const call of [
         () => admin.createUserToken({ userId: "mallory", name: "x" }),
         () => admin.createLoginLink({ userId: "alice" }),
+        () => admin.listAuditEvents({}),
       ]) {
         await assert.rejects(call(), (e) => ConnectError.from(e).code === Code.Unimplemented, who);
       }

@@ -11,6 +11,7 @@ import { WebSocket } from "ws";
 import { ReplStatus } from "../../../gen/devex/core/v1/repl_pb.js";
 import { listAll } from "../../../lib/blob/store.js";
 import { readStoredWorkspace } from "../../../lib/sync/sync.js";
+import { previewFetch } from "../../../lib/testing/preview-fetch.js";
 import { type Embedded, runInTerminal, startEmbedded } from "./embedded.js";
 
 describe("embedded setup end to end (local driver, one origin)", function () {
@@ -105,7 +106,12 @@ describe("embedded setup end to end (local driver, one origin)", function () {
     await runner.processes.startProcess({ command: { argv: ["node", "echo-cookie.cjs"] }, name: "echo-cookie" });
 
     const preview = new URL(access!.previewUrlTemplate.replace("{port}", "3000"));
-    assert.equal(preview.href, `${e.core.previewUrl}/${replId}/preview/3000/`);
+    const previewPort = new URL(e.core.previewUrl!).port;
+    assert.equal(
+      preview.href,
+      `http://${replId}.localhost:${previewPort}/preview/3000/`,
+      "an origin of the repl's own",
+    );
     assert.notEqual(preview.origin, new URL(e.core.publicUrl).origin, "previews are not on core's origin");
     const token = `?token=${encodeURIComponent(access!.token)}`;
     // The browser sends every cookie of the host (cookies ignore ports): core's session, the
@@ -113,24 +119,27 @@ describe("embedded setup end to end (local driver, one origin)", function () {
     const cookie = "devex_session=the-users-core-session; devex_preview=anything; app=1";
     let body: { cookie: string | null } | undefined;
     for (let i = 0; i < 100 && !body; i++) {
-      const res = await fetch(`${preview.href}${token}`, { headers: { cookie } });
+      const res = await previewFetch(`${preview.href}${token}`, { headers: { cookie } });
       if (res.status === 200) body = (await res.json()) as { cookie: string | null };
       else await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok(body, "the dev server never answered on the preview origin");
     assert.equal(body.cookie, "app=1");
 
-    // Core's origin does not serve the preview, and the preview origin serves neither core's API
-    // nor the runner's.
+    // Core's origin does not serve the preview, the preview port serves no preview below a path
+    // shared by every repl, and the repl's preview origin serves neither core's API nor the runner's.
     const onCore = await fetch(`${e.core.publicUrl}/${replId}/preview/3000/${token}`);
     assert.equal(onCore.status, 404);
-    const api = await fetch(`${preview.origin}/devex.core.v1.ReplService/ListRepls`, {
+    const shared = await previewFetch(`${e.core.previewUrl}/${replId}/preview/3000/${token}`);
+    assert.equal(shared.status, 404);
+    assert.match(await shared.text(), /origin of their own/);
+    const api = await previewFetch(`${preview.origin}/devex.core.v1.ReplService/ListRepls`, {
       method: "POST",
       headers: { "content-type": "application/json", cookie },
       body: "{}",
     });
     assert.equal(api.status, 404);
-    const runnerApi = await fetch(`${preview.origin}/${replId}/devex.runner.v1.FileService/ListFiles`, {
+    const runnerApi = await previewFetch(`${preview.origin}/devex.runner.v1.FileService/ListFiles`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${access!.token}` },
       body: "{}",

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { AuditService } from "../../../gen/devex/core/v1/audit_pb.js";
 import { AuthService } from "../../../gen/devex/core/v1/auth_pb.js";
 import { ReplService } from "../../../gen/devex/core/v1/repl_pb.js";
 import { RunnerControlService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
@@ -39,6 +40,7 @@ export interface Clients {
   auth: Client<typeof AuthService>;
   repl: Client<typeof ReplService>;
   control: Client<typeof RunnerControlService>;
+  audit: Client<typeof AuditService>;
 }
 
 export function clientsFor(baseUrl: string, auth: { bearer?: string; cookie?: string } = {}, http2 = false): Clients {
@@ -51,7 +53,12 @@ export function clientsFor(baseUrl: string, auth: { bearer?: string; cookie?: st
     ? createGrpcTransport({ baseUrl, interceptors: [headers] })
     : createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors: [headers] });
   const make = <S extends DescService>(s: S) => createClient(s, transport);
-  return { auth: make(AuthService), repl: make(ReplService), control: make(RunnerControlService) };
+  return {
+    auth: make(AuthService),
+    repl: make(ReplService),
+    control: make(RunnerControlService),
+    audit: make(AuditService),
+  };
 }
 
 export interface TestCoreOptions extends Partial<CoreDeps> {

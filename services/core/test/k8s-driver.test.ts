@@ -100,6 +100,7 @@ describe("Kubernetes driver against the fake API server", () => {
     assert.equal(env.DEVEX_REPL_ID, "r-start");
     assert.equal(env.DEVEX_RUNNER_WORKSPACE, "/workspace", "the project's path is the same on every driver");
     assert.equal(env.DEVEX_RUNNER_HOME, "/home/devex");
+    assert.equal(env.DEVEX_TRUST_PROXY, "true", "clients come through the ingress: their address is X-Forwarded-For's");
     assert.equal(pod.hostname, "r-start", "the repl's id is its hostname");
     assert.deepEqual(
       pod.containers[0].volumeMounts.find((m: KubeObject) => m.name === "workspaces"),

@@ -194,7 +194,21 @@ describe("objects the Kubernetes driver generates", () => {
       imagePullPolicy: undefined,
       egress: { deniedCidrs: [], storageCidrs: ["198.51.100.0/24", "10.0.0.5"] },
     }),
+    "previews on an origin per repl": testSettings({ previewBaseUrl: "https://preview.example.com" }),
   };
+  it("a preview base URL gives each repl's Ingress a rule for its own preview host, covered by the TLS secret", () => {
+    const req = startRequest("r0123456789ab");
+    const owner = { apiVersion: "apps/v1", kind: "Deployment", name: "d", uid: "u" };
+    const ingress = buildIngress(testSettings({ previewBaseUrl: "https://preview.example.com" }), req, owner);
+    const preview = ingress.spec!.rules![1];
+    assert.equal(preview.host, `${req.replId}.preview.example.com`);
+    assert.deepEqual(
+      preview.http!.paths.map((p) => [p.path, p.pathType, p.backend.service!.name]),
+      [["/preview/", "Prefix", ingress.metadata!.name]],
+    );
+    assert.deepEqual(ingress.spec!.tls![0].hosts, [new URL(testSettings().runnerBaseUrl).hostname, preview.host]);
+    assert.equal(buildIngress(testSettings(), req, owner).spec!.rules!.length, 1, "none without it");
+  });
   for (const [name, settings] of Object.entries(variants)) {
     it(`all validate: ${name}`, async () => {
       const req = startRequest("a-very-long-repl-name-that-goes-on-and-on-for-quite-a-while-0123", "Some.User");

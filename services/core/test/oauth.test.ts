@@ -147,6 +147,13 @@ describe("GitHub OAuth sign-in (fake GitHub)", () => {
     const snapshot = await readFile(join(t.dir, "state", "state.json"), "utf8");
     assert.ok(snapshot.includes("octocat"));
     assert.ok(!snapshot.includes(ACCESS_TOKEN));
+    // The sign-in is in the audit log, without GitHub's token.
+    const { events } = await c.audit.listAuditEvents({});
+    assert.deepEqual(events.map((e) => `${e.rpc} ${e.tokenId}`).reverse(), [
+      "auth/login github",
+      "devex.core.v1.ReplService/CreateRepl session",
+    ]);
+    assert.ok(!JSON.stringify(events.map((e) => e.details)).includes(ACCESS_TOKEN));
   });
 
   it("refuses a callback whose state does not match", async () => {

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import type { RunnerAccess } from "../../../gen/devex/core/v1/repl_pb.js";
 import type { RunnerClients } from "../../../lib/client/clients.js";
+import { previewFetch } from "../../../lib/testing/preview-fetch.js";
 import { codeOf, upgradeStatus } from "../../runner/test/helpers.js";
 import { type Embedded, startEmbedded } from "./embedded.js";
 
@@ -72,14 +73,14 @@ describe("preview credentials grant preview only", function () {
     const page = access.previewUrlTemplate.replace("{port}", String(port));
     let res: Response | undefined;
     for (let i = 0; i < 100 && res?.status !== 200; i++) {
-      res = await fetch(`${page}?token=${encodeURIComponent(access.previewToken)}`, { redirect: "manual" });
+      res = await previewFetch(`${page}?token=${encodeURIComponent(access.previewToken)}`);
       if (res.status !== 200) await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(res?.status, 200);
     assert.equal(await res!.text(), "hello /");
     const cookie = res!.headers.get("set-cookie")?.split(";")[0];
     assert.ok(cookie, "the runner sets its preview cookie");
-    const sub = await fetch(`${page}app.js`, { headers: { cookie } });
+    const sub = await previewFetch(`${page}app.js`, { headers: { cookie } });
     assert.equal(await sub.text(), "hello /app.js");
   });
 });

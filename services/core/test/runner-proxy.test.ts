@@ -4,10 +4,12 @@
  * so a dev server's page never runs on core's origin. Core's session cookie never reaches a runner,
  * over HTTP or a WebSocket upgrade; every other header does.
  */
+
 import assert from "node:assert/strict";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import WebSocket, { WebSocketServer } from "ws";
+import { localhostLookup, previewFetch } from "../../../lib/testing/preview-fetch.js";
 import { createRunnerProxy, type ProxyScope } from "../src/driver/local/proxy.js";
 
 describe("core's runner proxy", () => {
@@ -47,7 +49,7 @@ describe("core's runner proxy", () => {
 
   const firstMessage = (url: string, cookie: string) =>
     new Promise<string>((resolve, reject) => {
-      const ws = new WebSocket(url, { headers: { cookie } });
+      const ws = new WebSocket(url, { headers: { cookie }, lookup: localhostLookup as never });
       ws.on("message", (m) => {
         resolve(m.toString());
         ws.close();
@@ -86,26 +88,38 @@ describe("core's runner proxy", () => {
     assert.equal(seen.length, n, "nothing reached the runner");
   });
 
+  /** The repl's own preview origin on the preview port: `<replId>.localhost:<port>`. */
+  const replOrigin = () => origin.preview!.replace("127.0.0.1", `${replId}.localhost`);
+
   it("preview origin: forwards previews without core's session cookie, keeping the runner's and the app's", async () => {
-    const res = await fetch(`${origin.preview}/${replId}/preview/3000/page?x=1`, {
+    const res = await previewFetch(`${replOrigin()}/preview/3000/page?x=1`, {
       headers: { cookie: "devex_session=the-users-session; devex_preview=t; app=1" },
     });
     assert.equal(await res.text(), "runner saw /preview/3000/page?x=1");
     assert.equal(seen.at(-1)!.cookie, "devex_preview=t; app=1");
-    const hello = await firstMessage(
-      `${origin.preview!.replace("http", "ws")}/${replId}/preview/3000/live`,
-      "devex_session=s",
-    );
+    const hello = await firstMessage(`${replOrigin().replace("http", "ws")}/preview/3000/live`, "devex_session=s");
     assert.equal(hello, "hello /preview/3000/live");
     assert.equal(seen.at(-1)!.cookie, undefined);
   });
 
-  it("preview origin: refuses everything that is not a preview", async () => {
+  it("preview origin: serves a repl's previews only on its own host, and nothing that is not a preview", async () => {
     const n = seen.length;
-    const res = await fetch(`${origin.preview}/${replId}/devex.runner.v1.FileService/ListFiles`, { method: "POST" });
+    // Below a path on the bare host, every repl would share one origin.
+    const shared = await previewFetch(`${origin.preview}/${replId}/preview/3000/page`);
+    assert.equal(shared.status, 404);
+    assert.match(await shared.text(), /origin of their own/);
+    await assert.rejects(
+      firstMessage(`${origin.preview!.replace("http", "ws")}/${replId}/preview/3000/live`, ""),
+      /404/,
+    );
+    const unknown = await previewFetch(
+      `${origin.preview!.replace("127.0.0.1", "r999999999999.localhost")}/preview/3000/`,
+    );
+    assert.equal(unknown.status, 503, "a repl that is not running");
+    const res = await previewFetch(`${replOrigin()}/devex.runner.v1.FileService/ListFiles`, { method: "POST" });
     assert.equal(res.status, 404);
     assert.match(await res.text(), /previews only/);
-    await assert.rejects(firstMessage(`${origin.preview!.replace("http", "ws")}/${replId}/ws/terminals/t1`, ""), /404/);
+    await assert.rejects(firstMessage(`${replOrigin().replace("http", "ws")}/ws/terminals/t1`, ""), /404/);
     assert.equal(seen.length, n, "nothing reached the runner");
   });
 });

@@ -7,6 +7,7 @@
  * reachable from the repl's other commands and through the runner's preview route on core's preview origin,
  * but not from another repl, while the host's loopback stays out of reach.
  */
+
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, symlink, unlink } from "node:fs/promises";
@@ -15,6 +16,7 @@ import { createServer, type Server } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RunnerClients } from "../../../lib/client/clients.js";
+import { previewFetch } from "../../../lib/testing/preview-fetch.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
 import { startRedis, type TestRedis } from "../../../lib/testing/redis.js";
 import { createSandbox, defaultSandboxLimits } from "../src/driver/local/sandbox.js";
@@ -182,7 +184,7 @@ describe("sandbox escape table (bwrap active)", function () {
     }
     assert.match(got, /hello from \/x/);
     // (b) the runner's preview route through core's preview origin.
-    const res = await fetch(`${accessA.previewUrlTemplate.replace("{port}", String(port))}page?q=1`, {
+    const res = await previewFetch(`${accessA.previewUrlTemplate.replace("{port}", String(port))}page?q=1`, {
       headers: { authorization: `Bearer ${accessA.token}` },
     });
     assert.equal(res.status, 200);

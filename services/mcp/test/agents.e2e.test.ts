@@ -235,10 +235,27 @@ describe("MCP server end to end (embedded setup)", function () {
       const killed = ok(await call(client, "kill_process", { repl_id: replId, process_id: proc.process_id }));
       assert.equal((killed.process as Structured).process_id, proc.process_id);
       const preview = ok(await call(client, "get_preview_url", { repl_id: replId, port: 3000 }));
-      assert.match(preview.url as string, new RegExp(`/${replId}/preview/3000/\\?token=`));
+      assert.match(preview.url as string, new RegExp(`${replId}\\b.*/preview/3000/\\?token=`));
+      assert.equal(preview.visibility, "private");
       // The link carries the preview-only credential, never the runner access token.
       const linkToken = new URL(preview.url as string).searchParams.get("token")!;
       assert.deepEqual(JSON.parse(Buffer.from(linkToken.split(".")[1], "base64url").toString()).scope, ["preview"]);
+      // Sharing: a port shared by link gets links for that port only; private again, none.
+      const shared = ok(
+        await call(client, "set_preview_visibility", { repl_id: replId, port: 3000, visibility: "link" }),
+      );
+      assert.deepEqual(shared, { visibility: "private", ports: [{ port: 3000, visibility: "link" }] });
+      assert.equal(ok(await call(client, "get_preview_url", { repl_id: replId, port: 3000 })).visibility, "link");
+      const link = ok(await call(client, "create_preview_link", { repl_id: replId, port: 3000, ttl_seconds: 600 }));
+      const claims = JSON.parse(
+        Buffer.from(new URL(link.url as string).searchParams.get("token")!.split(".")[1], "base64url").toString(),
+      );
+      assert.deepEqual([claims.scope, claims.port, claims.exp - claims.iat], [["preview"], 3000, 600]);
+      assert.ok(Math.abs(Date.parse(link.expire_time as string) - claims.exp * 1000) < 1000);
+      ok(await call(client, "set_preview_visibility", { repl_id: replId, port: 3000, visibility: "default" }));
+      const refused = await call(client, "create_preview_link", { repl_id: replId, port: 3000 });
+      assert.equal(refused.isError, true);
+      assert.match(JSON.stringify(refused.content), /private: share it by link first/);
       ok(await call(client, "delete_repl", { repl_id: replId }));
     } finally {
       await client.close();
@@ -288,7 +305,7 @@ describe("MCP server end to end (embedded setup)", function () {
     const inspector = (method: string, tool?: string, args: Record<string, string> = {}) =>
       inspectorCli(this, env.endpoint, alice, method, tool, args);
     const listed = await inspector("tools/list");
-    assert.equal(listed.tools?.length, 30);
+    assert.equal(listed.tools?.length, 32);
     const created = await inspector("tools/call", "create_repl", { name: "inspector", template: "node" });
     const replId = (created.structuredContent!.repl as Structured).repl_id as string;
     assert.ok(replId);

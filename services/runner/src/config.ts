@@ -18,6 +18,9 @@
  *                                   whose network namespace has no route to core's TCP port).
  *   DEVEX_IDLE_TIMEOUT              Idle time before the runner reports itself idle (default 4m).
  *   DEVEX_HEARTBEAT_INTERVAL        Heartbeat period until core says otherwise (default 30s).
+ *   DEVEX_TRUST_PROXY               A proxy in front appends the client's address to X-Forwarded-For (an ingress):
+ *                                   audit events name that address (default false; on its Unix socket the runner
+ *                                   always takes it from core's proxy).
  *   DEVEX_RUNNER_MAX_FILE_READ      Largest ReadFile answer in bytes (default 16 MiB).
  *   DEVEX_RUNNER_MAX_TERMINALS      Terminals running at once (default 16).
  *   DEVEX_RUNNER_MAX_PROCESSES      Exec calls and background processes running at once (default 32).
@@ -52,6 +55,7 @@ export const configSchema = z.object({
   DEVEX_CORE_SOCKET: z.optional(text()),
   DEVEX_IDLE_TIMEOUT: env.duration("4m"),
   DEVEX_HEARTBEAT_INTERVAL: env.duration("30s"),
+  DEVEX_TRUST_PROXY: env.bool(false),
   DEVEX_RUNNER_MAX_FILE_READ: bytes(16 * 1024 * 1024),
   DEVEX_RUNNER_MAX_TERMINALS: count(16),
   DEVEX_RUNNER_MAX_PROCESSES: count(32),
@@ -107,6 +111,8 @@ export interface RunnerConfig {
   logLevel: string;
   /** Put before every user command (a sandbox such as bubblewrap); empty runs commands directly. */
   commandPrefix?: string[];
+  /** X-Forwarded-For's last address is the client's (DEVEX_TRUST_PROXY). */
+  trustProxy?: boolean;
 }
 
 export const defaultRunnerLimits: Limits = {
@@ -156,6 +162,7 @@ export function loadRunnerConfig(source: NodeJS.ProcessEnv = process.env): Runne
     },
     logLevel: c.DEVEX_LOG_LEVEL,
     commandPrefix: c.DEVEX_RUNNER_COMMAND_PREFIX,
+    trustProxy: c.DEVEX_TRUST_PROXY,
   };
 }
 

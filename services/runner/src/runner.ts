@@ -13,17 +13,21 @@ import { TerminalService } from "../../../gen/devex/runner/v1/terminal_pb.js";
 import { RunnerAdminService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import { runnerControlClientFor } from "../../../lib/client/node.js";
 import { authInterceptor } from "../../../lib/kit/auth.js";
+import { clientAddressContext } from "../../../lib/kit/client-address.js";
 import { unavailable } from "../../../lib/kit/errors.js";
 import type { Logger } from "../../../lib/kit/log.js";
 import { killGroup } from "../../../lib/kit/pids.js";
 import { type RunningServer, startServer } from "../../../lib/kit/server.js";
 import { createTokenVerifier } from "../../../lib/kit/tokens.js";
 import { ActivityTracker, type Clock } from "./activity.js";
-import { createRunnerAuth, principalKey } from "./auth.js";
+import { runnerAuditInterceptor } from "./audit/interceptor.js";
+import { startAuditReporter } from "./audit/reporter.js";
+import { createRunnerAuth, principalKey, type RunnerAuth, scopeInterceptor } from "./auth.js";
 import type { RunnerConfig } from "./config.js";
 import { IdleMonitor } from "./control/idle-monitor.js";
 import { prepareHome } from "./home.js";
 import { createPreviewProxy } from "./preview/proxy.js";
+import { followPreviewSharing, OWNER_ONLY, type PreviewSharingFeed } from "./preview/sharing.js";
 import { ProcessRegistry } from "./processes/registry.js";
 import { createAdminService } from "./services/admin-service.js";
 import { createFileService } from "./services/file-service.js";
@@ -75,6 +79,27 @@ async function openWorkspace(config: RunnerConfig) {
   return { workspace, baseEnv };
 }
 
+/** The repl's terminals and processes, started with the workspace's environment under the command prefix. */
+function openRegistries(config: RunnerConfig, workspace: Workspace, baseEnv: Record<string, string>) {
+  const { limits, commandPrefix } = config;
+  return {
+    terminals: new TerminalRegistry({
+      workspace,
+      baseEnv,
+      commandPrefix,
+      maxTerminals: limits.maxTerminals,
+      scrollbackBytes: limits.scrollbackBytes,
+    }),
+    processes: new ProcessRegistry({
+      workspace,
+      baseEnv,
+      commandPrefix,
+      maxProcesses: limits.maxProcesses,
+      outputBytes: limits.processOutputBytes,
+    }),
+  };
+}
+
 /** Heartbeats and idle reports to core, when the runner has a core to report to. */
 function startIdleMonitor(
   config: RunnerConfig,
@@ -104,24 +129,19 @@ function startIdleMonitor(
   return monitor;
 }
 
+/** The repl's preview rules from core, when the runner has a core (without one, only the owner's tokens open previews). */
+function followSharing(config: RunnerConfig, log: Logger): PreviewSharingFeed | undefined {
+  if (!config.core) return undefined;
+  const { url, controlToken, socketPath, runnerId } = config.core;
+  const client = runnerControlClientFor(url, { token: controlToken, socketPath });
+  return followPreviewSharing({ client, replId: config.replId, runnerId, log });
+}
+
 export async function startRunner(config: RunnerConfig, options: RunnerOptions): Promise<Runner> {
   const { log } = options;
   const { workspace, baseEnv } = await openWorkspace(config);
   const { limits } = config;
-  const terminals = new TerminalRegistry({
-    workspace,
-    baseEnv,
-    commandPrefix: config.commandPrefix,
-    maxTerminals: limits.maxTerminals,
-    scrollbackBytes: limits.scrollbackBytes,
-  });
-  const processes = new ProcessRegistry({
-    workspace,
-    baseEnv,
-    commandPrefix: config.commandPrefix,
-    maxProcesses: limits.maxProcesses,
-    outputBytes: limits.processOutputBytes,
-  });
+  const { terminals, processes } = openRegistries(config, workspace, baseEnv);
   const activity = new ActivityTracker(options.clock, () => processes.running);
   const auth = createRunnerAuth(createTokenVerifier(config.tokenPublicKeyPem), config.replId);
   let drainReason: string | undefined;
@@ -129,8 +149,11 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
   let serverPort = config.port;
 
   const wsBridge = createWsBridge({ auth, terminals, activity, log, draining });
-  const preview = createPreviewProxy({ auth, activity, log, ownPort: () => serverPort });
+  const sharing = followSharing(config, log);
+  const rules = () => sharing?.rules() ?? OWNER_ONLY;
+  const preview = createPreviewProxy({ auth, activity, log, ownPort: () => serverPort, replId: config.replId, rules });
 
+  const { audit, ...calls } = rpcChain(config, log, auth, activity, draining);
   const server = await startServer({
     name: "runner",
     port: config.port,
@@ -139,7 +162,7 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
     tcp: !config.socketPath,
     log,
     readMaxBytes: limits.maxMessageBytes,
-    interceptors: [authInterceptor(principalKey, (h, m) => auth.rpc(h, m)), activityInterceptor(activity, draining)],
+    ...calls,
     routes(router) {
       router.service(FileService, createFileService({ workspace, maxFileRead: limits.maxFileRead }));
       // Terminal output is not compressed (nor is it on the WebSocket bridge): gzip of every frame
@@ -208,13 +231,42 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
     close() {
       closing ??= (async () => {
         idleMonitor?.stop();
+        sharing?.stop();
         drainReason ??= "the runner is stopping";
         await Promise.all([terminals.closeAll(200), processes.killAll(500)]);
+        // The server first: calls that end as it closes record their events, then the reporter sends them.
         await server.close();
+        await audit?.close();
         process.off("exit", killOnExit);
       })();
       return closing;
     },
+  };
+}
+
+/**
+ * What every RPC goes through: authentication, the audit log (which needs the caller; its reporter
+ * when core is there to report to), the scope check (after the audit log, so refusals are recorded
+ * with who was refused), activity; and the client's address in each call's context.
+ */
+function rpcChain(
+  config: RunnerConfig,
+  log: Logger,
+  auth: RunnerAuth,
+  activity: ActivityTracker,
+  draining: () => string | undefined,
+) {
+  const audit = startAuditReporter(config.core, config.replId, log);
+  return {
+    audit,
+    interceptors: [
+      authInterceptor(principalKey, (h, m) => auth.authenticate(h, m)),
+      ...(audit ? [runnerAuditInterceptor(audit)] : []),
+      scopeInterceptor(auth),
+      activityInterceptor(activity, draining),
+    ],
+    // On its Unix socket only core's proxy reaches the runner, and it names the client in X-Forwarded-For.
+    contextValues: clientAddressContext((req) => !req.socket?.remoteAddress || !!config.trustProxy),
   };
 }
 

@@ -94,6 +94,7 @@ class IdePage {
     this.ui.networkButton.setAttribute("aria-label", `Network policy: ${networkLabel(r.egress)}`);
     this.ui.networkButton.disabled = false;
     stopButton.disabled = r.status !== ReplStatus.RUNNING || this.phase !== "ready";
+    this.workspace?.preview.showSharing(r.previewSharing);
   }
 
   private async editNetwork() {
@@ -147,6 +148,7 @@ class IdePage {
       this.phase = "ready";
       this.showRepl(r);
       this.workspace = new RunnerWorkspace(this.replId, runner, this.ui.panes, this.updateConnection);
+      this.workspace.preview.showSharing(this.repl?.previewSharing);
       await this.workspace.load(this.template);
       overlay.hide();
       main.setAttribute("aria-busy", "false");

@@ -5,8 +5,10 @@
  * cookies, and a sandbox with both is no sandbox (in the embedded setup the preview shares core's
  * origin; the Kubernetes setup serves repls from their own host).
  */
+import type { PreviewSharing } from "../../../gen/devex/core/v1/repl_pb.js";
 import type { RunnerSession } from "../api.js";
 import { h } from "../ui.js";
+import { PreviewSharingControl } from "./preview-sharing.js";
 
 export class PreviewPane {
   readonly el: HTMLElement;
@@ -14,6 +16,7 @@ export class PreviewPane {
   private readonly port: HTMLInputElement;
   private readonly openLink: HTMLAnchorElement;
   private readonly empty: HTMLElement;
+  private readonly sharing: PreviewSharingControl;
 
   constructor(private readonly session: RunnerSession) {
     this.port = h("input", {
@@ -55,6 +58,7 @@ export class PreviewPane {
       "↗",
     );
     form.append(this.openLink);
+    this.port.addEventListener("input", () => this.sharing.refresh());
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       this.open();
@@ -71,11 +75,13 @@ export class PreviewPane {
       h("code", {}, "npx http-server -p 3000"),
       ") and open its port here.",
     );
+    this.sharing = new PreviewSharingControl(session, () => this.portNumber());
     this.el = h(
       "section",
       { class: "preview", "aria-label": "Preview" },
       h("div", { class: "panel-head" }, h("h2", {}, "Preview")),
       form,
+      this.sharing.el,
       this.empty,
       this.frame,
     );
@@ -97,6 +103,11 @@ export class PreviewPane {
     this.openLink.href = this.session.previewUrl(port);
     this.frame.hidden = false;
     this.empty.hidden = true;
+  }
+
+  /** The repl's preview sharing, as core last reported it. */
+  showSharing(s: PreviewSharing | undefined): void {
+    this.sharing.show(s);
   }
 
   reload(): void {

@@ -16,6 +16,7 @@ import { TerminalPanel } from "./terminals.js";
 export class RunnerWorkspace {
   readonly editor: Editor;
   readonly terminals: TerminalPanel;
+  readonly preview: PreviewPane;
   filesStream: StreamState | "off" = "off";
   private readonly session: RunnerSession;
   private readonly tree: FileTree;
@@ -42,6 +43,7 @@ export class RunnerWorkspace {
     this.editor = editor;
     this.terminals = new TerminalPanel(this.session, onConnectionChange);
     const preview = new PreviewPane(this.session);
+    this.preview = preview;
     panes.explorer.replaceChildren(this.tree.el);
     panes.editor.replaceChildren(editor.el);
     panes.terminal.replaceChildren(this.terminals.el);

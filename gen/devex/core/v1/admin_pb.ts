@@ -5,6 +5,8 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import type { AuditEvent } from "./audit_pb.js";
+import { file_devex_core_v1_audit } from "./audit_pb.js";
 import type { ApiToken } from "./auth_pb.js";
 import { file_devex_core_v1_auth } from "./auth_pb.js";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
@@ -15,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file devex/core/v1/admin.proto.
  */
 export const file_devex_core_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChlkZXZleC9jb3JlL3YxL2FkbWluLnByb3RvEg1kZXZleC5jb3JlLnYxIqkCChZDcmVhdGVVc2VyVG9rZW5SZXF1ZXN0Ej0KB3VzZXJfaWQYASABKAlCLLpIKXInEAEYJzIhXlthLXowLTldKD86W2EtejAtOS1dKlthLXowLTldKT8kEjgKBG5hbWUYAiABKAlCKrpIJ3IlEAEYQDIfXltBLVphLXowLTldW0EtWmEtejAtOSAuXzpALV0qJBI5CgN0dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CEbpIDqoBCyIFCIDnhA8yAgg8ElsKBnNjb3BlcxgEIAMoCUJLukhIkgFFGAEiQXI/UgpyZXBsczpyZWFkUgtyZXBsczp3cml0ZVIKZmlsZXM6cmVhZFILZmlsZXM6d3JpdGVSBGV4ZWNSBWFkbWluIlEKF0NyZWF0ZVVzZXJUb2tlblJlc3BvbnNlEiYKBXRva2VuGAEgASgLMhcuZGV2ZXguY29yZS52MS5BcGlUb2tlbhIOCgZzZWNyZXQYAiABKAkikgEKFkNyZWF0ZUxvZ2luTGlua1JlcXVlc3QSPgoHdXNlcl9pZBgBIAEoCUItukgqcigYJzIkXiR8XlthLXowLTldKD86W2EtejAtOS1dKlthLXowLTldKT8kEjgKA3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIQukgNqgEKIgQIgKMFMgIIPCJoChdDcmVhdGVMb2dpbkxpbmtSZXNwb25zZRILCgN1cmwYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAy0gEKDEFkbWluU2VydmljZRJgCg9DcmVhdGVVc2VyVG9rZW4SJS5kZXZleC5jb3JlLnYxLkNyZWF0ZVVzZXJUb2tlblJlcXVlc3QaJi5kZXZleC5jb3JlLnYxLkNyZWF0ZVVzZXJUb2tlblJlc3BvbnNlEmAKD0NyZWF0ZUxvZ2luTGluaxIlLmRldmV4LmNvcmUudjEuQ3JlYXRlTG9naW5MaW5rUmVxdWVzdBomLmRldmV4LmNvcmUudjEuQ3JlYXRlTG9naW5MaW5rUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_devex_core_v1_auth, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChlkZXZleC9jb3JlL3YxL2FkbWluLnByb3RvEg1kZXZleC5jb3JlLnYxIqkCChZDcmVhdGVVc2VyVG9rZW5SZXF1ZXN0Ej0KB3VzZXJfaWQYASABKAlCLLpIKXInEAEYJzIhXlthLXowLTldKD86W2EtejAtOS1dKlthLXowLTldKT8kEjgKBG5hbWUYAiABKAlCKrpIJ3IlEAEYQDIfXltBLVphLXowLTldW0EtWmEtejAtOSAuXzpALV0qJBI5CgN0dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CEbpIDqoBCyIFCIDnhA8yAgg8ElsKBnNjb3BlcxgEIAMoCUJLukhIkgFFGAEiQXI/UgpyZXBsczpyZWFkUgtyZXBsczp3cml0ZVIKZmlsZXM6cmVhZFILZmlsZXM6d3JpdGVSBGV4ZWNSBWFkbWluIlEKF0NyZWF0ZVVzZXJUb2tlblJlc3BvbnNlEiYKBXRva2VuGAEgASgLMhcuZGV2ZXguY29yZS52MS5BcGlUb2tlbhIOCgZzZWNyZXQYAiABKAkikgEKFkNyZWF0ZUxvZ2luTGlua1JlcXVlc3QSPgoHdXNlcl9pZBgBIAEoCUItukgqcigYJzIkXiR8XlthLXowLTldKD86W2EtejAtOS1dKlthLXowLTldKT8kEjgKA3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIQukgNqgEKIgQIgKMFMgIIPCJoChdDcmVhdGVMb2dpbkxpbmtSZXNwb25zZRILCgN1cmwYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiuwIKIkFkbWluU2VydmljZUxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSPgoHdXNlcl9pZBgBIAEoCUItukgqcigYJzIkXiR8XlthLXowLTldKD86W2EtejAtOS1dKlthLXowLTldKT8kEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbCglwYWdlX3NpemUYBCABKA1CCLpIBSoDGPQDEhwKCnBhZ2VfdG9rZW4YBSABKAlCCLpIBXIDGIACEjwKB3JlcGxfaWQYBiABKAlCK7pIKHImGD8yIl4kfF5bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiaQojQWRtaW5TZXJ2aWNlTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USKQoGZXZlbnRzGAEgAygLMhkuZGV2ZXguY29yZS52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTLRAgoMQWRtaW5TZXJ2aWNlEmAKD0NyZWF0ZVVzZXJUb2tlbhIlLmRldmV4LmNvcmUudjEuQ3JlYXRlVXNlclRva2VuUmVxdWVzdBomLmRldmV4LmNvcmUudjEuQ3JlYXRlVXNlclRva2VuUmVzcG9uc2USYAoPQ3JlYXRlTG9naW5MaW5rEiUuZGV2ZXguY29yZS52MS5DcmVhdGVMb2dpbkxpbmtSZXF1ZXN0GiYuZGV2ZXguY29yZS52MS5DcmVhdGVMb2dpbkxpbmtSZXNwb25zZRJ9Cg9MaXN0QXVkaXRFdmVudHMSMS5kZXZleC5jb3JlLnYxLkFkbWluU2VydmljZUxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaMi5kZXZleC5jb3JlLnYxLkFkbWluU2VydmljZUxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_buf_validate_validate, file_devex_core_v1_audit, file_devex_core_v1_auth, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Request for CreateUserToken.
@@ -151,6 +153,90 @@ export const CreateLoginLinkResponseSchema: GenMessage<CreateLoginLinkResponse> 
   messageDesc(file_devex_core_v1_admin, 3);
 
 /**
+ * Request for AdminService.ListAuditEvents.
+ *
+ * @generated from message devex.core.v1.AdminServiceListAuditEventsRequest
+ */
+export type AdminServiceListAuditEventsRequest = Message<"devex.core.v1.AdminServiceListAuditEventsRequest"> & {
+  /**
+   * Only this user's events; empty means everyone's.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Only events recorded at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 2;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Only events recorded before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 3;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Largest number of events to return; 0 means the server's default (100).
+   *
+   * @generated from field: uint32 page_size = 4;
+   */
+  pageSize: number;
+
+  /**
+   * Token from a previous response to continue from (the same filters apply).
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
+
+  /**
+   * Only events about this repl.
+   *
+   * @generated from field: string repl_id = 6;
+   */
+  replId: string;
+};
+
+/**
+ * Describes the message devex.core.v1.AdminServiceListAuditEventsRequest.
+ * Use `create(AdminServiceListAuditEventsRequestSchema)` to create a new message.
+ */
+export const AdminServiceListAuditEventsRequestSchema: GenMessage<AdminServiceListAuditEventsRequest> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_admin, 4);
+
+/**
+ * Response of AdminService.ListAuditEvents.
+ *
+ * @generated from message devex.core.v1.AdminServiceListAuditEventsResponse
+ */
+export type AdminServiceListAuditEventsResponse = Message<"devex.core.v1.AdminServiceListAuditEventsResponse"> & {
+  /**
+   * The events, newest first.
+   *
+   * @generated from field: repeated devex.core.v1.AuditEvent events = 1;
+   */
+  events: AuditEvent[];
+
+  /**
+   * Token for the next (older) page, empty on the last one.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message devex.core.v1.AdminServiceListAuditEventsResponse.
+ * Use `create(AdminServiceListAuditEventsResponseSchema)` to create a new message.
+ */
+export const AdminServiceListAuditEventsResponseSchema: GenMessage<AdminServiceListAuditEventsResponse> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_admin, 5);
+
+/**
  * The operator's calls, served only on core's admin socket (<DEVEX_DATA_DIR>/admin/core.sock, in a
  * folder only core's user may enter): whoever can open it runs as core's user or root already, so
  * that is the credential.
@@ -178,6 +264,16 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof CreateLoginLinkRequestSchema;
     output: typeof CreateLoginLinkResponseSchema;
+  },
+  /**
+   * Lists every user's audit events (or one user's), newest first.
+   *
+   * @generated from rpc devex.core.v1.AdminService.ListAuditEvents
+   */
+  listAuditEvents: {
+    methodKind: "unary";
+    input: typeof AdminServiceListAuditEventsRequestSchema;
+    output: typeof AdminServiceListAuditEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_devex_core_v1_admin, 0);

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file devex/core/v1/repl.proto.
  */
 export const file_devex_core_v1_repl: GenFile = /*@__PURE__*/
-  fileDesc("ChhkZXZleC9jb3JlL3YxL3JlcGwucHJvdG8SDWRldmV4LmNvcmUudjEigAMKBFJlcGwSDwoHcmVwbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCHRlbXBsYXRlGAMgASgJEg0KBW93bmVyGAQgASgJEikKBnN0YXR1cxgFIAEoDjIZLmRldmV4LmNvcmUudjEuUmVwbFN0YXR1cxIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHBlcnNpc3RfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgJIAEoCRIrCgZlZ3Jlc3MYCiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeRIbChNlZ3Jlc3NfZGVuaWVkX2NpZHJzGAsgAygJEhsKE2VncmVzc19ub3RfZW5mb3JjZWQYDCABKAkiigEKDEVncmVzc1BvbGljeRInCgRtb2RlGAEgASgOMhkuZGV2ZXguY29yZS52MS5FZ3Jlc3NNb2RlEikKDWFsbG93X2RvbWFpbnMYAiADKAlCErpID5IBDBCAAiIHcgUQARj+ARImCgthbGxvd19jaWRycxgDIAMoCUIRukgOkgELEIACIgZyBBABGCsikAEKCFRlbXBsYXRlEgwKBG5hbWUYASABKAkSDQoFdGl0bGUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSEAoIbGFuZ3VhZ2UYBCABKAkSEwoLcnVuX2NvbW1hbmQYBSABKAkSKwoGZWdyZXNzGAYgASgLMhsuZGV2ZXguY29yZS52MS5FZ3Jlc3NQb2xpY3kiqAEKDFJ1bm5lckFjY2VzcxILCgN1cmwYASABKAkSDQoFdG9rZW4YAiABKAkSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDndlYnNvY2tldF9wYXRoGAQgASgJEhwKFHByZXZpZXdfdXJsX3RlbXBsYXRlGAUgASgJEhUKDXByZXZpZXdfdG9rZW4YBiABKAkiawoIUHJvZ3Jlc3MSDQoFcGhhc2UYASABKAkSEgoKZmlsZXNfZG9uZRgCIAEoBBITCgtmaWxlc190b3RhbBgDIAEoBBISCgpieXRlc19kb25lGAQgASgEEhMKC2J5dGVzX3RvdGFsGAUgASgEIhYKFExpc3RUZW1wbGF0ZXNSZXF1ZXN0IkMKFUxpc3RUZW1wbGF0ZXNSZXNwb25zZRIqCgl0ZW1wbGF0ZXMYASADKAsyFy5kZXZleC5jb3JlLnYxLlRlbXBsYXRlIqsBChFDcmVhdGVSZXBsUmVxdWVzdBI2CgRuYW1lGAEgASgJQii6SCVyIxABGEAyHV5bQS1aYS16MC05XVtBLVphLXowLTkgLl8tXSokEjEKCHRlbXBsYXRlGAIgASgJQh+6SBxyGhABGCAyFF5bYS16MC05XVthLXowLTktXSokEisKBmVncmVzcxgDIAEoCzIbLmRldmV4LmNvcmUudjEuRWdyZXNzUG9saWN5IjcKEkNyZWF0ZVJlcGxSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsIk0KEExpc3RSZXBsc1JlcXVlc3QSGwoJcGFnZV9zaXplGAEgASgNQgi6SAUqAxj0AxIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiAAiJQChFMaXN0UmVwbHNSZXNwb25zZRIiCgVyZXBscxgBIAMoCzITLmRldmV4LmNvcmUudjEuUmVwbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTQoOR2V0UmVwbFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kIjQKD0dldFJlcGxSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsIk8KEFN0YXJ0UmVwbFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kImMKEVN0YXJ0UmVwbFJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwSKwoGcnVubmVyGAIgASgLMhsuZGV2ZXguY29yZS52MS5SdW5uZXJBY2Nlc3MiTgoPU3RvcFJlcGxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCJqChBTdG9wUmVwbFJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwSMwoQcGVyc2lzdF9kdXJhdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJQChFEZWxldGVSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiFAoSRGVsZXRlUmVwbFJlc3BvbnNlIk8KEFdhdGNoUmVwbFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kImEKEVdhdGNoUmVwbFJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwSKQoIcHJvZ3Jlc3MYAiABKAsyFy5kZXZleC5jb3JlLnYxLlByb2dyZXNzIooBChZTZXRFZ3Jlc3NQb2xpY3lSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIzCgZlZ3Jlc3MYAiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeUIGukgDyAEBIjwKF1NldEVncmVzc1BvbGljeVJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwqqQEKClJlcGxTdGF0dXMSGwoXUkVQTF9TVEFUVVNfVU5TUEVDSUZJRUQQABIXChNSRVBMX1NUQVRVU19TVE9QUEVEEAESGAoUUkVQTF9TVEFUVVNfU1RBUlRJTkcQAhIXChNSRVBMX1NUQVRVU19SVU5OSU5HEAMSGAoUUkVQTF9TVEFUVVNfU1RPUFBJTkcQBBIYChRSRVBMX1NUQVRVU19ERUxFVElORxAFKnkKCkVncmVzc01vZGUSGwoXRUdSRVNTX01PREVfVU5TUEVDSUZJRUQQABIZChVFR1JFU1NfTU9ERV9BTExPV19BTEwQARIYChRFR1JFU1NfTU9ERV9ERU5ZX0FMTBACEhkKFUVHUkVTU19NT0RFX0FMTE9XTElTVBADMp0GCgtSZXBsU2VydmljZRJfCg1MaXN0VGVtcGxhdGVzEiMuZGV2ZXguY29yZS52MS5MaXN0VGVtcGxhdGVzUmVxdWVzdBokLmRldmV4LmNvcmUudjEuTGlzdFRlbXBsYXRlc1Jlc3BvbnNlIgOQAgESUQoKQ3JlYXRlUmVwbBIgLmRldmV4LmNvcmUudjEuQ3JlYXRlUmVwbFJlcXVlc3QaIS5kZXZleC5jb3JlLnYxLkNyZWF0ZVJlcGxSZXNwb25zZRJTCglMaXN0UmVwbHMSHy5kZXZleC5jb3JlLnYxLkxpc3RSZXBsc1JlcXVlc3QaIC5kZXZleC5jb3JlLnYxLkxpc3RSZXBsc1Jlc3BvbnNlIgOQAgESTQoHR2V0UmVwbBIdLmRldmV4LmNvcmUudjEuR2V0UmVwbFJlcXVlc3QaHi5kZXZleC5jb3JlLnYxLkdldFJlcGxSZXNwb25zZSIDkAIBElMKCVN0YXJ0UmVwbBIfLmRldmV4LmNvcmUudjEuU3RhcnRSZXBsUmVxdWVzdBogLmRldmV4LmNvcmUudjEuU3RhcnRSZXBsUmVzcG9uc2UiA5ACAhJQCghTdG9wUmVwbBIeLmRldmV4LmNvcmUudjEuU3RvcFJlcGxSZXF1ZXN0Gh8uZGV2ZXguY29yZS52MS5TdG9wUmVwbFJlc3BvbnNlIgOQAgISVgoKRGVsZXRlUmVwbBIgLmRldmV4LmNvcmUudjEuRGVsZXRlUmVwbFJlcXVlc3QaIS5kZXZleC5jb3JlLnYxLkRlbGV0ZVJlcGxSZXNwb25zZSIDkAICElAKCVdhdGNoUmVwbBIfLmRldmV4LmNvcmUudjEuV2F0Y2hSZXBsUmVxdWVzdBogLmRldmV4LmNvcmUudjEuV2F0Y2hSZXBsUmVzcG9uc2UwARJlCg9TZXRFZ3Jlc3NQb2xpY3kSJS5kZXZleC5jb3JlLnYxLlNldEVncmVzc1BvbGljeVJlcXVlc3QaJi5kZXZleC5jb3JlLnYxLlNldEVncmVzc1BvbGljeVJlc3BvbnNlIgOQAgJiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChhkZXZleC9jb3JlL3YxL3JlcGwucHJvdG8SDWRldmV4LmNvcmUudjEiuAMKBFJlcGwSDwoHcmVwbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCHRlbXBsYXRlGAMgASgJEg0KBW93bmVyGAQgASgJEikKBnN0YXR1cxgFIAEoDjIZLmRldmV4LmNvcmUudjEuUmVwbFN0YXR1cxIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHBlcnNpc3RfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgJIAEoCRIrCgZlZ3Jlc3MYCiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeRIbChNlZ3Jlc3NfZGVuaWVkX2NpZHJzGAsgAygJEhsKE2VncmVzc19ub3RfZW5mb3JjZWQYDCABKAkSNgoPcHJldmlld19zaGFyaW5nGA0gASgLMh0uZGV2ZXguY29yZS52MS5QcmV2aWV3U2hhcmluZyLPAQoOUHJldmlld1NoYXJpbmcSNAoKdmlzaWJpbGl0eRgBIAEoDjIgLmRldmV4LmNvcmUudjEuUHJldmlld1Zpc2liaWxpdHkSNwoFcG9ydHMYAiADKAsyKC5kZXZleC5jb3JlLnYxLlByZXZpZXdTaGFyaW5nLlBvcnRzRW50cnkaTgoKUG9ydHNFbnRyeRILCgNrZXkYASABKA0SLwoFdmFsdWUYAiABKA4yIC5kZXZleC5jb3JlLnYxLlByZXZpZXdWaXNpYmlsaXR5OgI4ASKKAQoMRWdyZXNzUG9saWN5EicKBG1vZGUYASABKA4yGS5kZXZleC5jb3JlLnYxLkVncmVzc01vZGUSKQoNYWxsb3dfZG9tYWlucxgCIAMoCUISukgPkgEMEIACIgdyBRABGP4BEiYKC2FsbG93X2NpZHJzGAMgAygJQhG6SA6SAQsQgAIiBnIEEAEYKyKQAQoIVGVtcGxhdGUSDAoEbmFtZRgBIAEoCRINCgV0aXRsZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIQCghsYW5ndWFnZRgEIAEoCRITCgtydW5fY29tbWFuZBgFIAEoCRIrCgZlZ3Jlc3MYBiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeSKoAQoMUnVubmVyQWNjZXNzEgsKA3VybBgBIAEoCRINCgV0b2tlbhgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOd2Vic29ja2V0X3BhdGgYBCABKAkSHAoUcHJldmlld191cmxfdGVtcGxhdGUYBSABKAkSFQoNcHJldmlld190b2tlbhgGIAEoCSJrCghQcm9ncmVzcxINCgVwaGFzZRgBIAEoCRISCgpmaWxlc19kb25lGAIgASgEEhMKC2ZpbGVzX3RvdGFsGAMgASgEEhIKCmJ5dGVzX2RvbmUYBCABKAQSEwoLYnl0ZXNfdG90YWwYBSABKAQiFgoUTGlzdFRlbXBsYXRlc1JlcXVlc3QiQwoVTGlzdFRlbXBsYXRlc1Jlc3BvbnNlEioKCXRlbXBsYXRlcxgBIAMoCzIXLmRldmV4LmNvcmUudjEuVGVtcGxhdGUiqwEKEUNyZWF0ZVJlcGxSZXF1ZXN0EjYKBG5hbWUYASABKAlCKLpIJXIjEAEYQDIdXltBLVphLXowLTldW0EtWmEtejAtOSAuXy1dKiQSMQoIdGVtcGxhdGUYAiABKAlCH7pIHHIaEAEYIDIUXlthLXowLTldW2EtejAtOS1dKiQSKwoGZWdyZXNzGAMgASgLMhsuZGV2ZXguY29yZS52MS5FZ3Jlc3NQb2xpY3kiNwoSQ3JlYXRlUmVwbFJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwiTQoQTGlzdFJlcGxzUmVxdWVzdBIbCglwYWdlX3NpemUYASABKA1CCLpIBSoDGPQDEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIACIlAKEUxpc3RSZXBsc1Jlc3BvbnNlEiIKBXJlcGxzGAEgAygLMhMuZGV2ZXguY29yZS52MS5SZXBsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJNCg5HZXRSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiNAoPR2V0UmVwbFJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwiTwoQU3RhcnRSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiYwoRU3RhcnRSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbBIrCgZydW5uZXIYAiABKAsyGy5kZXZleC5jb3JlLnYxLlJ1bm5lckFjY2VzcyJOCg9TdG9wUmVwbFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kImoKEFN0b3BSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbBIzChBwZXJzaXN0X2R1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlAKEURlbGV0ZVJlcGxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCIUChJEZWxldGVSZXBsUmVzcG9uc2UiTwoQV2F0Y2hSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiYQoRV2F0Y2hSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbBIpCghwcm9ncmVzcxgCIAEoCzIXLmRldmV4LmNvcmUudjEuUHJvZ3Jlc3MiigEKFlNldEVncmVzc1BvbGljeVJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEjMKBmVncmVzcxgCIAEoCzIbLmRldmV4LmNvcmUudjEuRWdyZXNzUG9saWN5Qga6SAPIAQEiPAoXU2V0RWdyZXNzUG9saWN5UmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbCKzAQobU2V0UHJldmlld1Zpc2liaWxpdHlSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIXCgRwb3J0GAIgASgNQgm6SAYqBBj//wMSPgoKdmlzaWJpbGl0eRgDIAEoDjIgLmRldmV4LmNvcmUudjEuUHJldmlld1Zpc2liaWxpdHlCCLpIBYIBAhABIkEKHFNldFByZXZpZXdWaXNpYmlsaXR5UmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbCLTAQoYQ3JlYXRlUHJldmlld0xpbmtSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIZCgRwb3J0GAIgASgNQgu6SAgqBhj//wMoARI5CgN0dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CEbpIDqoBCyIFCICangEyAggBEiQKBHBhdGgYBCABKAlCFrpIE3IRGIAQMgxeKC9bXlxzXSopPyQiWQoZQ3JlYXRlUHJldmlld0xpbmtSZXNwb25zZRILCgN1cmwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKqkBCgpSZXBsU3RhdHVzEhsKF1JFUExfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTUkVQTF9TVEFUVVNfU1RPUFBFRBABEhgKFFJFUExfU1RBVFVTX1NUQVJUSU5HEAISFwoTUkVQTF9TVEFUVVNfUlVOTklORxADEhgKFFJFUExfU1RBVFVTX1NUT1BQSU5HEAQSGAoUUkVQTF9TVEFUVVNfREVMRVRJTkcQBSqTAQoRUHJldmlld1Zpc2liaWxpdHkSIgoeUFJFVklFV19WSVNJQklMSVRZX1VOU1BFQ0lGSUVEEAASHgoaUFJFVklFV19WSVNJQklMSVRZX1BSSVZBVEUQARIbChdQUkVWSUVXX1ZJU0lCSUxJVFlfTElOSxACEh0KGVBSRVZJRVdfVklTSUJJTElUWV9QVUJMSUMQAyp5CgpFZ3Jlc3NNb2RlEhsKF0VHUkVTU19NT0RFX1VOU1BFQ0lGSUVEEAASGQoVRUdSRVNTX01PREVfQUxMT1dfQUxMEAESGAoURUdSRVNTX01PREVfREVOWV9BTEwQAhIZChVFR1JFU1NfTU9ERV9BTExPV0xJU1QQAzL7BwoLUmVwbFNlcnZpY2USXwoNTGlzdFRlbXBsYXRlcxIjLmRldmV4LmNvcmUudjEuTGlzdFRlbXBsYXRlc1JlcXVlc3QaJC5kZXZleC5jb3JlLnYxLkxpc3RUZW1wbGF0ZXNSZXNwb25zZSIDkAIBElEKCkNyZWF0ZVJlcGwSIC5kZXZleC5jb3JlLnYxLkNyZWF0ZVJlcGxSZXF1ZXN0GiEuZGV2ZXguY29yZS52MS5DcmVhdGVSZXBsUmVzcG9uc2USUwoJTGlzdFJlcGxzEh8uZGV2ZXguY29yZS52MS5MaXN0UmVwbHNSZXF1ZXN0GiAuZGV2ZXguY29yZS52MS5MaXN0UmVwbHNSZXNwb25zZSIDkAIBEk0KB0dldFJlcGwSHS5kZXZleC5jb3JlLnYxLkdldFJlcGxSZXF1ZXN0Gh4uZGV2ZXguY29yZS52MS5HZXRSZXBsUmVzcG9uc2UiA5ACARJTCglTdGFydFJlcGwSHy5kZXZleC5jb3JlLnYxLlN0YXJ0UmVwbFJlcXVlc3QaIC5kZXZleC5jb3JlLnYxLlN0YXJ0UmVwbFJlc3BvbnNlIgOQAgISUAoIU3RvcFJlcGwSHi5kZXZleC5jb3JlLnYxLlN0b3BSZXBsUmVxdWVzdBofLmRldmV4LmNvcmUudjEuU3RvcFJlcGxSZXNwb25zZSIDkAICElYKCkRlbGV0ZVJlcGwSIC5kZXZleC5jb3JlLnYxLkRlbGV0ZVJlcGxSZXF1ZXN0GiEuZGV2ZXguY29yZS52MS5EZWxldGVSZXBsUmVzcG9uc2UiA5ACAhJQCglXYXRjaFJlcGwSHy5kZXZleC5jb3JlLnYxLldhdGNoUmVwbFJlcXVlc3QaIC5kZXZleC5jb3JlLnYxLldhdGNoUmVwbFJlc3BvbnNlMAESZQoPU2V0RWdyZXNzUG9saWN5EiUuZGV2ZXguY29yZS52MS5TZXRFZ3Jlc3NQb2xpY3lSZXF1ZXN0GiYuZGV2ZXguY29yZS52MS5TZXRFZ3Jlc3NQb2xpY3lSZXNwb25zZSIDkAICEnQKFFNldFByZXZpZXdWaXNpYmlsaXR5EiouZGV2ZXguY29yZS52MS5TZXRQcmV2aWV3VmlzaWJpbGl0eVJlcXVlc3QaKy5kZXZleC5jb3JlLnYxLlNldFByZXZpZXdWaXNpYmlsaXR5UmVzcG9uc2UiA5ACAhJmChFDcmVhdGVQcmV2aWV3TGluaxInLmRldmV4LmNvcmUudjEuQ3JlYXRlUHJldmlld0xpbmtSZXF1ZXN0GiguZGV2ZXguY29yZS52MS5DcmVhdGVQcmV2aWV3TGlua1Jlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A repl: a named workspace owned by one user, with at most one runner at a time.
@@ -106,6 +106,13 @@ export type Repl = Message<"devex.core.v1.Repl"> & {
    * @generated from field: string egress_not_enforced = 12;
    */
   egressNotEnforced: string;
+
+  /**
+   * Who may open its previews.
+   *
+   * @generated from field: devex.core.v1.PreviewSharing preview_sharing = 13;
+   */
+  previewSharing?: PreviewSharing | undefined;
 };
 
 /**
@@ -114,6 +121,34 @@ export type Repl = Message<"devex.core.v1.Repl"> & {
  */
 export const ReplSchema: GenMessage<Repl> = /*@__PURE__*/
   messageDesc(file_devex_core_v1_repl, 0);
+
+/**
+ * A repl's preview visibility: a default and per-port exceptions.
+ *
+ * @generated from message devex.core.v1.PreviewSharing
+ */
+export type PreviewSharing = Message<"devex.core.v1.PreviewSharing"> & {
+  /**
+   * Every port not listed in ports.
+   *
+   * @generated from field: devex.core.v1.PreviewVisibility visibility = 1;
+   */
+  visibility: PreviewVisibility;
+
+  /**
+   * Ports with their own visibility.
+   *
+   * @generated from field: map<uint32, devex.core.v1.PreviewVisibility> ports = 2;
+   */
+  ports: { [key: number]: PreviewVisibility };
+};
+
+/**
+ * Describes the message devex.core.v1.PreviewSharing.
+ * Use `create(PreviewSharingSchema)` to create a new message.
+ */
+export const PreviewSharingSchema: GenMessage<PreviewSharing> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 1);
 
 /**
  * Where a repl's programs may connect outside the repl.
@@ -150,7 +185,7 @@ export type EgressPolicy = Message<"devex.core.v1.EgressPolicy"> & {
  * Use `create(EgressPolicySchema)` to create a new message.
  */
 export const EgressPolicySchema: GenMessage<EgressPolicy> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 1);
+  messageDesc(file_devex_core_v1_repl, 2);
 
 /**
  * A starter template.
@@ -206,7 +241,7 @@ export type Template = Message<"devex.core.v1.Template"> & {
  * Use `create(TemplateSchema)` to create a new message.
  */
 export const TemplateSchema: GenMessage<Template> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 2);
+  messageDesc(file_devex_core_v1_repl, 3);
 
 /**
  * How to reach a running repl's runner.
@@ -250,8 +285,9 @@ export type RunnerAccess = Message<"devex.core.v1.RunnerAccess"> & {
   previewUrlTemplate: string;
 
   /**
-   * Bearer token for preview_url_template only (scope "preview", this repl, the same expiry): put
-   * this one, never token, in a preview link (as ?token=). File, terminal and process calls refuse it.
+   * The owner's bearer token for preview_url_template only (scope "preview", this repl, the same
+   * expiry), for a preview opened as ?token= in a frame; it opens private previews too, so share
+   * CreatePreviewLink's links instead. File, terminal and process calls refuse it.
    *
    * @generated from field: string preview_token = 6;
    */
@@ -263,7 +299,7 @@ export type RunnerAccess = Message<"devex.core.v1.RunnerAccess"> & {
  * Use `create(RunnerAccessSchema)` to create a new message.
  */
 export const RunnerAccessSchema: GenMessage<RunnerAccess> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 3);
+  messageDesc(file_devex_core_v1_repl, 4);
 
 /**
  * Progress of a long lifecycle operation.
@@ -312,7 +348,7 @@ export type Progress = Message<"devex.core.v1.Progress"> & {
  * Use `create(ProgressSchema)` to create a new message.
  */
 export const ProgressSchema: GenMessage<Progress> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 4);
+  messageDesc(file_devex_core_v1_repl, 5);
 
 /**
  * Request for ListTemplates.
@@ -327,7 +363,7 @@ export type ListTemplatesRequest = Message<"devex.core.v1.ListTemplatesRequest">
  * Use `create(ListTemplatesRequestSchema)` to create a new message.
  */
 export const ListTemplatesRequestSchema: GenMessage<ListTemplatesRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 5);
+  messageDesc(file_devex_core_v1_repl, 6);
 
 /**
  * Response of ListTemplates.
@@ -348,7 +384,7 @@ export type ListTemplatesResponse = Message<"devex.core.v1.ListTemplatesResponse
  * Use `create(ListTemplatesResponseSchema)` to create a new message.
  */
 export const ListTemplatesResponseSchema: GenMessage<ListTemplatesResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 6);
+  messageDesc(file_devex_core_v1_repl, 7);
 
 /**
  * Request for CreateRepl.
@@ -383,7 +419,7 @@ export type CreateReplRequest = Message<"devex.core.v1.CreateReplRequest"> & {
  * Use `create(CreateReplRequestSchema)` to create a new message.
  */
 export const CreateReplRequestSchema: GenMessage<CreateReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 7);
+  messageDesc(file_devex_core_v1_repl, 8);
 
 /**
  * Response of CreateRepl.
@@ -404,7 +440,7 @@ export type CreateReplResponse = Message<"devex.core.v1.CreateReplResponse"> & {
  * Use `create(CreateReplResponseSchema)` to create a new message.
  */
 export const CreateReplResponseSchema: GenMessage<CreateReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 8);
+  messageDesc(file_devex_core_v1_repl, 9);
 
 /**
  * Request for ListRepls.
@@ -432,7 +468,7 @@ export type ListReplsRequest = Message<"devex.core.v1.ListReplsRequest"> & {
  * Use `create(ListReplsRequestSchema)` to create a new message.
  */
 export const ListReplsRequestSchema: GenMessage<ListReplsRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 9);
+  messageDesc(file_devex_core_v1_repl, 10);
 
 /**
  * Response of ListRepls.
@@ -460,7 +496,7 @@ export type ListReplsResponse = Message<"devex.core.v1.ListReplsResponse"> & {
  * Use `create(ListReplsResponseSchema)` to create a new message.
  */
 export const ListReplsResponseSchema: GenMessage<ListReplsResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 10);
+  messageDesc(file_devex_core_v1_repl, 11);
 
 /**
  * Request for GetRepl.
@@ -481,7 +517,7 @@ export type GetReplRequest = Message<"devex.core.v1.GetReplRequest"> & {
  * Use `create(GetReplRequestSchema)` to create a new message.
  */
 export const GetReplRequestSchema: GenMessage<GetReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 11);
+  messageDesc(file_devex_core_v1_repl, 12);
 
 /**
  * Response of GetRepl.
@@ -502,7 +538,7 @@ export type GetReplResponse = Message<"devex.core.v1.GetReplResponse"> & {
  * Use `create(GetReplResponseSchema)` to create a new message.
  */
 export const GetReplResponseSchema: GenMessage<GetReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 12);
+  messageDesc(file_devex_core_v1_repl, 13);
 
 /**
  * Request for StartRepl.
@@ -523,7 +559,7 @@ export type StartReplRequest = Message<"devex.core.v1.StartReplRequest"> & {
  * Use `create(StartReplRequestSchema)` to create a new message.
  */
 export const StartReplRequestSchema: GenMessage<StartReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 13);
+  messageDesc(file_devex_core_v1_repl, 14);
 
 /**
  * Response of StartRepl.
@@ -551,7 +587,7 @@ export type StartReplResponse = Message<"devex.core.v1.StartReplResponse"> & {
  * Use `create(StartReplResponseSchema)` to create a new message.
  */
 export const StartReplResponseSchema: GenMessage<StartReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 14);
+  messageDesc(file_devex_core_v1_repl, 15);
 
 /**
  * Request for StopRepl.
@@ -572,7 +608,7 @@ export type StopReplRequest = Message<"devex.core.v1.StopReplRequest"> & {
  * Use `create(StopReplRequestSchema)` to create a new message.
  */
 export const StopReplRequestSchema: GenMessage<StopReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 15);
+  messageDesc(file_devex_core_v1_repl, 16);
 
 /**
  * Response of StopRepl.
@@ -600,7 +636,7 @@ export type StopReplResponse = Message<"devex.core.v1.StopReplResponse"> & {
  * Use `create(StopReplResponseSchema)` to create a new message.
  */
 export const StopReplResponseSchema: GenMessage<StopReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 16);
+  messageDesc(file_devex_core_v1_repl, 17);
 
 /**
  * Request for DeleteRepl.
@@ -621,7 +657,7 @@ export type DeleteReplRequest = Message<"devex.core.v1.DeleteReplRequest"> & {
  * Use `create(DeleteReplRequestSchema)` to create a new message.
  */
 export const DeleteReplRequestSchema: GenMessage<DeleteReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 17);
+  messageDesc(file_devex_core_v1_repl, 18);
 
 /**
  * Response of DeleteRepl.
@@ -636,7 +672,7 @@ export type DeleteReplResponse = Message<"devex.core.v1.DeleteReplResponse"> & {
  * Use `create(DeleteReplResponseSchema)` to create a new message.
  */
 export const DeleteReplResponseSchema: GenMessage<DeleteReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 18);
+  messageDesc(file_devex_core_v1_repl, 19);
 
 /**
  * Request for WatchRepl.
@@ -657,7 +693,7 @@ export type WatchReplRequest = Message<"devex.core.v1.WatchReplRequest"> & {
  * Use `create(WatchReplRequestSchema)` to create a new message.
  */
 export const WatchReplRequestSchema: GenMessage<WatchReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 19);
+  messageDesc(file_devex_core_v1_repl, 20);
 
 /**
  * One update of WatchRepl.
@@ -685,7 +721,7 @@ export type WatchReplResponse = Message<"devex.core.v1.WatchReplResponse"> & {
  * Use `create(WatchReplResponseSchema)` to create a new message.
  */
 export const WatchReplResponseSchema: GenMessage<WatchReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 20);
+  messageDesc(file_devex_core_v1_repl, 21);
 
 /**
  * Request for SetEgressPolicy.
@@ -713,7 +749,7 @@ export type SetEgressPolicyRequest = Message<"devex.core.v1.SetEgressPolicyReque
  * Use `create(SetEgressPolicyRequestSchema)` to create a new message.
  */
 export const SetEgressPolicyRequestSchema: GenMessage<SetEgressPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 21);
+  messageDesc(file_devex_core_v1_repl, 22);
 
 /**
  * Response of SetEgressPolicy.
@@ -734,7 +770,135 @@ export type SetEgressPolicyResponse = Message<"devex.core.v1.SetEgressPolicyResp
  * Use `create(SetEgressPolicyResponseSchema)` to create a new message.
  */
 export const SetEgressPolicyResponseSchema: GenMessage<SetEgressPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 22);
+  messageDesc(file_devex_core_v1_repl, 23);
+
+/**
+ * Request for SetPreviewVisibility.
+ *
+ * @generated from message devex.core.v1.SetPreviewVisibilityRequest
+ */
+export type SetPreviewVisibilityRequest = Message<"devex.core.v1.SetPreviewVisibilityRequest"> & {
+  /**
+   * The repl's id.
+   *
+   * @generated from field: string repl_id = 1;
+   */
+  replId: string;
+
+  /**
+   * The port (1 to 65535), or 0 for the repl's default (every port without its own visibility).
+   *
+   * @generated from field: uint32 port = 2;
+   */
+  port: number;
+
+  /**
+   * The new visibility; unspecified removes the port's own setting (it follows the default again),
+   * or for port 0 resets the default to private.
+   *
+   * @generated from field: devex.core.v1.PreviewVisibility visibility = 3;
+   */
+  visibility: PreviewVisibility;
+};
+
+/**
+ * Describes the message devex.core.v1.SetPreviewVisibilityRequest.
+ * Use `create(SetPreviewVisibilityRequestSchema)` to create a new message.
+ */
+export const SetPreviewVisibilityRequestSchema: GenMessage<SetPreviewVisibilityRequest> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 24);
+
+/**
+ * Response of SetPreviewVisibility.
+ *
+ * @generated from message devex.core.v1.SetPreviewVisibilityResponse
+ */
+export type SetPreviewVisibilityResponse = Message<"devex.core.v1.SetPreviewVisibilityResponse"> & {
+  /**
+   * The repl with its new preview sharing.
+   *
+   * @generated from field: devex.core.v1.Repl repl = 1;
+   */
+  repl?: Repl | undefined;
+};
+
+/**
+ * Describes the message devex.core.v1.SetPreviewVisibilityResponse.
+ * Use `create(SetPreviewVisibilityResponseSchema)` to create a new message.
+ */
+export const SetPreviewVisibilityResponseSchema: GenMessage<SetPreviewVisibilityResponse> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 25);
+
+/**
+ * Request for CreatePreviewLink.
+ *
+ * @generated from message devex.core.v1.CreatePreviewLinkRequest
+ */
+export type CreatePreviewLinkRequest = Message<"devex.core.v1.CreatePreviewLinkRequest"> & {
+  /**
+   * The repl's id.
+   *
+   * @generated from field: string repl_id = 1;
+   */
+  replId: string;
+
+  /**
+   * The port whose preview the link opens.
+   *
+   * @generated from field: uint32 port = 2;
+   */
+  port: number;
+
+  /**
+   * How long the link works; unset: 24 hours. At most 30 days.
+   *
+   * @generated from field: google.protobuf.Duration ttl = 3;
+   */
+  ttl?: Duration | undefined;
+
+  /**
+   * The page the link opens, below the preview's root, such as "/docs?page=2"; unset: "/".
+   *
+   * @generated from field: string path = 4;
+   */
+  path: string;
+};
+
+/**
+ * Describes the message devex.core.v1.CreatePreviewLinkRequest.
+ * Use `create(CreatePreviewLinkRequestSchema)` to create a new message.
+ */
+export const CreatePreviewLinkRequestSchema: GenMessage<CreatePreviewLinkRequest> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 26);
+
+/**
+ * Response of CreatePreviewLink.
+ *
+ * @generated from message devex.core.v1.CreatePreviewLinkResponse
+ */
+export type CreatePreviewLinkResponse = Message<"devex.core.v1.CreatePreviewLinkResponse"> & {
+  /**
+   * The link: anyone who opens it sees that port's preview until expire_time (or until the port is
+   * made private), and nothing else of the repl.
+   *
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * When the link stops working.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message devex.core.v1.CreatePreviewLinkResponse.
+ * Use `create(CreatePreviewLinkResponseSchema)` to create a new message.
+ */
+export const CreatePreviewLinkResponseSchema: GenMessage<CreatePreviewLinkResponse> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 27);
 
 /**
  * The lifecycle state of a repl.
@@ -792,6 +956,48 @@ export const ReplStatusSchema: GenEnum<ReplStatus> = /*@__PURE__*/
   enumDesc(file_devex_core_v1_repl, 0);
 
 /**
+ * Who may open a preview (a server in the repl, through RunnerAccess.preview_url_template).
+ *
+ * @generated from enum devex.core.v1.PreviewVisibility
+ */
+export enum PreviewVisibility {
+  /**
+   * Not set: as the repl's default; the repl's default unset is private.
+   *
+   * @generated from enum value: PREVIEW_VISIBILITY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Only the owner: their browser signed in to core (an anonymous browser is sent to sign in), or
+   * their RunnerAccess.preview_token.
+   *
+   * @generated from enum value: PREVIEW_VISIBILITY_PRIVATE = 1;
+   */
+  PRIVATE = 1,
+
+  /**
+   * The owner, and anyone with an unexpired link from CreatePreviewLink for that port.
+   *
+   * @generated from enum value: PREVIEW_VISIBILITY_LINK = 2;
+   */
+  LINK = 2,
+
+  /**
+   * Anyone who has the URL, without signing in.
+   *
+   * @generated from enum value: PREVIEW_VISIBILITY_PUBLIC = 3;
+   */
+  PUBLIC = 3,
+}
+
+/**
+ * Describes the enum devex.core.v1.PreviewVisibility.
+ */
+export const PreviewVisibilitySchema: GenEnum<PreviewVisibility> = /*@__PURE__*/
+  enumDesc(file_devex_core_v1_repl, 1);
+
+/**
  * What a repl's egress policy does.
  *
  * @generated from enum devex.core.v1.EgressMode
@@ -831,7 +1037,7 @@ export enum EgressMode {
  * Describes the enum devex.core.v1.EgressMode.
  */
 export const EgressModeSchema: GenEnum<EgressMode> = /*@__PURE__*/
-  enumDesc(file_devex_core_v1_repl, 1);
+  enumDesc(file_devex_core_v1_repl, 2);
 
 /**
  * The repl lifecycle: create a repl from a template, start it to get a runner to talk to, stop it
@@ -936,6 +1142,29 @@ export const ReplService: GenService<{
     methodKind: "unary";
     input: typeof SetEgressPolicyRequestSchema;
     output: typeof SetEgressPolicyResponseSchema;
+  },
+  /**
+   * Sets who may open the repl's previews: one port's, or (port 0) every port without its own
+   * setting. A running repl applies it within a second. Making a preview private revokes every
+   * preview link of the repl made before.
+   *
+   * @generated from rpc devex.core.v1.ReplService.SetPreviewVisibility
+   */
+  setPreviewVisibility: {
+    methodKind: "unary";
+    input: typeof SetPreviewVisibilityRequestSchema;
+    output: typeof SetPreviewVisibilityResponseSchema;
+  },
+  /**
+   * Makes a signed, expiring URL that opens one port's preview, and nothing else, without signing
+   * in. The port must be shared by link (or public): FailedPrecondition while it is private.
+   *
+   * @generated from rpc devex.core.v1.ReplService.CreatePreviewLink
+   */
+  createPreviewLink: {
+    methodKind: "unary";
+    input: typeof CreatePreviewLinkRequestSchema;
+    output: typeof CreatePreviewLinkResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_devex_core_v1_repl, 0);

@@ -2,8 +2,8 @@
 // @generated from file devex/runnercontrol/v1/runner_control.proto (package devex.runnercontrol.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file devex/runnercontrol/v1/runner_control.proto.
  */
 export const file_devex_runnercontrol_v1_runner_control: GenFile = /*@__PURE__*/
-  fileDesc("CitkZXZleC9ydW5uZXJjb250cm9sL3YxL3J1bm5lcl9jb250cm9sLnByb3RvEhZkZXZleC5ydW5uZXJjb250cm9sLnYxIn8KDlJ1bm5lckFjdGl2aXR5EjYKEmxhc3RfYWN0aXZpdHlfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGVybWluYWxzGAIgASgNEhEKCXByb2Nlc3NlcxgDIAEoDRIPCgdzdHJlYW1zGAQgASgNIqgBChBIZWFydGJlYXRSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIdCglydW5uZXJfaWQYAiABKAlCCrpIB3IFEAEYgAESOAoIYWN0aXZpdHkYAyABKAsyJi5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJ1bm5lckFjdGl2aXR5IlgKEUhlYXJ0YmVhdFJlc3BvbnNlEisKCGludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnVua25vd25fcnVubmVyGAIgASgIItYBChFSZXBvcnRJZGxlUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSHQoJcnVubmVyX2lkGAIgASgJQgq6SAdyBRABGIABEjgKCGFjdGl2aXR5GAMgASgLMiYuZGV2ZXgucnVubmVyY29udHJvbC52MS5SdW5uZXJBY3Rpdml0eRIrCghpZGxlX2ZvchgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiImChJSZXBvcnRJZGxlUmVzcG9uc2USEAoIc3RvcHBpbmcYASABKAgiDgoMRmx1c2hSZXF1ZXN0Ii0KDUZsdXNoUmVzcG9uc2USDQoFZmlsZXMYASABKAQSDQoFYnl0ZXMYAiABKAQiZQoMRHJhaW5SZXF1ZXN0EhgKBnJlYXNvbhgBIAEoCUIIukgFcgMYgAISOwoMZ3JhY2VfcGVyaW9kGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgq6SAeqAQQiAgg8IkMKDURyYWluUmVzcG9uc2USGAoQdGVybWluYWxzX2Nsb3NlZBgBIAEoDRIYChBwcm9jZXNzZXNfa2lsbGVkGAIgASgNMt0BChRSdW5uZXJDb250cm9sU2VydmljZRJgCglIZWFydGJlYXQSKC5kZXZleC5ydW5uZXJjb250cm9sLnYxLkhlYXJ0YmVhdFJlcXVlc3QaKS5kZXZleC5ydW5uZXJjb250cm9sLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEmMKClJlcG9ydElkbGUSKS5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJlcG9ydElkbGVSZXF1ZXN0GiouZGV2ZXgucnVubmVyY29udHJvbC52MS5SZXBvcnRJZGxlUmVzcG9uc2UywAEKElJ1bm5lckFkbWluU2VydmljZRJUCgVGbHVzaBIkLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuRmx1c2hSZXF1ZXN0GiUuZGV2ZXgucnVubmVyY29udHJvbC52MS5GbHVzaFJlc3BvbnNlElQKBURyYWluEiQuZGV2ZXgucnVubmVyY29udHJvbC52MS5EcmFpblJlcXVlc3QaJS5kZXZleC5ydW5uZXJjb250cm9sLnYxLkRyYWluUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CitkZXZleC9ydW5uZXJjb250cm9sL3YxL3J1bm5lcl9jb250cm9sLnByb3RvEhZkZXZleC5ydW5uZXJjb250cm9sLnYxIn8KDlJ1bm5lckFjdGl2aXR5EjYKEmxhc3RfYWN0aXZpdHlfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGVybWluYWxzGAIgASgNEhEKCXByb2Nlc3NlcxgDIAEoDRIPCgdzdHJlYW1zGAQgASgNIqgBChBIZWFydGJlYXRSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIdCglydW5uZXJfaWQYAiABKAlCCrpIB3IFEAEYgAESOAoIYWN0aXZpdHkYAyABKAsyJi5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJ1bm5lckFjdGl2aXR5IlgKEUhlYXJ0YmVhdFJlc3BvbnNlEisKCGludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnVua25vd25fcnVubmVyGAIgASgIItYBChFSZXBvcnRJZGxlUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSHQoJcnVubmVyX2lkGAIgASgJQgq6SAdyBRABGIABEjgKCGFjdGl2aXR5GAMgASgLMiYuZGV2ZXgucnVubmVyY29udHJvbC52MS5SdW5uZXJBY3Rpdml0eRIrCghpZGxlX2ZvchgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiImChJSZXBvcnRJZGxlUmVzcG9uc2USEAoIc3RvcHBpbmcYASABKAgiDgoMRmx1c2hSZXF1ZXN0Ii0KDUZsdXNoUmVzcG9uc2USDQoFZmlsZXMYASABKAQSDQoFYnl0ZXMYAiABKAQiZQoMRHJhaW5SZXF1ZXN0EhgKBnJlYXNvbhgBIAEoCUIIukgFcgMYgAISOwoMZ3JhY2VfcGVyaW9kGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgq6SAeqAQQiAgg8IkMKDURyYWluUmVzcG9uc2USGAoQdGVybWluYWxzX2Nsb3NlZBgBIAEoDRIYChBwcm9jZXNzZXNfa2lsbGVkGAIgASgNIngKGldhdGNoUHJldmlld1NoYXJpbmdSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIdCglydW5uZXJfaWQYAiABKAlCCrpIB3IFEAEYgAEitQIKG1dhdGNoUHJldmlld1NoYXJpbmdSZXNwb25zZRI1CgZhY2Nlc3MYASABKA4yJS5kZXZleC5ydW5uZXJjb250cm9sLnYxLlByZXZpZXdBY2Nlc3MSTQoFcG9ydHMYAiADKAsyPi5kZXZleC5ydW5uZXJjb250cm9sLnYxLldhdGNoUHJldmlld1NoYXJpbmdSZXNwb25zZS5Qb3J0c0VudHJ5EhIKCmxpbmtfZXBvY2gYAyABKAQSEwoLc2lnbl9pbl91cmwYBCABKAkSEgoKb3duX29yaWdpbhgFIAEoCBpTCgpQb3J0c0VudHJ5EgsKA2tleRgBIAEoDRI0CgV2YWx1ZRgCIAEoDjIlLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuUHJldmlld0FjY2VzczoCOAEi8QIKEFJ1bm5lckF1ZGl0RXZlbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoHdXNlcl9pZBgCIAEoCUIJukgGcgQQARgnEhkKCHRva2VuX2lkGAMgASgJQge6SARyAhhAEh8KDmNsaWVudF9hZGRyZXNzGAQgASgJQge6SARyAhhAEhcKA3JwYxgFIAEoCUIKukgHcgUQARiAARIYCgdvdXRjb21lGAYgASgJQge6SARyAhggEhkKB21lc3NhZ2UYByABKAlCCLpIBXIDGIAEEl0KB2RldGFpbHMYCCADKAsyNS5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJ1bm5lckF1ZGl0RXZlbnQuRGV0YWlsc0VudHJ5QhW6SBKaAQ8QECIEcgIYQCoFcgMYgAgaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitQEKElJlcG9ydEF1ZGl0UmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSHQoJcnVubmVyX2lkGAIgASgJQgq6SAdyBRABGIABEkMKBmV2ZW50cxgDIAMoCzIoLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuUnVubmVyQXVkaXRFdmVudEIJukgGkgEDEMgBIicKE1JlcG9ydEF1ZGl0UmVzcG9uc2USEAoIcmVjb3JkZWQYASABKA0qfQoNUHJldmlld0FjY2VzcxIeChpQUkVWSUVXX0FDQ0VTU19VTlNQRUNJRklFRBAAEhgKFFBSRVZJRVdfQUNDRVNTX09XTkVSEAESFwoTUFJFVklFV19BQ0NFU1NfTElOSxACEhkKFVBSRVZJRVdfQUNDRVNTX1BVQkxJQxADMsgDChRSdW5uZXJDb250cm9sU2VydmljZRJgCglIZWFydGJlYXQSKC5kZXZleC5ydW5uZXJjb250cm9sLnYxLkhlYXJ0YmVhdFJlcXVlc3QaKS5kZXZleC5ydW5uZXJjb250cm9sLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEmMKClJlcG9ydElkbGUSKS5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJlcG9ydElkbGVSZXF1ZXN0GiouZGV2ZXgucnVubmVyY29udHJvbC52MS5SZXBvcnRJZGxlUmVzcG9uc2USgAEKE1dhdGNoUHJldmlld1NoYXJpbmcSMi5kZXZleC5ydW5uZXJjb250cm9sLnYxLldhdGNoUHJldmlld1NoYXJpbmdSZXF1ZXN0GjMuZGV2ZXgucnVubmVyY29udHJvbC52MS5XYXRjaFByZXZpZXdTaGFyaW5nUmVzcG9uc2UwARJmCgtSZXBvcnRBdWRpdBIqLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuUmVwb3J0QXVkaXRSZXF1ZXN0GisuZGV2ZXgucnVubmVyY29udHJvbC52MS5SZXBvcnRBdWRpdFJlc3BvbnNlMsABChJSdW5uZXJBZG1pblNlcnZpY2USVAoFRmx1c2gSJC5kZXZleC5ydW5uZXJjb250cm9sLnYxLkZsdXNoUmVxdWVzdBolLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuRmx1c2hSZXNwb25zZRJUCgVEcmFpbhIkLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuRHJhaW5SZXF1ZXN0GiUuZGV2ZXgucnVubmVyY29udHJvbC52MS5EcmFpblJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Activity counters a runner reports.
@@ -284,6 +284,252 @@ export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
   messageDesc(file_devex_runnercontrol_v1_runner_control, 8);
 
 /**
+ * Request for WatchPreviewSharing.
+ *
+ * @generated from message devex.runnercontrol.v1.WatchPreviewSharingRequest
+ */
+export type WatchPreviewSharingRequest = Message<"devex.runnercontrol.v1.WatchPreviewSharingRequest"> & {
+  /**
+   * The runner's repl.
+   *
+   * @generated from field: string repl_id = 1;
+   */
+  replId: string;
+
+  /**
+   * The runner's id.
+   *
+   * @generated from field: string runner_id = 2;
+   */
+  runnerId: string;
+};
+
+/**
+ * Describes the message devex.runnercontrol.v1.WatchPreviewSharingRequest.
+ * Use `create(WatchPreviewSharingRequestSchema)` to create a new message.
+ */
+export const WatchPreviewSharingRequestSchema: GenMessage<WatchPreviewSharingRequest> = /*@__PURE__*/
+  messageDesc(file_devex_runnercontrol_v1_runner_control, 9);
+
+/**
+ * The repl's preview rules.
+ *
+ * @generated from message devex.runnercontrol.v1.WatchPreviewSharingResponse
+ */
+export type WatchPreviewSharingResponse = Message<"devex.runnercontrol.v1.WatchPreviewSharingResponse"> & {
+  /**
+   * Every port not listed in ports.
+   *
+   * @generated from field: devex.runnercontrol.v1.PreviewAccess access = 1;
+   */
+  access: PreviewAccess;
+
+  /**
+   * Ports with their own rule.
+   *
+   * @generated from field: map<uint32, devex.runnercontrol.v1.PreviewAccess> ports = 2;
+   */
+  ports: { [key: number]: PreviewAccess };
+
+  /**
+   * Link tokens minted before this epoch (their "link" claim is lower) are revoked.
+   *
+   * @generated from field: uint64 link_epoch = 3;
+   */
+  linkEpoch: bigint;
+
+  /**
+   * Where a browser without a token is sent to sign in for a private preview: core's public URL of
+   * the preview sign-in route, to which the runner adds repl, port and path.
+   *
+   * @generated from field: string sign_in_url = 4;
+   */
+  signInUrl: string;
+
+  /**
+   * The repl's previews have an origin of their own: one reached below a stripped path prefix (a
+   * host shared by every repl, X-Forwarded-Prefix) is refused.
+   *
+   * @generated from field: bool own_origin = 5;
+   */
+  ownOrigin: boolean;
+};
+
+/**
+ * Describes the message devex.runnercontrol.v1.WatchPreviewSharingResponse.
+ * Use `create(WatchPreviewSharingResponseSchema)` to create a new message.
+ */
+export const WatchPreviewSharingResponseSchema: GenMessage<WatchPreviewSharingResponse> = /*@__PURE__*/
+  messageDesc(file_devex_runnercontrol_v1_runner_control, 10);
+
+/**
+ * One state-changing call a runner served, as reported to core's audit log.
+ *
+ * @generated from message devex.runnercontrol.v1.RunnerAuditEvent
+ */
+export type RunnerAuditEvent = Message<"devex.runnercontrol.v1.RunnerAuditEvent"> & {
+  /**
+   * When the call was made.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * The user whose runner token made it (the token's subject).
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * The API token id the runner token was issued for, or "session".
+   *
+   * @generated from field: string token_id = 3;
+   */
+  tokenId: string;
+
+  /**
+   * The client's network address.
+   *
+   * @generated from field: string client_address = 4;
+   */
+  clientAddress: string;
+
+  /**
+   * The RPC, such as "devex.runner.v1.TerminalService/CreateTerminal".
+   *
+   * @generated from field: string rpc = 5;
+   */
+  rpc: string;
+
+  /**
+   * "ok", or the Connect error code's name.
+   *
+   * @generated from field: string outcome = 6;
+   */
+  outcome: string;
+
+  /**
+   * The error's message when it failed.
+   *
+   * @generated from field: string message = 7;
+   */
+  message: string;
+
+  /**
+   * Non-secret attributes: a terminal's id, a command's program name, a file's path, a count.
+   *
+   * @generated from field: map<string, string> details = 8;
+   */
+  details: { [key: string]: string };
+};
+
+/**
+ * Describes the message devex.runnercontrol.v1.RunnerAuditEvent.
+ * Use `create(RunnerAuditEventSchema)` to create a new message.
+ */
+export const RunnerAuditEventSchema: GenMessage<RunnerAuditEvent> = /*@__PURE__*/
+  messageDesc(file_devex_runnercontrol_v1_runner_control, 11);
+
+/**
+ * Request for ReportAudit.
+ *
+ * @generated from message devex.runnercontrol.v1.ReportAuditRequest
+ */
+export type ReportAuditRequest = Message<"devex.runnercontrol.v1.ReportAuditRequest"> & {
+  /**
+   * The repl the runner serves.
+   *
+   * @generated from field: string repl_id = 1;
+   */
+  replId: string;
+
+  /**
+   * The runner's id, as assigned by core at start.
+   *
+   * @generated from field: string runner_id = 2;
+   */
+  runnerId: string;
+
+  /**
+   * The events, oldest first; at most 200 per call.
+   *
+   * @generated from field: repeated devex.runnercontrol.v1.RunnerAuditEvent events = 3;
+   */
+  events: RunnerAuditEvent[];
+};
+
+/**
+ * Describes the message devex.runnercontrol.v1.ReportAuditRequest.
+ * Use `create(ReportAuditRequestSchema)` to create a new message.
+ */
+export const ReportAuditRequestSchema: GenMessage<ReportAuditRequest> = /*@__PURE__*/
+  messageDesc(file_devex_runnercontrol_v1_runner_control, 12);
+
+/**
+ * Response of ReportAudit.
+ *
+ * @generated from message devex.runnercontrol.v1.ReportAuditResponse
+ */
+export type ReportAuditResponse = Message<"devex.runnercontrol.v1.ReportAuditResponse"> & {
+  /**
+   * How many events were recorded.
+   *
+   * @generated from field: uint32 recorded = 1;
+   */
+  recorded: number;
+};
+
+/**
+ * Describes the message devex.runnercontrol.v1.ReportAuditResponse.
+ * Use `create(ReportAuditResponseSchema)` to create a new message.
+ */
+export const ReportAuditResponseSchema: GenMessage<ReportAuditResponse> = /*@__PURE__*/
+  messageDesc(file_devex_runnercontrol_v1_runner_control, 13);
+
+/**
+ * Who may open a preview, as the runner's preview proxy enforces it.
+ *
+ * @generated from enum devex.runnercontrol.v1.PreviewAccess
+ */
+export enum PreviewAccess {
+  /**
+   * Not set: as the default; the default unset is owner.
+   *
+   * @generated from enum value: PREVIEW_ACCESS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The owner's preview tokens only.
+   *
+   * @generated from enum value: PREVIEW_ACCESS_OWNER = 1;
+   */
+  OWNER = 1,
+
+  /**
+   * The owner's, and preview link tokens for that port from link_epoch on.
+   *
+   * @generated from enum value: PREVIEW_ACCESS_LINK = 2;
+   */
+  LINK = 2,
+
+  /**
+   * Anyone, without a token.
+   *
+   * @generated from enum value: PREVIEW_ACCESS_PUBLIC = 3;
+   */
+  PUBLIC = 3,
+}
+
+/**
+ * Describes the enum devex.runnercontrol.v1.PreviewAccess.
+ */
+export const PreviewAccessSchema: GenEnum<PreviewAccess> = /*@__PURE__*/
+  enumDesc(file_devex_runnercontrol_v1_runner_control, 0);
+
+/**
  * What runners tell core. Served by core; each call carries the calling runner's own credential,
  * issued by core when it started the runner and valid only for that runner and its repl.
  *
@@ -311,6 +557,28 @@ export const RunnerControlService: GenService<{
     methodKind: "unary";
     input: typeof ReportIdleRequestSchema;
     output: typeof ReportIdleResponseSchema;
+  },
+  /**
+   * Streams who may open the repl's previews: the current rules first, then each change (within a
+   * second). The runner's preview proxy follows the latest rules it was sent.
+   *
+   * @generated from rpc devex.runnercontrol.v1.RunnerControlService.WatchPreviewSharing
+   */
+  watchPreviewSharing: {
+    methodKind: "server_streaming";
+    input: typeof WatchPreviewSharingRequestSchema;
+    output: typeof WatchPreviewSharingResponseSchema;
+  },
+  /**
+   * Reports a batch of the runner's own audit events (terminals created, commands started, file
+   * changes made with API tokens); core checks the runner's identity and records them under its repl.
+   *
+   * @generated from rpc devex.runnercontrol.v1.RunnerControlService.ReportAudit
+   */
+  reportAudit: {
+    methodKind: "unary";
+    input: typeof ReportAuditRequestSchema;
+    output: typeof ReportAuditResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_devex_runnercontrol_v1_runner_control, 0);

@@ -4,8 +4,12 @@
  */
 import { durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { AdminService } from "../../../../gen/devex/core/v1/admin_pb.js";
+import { AdminService } from "../../../../gen/devex/core/v1/admin_pb.js";
 import type { Logger } from "../../../../lib/kit/log.js";
+import { OK_OUTCOME } from "../../../../lib/kit/outcome.js";
+import { Credential } from "../audit/event.js";
+import { listAudit } from "../audit/list.js";
+import type { AuditRecorder } from "../audit/recorder.js";
 import { issueLoginLink, LOGIN_LINK_TTL_MS } from "../auth/login-links.js";
 import { DEFAULT_TOKEN_TTL_MS, issueApiToken } from "../auth/secrets.js";
 import { toApiToken } from "../auth/service.js";
@@ -18,6 +22,23 @@ export interface AdminDeps {
   publicUrl: () => string;
   /** Who a login link signs in when the request names nobody: the embedded setup's user. */
   localUser: string;
+  /** The audit log: the operator's calls are recorded too, and the operator reads everyone's. */
+  audit: AuditRecorder;
+}
+
+/** An operator's call, filed under the user it was for. */
+function recordOperator(d: AdminDeps, method: string, userId: string, details: Record<string, string>) {
+  d.audit.record({
+    time: Date.now(),
+    userId,
+    tokenId: Credential.operator,
+    clientAddress: "admin-socket",
+    rpc: `${AdminService.typeName}/${method}`,
+    replId: "",
+    outcome: OK_OUTCOME,
+    message: "",
+    details,
+  });
 }
 
 export function createAdminService(d: AdminDeps): ServiceImpl<typeof AdminService> {
@@ -29,13 +50,24 @@ export function createAdminService(d: AdminDeps): ServiceImpl<typeof AdminServic
         { userId: record.userId, tokenId: record.tokenId, name: record.name },
         "operator created an API token",
       );
+      const scopes = record.scopes?.join(",") || "all";
+      recordOperator(d, "CreateUserToken", record.userId, {
+        name: record.name,
+        scopes,
+        created_token_id: record.tokenId,
+      });
       return { token: toApiToken(record), secret };
     },
     async createLoginLink(req) {
       const ttl = req.ttl ? durationMs(req.ttl) : LOGIN_LINK_TTL_MS;
       const link = await issueLoginLink(d.state, d.publicUrl(), req.userId || d.localUser, ttl);
       d.log.info({ userId: link.userId, expireTime: new Date(link.expireTime) }, "operator created a login link");
+      recordOperator(d, "CreateLoginLink", link.userId, { expire_time: new Date(link.expireTime).toISOString() });
       return { url: link.url, userId: link.userId, expireTime: timestampFromMs(link.expireTime) };
+    },
+    async listAuditEvents(req) {
+      await d.audit.flushed();
+      return listAudit(d.state, { ...req, userId: req.userId || undefined });
     },
   };
 }

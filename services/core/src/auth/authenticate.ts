@@ -2,8 +2,9 @@
  * Authenticates every call (Health excepted). RunnerControlService accepts only a runner's control
  * credential (a signed token with aud "runner-control"); every other service accepts an API token
  * ("Authorization: Bearer dvx_...") or the browser session cookie, and nothing else, and then only
- * the calls its scopes open (scopes.ts).
+ * the calls its scopes open (scopes.ts, checked by `scopeInterceptor` right after).
  */
+import type { Interceptor } from "@connectrpc/connect";
 import { RunnerControlService } from "../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import { ALL_API_SCOPES, effectiveScopes } from "../../../../lib/contracts/api-scopes.js";
 import { Audience } from "../../../../lib/contracts/runner-access.js";
@@ -12,7 +13,7 @@ import { unauthenticated } from "../../../../lib/kit/errors.js";
 import { bearerToken, type TokenVerifier } from "../../../../lib/kit/tokens.js";
 import type { StateStore } from "../state/store.js";
 import { SESSION_COOKIE } from "./cookies.js";
-import type { Principal } from "./principal.js";
+import { type Principal, principalKey } from "./principal.js";
 import { checkScopes } from "./scopes.js";
 import { API_TOKEN_PREFIX, sha256 } from "./secrets.js";
 
@@ -34,7 +35,14 @@ export function createAuthenticator(state: StateStore, verifier: TokenVerifier, 
       const now = Date.now();
       if (now - token.lastUseTime > TOUCH_EVERY_MS) void state.touchApiToken(hash, now).catch(() => {});
       const scopes = effectiveScopes(token.scopes);
-      return { kind: "user", userId: token.userId, method: "api-token", scopes, tokenExpireTime: token.expireTime };
+      return {
+        kind: "user",
+        userId: token.userId,
+        method: "api-token",
+        tokenId: token.tokenId,
+        scopes,
+        tokenExpireTime: token.expireTime,
+      };
     }
     const cookie = readCookie(headers.get("cookie"), SESSION_COOKIE);
     if (cookie) {
@@ -46,9 +54,17 @@ export function createAuthenticator(state: StateStore, verifier: TokenVerifier, 
     }
     throw unauthenticated(`not signed in: sign in at ${signInUrl()} or send "Authorization: Bearer <API token>"`);
   };
-  return async (headers: Headers, method: { service: string; name: string }): Promise<Principal> => {
-    const p = await user(headers, method);
-    if (p.kind === "user") checkScopes(p.scopes, method);
-    return p;
+  return user;
+}
+
+/**
+ * Refuses the calls a user's scopes do not open. Its own interceptor, after authentication, so the
+ * principal is in the context when it refuses (the audit log records the refusal and who made it).
+ */
+export function scopeInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    const p = req.contextValues.get(principalKey);
+    if (p?.kind === "user") checkScopes(p.scopes, { service: req.service.typeName, name: req.method.name });
+    return next(req);
   };
 }

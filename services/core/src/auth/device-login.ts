@@ -23,6 +23,8 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import { isApiScope, storedScopes } from "../../../../lib/contracts/api-scopes.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../../../../lib/kit/server.js";
+import { Credential } from "../audit/event.js";
+import { type RouteAudit, recordRoute } from "../audit/routes.js";
 import type { DeviceGrant, StateStore } from "../state/store.js";
 import { DEFAULT_TOKEN_TTL_MS, issueApiToken, randomSecret, sha256 } from "./secrets.js";
 
@@ -59,6 +61,8 @@ export interface DeviceLoginDeps {
   state: StateStore;
   publicUrl: string;
   log: Logger;
+  /** The audit log, which records the token a device receives. */
+  audit?: RouteAudit;
 }
 
 export function deviceLoginRoutes(d: DeviceLoginDeps): HttpHandler {
@@ -93,7 +97,7 @@ export function deviceLoginRoutes(d: DeviceLoginDeps): HttpHandler {
         else reply(res, 200, await start(d, form.get("client_name"), storedScopes(scopes)));
       }
     } else {
-      const { status, body } = await poll(d, form);
+      const { status, body } = await poll(d, form, req);
       reply(res, status, body);
     }
     return true;
@@ -130,7 +134,11 @@ async function start(d: DeviceLoginDeps, clientName: string | null, scopes: stri
   };
 }
 
-async function poll(d: DeviceLoginDeps, form: URLSearchParams): Promise<{ status: number; body: object }> {
+async function poll(
+  d: DeviceLoginDeps,
+  form: URLSearchParams,
+  req: HttpRequest,
+): Promise<{ status: number; body: object }> {
   const fail = (error: string, error_description: string) => ({ status: 400, body: { error, error_description } });
   if (form.get("grant_type") !== DEVICE_GRANT_TYPE)
     return fail("unsupported_grant_type", `grant_type must be ${DEVICE_GRANT_TYPE}`);
@@ -153,6 +161,12 @@ async function poll(d: DeviceLoginDeps, form: URLSearchParams): Promise<{ status
     grant.scopes,
   );
   d.log.info({ userId: record.userId, tokenId: record.tokenId, client: grant.clientName }, "device login approved");
+  recordRoute(d.audit, req, {
+    rpc: "auth/device-token",
+    userId: record.userId,
+    tokenId: Credential.device,
+    details: { created_token_id: record.tokenId, name: record.name, scopes: record.scopes?.join(",") || "all" },
+  });
   return {
     status: 200,
     body: { access_token: token, token_type: "Bearer", expires_in: Math.round(DEFAULT_TOKEN_TTL_MS / 1000) },

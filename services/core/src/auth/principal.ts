@@ -10,6 +10,8 @@ export interface UserPrincipal {
   method: "session" | "api-token";
   /** What it may do: its API token's scopes, or all of them (a session, a token without scopes). */
   scopes: ApiScope[];
+  /** The caller's API token's id (the audit log names it); absent for a session. */
+  tokenId?: string;
   /** When the caller's API token expires (0: never); tokens it makes expire no later. */
   tokenExpireTime?: number;
   /** SHA-256 of the session cookie, for Logout. */

@@ -4,6 +4,7 @@
  * only to a principal with every scope (a browser session, a token without scopes): a new RPC is
  * closed to scoped tokens until it is given its rule.
  */
+import { AuditService } from "../../../../gen/devex/core/v1/audit_pb.js";
 import { AuthService } from "../../../../gen/devex/core/v1/auth_pb.js";
 import { ReplService } from "../../../../gen/devex/core/v1/repl_pb.js";
 import { ALL_API_SCOPES, ApiScope } from "../../../../lib/contracts/api-scopes.js";
@@ -31,6 +32,10 @@ export const scopeRules: Record<string, readonly ApiScope[]> = {
   [`${ReplService.typeName}/StopRepl`]: [replsWrite],
   [`${ReplService.typeName}/DeleteRepl`]: [replsWrite],
   [`${ReplService.typeName}/SetEgressPolicy`]: [replsWrite],
+  // The log names the user's tokens, repls and addresses: account administration, as tokens are.
+  [`${AuditService.typeName}/ListAuditEvents`]: [admin],
+  [`${ReplService.typeName}/SetPreviewVisibility`]: [replsWrite],
+  [`${ReplService.typeName}/CreatePreviewLink`]: [replsWrite],
 };
 
 /** Refuses a call the principal's scopes do not open, saying which scope it needs. */

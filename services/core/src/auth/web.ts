@@ -14,6 +14,9 @@ import grantModule from "grant";
 import { readCookie } from "../../../../lib/kit/cookies.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../../../../lib/kit/server.js";
+import { Credential } from "../audit/event.js";
+import type { AuditRecorder } from "../audit/recorder.js";
+import { recordRoute } from "../audit/routes.js";
 import type { StateStore } from "../state/store.js";
 import { clearSessionCookie, SESSION_COOKIE } from "./cookies.js";
 import { deviceLoginRoutes } from "./device-login.js";
@@ -40,6 +43,10 @@ export interface WebAuthOptions {
   github?: GitHubOptions;
   /** Where to send the browser after signing in. */
   afterLogin?: string;
+  /** The audit log, which records sign-ins, sign-outs and device logins' tokens. */
+  audit?: AuditRecorder;
+  /** X-Forwarded-For names the client (DEVEX_TRUST_PROXY). */
+  trustProxy?: boolean;
 }
 
 interface GitHubProfile {
@@ -62,6 +69,7 @@ export function createWebAuth(options: WebAuthOptions): HttpHandler {
   const { state, log } = options;
   const secure = options.publicUrl.startsWith("https:");
   const afterLogin = options.afterLogin ?? "/";
+  const audit = options.audit && { recorder: options.audit, trustProxy: options.trustProxy ?? false };
 
   const oauth = options.github
     ? grantModule.default.node({
@@ -111,10 +119,11 @@ export function createWebAuth(options: WebAuthOptions): HttpHandler {
     });
     const cookie = await openSession(state, login, secure);
     log.info({ userId: login }, "signed in with GitHub");
+    recordRoute(audit, req, { rpc: "auth/login", userId: login, tokenId: Credential.github });
     redirect(res, afterLogin, [...grantCookies, cookie]);
   }
 
-  async function linkLogin(res: HttpResponse, code: string | null): Promise<void> {
+  async function linkLogin(req: HttpRequest, res: HttpResponse, code: string | null): Promise<void> {
     const another = "get a new one on core's machine: node dist/core/cli.mjs login-link";
     if (!code) {
       page(res, 401, `Sign in with the login link core printed when it started, or ${another}`);
@@ -128,10 +137,17 @@ export function createWebAuth(options: WebAuthOptions): HttpHandler {
     // A user who signed in with GitHub before keeps the name and avatar GitHub gave.
     if (!(await state.getUser(userId))) await state.putUser({ userId, displayName: userId, avatarUrl: "" });
     log.info({ userId }, "signed in with a login link");
+    recordRoute(audit, req, { rpc: "auth/login", userId, tokenId: Credential.link });
     redirect(res, afterLogin, [await openSession(state, userId, secure)]);
   }
 
-  const device = deviceLoginRoutes({ state, publicUrl: options.publicUrl, log });
+  async function logout(req: HttpRequest, sessionHash: string): Promise<void> {
+    const session = await state.getWebSession(sessionHash);
+    await state.deleteWebSession(sessionHash);
+    if (session) recordRoute(audit, req, { rpc: "auth/logout", userId: session.userId, tokenId: Credential.session });
+  }
+
+  const device = deviceLoginRoutes({ state, publicUrl: options.publicUrl, log, audit });
 
   return async (req, res) => {
     const url = new URL(req.url ?? "/", "http://core");
@@ -143,13 +159,13 @@ export function createWebAuth(options: WebAuthOptions): HttpHandler {
       return true;
     }
     if (url.pathname === "/auth/login" && req.method === "GET") {
-      if (url.searchParams.has("code") || !oauth) await linkLogin(res, url.searchParams.get("code"));
+      if (url.searchParams.has("code") || !oauth) await linkLogin(req, res, url.searchParams.get("code"));
       else redirect(res, "/auth/connect/github");
       return true;
     }
     if (url.pathname === "/auth/logout" && req.method === "POST") {
       const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
-      if (cookie) await state.deleteWebSession(sha256(cookie));
+      if (cookie) await logout(req, sha256(cookie));
       res.writeHead(303, { location: afterLogin, "set-cookie": clearSessionCookie(secure) });
       res.end();
       return true;

@@ -87,6 +87,11 @@ export interface Driver {
   setEgress(change: EgressChange, signal: AbortSignal): Promise<void>;
   /** Why this driver's repls do not run under their egress policies; undefined when they do. */
   readonly egressNotEnforced?: string;
+  /**
+   * The URL below which the driver serves each repl's previews on an origin of its own
+   * (`<replId>.<its host>`, repl/preview-origin.ts); undefined: below the runner's URL.
+   */
+  readonly previewUrl?: string;
 }
 
 /** DEVEX_DRIVER=none (a core that only serves its API, e.g. the API benchmark): every start fails clearly. */

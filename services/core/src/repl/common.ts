@@ -8,6 +8,7 @@ import { sleep } from "../../../../lib/kit/sleep.js";
 import type { ReplPatch, ReplRecord, ReplState } from "../state/store.js";
 import type { ReplDeps } from "./deps.js";
 import { effectiveEgress } from "./egress.js";
+import { sharingOf, sharingToProto } from "./preview-sharing.js";
 
 const statusOf: Record<ReplState, ReplStatus> = {
   stopped: ReplStatus.STOPPED,
@@ -31,6 +32,7 @@ export function toProto(deps: ReplDeps, r: ReplRecord): Repl {
     egress: egressToProto(effectiveEgress(deps, r)),
     egressDeniedCidrs: [...deps.egressDeniedCidrs],
     egressNotEnforced: deps.driver.egressNotEnforced ?? "",
+    previewSharing: sharingToProto(sharingOf(r)),
   });
 }
 

@@ -24,6 +24,8 @@ export interface ReplDeps {
   quota: number;
   /** Where runners reach RunnerControlService. */
   coreUrl: string;
+  /** Core's URL as browsers reach it (a private preview sends a browser there to sign in). */
+  publicUrl: string;
   /** Core's preview origin, when it serves one: previews are linked there instead of below the runner's URL. */
   previewUrl?: string;
   /** Lifetime of an active session without heartbeats. */

@@ -1,6 +1,6 @@
 /** ReplService: authenticated caller → lifecycle operations (one file each). */
 import { create } from "@bufbuild/protobuf";
-import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { ProgressSchema, type ReplService, TemplateSchema } from "../../../../gen/devex/core/v1/repl_pb.js";
 import { egressFromProto, egressToProto } from "../../../../lib/egress/proto.js";
@@ -10,6 +10,7 @@ import { createRepl } from "./create.js";
 import { deleteRepl } from "./delete.js";
 import type { ReplDeps } from "./deps.js";
 import { listRepls } from "./list.js";
+import { createPreviewLink, setPreviewVisibility } from "./preview-sharing.js";
 import { setEgressPolicy } from "./set-egress.js";
 import { startRepl } from "./start.js";
 import { stopRepl } from "./stop.js";
@@ -48,6 +49,15 @@ export function createReplService(deps: ReplDeps, userOf: UserOf): ServiceImpl<t
       const egress = egressFromProto(req.egress);
       const r = await setEgressPolicy(deps, userOf(ctx).userId, req.replId, egress, ctx.signal);
       return { repl: toProto(deps, await effective(deps, r)) };
+    },
+    async setPreviewVisibility(req, ctx) {
+      const { replId, port, visibility } = req;
+      const r = await setPreviewVisibility(deps, userOf(ctx).userId, replId, port, visibility, ctx.signal);
+      return { repl: toProto(deps, await effective(deps, r)) };
+    },
+    async createPreviewLink(req, ctx) {
+      const link = await createPreviewLink(deps, userOf(ctx).userId, req);
+      return { url: link.url, expireTime: timestampFromMs(link.expireTime) };
     },
     async startRepl(req, ctx) {
       const { repl, runner } = await startRepl(deps, userOf(ctx), req.replId, ctx.signal);

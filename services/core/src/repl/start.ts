@@ -10,6 +10,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type RunnerAccess, RunnerAccessSchema } from "../../../../gen/devex/core/v1/repl_pb.js";
 import { type ApiScope, runnerScopesFor } from "../../../../lib/contracts/api-scopes.js";
+import { SESSION_TOKEN_ID } from "../../../../lib/contracts/audit.js";
 import { Audience, PREVIEW_SCOPES, RunnerRoute, type RunnerScope } from "../../../../lib/contracts/runner-access.js";
 import { DomainError, failedPrecondition, unavailable } from "../../../../lib/kit/errors.js";
 import type { ActiveSession, ReplRecord } from "../state/store.js";
@@ -25,6 +26,7 @@ import {
 } from "./common.js";
 import type { ReplDeps } from "./deps.js";
 import { effectiveEgress } from "./egress.js";
+import { previewRootOf } from "./preview-sharing.js";
 import { stopLocked } from "./stop.js";
 import { transitions } from "./transitions.js";
 
@@ -39,11 +41,11 @@ function refuseWhileBusy(r: ReplRecord | undefined) {
 function access(deps: ReplDeps, user: RunnerUser, session: ActiveSession): RunnerAccess {
   const mint = (scope: RunnerScope[]) =>
     deps.signer.mint(
-      { aud: Audience.runner, sub: user.userId, repl: session.replId, scope },
+      { aud: Audience.runner, sub: user.userId, repl: session.replId, scope, tid: user.tokenId ?? SESSION_TOKEN_ID },
       deps.runnerTokenTtlSeconds,
     );
   const url = session.url.replace(/\/+$/, "");
-  const previewBase = deps.previewUrl ? `${deps.previewUrl}/${session.replId}` : url;
+  const previewBase = previewRootOf(deps, session.replId, url);
   return create(RunnerAccessSchema, {
     url,
     // What the caller's API token may do on a runner, and no more (lib/contracts/api-scopes.ts).
@@ -74,6 +76,8 @@ async function liveSession(deps: ReplDeps, replId: string, signal: AbortSignal):
 export interface RunnerUser {
   userId: string;
   scopes: readonly ApiScope[];
+  /** The caller's API token's id; absent for a browser session. Runner tokens carry it (their `tid`). */
+  tokenId?: string;
 }
 
 export async function startRepl(

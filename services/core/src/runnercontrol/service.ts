@@ -7,9 +7,12 @@ import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { RunnerControlService } from "../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import { permissionDenied } from "../../../../lib/kit/errors.js";
+import type { AuditRecorder } from "../audit/recorder.js";
 import type { RunnerOf, RunnerPrincipal } from "../auth/principal.js";
 import type { ReplDeps } from "../repl/deps.js";
 import { stopRepl } from "../repl/stop.js";
+import { watchPreviewSharing } from "./preview-sharing.js";
+import { reportAudit } from "./report-audit.js";
 
 const IDLE_STOP_TIMEOUT_MS = 10 * 60_000;
 
@@ -22,7 +25,7 @@ function checkIdentity(p: RunnerPrincipal, req: { replId: string; runnerId: stri
 export function createRunnerControlService(
   deps: ReplDeps,
   runnerOf: RunnerOf,
-  options: { heartbeatIntervalMs: number },
+  options: { heartbeatIntervalMs: number; audit: AuditRecorder },
 ): ServiceImpl<typeof RunnerControlService> {
   return {
     async heartbeat(req, ctx) {
@@ -47,6 +50,14 @@ export function createRunnerControlService(
         );
       });
       return { stopping: true };
+    },
+    async *watchPreviewSharing(req, ctx) {
+      checkIdentity(runnerOf(ctx), req);
+      yield* watchPreviewSharing(deps, req.replId, ctx.signal);
+    },
+    async reportAudit(req, ctx) {
+      checkIdentity(runnerOf(ctx), req);
+      return reportAudit(deps, options.audit, req);
     },
   };
 }

@@ -3,13 +3,14 @@
  * every change is written to `<dir>/state.json` before the call returns (temp file + rename, so a
  * crash leaves the previous or the new snapshot, never a torn one). Methods run their read-check-
  * write synchronously between awaits, which makes each one atomic within the process. Only one
- * process may use a given directory.
+ * process may use a given directory. The audit log is appended to its own file (embedded-audit.ts).
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { unavailable } from "../../../../lib/kit/errors.js";
 import { replaceFile } from "../../../../lib/kit/replace-file.js";
+import { openEmbeddedAuditLog } from "./embedded-audit.js";
 import type {
   ActiveSession,
   ApiTokenRecord,
@@ -51,6 +52,7 @@ export async function createEmbeddedStore(dir: string): Promise<StateStore> {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
   }
   const state = snapshotWriter(file, data);
+  const audit = await openEmbeddedAuditLog(dir);
   return {
     ...replMethods(state),
     ...sessionMethods(state),
@@ -58,8 +60,10 @@ export async function createEmbeddedStore(dir: string): Promise<StateStore> {
     ...tokenMethods(state),
     ...userMethods(state),
     ...deviceMethods(state),
+    appendAuditEvents: audit.appendAuditEvents,
+    listAuditEvents: audit.listAuditEvents,
     async close() {
-      await state.written();
+      await Promise.all([state.written(), audit.close()]);
     },
   };
 }
@@ -97,7 +101,7 @@ function replMethods({
   save,
 }: SavedSnapshot): Methods<"createRepl" | "getRepl" | "listRepls" | "countRepls" | "transitionRepl" | "deleteRepl"> {
   const userRepls = (userId: string) => Object.values(data.repls).filter((r) => r.owner === userId);
-  // Deep copies: a record holds an object (its egress policy) that callers must not share with the store.
+  // Deep copies: a record holds objects (its egress policy, preview sharing) that callers must not share with the store.
   const copy = <T>(r: T): T => structuredClone(r);
   return {
     async createRepl(repl, quota) {

@@ -1,6 +1,6 @@
 /**
  * StateStore on Redis (ioredis). Key layout (documented in services/core/README.md):
- *   replMeta:{replId}      hash   the repl record (its egress policy as a JSON field)
+ *   replMeta:{replId}      hash   the repl record (its egress policy and preview sharing as JSON fields)
  *   userRepls:{userId}     set    the user's repl ids
  *   activeSession:{replId} hash   the serving runner; PX TTL refreshed by heartbeats
  *   lock:{name}            string holder token; SET NX PX, released by compare-and-delete
@@ -10,6 +10,8 @@
  *   webSession:{sha256}    hash   a browser session; PX TTL
  *   loginCode:{sha256}     hash   a one-time login link's user; PEXPIREAT, read and deleted in MULTI
  *   deviceGrant:{userCode} hash   a device login (RFC 8628); PEXPIREAT, decided by a Lua script
+ *   audit:all              stream every user's audit events; MAXLEN, MINID and PEXPIRE by retention (redis-audit.ts)
+ *   audit:user:{userId}    stream one user's audit events, same ids as in audit:all; trimmed the same way
  * Multi-key updates run as Lua scripts or MULTI, so they are atomic. The offline queue is off: while
  * Redis is unreachable every call fails at once with Unavailable instead of piling up.
  */
@@ -17,10 +19,12 @@ import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import type { EgressPolicy } from "../../../../lib/egress/policy.js";
 import { DomainError, unavailable } from "../../../../lib/kit/errors.js";
+import { redisAuditMethods } from "./redis-audit.js";
 import type {
   ActiveSession,
   ApiTokenRecord,
   DeviceGrant,
+  PreviewSharing,
   ReplRecord,
   ReplState,
   StateStore,
@@ -98,11 +102,11 @@ export interface RedisStoreOptions {
   commandTimeoutMs?: number;
 }
 
-/** A repl record or patch as hash fields: the egress policy as JSON, absent values left out. */
+/** A repl record or patch as hash fields: objects (egress policy, preview sharing) as JSON, absent values left out. */
 const replFields = (o: Partial<ReplRecord>): string[] =>
   Object.entries(o)
     .filter(([, v]) => v !== undefined)
-    .flatMap(([k, v]) => [k, k === "egress" ? JSON.stringify(v) : String(v)]);
+    .flatMap(([k, v]) => [k, typeof v === "object" ? JSON.stringify(v) : String(v)]);
 
 function toRepl(h: Record<string, string>): ReplRecord | undefined {
   if (!h.replId) return undefined;
@@ -118,6 +122,7 @@ function toRepl(h: Record<string, string>): ReplRecord | undefined {
     lastError: h.lastError ?? "",
     // Records written before egress policies have none: the default applies when read.
     ...(h.egress ? { egress: JSON.parse(h.egress) as EgressPolicy } : {}),
+    ...(h.previewSharing ? { previewSharing: JSON.parse(h.previewSharing) as PreviewSharing } : {}),
   };
 }
 
@@ -147,6 +152,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
     ...tokenMethods(c),
     ...userMethods(c),
     ...deviceMethods(c),
+    ...redisAuditMethods(c.redis, c.guard),
     close: async () => {
       c.redis.disconnect();
     },

@@ -15,6 +15,7 @@
  * Several core processes may share one Redis store; the embedded store belongs to one process.
  */
 
+import type { VisibilityName } from "../../../../lib/contracts/preview-visibility.js";
 import type { EgressPolicy } from "../../../../lib/egress/policy.js";
 
 /** Lifecycle states, as stored. */
@@ -35,6 +36,20 @@ export interface ReplRecord {
   lastError: string;
   /** The repl's egress policy; absent in records older than it: the template's or operator's default at read time. */
   egress?: EgressPolicy;
+  /** Who may open its previews (repl/preview-sharing.ts); absent: private. */
+  previewSharing?: PreviewSharing;
+}
+
+/** As every client names it (lib/contracts/preview-visibility.ts). */
+export type PreviewVisibility = VisibilityName;
+
+/** Who may open a repl's previews: a default, per-port exceptions, and the epoch revoking older links. */
+export interface PreviewSharing {
+  visibility: PreviewVisibility;
+  /** Port number (as a string key) → its own visibility. */
+  ports: Record<string, PreviewVisibility>;
+  /** Preview links minted before this epoch are revoked (raised when a preview is made private). */
+  linkEpoch: number;
 }
 
 /** The runner currently serving a repl. Expires unless heartbeats refresh it. */
@@ -97,9 +112,11 @@ export interface DeviceGrant {
   scopes?: string[];
 }
 
-export type ReplPatch = Partial<Pick<ReplRecord, "status" | "updateTime" | "persistTime" | "lastError" | "egress">>;
+export type ReplPatch = Partial<
+  Pick<ReplRecord, "status" | "updateTime" | "persistTime" | "lastError" | "egress" | "previewSharing">
+>;
 
-export interface StateStore {
+export interface StateStore extends AuditStore {
   /** Inserts a repl unless its owner already has `quota` repls; returns false when over quota. */
   createRepl(repl: ReplRecord, quota: number): Promise<boolean>;
   getRepl(replId: string): Promise<ReplRecord | undefined>;
@@ -158,4 +175,61 @@ export interface StateStore {
   deleteDeviceGrant(userCode: string): Promise<boolean>;
 
   close(): Promise<void>;
+}
+
+// ---- The audit log (services/core/src/audit/) ----
+
+/** One recorded call, as stored: no secrets, only what services/core/src/audit/ puts in. */
+export interface AuditRecord {
+  /** Milliseconds since the epoch: when the call was made. */
+  time: number;
+  userId: string;
+  /** An API token id, or the kind of credential ("session", "link", "github", "device", "operator"). */
+  tokenId: string;
+  clientAddress: string;
+  /** "<package>.<Service>/<Method>", or "auth/<step>" for sign-in routes. */
+  rpc: string;
+  /** Empty when the call names no repl. */
+  replId: string;
+  /** "ok" or a Connect code's name ("not_found"). */
+  outcome: string;
+  message: string;
+  details: Record<string, string>;
+}
+
+/** An audit record with the id the store gave it: "<ms>-<seq>", ordered as recorded. */
+export interface StoredAuditEvent extends AuditRecord {
+  eventId: string;
+}
+
+/** How much of the audit log is kept; the oldest events go first. */
+export interface AuditRetention {
+  /** Events older than this (by when they were recorded) are dropped; 0: no age limit (the counts alone bound the log). */
+  maxAgeMs: number;
+  /** At most this many events in all (the operator's view). */
+  maxEvents: number;
+  /** At most this many per user. */
+  maxUserEvents: number;
+}
+
+/** Which events to list: newest first, recorded in [startTime, endTime), older than `before`. */
+export interface AuditQuery {
+  /** One user's events; absent: everyone's. */
+  userId?: string;
+  startTime?: number;
+  endTime?: number;
+  /** An event id: list only events recorded before it (the paging cursor). */
+  before?: string;
+  limit: number;
+}
+
+/**
+ * The audit log's storage: append-only, trimmed by retention as it grows. Appends of one call land
+ * together and in order; ids grow in the order events were appended (Redis stream ids on Redis).
+ */
+export interface AuditStore {
+  /** Appends the events in order, then drops what `retention` no longer keeps. */
+  appendAuditEvents(events: readonly AuditRecord[], retention: AuditRetention): Promise<void>;
+  /** The matching events, newest first, at most `limit`. */
+  listAuditEvents(query: AuditQuery): Promise<StoredAuditEvent[]>;
 }

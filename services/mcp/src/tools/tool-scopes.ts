@@ -26,6 +26,8 @@ export const toolScopes: Record<string, readonly ApiScope[]> = {
   search_files: reads,
   stat_file: reads,
   get_preview_url: reads,
+  set_preview_visibility: [replsWrite],
+  create_preview_link: [replsWrite],
   write_file: [filesWrite],
   edit_file: [filesWrite],
   create_directory: [filesWrite],

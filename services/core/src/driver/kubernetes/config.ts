@@ -30,6 +30,7 @@ export const kubernetesConfigFields = {
   DEVEX_K8S_MCP_IMAGE: z.optional(text()),
   DEVEX_K8S_IMAGE_PULL_POLICY: z.optional(z.enum(["Always", "IfNotPresent", "Never"])),
   DEVEX_K8S_RUNNER_BASE_URL: z.optional(env.url()),
+  DEVEX_K8S_PREVIEW_BASE_URL: z.optional(env.url()),
   DEVEX_K8S_CORE_URL: z.optional(env.url()),
   DEVEX_K8S_INGRESS_CLASS: z._default(text(), "traefik"),
   DEVEX_K8S_INGRESS_TLS_SECRET: name(),
@@ -97,6 +98,7 @@ export function kubernetesSettings(c: K8sConfig, tokenPublicKeyPem: string): Kub
     mcpImage: c.DEVEX_K8S_MCP_IMAGE,
     imagePullPolicy: c.DEVEX_K8S_IMAGE_PULL_POLICY,
     runnerBaseUrl: c.DEVEX_K8S_RUNNER_BASE_URL ?? "",
+    previewBaseUrl: c.DEVEX_K8S_PREVIEW_BASE_URL,
     coreUrl: c.DEVEX_K8S_CORE_URL,
     ingressClassName: c.DEVEX_K8S_INGRESS_CLASS,
     ingressTlsSecret: c.DEVEX_K8S_INGRESS_TLS_SECRET,
@@ -145,6 +147,11 @@ export function kubernetesDeniedCidrs(c: K8sConfig): string[] {
 export function kubernetesDriverFromConfig(c: K8sConfig, tokenPublicKeyPem: string, log: Logger): Driver {
   const problems = kubernetesConfigProblems(c);
   if (problems.length) throw new Error(`invalid configuration: ${problems.join("; ")}`);
+  if (!c.DEVEX_K8S_PREVIEW_BASE_URL) {
+    log.warn(
+      "every repl's previews share the repl host's origin, where one repl's public preview could read another's private one: set DEVEX_K8S_PREVIEW_BASE_URL (a wildcard host) to give each repl its own",
+    );
+  }
   const kc = new KubeConfig();
   kc.loadFromDefault();
   return createKubernetesDriver({

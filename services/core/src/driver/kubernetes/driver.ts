@@ -51,6 +51,7 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
   });
   const stop: Driver["stop"] = (req, signal, progress) => stopRunner(cluster, req, signal, progress);
   return {
+    previewUrl: deps.settings.previewBaseUrl,
     start: (req, signal, progress) => startRunner(cluster, stop, req, signal, progress),
     stop,
     setEgress: (change, signal) => setEgress(cluster, change, signal),

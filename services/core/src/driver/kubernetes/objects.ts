@@ -36,6 +36,7 @@ import type {
 } from "@kubernetes/client-node";
 import { egressProxyToken } from "../../../../../lib/contracts/egress-proxy.js";
 import type { EgressPolicy } from "../../../../../lib/egress/policy.js";
+import { previewOriginFor } from "../../repl/preview-origin.js";
 import { HOME_DIR, hostnameFor, PROJECT_DIR } from "../repl-identity.js";
 import { buildNetworkPolicy, EGRESS_TOKEN_KEY, type KubernetesEgressSettings, proxyEnv } from "./egress-policy.js";
 
@@ -73,6 +74,12 @@ export interface KubernetesDriverSettings {
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
   /** Base URL of repl traffic, e.g. https://repl.example.com; its host is the Ingress host. */
   runnerBaseUrl: string;
+  /**
+   * Base URL of previews, e.g. https://preview.example.com: each repl's are served on
+   * `<replId>.<its host>` (a wildcard DNS record, and a wildcard certificate in ingressTlsSecret),
+   * an origin of their own. Unset: below the repl's runner URL, one origin shared by every repl.
+   */
+  previewBaseUrl?: string;
   /** Where runner pods reach core (e.g. http://devex-core.devex.svc:8080); unset → the URL core passes. */
   coreUrl?: string;
   ingressClassName: string;
@@ -221,6 +228,9 @@ function runnerContainer(settings: KubernetesDriverSettings, id: ReplIdentity, n
       { name: "DEVEX_RUNNER_HOME", value: HOME_DIR },
       { name: "DEVEX_RUNNER_HOST", value: "0.0.0.0" },
       { name: "DEVEX_RUNNER_PORT", value: String(RUNNER_PORT) },
+      // Clients reach it through the ingress, whose address X-Forwarded-For's last entry replaces in
+      // the audit log; the repl-isolation NetworkPolicy admits only the ingress and core (infra/k8s/README.md).
+      { name: "DEVEX_TRUST_PROXY", value: "true" },
       { name: "DEVEX_REPL_ID", value: id.replId },
       { name: "DEVEX_TOKEN_PUBLIC_KEY", value: settings.tokenPublicKeyPem },
       { name: "DEVEX_CORE_URL", value: coreUrl },
@@ -476,6 +486,10 @@ export function buildGrpcRoute(
 export function buildIngress(settings: KubernetesDriverSettings, id: ReplIdentity, owner: V1OwnerReference): V1Ingress {
   const meta = ownedMeta(settings, id, owner);
   const host = new URL(settings.runnerBaseUrl).hostname;
+  const backend = { service: { name: meta.name, port: { name: "http" } } };
+  // The repl's own preview origin: its previews, and nothing else of the runner, on <replId>.<preview host>.
+  const previewHost = settings.previewBaseUrl && new URL(previewOriginFor(settings.previewBaseUrl, id.replId)).hostname;
+  const hosts = previewHost ? [host, previewHost] : [host];
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "Ingress",
@@ -488,20 +502,12 @@ export function buildIngress(settings: KubernetesDriverSettings, id: ReplIdentit
     },
     spec: {
       ingressClassName: settings.ingressClassName,
-      tls: settings.ingressTlsSecret ? [{ hosts: [host], secretName: settings.ingressTlsSecret }] : undefined,
+      tls: settings.ingressTlsSecret ? [{ hosts, secretName: settings.ingressTlsSecret }] : undefined,
       rules: [
-        {
-          host,
-          http: {
-            paths: [
-              {
-                path: `/${id.replId}`,
-                pathType: "Prefix",
-                backend: { service: { name: meta.name, port: { name: "http" } } },
-              },
-            ],
-          },
-        },
+        { host, http: { paths: [{ path: `/${id.replId}`, pathType: "Prefix", backend }] } },
+        ...(previewHost
+          ? [{ host: previewHost, http: { paths: [{ path: "/preview/", pathType: "Prefix", backend }] } }]
+          : []),
       ],
     },
   };

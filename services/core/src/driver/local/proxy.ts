@@ -6,21 +6,26 @@
  * WebSocket bridge, the preview proxy's HTTP and WebSocket); HTTP/2 requests over HTTP/2
  * (h2-forward.ts: gRPC with its trailers, bidi streams, cancellation), over TCP or the runner's Unix
  * socket. Streams are piped, never buffered. The runner authenticates every request itself; core
- * adds nothing, and removes its own session cookie, which the browser sends along (same host): a
- * runner, and the user's dev server behind its preview proxy, never see it.
+ * adds only X-Forwarded-For (the client's address as core sees it, replacing whatever the client
+ * sent: the runner trusts it on its Unix socket, for its audit events), and removes its own session
+ * cookie, which the browser sends along (same host): a runner, and the user's dev server behind its
+ * preview proxy, never see it.
  * Cookies and redirects the runner sets for `/…` are rewritten to `/<replId>/…`.
  *
- * Two scopes, served on two origins: "api" (core's own origin: every route but previews) and
- * "preview" (core's preview origin: `/<replId>/preview/…` only). A user's dev server thus never
- * runs on core's origin, where its JavaScript could call core's API with the user's session.
+ * Two scopes, served on two ports: "api" (core's own origin: every route but previews) and
+ * "preview" (core's preview port, where each repl has an origin of its own, `<replId>.<preview
+ * host>`, and its previews are `/preview/…` there). A user's dev server thus never runs on core's
+ * origin, where its JavaScript could call core's API with the user's session, nor on another repl's.
  */
 import { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, request } from "node:http";
 import { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { connect } from "node:net";
 import { type Duplex, pipeline } from "node:stream";
+import { clientAddress } from "../../../../../lib/kit/client-address.js";
 import { withoutCookies } from "../../../../../lib/kit/cookies.js";
 import type { HttpHandler, HttpRequest, HttpResponse, UpgradeHandler } from "../../../../../lib/kit/server.js";
 import { SESSION_COOKIE } from "../../auth/cookies.js";
+import { replOfPreviewHost } from "../../repl/preview-origin.js";
 import { createH2Forward } from "./h2-forward.js";
 import type { RunnerTarget } from "./runner-handle.js";
 
@@ -28,6 +33,7 @@ const replPath = /^\/(r[0-9a-f]{12})(\/.*)?$/;
 const replId = /^r[0-9a-f]{12}$/;
 /** The request header that names the repl for clients that cannot prefix their paths. */
 export const REPL_HEADER = "devex-repl-id";
+const FORWARDED_FOR = "x-forwarded-for";
 const hopByHop = new Set([
   "connection",
   "keep-alive",
@@ -70,22 +76,44 @@ function split(url: string | undefined, header: string | string[] | undefined): 
   return { replId: header, rest: url ?? "/", preview: path.startsWith("/preview/"), byPrefix: false };
 }
 
+/** A preview origin's request: the repl is its host's first label (preview-origin.ts); the path goes on as it is. */
+function byHost(req: { url?: string; headers: IncomingHttpHeaders }): Route | undefined {
+  const replId = replOfPreviewHost((req.headers[":authority"] as string | undefined) ?? req.headers.host);
+  if (!replId) return undefined;
+  const url = req.url ?? "/";
+  return { replId, rest: url, preview: url.startsWith("/preview/"), byPrefix: false };
+}
+
 const wrongOrigin: Record<ProxyScope, string> = {
   api: "previews are served on core's preview origin (the repl's preview_url_template), not on this one\n",
-  preview: "this origin serves previews only (/<replId>/preview/<port>/…)\n",
+  preview: "this origin serves previews only (<replId>.<preview host>/preview/<port>/…)\n",
 };
+const NOT_A_PREVIEW_HOST =
+  "each repl's previews have an origin of their own: open <replId>.<this host>/preview/<port>/ (the repl's preview_url_template)\n";
 
 /**
  * The request's headers as the runner gets them: without hop-by-hop ones, the routing header and
  * core's cookies. Over HTTP/1.1 with the runner's host; over HTTP/2 the authority names it, and
- * `te: trailers` (the one `te` HTTP/2 allows, which gRPC requires) goes on.
+ * `te: trailers` (the one `te` HTTP/2 allows, which gRPC requires) goes on. A client's
+ * X-Forwarded-Prefix is dropped: the runner would put it in its cookie paths, which this proxy
+ * prefixes already.
  */
-function forwardHeaders(h: IncomingHttpHeaders, target: URL, http2: boolean): Record<string, string | string[]> {
+/** Set by a prefix-stripping ingress (Traefik's StripPrefix); this proxy rewrites cookie paths itself instead. */
+const FORWARDED_PREFIX = "x-forwarded-prefix";
+
+function forwardHeaders(
+  h: IncomingHttpHeaders,
+  target: URL,
+  http2: boolean,
+  client: string,
+): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(h)) {
-    if (v === undefined || k.startsWith(":") || hopByHop.has(k) || k === REPL_HEADER) continue;
+    if (v === undefined || k.startsWith(":") || hopByHop.has(k) || k === REPL_HEADER || k === FORWARDED_PREFIX)
+      continue;
     out[k] = v;
   }
+  out[FORWARDED_FOR] = client;
   const cookie = withoutCoreCookies(h.cookie);
   if (cookie) out.cookie = cookie;
   else delete out.cookie;
@@ -135,13 +163,13 @@ function responseHeaders(h: IncomingHttpHeaders | OutgoingHttpHeaders, m: Route)
 }
 
 /** An HTTP/1.1 request to the runner over HTTP/1.1. */
-function forwardHttp1(req: HttpRequest, res: HttpResponse, t: RunnerTarget, m: Route) {
+function forwardHttp1(req: HttpRequest, res: HttpResponse, t: RunnerTarget, m: Route, client: string) {
   const target = new URL(t.url);
   const upstream = request({
     ...(t.socketPath ? { socketPath: t.socketPath } : { host: target.hostname, port: target.port }),
     method: req.method,
     path: m.rest,
-    headers: forwardHeaders(req.headers, target, false),
+    headers: forwardHeaders(req.headers, target, false, client),
   });
   // Whichever side leaves first takes the other with it. A client that abandons a stream (or a
   // response that ends before its body was all sent) cancels the runner's side at once; the
@@ -167,12 +195,18 @@ function forwardHttp1(req: HttpRequest, res: HttpResponse, t: RunnerTarget, m: R
 export function createRunnerProxy(
   targetFor: (replId: string) => RunnerTarget | undefined,
   scope: ProxyScope,
+  /** Core is behind a proxy it trusts (DEVEX_TRUST_PROXY): the client is the last X-Forwarded-For address. */
+  trustProxy = false,
 ): RunnerProxy {
   const refused = (m: { preview: boolean }) => m.preview !== (scope === "preview");
   const h2 = createH2Forward();
   return {
     http(req: HttpRequest, res: HttpResponse) {
-      const m = split(req.url, scope === "api" ? req.headers[REPL_HEADER] : undefined);
+      const m = scope === "api" ? split(req.url, req.headers[REPL_HEADER]) : byHost(req);
+      if (!m && scope === "preview") {
+        answer(req, res, 404, NOT_A_PREVIEW_HOST);
+        return true;
+      }
       if (!m) return false;
       if (refused(m)) {
         answer(req, res, 404, wrongOrigin[scope]);
@@ -184,15 +218,20 @@ export function createRunnerProxy(
         return true;
       }
       if (req instanceof Http2ServerRequest && res instanceof Http2ServerResponse) {
-        const headers = forwardHeaders(req.headers, new URL(t.url), true);
+        const headers = forwardHeaders(req.headers, new URL(t.url), true, clientAddress(req, trustProxy));
         h2.forward(req, res, t, m.rest, headers, (h) => responseHeaders(h, m));
-      } else forwardHttp1(req, res, t, m);
+      } else forwardHttp1(req, res, t, m, clientAddress(req, trustProxy));
       return true;
     },
     close: () => h2.close(),
 
     upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
-      const m = split(req.url, undefined); // WebSockets come from browsers, which cannot set the header
+      // WebSockets come from browsers, which cannot set the header.
+      const m = scope === "api" ? split(req.url, undefined) : byHost(req);
+      if (!m && scope === "preview") {
+        socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        return true;
+      }
       if (!m) return false;
       if (refused(m)) {
         socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
@@ -212,8 +251,10 @@ export function createRunnerProxy(
           let value: string | undefined = req.rawHeaders[i + 1];
           if (name === "host") value = target.host;
           else if (name === "cookie") value = withoutCoreCookies(value);
+          else if (name === FORWARDED_FOR) value = undefined;
           if (value !== undefined) lines.push(`${k}: ${value}`);
         }
+        lines.push(`${FORWARDED_FOR}: ${clientAddress(req, trustProxy)}`);
         upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
         if (head.length) upstream.write(head);
         upstream.pipe(socket);
