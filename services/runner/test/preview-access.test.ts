@@ -6,10 +6,14 @@
  * sent to core's sign-in.
  */
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { PreviewAccess } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import { createLogger } from "../../../lib/kit/log.js";
 import { createTokenSigner, createTokenVerifier, generateSigningKey } from "../../../lib/kit/tokens.js";
 import { createRunnerAuth } from "../src/auth.js";
 import { checkPreviewAccess, PreviewRefused } from "../src/preview/access.js";
+import { createPreviewProxy } from "../src/preview/proxy.js";
 import { OWNER_ONLY, type PreviewRules } from "../src/preview/sharing.js";
 
 const key = generateSigningKey();
@@ -86,5 +90,32 @@ describe("preview access rules", () => {
     const filesOnly = signer.mint({ aud: "runner", sub: "alice", repl: "r1", scope: ["files"] }, 60);
     assert.equal(outcome(r, 3000, other), "permission-denied+sign-in");
     assert.equal(outcome(r, 3000, filesOnly), "permission-denied+sign-in");
+  });
+});
+
+describe("preview proxy on a repl with its own preview origin", () => {
+  it("refuses previews that arrive below a host every repl shares (an ingress's stripped /<replId>)", async () => {
+    const proxy = createPreviewProxy({
+      auth,
+      activity: { touch() {} } as never,
+      log: createLogger("runner", { level: "silent" }),
+      ownPort: () => 1,
+      replId: "r1",
+      rules: () => ({ ...rules(PreviewAccess.PUBLIC), ownOrigin: true }),
+    });
+    const server = createServer((req, res) => {
+      if (!proxy.http(req, res)) res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/preview/3000/`;
+    try {
+      const shared = await fetch(url, { headers: { "x-forwarded-prefix": "/r1" } });
+      assert.equal(shared.status, 404);
+      assert.match(await shared.text(), /its own origin/);
+      // On its own host (no prefix stripped) a public preview is served: nothing listens, hence 502.
+      assert.equal((await fetch(url)).status, 502);
+    } finally {
+      server.close();
+    }
   });
 });
