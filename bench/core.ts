@@ -8,6 +8,7 @@
  * core) speaking the wire protocols directly with node:http / node:http2, so the client costs little.
  * Writes bench/results/core.json.
  */
+import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
@@ -153,6 +154,7 @@ export async function run(): Promise<void> {
     templatesDir: new URL("../templates", import.meta.url).pathname,
     port: 0,
     cookieSecret: "bench-cookie-secret",
+    secretsKey: randomBytes(32),
     quota: 20,
   });
   const { secret } = await issueApiToken(state, "bench", "bench");

@@ -30,7 +30,7 @@ const dir = await mkdtemp(path.join(tmpdir(), "devex-grpcjs-bench-"));
 const workspace = await Workspace.open(dir);
 const terminals = new TerminalRegistry({
   workspace,
-  baseEnv: userEnv(),
+  baseEnv: () => userEnv(),
   maxTerminals: 64,
   scrollbackBytes: 1024 * 1024,
 });

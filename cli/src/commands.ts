@@ -10,7 +10,9 @@ import { login, logout, whoami } from "./auth.js";
 import { UsageError } from "./cli-error.js";
 import { normalizeUrl } from "./config.js";
 import { deviceLogin } from "./device-login.js";
+import { envAction, envRepl } from "./environment.js";
 import { execCommand } from "./exec.js";
+import { readHiddenLine } from "./hidden-input.js";
 import { networkFromFlags, networkFromText } from "./network.js";
 import { parsePort, parseTtl, previewLink, previewRepl, visibilityFromFlags } from "./preview.js";
 import { createRepl, listRepls, listTemplates, networkRepl, removeRepl, startRepl, stopRepl } from "./repls.js";
@@ -100,6 +102,8 @@ export async function run(argv: string[]): Promise<number> {
       return network(rest);
     case "preview":
       return preview(rest);
+    case "env":
+      return environment(rest);
     case "preview-link": {
       const { values, positionals } = parse(rest, { ttl: { type: "string" }, path: { type: "string" } }, 2);
       const ttl = str(values.ttl);
@@ -221,5 +225,17 @@ async function preview(rest: string[]): Promise<number> {
   });
   const port = positionals[1] === undefined ? undefined : parsePort(positionals[1]);
   await previewRepl((await openSession(process.env)).core, positionals[0], port, visibility, process.stdout);
+  return 0;
+}
+
+async function environment(rest: string[]): Promise<number> {
+  const { values, positionals } = parse(rest, { secret: { type: "boolean" } }, 1, Number.POSITIVE_INFINITY);
+  const action = envAction(positionals.slice(1), values.secret === true);
+  // Typed on a terminal: without echo, one line. Piped: all of stdin, as sent.
+  const readSecret = (name: string) =>
+    process.stdin.isTTY
+      ? readHiddenLine(process.stdin, process.stderr, `Value of ${name} (not shown): `)
+      : text(process.stdin);
+  await envRepl((await openSession(process.env)).core, positionals[0], action, { readSecret, stdout: process.stdout });
   return 0;
 }

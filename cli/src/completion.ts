@@ -21,6 +21,7 @@ export const commandOptions: Record<string, string[]> = {
   network: ["--allow-all", "--deny-all", "--allow", "--default"],
   preview: ["--private", "--link", "--public", "--default"],
   "preview-link": ["--ttl", "--path"],
+  env: ["set", "rm", "--secret"],
   audit: ["--since", "--limit", "--repl", "--json"],
   completion: ["bash", "zsh"],
   help: [],

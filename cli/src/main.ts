@@ -40,6 +40,14 @@ const usage = `usage: devex <command> [options]
   preview-link <repl> <port> [--ttl 24h] [--path /page]
                                                print a link that opens that port's preview
                                                without signing in (the port shared --link)
+  env <repl>                                   list the repl's environment variables (a secret's
+                                               value is never shown)
+  env <repl> set NAME=VALUE...                 set variables; new terminals and commands get
+                                               them within a second, running ones keep theirs
+  env <repl> set --secret NAME                 set a secret, its value read from stdin (typed
+                                               without echo on a terminal; never from arguments);
+                                               it is stored encrypted, write-only
+  env <repl> rm NAME...                        remove variables or secrets
   audit [--since 1h|<date>] [--limit <n>] [--repl <id>] [--json]
                                                your audit log, newest first: who changed what,
                                                when, from where, and how it ended

@@ -335,6 +335,147 @@ describe("devex CLI (embedded core)", function () {
     });
   });
 
+  describe("env", () => {
+    let fran: NodeJS.ProcessEnv;
+    let franCore: CoreClients;
+    let id: string;
+    const secretValue = "s3cr3t-fran-value";
+    before(async () => {
+      const token = (await issueApiToken(e.state, "fran", "cli")).secret;
+      fran = cliEnv(join(home, "fran"), { DEVEX_URL: e.core.url, DEVEX_TOKEN: token });
+      franCore = coreClientsFor(e.core.url, { token });
+      const created = await runCli(["create", "--template", "node", "--name", "envs"], fran);
+      assert.equal(created.code, 0, created.stderr);
+      id = created.stdout.trim();
+    });
+    const stored = async () =>
+      (await franCore.repls.listEnvironmentVariables({ replId: id })).variables.map((v) => [v.name, v.value, v.secret]);
+    /** Waits until a command in the repl gets `name` as `value`: a change reaches a running repl within a second. */
+    async function replSees(name: string, value: string) {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const seen = await runCli(["exec", id, "--", "printenv", name], fran);
+        if (seen.stdout === `${value}\n`) return;
+        assert.ok(Date.now() < deadline, `a command never got ${name}: ${JSON.stringify(seen)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+
+    it("sets plain variables from arguments and a secret from stdin; lists them by name, the secret masked", async () => {
+      const set = await runCli(["env", "envs", "set", "ZED=last", "API_URL=https://x.test/?a=b"], fran);
+      assert.equal(set.code, 0, set.stderr);
+      const secret = await runCli(["env", "envs", "set", "--secret", "API_KEY"], fran, `${secretValue}\n`);
+      assert.equal(secret.code, 0, secret.stderr);
+      assert.doesNotMatch(secret.stdout, new RegExp(secretValue));
+      assert.deepEqual(await stored(), [
+        ["API_KEY", "", true],
+        ["API_URL", "https://x.test/?a=b", false],
+        ["ZED", "last", false],
+      ]);
+
+      const listed = await runCli(["env", id], fran);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.equal(
+        listed.stdout,
+        [
+          "NAME     VALUE                SECRET",
+          "API_KEY  (secret)             yes",
+          "API_URL  https://x.test/?a=b  no",
+          "ZED      last                 no",
+          "",
+        ].join("\n"),
+      );
+      assert.doesNotMatch(listed.stdout + listed.stderr, new RegExp(secretValue));
+
+      // The value, without its trailing newline, is what a command in the repl gets.
+      await replSees("API_KEY", secretValue);
+    });
+
+    it("set --secret on a terminal reads one line without echoing it (Backspace edits it); Ctrl-C cancels", async () => {
+      const typed = "typed-s3cret-4b9d";
+      const p = pty(["env", "envs", "set", "--secret", "TYPED_KEY"], fran);
+      await p.waitFor(/Value of TYPED_KEY \(not shown\): /);
+      p.write("oops\x7f\x7f\x7f\x7f");
+      p.write(`${typed}\r`);
+      assert.equal(await p.exited, 0, p.output);
+      assert.doesNotMatch(p.output, /typed-s3cret|oops/, "nothing typed is echoed");
+      assert.match(p.output, /\(not shown\): \r?\n/, "a newline after the hidden input");
+      assert.match(p.output, /^TYPED_KEY +\(secret\) +yes\r?$/m);
+      assert.deepEqual(
+        (await stored()).find(([name]) => name === "TYPED_KEY"),
+        ["TYPED_KEY", "", true],
+      );
+      await replSees("TYPED_KEY", typed);
+
+      const cancelled = pty(["env", "envs", "set", "--secret", "TYPED_TWO"], fran);
+      await cancelled.waitFor(/Value of TYPED_TWO \(not shown\): /);
+      cancelled.write("abc\x03");
+      assert.equal(await cancelled.exited, 130, cancelled.output);
+      assert.match(cancelled.output, /devex: cancelled: nothing was set/);
+      assert.doesNotMatch(cancelled.output, /abc/);
+      assert.equal(
+        (await stored()).find(([name]) => name === "TYPED_TWO"),
+        undefined,
+      );
+      assert.equal((await runCli(["env", "envs", "rm", "TYPED_KEY"], fran)).code, 0);
+    });
+
+    it("rm removes variables and secrets", async () => {
+      const r = await runCli(["env", "envs", "rm", "ZED", "API_KEY"], fran);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, "NAME     VALUE                SECRET\nAPI_URL  https://x.test/?a=b  no\n");
+      assert.deepEqual(await stored(), [["API_URL", "https://x.test/?a=b", false]]);
+    });
+
+    it("a reserved name is refused by the server in one line; bad arguments are usage errors; others' repls are not found", async () => {
+      const reserved = await runCli(["env", "envs", "set", "HOME=/tmp"], fran);
+      assert.equal(reserved.code, 1);
+      assert.match(reserved.stderr, /^devex: invalid argument: .*HOME is set by the repl itself.*\n$/);
+      // One call per name: a refusal after the first says which names were set and which were not.
+      const half = await runCli(["env", "envs", "set", "FIRST=1", "HOME=/tmp", "LAST=3"], fran);
+      assert.equal(half.code, 1);
+      assert.match(
+        half.stderr,
+        /^devex: invalid argument: .*HOME is set by the repl itself.* \(already set: FIRST; not set: HOME, LAST\)\n$/,
+      );
+      assert.deepEqual(await stored(), [
+        ["API_URL", "https://x.test/?a=b", false],
+        ["FIRST", "1", false],
+      ]);
+      assert.equal((await runCli(["env", "envs", "rm", "FIRST"], fran)).code, 0);
+      for (const [args, input] of [
+        [["env", "envs", "set", "FOO"]],
+        [["env", "envs", "set", "1FOO=x"]],
+        [["env", "envs", "set", "BAD-NAME=x"]],
+        [["env", "envs", "set"]],
+        [["env", "envs", "rm"]],
+        [["env", "envs", "rm", "A B"]],
+        [["env", "envs", "unset", "FOO"]],
+        [["env", "envs", "rm", "--secret", "FOO"]],
+        [["env", "envs", "set", "--secret", "TOKEN=visible"], ""],
+        [["env", "envs", "set", "--secret", "TOKEN"], ""],
+        [["env", "envs", "set", "--secret", "TOKEN"], "\n"],
+        [["env"]],
+      ] as Array<[string[], string?]>) {
+        const r = await runCli(args, fran, input);
+        assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+        assert.match(r.stderr, /usage: devex/);
+      }
+      assert.deepEqual(await stored(), [["API_URL", "https://x.test/?a=b", false]]);
+
+      for (const args of [
+        ["env", id],
+        ["env", id, "set", "FOO=bar"],
+        ["env", id, "rm", "API_URL"],
+      ]) {
+        const other = await runCli(args, alice);
+        assert.equal(other.code, 1);
+        assert.equal(other.stderr, `devex: no repl ${id} (see devex ls)\n`);
+      }
+      assert.deepEqual(await stored(), [["API_URL", "https://x.test/?a=b", false]]);
+    });
+  });
+
   describe("exec", () => {
     let id: string;
     before(async () => {

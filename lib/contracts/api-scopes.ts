@@ -15,7 +15,7 @@ export const ApiScope = {
   filesRead: "files:read",
   /** Change a repl's files. */
   filesWrite: "files:write",
-  /** Terminals, commands and processes in a repl. */
+  /** Terminals, commands and processes in a repl, and its environment variables (they can run code: BASH_ENV, LD_PRELOAD). */
   exec: "exec",
   /** Manage the user's API tokens. */
   admin: "admin",

@@ -35,6 +35,8 @@ export const coreConfigSchema = z
     DEVEX_REPL_QUOTA: z._default(integer(z.minimum(1), z.maximum(10_000)), 2),
     DEVEX_SIGNING_KEY_FILE: optional(),
     DEVEX_COOKIE_SECRET: z.optional(z.string().check(z.minLength(16))),
+    /** Key of repls' secrets, 32 bytes as base64 or hex; unset: made in DEVEX_DATA_DIR/secrets-key (give every replica the same). */
+    DEVEX_SECRETS_KEY: z.optional(z.string().check(z.minLength(32))),
     DEVEX_LOCAL_USER: z._default(z.string().check(z.regex(/^[a-z0-9](?:[a-z0-9-]{0,37}[a-z0-9])?$/)), "local"),
     DEVEX_RUNNER_TOKEN_TTL: env.duration("15m"),
     DEVEX_HEARTBEAT_INTERVAL: env.duration("30s"),

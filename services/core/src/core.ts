@@ -27,9 +27,11 @@ import { createAuthService } from "./auth/service.js";
 import { createWebAuth, type GitHubOptions } from "./auth/web.js";
 import type { Driver } from "./driver/driver.js";
 import type { ReplDeps } from "./repl/deps.js";
+import { checkSecretsKey } from "./repl/environment.js";
 import { createReplEvents } from "./repl/events.js";
 import { previewOriginFor } from "./repl/preview-origin.js";
 import { reconcileOnce } from "./repl/reconcile.js";
+import { createSecretBox } from "./repl/secret-box.js";
 import { createReplService } from "./repl/service.js";
 import { syncTemplates, type TemplateCatalog } from "./repl/templates.js";
 import { createRunnerControlService } from "./runnercontrol/service.js";
@@ -64,6 +66,8 @@ export interface CoreDeps {
   github?: GitHubOptions;
   /** Signs the short-lived OAuth flow cookie. */
   cookieSecret: string;
+  /** Key of repls' secrets (32 bytes; start-core.ts loads DEVEX_SECRETS_KEY or the data directory's). */
+  secretsKey: Buffer;
   /** How much of the audit log to keep; defaults to 90 days, 200,000 events, 20,000 per user. */
   auditRetention?: AuditRetention;
   /**
@@ -138,6 +142,7 @@ function replDepsOf(
     blobs: deps.blobs,
     driver: deps.driver,
     signer: deps.signer,
+    secrets: createSecretBox(deps.secretsKey),
     templates,
     events: createReplEvents(),
     log: deps.log,
@@ -176,6 +181,7 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
     publicUrl: () => publicUrl,
     previewUrl: () => previewUrl,
   });
+  await checkSecretsKey(deps.state, repl.secrets);
   const audit = createAuditRecorder(deps.state, deps.auditRetention ?? DEFAULT_AUDIT_RETENTION, log);
   const trustProxy = deps.trustProxy ?? false;
   const authenticate = createAuthenticator(

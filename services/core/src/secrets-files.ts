@@ -1,13 +1,14 @@
 /**
  * Key material kept in the data directory on first start when not configured: the Ed25519 signing
- * key (its public half is written next to it for runners) and the OAuth cookie secret. Files are
- * created with mode 0600 and never overwritten.
+ * key (its public half is written next to it for runners), the OAuth cookie secret and the key
+ * that encrypts repls' secrets. Files are created with mode 0600 and never overwritten.
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { generateSigningKey } from "../../../lib/kit/tokens.js";
 import type { CoreConfig } from "./config.js";
+import { parseSecretsKey } from "./repl/secret-box.js";
 
 async function readOrCreate(path: string, make: () => string): Promise<string> {
   try {
@@ -43,4 +44,12 @@ export async function loadCookieSecret(config: CoreConfig): Promise<string> {
     config.DEVEX_COOKIE_SECRET ??
     (await readOrCreate(join(config.DEVEX_DATA_DIR, "cookie-secret"), () => randomBytes(32).toString("base64url")))
   );
+}
+
+/** The key of repls' secrets (repl/secret-box.ts): DEVEX_SECRETS_KEY, or one made in the data directory. */
+export async function loadSecretsKey(config: CoreConfig): Promise<Buffer> {
+  const text =
+    config.DEVEX_SECRETS_KEY ??
+    (await readOrCreate(join(config.DEVEX_DATA_DIR, "secrets-key"), () => randomBytes(32).toString("base64url")));
+  return parseSecretsKey(text);
 }

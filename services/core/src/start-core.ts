@@ -17,7 +17,7 @@ import type { LocalDriver } from "./driver/local/local-driver.js";
 import { createRunnerProxy } from "./driver/local/proxy.js";
 import { stopAllAtShutdown } from "./driver/local/shutdown.js";
 import { egressRangesForDriver, openDriver } from "./driver/select.js";
-import { loadCookieSecret, loadSigningKey } from "./secrets-files.js";
+import { loadCookieSecret, loadSecretsKey, loadSigningKey } from "./secrets-files.js";
 import type { StateStore } from "./state/store.js";
 import { openBlobStore, openStateStore } from "./storage.js";
 
@@ -92,6 +92,7 @@ export async function startCore(config: CoreConfig, deps: StartCoreDeps): Promis
         ? { clientId: config.GITHUB_CLIENT_ID, clientSecret: config.GITHUB_CLIENT_SECRET }
         : undefined,
     cookieSecret: await loadCookieSecret(config),
+    secretsKey: await loadSecretsKey(config),
     localUser: config.DEVEX_LOCAL_USER,
     heartbeatIntervalMs: config.DEVEX_HEARTBEAT_INTERVAL,
     runnerTokenTtlSeconds: Math.round(config.DEVEX_RUNNER_TOKEN_TTL / 1000),

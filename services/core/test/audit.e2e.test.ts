@@ -60,6 +60,7 @@ const line = (e: AuditEvent, tokens: Record<string, string>) => {
     "port",
     "visibility",
     "ttl_seconds",
+    "secret",
   ];
   const details = keep
     .filter((k) => e.details[k])
@@ -135,6 +136,9 @@ describe("audit log: a scripted session", function () {
     await agent.repls.setPreviewVisibility({ replId, port: 3000, visibility: PreviewVisibility.LINK });
     const shared = await agent.repls.createPreviewLink({ replId, port: 3000, ttl: { seconds: 600n, nanos: 0 } });
     secrets.push(shared.url, new URL(shared.url).searchParams.get("token")!);
+    // A secret: the log names it, never its value.
+    await agent.repls.setEnvironmentVariable({ replId, name: "API_KEY", value: "env-s3cr3t-value", secret: true });
+    secrets.push("env-s3cr3t-value");
     await agent.repls.stopRepl({ replId });
     await agent.repls.deleteRepl({ replId });
     await assert.rejects(agent.repls.deleteRepl({ replId }), (x) => ConnectError.from(x).code === Code.NotFound);
@@ -166,6 +170,7 @@ describe("audit log: a scripted session", function () {
         "ReplService/SetEgressPolicy agent ok mode=deny_all",
         "ReplService/SetPreviewVisibility agent ok port=3000 visibility=link",
         "ReplService/CreatePreviewLink agent ok port=3000 ttl_seconds=600",
+        "ReplService/SetEnvironmentVariable agent ok name=API_KEY secret=true",
         "ReplService/StopRepl agent ok",
         "ReplService/DeleteRepl agent ok",
         "ReplService/DeleteRepl agent not_found",

@@ -124,6 +124,24 @@ const rpcs: Rpc[] = [
     owner: Code.FailedPrecondition,
   },
   {
+    name: "ReplService.ListEnvironmentVariables",
+    call: ({ c, replId }) => c.repl.listEnvironmentVariables({ replId }),
+    other: Code.NotFound,
+    owner: "ok",
+  },
+  {
+    name: "ReplService.SetEnvironmentVariable",
+    call: ({ c, replId }) => c.repl.setEnvironmentVariable({ replId, name: "MATRIX", value: "1", secret: true }),
+    other: Code.NotFound,
+    owner: "ok",
+  },
+  {
+    name: "ReplService.DeleteEnvironmentVariable",
+    call: ({ c, replId }) => c.repl.deleteEnvironmentVariable({ replId, name: "MATRIX" }),
+    other: Code.NotFound,
+    owner: "ok",
+  },
+  {
     name: "ReplService.WatchRepl",
     call: async ({ c, replId }) => {
       const abort = new AbortController();
@@ -161,6 +179,14 @@ const rpcs: Rpc[] = [
     owner: U,
   },
   {
+    name: "RunnerControlService.WatchEnvironment",
+    call: async ({ c, replId }) => {
+      for await (const m of c.control.watchEnvironment({ replId, runnerId: "run-x" })) return m;
+    },
+    other: U,
+    owner: U,
+  },
+  {
     name: "RunnerControlService.WatchPreviewSharing",
     call: async ({ c, replId }) => {
       for await (const m of c.control.watchPreviewSharing({ replId, runnerId: "run-x" })) return m;
@@ -189,6 +215,9 @@ const opens: Record<string, readonly string[] | "runners only"> = {
   "ReplService.SetEgressPolicy": ["repls:write"],
   "ReplService.SetPreviewVisibility": ["repls:write"],
   "ReplService.CreatePreviewLink": ["repls:write"],
+  "ReplService.ListEnvironmentVariables": ["repls:read"],
+  "ReplService.SetEnvironmentVariable": ["exec"],
+  "ReplService.DeleteEnvironmentVariable": ["exec"],
   "ReplService.WatchRepl": ["repls:read"],
   "AuditService.ListAuditEvents": ["admin"],
   // No user credential works there, whatever its scopes (Unauthenticated).
@@ -196,6 +225,7 @@ const opens: Record<string, readonly string[] | "runners only"> = {
   "RunnerControlService.ReportIdle": "runners only",
   "RunnerControlService.ReportAudit": "runners only",
   "RunnerControlService.WatchPreviewSharing": "runners only",
+  "RunnerControlService.WatchEnvironment": "runners only",
 };
 
 /** Every method of the services core serves, as "Service.Method". */

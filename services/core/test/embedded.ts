@@ -50,6 +50,8 @@ export interface EmbeddedOptions {
   quota?: number;
   /** Core's log level; defaults to TEST_LOG_LEVEL or silent. */
   logLevel?: string;
+  /** Collects core's log lines (JSON, at logLevel or debug) instead of printing them. */
+  logLines?: string[];
 }
 
 export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> {
@@ -64,7 +66,12 @@ export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> 
   // The local driver as select.ts builds it, tuned: no periodic persist, fewer sync attempts.
   const sandbox = createSandbox({ mode: "auto", limits: defaultSandboxLimits, network: o.sandboxNetwork });
   const started = await startCore(config, {
-    log: createLogger("core", { level: o.logLevel ?? process.env.TEST_LOG_LEVEL ?? "silent" }),
+    log: o.logLines
+      ? createLogger("core", {
+          level: o.logLevel ?? "debug",
+          destination: { write: (l: string) => o.logLines!.push(l) },
+        })
+      : createLogger("core", { level: o.logLevel ?? process.env.TEST_LOG_LEVEL ?? "silent" }),
     blobs: o.blobs,
     web: o.web,
     reconcileIntervalMs: 0,

@@ -20,6 +20,9 @@ import { createEmbeddedStore } from "../src/state/embedded.js";
 import type { StateStore } from "../src/state/store.js";
 import { createTestDriver, type TestDriver } from "./test-driver.js";
 
+/** The secrets key of test cores (core.ts checks that cores sharing a store share it). */
+export const TEST_SECRETS_KEY = Buffer.alloc(32, 7);
+
 export const templatesDir = fileURLToPath(new URL("../../../templates", import.meta.url));
 
 export interface TestCore {
@@ -79,6 +82,8 @@ export async function startTestCore(options: TestCoreOptions = {}): Promise<Test
     templatesDir,
     port: 0,
     cookieSecret: "test-cookie-secret",
+    // One key for every test core: two cores on one store must share it.
+    secretsKey: TEST_SECRETS_KEY,
     ...options,
     state,
     blobs,

@@ -20,7 +20,7 @@ import { kubernetesApis } from "../src/driver/kubernetes/apis.js";
 import { createKubernetesDriver } from "../src/driver/kubernetes/driver.js";
 import { createEmbeddedStore } from "../src/state/embedded.js";
 import type { FakeKubeApi } from "./fake-kube-api.js";
-import { clientsFor, templatesDir } from "./harness.js";
+import { clientsFor, TEST_SECRETS_KEY, templatesDir } from "./harness.js";
 import { NS, startValidatingFake, testSettings } from "./k8s-fixtures.js";
 import { createLocalKubelet } from "./k8s-local-kubelet.js";
 
@@ -57,6 +57,7 @@ describe("core with the Kubernetes driver (fake API server)", function () {
         templatesDir,
         port: 0,
         cookieSecret: "test-cookie-secret",
+        secretsKey: TEST_SECRETS_KEY,
         state,
         blobs,
         driver,

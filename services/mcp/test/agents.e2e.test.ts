@@ -29,6 +29,20 @@ function ok(result: CallToolResult): Structured {
   return result.structuredContent as Structured;
 }
 
+/** Runs `command` with the exec tool until its stdout is `expected`: a change reaches the runner within a second. */
+async function execUntil(client: Client, replId: string, command: string, expected: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const { stdout } = ok(await call(client, "exec", { repl_id: replId, command }));
+    if (stdout === expected) return;
+    assert.ok(
+      Date.now() < deadline,
+      `${command} never printed ${JSON.stringify(expected)} (last: ${JSON.stringify(stdout)})`,
+    );
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 function errorText(result: CallToolResult): string {
   assert.equal(result.isError, true, "expected a tool error");
   return result.content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
@@ -256,6 +270,46 @@ describe("MCP server end to end (embedded setup)", function () {
       const refused = await call(client, "create_preview_link", { repl_id: replId, port: 3000 });
       assert.equal(refused.isError, true);
       assert.match(JSON.stringify(refused.content), /private: share it by link first/);
+
+      // Environment: a plain variable and a write-only secret, which new commands get within a second.
+      const secretValue = "agent-secret-7f3a";
+      ok(await call(client, "set_environment_variable", { repl_id: replId, name: "GREETING", value: "hello" }));
+      const afterSecret = ok(
+        await call(client, "set_environment_variable", {
+          repl_id: replId,
+          name: "API_KEY",
+          value: secretValue,
+          secret: true,
+        }),
+      );
+      assert.doesNotMatch(JSON.stringify(afterSecret), new RegExp(secretValue));
+      const listedVars = await call(client, "list_environment_variables", { repl_id: replId });
+      assert.doesNotMatch(JSON.stringify(listedVars), new RegExp(secretValue));
+      const vars = ok(listedVars).variables as Structured[];
+      assert.deepEqual(
+        vars.map((v) => [v.name, v.value ?? "", v.secret ?? false]),
+        [
+          ["API_KEY", "", true],
+          ["GREETING", "hello", false],
+        ],
+      );
+      assert.ok(vars.every((v) => Date.parse(v.update_time as string) > Date.now() - 60_000));
+      await execUntil(client, replId, "printenv GREETING API_KEY", `hello\n${secretValue}\n`);
+      assert.match(
+        errorText(await call(client, "set_environment_variable", { repl_id: replId, name: "HOME", value: "/x" })),
+        /HOME is set by the repl itself/,
+      );
+      const deleted = ok(await call(client, "delete_environment_variable", { repl_id: replId, name: "GREETING" }));
+      assert.deepEqual(
+        (deleted.variables as Structured[]).map((v) => v.name),
+        ["API_KEY"],
+      );
+      ok(await call(client, "delete_environment_variable", { repl_id: replId, name: "GREETING" }));
+      await execUntil(client, replId, "printenv GREETING || echo unset", "unset\n");
+      assert.match(
+        errorText(await call(client, "list_environment_variables", { repl_id: "no-such-repl" })),
+        /no-such-repl/,
+      );
       ok(await call(client, "delete_repl", { repl_id: replId }));
     } finally {
       await client.close();
@@ -305,7 +359,7 @@ describe("MCP server end to end (embedded setup)", function () {
     const inspector = (method: string, tool?: string, args: Record<string, string> = {}) =>
       inspectorCli(this, env.endpoint, alice, method, tool, args);
     const listed = await inspector("tools/list");
-    assert.equal(listed.tools?.length, 32);
+    assert.equal(listed.tools?.length, 35);
     const created = await inspector("tools/call", "create_repl", { name: "inspector", template: "node" });
     const replId = (created.structuredContent!.repl as Structured).repl_id as string;
     assert.ok(replId);

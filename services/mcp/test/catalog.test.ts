@@ -42,12 +42,23 @@ describe("MCP tool catalog derived from devex.mcp.v1 descriptors", () => {
       "read_terminal_output",
       "close_terminal",
       "get_preview_url",
+      "list_environment_variables",
+      "set_environment_variable",
+      "delete_environment_variable",
     ]) {
       const tool = byName.get(name);
       assert.ok(tool, `tool ${name}`);
       assert.ok(tool.description.length > 20, `${name} description`);
     }
     assert.equal(byName.get("delete_repl")?.annotations.destructiveHint, true);
+    assert.equal(byName.get("list_environment_variables")?.annotations.readOnlyHint, true);
+    assert.equal(byName.get("delete_environment_variable")?.annotations.destructiveHint, true);
+    const setVariable = byName.get("set_environment_variable")!;
+    assert.equal(setVariable.annotations.destructiveHint, true, "it overwrites a secret that cannot be read back");
+    assert.equal(setVariable.annotations.readOnlyHint, false);
+    assert.match(setVariable.description, /write-only.*within a second.*already running keep/s);
+    assert.doesNotMatch(setVariable.description, /afterwards/);
+    assert.match(byName.get("delete_environment_variable")!.description, /within a second/);
     assert.equal(byName.get("read_file")?.annotations.readOnlyHint, true);
     assert.equal(byName.get("read_file")?.annotations.destructiveHint, false);
   });

@@ -18,6 +18,7 @@ const READ_TOOLS = [
   "get_network_policy",
   "get_preview_url",
   "get_repl_status",
+  "list_environment_variables",
   "list_files",
   "list_repls",
   "list_templates",

@@ -11,6 +11,7 @@ import { ProcessService } from "../../../gen/devex/runner/v1/process_pb.js";
 import { StatusService } from "../../../gen/devex/runner/v1/status_pb.js";
 import { TerminalService } from "../../../gen/devex/runner/v1/terminal_pb.js";
 import { RunnerAdminService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import type { RunnerControlClient } from "../../../lib/client/clients.js";
 import { runnerControlClientFor } from "../../../lib/client/node.js";
 import { authInterceptor } from "../../../lib/kit/auth.js";
 import { clientAddressContext } from "../../../lib/kit/client-address.js";
@@ -24,10 +25,11 @@ import { runnerAuditInterceptor } from "./audit/interceptor.js";
 import { startAuditReporter } from "./audit/reporter.js";
 import { createRunnerAuth, principalKey, type RunnerAuth, scopeInterceptor } from "./auth.js";
 import type { RunnerConfig } from "./config.js";
+import { followEnvironment } from "./control/environment.js";
 import { IdleMonitor } from "./control/idle-monitor.js";
 import { prepareHome } from "./home.js";
 import { createPreviewProxy } from "./preview/proxy.js";
-import { followPreviewSharing, OWNER_ONLY, type PreviewSharingFeed } from "./preview/sharing.js";
+import { followPreviewSharing, OWNER_ONLY } from "./preview/sharing.js";
 import { ProcessRegistry } from "./processes/registry.js";
 import { createAdminService } from "./services/admin-service.js";
 import { createFileService } from "./services/file-service.js";
@@ -80,7 +82,7 @@ async function openWorkspace(config: RunnerConfig) {
 }
 
 /** The repl's terminals and processes, started with the workspace's environment under the command prefix. */
-function openRegistries(config: RunnerConfig, workspace: Workspace, baseEnv: Record<string, string>) {
+function openRegistries(config: RunnerConfig, workspace: Workspace, baseEnv: () => Promise<Record<string, string>>) {
   const { limits, commandPrefix } = config;
   return {
     terminals: new TerminalRegistry({
@@ -104,6 +106,7 @@ function openRegistries(config: RunnerConfig, workspace: Workspace, baseEnv: Rec
 function startIdleMonitor(
   config: RunnerConfig,
   options: RunnerOptions,
+  client: RunnerControlClient | undefined,
   d: {
     activity: ActivityTracker;
     terminals: TerminalRegistry;
@@ -111,10 +114,9 @@ function startIdleMonitor(
     onUnknownRunner: () => void;
   },
 ): IdleMonitor | undefined {
-  if (!config.core) return undefined;
-  const { url, controlToken, socketPath } = config.core;
+  if (!config.core || !client) return undefined;
   const monitor = new IdleMonitor({
-    client: runnerControlClientFor(url, { token: controlToken, socketPath }),
+    client,
     replId: config.replId,
     runnerId: config.core.runnerId,
     activity: d.activity,
@@ -129,19 +131,27 @@ function startIdleMonitor(
   return monitor;
 }
 
-/** The repl's preview rules from core, when the runner has a core (without one, only the owner's tokens open previews). */
-function followSharing(config: RunnerConfig, log: Logger): PreviewSharingFeed | undefined {
+/**
+ * The runner's one client of core's RunnerControlService (when it has a core) and the feeds of the
+ * repl's settings over it: the preview rules and the environment. Without a core only the owner's
+ * tokens open previews and the repl has no variables of its own.
+ */
+function coreLink(config: RunnerConfig, log: Logger) {
   if (!config.core) return undefined;
   const { url, controlToken, socketPath, runnerId } = config.core;
   const client = runnerControlClientFor(url, { token: controlToken, socketPath });
-  return followPreviewSharing({ client, replId: config.replId, runnerId, log });
+  const ids = { client, replId: config.replId, runnerId, log };
+  return { client, sharing: followPreviewSharing(ids), environment: followEnvironment(ids) };
 }
 
 export async function startRunner(config: RunnerConfig, options: RunnerOptions): Promise<Runner> {
   const { log } = options;
   const { workspace, baseEnv } = await openWorkspace(config);
   const { limits } = config;
-  const { terminals, processes } = openRegistries(config, workspace, baseEnv);
+  const core = coreLink(config, log);
+  // The repl's variables over the user's environment, as they are when each process starts.
+  const env = async () => ({ ...baseEnv, ...(await core?.environment.variables()) });
+  const { terminals, processes } = openRegistries(config, workspace, env);
   const activity = new ActivityTracker(options.clock, () => processes.running);
   const auth = createRunnerAuth(createTokenVerifier(config.tokenPublicKeyPem), config.replId);
   let drainReason: string | undefined;
@@ -149,11 +159,10 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
   let serverPort = config.port;
 
   const wsBridge = createWsBridge({ auth, terminals, activity, log, draining });
-  const sharing = followSharing(config, log);
-  const rules = () => sharing?.rules() ?? OWNER_ONLY;
+  const rules = () => core?.sharing.rules() ?? OWNER_ONLY;
   const preview = createPreviewProxy({ auth, activity, log, ownPort: () => serverPort, replId: config.replId, rules });
 
-  const { audit, ...calls } = rpcChain(config, log, auth, activity, draining);
+  const { audit, ...calls } = rpcChain(config, log, auth, activity, draining, core?.client);
   const server = await startServer({
     name: "runner",
     port: config.port,
@@ -199,7 +208,7 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
   });
   serverPort = server.port;
 
-  const idleMonitor = startIdleMonitor(config, options, {
+  const idleMonitor = startIdleMonitor(config, options, core?.client, {
     activity,
     terminals,
     processes,
@@ -231,7 +240,8 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
     close() {
       closing ??= (async () => {
         idleMonitor?.stop();
-        sharing?.stop();
+        core?.sharing.stop();
+        core?.environment.stop();
         drainReason ??= "the runner is stopping";
         await Promise.all([terminals.closeAll(200), processes.killAll(500)]);
         // The server first: calls that end as it closes record their events, then the reporter sends them.
@@ -255,8 +265,9 @@ function rpcChain(
   auth: RunnerAuth,
   activity: ActivityTracker,
   draining: () => string | undefined,
+  client: RunnerControlClient | undefined,
 ) {
-  const audit = startAuditReporter(config.core, config.replId, log);
+  const audit = startAuditReporter(config.core, config.replId, log, client);
   return {
     audit,
     interceptors: [

@@ -10,6 +10,7 @@
 import { Code } from "@connectrpc/connect";
 import { type Repl, ReplStatus, type Template, type WatchReplResponse } from "../../../gen/devex/core/v1/repl_pb.js";
 import { core } from "../api.js";
+import { editEnvironment } from "../environment.js";
 import type { Dispose, PageContext } from "../main.js";
 import { editNetwork, networkLabel } from "../network.js";
 import { statusClass, statusLabel } from "../repl-status.js";
@@ -49,6 +50,9 @@ class IdePage {
     });
     this.ui.stopButton.addEventListener("click", () => void this.stop());
     this.ui.networkButton.addEventListener("click", () => void this.editNetwork());
+    this.ui.environmentButton.addEventListener("click", () => {
+      if (this.repl) void editEnvironment(this.repl);
+    });
     document.addEventListener("keydown", this.onKey);
     window.addEventListener("online", this.onOnline);
     window.addEventListener("offline", this.onOnline);
@@ -93,6 +97,7 @@ class IdePage {
     this.ui.networkButton.textContent = `Network: ${networkLabel(r.egress)}`;
     this.ui.networkButton.setAttribute("aria-label", `Network policy: ${networkLabel(r.egress)}`);
     this.ui.networkButton.disabled = false;
+    this.ui.environmentButton.disabled = false;
     stopButton.disabled = r.status !== ReplStatus.RUNNING || this.phase !== "ready";
     this.workspace?.preview.showSharing(r.previewSharing);
   }

@@ -1,7 +1,8 @@
 /**
- * The IDE's page structure: the top bar (back link, name, status, network policy, connection, pane
- * toggles, Run and Stop) and the four panes (explorer, editor, terminals, preview) under the overlay. The Files and
- * Preview toggles hide their pane; on a narrow window both start hidden.
+ * The IDE's page structure: the top bar (back link, name, status, network policy, environment,
+ * connection, pane toggles, Run and Stop) and the four panes (explorer, editor, terminals, preview)
+ * under the overlay. The Files and Preview toggles hide their pane; on a narrow window both start
+ * hidden.
  */
 import type { PageContext } from "../main.js";
 import { topBar } from "../shell.js";
@@ -21,6 +22,8 @@ export interface IdeLayout {
   badge: HTMLElement;
   /** Shows the repl's network policy and opens its dialog. */
   networkButton: HTMLButtonElement;
+  /** Opens the dialog of the repl's environment variables and secrets. */
+  environmentButton: HTMLButtonElement;
   connection: ConnectionIndicator;
   runButton: HTMLButtonElement;
   stopButton: HTMLButtonElement;
@@ -52,6 +55,11 @@ export function renderIdeLayout(ctx: PageContext, onPaneToggled: () => void): Id
     title: h("h1", { class: "page-title" }, "…"),
     badge: h("span", { class: "badge unknown", id: "repl-status" }, "…"),
     networkButton: h("button", { type: "button", class: "btn ghost", id: "repl-network", disabled: true }, "Network"),
+    environmentButton: h(
+      "button",
+      { type: "button", class: "btn ghost", id: "repl-environment", disabled: true },
+      "Environment",
+    ),
     runButton: h(
       "button",
       { type: "button", class: "btn primary", id: "run", disabled: true, title: "Run the project in the terminal" },
@@ -68,6 +76,7 @@ export function renderIdeLayout(ctx: PageContext, onPaneToggled: () => void): Id
       bar.title,
       bar.badge,
       bar.networkButton,
+      bar.environmentButton,
       connection.el,
       h("div", { class: "spacer" }),
       filesToggle,

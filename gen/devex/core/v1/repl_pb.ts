@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file devex/core/v1/repl.proto.
  */
 export const file_devex_core_v1_repl: GenFile = /*@__PURE__*/
-  fileDesc("ChhkZXZleC9jb3JlL3YxL3JlcGwucHJvdG8SDWRldmV4LmNvcmUudjEiuAMKBFJlcGwSDwoHcmVwbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCHRlbXBsYXRlGAMgASgJEg0KBW93bmVyGAQgASgJEikKBnN0YXR1cxgFIAEoDjIZLmRldmV4LmNvcmUudjEuUmVwbFN0YXR1cxIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHBlcnNpc3RfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgJIAEoCRIrCgZlZ3Jlc3MYCiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeRIbChNlZ3Jlc3NfZGVuaWVkX2NpZHJzGAsgAygJEhsKE2VncmVzc19ub3RfZW5mb3JjZWQYDCABKAkSNgoPcHJldmlld19zaGFyaW5nGA0gASgLMh0uZGV2ZXguY29yZS52MS5QcmV2aWV3U2hhcmluZyLPAQoOUHJldmlld1NoYXJpbmcSNAoKdmlzaWJpbGl0eRgBIAEoDjIgLmRldmV4LmNvcmUudjEuUHJldmlld1Zpc2liaWxpdHkSNwoFcG9ydHMYAiADKAsyKC5kZXZleC5jb3JlLnYxLlByZXZpZXdTaGFyaW5nLlBvcnRzRW50cnkaTgoKUG9ydHNFbnRyeRILCgNrZXkYASABKA0SLwoFdmFsdWUYAiABKA4yIC5kZXZleC5jb3JlLnYxLlByZXZpZXdWaXNpYmlsaXR5OgI4ASKKAQoMRWdyZXNzUG9saWN5EicKBG1vZGUYASABKA4yGS5kZXZleC5jb3JlLnYxLkVncmVzc01vZGUSKQoNYWxsb3dfZG9tYWlucxgCIAMoCUISukgPkgEMEIACIgdyBRABGP4BEiYKC2FsbG93X2NpZHJzGAMgAygJQhG6SA6SAQsQgAIiBnIEEAEYKyKQAQoIVGVtcGxhdGUSDAoEbmFtZRgBIAEoCRINCgV0aXRsZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIQCghsYW5ndWFnZRgEIAEoCRITCgtydW5fY29tbWFuZBgFIAEoCRIrCgZlZ3Jlc3MYBiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeSKoAQoMUnVubmVyQWNjZXNzEgsKA3VybBgBIAEoCRINCgV0b2tlbhgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOd2Vic29ja2V0X3BhdGgYBCABKAkSHAoUcHJldmlld191cmxfdGVtcGxhdGUYBSABKAkSFQoNcHJldmlld190b2tlbhgGIAEoCSJrCghQcm9ncmVzcxINCgVwaGFzZRgBIAEoCRISCgpmaWxlc19kb25lGAIgASgEEhMKC2ZpbGVzX3RvdGFsGAMgASgEEhIKCmJ5dGVzX2RvbmUYBCABKAQSEwoLYnl0ZXNfdG90YWwYBSABKAQiFgoUTGlzdFRlbXBsYXRlc1JlcXVlc3QiQwoVTGlzdFRlbXBsYXRlc1Jlc3BvbnNlEioKCXRlbXBsYXRlcxgBIAMoCzIXLmRldmV4LmNvcmUudjEuVGVtcGxhdGUiqwEKEUNyZWF0ZVJlcGxSZXF1ZXN0EjYKBG5hbWUYASABKAlCKLpIJXIjEAEYQDIdXltBLVphLXowLTldW0EtWmEtejAtOSAuXy1dKiQSMQoIdGVtcGxhdGUYAiABKAlCH7pIHHIaEAEYIDIUXlthLXowLTldW2EtejAtOS1dKiQSKwoGZWdyZXNzGAMgASgLMhsuZGV2ZXguY29yZS52MS5FZ3Jlc3NQb2xpY3kiNwoSQ3JlYXRlUmVwbFJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwiTQoQTGlzdFJlcGxzUmVxdWVzdBIbCglwYWdlX3NpemUYASABKA1CCLpIBSoDGPQDEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIACIlAKEUxpc3RSZXBsc1Jlc3BvbnNlEiIKBXJlcGxzGAEgAygLMhMuZGV2ZXguY29yZS52MS5SZXBsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJNCg5HZXRSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiNAoPR2V0UmVwbFJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwiTwoQU3RhcnRSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiYwoRU3RhcnRSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbBIrCgZydW5uZXIYAiABKAsyGy5kZXZleC5jb3JlLnYxLlJ1bm5lckFjY2VzcyJOCg9TdG9wUmVwbFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kImoKEFN0b3BSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbBIzChBwZXJzaXN0X2R1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlAKEURlbGV0ZVJlcGxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCIUChJEZWxldGVSZXBsUmVzcG9uc2UiTwoQV2F0Y2hSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiYQoRV2F0Y2hSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbBIpCghwcm9ncmVzcxgCIAEoCzIXLmRldmV4LmNvcmUudjEuUHJvZ3Jlc3MiigEKFlNldEVncmVzc1BvbGljeVJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEjMKBmVncmVzcxgCIAEoCzIbLmRldmV4LmNvcmUudjEuRWdyZXNzUG9saWN5Qga6SAPIAQEiPAoXU2V0RWdyZXNzUG9saWN5UmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbCKzAQobU2V0UHJldmlld1Zpc2liaWxpdHlSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIXCgRwb3J0GAIgASgNQgm6SAYqBBj//wMSPgoKdmlzaWJpbGl0eRgDIAEoDjIgLmRldmV4LmNvcmUudjEuUHJldmlld1Zpc2liaWxpdHlCCLpIBYIBAhABIkEKHFNldFByZXZpZXdWaXNpYmlsaXR5UmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbCLTAQoYQ3JlYXRlUHJldmlld0xpbmtSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIZCgRwb3J0GAIgASgNQgu6SAgqBhj//wMoARI5CgN0dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CEbpIDqoBCyIFCICangEyAggBEiQKBHBhdGgYBCABKAlCFrpIE3IRGIAQMgxeKC9bXlxzXSopPyQiWQoZQ3JlYXRlUHJldmlld0xpbmtSZXNwb25zZRILCgN1cmwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKqkBCgpSZXBsU3RhdHVzEhsKF1JFUExfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTUkVQTF9TVEFUVVNfU1RPUFBFRBABEhgKFFJFUExfU1RBVFVTX1NUQVJUSU5HEAISFwoTUkVQTF9TVEFUVVNfUlVOTklORxADEhgKFFJFUExfU1RBVFVTX1NUT1BQSU5HEAQSGAoUUkVQTF9TVEFUVVNfREVMRVRJTkcQBSqTAQoRUHJldmlld1Zpc2liaWxpdHkSIgoeUFJFVklFV19WSVNJQklMSVRZX1VOU1BFQ0lGSUVEEAASHgoaUFJFVklFV19WSVNJQklMSVRZX1BSSVZBVEUQARIbChdQUkVWSUVXX1ZJU0lCSUxJVFlfTElOSxACEh0KGVBSRVZJRVdfVklTSUJJTElUWV9QVUJMSUMQAyp5CgpFZ3Jlc3NNb2RlEhsKF0VHUkVTU19NT0RFX1VOU1BFQ0lGSUVEEAASGQoVRUdSRVNTX01PREVfQUxMT1dfQUxMEAESGAoURUdSRVNTX01PREVfREVOWV9BTEwQAhIZChVFR1JFU1NfTU9ERV9BTExPV0xJU1QQAzL7BwoLUmVwbFNlcnZpY2USXwoNTGlzdFRlbXBsYXRlcxIjLmRldmV4LmNvcmUudjEuTGlzdFRlbXBsYXRlc1JlcXVlc3QaJC5kZXZleC5jb3JlLnYxLkxpc3RUZW1wbGF0ZXNSZXNwb25zZSIDkAIBElEKCkNyZWF0ZVJlcGwSIC5kZXZleC5jb3JlLnYxLkNyZWF0ZVJlcGxSZXF1ZXN0GiEuZGV2ZXguY29yZS52MS5DcmVhdGVSZXBsUmVzcG9uc2USUwoJTGlzdFJlcGxzEh8uZGV2ZXguY29yZS52MS5MaXN0UmVwbHNSZXF1ZXN0GiAuZGV2ZXguY29yZS52MS5MaXN0UmVwbHNSZXNwb25zZSIDkAIBEk0KB0dldFJlcGwSHS5kZXZleC5jb3JlLnYxLkdldFJlcGxSZXF1ZXN0Gh4uZGV2ZXguY29yZS52MS5HZXRSZXBsUmVzcG9uc2UiA5ACARJTCglTdGFydFJlcGwSHy5kZXZleC5jb3JlLnYxLlN0YXJ0UmVwbFJlcXVlc3QaIC5kZXZleC5jb3JlLnYxLlN0YXJ0UmVwbFJlc3BvbnNlIgOQAgISUAoIU3RvcFJlcGwSHi5kZXZleC5jb3JlLnYxLlN0b3BSZXBsUmVxdWVzdBofLmRldmV4LmNvcmUudjEuU3RvcFJlcGxSZXNwb25zZSIDkAICElYKCkRlbGV0ZVJlcGwSIC5kZXZleC5jb3JlLnYxLkRlbGV0ZVJlcGxSZXF1ZXN0GiEuZGV2ZXguY29yZS52MS5EZWxldGVSZXBsUmVzcG9uc2UiA5ACAhJQCglXYXRjaFJlcGwSHy5kZXZleC5jb3JlLnYxLldhdGNoUmVwbFJlcXVlc3QaIC5kZXZleC5jb3JlLnYxLldhdGNoUmVwbFJlc3BvbnNlMAESZQoPU2V0RWdyZXNzUG9saWN5EiUuZGV2ZXguY29yZS52MS5TZXRFZ3Jlc3NQb2xpY3lSZXF1ZXN0GiYuZGV2ZXguY29yZS52MS5TZXRFZ3Jlc3NQb2xpY3lSZXNwb25zZSIDkAICEnQKFFNldFByZXZpZXdWaXNpYmlsaXR5EiouZGV2ZXguY29yZS52MS5TZXRQcmV2aWV3VmlzaWJpbGl0eVJlcXVlc3QaKy5kZXZleC5jb3JlLnYxLlNldFByZXZpZXdWaXNpYmlsaXR5UmVzcG9uc2UiA5ACAhJmChFDcmVhdGVQcmV2aWV3TGluaxInLmRldmV4LmNvcmUudjEuQ3JlYXRlUHJldmlld0xpbmtSZXF1ZXN0GiguZGV2ZXguY29yZS52MS5DcmVhdGVQcmV2aWV3TGlua1Jlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChhkZXZleC9jb3JlL3YxL3JlcGwucHJvdG8SDWRldmV4LmNvcmUudjEiuAMKBFJlcGwSDwoHcmVwbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCHRlbXBsYXRlGAMgASgJEg0KBW93bmVyGAQgASgJEikKBnN0YXR1cxgFIAEoDjIZLmRldmV4LmNvcmUudjEuUmVwbFN0YXR1cxIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHBlcnNpc3RfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgJIAEoCRIrCgZlZ3Jlc3MYCiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeRIbChNlZ3Jlc3NfZGVuaWVkX2NpZHJzGAsgAygJEhsKE2VncmVzc19ub3RfZW5mb3JjZWQYDCABKAkSNgoPcHJldmlld19zaGFyaW5nGA0gASgLMh0uZGV2ZXguY29yZS52MS5QcmV2aWV3U2hhcmluZyLPAQoOUHJldmlld1NoYXJpbmcSNAoKdmlzaWJpbGl0eRgBIAEoDjIgLmRldmV4LmNvcmUudjEuUHJldmlld1Zpc2liaWxpdHkSNwoFcG9ydHMYAiADKAsyKC5kZXZleC5jb3JlLnYxLlByZXZpZXdTaGFyaW5nLlBvcnRzRW50cnkaTgoKUG9ydHNFbnRyeRILCgNrZXkYASABKA0SLwoFdmFsdWUYAiABKA4yIC5kZXZleC5jb3JlLnYxLlByZXZpZXdWaXNpYmlsaXR5OgI4ASKKAQoMRWdyZXNzUG9saWN5EicKBG1vZGUYASABKA4yGS5kZXZleC5jb3JlLnYxLkVncmVzc01vZGUSKQoNYWxsb3dfZG9tYWlucxgCIAMoCUISukgPkgEMEIACIgdyBRABGP4BEiYKC2FsbG93X2NpZHJzGAMgAygJQhG6SA6SAQsQgAIiBnIEEAEYKyKQAQoIVGVtcGxhdGUSDAoEbmFtZRgBIAEoCRINCgV0aXRsZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIQCghsYW5ndWFnZRgEIAEoCRITCgtydW5fY29tbWFuZBgFIAEoCRIrCgZlZ3Jlc3MYBiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeSKoAQoMUnVubmVyQWNjZXNzEgsKA3VybBgBIAEoCRINCgV0b2tlbhgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOd2Vic29ja2V0X3BhdGgYBCABKAkSHAoUcHJldmlld191cmxfdGVtcGxhdGUYBSABKAkSFQoNcHJldmlld190b2tlbhgGIAEoCSJrCghQcm9ncmVzcxINCgVwaGFzZRgBIAEoCRISCgpmaWxlc19kb25lGAIgASgEEhMKC2ZpbGVzX3RvdGFsGAMgASgEEhIKCmJ5dGVzX2RvbmUYBCABKAQSEwoLYnl0ZXNfdG90YWwYBSABKAQiFgoUTGlzdFRlbXBsYXRlc1JlcXVlc3QiQwoVTGlzdFRlbXBsYXRlc1Jlc3BvbnNlEioKCXRlbXBsYXRlcxgBIAMoCzIXLmRldmV4LmNvcmUudjEuVGVtcGxhdGUiqwEKEUNyZWF0ZVJlcGxSZXF1ZXN0EjYKBG5hbWUYASABKAlCKLpIJXIjEAEYQDIdXltBLVphLXowLTldW0EtWmEtejAtOSAuXy1dKiQSMQoIdGVtcGxhdGUYAiABKAlCH7pIHHIaEAEYIDIUXlthLXowLTldW2EtejAtOS1dKiQSKwoGZWdyZXNzGAMgASgLMhsuZGV2ZXguY29yZS52MS5FZ3Jlc3NQb2xpY3kiNwoSQ3JlYXRlUmVwbFJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwiTQoQTGlzdFJlcGxzUmVxdWVzdBIbCglwYWdlX3NpemUYASABKA1CCLpIBSoDGPQDEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIACIlAKEUxpc3RSZXBsc1Jlc3BvbnNlEiIKBXJlcGxzGAEgAygLMhMuZGV2ZXguY29yZS52MS5SZXBsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJNCg5HZXRSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiNAoPR2V0UmVwbFJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwiTwoQU3RhcnRSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiYwoRU3RhcnRSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbBIrCgZydW5uZXIYAiABKAsyGy5kZXZleC5jb3JlLnYxLlJ1bm5lckFjY2VzcyJOCg9TdG9wUmVwbFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kImoKEFN0b3BSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbBIzChBwZXJzaXN0X2R1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlAKEURlbGV0ZVJlcGxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCIUChJEZWxldGVSZXBsUmVzcG9uc2UiTwoQV2F0Y2hSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiYQoRV2F0Y2hSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbBIpCghwcm9ncmVzcxgCIAEoCzIXLmRldmV4LmNvcmUudjEuUHJvZ3Jlc3MiigEKFlNldEVncmVzc1BvbGljeVJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEjMKBmVncmVzcxgCIAEoCzIbLmRldmV4LmNvcmUudjEuRWdyZXNzUG9saWN5Qga6SAPIAQEiPAoXU2V0RWdyZXNzUG9saWN5UmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbCKzAQobU2V0UHJldmlld1Zpc2liaWxpdHlSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIXCgRwb3J0GAIgASgNQgm6SAYqBBj//wMSPgoKdmlzaWJpbGl0eRgDIAEoDjIgLmRldmV4LmNvcmUudjEuUHJldmlld1Zpc2liaWxpdHlCCLpIBYIBAhABIkEKHFNldFByZXZpZXdWaXNpYmlsaXR5UmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbCLTAQoYQ3JlYXRlUHJldmlld0xpbmtSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIZCgRwb3J0GAIgASgNQgu6SAgqBhj//wMoARI5CgN0dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CEbpIDqoBCyIFCICangEyAggBEiQKBHBhdGgYBCABKAlCFrpIE3IRGIAQMgxeKC9bXlxzXSopPyQiWQoZQ3JlYXRlUHJldmlld0xpbmtSZXNwb25zZRILCgN1cmwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInMKE0Vudmlyb25tZW50VmFyaWFibGUSDAoEbmFtZRgBIAEoCRINCgV2YWx1ZRgCIAEoCRIOCgZzZWNyZXQYAyABKAgSLwoLdXBkYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl4KH0xpc3RFbnZpcm9ubWVudFZhcmlhYmxlc1JlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kIlkKIExpc3RFbnZpcm9ubWVudFZhcmlhYmxlc1Jlc3BvbnNlEjUKCXZhcmlhYmxlcxgBIAMoCzIiLmRldmV4LmNvcmUudjEuRW52aXJvbm1lbnRWYXJpYWJsZSLGAQodU2V0RW52aXJvbm1lbnRWYXJpYWJsZVJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEjIKBG5hbWUYAiABKAlCJLpIIXIfEAEYgAEyGF5bQS1aYS16X11bQS1aYS16MC05X10qJBIkCgV2YWx1ZRgDIAEoCUIVukgSchAogIACMgpeW15ceDAwXSokEg4KBnNlY3JldBgEIAEoCCJXCh5TZXRFbnZpcm9ubWVudFZhcmlhYmxlUmVzcG9uc2USNQoJdmFyaWFibGVzGAEgAygLMiIuZGV2ZXguY29yZS52MS5FbnZpcm9ubWVudFZhcmlhYmxlIpMBCiBEZWxldGVFbnZpcm9ubWVudFZhcmlhYmxlUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSMgoEbmFtZRgCIAEoCUIkukghch8QARiAATIYXltBLVphLXpfXVtBLVphLXowLTlfXSokIloKIURlbGV0ZUVudmlyb25tZW50VmFyaWFibGVSZXNwb25zZRI1Cgl2YXJpYWJsZXMYASADKAsyIi5kZXZleC5jb3JlLnYxLkVudmlyb25tZW50VmFyaWFibGUqqQEKClJlcGxTdGF0dXMSGwoXUkVQTF9TVEFUVVNfVU5TUEVDSUZJRUQQABIXChNSRVBMX1NUQVRVU19TVE9QUEVEEAESGAoUUkVQTF9TVEFUVVNfU1RBUlRJTkcQAhIXChNSRVBMX1NUQVRVU19SVU5OSU5HEAMSGAoUUkVQTF9TVEFUVVNfU1RPUFBJTkcQBBIYChRSRVBMX1NUQVRVU19ERUxFVElORxAFKpMBChFQcmV2aWV3VmlzaWJpbGl0eRIiCh5QUkVWSUVXX1ZJU0lCSUxJVFlfVU5TUEVDSUZJRUQQABIeChpQUkVWSUVXX1ZJU0lCSUxJVFlfUFJJVkFURRABEhsKF1BSRVZJRVdfVklTSUJJTElUWV9MSU5LEAISHQoZUFJFVklFV19WSVNJQklMSVRZX1BVQkxJQxADKnkKCkVncmVzc01vZGUSGwoXRUdSRVNTX01PREVfVU5TUEVDSUZJRUQQABIZChVFR1JFU1NfTU9ERV9BTExPV19BTEwQARIYChRFR1JFU1NfTU9ERV9ERU5ZX0FMTBACEhkKFUVHUkVTU19NT0RFX0FMTE9XTElTVBADMoALCgtSZXBsU2VydmljZRJfCg1MaXN0VGVtcGxhdGVzEiMuZGV2ZXguY29yZS52MS5MaXN0VGVtcGxhdGVzUmVxdWVzdBokLmRldmV4LmNvcmUudjEuTGlzdFRlbXBsYXRlc1Jlc3BvbnNlIgOQAgESUQoKQ3JlYXRlUmVwbBIgLmRldmV4LmNvcmUudjEuQ3JlYXRlUmVwbFJlcXVlc3QaIS5kZXZleC5jb3JlLnYxLkNyZWF0ZVJlcGxSZXNwb25zZRJTCglMaXN0UmVwbHMSHy5kZXZleC5jb3JlLnYxLkxpc3RSZXBsc1JlcXVlc3QaIC5kZXZleC5jb3JlLnYxLkxpc3RSZXBsc1Jlc3BvbnNlIgOQAgESTQoHR2V0UmVwbBIdLmRldmV4LmNvcmUudjEuR2V0UmVwbFJlcXVlc3QaHi5kZXZleC5jb3JlLnYxLkdldFJlcGxSZXNwb25zZSIDkAIBElMKCVN0YXJ0UmVwbBIfLmRldmV4LmNvcmUudjEuU3RhcnRSZXBsUmVxdWVzdBogLmRldmV4LmNvcmUudjEuU3RhcnRSZXBsUmVzcG9uc2UiA5ACAhJQCghTdG9wUmVwbBIeLmRldmV4LmNvcmUudjEuU3RvcFJlcGxSZXF1ZXN0Gh8uZGV2ZXguY29yZS52MS5TdG9wUmVwbFJlc3BvbnNlIgOQAgISVgoKRGVsZXRlUmVwbBIgLmRldmV4LmNvcmUudjEuRGVsZXRlUmVwbFJlcXVlc3QaIS5kZXZleC5jb3JlLnYxLkRlbGV0ZVJlcGxSZXNwb25zZSIDkAICElAKCVdhdGNoUmVwbBIfLmRldmV4LmNvcmUudjEuV2F0Y2hSZXBsUmVxdWVzdBogLmRldmV4LmNvcmUudjEuV2F0Y2hSZXBsUmVzcG9uc2UwARJlCg9TZXRFZ3Jlc3NQb2xpY3kSJS5kZXZleC5jb3JlLnYxLlNldEVncmVzc1BvbGljeVJlcXVlc3QaJi5kZXZleC5jb3JlLnYxLlNldEVncmVzc1BvbGljeVJlc3BvbnNlIgOQAgISdAoUU2V0UHJldmlld1Zpc2liaWxpdHkSKi5kZXZleC5jb3JlLnYxLlNldFByZXZpZXdWaXNpYmlsaXR5UmVxdWVzdBorLmRldmV4LmNvcmUudjEuU2V0UHJldmlld1Zpc2liaWxpdHlSZXNwb25zZSIDkAICEmYKEUNyZWF0ZVByZXZpZXdMaW5rEicuZGV2ZXguY29yZS52MS5DcmVhdGVQcmV2aWV3TGlua1JlcXVlc3QaKC5kZXZleC5jb3JlLnYxLkNyZWF0ZVByZXZpZXdMaW5rUmVzcG9uc2USgAEKGExpc3RFbnZpcm9ubWVudFZhcmlhYmxlcxIuLmRldmV4LmNvcmUudjEuTGlzdEVudmlyb25tZW50VmFyaWFibGVzUmVxdWVzdBovLmRldmV4LmNvcmUudjEuTGlzdEVudmlyb25tZW50VmFyaWFibGVzUmVzcG9uc2UiA5ACARJ6ChZTZXRFbnZpcm9ubWVudFZhcmlhYmxlEiwuZGV2ZXguY29yZS52MS5TZXRFbnZpcm9ubWVudFZhcmlhYmxlUmVxdWVzdBotLmRldmV4LmNvcmUudjEuU2V0RW52aXJvbm1lbnRWYXJpYWJsZVJlc3BvbnNlIgOQAgISgwEKGURlbGV0ZUVudmlyb25tZW50VmFyaWFibGUSLy5kZXZleC5jb3JlLnYxLkRlbGV0ZUVudmlyb25tZW50VmFyaWFibGVSZXF1ZXN0GjAuZGV2ZXguY29yZS52MS5EZWxldGVFbnZpcm9ubWVudFZhcmlhYmxlUmVzcG9uc2UiA5ACAmIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A repl: a named workspace owned by one user, with at most one runner at a time.
@@ -901,6 +901,202 @@ export const CreatePreviewLinkResponseSchema: GenMessage<CreatePreviewLinkRespon
   messageDesc(file_devex_core_v1_repl, 27);
 
 /**
+ * One of a repl's environment variables.
+ *
+ * @generated from message devex.core.v1.EnvironmentVariable
+ */
+export type EnvironmentVariable = Message<"devex.core.v1.EnvironmentVariable"> & {
+  /**
+   * Its name, such as "DATABASE_URL".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Its value; empty for a secret, whose value is never returned.
+   *
+   * @generated from field: string value = 2;
+   */
+  value: string;
+
+  /**
+   * Whether it is a secret: write-only, stored encrypted.
+   *
+   * @generated from field: bool secret = 3;
+   */
+  secret: boolean;
+
+  /**
+   * When it was last set.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 4;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message devex.core.v1.EnvironmentVariable.
+ * Use `create(EnvironmentVariableSchema)` to create a new message.
+ */
+export const EnvironmentVariableSchema: GenMessage<EnvironmentVariable> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 28);
+
+/**
+ * Request for ListEnvironmentVariables.
+ *
+ * @generated from message devex.core.v1.ListEnvironmentVariablesRequest
+ */
+export type ListEnvironmentVariablesRequest = Message<"devex.core.v1.ListEnvironmentVariablesRequest"> & {
+  /**
+   * The repl's id.
+   *
+   * @generated from field: string repl_id = 1;
+   */
+  replId: string;
+};
+
+/**
+ * Describes the message devex.core.v1.ListEnvironmentVariablesRequest.
+ * Use `create(ListEnvironmentVariablesRequestSchema)` to create a new message.
+ */
+export const ListEnvironmentVariablesRequestSchema: GenMessage<ListEnvironmentVariablesRequest> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 29);
+
+/**
+ * Response of ListEnvironmentVariables.
+ *
+ * @generated from message devex.core.v1.ListEnvironmentVariablesResponse
+ */
+export type ListEnvironmentVariablesResponse = Message<"devex.core.v1.ListEnvironmentVariablesResponse"> & {
+  /**
+   * The repl's variables, by name.
+   *
+   * @generated from field: repeated devex.core.v1.EnvironmentVariable variables = 1;
+   */
+  variables: EnvironmentVariable[];
+};
+
+/**
+ * Describes the message devex.core.v1.ListEnvironmentVariablesResponse.
+ * Use `create(ListEnvironmentVariablesResponseSchema)` to create a new message.
+ */
+export const ListEnvironmentVariablesResponseSchema: GenMessage<ListEnvironmentVariablesResponse> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 30);
+
+/**
+ * Request for SetEnvironmentVariable.
+ *
+ * @generated from message devex.core.v1.SetEnvironmentVariableRequest
+ */
+export type SetEnvironmentVariableRequest = Message<"devex.core.v1.SetEnvironmentVariableRequest"> & {
+  /**
+   * The repl's id.
+   *
+   * @generated from field: string repl_id = 1;
+   */
+  replId: string;
+
+  /**
+   * A shell variable name: a letter or underscore, then letters, digits or underscores; at most 128.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The value: at most 32 KiB, without NUL characters.
+   *
+   * @generated from field: string value = 3;
+   */
+  value: string;
+
+  /**
+   * Store it as a secret: encrypted, and never returned.
+   *
+   * @generated from field: bool secret = 4;
+   */
+  secret: boolean;
+};
+
+/**
+ * Describes the message devex.core.v1.SetEnvironmentVariableRequest.
+ * Use `create(SetEnvironmentVariableRequestSchema)` to create a new message.
+ */
+export const SetEnvironmentVariableRequestSchema: GenMessage<SetEnvironmentVariableRequest> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 31);
+
+/**
+ * Response of SetEnvironmentVariable.
+ *
+ * @generated from message devex.core.v1.SetEnvironmentVariableResponse
+ */
+export type SetEnvironmentVariableResponse = Message<"devex.core.v1.SetEnvironmentVariableResponse"> & {
+  /**
+   * The repl's variables after the change (secrets without their values).
+   *
+   * @generated from field: repeated devex.core.v1.EnvironmentVariable variables = 1;
+   */
+  variables: EnvironmentVariable[];
+};
+
+/**
+ * Describes the message devex.core.v1.SetEnvironmentVariableResponse.
+ * Use `create(SetEnvironmentVariableResponseSchema)` to create a new message.
+ */
+export const SetEnvironmentVariableResponseSchema: GenMessage<SetEnvironmentVariableResponse> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 32);
+
+/**
+ * Request for DeleteEnvironmentVariable.
+ *
+ * @generated from message devex.core.v1.DeleteEnvironmentVariableRequest
+ */
+export type DeleteEnvironmentVariableRequest = Message<"devex.core.v1.DeleteEnvironmentVariableRequest"> & {
+  /**
+   * The repl's id.
+   *
+   * @generated from field: string repl_id = 1;
+   */
+  replId: string;
+
+  /**
+   * The variable's name.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message devex.core.v1.DeleteEnvironmentVariableRequest.
+ * Use `create(DeleteEnvironmentVariableRequestSchema)` to create a new message.
+ */
+export const DeleteEnvironmentVariableRequestSchema: GenMessage<DeleteEnvironmentVariableRequest> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 33);
+
+/**
+ * Response of DeleteEnvironmentVariable.
+ *
+ * @generated from message devex.core.v1.DeleteEnvironmentVariableResponse
+ */
+export type DeleteEnvironmentVariableResponse = Message<"devex.core.v1.DeleteEnvironmentVariableResponse"> & {
+  /**
+   * The repl's variables after the change (secrets without their values).
+   *
+   * @generated from field: repeated devex.core.v1.EnvironmentVariable variables = 1;
+   */
+  variables: EnvironmentVariable[];
+};
+
+/**
+ * Describes the message devex.core.v1.DeleteEnvironmentVariableResponse.
+ * Use `create(DeleteEnvironmentVariableResponseSchema)` to create a new message.
+ */
+export const DeleteEnvironmentVariableResponseSchema: GenMessage<DeleteEnvironmentVariableResponse> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 34);
+
+/**
  * The lifecycle state of a repl.
  *
  * @generated from enum devex.core.v1.ReplStatus
@@ -1165,6 +1361,38 @@ export const ReplService: GenService<{
     methodKind: "unary";
     input: typeof CreatePreviewLinkRequestSchema;
     output: typeof CreatePreviewLinkResponseSchema;
+  },
+  /**
+   * Lists the repl's environment variables. A secret's value is never returned: only its name.
+   *
+   * @generated from rpc devex.core.v1.ReplService.ListEnvironmentVariables
+   */
+  listEnvironmentVariables: {
+    methodKind: "unary";
+    input: typeof ListEnvironmentVariablesRequestSchema;
+    output: typeof ListEnvironmentVariablesResponseSchema;
+  },
+  /**
+   * Sets one environment variable, or secret, of the repl: every terminal, command and process it
+   * starts from then on gets it (a running repl's within a second; those already running keep what
+   * they started with). A secret is stored encrypted and never returned by any call.
+   *
+   * @generated from rpc devex.core.v1.ReplService.SetEnvironmentVariable
+   */
+  setEnvironmentVariable: {
+    methodKind: "unary";
+    input: typeof SetEnvironmentVariableRequestSchema;
+    output: typeof SetEnvironmentVariableResponseSchema;
+  },
+  /**
+   * Removes one environment variable or secret (none by that name is not an error).
+   *
+   * @generated from rpc devex.core.v1.ReplService.DeleteEnvironmentVariable
+   */
+  deleteEnvironmentVariable: {
+    methodKind: "unary";
+    input: typeof DeleteEnvironmentVariableRequestSchema;
+    output: typeof DeleteEnvironmentVariableResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_devex_core_v1_repl, 0);

@@ -36,6 +36,12 @@ const describe: Record<string, Describe> = {
         ? new Date(Number(field(res?.expireTime, "seconds")) * 1000).toISOString()
         : undefined,
   }),
+  // The name, and whether it is a secret: never the value.
+  "devex.core.v1.ReplService/SetEnvironmentVariable": (req) => ({
+    name: str(req.name),
+    secret: String(req.secret === true),
+  }),
+  "devex.core.v1.ReplService/DeleteEnvironmentVariable": (req) => ({ name: str(req.name) }),
   "devex.core.v1.ReplService/SetEgressPolicy": (req) => {
     const mode = field(req.egress, "mode");
     if (typeof mode !== "number") return {};

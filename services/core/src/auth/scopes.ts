@@ -36,6 +36,10 @@ export const scopeRules: Record<string, readonly ApiScope[]> = {
   [`${AuditService.typeName}/ListAuditEvents`]: [admin],
   [`${ReplService.typeName}/SetPreviewVisibility`]: [replsWrite],
   [`${ReplService.typeName}/CreatePreviewLink`]: [replsWrite],
+  [`${ReplService.typeName}/ListEnvironmentVariables`]: [replsRead],
+  // A variable can run code in every command (BASH_ENV, LD_PRELOAD, NODE_OPTIONS): exec's to change.
+  [`${ReplService.typeName}/SetEnvironmentVariable`]: [exec],
+  [`${ReplService.typeName}/DeleteEnvironmentVariable`]: [exec],
 };
 
 /** Refuses a call the principal's scopes do not open, saying which scope it needs. */

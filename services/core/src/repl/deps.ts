@@ -5,6 +5,7 @@ import type { TokenSigner } from "../../../../lib/kit/tokens.js";
 import type { Driver } from "../driver/driver.js";
 import type { StateStore } from "../state/store.js";
 import type { ReplEvents } from "./events.js";
+import type { SecretBox } from "./secret-box.js";
 import type { TemplateCatalog } from "./templates.js";
 
 /** Everything the lifecycle operations need; built once in createCore. */
@@ -13,6 +14,8 @@ export interface ReplDeps {
   blobs: BlobStore;
   driver: Driver;
   signer: TokenSigner;
+  /** Seals and opens repls' secrets (secret-box.ts). */
+  secrets: SecretBox;
   templates: TemplateCatalog;
   events: ReplEvents;
   log: Logger;

@@ -17,10 +17,11 @@ import {
 import { visibilityFromName, visibilityName } from "../../../../lib/contracts/preview-visibility.js";
 import { Audience, PREVIEW_SCOPES, RunnerRoute } from "../../../../lib/contracts/runner-access.js";
 import { failedPrecondition, invalidArgument } from "../../../../lib/kit/errors.js";
-import type { PreviewSharing, PreviewVisibility, ReplRecord, ReplState } from "../state/store.js";
-import { getOwned, move, withReplLock } from "./common.js";
+import type { PreviewSharing, PreviewVisibility, ReplRecord } from "../state/store.js";
+import { getOwned } from "./common.js";
 import type { ReplDeps } from "./deps.js";
 import { previewOriginFor } from "./preview-origin.js";
+import { changeSetting } from "./settings.js";
 
 const DEFAULT_LINK_TTL_MS = 24 * 3600_000;
 
@@ -59,13 +60,6 @@ export function withVisibility(
   return next;
 }
 
-/** Every state but deleting: sharing is a setting, kept while stopped. */
-const settable: readonly ReplState[] = ["stopped", "starting", "running", "stopping"];
-
-function refuseWhileDeleting(r: ReplRecord | undefined) {
-  if (r?.status === "deleting") throw failedPrecondition(`repl ${r.replId} is being deleted`);
-}
-
 export async function setPreviewVisibility(
   deps: ReplDeps,
   userId: string,
@@ -74,18 +68,14 @@ export async function setPreviewVisibility(
   visibility: Visibility,
   signal: AbortSignal,
 ): Promise<ReplRecord> {
-  refuseWhileDeleting(await getOwned(deps, userId, replId));
-  return withReplLock(deps, replId, signal, refuseWhileDeleting, async () => {
-    const current = await getOwned(deps, userId, replId);
-    refuseWhileDeleting(current);
-    const next = withVisibility(
+  // The runner's sharing stream sees the change through the repl's events (or its poll).
+  return changeSetting(deps, userId, replId, signal, (current) => ({
+    previewSharing: withVisibility(
       sharingOf(current),
       port,
       visibility === Visibility.UNSPECIFIED ? undefined : visibilityName(visibility),
-    );
-    // The runner's sharing stream sees the change through the repl's events (or its poll).
-    return move(deps, replId, settable, { previewSharing: next });
-  });
+    ),
+  }));
 }
 
 /**

@@ -9,6 +9,7 @@ import { effective, getOwned, toProto } from "./common.js";
 import { createRepl } from "./create.js";
 import { deleteRepl } from "./delete.js";
 import type { ReplDeps } from "./deps.js";
+import { deleteEnvironmentVariable, setEnvironmentVariable, variablesToProto } from "./environment.js";
 import { listRepls } from "./list.js";
 import { createPreviewLink, setPreviewVisibility } from "./preview-sharing.js";
 import { setEgressPolicy } from "./set-egress.js";
@@ -58,6 +59,17 @@ export function createReplService(deps: ReplDeps, userOf: UserOf): ServiceImpl<t
     async createPreviewLink(req, ctx) {
       const link = await createPreviewLink(deps, userOf(ctx).userId, req);
       return { url: link.url, expireTime: timestampFromMs(link.expireTime) };
+    },
+    async listEnvironmentVariables(req, ctx) {
+      return { variables: variablesToProto(await getOwned(deps, userOf(ctx).userId, req.replId)) };
+    },
+    async setEnvironmentVariable(req, ctx) {
+      return { variables: variablesToProto(await setEnvironmentVariable(deps, userOf(ctx).userId, req, ctx.signal)) };
+    },
+    async deleteEnvironmentVariable(req, ctx) {
+      return {
+        variables: variablesToProto(await deleteEnvironmentVariable(deps, userOf(ctx).userId, req, ctx.signal)),
+      };
     },
     async startRepl(req, ctx) {
       const { repl, runner } = await startRepl(deps, userOf(ctx), req.replId, ctx.signal);

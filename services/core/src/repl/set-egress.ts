@@ -4,18 +4,12 @@
  * interleaves with a start (which reads the policy it starts the runner under) or a stop.
  */
 import type { EgressPolicy } from "../../../../lib/egress/policy.js";
-import { DomainError, failedPrecondition, unavailable } from "../../../../lib/kit/errors.js";
-import type { ReplRecord, ReplState } from "../state/store.js";
+import { DomainError, unavailable } from "../../../../lib/kit/errors.js";
+import type { ReplRecord } from "../state/store.js";
 import { getOwned, move, operationSignal, withReplLock } from "./common.js";
 import type { ReplDeps } from "./deps.js";
 import { defaultEgress } from "./egress.js";
-
-/** Every state but deleting ("starting"/"stopping" seen under the lock are leftovers of a crashed core). */
-const settable: readonly ReplState[] = ["stopped", "starting", "running", "stopping"];
-
-function refuseWhileDeleting(r: ReplRecord | undefined) {
-  if (r?.status === "deleting") throw failedPrecondition(`repl ${r.replId} is being deleted`);
-}
+import { refuseWhileDeleting, settable } from "./settings.js";
 
 /** `requested` undefined resets the repl to its template's default, else the operator's. */
 export async function setEgressPolicy(

@@ -1,8 +1,4 @@
-/**
- * WatchPreviewSharing: a runner's feed of its repl's preview rules (repl/preview-sharing.ts), the
- * current ones first and then each change. Changes made in this process arrive at once through the
- * repl's events; a poll of the state store every second catches those made by other core processes.
- */
+/** WatchPreviewSharing: a runner's feed of its repl's preview rules (repl/preview-sharing.ts), the current ones first and then each change. */
 import { create } from "@bufbuild/protobuf";
 import {
   PreviewAccess,
@@ -12,8 +8,8 @@ import {
 import type { ReplDeps } from "../repl/deps.js";
 import { sharingOf } from "../repl/preview-sharing.js";
 import type { PreviewSharing, PreviewVisibility } from "../state/store.js";
+import { followRepl } from "./follow-repl.js";
 
-const POLL_MS = 1000;
 /** The route a private preview sends a browser without a token to (auth/preview-sign-in.ts). */
 export const PREVIEW_SIGN_IN_PATH = "/auth/preview";
 
@@ -33,36 +29,13 @@ function toResponse(deps: ReplDeps, s: PreviewSharing): WatchPreviewSharingRespo
   });
 }
 
-export async function* watchPreviewSharing(
+export function watchPreviewSharing(
   deps: ReplDeps,
-  replId: string,
+  runner: { replId: string; runnerId: string },
   signal: AbortSignal,
 ): AsyncGenerator<WatchPreviewSharingResponse> {
-  let wake: (() => void) | undefined;
-  const unsubscribe = deps.events.subscribe(replId, () => wake?.());
-  const onAbort = () => wake?.();
-  signal.addEventListener("abort", onAbort);
-  try {
-    let last = "";
-    while (!signal.aborted) {
-      const r = await deps.state.getRepl(replId);
-      if (!r) return;
-      const sharing = sharingOf(r);
-      const key = JSON.stringify(sharing);
-      if (key !== last) {
-        last = key;
-        yield toResponse(deps, sharing);
-      }
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        timer = setTimeout(resolve, POLL_MS);
-      });
-      clearTimeout(timer);
-      wake = undefined;
-    }
-  } finally {
-    unsubscribe();
-    signal.removeEventListener("abort", onAbort);
-  }
+  return followRepl(deps, runner.replId, runner.runnerId, signal, (r) => {
+    const sharing = sharingOf(r);
+    return { key: JSON.stringify(sharing), message: () => toResponse(deps, sharing) };
+  });
 }

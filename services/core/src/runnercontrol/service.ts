@@ -11,6 +11,7 @@ import type { AuditRecorder } from "../audit/recorder.js";
 import type { RunnerOf, RunnerPrincipal } from "../auth/principal.js";
 import type { ReplDeps } from "../repl/deps.js";
 import { stopRepl } from "../repl/stop.js";
+import { watchEnvironment } from "./environment.js";
 import { watchPreviewSharing } from "./preview-sharing.js";
 import { reportAudit } from "./report-audit.js";
 
@@ -53,7 +54,11 @@ export function createRunnerControlService(
     },
     async *watchPreviewSharing(req, ctx) {
       checkIdentity(runnerOf(ctx), req);
-      yield* watchPreviewSharing(deps, req.replId, ctx.signal);
+      yield* watchPreviewSharing(deps, req, ctx.signal);
+    },
+    async *watchEnvironment(req, ctx) {
+      checkIdentity(runnerOf(ctx), req);
+      yield* watchEnvironment(deps, req, ctx.signal);
     },
     async reportAudit(req, ctx) {
       checkIdentity(runnerOf(ctx), req);

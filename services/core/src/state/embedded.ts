@@ -30,6 +30,7 @@ interface Snapshot {
   webSessions: Record<string, WebSession>;
   loginCodes: Record<string, LoginCode>;
   deviceGrants: Record<string, DeviceGrant>;
+  settings: Record<string, string>;
 }
 
 const empty = (): Snapshot => ({
@@ -40,6 +41,7 @@ const empty = (): Snapshot => ({
   webSessions: {},
   loginCodes: {},
   deviceGrants: {},
+  settings: {},
 });
 
 export async function createEmbeddedStore(dir: string): Promise<StateStore> {
@@ -60,6 +62,13 @@ export async function createEmbeddedStore(dir: string): Promise<StateStore> {
     ...tokenMethods(state),
     ...userMethods(state),
     ...deviceMethods(state),
+    async firstSetting(name, value) {
+      if (data.settings[name] === undefined) {
+        data.settings[name] = value;
+        await state.save();
+      }
+      return data.settings[name];
+    },
     appendAuditEvents: audit.appendAuditEvents,
     listAuditEvents: audit.listAuditEvents,
     async close() {

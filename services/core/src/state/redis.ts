@@ -1,6 +1,6 @@
 /**
  * StateStore on Redis (ioredis). Key layout (documented in services/core/README.md):
- *   replMeta:{replId}      hash   the repl record (its egress policy and preview sharing as JSON fields)
+ *   replMeta:{replId}      hash   the repl record (its egress policy, preview sharing and environment, secrets sealed, as JSON fields)
  *   userRepls:{userId}     set    the user's repl ids
  *   activeSession:{replId} hash   the serving runner; PX TTL refreshed by heartbeats
  *   lock:{name}            string holder token; SET NX PX, released by compare-and-delete
@@ -28,6 +28,7 @@ import type {
   ReplRecord,
   ReplState,
   StateStore,
+  StoredVariable,
   UserRecord,
   WebSession,
 } from "./store.js";
@@ -123,6 +124,7 @@ function toRepl(h: Record<string, string>): ReplRecord | undefined {
     // Records written before egress policies have none: the default applies when read.
     ...(h.egress ? { egress: JSON.parse(h.egress) as EgressPolicy } : {}),
     ...(h.previewSharing ? { previewSharing: JSON.parse(h.previewSharing) as PreviewSharing } : {}),
+    ...(h.env ? { env: JSON.parse(h.env) as Record<string, StoredVariable> } : {}),
   };
 }
 
@@ -153,6 +155,15 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
     ...userMethods(c),
     ...deviceMethods(c),
     ...redisAuditMethods(c.redis, c.guard),
+    firstSetting: (name, value) =>
+      c.guard(async () => {
+        const key = `setting:${name}`;
+        const [, [, stored]] = (await c.redis.multi().set(key, value, "NX").get(key).exec()) as [
+          unknown,
+          [unknown, string],
+        ];
+        return stored;
+      }),
     close: async () => {
       c.redis.disconnect();
     },

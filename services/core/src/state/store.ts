@@ -38,6 +38,16 @@ export interface ReplRecord {
   egress?: EgressPolicy;
   /** Who may open its previews (repl/preview-sharing.ts); absent: private. */
   previewSharing?: PreviewSharing;
+  /** Its environment variables by name (repl/environment.ts); absent: none. */
+  env?: Record<string, StoredVariable>;
+}
+
+/** An environment variable as stored: its value, or a secret's sealed value (never the plain one). */
+export interface StoredVariable {
+  value?: string;
+  /** A secret, sealed by repl/secret-box.ts. */
+  sealed?: string;
+  updateTime: number;
 }
 
 /** As every client names it (lib/contracts/preview-visibility.ts). */
@@ -113,7 +123,7 @@ export interface DeviceGrant {
 }
 
 export type ReplPatch = Partial<
-  Pick<ReplRecord, "status" | "updateTime" | "persistTime" | "lastError" | "egress" | "previewSharing">
+  Pick<ReplRecord, "status" | "updateTime" | "persistTime" | "lastError" | "egress" | "previewSharing" | "env">
 >;
 
 export interface StateStore extends AuditStore {
@@ -158,6 +168,12 @@ export interface StateStore extends AuditStore {
   putWebSession(hash: string, session: WebSession): Promise<void>;
   getWebSession(hash: string): Promise<WebSession | undefined>;
   deleteWebSession(hash: string): Promise<void>;
+
+  /**
+   * A value every core sharing the store agrees on: the one stored under `name`, storing `value`
+   * there first when there is none (such as the sealed check that all cores have the same secrets key).
+   */
+  firstSetting(name: string, value: string): Promise<string>;
 
   putLoginCode(hash: string, code: LoginCode): Promise<void>;
   /** The code's record, deleted as it is read: one use, across every core sharing the store. */

@@ -3,9 +3,11 @@
  * mapping onto core and runner calls through the shared client layer (lib/client), made with the
  * caller's own API token, so the caller sees exactly what core and the runner allow them to.
  * The tools live by area: repl-tools.ts, network-tools.ts, file-tools.ts, process-tools.ts,
- * terminal-tools.ts and preview-tools.ts; what they share is in tool-context.ts and caller-sessions.ts.
+ * terminal-tools.ts, preview-tools.ts and environment-tools.ts; what they share is in
+ * tool-context.ts and caller-sessions.ts.
  */
 import { CallerSessions } from "./caller-sessions.js";
+import { environmentTools } from "./environment-tools.js";
 import { fileTools } from "./file-tools.js";
 import { networkTools } from "./network-tools.js";
 import { previewTools } from "./preview-tools.js";
@@ -36,5 +38,6 @@ export function createAgentTools(deps: AgentToolDeps): ToolImpls {
     ...processTools(ctx),
     ...terminalTools(ctx),
     ...previewTools(ctx),
+    ...environmentTools(ctx),
   };
 }

@@ -9,7 +9,7 @@ import {
 } from "../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import type { RunnerControlClient } from "../../../../lib/client/clients.js";
 import type { Logger } from "../../../../lib/kit/log.js";
-import { sleep } from "../../../../lib/kit/sleep.js";
+import { followFeed } from "../control/feed.js";
 
 export interface PreviewRules {
   /** Every port not in `ports`. */
@@ -54,24 +54,13 @@ export function followPreviewSharing(d: {
   log: Logger;
 }): PreviewSharingFeed {
   let current = OWNER_ONLY;
-  const stopped = new AbortController();
-  void (async () => {
-    for (let delay = 500; !stopped.signal.aborted; delay = Math.min(delay * 2, 10_000)) {
-      try {
-        const feed = d.client.watchPreviewSharing(
-          { replId: d.replId, runnerId: d.runnerId },
-          { signal: stopped.signal },
-        );
-        for await (const m of feed) {
-          current = rulesFrom(m);
-          delay = 500;
-        }
-      } catch (err) {
-        if (stopped.signal.aborted) return;
-        d.log.debug({ err }, "preview sharing feed broke; reconnecting");
-      }
-      await sleep(delay, stopped.signal).catch(() => {});
-    }
-  })();
-  return { rules: () => current, stop: () => stopped.abort() };
+  const feed = followFeed({
+    open: (signal) => d.client.watchPreviewSharing({ replId: d.replId, runnerId: d.runnerId }, { signal }),
+    onMessage: (m) => {
+      current = rulesFrom(m);
+    },
+    name: "preview sharing",
+    log: d.log,
+  });
+  return { rules: () => current, stop: feed.stop };
 }

@@ -23,7 +23,8 @@ export interface ExitInfo {
 /** Where and how commands start. */
 export interface SpawnContext {
   workspace: Workspace;
-  baseEnv: Record<string, string>;
+  /** Environment a command starts from, as of its start (the user's and the repl's variables). */
+  baseEnv: () => Promise<Record<string, string>> | Record<string, string>;
   /** Put before every command (a sandbox); see DEVEX_RUNNER_COMMAND_PREFIX. */
   commandPrefix: string[];
   /** The bash both forms run through, an absolute path: the command's own PATH need not hold one. */
@@ -45,7 +46,7 @@ export async function spawnCommand(
   const argv = [...commandPrefix, ...command];
   const child = spawn(argv[0], argv.slice(1), {
     cwd: cwd.abs,
-    env: { ...baseEnv, ...spec.env },
+    env: { ...(await baseEnv()), ...spec.env },
     detached: true,
     stdio: ["pipe", "pipe", "pipe"],
   });

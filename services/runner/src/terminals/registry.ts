@@ -15,8 +15,8 @@ export interface TerminalRegistryDeps {
   workspace: Workspace;
   maxTerminals: number;
   scrollbackBytes: number;
-  /** Environment every terminal starts from (the runner's own secrets already removed). */
-  baseEnv: Record<string, string>;
+  /** Environment a terminal starts from, as of its start: the user's (the runner's own secrets removed) and the repl's variables. */
+  baseEnv: () => Promise<Record<string, string>> | Record<string, string>;
   /** Put before every command (a sandbox); see DEVEX_RUNNER_COMMAND_PREFIX. */
   commandPrefix?: string[];
 }
@@ -93,7 +93,7 @@ export class TerminalRegistry {
       cols: clamp(o.cols ?? 80),
       rows: clamp(o.rows ?? 24),
       cwd: cwd.abs,
-      env: { ...baseEnv, TERM: "xterm-256color", COLORTERM: "truecolor", ...o.env, DEVEX_TERMINAL_ID: id },
+      env: { ...(await baseEnv()), TERM: "xterm-256color", COLORTERM: "truecolor", ...o.env, DEVEX_TERMINAL_ID: id },
       encoding: null,
     });
     const session = new TerminalSession({
