@@ -2,7 +2,7 @@
  * The loop behind the runners' feeds of their repl's settings (preview rules, environment): what
  * `read` makes of the repl now, then again whenever that changes. Changes made in this process
  * arrive at once through the repl's events; a poll of the state store every second catches those
- * made by other core processes. Ends when the repl is gone or the caller leaves, and fails once
+ * made by other core processes (with an embedded store, which has none, every 15 s: a lapsed session). Ends when the repl is gone or the caller leaves, and fails once
  * the calling runner no longer serves the repl (its active session is another runner's, or gone, and
  * the repl is not starting): a control credential taken from a runner opens nothing after it.
  */
@@ -10,7 +10,8 @@ import { permissionDenied } from "../../../../lib/kit/errors.js";
 import type { ReplDeps } from "../repl/deps.js";
 import type { ReplRecord } from "../state/store.js";
 
-const POLL_MS = 1000;
+/** How often the store is read again: each second where other cores change it, else only to see a session lapse. */
+const POLL_MS = { shared: 1000, own: 15_000 };
 
 export async function* followRepl<T>(
   deps: ReplDeps,
@@ -48,7 +49,7 @@ export async function* followRepl<T>(
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
         wake = resolve;
-        timer = setTimeout(resolve, POLL_MS);
+        timer = setTimeout(resolve, deps.state.shared ? POLL_MS.shared : POLL_MS.own);
       });
       clearTimeout(timer);
       wake = undefined;

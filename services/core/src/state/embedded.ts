@@ -56,6 +56,7 @@ export async function createEmbeddedStore(dir: string): Promise<StateStore> {
   const state = snapshotWriter(file, data);
   const audit = await openEmbeddedAuditLog(dir);
   return {
+    shared: false,
     ...replMethods(state),
     ...sessionMethods(state),
     ...lockMethods(),

@@ -148,6 +148,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
   const c = connection(options);
   await c.guard(() => c.redis.connect());
   return {
+    shared: true,
     ...replMethods(c),
     ...sessionMethods(c),
     ...lockMethods(c),

@@ -127,6 +127,11 @@ export type ReplPatch = Partial<
 >;
 
 export interface StateStore extends AuditStore {
+  /**
+   * Other core processes may change this store (Redis): a watcher polls it for their changes. An
+   * embedded store is this process's alone, so its changes all come through the repl's events.
+   */
+  readonly shared: boolean;
   /** Inserts a repl unless its owner already has `quota` repls; returns false when over quota. */
   createRepl(repl: ReplRecord, quota: number): Promise<boolean>;
   getRepl(replId: string): Promise<ReplRecord | undefined>;
