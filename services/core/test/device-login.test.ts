@@ -123,6 +123,27 @@ describe("device login endpoints (RFC 8628)", () => {
     assert.deepEqual(answers, [...Array(30 - codesAsked).fill(200), ...Array(4).fill(429)]);
   });
 
+  it("behind a trusted proxy (DEVEX_TRUST_PROXY), counts the client X-Forwarded-For names, and only then", async () => {
+    const ask = (core: TestCore, forwardedFor: string) =>
+      fetch(`${core.core.url}/auth/device/code`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", "x-forwarded-for": forwardedFor },
+        body: new URLSearchParams({ client_id: "devex-cli" }),
+      }).then((r) => r.status);
+    for (const trustProxy of [true, false]) {
+      const c = await startTestCore({ trustProxy });
+      try {
+        const first = [];
+        for (let i = 0; i < 31; i++) first.push(await ask(c, "198.51.100.1"));
+        assert.deepEqual(first, [...Array(30).fill(200), 429]);
+        // Another client behind the same proxy has its own allowance only when the proxy is trusted.
+        assert.equal(await ask(c, "198.51.100.2"), trustProxy ? 200 : 429, `trustProxy=${trustProxy}`);
+      } finally {
+        await c.close();
+      }
+    }
+  });
+
   it("counts an IPv6 client by its /64 and a mapped IPv4 client by its address", () => {
     assert.equal(clientOf("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
     assert.equal(clientOf("2001:db8:1:2::7"), "2001:db8:1:2::/64");

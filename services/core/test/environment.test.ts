@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Audience } from "../../../lib/contracts/runner-access.js";
@@ -107,6 +107,10 @@ for (const kind of ["embedded", "redis"] as const) {
       assert.ok(!everything.includes(SECRET), "no read API returns the secret");
       const stored = await raw();
       assert.ok(stored.includes("API_KEY") && stored.includes("MODE"), "the dump holds the repl's variables");
+      if (kind === "embedded") {
+        const { mode } = await stat(join(t.dir, "state", "state.json"));
+        assert.equal(mode & 0o777, 0o600, "the state file is core's user's only");
+      }
       for (const form of [SECRET, Buffer.from(SECRET).toString("base64"), Buffer.from(SECRET).toString("base64url")])
         assert.ok(!stored.includes(form), "the store holds the secret sealed, never in the clear (or merely encoded)");
 

@@ -19,8 +19,10 @@
  * replica while the browser approves on another. Requests for codes are limited per client address
  * (an IPv6 /64) and per core.
  */
+
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { isApiScope, storedScopes } from "../../../../lib/contracts/api-scopes.js";
+import { clientAddress } from "../../../../lib/kit/client-address.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../../../../lib/kit/server.js";
 import { Credential } from "../audit/event.js";
@@ -63,6 +65,8 @@ export interface DeviceLoginDeps {
   log: Logger;
   /** The audit log, which records the token a device receives. */
   audit?: RouteAudit;
+  /** Core is behind a proxy it trusts (DEVEX_TRUST_PROXY): limits count the X-Forwarded-For address, not the proxy's. */
+  trustProxy?: boolean;
 }
 
 export function deviceLoginRoutes(d: DeviceLoginDeps): HttpHandler {
@@ -84,7 +88,7 @@ export function deviceLoginRoutes(d: DeviceLoginDeps): HttpHandler {
     else if (form.get("client_id") !== DEVICE_CLIENT_ID)
       reply(res, 401, { error: "invalid_client", error_description: `client_id must be ${DEVICE_CLIENT_ID}` });
     else if (path === "/auth/device/code") {
-      if (!perAddress.take(clientOf(req.socket.remoteAddress)) || !overall.take("")) {
+      if (!perAddress.take(clientOf(clientAddress(req, d.trustProxy))) || !overall.take("")) {
         reply(res, 429, {
           error: "slow_down",
           error_description: "too many device logins from this address: wait a minute",

@@ -147,7 +147,13 @@ export function createWebAuth(options: WebAuthOptions): HttpHandler {
     if (session) recordRoute(audit, req, { rpc: "auth/logout", userId: session.userId, tokenId: Credential.session });
   }
 
-  const device = deviceLoginRoutes({ state, publicUrl: options.publicUrl, log, audit });
+  const device = deviceLoginRoutes({
+    state,
+    publicUrl: options.publicUrl,
+    log,
+    audit,
+    trustProxy: options.trustProxy ?? false,
+  });
 
   return async (req, res) => {
     const url = new URL(req.url ?? "/", "http://core");

@@ -6,7 +6,7 @@
  * process may use a given directory. The audit log is appended to its own file (embedded-audit.ts).
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile } from "node:fs/promises";
+import { chmod, mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { unavailable } from "../../../../lib/kit/errors.js";
 import { replaceFile } from "../../../../lib/kit/replace-file.js";
@@ -50,6 +50,7 @@ export async function createEmbeddedStore(dir: string): Promise<StateStore> {
   let data = empty();
   try {
     data = { ...empty(), ...JSON.parse(await readFile(file, "utf8")) };
+    await chmod(file, 0o600); // written with the umask's mode before
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
   }
@@ -92,7 +93,8 @@ function snapshotWriter(file: string, data: Snapshot): SavedSnapshot {
   const save = (): Promise<void> => {
     writing = writing.then(async () => {
       try {
-        await replaceFile(file, JSON.stringify(data));
+        // Token hashes, sessions, sealed secrets: core's user only.
+        await replaceFile(file, JSON.stringify(data), { mode: 0o600 });
       } catch (e) {
         throw unavailable("the state store cannot write its data directory", e);
       }
