@@ -73,13 +73,25 @@ export class PtyRun {
     );
   }
 
-  /** Resolves with the match once `pattern` appears in the output after `from`; fails if the process exits first. */
-  async waitFor(pattern: RegExp, from = 0): Promise<RegExpExecArray> {
+  /**
+   * Resolves with the match once `pattern` appears in the output after `from`; fails if the process
+   * exits first, or after `timeoutMs` saying what it showed (a hang names its step).
+   */
+  async waitFor(pattern: RegExp, from = 0, timeoutMs = 30_000): Promise<RegExpExecArray> {
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const m = pattern.exec(this.output.slice(from));
       if (m) return m;
       if (this.done) throw new Error(`exited without ${pattern}; output: ${JSON.stringify(this.output)}`);
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no ${pattern} after ${timeoutMs} ms; output: ${JSON.stringify(this.output)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
     }
   }
 

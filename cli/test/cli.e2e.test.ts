@@ -19,6 +19,15 @@ import { type Http1Front, startHttp1Front } from "./http1-front.js";
 
 const bash = ["--command", "exec bash --norc --noprofile"];
 
+/** `p`, or a failure after `ms` naming what was awaited (a hang says where it was). */
+function withTimeout<T>(p: Promise<T>, ms: number, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what()}`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 describe("devex CLI (embedded core)", function () {
   this.timeout(120_000);
   let e: Embedded;
@@ -578,12 +587,22 @@ describe("devex CLI (embedded core)", function () {
         const [, terminalId] = await first.waitFor(
           new RegExp(`detached from terminal (\\S+); reattach with: devex attach ${id} --terminal \\S+`),
         );
-        assert.equal(await first.exited, 0);
+        assert.equal(
+          await withTimeout(
+            first.exited,
+            30_000,
+            () => `the detached CLI to exit; it showed ${JSON.stringify(first.output)}`,
+          ),
+          0,
+        );
 
         // A reattach drops input until the outer terminal answered the CLI's query after the replay.
         const again = pty(["attach", id, "--terminal", terminalId], env, undefined, { terminal: true });
         await again.waitFor(/[\r\n]marker-42\r\n/);
-        await waitForValue(() => again.screen!.replies !== "", "the outer terminal's answer");
+        await waitForValue(
+          () => again.screen!.replies !== "",
+          `the outer terminal's answer; the reattach showed ${JSON.stringify(again.output)}`,
+        );
         again.write("exit 0\r");
         assert.equal(await again.exited, 0);
 

@@ -91,6 +91,9 @@ const wrongOrigin: Record<ProxyScope, string> = {
 const NOT_A_PREVIEW_HOST =
   "each repl's previews have an origin of their own: open <replId>.<this host>/preview/<port>/ (the repl's preview_url_template)\n";
 
+/** Set by a prefix-stripping ingress (Traefik's StripPrefix); this proxy rewrites cookie paths itself instead. */
+const FORWARDED_PREFIX = "x-forwarded-prefix";
+
 /**
  * The request's headers as the runner gets them: without hop-by-hop ones, the routing header and
  * core's cookies. Over HTTP/1.1 with the runner's host; over HTTP/2 the authority names it, and
@@ -98,9 +101,6 @@ const NOT_A_PREVIEW_HOST =
  * X-Forwarded-Prefix is dropped: the runner would put it in its cookie paths, which this proxy
  * prefixes already.
  */
-/** Set by a prefix-stripping ingress (Traefik's StripPrefix); this proxy rewrites cookie paths itself instead. */
-const FORWARDED_PREFIX = "x-forwarded-prefix";
-
 function forwardHeaders(
   h: IncomingHttpHeaders,
   target: URL,
