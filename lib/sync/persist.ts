@@ -62,7 +62,7 @@ export async function persist(o: PersistOptions): Promise<SyncResult> {
     const mine = old?.prefix === o.prefix ? old : undefined;
     if (mine?.root && mine.root !== identity) throw new WorkspaceReplacedError(dir, "identity-changed");
     const remote = mine?.remote ?? (await readRemote(o, o.attempts ?? 4));
-    if (!mine && remote.indexed && Object.keys(remote.files).length > 0)
+    if (!mine && !o.replaceStored && remote.indexed && Object.keys(remote.files).length > 0)
       throw new WorkspaceReplacedError(dir, "no-manifest");
     const run = new PersistRun(o, root.fd, remote, mine?.files ?? {});
     try {

@@ -93,6 +93,11 @@ export interface PersistOptions extends SyncOptions {
    * directory nor a symlink). A path stored earlier and excluded now is dropped from the next generation.
    */
   exclude?: (rel: string, kind: "dir" | "file" | "link") => boolean;
+  /**
+   * The directory is the truth even without a manifest (a template's folder, not a restored
+   * workspace): persist over whatever is stored instead of refusing.
+   */
+  replaceStored?: boolean;
 }
 
 export interface RestoreOptions extends SyncOptions {

@@ -6,10 +6,13 @@
  *   node dist/core/cli.mjs create-token --user <user> --name <name> [--ttl 30d] [--scopes repls:read,files:read]
  *   node dist/core/cli.mjs login-link [--user <user>] [--ttl 15m]
  *   node dist/core/cli.mjs audit [--user <user>] [--repl <id>] [--since 1h|<date>] [--limit 100] [--json]
+ *   node dist/core/cli.mjs add-template --name <name> --from <folder | git URL[#branch]>
+ *   node dist/core/cli.mjs remove-template --name <name>
  *
  * The secret (a token, or a link that signs someone in) goes to stdout, once; what it is to stderr.
  */
 import { statSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
@@ -24,6 +27,8 @@ const usage = [
   "usage: node dist/core/cli.mjs create-token --user <user> --name <name> [--ttl 30d] [--scopes a,b]",
   "       node dist/core/cli.mjs login-link [--user <user>] [--ttl 15m]",
   "       node dist/core/cli.mjs audit [--user <user>] [--repl <id>] [--since 1h|<date>] [--limit 100] [--json]",
+  "       node dist/core/cli.mjs add-template --name <name> --from <folder | git URL[#branch]>",
+  "       node dist/core/cli.mjs remove-template --name <name>",
 ].join("\n");
 
 class UsageError extends Error {}
@@ -56,6 +61,25 @@ const commands: Record<string, Command> = {
       process.stdout.write(`${link.url}\n`);
     };
   },
+  "add-template"(values) {
+    if (!values.name) throw new UsageError("--name is required: what users pick the template by");
+    if (!values.from) throw new UsageError("--from is required: a folder with a template.json, or a git URL");
+    const from = values.from;
+    const source = from.includes("://")
+      ? { case: "gitUrl" as const, value: from }
+      : { case: "folder" as const, value: resolve(from) };
+    return async (admin) => {
+      const { template } = await admin.addTemplate({ name: values.name, source });
+      process.stderr.write(`template "${template?.name}" (${template?.title}) added; every user can create from it\n`);
+    };
+  },
+  "remove-template"(values) {
+    if (!values.name) throw new UsageError("--name is required: the template to remove");
+    return async (admin) => {
+      await admin.removeTemplate({ name: values.name });
+      process.stderr.write(`template "${values.name}" removed; repls made from it keep their files\n`);
+    };
+  },
   audit(values) {
     const startTime = values.since === undefined ? undefined : sinceTime(values.since);
     if (values.since !== undefined && !startTime)
@@ -85,6 +109,7 @@ function parsed(args: string[]): Values {
       since: { type: "string" },
       limit: { type: "string" },
       json: { type: "boolean" },
+      from: { type: "string" },
     } as const;
     const { values } = parseArgs({ args, options });
     return { ...values, json: values.json ? "true" : undefined };

@@ -58,6 +58,8 @@ export interface CoreDeps {
   publicUrl?: string;
   /** Repls per user; defaults to 2. */
   quota?: number;
+  /** Private templates per user; defaults to 20. */
+  templateQuota?: number;
   /** The egress policy of repls whose template names none; defaults to allow_all. */
   egressDefault?: EgressPolicy;
   /** What no policy opens; defaults to the built-in ranges and this host's addresses. */
@@ -125,7 +127,14 @@ async function operatorAccess(deps: CoreDeps, publicUrl: string, audit: AuditRec
   const loginLink = deps.github
     ? undefined
     : (await issueLoginLink(deps.state, publicUrl, localUser, START_LINK_TTL_MS)).url;
-  const adminDeps = { state: deps.state, log: deps.log, publicUrl: () => publicUrl, localUser, audit };
+  const adminDeps = {
+    state: deps.state,
+    blobs: deps.blobs,
+    log: deps.log,
+    publicUrl: () => publicUrl,
+    localUser,
+    audit,
+  };
   const admin = deps.adminSocketPath ? await startAdminSocket(deps.adminSocketPath, adminDeps) : undefined;
   return { loginLink, admin };
 }
@@ -147,6 +156,7 @@ function replDepsOf(
     events: createReplEvents(),
     log: deps.log,
     quota: deps.quota ?? 2,
+    templateQuota: deps.templateQuota ?? 20,
     egressDefault: deps.egressDefault ?? ALLOW_ALL,
     egressDeniedCidrs: (deps.egressRanges ?? egressRangesFor("")).neverCidrs(),
     get coreUrl() {
@@ -168,8 +178,8 @@ function replDepsOf(
 
 export async function createCore(deps: CoreDeps): Promise<Core> {
   const { log } = deps;
-  const templates = await syncTemplates(deps.templatesDir, deps.blobs);
-  log.info({ templates: templates.list().map((t) => t.name) }, "templates synced");
+  const templates = await syncTemplates(deps.templatesDir, deps);
+  log.info({ templates: (await templates.list("")).map((t) => t.name) }, "templates synced");
 
   let http: HttpHandler = () => false;
   let publicUrl = deps.publicUrl?.replace(/\/+$/, "") ?? "";

@@ -85,6 +85,7 @@ export async function startCore(config: CoreConfig, deps: StartCoreDeps): Promis
     host: config.DEVEX_CORE_HOST,
     publicUrl: config.DEVEX_PUBLIC_URL,
     quota: config.DEVEX_REPL_QUOTA,
+    templateQuota: config.DEVEX_TEMPLATE_QUOTA,
     egressDefault: egressDefault(config),
     egressRanges,
     github:

@@ -142,6 +142,20 @@ const rpcs: Rpc[] = [
     owner: "ok",
   },
   {
+    // A fresh stopped repl each time (the matrix calls it once per credential and scope set).
+    name: "ReplService.SaveTemplate",
+    call: async ({ c, fresh }) => c.repl.saveTemplate({ replId: await fresh(), title: "matrix" }),
+    other: Code.NotFound,
+    owner: "ok",
+  },
+  {
+    // Nobody has this template: past authorization, NotFound for the owner too.
+    name: "ReplService.DeleteTemplate",
+    call: ({ c }) => c.repl.deleteTemplate({ name: "t000000000000" }),
+    other: Code.NotFound,
+    owner: Code.NotFound,
+  },
+  {
     name: "ReplService.WatchRepl",
     call: async ({ c, replId }) => {
       const abort = new AbortController();
@@ -175,6 +189,18 @@ const rpcs: Rpc[] = [
   {
     name: "RunnerControlService.ReportAudit",
     call: ({ c, replId }) => c.control.reportAudit({ replId, runnerId: "run-x" }),
+    other: U,
+    owner: U,
+  },
+  {
+    name: "RunnerControlService.ClaimSetup",
+    call: ({ c, replId }) => c.control.claimSetup({ replId, runnerId: "run-x" }),
+    other: U,
+    owner: U,
+  },
+  {
+    name: "RunnerControlService.ReportSetup",
+    call: ({ c, replId }) => c.control.reportSetup({ replId, runnerId: "run-x", exitCode: 0 }),
     other: U,
     owner: U,
   },
@@ -219,11 +245,15 @@ const opens: Record<string, readonly string[] | "runners only"> = {
   "ReplService.SetEnvironmentVariable": ["exec"],
   "ReplService.DeleteEnvironmentVariable": ["exec"],
   "ReplService.WatchRepl": ["repls:read"],
+  "ReplService.SaveTemplate": ["repls:write"],
+  "ReplService.DeleteTemplate": ["repls:write"],
   "AuditService.ListAuditEvents": ["admin"],
   // No user credential works there, whatever its scopes (Unauthenticated).
   "RunnerControlService.Heartbeat": "runners only",
   "RunnerControlService.ReportIdle": "runners only",
   "RunnerControlService.ReportAudit": "runners only",
+  "RunnerControlService.ClaimSetup": "runners only",
+  "RunnerControlService.ReportSetup": "runners only",
   "RunnerControlService.WatchPreviewSharing": "runners only",
   "RunnerControlService.WatchEnvironment": "runners only",
 };

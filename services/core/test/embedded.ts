@@ -48,6 +48,8 @@ export interface EmbeddedOptions {
   sandboxNetwork?: boolean;
   /** Repls per user (core's default is 2). */
   quota?: number;
+  /** The operator's template folders (DEVEX_TEMPLATES_DIR); defaults to the repo's templates/. */
+  templatesDir?: string;
   /** Core's log level; defaults to TEST_LOG_LEVEL or silent. */
   logLevel?: string;
   /** Collects core's log lines (JSON, at logLevel or debug) instead of printing them. */
@@ -62,6 +64,7 @@ export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> 
     DEVEX_COOKIE_SECRET: "test-cookie-secret",
     DEVEX_HEARTBEAT_INTERVAL: o.heartbeatIntervalMs?.toString(),
     DEVEX_REPL_QUOTA: o.quota?.toString(),
+    DEVEX_TEMPLATES_DIR: o.templatesDir,
   });
   // The local driver as select.ts builds it, tuned: no periodic persist, fewer sync attempts.
   const sandbox = createSandbox({ mode: "auto", limits: defaultSandboxLimits, network: o.sandboxNetwork });

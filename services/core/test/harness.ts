@@ -89,6 +89,10 @@ export async function startTestCore(options: TestCoreOptions = {}): Promise<Test
     blobs,
     driver,
     signer,
+  }).catch(async (err) => {
+    if (!options.state) await state.close();
+    await rm(dir, { recursive: true, force: true });
+    throw err;
   });
   return {
     core,

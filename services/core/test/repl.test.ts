@@ -4,13 +4,13 @@
  * instances on one Redis), stop/persist failure, WatchRepl and RunnerControlService.
  */
 import assert from "node:assert/strict";
-import { text } from "node:stream/consumers";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Redis } from "ioredis";
 import { ReplStatus } from "../../../gen/devex/core/v1/repl_pb.js";
 import { createS3BlobStore } from "../../../lib/blob/s3.js";
 import { type BlobStore, listAll } from "../../../lib/blob/store.js";
 import { createTokenVerifier } from "../../../lib/kit/tokens.js";
+import { readStoredWorkspace } from "../../../lib/sync/sync.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
 import { startRedis, type TestRedis } from "../../../lib/testing/redis.js";
 import { startS3, type TestS3 } from "../../../lib/testing/s3.js";
@@ -83,9 +83,11 @@ describe("repl lifecycle on Redis and S3", function () {
       [
         ["node", "node index.js"],
         ["python", "python3 main.py"],
+        ["vite", "npm run dev"],
       ],
     );
-    assert.ok((await listAll(blobs, "templates/node/")).some((e) => e.key === "templates/node/index.js"));
+    const stored = await readStoredWorkspace(blobs, "templates/node/");
+    assert.deepEqual([...stored.keys()].sort(), ["index.js", "package.json"], "stored without template.json");
   });
 
   it("CreateRepl writes replMeta:{id}, userRepls:{user} and the workspace under repl/<user>/<id>/", async () => {
@@ -100,13 +102,9 @@ describe("repl lifecycle on Redis and S3", function () {
     assert.equal(meta.template, "node");
     assert.equal(meta.status, "stopped");
     assert.deepEqual(await raw.smembers(`userRepls:${me}`), [repl.replId]);
-    const keys = (await listAll(blobs, `repl/${me}/${repl.replId}/`)).map((e) => e.key).sort();
-    assert.deepEqual(
-      keys,
-      ["index.js", "package.json", "template.json"].map((f) => `repl/${me}/${repl.replId}/${f}`),
-    );
-    const body = await blobs.get(`repl/${me}/${repl.replId}/index.js`);
-    assert.match(await text(body!), /Hello from Devex \(node\)/);
+    const stored = await readStoredWorkspace(blobs, `repl/${me}/${repl.replId}/`);
+    assert.deepEqual([...stored.keys()].sort(), ["index.js", "package.json"]);
+    assert.match(stored.get("index.js")!.toString(), /Hello from Devex \(node\)/);
     const got = await c.repl.getRepl({ replId: repl.replId });
     assert.equal(got.repl?.name, "My app");
   });

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { sleep } from "../../../lib/kit/sleep.js";
-import type { ReplRecord, StateStore } from "../src/state/store.js";
+import type { ReplRecord, StateStore, TemplateRecord } from "../src/state/store.js";
 
 const repl = (owner: string, over: Partial<ReplRecord> = {}): ReplRecord => ({
   replId: `r${randomUUID().slice(0, 8)}`,
@@ -188,5 +188,73 @@ export function stateStoreContract(open: () => Promise<StateStore>) {
     await store.putLoginCode("c2", { userId: "hana", expireTime: Date.now() + 100 });
     await sleep(200);
     assert.equal(await store.takeLoginCode("c2"), undefined);
+  });
+
+  it("hands a repl's pending setup to one of many racing claimers, and never again", async () => {
+    const r = repl("ivan", { setup: { command: "npm install", status: "pending" } });
+    await store.createRepl(r, 5);
+    const claims = await Promise.all(Array.from({ length: 12 }, () => store.claimSetup(r.replId)));
+    const won = claims.filter((c) => c);
+    assert.equal(won.length, 1, "exactly one claimer gets the setup");
+    assert.deepEqual(won[0]?.setup, { command: "npm install", status: "running" });
+    assert.equal(await store.claimSetup(r.replId), undefined);
+    const none = repl("ivan");
+    await store.createRepl(none, 5);
+    assert.equal(await store.claimSetup(none.replId), undefined, "a repl without a setup has none to claim");
+    assert.equal(await store.claimSetup("missing"), undefined);
+    // The end is an ordinary patch; the record reads back as written.
+    const ended = { command: "npm install", status: "failed" as const, exitCode: 1 };
+    await store.transitionRepl(r.replId, ["stopped"], { setup: ended });
+    assert.deepEqual((await store.getRepl(r.replId))?.setup, ended);
+    assert.equal(await store.claimSetup(r.replId), undefined, "an ended setup is not handed out again");
+  });
+
+  it("stores templates per owner: the operator's for all, a user's for them, a name for one owner, a quota", async () => {
+    const template = (name: string, owner: string): TemplateRecord => ({
+      name,
+      title: `T ${name}`,
+      description: "",
+      language: "javascript",
+      runCommand: "node index.js",
+      setupCommand: "npm install",
+      previewPort: 3000,
+      environment: { GREETING: "hi" },
+      egress: { mode: "deny_all", domains: [], cidrs: [] },
+      owner,
+      createTime: Date.now(),
+    });
+    assert.equal(await store.putTemplate(template("node", ""), 0), "stored");
+    assert.equal(await store.putTemplate(template("ta", "jo"), 2), "stored");
+    assert.equal(await store.putTemplate(template("tb", "jo"), 2), "stored");
+    assert.equal(await store.putTemplate(template("tc", "jo"), 2), "over-quota");
+    assert.equal(
+      await store.putTemplate({ ...template("ta", "jo"), title: "again" }, 2),
+      "stored",
+      "a replace is no new one",
+    );
+    assert.equal(await store.putTemplate(template("ta", "kim"), 2), "taken");
+    assert.equal(await store.putTemplate(template("node", "kim"), 2), "taken");
+    assert.equal(await store.putTemplate(template("ta", ""), 0), "taken");
+    assert.deepEqual(await store.getTemplate("ta"), {
+      ...template("ta", "jo"),
+      title: "again",
+      createTime: (await store.getTemplate("ta"))!.createTime,
+    });
+    const names = async (owner: string) => (await store.listTemplates(owner)).map((t) => t.name).sort();
+    assert.deepEqual(await names("jo"), ["node", "ta", "tb"]);
+    assert.deepEqual(await names("kim"), ["node"]);
+    assert.deepEqual(await names(""), ["node"]);
+    assert.equal(await store.deleteTemplate("ta", "kim"), false, "only the owner deletes");
+    assert.equal(await store.deleteTemplate("node", "jo"), false);
+    assert.equal(await store.deleteTemplate("ta", "jo"), true);
+    assert.equal(await store.deleteTemplate("ta", "jo"), false);
+    assert.equal(await store.getTemplate("ta"), undefined);
+    assert.equal(await store.putTemplate(template("tc", "jo"), 2), "stored", "a freed place can be used");
+    const racing = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => store.putTemplate(template(`tr${i}`, "lee"), 3)),
+    );
+    assert.equal(racing.filter((o) => o === "stored").length, 3, "the quota holds under racing saves");
+    assert.equal(await store.deleteTemplate("node", ""), true);
+    assert.deepEqual(await names("kim"), []);
   });
 }

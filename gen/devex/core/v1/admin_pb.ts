@@ -9,6 +9,8 @@ import type { AuditEvent } from "./audit_pb.js";
 import { file_devex_core_v1_audit } from "./audit_pb.js";
 import type { ApiToken } from "./auth_pb.js";
 import { file_devex_core_v1_auth } from "./auth_pb.js";
+import type { Template } from "./repl_pb.js";
+import { file_devex_core_v1_repl } from "./repl_pb.js";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -17,7 +19,109 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file devex/core/v1/admin.proto.
  */
 export const file_devex_core_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChlkZXZleC9jb3JlL3YxL2FkbWluLnByb3RvEg1kZXZleC5jb3JlLnYxIqkCChZDcmVhdGVVc2VyVG9rZW5SZXF1ZXN0Ej0KB3VzZXJfaWQYASABKAlCLLpIKXInEAEYJzIhXlthLXowLTldKD86W2EtejAtOS1dKlthLXowLTldKT8kEjgKBG5hbWUYAiABKAlCKrpIJ3IlEAEYQDIfXltBLVphLXowLTldW0EtWmEtejAtOSAuXzpALV0qJBI5CgN0dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CEbpIDqoBCyIFCIDnhA8yAgg8ElsKBnNjb3BlcxgEIAMoCUJLukhIkgFFGAEiQXI/UgpyZXBsczpyZWFkUgtyZXBsczp3cml0ZVIKZmlsZXM6cmVhZFILZmlsZXM6d3JpdGVSBGV4ZWNSBWFkbWluIlEKF0NyZWF0ZVVzZXJUb2tlblJlc3BvbnNlEiYKBXRva2VuGAEgASgLMhcuZGV2ZXguY29yZS52MS5BcGlUb2tlbhIOCgZzZWNyZXQYAiABKAkikgEKFkNyZWF0ZUxvZ2luTGlua1JlcXVlc3QSPgoHdXNlcl9pZBgBIAEoCUItukgqcigYJzIkXiR8XlthLXowLTldKD86W2EtejAtOS1dKlthLXowLTldKT8kEjgKA3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIQukgNqgEKIgQIgKMFMgIIPCJoChdDcmVhdGVMb2dpbkxpbmtSZXNwb25zZRILCgN1cmwYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiuwIKIkFkbWluU2VydmljZUxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSPgoHdXNlcl9pZBgBIAEoCUItukgqcigYJzIkXiR8XlthLXowLTldKD86W2EtejAtOS1dKlthLXowLTldKT8kEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbCglwYWdlX3NpemUYBCABKA1CCLpIBSoDGPQDEhwKCnBhZ2VfdG9rZW4YBSABKAlCCLpIBXIDGIACEjwKB3JlcGxfaWQYBiABKAlCK7pIKHImGD8yIl4kfF5bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiaQojQWRtaW5TZXJ2aWNlTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USKQoGZXZlbnRzGAEgAygLMhkuZGV2ZXguY29yZS52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTLRAgoMQWRtaW5TZXJ2aWNlEmAKD0NyZWF0ZVVzZXJUb2tlbhIlLmRldmV4LmNvcmUudjEuQ3JlYXRlVXNlclRva2VuUmVxdWVzdBomLmRldmV4LmNvcmUudjEuQ3JlYXRlVXNlclRva2VuUmVzcG9uc2USYAoPQ3JlYXRlTG9naW5MaW5rEiUuZGV2ZXguY29yZS52MS5DcmVhdGVMb2dpbkxpbmtSZXF1ZXN0GiYuZGV2ZXguY29yZS52MS5DcmVhdGVMb2dpbkxpbmtSZXNwb25zZRJ9Cg9MaXN0QXVkaXRFdmVudHMSMS5kZXZleC5jb3JlLnYxLkFkbWluU2VydmljZUxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaMi5kZXZleC5jb3JlLnYxLkFkbWluU2VydmljZUxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_buf_validate_validate, file_devex_core_v1_audit, file_devex_core_v1_auth, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChlkZXZleC9jb3JlL3YxL2FkbWluLnByb3RvEg1kZXZleC5jb3JlLnYxIpEBChJBZGRUZW1wbGF0ZVJlcXVlc3QSLQoEbmFtZRgBIAEoCUIfukgcchoQARggMhReW2EtejAtOV1bYS16MC05LV0qJBIcCgZmb2xkZXIYAiABKAlCCrpIB3IFEAEYgCBIABIdCgdnaXRfdXJsGAMgASgJQgq6SAdyBRABGIAQSABCDwoGc291cmNlEgW6SAIIASJAChNBZGRUZW1wbGF0ZVJlc3BvbnNlEikKCHRlbXBsYXRlGAEgASgLMhcuZGV2ZXguY29yZS52MS5UZW1wbGF0ZSJGChVSZW1vdmVUZW1wbGF0ZVJlcXVlc3QSLQoEbmFtZRgBIAEoCUIfukgcchoQARggMhReW2EtejAtOV1bYS16MC05LV0qJCIYChZSZW1vdmVUZW1wbGF0ZVJlc3BvbnNlIqkCChZDcmVhdGVVc2VyVG9rZW5SZXF1ZXN0Ej0KB3VzZXJfaWQYASABKAlCLLpIKXInEAEYJzIhXlthLXowLTldKD86W2EtejAtOS1dKlthLXowLTldKT8kEjgKBG5hbWUYAiABKAlCKrpIJ3IlEAEYQDIfXltBLVphLXowLTldW0EtWmEtejAtOSAuXzpALV0qJBI5CgN0dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CEbpIDqoBCyIFCIDnhA8yAgg8ElsKBnNjb3BlcxgEIAMoCUJLukhIkgFFGAEiQXI/UgpyZXBsczpyZWFkUgtyZXBsczp3cml0ZVIKZmlsZXM6cmVhZFILZmlsZXM6d3JpdGVSBGV4ZWNSBWFkbWluIlEKF0NyZWF0ZVVzZXJUb2tlblJlc3BvbnNlEiYKBXRva2VuGAEgASgLMhcuZGV2ZXguY29yZS52MS5BcGlUb2tlbhIOCgZzZWNyZXQYAiABKAkikgEKFkNyZWF0ZUxvZ2luTGlua1JlcXVlc3QSPgoHdXNlcl9pZBgBIAEoCUItukgqcigYJzIkXiR8XlthLXowLTldKD86W2EtejAtOS1dKlthLXowLTldKT8kEjgKA3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIQukgNqgEKIgQIgKMFMgIIPCJoChdDcmVhdGVMb2dpbkxpbmtSZXNwb25zZRILCgN1cmwYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiuwIKIkFkbWluU2VydmljZUxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSPgoHdXNlcl9pZBgBIAEoCUItukgqcigYJzIkXiR8XlthLXowLTldKD86W2EtejAtOS1dKlthLXowLTldKT8kEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbCglwYWdlX3NpemUYBCABKA1CCLpIBSoDGPQDEhwKCnBhZ2VfdG9rZW4YBSABKAlCCLpIBXIDGIACEjwKB3JlcGxfaWQYBiABKAlCK7pIKHImGD8yIl4kfF5bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiaQojQWRtaW5TZXJ2aWNlTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USKQoGZXZlbnRzGAEgAygLMhkuZGV2ZXguY29yZS52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKLBAoMQWRtaW5TZXJ2aWNlEmAKD0NyZWF0ZVVzZXJUb2tlbhIlLmRldmV4LmNvcmUudjEuQ3JlYXRlVXNlclRva2VuUmVxdWVzdBomLmRldmV4LmNvcmUudjEuQ3JlYXRlVXNlclRva2VuUmVzcG9uc2USYAoPQ3JlYXRlTG9naW5MaW5rEiUuZGV2ZXguY29yZS52MS5DcmVhdGVMb2dpbkxpbmtSZXF1ZXN0GiYuZGV2ZXguY29yZS52MS5DcmVhdGVMb2dpbkxpbmtSZXNwb25zZRJ9Cg9MaXN0QXVkaXRFdmVudHMSMS5kZXZleC5jb3JlLnYxLkFkbWluU2VydmljZUxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaMi5kZXZleC5jb3JlLnYxLkFkbWluU2VydmljZUxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIgOQAgESVAoLQWRkVGVtcGxhdGUSIS5kZXZleC5jb3JlLnYxLkFkZFRlbXBsYXRlUmVxdWVzdBoiLmRldmV4LmNvcmUudjEuQWRkVGVtcGxhdGVSZXNwb25zZRJiCg5SZW1vdmVUZW1wbGF0ZRIkLmRldmV4LmNvcmUudjEuUmVtb3ZlVGVtcGxhdGVSZXF1ZXN0GiUuZGV2ZXguY29yZS52MS5SZW1vdmVUZW1wbGF0ZVJlc3BvbnNlIgOQAgJiBnByb3RvMw", [file_buf_validate_validate, file_devex_core_v1_audit, file_devex_core_v1_auth, file_devex_core_v1_repl, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+
+/**
+ * Request for AddTemplate.
+ *
+ * @generated from message devex.core.v1.AddTemplateRequest
+ */
+export type AddTemplateRequest = Message<"devex.core.v1.AddTemplateRequest"> & {
+  /**
+   * The template's name: what CreateReplRequest.template takes.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Where its files come from.
+   *
+   * @generated from oneof devex.core.v1.AddTemplateRequest.source
+   */
+  source: {
+    /**
+     * An absolute path of a folder on core's machine, read as core's user.
+     *
+     * @generated from field: string folder = 2;
+     */
+    value: string;
+    case: "folder";
+  } | {
+    /**
+     * A git repository's URL (https://, or file:// and http:// for the operator's own servers),
+     * cloned shallow; "#<branch or tag>" at its end picks a ref.
+     *
+     * @generated from field: string git_url = 3;
+     */
+    value: string;
+    case: "gitUrl";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message devex.core.v1.AddTemplateRequest.
+ * Use `create(AddTemplateRequestSchema)` to create a new message.
+ */
+export const AddTemplateRequestSchema: GenMessage<AddTemplateRequest> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_admin, 0);
+
+/**
+ * Response of AddTemplate.
+ *
+ * @generated from message devex.core.v1.AddTemplateResponse
+ */
+export type AddTemplateResponse = Message<"devex.core.v1.AddTemplateResponse"> & {
+  /**
+   * The template as added.
+   *
+   * @generated from field: devex.core.v1.Template template = 1;
+   */
+  template?: Template | undefined;
+};
+
+/**
+ * Describes the message devex.core.v1.AddTemplateResponse.
+ * Use `create(AddTemplateResponseSchema)` to create a new message.
+ */
+export const AddTemplateResponseSchema: GenMessage<AddTemplateResponse> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_admin, 1);
+
+/**
+ * Request for RemoveTemplate.
+ *
+ * @generated from message devex.core.v1.RemoveTemplateRequest
+ */
+export type RemoveTemplateRequest = Message<"devex.core.v1.RemoveTemplateRequest"> & {
+  /**
+   * The template's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message devex.core.v1.RemoveTemplateRequest.
+ * Use `create(RemoveTemplateRequestSchema)` to create a new message.
+ */
+export const RemoveTemplateRequestSchema: GenMessage<RemoveTemplateRequest> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_admin, 2);
+
+/**
+ * Response of RemoveTemplate.
+ *
+ * @generated from message devex.core.v1.RemoveTemplateResponse
+ */
+export type RemoveTemplateResponse = Message<"devex.core.v1.RemoveTemplateResponse"> & {
+};
+
+/**
+ * Describes the message devex.core.v1.RemoveTemplateResponse.
+ * Use `create(RemoveTemplateResponseSchema)` to create a new message.
+ */
+export const RemoveTemplateResponseSchema: GenMessage<RemoveTemplateResponse> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_admin, 3);
 
 /**
  * Request for CreateUserToken.
@@ -59,7 +163,7 @@ export type CreateUserTokenRequest = Message<"devex.core.v1.CreateUserTokenReque
  * Use `create(CreateUserTokenRequestSchema)` to create a new message.
  */
 export const CreateUserTokenRequestSchema: GenMessage<CreateUserTokenRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_admin, 0);
+  messageDesc(file_devex_core_v1_admin, 4);
 
 /**
  * Response of CreateUserToken.
@@ -87,7 +191,7 @@ export type CreateUserTokenResponse = Message<"devex.core.v1.CreateUserTokenResp
  * Use `create(CreateUserTokenResponseSchema)` to create a new message.
  */
 export const CreateUserTokenResponseSchema: GenMessage<CreateUserTokenResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_admin, 1);
+  messageDesc(file_devex_core_v1_admin, 5);
 
 /**
  * Request for CreateLoginLink.
@@ -115,7 +219,7 @@ export type CreateLoginLinkRequest = Message<"devex.core.v1.CreateLoginLinkReque
  * Use `create(CreateLoginLinkRequestSchema)` to create a new message.
  */
 export const CreateLoginLinkRequestSchema: GenMessage<CreateLoginLinkRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_admin, 2);
+  messageDesc(file_devex_core_v1_admin, 6);
 
 /**
  * Response of CreateLoginLink.
@@ -150,7 +254,7 @@ export type CreateLoginLinkResponse = Message<"devex.core.v1.CreateLoginLinkResp
  * Use `create(CreateLoginLinkResponseSchema)` to create a new message.
  */
 export const CreateLoginLinkResponseSchema: GenMessage<CreateLoginLinkResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_admin, 3);
+  messageDesc(file_devex_core_v1_admin, 7);
 
 /**
  * Request for AdminService.ListAuditEvents.
@@ -206,7 +310,7 @@ export type AdminServiceListAuditEventsRequest = Message<"devex.core.v1.AdminSer
  * Use `create(AdminServiceListAuditEventsRequestSchema)` to create a new message.
  */
 export const AdminServiceListAuditEventsRequestSchema: GenMessage<AdminServiceListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_admin, 4);
+  messageDesc(file_devex_core_v1_admin, 8);
 
 /**
  * Response of AdminService.ListAuditEvents.
@@ -234,7 +338,7 @@ export type AdminServiceListAuditEventsResponse = Message<"devex.core.v1.AdminSe
  * Use `create(AdminServiceListAuditEventsResponseSchema)` to create a new message.
  */
 export const AdminServiceListAuditEventsResponseSchema: GenMessage<AdminServiceListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_admin, 5);
+  messageDesc(file_devex_core_v1_admin, 9);
 
 /**
  * The operator's calls, served only on core's admin socket (<DEVEX_DATA_DIR>/admin/core.sock, in a
@@ -274,6 +378,29 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof AdminServiceListAuditEventsRequestSchema;
     output: typeof AdminServiceListAuditEventsResponseSchema;
+  },
+  /**
+   * Adds a template every user sees, or replaces the operator's template of that name: its files
+   * from a folder on core's machine or a git repository, and its settings from the template.json
+   * at their top (as in DEVEX_TEMPLATES_DIR). A template of DEVEX_TEMPLATES_DIR is replaced again by
+   * the folder's at core's next start.
+   *
+   * @generated from rpc devex.core.v1.AdminService.AddTemplate
+   */
+  addTemplate: {
+    methodKind: "unary";
+    input: typeof AddTemplateRequestSchema;
+    output: typeof AddTemplateResponseSchema;
+  },
+  /**
+   * Removes one of the operator's templates; repls made from it keep their files.
+   *
+   * @generated from rpc devex.core.v1.AdminService.RemoveTemplate
+   */
+  removeTemplate: {
+    methodKind: "unary";
+    input: typeof RemoveTemplateRequestSchema;
+    output: typeof RemoveTemplateResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_devex_core_v1_admin, 0);

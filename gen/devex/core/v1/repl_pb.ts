@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file devex/core/v1/repl.proto.
  */
 export const file_devex_core_v1_repl: GenFile = /*@__PURE__*/
-  fileDesc("ChhkZXZleC9jb3JlL3YxL3JlcGwucHJvdG8SDWRldmV4LmNvcmUudjEiuAMKBFJlcGwSDwoHcmVwbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCHRlbXBsYXRlGAMgASgJEg0KBW93bmVyGAQgASgJEikKBnN0YXR1cxgFIAEoDjIZLmRldmV4LmNvcmUudjEuUmVwbFN0YXR1cxIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHBlcnNpc3RfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgJIAEoCRIrCgZlZ3Jlc3MYCiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeRIbChNlZ3Jlc3NfZGVuaWVkX2NpZHJzGAsgAygJEhsKE2VncmVzc19ub3RfZW5mb3JjZWQYDCABKAkSNgoPcHJldmlld19zaGFyaW5nGA0gASgLMh0uZGV2ZXguY29yZS52MS5QcmV2aWV3U2hhcmluZyLPAQoOUHJldmlld1NoYXJpbmcSNAoKdmlzaWJpbGl0eRgBIAEoDjIgLmRldmV4LmNvcmUudjEuUHJldmlld1Zpc2liaWxpdHkSNwoFcG9ydHMYAiADKAsyKC5kZXZleC5jb3JlLnYxLlByZXZpZXdTaGFyaW5nLlBvcnRzRW50cnkaTgoKUG9ydHNFbnRyeRILCgNrZXkYASABKA0SLwoFdmFsdWUYAiABKA4yIC5kZXZleC5jb3JlLnYxLlByZXZpZXdWaXNpYmlsaXR5OgI4ASKKAQoMRWdyZXNzUG9saWN5EicKBG1vZGUYASABKA4yGS5kZXZleC5jb3JlLnYxLkVncmVzc01vZGUSKQoNYWxsb3dfZG9tYWlucxgCIAMoCUISukgPkgEMEIACIgdyBRABGP4BEiYKC2FsbG93X2NpZHJzGAMgAygJQhG6SA6SAQsQgAIiBnIEEAEYKyKQAQoIVGVtcGxhdGUSDAoEbmFtZRgBIAEoCRINCgV0aXRsZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIQCghsYW5ndWFnZRgEIAEoCRITCgtydW5fY29tbWFuZBgFIAEoCRIrCgZlZ3Jlc3MYBiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeSKoAQoMUnVubmVyQWNjZXNzEgsKA3VybBgBIAEoCRINCgV0b2tlbhgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOd2Vic29ja2V0X3BhdGgYBCABKAkSHAoUcHJldmlld191cmxfdGVtcGxhdGUYBSABKAkSFQoNcHJldmlld190b2tlbhgGIAEoCSJrCghQcm9ncmVzcxINCgVwaGFzZRgBIAEoCRISCgpmaWxlc19kb25lGAIgASgEEhMKC2ZpbGVzX3RvdGFsGAMgASgEEhIKCmJ5dGVzX2RvbmUYBCABKAQSEwoLYnl0ZXNfdG90YWwYBSABKAQiFgoUTGlzdFRlbXBsYXRlc1JlcXVlc3QiQwoVTGlzdFRlbXBsYXRlc1Jlc3BvbnNlEioKCXRlbXBsYXRlcxgBIAMoCzIXLmRldmV4LmNvcmUudjEuVGVtcGxhdGUiqwEKEUNyZWF0ZVJlcGxSZXF1ZXN0EjYKBG5hbWUYASABKAlCKLpIJXIjEAEYQDIdXltBLVphLXowLTldW0EtWmEtejAtOSAuXy1dKiQSMQoIdGVtcGxhdGUYAiABKAlCH7pIHHIaEAEYIDIUXlthLXowLTldW2EtejAtOS1dKiQSKwoGZWdyZXNzGAMgASgLMhsuZGV2ZXguY29yZS52MS5FZ3Jlc3NQb2xpY3kiNwoSQ3JlYXRlUmVwbFJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwiTQoQTGlzdFJlcGxzUmVxdWVzdBIbCglwYWdlX3NpemUYASABKA1CCLpIBSoDGPQDEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIACIlAKEUxpc3RSZXBsc1Jlc3BvbnNlEiIKBXJlcGxzGAEgAygLMhMuZGV2ZXguY29yZS52MS5SZXBsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJNCg5HZXRSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiNAoPR2V0UmVwbFJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwiTwoQU3RhcnRSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiYwoRU3RhcnRSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbBIrCgZydW5uZXIYAiABKAsyGy5kZXZleC5jb3JlLnYxLlJ1bm5lckFjY2VzcyJOCg9TdG9wUmVwbFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kImoKEFN0b3BSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbBIzChBwZXJzaXN0X2R1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlAKEURlbGV0ZVJlcGxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCIUChJEZWxldGVSZXBsUmVzcG9uc2UiTwoQV2F0Y2hSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiYQoRV2F0Y2hSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbBIpCghwcm9ncmVzcxgCIAEoCzIXLmRldmV4LmNvcmUudjEuUHJvZ3Jlc3MiigEKFlNldEVncmVzc1BvbGljeVJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEjMKBmVncmVzcxgCIAEoCzIbLmRldmV4LmNvcmUudjEuRWdyZXNzUG9saWN5Qga6SAPIAQEiPAoXU2V0RWdyZXNzUG9saWN5UmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbCKzAQobU2V0UHJldmlld1Zpc2liaWxpdHlSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIXCgRwb3J0GAIgASgNQgm6SAYqBBj//wMSPgoKdmlzaWJpbGl0eRgDIAEoDjIgLmRldmV4LmNvcmUudjEuUHJldmlld1Zpc2liaWxpdHlCCLpIBYIBAhABIkEKHFNldFByZXZpZXdWaXNpYmlsaXR5UmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbCLTAQoYQ3JlYXRlUHJldmlld0xpbmtSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIZCgRwb3J0GAIgASgNQgu6SAgqBhj//wMoARI5CgN0dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CEbpIDqoBCyIFCICangEyAggBEiQKBHBhdGgYBCABKAlCFrpIE3IRGIAQMgxeKC9bXlxzXSopPyQiWQoZQ3JlYXRlUHJldmlld0xpbmtSZXNwb25zZRILCgN1cmwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInMKE0Vudmlyb25tZW50VmFyaWFibGUSDAoEbmFtZRgBIAEoCRINCgV2YWx1ZRgCIAEoCRIOCgZzZWNyZXQYAyABKAgSLwoLdXBkYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl4KH0xpc3RFbnZpcm9ubWVudFZhcmlhYmxlc1JlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kIlkKIExpc3RFbnZpcm9ubWVudFZhcmlhYmxlc1Jlc3BvbnNlEjUKCXZhcmlhYmxlcxgBIAMoCzIiLmRldmV4LmNvcmUudjEuRW52aXJvbm1lbnRWYXJpYWJsZSLGAQodU2V0RW52aXJvbm1lbnRWYXJpYWJsZVJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEjIKBG5hbWUYAiABKAlCJLpIIXIfEAEYgAEyGF5bQS1aYS16X11bQS1aYS16MC05X10qJBIkCgV2YWx1ZRgDIAEoCUIVukgSchAogIACMgpeW15ceDAwXSokEg4KBnNlY3JldBgEIAEoCCJXCh5TZXRFbnZpcm9ubWVudFZhcmlhYmxlUmVzcG9uc2USNQoJdmFyaWFibGVzGAEgAygLMiIuZGV2ZXguY29yZS52MS5FbnZpcm9ubWVudFZhcmlhYmxlIpMBCiBEZWxldGVFbnZpcm9ubWVudFZhcmlhYmxlUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSMgoEbmFtZRgCIAEoCUIkukghch8QARiAATIYXltBLVphLXpfXVtBLVphLXowLTlfXSokIloKIURlbGV0ZUVudmlyb25tZW50VmFyaWFibGVSZXNwb25zZRI1Cgl2YXJpYWJsZXMYASADKAsyIi5kZXZleC5jb3JlLnYxLkVudmlyb25tZW50VmFyaWFibGUqqQEKClJlcGxTdGF0dXMSGwoXUkVQTF9TVEFUVVNfVU5TUEVDSUZJRUQQABIXChNSRVBMX1NUQVRVU19TVE9QUEVEEAESGAoUUkVQTF9TVEFUVVNfU1RBUlRJTkcQAhIXChNSRVBMX1NUQVRVU19SVU5OSU5HEAMSGAoUUkVQTF9TVEFUVVNfU1RPUFBJTkcQBBIYChRSRVBMX1NUQVRVU19ERUxFVElORxAFKpMBChFQcmV2aWV3VmlzaWJpbGl0eRIiCh5QUkVWSUVXX1ZJU0lCSUxJVFlfVU5TUEVDSUZJRUQQABIeChpQUkVWSUVXX1ZJU0lCSUxJVFlfUFJJVkFURRABEhsKF1BSRVZJRVdfVklTSUJJTElUWV9MSU5LEAISHQoZUFJFVklFV19WSVNJQklMSVRZX1BVQkxJQxADKnkKCkVncmVzc01vZGUSGwoXRUdSRVNTX01PREVfVU5TUEVDSUZJRUQQABIZChVFR1JFU1NfTU9ERV9BTExPV19BTEwQARIYChRFR1JFU1NfTU9ERV9ERU5ZX0FMTBACEhkKFUVHUkVTU19NT0RFX0FMTE9XTElTVBADMoALCgtSZXBsU2VydmljZRJfCg1MaXN0VGVtcGxhdGVzEiMuZGV2ZXguY29yZS52MS5MaXN0VGVtcGxhdGVzUmVxdWVzdBokLmRldmV4LmNvcmUudjEuTGlzdFRlbXBsYXRlc1Jlc3BvbnNlIgOQAgESUQoKQ3JlYXRlUmVwbBIgLmRldmV4LmNvcmUudjEuQ3JlYXRlUmVwbFJlcXVlc3QaIS5kZXZleC5jb3JlLnYxLkNyZWF0ZVJlcGxSZXNwb25zZRJTCglMaXN0UmVwbHMSHy5kZXZleC5jb3JlLnYxLkxpc3RSZXBsc1JlcXVlc3QaIC5kZXZleC5jb3JlLnYxLkxpc3RSZXBsc1Jlc3BvbnNlIgOQAgESTQoHR2V0UmVwbBIdLmRldmV4LmNvcmUudjEuR2V0UmVwbFJlcXVlc3QaHi5kZXZleC5jb3JlLnYxLkdldFJlcGxSZXNwb25zZSIDkAIBElMKCVN0YXJ0UmVwbBIfLmRldmV4LmNvcmUudjEuU3RhcnRSZXBsUmVxdWVzdBogLmRldmV4LmNvcmUudjEuU3RhcnRSZXBsUmVzcG9uc2UiA5ACAhJQCghTdG9wUmVwbBIeLmRldmV4LmNvcmUudjEuU3RvcFJlcGxSZXF1ZXN0Gh8uZGV2ZXguY29yZS52MS5TdG9wUmVwbFJlc3BvbnNlIgOQAgISVgoKRGVsZXRlUmVwbBIgLmRldmV4LmNvcmUudjEuRGVsZXRlUmVwbFJlcXVlc3QaIS5kZXZleC5jb3JlLnYxLkRlbGV0ZVJlcGxSZXNwb25zZSIDkAICElAKCVdhdGNoUmVwbBIfLmRldmV4LmNvcmUudjEuV2F0Y2hSZXBsUmVxdWVzdBogLmRldmV4LmNvcmUudjEuV2F0Y2hSZXBsUmVzcG9uc2UwARJlCg9TZXRFZ3Jlc3NQb2xpY3kSJS5kZXZleC5jb3JlLnYxLlNldEVncmVzc1BvbGljeVJlcXVlc3QaJi5kZXZleC5jb3JlLnYxLlNldEVncmVzc1BvbGljeVJlc3BvbnNlIgOQAgISdAoUU2V0UHJldmlld1Zpc2liaWxpdHkSKi5kZXZleC5jb3JlLnYxLlNldFByZXZpZXdWaXNpYmlsaXR5UmVxdWVzdBorLmRldmV4LmNvcmUudjEuU2V0UHJldmlld1Zpc2liaWxpdHlSZXNwb25zZSIDkAICEmYKEUNyZWF0ZVByZXZpZXdMaW5rEicuZGV2ZXguY29yZS52MS5DcmVhdGVQcmV2aWV3TGlua1JlcXVlc3QaKC5kZXZleC5jb3JlLnYxLkNyZWF0ZVByZXZpZXdMaW5rUmVzcG9uc2USgAEKGExpc3RFbnZpcm9ubWVudFZhcmlhYmxlcxIuLmRldmV4LmNvcmUudjEuTGlzdEVudmlyb25tZW50VmFyaWFibGVzUmVxdWVzdBovLmRldmV4LmNvcmUudjEuTGlzdEVudmlyb25tZW50VmFyaWFibGVzUmVzcG9uc2UiA5ACARJ6ChZTZXRFbnZpcm9ubWVudFZhcmlhYmxlEiwuZGV2ZXguY29yZS52MS5TZXRFbnZpcm9ubWVudFZhcmlhYmxlUmVxdWVzdBotLmRldmV4LmNvcmUudjEuU2V0RW52aXJvbm1lbnRWYXJpYWJsZVJlc3BvbnNlIgOQAgISgwEKGURlbGV0ZUVudmlyb25tZW50VmFyaWFibGUSLy5kZXZleC5jb3JlLnYxLkRlbGV0ZUVudmlyb25tZW50VmFyaWFibGVSZXF1ZXN0GjAuZGV2ZXguY29yZS52MS5EZWxldGVFbnZpcm9ubWVudFZhcmlhYmxlUmVzcG9uc2UiA5ACAmIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChhkZXZleC9jb3JlL3YxL3JlcGwucHJvdG8SDWRldmV4LmNvcmUudjEiiAQKBFJlcGwSDwoHcmVwbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCHRlbXBsYXRlGAMgASgJEg0KBW93bmVyGAQgASgJEikKBnN0YXR1cxgFIAEoDjIZLmRldmV4LmNvcmUudjEuUmVwbFN0YXR1cxIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHBlcnNpc3RfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgJIAEoCRIrCgZlZ3Jlc3MYCiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeRIbChNlZ3Jlc3NfZGVuaWVkX2NpZHJzGAsgAygJEhsKE2VncmVzc19ub3RfZW5mb3JjZWQYDCABKAkSNgoPcHJldmlld19zaGFyaW5nGA0gASgLMh0uZGV2ZXguY29yZS52MS5QcmV2aWV3U2hhcmluZxITCgtydW5fY29tbWFuZBgOIAEoCRIUCgxwcmV2aWV3X3BvcnQYDyABKA0SIwoFc2V0dXAYECABKAsyFC5kZXZleC5jb3JlLnYxLlNldHVwImgKBVNldHVwEg8KB2NvbW1hbmQYASABKAkSKgoGc3RhdHVzGAIgASgOMhouZGV2ZXguY29yZS52MS5TZXR1cFN0YXR1cxIRCglleGl0X2NvZGUYAyABKAUSDwoHbWVzc2FnZRgEIAEoCSLPAQoOUHJldmlld1NoYXJpbmcSNAoKdmlzaWJpbGl0eRgBIAEoDjIgLmRldmV4LmNvcmUudjEuUHJldmlld1Zpc2liaWxpdHkSNwoFcG9ydHMYAiADKAsyKC5kZXZleC5jb3JlLnYxLlByZXZpZXdTaGFyaW5nLlBvcnRzRW50cnkaTgoKUG9ydHNFbnRyeRILCgNrZXkYASABKA0SLwoFdmFsdWUYAiABKA4yIC5kZXZleC5jb3JlLnYxLlByZXZpZXdWaXNpYmlsaXR5OgI4ASKKAQoMRWdyZXNzUG9saWN5EicKBG1vZGUYASABKA4yGS5kZXZleC5jb3JlLnYxLkVncmVzc01vZGUSKQoNYWxsb3dfZG9tYWlucxgCIAMoCUISukgPkgEMEIACIgdyBRABGP4BEiYKC2FsbG93X2NpZHJzGAMgAygJQhG6SA6SAQsQgAIiBnIEEAEYKyLwAgoIVGVtcGxhdGUSDAoEbmFtZRgBIAEoCRINCgV0aXRsZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIQCghsYW5ndWFnZRgEIAEoCRITCgtydW5fY29tbWFuZBgFIAEoCRIrCgZlZ3Jlc3MYBiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeRIVCg1zZXR1cF9jb21tYW5kGAcgASgJEhQKDHByZXZpZXdfcG9ydBgIIAEoDRI9CgtlbnZpcm9ubWVudBgJIAMoCzIoLmRldmV4LmNvcmUudjEuVGVtcGxhdGUuRW52aXJvbm1lbnRFbnRyeRINCgVvd25lchgKIAEoCRIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaMgoQRW52aXJvbm1lbnRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqgBCgxSdW5uZXJBY2Nlc3MSCwoDdXJsGAEgASgJEg0KBXRva2VuGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg53ZWJzb2NrZXRfcGF0aBgEIAEoCRIcChRwcmV2aWV3X3VybF90ZW1wbGF0ZRgFIAEoCRIVCg1wcmV2aWV3X3Rva2VuGAYgASgJImsKCFByb2dyZXNzEg0KBXBoYXNlGAEgASgJEhIKCmZpbGVzX2RvbmUYAiABKAQSEwoLZmlsZXNfdG90YWwYAyABKAQSEgoKYnl0ZXNfZG9uZRgEIAEoBBITCgtieXRlc190b3RhbBgFIAEoBCIWChRMaXN0VGVtcGxhdGVzUmVxdWVzdCJDChVMaXN0VGVtcGxhdGVzUmVzcG9uc2USKgoJdGVtcGxhdGVzGAEgAygLMhcuZGV2ZXguY29yZS52MS5UZW1wbGF0ZSKrAQoRQ3JlYXRlUmVwbFJlcXVlc3QSNgoEbmFtZRgBIAEoCUIoukglciMQARhAMh1eW0EtWmEtejAtOV1bQS1aYS16MC05IC5fLV0qJBIxCgh0ZW1wbGF0ZRgCIAEoCUIfukgcchoQARggMhReW2EtejAtOV1bYS16MC05LV0qJBIrCgZlZ3Jlc3MYAyABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeSI3ChJDcmVhdGVSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbCJNChBMaXN0UmVwbHNSZXF1ZXN0EhsKCXBhZ2Vfc2l6ZRgBIAEoDUIIukgFKgMY9AMSHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAIiUAoRTGlzdFJlcGxzUmVzcG9uc2USIgoFcmVwbHMYASADKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIk0KDkdldFJlcGxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCI0Cg9HZXRSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbCJPChBTdGFydFJlcGxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCJjChFTdGFydFJlcGxSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsEisKBnJ1bm5lchgCIAEoCzIbLmRldmV4LmNvcmUudjEuUnVubmVyQWNjZXNzIk4KD1N0b3BSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiagoQU3RvcFJlcGxSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsEjMKEHBlcnNpc3RfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iUAoRRGVsZXRlUmVwbFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kIhQKEkRlbGV0ZVJlcGxSZXNwb25zZSJPChBXYXRjaFJlcGxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCJhChFXYXRjaFJlcGxSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsEikKCHByb2dyZXNzGAIgASgLMhcuZGV2ZXguY29yZS52MS5Qcm9ncmVzcyKKAQoWU2V0RWdyZXNzUG9saWN5UmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSMwoGZWdyZXNzGAIgASgLMhsuZGV2ZXguY29yZS52MS5FZ3Jlc3NQb2xpY3lCBrpIA8gBASI8ChdTZXRFZ3Jlc3NQb2xpY3lSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsIrMBChtTZXRQcmV2aWV3VmlzaWJpbGl0eVJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEhcKBHBvcnQYAiABKA1CCbpIBioEGP//AxI+Cgp2aXNpYmlsaXR5GAMgASgOMiAuZGV2ZXguY29yZS52MS5QcmV2aWV3VmlzaWJpbGl0eUIIukgFggECEAEiQQocU2V0UHJldmlld1Zpc2liaWxpdHlSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsItMBChhDcmVhdGVQcmV2aWV3TGlua1JlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEhkKBHBvcnQYAiABKA1CC7pICCoGGP//AygBEjkKA3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIRukgOqgELIgUIgJqeATICCAESJAoEcGF0aBgEIAEoCUIWukgTchEYgBAyDF4oL1teXHNdKik/JCJZChlDcmVhdGVQcmV2aWV3TGlua1Jlc3BvbnNlEgsKA3VybBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicwoTRW52aXJvbm1lbnRWYXJpYWJsZRIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgJEg4KBnNlY3JldBgDIAEoCBIvCgt1cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXgofTGlzdEVudmlyb25tZW50VmFyaWFibGVzUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiWQogTGlzdEVudmlyb25tZW50VmFyaWFibGVzUmVzcG9uc2USNQoJdmFyaWFibGVzGAEgAygLMiIuZGV2ZXguY29yZS52MS5FbnZpcm9ubWVudFZhcmlhYmxlIsYBCh1TZXRFbnZpcm9ubWVudFZhcmlhYmxlUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSMgoEbmFtZRgCIAEoCUIkukghch8QARiAATIYXltBLVphLXpfXVtBLVphLXowLTlfXSokEiQKBXZhbHVlGAMgASgJQhW6SBJyECiAgAIyCl5bXlx4MDBdKiQSDgoGc2VjcmV0GAQgASgIIlcKHlNldEVudmlyb25tZW50VmFyaWFibGVSZXNwb25zZRI1Cgl2YXJpYWJsZXMYASADKAsyIi5kZXZleC5jb3JlLnYxLkVudmlyb25tZW50VmFyaWFibGUikwEKIERlbGV0ZUVudmlyb25tZW50VmFyaWFibGVSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIyCgRuYW1lGAIgASgJQiS6SCFyHxABGIABMhheW0EtWmEtel9dW0EtWmEtejAtOV9dKiQiWgohRGVsZXRlRW52aXJvbm1lbnRWYXJpYWJsZVJlc3BvbnNlEjUKCXZhcmlhYmxlcxgBIAMoCzIiLmRldmV4LmNvcmUudjEuRW52aXJvbm1lbnRWYXJpYWJsZSKuAgoTU2F2ZVRlbXBsYXRlUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSGAoFdGl0bGUYAiABKAlCCbpIBnIEEAEYQBIdCgtkZXNjcmlwdGlvbhgDIAEoCUIIukgFcgMYgAgSIgoLcnVuX2NvbW1hbmQYBCABKAlCCLpIBXIDGIAgSACIAQESJAoNc2V0dXBfY29tbWFuZBgFIAEoCUIIukgFcgMYgCBIAYgBARIkCgxwcmV2aWV3X3BvcnQYBiABKA1CCbpIBioEGP//A0gCiAEBQg4KDF9ydW5fY29tbWFuZEIQCg5fc2V0dXBfY29tbWFuZEIPCg1fcHJldmlld19wb3J0IkEKFFNhdmVUZW1wbGF0ZVJlc3BvbnNlEikKCHRlbXBsYXRlGAEgASgLMhcuZGV2ZXguY29yZS52MS5UZW1wbGF0ZSJGChVEZWxldGVUZW1wbGF0ZVJlcXVlc3QSLQoEbmFtZRgBIAEoCUIfukgcchoQARggMhReW2EtejAtOV1bYS16MC05LV0qJCIYChZEZWxldGVUZW1wbGF0ZVJlc3BvbnNlKqkBCgpSZXBsU3RhdHVzEhsKF1JFUExfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTUkVQTF9TVEFUVVNfU1RPUFBFRBABEhgKFFJFUExfU1RBVFVTX1NUQVJUSU5HEAISFwoTUkVQTF9TVEFUVVNfUlVOTklORxADEhgKFFJFUExfU1RBVFVTX1NUT1BQSU5HEAQSGAoUUkVQTF9TVEFUVVNfREVMRVRJTkcQBSqUAQoLU2V0dXBTdGF0dXMSHAoYU0VUVVBfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUU0VUVVBfU1RBVFVTX1BFTkRJTkcQARIYChRTRVRVUF9TVEFUVVNfUlVOTklORxACEhoKFlNFVFVQX1NUQVRVU19TVUNDRUVERUQQAxIXChNTRVRVUF9TVEFUVVNfRkFJTEVEEAQqkwEKEVByZXZpZXdWaXNpYmlsaXR5EiIKHlBSRVZJRVdfVklTSUJJTElUWV9VTlNQRUNJRklFRBAAEh4KGlBSRVZJRVdfVklTSUJJTElUWV9QUklWQVRFEAESGwoXUFJFVklFV19WSVNJQklMSVRZX0xJTksQAhIdChlQUkVWSUVXX1ZJU0lCSUxJVFlfUFVCTElDEAMqeQoKRWdyZXNzTW9kZRIbChdFR1JFU1NfTU9ERV9VTlNQRUNJRklFRBAAEhkKFUVHUkVTU19NT0RFX0FMTE9XX0FMTBABEhgKFEVHUkVTU19NT0RFX0RFTllfQUxMEAISGQoVRUdSRVNTX01PREVfQUxMT1dMSVNUEAMyvQwKC1JlcGxTZXJ2aWNlEl8KDUxpc3RUZW1wbGF0ZXMSIy5kZXZleC5jb3JlLnYxLkxpc3RUZW1wbGF0ZXNSZXF1ZXN0GiQuZGV2ZXguY29yZS52MS5MaXN0VGVtcGxhdGVzUmVzcG9uc2UiA5ACARJRCgpDcmVhdGVSZXBsEiAuZGV2ZXguY29yZS52MS5DcmVhdGVSZXBsUmVxdWVzdBohLmRldmV4LmNvcmUudjEuQ3JlYXRlUmVwbFJlc3BvbnNlElMKCUxpc3RSZXBscxIfLmRldmV4LmNvcmUudjEuTGlzdFJlcGxzUmVxdWVzdBogLmRldmV4LmNvcmUudjEuTGlzdFJlcGxzUmVzcG9uc2UiA5ACARJNCgdHZXRSZXBsEh0uZGV2ZXguY29yZS52MS5HZXRSZXBsUmVxdWVzdBoeLmRldmV4LmNvcmUudjEuR2V0UmVwbFJlc3BvbnNlIgOQAgESUwoJU3RhcnRSZXBsEh8uZGV2ZXguY29yZS52MS5TdGFydFJlcGxSZXF1ZXN0GiAuZGV2ZXguY29yZS52MS5TdGFydFJlcGxSZXNwb25zZSIDkAICElAKCFN0b3BSZXBsEh4uZGV2ZXguY29yZS52MS5TdG9wUmVwbFJlcXVlc3QaHy5kZXZleC5jb3JlLnYxLlN0b3BSZXBsUmVzcG9uc2UiA5ACAhJWCgpEZWxldGVSZXBsEiAuZGV2ZXguY29yZS52MS5EZWxldGVSZXBsUmVxdWVzdBohLmRldmV4LmNvcmUudjEuRGVsZXRlUmVwbFJlc3BvbnNlIgOQAgISUAoJV2F0Y2hSZXBsEh8uZGV2ZXguY29yZS52MS5XYXRjaFJlcGxSZXF1ZXN0GiAuZGV2ZXguY29yZS52MS5XYXRjaFJlcGxSZXNwb25zZTABEmUKD1NldEVncmVzc1BvbGljeRIlLmRldmV4LmNvcmUudjEuU2V0RWdyZXNzUG9saWN5UmVxdWVzdBomLmRldmV4LmNvcmUudjEuU2V0RWdyZXNzUG9saWN5UmVzcG9uc2UiA5ACAhJ0ChRTZXRQcmV2aWV3VmlzaWJpbGl0eRIqLmRldmV4LmNvcmUudjEuU2V0UHJldmlld1Zpc2liaWxpdHlSZXF1ZXN0GisuZGV2ZXguY29yZS52MS5TZXRQcmV2aWV3VmlzaWJpbGl0eVJlc3BvbnNlIgOQAgISZgoRQ3JlYXRlUHJldmlld0xpbmsSJy5kZXZleC5jb3JlLnYxLkNyZWF0ZVByZXZpZXdMaW5rUmVxdWVzdBooLmRldmV4LmNvcmUudjEuQ3JlYXRlUHJldmlld0xpbmtSZXNwb25zZRKAAQoYTGlzdEVudmlyb25tZW50VmFyaWFibGVzEi4uZGV2ZXguY29yZS52MS5MaXN0RW52aXJvbm1lbnRWYXJpYWJsZXNSZXF1ZXN0Gi8uZGV2ZXguY29yZS52MS5MaXN0RW52aXJvbm1lbnRWYXJpYWJsZXNSZXNwb25zZSIDkAIBEnoKFlNldEVudmlyb25tZW50VmFyaWFibGUSLC5kZXZleC5jb3JlLnYxLlNldEVudmlyb25tZW50VmFyaWFibGVSZXF1ZXN0Gi0uZGV2ZXguY29yZS52MS5TZXRFbnZpcm9ubWVudFZhcmlhYmxlUmVzcG9uc2UiA5ACAhKDAQoZRGVsZXRlRW52aXJvbm1lbnRWYXJpYWJsZRIvLmRldmV4LmNvcmUudjEuRGVsZXRlRW52aXJvbm1lbnRWYXJpYWJsZVJlcXVlc3QaMC5kZXZleC5jb3JlLnYxLkRlbGV0ZUVudmlyb25tZW50VmFyaWFibGVSZXNwb25zZSIDkAICElcKDFNhdmVUZW1wbGF0ZRIiLmRldmV4LmNvcmUudjEuU2F2ZVRlbXBsYXRlUmVxdWVzdBojLmRldmV4LmNvcmUudjEuU2F2ZVRlbXBsYXRlUmVzcG9uc2USYgoORGVsZXRlVGVtcGxhdGUSJC5kZXZleC5jb3JlLnYxLkRlbGV0ZVRlbXBsYXRlUmVxdWVzdBolLmRldmV4LmNvcmUudjEuRGVsZXRlVGVtcGxhdGVSZXNwb25zZSIDkAICYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A repl: a named workspace owned by one user, with at most one runner at a time.
@@ -113,6 +113,27 @@ export type Repl = Message<"devex.core.v1.Repl"> & {
    * @generated from field: devex.core.v1.PreviewSharing preview_sharing = 13;
    */
   previewSharing?: PreviewSharing | undefined;
+
+  /**
+   * The command that runs the project (the IDE's Run button), from its template.
+   *
+   * @generated from field: string run_command = 14;
+   */
+  runCommand: string;
+
+  /**
+   * The port its dev server listens on, which the IDE's preview opens; 0: none.
+   *
+   * @generated from field: uint32 preview_port = 15;
+   */
+  previewPort: number;
+
+  /**
+   * Its template's setup command and whether it has run.
+   *
+   * @generated from field: devex.core.v1.Setup setup = 16;
+   */
+  setup?: Setup | undefined;
 };
 
 /**
@@ -121,6 +142,48 @@ export type Repl = Message<"devex.core.v1.Repl"> & {
  */
 export const ReplSchema: GenMessage<Repl> = /*@__PURE__*/
   messageDesc(file_devex_core_v1_repl, 0);
+
+/**
+ * A repl's setup command: run once, in the workspace, on the repl's first start.
+ *
+ * @generated from message devex.core.v1.Setup
+ */
+export type Setup = Message<"devex.core.v1.Setup"> & {
+  /**
+   * The command, run by bash -c in the workspace, with the repl's environment.
+   *
+   * @generated from field: string command = 1;
+   */
+  command: string;
+
+  /**
+   * Where it is.
+   *
+   * @generated from field: devex.core.v1.SetupStatus status = 2;
+   */
+  status: SetupStatus;
+
+  /**
+   * Its exit code, once ended (-1 when killed by a signal or lost).
+   *
+   * @generated from field: int32 exit_code = 3;
+   */
+  exitCode: number;
+
+  /**
+   * Why it failed, when it did without an exit code of its own (such as a runner that went away).
+   *
+   * @generated from field: string message = 4;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message devex.core.v1.Setup.
+ * Use `create(SetupSchema)` to create a new message.
+ */
+export const SetupSchema: GenMessage<Setup> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 1);
 
 /**
  * A repl's preview visibility: a default and per-port exceptions.
@@ -148,7 +211,7 @@ export type PreviewSharing = Message<"devex.core.v1.PreviewSharing"> & {
  * Use `create(PreviewSharingSchema)` to create a new message.
  */
 export const PreviewSharingSchema: GenMessage<PreviewSharing> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 1);
+  messageDesc(file_devex_core_v1_repl, 2);
 
 /**
  * Where a repl's programs may connect outside the repl.
@@ -185,7 +248,7 @@ export type EgressPolicy = Message<"devex.core.v1.EgressPolicy"> & {
  * Use `create(EgressPolicySchema)` to create a new message.
  */
 export const EgressPolicySchema: GenMessage<EgressPolicy> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 2);
+  messageDesc(file_devex_core_v1_repl, 3);
 
 /**
  * A starter template.
@@ -234,6 +297,43 @@ export type Template = Message<"devex.core.v1.Template"> & {
    * @generated from field: devex.core.v1.EgressPolicy egress = 6;
    */
   egress?: EgressPolicy | undefined;
+
+  /**
+   * Run once, in the workspace, on the first start of each repl created from it (such as
+   * "npm install"); empty: none.
+   *
+   * @generated from field: string setup_command = 7;
+   */
+  setupCommand: string;
+
+  /**
+   * The port its dev server listens on, which the IDE's preview opens; 0: none.
+   *
+   * @generated from field: uint32 preview_port = 8;
+   */
+  previewPort: number;
+
+  /**
+   * Environment variables (plain, never secrets) that repls created from it start with.
+   *
+   * @generated from field: map<string, string> environment = 9;
+   */
+  environment: { [key: string]: string };
+
+  /**
+   * Empty for the operator's templates (every user sees them); else the user whose private template
+   * it is (only they see it).
+   *
+   * @generated from field: string owner = 10;
+   */
+  owner: string;
+
+  /**
+   * When it was added or saved.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 11;
+   */
+  createTime?: Timestamp | undefined;
 };
 
 /**
@@ -241,7 +341,7 @@ export type Template = Message<"devex.core.v1.Template"> & {
  * Use `create(TemplateSchema)` to create a new message.
  */
 export const TemplateSchema: GenMessage<Template> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 3);
+  messageDesc(file_devex_core_v1_repl, 4);
 
 /**
  * How to reach a running repl's runner.
@@ -299,7 +399,7 @@ export type RunnerAccess = Message<"devex.core.v1.RunnerAccess"> & {
  * Use `create(RunnerAccessSchema)` to create a new message.
  */
 export const RunnerAccessSchema: GenMessage<RunnerAccess> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 4);
+  messageDesc(file_devex_core_v1_repl, 5);
 
 /**
  * Progress of a long lifecycle operation.
@@ -348,7 +448,7 @@ export type Progress = Message<"devex.core.v1.Progress"> & {
  * Use `create(ProgressSchema)` to create a new message.
  */
 export const ProgressSchema: GenMessage<Progress> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 5);
+  messageDesc(file_devex_core_v1_repl, 6);
 
 /**
  * Request for ListTemplates.
@@ -363,7 +463,7 @@ export type ListTemplatesRequest = Message<"devex.core.v1.ListTemplatesRequest">
  * Use `create(ListTemplatesRequestSchema)` to create a new message.
  */
 export const ListTemplatesRequestSchema: GenMessage<ListTemplatesRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 6);
+  messageDesc(file_devex_core_v1_repl, 7);
 
 /**
  * Response of ListTemplates.
@@ -384,7 +484,7 @@ export type ListTemplatesResponse = Message<"devex.core.v1.ListTemplatesResponse
  * Use `create(ListTemplatesResponseSchema)` to create a new message.
  */
 export const ListTemplatesResponseSchema: GenMessage<ListTemplatesResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 7);
+  messageDesc(file_devex_core_v1_repl, 8);
 
 /**
  * Request for CreateRepl.
@@ -400,7 +500,7 @@ export type CreateReplRequest = Message<"devex.core.v1.CreateReplRequest"> & {
   name: string;
 
   /**
-   * Template name, as listed by ListTemplates.
+   * Template name, as listed by ListTemplates (the operator's, or one of the caller's own).
    *
    * @generated from field: string template = 2;
    */
@@ -419,7 +519,7 @@ export type CreateReplRequest = Message<"devex.core.v1.CreateReplRequest"> & {
  * Use `create(CreateReplRequestSchema)` to create a new message.
  */
 export const CreateReplRequestSchema: GenMessage<CreateReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 8);
+  messageDesc(file_devex_core_v1_repl, 9);
 
 /**
  * Response of CreateRepl.
@@ -440,7 +540,7 @@ export type CreateReplResponse = Message<"devex.core.v1.CreateReplResponse"> & {
  * Use `create(CreateReplResponseSchema)` to create a new message.
  */
 export const CreateReplResponseSchema: GenMessage<CreateReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 9);
+  messageDesc(file_devex_core_v1_repl, 10);
 
 /**
  * Request for ListRepls.
@@ -468,7 +568,7 @@ export type ListReplsRequest = Message<"devex.core.v1.ListReplsRequest"> & {
  * Use `create(ListReplsRequestSchema)` to create a new message.
  */
 export const ListReplsRequestSchema: GenMessage<ListReplsRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 10);
+  messageDesc(file_devex_core_v1_repl, 11);
 
 /**
  * Response of ListRepls.
@@ -496,7 +596,7 @@ export type ListReplsResponse = Message<"devex.core.v1.ListReplsResponse"> & {
  * Use `create(ListReplsResponseSchema)` to create a new message.
  */
 export const ListReplsResponseSchema: GenMessage<ListReplsResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 11);
+  messageDesc(file_devex_core_v1_repl, 12);
 
 /**
  * Request for GetRepl.
@@ -517,7 +617,7 @@ export type GetReplRequest = Message<"devex.core.v1.GetReplRequest"> & {
  * Use `create(GetReplRequestSchema)` to create a new message.
  */
 export const GetReplRequestSchema: GenMessage<GetReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 12);
+  messageDesc(file_devex_core_v1_repl, 13);
 
 /**
  * Response of GetRepl.
@@ -538,7 +638,7 @@ export type GetReplResponse = Message<"devex.core.v1.GetReplResponse"> & {
  * Use `create(GetReplResponseSchema)` to create a new message.
  */
 export const GetReplResponseSchema: GenMessage<GetReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 13);
+  messageDesc(file_devex_core_v1_repl, 14);
 
 /**
  * Request for StartRepl.
@@ -559,7 +659,7 @@ export type StartReplRequest = Message<"devex.core.v1.StartReplRequest"> & {
  * Use `create(StartReplRequestSchema)` to create a new message.
  */
 export const StartReplRequestSchema: GenMessage<StartReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 14);
+  messageDesc(file_devex_core_v1_repl, 15);
 
 /**
  * Response of StartRepl.
@@ -587,7 +687,7 @@ export type StartReplResponse = Message<"devex.core.v1.StartReplResponse"> & {
  * Use `create(StartReplResponseSchema)` to create a new message.
  */
 export const StartReplResponseSchema: GenMessage<StartReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 15);
+  messageDesc(file_devex_core_v1_repl, 16);
 
 /**
  * Request for StopRepl.
@@ -608,7 +708,7 @@ export type StopReplRequest = Message<"devex.core.v1.StopReplRequest"> & {
  * Use `create(StopReplRequestSchema)` to create a new message.
  */
 export const StopReplRequestSchema: GenMessage<StopReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 16);
+  messageDesc(file_devex_core_v1_repl, 17);
 
 /**
  * Response of StopRepl.
@@ -636,7 +736,7 @@ export type StopReplResponse = Message<"devex.core.v1.StopReplResponse"> & {
  * Use `create(StopReplResponseSchema)` to create a new message.
  */
 export const StopReplResponseSchema: GenMessage<StopReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 17);
+  messageDesc(file_devex_core_v1_repl, 18);
 
 /**
  * Request for DeleteRepl.
@@ -657,7 +757,7 @@ export type DeleteReplRequest = Message<"devex.core.v1.DeleteReplRequest"> & {
  * Use `create(DeleteReplRequestSchema)` to create a new message.
  */
 export const DeleteReplRequestSchema: GenMessage<DeleteReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 18);
+  messageDesc(file_devex_core_v1_repl, 19);
 
 /**
  * Response of DeleteRepl.
@@ -672,7 +772,7 @@ export type DeleteReplResponse = Message<"devex.core.v1.DeleteReplResponse"> & {
  * Use `create(DeleteReplResponseSchema)` to create a new message.
  */
 export const DeleteReplResponseSchema: GenMessage<DeleteReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 19);
+  messageDesc(file_devex_core_v1_repl, 20);
 
 /**
  * Request for WatchRepl.
@@ -693,7 +793,7 @@ export type WatchReplRequest = Message<"devex.core.v1.WatchReplRequest"> & {
  * Use `create(WatchReplRequestSchema)` to create a new message.
  */
 export const WatchReplRequestSchema: GenMessage<WatchReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 20);
+  messageDesc(file_devex_core_v1_repl, 21);
 
 /**
  * One update of WatchRepl.
@@ -721,7 +821,7 @@ export type WatchReplResponse = Message<"devex.core.v1.WatchReplResponse"> & {
  * Use `create(WatchReplResponseSchema)` to create a new message.
  */
 export const WatchReplResponseSchema: GenMessage<WatchReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 21);
+  messageDesc(file_devex_core_v1_repl, 22);
 
 /**
  * Request for SetEgressPolicy.
@@ -749,7 +849,7 @@ export type SetEgressPolicyRequest = Message<"devex.core.v1.SetEgressPolicyReque
  * Use `create(SetEgressPolicyRequestSchema)` to create a new message.
  */
 export const SetEgressPolicyRequestSchema: GenMessage<SetEgressPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 22);
+  messageDesc(file_devex_core_v1_repl, 23);
 
 /**
  * Response of SetEgressPolicy.
@@ -770,7 +870,7 @@ export type SetEgressPolicyResponse = Message<"devex.core.v1.SetEgressPolicyResp
  * Use `create(SetEgressPolicyResponseSchema)` to create a new message.
  */
 export const SetEgressPolicyResponseSchema: GenMessage<SetEgressPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 23);
+  messageDesc(file_devex_core_v1_repl, 24);
 
 /**
  * Request for SetPreviewVisibility.
@@ -806,7 +906,7 @@ export type SetPreviewVisibilityRequest = Message<"devex.core.v1.SetPreviewVisib
  * Use `create(SetPreviewVisibilityRequestSchema)` to create a new message.
  */
 export const SetPreviewVisibilityRequestSchema: GenMessage<SetPreviewVisibilityRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 24);
+  messageDesc(file_devex_core_v1_repl, 25);
 
 /**
  * Response of SetPreviewVisibility.
@@ -827,7 +927,7 @@ export type SetPreviewVisibilityResponse = Message<"devex.core.v1.SetPreviewVisi
  * Use `create(SetPreviewVisibilityResponseSchema)` to create a new message.
  */
 export const SetPreviewVisibilityResponseSchema: GenMessage<SetPreviewVisibilityResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 25);
+  messageDesc(file_devex_core_v1_repl, 26);
 
 /**
  * Request for CreatePreviewLink.
@@ -869,7 +969,7 @@ export type CreatePreviewLinkRequest = Message<"devex.core.v1.CreatePreviewLinkR
  * Use `create(CreatePreviewLinkRequestSchema)` to create a new message.
  */
 export const CreatePreviewLinkRequestSchema: GenMessage<CreatePreviewLinkRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 26);
+  messageDesc(file_devex_core_v1_repl, 27);
 
 /**
  * Response of CreatePreviewLink.
@@ -898,7 +998,7 @@ export type CreatePreviewLinkResponse = Message<"devex.core.v1.CreatePreviewLink
  * Use `create(CreatePreviewLinkResponseSchema)` to create a new message.
  */
 export const CreatePreviewLinkResponseSchema: GenMessage<CreatePreviewLinkResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 27);
+  messageDesc(file_devex_core_v1_repl, 28);
 
 /**
  * One of a repl's environment variables.
@@ -940,7 +1040,7 @@ export type EnvironmentVariable = Message<"devex.core.v1.EnvironmentVariable"> &
  * Use `create(EnvironmentVariableSchema)` to create a new message.
  */
 export const EnvironmentVariableSchema: GenMessage<EnvironmentVariable> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 28);
+  messageDesc(file_devex_core_v1_repl, 29);
 
 /**
  * Request for ListEnvironmentVariables.
@@ -961,7 +1061,7 @@ export type ListEnvironmentVariablesRequest = Message<"devex.core.v1.ListEnviron
  * Use `create(ListEnvironmentVariablesRequestSchema)` to create a new message.
  */
 export const ListEnvironmentVariablesRequestSchema: GenMessage<ListEnvironmentVariablesRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 29);
+  messageDesc(file_devex_core_v1_repl, 30);
 
 /**
  * Response of ListEnvironmentVariables.
@@ -982,7 +1082,7 @@ export type ListEnvironmentVariablesResponse = Message<"devex.core.v1.ListEnviro
  * Use `create(ListEnvironmentVariablesResponseSchema)` to create a new message.
  */
 export const ListEnvironmentVariablesResponseSchema: GenMessage<ListEnvironmentVariablesResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 30);
+  messageDesc(file_devex_core_v1_repl, 31);
 
 /**
  * Request for SetEnvironmentVariable.
@@ -1024,7 +1124,7 @@ export type SetEnvironmentVariableRequest = Message<"devex.core.v1.SetEnvironmen
  * Use `create(SetEnvironmentVariableRequestSchema)` to create a new message.
  */
 export const SetEnvironmentVariableRequestSchema: GenMessage<SetEnvironmentVariableRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 31);
+  messageDesc(file_devex_core_v1_repl, 32);
 
 /**
  * Response of SetEnvironmentVariable.
@@ -1045,7 +1145,7 @@ export type SetEnvironmentVariableResponse = Message<"devex.core.v1.SetEnvironme
  * Use `create(SetEnvironmentVariableResponseSchema)` to create a new message.
  */
 export const SetEnvironmentVariableResponseSchema: GenMessage<SetEnvironmentVariableResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 32);
+  messageDesc(file_devex_core_v1_repl, 33);
 
 /**
  * Request for DeleteEnvironmentVariable.
@@ -1073,7 +1173,7 @@ export type DeleteEnvironmentVariableRequest = Message<"devex.core.v1.DeleteEnvi
  * Use `create(DeleteEnvironmentVariableRequestSchema)` to create a new message.
  */
 export const DeleteEnvironmentVariableRequestSchema: GenMessage<DeleteEnvironmentVariableRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 33);
+  messageDesc(file_devex_core_v1_repl, 34);
 
 /**
  * Response of DeleteEnvironmentVariable.
@@ -1094,7 +1194,120 @@ export type DeleteEnvironmentVariableResponse = Message<"devex.core.v1.DeleteEnv
  * Use `create(DeleteEnvironmentVariableResponseSchema)` to create a new message.
  */
 export const DeleteEnvironmentVariableResponseSchema: GenMessage<DeleteEnvironmentVariableResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 34);
+  messageDesc(file_devex_core_v1_repl, 35);
+
+/**
+ * Request for SaveTemplate.
+ *
+ * @generated from message devex.core.v1.SaveTemplateRequest
+ */
+export type SaveTemplateRequest = Message<"devex.core.v1.SaveTemplateRequest"> & {
+  /**
+   * The repl to save, stopped.
+   *
+   * @generated from field: string repl_id = 1;
+   */
+  replId: string;
+
+  /**
+   * The template's title: 1 to 64 characters.
+   *
+   * @generated from field: string title = 2;
+   */
+  title: string;
+
+  /**
+   * What it sets up.
+   *
+   * @generated from field: string description = 3;
+   */
+  description: string;
+
+  /**
+   * The run command; unset: the repl's.
+   *
+   * @generated from field: optional string run_command = 4;
+   */
+  runCommand?: string | undefined;
+
+  /**
+   * The setup command; unset: the repl's (the one its own template had).
+   *
+   * @generated from field: optional string setup_command = 5;
+   */
+  setupCommand?: string | undefined;
+
+  /**
+   * The preview port; unset: the repl's.
+   *
+   * @generated from field: optional uint32 preview_port = 6;
+   */
+  previewPort?: number | undefined;
+};
+
+/**
+ * Describes the message devex.core.v1.SaveTemplateRequest.
+ * Use `create(SaveTemplateRequestSchema)` to create a new message.
+ */
+export const SaveTemplateRequestSchema: GenMessage<SaveTemplateRequest> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 36);
+
+/**
+ * Response of SaveTemplate.
+ *
+ * @generated from message devex.core.v1.SaveTemplateResponse
+ */
+export type SaveTemplateResponse = Message<"devex.core.v1.SaveTemplateResponse"> & {
+  /**
+   * The new template: its name is what CreateReplRequest.template takes.
+   *
+   * @generated from field: devex.core.v1.Template template = 1;
+   */
+  template?: Template | undefined;
+};
+
+/**
+ * Describes the message devex.core.v1.SaveTemplateResponse.
+ * Use `create(SaveTemplateResponseSchema)` to create a new message.
+ */
+export const SaveTemplateResponseSchema: GenMessage<SaveTemplateResponse> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 37);
+
+/**
+ * Request for DeleteTemplate.
+ *
+ * @generated from message devex.core.v1.DeleteTemplateRequest
+ */
+export type DeleteTemplateRequest = Message<"devex.core.v1.DeleteTemplateRequest"> & {
+  /**
+   * The template's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message devex.core.v1.DeleteTemplateRequest.
+ * Use `create(DeleteTemplateRequestSchema)` to create a new message.
+ */
+export const DeleteTemplateRequestSchema: GenMessage<DeleteTemplateRequest> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 38);
+
+/**
+ * Response of DeleteTemplate.
+ *
+ * @generated from message devex.core.v1.DeleteTemplateResponse
+ */
+export type DeleteTemplateResponse = Message<"devex.core.v1.DeleteTemplateResponse"> & {
+};
+
+/**
+ * Describes the message devex.core.v1.DeleteTemplateResponse.
+ * Use `create(DeleteTemplateResponseSchema)` to create a new message.
+ */
+export const DeleteTemplateResponseSchema: GenMessage<DeleteTemplateResponse> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 39);
 
 /**
  * The lifecycle state of a repl.
@@ -1152,6 +1365,54 @@ export const ReplStatusSchema: GenEnum<ReplStatus> = /*@__PURE__*/
   enumDesc(file_devex_core_v1_repl, 0);
 
 /**
+ * Where a repl's setup command is.
+ *
+ * @generated from enum devex.core.v1.SetupStatus
+ */
+export enum SetupStatus {
+  /**
+   * Not set: the repl has no setup command.
+   *
+   * @generated from enum value: SETUP_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * It runs on the repl's next start (its first).
+   *
+   * @generated from enum value: SETUP_STATUS_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * It runs now, as the runner's background process named "setup" (ProcessService shows its output).
+   *
+   * @generated from enum value: SETUP_STATUS_RUNNING = 2;
+   */
+  RUNNING = 2,
+
+  /**
+   * It exited with 0.
+   *
+   * @generated from enum value: SETUP_STATUS_SUCCEEDED = 3;
+   */
+  SUCCEEDED = 3,
+
+  /**
+   * It exited otherwise, or its runner went away before it ended; it is not run again.
+   *
+   * @generated from enum value: SETUP_STATUS_FAILED = 4;
+   */
+  FAILED = 4,
+}
+
+/**
+ * Describes the enum devex.core.v1.SetupStatus.
+ */
+export const SetupStatusSchema: GenEnum<SetupStatus> = /*@__PURE__*/
+  enumDesc(file_devex_core_v1_repl, 1);
+
+/**
  * Who may open a preview (a server in the repl, through RunnerAccess.preview_url_template).
  *
  * @generated from enum devex.core.v1.PreviewVisibility
@@ -1191,7 +1452,7 @@ export enum PreviewVisibility {
  * Describes the enum devex.core.v1.PreviewVisibility.
  */
 export const PreviewVisibilitySchema: GenEnum<PreviewVisibility> = /*@__PURE__*/
-  enumDesc(file_devex_core_v1_repl, 1);
+  enumDesc(file_devex_core_v1_repl, 2);
 
 /**
  * What a repl's egress policy does.
@@ -1233,7 +1494,7 @@ export enum EgressMode {
  * Describes the enum devex.core.v1.EgressMode.
  */
 export const EgressModeSchema: GenEnum<EgressMode> = /*@__PURE__*/
-  enumDesc(file_devex_core_v1_repl, 2);
+  enumDesc(file_devex_core_v1_repl, 3);
 
 /**
  * The repl lifecycle: create a repl from a template, start it to get a runner to talk to, stop it
@@ -1244,7 +1505,7 @@ export const EgressModeSchema: GenEnum<EgressMode> = /*@__PURE__*/
  */
 export const ReplService: GenService<{
   /**
-   * Lists the starter templates a repl can be created from.
+   * Lists the templates a repl can be created from: the operator's, and the caller's own private ones.
    *
    * @generated from rpc devex.core.v1.ReplService.ListTemplates
    */
@@ -1393,6 +1654,31 @@ export const ReplService: GenService<{
     methodKind: "unary";
     input: typeof DeleteEnvironmentVariableRequestSchema;
     output: typeof DeleteEnvironmentVariableResponseSchema;
+  },
+  /**
+   * Saves a stopped repl as a private template of the caller: its files as last stored, its run and
+   * setup commands, preview port, egress policy and plain environment variables (never its secrets).
+   * Repls created from it get all of that, and run the setup command on their first start.
+   * FailedPrecondition while the repl runs (a template is made from stored files: stop it first);
+   * ResourceExhausted past the per-user template quota.
+   *
+   * @generated from rpc devex.core.v1.ReplService.SaveTemplate
+   */
+  saveTemplate: {
+    methodKind: "unary";
+    input: typeof SaveTemplateRequestSchema;
+    output: typeof SaveTemplateResponseSchema;
+  },
+  /**
+   * Deletes one of the caller's private templates; repls made from it keep their files. The
+   * operator's templates, and other users', are NotFound.
+   *
+   * @generated from rpc devex.core.v1.ReplService.DeleteTemplate
+   */
+  deleteTemplate: {
+    methodKind: "unary";
+    input: typeof DeleteTemplateRequestSchema;
+    output: typeof DeleteTemplateResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_devex_core_v1_repl, 0);

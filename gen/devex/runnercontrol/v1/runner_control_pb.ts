@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file devex/runnercontrol/v1/runner_control.proto.
  */
 export const file_devex_runnercontrol_v1_runner_control: GenFile = /*@__PURE__*/
-  fileDesc("CitkZXZleC9ydW5uZXJjb250cm9sL3YxL3J1bm5lcl9jb250cm9sLnByb3RvEhZkZXZleC5ydW5uZXJjb250cm9sLnYxIn8KDlJ1bm5lckFjdGl2aXR5EjYKEmxhc3RfYWN0aXZpdHlfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGVybWluYWxzGAIgASgNEhEKCXByb2Nlc3NlcxgDIAEoDRIPCgdzdHJlYW1zGAQgASgNIqgBChBIZWFydGJlYXRSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIdCglydW5uZXJfaWQYAiABKAlCCrpIB3IFEAEYgAESOAoIYWN0aXZpdHkYAyABKAsyJi5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJ1bm5lckFjdGl2aXR5IlgKEUhlYXJ0YmVhdFJlc3BvbnNlEisKCGludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnVua25vd25fcnVubmVyGAIgASgIItYBChFSZXBvcnRJZGxlUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSHQoJcnVubmVyX2lkGAIgASgJQgq6SAdyBRABGIABEjgKCGFjdGl2aXR5GAMgASgLMiYuZGV2ZXgucnVubmVyY29udHJvbC52MS5SdW5uZXJBY3Rpdml0eRIrCghpZGxlX2ZvchgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiImChJSZXBvcnRJZGxlUmVzcG9uc2USEAoIc3RvcHBpbmcYASABKAgiDgoMRmx1c2hSZXF1ZXN0Ii0KDUZsdXNoUmVzcG9uc2USDQoFZmlsZXMYASABKAQSDQoFYnl0ZXMYAiABKAQiZQoMRHJhaW5SZXF1ZXN0EhgKBnJlYXNvbhgBIAEoCUIIukgFcgMYgAISOwoMZ3JhY2VfcGVyaW9kGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgq6SAeqAQQiAgg8IkMKDURyYWluUmVzcG9uc2USGAoQdGVybWluYWxzX2Nsb3NlZBgBIAEoDRIYChBwcm9jZXNzZXNfa2lsbGVkGAIgASgNIngKGldhdGNoUHJldmlld1NoYXJpbmdSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIdCglydW5uZXJfaWQYAiABKAlCCrpIB3IFEAEYgAEitQIKG1dhdGNoUHJldmlld1NoYXJpbmdSZXNwb25zZRI1CgZhY2Nlc3MYASABKA4yJS5kZXZleC5ydW5uZXJjb250cm9sLnYxLlByZXZpZXdBY2Nlc3MSTQoFcG9ydHMYAiADKAsyPi5kZXZleC5ydW5uZXJjb250cm9sLnYxLldhdGNoUHJldmlld1NoYXJpbmdSZXNwb25zZS5Qb3J0c0VudHJ5EhIKCmxpbmtfZXBvY2gYAyABKAQSEwoLc2lnbl9pbl91cmwYBCABKAkSEgoKb3duX29yaWdpbhgFIAEoCBpTCgpQb3J0c0VudHJ5EgsKA2tleRgBIAEoDRI0CgV2YWx1ZRgCIAEoDjIlLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuUHJldmlld0FjY2VzczoCOAEi8QIKEFJ1bm5lckF1ZGl0RXZlbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoHdXNlcl9pZBgCIAEoCUIJukgGcgQQARgnEhkKCHRva2VuX2lkGAMgASgJQge6SARyAhhAEh8KDmNsaWVudF9hZGRyZXNzGAQgASgJQge6SARyAhhAEhcKA3JwYxgFIAEoCUIKukgHcgUQARiAARIYCgdvdXRjb21lGAYgASgJQge6SARyAhggEhkKB21lc3NhZ2UYByABKAlCCLpIBXIDGIAEEl0KB2RldGFpbHMYCCADKAsyNS5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJ1bm5lckF1ZGl0RXZlbnQuRGV0YWlsc0VudHJ5QhW6SBKaAQ8QECIEcgIYQCoFcgMYgAgaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitQEKElJlcG9ydEF1ZGl0UmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSHQoJcnVubmVyX2lkGAIgASgJQgq6SAdyBRABGIABEkMKBmV2ZW50cxgDIAMoCzIoLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuUnVubmVyQXVkaXRFdmVudEIJukgGkgEDEMgBIicKE1JlcG9ydEF1ZGl0UmVzcG9uc2USEAoIcmVjb3JkZWQYASABKA0idQoXV2F0Y2hFbnZpcm9ubWVudFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEh0KCXJ1bm5lcl9pZBgCIAEoCUIKukgHcgUQARiAASKgAQoYV2F0Y2hFbnZpcm9ubWVudFJlc3BvbnNlElIKCXZhcmlhYmxlcxgBIAMoCzI/LmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuV2F0Y2hFbnZpcm9ubWVudFJlc3BvbnNlLlZhcmlhYmxlc0VudHJ5GjAKDlZhcmlhYmxlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEqfQoNUHJldmlld0FjY2VzcxIeChpQUkVWSUVXX0FDQ0VTU19VTlNQRUNJRklFRBAAEhgKFFBSRVZJRVdfQUNDRVNTX09XTkVSEAESFwoTUFJFVklFV19BQ0NFU1NfTElOSxACEhkKFVBSRVZJRVdfQUNDRVNTX1BVQkxJQxADMsEEChRSdW5uZXJDb250cm9sU2VydmljZRJgCglIZWFydGJlYXQSKC5kZXZleC5ydW5uZXJjb250cm9sLnYxLkhlYXJ0YmVhdFJlcXVlc3QaKS5kZXZleC5ydW5uZXJjb250cm9sLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEmMKClJlcG9ydElkbGUSKS5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJlcG9ydElkbGVSZXF1ZXN0GiouZGV2ZXgucnVubmVyY29udHJvbC52MS5SZXBvcnRJZGxlUmVzcG9uc2USgAEKE1dhdGNoUHJldmlld1NoYXJpbmcSMi5kZXZleC5ydW5uZXJjb250cm9sLnYxLldhdGNoUHJldmlld1NoYXJpbmdSZXF1ZXN0GjMuZGV2ZXgucnVubmVyY29udHJvbC52MS5XYXRjaFByZXZpZXdTaGFyaW5nUmVzcG9uc2UwARJ3ChBXYXRjaEVudmlyb25tZW50Ei8uZGV2ZXgucnVubmVyY29udHJvbC52MS5XYXRjaEVudmlyb25tZW50UmVxdWVzdBowLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuV2F0Y2hFbnZpcm9ubWVudFJlc3BvbnNlMAESZgoLUmVwb3J0QXVkaXQSKi5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJlcG9ydEF1ZGl0UmVxdWVzdBorLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuUmVwb3J0QXVkaXRSZXNwb25zZTLAAQoSUnVubmVyQWRtaW5TZXJ2aWNlElQKBUZsdXNoEiQuZGV2ZXgucnVubmVyY29udHJvbC52MS5GbHVzaFJlcXVlc3QaJS5kZXZleC5ydW5uZXJjb250cm9sLnYxLkZsdXNoUmVzcG9uc2USVAoFRHJhaW4SJC5kZXZleC5ydW5uZXJjb250cm9sLnYxLkRyYWluUmVxdWVzdBolLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuRHJhaW5SZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CitkZXZleC9ydW5uZXJjb250cm9sL3YxL3J1bm5lcl9jb250cm9sLnByb3RvEhZkZXZleC5ydW5uZXJjb250cm9sLnYxIn8KDlJ1bm5lckFjdGl2aXR5EjYKEmxhc3RfYWN0aXZpdHlfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGVybWluYWxzGAIgASgNEhEKCXByb2Nlc3NlcxgDIAEoDRIPCgdzdHJlYW1zGAQgASgNIqgBChBIZWFydGJlYXRSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIdCglydW5uZXJfaWQYAiABKAlCCrpIB3IFEAEYgAESOAoIYWN0aXZpdHkYAyABKAsyJi5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJ1bm5lckFjdGl2aXR5IlgKEUhlYXJ0YmVhdFJlc3BvbnNlEisKCGludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnVua25vd25fcnVubmVyGAIgASgIItYBChFSZXBvcnRJZGxlUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSHQoJcnVubmVyX2lkGAIgASgJQgq6SAdyBRABGIABEjgKCGFjdGl2aXR5GAMgASgLMiYuZGV2ZXgucnVubmVyY29udHJvbC52MS5SdW5uZXJBY3Rpdml0eRIrCghpZGxlX2ZvchgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiImChJSZXBvcnRJZGxlUmVzcG9uc2USEAoIc3RvcHBpbmcYASABKAgiDgoMRmx1c2hSZXF1ZXN0Ii0KDUZsdXNoUmVzcG9uc2USDQoFZmlsZXMYASABKAQSDQoFYnl0ZXMYAiABKAQiZQoMRHJhaW5SZXF1ZXN0EhgKBnJlYXNvbhgBIAEoCUIIukgFcgMYgAISOwoMZ3JhY2VfcGVyaW9kGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgq6SAeqAQQiAgg8IkMKDURyYWluUmVzcG9uc2USGAoQdGVybWluYWxzX2Nsb3NlZBgBIAEoDRIYChBwcm9jZXNzZXNfa2lsbGVkGAIgASgNIngKGldhdGNoUHJldmlld1NoYXJpbmdSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIdCglydW5uZXJfaWQYAiABKAlCCrpIB3IFEAEYgAEitQIKG1dhdGNoUHJldmlld1NoYXJpbmdSZXNwb25zZRI1CgZhY2Nlc3MYASABKA4yJS5kZXZleC5ydW5uZXJjb250cm9sLnYxLlByZXZpZXdBY2Nlc3MSTQoFcG9ydHMYAiADKAsyPi5kZXZleC5ydW5uZXJjb250cm9sLnYxLldhdGNoUHJldmlld1NoYXJpbmdSZXNwb25zZS5Qb3J0c0VudHJ5EhIKCmxpbmtfZXBvY2gYAyABKAQSEwoLc2lnbl9pbl91cmwYBCABKAkSEgoKb3duX29yaWdpbhgFIAEoCBpTCgpQb3J0c0VudHJ5EgsKA2tleRgBIAEoDRI0CgV2YWx1ZRgCIAEoDjIlLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuUHJldmlld0FjY2VzczoCOAEi8QIKEFJ1bm5lckF1ZGl0RXZlbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoHdXNlcl9pZBgCIAEoCUIJukgGcgQQARgnEhkKCHRva2VuX2lkGAMgASgJQge6SARyAhhAEh8KDmNsaWVudF9hZGRyZXNzGAQgASgJQge6SARyAhhAEhcKA3JwYxgFIAEoCUIKukgHcgUQARiAARIYCgdvdXRjb21lGAYgASgJQge6SARyAhggEhkKB21lc3NhZ2UYByABKAlCCLpIBXIDGIAEEl0KB2RldGFpbHMYCCADKAsyNS5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJ1bm5lckF1ZGl0RXZlbnQuRGV0YWlsc0VudHJ5QhW6SBKaAQ8QECIEcgIYQCoFcgMYgAgaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitQEKElJlcG9ydEF1ZGl0UmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSHQoJcnVubmVyX2lkGAIgASgJQgq6SAdyBRABGIABEkMKBmV2ZW50cxgDIAMoCzIoLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuUnVubmVyQXVkaXRFdmVudEIJukgGkgEDEMgBIicKE1JlcG9ydEF1ZGl0UmVzcG9uc2USEAoIcmVjb3JkZWQYASABKA0idQoXV2F0Y2hFbnZpcm9ubWVudFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEh0KCXJ1bm5lcl9pZBgCIAEoCUIKukgHcgUQARiAASKgAQoYV2F0Y2hFbnZpcm9ubWVudFJlc3BvbnNlElIKCXZhcmlhYmxlcxgBIAMoCzI/LmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuV2F0Y2hFbnZpcm9ubWVudFJlc3BvbnNlLlZhcmlhYmxlc0VudHJ5GjAKDlZhcmlhYmxlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEibwoRQ2xhaW1TZXR1cFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEh0KCXJ1bm5lcl9pZBgCIAEoCUIKukgHcgUQARiAASIlChJDbGFpbVNldHVwUmVzcG9uc2USDwoHY29tbWFuZBgBIAEoCSKeAQoSUmVwb3J0U2V0dXBSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIdCglydW5uZXJfaWQYBCABKAlCCrpIB3IFEAEYgAESEQoJZXhpdF9jb2RlGAIgASgFEhkKB21lc3NhZ2UYAyABKAlCCLpIBXIDGIAIIhUKE1JlcG9ydFNldHVwUmVzcG9uc2UqfQoNUHJldmlld0FjY2VzcxIeChpQUkVWSUVXX0FDQ0VTU19VTlNQRUNJRklFRBAAEhgKFFBSRVZJRVdfQUNDRVNTX09XTkVSEAESFwoTUFJFVklFV19BQ0NFU1NfTElOSxACEhkKFVBSRVZJRVdfQUNDRVNTX1BVQkxJQxADMo4GChRSdW5uZXJDb250cm9sU2VydmljZRJgCglIZWFydGJlYXQSKC5kZXZleC5ydW5uZXJjb250cm9sLnYxLkhlYXJ0YmVhdFJlcXVlc3QaKS5kZXZleC5ydW5uZXJjb250cm9sLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEmMKClJlcG9ydElkbGUSKS5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJlcG9ydElkbGVSZXF1ZXN0GiouZGV2ZXgucnVubmVyY29udHJvbC52MS5SZXBvcnRJZGxlUmVzcG9uc2USYwoKQ2xhaW1TZXR1cBIpLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuQ2xhaW1TZXR1cFJlcXVlc3QaKi5kZXZleC5ydW5uZXJjb250cm9sLnYxLkNsYWltU2V0dXBSZXNwb25zZRJmCgtSZXBvcnRTZXR1cBIqLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuUmVwb3J0U2V0dXBSZXF1ZXN0GisuZGV2ZXgucnVubmVyY29udHJvbC52MS5SZXBvcnRTZXR1cFJlc3BvbnNlEoABChNXYXRjaFByZXZpZXdTaGFyaW5nEjIuZGV2ZXgucnVubmVyY29udHJvbC52MS5XYXRjaFByZXZpZXdTaGFyaW5nUmVxdWVzdBozLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuV2F0Y2hQcmV2aWV3U2hhcmluZ1Jlc3BvbnNlMAESdwoQV2F0Y2hFbnZpcm9ubWVudBIvLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuV2F0Y2hFbnZpcm9ubWVudFJlcXVlc3QaMC5kZXZleC5ydW5uZXJjb250cm9sLnYxLldhdGNoRW52aXJvbm1lbnRSZXNwb25zZTABEmYKC1JlcG9ydEF1ZGl0EiouZGV2ZXgucnVubmVyY29udHJvbC52MS5SZXBvcnRBdWRpdFJlcXVlc3QaKy5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJlcG9ydEF1ZGl0UmVzcG9uc2UywAEKElJ1bm5lckFkbWluU2VydmljZRJUCgVGbHVzaBIkLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuRmx1c2hSZXF1ZXN0GiUuZGV2ZXgucnVubmVyY29udHJvbC52MS5GbHVzaFJlc3BvbnNlElQKBURyYWluEiQuZGV2ZXgucnVubmVyY29udHJvbC52MS5EcmFpblJlcXVlc3QaJS5kZXZleC5ydW5uZXJjb250cm9sLnYxLkRyYWluUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Activity counters a runner reports.
@@ -538,6 +538,112 @@ export const WatchEnvironmentResponseSchema: GenMessage<WatchEnvironmentResponse
   messageDesc(file_devex_runnercontrol_v1_runner_control, 15);
 
 /**
+ * Request for ClaimSetup.
+ *
+ * @generated from message devex.runnercontrol.v1.ClaimSetupRequest
+ */
+export type ClaimSetupRequest = Message<"devex.runnercontrol.v1.ClaimSetupRequest"> & {
+  /**
+   * The repl the runner serves.
+   *
+   * @generated from field: string repl_id = 1;
+   */
+  replId: string;
+
+  /**
+   * The runner's id, as assigned by core at start.
+   *
+   * @generated from field: string runner_id = 2;
+   */
+  runnerId: string;
+};
+
+/**
+ * Describes the message devex.runnercontrol.v1.ClaimSetupRequest.
+ * Use `create(ClaimSetupRequestSchema)` to create a new message.
+ */
+export const ClaimSetupRequestSchema: GenMessage<ClaimSetupRequest> = /*@__PURE__*/
+  messageDesc(file_devex_runnercontrol_v1_runner_control, 16);
+
+/**
+ * Response of ClaimSetup.
+ *
+ * @generated from message devex.runnercontrol.v1.ClaimSetupResponse
+ */
+export type ClaimSetupResponse = Message<"devex.runnercontrol.v1.ClaimSetupResponse"> & {
+  /**
+   * The command to run now (bash -c, in the workspace); empty: nothing to run.
+   *
+   * @generated from field: string command = 1;
+   */
+  command: string;
+};
+
+/**
+ * Describes the message devex.runnercontrol.v1.ClaimSetupResponse.
+ * Use `create(ClaimSetupResponseSchema)` to create a new message.
+ */
+export const ClaimSetupResponseSchema: GenMessage<ClaimSetupResponse> = /*@__PURE__*/
+  messageDesc(file_devex_runnercontrol_v1_runner_control, 17);
+
+/**
+ * Request for ReportSetup.
+ *
+ * @generated from message devex.runnercontrol.v1.ReportSetupRequest
+ */
+export type ReportSetupRequest = Message<"devex.runnercontrol.v1.ReportSetupRequest"> & {
+  /**
+   * The repl the runner serves.
+   *
+   * @generated from field: string repl_id = 1;
+   */
+  replId: string;
+
+  /**
+   * The runner's id, as assigned by core at start.
+   *
+   * @generated from field: string runner_id = 4;
+   */
+  runnerId: string;
+
+  /**
+   * The command's exit code; -1 when a signal ended it or it could not start.
+   *
+   * @generated from field: int32 exit_code = 2;
+   */
+  exitCode: number;
+
+  /**
+   * Why it failed without an exit code of its own (the signal, or why it could not start).
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message devex.runnercontrol.v1.ReportSetupRequest.
+ * Use `create(ReportSetupRequestSchema)` to create a new message.
+ */
+export const ReportSetupRequestSchema: GenMessage<ReportSetupRequest> = /*@__PURE__*/
+  messageDesc(file_devex_runnercontrol_v1_runner_control, 18);
+
+/**
+ * Response of ReportSetup.
+ *
+ * @generated from message devex.runnercontrol.v1.ReportSetupResponse
+ */
+export type ReportSetupResponse = Message<"devex.runnercontrol.v1.ReportSetupResponse"> & {
+};
+
+/**
+ * Describes the message devex.runnercontrol.v1.ReportSetupResponse.
+ * Use `create(ReportSetupResponseSchema)` to create a new message.
+ */
+export const ReportSetupResponseSchema: GenMessage<ReportSetupResponse> = /*@__PURE__*/
+  messageDesc(file_devex_runnercontrol_v1_runner_control, 19);
+
+/**
  * Who may open a preview, as the runner's preview proxy enforces it.
  *
  * @generated from enum devex.runnercontrol.v1.PreviewAccess
@@ -606,6 +712,27 @@ export const RunnerControlService: GenService<{
     methodKind: "unary";
     input: typeof ReportIdleRequestSchema;
     output: typeof ReportIdleResponseSchema;
+  },
+  /**
+   * Takes the repl's setup command to run, once: the first call of the repl's life gets it (and
+   * the repl's setup is then RUNNING); every later call, and a repl without one, gets "".
+   *
+   * @generated from rpc devex.runnercontrol.v1.RunnerControlService.ClaimSetup
+   */
+  claimSetup: {
+    methodKind: "unary";
+    input: typeof ClaimSetupRequestSchema;
+    output: typeof ClaimSetupResponseSchema;
+  },
+  /**
+   * Says how the setup command taken with ClaimSetup ended.
+   *
+   * @generated from rpc devex.runnercontrol.v1.RunnerControlService.ReportSetup
+   */
+  reportSetup: {
+    methodKind: "unary";
+    input: typeof ReportSetupRequestSchema;
+    output: typeof ReportSetupResponseSchema;
   },
   /**
    * Streams who may open the repl's previews: the current rules first, then each change (within a

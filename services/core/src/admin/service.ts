@@ -5,6 +5,8 @@
 import { durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { AdminService } from "../../../../gen/devex/core/v1/admin_pb.js";
+import type { BlobStore } from "../../../../lib/blob/store.js";
+import { DomainError, failedPrecondition, invalidArgument } from "../../../../lib/kit/errors.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import { OK_OUTCOME } from "../../../../lib/kit/outcome.js";
 import { Credential } from "../audit/event.js";
@@ -13,10 +15,15 @@ import type { AuditRecorder } from "../audit/recorder.js";
 import { issueLoginLink, LOGIN_LINK_TTL_MS } from "../auth/login-links.js";
 import { DEFAULT_TOKEN_TTL_MS, issueApiToken } from "../auth/secrets.js";
 import { toApiToken } from "../auth/service.js";
-import type { StateStore } from "../state/store.js";
+import { templateToProto } from "../repl/save-template.js";
+import { installOperatorTemplate, readTemplateFolder, templatePrefix } from "../repl/templates.js";
+import type { StateStore, TemplateRecord } from "../state/store.js";
+import { withTemplateSource } from "./template-source.js";
 
 export interface AdminDeps {
   state: StateStore;
+  /** Where templates' files are stored. */
+  blobs: BlobStore;
   log: Logger;
   /** Where browsers reach core (login links point there). */
   publicUrl: () => string;
@@ -68,6 +75,29 @@ export function createAdminService(d: AdminDeps): ServiceImpl<typeof AdminServic
     async listAuditEvents(req) {
       await d.audit.flushed();
       return listAudit(d.state, { ...req, userId: req.userId || undefined });
+    },
+    async addTemplate(req) {
+      if (req.source.case === undefined) throw invalidArgument("name a folder or a git URL");
+      const source = req.source;
+      const template = await withTemplateSource(source, async (folder) => {
+        let t: TemplateRecord;
+        try {
+          t = await readTemplateFolder(folder, req.name);
+          await installOperatorTemplate(d, folder, t);
+        } catch (err) {
+          if (err instanceof DomainError) throw err;
+          throw failedPrecondition((err as Error).message);
+        }
+        return t;
+      });
+      d.log.info({ template: req.name, source: source.case }, "operator added a template");
+      recordOperator(d, "AddTemplate", "", { template: req.name, source: source.case });
+      return { template: templateToProto(template) };
+    },
+    async removeTemplate(req) {
+      if (await d.state.deleteTemplate(req.name, "")) await d.blobs.deletePrefix(templatePrefix(req.name));
+      recordOperator(d, "RemoveTemplate", "", { template: req.name });
+      return {};
     },
   };
 }

@@ -23,6 +23,11 @@ const describe: Record<string, Describe> = {
   "devex.core.v1.AuthService/RevokeApiToken": (req) => ({ revoked_token_id: str(req.tokenId) }),
   "devex.core.v1.AuthService/ApproveDeviceLogin": (req) => ({ decision: req.approve ? "approved" : "denied" }),
   "devex.core.v1.ReplService/CreateRepl": (req) => ({ name: str(req.name), template: str(req.template) }),
+  "devex.core.v1.ReplService/SaveTemplate": (req, res) => ({
+    title: str(req.title),
+    template: str(field(res?.template, "name")),
+  }),
+  "devex.core.v1.ReplService/DeleteTemplate": (req) => ({ template: str(req.name) }),
   "devex.core.v1.ReplService/SetPreviewVisibility": (req) => ({
     port: req.port ? String(req.port) : "default",
     visibility: PreviewVisibility[Number(req.visibility)]?.toLowerCase() ?? String(req.visibility),

@@ -40,6 +40,9 @@ export const scopeRules: Record<string, readonly ApiScope[]> = {
   // A variable can run code in every command (BASH_ENV, LD_PRELOAD, NODE_OPTIONS): exec's to change.
   [`${ReplService.typeName}/SetEnvironmentVariable`]: [exec],
   [`${ReplService.typeName}/DeleteEnvironmentVariable`]: [exec],
+  // A template holds the repl's files and plain variables, which repls:write already reaches (a new repl).
+  [`${ReplService.typeName}/SaveTemplate`]: [replsWrite],
+  [`${ReplService.typeName}/DeleteTemplate`]: [replsWrite],
 };
 
 /** Refuses a call the principal's scopes do not open, saying which scope it needs. */

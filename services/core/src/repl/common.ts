@@ -9,6 +9,7 @@ import type { ReplPatch, ReplRecord, ReplState } from "../state/store.js";
 import type { ReplDeps } from "./deps.js";
 import { effectiveEgress } from "./egress.js";
 import { sharingOf, sharingToProto } from "./preview-sharing.js";
+import { setupToProto } from "./setup.js";
 
 const statusOf: Record<ReplState, ReplStatus> = {
   stopped: ReplStatus.STOPPED,
@@ -33,6 +34,10 @@ export function toProto(deps: ReplDeps, r: ReplRecord): Repl {
     egressDeniedCidrs: [...deps.egressDeniedCidrs],
     egressNotEnforced: deps.driver.egressNotEnforced ?? "",
     previewSharing: sharingToProto(sharingOf(r)),
+    // Records older than these settings: the run command of the operator's template.
+    runCommand: r.runCommand ?? deps.templates.builtin(r.template)?.runCommand ?? "",
+    previewPort: r.previewPort ?? 0,
+    setup: r.setup && setupToProto(r.setup),
   });
 }
 

@@ -6,15 +6,20 @@
 import { randomBytes } from "node:crypto";
 import type { EgressPolicy } from "../../../../lib/egress/policy.js";
 import { invalidArgument, resourceExhausted } from "../../../../lib/kit/errors.js";
-import type { ReplRecord } from "../state/store.js";
+import type { ReplRecord, StoredVariable, TemplateRecord } from "../state/store.js";
 import { workspacePrefix } from "./common.js";
 import type { ReplDeps } from "./deps.js";
-import { defaultEgress } from "./egress.js";
+import { templatePrefix } from "./templates.js";
 
 export const newReplId = () => `r${randomBytes(6).toString("hex")}`;
 
 const quotaError = (quota: number) =>
   resourceExhausted(`repl quota reached: at most ${quota} repls per user (DEVEX_REPL_QUOTA); delete one first`);
+
+/** The template's plain variables as the repl's own, which the user may then change or remove. */
+function templateEnvironment(t: TemplateRecord, time: number): Record<string, StoredVariable> {
+  return Object.fromEntries(Object.entries(t.environment).map(([name, value]) => [name, { value, updateTime: time }]));
+}
 
 export async function createRepl(
   deps: ReplDeps,
@@ -23,9 +28,9 @@ export async function createRepl(
   input: { name: string; template: string; egress?: EgressPolicy },
   signal: AbortSignal,
 ): Promise<ReplRecord> {
-  const template = deps.templates.get(input.template);
+  const template = await deps.templates.find(owner, input.template);
   if (!template) {
-    const names = deps.templates.list().map((t) => t.name);
+    const names = (await deps.templates.list(owner)).map((t) => t.name);
     throw invalidArgument(`unknown template "${input.template}"; available: ${names.join(", ") || "none"}`);
   }
   if ((await deps.state.countRepls(owner)) >= deps.quota) throw quotaError(deps.quota);
@@ -41,12 +46,16 @@ export async function createRepl(
     updateTime: now,
     persistTime: 0,
     lastError: "",
-    egress: input.egress ?? defaultEgress(deps, template.name),
+    egress: input.egress ?? template.egress ?? deps.egressDefault,
+    runCommand: template.runCommand,
+    ...(template.previewPort ? { previewPort: template.previewPort } : {}),
+    ...(template.setupCommand ? { setup: { command: template.setupCommand, status: "pending" } } : {}),
+    ...(Object.keys(template.environment).length > 0 ? { env: templateEnvironment(template, now) } : {}),
   };
   const prefix = workspacePrefix(repl);
   let created = false;
   try {
-    await deps.blobs.copyPrefix(`templates/${template.name}/`, prefix, signal);
+    await deps.blobs.copyPrefix(templatePrefix(template.name), prefix, signal);
     created = await deps.state.createRepl(repl, deps.quota);
     if (!created) throw quotaError(deps.quota);
   } finally {

@@ -25,6 +25,8 @@ export interface ReplDeps {
   egressDeniedCidrs: readonly string[];
   /** Repls per user. */
   quota: number;
+  /** Private templates per user (DEVEX_TEMPLATE_QUOTA). */
+  templateQuota: number;
   /** Where runners reach RunnerControlService. */
   coreUrl: string;
   /** Core's URL as browsers reach it (a private preview sends a browser there to sign in). */

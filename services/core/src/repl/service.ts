@@ -2,8 +2,8 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { ProgressSchema, type ReplService, TemplateSchema } from "../../../../gen/devex/core/v1/repl_pb.js";
-import { egressFromProto, egressToProto } from "../../../../lib/egress/proto.js";
+import { ProgressSchema, type ReplService } from "../../../../gen/devex/core/v1/repl_pb.js";
+import { egressFromProto } from "../../../../lib/egress/proto.js";
 import type { UserOf } from "../auth/principal.js";
 import { effective, getOwned, toProto } from "./common.js";
 import { createRepl } from "./create.js";
@@ -12,6 +12,7 @@ import type { ReplDeps } from "./deps.js";
 import { deleteEnvironmentVariable, setEnvironmentVariable, variablesToProto } from "./environment.js";
 import { listRepls } from "./list.js";
 import { createPreviewLink, setPreviewVisibility } from "./preview-sharing.js";
+import { deleteTemplate, saveTemplate, templateToProto } from "./save-template.js";
 import { setEgressPolicy } from "./set-egress.js";
 import { startRepl } from "./start.js";
 import { stopRepl } from "./stop.js";
@@ -19,19 +20,15 @@ import { watchRepl } from "./watch.js";
 
 export function createReplService(deps: ReplDeps, userOf: UserOf): ServiceImpl<typeof ReplService> {
   return {
-    async listTemplates() {
-      return {
-        templates: deps.templates.list().map((t) =>
-          create(TemplateSchema, {
-            name: t.name,
-            title: t.title,
-            description: t.description,
-            language: t.language,
-            runCommand: t.runCommand,
-            egress: t.egress && egressToProto(t.egress),
-          }),
-        ),
-      };
+    async listTemplates(_req, ctx) {
+      return { templates: (await deps.templates.list(userOf(ctx).userId)).map(templateToProto) };
+    },
+    async saveTemplate(req, ctx) {
+      return { template: templateToProto(await saveTemplate(deps, userOf(ctx).userId, req, ctx.signal)) };
+    },
+    async deleteTemplate(req, ctx) {
+      await deleteTemplate(deps, userOf(ctx).userId, req.name, ctx.signal);
+      return {};
     },
     async createRepl(req, ctx) {
       const input = { name: req.name, template: req.template, egress: egressFromProto(req.egress) };

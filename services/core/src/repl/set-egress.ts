@@ -23,7 +23,7 @@ export async function setEgressPolicy(
   return withReplLock(deps, replId, signal, refuseWhileDeleting, async () => {
     const current = await getOwned(deps, userId, replId);
     refuseWhileDeleting(current);
-    const egress = requested ?? defaultEgress(deps, current.template);
+    const egress = requested ?? (await defaultEgress(deps, current));
     const r = await move(deps, replId, settable, { egress });
     const session = r.status === "running" ? await deps.state.getActiveSession(replId) : undefined;
     if (!session) return r;

@@ -27,6 +27,7 @@ import {
 import type { ReplDeps } from "./deps.js";
 import { effectiveEgress } from "./egress.js";
 import { previewRootOf } from "./preview-sharing.js";
+import { interruptedSetup } from "./setup.js";
 import { stopLocked } from "./stop.js";
 import { transitions } from "./transitions.js";
 
@@ -104,7 +105,9 @@ export async function startRepl(
       r = await move(deps, replId, ["running"], { status: "stopped", lastError: runnerLost });
     }
     if (r.status === "starting") r = await move(deps, replId, ["starting"], { status: "stopped" });
-    r = await move(deps, replId, t.from, { status: t.via, lastError: "" });
+    // A setup still "running" belonged to a runner that is gone: it failed, and does not run again.
+    const setup = interruptedSetup(r);
+    r = await move(deps, replId, t.from, { status: t.via, lastError: "", ...(setup ? { setup } : {}) });
 
     const runnerId = `run-${randomBytes(8).toString("hex")}`;
     let session: ActiveSession | undefined;

@@ -3,9 +3,10 @@
  * running, the repl stays running with lastError set, and the call fails with Unavailable.
  */
 import { failedPrecondition, unavailable } from "../../../../lib/kit/errors.js";
-import type { ReplRecord } from "../state/store.js";
+import type { ReplRecord, SetupRecord } from "../state/store.js";
 import { describe, getOwned, homePrefix, move, operationSignal, withReplLock, workspacePrefix } from "./common.js";
 import type { ReplDeps } from "./deps.js";
+import { interruptedSetup } from "./setup.js";
 import { transitions } from "./transitions.js";
 
 const t = transitions.stop;
@@ -27,7 +28,7 @@ export async function stopLocked(
   r = await move(deps, replId, [...t.from, "starting", "stopping"], { status: t.via });
   const session = await deps.state.getActiveSession(replId);
   if (!session) {
-    r = await move(deps, replId, [t.via], { status: t.to });
+    r = await move(deps, replId, [t.via], { status: t.to, ...(await setupLeftRunning(deps, replId)) });
     return { repl: r, persistMs: 0 };
   }
   const began = Date.now();
@@ -55,8 +56,16 @@ export async function stopLocked(
   }
   const persistMs = Date.now() - began;
   await deps.state.deleteActiveSession(replId, session.runnerId);
-  r = await move(deps, replId, [t.via], { status: t.to, persistTime, lastError: "" });
+  const setup = await setupLeftRunning(deps, replId);
+  r = await move(deps, replId, [t.via], { status: t.to, persistTime, lastError: "", ...setup });
   return { repl: r, persistMs };
+}
+
+/** Read once the runner is gone (so no report can still land): a setup it left running failed. */
+async function setupLeftRunning(deps: ReplDeps, replId: string): Promise<{ setup?: SetupRecord }> {
+  const current = await deps.state.getRepl(replId);
+  const setup = current && interruptedSetup(current);
+  return setup ? { setup } : {};
 }
 
 export async function stopRepl(

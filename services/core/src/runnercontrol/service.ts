@@ -14,6 +14,7 @@ import { stopRepl } from "../repl/stop.js";
 import { watchEnvironment } from "./environment.js";
 import { watchPreviewSharing } from "./preview-sharing.js";
 import { reportAudit } from "./report-audit.js";
+import { claimRunnerSetup, reportRunnerSetup } from "./setup.js";
 
 const IDLE_STOP_TIMEOUT_MS = 10 * 60_000;
 
@@ -59,6 +60,15 @@ export function createRunnerControlService(
     async *watchEnvironment(req, ctx) {
       checkIdentity(runnerOf(ctx), req);
       yield* watchEnvironment(deps, req, ctx.signal);
+    },
+    async claimSetup(req, ctx) {
+      checkIdentity(runnerOf(ctx), req);
+      return claimRunnerSetup(deps, req);
+    },
+    async reportSetup(req, ctx) {
+      checkIdentity(runnerOf(ctx), req);
+      await reportRunnerSetup(deps, req);
+      return {};
     },
     async reportAudit(req, ctx) {
       checkIdentity(runnerOf(ctx), req);

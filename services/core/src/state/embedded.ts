@@ -18,6 +18,7 @@ import type {
   LoginCode,
   ReplRecord,
   StateStore,
+  TemplateRecord,
   UserRecord,
   WebSession,
 } from "./store.js";
@@ -31,6 +32,7 @@ interface Snapshot {
   loginCodes: Record<string, LoginCode>;
   deviceGrants: Record<string, DeviceGrant>;
   settings: Record<string, string>;
+  templates: Record<string, TemplateRecord>;
 }
 
 const empty = (): Snapshot => ({
@@ -42,6 +44,7 @@ const empty = (): Snapshot => ({
   loginCodes: {},
   deviceGrants: {},
   settings: {},
+  templates: {},
 });
 
 export async function createEmbeddedStore(dir: string): Promise<StateStore> {
@@ -59,6 +62,7 @@ export async function createEmbeddedStore(dir: string): Promise<StateStore> {
   return {
     shared: false,
     ...replMethods(state),
+    ...templateMethods(state),
     ...sessionMethods(state),
     ...lockMethods(),
     ...tokenMethods(state),
@@ -111,7 +115,9 @@ type Methods<K extends keyof StateStore> = Pick<StateStore, K>;
 function replMethods({
   data,
   save,
-}: SavedSnapshot): Methods<"createRepl" | "getRepl" | "listRepls" | "countRepls" | "transitionRepl" | "deleteRepl"> {
+}: SavedSnapshot): Methods<
+  "createRepl" | "getRepl" | "listRepls" | "countRepls" | "transitionRepl" | "deleteRepl" | "claimSetup"
+> {
   const userRepls = (userId: string) => Object.values(data.repls).filter((r) => r.owner === userId);
   // Deep copies: a record holds objects (its egress policy, preview sharing) that callers must not share with the store.
   const copy = <T>(r: T): T => structuredClone(r);
@@ -145,6 +151,48 @@ function replMethods({
       delete data.repls[replId];
       delete data.sessions[replId];
       await save();
+    },
+    async claimSetup(replId) {
+      const r = data.repls[replId];
+      if (r?.setup?.status !== "pending") return undefined;
+      r.setup.status = "running";
+      r.updateTime = Date.now();
+      const updated = copy(r);
+      await save();
+      return updated;
+    },
+  };
+}
+
+function templateMethods({
+  data,
+  save,
+}: SavedSnapshot): Methods<"putTemplate" | "getTemplate" | "listTemplates" | "deleteTemplate"> {
+  const copy = <T>(t: T): T => structuredClone(t);
+  return {
+    async putTemplate(t, quota) {
+      const current = data.templates[t.name];
+      if (current && current.owner !== t.owner) return "taken";
+      const owned = Object.values(data.templates).filter((x) => x.owner === t.owner).length;
+      if (!current && quota > 0 && owned >= quota) return "over-quota";
+      data.templates[t.name] = copy(t);
+      await save();
+      return "stored";
+    },
+    async getTemplate(name) {
+      const t = data.templates[name];
+      return t && copy(t);
+    },
+    async listTemplates(owner) {
+      return Object.values(data.templates)
+        .filter((t) => t.owner === "" || t.owner === owner)
+        .map(copy);
+    },
+    async deleteTemplate(name, owner) {
+      if (data.templates[name]?.owner !== owner) return false;
+      delete data.templates[name];
+      await save();
+      return true;
     },
   };
 }

@@ -10,6 +10,8 @@
  *   webSession:{sha256}    hash   a browser session; PX TTL
  *   loginCode:{sha256}     hash   a one-time login link's user; PEXPIREAT, read and deleted in MULTI
  *   deviceGrant:{userCode} hash   a device login (RFC 8628); PEXPIREAT, decided by a Lua script
+ *   template:{name}        string a template record as JSON (redis-templates.ts)
+ *   templates:{owner}      set    template names of one owner; "templates:" holds the operator's
  *   audit:all              stream every user's audit events; MAXLEN, MINID and PEXPIRE by retention (redis-audit.ts)
  *   audit:user:{userId}    stream one user's audit events, same ids as in audit:all; trimmed the same way
  * Multi-key updates run as Lua scripts or MULTI, so they are atomic. The offline queue is off: while
@@ -20,6 +22,7 @@ import { Redis } from "ioredis";
 import type { EgressPolicy } from "../../../../lib/egress/policy.js";
 import { DomainError, unavailable } from "../../../../lib/kit/errors.js";
 import { redisAuditMethods } from "./redis-audit.js";
+import { redisTemplateMethods, templateScripts } from "./redis-templates.js";
 import type {
   ActiveSession,
   ApiTokenRecord,
@@ -27,6 +30,7 @@ import type {
   PreviewSharing,
   ReplRecord,
   ReplState,
+  SetupRecord,
   StateStore,
   StoredVariable,
   UserRecord,
@@ -92,6 +96,17 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('DEL', 'apiToken:' .. hash)
 return 1`;
 
+// The setup's status is inside the JSON field: decoded and re-encoded here so the check and the
+// change are one step.
+const CLAIM_SETUP = `
+local s = redis.call('HGET', KEYS[1], 'setup')
+if not s then return 0 end
+local o = cjson.decode(s)
+if o.status ~= 'pending' then return 0 end
+o.status = 'running'
+redis.call('HSET', KEYS[1], 'setup', cjson.encode(o), 'updateTime', ARGV[1])
+return 1`;
+
 const DECIDE_DEVICE = `
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'userId', ARGV[2])
@@ -125,6 +140,9 @@ function toRepl(h: Record<string, string>): ReplRecord | undefined {
     ...(h.egress ? { egress: JSON.parse(h.egress) as EgressPolicy } : {}),
     ...(h.previewSharing ? { previewSharing: JSON.parse(h.previewSharing) as PreviewSharing } : {}),
     ...(h.env ? { env: JSON.parse(h.env) as Record<string, StoredVariable> } : {}),
+    ...(h.runCommand !== undefined ? { runCommand: h.runCommand } : {}),
+    ...(h.previewPort ? { previewPort: Number(h.previewPort) } : {}),
+    ...(h.setup ? { setup: JSON.parse(h.setup) as SetupRecord } : {}),
   };
 }
 
@@ -150,6 +168,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
   return {
     shared: true,
     ...replMethods(c),
+    ...redisTemplateMethods(c),
     ...sessionMethods(c),
     ...lockMethods(c),
     ...tokenMethods(c),
@@ -183,9 +202,13 @@ const scripts = {
   DELETE_TOKEN,
   TOUCH_TOKEN,
   DECIDE_DEVICE,
+  CLAIM_SETUP,
+  ...templateScripts,
 };
 
-interface Connection {
+const TWO_KEY_SCRIPTS = new Set(["CREATE_REPL", "PUT_TEMPLATE", "DELETE_TEMPLATE"]);
+
+export interface Connection {
   redis: Redis;
   script: Record<keyof typeof scripts, (...args: Array<string | number>) => Promise<unknown>>;
   /** Runs a call; a failure that is not a DomainError becomes Unavailable (no Redis text reaches a client). */
@@ -202,7 +225,7 @@ function connection(options: RedisStoreOptions): Connection {
   });
   redis.on("error", () => {}); // connection errors surface on the calls; ioredis keeps reconnecting
   for (const [name, lua] of Object.entries(scripts)) {
-    redis.defineCommand(name, { numberOfKeys: name === "CREATE_REPL" ? 2 : 1, lua });
+    redis.defineCommand(name, { numberOfKeys: TWO_KEY_SCRIPTS.has(name) ? 2 : 1, lua });
   }
   const script = redis as unknown as Connection["script"];
   const guard = async <T>(fn: () => Promise<T>): Promise<T> => {
@@ -216,13 +239,15 @@ function connection(options: RedisStoreOptions): Connection {
   return { redis, script, guard };
 }
 
-type Methods<K extends keyof StateStore> = Pick<StateStore, K>;
+export type Methods<K extends keyof StateStore> = Pick<StateStore, K>;
 
 function replMethods({
   redis,
   script,
   guard,
-}: Connection): Methods<"createRepl" | "getRepl" | "listRepls" | "countRepls" | "transitionRepl" | "deleteRepl"> {
+}: Connection): Methods<
+  "createRepl" | "getRepl" | "listRepls" | "countRepls" | "transitionRepl" | "deleteRepl" | "claimSetup"
+> {
   return {
     createRepl: (repl, quota) =>
       guard(async () => {
@@ -255,6 +280,11 @@ function replMethods({
           .del(`replMeta:${replId}`, `activeSession:${replId}`)
           .srem(`userRepls:${owner}`, replId)
           .exec();
+      }),
+    claimSetup: (replId) =>
+      guard(async () => {
+        const ok = await script.CLAIM_SETUP(`replMeta:${replId}`, Date.now());
+        return ok === 1 ? toRepl(await redis.hgetall(`replMeta:${replId}`)) : undefined;
       }),
   };
 }

@@ -40,6 +40,44 @@ export interface ReplRecord {
   previewSharing?: PreviewSharing;
   /** Its environment variables by name (repl/environment.ts); absent: none. */
   env?: Record<string, StoredVariable>;
+  /** The command the IDE's Run button runs (from its template); absent in older records: the template's. */
+  runCommand?: string;
+  /** The port the IDE's preview opens; absent or 0: none. */
+  previewPort?: number;
+  /** Its setup command, run once on its first start (repl/setup.ts); absent: none. */
+  setup?: SetupRecord;
+}
+
+/** Where a repl's setup command is: "pending" until a runner claims it, then "running", then how it ended. */
+export interface SetupRecord {
+  command: string;
+  status: "pending" | "running" | "succeeded" | "failed";
+  /** Set once ended; -1 for a signal or a runner that went away. */
+  exitCode?: number;
+  /** Why it failed without an exit code of its own. */
+  message?: string;
+}
+
+/**
+ * A template: the operator's (owner "", every user sees it) or a user's private one. Its files are
+ * stored under `templates/<name>/` (repl/templates.ts).
+ */
+export interface TemplateRecord {
+  name: string;
+  title: string;
+  description: string;
+  language: string;
+  runCommand: string;
+  setupCommand: string;
+  /** 0: none. */
+  previewPort: number;
+  /** Plain environment variables new repls start with (never secrets). */
+  environment: Record<string, string>;
+  /** Absent: the operator's default. */
+  egress?: EgressPolicy;
+  /** "" for the operator's; else the user whose private template it is. */
+  owner: string;
+  createTime: number;
 }
 
 /** An environment variable as stored: its value, or a secret's sealed value (never the plain one). */
@@ -123,7 +161,10 @@ export interface DeviceGrant {
 }
 
 export type ReplPatch = Partial<
-  Pick<ReplRecord, "status" | "updateTime" | "persistTime" | "lastError" | "egress" | "previewSharing" | "env">
+  Pick<
+    ReplRecord,
+    "status" | "updateTime" | "persistTime" | "lastError" | "egress" | "previewSharing" | "env" | "setup"
+  >
 >;
 
 export interface StateStore extends AuditStore {
@@ -145,6 +186,22 @@ export interface StateStore extends AuditStore {
   transitionRepl(replId: string, from: readonly ReplState[], patch: ReplPatch): Promise<ReplRecord | undefined>;
   /** Removes the repl's record, its owner's reference to it and its active session. */
   deleteRepl(replId: string, owner: string): Promise<void>;
+  /**
+   * Moves the repl's setup from "pending" to "running" and returns the record; undefined when it
+   * has none or it is not pending (so of racing claimers exactly one gets it).
+   */
+  claimSetup(replId: string): Promise<ReplRecord | undefined>;
+
+  /**
+   * Stores a template, replacing the one of that name if it has the same owner ("taken" when
+   * another owner's has it). "over-quota" when the owner would have more than `quota` (0: no limit).
+   */
+  putTemplate(template: TemplateRecord, quota: number): Promise<"stored" | "over-quota" | "taken">;
+  getTemplate(name: string): Promise<TemplateRecord | undefined>;
+  /** The operator's templates and `owner`'s own ("" for only the operator's), in no particular order. */
+  listTemplates(owner: string): Promise<TemplateRecord[]>;
+  /** Deletes `owner`'s template of that name; false when there is none. */
+  deleteTemplate(name: string, owner: string): Promise<boolean>;
 
   setActiveSession(session: ActiveSession, ttlMs: number): Promise<void>;
   getActiveSession(replId: string): Promise<ActiveSession | undefined>;
