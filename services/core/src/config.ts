@@ -34,6 +34,9 @@ export const coreConfigSchema = z
     GITHUB_CLIENT_SECRET: optional(),
     DEVEX_REPL_QUOTA: z._default(integer(z.minimum(1), z.maximum(10_000)), 2),
     DEVEX_TEMPLATE_QUOTA: z._default(integer(z.minimum(1), z.maximum(10_000)), 20),
+    DEVEX_GIT_MAX_SIZE: z._default(integer(z.minimum(1024 * 1024)), 2 * 1024 ** 3),
+    DEVEX_GIT_CLONE_TIMEOUT: env.duration("10m"),
+    DEVEX_GIT_ALLOW_HTTP: env.bool(false),
     DEVEX_SIGNING_KEY_FILE: optional(),
     DEVEX_COOKIE_SECRET: z.optional(z.string().check(z.minLength(16))),
     /** Key of repls' secrets, 32 bytes as base64 or hex; unset: made in DEVEX_DATA_DIR/secrets-key (give every replica the same). */

@@ -60,6 +60,8 @@ export interface CoreDeps {
   quota?: number;
   /** Private templates per user; defaults to 20. */
   templateQuota?: number;
+  /** Repls from git repositories: size limit (2 GiB), clone timeout (10 min), http:// allowed (no). */
+  git?: { maxBytes?: number; timeoutMs?: number; allowHttp?: boolean };
   /** The egress policy of repls whose template names none; defaults to allow_all. */
   egressDefault?: EgressPolicy;
   /** What no policy opens; defaults to the built-in ranges and this host's addresses. */
@@ -157,6 +159,11 @@ function replDepsOf(
     log: deps.log,
     quota: deps.quota ?? 2,
     templateQuota: deps.templateQuota ?? 20,
+    clone: {
+      maxBytes: deps.git?.maxBytes ?? 2 * 2 ** 30,
+      timeoutMs: deps.git?.timeoutMs ?? 10 * 60_000,
+      allowHttp: deps.git?.allowHttp ?? false,
+    },
     egressDefault: deps.egressDefault ?? ALLOW_ALL,
     egressDeniedCidrs: (deps.egressRanges ?? egressRangesFor("")).neverCidrs(),
     get coreUrl() {

@@ -86,6 +86,11 @@ export async function startCore(config: CoreConfig, deps: StartCoreDeps): Promis
     publicUrl: config.DEVEX_PUBLIC_URL,
     quota: config.DEVEX_REPL_QUOTA,
     templateQuota: config.DEVEX_TEMPLATE_QUOTA,
+    git: {
+      maxBytes: config.DEVEX_GIT_MAX_SIZE,
+      timeoutMs: config.DEVEX_GIT_CLONE_TIMEOUT,
+      allowHttp: config.DEVEX_GIT_ALLOW_HTTP,
+    },
     egressDefault: egressDefault(config),
     egressRanges,
     github:

@@ -50,6 +50,8 @@ export interface EmbeddedOptions {
   quota?: number;
   /** The operator's template folders (DEVEX_TEMPLATES_DIR); defaults to the repo's templates/. */
   templatesDir?: string;
+  /** More of core's configuration, as environment variables (DEVEX_GIT_MAX_SIZE). */
+  config?: Record<string, string>;
   /** Core's log level; defaults to TEST_LOG_LEVEL or silent. */
   logLevel?: string;
   /** Collects core's log lines (JSON, at logLevel or debug) instead of printing them. */
@@ -65,6 +67,7 @@ export async function startEmbedded(o: EmbeddedOptions = {}): Promise<Embedded> 
     DEVEX_HEARTBEAT_INTERVAL: o.heartbeatIntervalMs?.toString(),
     DEVEX_REPL_QUOTA: o.quota?.toString(),
     DEVEX_TEMPLATES_DIR: o.templatesDir,
+    ...o.config,
   });
   // The local driver as select.ts builds it, tuned: no periodic persist, fewer sync attempts.
   const sandbox = createSandbox({ mode: "auto", limits: defaultSandboxLimits, network: o.sandboxNetwork });

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file devex/core/v1/repl.proto.
  */
 export const file_devex_core_v1_repl: GenFile = /*@__PURE__*/
-  fileDesc("ChhkZXZleC9jb3JlL3YxL3JlcGwucHJvdG8SDWRldmV4LmNvcmUudjEiiAQKBFJlcGwSDwoHcmVwbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCHRlbXBsYXRlGAMgASgJEg0KBW93bmVyGAQgASgJEikKBnN0YXR1cxgFIAEoDjIZLmRldmV4LmNvcmUudjEuUmVwbFN0YXR1cxIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHBlcnNpc3RfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgJIAEoCRIrCgZlZ3Jlc3MYCiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeRIbChNlZ3Jlc3NfZGVuaWVkX2NpZHJzGAsgAygJEhsKE2VncmVzc19ub3RfZW5mb3JjZWQYDCABKAkSNgoPcHJldmlld19zaGFyaW5nGA0gASgLMh0uZGV2ZXguY29yZS52MS5QcmV2aWV3U2hhcmluZxITCgtydW5fY29tbWFuZBgOIAEoCRIUCgxwcmV2aWV3X3BvcnQYDyABKA0SIwoFc2V0dXAYECABKAsyFC5kZXZleC5jb3JlLnYxLlNldHVwImgKBVNldHVwEg8KB2NvbW1hbmQYASABKAkSKgoGc3RhdHVzGAIgASgOMhouZGV2ZXguY29yZS52MS5TZXR1cFN0YXR1cxIRCglleGl0X2NvZGUYAyABKAUSDwoHbWVzc2FnZRgEIAEoCSLPAQoOUHJldmlld1NoYXJpbmcSNAoKdmlzaWJpbGl0eRgBIAEoDjIgLmRldmV4LmNvcmUudjEuUHJldmlld1Zpc2liaWxpdHkSNwoFcG9ydHMYAiADKAsyKC5kZXZleC5jb3JlLnYxLlByZXZpZXdTaGFyaW5nLlBvcnRzRW50cnkaTgoKUG9ydHNFbnRyeRILCgNrZXkYASABKA0SLwoFdmFsdWUYAiABKA4yIC5kZXZleC5jb3JlLnYxLlByZXZpZXdWaXNpYmlsaXR5OgI4ASKKAQoMRWdyZXNzUG9saWN5EicKBG1vZGUYASABKA4yGS5kZXZleC5jb3JlLnYxLkVncmVzc01vZGUSKQoNYWxsb3dfZG9tYWlucxgCIAMoCUISukgPkgEMEIACIgdyBRABGP4BEiYKC2FsbG93X2NpZHJzGAMgAygJQhG6SA6SAQsQgAIiBnIEEAEYKyLwAgoIVGVtcGxhdGUSDAoEbmFtZRgBIAEoCRINCgV0aXRsZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIQCghsYW5ndWFnZRgEIAEoCRITCgtydW5fY29tbWFuZBgFIAEoCRIrCgZlZ3Jlc3MYBiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeRIVCg1zZXR1cF9jb21tYW5kGAcgASgJEhQKDHByZXZpZXdfcG9ydBgIIAEoDRI9CgtlbnZpcm9ubWVudBgJIAMoCzIoLmRldmV4LmNvcmUudjEuVGVtcGxhdGUuRW52aXJvbm1lbnRFbnRyeRINCgVvd25lchgKIAEoCRIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaMgoQRW52aXJvbm1lbnRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqgBCgxSdW5uZXJBY2Nlc3MSCwoDdXJsGAEgASgJEg0KBXRva2VuGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg53ZWJzb2NrZXRfcGF0aBgEIAEoCRIcChRwcmV2aWV3X3VybF90ZW1wbGF0ZRgFIAEoCRIVCg1wcmV2aWV3X3Rva2VuGAYgASgJImsKCFByb2dyZXNzEg0KBXBoYXNlGAEgASgJEhIKCmZpbGVzX2RvbmUYAiABKAQSEwoLZmlsZXNfdG90YWwYAyABKAQSEgoKYnl0ZXNfZG9uZRgEIAEoBBITCgtieXRlc190b3RhbBgFIAEoBCIWChRMaXN0VGVtcGxhdGVzUmVxdWVzdCJDChVMaXN0VGVtcGxhdGVzUmVzcG9uc2USKgoJdGVtcGxhdGVzGAEgAygLMhcuZGV2ZXguY29yZS52MS5UZW1wbGF0ZSKrAQoRQ3JlYXRlUmVwbFJlcXVlc3QSNgoEbmFtZRgBIAEoCUIoukglciMQARhAMh1eW0EtWmEtejAtOV1bQS1aYS16MC05IC5fLV0qJBIxCgh0ZW1wbGF0ZRgCIAEoCUIfukgcchoQARggMhReW2EtejAtOV1bYS16MC05LV0qJBIrCgZlZ3Jlc3MYAyABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeSI3ChJDcmVhdGVSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbCJNChBMaXN0UmVwbHNSZXF1ZXN0EhsKCXBhZ2Vfc2l6ZRgBIAEoDUIIukgFKgMY9AMSHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAIiUAoRTGlzdFJlcGxzUmVzcG9uc2USIgoFcmVwbHMYASADKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIk0KDkdldFJlcGxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCI0Cg9HZXRSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbCJPChBTdGFydFJlcGxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCJjChFTdGFydFJlcGxSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsEisKBnJ1bm5lchgCIAEoCzIbLmRldmV4LmNvcmUudjEuUnVubmVyQWNjZXNzIk4KD1N0b3BSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiagoQU3RvcFJlcGxSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsEjMKEHBlcnNpc3RfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iUAoRRGVsZXRlUmVwbFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kIhQKEkRlbGV0ZVJlcGxSZXNwb25zZSJPChBXYXRjaFJlcGxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCJhChFXYXRjaFJlcGxSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsEikKCHByb2dyZXNzGAIgASgLMhcuZGV2ZXguY29yZS52MS5Qcm9ncmVzcyKKAQoWU2V0RWdyZXNzUG9saWN5UmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSMwoGZWdyZXNzGAIgASgLMhsuZGV2ZXguY29yZS52MS5FZ3Jlc3NQb2xpY3lCBrpIA8gBASI8ChdTZXRFZ3Jlc3NQb2xpY3lSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsIrMBChtTZXRQcmV2aWV3VmlzaWJpbGl0eVJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEhcKBHBvcnQYAiABKA1CCbpIBioEGP//AxI+Cgp2aXNpYmlsaXR5GAMgASgOMiAuZGV2ZXguY29yZS52MS5QcmV2aWV3VmlzaWJpbGl0eUIIukgFggECEAEiQQocU2V0UHJldmlld1Zpc2liaWxpdHlSZXNwb25zZRIhCgRyZXBsGAEgASgLMhMuZGV2ZXguY29yZS52MS5SZXBsItMBChhDcmVhdGVQcmV2aWV3TGlua1JlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEhkKBHBvcnQYAiABKA1CC7pICCoGGP//AygBEjkKA3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIRukgOqgELIgUIgJqeATICCAESJAoEcGF0aBgEIAEoCUIWukgTchEYgBAyDF4oL1teXHNdKik/JCJZChlDcmVhdGVQcmV2aWV3TGlua1Jlc3BvbnNlEgsKA3VybBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicwoTRW52aXJvbm1lbnRWYXJpYWJsZRIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgJEg4KBnNlY3JldBgDIAEoCBIvCgt1cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXgofTGlzdEVudmlyb25tZW50VmFyaWFibGVzUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiWQogTGlzdEVudmlyb25tZW50VmFyaWFibGVzUmVzcG9uc2USNQoJdmFyaWFibGVzGAEgAygLMiIuZGV2ZXguY29yZS52MS5FbnZpcm9ubWVudFZhcmlhYmxlIsYBCh1TZXRFbnZpcm9ubWVudFZhcmlhYmxlUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSMgoEbmFtZRgCIAEoCUIkukghch8QARiAATIYXltBLVphLXpfXVtBLVphLXowLTlfXSokEiQKBXZhbHVlGAMgASgJQhW6SBJyECiAgAIyCl5bXlx4MDBdKiQSDgoGc2VjcmV0GAQgASgIIlcKHlNldEVudmlyb25tZW50VmFyaWFibGVSZXNwb25zZRI1Cgl2YXJpYWJsZXMYASADKAsyIi5kZXZleC5jb3JlLnYxLkVudmlyb25tZW50VmFyaWFibGUikwEKIERlbGV0ZUVudmlyb25tZW50VmFyaWFibGVSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIyCgRuYW1lGAIgASgJQiS6SCFyHxABGIABMhheW0EtWmEtel9dW0EtWmEtejAtOV9dKiQiWgohRGVsZXRlRW52aXJvbm1lbnRWYXJpYWJsZVJlc3BvbnNlEjUKCXZhcmlhYmxlcxgBIAMoCzIiLmRldmV4LmNvcmUudjEuRW52aXJvbm1lbnRWYXJpYWJsZSKuAgoTU2F2ZVRlbXBsYXRlUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSGAoFdGl0bGUYAiABKAlCCbpIBnIEEAEYQBIdCgtkZXNjcmlwdGlvbhgDIAEoCUIIukgFcgMYgAgSIgoLcnVuX2NvbW1hbmQYBCABKAlCCLpIBXIDGIAgSACIAQESJAoNc2V0dXBfY29tbWFuZBgFIAEoCUIIukgFcgMYgCBIAYgBARIkCgxwcmV2aWV3X3BvcnQYBiABKA1CCbpIBioEGP//A0gCiAEBQg4KDF9ydW5fY29tbWFuZEIQCg5fc2V0dXBfY29tbWFuZEIPCg1fcHJldmlld19wb3J0IkEKFFNhdmVUZW1wbGF0ZVJlc3BvbnNlEikKCHRlbXBsYXRlGAEgASgLMhcuZGV2ZXguY29yZS52MS5UZW1wbGF0ZSJGChVEZWxldGVUZW1wbGF0ZVJlcXVlc3QSLQoEbmFtZRgBIAEoCUIfukgcchoQARggMhReW2EtejAtOV1bYS16MC05LV0qJCIYChZEZWxldGVUZW1wbGF0ZVJlc3BvbnNlKqkBCgpSZXBsU3RhdHVzEhsKF1JFUExfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTUkVQTF9TVEFUVVNfU1RPUFBFRBABEhgKFFJFUExfU1RBVFVTX1NUQVJUSU5HEAISFwoTUkVQTF9TVEFUVVNfUlVOTklORxADEhgKFFJFUExfU1RBVFVTX1NUT1BQSU5HEAQSGAoUUkVQTF9TVEFUVVNfREVMRVRJTkcQBSqUAQoLU2V0dXBTdGF0dXMSHAoYU0VUVVBfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUU0VUVVBfU1RBVFVTX1BFTkRJTkcQARIYChRTRVRVUF9TVEFUVVNfUlVOTklORxACEhoKFlNFVFVQX1NUQVRVU19TVUNDRUVERUQQAxIXChNTRVRVUF9TVEFUVVNfRkFJTEVEEAQqkwEKEVByZXZpZXdWaXNpYmlsaXR5EiIKHlBSRVZJRVdfVklTSUJJTElUWV9VTlNQRUNJRklFRBAAEh4KGlBSRVZJRVdfVklTSUJJTElUWV9QUklWQVRFEAESGwoXUFJFVklFV19WSVNJQklMSVRZX0xJTksQAhIdChlQUkVWSUVXX1ZJU0lCSUxJVFlfUFVCTElDEAMqeQoKRWdyZXNzTW9kZRIbChdFR1JFU1NfTU9ERV9VTlNQRUNJRklFRBAAEhkKFUVHUkVTU19NT0RFX0FMTE9XX0FMTBABEhgKFEVHUkVTU19NT0RFX0RFTllfQUxMEAISGQoVRUdSRVNTX01PREVfQUxMT1dMSVNUEAMyvQwKC1JlcGxTZXJ2aWNlEl8KDUxpc3RUZW1wbGF0ZXMSIy5kZXZleC5jb3JlLnYxLkxpc3RUZW1wbGF0ZXNSZXF1ZXN0GiQuZGV2ZXguY29yZS52MS5MaXN0VGVtcGxhdGVzUmVzcG9uc2UiA5ACARJRCgpDcmVhdGVSZXBsEiAuZGV2ZXguY29yZS52MS5DcmVhdGVSZXBsUmVxdWVzdBohLmRldmV4LmNvcmUudjEuQ3JlYXRlUmVwbFJlc3BvbnNlElMKCUxpc3RSZXBscxIfLmRldmV4LmNvcmUudjEuTGlzdFJlcGxzUmVxdWVzdBogLmRldmV4LmNvcmUudjEuTGlzdFJlcGxzUmVzcG9uc2UiA5ACARJNCgdHZXRSZXBsEh0uZGV2ZXguY29yZS52MS5HZXRSZXBsUmVxdWVzdBoeLmRldmV4LmNvcmUudjEuR2V0UmVwbFJlc3BvbnNlIgOQAgESUwoJU3RhcnRSZXBsEh8uZGV2ZXguY29yZS52MS5TdGFydFJlcGxSZXF1ZXN0GiAuZGV2ZXguY29yZS52MS5TdGFydFJlcGxSZXNwb25zZSIDkAICElAKCFN0b3BSZXBsEh4uZGV2ZXguY29yZS52MS5TdG9wUmVwbFJlcXVlc3QaHy5kZXZleC5jb3JlLnYxLlN0b3BSZXBsUmVzcG9uc2UiA5ACAhJWCgpEZWxldGVSZXBsEiAuZGV2ZXguY29yZS52MS5EZWxldGVSZXBsUmVxdWVzdBohLmRldmV4LmNvcmUudjEuRGVsZXRlUmVwbFJlc3BvbnNlIgOQAgISUAoJV2F0Y2hSZXBsEh8uZGV2ZXguY29yZS52MS5XYXRjaFJlcGxSZXF1ZXN0GiAuZGV2ZXguY29yZS52MS5XYXRjaFJlcGxSZXNwb25zZTABEmUKD1NldEVncmVzc1BvbGljeRIlLmRldmV4LmNvcmUudjEuU2V0RWdyZXNzUG9saWN5UmVxdWVzdBomLmRldmV4LmNvcmUudjEuU2V0RWdyZXNzUG9saWN5UmVzcG9uc2UiA5ACAhJ0ChRTZXRQcmV2aWV3VmlzaWJpbGl0eRIqLmRldmV4LmNvcmUudjEuU2V0UHJldmlld1Zpc2liaWxpdHlSZXF1ZXN0GisuZGV2ZXguY29yZS52MS5TZXRQcmV2aWV3VmlzaWJpbGl0eVJlc3BvbnNlIgOQAgISZgoRQ3JlYXRlUHJldmlld0xpbmsSJy5kZXZleC5jb3JlLnYxLkNyZWF0ZVByZXZpZXdMaW5rUmVxdWVzdBooLmRldmV4LmNvcmUudjEuQ3JlYXRlUHJldmlld0xpbmtSZXNwb25zZRKAAQoYTGlzdEVudmlyb25tZW50VmFyaWFibGVzEi4uZGV2ZXguY29yZS52MS5MaXN0RW52aXJvbm1lbnRWYXJpYWJsZXNSZXF1ZXN0Gi8uZGV2ZXguY29yZS52MS5MaXN0RW52aXJvbm1lbnRWYXJpYWJsZXNSZXNwb25zZSIDkAIBEnoKFlNldEVudmlyb25tZW50VmFyaWFibGUSLC5kZXZleC5jb3JlLnYxLlNldEVudmlyb25tZW50VmFyaWFibGVSZXF1ZXN0Gi0uZGV2ZXguY29yZS52MS5TZXRFbnZpcm9ubWVudFZhcmlhYmxlUmVzcG9uc2UiA5ACAhKDAQoZRGVsZXRlRW52aXJvbm1lbnRWYXJpYWJsZRIvLmRldmV4LmNvcmUudjEuRGVsZXRlRW52aXJvbm1lbnRWYXJpYWJsZVJlcXVlc3QaMC5kZXZleC5jb3JlLnYxLkRlbGV0ZUVudmlyb25tZW50VmFyaWFibGVSZXNwb25zZSIDkAICElcKDFNhdmVUZW1wbGF0ZRIiLmRldmV4LmNvcmUudjEuU2F2ZVRlbXBsYXRlUmVxdWVzdBojLmRldmV4LmNvcmUudjEuU2F2ZVRlbXBsYXRlUmVzcG9uc2USYgoORGVsZXRlVGVtcGxhdGUSJC5kZXZleC5jb3JlLnYxLkRlbGV0ZVRlbXBsYXRlUmVxdWVzdBolLmRldmV4LmNvcmUudjEuRGVsZXRlVGVtcGxhdGVSZXNwb25zZSIDkAICYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChhkZXZleC9jb3JlL3YxL3JlcGwucHJvdG8SDWRldmV4LmNvcmUudjEirwQKBFJlcGwSDwoHcmVwbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCHRlbXBsYXRlGAMgASgJEg0KBW93bmVyGAQgASgJEikKBnN0YXR1cxgFIAEoDjIZLmRldmV4LmNvcmUudjEuUmVwbFN0YXR1cxIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHBlcnNpc3RfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgJIAEoCRIrCgZlZ3Jlc3MYCiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeRIbChNlZ3Jlc3NfZGVuaWVkX2NpZHJzGAsgAygJEhsKE2VncmVzc19ub3RfZW5mb3JjZWQYDCABKAkSNgoPcHJldmlld19zaGFyaW5nGA0gASgLMh0uZGV2ZXguY29yZS52MS5QcmV2aWV3U2hhcmluZxITCgtydW5fY29tbWFuZBgOIAEoCRIUCgxwcmV2aWV3X3BvcnQYDyABKA0SIwoFc2V0dXAYECABKAsyFC5kZXZleC5jb3JlLnYxLlNldHVwEiUKA2dpdBgRIAEoCzIYLmRldmV4LmNvcmUudjEuR2l0T3JpZ2luImgKBVNldHVwEg8KB2NvbW1hbmQYASABKAkSKgoGc3RhdHVzGAIgASgOMhouZGV2ZXguY29yZS52MS5TZXR1cFN0YXR1cxIRCglleGl0X2NvZGUYAyABKAUSDwoHbWVzc2FnZRgEIAEoCSLPAQoOUHJldmlld1NoYXJpbmcSNAoKdmlzaWJpbGl0eRgBIAEoDjIgLmRldmV4LmNvcmUudjEuUHJldmlld1Zpc2liaWxpdHkSNwoFcG9ydHMYAiADKAsyKC5kZXZleC5jb3JlLnYxLlByZXZpZXdTaGFyaW5nLlBvcnRzRW50cnkaTgoKUG9ydHNFbnRyeRILCgNrZXkYASABKA0SLwoFdmFsdWUYAiABKA4yIC5kZXZleC5jb3JlLnYxLlByZXZpZXdWaXNpYmlsaXR5OgI4ASKKAQoMRWdyZXNzUG9saWN5EicKBG1vZGUYASABKA4yGS5kZXZleC5jb3JlLnYxLkVncmVzc01vZGUSKQoNYWxsb3dfZG9tYWlucxgCIAMoCUISukgPkgEMEIACIgdyBRABGP4BEiYKC2FsbG93X2NpZHJzGAMgAygJQhG6SA6SAQsQgAIiBnIEEAEYKyLwAgoIVGVtcGxhdGUSDAoEbmFtZRgBIAEoCRINCgV0aXRsZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIQCghsYW5ndWFnZRgEIAEoCRITCgtydW5fY29tbWFuZBgFIAEoCRIrCgZlZ3Jlc3MYBiABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeRIVCg1zZXR1cF9jb21tYW5kGAcgASgJEhQKDHByZXZpZXdfcG9ydBgIIAEoDRI9CgtlbnZpcm9ubWVudBgJIAMoCzIoLmRldmV4LmNvcmUudjEuVGVtcGxhdGUuRW52aXJvbm1lbnRFbnRyeRINCgVvd25lchgKIAEoCRIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaMgoQRW52aXJvbm1lbnRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqgBCgxSdW5uZXJBY2Nlc3MSCwoDdXJsGAEgASgJEg0KBXRva2VuGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg53ZWJzb2NrZXRfcGF0aBgEIAEoCRIcChRwcmV2aWV3X3VybF90ZW1wbGF0ZRgFIAEoCRIVCg1wcmV2aWV3X3Rva2VuGAYgASgJImsKCFByb2dyZXNzEg0KBXBoYXNlGAEgASgJEhIKCmZpbGVzX2RvbmUYAiABKAQSEwoLZmlsZXNfdG90YWwYAyABKAQSEgoKYnl0ZXNfZG9uZRgEIAEoBBITCgtieXRlc190b3RhbBgFIAEoBCIWChRMaXN0VGVtcGxhdGVzUmVxdWVzdCJDChVMaXN0VGVtcGxhdGVzUmVzcG9uc2USKgoJdGVtcGxhdGVzGAEgAygLMhcuZGV2ZXguY29yZS52MS5UZW1wbGF0ZSLVAQoRQ3JlYXRlUmVwbFJlcXVlc3QSNgoEbmFtZRgBIAEoCUIoukglciMQARhAMh1eW0EtWmEtejAtOV1bQS1aYS16MC05IC5fLV0qJBI0Cgh0ZW1wbGF0ZRgCIAEoCUIiukgf2AEBchoQARggMhReW2EtejAtOV1bYS16MC05LV0qJBIrCgZlZ3Jlc3MYAyABKAsyGy5kZXZleC5jb3JlLnYxLkVncmVzc1BvbGljeRIlCgNnaXQYBCABKAsyGC5kZXZleC5jb3JlLnYxLkdpdFNvdXJjZSJzCglHaXRTb3VyY2USFwoDdXJsGAEgASgJQgq6SAdyBRABGIAQEjcKA3JlZhgCIAEoCUIqukgnciUYyAEyIF4kfF5bQS1aYS16MC05XVtBLVphLXowLTkuXy8tXSokEhQKDGZ1bGxfaGlzdG9yeRgDIAEoCCJxCglHaXRPcmlnaW4SKAoGc291cmNlGAEgASgLMhguZGV2ZXguY29yZS52MS5HaXRTb3VyY2USKgoGc3RhdHVzGAIgASgOMhouZGV2ZXguY29yZS52MS5DbG9uZVN0YXR1cxIOCgZjb21taXQYAyABKAkiNwoSQ3JlYXRlUmVwbFJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwiTQoQTGlzdFJlcGxzUmVxdWVzdBIbCglwYWdlX3NpemUYASABKA1CCLpIBSoDGPQDEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIACIlAKEUxpc3RSZXBsc1Jlc3BvbnNlEiIKBXJlcGxzGAEgAygLMhMuZGV2ZXguY29yZS52MS5SZXBsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJNCg5HZXRSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiNAoPR2V0UmVwbFJlc3BvbnNlEiEKBHJlcGwYASABKAsyEy5kZXZleC5jb3JlLnYxLlJlcGwiTwoQU3RhcnRSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiYwoRU3RhcnRSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbBIrCgZydW5uZXIYAiABKAsyGy5kZXZleC5jb3JlLnYxLlJ1bm5lckFjY2VzcyJOCg9TdG9wUmVwbFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kImoKEFN0b3BSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbBIzChBwZXJzaXN0X2R1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlAKEURlbGV0ZVJlcGxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCIUChJEZWxldGVSZXBsUmVzcG9uc2UiTwoQV2F0Y2hSZXBsUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiYQoRV2F0Y2hSZXBsUmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbBIpCghwcm9ncmVzcxgCIAEoCzIXLmRldmV4LmNvcmUudjEuUHJvZ3Jlc3MiigEKFlNldEVncmVzc1BvbGljeVJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEjMKBmVncmVzcxgCIAEoCzIbLmRldmV4LmNvcmUudjEuRWdyZXNzUG9saWN5Qga6SAPIAQEiPAoXU2V0RWdyZXNzUG9saWN5UmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbCKzAQobU2V0UHJldmlld1Zpc2liaWxpdHlSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIXCgRwb3J0GAIgASgNQgm6SAYqBBj//wMSPgoKdmlzaWJpbGl0eRgDIAEoDjIgLmRldmV4LmNvcmUudjEuUHJldmlld1Zpc2liaWxpdHlCCLpIBYIBAhABIkEKHFNldFByZXZpZXdWaXNpYmlsaXR5UmVzcG9uc2USIQoEcmVwbBgBIAEoCzITLmRldmV4LmNvcmUudjEuUmVwbCLTAQoYQ3JlYXRlUHJldmlld0xpbmtSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIZCgRwb3J0GAIgASgNQgu6SAgqBhj//wMoARI5CgN0dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CEbpIDqoBCyIFCICangEyAggBEiQKBHBhdGgYBCABKAlCFrpIE3IRGIAQMgxeKC9bXlxzXSopPyQiWQoZQ3JlYXRlUHJldmlld0xpbmtSZXNwb25zZRILCgN1cmwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInMKE0Vudmlyb25tZW50VmFyaWFibGUSDAoEbmFtZRgBIAEoCRINCgV2YWx1ZRgCIAEoCRIOCgZzZWNyZXQYAyABKAgSLwoLdXBkYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl4KH0xpc3RFbnZpcm9ubWVudFZhcmlhYmxlc1JlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kIlkKIExpc3RFbnZpcm9ubWVudFZhcmlhYmxlc1Jlc3BvbnNlEjUKCXZhcmlhYmxlcxgBIAMoCzIiLmRldmV4LmNvcmUudjEuRW52aXJvbm1lbnRWYXJpYWJsZSLGAQodU2V0RW52aXJvbm1lbnRWYXJpYWJsZVJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEjIKBG5hbWUYAiABKAlCJLpIIXIfEAEYgAEyGF5bQS1aYS16X11bQS1aYS16MC05X10qJBIkCgV2YWx1ZRgDIAEoCUIVukgSchAogIACMgpeW15ceDAwXSokEg4KBnNlY3JldBgEIAEoCCJXCh5TZXRFbnZpcm9ubWVudFZhcmlhYmxlUmVzcG9uc2USNQoJdmFyaWFibGVzGAEgAygLMiIuZGV2ZXguY29yZS52MS5FbnZpcm9ubWVudFZhcmlhYmxlIpMBCiBEZWxldGVFbnZpcm9ubWVudFZhcmlhYmxlUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSMgoEbmFtZRgCIAEoCUIkukghch8QARiAATIYXltBLVphLXpfXVtBLVphLXowLTlfXSokIloKIURlbGV0ZUVudmlyb25tZW50VmFyaWFibGVSZXNwb25zZRI1Cgl2YXJpYWJsZXMYASADKAsyIi5kZXZleC5jb3JlLnYxLkVudmlyb25tZW50VmFyaWFibGUirgIKE1NhdmVUZW1wbGF0ZVJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEhgKBXRpdGxlGAIgASgJQgm6SAZyBBABGEASHQoLZGVzY3JpcHRpb24YAyABKAlCCLpIBXIDGIAIEiIKC3J1bl9jb21tYW5kGAQgASgJQgi6SAVyAxiAIEgAiAEBEiQKDXNldHVwX2NvbW1hbmQYBSABKAlCCLpIBXIDGIAgSAGIAQESJAoMcHJldmlld19wb3J0GAYgASgNQgm6SAYqBBj//wNIAogBAUIOCgxfcnVuX2NvbW1hbmRCEAoOX3NldHVwX2NvbW1hbmRCDwoNX3ByZXZpZXdfcG9ydCJBChRTYXZlVGVtcGxhdGVSZXNwb25zZRIpCgh0ZW1wbGF0ZRgBIAEoCzIXLmRldmV4LmNvcmUudjEuVGVtcGxhdGUiRgoVRGVsZXRlVGVtcGxhdGVSZXF1ZXN0Ei0KBG5hbWUYASABKAlCH7pIHHIaEAEYIDIUXlthLXowLTldW2EtejAtOS1dKiQiGAoWRGVsZXRlVGVtcGxhdGVSZXNwb25zZSqpAQoKUmVwbFN0YXR1cxIbChdSRVBMX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1JFUExfU1RBVFVTX1NUT1BQRUQQARIYChRSRVBMX1NUQVRVU19TVEFSVElORxACEhcKE1JFUExfU1RBVFVTX1JVTk5JTkcQAxIYChRSRVBMX1NUQVRVU19TVE9QUElORxAEEhgKFFJFUExfU1RBVFVTX0RFTEVUSU5HEAUqlAEKC1NldHVwU3RhdHVzEhwKGFNFVFVQX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFFNFVFVQX1NUQVRVU19QRU5ESU5HEAESGAoUU0VUVVBfU1RBVFVTX1JVTk5JTkcQAhIaChZTRVRVUF9TVEFUVVNfU1VDQ0VFREVEEAMSFwoTU0VUVVBfU1RBVFVTX0ZBSUxFRBAEKpMBChFQcmV2aWV3VmlzaWJpbGl0eRIiCh5QUkVWSUVXX1ZJU0lCSUxJVFlfVU5TUEVDSUZJRUQQABIeChpQUkVWSUVXX1ZJU0lCSUxJVFlfUFJJVkFURRABEhsKF1BSRVZJRVdfVklTSUJJTElUWV9MSU5LEAISHQoZUFJFVklFV19WSVNJQklMSVRZX1BVQkxJQxADKnkKCkVncmVzc01vZGUSGwoXRUdSRVNTX01PREVfVU5TUEVDSUZJRUQQABIZChVFR1JFU1NfTU9ERV9BTExPV19BTEwQARIYChRFR1JFU1NfTU9ERV9ERU5ZX0FMTBACEhkKFUVHUkVTU19NT0RFX0FMTE9XTElTVBADKlwKC0Nsb25lU3RhdHVzEhwKGENMT05FX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFENMT05FX1NUQVRVU19DTE9OSU5HEAESFQoRQ0xPTkVfU1RBVFVTX0RPTkUQAjK9DAoLUmVwbFNlcnZpY2USXwoNTGlzdFRlbXBsYXRlcxIjLmRldmV4LmNvcmUudjEuTGlzdFRlbXBsYXRlc1JlcXVlc3QaJC5kZXZleC5jb3JlLnYxLkxpc3RUZW1wbGF0ZXNSZXNwb25zZSIDkAIBElEKCkNyZWF0ZVJlcGwSIC5kZXZleC5jb3JlLnYxLkNyZWF0ZVJlcGxSZXF1ZXN0GiEuZGV2ZXguY29yZS52MS5DcmVhdGVSZXBsUmVzcG9uc2USUwoJTGlzdFJlcGxzEh8uZGV2ZXguY29yZS52MS5MaXN0UmVwbHNSZXF1ZXN0GiAuZGV2ZXguY29yZS52MS5MaXN0UmVwbHNSZXNwb25zZSIDkAIBEk0KB0dldFJlcGwSHS5kZXZleC5jb3JlLnYxLkdldFJlcGxSZXF1ZXN0Gh4uZGV2ZXguY29yZS52MS5HZXRSZXBsUmVzcG9uc2UiA5ACARJTCglTdGFydFJlcGwSHy5kZXZleC5jb3JlLnYxLlN0YXJ0UmVwbFJlcXVlc3QaIC5kZXZleC5jb3JlLnYxLlN0YXJ0UmVwbFJlc3BvbnNlIgOQAgISUAoIU3RvcFJlcGwSHi5kZXZleC5jb3JlLnYxLlN0b3BSZXBsUmVxdWVzdBofLmRldmV4LmNvcmUudjEuU3RvcFJlcGxSZXNwb25zZSIDkAICElYKCkRlbGV0ZVJlcGwSIC5kZXZleC5jb3JlLnYxLkRlbGV0ZVJlcGxSZXF1ZXN0GiEuZGV2ZXguY29yZS52MS5EZWxldGVSZXBsUmVzcG9uc2UiA5ACAhJQCglXYXRjaFJlcGwSHy5kZXZleC5jb3JlLnYxLldhdGNoUmVwbFJlcXVlc3QaIC5kZXZleC5jb3JlLnYxLldhdGNoUmVwbFJlc3BvbnNlMAESZQoPU2V0RWdyZXNzUG9saWN5EiUuZGV2ZXguY29yZS52MS5TZXRFZ3Jlc3NQb2xpY3lSZXF1ZXN0GiYuZGV2ZXguY29yZS52MS5TZXRFZ3Jlc3NQb2xpY3lSZXNwb25zZSIDkAICEnQKFFNldFByZXZpZXdWaXNpYmlsaXR5EiouZGV2ZXguY29yZS52MS5TZXRQcmV2aWV3VmlzaWJpbGl0eVJlcXVlc3QaKy5kZXZleC5jb3JlLnYxLlNldFByZXZpZXdWaXNpYmlsaXR5UmVzcG9uc2UiA5ACAhJmChFDcmVhdGVQcmV2aWV3TGluaxInLmRldmV4LmNvcmUudjEuQ3JlYXRlUHJldmlld0xpbmtSZXF1ZXN0GiguZGV2ZXguY29yZS52MS5DcmVhdGVQcmV2aWV3TGlua1Jlc3BvbnNlEoABChhMaXN0RW52aXJvbm1lbnRWYXJpYWJsZXMSLi5kZXZleC5jb3JlLnYxLkxpc3RFbnZpcm9ubWVudFZhcmlhYmxlc1JlcXVlc3QaLy5kZXZleC5jb3JlLnYxLkxpc3RFbnZpcm9ubWVudFZhcmlhYmxlc1Jlc3BvbnNlIgOQAgESegoWU2V0RW52aXJvbm1lbnRWYXJpYWJsZRIsLmRldmV4LmNvcmUudjEuU2V0RW52aXJvbm1lbnRWYXJpYWJsZVJlcXVlc3QaLS5kZXZleC5jb3JlLnYxLlNldEVudmlyb25tZW50VmFyaWFibGVSZXNwb25zZSIDkAICEoMBChlEZWxldGVFbnZpcm9ubWVudFZhcmlhYmxlEi8uZGV2ZXguY29yZS52MS5EZWxldGVFbnZpcm9ubWVudFZhcmlhYmxlUmVxdWVzdBowLmRldmV4LmNvcmUudjEuRGVsZXRlRW52aXJvbm1lbnRWYXJpYWJsZVJlc3BvbnNlIgOQAgISVwoMU2F2ZVRlbXBsYXRlEiIuZGV2ZXguY29yZS52MS5TYXZlVGVtcGxhdGVSZXF1ZXN0GiMuZGV2ZXguY29yZS52MS5TYXZlVGVtcGxhdGVSZXNwb25zZRJiCg5EZWxldGVUZW1wbGF0ZRIkLmRldmV4LmNvcmUudjEuRGVsZXRlVGVtcGxhdGVSZXF1ZXN0GiUuZGV2ZXguY29yZS52MS5EZWxldGVUZW1wbGF0ZVJlc3BvbnNlIgOQAgJiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A repl: a named workspace owned by one user, with at most one runner at a time.
@@ -134,6 +134,13 @@ export type Repl = Message<"devex.core.v1.Repl"> & {
    * @generated from field: devex.core.v1.Setup setup = 16;
    */
   setup?: Setup | undefined;
+
+  /**
+   * The git repository it was created from, if it was.
+   *
+   * @generated from field: devex.core.v1.GitOrigin git = 17;
+   */
+  git?: GitOrigin | undefined;
 };
 
 /**
@@ -501,6 +508,8 @@ export type CreateReplRequest = Message<"devex.core.v1.CreateReplRequest"> & {
 
   /**
    * Template name, as listed by ListTemplates (the operator's, or one of the caller's own).
+   * Required, unless `git` is set: then optional, and only its settings are taken (run and setup
+   * commands, preview port, variables, egress), not its files.
    *
    * @generated from field: string template = 2;
    */
@@ -512,6 +521,16 @@ export type CreateReplRequest = Message<"devex.core.v1.CreateReplRequest"> & {
    * @generated from field: devex.core.v1.EgressPolicy egress = 3;
    */
   egress?: EgressPolicy | undefined;
+
+  /**
+   * Clone a git repository into the workspace instead of copying a template's files. The call
+   * returns at once with the repl STARTING; the clone runs in the repl's own sandbox, as its user
+   * and through its egress policy, and WatchRepl shows its progress (phase "clone"). The repl is
+   * RUNNING once cloned; a failed clone deletes it (WatchRepl's last message says why).
+   *
+   * @generated from field: devex.core.v1.GitSource git = 4;
+   */
+  git?: GitSource | undefined;
 };
 
 /**
@@ -520,6 +539,77 @@ export type CreateReplRequest = Message<"devex.core.v1.CreateReplRequest"> & {
  */
 export const CreateReplRequestSchema: GenMessage<CreateReplRequest> = /*@__PURE__*/
   messageDesc(file_devex_core_v1_repl, 9);
+
+/**
+ * A git repository to create a repl from.
+ *
+ * @generated from message devex.core.v1.GitSource
+ */
+export type GitSource = Message<"devex.core.v1.GitSource"> & {
+  /**
+   * The repository's URL: https:// (http:// only where the operator allows it), without a user
+   * name or password in it.
+   *
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * A branch or tag, or a commit by its full 40-character id; empty: the default branch.
+   *
+   * @generated from field: string ref = 2;
+   */
+  ref: string;
+
+  /**
+   * The whole history instead of the default shallow clone of the one commit.
+   *
+   * @generated from field: bool full_history = 3;
+   */
+  fullHistory: boolean;
+};
+
+/**
+ * Describes the message devex.core.v1.GitSource.
+ * Use `create(GitSourceSchema)` to create a new message.
+ */
+export const GitSourceSchema: GenMessage<GitSource> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 10);
+
+/**
+ * The repository a repl was created from.
+ *
+ * @generated from message devex.core.v1.GitOrigin
+ */
+export type GitOrigin = Message<"devex.core.v1.GitOrigin"> & {
+  /**
+   * As requested.
+   *
+   * @generated from field: devex.core.v1.GitSource source = 1;
+   */
+  source?: GitSource | undefined;
+
+  /**
+   * Where the clone is.
+   *
+   * @generated from field: devex.core.v1.CloneStatus status = 2;
+   */
+  status: CloneStatus;
+
+  /**
+   * The commit checked out, once cloned.
+   *
+   * @generated from field: string commit = 3;
+   */
+  commit: string;
+};
+
+/**
+ * Describes the message devex.core.v1.GitOrigin.
+ * Use `create(GitOriginSchema)` to create a new message.
+ */
+export const GitOriginSchema: GenMessage<GitOrigin> = /*@__PURE__*/
+  messageDesc(file_devex_core_v1_repl, 11);
 
 /**
  * Response of CreateRepl.
@@ -540,7 +630,7 @@ export type CreateReplResponse = Message<"devex.core.v1.CreateReplResponse"> & {
  * Use `create(CreateReplResponseSchema)` to create a new message.
  */
 export const CreateReplResponseSchema: GenMessage<CreateReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 10);
+  messageDesc(file_devex_core_v1_repl, 12);
 
 /**
  * Request for ListRepls.
@@ -568,7 +658,7 @@ export type ListReplsRequest = Message<"devex.core.v1.ListReplsRequest"> & {
  * Use `create(ListReplsRequestSchema)` to create a new message.
  */
 export const ListReplsRequestSchema: GenMessage<ListReplsRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 11);
+  messageDesc(file_devex_core_v1_repl, 13);
 
 /**
  * Response of ListRepls.
@@ -596,7 +686,7 @@ export type ListReplsResponse = Message<"devex.core.v1.ListReplsResponse"> & {
  * Use `create(ListReplsResponseSchema)` to create a new message.
  */
 export const ListReplsResponseSchema: GenMessage<ListReplsResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 12);
+  messageDesc(file_devex_core_v1_repl, 14);
 
 /**
  * Request for GetRepl.
@@ -617,7 +707,7 @@ export type GetReplRequest = Message<"devex.core.v1.GetReplRequest"> & {
  * Use `create(GetReplRequestSchema)` to create a new message.
  */
 export const GetReplRequestSchema: GenMessage<GetReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 13);
+  messageDesc(file_devex_core_v1_repl, 15);
 
 /**
  * Response of GetRepl.
@@ -638,7 +728,7 @@ export type GetReplResponse = Message<"devex.core.v1.GetReplResponse"> & {
  * Use `create(GetReplResponseSchema)` to create a new message.
  */
 export const GetReplResponseSchema: GenMessage<GetReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 14);
+  messageDesc(file_devex_core_v1_repl, 16);
 
 /**
  * Request for StartRepl.
@@ -659,7 +749,7 @@ export type StartReplRequest = Message<"devex.core.v1.StartReplRequest"> & {
  * Use `create(StartReplRequestSchema)` to create a new message.
  */
 export const StartReplRequestSchema: GenMessage<StartReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 15);
+  messageDesc(file_devex_core_v1_repl, 17);
 
 /**
  * Response of StartRepl.
@@ -687,7 +777,7 @@ export type StartReplResponse = Message<"devex.core.v1.StartReplResponse"> & {
  * Use `create(StartReplResponseSchema)` to create a new message.
  */
 export const StartReplResponseSchema: GenMessage<StartReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 16);
+  messageDesc(file_devex_core_v1_repl, 18);
 
 /**
  * Request for StopRepl.
@@ -708,7 +798,7 @@ export type StopReplRequest = Message<"devex.core.v1.StopReplRequest"> & {
  * Use `create(StopReplRequestSchema)` to create a new message.
  */
 export const StopReplRequestSchema: GenMessage<StopReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 17);
+  messageDesc(file_devex_core_v1_repl, 19);
 
 /**
  * Response of StopRepl.
@@ -736,7 +826,7 @@ export type StopReplResponse = Message<"devex.core.v1.StopReplResponse"> & {
  * Use `create(StopReplResponseSchema)` to create a new message.
  */
 export const StopReplResponseSchema: GenMessage<StopReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 18);
+  messageDesc(file_devex_core_v1_repl, 20);
 
 /**
  * Request for DeleteRepl.
@@ -757,7 +847,7 @@ export type DeleteReplRequest = Message<"devex.core.v1.DeleteReplRequest"> & {
  * Use `create(DeleteReplRequestSchema)` to create a new message.
  */
 export const DeleteReplRequestSchema: GenMessage<DeleteReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 19);
+  messageDesc(file_devex_core_v1_repl, 21);
 
 /**
  * Response of DeleteRepl.
@@ -772,7 +862,7 @@ export type DeleteReplResponse = Message<"devex.core.v1.DeleteReplResponse"> & {
  * Use `create(DeleteReplResponseSchema)` to create a new message.
  */
 export const DeleteReplResponseSchema: GenMessage<DeleteReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 20);
+  messageDesc(file_devex_core_v1_repl, 22);
 
 /**
  * Request for WatchRepl.
@@ -793,7 +883,7 @@ export type WatchReplRequest = Message<"devex.core.v1.WatchReplRequest"> & {
  * Use `create(WatchReplRequestSchema)` to create a new message.
  */
 export const WatchReplRequestSchema: GenMessage<WatchReplRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 21);
+  messageDesc(file_devex_core_v1_repl, 23);
 
 /**
  * One update of WatchRepl.
@@ -821,7 +911,7 @@ export type WatchReplResponse = Message<"devex.core.v1.WatchReplResponse"> & {
  * Use `create(WatchReplResponseSchema)` to create a new message.
  */
 export const WatchReplResponseSchema: GenMessage<WatchReplResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 22);
+  messageDesc(file_devex_core_v1_repl, 24);
 
 /**
  * Request for SetEgressPolicy.
@@ -849,7 +939,7 @@ export type SetEgressPolicyRequest = Message<"devex.core.v1.SetEgressPolicyReque
  * Use `create(SetEgressPolicyRequestSchema)` to create a new message.
  */
 export const SetEgressPolicyRequestSchema: GenMessage<SetEgressPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 23);
+  messageDesc(file_devex_core_v1_repl, 25);
 
 /**
  * Response of SetEgressPolicy.
@@ -870,7 +960,7 @@ export type SetEgressPolicyResponse = Message<"devex.core.v1.SetEgressPolicyResp
  * Use `create(SetEgressPolicyResponseSchema)` to create a new message.
  */
 export const SetEgressPolicyResponseSchema: GenMessage<SetEgressPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 24);
+  messageDesc(file_devex_core_v1_repl, 26);
 
 /**
  * Request for SetPreviewVisibility.
@@ -906,7 +996,7 @@ export type SetPreviewVisibilityRequest = Message<"devex.core.v1.SetPreviewVisib
  * Use `create(SetPreviewVisibilityRequestSchema)` to create a new message.
  */
 export const SetPreviewVisibilityRequestSchema: GenMessage<SetPreviewVisibilityRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 25);
+  messageDesc(file_devex_core_v1_repl, 27);
 
 /**
  * Response of SetPreviewVisibility.
@@ -927,7 +1017,7 @@ export type SetPreviewVisibilityResponse = Message<"devex.core.v1.SetPreviewVisi
  * Use `create(SetPreviewVisibilityResponseSchema)` to create a new message.
  */
 export const SetPreviewVisibilityResponseSchema: GenMessage<SetPreviewVisibilityResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 26);
+  messageDesc(file_devex_core_v1_repl, 28);
 
 /**
  * Request for CreatePreviewLink.
@@ -969,7 +1059,7 @@ export type CreatePreviewLinkRequest = Message<"devex.core.v1.CreatePreviewLinkR
  * Use `create(CreatePreviewLinkRequestSchema)` to create a new message.
  */
 export const CreatePreviewLinkRequestSchema: GenMessage<CreatePreviewLinkRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 27);
+  messageDesc(file_devex_core_v1_repl, 29);
 
 /**
  * Response of CreatePreviewLink.
@@ -998,7 +1088,7 @@ export type CreatePreviewLinkResponse = Message<"devex.core.v1.CreatePreviewLink
  * Use `create(CreatePreviewLinkResponseSchema)` to create a new message.
  */
 export const CreatePreviewLinkResponseSchema: GenMessage<CreatePreviewLinkResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 28);
+  messageDesc(file_devex_core_v1_repl, 30);
 
 /**
  * One of a repl's environment variables.
@@ -1040,7 +1130,7 @@ export type EnvironmentVariable = Message<"devex.core.v1.EnvironmentVariable"> &
  * Use `create(EnvironmentVariableSchema)` to create a new message.
  */
 export const EnvironmentVariableSchema: GenMessage<EnvironmentVariable> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 29);
+  messageDesc(file_devex_core_v1_repl, 31);
 
 /**
  * Request for ListEnvironmentVariables.
@@ -1061,7 +1151,7 @@ export type ListEnvironmentVariablesRequest = Message<"devex.core.v1.ListEnviron
  * Use `create(ListEnvironmentVariablesRequestSchema)` to create a new message.
  */
 export const ListEnvironmentVariablesRequestSchema: GenMessage<ListEnvironmentVariablesRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 30);
+  messageDesc(file_devex_core_v1_repl, 32);
 
 /**
  * Response of ListEnvironmentVariables.
@@ -1082,7 +1172,7 @@ export type ListEnvironmentVariablesResponse = Message<"devex.core.v1.ListEnviro
  * Use `create(ListEnvironmentVariablesResponseSchema)` to create a new message.
  */
 export const ListEnvironmentVariablesResponseSchema: GenMessage<ListEnvironmentVariablesResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 31);
+  messageDesc(file_devex_core_v1_repl, 33);
 
 /**
  * Request for SetEnvironmentVariable.
@@ -1124,7 +1214,7 @@ export type SetEnvironmentVariableRequest = Message<"devex.core.v1.SetEnvironmen
  * Use `create(SetEnvironmentVariableRequestSchema)` to create a new message.
  */
 export const SetEnvironmentVariableRequestSchema: GenMessage<SetEnvironmentVariableRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 32);
+  messageDesc(file_devex_core_v1_repl, 34);
 
 /**
  * Response of SetEnvironmentVariable.
@@ -1145,7 +1235,7 @@ export type SetEnvironmentVariableResponse = Message<"devex.core.v1.SetEnvironme
  * Use `create(SetEnvironmentVariableResponseSchema)` to create a new message.
  */
 export const SetEnvironmentVariableResponseSchema: GenMessage<SetEnvironmentVariableResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 33);
+  messageDesc(file_devex_core_v1_repl, 35);
 
 /**
  * Request for DeleteEnvironmentVariable.
@@ -1173,7 +1263,7 @@ export type DeleteEnvironmentVariableRequest = Message<"devex.core.v1.DeleteEnvi
  * Use `create(DeleteEnvironmentVariableRequestSchema)` to create a new message.
  */
 export const DeleteEnvironmentVariableRequestSchema: GenMessage<DeleteEnvironmentVariableRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 34);
+  messageDesc(file_devex_core_v1_repl, 36);
 
 /**
  * Response of DeleteEnvironmentVariable.
@@ -1194,7 +1284,7 @@ export type DeleteEnvironmentVariableResponse = Message<"devex.core.v1.DeleteEnv
  * Use `create(DeleteEnvironmentVariableResponseSchema)` to create a new message.
  */
 export const DeleteEnvironmentVariableResponseSchema: GenMessage<DeleteEnvironmentVariableResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 35);
+  messageDesc(file_devex_core_v1_repl, 37);
 
 /**
  * Request for SaveTemplate.
@@ -1250,7 +1340,7 @@ export type SaveTemplateRequest = Message<"devex.core.v1.SaveTemplateRequest"> &
  * Use `create(SaveTemplateRequestSchema)` to create a new message.
  */
 export const SaveTemplateRequestSchema: GenMessage<SaveTemplateRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 36);
+  messageDesc(file_devex_core_v1_repl, 38);
 
 /**
  * Response of SaveTemplate.
@@ -1271,7 +1361,7 @@ export type SaveTemplateResponse = Message<"devex.core.v1.SaveTemplateResponse">
  * Use `create(SaveTemplateResponseSchema)` to create a new message.
  */
 export const SaveTemplateResponseSchema: GenMessage<SaveTemplateResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 37);
+  messageDesc(file_devex_core_v1_repl, 39);
 
 /**
  * Request for DeleteTemplate.
@@ -1292,7 +1382,7 @@ export type DeleteTemplateRequest = Message<"devex.core.v1.DeleteTemplateRequest
  * Use `create(DeleteTemplateRequestSchema)` to create a new message.
  */
 export const DeleteTemplateRequestSchema: GenMessage<DeleteTemplateRequest> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 38);
+  messageDesc(file_devex_core_v1_repl, 40);
 
 /**
  * Response of DeleteTemplate.
@@ -1307,7 +1397,7 @@ export type DeleteTemplateResponse = Message<"devex.core.v1.DeleteTemplateRespon
  * Use `create(DeleteTemplateResponseSchema)` to create a new message.
  */
 export const DeleteTemplateResponseSchema: GenMessage<DeleteTemplateResponse> = /*@__PURE__*/
-  messageDesc(file_devex_core_v1_repl, 39);
+  messageDesc(file_devex_core_v1_repl, 41);
 
 /**
  * The lifecycle state of a repl.
@@ -1495,6 +1585,40 @@ export enum EgressMode {
  */
 export const EgressModeSchema: GenEnum<EgressMode> = /*@__PURE__*/
   enumDesc(file_devex_core_v1_repl, 3);
+
+/**
+ * Where a repl created from a git repository stands with its clone.
+ *
+ * @generated from enum devex.core.v1.CloneStatus
+ */
+export enum CloneStatus {
+  /**
+   * Not set: the repl was not created from a repository.
+   *
+   * @generated from enum value: CLONE_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Being cloned.
+   *
+   * @generated from enum value: CLONE_STATUS_CLONING = 1;
+   */
+  CLONING = 1,
+
+  /**
+   * Cloned.
+   *
+   * @generated from enum value: CLONE_STATUS_DONE = 2;
+   */
+  DONE = 2,
+}
+
+/**
+ * Describes the enum devex.core.v1.CloneStatus.
+ */
+export const CloneStatusSchema: GenEnum<CloneStatus> = /*@__PURE__*/
+  enumDesc(file_devex_core_v1_repl, 4);
 
 /**
  * The repl lifecycle: create a repl from a template, start it to get a runner to talk to, stop it

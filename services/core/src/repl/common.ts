@@ -1,11 +1,18 @@
 /** Helpers shared by the lifecycle operations: ownership, locking, conversion to the API type. */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { type Repl, ReplSchema, ReplStatus } from "../../../../gen/devex/core/v1/repl_pb.js";
+import {
+  CloneStatus,
+  type GitOrigin,
+  GitOriginSchema,
+  type Repl,
+  ReplSchema,
+  ReplStatus,
+} from "../../../../gen/devex/core/v1/repl_pb.js";
 import { egressToProto } from "../../../../lib/egress/proto.js";
 import { DomainError, failedPrecondition, notFound, unavailable } from "../../../../lib/kit/errors.js";
 import { sleep } from "../../../../lib/kit/sleep.js";
-import type { ReplPatch, ReplRecord, ReplState } from "../state/store.js";
+import type { GitRecord, ReplPatch, ReplRecord, ReplState } from "../state/store.js";
 import type { ReplDeps } from "./deps.js";
 import { effectiveEgress } from "./egress.js";
 import { sharingOf, sharingToProto } from "./preview-sharing.js";
@@ -38,6 +45,15 @@ export function toProto(deps: ReplDeps, r: ReplRecord): Repl {
     runCommand: r.runCommand ?? deps.templates.builtin(r.template)?.runCommand ?? "",
     previewPort: r.previewPort ?? 0,
     setup: r.setup && setupToProto(r.setup),
+    git: r.git && gitToProto(r.git),
+  });
+}
+
+function gitToProto(g: GitRecord): GitOrigin {
+  return create(GitOriginSchema, {
+    source: { url: g.url, ref: g.ref, fullHistory: g.fullHistory },
+    status: g.status === "done" ? CloneStatus.DONE : CloneStatus.CLONING,
+    commit: g.commit ?? "",
   });
 }
 

@@ -1,14 +1,17 @@
 /**
  * CreateRepl: quota check, copy the template into the workspace prefix, then record the repl. The
  * record is written last, atomically with a second quota check; when anything fails the copied files
- * are removed, so a failure leaves neither a record nor (storage permitting) stray files.
+ * are removed, so a failure leaves neither a record nor (storage permitting) stray files. A repl
+ * from a git repository gets no files here: clone.ts clones into it once it is recorded.
  */
 import { randomBytes } from "node:crypto";
 import type { EgressPolicy } from "../../../../lib/egress/policy.js";
 import { invalidArgument, resourceExhausted } from "../../../../lib/kit/errors.js";
 import type { ReplRecord, StoredVariable, TemplateRecord } from "../state/store.js";
+import { startClone } from "./clone.js";
 import { workspacePrefix } from "./common.js";
 import type { ReplDeps } from "./deps.js";
+import { checkGitSource, type GitSourceInput } from "./git-source.js";
 import { templatePrefix } from "./templates.js";
 
 export const newReplId = () => `r${randomBytes(6).toString("hex")}`;
@@ -21,18 +24,47 @@ function templateEnvironment(t: TemplateRecord, time: number): Record<string, St
   return Object.fromEntries(Object.entries(t.environment).map(([name, value]) => [name, { value, updateTime: time }]));
 }
 
+const NO_TEMPLATE: TemplateRecord = {
+  name: "",
+  title: "",
+  description: "",
+  language: "",
+  runCommand: "",
+  setupCommand: "",
+  previewPort: 0,
+  environment: {},
+  owner: "",
+  createTime: 0,
+};
+
+export interface CreateInput {
+  name: string;
+  /** "" only with `git`: no template's settings. */
+  template: string;
+  /** Absent: the template's default, else the operator's. */
+  egress?: EgressPolicy;
+  git?: GitSourceInput;
+}
+
+async function templateOf(deps: ReplDeps, owner: string, input: CreateInput): Promise<TemplateRecord> {
+  if (!input.template) {
+    if (input.git) return NO_TEMPLATE;
+    throw invalidArgument("name a template (see ListTemplates), or a git repository to clone");
+  }
+  const template = await deps.templates.find(owner, input.template);
+  if (template) return template;
+  const names = (await deps.templates.list(owner)).map((t) => t.name);
+  throw invalidArgument(`unknown template "${input.template}"; available: ${names.join(", ") || "none"}`);
+}
+
 export async function createRepl(
   deps: ReplDeps,
   owner: string,
-  /** `egress` absent: the template's default, else the operator's. */
-  input: { name: string; template: string; egress?: EgressPolicy },
+  input: CreateInput,
   signal: AbortSignal,
 ): Promise<ReplRecord> {
-  const template = await deps.templates.find(owner, input.template);
-  if (!template) {
-    const names = (await deps.templates.list(owner)).map((t) => t.name);
-    throw invalidArgument(`unknown template "${input.template}"; available: ${names.join(", ") || "none"}`);
-  }
+  const git = input.git && checkGitSource(input.git, deps.clone.allowHttp);
+  const template = await templateOf(deps, owner, input);
   if ((await deps.state.countRepls(owner)) >= deps.quota) throw quotaError(deps.quota);
 
   const now = Date.now();
@@ -51,11 +83,12 @@ export async function createRepl(
     ...(template.previewPort ? { previewPort: template.previewPort } : {}),
     ...(template.setupCommand ? { setup: { command: template.setupCommand, status: "pending" } } : {}),
     ...(Object.keys(template.environment).length > 0 ? { env: templateEnvironment(template, now) } : {}),
+    ...(git ? { git: { ...git, status: "cloning" } } : {}),
   };
   const prefix = workspacePrefix(repl);
   let created = false;
   try {
-    await deps.blobs.copyPrefix(templatePrefix(template.name), prefix, signal);
+    if (!git) await deps.blobs.copyPrefix(templatePrefix(template.name), prefix, signal);
     created = await deps.state.createRepl(repl, deps.quota);
     if (!created) throw quotaError(deps.quota);
   } finally {
@@ -67,5 +100,6 @@ export async function createRepl(
     }
   }
   deps.events.publish(repl.replId, { repl });
+  if (git) startClone(deps, repl);
   return repl;
 }

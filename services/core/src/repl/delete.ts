@@ -10,7 +10,14 @@ import { transitions } from "./transitions.js";
 
 const t = transitions.delete;
 
-export async function deleteRepl(deps: ReplDeps, userId: string, replId: string, signal: AbortSignal): Promise<void> {
+export async function deleteRepl(
+  deps: ReplDeps,
+  userId: string,
+  replId: string,
+  signal: AbortSignal,
+  /** Why core deletes it on its own (a failed clone): the last state watchers see says so. */
+  reason = "",
+): Promise<void> {
   await getOwned(deps, userId, replId);
   await withReplLock(
     deps,
@@ -20,7 +27,10 @@ export async function deleteRepl(deps: ReplDeps, userId: string, replId: string,
     async () => {
       let r = await getOwned(deps, userId, replId);
       if (r.status !== "deleting") ({ repl: r } = await stopLocked(deps, r, "repl deleted"));
-      r = await move(deps, replId, [...t.from, "deleting"], { status: t.via });
+      r = await move(deps, replId, [...t.from, "deleting"], {
+        status: t.via,
+        ...(reason ? { lastError: reason } : {}),
+      });
       try {
         await deps.blobs.deletePrefix(workspacePrefix(r), operationSignal(deps));
         await deps.blobs.deletePrefix(homePrefix(r), operationSignal(deps));

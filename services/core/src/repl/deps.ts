@@ -4,6 +4,7 @@ import type { Logger } from "../../../../lib/kit/log.js";
 import type { TokenSigner } from "../../../../lib/kit/tokens.js";
 import type { Driver } from "../driver/driver.js";
 import type { StateStore } from "../state/store.js";
+import type { CloneLimits } from "./clone.js";
 import type { ReplEvents } from "./events.js";
 import type { SecretBox } from "./secret-box.js";
 import type { TemplateCatalog } from "./templates.js";
@@ -27,6 +28,11 @@ export interface ReplDeps {
   quota: number;
   /** Private templates per user (DEVEX_TEMPLATE_QUOTA). */
   templateQuota: number;
+  /** Repls from git repositories (DEVEX_GIT_*). */
+  clone: CloneLimits & {
+    /** http:// URLs as well as https:// (an operator's own git server on a private network). */
+    allowHttp: boolean;
+  };
   /** Where runners reach RunnerControlService. */
   coreUrl: string;
   /** Core's URL as browsers reach it (a private preview sends a browser there to sign in). */

@@ -31,7 +31,8 @@ export function createReplService(deps: ReplDeps, userOf: UserOf): ServiceImpl<t
       return {};
     },
     async createRepl(req, ctx) {
-      const input = { name: req.name, template: req.template, egress: egressFromProto(req.egress) };
+      const git = req.git && { url: req.git.url, ref: req.git.ref, fullHistory: req.git.fullHistory };
+      const input = { name: req.name, template: req.template, egress: egressFromProto(req.egress), git };
       const repl = await createRepl(deps, userOf(ctx).userId, input, ctx.signal);
       return { repl: toProto(deps, repl) };
     },

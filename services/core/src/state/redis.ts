@@ -27,6 +27,7 @@ import type {
   ActiveSession,
   ApiTokenRecord,
   DeviceGrant,
+  GitRecord,
   PreviewSharing,
   ReplRecord,
   ReplState,
@@ -143,6 +144,7 @@ function toRepl(h: Record<string, string>): ReplRecord | undefined {
     ...(h.runCommand !== undefined ? { runCommand: h.runCommand } : {}),
     ...(h.previewPort ? { previewPort: Number(h.previewPort) } : {}),
     ...(h.setup ? { setup: JSON.parse(h.setup) as SetupRecord } : {}),
+    ...(h.git ? { git: JSON.parse(h.git) as GitRecord } : {}),
   };
 }
 

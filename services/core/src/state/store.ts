@@ -46,6 +46,19 @@ export interface ReplRecord {
   previewPort?: number;
   /** Its setup command, run once on its first start (repl/setup.ts); absent: none. */
   setup?: SetupRecord;
+  /** The git repository it was created from (repl/clone.ts); absent: a template's files. */
+  git?: GitRecord;
+}
+
+/** A repl's repository: what was asked for, and where the clone is. */
+export interface GitRecord {
+  url: string;
+  /** Branch, tag or full commit id; "" for the default branch. */
+  ref: string;
+  fullHistory: boolean;
+  status: "cloning" | "done";
+  /** The commit checked out, once done. */
+  commit?: string;
 }
 
 /** Where a repl's setup command is: "pending" until a runner claims it, then "running", then how it ended. */
@@ -163,7 +176,7 @@ export interface DeviceGrant {
 export type ReplPatch = Partial<
   Pick<
     ReplRecord,
-    "status" | "updateTime" | "persistTime" | "lastError" | "egress" | "previewSharing" | "env" | "setup"
+    "status" | "updateTime" | "persistTime" | "lastError" | "egress" | "previewSharing" | "env" | "setup" | "git"
   >
 >;
 
