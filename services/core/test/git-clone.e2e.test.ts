@@ -109,6 +109,9 @@ describe("repls from git repositories, cloned in the sandbox", function () {
     const url = `${server.url}/app.git`;
     const { repl } = await alice.repls.createRepl({ name: "app", template: "node", git: { url } });
     assert.equal(repl?.git?.status, CloneStatus.CLONING);
+    const early = await codeOf(alice.repls.startRepl({ replId: repl!.replId }));
+    assert.equal(early.code, Code.FailedPrecondition, "no start of a half-cloned repl");
+    assert.match(early.message, /is being cloned from .*WatchRepl shows the progress/);
     const w = await watchClone(alice, repl!.replId);
     assert.equal(w.ended, false, `the clone failed: ${w.last?.lastError}`);
     assert.ok(w.phases.has("clone"), `phases seen: ${[...w.phases].join(", ")}`);

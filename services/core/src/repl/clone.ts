@@ -55,7 +55,7 @@ async function cloneRepl(deps: ReplDeps, r: ReplRecord): Promise<void> {
   const git = r.git!;
   const signal = AbortSignal.timeout(deps.clone.timeoutMs);
   try {
-    const { runner } = await startRepl(deps, { userId: r.owner, scopes: ALL_API_SCOPES }, r.replId, signal);
+    const { runner } = await startRepl(deps, { userId: r.owner, scopes: ALL_API_SCOPES, cloning: true }, r.replId, signal);
     const commit = await runClone(deps, r, runner!, signal);
     await move(deps, r.replId, ["running"], { git: { ...git, status: "done", commit } });
     deps.log.info({ replId: r.replId, commit }, "repository cloned");

@@ -79,6 +79,8 @@ export interface RunnerUser {
   scopes: readonly ApiScope[];
   /** The caller's API token's id; absent for a browser session. Runner tokens carry it (their `tid`). */
   tokenId?: string;
+  /** Core itself, starting a repl to clone into it (clone.ts); any other start waits for the clone. */
+  cloning?: boolean;
 }
 
 export async function startRepl(
@@ -89,6 +91,11 @@ export async function startRepl(
 ): Promise<{ repl: ReplRecord; runner: RunnerAccess }> {
   const { userId } = user;
   const current = await getOwned(deps, userId, replId);
+  if (current.git?.status === "cloning" && !user.cloning) {
+    throw failedPrecondition(
+      `repl ${replId} is being cloned from ${current.git.url}; WatchRepl shows the progress, and it runs once cloned (a repl left so by a core restart can only be deleted)`,
+    );
+  }
   if (current.status === "running") {
     const session = await liveSession(deps, replId, signal);
     if (session) return { repl: current, runner: access(deps, user, session) };
