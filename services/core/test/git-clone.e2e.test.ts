@@ -8,8 +8,11 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { CloneStatus, type Repl, ReplStatus } from "../../../gen/devex/core/v1/repl_pb.js";
+import { CloneStatus, type Repl, ReplStatus, type Setup, SetupStatus } from "../../../gen/devex/core/v1/repl_pb.js";
 import { listAll } from "../../../lib/blob/store.js";
 import type { CoreClients, RunnerClients } from "../../../lib/client/clients.js";
 import { startGitServer, type TestGitServer, writeFiles } from "../../../lib/testing/git-server.js";
@@ -46,6 +49,17 @@ async function watchClone(core: CoreClients, replId: string): Promise<Watched> {
   return w;
 }
 
+/** Polls until `get` yields a setup that has ended. */
+async function waitFor(get: () => Promise<Setup | undefined>): Promise<Setup> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const s = await get();
+    if (s && (s.status === SetupStatus.SUCCEEDED || s.status === SetupStatus.FAILED)) return s;
+    assert.ok(Date.now() < deadline, `setup still ${SetupStatus[s?.status ?? 0]}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
   try {
     await p;
@@ -60,6 +74,7 @@ describe("repls from git repositories, cloned in the sandbox", function () {
   this.timeout(300_000);
   let e: Embedded;
   let server: TestGitServer;
+  let templates: string;
   let alice: CoreClients;
   const commits: Record<string, string> = {};
 
@@ -92,10 +107,17 @@ describe("repls from git repositories, cloned in the sandbox", function () {
       git("add", ".");
       git("commit", "-q", "-m", "big");
     });
+    templates = await mkdtemp(join(tmpdir(), "devex-git-templates-"));
+    await mkdir(join(templates, "lister"));
+    await writeFile(
+      join(templates, "lister", "template.json"),
+      JSON.stringify({ title: "Lister", setup_command: "ls > .setup-saw", run_command: "cat README.md" }),
+    );
     e = await startEmbedded({
       poolSize: 1,
       quota: 20,
       sandboxNetwork: true,
+      templatesDir: templates,
       config: { DEVEX_GIT_ALLOW_HTTP: "true", DEVEX_GIT_MAX_SIZE: String(1024 * 1024) },
     });
     alice = await e.login("alice");
@@ -103,11 +125,12 @@ describe("repls from git repositories, cloned in the sandbox", function () {
   after(async () => {
     await e?.close();
     await server?.close();
+    if (templates) await rm(templates, { recursive: true, force: true });
   });
 
   it("clones the default branch with progress, and the repl runs with git working in it", async () => {
     const url = `${server.url}/app.git`;
-    const { repl } = await alice.repls.createRepl({ name: "app", template: "node", git: { url } });
+    const { repl } = await alice.repls.createRepl({ name: "app", template: "lister", git: { url } });
     assert.equal(repl?.git?.status, CloneStatus.CLONING);
     const early = await codeOf(alice.repls.startRepl({ replId: repl!.replId }));
     assert.equal(early.code, Code.FailedPrecondition, "no start of a half-cloned repl");
@@ -116,19 +139,23 @@ describe("repls from git repositories, cloned in the sandbox", function () {
     assert.equal(w.ended, false, `the clone failed: ${w.last?.lastError}`);
     assert.ok(w.phases.has("clone"), `phases seen: ${[...w.phases].join(", ")}`);
     assert.equal(w.last?.git?.commit, commits.main);
-    assert.equal(w.last?.runCommand, "node index.js", "the template's settings, not its files");
+    assert.equal(w.last?.runCommand, "cat README.md", "the template's settings, not its files");
 
     const { runner: access } = await alice.repls.startRepl({ replId: repl!.replId });
     const runner = e.runner(access!);
+    // The template's setup ran on the clone, not before it.
+    const setup = await waitFor(async () => (await alice.repls.getRepl({ replId: repl!.replId })).repl?.setup);
+    assert.equal(setup.status, SetupStatus.SUCCEEDED, setup.message);
+    assert.equal((await exec(runner, "cat .setup-saw")).out, "README.md\nsrc\n");
     const ls = await exec(runner, "ls -A | sort | tr '\\n' ' '");
-    assert.equal(ls.out, ".git README.md src ");
+    assert.equal(ls.out, ".git .setup-saw README.md src ");
     assert.equal((await exec(runner, "cat README.md")).out, "second\n");
     assert.equal((await exec(runner, "git rev-parse --is-shallow-repository")).out, "true\n");
     const config = (await exec(runner, "cat .git/config")).out;
     assert.match(config, new RegExp(`url = ${url.replace(/[.]/g, "\\.")}`));
     assert.doesNotMatch(config, /password|token|extraheader|credential/i);
     const who = await exec(runner, "stat -c %U .git/config && git status --short && git log --oneline | wc -l");
-    assert.equal(who.out, "devex\n1\n", "owned by the repl's user, clean, one commit (shallow)");
+    assert.equal(who.out, "devex\n?? .setup-saw\n1\n", "owned by the repl's user, one commit (shallow)");
     // What was cloned is the repl's: it survives a stop and start.
     await alice.repls.stopRepl({ replId: repl!.replId });
     const again = e.runner((await alice.repls.startRepl({ replId: repl!.replId })).runner!);

@@ -63,7 +63,7 @@ export function createRunnerControlService(
     },
     async claimSetup(req, ctx) {
       checkIdentity(runnerOf(ctx), req);
-      return claimRunnerSetup(deps, req);
+      return claimRunnerSetup(deps, req, ctx.signal);
     },
     async reportSetup(req, ctx) {
       checkIdentity(runnerOf(ctx), req);

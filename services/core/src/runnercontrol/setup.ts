@@ -7,9 +7,12 @@ import type {
   ClaimSetupRequest,
   ReportSetupRequest,
 } from "../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
+import { sleep } from "../../../../lib/kit/sleep.js";
 import { move } from "../repl/common.js";
 import type { ReplDeps } from "../repl/deps.js";
 import { claimSetup, endedSetup } from "../repl/setup.js";
+
+const CLONE_POLL_MS = 500;
 
 /** The runner is this repl's: its recorded session, or the one being started before it is recorded. */
 async function servesRepl(deps: ReplDeps, req: { replId: string; runnerId: string }): Promise<boolean> {
@@ -18,8 +21,24 @@ async function servesRepl(deps: ReplDeps, req: { replId: string; runnerId: strin
   return (await deps.state.getRepl(req.replId))?.status === "starting";
 }
 
-export async function claimRunnerSetup(deps: ReplDeps, req: ClaimSetupRequest): Promise<{ command: string }> {
+/**
+ * A repl being cloned runs its setup on the clone, not before it: the claim waits until the clone
+ * is done (or gone), checking the store, so that it works whichever core runs the clone.
+ */
+async function cloned(deps: ReplDeps, replId: string, signal: AbortSignal): Promise<void> {
+  const deadline = Date.now() + deps.clone.timeoutMs + 60_000;
+  while ((await deps.state.getRepl(replId))?.git?.status === "cloning" && Date.now() < deadline) {
+    await sleep(CLONE_POLL_MS, signal);
+  }
+}
+
+export async function claimRunnerSetup(
+  deps: ReplDeps,
+  req: ClaimSetupRequest,
+  signal: AbortSignal,
+): Promise<{ command: string }> {
   if (!(await servesRepl(deps, req))) return { command: "" };
+  await cloned(deps, req.replId, signal);
   const { command, repl } = await claimSetup(deps.state, req.replId);
   if (repl) {
     deps.log.info({ replId: req.replId }, "setup command claimed");
