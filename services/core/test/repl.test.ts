@@ -109,6 +109,20 @@ describe("repl lifecycle on Redis and S3", function () {
     assert.equal(got.repl?.name, "My app");
   });
 
+  it("SaveTemplate on S3 and Redis: a private template whose repls get the same files", async () => {
+    const { repl } = await c.repl.createRepl({ name: "source", template: "node" });
+    const { template } = await c.repl.saveTemplate({ replId: repl!.replId, title: "Mine" });
+    const stored = JSON.parse((await raw.get(`template:${template!.name}`)) ?? "{}");
+    assert.equal(stored.owner, me);
+    assert.deepEqual(await raw.smembers(`templates:${me}`), [template!.name]);
+    const { repl: copy } = await c.repl.createRepl({ name: "copy", template: template!.name });
+    const files = await readStoredWorkspace(blobs, `repl/${me}/${copy!.replId}/`);
+    assert.deepEqual([...files.keys()].sort(), ["index.js", "package.json"]);
+    await c.repl.deleteTemplate({ name: template!.name });
+    assert.deepEqual(await listAll(blobs, `templates/${template!.name}/`), []);
+    assert.equal(await raw.exists(`template:${template!.name}`), 0);
+  });
+
   it("refuses bad input with InvalidArgument and the reason", async () => {
     const bad: Array<[string, () => Promise<unknown>, RegExp]> = [
       ["empty name", () => c.repl.createRepl({ name: "", template: "node" }), /name/],
