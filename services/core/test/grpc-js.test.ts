@@ -50,7 +50,7 @@ describe("core over grpc-js (proto-loader on proto/)", () => {
     const { templates } = (await call("ListTemplates", {}, alice)) as { templates: Array<{ name: string }> };
     assert.deepEqual(
       templates.map((x) => x.name),
-      ["node", "python"],
+      ["node", "python", "vite"],
     );
     const { repl } = (await call("CreateRepl", { name: "grpc", template: "python" }, alice)) as {
       repl: { replId: string; status: string; owner: string };
