@@ -27,6 +27,7 @@ import { createRunnerAuth, principalKey, type RunnerAuth, scopeInterceptor } fro
 import type { RunnerConfig } from "./config.js";
 import { followEnvironment } from "./control/environment.js";
 import { IdleMonitor } from "./control/idle-monitor.js";
+import { startSetup } from "./control/setup.js";
 import { prepareHome } from "./home.js";
 import { createPreviewProxy } from "./preview/proxy.js";
 import { followPreviewSharing, OWNER_ONLY } from "./preview/sharing.js";
@@ -219,6 +220,8 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
     },
   });
 
+  const setup = core && startSetup(config, core.client, processes, log);
+
   // Commands run detached in their own process groups, so they would outlive a runner that exits
   // without close() (an uncaught error, process.exit): kill them synchronously on the way out.
   const killOnExit = () => {
@@ -239,6 +242,7 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
     idleMonitor,
     close() {
       closing ??= (async () => {
+        setup?.abort();
         idleMonitor?.stop();
         core?.sharing.stop();
         core?.environment.stop();
