@@ -1,17 +1,75 @@
 /**
- * Copies the newest stored state of a workspace to another prefix: what the index's newest
- * generation needs and nothing older, as a fresh index of one generation. A template saved from a
- * repl must not carry files that were deleted before it was saved. A prefix that was never
- * persisted (a template's loose files only) is copied whole.
+ * Copies the newest stored state of a workspace to another prefix, as a fresh index of one
+ * generation holding what that state needs and nothing else: a template saved from a repl must not
+ * carry files that were deleted before it was saved, not even as dead bytes inside a shared pack.
+ * So small files are repacked (read out of their packs, written into new ones); objects, which hold
+ * one file each, are copied as they are. Every object the index names must be there: a copy racing
+ * a delete of its source fails instead of making a workspace with holes. A prefix that was never
+ * persisted (loose files only) is copied whole.
  */
+import { randomBytes } from "node:crypto";
 import type { BlobStore } from "../blob/store.js";
-import { checkPrefix, generationKey, INDEX, readRemote, summarize } from "./remote.js";
-import type { StoredIndex } from "./types.js";
-import { forEachLimit, retry } from "./util.js";
+import { checkPrefix, contentKey, generationKey, INDEX, PACKS, readRemote, summarize } from "./remote.js";
+import type { RemoteFile, StoredIndex } from "./types.js";
+import { forEachLimit, readAll, retry } from "./util.js";
 
 export interface CopiedState {
   files: number;
   bytes: number;
+}
+
+const PACK_MAX = 8 * 1024 * 1024;
+const newPackId = () => `${Date.now().toString(36)}-${randomBytes(6).toString("hex")}`;
+
+interface Copy {
+  store: BlobStore;
+  from: string;
+  to: string;
+  signal?: AbortSignal;
+  attempts: number;
+}
+
+async function getAll(c: Copy, key: string): Promise<Buffer> {
+  return retry(c.attempts, c.signal, async () => {
+    const body = await c.store.get(c.from + key, c.signal);
+    if (!body) throw new Error(`the stored workspace lacks ${key}, which its index names`);
+    return readAll(body);
+  });
+}
+
+/** Packed files into new packs of live bytes only; returns their entries pointing at the new packs. */
+async function repack(c: Copy, files: Record<string, RemoteFile>): Promise<Record<string, RemoteFile>> {
+  const bySource = new Map<string, string[]>();
+  for (const [rel, f] of Object.entries(files)) {
+    if (f.pack && f.link === undefined) bySource.set(f.pack, [...(bySource.get(f.pack) ?? []), rel]);
+  }
+  const out: Record<string, RemoteFile> = {};
+  let parts: Buffer[] = [];
+  let size = 0;
+  let id = newPackId();
+  const flush = async () => {
+    if (parts.length === 0) return;
+    const body = Buffer.concat(parts);
+    const key = PACKS + id;
+    await retry(c.attempts, c.signal, () => c.store.put(c.to + key, body, c.signal));
+    parts = [];
+    size = 0;
+    id = newPackId();
+  };
+  for (const [pack, rels] of bySource) {
+    const source = await getAll(c, PACKS + pack);
+    for (const rel of rels) {
+      const f = files[rel];
+      const offset = f.offset ?? 0;
+      if (offset + f.size > source.length) throw new Error(`pack ${pack} is shorter than the index says (${rel})`);
+      if (size + f.size > PACK_MAX && parts.length) await flush();
+      out[rel] = { ...f, pack: id, offset: size };
+      parts.push(source.subarray(offset, offset + f.size));
+      size += f.size;
+    }
+  }
+  await flush();
+  return out;
 }
 
 export async function copyNewestGeneration(
@@ -23,26 +81,36 @@ export async function copyNewestGeneration(
 ): Promise<CopiedState> {
   checkPrefix(from);
   checkPrefix(to);
+  const c: Copy = { store, from, to, signal, attempts };
   const remote = await readRemote({ store, prefix: from, signal }, attempts);
   if (!remote.indexed) {
     await retry(attempts, signal, () => store.copyPrefix(from, to, signal));
     const sizes = Object.values(remote.files).map((f) => f.size);
     return { files: sizes.length, bytes: sizes.reduce((a, b) => a + b, 0) };
   }
-  const time = Date.now();
-  const info = summarize(1, time, remote.files);
-  await forEachLimit(info.objects, 8, (key) =>
+  const files = { ...remote.files, ...(await repack(c, remote.files)) };
+  const loose = [
+    ...new Set(
+      Object.entries(files)
+        .filter(([, f]) => !f.pack)
+        .map(([rel, f]) => contentKey(rel, f))
+        .filter((k): k is string => k !== undefined),
+    ),
+  ];
+  await forEachLimit(loose, 8, (key) =>
     retry(attempts, signal, async () => {
       const body = await store.get(from + key, signal);
       if (!body) throw new Error(`the stored workspace lacks ${key}, which its index names`);
       await store.put(to + key, body, signal);
     }),
   );
+  const time = Date.now();
+  const info = summarize(1, time, files);
   const index: StoredIndex = {
     version: 2,
     generation: 1,
     time,
-    files: remote.files,
+    files,
     ...(remote.dirs ? { dirs: remote.dirs } : {}),
     generations: [info],
   };

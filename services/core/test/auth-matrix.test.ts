@@ -245,7 +245,7 @@ const opens: Record<string, readonly string[] | "runners only"> = {
   "ReplService.SetEnvironmentVariable": ["exec"],
   "ReplService.DeleteEnvironmentVariable": ["exec"],
   "ReplService.WatchRepl": ["repls:read"],
-  "ReplService.SaveTemplate": ["repls:write"],
+  "ReplService.SaveTemplate": ["exec"],
   "ReplService.DeleteTemplate": ["repls:write"],
   "AuditService.ListAuditEvents": ["admin"],
   // No user credential works there, whatever its scopes (Unauthenticated).

@@ -1,7 +1,13 @@
-/** What CreateRepl accepts as a repository (repl/git-source.ts), and git's progress lines (repl/git-progress.ts). */
+/**
+ * What CreateRepl accepts as a repository (repl/git-source.ts), git's progress lines
+ * (repl/git-progress.ts), and a clone left behind by a core that went away (repl/start.ts).
+ */
 import assert from "node:assert/strict";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { parseGitProgress } from "../src/repl/git-progress.js";
 import { checkGitSource } from "../src/repl/git-source.js";
+import type { ReplRecord } from "../src/state/store.js";
+import { startTestCore, type TestCore } from "./harness.js";
 
 const source = (url: string, ref = "") => ({ url, ref, fullHistory: false });
 
@@ -15,7 +21,7 @@ describe("git sources", () => {
     assert.equal(checkGitSource(source("http://git.internal/a.git"), true).url, "http://git.internal/a.git");
   });
 
-  it("refuses other schemes, credentials in the URL, and short commit ids", () => {
+  it("refuses other schemes and credentials in the URL", () => {
     const refused: Array<[string, string, RegExp]> = [
       ["git://github.com/a/b.git", "", /must start with https/],
       ["ssh://git@github.com/a/b.git", "", /must start with https/],
@@ -24,10 +30,15 @@ describe("git sources", () => {
       ["github.com/a/b", "", /not a URL/],
       ["https://token@github.com/a/b.git", "", /user name or password/],
       ["https://u:p@github.com/a/b.git", "", /user name or password/],
-      ["https://github.com/a/b.git", "deadbee", /full 40-character id/],
     ];
     for (const [url, ref, message] of refused)
       assert.throws(() => checkGitSource(source(url, ref), false), message, url);
+  });
+
+  it("takes a short hex name as a branch or tag, and a full commit id in any case", () => {
+    assert.equal(checkGitSource(source("https://github.com/a/b.git", "20240101"), false).ref, "20240101");
+    const upper = "ABCDEF0123456789ABCDEF0123456789ABCDEF01";
+    assert.equal(checkGitSource(source("https://github.com/a/b.git", upper), false).ref, upper.toLowerCase());
   });
 
   it("reads the latest 'Receiving objects' report, in any unit", () => {
@@ -40,5 +51,46 @@ describe("git sources", () => {
       objectsTotal: 3,
       bytes: 412,
     });
+  });
+});
+
+describe("a clone cut off by a core that went away", () => {
+  let t: TestCore;
+  before(async () => {
+    t = await startTestCore({ git: { timeoutMs: 60_000 } });
+  });
+  after(() => t?.close());
+
+  it("is deleted when someone starts it past the clone's deadline; before that, starting it waits for the clone", async () => {
+    const alice = t.clients({ bearer: await t.token("alice") });
+    const record = (startTime: number): ReplRecord => ({
+      replId: `r${startTime.toString(16).slice(-12).padStart(12, "0")}`,
+      name: "cut",
+      template: "",
+      owner: "alice",
+      status: "stopped",
+      createTime: startTime,
+      updateTime: startTime,
+      persistTime: 0,
+      lastError: "",
+      git: { url: "https://example.invalid/r.git", ref: "", fullHistory: false, status: "cloning", startTime },
+    });
+    const recent = record(Date.now());
+    const cut = record(Date.now() - 10 * 60_000);
+    await t.state.createRepl(recent, 10);
+    await t.state.createRepl(cut, 10);
+    await assert.rejects(alice.repl.startRepl({ replId: recent.replId }), (e: ConnectError) => {
+      assert.equal(e.code, Code.FailedPrecondition);
+      assert.match(e.rawMessage, /is being cloned from https:\/\/example\.invalid\/r\.git/);
+      return true;
+    });
+    await assert.rejects(alice.repl.stopRepl({ replId: recent.replId }), /DeleteRepl cancels the clone/);
+    await assert.rejects(alice.repl.startRepl({ replId: cut.replId }), (e: ConnectError) => {
+      assert.equal(e.code, Code.FailedPrecondition);
+      assert.match(e.rawMessage, /was deleted: clone failed: it was cut off/);
+      return true;
+    });
+    assert.equal(await t.state.getRepl(cut.replId), undefined);
+    assert.ok(await t.state.getRepl(recent.replId));
   });
 });

@@ -216,17 +216,19 @@ describe("repl lifecycle on Redis and S3", function () {
   it("with Redis going down between copy and record, the copied files are removed", async () => {
     // Redis is stopped for real while the template is being copied: authentication has passed, the
     // files are in S3, and the record cannot be written. (The wrapper only adds the timing.)
-    const realCopy = blobs.copyPrefix;
-    blobs.copyPrefix = async (from, to, signal) => {
-      const n = await realCopy(from, to, signal);
-      assert.equal((await listAll(blobs, to)).length, 3, "the files were copied");
-      await redis.stop();
-      return n;
+    // The copy's last write is the new workspace's index: Redis goes down right after it.
+    const realPut = blobs.put;
+    blobs.put = async (key, body, signal) => {
+      await realPut(key, body, signal);
+      if (key.startsWith(`repl/${me}/`) && key.endsWith(".devex-sync/index.json")) {
+        assert.equal((await listAll(blobs, `repl/${me}/`)).length, 3, "the files were copied");
+        await redis.stop();
+      }
     };
     try {
       await assert.rejects(c.repl.createRepl({ name: "x", template: "node" }), code(Code.Unavailable, /state store/));
     } finally {
-      blobs.copyPrefix = realCopy;
+      blobs.put = realPut;
       await redis.start();
     }
     // Wait until core's own Redis client has reconnected, not just ours.

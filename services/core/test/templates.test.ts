@@ -11,6 +11,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { SetupStatus } from "../../../gen/devex/core/v1/repl_pb.js";
 import { listAll } from "../../../lib/blob/store.js";
 import { readStoredWorkspace } from "../../../lib/sync/sync.js";
+import { issueApiToken } from "../src/auth/secrets.js";
 import { type Clients, startTestCore, type TestCore } from "./harness.js";
 
 async function templatesWith(root: string, manifests: Record<string, object>): Promise<string> {
@@ -96,6 +97,20 @@ describe("templates through core's API", () => {
       );
       const stored = await readStoredWorkspace(t.blobs, `repl/alice/${repl!.replId}/`);
       assert.deepEqual([...stored.keys()], ["main.sh"]);
+    });
+
+    it("running code needs exec: saving a template, or a setup command on a repository the caller picks", async () => {
+      const { secret } = await issueApiToken(t.state, "alice", "no exec", undefined, undefined, ["repls:write"]);
+      const scoped = t.clients({ bearer: secret });
+      const { repl } = await scoped.repl.createRepl({ name: "ok", template: "full" });
+      const save = await codeOf(scoped.repl.saveTemplate({ replId: repl!.replId, title: "x", setupCommand: "id" }));
+      assert.equal(save.code, Code.PermissionDenied);
+      assert.match(save.message, /needs the scope exec/);
+      const git = { url: "https://example.invalid/repo.git" };
+      const clone = await codeOf(scoped.repl.createRepl({ name: "g", template: "full", git }));
+      assert.equal(clone.code, Code.PermissionDenied);
+      assert.match(clone.message, /runs "npm ci" on the cloned files.*needs the scope exec/);
+      await scoped.repl.deleteRepl({ replId: repl!.replId });
     });
 
     it("SaveTemplate: the owner's stopped repls only, within the quota, leaving nothing behind when refused", async () => {

@@ -393,7 +393,9 @@ export const AdminService: GenService<{
     output: typeof AddTemplateResponseSchema;
   },
   /**
-   * Removes one of the operator's templates; repls made from it keep their files.
+   * Removes one of the operator's templates (none by that name is not an error); repls made from it
+   * keep their files. One from DEVEX_TEMPLATES_DIR comes back at core's next start unless its
+   * folder is removed too.
    *
    * @generated from rpc devex.core.v1.AdminService.RemoveTemplate
    */

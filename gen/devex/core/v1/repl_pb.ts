@@ -524,9 +524,13 @@ export type CreateReplRequest = Message<"devex.core.v1.CreateReplRequest"> & {
 
   /**
    * Clone a git repository into the workspace instead of copying a template's files. The call
-   * returns at once with the repl STARTING; the clone runs in the repl's own sandbox, as its user
-   * and through its egress policy, and WatchRepl shows its progress (phase "clone"). The repl is
-   * RUNNING once cloned; a failed clone deletes it (WatchRepl's last message says why).
+   * returns at once (the repl stopped, git.status CLONING); core then starts it and clones in the
+   * repl's own sandbox, as its user and through its egress policy, and WatchRepl shows the progress
+   * (phase "clone": files_* count git objects, bytes_done the bytes received). The repl is RUNNING
+   * once cloned; until then StartRepl and StopRepl are FailedPrecondition (DeleteRepl cancels). A
+   * failed clone deletes the repl and its files: WatchRepl's last message (DELETING) has the reason
+   * in last_error. Needs the exec scope when the template has a setup command (it runs on the
+   * clone: the repository's code).
    *
    * @generated from field: devex.core.v1.GitSource git = 4;
    */
@@ -555,7 +559,8 @@ export type GitSource = Message<"devex.core.v1.GitSource"> & {
   url: string;
 
   /**
-   * A branch or tag, or a commit by its full 40-character id; empty: the default branch.
+   * A branch or tag, or a commit by its full 40-character id (a shorter one is taken as a branch or
+   * tag name); empty: the default branch.
    *
    * @generated from field: string ref = 2;
    */
@@ -583,7 +588,7 @@ export const GitSourceSchema: GenMessage<GitSource> = /*@__PURE__*/
  */
 export type GitOrigin = Message<"devex.core.v1.GitOrigin"> & {
   /**
-   * As requested.
+   * As requested (the URL as parsed: "https://host" gets its "/").
    *
    * @generated from field: devex.core.v1.GitSource source = 1;
    */
@@ -1639,8 +1644,9 @@ export const ReplService: GenService<{
     output: typeof ListTemplatesResponseSchema;
   },
   /**
-   * Creates a stopped repl whose workspace is a copy of the template's files. Fails with
-   * ResourceExhausted when the caller already has as many repls as the quota allows.
+   * Creates a stopped repl whose workspace is a copy of the template's files, or (with `git`) one
+   * that core clones a repository into. Fails with ResourceExhausted when the caller already has as
+   * many repls as the quota allows.
    *
    * @generated from rpc devex.core.v1.ReplService.CreateRepl
    */
@@ -1784,7 +1790,8 @@ export const ReplService: GenService<{
    * setup commands, preview port, egress policy and plain environment variables (never its secrets).
    * Repls created from it get all of that, and run the setup command on their first start.
    * FailedPrecondition while the repl runs (a template is made from stored files: stop it first);
-   * ResourceExhausted past the per-user template quota.
+   * ResourceExhausted past the per-user template quota. Needs the exec scope: a template's setup
+   * command runs by itself in every repl made from it.
    *
    * @generated from rpc devex.core.v1.ReplService.SaveTemplate
    */
@@ -1795,7 +1802,7 @@ export const ReplService: GenService<{
   },
   /**
    * Deletes one of the caller's private templates; repls made from it keep their files. The
-   * operator's templates, and other users', are NotFound.
+   * operator's templates, other users', and one already deleted are NotFound.
    *
    * @generated from rpc devex.core.v1.ReplService.DeleteTemplate
    */

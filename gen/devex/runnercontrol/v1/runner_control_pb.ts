@@ -715,7 +715,9 @@ export const RunnerControlService: GenService<{
   },
   /**
    * Takes the repl's setup command to run, once: the first call of the repl's life gets it (and
-   * the repl's setup is then RUNNING); every later call, and a repl without one, gets "".
+   * the repl's setup is then RUNNING); every later call, and a repl without one, gets "". While
+   * core clones a repository into the repl the call waits for the clone (up to its timeout), so the
+   * setup runs on the cloned files.
    *
    * @generated from rpc devex.runnercontrol.v1.RunnerControlService.ClaimSetup
    */

@@ -95,7 +95,11 @@ export function createAdminService(d: AdminDeps): ServiceImpl<typeof AdminServic
       return { template: templateToProto(template) };
     },
     async removeTemplate(req) {
-      if (await d.state.deleteTemplate(req.name, "")) await d.blobs.deletePrefix(templatePrefix(req.name));
+      // The files first, then the record (as DeleteTemplate), and only the operator's.
+      if ((await d.state.getTemplate(req.name))?.owner === "") {
+        await d.blobs.deletePrefix(templatePrefix(req.name));
+        await d.state.deleteTemplate(req.name, "");
+      }
       recordOperator(d, "RemoveTemplate", "", { template: req.name });
       return {};
     },

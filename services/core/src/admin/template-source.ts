@@ -29,7 +29,7 @@ export async function withTemplateSource<T>(
   const dir = await mkdtemp(join(tmpdir(), "devex-template-"));
   try {
     const target = join(dir, "t");
-    await clone(url, ref, target);
+    await clone(url, ref, target, dir);
     return await fn(target);
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -55,14 +55,30 @@ function splitRef(value: string): { url: string; ref?: string } {
   return { url, ref };
 }
 
-async function clone(url: string, ref: string | undefined, target: string) {
-  const args = ["-c", "core.hooksPath=/dev/null", "clone", "--quiet", "--depth", "1", "--no-recurse-submodules"];
+/**
+ * Git reads no configuration but these arguments: not the system's, not a global one (HOME and
+ * XDG_CONFIG_HOME are the clone's own fresh folder: a shared /tmp could hold a .gitconfig whose
+ * filters run commands as core's user), and only the URL schemes allowed above.
+ */
+async function clone(url: string, ref: string | undefined, target: string, home: string) {
+  const args = [
+    ...["-c", "core.hooksPath=/dev/null", "-c", "protocol.allow=never"],
+    ...["-c", "protocol.https.allow=always", "-c", "protocol.http.allow=always", "-c", "protocol.file.allow=always"],
+    ...["clone", "--quiet", "--depth", "1", "--no-recurse-submodules"],
+  ];
   if (ref) args.push("--branch", ref);
   args.push("--", url, target);
   try {
     await run("git", args, {
       timeout: CLONE_TIMEOUT_MS,
-      env: { PATH: process.env.PATH, HOME: tmpdir(), GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1" },
+      env: {
+        PATH: process.env.PATH,
+        HOME: home,
+        XDG_CONFIG_HOME: home,
+        GIT_CONFIG_GLOBAL: "/dev/null",
+        GIT_CONFIG_NOSYSTEM: "1",
+        GIT_TERMINAL_PROMPT: "0",
+      },
     });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };

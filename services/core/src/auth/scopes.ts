@@ -40,8 +40,9 @@ export const scopeRules: Record<string, readonly ApiScope[]> = {
   // A variable can run code in every command (BASH_ENV, LD_PRELOAD, NODE_OPTIONS): exec's to change.
   [`${ReplService.typeName}/SetEnvironmentVariable`]: [exec],
   [`${ReplService.typeName}/DeleteEnvironmentVariable`]: [exec],
-  // A template holds the repl's files and plain variables, which repls:write already reaches (a new repl).
-  [`${ReplService.typeName}/SaveTemplate`]: [replsWrite],
+  // A template carries commands that run by themselves (its setup command, on every new repl's first
+  // start): making one is running code, as changing a variable is.
+  [`${ReplService.typeName}/SaveTemplate`]: [exec],
   [`${ReplService.typeName}/DeleteTemplate`]: [replsWrite],
 };
 

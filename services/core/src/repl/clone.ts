@@ -55,8 +55,10 @@ async function cloneRepl(deps: ReplDeps, r: ReplRecord): Promise<void> {
   const git = r.git!;
   const signal = AbortSignal.timeout(deps.clone.timeoutMs);
   try {
-    const { runner } = await startRepl(deps, { userId: r.owner, scopes: ALL_API_SCOPES, cloning: true }, r.replId, signal);
-    const commit = await runClone(deps, r, runner!, signal);
+    const user = { userId: r.owner, scopes: ALL_API_SCOPES, cloning: true };
+    const { repl: running, runner } = await startRepl(deps, user, r.replId, signal);
+    // Progress goes out with the repl as it now is (running), not as it was created.
+    const commit = await runClone(deps, running, runner!, signal);
     await move(deps, r.replId, ["running"], { git: { ...git, status: "done", commit } });
     deps.log.info({ replId: r.replId, commit }, "repository cloned");
   } catch (err) {

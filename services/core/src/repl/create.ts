@@ -5,8 +5,16 @@
  * from a git repository gets no files here: clone.ts clones into it once it is recorded.
  */
 import { randomBytes } from "node:crypto";
+import { ALL_API_SCOPES, ApiScope } from "../../../../lib/contracts/api-scopes.js";
 import type { EgressPolicy } from "../../../../lib/egress/policy.js";
-import { invalidArgument, resourceExhausted } from "../../../../lib/kit/errors.js";
+import {
+  DomainError,
+  failedPrecondition,
+  invalidArgument,
+  permissionDenied,
+  resourceExhausted,
+} from "../../../../lib/kit/errors.js";
+import { copyNewestGeneration } from "../../../../lib/sync/copy-newest.js";
 import type { ReplRecord, StoredVariable, TemplateRecord } from "../state/store.js";
 import { startClone } from "./clone.js";
 import { workspacePrefix } from "./common.js";
@@ -57,14 +65,33 @@ async function templateOf(deps: ReplDeps, owner: string, input: CreateInput): Pr
   throw invalidArgument(`unknown template "${input.template}"; available: ${names.join(", ") || "none"}`);
 }
 
+async function copyTemplate(deps: ReplDeps, name: string, prefix: string, signal: AbortSignal) {
+  try {
+    await copyNewestGeneration(deps.blobs, templatePrefix(name), prefix, signal);
+  } catch (err) {
+    if (err instanceof DomainError) throw err;
+    throw failedPrecondition(
+      `template "${name}" changed or was removed while the repl was made from it; try again`,
+      err,
+    );
+  }
+}
+
 export async function createRepl(
   deps: ReplDeps,
   owner: string,
   input: CreateInput,
   signal: AbortSignal,
+  /** The caller's API scopes: a setup command run on a repository the caller picks is running code. */
+  scopes: readonly ApiScope[] = ALL_API_SCOPES,
 ): Promise<ReplRecord> {
   const git = input.git && checkGitSource(input.git, deps.clone.allowHttp);
   const template = await templateOf(deps, owner, input);
+  if (git && template.setupCommand && !scopes.includes(ApiScope.exec)) {
+    throw permissionDenied(
+      `template "${template.name}" runs "${template.setupCommand}" on the cloned files, which runs the repository's code: this API token needs the scope exec (or pick a template without a setup command)`,
+    );
+  }
   if ((await deps.state.countRepls(owner)) >= deps.quota) throw quotaError(deps.quota);
 
   const now = Date.now();
@@ -83,12 +110,14 @@ export async function createRepl(
     ...(template.previewPort ? { previewPort: template.previewPort } : {}),
     ...(template.setupCommand ? { setup: { command: template.setupCommand, status: "pending" } } : {}),
     ...(Object.keys(template.environment).length > 0 ? { env: templateEnvironment(template, now) } : {}),
-    ...(git ? { git: { ...git, status: "cloning" } } : {}),
+    ...(git ? { git: { ...git, status: "cloning", startTime: now } } : {}),
   };
   const prefix = workspacePrefix(repl);
   let created = false;
   try {
-    if (!git) await deps.blobs.copyPrefix(templatePrefix(template.name), prefix, signal);
+    // Object by object, checking each is there: a template removed or re-installed meanwhile fails
+    // the create instead of leaving a repl whose index names missing files.
+    if (!git) await copyTemplate(deps, template.name, prefix, signal);
     created = await deps.state.createRepl(repl, deps.quota);
     if (!created) throw quotaError(deps.quota);
   } finally {

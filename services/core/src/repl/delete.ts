@@ -26,7 +26,9 @@ export async function deleteRepl(
     () => {},
     async () => {
       let r = await getOwned(deps, userId, replId);
-      if (r.status !== "deleting") ({ repl: r } = await stopLocked(deps, r, "repl deleted"));
+      // A clone that failed is not worth saving (it could be up to DEVEX_GIT_MAX_SIZE of it).
+      const keep = r.git?.status !== "cloning";
+      if (r.status !== "deleting") ({ repl: r } = await stopLocked(deps, r, "repl deleted", keep));
       r = await move(deps, replId, [...t.from, "deleting"], {
         status: t.via,
         ...(reason ? { lastError: reason } : {}),

@@ -29,8 +29,7 @@ export function checkGitSource(source: GitSourceInput, allowHttp: boolean): GitS
     throw invalidArgument("a repository URL must not hold a user name or password: git would store it in the repl");
   }
   if (!url.hostname) throw invalidArgument(`"${source.url}" names no host`);
-  if (/^[0-9a-f]{7,39}$/.test(source.ref)) {
-    throw invalidArgument(`"${source.ref}" looks like a short commit id: give the full 40-character id`);
-  }
-  return { url: url.href, ref: source.ref, fullHistory: source.fullHistory };
+  // A full commit id is fetched by id (clone.ts), in git's lower case; anything else names a branch or tag.
+  const ref = /^[0-9a-fA-F]{40}$/.test(source.ref) ? source.ref.toLowerCase() : source.ref;
+  return { url: url.href, ref, fullHistory: source.fullHistory };
 }

@@ -13,7 +13,7 @@ import { egressToProto } from "../../../../lib/egress/proto.js";
 import { failedPrecondition, notFound, resourceExhausted } from "../../../../lib/kit/errors.js";
 import { copyNewestGeneration } from "../../../../lib/sync/copy-newest.js";
 import type { ReplRecord, TemplateRecord } from "../state/store.js";
-import { getOwned, withReplLock, workspacePrefix } from "./common.js";
+import { getOwned, operationSignal, withReplLock, workspacePrefix } from "./common.js";
 import type { ReplDeps } from "./deps.js";
 import { templatePrefix } from "./templates.js";
 
@@ -100,10 +100,14 @@ const quotaError = (quota: number) =>
     `template quota reached: at most ${quota} templates per user (DEVEX_TEMPLATE_QUOTA); delete one first`,
   );
 
-export async function deleteTemplate(deps: ReplDeps, owner: string, name: string, signal: AbortSignal) {
+/**
+ * The files first, then the record: a failure in between leaves a record the caller can delete
+ * again (a create from it meanwhile fails cleanly), never files nothing points at.
+ */
+export async function deleteTemplate(deps: ReplDeps, owner: string, name: string) {
   const t = await deps.state.getTemplate(name);
   // The operator's templates and other users' are not the caller's to delete: NotFound, like none.
   if (!t || t.owner !== owner) throw notFound(`you have no template "${name}"`);
-  if (!(await deps.state.deleteTemplate(name, owner))) return;
-  await deps.blobs.deletePrefix(templatePrefix(name), signal);
+  await deps.blobs.deletePrefix(templatePrefix(name), operationSignal(deps));
+  await deps.state.deleteTemplate(name, owner);
 }

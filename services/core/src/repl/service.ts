@@ -27,13 +27,14 @@ export function createReplService(deps: ReplDeps, userOf: UserOf): ServiceImpl<t
       return { template: templateToProto(await saveTemplate(deps, userOf(ctx).userId, req, ctx.signal)) };
     },
     async deleteTemplate(req, ctx) {
-      await deleteTemplate(deps, userOf(ctx).userId, req.name, ctx.signal);
+      await deleteTemplate(deps, userOf(ctx).userId, req.name);
       return {};
     },
     async createRepl(req, ctx) {
       const git = req.git && { url: req.git.url, ref: req.git.ref, fullHistory: req.git.fullHistory };
       const input = { name: req.name, template: req.template, egress: egressFromProto(req.egress), git };
-      const repl = await createRepl(deps, userOf(ctx).userId, input, ctx.signal);
+      const user = userOf(ctx);
+      const repl = await createRepl(deps, user.userId, input, ctx.signal, user.scopes);
       return { repl: toProto(deps, repl) };
     },
     async listRepls(req, ctx) {

@@ -27,12 +27,15 @@ import {
 import type { ReplDeps } from "./deps.js";
 import { effectiveEgress } from "./egress.js";
 import { previewRootOf } from "./preview-sharing.js";
+import { deleteRepl } from "./delete.js";
 import { interruptedSetup } from "./setup.js";
 import { stopLocked } from "./stop.js";
 import { transitions } from "./transitions.js";
 
 const t = transitions.start;
 const CONTROL_TOKEN_TTL_SECONDS = 7 * 24 * 3600;
+/** How long past its timeout a clone may still be reported before it counts as cut off. */
+const ABANDONED_CLONE_GRACE_MS = 2 * 60_000;
 
 function refuseWhileBusy(r: ReplRecord | undefined) {
   if (r?.status === "stopping") throw failedPrecondition(`repl ${r.replId} is stopping; start it again once stopped`);
@@ -83,6 +86,22 @@ export interface RunnerUser {
   cloning?: boolean;
 }
 
+/**
+ * A repl is started by its clone only. One whose clone outlived its deadline was cut off (the core
+ * running it went away): a half-made repl, deleted now.
+ */
+async function refuseWhileCloning(deps: ReplDeps, r: ReplRecord): Promise<never> {
+  const git = r.git!;
+  if (Date.now() > git.startTime + deps.clone.timeoutMs + ABANDONED_CLONE_GRACE_MS) {
+    const reason = "clone failed: it was cut off (core restarted during it)";
+    await deleteRepl(deps, r.owner, r.replId, operationSignal(deps), reason);
+    throw failedPrecondition(`repl ${r.replId} was deleted: ${reason}; create it again`);
+  }
+  throw failedPrecondition(
+    `repl ${r.replId} is being cloned from ${git.url}; WatchRepl shows the progress, and it runs once cloned`,
+  );
+}
+
 export async function startRepl(
   deps: ReplDeps,
   user: RunnerUser,
@@ -91,11 +110,7 @@ export async function startRepl(
 ): Promise<{ repl: ReplRecord; runner: RunnerAccess }> {
   const { userId } = user;
   const current = await getOwned(deps, userId, replId);
-  if (current.git?.status === "cloning" && !user.cloning) {
-    throw failedPrecondition(
-      `repl ${replId} is being cloned from ${current.git.url}; WatchRepl shows the progress, and it runs once cloned (a repl left so by a core restart can only be deleted)`,
-    );
-  }
+  if (current.git?.status === "cloning" && !user.cloning) await refuseWhileCloning(deps, current);
   if (current.status === "running") {
     const session = await liveSession(deps, replId, signal);
     if (session) return { repl: current, runner: access(deps, user, session) };

@@ -20,6 +20,8 @@ export async function stopLocked(
   deps: ReplDeps,
   r: ReplRecord,
   reason: string,
+  /** False: tear the runner down without saving its files (core deleting a repl whose clone failed). */
+  persist = true,
 ): Promise<{ repl: ReplRecord; persistMs: number }> {
   if (r.status === "stopped") return { repl: r, persistMs: 0 };
   refuseWhileDeleting(r);
@@ -42,6 +44,7 @@ export async function stopLocked(
         homePrefix: homePrefix(r),
         runnerId: session.runnerId,
         reason,
+        persist,
       },
       operationSignal(deps),
       (progress) => deps.events.publish(replId, { repl: r, progress }),
@@ -77,6 +80,9 @@ export async function stopRepl(
 ): Promise<{ repl: ReplRecord; persistMs: number }> {
   const current = await getOwned(deps, userId, replId);
   refuseWhileDeleting(current);
+  if (current.git?.status === "cloning") {
+    throw failedPrecondition(`repl ${replId} is being cloned; it runs once cloned, or DeleteRepl cancels the clone`);
+  }
   if (current.status === "stopped") return { repl: current, persistMs: 0 };
   return withReplLock(deps, replId, signal, refuseWhileDeleting, async () =>
     stopLocked(deps, await getOwned(deps, userId, replId), reason),

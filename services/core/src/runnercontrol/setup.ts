@@ -39,6 +39,9 @@ export async function claimRunnerSetup(
 ): Promise<{ command: string }> {
   if (!(await servesRepl(deps, req))) return { command: "" };
   await cloned(deps, req.replId, signal);
+  // Still cloning past the clone's deadline (its core went away): the setup stays pending.
+  if ((await deps.state.getRepl(req.replId))?.git?.status === "cloning") return { command: "" };
+  if (!(await servesRepl(deps, req))) return { command: "" };
   const { command, repl } = await claimSetup(deps.state, req.replId);
   if (repl) {
     deps.log.info({ replId: req.replId }, "setup command claimed");

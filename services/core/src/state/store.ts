@@ -57,6 +57,8 @@ export interface GitRecord {
   ref: string;
   fullHistory: boolean;
   status: "cloning" | "done";
+  /** When the clone began (ms); one still "cloning" long past it was cut off (its core went away). */
+  startTime: number;
   /** The commit checked out, once done. */
   commit?: string;
 }
