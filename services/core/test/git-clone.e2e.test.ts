@@ -76,6 +76,7 @@ describe("repls from git repositories, cloned in the sandbox", function () {
   let server: TestGitServer;
   let templates: string;
   let alice: CoreClients;
+  let bob: CoreClients;
   const commits: Record<string, string> = {};
 
   before(async function () {
@@ -121,6 +122,7 @@ describe("repls from git repositories, cloned in the sandbox", function () {
       config: { DEVEX_GIT_ALLOW_HTTP: "true", DEVEX_GIT_MAX_SIZE: String(1024 * 1024) },
     });
     alice = await e.login("alice");
+    bob = await e.login("bob");
   });
   after(async () => {
     await e?.close();
@@ -194,7 +196,12 @@ describe("repls from git repositories, cloned in the sandbox", function () {
       const w = await watchClone(alice, repl!.replId);
       assert.equal(w.ended, true, `${url}#${ref} was cloned`);
       assert.match(w.last?.lastError ?? "", why);
-      assert.equal((await codeOf(alice.repls.getRepl({ replId: repl!.replId }))).code, Code.NotFound);
+      // Whoever looks later (a client that was not watching yet) still learns why; others do not.
+      const later = await codeOf(alice.repls.getRepl({ replId: repl!.replId }));
+      assert.equal(later.code, Code.NotFound);
+      assert.match(later.message, new RegExp(`repl ${repl!.replId} was deleted: clone failed`));
+      const stranger = await codeOf(bob.repls.getRepl({ replId: repl!.replId }));
+      assert.equal(stranger.message, `repl ${repl!.replId} not found`);
       assert.deepEqual(await listAll(e.blobs, `repl/alice/${repl!.replId}/`), [], "no files left");
       assert.deepEqual(await listAll(e.blobs, `home/alice/${repl!.replId}/`), []);
     }

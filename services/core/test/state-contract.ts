@@ -257,4 +257,13 @@ export function stateStoreContract(open: () => Promise<StateStore>) {
     assert.equal(await store.deleteTemplate("node", ""), true);
     assert.deepEqual(await names("kim"), []);
   });
+
+  it("keeps a deleted repl's tombstone until it expires", async () => {
+    const t = { replId: "rgone", owner: "uma", reason: "clone failed: not found" };
+    await store.putReplTombstone(t, 150);
+    assert.deepEqual(await store.getReplTombstone("rgone"), t);
+    assert.equal(await store.getReplTombstone("rother"), undefined);
+    await sleep(250);
+    assert.equal(await store.getReplTombstone("rgone"), undefined);
+  });
 }

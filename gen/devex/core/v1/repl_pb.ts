@@ -529,7 +529,7 @@ export type CreateReplRequest = Message<"devex.core.v1.CreateReplRequest"> & {
    * (phase "clone": files_* count git objects, bytes_done the bytes received). The repl is RUNNING
    * once cloned; until then StartRepl and StopRepl are FailedPrecondition (DeleteRepl cancels). A
    * failed clone deletes the repl and its files: WatchRepl's last message (DELETING) has the reason
-   * in last_error. Needs the exec scope when the template has a setup command (it runs on the
+   * in last_error, and for an hour GetRepl and WatchRepl's NotFound says it too. Needs the exec scope when the template has a setup command (it runs on the
    * clone: the repository's code).
    *
    * @generated from field: devex.core.v1.GitSource git = 4;

@@ -46,6 +46,8 @@ export const formatBytes = (n: number) =>
 
 class CloneError extends Error {}
 
+const TOMBSTONE_TTL_MS = 60 * 60_000;
+
 /** Starts the clone of a freshly created repl in the background. */
 export function startClone(deps: ReplDeps, r: ReplRecord): void {
   void cloneRepl(deps, r).catch((err) => deps.log.error({ err, replId: r.replId }, "clone failed unexpectedly"));
@@ -64,6 +66,10 @@ async function cloneRepl(deps: ReplDeps, r: ReplRecord): Promise<void> {
   } catch (err) {
     const reason = `clone failed: ${cloneFailure(err, deps.clone)}`;
     deps.log.info({ replId: r.replId, reason }, "clone failed; deleting the repl");
+    // Its owner may not be watching yet: GetRepl and WatchRepl say why for an hour.
+    await deps.state
+      .putReplTombstone({ replId: r.replId, owner: r.owner, reason }, TOMBSTONE_TTL_MS)
+      .catch((e) => deps.log.warn({ err: e, replId: r.replId }, "could not record why the repl goes"));
     await deleteRepl(deps, r.owner, r.replId, AbortSignal.timeout(deps.operationTimeoutMs), reason).catch((e) =>
       deps.log.error({ err: e, replId: r.replId }, "could not delete the repl of a failed clone"),
     );

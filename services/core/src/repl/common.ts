@@ -64,8 +64,11 @@ export const homePrefix = (r: Pick<ReplRecord, "owner" | "replId">) => `home/${r
 /** The caller's repl. Another user's repl is NotFound, exactly like a missing one. */
 export async function getOwned(deps: ReplDeps, userId: string, replId: string): Promise<ReplRecord> {
   const r = await deps.state.getRepl(replId);
-  if (!r || r.owner !== userId) throw notFound(`repl ${replId} not found`);
-  return r;
+  if (r?.owner === userId) return r;
+  // Only its owner learns why core deleted it (and that it existed).
+  const gone = r ? undefined : await deps.state.getReplTombstone(replId);
+  if (gone?.owner === userId) throw notFound(`repl ${replId} was deleted: ${gone.reason}`);
+  throw notFound(`repl ${replId} not found`);
 }
 
 export const runnerLost = "the runner stopped sending heartbeats";

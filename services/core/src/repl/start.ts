@@ -24,10 +24,10 @@ import {
   withReplLock,
   workspacePrefix,
 } from "./common.js";
+import { deleteRepl } from "./delete.js";
 import type { ReplDeps } from "./deps.js";
 import { effectiveEgress } from "./egress.js";
 import { previewRootOf } from "./preview-sharing.js";
-import { deleteRepl } from "./delete.js";
 import { interruptedSetup } from "./setup.js";
 import { stopLocked } from "./stop.js";
 import { transitions } from "./transitions.js";

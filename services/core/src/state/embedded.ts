@@ -17,6 +17,7 @@ import type {
   DeviceGrant,
   LoginCode,
   ReplRecord,
+  ReplTombstone,
   StateStore,
   TemplateRecord,
   UserRecord,
@@ -33,6 +34,7 @@ interface Snapshot {
   deviceGrants: Record<string, DeviceGrant>;
   settings: Record<string, string>;
   templates: Record<string, TemplateRecord>;
+  tombstones: Record<string, ReplTombstone & { expiresAt: number }>;
 }
 
 const empty = (): Snapshot => ({
@@ -45,6 +47,7 @@ const empty = (): Snapshot => ({
   deviceGrants: {},
   settings: {},
   templates: {},
+  tombstones: {},
 });
 
 export async function createEmbeddedStore(dir: string): Promise<StateStore> {
@@ -116,7 +119,15 @@ function replMethods({
   data,
   save,
 }: SavedSnapshot): Methods<
-  "createRepl" | "getRepl" | "listRepls" | "countRepls" | "transitionRepl" | "deleteRepl" | "claimSetup"
+  | "createRepl"
+  | "getRepl"
+  | "listRepls"
+  | "countRepls"
+  | "transitionRepl"
+  | "deleteRepl"
+  | "claimSetup"
+  | "putReplTombstone"
+  | "getReplTombstone"
 > {
   const userRepls = (userId: string) => Object.values(data.repls).filter((r) => r.owner === userId);
   // Deep copies: a record holds objects (its egress policy, preview sharing) that callers must not share with the store.
@@ -151,6 +162,18 @@ function replMethods({
       delete data.repls[replId];
       delete data.sessions[replId];
       await save();
+    },
+    async putReplTombstone(t, ttlMs) {
+      const now = Date.now();
+      for (const [id, old] of Object.entries(data.tombstones)) if (old.expiresAt <= now) delete data.tombstones[id];
+      data.tombstones[t.replId] = { ...t, expiresAt: now + ttlMs };
+      await save();
+    },
+    async getReplTombstone(replId) {
+      const t = data.tombstones[replId];
+      if (!t || t.expiresAt <= Date.now()) return undefined;
+      const { expiresAt: _, ...tombstone } = t;
+      return tombstone;
     },
     async claimSetup(replId) {
       const r = data.repls[replId];

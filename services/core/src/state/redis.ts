@@ -10,6 +10,7 @@
  *   webSession:{sha256}    hash   a browser session; PX TTL
  *   loginCode:{sha256}     hash   a one-time login link's user; PEXPIREAT, read and deleted in MULTI
  *   deviceGrant:{userCode} hash   a device login (RFC 8628); PEXPIREAT, decided by a Lua script
+ *   replGone:{replId}      hash   why core deleted a repl on its own (owner, reason); PX TTL
  *   template:{name}        string a template record as JSON (redis-templates.ts)
  *   templates:{owner}      set    template names of one owner; "templates:" holds the operator's
  *   audit:all              stream every user's audit events; MAXLEN, MINID and PEXPIRE by retention (redis-audit.ts)
@@ -248,7 +249,15 @@ function replMethods({
   script,
   guard,
 }: Connection): Methods<
-  "createRepl" | "getRepl" | "listRepls" | "countRepls" | "transitionRepl" | "deleteRepl" | "claimSetup"
+  | "createRepl"
+  | "getRepl"
+  | "listRepls"
+  | "countRepls"
+  | "transitionRepl"
+  | "deleteRepl"
+  | "claimSetup"
+  | "putReplTombstone"
+  | "getReplTombstone"
 > {
   return {
     createRepl: (repl, quota) =>
@@ -282,6 +291,16 @@ function replMethods({
           .del(`replMeta:${replId}`, `activeSession:${replId}`)
           .srem(`userRepls:${owner}`, replId)
           .exec();
+      }),
+    putReplTombstone: (t, ttlMs) =>
+      guard(async () => {
+        const key = `replGone:${t.replId}`;
+        await redis.multi().del(key).hset(key, t).pexpire(key, ttlMs).exec();
+      }),
+    getReplTombstone: (replId) =>
+      guard(async () => {
+        const h = await redis.hgetall(`replGone:${replId}`);
+        return h.replId ? { replId: h.replId, owner: h.owner, reason: h.reason } : undefined;
       }),
     claimSetup: (replId) =>
       guard(async () => {

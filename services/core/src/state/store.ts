@@ -50,6 +50,13 @@ export interface ReplRecord {
   git?: GitRecord;
 }
 
+/** Why core deleted a repl on its own. */
+export interface ReplTombstone {
+  replId: string;
+  owner: string;
+  reason: string;
+}
+
 /** A repl's repository: what was asked for, and where the clone is. */
 export interface GitRecord {
   url: string;
@@ -206,6 +213,13 @@ export interface StateStore extends AuditStore {
    * has none or it is not pending (so of racing claimers exactly one gets it).
    */
   claimSetup(replId: string): Promise<ReplRecord | undefined>;
+  /**
+   * Remembers, for `ttlMs`, why core deleted a repl on its own (a failed clone), so that its owner
+   * still learns why after the record is gone.
+   */
+  putReplTombstone(tombstone: ReplTombstone, ttlMs: number): Promise<void>;
+  /** The repl's tombstone, unless it expired. */
+  getReplTombstone(replId: string): Promise<ReplTombstone | undefined>;
 
   /**
    * Stores a template, replacing the one of that name if it has the same owner ("taken" when
