@@ -4,10 +4,10 @@
 # and procps (vi and top, the full-screen programs the terminal replay tests run), passt, nftables,
 # iproute2 and openssl (repls' egress path and the tests' own internet: pasta, nft, ip, a test certificate),
 # python3-protobuf, protobuf-compiler and libprotobuf-dev (the Python gRPC example: protoc and the
-# well-known types it compiles against).
+# well-known types it compiles against), unzip (the zip archives of folder downloads are checked with it).
 # Uses sudo when not root; does nothing when everything is already there.
 set -euo pipefail
-packages=(redis-server bubblewrap python3-grpcio python3-protobuf protobuf-compiler libprotobuf-dev chromium vim-tiny procps passt nftables iproute2 openssl)
+packages=(redis-server bubblewrap python3-grpcio python3-protobuf protobuf-compiler libprotobuf-dev chromium vim-tiny procps passt nftables iproute2 openssl unzip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -43,6 +43,11 @@ export const RunnerRoute = {
   terminalSocket: "/ws/terminals/",
   /** `<url>/preview/<port>/…`: a server in the repl, through the runner's preview proxy. */
   preview: "/preview/",
+  /**
+   * `GET` (download) or `PUT` (upload) `<url>/transfer/<ticket>`: a file or directory archive for a
+   * browser, with a single-use ticket from FileService.CreateTransferTicket as the only credential.
+   */
+  transfer: "/transfer/",
 } as const;
 
 /** Terminal flow control, as in VS Code's pty host: clients ack output they have processed. */

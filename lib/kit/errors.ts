@@ -19,7 +19,9 @@ export type ErrorKind =
   | "aborted"
   | "unavailable"
   | "deadline-exceeded"
-  | "cancelled";
+  | "cancelled"
+  | "data-loss"
+  | "out-of-range";
 
 const codes: Record<ErrorKind, Code> = {
   "invalid-argument": Code.InvalidArgument,
@@ -33,6 +35,8 @@ const codes: Record<ErrorKind, Code> = {
   unavailable: Code.Unavailable,
   "deadline-exceeded": Code.DeadlineExceeded,
   cancelled: Code.Canceled,
+  "data-loss": Code.DataLoss,
+  "out-of-range": Code.OutOfRange,
 };
 
 /** An expected failure whose message is safe and useful to show the caller. */
@@ -59,6 +63,8 @@ export const aborted = make("aborted");
 export const unavailable = make("unavailable");
 export const deadlineExceeded = make("deadline-exceeded");
 export const cancelled = make("cancelled");
+export const dataLoss = make("data-loss");
+export const outOfRange = make("out-of-range");
 
 /** Whether an error is a DomainError of the given kind. */
 export function isKind(err: unknown, kind: ErrorKind): err is DomainError {

@@ -26,10 +26,18 @@ const scopes: Record<string, RunnerScope> = {
 };
 const rpcScopes: RunnerScope[] = [...Object.values(scopes), RunnerScope.filesRead];
 
-/** FileService's methods that change nothing (their idempotency level says so, and the watch): "files:read" opens them. */
+/**
+ * FileService's methods that change nothing (their idempotency level says so, and the watch): "files:read" opens them.
+ * CreateTransferTicket too, for its download tickets: the handler asks for "files" for an upload ticket.
+ */
 const fileReads = new Set(
   FileService.methods
-    .filter((m) => m.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS || m.name === "WatchFiles")
+    .filter(
+      (m) =>
+        m.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS ||
+        m.name === "WatchFiles" ||
+        m.name === "CreateTransferTicket",
+    )
     .map((m) => m.name),
 );
 

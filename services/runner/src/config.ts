@@ -27,6 +27,9 @@
  *   DEVEX_RUNNER_SCROLLBACK_BYTES   Scrollback kept per terminal (default 1 MiB).
  *   DEVEX_RUNNER_PROCESS_OUTPUT_BYTES  Output kept per background process (default 1 MiB).
  *   DEVEX_RUNNER_MAX_MESSAGE_BYTES  Largest request message (default 16 MiB).
+ *   DEVEX_RUNNER_MAX_UPLOAD         Largest file an upload writes, and largest total of an uploaded archive's files
+ *                                   (default 64 GiB; the disk and the sandbox's file-size limit apply as well).
+ *   DEVEX_RUNNER_MAX_ARCHIVE_ENTRIES  Most entries a directory archive holds, either way (default 200,000).
  *   DEVEX_LOG_LEVEL                 pino level (default info).
  *   DEVEX_RUNNER_COMMAND_PREFIX     JSON array of argv put before every user command (terminals, Exec, background
  *                                   processes), e.g. a sandbox: ["prlimit","--nproc=256","--","bwrap",…,"--"].
@@ -62,6 +65,8 @@ export const configSchema = z.object({
   DEVEX_RUNNER_SCROLLBACK_BYTES: bytes(1024 * 1024),
   DEVEX_RUNNER_PROCESS_OUTPUT_BYTES: bytes(1024 * 1024),
   DEVEX_RUNNER_MAX_MESSAGE_BYTES: bytes(16 * 1024 * 1024),
+  DEVEX_RUNNER_MAX_UPLOAD: bytes(64 * 1024 ** 3),
+  DEVEX_RUNNER_MAX_ARCHIVE_ENTRIES: z._default(env.integer(z.minimum(1), z.maximum(10_000_000)), 200_000),
   DEVEX_LOG_LEVEL: env.logLevel(),
   DEVEX_RUNNER_COMMAND_PREFIX: z.pipe(
     z.optional(z.string()),
@@ -84,6 +89,10 @@ export interface Limits {
   scrollbackBytes: number;
   processOutputBytes: number;
   maxMessageBytes: number;
+  /** Largest file an upload writes (UploadFile, the transfer route), and largest total of an archive's files. */
+  maxUploadBytes: number;
+  /** Most entries an archive may hold, uploaded or downloaded. */
+  maxArchiveEntries: number;
 }
 
 export interface CoreLink {
@@ -122,6 +131,8 @@ export const defaultRunnerLimits: Limits = {
   scrollbackBytes: 1024 * 1024,
   processOutputBytes: 1024 * 1024,
   maxMessageBytes: 16 * 1024 * 1024,
+  maxUploadBytes: 64 * 1024 ** 3,
+  maxArchiveEntries: 200_000,
 };
 
 export function loadRunnerConfig(source: NodeJS.ProcessEnv = process.env): RunnerConfig {
@@ -159,6 +170,8 @@ export function loadRunnerConfig(source: NodeJS.ProcessEnv = process.env): Runne
       scrollbackBytes: c.DEVEX_RUNNER_SCROLLBACK_BYTES,
       processOutputBytes: c.DEVEX_RUNNER_PROCESS_OUTPUT_BYTES,
       maxMessageBytes: c.DEVEX_RUNNER_MAX_MESSAGE_BYTES,
+      maxUploadBytes: c.DEVEX_RUNNER_MAX_UPLOAD,
+      maxArchiveEntries: c.DEVEX_RUNNER_MAX_ARCHIVE_ENTRIES,
     },
     logLevel: c.DEVEX_LOG_LEVEL,
     commandPrefix: c.DEVEX_RUNNER_COMMAND_PREFIX,

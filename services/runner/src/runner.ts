@@ -5,7 +5,7 @@
  */
 
 import { mkdir } from "node:fs/promises";
-import type { Interceptor } from "@connectrpc/connect";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { FileService } from "../../../gen/devex/runner/v1/file_pb.js";
 import { ProcessService } from "../../../gen/devex/runner/v1/process_pb.js";
 import { StatusService } from "../../../gen/devex/runner/v1/status_pb.js";
@@ -39,7 +39,31 @@ import { createStatusService } from "./services/status-service.js";
 import { createTerminalService } from "./services/terminal-service.js";
 import { TerminalRegistry } from "./terminals/registry.js";
 import { createWsBridge } from "./terminals/ws-bridge.js";
+import { createTransferRoute } from "./transfer/route.js";
+import { TransferTickets } from "./transfer/tickets.js";
 import { Workspace } from "./workspace/paths.js";
+
+/** FileService's bulk transfers, served without compression. */
+const UNCOMPRESSED_FILE_METHODS = new Set(["UploadFile", "DownloadFile", "UploadArchive", "DownloadArchive"]);
+
+/**
+ * FileService, method by method: the streaming transfers are not compressed (what people move in
+ * bulk is mostly compressed already, and gzip of a GiB is the repl's CPU), the other calls may be.
+ */
+function serveFiles(router: ConnectRouter, files: ReturnType<typeof createFileService>) {
+  for (const method of FileService.methods) {
+    const impl = (files as Record<string, unknown>)[method.localName] as Parameters<typeof router.rpc>[1];
+    router.rpc(method, impl, UNCOMPRESSED_FILE_METHODS.has(method.name) ? { acceptCompression: [] } : undefined);
+  }
+}
+
+/** The transfer tickets and limits FileService shares with the HTTP transfer route. */
+function transfers(limits: RunnerConfig["limits"], workspace: Workspace, activity: ActivityTracker, log: Logger) {
+  const tickets = new TransferTickets();
+  const transfer = { maxUploadBytes: limits.maxUploadBytes, maxArchiveEntries: limits.maxArchiveEntries };
+  const transferRoute = createTransferRoute({ workspace, tickets, limits: transfer, activity, log });
+  return { tickets, transfer, transferRoute };
+}
 
 export interface RunnerOptions {
   log: Logger;
@@ -163,6 +187,8 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
   const rules = () => core?.sharing.rules() ?? OWNER_ONLY;
   const preview = createPreviewProxy({ auth, activity, log, ownPort: () => serverPort, replId: config.replId, rules });
 
+  const { tickets, transfer, transferRoute } = transfers(limits, workspace, activity, log);
+
   const { audit, ...calls } = rpcChain(config, log, auth, activity, draining, core?.client);
   const server = await startServer({
     name: "runner",
@@ -174,7 +200,7 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
     readMaxBytes: limits.maxMessageBytes,
     ...calls,
     routes(router) {
-      router.service(FileService, createFileService({ workspace, maxFileRead: limits.maxFileRead }));
+      serveFiles(router, createFileService({ workspace, maxFileRead: limits.maxFileRead, transfer, tickets }));
       // Terminal output is not compressed (nor is it on the WebSocket bridge): gzip of every frame
       // cost the runner a third more CPU, on the threadpool, and the client as much again.
       router.service(TerminalService, createTerminalService({ terminals, activity }), { acceptCompression: [] });
@@ -204,7 +230,7 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
         }),
       );
     },
-    http: (req, res) => preview.http(req, res),
+    http: async (req, res) => (await transferRoute(req, res)) || preview.http(req, res),
     upgrade: (req, socket, head) => wsBridge(req, socket, head) || preview.upgrade(req, socket, head),
   });
   serverPort = server.port;

@@ -76,6 +76,17 @@ describe("runner audit events", () => {
     assert.deepEqual(detailsOf(m, { source: "a", destination: "b" }, {}), { path: "a", destination: "b" });
   });
 
+  it("records streamed uploads by the path in their header (their first message), never downloads", () => {
+    for (const rpc of ["UploadFile", "UploadArchive"]) {
+      const u = audited(`${file}${rpc}`, "tok1")!;
+      assert.ok(u.fileChange, rpc);
+      const first = { part: { case: "header", value: { path: "up/big.bin", overwrite: true } } };
+      assert.deepEqual(detailsOf(u, first, {}), { path: "up/big.bin" });
+    }
+    assert.equal(audited(`${file}DownloadFile`, "tok1"), undefined);
+    assert.equal(audited(`${file}DownloadArchive`, "tok1"), undefined);
+  });
+
   it("coalesces repeated writes of a path, and folds a flood of paths into one event", async () => {
     const core = fakeCore();
     const r = new AuditReporter({ client: core.client, replId: "r1", runnerId: "run-1", log });

@@ -96,6 +96,29 @@ describe("runner access control", () => {
     assert.equal(Buffer.from(content.content).toString(), "x", "nothing was written");
   });
 
+  it('streaming transfers: a "files:read" token downloads (and mints download tickets) but never uploads', async () => {
+    await connectClient(FileService, t.runner.url, t.token).writeFile({ path: "t.txt", content: Buffer.from("t") });
+    const reader = connectClient(FileService, t.runner.url, t.mint({ scope: ["files:read", "preview"] }));
+    const drain = async (s: AsyncIterable<unknown>) => {
+      for await (const _ of s);
+    };
+    const upload = async function* () {
+      yield { part: { case: "header" as const, value: { path: "u.txt" } } };
+      yield { part: { case: "chunk" as const, value: Buffer.from("u") } };
+    };
+    assert.equal(await codeOf(drain(reader.downloadFile({ path: "t.txt" }))), "OK");
+    assert.equal(await codeOf(drain(reader.downloadArchive({ path: "" }))), "OK");
+    assert.equal(await codeOf(reader.createTransferTicket({ path: "t.txt", operation: 1 })), "OK");
+    assert.equal(await codeOf(reader.createTransferTicket({ path: "u.txt", operation: 2 })), "PermissionDenied");
+    assert.equal(await codeOf(reader.uploadFile(upload())), "PermissionDenied");
+    assert.equal(await codeOf(reader.uploadArchive(upload())), "PermissionDenied");
+    const preview = connectClient(FileService, t.runner.url, t.mint({ scope: ["preview"] }));
+    assert.equal(await codeOf(drain(preview.downloadFile({ path: "t.txt" }))), "PermissionDenied");
+    assert.equal(await codeOf(preview.createTransferTicket({ path: "t.txt", operation: 1 })), "PermissionDenied");
+    const none = connectClient(FileService, t.runner.url);
+    assert.equal(await codeOf(none.uploadFile(upload())), "Unauthenticated");
+  });
+
   it("Health is open; GetStatus needs a token", async () => {
     const health = connectClient(Health, t.runner.url);
     assert.equal((await health.check({ service: "" })).status, 1);

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file devex/runner/v1/file.proto.
  */
 export const file_devex_runner_v1_file: GenFile = /*@__PURE__*/
-  fileDesc("ChpkZXZleC9ydW5uZXIvdjEvZmlsZS5wcm90bxIPZGV2ZXgucnVubmVyLnYxIsUBCghGaWxlSW5mbxIMCgRwYXRoGAEgASgJEgwKBG5hbWUYAiABKAkSJwoEdHlwZRgDIAEoDjIZLmRldmV4LnJ1bm5lci52MS5GaWxlVHlwZRIMCgRzaXplGAQgASgEEgwKBG1vZGUYBSABKA0SLwoLbW9kaWZ5X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YByABKAkSFgoOc3ltbGlua190YXJnZXQYCCABKAkioAEKEExpc3RGaWxlc1JlcXVlc3QSGgoEcGF0aBgBIAEoCUIMukgJcgcYgCC6AQEAEhYKBWRlcHRoGAIgASgNQge6SAQqAhggEh4KC21heF9lbnRyaWVzGAMgASgNQgm6SAYqBBigjQYSIAoHZXhjbHVkZRgEIAMoCUIPukgMkgEJEEAiBXIDGIACEhYKDmluY2x1ZGVfaGlkZGVuGAUgASgIIlIKEUxpc3RGaWxlc1Jlc3BvbnNlEioKB2VudHJpZXMYASADKAsyGS5kZXZleC5ydW5uZXIudjEuRmlsZUluZm8SEQoJdHJ1bmNhdGVkGAIgASgIIi0KD1N0YXRGaWxlUmVxdWVzdBIaCgRwYXRoGAEgASgJQgy6SAlyBxiAILoBAQAiOwoQU3RhdEZpbGVSZXNwb25zZRInCgRpbmZvGAEgASgLMhkuZGV2ZXgucnVubmVyLnYxLkZpbGVJbmZvIloKD1JlYWRGaWxlUmVxdWVzdBIcCgRwYXRoGAEgASgJQg66SAtyCRABGIAgugEBABIOCgZvZmZzZXQYAiABKAMSGQoFbGltaXQYAyABKARCCrpIBzIFGICAgCAibwoQUmVhZEZpbGVSZXNwb25zZRIPCgdjb250ZW50GAEgASgMEicKBGluZm8YAiABKAsyGS5kZXZleC5ydW5uZXIudjEuRmlsZUluZm8SDgoGb2Zmc2V0GAMgASgEEhEKCXRydW5jYXRlZBgEIAEoCCK0AQoQV3JpdGVGaWxlUmVxdWVzdBIcCgRwYXRoGAEgASgJQg66SAtyCRABGIAgugEBABIbCgdjb250ZW50GAIgASgMQgq6SAd6BRiAgIAgEiIKEGV4cGVjdGVkX3ZlcnNpb24YAyABKAlCCLpIBXIDGIABEhYKDmNyZWF0ZV9wYXJlbnRzGAQgASgIEhEKCWV4Y2x1c2l2ZRgFIAEoCBIWCgRtb2RlGAYgASgNQgi6SAUqAxj/HyI8ChFXcml0ZUZpbGVSZXNwb25zZRInCgRpbmZvGAEgASgLMhkuZGV2ZXgucnVubmVyLnYxLkZpbGVJbmZvIkwKCFRleHRFZGl0EhkKCG9sZF90ZXh0GAEgASgJQge6SARyAhABEhAKCG5ld190ZXh0GAIgASgJEhMKC3JlcGxhY2VfYWxsGAMgASgIIpsBCg9FZGl0RmlsZVJlcXVlc3QSHAoEcGF0aBgBIAEoCUIOukgLcgkQARiAILoBAQASNQoFZWRpdHMYAiADKAsyGS5kZXZleC5ydW5uZXIudjEuVGV4dEVkaXRCC7pICJIBBQgBEIACEiIKEGV4cGVjdGVkX3ZlcnNpb24YAyABKAlCCLpIBXIDGIABEg8KB2RyeV9ydW4YBCABKAgiXwoQRWRpdEZpbGVSZXNwb25zZRInCgRpbmZvGAEgASgLMhkuZGV2ZXgucnVubmVyLnYxLkZpbGVJbmZvEgwKBGRpZmYYAiABKAkSFAoMcmVwbGFjZW1lbnRzGAMgASgNInEKEFBhdGNoRmlsZVJlcXVlc3QSHAoEcGF0aBgBIAEoCUIOukgLcgkQARiAILoBAQASGwoFcGF0Y2gYAiABKAlCDLpICXIHEAEYgICACBIiChBleHBlY3RlZF92ZXJzaW9uGAMgASgJQgi6SAVyAxiAASJTChFQYXRjaEZpbGVSZXNwb25zZRInCgRpbmZvGAEgASgLMhkuZGV2ZXgucnVubmVyLnYxLkZpbGVJbmZvEhUKDWh1bmtzX2FwcGxpZWQYAiABKA0iRwoWQ3JlYXRlRGlyZWN0b3J5UmVxdWVzdBIcCgRwYXRoGAEgASgJQg66SAtyCRABGIAgugEBABIPCgdwYXJlbnRzGAIgASgIIkIKF0NyZWF0ZURpcmVjdG9yeVJlc3BvbnNlEicKBGluZm8YASABKAsyGS5kZXZleC5ydW5uZXIudjEuRmlsZUluZm8iRAoRRGVsZXRlRmlsZVJlcXVlc3QSHAoEcGF0aBgBIAEoCUIOukgLcgkQARiAILoBAQASEQoJcmVjdXJzaXZlGAIgASgIIhQKEkRlbGV0ZUZpbGVSZXNwb25zZSJpCg9Nb3ZlRmlsZVJlcXVlc3QSHgoGc291cmNlGAEgASgJQg66SAtyCRABGIAgugEBABIjCgtkZXN0aW5hdGlvbhgCIAEoCUIOukgLcgkQARiAILoBAQASEQoJb3ZlcndyaXRlGAMgASgIIjsKEE1vdmVGaWxlUmVzcG9uc2USJwoEaW5mbxgBIAEoCzIZLmRldmV4LnJ1bm5lci52MS5GaWxlSW5mbyJpCg9Db3B5RmlsZVJlcXVlc3QSHgoGc291cmNlGAEgASgJQg66SAtyCRABGIAgugEBABIjCgtkZXN0aW5hdGlvbhgCIAEoCUIOukgLcgkQARiAILoBAQASEQoJb3ZlcndyaXRlGAMgASgIIjsKEENvcHlGaWxlUmVzcG9uc2USJwoEaW5mbxgBIAEoCzIZLmRldmV4LnJ1bm5lci52MS5GaWxlSW5mbyI3CgtTZWFyY2hNYXRjaBIMCgRwYXRoGAEgASgJEgwKBGxpbmUYAiABKA0SDAoEdGV4dBgDIAEoCSLTAQoSU2VhcmNoRmlsZXNSZXF1ZXN0EhoKBHBhdGgYASABKAlCDLpICXIHGIAgugEBABIWCgRnbG9iGAIgASgJQgi6SAVyAxiAAhIhCg9jb250ZW50X3BhdHRlcm4YAyABKAlCCLpIBXIDGIAIEg0KBXJlZ2V4GAQgASgIEhYKDmNhc2Vfc2Vuc2l0aXZlGAUgASgIEiAKB2V4Y2x1ZGUYBiADKAlCD7pIDJIBCRBAIgVyAxiAAhIdCgttYXhfcmVzdWx0cxgHIAEoDUIIukgFKgMYkE4iZgoTU2VhcmNoRmlsZXNSZXNwb25zZRINCgVwYXRocxgBIAMoCRItCgdtYXRjaGVzGAIgAygLMhwuZGV2ZXgucnVubmVyLnYxLlNlYXJjaE1hdGNoEhEKCXRydW5jYXRlZBgDIAEoCCJCChFXYXRjaEZpbGVzUmVxdWVzdBIaCgRwYXRoGAEgASgJQgy6SAlyBxiAILoBAQASEQoJcmVjdXJzaXZlGAIgASgIIl0KCUZpbGVFdmVudBIsCgR0eXBlGAEgASgOMh4uZGV2ZXgucnVubmVyLnYxLkZpbGVFdmVudFR5cGUSDAoEcGF0aBgCIAEoCRIUCgxpc19kaXJlY3RvcnkYAyABKAgiQAoSV2F0Y2hGaWxlc1Jlc3BvbnNlEioKBmV2ZW50cxgBIAMoCzIaLmRldmV4LnJ1bm5lci52MS5GaWxlRXZlbnQqfgoIRmlsZVR5cGUSGQoVRklMRV9UWVBFX1VOU1BFQ0lGSUVEEAASEgoORklMRV9UWVBFX0ZJTEUQARIXChNGSUxFX1RZUEVfRElSRUNUT1JZEAISFQoRRklMRV9UWVBFX1NZTUxJTksQAxITCg9GSUxFX1RZUEVfT1RIRVIQBCqIAQoNRmlsZUV2ZW50VHlwZRIfChtGSUxFX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIbChdGSUxFX0VWRU5UX1RZUEVfQ1JFQVRFRBABEhwKGEZJTEVfRVZFTlRfVFlQRV9NT0RJRklFRBACEhsKF0ZJTEVfRVZFTlRfVFlQRV9ERUxFVEVEEAMyoggKC0ZpbGVTZXJ2aWNlElcKCUxpc3RGaWxlcxIhLmRldmV4LnJ1bm5lci52MS5MaXN0RmlsZXNSZXF1ZXN0GiIuZGV2ZXgucnVubmVyLnYxLkxpc3RGaWxlc1Jlc3BvbnNlIgOQAgESVAoIU3RhdEZpbGUSIC5kZXZleC5ydW5uZXIudjEuU3RhdEZpbGVSZXF1ZXN0GiEuZGV2ZXgucnVubmVyLnYxLlN0YXRGaWxlUmVzcG9uc2UiA5ACARJUCghSZWFkRmlsZRIgLmRldmV4LnJ1bm5lci52MS5SZWFkRmlsZVJlcXVlc3QaIS5kZXZleC5ydW5uZXIudjEuUmVhZEZpbGVSZXNwb25zZSIDkAIBElIKCVdyaXRlRmlsZRIhLmRldmV4LnJ1bm5lci52MS5Xcml0ZUZpbGVSZXF1ZXN0GiIuZGV2ZXgucnVubmVyLnYxLldyaXRlRmlsZVJlc3BvbnNlEk8KCEVkaXRGaWxlEiAuZGV2ZXgucnVubmVyLnYxLkVkaXRGaWxlUmVxdWVzdBohLmRldmV4LnJ1bm5lci52MS5FZGl0RmlsZVJlc3BvbnNlElIKCVBhdGNoRmlsZRIhLmRldmV4LnJ1bm5lci52MS5QYXRjaEZpbGVSZXF1ZXN0GiIuZGV2ZXgucnVubmVyLnYxLlBhdGNoRmlsZVJlc3BvbnNlEmQKD0NyZWF0ZURpcmVjdG9yeRInLmRldmV4LnJ1bm5lci52MS5DcmVhdGVEaXJlY3RvcnlSZXF1ZXN0GiguZGV2ZXgucnVubmVyLnYxLkNyZWF0ZURpcmVjdG9yeVJlc3BvbnNlElUKCkRlbGV0ZUZpbGUSIi5kZXZleC5ydW5uZXIudjEuRGVsZXRlRmlsZVJlcXVlc3QaIy5kZXZleC5ydW5uZXIudjEuRGVsZXRlRmlsZVJlc3BvbnNlEk8KCE1vdmVGaWxlEiAuZGV2ZXgucnVubmVyLnYxLk1vdmVGaWxlUmVxdWVzdBohLmRldmV4LnJ1bm5lci52MS5Nb3ZlRmlsZVJlc3BvbnNlEk8KCENvcHlGaWxlEiAuZGV2ZXgucnVubmVyLnYxLkNvcHlGaWxlUmVxdWVzdBohLmRldmV4LnJ1bm5lci52MS5Db3B5RmlsZVJlc3BvbnNlEl0KC1NlYXJjaEZpbGVzEiMuZGV2ZXgucnVubmVyLnYxLlNlYXJjaEZpbGVzUmVxdWVzdBokLmRldmV4LnJ1bm5lci52MS5TZWFyY2hGaWxlc1Jlc3BvbnNlIgOQAgESVwoKV2F0Y2hGaWxlcxIiLmRldmV4LnJ1bm5lci52MS5XYXRjaEZpbGVzUmVxdWVzdBojLmRldmV4LnJ1bm5lci52MS5XYXRjaEZpbGVzUmVzcG9uc2UwAWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("ChpkZXZleC9ydW5uZXIvdjEvZmlsZS5wcm90bxIPZGV2ZXgucnVubmVyLnYxIsUBCghGaWxlSW5mbxIMCgRwYXRoGAEgASgJEgwKBG5hbWUYAiABKAkSJwoEdHlwZRgDIAEoDjIZLmRldmV4LnJ1bm5lci52MS5GaWxlVHlwZRIMCgRzaXplGAQgASgEEgwKBG1vZGUYBSABKA0SLwoLbW9kaWZ5X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YByABKAkSFgoOc3ltbGlua190YXJnZXQYCCABKAkioAEKEExpc3RGaWxlc1JlcXVlc3QSGgoEcGF0aBgBIAEoCUIMukgJcgcYgCC6AQEAEhYKBWRlcHRoGAIgASgNQge6SAQqAhggEh4KC21heF9lbnRyaWVzGAMgASgNQgm6SAYqBBigjQYSIAoHZXhjbHVkZRgEIAMoCUIPukgMkgEJEEAiBXIDGIACEhYKDmluY2x1ZGVfaGlkZGVuGAUgASgIIlIKEUxpc3RGaWxlc1Jlc3BvbnNlEioKB2VudHJpZXMYASADKAsyGS5kZXZleC5ydW5uZXIudjEuRmlsZUluZm8SEQoJdHJ1bmNhdGVkGAIgASgIIi0KD1N0YXRGaWxlUmVxdWVzdBIaCgRwYXRoGAEgASgJQgy6SAlyBxiAILoBAQAiOwoQU3RhdEZpbGVSZXNwb25zZRInCgRpbmZvGAEgASgLMhkuZGV2ZXgucnVubmVyLnYxLkZpbGVJbmZvIloKD1JlYWRGaWxlUmVxdWVzdBIcCgRwYXRoGAEgASgJQg66SAtyCRABGIAgugEBABIOCgZvZmZzZXQYAiABKAMSGQoFbGltaXQYAyABKARCCrpIBzIFGICAgCAibwoQUmVhZEZpbGVSZXNwb25zZRIPCgdjb250ZW50GAEgASgMEicKBGluZm8YAiABKAsyGS5kZXZleC5ydW5uZXIudjEuRmlsZUluZm8SDgoGb2Zmc2V0GAMgASgEEhEKCXRydW5jYXRlZBgEIAEoCCK0AQoQV3JpdGVGaWxlUmVxdWVzdBIcCgRwYXRoGAEgASgJQg66SAtyCRABGIAgugEBABIbCgdjb250ZW50GAIgASgMQgq6SAd6BRiAgIAgEiIKEGV4cGVjdGVkX3ZlcnNpb24YAyABKAlCCLpIBXIDGIABEhYKDmNyZWF0ZV9wYXJlbnRzGAQgASgIEhEKCWV4Y2x1c2l2ZRgFIAEoCBIWCgRtb2RlGAYgASgNQgi6SAUqAxj/HyI8ChFXcml0ZUZpbGVSZXNwb25zZRInCgRpbmZvGAEgASgLMhkuZGV2ZXgucnVubmVyLnYxLkZpbGVJbmZvIkwKCFRleHRFZGl0EhkKCG9sZF90ZXh0GAEgASgJQge6SARyAhABEhAKCG5ld190ZXh0GAIgASgJEhMKC3JlcGxhY2VfYWxsGAMgASgIIpsBCg9FZGl0RmlsZVJlcXVlc3QSHAoEcGF0aBgBIAEoCUIOukgLcgkQARiAILoBAQASNQoFZWRpdHMYAiADKAsyGS5kZXZleC5ydW5uZXIudjEuVGV4dEVkaXRCC7pICJIBBQgBEIACEiIKEGV4cGVjdGVkX3ZlcnNpb24YAyABKAlCCLpIBXIDGIABEg8KB2RyeV9ydW4YBCABKAgiXwoQRWRpdEZpbGVSZXNwb25zZRInCgRpbmZvGAEgASgLMhkuZGV2ZXgucnVubmVyLnYxLkZpbGVJbmZvEgwKBGRpZmYYAiABKAkSFAoMcmVwbGFjZW1lbnRzGAMgASgNInEKEFBhdGNoRmlsZVJlcXVlc3QSHAoEcGF0aBgBIAEoCUIOukgLcgkQARiAILoBAQASGwoFcGF0Y2gYAiABKAlCDLpICXIHEAEYgICACBIiChBleHBlY3RlZF92ZXJzaW9uGAMgASgJQgi6SAVyAxiAASJTChFQYXRjaEZpbGVSZXNwb25zZRInCgRpbmZvGAEgASgLMhkuZGV2ZXgucnVubmVyLnYxLkZpbGVJbmZvEhUKDWh1bmtzX2FwcGxpZWQYAiABKA0iRwoWQ3JlYXRlRGlyZWN0b3J5UmVxdWVzdBIcCgRwYXRoGAEgASgJQg66SAtyCRABGIAgugEBABIPCgdwYXJlbnRzGAIgASgIIkIKF0NyZWF0ZURpcmVjdG9yeVJlc3BvbnNlEicKBGluZm8YASABKAsyGS5kZXZleC5ydW5uZXIudjEuRmlsZUluZm8iRAoRRGVsZXRlRmlsZVJlcXVlc3QSHAoEcGF0aBgBIAEoCUIOukgLcgkQARiAILoBAQASEQoJcmVjdXJzaXZlGAIgASgIIhQKEkRlbGV0ZUZpbGVSZXNwb25zZSJpCg9Nb3ZlRmlsZVJlcXVlc3QSHgoGc291cmNlGAEgASgJQg66SAtyCRABGIAgugEBABIjCgtkZXN0aW5hdGlvbhgCIAEoCUIOukgLcgkQARiAILoBAQASEQoJb3ZlcndyaXRlGAMgASgIIjsKEE1vdmVGaWxlUmVzcG9uc2USJwoEaW5mbxgBIAEoCzIZLmRldmV4LnJ1bm5lci52MS5GaWxlSW5mbyJpCg9Db3B5RmlsZVJlcXVlc3QSHgoGc291cmNlGAEgASgJQg66SAtyCRABGIAgugEBABIjCgtkZXN0aW5hdGlvbhgCIAEoCUIOukgLcgkQARiAILoBAQASEQoJb3ZlcndyaXRlGAMgASgIIjsKEENvcHlGaWxlUmVzcG9uc2USJwoEaW5mbxgBIAEoCzIZLmRldmV4LnJ1bm5lci52MS5GaWxlSW5mbyI3CgtTZWFyY2hNYXRjaBIMCgRwYXRoGAEgASgJEgwKBGxpbmUYAiABKA0SDAoEdGV4dBgDIAEoCSLTAQoSU2VhcmNoRmlsZXNSZXF1ZXN0EhoKBHBhdGgYASABKAlCDLpICXIHGIAgugEBABIWCgRnbG9iGAIgASgJQgi6SAVyAxiAAhIhCg9jb250ZW50X3BhdHRlcm4YAyABKAlCCLpIBXIDGIAIEg0KBXJlZ2V4GAQgASgIEhYKDmNhc2Vfc2Vuc2l0aXZlGAUgASgIEiAKB2V4Y2x1ZGUYBiADKAlCD7pIDJIBCRBAIgVyAxiAAhIdCgttYXhfcmVzdWx0cxgHIAEoDUIIukgFKgMYkE4iZgoTU2VhcmNoRmlsZXNSZXNwb25zZRINCgVwYXRocxgBIAMoCRItCgdtYXRjaGVzGAIgAygLMhwuZGV2ZXgucnVubmVyLnYxLlNlYXJjaE1hdGNoEhEKCXRydW5jYXRlZBgDIAEoCCJCChFXYXRjaEZpbGVzUmVxdWVzdBIaCgRwYXRoGAEgASgJQgy6SAlyBxiAILoBAQASEQoJcmVjdXJzaXZlGAIgASgIIl0KCUZpbGVFdmVudBIsCgR0eXBlGAEgASgOMh4uZGV2ZXgucnVubmVyLnYxLkZpbGVFdmVudFR5cGUSDAoEcGF0aBgCIAEoCRIUCgxpc19kaXJlY3RvcnkYAyABKAgiQAoSV2F0Y2hGaWxlc1Jlc3BvbnNlEioKBmV2ZW50cxgBIAMoCzIaLmRldmV4LnJ1bm5lci52MS5GaWxlRXZlbnQiwgEKEFVwbG9hZEZpbGVIZWFkZXISHAoEcGF0aBgBIAEoCUIOukgLcgkQARiAILoBAQASFgoEbW9kZRgCIAEoDUIIukgFKgMY/x8SEQoJb3ZlcndyaXRlGAMgASgIEhYKDmNyZWF0ZV9wYXJlbnRzGAQgASgIEhEKBHNpemUYBSABKARIAIgBARIxCg9leHBlY3RlZF9zaGEyNTYYBiABKAlCGLpIFXITMhFeKFswLTlhLWZdezY0fSk/JEIHCgVfc2l6ZSKfAQoRVXBsb2FkRmlsZVJlcXVlc3QSMwoGaGVhZGVyGAEgASgLMiEuZGV2ZXgucnVubmVyLnYxLlVwbG9hZEZpbGVIZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAEjUKB3RyYWlsZXIYAyABKAsyIi5kZXZleC5ydW5uZXIudjEuVXBsb2FkRmlsZVRyYWlsZXJIAEINCgRwYXJ0EgW6SAIIASI6ChFVcGxvYWRGaWxlVHJhaWxlchIlCgZzaGEyNTYYASABKAlCFbpIEnIQMg5eWzAtOWEtZl17NjR9JCJNChJVcGxvYWRGaWxlUmVzcG9uc2USJwoEaW5mbxgBIAEoCzIZLmRldmV4LnJ1bm5lci52MS5GaWxlSW5mbxIOCgZzaGEyNTYYAiABKAkidgoTRG93bmxvYWRGaWxlUmVxdWVzdBIcCgRwYXRoGAEgASgJQg66SAtyCRABGIAgugEBABIOCgZvZmZzZXQYAiABKAQSIgoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoCUIIukgFcgMYgAESDQoFbGltaXQYBCABKAQiXgoURG93bmxvYWRGaWxlUmVzcG9uc2USJwoEaW5mbxgBIAEoCzIZLmRldmV4LnJ1bm5lci52MS5GaWxlSW5mbxINCgVjaHVuaxgCIAEoDBIOCgZzaGEyNTYYAyABKAkikgEKFkRvd25sb2FkQXJjaGl2ZVJlcXVlc3QSGgoEcGF0aBgBIAEoCUIMukgJcgcYgCC6AQEAEiAKB2V4Y2x1ZGUYAiADKAlCD7pIDJIBCRBAIgVyAxiAAhI6CgZmb3JtYXQYAyABKA4yHi5kZXZleC5ydW5uZXIudjEuQXJjaGl2ZUZvcm1hdEIKukgHggEEGAAYASJJChdEb3dubG9hZEFyY2hpdmVSZXNwb25zZRINCgVjaHVuaxgBIAEoDBIOCgZzaGEyNTYYAiABKAkSDwoHZW50cmllcxgDIAEoBCKzAQoTVXBsb2FkQXJjaGl2ZUhlYWRlchIaCgRwYXRoGAEgASgJQgy6SAlyBxiAILoBAQASEQoJb3ZlcndyaXRlGAIgASgIEjoKBmZvcm1hdBgDIAEoDjIeLmRldmV4LnJ1bm5lci52MS5BcmNoaXZlRm9ybWF0Qgq6SAeCAQQYABgBEjEKD2V4cGVjdGVkX3NoYTI1NhgEIAEoCUIYukgVchMyEV4oWzAtOWEtZl17NjR9KT8kIm4KFFVwbG9hZEFyY2hpdmVSZXF1ZXN0EjYKBmhlYWRlchgBIAEoCzIkLmRldmV4LnJ1bm5lci52MS5VcGxvYWRBcmNoaXZlSGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEINCgRwYXJ0EgW6SAIIASJ9ChVVcGxvYWRBcmNoaXZlUmVzcG9uc2USDQoFZmlsZXMYASABKAQSEwoLZGlyZWN0b3JpZXMYAiABKAQSEAoIc3ltbGlua3MYAyABKAQSDwoHc2tpcHBlZBgEIAMoCRINCgVieXRlcxgFIAEoBBIOCgZzaGEyNTYYBiABKAkilAIKG0NyZWF0ZVRyYW5zZmVyVGlja2V0UmVxdWVzdBIaCgRwYXRoGAEgASgJQgy6SAlyBxiAILoBAQASQQoJb3BlcmF0aW9uGAIgASgOMiIuZGV2ZXgucnVubmVyLnYxLlRyYW5zZmVyT3BlcmF0aW9uQgq6SAeCAQQQASAAEjgKBmZvcm1hdBgDIAEoDjIeLmRldmV4LnJ1bm5lci52MS5BcmNoaXZlRm9ybWF0Qgi6SAWCAQIQARIRCglvdmVyd3JpdGUYBCABKAgSMQoPZXhwZWN0ZWRfc2hhMjU2GAUgASgJQhi6SBVyEzIRXihbMC05YS1mXXs2NH0pPyQSFgoOY3JlYXRlX3BhcmVudHMYBiABKAgicAocQ3JlYXRlVHJhbnNmZXJUaWNrZXRSZXNwb25zZRIMCgRwYXRoGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglmaWxlX25hbWUYAyABKAkqXwoNQXJjaGl2ZUZvcm1hdBIeChpBUkNISVZFX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhYKEkFSQ0hJVkVfRk9STUFUX1RBUhABEhYKEkFSQ0hJVkVfRk9STUFUX1pJUBACKncKEVRyYW5zZmVyT3BlcmF0aW9uEiIKHlRSQU5TRkVSX09QRVJBVElPTl9VTlNQRUNJRklFRBAAEh8KG1RSQU5TRkVSX09QRVJBVElPTl9ET1dOTE9BRBABEh0KGVRSQU5TRkVSX09QRVJBVElPTl9VUExPQUQQAip+CghGaWxlVHlwZRIZChVGSUxFX1RZUEVfVU5TUEVDSUZJRUQQABISCg5GSUxFX1RZUEVfRklMRRABEhcKE0ZJTEVfVFlQRV9ESVJFQ1RPUlkQAhIVChFGSUxFX1RZUEVfU1lNTElOSxADEhMKD0ZJTEVfVFlQRV9PVEhFUhAEKogBCg1GaWxlRXZlbnRUeXBlEh8KG0ZJTEVfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhsKF0ZJTEVfRVZFTlRfVFlQRV9DUkVBVEVEEAESHAoYRklMRV9FVkVOVF9UWVBFX01PRElGSUVEEAISGwoXRklMRV9FVkVOVF9UWVBFX0RFTEVURUQQAzKjDAoLRmlsZVNlcnZpY2USVwoJTGlzdEZpbGVzEiEuZGV2ZXgucnVubmVyLnYxLkxpc3RGaWxlc1JlcXVlc3QaIi5kZXZleC5ydW5uZXIudjEuTGlzdEZpbGVzUmVzcG9uc2UiA5ACARJUCghTdGF0RmlsZRIgLmRldmV4LnJ1bm5lci52MS5TdGF0RmlsZVJlcXVlc3QaIS5kZXZleC5ydW5uZXIudjEuU3RhdEZpbGVSZXNwb25zZSIDkAIBElQKCFJlYWRGaWxlEiAuZGV2ZXgucnVubmVyLnYxLlJlYWRGaWxlUmVxdWVzdBohLmRldmV4LnJ1bm5lci52MS5SZWFkRmlsZVJlc3BvbnNlIgOQAgESUgoJV3JpdGVGaWxlEiEuZGV2ZXgucnVubmVyLnYxLldyaXRlRmlsZVJlcXVlc3QaIi5kZXZleC5ydW5uZXIudjEuV3JpdGVGaWxlUmVzcG9uc2USTwoIRWRpdEZpbGUSIC5kZXZleC5ydW5uZXIudjEuRWRpdEZpbGVSZXF1ZXN0GiEuZGV2ZXgucnVubmVyLnYxLkVkaXRGaWxlUmVzcG9uc2USUgoJUGF0Y2hGaWxlEiEuZGV2ZXgucnVubmVyLnYxLlBhdGNoRmlsZVJlcXVlc3QaIi5kZXZleC5ydW5uZXIudjEuUGF0Y2hGaWxlUmVzcG9uc2USZAoPQ3JlYXRlRGlyZWN0b3J5EicuZGV2ZXgucnVubmVyLnYxLkNyZWF0ZURpcmVjdG9yeVJlcXVlc3QaKC5kZXZleC5ydW5uZXIudjEuQ3JlYXRlRGlyZWN0b3J5UmVzcG9uc2USVQoKRGVsZXRlRmlsZRIiLmRldmV4LnJ1bm5lci52MS5EZWxldGVGaWxlUmVxdWVzdBojLmRldmV4LnJ1bm5lci52MS5EZWxldGVGaWxlUmVzcG9uc2USTwoITW92ZUZpbGUSIC5kZXZleC5ydW5uZXIudjEuTW92ZUZpbGVSZXF1ZXN0GiEuZGV2ZXgucnVubmVyLnYxLk1vdmVGaWxlUmVzcG9uc2USTwoIQ29weUZpbGUSIC5kZXZleC5ydW5uZXIudjEuQ29weUZpbGVSZXF1ZXN0GiEuZGV2ZXgucnVubmVyLnYxLkNvcHlGaWxlUmVzcG9uc2USXQoLU2VhcmNoRmlsZXMSIy5kZXZleC5ydW5uZXIudjEuU2VhcmNoRmlsZXNSZXF1ZXN0GiQuZGV2ZXgucnVubmVyLnYxLlNlYXJjaEZpbGVzUmVzcG9uc2UiA5ACARJXCgpXYXRjaEZpbGVzEiIuZGV2ZXgucnVubmVyLnYxLldhdGNoRmlsZXNSZXF1ZXN0GiMuZGV2ZXgucnVubmVyLnYxLldhdGNoRmlsZXNSZXNwb25zZTABElcKClVwbG9hZEZpbGUSIi5kZXZleC5ydW5uZXIudjEuVXBsb2FkRmlsZVJlcXVlc3QaIy5kZXZleC5ydW5uZXIudjEuVXBsb2FkRmlsZVJlc3BvbnNlKAESYgoMRG93bmxvYWRGaWxlEiQuZGV2ZXgucnVubmVyLnYxLkRvd25sb2FkRmlsZVJlcXVlc3QaJS5kZXZleC5ydW5uZXIudjEuRG93bmxvYWRGaWxlUmVzcG9uc2UiA5ACATABEmsKD0Rvd25sb2FkQXJjaGl2ZRInLmRldmV4LnJ1bm5lci52MS5Eb3dubG9hZEFyY2hpdmVSZXF1ZXN0GiguZGV2ZXgucnVubmVyLnYxLkRvd25sb2FkQXJjaGl2ZVJlc3BvbnNlIgOQAgEwARJgCg1VcGxvYWRBcmNoaXZlEiUuZGV2ZXgucnVubmVyLnYxLlVwbG9hZEFyY2hpdmVSZXF1ZXN0GiYuZGV2ZXgucnVubmVyLnYxLlVwbG9hZEFyY2hpdmVSZXNwb25zZSgBEnMKFENyZWF0ZVRyYW5zZmVyVGlja2V0EiwuZGV2ZXgucnVubmVyLnYxLkNyZWF0ZVRyYW5zZmVyVGlja2V0UmVxdWVzdBotLmRldmV4LnJ1bm5lci52MS5DcmVhdGVUcmFuc2ZlclRpY2tldFJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Metadata of a file or directory.
@@ -955,6 +955,607 @@ export const WatchFilesResponseSchema: GenMessage<WatchFilesResponse> = /*@__PUR
   messageDesc(file_devex_runner_v1_file, 27);
 
 /**
+ * The first message of an UploadFile stream: where the file goes and how to check it.
+ *
+ * @generated from message devex.runner.v1.UploadFileHeader
+ */
+export type UploadFileHeader = Message<"devex.runner.v1.UploadFileHeader"> & {
+  /**
+   * The file to write.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * Unix permission bits for the file; 0 means 0644 (or the replaced file's). Only the 0777 bits
+   * are kept.
+   *
+   * @generated from field: uint32 mode = 2;
+   */
+  mode: number;
+
+  /**
+   * Replace an existing file; without it an existing path fails with AlreadyExists.
+   *
+   * @generated from field: bool overwrite = 3;
+   */
+  overwrite: boolean;
+
+  /**
+   * Create missing parent directories.
+   *
+   * @generated from field: bool create_parents = 4;
+   */
+  createParents: boolean;
+
+  /**
+   * The content's size in bytes, when known: a stream that ends short of it or goes past it fails
+   * with DataLoss, and a size past the runner's upload limit is refused before any byte is written.
+   *
+   * @generated from field: optional uint64 size = 5;
+   */
+  size?: bigint | undefined;
+
+  /**
+   * The SHA-256 of the content, lowercase hex: the file is renamed into place only if it matches
+   * (DataLoss otherwise). Empty skips the check; the response reports the digest either way.
+   *
+   * @generated from field: string expected_sha256 = 6;
+   */
+  expectedSha256: string;
+};
+
+/**
+ * Describes the message devex.runner.v1.UploadFileHeader.
+ * Use `create(UploadFileHeaderSchema)` to create a new message.
+ */
+export const UploadFileHeaderSchema: GenMessage<UploadFileHeader> = /*@__PURE__*/
+  messageDesc(file_devex_runner_v1_file, 28);
+
+/**
+ * One message of an UploadFile stream: the header, then chunks of content.
+ *
+ * @generated from message devex.runner.v1.UploadFileRequest
+ */
+export type UploadFileRequest = Message<"devex.runner.v1.UploadFileRequest"> & {
+  /**
+   * Which part this message is.
+   *
+   * @generated from oneof devex.runner.v1.UploadFileRequest.part
+   */
+  part: {
+    /**
+     * The first message: where and how.
+     *
+     * @generated from field: devex.runner.v1.UploadFileHeader header = 1;
+     */
+    value: UploadFileHeader;
+    case: "header";
+  } | {
+    /**
+     * The next bytes of content (any size up to the runner's message limit; 256 KiB to 1 MiB is good).
+     *
+     * @generated from field: bytes chunk = 2;
+     */
+    value: Uint8Array;
+    case: "chunk";
+  } | {
+    /**
+     * An optional last message, for a client that hashes the content as it sends it.
+     *
+     * @generated from field: devex.runner.v1.UploadFileTrailer trailer = 3;
+     */
+    value: UploadFileTrailer;
+    case: "trailer";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message devex.runner.v1.UploadFileRequest.
+ * Use `create(UploadFileRequestSchema)` to create a new message.
+ */
+export const UploadFileRequestSchema: GenMessage<UploadFileRequest> = /*@__PURE__*/
+  messageDesc(file_devex_runner_v1_file, 29);
+
+/**
+ * The last message of an UploadFile stream, when the client knows the digest only at the end.
+ *
+ * @generated from message devex.runner.v1.UploadFileTrailer
+ */
+export type UploadFileTrailer = Message<"devex.runner.v1.UploadFileTrailer"> & {
+  /**
+   * The SHA-256 of all the chunks sent, lowercase hex: the file is renamed into place only if it
+   * matches (DataLoss otherwise).
+   *
+   * @generated from field: string sha256 = 1;
+   */
+  sha256: string;
+};
+
+/**
+ * Describes the message devex.runner.v1.UploadFileTrailer.
+ * Use `create(UploadFileTrailerSchema)` to create a new message.
+ */
+export const UploadFileTrailerSchema: GenMessage<UploadFileTrailer> = /*@__PURE__*/
+  messageDesc(file_devex_runner_v1_file, 30);
+
+/**
+ * Response of UploadFile.
+ *
+ * @generated from message devex.runner.v1.UploadFileResponse
+ */
+export type UploadFileResponse = Message<"devex.runner.v1.UploadFileResponse"> & {
+  /**
+   * The file's metadata after the rename.
+   *
+   * @generated from field: devex.runner.v1.FileInfo info = 1;
+   */
+  info?: FileInfo | undefined;
+
+  /**
+   * The SHA-256 of what was written, lowercase hex.
+   *
+   * @generated from field: string sha256 = 2;
+   */
+  sha256: string;
+};
+
+/**
+ * Describes the message devex.runner.v1.UploadFileResponse.
+ * Use `create(UploadFileResponseSchema)` to create a new message.
+ */
+export const UploadFileResponseSchema: GenMessage<UploadFileResponse> = /*@__PURE__*/
+  messageDesc(file_devex_runner_v1_file, 31);
+
+/**
+ * Request for DownloadFile.
+ *
+ * @generated from message devex.runner.v1.DownloadFileRequest
+ */
+export type DownloadFileRequest = Message<"devex.runner.v1.DownloadFileRequest"> & {
+  /**
+   * The file to download (a final symlink is followed if it stays inside the workspace).
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * Where to start, to resume a download; past the end of the file is OutOfRange.
+   *
+   * @generated from field: uint64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * When resuming: the version from the first download's info; the runner fails with
+   * FailedPrecondition if the file is no longer at it. Empty skips the check.
+   *
+   * @generated from field: string expected_version = 3;
+   */
+  expectedVersion: string;
+
+  /**
+   * Largest number of bytes to send from offset; 0 means to the end of the file. A range that stops
+   * short of the end has no sha256.
+   *
+   * @generated from field: uint64 limit = 4;
+   */
+  limit: bigint;
+};
+
+/**
+ * Describes the message devex.runner.v1.DownloadFileRequest.
+ * Use `create(DownloadFileRequestSchema)` to create a new message.
+ */
+export const DownloadFileRequestSchema: GenMessage<DownloadFileRequest> = /*@__PURE__*/
+  messageDesc(file_devex_runner_v1_file, 32);
+
+/**
+ * One message of a DownloadFile stream.
+ *
+ * @generated from message devex.runner.v1.DownloadFileResponse
+ */
+export type DownloadFileResponse = Message<"devex.runner.v1.DownloadFileResponse"> & {
+  /**
+   * The file's metadata, in the first message only.
+   *
+   * @generated from field: devex.runner.v1.FileInfo info = 1;
+   */
+  info?: FileInfo | undefined;
+
+  /**
+   * The next bytes of the file.
+   *
+   * @generated from field: bytes chunk = 2;
+   */
+  chunk: Uint8Array;
+
+  /**
+   * In the last message when the download reached the end of the file: the SHA-256 of the whole
+   * file (from byte 0, even when resuming), lowercase hex.
+   *
+   * @generated from field: string sha256 = 3;
+   */
+  sha256: string;
+};
+
+/**
+ * Describes the message devex.runner.v1.DownloadFileResponse.
+ * Use `create(DownloadFileResponseSchema)` to create a new message.
+ */
+export const DownloadFileResponseSchema: GenMessage<DownloadFileResponse> = /*@__PURE__*/
+  messageDesc(file_devex_runner_v1_file, 33);
+
+/**
+ * Request for DownloadArchive.
+ *
+ * @generated from message devex.runner.v1.DownloadArchiveRequest
+ */
+export type DownloadArchiveRequest = Message<"devex.runner.v1.DownloadArchiveRequest"> & {
+  /**
+   * The directory to archive ("" is the workspace root). Entries are named relative to it.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * Glob patterns of paths to leave out, such as "node_modules" or "**\/*.log".
+   *
+   * @generated from field: repeated string exclude = 2;
+   */
+  exclude: string[];
+
+  /**
+   * The archive's format: tar (zip is for the browser's transfer route).
+   *
+   * @generated from field: devex.runner.v1.ArchiveFormat format = 3;
+   */
+  format: ArchiveFormat;
+};
+
+/**
+ * Describes the message devex.runner.v1.DownloadArchiveRequest.
+ * Use `create(DownloadArchiveRequestSchema)` to create a new message.
+ */
+export const DownloadArchiveRequestSchema: GenMessage<DownloadArchiveRequest> = /*@__PURE__*/
+  messageDesc(file_devex_runner_v1_file, 34);
+
+/**
+ * One message of a DownloadArchive stream.
+ *
+ * @generated from message devex.runner.v1.DownloadArchiveResponse
+ */
+export type DownloadArchiveResponse = Message<"devex.runner.v1.DownloadArchiveResponse"> & {
+  /**
+   * The next bytes of the archive.
+   *
+   * @generated from field: bytes chunk = 1;
+   */
+  chunk: Uint8Array;
+
+  /**
+   * In the last message: the SHA-256 of the whole archive, lowercase hex.
+   *
+   * @generated from field: string sha256 = 2;
+   */
+  sha256: string;
+
+  /**
+   * In the last message: how many entries the archive holds.
+   *
+   * @generated from field: uint64 entries = 3;
+   */
+  entries: bigint;
+};
+
+/**
+ * Describes the message devex.runner.v1.DownloadArchiveResponse.
+ * Use `create(DownloadArchiveResponseSchema)` to create a new message.
+ */
+export const DownloadArchiveResponseSchema: GenMessage<DownloadArchiveResponse> = /*@__PURE__*/
+  messageDesc(file_devex_runner_v1_file, 35);
+
+/**
+ * The first message of an UploadArchive stream.
+ *
+ * @generated from message devex.runner.v1.UploadArchiveHeader
+ */
+export type UploadArchiveHeader = Message<"devex.runner.v1.UploadArchiveHeader"> & {
+  /**
+   * The directory to extract into, created (with its parents) if missing.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * Replace existing files; without it an entry whose file exists fails with AlreadyExists.
+   * Existing directories are always merged into.
+   *
+   * @generated from field: bool overwrite = 2;
+   */
+  overwrite: boolean;
+
+  /**
+   * The archive's format: tar.
+   *
+   * @generated from field: devex.runner.v1.ArchiveFormat format = 3;
+   */
+  format: ArchiveFormat;
+
+  /**
+   * The SHA-256 of the archive's bytes, lowercase hex: checked when the stream ends (DataLoss if it
+   * differs, after the entries were extracted). Empty skips the check.
+   *
+   * @generated from field: string expected_sha256 = 4;
+   */
+  expectedSha256: string;
+};
+
+/**
+ * Describes the message devex.runner.v1.UploadArchiveHeader.
+ * Use `create(UploadArchiveHeaderSchema)` to create a new message.
+ */
+export const UploadArchiveHeaderSchema: GenMessage<UploadArchiveHeader> = /*@__PURE__*/
+  messageDesc(file_devex_runner_v1_file, 36);
+
+/**
+ * One message of an UploadArchive stream: the header, then the archive's bytes.
+ *
+ * @generated from message devex.runner.v1.UploadArchiveRequest
+ */
+export type UploadArchiveRequest = Message<"devex.runner.v1.UploadArchiveRequest"> & {
+  /**
+   * Which part this message is.
+   *
+   * @generated from oneof devex.runner.v1.UploadArchiveRequest.part
+   */
+  part: {
+    /**
+     * The first message: where and how.
+     *
+     * @generated from field: devex.runner.v1.UploadArchiveHeader header = 1;
+     */
+    value: UploadArchiveHeader;
+    case: "header";
+  } | {
+    /**
+     * The next bytes of the archive.
+     *
+     * @generated from field: bytes chunk = 2;
+     */
+    value: Uint8Array;
+    case: "chunk";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message devex.runner.v1.UploadArchiveRequest.
+ * Use `create(UploadArchiveRequestSchema)` to create a new message.
+ */
+export const UploadArchiveRequestSchema: GenMessage<UploadArchiveRequest> = /*@__PURE__*/
+  messageDesc(file_devex_runner_v1_file, 37);
+
+/**
+ * Response of UploadArchive.
+ *
+ * @generated from message devex.runner.v1.UploadArchiveResponse
+ */
+export type UploadArchiveResponse = Message<"devex.runner.v1.UploadArchiveResponse"> & {
+  /**
+   * Files written.
+   *
+   * @generated from field: uint64 files = 1;
+   */
+  files: bigint;
+
+  /**
+   * Directories created or merged into.
+   *
+   * @generated from field: uint64 directories = 2;
+   */
+  directories: bigint;
+
+  /**
+   * Symlinks created (as links, never followed).
+   *
+   * @generated from field: uint64 symlinks = 3;
+   */
+  symlinks: bigint;
+
+  /**
+   * Entries left out: FIFOs, devices, hard links; their paths, the first 100.
+   *
+   * @generated from field: repeated string skipped = 4;
+   */
+  skipped: string[];
+
+  /**
+   * Bytes of file content written.
+   *
+   * @generated from field: uint64 bytes = 5;
+   */
+  bytes: bigint;
+
+  /**
+   * The SHA-256 of the archive received, lowercase hex.
+   *
+   * @generated from field: string sha256 = 6;
+   */
+  sha256: string;
+};
+
+/**
+ * Describes the message devex.runner.v1.UploadArchiveResponse.
+ * Use `create(UploadArchiveResponseSchema)` to create a new message.
+ */
+export const UploadArchiveResponseSchema: GenMessage<UploadArchiveResponse> = /*@__PURE__*/
+  messageDesc(file_devex_runner_v1_file, 38);
+
+/**
+ * Request for CreateTransferTicket.
+ *
+ * @generated from message devex.runner.v1.CreateTransferTicketRequest
+ */
+export type CreateTransferTicketRequest = Message<"devex.runner.v1.CreateTransferTicketRequest"> & {
+  /**
+   * The file or directory to download, or the file to upload.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * What the ticket allows.
+   *
+   * @generated from field: devex.runner.v1.TransferOperation operation = 2;
+   */
+  operation: TransferOperation;
+
+  /**
+   * A directory's archive format for a download: zip (the default for a ticket) or tar.
+   *
+   * @generated from field: devex.runner.v1.ArchiveFormat format = 3;
+   */
+  format: ArchiveFormat;
+
+  /**
+   * Upload: replace an existing file.
+   *
+   * @generated from field: bool overwrite = 4;
+   */
+  overwrite: boolean;
+
+  /**
+   * Upload: the SHA-256 the body must have, lowercase hex (the PUT fails with 422 otherwise and
+   * nothing is written). Empty skips the check.
+   *
+   * @generated from field: string expected_sha256 = 5;
+   */
+  expectedSha256: string;
+
+  /**
+   * Upload: create missing parent directories.
+   *
+   * @generated from field: bool create_parents = 6;
+   */
+  createParents: boolean;
+};
+
+/**
+ * Describes the message devex.runner.v1.CreateTransferTicketRequest.
+ * Use `create(CreateTransferTicketRequestSchema)` to create a new message.
+ */
+export const CreateTransferTicketRequestSchema: GenMessage<CreateTransferTicketRequest> = /*@__PURE__*/
+  messageDesc(file_devex_runner_v1_file, 39);
+
+/**
+ * Response of CreateTransferTicket.
+ *
+ * @generated from message devex.runner.v1.CreateTransferTicketResponse
+ */
+export type CreateTransferTicketResponse = Message<"devex.runner.v1.CreateTransferTicketResponse"> & {
+  /**
+   * The path to request, relative to RunnerAccess.url: RunnerRoute.transfer followed by the ticket.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * When the ticket expires if unused.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The name a download is saved as (the file's name, or the directory's plus ".zip" or ".tar").
+   *
+   * @generated from field: string file_name = 3;
+   */
+  fileName: string;
+};
+
+/**
+ * Describes the message devex.runner.v1.CreateTransferTicketResponse.
+ * Use `create(CreateTransferTicketResponseSchema)` to create a new message.
+ */
+export const CreateTransferTicketResponseSchema: GenMessage<CreateTransferTicketResponse> = /*@__PURE__*/
+  messageDesc(file_devex_runner_v1_file, 40);
+
+/**
+ * The format of a directory archive.
+ *
+ * @generated from enum devex.runner.v1.ArchiveFormat
+ */
+export enum ArchiveFormat {
+  /**
+   * Not set: tar.
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * POSIX tar (ustar with pax extended headers).
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_TAR = 1;
+   */
+  TAR = 1,
+
+  /**
+   * Zip (stored, with zip64 past 4 GiB); only through a transfer ticket, for browsers.
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_ZIP = 2;
+   */
+  ZIP = 2,
+}
+
+/**
+ * Describes the enum devex.runner.v1.ArchiveFormat.
+ */
+export const ArchiveFormatSchema: GenEnum<ArchiveFormat> = /*@__PURE__*/
+  enumDesc(file_devex_runner_v1_file, 0);
+
+/**
+ * What a transfer ticket allows.
+ *
+ * @generated from enum devex.runner.v1.TransferOperation
+ */
+export enum TransferOperation {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: TRANSFER_OPERATION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * GET the file, or the directory as an archive.
+   *
+   * @generated from enum value: TRANSFER_OPERATION_DOWNLOAD = 1;
+   */
+  DOWNLOAD = 1,
+
+  /**
+   * PUT the request body as the file (created or, with overwrite, replaced).
+   *
+   * @generated from enum value: TRANSFER_OPERATION_UPLOAD = 2;
+   */
+  UPLOAD = 2,
+}
+
+/**
+ * Describes the enum devex.runner.v1.TransferOperation.
+ */
+export const TransferOperationSchema: GenEnum<TransferOperation> = /*@__PURE__*/
+  enumDesc(file_devex_runner_v1_file, 1);
+
+/**
  * The kind of a directory entry.
  *
  * @generated from enum devex.runner.v1.FileType
@@ -1000,7 +1601,7 @@ export enum FileType {
  * Describes the enum devex.runner.v1.FileType.
  */
 export const FileTypeSchema: GenEnum<FileType> = /*@__PURE__*/
-  enumDesc(file_devex_runner_v1_file, 0);
+  enumDesc(file_devex_runner_v1_file, 2);
 
 /**
  * What happened to a watched path.
@@ -1041,7 +1642,7 @@ export enum FileEventType {
  * Describes the enum devex.runner.v1.FileEventType.
  */
 export const FileEventTypeSchema: GenEnum<FileEventType> = /*@__PURE__*/
-  enumDesc(file_devex_runner_v1_file, 1);
+  enumDesc(file_devex_runner_v1_file, 3);
 
 /**
  * Files in the repl's workspace. Every path is relative to the workspace root ("" or "." is the
@@ -1172,6 +1773,81 @@ export const FileService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchFilesRequestSchema;
     output: typeof WatchFilesResponseSchema;
+  },
+  /**
+   * Uploads one file of any size as a client stream: a header first, then the content in chunks.
+   * The content goes to a temporary file created beside the target (O_EXCL|O_NOFOLLOW, in the
+   * confined directory), which is renamed over the target only when the stream ended cleanly, the
+   * size matches the header's and the SHA-256 matches expected_sha256: a broken stream, a mismatch
+   * or any failure removes the temporary file, so nothing ever appears under the final name but the
+   * whole file. Not resumable: after a failure, send the file again (DataLoss for a checksum or size
+   * mismatch, InvalidArgument for a stream without its header, ResourceExhausted past the runner's
+   * upload limit).
+   *
+   * @generated from rpc devex.runner.v1.FileService.UploadFile
+   */
+  uploadFile: {
+    methodKind: "client_streaming";
+    input: typeof UploadFileRequestSchema;
+    output: typeof UploadFileResponseSchema;
+  },
+  /**
+   * Downloads one file of any size as a server stream of chunks (about 256 KiB each), read from one
+   * descriptor opened without following a final symlink out of the workspace. The first message
+   * describes the file; the last one carries the SHA-256 of the whole file. Resumable: ask again with
+   * the offset reached and the version from the first message, and the runner continues there (and
+   * still reports the whole file's SHA-256), or fails with FailedPrecondition if the file changed.
+   *
+   * @generated from rpc devex.runner.v1.FileService.DownloadFile
+   */
+  downloadFile: {
+    methodKind: "server_streaming";
+    input: typeof DownloadFileRequestSchema;
+    output: typeof DownloadFileResponseSchema;
+  },
+  /**
+   * Streams a directory as a tar archive (POSIX ustar with pax headers for long names and large
+   * sizes), written while the directory is walked through descriptors in constant memory. Symlinks
+   * are stored as links and never followed; FIFOs, sockets and devices are left out. The last
+   * message carries the SHA-256 of the archive. Not resumable: a broken stream is asked again whole.
+   *
+   * @generated from rpc devex.runner.v1.FileService.DownloadArchive
+   */
+  downloadArchive: {
+    methodKind: "server_streaming";
+    input: typeof DownloadArchiveRequestSchema;
+    output: typeof DownloadArchiveResponseSchema;
+  },
+  /**
+   * Extracts a tar archive, sent as a client stream (a header first, then the archive's bytes), into
+   * a directory. Entries are created relative to the directory's descriptor, never through a
+   * symlink: an entry whose path is absolute, climbs out with "..", or passes through a symlink
+   * (one from the archive or one already there) is refused with InvalidArgument, and the extraction
+   * stops there. Files are written to a temporary file and renamed into place, so each one appears
+   * whole or not at all; FIFOs, devices and hard links are skipped; modes keep only the permission
+   * bits (no setuid, setgid or sticky bit). Not resumable.
+   *
+   * @generated from rpc devex.runner.v1.FileService.UploadArchive
+   */
+  uploadArchive: {
+    methodKind: "client_streaming";
+    input: typeof UploadArchiveRequestSchema;
+    output: typeof UploadArchiveResponseSchema;
+  },
+  /**
+   * Mints a single-use ticket, valid for about a minute, for the runner's HTTP transfer route
+   * (RunnerRoute.transfer): a browser downloads a file or a directory (as a zip or tar) with a plain
+   * GET that saves to disk as it streams, or uploads a file with a PUT of its body. The ticket names
+   * the path and the operation, is consumed by its first use, and is the only credential the route
+   * takes, so no long-lived token ever goes into a URL. An upload ticket needs a token that may
+   * change files.
+   *
+   * @generated from rpc devex.runner.v1.FileService.CreateTransferTicket
+   */
+  createTransferTicket: {
+    methodKind: "unary";
+    input: typeof CreateTransferTicketRequestSchema;
+    output: typeof CreateTransferTicketResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_devex_runner_v1_file, 0);

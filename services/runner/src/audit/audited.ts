@@ -50,8 +50,11 @@ const fileChanges = new Set(
     .map((m) => rpc(FileService, m.name)),
 );
 
+/** A client stream's first message is its header (UploadFile, UploadArchive): the path is there. */
 const describeFileChange: Describe = (req) =>
-  req.source !== undefined ? { path: req.source, destination: req.destination } : { path: req.path };
+  req.source !== undefined
+    ? { path: req.source, destination: req.destination }
+    : { path: req.path ?? field(field(req.part, "value"), "path") };
 
 export interface Audited {
   /** A file change (coalesced by path in the reporter). */
