@@ -9,15 +9,18 @@ import { listAudit } from "./audit.js";
 import { login, logout, whoami } from "./auth.js";
 import { UsageError } from "./cli-error.js";
 import { normalizeUrl } from "./config.js";
+import { downloadPath, parsePlace, uploadPath } from "./cp.js";
 import { deviceLogin } from "./device-login.js";
 import { envAction, envRepl } from "./environment.js";
 import { execCommand } from "./exec.js";
+import { createFromGit, nameFromUrl, parseGitArgument } from "./git-create.js";
 import { readHiddenLine } from "./hidden-input.js";
 import { networkFromFlags, networkFromText } from "./network.js";
 import { parsePort, parseTtl, previewLink, previewRepl, visibilityFromFlags } from "./preview.js";
-import { createRepl, listRepls, listTemplates, networkRepl, removeRepl, startRepl, stopRepl } from "./repls.js";
+import { createRepl, listRepls, networkRepl, removeRepl, startRepl, stopRepl } from "./repls.js";
 import { openRunner } from "./runner.js";
 import { openSession } from "./session.js";
+import { deleteTemplate, listTemplates, saveTemplate, showSetup } from "./templates.js";
 import { RunnerLink, transportChoice } from "./transport.js";
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"];
@@ -88,14 +91,38 @@ export async function run(argv: string[]): Promise<number> {
     case "create": {
       const { values } = parse(
         rest,
-        { template: { type: "string" }, name: { type: "string" }, network: { type: "string" } },
+        {
+          template: { type: "string" },
+          name: { type: "string" },
+          network: { type: "string" },
+          git: { type: "string" },
+          "full-history": { type: "boolean" },
+        },
         0,
       );
       const template = str(values.template);
-      if (!template) throw new UsageError("create needs --template <t> (see devex templates)");
+      const git = str(values.git);
+      const fullHistory = values["full-history"] === true;
       const network = str(values.network);
       const egress = network === undefined ? undefined : networkFromText(network);
-      await createRepl((await openSession(env)).core, template, str(values.name) ?? template, egress, out);
+      if (git === undefined) {
+        if (!template) throw new UsageError("create needs --template <t> (see devex templates) or --git <url>");
+        if (fullHistory) throw new UsageError("--full-history goes with --git <url>");
+        await createRepl((await openSession(env)).core, template, str(values.name) ?? template, egress, out);
+        return 0;
+      }
+      // From a repository: a template is optional, and gives only its settings (run command, port).
+      const { url, ref } = parseGitArgument(git);
+      const name = str(values.name) ?? nameFromUrl(url);
+      const options = { url, ref, fullHistory, template: template ?? "", name, egress };
+      await createFromGit((await openSession(env)).core, options, { stdout: out, stderr: process.stderr });
+      return 0;
+    }
+    case "template":
+      return template(rest);
+    case "setup": {
+      const { values, positionals } = parse(rest, { follow: { type: "boolean", short: "f" } }, 1);
+      await showSetup((await openSession(env)).core, positionals[0], values.follow === true, out);
       return 0;
     }
     case "network":
@@ -149,6 +176,8 @@ export async function run(argv: string[]): Promise<number> {
     }
     case "exec":
       return exec(rest);
+    case "cp":
+      return cp(rest);
     case "audit": {
       const { values } = parse(
         rest,
@@ -171,6 +200,27 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
+async function cp(rest: string[]): Promise<number> {
+  const { values, positionals } = parse(rest, { recursive: { type: "boolean", short: "r" } }, 0, 2);
+  if (positionals.length !== 2) throw new UsageError("cp needs a source and a destination, one of them <repl>:<path>");
+  const [from, to] = positionals.map(parsePlace);
+  if (from.kind === "remote" && to.kind === "remote")
+    throw new UsageError("cp copies between this machine and a repl: one side is a local path");
+  const options = { recursive: values.recursive === true };
+  const remote = from.kind === "remote" ? from : to.kind === "remote" ? to : undefined;
+  if (!remote) throw new UsageError("cp copies between this machine and a repl: write one side as <repl>:<path>");
+  const transport = transportChoice(process.env, process.stderr);
+  const r = await openRunner(await openSession(process.env), remote.repl);
+  const link = new RunnerLink(r, transport, { what: "cp", http1: "connect over HTTP/1.1" });
+  const io = { stderr: process.stderr };
+  const said =
+    to.kind === "remote"
+      ? await uploadPath(link, from.path, to, options, io)
+      : await downloadPath(link, remote, to.path, options, io);
+  process.stdout.write(`copied ${said}\n`);
+  return 0;
+}
+
 async function exec(rest: string[]): Promise<number> {
   const dash = rest.indexOf("--");
   if (dash < 0 || dash === rest.length - 1) throw new UsageError("exec needs -- followed by the command");
@@ -191,6 +241,52 @@ async function exec(rest: string[]): Promise<number> {
     { argv: rest.slice(dash + 1), cwd: str(values.cwd), timeoutSeconds, stdin },
     { stdout: process.stdout, stderr: process.stderr },
   );
+}
+
+/** `devex template save <repl> --title T …`, `devex template delete <name>`, `devex template list`. */
+async function template(rest: string[]): Promise<number> {
+  const [sub, ...args] = rest;
+  const io = { stdout: process.stdout, stderr: process.stderr };
+  switch (sub) {
+    case "list":
+    case "ls":
+      parse(args, {}, 0);
+      await listTemplates((await openSession(process.env)).core, io.stdout);
+      return 0;
+    case "save": {
+      const text = { type: "string" } as const;
+      const { values, positionals } = parse(
+        args,
+        { title: text, description: text, run: text, setup: text, port: text },
+        1,
+      );
+      const title = str(values.title);
+      if (!title) throw new UsageError("template save needs --title <title>");
+      const port = str(values.port);
+      const options = {
+        title,
+        description: str(values.description),
+        runCommand: str(values.run),
+        setupCommand: str(values.setup),
+        // 0 is a port of none (a template whose repls preview nothing).
+        previewPort: port === undefined ? undefined : port === "0" ? 0 : parsePort(port),
+      };
+      await saveTemplate((await openSession(process.env)).core, positionals[0], options, io);
+      return 0;
+    }
+    case "delete":
+    case "rm": {
+      const { positionals } = parse(args, {}, 1);
+      await deleteTemplate((await openSession(process.env)).core, positionals[0], io.stdout);
+      return 0;
+    }
+    default:
+      throw new UsageError(
+        sub === undefined
+          ? "template needs save, delete or list"
+          : `unknown template command: ${sub} (save, delete or list)`,
+      );
+  }
 }
 
 async function network(rest: string[]): Promise<number> {

@@ -38,6 +38,10 @@ function connectMessage(err: ConnectError, subject?: string): string {
       return `the Devex server is unavailable (${detail}): check the URL and try again`;
     case Code.Canceled:
       return "canceled";
+    case Code.DataLoss:
+      return `the transfer was damaged, nothing was written: ${detail}`;
+    case Code.OutOfRange:
+      return `out of range: ${detail}`;
     default:
       return `server error: ${detail}`;
   }

@@ -14,11 +14,28 @@ const usage = `usage: devex <command> [options]
                                                what the browser-approved token may do
   logout                                       forget the stored login
   whoami                                       show the signed-in user
-  ls                                           list your repls (with their network mode)
-  templates                                    list the templates
+  ls                                           list your repls (with their network mode and setup)
+  templates                                    list the templates: the operator's and yours, with
+                                               their run and setup commands and preview port
+  template save <repl> --title <t> [--description <d>] [--run <cmd>] [--setup <cmd>] [--port <n>]
+                                               save a stopped repl as your private template (its
+                                               files, commands, port, network policy and plain
+                                               variables, never secrets); prints its name
+  template delete <name>                       delete one of your templates (repls keep their files)
+  setup <repl> [--follow]                      the repl's setup command (run once, on its first
+                                               start) and its state; while the repl runs, its output
+                                               (--follow: until it ends)
   create --template <t> [--name <n>] [--network allow-all|deny-all|<list>]
                                                create a repl, print its id; --network sets its
                                                egress policy (a list makes an allowlist)
+  create --git <url>[#<ref>] [--full-history] [--template <t>] [--name <n>] [--network ...]
+                                               create a repl from a public git repository (its
+                                               default branch, or the branch, tag or full commit id
+                                               after #; shallow unless --full-history): prints its
+                                               id, shows the clone's progress on a terminal, then
+                                               prints the commit once it runs; a failed clone
+                                               exits 1 saying why (the repl is deleted). The
+                                               template, if any, gives only its settings
   start <repl> | stop <repl>                   start or stop a repl
   rm <repl> [--yes]                            delete a repl (asks unless --yes)
   attach <repl> [--terminal <id>] [--command <cmd>]
@@ -26,6 +43,10 @@ const usage = `usage: devex <command> [options]
                                                repl terminal; Ctrl-] detaches
   exec <repl> [--cwd <dir>] [--timeout <s>] [--stdin] -- <argv...>
                                                run a command, stream its output, exit with its code
+  cp [-r] <local> <repl>:<path>                copy a file (or with -r a folder) into a repl, or
+  cp [-r] <repl>:<path> <local>                out of one: streamed whatever the size, checked
+                                               with SHA-256, a broken download resumed; progress
+                                               on a terminal; into a folder keeps the name
   network <repl> [--allow-all | --deny-all | --allow <list>... | --default]
                                                show where the repl's programs may connect, or
                                                change it (applies to a running repl at once);

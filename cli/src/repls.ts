@@ -1,11 +1,13 @@
-/** Repl commands: ls, templates, create, start, stop, rm, network, and resolving a repl by id or name. */
+/** Repl commands: ls, create, start, stop, rm, network, and resolving a repl by id or name. */
 import { createInterface } from "node:readline/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Repl, ReplStatus } from "../../gen/devex/core/v1/repl_pb.js";
 import type { CoreClients } from "../../lib/client/clients.js";
 import { CliError } from "./cli-error.js";
 import { describeError } from "./errors.js";
+import { gitLabel } from "./git-create.js";
 import { formatNetwork, networkModeName, type PolicyInit } from "./network.js";
+import { setupLabel } from "./setup-status.js";
 import { formatTable } from "./table.js";
 
 const replIdPattern = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
@@ -49,18 +51,21 @@ export async function resolveRepl(core: CoreClients, ref: string): Promise<Repl>
 
 export async function listRepls(core: CoreClients, out: NodeJS.WritableStream): Promise<void> {
   const repls = await listAll(core);
-  const rows = repls.map((r) => [r.replId, r.name, r.template, stateName(r.status), networkModeName(r.egress)]);
-  out.write(formatTable(["ID", "NAME", "TEMPLATE", "STATE", "NETWORK"], rows));
-}
-
-export async function listTemplates(core: CoreClients, out: NodeJS.WritableStream): Promise<void> {
-  const { templates } = await core.repls.listTemplates({});
-  out.write(
-    formatTable(
-      ["NAME", "LANGUAGE", "DESCRIPTION"],
-      templates.map((t) => [t.name, t.language, t.description || t.title]),
-    ),
-  );
+  const rows = repls.map((r) => [
+    r.replId,
+    r.name,
+    r.template,
+    stateName(r.status),
+    networkModeName(r.egress),
+    setupLabel(r.setup),
+  ]);
+  const headers = ["ID", "NAME", "TEMPLATE", "STATE", "NETWORK", "SETUP"];
+  // Repls made from a repository: where their files came from, as a last column only when there are some.
+  if (repls.some((r) => r.git?.source)) {
+    headers.push("SOURCE");
+    for (const [i, r] of repls.entries()) rows[i].push(gitLabel(r.git));
+  }
+  out.write(formatTable(headers, rows));
 }
 
 export async function createRepl(

@@ -12,6 +12,8 @@ import { EgressMode } from "../../gen/devex/core/v1/repl_pb.js";
 import type { CoreClients } from "../../lib/client/clients.js";
 import { coreClientsFor } from "../../lib/client/node.js";
 import { requireProgram } from "../../lib/testing/programs.js";
+import { addOperatorTemplate } from "../../lib/testing/templates.js";
+import { adminSocketPath } from "../../services/core/src/admin/admin-socket.js";
 import { issueApiToken } from "../../services/core/src/auth/secrets.js";
 import { type Embedded, startEmbedded } from "../../services/core/test/embedded.js";
 import { cliEnv, devexBin, PtyRun, runCli } from "./cli-process.js";
@@ -135,7 +137,7 @@ describe("devex CLI (embedded core)", function () {
       assert.match(id, /^[a-z0-9-]+$/);
 
       const ls = await runCli(["ls"], alice);
-      assert.match(ls.stdout, /^ID\s+NAME\s+TEMPLATE\s+STATE\s+NETWORK$/m);
+      assert.match(ls.stdout, /^ID\s+NAME\s+TEMPLATE\s+STATE\s+NETWORK\s+SETUP$/m);
       assert.match(ls.stdout, new RegExp(`^${id}\\s+round-trip\\s+node\\s+stopped\\s+allow-all$`, "m"));
 
       const started = await runCli(["start", "round-trip"], alice);
@@ -482,6 +484,151 @@ describe("devex CLI (embedded core)", function () {
         assert.equal(other.stderr, `devex: no repl ${id} (see devex ls)\n`);
       }
       assert.deepEqual(await stored(), [["API_URL", "https://x.test/?a=b", false]]);
+    });
+  });
+
+  describe("templates", () => {
+    // A user of their own: a repl and one made from its template fill the quota of two.
+    let tess: NodeJS.ProcessEnv;
+    before(async () => {
+      const token = (await issueApiToken(e.state, "tess", "cli")).secret;
+      tess = cliEnv(join(home, "tess"), { DEVEX_URL: e.core.url, DEVEX_TOKEN: token });
+      await addOperatorTemplate(
+        adminSocketPath(e.dir),
+        "counted",
+        {
+          title: "Counted",
+          run_command: "cat .setup-count",
+          setup_command: "echo setting up; echo ran >> .setup-count",
+          preview_port: 8000,
+        },
+        { "README.md": "# counted\n" },
+      );
+    });
+
+    const execOut = async (id: string, command: string) => {
+      const r = await runCli(["exec", id, "--", "sh", "-c", command], tess);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout;
+    };
+
+    it("lists the operator's templates with their commands and port; setup runs once; save, create from it, delete", async () => {
+      const list = await runCli(["templates"], tess);
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, /^NAME\s+TITLE\s+WHOSE\s+RUN\s+SETUP\s+PORT$/m);
+      assert.match(
+        list.stdout,
+        /^counted\s+Counted\s+operator\s+cat \.setup-count\s+echo setting up; echo ran >> \.setup-count\s+8000$/m,
+      );
+      assert.match(list.stdout, /^node\s+Node\.js\s+operator\s+node index\.js$/m);
+
+      const id = (await runCli(["create", "--template", "counted", "--name", "counted-1"], tess)).stdout.trim();
+      assert.match(
+        (await runCli(["ls"], tess)).stdout,
+        new RegExp(`^${id}\\s+counted-1\\s+counted\\s+stopped\\s+\\S+\\s+pending$`, "m"),
+      );
+      const notYet = await runCli(["setup", id], tess);
+      assert.match(notYet.stdout, /^echo setting up; echo ran >> \.setup-count\s+pending$/m);
+
+      assert.equal((await runCli(["start", id], tess)).code, 0);
+      const followed = await runCli(["setup", id, "--follow"], tess);
+      assert.equal(followed.code, 0, followed.stderr);
+      assert.match(followed.stdout, /^COMMAND\s+STATUS$/m);
+      assert.match(followed.stdout, /^setting up$/m, "the setup process's output");
+      assert.match(followed.stdout, /\nsetup succeeded\n$/);
+      assert.match((await runCli(["ls"], tess)).stdout, new RegExp(`^${id}\\s.*\\ssucceeded$`, "m"));
+      assert.equal(await execOut(id, "cat .setup-count"), "ran\n");
+
+      // Saving reads stored files: a running repl is refused with the way out.
+      const running = await runCli(["template", "save", id, "--title", "Mine"], tess);
+      assert.equal(running.code, 1);
+      assert.match(
+        running.stderr,
+        new RegExp(`^devex: cannot save ${id} as a template while it runs: stop the repl first: devex stop ${id}\\n$`),
+      );
+
+      assert.equal((await runCli(["stop", id], tess)).code, 0);
+      assert.equal((await runCli(["start", id], tess)).code, 0);
+      assert.equal(await execOut(id, "cat .setup-count"), "ran\n", "not run again on the next start");
+      assert.equal((await runCli(["stop", id], tess)).code, 0);
+
+      const saved = await runCli(
+        [
+          "template",
+          "save",
+          "counted-1",
+          "--title",
+          "My counted",
+          "--description",
+          "d",
+          "--run",
+          "echo RUN-OK",
+          "--port",
+          "5173",
+        ],
+        tess,
+      );
+      assert.equal(saved.code, 0, saved.stderr);
+      const name = saved.stdout.trim();
+      assert.match(name, /^[a-z0-9][a-z0-9-]*$/);
+      assert.equal(saved.stdout, `${name}\n`, "stdout is the name alone, for scripts");
+      assert.match(saved.stderr, new RegExp(`create a repl from it: devex create --template ${name}\\n$`));
+      assert.match(
+        (await runCli(["templates"], tess)).stdout,
+        new RegExp(
+          `^${name}\\s+My counted\\s+yours\\s+echo RUN-OK\\s+echo setting up; echo ran >> \\.setup-count\\s+5173$`,
+          "m",
+        ),
+      );
+      assert.doesNotMatch((await runCli(["templates"], bob)).stdout, new RegExp(name), "private to its owner");
+      const bobs = await runCli(["create", "--template", name, "--name", "stolen"], bob);
+      assert.equal(bobs.code, 1, "another user cannot create from it");
+
+      const copy = (await runCli(["create", "--template", name, "--name", "copy"], tess)).stdout.trim();
+      assert.match(copy, /^[a-z0-9-]+$/);
+      assert.match(
+        (await runCli(["ls"], tess)).stdout,
+        new RegExp(`^${copy}\\s+copy\\s+${name}\\s+stopped\\s+\\S+\\s+pending$`, "m"),
+      );
+      assert.equal((await runCli(["start", copy], tess)).code, 0);
+      assert.match((await runCli(["setup", copy, "--follow"], tess)).stdout, /\nsetup succeeded\n$/);
+      // The saved files came along (one line from the first repl's setup), and its own setup added one.
+      assert.equal(await execOut(copy, "cat .setup-count; cat README.md"), "ran\nran\n# counted\n");
+
+      const deleted = await runCli(["template", "delete", name], tess);
+      assert.equal(deleted.code, 0, deleted.stderr);
+      assert.equal(deleted.stdout, `deleted template ${name}\n`);
+      assert.doesNotMatch((await runCli(["templates"], tess)).stdout, new RegExp(name));
+      for (const other of [name, "counted"]) {
+        const gone = await runCli(["template", "delete", other], tess);
+        assert.equal(gone.code, 1);
+        assert.equal(
+          gone.stderr,
+          `devex: no template ${other} of yours (see devex templates; the operator's cannot be deleted)\n`,
+        );
+      }
+      assert.equal(await execOut(copy, "cat README.md"), "# counted\n", "its repls keep their files");
+      for (const r of [id, copy]) assert.equal((await runCli(["rm", r, "--yes"], tess)).code, 0);
+    });
+
+    it("usage errors exit 2; another user's repl is not found", async () => {
+      for (const args of [
+        ["template"],
+        ["template", "frob"],
+        ["template", "save", "x"],
+        ["template", "save", "x", "--title", "t", "--port", "70000"],
+        ["template", "delete"],
+        ["setup"],
+      ]) {
+        const r = await runCli(args, tess);
+        assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+        assert.match(r.stderr, /usage: devex/);
+      }
+      const bobs = (await runCli(["create", "--template", "node", "--name", "bobs-tpl"], bob)).stdout.trim();
+      const r = await runCli(["template", "save", bobs, "--title", "not mine"], tess);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, `devex: no repl ${bobs} (see devex ls)\n`);
+      assert.equal((await runCli(["rm", bobs, "--yes"], bob)).code, 0);
     });
   });
 

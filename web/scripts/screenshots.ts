@@ -21,7 +21,7 @@ try {
     ["python", "data-cleanup"],
     ["node", "hello-web"],
   ]) {
-    await page.getByLabel("Template").selectOption(template);
+    await page.getByLabel("Template", { exact: true }).selectOption(template);
     await page.getByLabel("Name", { exact: true }).fill(name);
     await page.getByRole("button", { name: "Create repl" }).click();
     await page.locator(`li.repl-card[data-name="${name}"]`).waitFor();

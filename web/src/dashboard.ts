@@ -1,18 +1,21 @@
 /**
  * Dashboard: the user's repls with their state and network policy, a form to create one from a
- * template, start/stop/delete, and the network dialog (network.ts). While an operation runs, the
- * repl's WatchRepl stream shows its progress (restoring or persisting files). The list is refreshed
+ * template (the operator's or the user's own, listed with Delete buttons: templates.ts),
+ * start/stop/delete, "Save as template", and the network dialog (network.ts). While an operation
+ * runs, the repl's WatchRepl stream shows its progress (restoring or persisting files). The list is refreshed
  * every few seconds while the tab is visible; long-lived streams are opened only for repls being
- * acted on (HTTP/1.1 allows few connections).
+ * acted on (HTTP/1.1 allows few connections) or cloned: a repl created from a git repository shows
+ * git's progress until it runs, and a failed clone's reason appears under the form.
  */
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { type Progress, type Repl, ReplStatus, type Template } from "../../gen/devex/core/v1/repl_pb.js";
+import { CloneStatus, type Progress, type Repl, ReplStatus, type Template } from "../../gen/devex/core/v1/repl_pb.js";
 import { core } from "./api.js";
 import type { Dispose, PageContext } from "./main.js";
 import { editNetwork, networkLabel } from "./network.js";
-import { describeProgress, progressFraction, statusClass, statusLabel } from "./repl-status.js";
+import { describeProgress, gitSourceLabel, progressFraction, statusClass, statusLabel } from "./repl-status.js";
 import { topBar } from "./shell.js";
+import { OwnTemplates, saveAsTemplate, templateLabel } from "./templates.js";
 import { confirmAction, describeError, h, isCode, timeAgo, toast } from "./ui.js";
 
 interface Row {
@@ -44,6 +47,26 @@ export function renderDashboard(ctx: PageContext): Dispose {
   });
   const templateSelect = h("select", { id: "new-template", name: "template", "aria-describedby": "create-error" });
   const createError = h("p", { class: "form-error", role: "alert", id: "create-error" });
+  // Optional: a public repository cloned into the repl instead of the template's files.
+  const gitInput = h("input", {
+    id: "new-git",
+    name: "git",
+    type: "url",
+    placeholder: "https://github.com/owner/project.git",
+    autocomplete: "off",
+    spellcheck: "false",
+    "aria-describedby": "git-hint create-error",
+  });
+  const refInput = h("input", {
+    id: "new-git-ref",
+    name: "ref",
+    maxlength: 200,
+    pattern: "[A-Za-z0-9][A-Za-z0-9._\\/\\-]*",
+    placeholder: "default branch",
+    autocomplete: "off",
+    spellcheck: "false",
+    "aria-describedby": "git-hint create-error",
+  });
   const createButton = h("button", { type: "submit", class: "btn primary" }, "Create repl");
   const form = h(
     "form",
@@ -56,6 +79,17 @@ export function renderDashboard(ctx: PageContext): Dispose {
       h("div", { class: "field grow" }, h("label", { for: "new-name" }, "Name"), nameInput),
       createButton,
     ),
+    h(
+      "div",
+      { class: "fields" },
+      h("div", { class: "field grow" }, h("label", { for: "new-git" }, "Git repository URL (optional)"), gitInput),
+      h("div", { class: "field" }, h("label", { for: "new-git-ref" }, "Branch, tag or commit"), refInput),
+    ),
+    h(
+      "p",
+      { class: "hint", id: "git-hint" },
+      "With a repository, the repl gets its files instead of the template's; the template gives only its settings (run command, preview port).",
+    ),
     createError,
   );
   form.addEventListener("submit", async (ev) => {
@@ -63,10 +97,19 @@ export function renderDashboard(ctx: PageContext): Dispose {
     createError.textContent = "";
     createButton.disabled = true;
     try {
-      const { repl } = await core.repls.createRepl({ name: nameInput.value.trim(), template: templateSelect.value });
+      const url = gitInput.value.trim();
+      const git = url ? { url, ref: refInput.value.trim() } : undefined;
+      const { repl } = await core.repls.createRepl({
+        name: nameInput.value.trim(),
+        template: templateSelect.value,
+        git,
+      });
       if (repl) upsert(repl);
-      toast(`Created ${repl?.name}.`);
+      if (repl && git) void followClone(repl);
+      toast(git ? `Cloning into ${repl?.name}…` : `Created ${repl?.name}.`);
       nameInput.value = suggestName();
+      gitInput.value = "";
+      refInput.value = "";
       rows
         .get(repl?.replId ?? "")
         ?.el.querySelector<HTMLAnchorElement>("a")
@@ -80,12 +123,15 @@ export function renderDashboard(ctx: PageContext): Dispose {
     }
   });
 
+  const ownTemplates = new OwnTemplates(() => void loadTemplates());
+
   ctx.root.append(
     topBar(ctx, h("h1", { class: "page-title" }, "Repls")),
     h(
       "main",
       { class: "dashboard", id: "main" },
       form,
+      ownTemplates.el,
       h(
         "section",
         { "aria-labelledby": "repls-title" },
@@ -98,7 +144,15 @@ export function renderDashboard(ctx: PageContext): Dispose {
   );
 
   function suggestName(): string {
-    const t = templateSelect.value || "repl";
+    const chosen = templates.find((x) => x.name === templateSelect.value);
+    // The user's own templates have names core made up: their title says more.
+    const fromTitle =
+      chosen?.owner &&
+      chosen.title
+        .toLowerCase()
+        .replace(/[^a-z0-9]+/g, "-")
+        .replace(/^-+|-+$/g, "");
+    const t = (fromTitle || templateSelect.value || "repl").slice(0, 56);
     const taken = new Set([...rows.values()].map((r) => r.el.dataset.name));
     for (let i = 1; ; i++) if (!taken.has(`${t}-${i}`)) return `${t}-${i}`;
   }
@@ -112,6 +166,7 @@ export function renderDashboard(ctx: PageContext): Dispose {
     const bar = h("progress", { max: 1, hidden: true, "aria-label": "Progress" });
     const toggle = h("button", { type: "button", class: "btn" });
     const network = h("button", { type: "button", class: "btn ghost" }, "Network…");
+    const saveTemplate = h("button", { type: "button", class: "btn ghost" }, "Save as template…");
     const remove = h("button", { type: "button", class: "btn danger ghost" }, "Delete");
     const errorLine = h("p", { class: "repl-error", role: "alert" });
     const el = h(
@@ -122,7 +177,7 @@ export function renderDashboard(ctx: PageContext): Dispose {
       networkLine,
       h("div", { class: "repl-progress", "aria-live": "polite" }, progressText, bar),
       errorLine,
-      h("div", { class: "repl-actions" }, toggle, network, remove),
+      h("div", { class: "repl-actions" }, toggle, network, saveTemplate, remove),
     );
     let current = repl;
     toggle.addEventListener("click", () => {
@@ -130,6 +185,24 @@ export function renderDashboard(ctx: PageContext): Dispose {
       else void act(current, "start");
     });
     remove.addEventListener("click", () => void act(current, "delete"));
+    saveTemplate.addEventListener("click", async () => {
+      busy.add(current.replId);
+      row.setBusy(true);
+      try {
+        const saved = await saveAsTemplate(
+          current,
+          templates.find((t) => t.name === current.template),
+        );
+        if (saved) {
+          toast(`Saved the template ${saved.title}: create repls from it above.`);
+          await loadTemplates();
+        }
+      } finally {
+        busy.delete(current.replId);
+        row.setBusy(false);
+        await refresh();
+      }
+    });
     network.addEventListener("click", async () => {
       const saved = await editNetwork(current);
       if (saved) {
@@ -141,24 +214,32 @@ export function renderDashboard(ctx: PageContext): Dispose {
       el,
       update(r, progress) {
         current = r;
+        // Until cloned it cannot be opened (core refuses to start it): no link, a "Cloning…" badge.
+        const cloning = r.git?.status === CloneStatus.CLONING && r.status !== ReplStatus.DELETING;
         el.dataset.name = r.name;
-        el.dataset.status = statusLabel[r.status].replace("…", "").toLowerCase();
+        el.dataset.status = cloning ? "cloning" : statusLabel[r.status].replace("…", "").toLowerCase();
         link.textContent = r.name;
         link.setAttribute("aria-label", `Open ${r.name} in the IDE`);
-        badge.textContent = statusLabel[r.status];
+        if (cloning) link.removeAttribute("href");
+        else link.setAttribute("href", `/repls/${r.replId}`);
+        badge.textContent = cloning ? "Cloning…" : statusLabel[r.status];
         badge.className = `badge ${statusClass[r.status]}`;
         const updated = r.updateTime ? timestampDate(r.updateTime) : undefined;
         const saved = r.persistTime ? timestampDate(r.persistTime) : undefined;
-        meta.textContent = `${r.template} · changed ${timeAgo(updated)} · saved ${timeAgo(saved)}`;
+        const from = templates.find((t) => t.name === r.template);
+        const source = gitSourceLabel(r.git) || (from ? templateLabel(from) : r.template);
+        meta.textContent = `${source} · changed ${timeAgo(updated)} · saved ${timeAgo(saved)}`;
         networkLine.textContent = `Network: ${networkLabel(r.egress)}`;
         network.setAttribute("aria-label", `Network policy of ${r.name}`);
         toggle.textContent = r.status === ReplStatus.RUNNING ? "Stop" : "Start";
         toggle.setAttribute("aria-label", `${toggle.textContent} ${r.name}`);
         remove.setAttribute("aria-label", `Delete ${r.name}`);
-        const transitional = r.status !== ReplStatus.RUNNING && r.status !== ReplStatus.STOPPED;
+        const transitional = (r.status !== ReplStatus.RUNNING && r.status !== ReplStatus.STOPPED) || cloning;
         toggle.disabled = transitional || busy.has(r.replId);
         remove.disabled = r.status === ReplStatus.DELETING || busy.has(r.replId);
         network.disabled = r.status === ReplStatus.DELETING;
+        saveTemplate.setAttribute("aria-label", `Save ${r.name} as a template`);
+        saveTemplate.disabled = transitional || busy.has(r.replId);
         errorLine.textContent = r.lastError ? `Last error: ${r.lastError}` : "";
         if (progress !== undefined || !transitional) {
           progressText.textContent = describeProgress(progress);
@@ -229,6 +310,45 @@ export function renderDashboard(ctx: PageContext): Dispose {
     }
   }
 
+  /** Repls whose clone this page follows (one WatchRepl stream each). */
+  const cloning = new Set<string>();
+
+  /**
+   * Follows a repl's clone: its row shows git's progress until it runs cloned; a failed clone
+   * deletes the repl, and the create form then says why (WatchRepl's last message).
+   */
+  async function followClone(repl: Repl) {
+    if (cloning.has(repl.replId)) return;
+    cloning.add(repl.replId);
+    let last = repl;
+    let done = false;
+    let failure = "";
+    try {
+      for await (const m of core.repls.watchRepl({ replId: repl.replId }, { signal: abort.signal })) {
+        if (m.repl) last = m.repl;
+        rows.get(repl.replId)?.update(last, m.progress);
+        done = last.status === ReplStatus.RUNNING && last.git?.status === CloneStatus.DONE;
+        if (done) break;
+      }
+      // Ended without running: deleted, by the failed clone (saying why) or by the user (silently).
+      failure = done ? "" : last.lastError;
+    } catch (err) {
+      if (abort.signal.aborted) return;
+      failure = isCode(err, Code.NotFound) ? "clone failed" : "";
+    } finally {
+      cloning.delete(repl.replId);
+    }
+    if (done) toast(`Cloned ${last.name} at ${last.git?.commit.slice(0, 7)}: it is running.`);
+    if (failure) {
+      rows.get(repl.replId)?.el.remove();
+      rows.delete(repl.replId);
+      const from = repl.git?.source?.url ?? "the repository";
+      createError.textContent = `Could not create ${repl.name} from ${from}: ${failure}. The repl was deleted.`;
+      toast(`Could not clone into ${repl.name}: ${failure}`, "error");
+    }
+    await refresh();
+  }
+
   async function refresh() {
     if (abort.signal.aborted) return;
     try {
@@ -243,6 +363,8 @@ export function renderDashboard(ctx: PageContext): Dispose {
       }
       // Newest first: add in reverse so prepend keeps the order.
       for (const r of [...repls].reverse()) if (!busy.has(r.replId)) upsert(r, undefined);
+      // Clones begun elsewhere (or before a reload) show their progress too.
+      for (const r of repls) if (r.git?.status === CloneStatus.CLONING) void followClone(r);
       empty.hidden = rows.size > 0;
       list.setAttribute("aria-busy", "false");
     } catch (err) {
@@ -252,13 +374,23 @@ export function renderDashboard(ctx: PageContext): Dispose {
     }
   }
 
-  void (async () => {
+  /** The operator's templates, then the user's own (marked as theirs), keeping the chosen one. */
+  async function loadTemplates() {
     try {
       ({ templates } = await core.repls.listTemplates({}, { signal: abort.signal }));
-      for (const t of templates) templateSelect.append(h("option", { value: t.name }, `${t.title} (${t.name})`));
+      const chosen = templateSelect.value;
+      const sorted = [...templates.filter((t) => !t.owner), ...templates.filter((t) => t.owner)];
+      templateSelect.replaceChildren(
+        ...sorted.map((t) => h("option", { value: t.name, selected: t.name === chosen }, templateLabel(t))),
+      );
+      ownTemplates.show(templates);
     } catch (err) {
       if (!abort.signal.aborted) createError.textContent = `Could not load templates: ${describeError(err)}`;
     }
+  }
+
+  void (async () => {
+    await loadTemplates();
     await refresh();
     // Never overwrite a name typed while the list was loading.
     if (!nameInput.value) nameInput.value = suggestName();

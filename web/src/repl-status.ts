@@ -1,5 +1,5 @@
 /** Words and styles for repl states and lifecycle progress, shared by the dashboard and the IDE. */
-import { type Progress, ReplStatus } from "../../gen/devex/core/v1/repl_pb.js";
+import { CloneStatus, type GitOrigin, type Progress, ReplStatus } from "../../gen/devex/core/v1/repl_pb.js";
 
 export const statusLabel: Record<ReplStatus, string> = {
   [ReplStatus.UNSPECIFIED]: "Unknown",
@@ -31,13 +31,16 @@ const phases: Record<string, string> = {
   persist: "Saving files",
   schedule: "Scheduling",
   start: "Starting the runner",
+  clone: "Cloning",
 };
 
 /** "Restoring files 3/10 · 12.0 KB", or "" when there is nothing to say. */
 export function describeProgress(p: Progress | undefined): string {
   if (!p?.phase) return "";
   const what = phases[p.phase] ?? p.phase;
-  const files = p.filesTotal ? ` ${p.filesDone}/${p.filesTotal}` : p.filesDone ? ` ${p.filesDone}` : "";
+  // A clone counts git's objects, not files.
+  const unit = p.phase === "clone" ? " objects" : "";
+  const files = p.filesTotal ? ` ${p.filesDone}/${p.filesTotal}${unit}` : p.filesDone ? ` ${p.filesDone}${unit}` : "";
   const size = p.bytesDone ? ` · ${bytes(p.bytesDone)}` : "";
   return `${what}${files}${size}`;
 }
@@ -48,4 +51,12 @@ export function progressFraction(p: Progress | undefined): number | undefined {
   if (p.bytesTotal) return Number(p.bytesDone) / Number(p.bytesTotal);
   if (p.filesTotal) return Number(p.filesDone) / Number(p.filesTotal);
   return undefined;
+}
+
+/** "https://host/app.git#main at 0123abc" (or "… (cloning)"): where a repl's files came from; "" for a template's. */
+export function gitSourceLabel(git: GitOrigin | undefined): string {
+  if (!git?.source) return "";
+  const from = git.source.ref ? `${git.source.url}#${git.source.ref}` : git.source.url;
+  if (git.status === CloneStatus.CLONING) return `${from} (cloning)`;
+  return git.commit ? `${from} at ${git.commit.slice(0, 7)}` : from;
 }

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { issueApiToken } from "../../services/core/src/auth/secrets.js";
 import { createWebStatic } from "../../services/core/src/web-static.js";
-import { type Embedded, startEmbedded } from "../../services/core/test/embedded.js";
+import { type Embedded, type EmbeddedOptions, startEmbedded } from "../../services/core/test/embedded.js";
 
 export const webDir = fileURLToPath(new URL("..", import.meta.url));
 export const distDir = join(webDir, "dist");
@@ -57,10 +57,14 @@ export function launchChromium(profile: string, viewport = { width: 1280, height
   });
 }
 
-export async function openBrowser(viewport = { width: 1280, height: 800 }): Promise<BrowserSetup> {
+/** `embedded`: more of the embedded setup's options (a test that clones from loopback shares the host network). */
+export async function openBrowser(
+  viewport = { width: 1280, height: 800 },
+  embedded: Omit<EmbeddedOptions, "web"> = {},
+): Promise<BrowserSetup> {
   await buildWeb();
   // The default sandbox: the preview proxy reaches a repl's servers in the repl's own network.
-  const e = await startEmbedded({ web: createWebStatic({ dir: distDir, config: { github: false } }) });
+  const e = await startEmbedded({ ...embedded, web: createWebStatic({ dir: distDir, config: { github: false } }) });
   const profile = await mkdtemp(join(tmpdir(), "devex-chromium-"));
   let context: BrowserContext | undefined;
   try {

@@ -51,7 +51,7 @@ describe("web client in Chromium (embedded setup)", function () {
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("heading", { name: "Your repls" }).waitFor();
 
-    await page.getByLabel("Template").selectOption("node");
+    await page.getByLabel("Template", { exact: true }).selectOption("node");
     await page.getByLabel("Name", { exact: true }).fill("hello");
     await page.getByRole("button", { name: "Create repl" }).click();
     const card = page.locator('li.repl-card[data-name="hello"]');

@@ -52,7 +52,7 @@ describe("web terminal: first size and a quiet reattach (Chromium)", function ()
     await page.goto(s.e.core.url);
     await page.getByRole("textbox", { name: "Login link or API token" }).fill(s.token);
     await page.getByRole("button", { name: "Sign in" }).click();
-    await page.getByLabel("Template").selectOption("node");
+    await page.getByLabel("Template", { exact: true }).selectOption("node");
     await page.getByLabel("Name", { exact: true }).fill("sizes");
     await page.getByRole("button", { name: "Create repl" }).click();
     const card = page.locator('li.repl-card[data-name="sizes"]');

@@ -236,7 +236,7 @@ describe("templates as data in real runners", function () {
     assert.equal((await exec(copied, "cat .setup-count")).out, "ran\nran\n", "once in each repl");
     assert.equal((await exec(copied, "node src/app.js && test -x tool.sh && ls")).code, 0);
     assert.equal((await exec(copied, "test -e old-secret.txt")).code, 1);
-    assert.equal((await exec(copied, 'echo "${TOKEN:-unset}"')).out, "unset\n");
+    assert.equal((await exec(copied, "printenv TOKEN || echo unset")).out, "unset\n");
     await alice.repls.stopRepl({ replId: copy!.replId });
 
     await alice.repls.deleteTemplate({ name: template!.name });

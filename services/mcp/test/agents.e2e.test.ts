@@ -316,6 +316,93 @@ describe("MCP server end to end (embedded setup)", function () {
     }
   });
 
+  it("templates: save a stopped repl as a private template, create from it (setup runs once), delete it", async () => {
+    // A user of their own: a repl and one made from its template fill the quota of two.
+    const tina = (await issueApiToken(env.e.state, "tina", "agent")).secret;
+    const client = await httpClient(tina);
+    try {
+      const source = ok(await call(client, "create_repl", { name: "source", template: "node" }));
+      const sourceId = (source.repl as Structured).repl_id as string;
+      ok(await call(client, "start_repl", { repl_id: sourceId }));
+      ok(
+        await call(client, "write_file", { repl_id: sourceId, path: "serve.js", content: "console.log('served');\n" }),
+      );
+      const args = {
+        repl_id: sourceId,
+        title: "Agent starter",
+        description: "made by an agent",
+        run_command: "node serve.js",
+        setup_command: "echo ran >> .setup-count",
+        preview_port: 5173,
+      };
+      assert.match(errorText(await call(client, "save_template", args)), /is running: .*call stop_repl first/);
+      ok(await call(client, "stop_repl", { repl_id: sourceId }));
+      const saved = ok(await call(client, "save_template", args)).template as Structured;
+      assert.equal(saved.owner, "you");
+      assert.equal(saved.title, "Agent starter");
+      assert.equal(saved.setup_command, "echo ran >> .setup-count");
+      assert.equal(saved.preview_port, 5173);
+      const name = saved.name as string;
+
+      const listed = (ok(await call(client, "list_templates", {})).templates as Structured[]).map((t) => [
+        t.name,
+        t.owner,
+      ]);
+      assert.deepEqual(
+        listed.filter(([, owner]) => owner === "you"),
+        [[name, "you"]],
+      );
+      assert.ok(listed.some(([n, owner]) => n === "node" && owner === "operator"));
+      const asBob = await httpClient(bob);
+      const bobs = ok(await call(asBob, "list_templates", {})).templates as Structured[];
+      await asBob.close();
+      assert.ok(!bobs.some((t) => t.name === name), "another user does not see it");
+
+      const copy = ok(await call(client, "create_repl", { name: "copy", template: name })).repl as Structured;
+      const copyId = copy.repl_id as string;
+      assert.equal(copy.template, name);
+      assert.equal(copy.run_command, "node serve.js");
+      assert.equal(copy.preview_port, 5173);
+      assert.deepEqual(copy.setup, {
+        command: "echo ran >> .setup-count",
+        status: "pending",
+        exit_code: 0,
+        message: "",
+      });
+      ok(await call(client, "start_repl", { repl_id: copyId }));
+      const deadline = Date.now() + 20_000;
+      let setup: Structured | undefined;
+      for (;;) {
+        setup = (ok(await call(client, "get_repl_status", { repl_id: copyId })).repl as Structured).setup as Structured;
+        if (setup?.status === "succeeded" || setup?.status === "failed" || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(setup?.status, "succeeded", JSON.stringify(setup));
+      const run = ok(await call(client, "exec", { repl_id: copyId, command: "cat .setup-count; node serve.js" }));
+      assert.equal(run.stdout, "ran\nserved\n", "the setup ran once, and the saved files came along");
+      ok(await call(client, "stop_repl", { repl_id: copyId }));
+      ok(await call(client, "start_repl", { repl_id: copyId }));
+      const again = ok(await call(client, "exec", { repl_id: copyId, command: "cat .setup-count" }));
+      assert.equal(again.stdout, "ran\n", "not again on the next start");
+
+      assert.deepEqual(ok(await call(client, "delete_template", { name })), { name });
+      assert.match(
+        errorText(await call(client, "delete_template", { name: "node" })),
+        /server's templates cannot be deleted/,
+      );
+      const after = ok(await call(client, "list_templates", {})).templates as Structured[];
+      assert.ok(!after.some((t) => t.name === name));
+      assert.match(
+        (ok(await call(client, "read_file", { repl_id: copyId, path: "serve.js" })).content as string) ?? "",
+        /served/,
+        "a repl made from a deleted template keeps its files",
+      );
+      for (const id of [sourceId, copyId]) ok(await call(client, "delete_repl", { repl_id: id }));
+    } finally {
+      await client.close();
+    }
+  });
+
   it("works over stdio with the token from the environment", async () => {
     const transport = new StdioClientTransport({
       command: process.execPath,
@@ -359,7 +446,7 @@ describe("MCP server end to end (embedded setup)", function () {
     const inspector = (method: string, tool?: string, args: Record<string, string> = {}) =>
       inspectorCli(this, env.endpoint, alice, method, tool, args);
     const listed = await inspector("tools/list");
-    assert.equal(listed.tools?.length, 35);
+    assert.equal(listed.tools?.length, 39);
     const created = await inspector("tools/call", "create_repl", { name: "inspector", template: "node" });
     const replId = (created.structuredContent!.repl as Structured).repl_id as string;
     assert.ok(replId);

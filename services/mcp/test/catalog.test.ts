@@ -63,13 +63,55 @@ describe("MCP tool catalog derived from devex.mcp.v1 descriptors", () => {
     assert.equal(byName.get("read_file")?.annotations.destructiveHint, false);
   });
 
+  it("has save_template (exec: it carries commands) and delete_template (as the other repl writes)", () => {
+    const save = byName.get("save_template")!;
+    assert.equal(save.annotations.readOnlyHint, false);
+    assert.equal(save.annotations.destructiveHint, false, "it only adds a template");
+    assert.match(save.description, /stopped repl.*call stop_repl first/s);
+    assert.deepEqual(((save.inputSchema.required as string[]) ?? []).sort(), ["repl_id", "title"]);
+    const props = save.inputSchema.properties as Record<string, Record<string, unknown>>;
+    assert.deepEqual(Object.keys(props).sort(), [
+      "description",
+      "preview_port",
+      "repl_id",
+      "run_command",
+      "setup_command",
+      "title",
+    ]);
+    assert.equal(props.preview_port.maximum, 65535);
+    const remove = byName.get("delete_template")!;
+    assert.equal(remove.annotations.destructiveHint, true);
+    assert.equal(remove.annotations.idempotentHint, true);
+    assert.deepEqual(remove.inputSchema.required, ["name"]);
+    assert.deepEqual(
+      toolScopes.delete_template,
+      toolScopes.create_repl,
+      "delete_template needs what create_repl needs",
+    );
+    // A template's setup command runs by itself in every repl made from it: exec, as core's SaveTemplate.
+    assert.deepEqual(toolScopes.save_template, ["exec"]);
+    const listed = byName.get("list_templates")!.outputSchema as {
+      properties: Record<string, Record<string, unknown>>;
+    };
+    const template = (listed.properties.templates.items as { properties: Record<string, unknown> }).properties;
+    for (const field of ["setup_command", "preview_port", "owner", "title", "run_command"])
+      assert.ok(template[field], field);
+    const repl = byName.get("get_repl_status")!.outputSchema as { properties: Record<string, Record<string, unknown>> };
+    const summary = (repl.properties.repl as { properties: Record<string, Record<string, unknown>> }).properties;
+    assert.ok(summary.setup && summary.run_command && summary.preview_port);
+    assert.match(
+      String((summary.setup.properties as Record<string, { description: string }>).status.description),
+      /read_process_output/,
+    );
+  });
+
   it("turns field comments and protovalidate rules into JSON Schema", () => {
     const input = byName.get("create_repl")!.inputSchema as {
       properties: Record<string, Record<string, unknown>>;
       required: string[];
       additionalProperties: boolean;
     };
-    assert.deepEqual(input.required.sort(), ["name", "template"]);
+    assert.deepEqual(input.required.sort(), ["name"], "a template or a git repository: core says which is missing");
     assert.equal(input.additionalProperties, false);
     assert.equal(input.properties.name.maxLength, 64);
     assert.equal(input.properties.name.pattern, "^[A-Za-z0-9][A-Za-z0-9 ._-]*$");
@@ -104,7 +146,13 @@ describe("MCP tool catalog derived from devex.mcp.v1 descriptors", () => {
     assert.deepEqual(required("edit_file"), ["edits", "path", "repl_id"]);
     assert.deepEqual(required("list_repls"), []);
     assert.deepEqual(required("set_network_policy"), ["policy", "repl_id"]);
-    assert.deepEqual(required("create_repl"), ["name", "template"], "the network policy is optional");
+    assert.deepEqual(
+      required("create_repl"),
+      ["name"],
+      "the template (unless git), network policy and git are optional",
+    );
+    const git = (byName.get("create_repl")!.inputSchema.properties as Record<string, { required?: string[] }>).git;
+    assert.deepEqual(git.required, ["url"], "a repository is named by its URL; ref and full_history are optional");
     const edits = (byName.get("edit_file")!.inputSchema.properties as Record<string, { items: { required: string[] } }>)
       .edits;
     assert.deepEqual(edits.items.required, ["old_text"]);

@@ -9,7 +9,7 @@ import { createLogger } from "../../../lib/kit/log.js";
 import { projectRoot } from "../../../lib/kit/project-root.js";
 import { type RunningServer, startServer } from "../../../lib/kit/server.js";
 import { issueApiToken } from "../../core/src/auth/secrets.js";
-import { type Embedded, startEmbedded } from "../../core/test/embedded.js";
+import { type Embedded, type EmbeddedOptions, startEmbedded } from "../../core/test/embedded.js";
 import { createMcpApp, type McpApp } from "../src/app.js";
 import type { McpHttp, McpHttpOptions } from "../src/http.js";
 
@@ -27,8 +27,12 @@ export interface EmbeddedMcp {
   close(): Promise<void>;
 }
 
-export async function startEmbeddedMcp(users: string[], settings: Partial<HttpSettings> = {}): Promise<EmbeddedMcp> {
-  const e = await startEmbedded();
+export async function startEmbeddedMcp(
+  users: string[],
+  settings: Partial<HttpSettings> = {},
+  embedded: EmbeddedOptions = {},
+): Promise<EmbeddedMcp> {
+  const e = await startEmbedded(embedded);
   const tokens: Record<string, string> = {};
   for (const user of users) tokens[user] = (await issueApiToken(e.state, user, "agent")).secret;
   const log = createLogger("mcp", { level: process.env.TEST_LOG_LEVEL ?? "silent" });

@@ -15,6 +15,7 @@ import { type EmbeddedMcp, inspectorCli, startEmbeddedMcp } from "./embedded-mcp
 
 const READ_TOOLS = [
   "directory_tree",
+  "download_file",
   "get_network_policy",
   "get_preview_url",
   "get_repl_status",

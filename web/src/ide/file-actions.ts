@@ -1,12 +1,13 @@
 /**
- * What the file explorer does to files: create, rename, move and delete (asked for with a prompt or
- * a confirmation, errors as toasts), and the context menu that offers them.
+ * What the file explorer does to files: create, rename, move, delete and download (asked for with a
+ * prompt or a confirmation, errors as toasts), and the context menu that offers them.
  */
 import { Code } from "@connectrpc/connect";
 import { confirmAction, describeError, isCode, promptText, toast } from "../ui.js";
 import type { MenuItem } from "./context-menu.js";
 import type { FileTreeOptions } from "./file-tree.js";
 import { joinPath, parentOf } from "./paths.js";
+import { downloadPath } from "./transfers.js";
 import type { TreeModel, TreeNode } from "./tree-model.js";
 
 export interface FileActionHost extends FileTreeOptions {
@@ -36,10 +37,17 @@ export class FileActions {
       items.push(
         { label: "Rename…", shortcut: "F2", run: () => void this.rename(n) },
         { label: "Move to…", run: () => void this.move(n) },
+        { label: "Download", run: () => void downloadPath(this.host, n.path) },
         { label: "Delete", shortcut: "Del", danger: true, run: () => void this.remove(n) },
       );
     }
     return items;
+  }
+
+  /** Lists what changed and selects `path` (after an upload). */
+  async revealPath(path: string) {
+    if (path) await this.host.reveal(path);
+    else await this.host.refresh();
   }
 
   async createIn(dir: string, folder: boolean) {

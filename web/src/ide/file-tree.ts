@@ -3,6 +3,8 @@
  * runner's WatchFiles stream (events reload the affected, already-listed directories). Create,
  * rename, move and delete from the context menu (right-click, the Menu key or Shift+F10) or keys
  * (F2, Delete). ARIA tree with a roving tabindex: arrows move, Right/Left expand and collapse.
+ * Files and folders dropped on the tree are uploaded into the folder they are dropped on; "Download"
+ * saves a file or a folder (as a zip) through the browser (transfers.ts).
  *
  * This file is the explorer's element, selection and keys; tree-model.ts holds the listed tree,
  * tree-view.ts draws it, file-actions.ts changes files.
@@ -13,6 +15,7 @@ import { describeError, h, toast } from "../ui.js";
 import { showContextMenu } from "./context-menu.js";
 import { FileActions } from "./file-actions.js";
 import { parentOf } from "./paths.js";
+import { droppedFiles, uploadDropped } from "./transfers.js";
 import { TreeModel } from "./tree-model.js";
 import { treeItems } from "./tree-view.js";
 
@@ -20,6 +23,8 @@ export { baseName, parentOf } from "./paths.js";
 
 export interface FileTreeOptions {
   files: RunnerClients["files"];
+  /** The runner's base URL, for the transfer route (downloads and dropped files). */
+  runnerUrl(): string;
   onOpen(path: string): void;
   onMoved(from: string, to: string): void;
   onDeleted(path: string): void;
@@ -33,6 +38,7 @@ export class FileTree {
   private selected = "";
   private activeFile = "";
   private reloadTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly status = h("div", { class: "transfer-status", role: "status", "aria-live": "polite" });
 
   constructor(private readonly o: FileTreeOptions) {
     this.model = new TreeModel(o.files);
@@ -50,9 +56,11 @@ export class FileTree {
       "nav",
       { class: "explorer", "aria-label": "File explorer" },
       h("div", { class: "panel-head" }, h("h2", {}, "Files"), h("div", { class: "panel-tools" }, ...this.newButtons())),
+      this.status,
       this.tree,
     );
     this.tree.addEventListener("keydown", (ev) => this.onKey(ev));
+    this.acceptDrops();
     this.tree.addEventListener("contextmenu", (ev) => {
       ev.preventDefault();
       const li = (ev.target as Element).closest<HTMLElement>("[role=treeitem]");
@@ -84,6 +92,39 @@ export class FileTree {
   async reloadAll(): Promise<void> {
     this.model.noteAllStale();
     await this.flushReloads();
+  }
+
+  /** Drops of files or folders upload into the folder under the pointer (a file's own folder; else the root). */
+  private acceptDrops() {
+    const folderAt = (ev: DragEvent) => {
+      const li = (ev.target as Element).closest<HTMLElement>("[role=treeitem]");
+      const n = li ? this.model.get(li.dataset.path ?? "") : undefined;
+      return n ? (n.dir ? n.path : parentOf(n.path)) : "";
+    };
+    this.el.addEventListener("dragover", (ev) => {
+      if (!ev.dataTransfer?.types.includes("Files")) return;
+      ev.preventDefault();
+      ev.dataTransfer.dropEffect = "copy";
+      this.el.classList.add("drop-target");
+    });
+    this.el.addEventListener("dragleave", (ev) => {
+      if (!this.el.contains(ev.relatedTarget as Node)) this.el.classList.remove("drop-target");
+    });
+    this.el.addEventListener("drop", (ev) => {
+      if (!ev.dataTransfer?.types.includes("Files")) return;
+      ev.preventDefault();
+      this.el.classList.remove("drop-target");
+      const dir = folderAt(ev);
+      void droppedFiles(ev.dataTransfer)
+        .then((dropped) => uploadDropped(this.o, dir, dropped, (text) => (this.status.textContent = text)))
+        .then(async (written) => {
+          if (!written.length) return;
+          toast(`Uploaded ${written.length} file${written.length > 1 ? "s" : ""} to ${dir || "the workspace"}.`);
+          this.model.noteChangeIn(written[0]);
+          await this.actions.revealPath(written.length === 1 ? written[0] : dir);
+        })
+        .catch((err) => toast(`Could not upload: ${describeError(err)}`, "error"));
+    });
   }
 
   private newButtons(): HTMLElement[] {

@@ -5,7 +5,9 @@
  * a drop; the connection indicator in the top bar sums them up with the terminals' sockets.
  *
  * This file is the page's lifecycle (start, stop, stopped elsewhere, not found); layout.ts builds
- * the page, overlay.ts shows progress and endings, workspace.ts holds what lives on the runner.
+ * the page, overlay.ts shows progress and endings, workspace.ts holds what lives on the runner,
+ * setup.ts the state and output of the repl's setup command. The Run button types the repl's run
+ * command (its template's, for a repl from before repls had their own) into the active terminal.
  */
 import { Code } from "@connectrpc/connect";
 import { type Repl, ReplStatus, type Template, type WatchReplResponse } from "../../../gen/devex/core/v1/repl_pb.js";
@@ -18,6 +20,7 @@ import { describeError, isCode, toast } from "../ui.js";
 import type { IdePhase } from "./connection.js";
 import { follow, type StreamState } from "./follow.js";
 import { type IdeLayout, renderIdeLayout } from "./layout.js";
+import { SetupIndicator } from "./setup.js";
 import { RunnerWorkspace } from "./workspace.js";
 
 export function renderIde(ctx: PageContext, replId: string): Dispose {
@@ -37,6 +40,7 @@ class IdePage {
   private replStream: StreamState = "connecting";
   private online = navigator.onLine;
   private phase: IdePhase = "starting";
+  private readonly setup = new SetupIndicator(() => this.workspace?.processes);
 
   constructor(
     ctx: PageContext,
@@ -46,7 +50,8 @@ class IdePage {
     this.ui = renderIdeLayout(ctx, () => this.workspace?.terminals.current?.fitNow());
     this.watchRepl();
     this.ui.runButton.addEventListener("click", () => {
-      if (this.template?.runCommand) this.workspace?.terminals.run(this.template.runCommand);
+      const command = this.runCommand();
+      if (command) this.workspace?.terminals.run(command);
     });
     this.ui.stopButton.addEventListener("click", () => void this.stop());
     this.ui.networkButton.addEventListener("click", () => void this.editNetwork());
@@ -77,6 +82,11 @@ class IdePage {
     window.removeEventListener("beforeunload", this.onBeforeUnload);
   }
 
+  /** The repl's own run command; for a repl made before repls had one, its template's. */
+  private runCommand(): string {
+    return this.repl?.runCommand || this.template?.runCommand || "";
+  }
+
   private updateConnection = () => {
     this.ui.connection.show({
       online: this.online,
@@ -100,6 +110,7 @@ class IdePage {
     this.ui.environmentButton.disabled = false;
     stopButton.disabled = r.status !== ReplStatus.RUNNING || this.phase !== "ready";
     this.workspace?.preview.showSharing(r.previewSharing);
+    this.setup.show(r.setup);
   }
 
   private async editNetwork() {
@@ -152,13 +163,15 @@ class IdePage {
       this.template = templates.find((t) => t.name === r.template);
       this.phase = "ready";
       this.showRepl(r);
-      this.workspace = new RunnerWorkspace(this.replId, runner, this.ui.panes, this.updateConnection);
+      this.workspace = new RunnerWorkspace(this.replId, runner, this.ui.panes, this.updateConnection, this.setup.el);
       this.workspace.preview.showSharing(this.repl?.previewSharing);
-      await this.workspace.load(this.template);
+      this.workspace.preview.showPort(r.previewPort);
+      const command = this.runCommand();
+      await this.workspace.load(command);
       overlay.hide();
       main.setAttribute("aria-busy", "false");
-      runButton.disabled = !this.template?.runCommand;
-      runButton.title = this.template?.runCommand ? `Run “${this.template.runCommand}” in the terminal` : "";
+      runButton.disabled = !command;
+      runButton.title = command ? `Run “${command}” in the terminal` : "";
       stopButton.disabled = false;
       this.updateConnection();
     } catch (err) {

@@ -105,6 +105,17 @@ export class PreviewPane {
     this.empty.hidden = true;
   }
 
+  /**
+   * The port the repl's dev server listens on (its template's preview port): the port the pane
+   * opens, named in its hint. 0 keeps the default.
+   */
+  showPort(port: number): void {
+    if (!port) return;
+    this.port.value = String(port);
+    this.empty.replaceChildren(`Run the project (▶ Run) and open port ${port} here.`);
+    this.sharing.refresh();
+  }
+
   /** The repl's preview sharing, as core last reported it. */
   showSharing(s: PreviewSharing | undefined): void {
     this.sharing.show(s);

@@ -293,9 +293,11 @@ export class TerminalPanel {
   private active: TerminalTab | undefined;
   private readonly observer: ResizeObserver;
 
+  /** `headExtra`: shown in the panel's head, after the tabs (the setup command's state). */
   constructor(
     private readonly session: RunnerSession,
     private readonly onState: () => void,
+    headExtra?: HTMLElement,
   ) {
     this.tabs = h("div", { role: "tablist", class: "term-tabs", "aria-label": "Terminals" });
     const add = h(
@@ -308,7 +310,7 @@ export class TerminalPanel {
     this.el = h(
       "section",
       { class: "terminals", "aria-label": "Terminals" },
-      h("div", { class: "panel-head" }, h("h2", {}, "Terminal"), this.tabs, add),
+      h("div", { class: "panel-head" }, h("h2", {}, "Terminal"), this.tabs, headExtra, add),
       this.panels,
     );
     this.tabs.addEventListener("keydown", (ev) => {

@@ -3,7 +3,7 @@
  * terminals and preview in their panes, and the WatchFiles stream that keeps the tree and the open
  * files current (re-opened with backoff; the tree is reloaded after a reconnect).
  */
-import type { RunnerAccess, Template } from "../../../gen/devex/core/v1/repl_pb.js";
+import type { RunnerAccess } from "../../../gen/devex/core/v1/repl_pb.js";
 import { RunnerSession } from "../api.js";
 import { describeError, toast } from "../ui.js";
 import { Editor } from "./editor.js";
@@ -22,12 +22,16 @@ export class RunnerWorkspace {
   private readonly tree: FileTree;
   private readonly abort = new AbortController();
 
-  /** `onConnectionChange` runs when the files stream's or the terminals' state changes. */
+  /**
+   * `onConnectionChange` runs when the files stream's or the terminals' state changes; `setupBadge`
+   * goes in the terminals' head.
+   */
   constructor(
     replId: string,
     access: RunnerAccess,
     private readonly panes: IdePanes,
     private readonly onConnectionChange: () => void,
+    setupBadge?: HTMLElement,
   ) {
     this.session = new RunnerSession(replId, access, (err) =>
       toast(`Could not refresh access to the repl: ${describeError(err)}`, "error"),
@@ -36,12 +40,13 @@ export class RunnerWorkspace {
     const editor = new Editor({ files, onActiveChange: (p) => this.tree.setActive(p) });
     this.tree = new FileTree({
       files,
+      runnerUrl: () => this.session.access.url,
       onOpen: (p) => void editor.openFile(p),
       onMoved: (a, b) => editor.renamed(a, b),
       onDeleted: (p) => editor.deleted(p),
     });
     this.editor = editor;
-    this.terminals = new TerminalPanel(this.session, onConnectionChange);
+    this.terminals = new TerminalPanel(this.session, onConnectionChange, setupBadge);
     const preview = new PreviewPane(this.session);
     this.preview = preview;
     panes.explorer.replaceChildren(this.tree.el);
@@ -50,12 +55,17 @@ export class RunnerWorkspace {
     panes.preview.replaceChildren(preview.el);
   }
 
-  /** Loads the tree and the terminals, starts watching files and opens the file the template runs. */
-  async load(template: Template | undefined) {
+  /** The runner's background processes (the setup command's output). */
+  get processes() {
+    return this.session.clients.processes;
+  }
+
+  /** Loads the tree and the terminals, starts watching files and opens the file the run command runs. */
+  async load(runCommand: string) {
     await Promise.all([this.tree.load(), this.terminals.load()]);
     this.watchFiles();
-    // Open the file the template runs ("node index.js" → index.js), if there is one.
-    const main = template?.runCommand.split(/\s+/).find((w) => /\.\w+$/.test(w));
+    // Open the file the repl runs ("node index.js" → index.js), if there is one.
+    const main = runCommand.split(/\s+/).find((w) => /\.\w+$/.test(w));
     if (main) {
       const { info } = await this.session.clients.files.statFile({ path: main }).catch(() => ({ info: undefined }));
       if (info) await this.editor.openFile(main);

@@ -2,7 +2,7 @@
  * The implementations of the agent tools (devex.mcp.v1.AgentToolsService). Each one is a thin
  * mapping onto core and runner calls through the shared client layer (lib/client), made with the
  * caller's own API token, so the caller sees exactly what core and the runner allow them to.
- * The tools live by area: repl-tools.ts, network-tools.ts, file-tools.ts, process-tools.ts,
+ * The tools live by area: repl-tools.ts, network-tools.ts, file-tools.ts, transfer-tools.ts, process-tools.ts,
  * terminal-tools.ts, preview-tools.ts and environment-tools.ts; what they share is in
  * tool-context.ts and caller-sessions.ts.
  */
@@ -21,6 +21,7 @@ import {
   type ToolContext,
   type ToolImpls,
 } from "./tool-context.js";
+import { transferTools } from "./transfer-tools.js";
 
 export type { AgentToolDeps, Caller, ToolImpls } from "./tool-context.js";
 
@@ -35,6 +36,7 @@ export function createAgentTools(deps: AgentToolDeps): ToolImpls {
     ...replTools(ctx),
     ...networkTools(ctx),
     ...fileTools(ctx),
+    ...transferTools(ctx),
     ...processTools(ctx),
     ...terminalTools(ctx),
     ...previewTools(ctx),

@@ -1,16 +1,30 @@
-/** The repl tools: list, create, start, stop, delete and status of the caller's repls, and the templates. */
+/**
+ * The repl tools: list, create, start, stop, delete and status of the caller's repls, and the
+ * templates: the operator's and the caller's own, which save_template makes from a stopped repl.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
 import { ReplStatus } from "../../../../gen/devex/core/v1/repl_pb.js";
+import { failedPrecondition, notFound } from "../../../../lib/kit/errors.js";
+import { waitForClone } from "./clone-progress.js";
 import { withLifecycleProgress } from "./lifecycle-progress.js";
 import { egressRequest } from "./network-tools.js";
-import { processSummary, replSummary, terminalSummary } from "./summaries.js";
+import { processSummary, replSummary, statusName, templateSummary, terminalSummary } from "./summaries.js";
 import type { ToolContext, ToolImpls } from "./tool-context.js";
 
 type ReplTools = Pick<
   ToolImpls,
-  "listRepls" | "listTemplates" | "createRepl" | "startRepl" | "stopRepl" | "deleteRepl" | "getReplStatus"
+  | "listRepls"
+  | "listTemplates"
+  | "createRepl"
+  | "startRepl"
+  | "stopRepl"
+  | "deleteRepl"
+  | "getReplStatus"
+  | "saveTemplate"
+  | "deleteTemplate"
 >;
 
-export function replTools({ core, sessions }: ToolContext): ReplTools {
+export function replTools({ core, sessions, limits }: ToolContext): ReplTools {
   return {
     async listRepls(_req, caller) {
       const { repls } = await core(caller).repls.listRepls({});
@@ -18,14 +32,45 @@ export function replTools({ core, sessions }: ToolContext): ReplTools {
     },
     async listTemplates(_req, caller) {
       const { templates } = await core(caller).repls.listTemplates({});
-      return {
-        templates: templates.map((t) => ({ name: t.name, description: t.description, runCommand: t.runCommand })),
-      };
+      return { templates: templates.map(templateSummary) };
     },
-    async createRepl(req, caller) {
+    async saveTemplate(req, caller) {
+      const repl = await sessions.getRepl(caller, req.replId);
+      if (repl.status !== ReplStatus.STOPPED) {
+        // Core refuses too; this says what to do about it.
+        throw failedPrecondition(
+          `repl "${req.replId}" is ${statusName(repl.status)}: a template is made from a stopped repl's saved files, call stop_repl first`,
+        );
+      }
+      const { template } = await core(caller).repls.saveTemplate({
+        replId: req.replId,
+        title: req.title,
+        description: req.description,
+        runCommand: req.runCommand,
+        setupCommand: req.setupCommand,
+        previewPort: req.previewPort,
+      });
+      return { template: templateSummary(template) };
+    },
+    async deleteTemplate(req, caller) {
+      try {
+        await core(caller).repls.deleteTemplate({ name: req.name });
+      } catch (e) {
+        if (ConnectError.from(e).code !== Code.NotFound) throw e;
+        const { templates } = await core(caller).repls.listTemplates({});
+        const own = templates.filter((t) => t.owner).map((t) => t.name);
+        throw notFound(
+          `you have no template "${req.name}" (the server's templates cannot be deleted). ${own.length ? `Yours: ${own.join(", ")}.` : "You have none: save_template makes one."}`,
+        );
+      }
+      return { name: req.name };
+    },
+    async createRepl(req, caller, signal, report) {
       const egress = egressRequest(req.network);
-      const { repl } = await core(caller).repls.createRepl({ name: req.name, template: req.template, egress });
-      return { repl: replSummary(repl) };
+      const git = req.git && { url: req.git.url, ref: req.git.ref, fullHistory: req.git.fullHistory };
+      const { repl } = await core(caller).repls.createRepl({ name: req.name, template: req.template, egress, git });
+      if (!git || !repl) return { repl: replSummary(repl) };
+      return { repl: replSummary(await waitForClone(core(caller), repl, report, signal, limits.cloneWaitMs)) };
     },
     async startRepl(req, caller, _signal, report) {
       await sessions.getRepl(caller, req.replId);

@@ -1,9 +1,17 @@
 /** How repls, files, processes and terminals look in tool results: plain names, strings and numbers. */
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { type Repl, ReplStatus } from "../../../../gen/devex/core/v1/repl_pb.js";
+import {
+  type GitOrigin,
+  type Repl,
+  ReplStatus,
+  type Setup,
+  SetupStatus,
+  type Template,
+} from "../../../../gen/devex/core/v1/repl_pb.js";
 import { type FileInfo, FileType } from "../../../../gen/devex/runner/v1/file_pb.js";
 import type { Process } from "../../../../gen/devex/runner/v1/process_pb.js";
 import type { Terminal } from "../../../../gen/devex/runner/v1/terminal_pb.js";
+import { cloneStatusName } from "./clone-progress.js";
 import { networkPolicy } from "./network-tools.js";
 
 const statusNames: Record<ReplStatus, string> = {
@@ -25,6 +33,33 @@ const typeNames: Record<FileType, string> = {
 
 export const statusName = (s: ReplStatus) => statusNames[s];
 
+const setupStatusNames: Record<SetupStatus, string> = {
+  [SetupStatus.UNSPECIFIED]: "",
+  [SetupStatus.PENDING]: "pending",
+  [SetupStatus.RUNNING]: "running",
+  [SetupStatus.SUCCEEDED]: "succeeded",
+  [SetupStatus.FAILED]: "failed",
+};
+
+/** A repl's setup as agents see it; undefined (left out) when its template has no setup command. */
+function setupSummary(s: Setup | undefined) {
+  if (!s?.command) return undefined;
+  return { command: s.command, status: setupStatusNames[s.status], exitCode: s.exitCode, message: s.message };
+}
+
+/** A template as agents see it: whose it is as "operator" or "you" (the caller's private one). */
+export function templateSummary(t: Template | undefined) {
+  return {
+    name: t?.name ?? "",
+    title: t?.title ?? "",
+    description: t?.description ?? "",
+    runCommand: t?.runCommand ?? "",
+    setupCommand: t?.setupCommand ?? "",
+    previewPort: t?.previewPort ?? 0,
+    owner: t?.owner ? "you" : "operator",
+  };
+}
+
 export function replSummary(r: Repl | undefined) {
   return {
     replId: r?.replId ?? "",
@@ -33,7 +68,17 @@ export function replSummary(r: Repl | undefined) {
     status: statusNames[r?.status ?? ReplStatus.UNSPECIFIED],
     createTime: r?.createTime ? timestampDate(r.createTime).toISOString() : "",
     networkMode: networkPolicy(r).mode,
+    runCommand: r?.runCommand ?? "",
+    previewPort: r?.previewPort ?? 0,
+    setup: setupSummary(r?.setup),
+    git: gitSummary(r?.git),
   };
+}
+
+/** Where the repl's repository came from and its clone; undefined (left out) for a repl made from a template's files. */
+function gitSummary(g: GitOrigin | undefined) {
+  if (!g?.source) return undefined;
+  return { url: g.source.url, ref: g.source.ref, status: cloneStatusName(g.status), commit: g.commit };
 }
 
 export function fileEntry(f: FileInfo | undefined) {

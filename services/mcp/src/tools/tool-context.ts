@@ -41,6 +41,8 @@ export const defaultToolLimits = {
   terminalChars: 8_000,
   /** Entries a directory tree shows. */
   treeEntries: 500,
+  /** How long create_repl waits for a repository's clone (past core's own 10 min default, so core says why first). */
+  cloneWaitMs: 11 * 60_000,
 };
 export type ToolLimits = typeof defaultToolLimits;
 

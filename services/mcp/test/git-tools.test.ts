@@ -1,0 +1,182 @@
+/**
+ * create_repl with a git repository, against a stand-in for core's ReplService called through a
+ * router transport (no sockets): the arguments as an agent writes them (parsed and validated as the
+ * server does) reach CreateRepl as a GitSource; the tool follows WatchRepl and returns the repl once
+ * it runs cloned, with progress notifications from git's counts; a clone that fails (the repl
+ * deleted, its last message saying why) is an error with that reason; a clone past the wait is an
+ * error saying it goes on. The agents end-to-end test clones for real.
+ */
+import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
+import { createRouterTransport } from "@connectrpc/connect";
+import type { ServerNotification } from "@modelcontextprotocol/sdk/types.js";
+import {
+  CloneStatus,
+  type CreateReplRequest,
+  type Repl,
+  ReplSchema,
+  ReplService,
+  ReplStatus,
+  type WatchReplResponse,
+  WatchReplResponseSchema,
+} from "../../../gen/devex/core/v1/repl_pb.js";
+import { createCoreClients } from "../../../lib/client/clients.js";
+import { ALL_API_SCOPES } from "../../../lib/contracts/api-scopes.js";
+import { loadContracts } from "../../../lib/contracts/registry.js";
+import { isKind } from "../../../lib/kit/errors.js";
+import { createArgumentParser } from "../src/tool-arguments.js";
+import { createToolReport } from "../src/tool-report.js";
+import { createAgentTools } from "../src/tools/agent-tools.js";
+import { buildToolCatalog } from "../src/tools/catalog.js";
+
+const caller = { token: "tok", userId: "alice", scopes: [...ALL_API_SCOPES] };
+const url = "https://git.example.com/team/app.git";
+const commit = "0123456789abcdef0123456789abcdef01234567";
+
+type Script = (repl: Repl) => Array<Partial<WatchReplResponse> | "hang">;
+
+/** The repl core makes of `req`, at `status`, its clone at `clone`. */
+function replOf(
+  req: CreateReplRequest,
+  status: ReplStatus,
+  clone: CloneStatus,
+  extra: { commit?: string; lastError?: string } = {},
+) {
+  return create(ReplSchema, {
+    replId: "git-1",
+    name: req.name,
+    template: req.template,
+    status,
+    lastError: extra.lastError ?? "",
+    git: { source: req.git, status: clone, commit: extra.commit ?? "" },
+  });
+}
+
+/** A core whose WatchRepl plays `script` for the created repl. */
+function fakeCore(script: Script, limits: { cloneWaitMs?: number } = {}) {
+  const created: CreateReplRequest[] = [];
+  const transport = createRouterTransport(({ service }) => {
+    service(ReplService, {
+      createRepl(req) {
+        created.push(req);
+        return { repl: replOf(req, ReplStatus.STARTING, CloneStatus.CLONING) };
+      },
+      async *watchRepl(_req, ctx) {
+        for (const m of script(replOf(created[0], ReplStatus.STARTING, CloneStatus.CLONING))) {
+          if (m === "hang") {
+            await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+            return;
+          }
+          yield create(WatchReplResponseSchema, m as WatchReplResponse);
+        }
+      },
+    });
+  });
+  const tools = createAgentTools({
+    core: () => createCoreClients(transport),
+    runner: () => {
+      throw new Error("no runner in this test");
+    },
+    limits,
+  });
+  return { tools, created };
+}
+
+function reporter() {
+  const sent: ServerNotification[] = [];
+  const report = createToolReport(
+    async (n) => {
+      sent.push(n);
+    },
+    "tok-1",
+    { level: "debug" },
+  );
+  return { report, sent };
+}
+
+const catalog = buildToolCatalog(loadContracts());
+const createTool = catalog.find((t) => t.name === "create_repl")!;
+const parse = createArgumentParser();
+const args = (a: Record<string, unknown>) =>
+  parse(createTool, a) as unknown as Parameters<ReturnType<typeof createAgentTools>["createRepl"]>[0];
+const signal = new AbortController().signal;
+
+describe("create_repl from a git repository", () => {
+  it("takes git.url, git.ref and git.full_history (the template optional) and refuses a bad ref before calling core", () => {
+    const ok = args({ name: "app", git: { url, ref: "feature/x", full_history: true } });
+    assert.equal(ok.template, "");
+    assert.deepEqual([ok.git?.url, ok.git?.ref, ok.git?.fullHistory], [url, "feature/x", true]);
+    assert.throws(() => args({ name: "app", git: { url, ref: "--upload-pack=x" } }), /git\.ref: /);
+    assert.throws(() => args({ name: "app", git: { ref: "main" } }), /git\.url is required/);
+    assert.throws(() => args({ name: "app", git: { url, depth: 1 } }), /depth/);
+  });
+
+  it("passes the repository to core, reports git's progress, and returns the repl running with its commit", async () => {
+    const { tools, created } = fakeCore((repl) => [
+      { repl },
+      { repl, progress: { phase: "clone", filesDone: 50n, filesTotal: 200n, bytesDone: 1048576n } as never },
+      { repl, progress: { phase: "clone", filesDone: 200n, filesTotal: 200n, bytesDone: 3145728n } as never },
+      { repl: replOf(created[0], ReplStatus.RUNNING, CloneStatus.DONE, { commit }) },
+    ]);
+    const { report, sent } = reporter();
+    const res = await tools.createRepl(
+      args({ name: "app", template: "node", git: { url, ref: "v1" } }),
+      caller,
+      signal,
+      report,
+    );
+    await report.settled();
+    assert.equal(created[0].git?.url, url);
+    assert.equal(created[0].git?.ref, "v1");
+    assert.equal(created[0].git?.fullHistory, false);
+    assert.equal(created[0].template, "node");
+    assert.equal(res.repl?.status, "running");
+    assert.deepEqual(res.repl?.git, { url, ref: "v1", status: "done", commit });
+    const progress = sent
+      .filter((n) => n.method === "notifications/progress")
+      .map((n) => n.params as Record<string, unknown>);
+    assert.deepEqual(
+      progress.map((p) => p.message),
+      [
+        `cloning ${url} into repl git-1`,
+        `cloning ${url}: 50 of 200 objects, 1.0 MiB`,
+        `cloning ${url}: 200 of 200 objects, 3.0 MiB`,
+        `repl git-1 is running, cloned at ${commit.slice(0, 12)}`,
+      ],
+    );
+    const values = progress.map((p) => p.progress as number);
+    assert.deepEqual(
+      [...values].sort((a, b) => a - b),
+      values,
+      "progress only grows",
+    );
+    assert.equal(values.at(-1), 1);
+  });
+
+  it("a failed clone is an error with core's reason", async () => {
+    const { tools, created } = fakeCore((repl) => [
+      { repl },
+      {
+        repl: replOf(created[0], ReplStatus.DELETING, CloneStatus.CLONING, {
+          lastError: "clone failed: Remote branch nope not found in upstream origin",
+        }),
+      },
+    ]);
+    await assert.rejects(
+      tools.createRepl(args({ name: "app", git: { url, ref: "nope" } }), caller, signal, reporter().report),
+      (e: unknown) =>
+        isKind(e, "failed-precondition") &&
+        /^clone failed: Remote branch nope not found in upstream origin \(repl git-1 was deleted/.test(e.message),
+    );
+  });
+
+  it("a clone past the wait is an error saying it goes on; without git nothing is awaited", async () => {
+    const { tools } = fakeCore((repl) => [{ repl }, "hang"], { cloneWaitMs: 200 });
+    await assert.rejects(
+      tools.createRepl(args({ name: "app", git: { url } }), caller, signal, reporter().report),
+      (e: unknown) => isKind(e, "deadline-exceeded") && /still being cloned .* the clone goes on/.test(e.message),
+    );
+    const plain = await tools.createRepl(args({ name: "plain", template: "node" }), caller, signal, reporter().report);
+    assert.equal(plain.repl?.git, undefined);
+  });
+});
