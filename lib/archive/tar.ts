@@ -108,8 +108,15 @@ function paxRecord(key: string, value: string): string {
   return `${len}${rest}`;
 }
 
-/** Largest pax or GNU long-name header accepted (they are held in memory). */
-const MAX_META = 1024 * 1024;
+/**
+ * Metadata is held in memory until its entry: at most this much of pax and GNU long-name headers
+ * per entry in all, however many there are, and only the keys an entry uses are kept.
+ */
+const MAX_META = 64 * 1024;
+/** Longest path or link target (PATH_MAX). */
+const MAX_PATH = 4096;
+/** The pax keys an entry uses; the rest (comments, xattrs, global headers) are read and dropped. */
+const PAX_KEYS = new Set(["path", "linkpath", "size", "mtime"]);
 
 /**
  * Reads an archive's entries. After each entry is yielded, the caller may read its content from
@@ -117,6 +124,7 @@ const MAX_META = 1024 * 1024;
  */
 export async function* readTar(reader: ByteReader): AsyncGenerator<TarEntryHeader> {
   let pending: Record<string, string> = {};
+  let meta = 0;
   for (;;) {
     const block = await reader.read(BLOCK);
     if (block.length === 0) throw new TarFormatError("the archive ended without its end-of-archive blocks");
@@ -126,16 +134,20 @@ export async function* readTar(reader: ByteReader): AsyncGenerator<TarEntryHeade
     const flag = String.fromCharCode(block[156]);
     const size = parseNumber(block, 124, 12);
     if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
-      if (size > MAX_META) throw new TarFormatError(`an extended header of ${size} bytes is too large`);
+      meta += size;
+      if (meta > MAX_META) throw new TarFormatError(`an entry's extended headers pass ${MAX_META} bytes`);
       const body = await exactly(reader, size);
       await exactly(reader, paddingOf(size));
-      if (flag === "x") pending = { ...pending, ...parsePax(body) };
+      if (flag === "x") Object.assign(pending, parsePax(body));
       else if (flag === "L") pending.path = cString(body);
       else if (flag === "K") pending.linkpath = cString(body);
       continue;
     }
     const entry = headerOf(block, flag, size, pending);
     pending = {};
+    meta = 0;
+    if (entry.path.length > MAX_PATH || (entry.linkTarget?.length ?? 0) > MAX_PATH)
+      throw new TarFormatError(`a path in the archive is longer than ${MAX_PATH} characters`);
     const start = reader.position;
     yield entry;
     const dataSize = entry.type === "file" || entry.type === "other" ? entry.size : 0;
@@ -206,7 +218,7 @@ function parsePax(body: Buffer): Record<string, string> {
       throw new TarFormatError("a pax extended header is malformed");
     const record = body.toString("utf8", space + 1, at + len - 1);
     const eq = record.indexOf("=");
-    if (eq > 0) out[record.slice(0, eq)] = record.slice(eq + 1);
+    if (eq > 0 && PAX_KEYS.has(record.slice(0, eq))) out[record.slice(0, eq)] = record.slice(eq + 1);
     at += len;
   }
   return out;
