@@ -279,8 +279,11 @@ describe("streaming transfers", () => {
     it("PUT writes the body as the file, checks the ticket's checksum, and needs the files scope", async () => {
       const body = randomBytes(300_000);
       const tk = await ticket({ path: "put/p.bin", operation: 2, createParents: true, expectedSha256: sha(body) });
+      // A request of another method (a HEAD, a prefetch) is refused and leaves the ticket usable.
+      assert.equal((await fetch(`${t.runner.url}${tk.path}`, { method: "GET" })).status, 405);
       const res = await fetch(`${t.runner.url}${tk.path}`, { method: "PUT", body });
       assert.equal(res.status, 201);
+      assert.equal((await fetch(`${t.runner.url}${tk.path}`, { method: "PUT", body })).status, 403, "used once");
       assert.equal(((await res.json()) as { sha256: string }).sha256, sha(body));
       assert.deepEqual(await readFile(path.join(t.workspace, "put/p.bin")), body);
       const bad = await ticket({ path: "put/q.bin", operation: 2, expectedSha256: sha(Buffer.from("no")) });

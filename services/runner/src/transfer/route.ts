@@ -48,12 +48,12 @@ export function createTransferRoute(deps: TransferRouteDeps) {
   return async (req: HttpRequest, res: HttpResponse): Promise<boolean> => {
     const path = (req.url ?? "").split("?")[0];
     if (!path.startsWith(RunnerRoute.transfer)) return false;
-    const ticket = deps.tickets.consume(path.slice(RunnerRoute.transfer.length));
     const method = req.method ?? "GET";
+    const methods = (t: Ticket) => (t.operation === "download" ? ["GET"] : ["PUT", "POST"]);
+    const ticket = deps.tickets.consume(path.slice(RunnerRoute.transfer.length), (t) => methods(t).includes(method));
     if (!ticket)
       return fail(res, 403, "unknown, used or expired transfer ticket: ask CreateTransferTicket for a new one");
-    const wanted = ticket.operation === "download" ? ["GET"] : ["PUT", "POST"];
-    if (!wanted.includes(method)) return fail(res, 405, `this ticket is for ${wanted[0]}`);
+    if (ticket === "unfit") return fail(res, 405, "this ticket is for another method (GET downloads, PUT uploads)");
     const done = deps.activity.streamOpened();
     try {
       if (ticket.operation === "download") await download(deps, ticket, res);

@@ -38,12 +38,19 @@ export class TransferTickets {
     return { id, expiresAt };
   }
 
-  /** The ticket, removed: undefined when unknown, used or expired. */
-  consume(id: string): Ticket | undefined {
+  /**
+   * The ticket, removed: undefined when unknown, used or expired. One that `fits` refuses (the
+   * request's method is not its operation's: a HEAD, a prefetch) is left for the real request.
+   */
+  consume(id: string, fits: (t: Ticket) => boolean = () => true): Ticket | "unfit" | undefined {
     const t = this.tickets.get(id);
-    if (!t) return undefined;
+    if (!t || t.expiresAt <= this.now()) {
+      this.tickets.delete(id);
+      return undefined;
+    }
+    if (!fits(t)) return "unfit";
     this.tickets.delete(id);
-    return t.expiresAt > this.now() ? t : undefined;
+    return t;
   }
 
   private sweep() {
