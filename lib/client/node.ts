@@ -34,11 +34,7 @@ export function nodeTransport(baseUrl: string, options: NodeTransportOptions = {
   const interceptors = options.token ? [bearerAuth(options.token)] : [];
   const { socketPath } = options;
   if (options.protocol === "grpc") {
-    // 8 MiB stream windows, not 64 KiB: a download waits for no WINDOW_UPDATE round trip every 32 KiB.
-    const settings = { initialWindowSize: 8 * 1024 * 1024 };
-    const nodeOptions = socketPath
-      ? { nodeOptions: { settings, createConnection: () => connect(socketPath) } }
-      : { nodeOptions: { settings } };
+    const nodeOptions = socketPath ? { nodeOptions: { createConnection: () => connect(socketPath) } } : {};
     return createGrpcTransport({ baseUrl, interceptors, ...nodeOptions });
   }
   const nodeOptions = socketPath ? { nodeOptions: { socketPath } } : {};

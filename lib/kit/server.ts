@@ -36,9 +36,6 @@ export type HttpRequest = IncomingMessage | Http2ServerRequest;
 export type HttpResponse = ServerResponse | Http2ServerResponse;
 
 /** Extra HTTP route handler; returns true when it handled the request. */
-/** HTTP/2 receive window, per stream and per connection. */
-export const H2_WINDOW = 8 * 1024 * 1024;
-
 export type HttpHandler = (req: HttpRequest, res: HttpResponse) => boolean | Promise<boolean>;
 /** WebSocket (or other) upgrade handler; returns true when it took the socket. */
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
@@ -216,14 +213,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (options.upgrade?.(req, socket, head)) return;
     socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
   });
-  // Receive windows of 8 MiB (stream and connection) instead of HTTP/2's 64 KiB: a client stream (an
-  // upload) otherwise waits for a WINDOW_UPDATE every 32 KiB, which on a busy machine capped uploads
-  // through core at a few tens of MiB/s. The peer may then have 8 MiB in flight, and no more.
-  const http2 = createHttp2Server({ settings: { initialWindowSize: H2_WINDOW } }, handler);
+  const http2 = createHttp2Server({}, handler);
   const sessions = new Set<ServerHttp2Session>();
   http2.on("session", (s) => {
-    s.once("connect", () => s.setLocalWindowSize(H2_WINDOW));
-    if (!s.connecting) s.setLocalWindowSize(H2_WINDOW);
     sessions.add(s);
     s.once("close", () => sessions.delete(s));
   });
