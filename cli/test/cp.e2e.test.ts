@@ -60,6 +60,8 @@ function runnerPids(): number[] {
 /** Runs the CLI, watching the peaks of it, the runners and this process (core) while it runs. */
 async function measuredCli(args: string[], env: NodeJS.ProcessEnv) {
   const runners = runnerPids();
+  // Without them the runner's peak would read 0 and pass any bound.
+  assert.ok(runners.length > 0, "found the runner processes to measure");
   for (const pid of [process.pid, ...runners]) resetPeak(pid);
   const coreBefore = process.memoryUsage().rss / MiB;
   const start = performance.now();
@@ -73,6 +75,7 @@ async function measuredCli(args: string[], env: NodeJS.ProcessEnv) {
   clearInterval(timer);
   const seconds = (performance.now() - start) / 1000;
   const runner = Math.max(...runners.map((p) => peakMiB(p) ?? 0));
+  assert.ok(runner > 0, "read the runners' peak memory");
   return { code, out, seconds, coreBefore, peaks: { runner, core: peakMiB(process.pid) ?? 0, cli } };
 }
 
