@@ -105,9 +105,11 @@ export async function createFromGit(
     }
   } catch (e) {
     endLine();
-    // Gone before the watch opened: the clone failed at once, and its reason went with the repl.
+    // Gone before the watch opened: the clone failed at once; core's NotFound says why ("was deleted: …").
     if (e instanceof ConnectError && e.code === Code.NotFound)
-      throw new CliError(`clone failed, and the repl ${replId} was deleted`);
+      throw new CliError(
+        /was deleted: /.test(e.rawMessage) ? e.rawMessage : `clone failed, and the repl ${replId} was deleted`,
+      );
     throw describeError(e);
   }
   endLine();

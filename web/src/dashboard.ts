@@ -8,7 +8,7 @@
  * git's progress until it runs, and a failed clone's reason appears under the form.
  */
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { CloneStatus, type Progress, type Repl, ReplStatus, type Template } from "../../gen/devex/core/v1/repl_pb.js";
 import { core } from "./api.js";
 import type { Dispose, PageContext } from "./main.js";
@@ -334,7 +334,9 @@ export function renderDashboard(ctx: PageContext): Dispose {
       failure = done ? "" : last.lastError;
     } catch (err) {
       if (abort.signal.aborted) return;
-      failure = isCode(err, Code.NotFound) ? "clone failed" : "";
+      // Gone before the watch opened: core's NotFound says why ("repl … was deleted: clone failed: …").
+      const said = err instanceof ConnectError ? /was deleted: (.*)$/.exec(err.rawMessage)?.[1] : undefined;
+      failure = isCode(err, Code.NotFound) ? (said ?? "clone failed") : "";
     } finally {
       cloning.delete(repl.replId);
     }

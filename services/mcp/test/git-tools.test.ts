@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
-import { createRouterTransport } from "@connectrpc/connect";
+import { Code, ConnectError, createRouterTransport } from "@connectrpc/connect";
 import type { ServerNotification } from "@modelcontextprotocol/sdk/types.js";
 import {
   CloneStatus,
@@ -33,7 +33,7 @@ const caller = { token: "tok", userId: "alice", scopes: [...ALL_API_SCOPES] };
 const url = "https://git.example.com/team/app.git";
 const commit = "0123456789abcdef0123456789abcdef01234567";
 
-type Script = (repl: Repl) => Array<Partial<WatchReplResponse> | "hang">;
+type Script = (repl: Repl) => Array<Partial<WatchReplResponse> | "hang" | "gone">;
 
 /** The repl core makes of `req`, at `status`, its clone at `clone`. */
 function replOf(
@@ -63,6 +63,7 @@ function fakeCore(script: Script, limits: { cloneWaitMs?: number } = {}) {
       },
       async *watchRepl(_req, ctx) {
         for (const m of script(replOf(created[0], ReplStatus.STARTING, CloneStatus.CLONING))) {
+          if (m === "gone") throw new ConnectError("repl git-1 was deleted: clone failed: not found", Code.NotFound);
           if (m === "hang") {
             await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
             return;
@@ -167,6 +168,15 @@ describe("create_repl from a git repository", () => {
       (e: unknown) =>
         isKind(e, "failed-precondition") &&
         /^clone failed: Remote branch nope not found in upstream origin \(repl git-1 was deleted/.test(e.message),
+    );
+  });
+
+  it("a repl deleted before the watch opened: the reason comes from core's NotFound", async () => {
+    const { tools } = fakeCore(() => ["gone"]);
+    await assert.rejects(
+      tools.createRepl(args({ name: "app", git: { url } }), caller, signal, reporter().report),
+      (e: unknown) =>
+        isKind(e, "failed-precondition") && e.message === "repl git-1 was deleted: clone failed: not found",
     );
   });
 

@@ -61,8 +61,14 @@ export async function waitForClone(
         `repl ${replId} is still being cloned from ${url} after ${Math.round(timeoutMs / 1000)} s; the clone goes on: get_repl_status shows it running once done (or no such repl if the clone failed)`,
       );
     // Deleted before the watch opened: the clone failed at once, and its reason went with the repl.
-    if (ConnectError.from(e).code === Code.NotFound)
-      throw failedPrecondition(`the clone of ${url} failed and repl ${replId} was deleted`);
+    const err = ConnectError.from(e);
+    // Gone before the watch opened: core's NotFound says why ("repl … was deleted: clone failed: …").
+    if (err.code === Code.NotFound)
+      throw failedPrecondition(
+        /was deleted: /.test(err.rawMessage)
+          ? err.rawMessage
+          : `the clone of ${url} failed and repl ${replId} was deleted`,
+      );
     throw e;
   }
   // The stream ends when the repl is deleted: its last message says why.
