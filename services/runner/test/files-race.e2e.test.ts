@@ -38,7 +38,9 @@ type Clients = { unary: Client<typeof FileService>; watch: Client<typeof FileSer
 type Kind = "write" | "edit" | "patch" | "mkdir" | "move" | "copy" | "delete" | "list" | "stat" | "read" | "watch";
 
 describe("runner file RPCs racing a directory swapped for a symlink", function () {
-  this.timeout(240_000);
+  // 22,000 RPCs against a tight swap loop: 220 and 239 s in two clean CI runs of this session, over
+  // 240 s in a third (load of the longer e2e suite); the count of operations is what the test is about.
+  this.timeout(480_000);
   let t: TestRunner;
   let files: Clients;
   let scratch: string;
