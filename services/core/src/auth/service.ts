@@ -51,15 +51,10 @@ export function createAuthService(
       const p = userOf(ctx);
       const asked = req.ttl ? durationMs(req.ttl) : DEFAULT_TOKEN_TTL_MS;
       // A token made with a token expires no later than it, so a leaked one cannot outlive its maker.
-      const ttl = p.tokenExpireTime ? Math.max(1, Math.min(asked, p.tokenExpireTime - Date.now())) : asked;
-      const { record, secret } = await issueApiToken(
-        state,
-        p.userId,
-        req.name,
-        ttl,
-        Date.now(),
-        grantable(p, req.scopes),
-      );
+      // One clock reading: a second one a millisecond later would put the expiry past the maker's.
+      const now = Date.now();
+      const ttl = p.tokenExpireTime ? Math.max(1, Math.min(asked, p.tokenExpireTime - now)) : asked;
+      const { record, secret } = await issueApiToken(state, p.userId, req.name, ttl, now, grantable(p, req.scopes));
       return { token: toApiToken(record), secret };
     },
     async listApiTokens(_req, ctx) {
