@@ -4,7 +4,8 @@
  * One mechanism serves every audience:
  *   - "runner": a user's access to one repl's runner (files, terminals, exec, preview);
  *   - "runner-control": a runner's credential for calling core's RunnerControlService;
- *   - "runner-admin": core's credential for calling a runner's RunnerAdminService.
+ *   - "runner-admin": core's credential for calling a runner's RunnerAdminService;
+ *   - "git": git's credential, inside one repl, for core's route to that repl's repository.
  */
 import {
   createPrivateKey,
@@ -17,7 +18,7 @@ import {
 } from "node:crypto";
 import { DomainError, permissionDenied, unauthenticated } from "./errors.js";
 
-export type Audience = "runner" | "runner-control" | "runner-admin";
+export type Audience = "runner" | "runner-control" | "runner-admin" | "git";
 
 export interface TokenClaims {
   /** Audience: which service accepts the token. */

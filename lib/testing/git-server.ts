@@ -2,7 +2,8 @@
  * A git server on loopback for tests: git's own `git http-backend` (smart HTTP, protocol v2) behind
  * a small node:http server, serving the bare repositories under one temp dir at
  * `http://127.0.0.1:<port>/<name>.git`. Repositories listed in `authenticated` answer 401 unless the
- * request carries HTTP Basic credentials with the given password.
+ * request carries HTTP Basic credentials with the given password (whatever the user name, as GitHub
+ * takes `x-access-token:<token>`). `other` answers what it takes first (a fake GitHub's API).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -31,12 +32,16 @@ const gitEnv = (home: string) => ({
   GIT_COMMITTER_EMAIL: "test@example.invalid",
 });
 
-export async function startGitServer(authenticated: Record<string, string> = {}): Promise<TestGitServer> {
+export async function startGitServer(
+  authenticated: Record<string, string> = {},
+  other?: (req: IncomingMessage, res: ServerResponse) => boolean,
+): Promise<TestGitServer> {
   const root = await mkdtemp(join(tmpdir(), "devex-git-"));
   const env = gitEnv(root);
   const git = (cwd: string, ...args: string[]) => execFileSync("git", args, { cwd, env }).toString();
   const server = createServer((req, res) => {
-    const name = /^\/([A-Za-z0-9_-]+\.git)\//.exec(req.url ?? "")?.[1];
+    if (other?.(req, res)) return;
+    const name = /^\/((?:[A-Za-z0-9_.-]+\/)?[A-Za-z0-9_-]+\.git)\//.exec(req.url ?? "")?.[1];
     const password = name ? authenticated[name] : undefined;
     if (password !== undefined && !hasPassword(req, password)) {
       res.writeHead(401, { "www-authenticate": 'Basic realm="test"' }).end();

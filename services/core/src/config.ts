@@ -32,6 +32,11 @@ export const coreConfigSchema = z
     DEVEX_S3_PREFIX: text(""),
     GITHUB_CLIENT_ID: optional(),
     GITHUB_CLIENT_SECRET: optional(),
+    /** GitHub Enterprise Server: its web URL (sign-in, and where repositories are cloned from) and its API's. */
+    DEVEX_GITHUB_URL: text("https://github.com"),
+    DEVEX_GITHUB_API_URL: text("https://api.github.com"),
+    /** Ask GitHub sign-ins for access to the user's repositories (scope "repo") and keep the grant sealed. */
+    DEVEX_GITHUB_REPOSITORIES: env.bool(true),
     DEVEX_REPL_QUOTA: z._default(integer(z.minimum(1), z.maximum(10_000)), 2),
     DEVEX_TEMPLATE_QUOTA: z._default(integer(z.minimum(1), z.maximum(10_000)), 20),
     DEVEX_GIT_MAX_SIZE: z._default(integer(z.minimum(1024 * 1024)), 2 * 1024 ** 3),

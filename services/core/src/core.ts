@@ -29,6 +29,8 @@ import type { Driver } from "./driver/driver.js";
 import type { ReplDeps } from "./repl/deps.js";
 import { checkSecretsKey } from "./repl/environment.js";
 import { createReplEvents } from "./repl/events.js";
+import { createGitRoute } from "./repl/git-route.js";
+import { GITHUB_DOT_COM } from "./repl/github.js";
 import { previewOriginFor } from "./repl/preview-origin.js";
 import { reconcileOnce } from "./repl/reconcile.js";
 import { createSecretBox } from "./repl/secret-box.js";
@@ -164,6 +166,7 @@ function replDepsOf(
       timeoutMs: deps.git?.timeoutMs ?? 10 * 60_000,
       allowHttp: deps.git?.allowHttp ?? false,
     },
+    github: deps.github && deps.github.repositories !== false ? (deps.github.hosts ?? GITHUB_DOT_COM) : undefined,
     egressDefault: deps.egressDefault ?? ALLOW_ALL,
     egressDeniedCidrs: (deps.egressRanges ?? egressRangesFor("")).neverCidrs(),
     get coreUrl() {
@@ -201,11 +204,8 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
   await checkSecretsKey(deps.state, repl.secrets);
   const audit = createAuditRecorder(deps.state, deps.auditRetention ?? DEFAULT_AUDIT_RETENTION, log);
   const trustProxy = deps.trustProxy ?? false;
-  const authenticate = createAuthenticator(
-    deps.state,
-    createTokenVerifier(deps.signer.publicKeyPem),
-    () => `${publicUrl}/auth/login`,
-  );
+  const verifier = createTokenVerifier(deps.signer.publicKeyPem);
+  const authenticate = createAuthenticator(deps.state, verifier, () => `${publicUrl}/auth/login`);
 
   const server = await startServer({
     name: "core",
@@ -262,11 +262,13 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
     log,
     cookieSecret: deps.cookieSecret,
     github: deps.github,
+    secrets: repl.secrets,
     audit,
     trustProxy,
   });
   const signInToPreview = previewSignIn(repl, { recorder: audit, trustProxy });
-  http = async (req, res) => (await signInToPreview(req, res)) || webAuth(req, res);
+  const gitRoute = createGitRoute(repl, verifier);
+  http = async (req, res) => (await signInToPreview(req, res)) || (await gitRoute(req, res)) || webAuth(req, res);
 
   const reconcile = (signal = AbortSignal.timeout(5 * 60_000)) => reconcileOnce(repl, signal);
   const interval = deps.reconcileIntervalMs ?? 60_000;

@@ -95,7 +95,12 @@ export async function startCore(config: CoreConfig, deps: StartCoreDeps): Promis
     egressRanges,
     github:
       config.GITHUB_CLIENT_ID && config.GITHUB_CLIENT_SECRET
-        ? { clientId: config.GITHUB_CLIENT_ID, clientSecret: config.GITHUB_CLIENT_SECRET }
+        ? {
+            clientId: config.GITHUB_CLIENT_ID,
+            clientSecret: config.GITHUB_CLIENT_SECRET,
+            repositories: config.DEVEX_GITHUB_REPOSITORIES,
+            ...githubEndpoints(config.DEVEX_GITHUB_URL, config.DEVEX_GITHUB_API_URL),
+          }
         : undefined,
     cookieSecret: await loadCookieSecret(config),
     secretsKey: await loadSecretsKey(config),
@@ -143,5 +148,17 @@ export async function startCore(config: CoreConfig, deps: StartCoreDeps): Promis
       }
       if (failures.length) throw new AggregateError(failures, "shutting core down failed");
     },
+  };
+}
+
+/** github.com's, or a GitHub Enterprise Server's (its API at <url>/api/v3). */
+function githubEndpoints(web: string, api: string) {
+  const url = web.replace(/\/+$/, "");
+  const apiUrl = api.replace(/\/+$/, "");
+  return {
+    authorizeUrl: `${url}/login/oauth/authorize`,
+    accessUrl: `${url}/login/oauth/access_token`,
+    profileUrl: `${apiUrl}/user`,
+    hosts: { gitUrl: url, apiUrl },
   };
 }

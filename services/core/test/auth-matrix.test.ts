@@ -79,6 +79,13 @@ const rpcs: Rpc[] = [
     other: "ok",
     owner: "ok",
   },
+  {
+    // This core has no GitHub sign-in (git-github.e2e lists with a grant).
+    name: "ReplService.ListGitHubRepositories",
+    call: ({ c }) => c.repl.listGitHubRepositories({}),
+    other: Code.FailedPrecondition,
+    owner: Code.FailedPrecondition,
+  },
   { name: "ReplService.ListRepls", call: ({ c }) => c.repl.listRepls({}), other: "ok", owner: "ok" },
   {
     name: "ReplService.GetRepl",
@@ -213,6 +220,12 @@ const rpcs: Rpc[] = [
     owner: U,
   },
   {
+    name: "RunnerControlService.GetGitCredential",
+    call: ({ c, replId }) => c.control.getGitCredential({ replId, runnerId: "run-x" }),
+    other: U,
+    owner: U,
+  },
+  {
     name: "RunnerControlService.WatchPreviewSharing",
     call: async ({ c, replId }) => {
       for await (const m of c.control.watchPreviewSharing({ replId, runnerId: "run-x" })) return m;
@@ -233,6 +246,7 @@ const opens: Record<string, readonly string[] | "runners only"> = {
   "AuthService.ApproveDeviceLogin": ALL_API_SCOPES,
   "ReplService.ListTemplates": ["repls:read"],
   "ReplService.CreateRepl": ["repls:write"],
+  "ReplService.ListGitHubRepositories": ["repls:read"],
   "ReplService.ListRepls": ["repls:read"],
   "ReplService.GetRepl": ["repls:read"],
   "ReplService.StartRepl": ["repls:write", "files:read", "files:write", "exec"],
@@ -256,6 +270,7 @@ const opens: Record<string, readonly string[] | "runners only"> = {
   "RunnerControlService.ReportSetup": "runners only",
   "RunnerControlService.WatchPreviewSharing": "runners only",
   "RunnerControlService.WatchEnvironment": "runners only",
+  "RunnerControlService.GetGitCredential": "runners only",
 };
 
 /** Every method of the services core serves, as "Service.Method". */

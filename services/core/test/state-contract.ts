@@ -136,6 +136,11 @@ export function stateStoreContract(open: () => Promise<StateStore>) {
   it("stores users and expiring web sessions", async () => {
     await store.putUser({ userId: "gina", displayName: "Gina", avatarUrl: "" });
     assert.deepEqual(await store.getUser("gina"), { userId: "gina", displayName: "Gina", avatarUrl: "" });
+    // A GitHub grant is kept, and a later put without one removes it (a sign-in without the grant).
+    await store.putUser({ userId: "gina", displayName: "Gina", avatarUrl: "", github: "v1.sealed" });
+    assert.equal((await store.getUser("gina"))?.github, "v1.sealed");
+    await store.putUser({ userId: "gina", displayName: "Gina G", avatarUrl: "" });
+    assert.deepEqual(await store.getUser("gina"), { userId: "gina", displayName: "Gina G", avatarUrl: "" });
     const s = { userId: "gina", createTime: 1, expireTime: Date.now() + 150 };
     await store.putWebSession("h1", s);
     assert.deepEqual(await store.getWebSession("h1"), s);

@@ -26,6 +26,7 @@ import { startAuditReporter } from "./audit/reporter.js";
 import { createRunnerAuth, principalKey, type RunnerAuth, scopeInterceptor } from "./auth.js";
 import type { RunnerConfig } from "./config.js";
 import { followEnvironment } from "./control/environment.js";
+import { startGitRelay } from "./control/git-relay.js";
 import { IdleMonitor } from "./control/idle-monitor.js";
 import { startSetup } from "./control/setup.js";
 import { prepareHome } from "./home.js";
@@ -166,7 +167,7 @@ function coreLink(config: RunnerConfig, log: Logger) {
   const { url, controlToken, socketPath, runnerId } = config.core;
   const client = runnerControlClientFor(url, { token: controlToken, socketPath });
   const ids = { client, replId: config.replId, runnerId, log };
-  return { client, sharing: followPreviewSharing(ids), environment: followEnvironment(ids) };
+  return { client, ids, sharing: followPreviewSharing(ids), environment: followEnvironment(ids) };
 }
 
 export async function startRunner(config: RunnerConfig, options: RunnerOptions): Promise<Runner> {
@@ -174,8 +175,13 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
   const { workspace, baseEnv } = await openWorkspace(config);
   const { limits } = config;
   const core = coreLink(config, log);
-  // The repl's variables over the user's environment, as they are when each process starts.
-  const env = async () => ({ ...baseEnv, ...(await core?.environment.variables()) });
+  const gitRelay = core && (await startGitRelay({ ...core.ids, core: config.core! }));
+  // The repl's variables over the user's environment, as they are when each process starts, and
+  // git's way to the repl's repository when core holds a grant for it.
+  const env = async () => {
+    const variables = { ...baseEnv, ...(await core?.environment.variables()) };
+    return { ...variables, ...gitRelay?.environment(core?.environment.gitRemote(), variables) };
+  };
   const { terminals, processes } = openRegistries(config, workspace, env);
   const activity = new ActivityTracker(options.clock, () => processes.running);
   const auth = createRunnerAuth(createTokenVerifier(config.tokenPublicKeyPem), config.replId);
@@ -272,6 +278,7 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
         idleMonitor?.stop();
         core?.sharing.stop();
         core?.environment.stop();
+        await gitRelay?.close();
         drainReason ??= "the runner is stopping";
         await Promise.all([terminals.closeAll(200), processes.killAll(500)]);
         // The server first: calls that end as it closes record their events, then the reporter sends them.

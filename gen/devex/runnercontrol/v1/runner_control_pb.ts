@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file devex/runnercontrol/v1/runner_control.proto.
  */
 export const file_devex_runnercontrol_v1_runner_control: GenFile = /*@__PURE__*/
-  fileDesc("CitkZXZleC9ydW5uZXJjb250cm9sL3YxL3J1bm5lcl9jb250cm9sLnByb3RvEhZkZXZleC5ydW5uZXJjb250cm9sLnYxIn8KDlJ1bm5lckFjdGl2aXR5EjYKEmxhc3RfYWN0aXZpdHlfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGVybWluYWxzGAIgASgNEhEKCXByb2Nlc3NlcxgDIAEoDRIPCgdzdHJlYW1zGAQgASgNIqgBChBIZWFydGJlYXRSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIdCglydW5uZXJfaWQYAiABKAlCCrpIB3IFEAEYgAESOAoIYWN0aXZpdHkYAyABKAsyJi5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJ1bm5lckFjdGl2aXR5IlgKEUhlYXJ0YmVhdFJlc3BvbnNlEisKCGludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnVua25vd25fcnVubmVyGAIgASgIItYBChFSZXBvcnRJZGxlUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSHQoJcnVubmVyX2lkGAIgASgJQgq6SAdyBRABGIABEjgKCGFjdGl2aXR5GAMgASgLMiYuZGV2ZXgucnVubmVyY29udHJvbC52MS5SdW5uZXJBY3Rpdml0eRIrCghpZGxlX2ZvchgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiImChJSZXBvcnRJZGxlUmVzcG9uc2USEAoIc3RvcHBpbmcYASABKAgiDgoMRmx1c2hSZXF1ZXN0Ii0KDUZsdXNoUmVzcG9uc2USDQoFZmlsZXMYASABKAQSDQoFYnl0ZXMYAiABKAQiZQoMRHJhaW5SZXF1ZXN0EhgKBnJlYXNvbhgBIAEoCUIIukgFcgMYgAISOwoMZ3JhY2VfcGVyaW9kGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgq6SAeqAQQiAgg8IkMKDURyYWluUmVzcG9uc2USGAoQdGVybWluYWxzX2Nsb3NlZBgBIAEoDRIYChBwcm9jZXNzZXNfa2lsbGVkGAIgASgNIngKGldhdGNoUHJldmlld1NoYXJpbmdSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIdCglydW5uZXJfaWQYAiABKAlCCrpIB3IFEAEYgAEitQIKG1dhdGNoUHJldmlld1NoYXJpbmdSZXNwb25zZRI1CgZhY2Nlc3MYASABKA4yJS5kZXZleC5ydW5uZXJjb250cm9sLnYxLlByZXZpZXdBY2Nlc3MSTQoFcG9ydHMYAiADKAsyPi5kZXZleC5ydW5uZXJjb250cm9sLnYxLldhdGNoUHJldmlld1NoYXJpbmdSZXNwb25zZS5Qb3J0c0VudHJ5EhIKCmxpbmtfZXBvY2gYAyABKAQSEwoLc2lnbl9pbl91cmwYBCABKAkSEgoKb3duX29yaWdpbhgFIAEoCBpTCgpQb3J0c0VudHJ5EgsKA2tleRgBIAEoDRI0CgV2YWx1ZRgCIAEoDjIlLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuUHJldmlld0FjY2VzczoCOAEi8QIKEFJ1bm5lckF1ZGl0RXZlbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoHdXNlcl9pZBgCIAEoCUIJukgGcgQQARgnEhkKCHRva2VuX2lkGAMgASgJQge6SARyAhhAEh8KDmNsaWVudF9hZGRyZXNzGAQgASgJQge6SARyAhhAEhcKA3JwYxgFIAEoCUIKukgHcgUQARiAARIYCgdvdXRjb21lGAYgASgJQge6SARyAhggEhkKB21lc3NhZ2UYByABKAlCCLpIBXIDGIAEEl0KB2RldGFpbHMYCCADKAsyNS5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJ1bm5lckF1ZGl0RXZlbnQuRGV0YWlsc0VudHJ5QhW6SBKaAQ8QECIEcgIYQCoFcgMYgAgaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitQEKElJlcG9ydEF1ZGl0UmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSHQoJcnVubmVyX2lkGAIgASgJQgq6SAdyBRABGIABEkMKBmV2ZW50cxgDIAMoCzIoLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuUnVubmVyQXVkaXRFdmVudEIJukgGkgEDEMgBIicKE1JlcG9ydEF1ZGl0UmVzcG9uc2USEAoIcmVjb3JkZWQYASABKA0idQoXV2F0Y2hFbnZpcm9ubWVudFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEh0KCXJ1bm5lcl9pZBgCIAEoCUIKukgHcgUQARiAASKgAQoYV2F0Y2hFbnZpcm9ubWVudFJlc3BvbnNlElIKCXZhcmlhYmxlcxgBIAMoCzI/LmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuV2F0Y2hFbnZpcm9ubWVudFJlc3BvbnNlLlZhcmlhYmxlc0VudHJ5GjAKDlZhcmlhYmxlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEibwoRQ2xhaW1TZXR1cFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEh0KCXJ1bm5lcl9pZBgCIAEoCUIKukgHcgUQARiAASIlChJDbGFpbVNldHVwUmVzcG9uc2USDwoHY29tbWFuZBgBIAEoCSKeAQoSUmVwb3J0U2V0dXBSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIdCglydW5uZXJfaWQYBCABKAlCCrpIB3IFEAEYgAESEQoJZXhpdF9jb2RlGAIgASgFEhkKB21lc3NhZ2UYAyABKAlCCLpIBXIDGIAIIhUKE1JlcG9ydFNldHVwUmVzcG9uc2UqfQoNUHJldmlld0FjY2VzcxIeChpQUkVWSUVXX0FDQ0VTU19VTlNQRUNJRklFRBAAEhgKFFBSRVZJRVdfQUNDRVNTX09XTkVSEAESFwoTUFJFVklFV19BQ0NFU1NfTElOSxACEhkKFVBSRVZJRVdfQUNDRVNTX1BVQkxJQxADMo4GChRSdW5uZXJDb250cm9sU2VydmljZRJgCglIZWFydGJlYXQSKC5kZXZleC5ydW5uZXJjb250cm9sLnYxLkhlYXJ0YmVhdFJlcXVlc3QaKS5kZXZleC5ydW5uZXJjb250cm9sLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEmMKClJlcG9ydElkbGUSKS5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJlcG9ydElkbGVSZXF1ZXN0GiouZGV2ZXgucnVubmVyY29udHJvbC52MS5SZXBvcnRJZGxlUmVzcG9uc2USYwoKQ2xhaW1TZXR1cBIpLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuQ2xhaW1TZXR1cFJlcXVlc3QaKi5kZXZleC5ydW5uZXJjb250cm9sLnYxLkNsYWltU2V0dXBSZXNwb25zZRJmCgtSZXBvcnRTZXR1cBIqLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuUmVwb3J0U2V0dXBSZXF1ZXN0GisuZGV2ZXgucnVubmVyY29udHJvbC52MS5SZXBvcnRTZXR1cFJlc3BvbnNlEoABChNXYXRjaFByZXZpZXdTaGFyaW5nEjIuZGV2ZXgucnVubmVyY29udHJvbC52MS5XYXRjaFByZXZpZXdTaGFyaW5nUmVxdWVzdBozLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuV2F0Y2hQcmV2aWV3U2hhcmluZ1Jlc3BvbnNlMAESdwoQV2F0Y2hFbnZpcm9ubWVudBIvLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuV2F0Y2hFbnZpcm9ubWVudFJlcXVlc3QaMC5kZXZleC5ydW5uZXJjb250cm9sLnYxLldhdGNoRW52aXJvbm1lbnRSZXNwb25zZTABEmYKC1JlcG9ydEF1ZGl0EiouZGV2ZXgucnVubmVyY29udHJvbC52MS5SZXBvcnRBdWRpdFJlcXVlc3QaKy5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJlcG9ydEF1ZGl0UmVzcG9uc2UywAEKElJ1bm5lckFkbWluU2VydmljZRJUCgVGbHVzaBIkLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuRmx1c2hSZXF1ZXN0GiUuZGV2ZXgucnVubmVyY29udHJvbC52MS5GbHVzaFJlc3BvbnNlElQKBURyYWluEiQuZGV2ZXgucnVubmVyY29udHJvbC52MS5EcmFpblJlcXVlc3QaJS5kZXZleC5ydW5uZXJjb250cm9sLnYxLkRyYWluUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CitkZXZleC9ydW5uZXJjb250cm9sL3YxL3J1bm5lcl9jb250cm9sLnByb3RvEhZkZXZleC5ydW5uZXJjb250cm9sLnYxIn8KDlJ1bm5lckFjdGl2aXR5EjYKEmxhc3RfYWN0aXZpdHlfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGVybWluYWxzGAIgASgNEhEKCXByb2Nlc3NlcxgDIAEoDRIPCgdzdHJlYW1zGAQgASgNIqgBChBIZWFydGJlYXRSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIdCglydW5uZXJfaWQYAiABKAlCCrpIB3IFEAEYgAESOAoIYWN0aXZpdHkYAyABKAsyJi5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJ1bm5lckFjdGl2aXR5IlgKEUhlYXJ0YmVhdFJlc3BvbnNlEisKCGludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnVua25vd25fcnVubmVyGAIgASgIItYBChFSZXBvcnRJZGxlUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSHQoJcnVubmVyX2lkGAIgASgJQgq6SAdyBRABGIABEjgKCGFjdGl2aXR5GAMgASgLMiYuZGV2ZXgucnVubmVyY29udHJvbC52MS5SdW5uZXJBY3Rpdml0eRIrCghpZGxlX2ZvchgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiImChJSZXBvcnRJZGxlUmVzcG9uc2USEAoIc3RvcHBpbmcYASABKAgiDgoMRmx1c2hSZXF1ZXN0Ii0KDUZsdXNoUmVzcG9uc2USDQoFZmlsZXMYASABKAQSDQoFYnl0ZXMYAiABKAQiZQoMRHJhaW5SZXF1ZXN0EhgKBnJlYXNvbhgBIAEoCUIIukgFcgMYgAISOwoMZ3JhY2VfcGVyaW9kGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgq6SAeqAQQiAgg8IkMKDURyYWluUmVzcG9uc2USGAoQdGVybWluYWxzX2Nsb3NlZBgBIAEoDRIYChBwcm9jZXNzZXNfa2lsbGVkGAIgASgNIngKGldhdGNoUHJldmlld1NoYXJpbmdSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIdCglydW5uZXJfaWQYAiABKAlCCrpIB3IFEAEYgAEitQIKG1dhdGNoUHJldmlld1NoYXJpbmdSZXNwb25zZRI1CgZhY2Nlc3MYASABKA4yJS5kZXZleC5ydW5uZXJjb250cm9sLnYxLlByZXZpZXdBY2Nlc3MSTQoFcG9ydHMYAiADKAsyPi5kZXZleC5ydW5uZXJjb250cm9sLnYxLldhdGNoUHJldmlld1NoYXJpbmdSZXNwb25zZS5Qb3J0c0VudHJ5EhIKCmxpbmtfZXBvY2gYAyABKAQSEwoLc2lnbl9pbl91cmwYBCABKAkSEgoKb3duX29yaWdpbhgFIAEoCBpTCgpQb3J0c0VudHJ5EgsKA2tleRgBIAEoDRI0CgV2YWx1ZRgCIAEoDjIlLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuUHJldmlld0FjY2VzczoCOAEi8QIKEFJ1bm5lckF1ZGl0RXZlbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoHdXNlcl9pZBgCIAEoCUIJukgGcgQQARgnEhkKCHRva2VuX2lkGAMgASgJQge6SARyAhhAEh8KDmNsaWVudF9hZGRyZXNzGAQgASgJQge6SARyAhhAEhcKA3JwYxgFIAEoCUIKukgHcgUQARiAARIYCgdvdXRjb21lGAYgASgJQge6SARyAhggEhkKB21lc3NhZ2UYByABKAlCCLpIBXIDGIAEEl0KB2RldGFpbHMYCCADKAsyNS5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJ1bm5lckF1ZGl0RXZlbnQuRGV0YWlsc0VudHJ5QhW6SBKaAQ8QECIEcgIYQCoFcgMYgAgaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitQEKElJlcG9ydEF1ZGl0UmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSHQoJcnVubmVyX2lkGAIgASgJQgq6SAdyBRABGIABEkMKBmV2ZW50cxgDIAMoCzIoLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuUnVubmVyQXVkaXRFdmVudEIJukgGkgEDEMgBIicKE1JlcG9ydEF1ZGl0UmVzcG9uc2USEAoIcmVjb3JkZWQYASABKA0idQoXV2F0Y2hFbnZpcm9ubWVudFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEh0KCXJ1bm5lcl9pZBgCIAEoCUIKukgHcgUQARiAASLQAQoYV2F0Y2hFbnZpcm9ubWVudFJlc3BvbnNlElIKCXZhcmlhYmxlcxgBIAMoCzI/LmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuV2F0Y2hFbnZpcm9ubWVudFJlc3BvbnNlLlZhcmlhYmxlc0VudHJ5Ei4KA2dpdBgCIAEoCzIhLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuR2l0UmVtb3RlGjAKDlZhcmlhYmxlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiJgoJR2l0UmVtb3RlEgsKA3VybBgBIAEoCRIMCgRwYXRoGAIgASgJInUKF0dldEdpdENyZWRlbnRpYWxSZXF1ZXN0EjsKB3JlcGxfaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIdCglydW5uZXJfaWQYAiABKAlCCrpIB3IFEAEYgAEibwoYR2V0R2l0Q3JlZGVudGlhbFJlc3BvbnNlEhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJvChFDbGFpbVNldHVwUmVxdWVzdBI7CgdyZXBsX2lkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSHQoJcnVubmVyX2lkGAIgASgJQgq6SAdyBRABGIABIiUKEkNsYWltU2V0dXBSZXNwb25zZRIPCgdjb21tYW5kGAEgASgJIp4BChJSZXBvcnRTZXR1cFJlcXVlc3QSOwoHcmVwbF9pZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEh0KCXJ1bm5lcl9pZBgEIAEoCUIKukgHcgUQARiAARIRCglleGl0X2NvZGUYAiABKAUSGQoHbWVzc2FnZRgDIAEoCUIIukgFcgMYgAgiFQoTUmVwb3J0U2V0dXBSZXNwb25zZSp9Cg1QcmV2aWV3QWNjZXNzEh4KGlBSRVZJRVdfQUNDRVNTX1VOU1BFQ0lGSUVEEAASGAoUUFJFVklFV19BQ0NFU1NfT1dORVIQARIXChNQUkVWSUVXX0FDQ0VTU19MSU5LEAISGQoVUFJFVklFV19BQ0NFU1NfUFVCTElDEAMyhQcKFFJ1bm5lckNvbnRyb2xTZXJ2aWNlEmAKCUhlYXJ0YmVhdBIoLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuSGVhcnRiZWF0UmVxdWVzdBopLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuSGVhcnRiZWF0UmVzcG9uc2USYwoKUmVwb3J0SWRsZRIpLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuUmVwb3J0SWRsZVJlcXVlc3QaKi5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJlcG9ydElkbGVSZXNwb25zZRJjCgpDbGFpbVNldHVwEikuZGV2ZXgucnVubmVyY29udHJvbC52MS5DbGFpbVNldHVwUmVxdWVzdBoqLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuQ2xhaW1TZXR1cFJlc3BvbnNlEmYKC1JlcG9ydFNldHVwEiouZGV2ZXgucnVubmVyY29udHJvbC52MS5SZXBvcnRTZXR1cFJlcXVlc3QaKy5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJlcG9ydFNldHVwUmVzcG9uc2USgAEKE1dhdGNoUHJldmlld1NoYXJpbmcSMi5kZXZleC5ydW5uZXJjb250cm9sLnYxLldhdGNoUHJldmlld1NoYXJpbmdSZXF1ZXN0GjMuZGV2ZXgucnVubmVyY29udHJvbC52MS5XYXRjaFByZXZpZXdTaGFyaW5nUmVzcG9uc2UwARJ3ChBXYXRjaEVudmlyb25tZW50Ei8uZGV2ZXgucnVubmVyY29udHJvbC52MS5XYXRjaEVudmlyb25tZW50UmVxdWVzdBowLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuV2F0Y2hFbnZpcm9ubWVudFJlc3BvbnNlMAESZgoLUmVwb3J0QXVkaXQSKi5kZXZleC5ydW5uZXJjb250cm9sLnYxLlJlcG9ydEF1ZGl0UmVxdWVzdBorLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuUmVwb3J0QXVkaXRSZXNwb25zZRJ1ChBHZXRHaXRDcmVkZW50aWFsEi8uZGV2ZXgucnVubmVyY29udHJvbC52MS5HZXRHaXRDcmVkZW50aWFsUmVxdWVzdBowLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuR2V0R2l0Q3JlZGVudGlhbFJlc3BvbnNlMsABChJSdW5uZXJBZG1pblNlcnZpY2USVAoFRmx1c2gSJC5kZXZleC5ydW5uZXJjb250cm9sLnYxLkZsdXNoUmVxdWVzdBolLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuRmx1c2hSZXNwb25zZRJUCgVEcmFpbhIkLmRldmV4LnJ1bm5lcmNvbnRyb2wudjEuRHJhaW5SZXF1ZXN0GiUuZGV2ZXgucnVubmVyY29udHJvbC52MS5EcmFpblJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Activity counters a runner reports.
@@ -528,6 +528,14 @@ export type WatchEnvironmentResponse = Message<"devex.runnercontrol.v1.WatchEnvi
    * @generated from field: map<string, string> variables = 1;
    */
   variables: { [key: string]: string };
+
+  /**
+   * The repository git inside the repl reaches through the runner's relay and core's git route
+   * (GetGitCredential); unset: none.
+   *
+   * @generated from field: devex.runnercontrol.v1.GitRemote git = 2;
+   */
+  git?: GitRemote | undefined;
 };
 
 /**
@@ -536,6 +544,97 @@ export type WatchEnvironmentResponse = Message<"devex.runnercontrol.v1.WatchEnvi
  */
 export const WatchEnvironmentResponseSchema: GenMessage<WatchEnvironmentResponse> = /*@__PURE__*/
   messageDesc(file_devex_runnercontrol_v1_runner_control, 15);
+
+/**
+ * A repository reached through core with the repl owner's grant.
+ *
+ * @generated from message devex.runnercontrol.v1.GitRemote
+ */
+export type GitRemote = Message<"devex.runnercontrol.v1.GitRemote"> & {
+  /**
+   * The repository's URL as git in the repl names it (its origin).
+   *
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * Core's route that stands for it: its path on core's URL, such as "/git/<repl id>".
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+};
+
+/**
+ * Describes the message devex.runnercontrol.v1.GitRemote.
+ * Use `create(GitRemoteSchema)` to create a new message.
+ */
+export const GitRemoteSchema: GenMessage<GitRemote> = /*@__PURE__*/
+  messageDesc(file_devex_runnercontrol_v1_runner_control, 16);
+
+/**
+ * Request for GetGitCredential.
+ *
+ * @generated from message devex.runnercontrol.v1.GetGitCredentialRequest
+ */
+export type GetGitCredentialRequest = Message<"devex.runnercontrol.v1.GetGitCredentialRequest"> & {
+  /**
+   * The runner's repl.
+   *
+   * @generated from field: string repl_id = 1;
+   */
+  replId: string;
+
+  /**
+   * The runner's id.
+   *
+   * @generated from field: string runner_id = 2;
+   */
+  runnerId: string;
+};
+
+/**
+ * Describes the message devex.runnercontrol.v1.GetGitCredentialRequest.
+ * Use `create(GetGitCredentialRequestSchema)` to create a new message.
+ */
+export const GetGitCredentialRequestSchema: GenMessage<GetGitCredentialRequest> = /*@__PURE__*/
+  messageDesc(file_devex_runnercontrol_v1_runner_control, 17);
+
+/**
+ * Response of GetGitCredential: HTTP Basic credentials for core's git route.
+ *
+ * @generated from message devex.runnercontrol.v1.GetGitCredentialResponse
+ */
+export type GetGitCredentialResponse = Message<"devex.runnercontrol.v1.GetGitCredentialResponse"> & {
+  /**
+   * Any name: core reads only the password.
+   *
+   * @generated from field: string username = 1;
+   */
+  username: string;
+
+  /**
+   * A token valid for the repl's repository only, until expire_time.
+   *
+   * @generated from field: string password = 2;
+   */
+  password: string;
+
+  /**
+   * When the password stops working; git asks for a new one after that.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 3;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message devex.runnercontrol.v1.GetGitCredentialResponse.
+ * Use `create(GetGitCredentialResponseSchema)` to create a new message.
+ */
+export const GetGitCredentialResponseSchema: GenMessage<GetGitCredentialResponse> = /*@__PURE__*/
+  messageDesc(file_devex_runnercontrol_v1_runner_control, 18);
 
 /**
  * Request for ClaimSetup.
@@ -563,7 +662,7 @@ export type ClaimSetupRequest = Message<"devex.runnercontrol.v1.ClaimSetupReques
  * Use `create(ClaimSetupRequestSchema)` to create a new message.
  */
 export const ClaimSetupRequestSchema: GenMessage<ClaimSetupRequest> = /*@__PURE__*/
-  messageDesc(file_devex_runnercontrol_v1_runner_control, 16);
+  messageDesc(file_devex_runnercontrol_v1_runner_control, 19);
 
 /**
  * Response of ClaimSetup.
@@ -584,7 +683,7 @@ export type ClaimSetupResponse = Message<"devex.runnercontrol.v1.ClaimSetupRespo
  * Use `create(ClaimSetupResponseSchema)` to create a new message.
  */
 export const ClaimSetupResponseSchema: GenMessage<ClaimSetupResponse> = /*@__PURE__*/
-  messageDesc(file_devex_runnercontrol_v1_runner_control, 17);
+  messageDesc(file_devex_runnercontrol_v1_runner_control, 20);
 
 /**
  * Request for ReportSetup.
@@ -626,7 +725,7 @@ export type ReportSetupRequest = Message<"devex.runnercontrol.v1.ReportSetupRequ
  * Use `create(ReportSetupRequestSchema)` to create a new message.
  */
 export const ReportSetupRequestSchema: GenMessage<ReportSetupRequest> = /*@__PURE__*/
-  messageDesc(file_devex_runnercontrol_v1_runner_control, 18);
+  messageDesc(file_devex_runnercontrol_v1_runner_control, 21);
 
 /**
  * Response of ReportSetup.
@@ -641,7 +740,7 @@ export type ReportSetupResponse = Message<"devex.runnercontrol.v1.ReportSetupRes
  * Use `create(ReportSetupResponseSchema)` to create a new message.
  */
 export const ReportSetupResponseSchema: GenMessage<ReportSetupResponse> = /*@__PURE__*/
-  messageDesc(file_devex_runnercontrol_v1_runner_control, 19);
+  messageDesc(file_devex_runnercontrol_v1_runner_control, 22);
 
 /**
  * Who may open a preview, as the runner's preview proxy enforces it.
@@ -768,6 +867,18 @@ export const RunnerControlService: GenService<{
     methodKind: "unary";
     input: typeof ReportAuditRequestSchema;
     output: typeof ReportAuditResponseSchema;
+  },
+  /**
+   * A short-lived credential for git inside the repl to fetch from (and, where the owner allowed
+   * it, push to) the repl's repository through core's git route, and nothing else. FailedPrecondition
+   * when the repl has no repository reached with a GitHub grant.
+   *
+   * @generated from rpc devex.runnercontrol.v1.RunnerControlService.GetGitCredential
+   */
+  getGitCredential: {
+    methodKind: "unary";
+    input: typeof GetGitCredentialRequestSchema;
+    output: typeof GetGitCredentialResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_devex_runnercontrol_v1_runner_control, 0);

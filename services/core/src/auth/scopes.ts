@@ -27,6 +27,7 @@ export const scopeRules: Record<string, readonly ApiScope[]> = {
   [`${ReplService.typeName}/GetRepl`]: [replsRead],
   [`${ReplService.typeName}/WatchRepl`]: [replsRead],
   [`${ReplService.typeName}/CreateRepl`]: [replsWrite],
+  [`${ReplService.typeName}/ListGitHubRepositories`]: [replsRead],
   // Reading files or running commands needs a running runner: any runner scope may start one.
   [`${ReplService.typeName}/StartRepl`]: [replsWrite, filesRead, filesWrite, exec],
   [`${ReplService.typeName}/StopRepl`]: [replsWrite],

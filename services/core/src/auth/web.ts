@@ -6,9 +6,10 @@
  *   GET  /auth/connect/github[/callback] → grant's OAuth 2.0 flow (state checked)
  *   POST /auth/device/{code,token}   → the device login of `devex login` (device-login.ts)
  *   POST /auth/logout                → ends the session
- * After GitHub answers, the user id is the lower-cased login. The access token is used once by grant
- * to fetch /user and then dropped; only the server-side session (cookie: HttpOnly, SameSite=Lax,
- * Secure on https) remains.
+ * After GitHub answers, the user id is the lower-cased login, and a server-side session (cookie:
+ * HttpOnly, SameSite=Lax, Secure on https) is opened. With `repositories` (the default) core asks
+ * for the scope "repo" and keeps the access token sealed in the user's record (repl/github.ts), for
+ * repls from their GitHub repositories; otherwise grant uses it once to fetch /user and it is dropped.
  */
 import grantModule from "grant";
 import { readCookie } from "../../../../lib/kit/cookies.js";
@@ -17,6 +18,8 @@ import type { HttpHandler, HttpRequest, HttpResponse } from "../../../../lib/kit
 import { Credential } from "../audit/event.js";
 import type { AuditRecorder } from "../audit/recorder.js";
 import { recordRoute } from "../audit/routes.js";
+import { type GitHubHosts, sealGrant } from "../repl/github.js";
+import type { SecretBox } from "../repl/secret-box.js";
 import type { StateStore } from "../state/store.js";
 import { clearSessionCookie, SESSION_COOKIE } from "./cookies.js";
 import { deviceLoginRoutes } from "./device-login.js";
@@ -32,6 +35,10 @@ export interface GitHubOptions {
   authorizeUrl?: string;
   accessUrl?: string;
   profileUrl?: string;
+  /** The API and git hosts (GitHub Enterprise, or a test's); default github.com's. */
+  hosts?: GitHubHosts;
+  /** Ask for access to the user's repositories (scope "repo") and keep the grant; default true. */
+  repositories?: boolean;
 }
 
 export interface WebAuthOptions {
@@ -41,6 +48,8 @@ export interface WebAuthOptions {
   /** Secret that signs grant's short-lived OAuth cookie (state parameter). */
   cookieSecret: string;
   github?: GitHubOptions;
+  /** Seals the GitHub grants kept. */
+  secrets: SecretBox;
   /** Where to send the browser after signing in. */
   afterLogin?: string;
   /** The audit log, which records sign-ins, sign-outs and device logins' tokens. */
@@ -70,6 +79,7 @@ export function createWebAuth(options: WebAuthOptions): HttpHandler {
   const secure = options.publicUrl.startsWith("https:");
   const afterLogin = options.afterLogin ?? "/";
   const audit = options.audit && { recorder: options.audit, trustProxy: options.trustProxy ?? false };
+  const keepsGrant = options.github?.repositories ?? true;
 
   const oauth = options.github
     ? grantModule.default.node({
@@ -84,7 +94,7 @@ export function createWebAuth(options: WebAuthOptions): HttpHandler {
           github: {
             key: options.github.clientId,
             secret: options.github.clientSecret,
-            scope: [],
+            scope: keepsGrant ? ["repo"] : [],
             ...(options.github.authorizeUrl ? { authorize_url: options.github.authorizeUrl } : {}),
             ...(options.github.accessUrl ? { access_url: options.github.accessUrl } : {}),
             ...(options.github.profileUrl ? { profile_url: options.github.profileUrl } : {}),
@@ -105,7 +115,7 @@ export function createWebAuth(options: WebAuthOptions): HttpHandler {
     const flow = result.session as unknown as { remove(): Promise<void>; headers: Record<string, string[]> };
     await flow.remove();
     const grantCookies = flow.headers["set-cookie"] ?? [];
-    const response = result.response as { error?: unknown; profile?: GitHubProfile } | undefined;
+    const response = result.response as { error?: unknown; profile?: GitHubProfile; access_token?: string } | undefined;
     const login = response?.profile?.login?.toLowerCase();
     if (!response || response.error || !login || !userIdPattern.test(login)) {
       log.warn({ error: response?.error }, "GitHub sign-in failed");
@@ -116,6 +126,9 @@ export function createWebAuth(options: WebAuthOptions): HttpHandler {
       userId: login,
       displayName: response.profile?.name || response.profile?.login || login,
       avatarUrl: response.profile?.avatar_url ?? "",
+      ...(keepsGrant && response.access_token
+        ? { github: sealGrant(options.secrets, login, response.access_token) }
+        : {}),
     });
     const cookie = await openSession(state, login, secure);
     log.info({ userId: login }, "signed in with GitHub");

@@ -142,6 +142,6 @@ function gitFailure(stderr: string): string {
   const fatal = lines.filter((l) => l.startsWith("fatal:")).at(-1) ?? lines.at(-1) ?? "git failed";
   const said = fatal.replace(/^fatal:\s*/, "").slice(0, 300);
   if (/could not read Username|Authentication failed|terminal prompts disabled/i.test(said))
-    return `the repository asks for credentials; only public repositories can be cloned by URL (${said})`;
+    return `the repository asks for credentials: a private repository can be cloned only from GitHub, by a user signed in with GitHub (${said})`;
   return said;
 }

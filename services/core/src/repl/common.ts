@@ -51,9 +51,10 @@ export function toProto(deps: ReplDeps, r: ReplRecord): Repl {
 
 function gitToProto(g: GitRecord): GitOrigin {
   return create(GitOriginSchema, {
-    source: { url: g.url, ref: g.ref, fullHistory: g.fullHistory },
+    source: { url: g.url, ref: g.ref, fullHistory: g.fullHistory, allowPush: g.allowPush ?? false },
     status: g.status === "done" ? CloneStatus.DONE : CloneStatus.CLONING,
     commit: g.commit ?? "",
+    githubGrant: g.githubGrant ?? false,
   });
 }
 

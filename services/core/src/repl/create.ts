@@ -20,6 +20,7 @@ import { startClone } from "./clone.js";
 import { workspacePrefix } from "./common.js";
 import type { ReplDeps } from "./deps.js";
 import { checkGitSource, type GitSourceInput } from "./git-source.js";
+import { gitAccessFor } from "./github-access.js";
 import { templatePrefix } from "./templates.js";
 
 export const newReplId = () => `r${randomBytes(6).toString("hex")}`;
@@ -92,6 +93,7 @@ export async function createRepl(
       `template "${template.name}" runs "${template.setupCommand}" on the cloned files, which runs the repository's code: this API token needs the scope exec (or pick a template without a setup command)`,
     );
   }
+  const access = git && (await gitAccessFor(deps, owner, git));
   if ((await deps.state.countRepls(owner)) >= deps.quota) throw quotaError(deps.quota);
 
   const now = Date.now();
@@ -110,7 +112,18 @@ export async function createRepl(
     ...(template.previewPort ? { previewPort: template.previewPort } : {}),
     ...(template.setupCommand ? { setup: { command: template.setupCommand, status: "pending" } } : {}),
     ...(Object.keys(template.environment).length > 0 ? { env: templateEnvironment(template, now) } : {}),
-    ...(git ? { git: { ...git, status: "cloning", startTime: now } } : {}),
+    ...(git
+      ? {
+          git: {
+            url: git.url,
+            ref: git.ref,
+            fullHistory: git.fullHistory,
+            ...access,
+            status: "cloning",
+            startTime: now,
+          },
+        }
+      : {}),
   };
   const prefix = workspacePrefix(repl);
   let created = false;

@@ -6,6 +6,7 @@ import type { Driver } from "../driver/driver.js";
 import type { StateStore } from "../state/store.js";
 import type { CloneLimits } from "./clone.js";
 import type { ReplEvents } from "./events.js";
+import type { GitHubHosts } from "./github.js";
 import type { SecretBox } from "./secret-box.js";
 import type { TemplateCatalog } from "./templates.js";
 
@@ -33,6 +34,8 @@ export interface ReplDeps {
     /** http:// URLs as well as https:// (an operator's own git server on a private network). */
     allowHttp: boolean;
   };
+  /** GitHub's hosts, when users sign in with GitHub and core keeps their grants (repl/github.ts). */
+  github?: GitHubHosts;
   /** Where runners reach RunnerControlService. */
   coreUrl: string;
   /** Core's URL as browsers reach it (a private preview sends a browser there to sign in). */

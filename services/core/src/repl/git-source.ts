@@ -10,6 +10,8 @@ export interface GitSourceInput {
   url: string;
   ref: string;
   fullHistory: boolean;
+  /** Git in the repl may push to it (github-access.ts). */
+  allowPush?: boolean;
 }
 
 export function checkGitSource(source: GitSourceInput, allowHttp: boolean): GitSourceInput {
@@ -31,5 +33,5 @@ export function checkGitSource(source: GitSourceInput, allowHttp: boolean): GitS
   if (!url.hostname) throw invalidArgument(`"${source.url}" names no host`);
   // A full commit id is fetched by id (clone.ts), in git's lower case; anything else names a branch or tag.
   const ref = /^[0-9a-fA-F]{40}$/.test(source.ref) ? source.ref.toLowerCase() : source.ref;
-  return { url: url.href, ref, fullHistory: source.fullHistory };
+  return { url: url.href, ref, fullHistory: source.fullHistory, allowPush: source.allowPush ?? false };
 }

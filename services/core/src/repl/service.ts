@@ -10,6 +10,7 @@ import { createRepl } from "./create.js";
 import { deleteRepl } from "./delete.js";
 import type { ReplDeps } from "./deps.js";
 import { deleteEnvironmentVariable, setEnvironmentVariable, variablesToProto } from "./environment.js";
+import { listGitHubRepositories } from "./github-access.js";
 import { listRepls } from "./list.js";
 import { createPreviewLink, setPreviewVisibility } from "./preview-sharing.js";
 import { deleteTemplate, saveTemplate, templateToProto } from "./save-template.js";
@@ -31,11 +32,19 @@ export function createReplService(deps: ReplDeps, userOf: UserOf): ServiceImpl<t
       return {};
     },
     async createRepl(req, ctx) {
-      const git = req.git && { url: req.git.url, ref: req.git.ref, fullHistory: req.git.fullHistory };
+      const git = req.git && {
+        url: req.git.url,
+        ref: req.git.ref,
+        fullHistory: req.git.fullHistory,
+        allowPush: req.git.allowPush,
+      };
       const input = { name: req.name, template: req.template, egress: egressFromProto(req.egress), git };
       const user = userOf(ctx);
       const repl = await createRepl(deps, user.userId, input, ctx.signal, user.scopes);
       return { repl: toProto(deps, repl) };
+    },
+    async listGitHubRepositories(req, ctx) {
+      return listGitHubRepositories(deps, userOf(ctx).userId, req.page, ctx.signal);
     },
     async listRepls(req, ctx) {
       const page = await listRepls(deps, userOf(ctx).userId, req);

@@ -9,6 +9,7 @@ import {
 } from "../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import type { ReplDeps } from "../repl/deps.js";
 import { plainEnvironment } from "../repl/environment.js";
+import { gitRemoteOf } from "../repl/git-route.js";
 import { followRepl } from "./follow-repl.js";
 
 export function watchEnvironment(
@@ -18,7 +19,8 @@ export function watchEnvironment(
 ): AsyncGenerator<WatchEnvironmentResponse> {
   // Compared as stored (sealed): a change is seen without opening every secret each second.
   return followRepl(deps, runner.replId, runner.runnerId, signal, (r) => ({
-    key: JSON.stringify(r.env ?? {}),
-    message: () => create(WatchEnvironmentResponseSchema, { variables: plainEnvironment(deps, r) }),
+    key: JSON.stringify([r.env ?? {}, r.git?.githubGrant ?? false]),
+    message: () =>
+      create(WatchEnvironmentResponseSchema, { variables: plainEnvironment(deps, r), git: gitRemoteOf(r) }),
   }));
 }

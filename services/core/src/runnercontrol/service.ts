@@ -10,6 +10,7 @@ import { permissionDenied } from "../../../../lib/kit/errors.js";
 import type { AuditRecorder } from "../audit/recorder.js";
 import type { RunnerOf, RunnerPrincipal } from "../auth/principal.js";
 import type { ReplDeps } from "../repl/deps.js";
+import { gitCredentialFor } from "../repl/git-route.js";
 import { stopRepl } from "../repl/stop.js";
 import { watchEnvironment } from "./environment.js";
 import { watchPreviewSharing } from "./preview-sharing.js";
@@ -69,6 +70,10 @@ export function createRunnerControlService(
       checkIdentity(runnerOf(ctx), req);
       await reportRunnerSetup(deps, req);
       return {};
+    },
+    async getGitCredential(req, ctx) {
+      checkIdentity(runnerOf(ctx), req);
+      return gitCredentialFor(deps, await deps.state.getRepl(req.replId));
     },
     async reportAudit(req, ctx) {
       checkIdentity(runnerOf(ctx), req);

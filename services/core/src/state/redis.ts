@@ -405,12 +405,20 @@ function userMethods({
   return {
     putUser: (u) =>
       guard(async () => {
-        await redis.hset(`user:${u.userId}`, u);
+        // The record whole, as the embedded store keeps it: a put without a grant leaves none from before.
+        const fields = Object.fromEntries(Object.entries(u).filter(([, v]) => v !== undefined));
+        await redis.multi().del(`user:${u.userId}`).hset(`user:${u.userId}`, fields).exec();
       }),
     getUser: (userId) =>
       guard(async () => {
         const h = await redis.hgetall(`user:${userId}`);
-        return h.userId ? { userId: h.userId, displayName: h.displayName, avatarUrl: h.avatarUrl } : undefined;
+        if (!h.userId) return undefined;
+        return {
+          userId: h.userId,
+          displayName: h.displayName,
+          avatarUrl: h.avatarUrl,
+          ...(h.github ? { github: h.github } : {}),
+        };
       }),
 
     putWebSession: (hash, s) =>

@@ -68,6 +68,10 @@ export interface GitRecord {
   startTime: number;
   /** The commit checked out, once done. */
   commit?: string;
+  /** Reached through core's git route with the owner's GitHub grant (repl/git-route.ts). */
+  githubGrant?: boolean;
+  /** Git in the repl may push to it through that route. */
+  allowPush?: boolean;
 }
 
 /** Where a repl's setup command is: "pending" until a runner claims it, then "running", then how it ended. */
@@ -148,6 +152,8 @@ export interface UserRecord {
   userId: string;
   displayName: string;
   avatarUrl: string;
+  /** Their GitHub access token sealed under the secrets key (repl/github.ts); absent: no grant. */
+  github?: string;
 }
 
 /** A browser session, stored under the SHA-256 of its cookie value. */

@@ -3,6 +3,7 @@
  * secrets' values included): every terminal, command and process started from then on gets them.
  * They live in this process's memory only, never in a file or a log line.
  */
+import type { GitRemote } from "../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import type { RunnerControlClient } from "../../../../lib/client/clients.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import { followFeed } from "./feed.js";
@@ -14,6 +15,8 @@ export interface EnvironmentFeed {
    * not at all once the feed has failed (core unreachable: processes start without them).
    */
   variables(): Promise<Readonly<Record<string, string>>>;
+  /** The repository git reaches through the relay (git-relay.ts), as of the last message. */
+  gitRemote(): GitRemote | undefined;
   stop(): void;
 }
 
@@ -26,6 +29,7 @@ export function followEnvironment(d: {
   waitMs?: number;
 }): EnvironmentFeed {
   let current: Readonly<Record<string, string>> = {};
+  let remote: GitRemote | undefined;
   let waited = false;
   let warned = false;
   let arrived: () => void = () => {};
@@ -36,6 +40,7 @@ export function followEnvironment(d: {
     open: (signal) => d.client.watchEnvironment({ replId: d.replId, runnerId: d.runnerId }, { signal }),
     onMessage: (m) => {
       current = { ...m.variables };
+      remote = m.git;
       arrived();
     },
     name: "environment",
@@ -68,6 +73,7 @@ export function followEnvironment(d: {
       await wait();
       return current;
     },
+    gitRemote: () => remote,
     stop() {
       feed.stop();
       arrived();
