@@ -10,8 +10,11 @@
  *   - the relay forwards git's requests, bodies streamed, to core's route over the runner's own
  *     way to core (its Unix socket or URL); core checks the token and adds the grant.
  * Anything in the repl can use the relay, as it can use git: what it reaches is this one repository,
- * with what the owner allowed (fetch, and push with allow_push).
+ * with what the owner allowed (fetch, and push with allow_push). `/credential` also wants the key
+ * in the environment of the repl's processes (DEVEX_GIT_RELAY_KEY), for a runner that shares the
+ * host's network (no private namespace), whose loopback other local users reach.
  */
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -20,12 +23,16 @@ import type { GitRemote } from "../../../../gen/devex/runnercontrol/v1/runner_co
 import type { RunnerControlClient } from "../../../../lib/client/clients.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 
+const KEY_HEADER = "devex-relay-key";
+const KEY_VARIABLE = "DEVEX_GIT_RELAY_KEY";
+
 /**
  * Git runs it as `sh -c '<this> get'` (or store, erase: ignored). Bash's /dev/tcp reaches the relay
- * without any other program; the HTTP/1.0 answer's body is git's credential format.
+ * without any other program; the HTTP/1.0 answer's body is git's credential format. The key comes
+ * from the environment, not the command line, which other local users see.
  */
 const helperFor = (port: number) =>
-  `!bash -c 'test "$1" = get || exit 0; exec 3<>/dev/tcp/127.0.0.1/${port} || exit 0; printf "GET /credential HTTP/1.0\\r\\n\\r\\n" >&3; sed "1,/^\\r*$/d" <&3' devex-git-credential`;
+  `!bash -c 'test "$1" = get || exit 0; exec 3<>/dev/tcp/127.0.0.1/${port} || exit 0; printf "GET /credential HTTP/1.0\\r\\n${KEY_HEADER}: %s\\r\\n\\r\\n" "$${KEY_VARIABLE}" >&3; sed "1,/^\\r*$/d" <&3' devex-git-credential`;
 
 /** Request headers git's smart HTTP needs; nothing else passes. */
 const FORWARDED = ["authorization", "content-type", "content-encoding", "content-length", "accept", "git-protocol"];
@@ -47,6 +54,11 @@ export async function startGitRelay(d: {
   const coreUrl = new URL(d.core.url);
   const corePath = coreUrl.pathname.replace(/\/+$/, "");
   const routePrefix = `/git/${d.replId}/`;
+  const key = randomBytes(32).toString("hex");
+  const keyed = (req: IncomingMessage) => {
+    const given = Buffer.from(String(req.headers[KEY_HEADER] ?? ""));
+    return given.length === key.length && timingSafeEqual(given, Buffer.from(key));
+  };
 
   async function credential(res: ServerResponse) {
     try {
@@ -95,8 +107,10 @@ export async function startGitRelay(d: {
   }
 
   const server = createServer((req, res) => {
-    if (req.method === "GET" && req.url === "/credential") void credential(res);
-    else if (req.url?.startsWith(routePrefix)) void forward(req, res);
+    if (req.method === "GET" && req.url === "/credential") {
+      if (keyed(req)) void credential(res);
+      else res.writeHead(403).end();
+    } else if (req.url?.startsWith(routePrefix)) void forward(req, res);
     else res.writeHead(404).end();
   });
   await new Promise<void>((resolve, reject) => {
@@ -120,7 +134,7 @@ export async function startGitRelay(d: {
         [`credential.${relay}.helper`, helperFor(port)],
       ];
       const first = Number.parseInt(env.GIT_CONFIG_COUNT ?? "0", 10) || 0;
-      const out: Record<string, string> = { GIT_CONFIG_COUNT: String(first + entries.length) };
+      const out: Record<string, string> = { [KEY_VARIABLE]: key, GIT_CONFIG_COUNT: String(first + entries.length) };
       entries.forEach(([key, value], i) => {
         out[`GIT_CONFIG_KEY_${first + i}`] = key;
         out[`GIT_CONFIG_VALUE_${first + i}`] = value;
