@@ -3,7 +3,8 @@
  * (OAuth against a fake GitHub, lib/testing/fake-github.ts, whose git host is git's own
  * http-backend on loopback) keeps the grant sealed; ListGitHubRepositories lists with it; a private
  * repository (which answers only that grant) is cloned at a branch and at a commit by real runners
- * in the default sandbox, through the runner's relay and core's git route; `git push` works through
+ * in the default sandbox (its own network namespace where bubblewrap gives one: the repl cannot
+ * reach the git host itself), through the runner's relay and core's git route; `git push` works through
  * the credential helper only where the repl was created with allow_push, and only to that
  * repository; no credential is left in `.git/config`, the workspace, the home or the state store.
  */
@@ -96,7 +97,6 @@ describe("repls from GitHub repositories with the user's grant", function () {
     e = await startEmbedded({
       poolSize: 1,
       quota: 10,
-      sandboxNetwork: true,
       config: {
         DEVEX_GIT_ALLOW_HTTP: "true",
         GITHUB_CLIENT_ID: "test-client",
@@ -171,7 +171,7 @@ describe("repls from GitHub repositories with the user's grant", function () {
     assert.equal(pushed.trim(), "change");
     assert.equal((await exec(runner, 'test -e "$HOME/.git-credentials" && echo stored; true')).out, "");
 
-    // Another repository on the same host: git goes there directly, without the grant, and is refused.
+    // Another repository on the same host: git does not take the relay (nor the grant) there, and fails.
     const other = await exec(runner, `git push ${server.url}/octocat/other.git HEAD:refs/heads/x 2>&1`);
     assert.notEqual(other.code, 0, other.out);
     assert.throws(() => server.git(join(server.root, "octocat/other.git"), "rev-parse", "--verify", "-q", "x"));
