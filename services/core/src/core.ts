@@ -267,7 +267,7 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
     trustProxy,
   });
   const signInToPreview = previewSignIn(repl, { recorder: audit, trustProxy });
-  const gitRoute = createGitRoute(repl, verifier);
+  const gitRoute = createGitRoute(repl, verifier, { recorder: audit, trustProxy });
   http = async (req, res) => (await signInToPreview(req, res)) || (await gitRoute(req, res)) || webAuth(req, res);
 
   const reconcile = (signal = AbortSignal.timeout(5 * 60_000)) => reconcileOnce(repl, signal);

@@ -170,6 +170,16 @@ describe("repls from GitHub repositories with the user's grant", function () {
     const pushed = server.git(join(server.root, "octocat/private.git"), "log", "-1", "--format=%s", "from-repl");
     assert.equal(pushed.trim(), "change");
     assert.equal((await exec(runner, 'test -e "$HOME/.git-credentials" && echo stored; true')).out, "");
+    // The audit log says the repl pushed with the owner's grant (its recorder writes in batches).
+    let pushes: string[] = [];
+    for (const deadline = Date.now() + 15_000; !pushes.length && Date.now() < deadline; ) {
+      const { events } = await octocat.audit.listAuditEvents({ replId: repl!.replId });
+      pushes = events
+        .filter((x) => x.rpc === "git/push")
+        .map((x) => `${x.userId} ${x.tokenId} ${x.details.repository}`);
+      if (!pushes.length) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.deepEqual(pushes, [`octocat git ${url}`]);
 
     // Another repository on the same host: git does not take the relay (nor the grant) there, and fails.
     const other = await exec(runner, `git push ${server.url}/octocat/other.git HEAD:refs/heads/x 2>&1`);

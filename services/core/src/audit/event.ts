@@ -22,6 +22,8 @@ export const Credential = {
   device: "device",
   /** Core's admin socket (the operator's CLI). */
   operator: "operator",
+  /** Git inside a repl, with its GetGitCredential token (repl/git-route.ts). */
+  git: "git",
 } as const;
 
 /** The caller's token id for the log: its API token's id, or "session" (a session has none). */

@@ -4,9 +4,9 @@ import { OK_OUTCOME } from "../../../../lib/kit/outcome.js";
 import type { HttpRequest } from "../../../../lib/kit/server.js";
 import type { AuditRecorder } from "./recorder.js";
 
-/** What a route's event says: "auth/login", "auth/logout", "auth/device-token", "auth/preview". */
+/** What a route's event says: "auth/login", "auth/logout", "auth/device-token", "auth/preview", "git/push". */
 export interface RouteEvent {
-  rpc: `auth/${string}`;
+  rpc: `auth/${string}` | `git/${string}`;
   userId: string;
   /** The repl it is about, if any. */
   replId?: string;

@@ -20,6 +20,8 @@ import {
 import { DomainError, failedPrecondition } from "../../../../lib/kit/errors.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../../../../lib/kit/server.js";
 import type { TokenVerifier } from "../../../../lib/kit/tokens.js";
+import { Credential } from "../audit/event.js";
+import { type RouteAudit, recordRoute } from "../audit/routes.js";
 import type { ReplRecord } from "../state/store.js";
 import type { ReplDeps } from "./deps.js";
 import { grantOf } from "./github.js";
@@ -66,7 +68,7 @@ const basicPassword = (authorization: string | undefined) => {
   return decoded.slice(decoded.indexOf(":") + 1);
 };
 
-export function createGitRoute(deps: ReplDeps, verifier: TokenVerifier): HttpHandler {
+export function createGitRoute(deps: ReplDeps, verifier: TokenVerifier, audit?: RouteAudit): HttpHandler {
   return async (req, res) => {
     const url = new URL(req.url ?? "/", "http://core");
     if (!url.pathname.startsWith("/git/")) return false;
@@ -104,13 +106,29 @@ export function createGitRoute(deps: ReplDeps, verifier: TokenVerifier): HttpHan
       answer(res, 403, "the repl's owner has no GitHub grant any more: sign in with GitHub again");
       return true;
     }
-    await forward(req, res, `${r.git!.url.replace(/\/+$/, "")}/${route[3]}${url.search}`, token, deps);
+    const status = await forward(req, res, `${r.git!.url.replace(/\/+$/, "")}/${route[3]}${url.search}`, token, deps);
+    // A push is the repl acting on the owner's repository with their grant: the audit log says so.
+    if (route[3] === "git-receive-pack" && status === 200) {
+      recordRoute(audit, req, {
+        rpc: "git/push",
+        userId: r.owner,
+        replId,
+        tokenId: Credential.git,
+        details: { repository: r.git!.url },
+      });
+    }
     return true;
   };
 }
 
-/** The request to the repository with the owner's grant; the answer back as it comes. */
-async function forward(req: HttpRequest, res: HttpResponse, target: string, token: string, deps: ReplDeps) {
+/** The request to the repository with the owner's grant; the answer back as it comes. Returns the status sent. */
+async function forward(
+  req: HttpRequest,
+  res: HttpResponse,
+  target: string,
+  token: string,
+  deps: ReplDeps,
+): Promise<number> {
   const headers: Record<string, string> = {
     authorization: `Basic ${Buffer.from(`x-access-token:${token}`).toString("base64")}`,
     "user-agent": "git/devex",
@@ -134,7 +152,7 @@ async function forward(req: HttpRequest, res: HttpResponse, target: string, toke
         403,
         `GitHub refused the owner's grant for this repository (${up.statusCode}): it may have been revoked, or no longer reach the repository`,
       );
-      return;
+      return 403;
     }
     const back: Record<string, string> = {};
     for (const name of RETURNED) {
@@ -143,10 +161,12 @@ async function forward(req: HttpRequest, res: HttpResponse, target: string, toke
     }
     res.writeHead(up.statusCode ?? 502, back);
     await pipeline(up, res as NodeJS.WritableStream);
+    return up.statusCode ?? 502;
   } catch (err) {
     upstream.destroy();
     deps.log.warn({ err: (err as Error).message }, "git route: the repository could not be reached");
     if (!res.headersSent) answer(res, 502, "the repository could not be reached; try again");
     else res.destroy();
+    return 502;
   }
 }
