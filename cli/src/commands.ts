@@ -14,6 +14,7 @@ import { deviceLogin } from "./device-login.js";
 import { envAction, envRepl } from "./environment.js";
 import { execCommand } from "./exec.js";
 import { createFromGit, nameFromUrl, parseGitArgument } from "./git-create.js";
+import { fetchRepositories, listGitHubRepositories, pickRepository } from "./github.js";
 import { readHiddenLine } from "./hidden-input.js";
 import { networkFromFlags, networkFromText } from "./network.js";
 import { parsePort, parseTtl, previewLink, previewRepl, visibilityFromFlags } from "./preview.js";
@@ -96,28 +97,45 @@ export async function run(argv: string[]): Promise<number> {
           name: { type: "string" },
           network: { type: "string" },
           git: { type: "string" },
+          github: { type: "boolean" },
           "full-history": { type: "boolean" },
+          "allow-push": { type: "boolean" },
         },
         0,
       );
       const template = str(values.template);
       const git = str(values.git);
+      const github = values.github === true;
       const fullHistory = values["full-history"] === true;
+      const allowPush = values["allow-push"] === true;
       const network = str(values.network);
       const egress = network === undefined ? undefined : networkFromText(network);
-      if (git === undefined) {
-        if (!template) throw new UsageError("create needs --template <t> (see devex templates) or --git <url>");
-        if (fullHistory) throw new UsageError("--full-history goes with --git <url>");
+      if (git !== undefined && github)
+        throw new UsageError("--git names a repository and --github picks one of yours: give one of them");
+      if (git === undefined && !github) {
+        if (!template)
+          throw new UsageError("create needs --template <t> (see devex templates), --git <url> or --github");
+        if (fullHistory) throw new UsageError("--full-history goes with --git <url> or --github");
+        if (allowPush) throw new UsageError("--allow-push goes with --git <url> or --github");
         await createRepl((await openSession(env)).core, template, str(values.name) ?? template, egress, out);
         return 0;
       }
       // From a repository: a template is optional, and gives only its settings (run command, port).
-      const { url, ref } = parseGitArgument(git);
+      const named = git === undefined ? undefined : parseGitArgument(git);
+      const { core } = await openSession(env);
+      const io = { stdin: process.stdin, stdout: out, stderr: process.stderr };
+      // --github: one of the user's repositories, at its default branch.
+      const { url, ref } = named ?? {
+        url: (await pickRepository(await fetchRepositories(core, 1), io)).cloneUrl,
+        ref: "",
+      };
       const name = str(values.name) ?? nameFromUrl(url);
-      const options = { url, ref, fullHistory, template: template ?? "", name, egress };
-      await createFromGit((await openSession(env)).core, options, { stdout: out, stderr: process.stderr });
+      const options = { url, ref, fullHistory, allowPush, template: template ?? "", name, egress };
+      await createFromGit(core, options, io);
       return 0;
     }
+    case "github":
+      return github(rest);
     case "template":
       return template(rest);
     case "setup": {
@@ -285,6 +303,22 @@ async function template(rest: string[]): Promise<number> {
         sub === undefined
           ? "template needs save, delete or list"
           : `unknown template command: ${sub} (save, delete or list)`,
+      );
+  }
+}
+
+/** `devex github repos`: the GitHub repositories the user's GitHub sign-in reaches. */
+async function github(rest: string[]): Promise<number> {
+  const [sub, ...args] = rest;
+  switch (sub) {
+    case "repos":
+    case "ls":
+      parse(args, {}, 0);
+      await listGitHubRepositories((await openSession(process.env)).core, process.stdout);
+      return 0;
+    default:
+      throw new UsageError(
+        sub === undefined ? "github needs repos" : `unknown github command: ${sub} (repos lists your repositories)`,
       );
   }
 }

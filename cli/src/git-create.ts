@@ -1,20 +1,24 @@
 /**
- * `devex create --git <url>[#ref]`: core creates the repl and clones the repository in its sandbox;
- * this prints the repl's id, follows WatchRepl (git's objects and MiB received, on one line of a
- * terminal) and ends when the repl runs cloned (printing the commit) or is gone (the clone failed:
- * WatchRepl's last message says why, which becomes the error).
+ * `devex create --git <url>[#ref]` (or `--github`, the repository picked from the user's: github.ts):
+ * core creates the repl and clones the repository in its sandbox; this prints the repl's id, follows
+ * WatchRepl (git's objects and MiB received, on one line of a terminal) and ends when the repl runs
+ * cloned (printing the commit) or is gone (the clone failed: WatchRepl's last message says why,
+ * which becomes the error). With --allow-push, git in the repl pushes through core with the user's
+ * GitHub grant.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CloneStatus, type GitOrigin, type Progress, type Repl, ReplStatus } from "../../gen/devex/core/v1/repl_pb.js";
 import type { CoreClients } from "../../lib/client/clients.js";
 import { CliError, UsageError } from "./cli-error.js";
-import { describeError } from "./errors.js";
+import { describeError, redact } from "./errors.js";
 import type { PolicyInit } from "./network.js";
 
 export interface GitCreate {
   url: string;
   ref: string;
   fullHistory: boolean;
+  /** Git in the repl may push to the repository, through core with the user's GitHub grant. */
+  allowPush: boolean;
   /** Empty: no template (its settings only: run command, port, variables). */
   template: string;
   name: string;
@@ -47,12 +51,16 @@ export function nameFromUrl(url: string): string {
   return name || "repo";
 }
 
-/** "<url>#<ref> @<commit>", "<url> (cloning)": where a repl's files came from; "" for a template's. */
+/**
+ * "<url>#<ref> @<commit>", "<url> (cloning)": where a repl's files came from, then how its git
+ * reaches the repository ("[github grant, push allowed]"); "" for a template's.
+ */
 export function gitLabel(git: GitOrigin | undefined): string {
   if (!git?.source) return "";
   const from = git.source.ref ? `${git.source.url}#${git.source.ref}` : git.source.url;
-  if (git.status === CloneStatus.CLONING) return `${from} (cloning)`;
-  return git.commit ? `${from} @${git.commit.slice(0, 12)}` : from;
+  const at = git.status === CloneStatus.CLONING ? " (cloning)" : git.commit ? ` @${git.commit.slice(0, 12)}` : "";
+  const access = [git.githubGrant && "github grant", git.source.allowPush && "push allowed"].filter(Boolean);
+  return `${from}${at}${access.length ? ` [${access.join(", ")}]` : ""}`;
 }
 
 const MiB = 1024 * 1024;
@@ -72,9 +80,12 @@ export async function createFromGit(
       name: o.name,
       template: o.template,
       egress: o.egress,
-      git: { url: o.url, ref: o.ref, fullHistory: o.fullHistory },
+      git: { url: o.url, ref: o.ref, fullHistory: o.fullHistory, allowPush: o.allowPush },
     })
     .catch((e) => {
+      // Core's refusal of allow_push (no GitHub sign-in, another host) names the field: here it is the flag.
+      if (e instanceof ConnectError && e.code === Code.FailedPrecondition)
+        throw new CliError(redact(e.rawMessage).replace(/^allow_push: /, "--allow-push: "));
       throw describeError(e);
     });
   const replId = repl?.replId ?? "";
@@ -99,6 +110,10 @@ export async function createFromGit(
       if (last?.status === ReplStatus.RUNNING && last.git?.status === CloneStatus.DONE) {
         endLine();
         io.stderr.write(`${replId} runs, cloned at ${last.git.commit}: devex attach ${replId}\n`);
+        if (last.git.source?.allowPush)
+          io.stderr.write(
+            `git push in ${replId} goes to ${o.url} with your GitHub grant (no credential in the repl)\n`,
+          );
         io.stdout.write(`${last.git.commit}\n`);
         return;
       }

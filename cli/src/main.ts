@@ -28,14 +28,25 @@ const usage = `usage: devex <command> [options]
   create --template <t> [--name <n>] [--network allow-all|deny-all|<list>]
                                                create a repl, print its id; --network sets its
                                                egress policy (a list makes an allowlist)
-  create --git <url>[#<ref>] [--full-history] [--template <t>] [--name <n>] [--network ...]
-                                               create a repl from a public git repository (its
-                                               default branch, or the branch, tag or full commit id
-                                               after #; shallow unless --full-history): prints its
-                                               id, shows the clone's progress on a terminal, then
+  create --git <url>[#<ref>] [--full-history] [--allow-push] [--template <t>] [--name <n>] [--network ...]
+                                               create a repl from a git repository (public, or
+                                               one your GitHub sign-in reaches) at its default
+                                               branch, or the branch, tag or full commit id after
+                                               # (shallow unless --full-history): prints its id,
+                                               shows the clone's progress on a terminal, then
                                                prints the commit once it runs; a failed clone
                                                exits 1 saying why (the repl is deleted). The
-                                               template, if any, gives only its settings
+                                               template, if any, gives only its settings.
+                                               --allow-push lets git in the repl push to that
+                                               repository (only that one) with your GitHub grant,
+                                               no credential in the repl (needs a GitHub sign-in)
+  create --github [--full-history] [--allow-push] [--template <t>] [--name <n>] [--network ...]
+                                               the same with one of your GitHub repositories,
+                                               picked by number on a terminal (without one, the
+                                               list is printed: pass --git <clone url>)
+  github repos                                 list the GitHub repositories your GitHub sign-in
+                                               reaches (private ones too): name, visibility,
+                                               default branch, last push and clone URL
   start <repl> | stop <repl>                   start or stop a repl
   rm <repl> [--yes]                            delete a repl (asks unless --yes)
   attach <repl> [--terminal <id>] [--command <cmd>]

@@ -3,7 +3,8 @@
  * real runners, cloning from a git server on loopback (lib/testing/git-server.ts; the sandbox
  * shares the host network so that the clone reaches it). A branch is cloned with the clone's
  * progress shown under a real PTY, the commit printed and `ls` showing the source; a missing ref
- * exits 1 with git's reason and leaves no repl.
+ * exits 1 with git's reason and leaves no repl. Without a GitHub sign-in (this core has none),
+ * `github repos`, `create --github` and `--allow-push` fail with core's reason and make nothing.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -127,5 +128,19 @@ describe("devex create --git (embedded core, git server on loopback)", function 
     assert.equal(ssh.code, 1);
     assert.match(ssh.stderr, /^devex: invalid argument: .*must start with https:\/\/ or http:\/\//);
     assert.equal(ssh.stdout, "", "no repl was made");
+  });
+
+  it("without GitHub sign-in: github repos, create --github and --allow-push fail in one line saying so, making nothing", async () => {
+    for (const args of [
+      ["github", "repos"],
+      ["create", "--github"],
+      ["create", "--git", `${server.url}/app.git`, "--allow-push"],
+    ]) {
+      const r = await runCli(args, env);
+      assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, /^devex: .*GitHub.*\n$/, args.join(" "));
+      assert.equal(r.stdout, "", `${args.join(" ")}: no list, no repl`);
+    }
+    assert.doesNotMatch((await runCli(["ls"], env)).stdout, /\bapp\b/);
   });
 });

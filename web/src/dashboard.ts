@@ -5,12 +5,14 @@
  * runs, the repl's WatchRepl stream shows its progress (restoring or persisting files). The list is refreshed
  * every few seconds while the tab is visible; long-lived streams are opened only for repls being
  * acted on (HTTP/1.1 allows few connections) or cloned: a repl created from a git repository shows
- * git's progress until it runs, and a failed clone's reason appears under the form.
+ * git's progress until it runs, and a failed clone's reason appears under the form. A user signed in
+ * with GitHub picks the repository from theirs (github-repos.ts), and may let git in the repl push.
  */
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CloneStatus, type Progress, type Repl, ReplStatus, type Template } from "../../gen/devex/core/v1/repl_pb.js";
 import { core } from "./api.js";
+import { gitHubPicker } from "./github-repos.js";
 import type { Dispose, PageContext } from "./main.js";
 import { editNetwork, networkLabel } from "./network.js";
 import { describeProgress, gitSourceLabel, progressFraction, statusClass, statusLabel } from "./repl-status.js";
@@ -47,7 +49,8 @@ export function renderDashboard(ctx: PageContext): Dispose {
   });
   const templateSelect = h("select", { id: "new-template", name: "template", "aria-describedby": "create-error" });
   const createError = h("p", { class: "form-error", role: "alert", id: "create-error" });
-  // Optional: a public repository cloned into the repl instead of the template's files.
+  // Optional: a repository (public, or one the user's GitHub grant reaches) cloned into the repl
+  // instead of the template's files.
   const gitInput = h("input", {
     id: "new-git",
     name: "git",
@@ -67,6 +70,33 @@ export function renderDashboard(ctx: PageContext): Dispose {
     spellcheck: "false",
     "aria-describedby": "git-hint create-error",
   });
+  const allowPush = h("input", {
+    id: "new-git-push",
+    name: "allow-push",
+    type: "checkbox",
+    disabled: true,
+    "aria-describedby": "git-push-hint",
+  });
+  let pickedName = "";
+  const picker = gitHubPicker((r) => {
+    gitInput.value = r.cloneUrl;
+    refInput.value = "";
+    refInput.placeholder = r.defaultBranch || "default branch";
+    allowPush.disabled = false;
+    const name = r.fullName
+      .split("/")
+      .at(-1)!
+      .replace(/^[^A-Za-z0-9]+/, "")
+      .slice(0, 64);
+    if (name && (!nameInput.value || /^[a-z0-9-]+-\d+$/.test(nameInput.value) || nameInput.value === pickedName))
+      nameInput.value = name;
+    pickedName = name;
+  });
+  gitInput.addEventListener("input", () => {
+    picker.clear();
+    refInput.placeholder = "default branch";
+    allowPush.disabled = !gitInput.value.trim();
+  });
   const createButton = h("button", { type: "submit", class: "btn primary" }, "Create repl");
   const form = h(
     "form",
@@ -84,12 +114,19 @@ export function renderDashboard(ctx: PageContext): Dispose {
       { class: "fields" },
       h("div", { class: "field grow" }, h("label", { for: "new-git" }, "Git repository URL (optional)"), gitInput),
       h("div", { class: "field" }, h("label", { for: "new-git-ref" }, "Branch, tag or commit"), refInput),
+      h("label", { class: "check-field", for: "new-git-push" }, allowPush, " Allow push"),
     ),
     h(
       "p",
       { class: "hint", id: "git-hint" },
       "With a repository, the repl gets its files instead of the template's; the template gives only its settings (run command, preview port).",
     ),
+    h(
+      "p",
+      { class: "hint", id: "git-push-hint" },
+      "Allow push: git in the repl can push to this repository (only this one) with your GitHub sign-in; no credential is stored in the repl.",
+    ),
+    picker.el,
     createError,
   );
   form.addEventListener("submit", async (ev) => {
@@ -98,7 +135,7 @@ export function renderDashboard(ctx: PageContext): Dispose {
     createButton.disabled = true;
     try {
       const url = gitInput.value.trim();
-      const git = url ? { url, ref: refInput.value.trim() } : undefined;
+      const git = url ? { url, ref: refInput.value.trim(), allowPush: allowPush.checked } : undefined;
       const { repl } = await core.repls.createRepl({
         name: nameInput.value.trim(),
         template: templateSelect.value,
@@ -110,6 +147,11 @@ export function renderDashboard(ctx: PageContext): Dispose {
       nameInput.value = suggestName();
       gitInput.value = "";
       refInput.value = "";
+      refInput.placeholder = "default branch";
+      allowPush.checked = false;
+      allowPush.disabled = true;
+      pickedName = "";
+      picker.clear();
       rows
         .get(repl?.replId ?? "")
         ?.el.querySelector<HTMLAnchorElement>("a")
@@ -391,6 +433,7 @@ export function renderDashboard(ctx: PageContext): Dispose {
     }
   }
 
+  void picker.load(abort.signal);
   void (async () => {
     await loadTemplates();
     await refresh();

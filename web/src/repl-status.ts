@@ -53,10 +53,14 @@ export function progressFraction(p: Progress | undefined): number | undefined {
   return undefined;
 }
 
-/** "https://host/app.git#main at 0123abc" (or "… (cloning)"): where a repl's files came from; "" for a template's. */
+/**
+ * "https://host/app.git#main at 0123abc" (or "… (cloning)"), then how its git reaches the repository
+ * ("· GitHub grant, push allowed"): where a repl's files came from; "" for a template's.
+ */
 export function gitSourceLabel(git: GitOrigin | undefined): string {
   if (!git?.source) return "";
   const from = git.source.ref ? `${git.source.url}#${git.source.ref}` : git.source.url;
-  if (git.status === CloneStatus.CLONING) return `${from} (cloning)`;
-  return git.commit ? `${from} at ${git.commit.slice(0, 7)}` : from;
+  const at = git.status === CloneStatus.CLONING ? " (cloning)" : git.commit ? ` at ${git.commit.slice(0, 7)}` : "";
+  const access = [git.githubGrant && "GitHub grant", git.source.allowPush && "push allowed"].filter(Boolean);
+  return `${from}${at}${access.length ? ` · ${access.join(", ")}` : ""}`;
 }

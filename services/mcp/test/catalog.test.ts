@@ -11,9 +11,11 @@ describe("MCP tool catalog derived from devex.mcp.v1 descriptors", () => {
 
   it("has one snake_case tool per RPC, each with a description and annotations", () => {
     assert.equal(snakeCase("ReadMultipleFiles"), "read_multiple_files");
+    assert.equal(snakeCase("ListGitHubRepositories"), "list_github_repositories");
     for (const name of [
       "list_repls",
       "list_templates",
+      "list_github_repositories",
       "create_repl",
       "start_repl",
       "stop_repl",
@@ -152,7 +154,12 @@ describe("MCP tool catalog derived from devex.mcp.v1 descriptors", () => {
       "the template (unless git), network policy and git are optional",
     );
     const git = (byName.get("create_repl")!.inputSchema.properties as Record<string, { required?: string[] }>).git;
-    assert.deepEqual(git.required, ["url"], "a repository is named by its URL; ref and full_history are optional");
+    assert.deepEqual(
+      git.required,
+      ["url"],
+      "a repository is named by its URL; ref, full_history and allow_push are optional",
+    );
+    assert.deepEqual(required("list_github_repositories"), [], "the page is optional");
     const edits = (byName.get("edit_file")!.inputSchema.properties as Record<string, { items: { required: string[] } }>)
       .edits;
     assert.deepEqual(edits.items.required, ["old_text"]);

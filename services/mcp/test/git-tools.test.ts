@@ -1,18 +1,22 @@
 /**
  * create_repl with a git repository, against a stand-in for core's ReplService called through a
  * router transport (no sockets): the arguments as an agent writes them (parsed and validated as the
- * server does) reach CreateRepl as a GitSource; the tool follows WatchRepl and returns the repl once
- * it runs cloned, with progress notifications from git's counts; a clone that fails (the repl
- * deleted, its last message saying why) is an error with that reason; a clone past the wait is an
- * error saying it goes on. The agents end-to-end test clones for real.
+ * server does) reach CreateRepl as a GitSource (allow_push included); the tool follows WatchRepl and
+ * returns the repl once it runs cloned, with progress notifications from git's counts and whether
+ * its git goes through the GitHub grant; a clone that fails (the repl deleted, its last message
+ * saying why) is an error with that reason; a clone past the wait is an error saying it goes on.
+ * list_github_repositories passes the page and core's repositories on, and core's refusal (no
+ * GitHub sign-in) as it is. The agents end-to-end test clones for real.
  */
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createRouterTransport } from "@connectrpc/connect";
 import type { ServerNotification } from "@modelcontextprotocol/sdk/types.js";
 import {
   CloneStatus,
   type CreateReplRequest,
+  type ListGitHubRepositoriesRequest,
   type Repl,
   ReplSchema,
   ReplService,
@@ -28,6 +32,7 @@ import { createArgumentParser } from "../src/tool-arguments.js";
 import { createToolReport } from "../src/tool-report.js";
 import { createAgentTools } from "../src/tools/agent-tools.js";
 import { buildToolCatalog } from "../src/tools/catalog.js";
+import { toolAllowed } from "../src/tools/tool-scopes.js";
 
 const caller = { token: "tok", userId: "alice", scopes: [...ALL_API_SCOPES] };
 const url = "https://git.example.com/team/app.git";
@@ -40,7 +45,7 @@ function replOf(
   req: CreateReplRequest,
   status: ReplStatus,
   clone: CloneStatus,
-  extra: { commit?: string; lastError?: string } = {},
+  extra: { commit?: string; lastError?: string; githubGrant?: boolean } = {},
 ) {
   return create(ReplSchema, {
     replId: "git-1",
@@ -48,7 +53,7 @@ function replOf(
     template: req.template,
     status,
     lastError: extra.lastError ?? "",
-    git: { source: req.git, status: clone, commit: extra.commit ?? "" },
+    git: { source: req.git, status: clone, commit: extra.commit ?? "", githubGrant: extra.githubGrant ?? false },
   });
 }
 
@@ -104,9 +109,13 @@ const signal = new AbortController().signal;
 
 describe("create_repl from a git repository", () => {
   it("takes git.url, git.ref and git.full_history (the template optional) and refuses a bad ref before calling core", () => {
-    const ok = args({ name: "app", git: { url, ref: "feature/x", full_history: true } });
+    const ok = args({ name: "app", git: { url, ref: "feature/x", full_history: true, allow_push: true } });
     assert.equal(ok.template, "");
-    assert.deepEqual([ok.git?.url, ok.git?.ref, ok.git?.fullHistory], [url, "feature/x", true]);
+    assert.deepEqual(
+      [ok.git?.url, ok.git?.ref, ok.git?.fullHistory, ok.git?.allowPush],
+      [url, "feature/x", true, true],
+    );
+    assert.equal(args({ name: "app", git: { url } }).git?.allowPush, false, "no push unless asked");
     assert.throws(() => args({ name: "app", git: { url, ref: "--upload-pack=x" } }), /git\.ref: /);
     assert.throws(() => args({ name: "app", git: { ref: "main" } }), /git\.url is required/);
     assert.throws(() => args({ name: "app", git: { url, depth: 1 } }), /depth/);
@@ -132,7 +141,14 @@ describe("create_repl from a git repository", () => {
     assert.equal(created[0].git?.fullHistory, false);
     assert.equal(created[0].template, "node");
     assert.equal(res.repl?.status, "running");
-    assert.deepEqual(res.repl?.git, { url, ref: "v1", status: "done", commit });
+    assert.deepEqual(res.repl?.git, {
+      url,
+      ref: "v1",
+      status: "done",
+      commit,
+      githubGrant: false,
+      allowPush: false,
+    });
     const progress = sent
       .filter((n) => n.method === "notifications/progress")
       .map((n) => n.params as Record<string, unknown>);
@@ -152,6 +168,21 @@ describe("create_repl from a git repository", () => {
       "progress only grows",
     );
     assert.equal(values.at(-1), 1);
+  });
+
+  it("allow_push reaches core, and the repl says its git goes through the GitHub grant and may push", async () => {
+    const { tools, created } = fakeCore((repl) => [
+      { repl },
+      { repl: replOf(created[0], ReplStatus.RUNNING, CloneStatus.DONE, { commit, githubGrant: true }) },
+    ]);
+    const res = await tools.createRepl(
+      args({ name: "app", git: { url, allow_push: true } }),
+      caller,
+      signal,
+      reporter().report,
+    );
+    assert.equal(created[0].git?.allowPush, true);
+    assert.deepEqual(res.repl?.git, { url, ref: "", status: "done", commit, githubGrant: true, allowPush: true });
   });
 
   it("a failed clone is an error with core's reason", async () => {
@@ -188,5 +219,92 @@ describe("create_repl from a git repository", () => {
     );
     const plain = await tools.createRepl(args({ name: "plain", template: "node" }), caller, signal, reporter().report);
     assert.equal(plain.repl?.git, undefined);
+  });
+});
+
+/** A core whose ListGitHubRepositories answers with `answer` (or throws it), recording the requests. */
+function gitHubCore(answer: { repositories: unknown[]; more: boolean } | ConnectError) {
+  const asked: ListGitHubRepositoriesRequest[] = [];
+  const transport = createRouterTransport(({ service }) => {
+    service(ReplService, {
+      listGitHubRepositories(req) {
+        asked.push(req);
+        if (answer instanceof ConnectError) throw answer;
+        return answer as never;
+      },
+    });
+  });
+  const tools = createAgentTools({
+    core: () => createCoreClients(transport),
+    runner: () => {
+      throw new Error("no runner in this test");
+    },
+  });
+  return { tools, asked };
+}
+
+describe("list_github_repositories", () => {
+  const listTool = catalog.find((t) => t.name === "list_github_repositories")!;
+  const listArgs = (a: Record<string, unknown>) =>
+    parse(listTool, a) as unknown as Parameters<ReturnType<typeof createAgentTools>["listGitHubRepositories"]>[0];
+
+  it("is a read-only tool for a repls:read token that reaches beyond the repl", () => {
+    assert.ok(listTool, "in the catalog");
+    assert.equal(listTool.annotations.readOnlyHint, true);
+    assert.equal(listTool.annotations.openWorldHint, true);
+    assert.equal(listTool.annotations.destructiveHint, false);
+    assert.match(listTool.description, /clone_url.*git\.url/s);
+    assert.ok(toolAllowed("list_github_repositories", ["repls:read"]));
+    assert.ok(!toolAllowed("list_github_repositories", ["files:read", "exec"]));
+    assert.throws(() => listArgs({ page: 1001 }), /page/);
+  });
+
+  it("passes the page to core and returns its repositories with their clone URLs", async () => {
+    const { tools, asked } = gitHubCore({
+      repositories: [
+        {
+          fullName: "alice/secret-app",
+          cloneUrl: "https://github.com/alice/secret-app.git",
+          private: true,
+          defaultBranch: "main",
+          description: "private things",
+          pushTime: timestampFromDate(new Date("2026-11-30T12:00:00Z")),
+        },
+        { fullName: "acme/site", cloneUrl: "https://github.com/acme/site.git", defaultBranch: "trunk" },
+      ],
+      more: true,
+    });
+    const res = await tools.listGitHubRepositories(listArgs({ page: 2 }), caller, signal, reporter().report);
+    assert.equal(asked[0].page, 2);
+    assert.equal(res.more, true);
+    assert.deepEqual(res.repositories, [
+      {
+        fullName: "alice/secret-app",
+        cloneUrl: "https://github.com/alice/secret-app.git",
+        private: true,
+        defaultBranch: "main",
+        description: "private things",
+        pushTime: "2026-11-30T12:00:00.000Z",
+      },
+      {
+        fullName: "acme/site",
+        cloneUrl: "https://github.com/acme/site.git",
+        private: false,
+        defaultBranch: "trunk",
+        description: "",
+        pushTime: "",
+      },
+    ]);
+    await tools.listGitHubRepositories(listArgs({}), caller, signal, reporter().report);
+    assert.equal(asked[1].page, 0, "left out: the first page");
+  });
+
+  it("without a GitHub sign-in: core's FailedPrecondition, which says what to do", async () => {
+    const said = "listing your GitHub repositories: this needs a GitHub sign-in";
+    const { tools } = gitHubCore(new ConnectError(said, Code.FailedPrecondition));
+    await assert.rejects(
+      tools.listGitHubRepositories(listArgs({}), caller, signal, reporter().report),
+      (e: unknown) => e instanceof ConnectError && e.code === Code.FailedPrecondition && e.rawMessage === said,
+    );
   });
 });

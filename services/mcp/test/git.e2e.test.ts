@@ -69,7 +69,14 @@ describe("create_repl from a git repository (MCP over HTTP, embedded setup)", fu
     assert.ok(!res.isError, text(res));
     const repl = (res.structuredContent as Structured).repl as Structured;
     assert.equal(repl.status, "running");
-    assert.deepEqual(repl.git, { url, ref: "feature", status: "done", commit: feature });
+    assert.deepEqual(repl.git, {
+      url,
+      ref: "feature",
+      status: "done",
+      commit: feature,
+      github_grant: false,
+      allow_push: false,
+    });
     const messages = progress.map((p) => p.message ?? "");
     assert.equal(messages[0], `cloning ${url} into repl ${repl.repl_id}`);
     assert.ok(

@@ -21,6 +21,7 @@ const READ_TOOLS = [
   "get_repl_status",
   "list_environment_variables",
   "list_files",
+  "list_github_repositories",
   "list_repls",
   "list_templates",
   "read_file",

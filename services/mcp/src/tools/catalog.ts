@@ -31,7 +31,11 @@ export interface ToolDefinition {
 }
 
 export function snakeCase(name: string): string {
-  return name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase();
+  // GitHub is one word to agents: list_github_repositories, not list_git_hub_repositories.
+  return name
+    .replace(/GitHub/g, "Github")
+    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+    .toLowerCase();
 }
 
 /** Builds the catalog; `registry` is the descriptor set with comments (lib/contracts loadContracts). */

@@ -1,6 +1,7 @@
 /**
- * The repl tools: list, create, start, stop, delete and status of the caller's repls, and the
- * templates: the operator's and the caller's own, which save_template makes from a stopped repl.
+ * The repl tools: list, create, start, stop, delete and status of the caller's repls, the GitHub
+ * repositories a repl can be created from, and the templates: the operator's and the caller's own,
+ * which save_template makes from a stopped repl.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ReplStatus } from "../../../../gen/devex/core/v1/repl_pb.js";
@@ -8,13 +9,21 @@ import { failedPrecondition, notFound } from "../../../../lib/kit/errors.js";
 import { waitForClone } from "./clone-progress.js";
 import { withLifecycleProgress } from "./lifecycle-progress.js";
 import { egressRequest } from "./network-tools.js";
-import { processSummary, replSummary, statusName, templateSummary, terminalSummary } from "./summaries.js";
+import {
+  gitHubRepositorySummary,
+  processSummary,
+  replSummary,
+  statusName,
+  templateSummary,
+  terminalSummary,
+} from "./summaries.js";
 import type { ToolContext, ToolImpls } from "./tool-context.js";
 
 type ReplTools = Pick<
   ToolImpls,
   | "listRepls"
   | "listTemplates"
+  | "listGitHubRepositories"
   | "createRepl"
   | "startRepl"
   | "stopRepl"
@@ -33,6 +42,11 @@ export function replTools({ core, sessions, limits }: ToolContext): ReplTools {
     async listTemplates(_req, caller) {
       const { templates } = await core(caller).repls.listTemplates({});
       return { templates: templates.map(templateSummary) };
+    },
+    async listGitHubRepositories(req, caller, signal) {
+      // Core's FailedPrecondition (no GitHub sign-in) reaches the agent as it is: it says what to do.
+      const res = await core(caller).repls.listGitHubRepositories({ page: req.page }, { signal });
+      return { repositories: res.repositories.map(gitHubRepositorySummary), more: res.more };
     },
     async saveTemplate(req, caller) {
       const repl = await sessions.getRepl(caller, req.replId);
@@ -67,7 +81,12 @@ export function replTools({ core, sessions, limits }: ToolContext): ReplTools {
     },
     async createRepl(req, caller, signal, report) {
       const egress = egressRequest(req.network);
-      const git = req.git && { url: req.git.url, ref: req.git.ref, fullHistory: req.git.fullHistory };
+      const git = req.git && {
+        url: req.git.url,
+        ref: req.git.ref,
+        fullHistory: req.git.fullHistory,
+        allowPush: req.git.allowPush,
+      };
       const { repl } = await core(caller).repls.createRepl({ name: req.name, template: req.template, egress, git });
       if (!git || !repl) return { repl: replSummary(repl) };
       return { repl: replSummary(await waitForClone(core(caller), repl, report, signal, limits.cloneWaitMs)) };

@@ -1,6 +1,7 @@
 /** How repls, files, processes and terminals look in tool results: plain names, strings and numbers. */
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import {
+  type GitHubRepository,
   type GitOrigin,
   type Repl,
   ReplStatus,
@@ -75,10 +76,32 @@ export function replSummary(r: Repl | undefined) {
   };
 }
 
-/** Where the repl's repository came from and its clone; undefined (left out) for a repl made from a template's files. */
+/**
+ * Where the repl's repository came from, its clone and how its git reaches the repository (the
+ * owner's GitHub grant, pushing allowed); undefined (left out) for a repl made from a template's files.
+ */
 function gitSummary(g: GitOrigin | undefined) {
   if (!g?.source) return undefined;
-  return { url: g.source.url, ref: g.source.ref, status: cloneStatusName(g.status), commit: g.commit };
+  return {
+    url: g.source.url,
+    ref: g.source.ref,
+    status: cloneStatusName(g.status),
+    commit: g.commit,
+    githubGrant: g.githubGrant,
+    allowPush: g.source.allowPush,
+  };
+}
+
+/** A GitHub repository as agents see it: its clone_url is what create_repl takes. */
+export function gitHubRepositorySummary(r: GitHubRepository) {
+  return {
+    fullName: r.fullName,
+    cloneUrl: r.cloneUrl,
+    private: r.private,
+    defaultBranch: r.defaultBranch,
+    description: r.description,
+    pushTime: r.pushTime ? timestampDate(r.pushTime).toISOString() : "",
+  };
 }
 
 export function fileEntry(f: FileInfo | undefined) {

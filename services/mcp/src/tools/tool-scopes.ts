@@ -11,6 +11,7 @@ const reads = [filesRead, filesWrite];
 export const toolScopes: Record<string, readonly ApiScope[]> = {
   list_repls: [replsRead],
   list_templates: [replsRead],
+  list_github_repositories: [replsRead],
   get_repl_status: [replsRead],
   get_network_policy: [replsRead],
   create_repl: [replsWrite],
