@@ -1,6 +1,7 @@
 /**
  * A stand-in for github.com in tests (nothing real can be signed in to here): the three OAuth
- * endpoints core's sign-in uses (authorize, access_token, /user) and /user/repos, shaped as
+ * endpoints core's sign-in uses (authorize, access_token, /user), /user/repos and
+ * /repos/{owner}/{name} (with the user's permissions: push on every listed one), shaped as
  * GitHub's REST API answers them. Mount it on the test git server (git-server.ts `other`), so one
  * loopback origin is both GitHub's web and git host (DEVEX_GITHUB_URL) and, under /api, its API
  * (DEVEX_GITHUB_API_URL). `signInWithGitHub` is a browser's round trip through core's sign-in.
@@ -71,7 +72,11 @@ export function fakeGitHub(o: { clientId: string; clientSecret: string; login: s
         else if (url.pathname === "/api/user") json(200, { login: o.login, name: o.login, avatar_url: "" });
         else if (url.pathname === "/api/user/repos")
           json(200, url.searchParams.get("page") === "1" ? fake.repositories : []);
-        else json(404, { message: "Not Found" });
+        else if (url.pathname.startsWith("/api/repos/")) {
+          const r = fake.repositories.find((x) => `/api/repos/${x.full_name}` === url.pathname);
+          if (r) json(200, { ...r, permissions: { pull: true, push: true, admin: false } });
+          else json(404, { message: "Not Found" });
+        } else json(404, { message: "Not Found" });
         return true;
       }
       return false;

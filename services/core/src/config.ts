@@ -34,7 +34,8 @@ export const coreConfigSchema = z
     GITHUB_CLIENT_SECRET: optional(),
     /** GitHub Enterprise Server: its web URL (sign-in, and where repositories are cloned from) and its API's. */
     DEVEX_GITHUB_URL: text("https://github.com"),
-    DEVEX_GITHUB_API_URL: text("https://api.github.com"),
+    /** Unset: api.github.com for github.com, else <DEVEX_GITHUB_URL>/api/v3 (GitHub Enterprise Server's). */
+    DEVEX_GITHUB_API_URL: optional(),
     /** Ask GitHub sign-ins for access to the user's repositories (scope "repo") and keep the grant sealed. */
     DEVEX_GITHUB_REPOSITORIES: env.bool(true),
     DEVEX_REPL_QUOTA: z._default(integer(z.minimum(1), z.maximum(10_000)), 2),

@@ -151,10 +151,13 @@ export async function startCore(config: CoreConfig, deps: StartCoreDeps): Promis
   };
 }
 
-/** github.com's, or a GitHub Enterprise Server's (its API at <url>/api/v3). */
-function githubEndpoints(web: string, api: string) {
+/** github.com's, or a GitHub Enterprise Server's (its API at <url>/api/v3 unless named). */
+function githubEndpoints(web: string, api: string | undefined) {
   const url = web.replace(/\/+$/, "");
-  const apiUrl = api.replace(/\/+$/, "");
+  const apiUrl = (api ?? (url === "https://github.com" ? "https://api.github.com" : `${url}/api/v3`)).replace(
+    /\/+$/,
+    "",
+  );
   return {
     authorizeUrl: `${url}/login/oauth/authorize`,
     accessUrl: `${url}/login/oauth/access_token`,

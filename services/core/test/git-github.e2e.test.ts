@@ -79,6 +79,11 @@ describe("repls from GitHub repositories with the user's grant", function () {
       git("commit", "-q", "-m", "dev");
       git("checkout", "-q", "main");
     });
+    await server.repository("octocat/public", async (work, git) => {
+      await writeFiles(work, { "PUBLIC.md": "public\n" });
+      git("add", ".");
+      git("commit", "-q", "-m", "public");
+    });
     await server.repository("octocat/other", async (work, git) => {
       await writeFiles(work, { "OTHER.md": "other\n" });
       git("add", ".");
@@ -92,6 +97,14 @@ describe("repls from GitHub repositories with the user's grant", function () {
         default_branch: "main",
         description: "a private one",
         pushed_at: "2026-11-30T10:00:00Z",
+      },
+      {
+        full_name: "octocat/public",
+        clone_url: `${server.url}/octocat/public.git`,
+        private: false,
+        default_branch: "main",
+        description: null,
+        pushed_at: null,
       },
     ];
     e = await startEmbedded({
@@ -126,7 +139,10 @@ describe("repls from GitHub repositories with the user's grant", function () {
     assert.equal(more, false);
     assert.deepEqual(
       repositories.map((r) => [r.fullName, r.private, r.defaultBranch, r.cloneUrl]),
-      [["octocat/private", true, "main", `${server.url}/octocat/private.git`]],
+      [
+        ["octocat/private", true, "main", `${server.url}/octocat/private.git`],
+        ["octocat/public", false, "main", `${server.url}/octocat/public.git`],
+      ],
     );
     const none = await codeOf(alice.repls.listGitHubRepositories({}));
     assert.equal(none.code, Code.FailedPrecondition);
@@ -184,7 +200,9 @@ describe("repls from GitHub repositories with the user's grant", function () {
     // Another repository on the same host: git does not take the relay (nor the grant) there, and fails.
     const other = await exec(runner, `git push ${server.url}/octocat/other.git HEAD:refs/heads/x 2>&1`);
     assert.notEqual(other.code, 0, other.out);
-    assert.throws(() => server.git(join(server.root, "octocat/other.git"), "rev-parse", "--verify", "-q", "x"));
+    for (const repo of ["octocat/other.git", "octocat/private.git"]) {
+      assert.throws(() => server.git(join(server.root, repo), "rev-parse", "--verify", "-q", "x"), repo);
+    }
 
     // The helper's token opens this repl's route only: not another repl's (of the same owner).
     const credential = await exec(runner, `printf 'url=${relayOf(await envOf(runner))}/\\n\\n' | git credential fill`);
@@ -203,6 +221,20 @@ describe("repls from GitHub repositories with the user's grant", function () {
     assert.equal(anonymous.status, 401);
     await octocat.repls.deleteRepl({ replId: second!.replId });
     await octocat.repls.deleteRepl({ replId: repl!.replId });
+  });
+
+  it("clones a public repository without the grant, as anyone would", async () => {
+    const url = `${server.url}/octocat/public.git`;
+    const { repl } = await octocat.repls.createRepl({ name: "public", template: "", git: { url } });
+    assert.equal(repl?.git?.githubGrant, false, "a public repository needs no grant");
+    // Git goes to the host itself, not through the relay: from the sandbox's own network namespace
+    // this loopback host is out of reach (git-clone.e2e clones public repositories on the host's network).
+    let last: Repl | undefined;
+    for await (const m of octocat.repls.watchRepl({ replId: repl!.replId }, { signal: AbortSignal.timeout(120_000) })) {
+      last = m.repl;
+    }
+    if (!e.isolation.includes("one private network per repl")) return; // the host's network: it may have cloned
+    assert.match(last?.lastError ?? "", /clone failed: .*Failed to connect to 127\.0\.0\.1/);
   });
 
   it("without allow_push git fetches but cannot push, and says why", async () => {

@@ -69,6 +69,7 @@ describe("core's git route", function () {
     await t.state.createRepl(record("rpush", `${server.url}/ann/app.git`, { allowPush: true }), 100);
     await t.state.createRepl(record("rgone", `${server.url}/ann/gone.git`, {}), 100);
     await t.state.createRepl(record("rplain", `${server.url}/ann/app.git`, { githubGrant: false }), 100);
+    await t.state.createRepl({ ...record("rstopped", `${server.url}/ann/app.git`, {}), status: "stopped" }, 100);
   });
   after(async () => {
     await t?.close();
@@ -107,9 +108,12 @@ describe("core's git route", function () {
   });
 
   it("refuses a push without allow_push, and anything but git's smart-HTTP requests", async () => {
-    const push = await get(refs("rfetch", "git-receive-pack"), basic(token("rfetch", ["fetch"])));
-    assert.equal(push.status, 403);
-    assert.match(await push.text(), /pushing from this repl is not allowed/);
+    for (const scope of [["fetch"], ["fetch", "push"]]) {
+      // The repl's own record decides too: a token that says push does not make a repl pushable.
+      const push = await get(refs("rfetch", "git-receive-pack"), basic(token("rfetch", scope)));
+      assert.equal(push.status, 403);
+      assert.match(await push.text(), /pushing from this repl is not allowed/);
+    }
     const auth = basic(token("rfetch", ["fetch"]));
     for (const [path, method] of [
       ["/git/rfetch/objects/info/packs", "GET"],
@@ -132,11 +136,14 @@ describe("core's git route", function () {
     assert.match(await gone.text(), /GitHub refused the owner's grant for this repository \(401\)/);
     const plain = await get(refs("rplain"), basic(token("rplain", ["fetch"])));
     assert.equal(plain.status, 403, "a repl cloned without the grant gets none later");
+    const stopped = await get(refs("rstopped"), basic(token("rstopped", ["fetch"])));
+    assert.equal(stopped.status, 403, "a token taken out of a repl opens nothing once it stops");
+    assert.match(await stopped.text(), /not running/);
     await t.state.putUser({ userId: "ann", displayName: "Ann", avatarUrl: "" });
     try {
       const res = await get(refs("rfetch"), basic(token("rfetch", ["fetch"])));
       assert.equal(res.status, 403);
-      assert.match(await res.text(), /no GitHub grant any more: sign in with GitHub again/);
+      assert.match(await res.text(), /no GitHub grant any more \(sign in with GitHub again\)/);
     } finally {
       const box = createSecretBox(TEST_SECRETS_KEY);
       await t.state.putUser({ userId: "ann", displayName: "Ann", avatarUrl: "", github: sealGrant(box, "ann", GRANT) });

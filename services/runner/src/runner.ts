@@ -175,12 +175,14 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
   const { workspace, baseEnv } = await openWorkspace(config);
   const { limits } = config;
   const core = coreLink(config, log);
-  const gitRelay = core && (await startGitRelay({ ...core.ids, core: config.core! }));
-  // The repl's variables over the user's environment, as they are when each process starts, and
-  // git's way to the repl's repository when core holds a grant for it.
-  const env = async () => {
-    const variables = { ...baseEnv, ...(await core?.environment.variables()) };
-    return { ...variables, ...gitRelay?.environment(core?.environment.gitRemote(), variables) };
+  const gitRelay =
+    core && (await startGitRelay({ ...core.ids, core: config.core!, remote: () => core.environment.gitRemote() }));
+  // The repl's variables over the user's environment, as they are when each process starts, then
+  // what the request asks for, then git's way to the repl's repository when core holds a grant for
+  // it (last, so that a request's own GIT_CONFIG_COUNT adds to it rather than dropping it).
+  const env = async (requested: Readonly<Record<string, string>> = {}) => {
+    const variables = { ...baseEnv, ...(await core?.environment.variables()), ...requested };
+    return { ...variables, ...gitRelay?.environment(variables) };
   };
   const { terminals, processes } = openRegistries(config, workspace, env);
   const activity = new ActivityTracker(options.clock, () => processes.running);

@@ -93,7 +93,7 @@ export async function createRepl(
       `template "${template.name}" runs "${template.setupCommand}" on the cloned files, which runs the repository's code: this API token needs the scope exec (or pick a template without a setup command)`,
     );
   }
-  const access = git && (await gitAccessFor(deps, owner, git));
+  const access = git && (await gitAccessFor(deps, owner, git, scopes, signal));
   if ((await deps.state.countRepls(owner)) >= deps.quota) throw quotaError(deps.quota);
 
   const now = Date.now();

@@ -24,9 +24,11 @@ import { Credential } from "../audit/event.js";
 import { type RouteAudit, recordRoute } from "../audit/routes.js";
 import type { ReplRecord } from "../state/store.js";
 import type { ReplDeps } from "./deps.js";
-import { grantOf } from "./github.js";
+import { grantOf, onGitHub } from "./github.js";
 
 const CREDENTIAL_TTL_SECONDS = 15 * 60;
+/** A request to the repository that moves nothing for this long is cut. */
+const IDLE_MS = 5 * 60_000;
 const ROUTE = /^\/git\/([a-z0-9]([a-z0-9-]*[a-z0-9])?)\/(info\/refs|git-upload-pack|git-receive-pack)$/;
 const SERVICES = new Set(["git-upload-pack", "git-receive-pack"]);
 /** Request headers git's smart HTTP needs upstream; nothing else of the repl's passes. */
@@ -95,18 +97,31 @@ export function createGitRoute(deps: ReplDeps, verifier: TokenVerifier, audit?: 
       else answer(res, 403, "this credential is for another repl's repository");
       return true;
     }
-    if (service === "git-receive-pack" && !claims.scope.includes("push")) {
+    const r = await deps.state.getRepl(replId);
+    if (service === "git-receive-pack" && !(claims.scope.includes("push") && r?.git?.allowPush)) {
       answer(res, 403, "pushing from this repl is not allowed: its owner created it without allow_push");
       return true;
     }
-    const r = await deps.state.getRepl(replId);
-    const token =
-      r?.owner === claims.sub && r.git?.githubGrant ? await grantOf(deps.state, deps.secrets, r.owner) : undefined;
-    if (!r || !token) {
-      answer(res, 403, "the repl's owner has no GitHub grant any more: sign in with GitHub again");
+    // A token taken out of a repl opens nothing once the repl stops; nor once the operator turns
+    // GitHub access off or moves it to another host (the grant is that host's).
+    const usable =
+      r?.owner === claims.sub &&
+      r.status === "running" &&
+      r.git?.githubGrant &&
+      deps.github &&
+      onGitHub(deps.github, r.git.url);
+    const token = usable ? await grantOf(deps.state, deps.secrets, r.owner) : undefined;
+    if (!r?.git || !token) {
+      answer(
+        res,
+        403,
+        "the repl is not running, or its owner has no GitHub grant any more (sign in with GitHub again)",
+      );
       return true;
     }
-    const status = await forward(req, res, `${r.git!.url.replace(/\/+$/, "")}/${route[3]}${url.search}`, token, deps);
+    // Rebuilt from what was checked: nothing else of the request's path or query goes to GitHub.
+    const query = route[3] === "info/refs" ? `?service=${service}` : "";
+    const status = await forward(req, res, `${r.git.url.replace(/\/+$/, "")}/${route[3]}${query}`, token, deps);
     // A push is the repl acting on the owner's repository with their grant: the audit log says so.
     if (route[3] === "git-receive-pack" && status === 200) {
       recordRoute(audit, req, {
@@ -114,7 +129,7 @@ export function createGitRoute(deps: ReplDeps, verifier: TokenVerifier, audit?: 
         userId: r.owner,
         replId,
         tokenId: Credential.git,
-        details: { repository: r.git!.url },
+        details: { repository: r.git.url },
       });
     }
     return true;
@@ -139,6 +154,11 @@ async function forward(
   }
   const send = target.startsWith("https:") ? httpsRequest : httpRequest;
   const upstream = send(target, { method: req.method, headers });
+  upstream.setTimeout(IDLE_MS, () => upstream.destroy(new Error("the repository went quiet")));
+  // The relay gone (git Ctrl-C'd): so is the request to GitHub.
+  res.once("close", () => {
+    if (!res.writableFinished) upstream.destroy();
+  });
   const answered = new Promise<IncomingMessage>((resolve, reject) => {
     upstream.once("response", resolve);
     upstream.once("error", reject);

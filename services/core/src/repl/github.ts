@@ -81,7 +81,8 @@ export async function listRepositories(
   }
   if (res.status === 401) throw failedPrecondition(`GitHub no longer accepts your sign-in: ${NO_GRANT}`);
   if (!res.ok) throw unavailable(`GitHub answered ${res.status} when listing your repositories; try again`);
-  const body = (await res.json()) as ApiRepository[];
+  const body = (await res.json().catch(() => undefined)) as ApiRepository[] | undefined;
+  if (!Array.isArray(body)) throw unavailable("GitHub's answer was not a list of repositories; try again");
   return {
     repositories: body.map((r) =>
       create(GitHubRepositorySchema, {
@@ -95,4 +96,30 @@ export async function listRepositories(
     ),
     more: body.length === PAGE_SIZE,
   };
+}
+
+/** What the grant gives on one repository ("owner/name"), as GitHub's API says. */
+export type RepositoryAccess =
+  | { kind: "visible"; private: boolean; push: boolean }
+  | { kind: "missing" | "refused" | "unreachable" };
+
+export async function repositoryAccess(
+  hosts: GitHubHosts,
+  token: string,
+  fullName: string,
+  signal: AbortSignal,
+): Promise<RepositoryAccess> {
+  try {
+    const res = await fetch(`${hosts.apiUrl.replace(/\/+$/, "")}/repos/${fullName}`, {
+      headers: { authorization: `Bearer ${token}`, accept: "application/vnd.github+json", "user-agent": "devex" },
+      signal: AbortSignal.any([signal, AbortSignal.timeout(20_000)]),
+    });
+    if (res.status === 401) return { kind: "refused" };
+    if (res.status === 404 || res.status === 403) return { kind: "missing" };
+    if (!res.ok) return { kind: "unreachable" };
+    const r = (await res.json()) as { private?: boolean; permissions?: { push?: boolean } };
+    return { kind: "visible", private: r.private === true, push: r.permissions?.push === true };
+  } catch {
+    return { kind: "unreachable" };
+  }
 }

@@ -407,7 +407,9 @@ function userMethods({
       guard(async () => {
         // The record whole, as the embedded store keeps it: a put without a grant leaves none from before.
         const fields = Object.fromEntries(Object.entries(u).filter(([, v]) => v !== undefined));
-        await redis.multi().del(`user:${u.userId}`).hset(`user:${u.userId}`, fields).exec();
+        const results = await redis.multi().del(`user:${u.userId}`).hset(`user:${u.userId}`, fields).exec();
+        const failed = results?.find(([err]) => err)?.[0];
+        if (failed) throw failed;
       }),
     getUser: (userId) =>
       guard(async () => {

@@ -25,14 +25,39 @@ import type { Logger } from "../../../../lib/kit/log.js";
 
 const KEY_HEADER = "devex-relay-key";
 const KEY_VARIABLE = "DEVEX_GIT_RELAY_KEY";
+/** A request to core (or a client) that moves nothing for this long is cut. */
+const IDLE_MS = 5 * 60_000;
 
 /**
  * Git runs it as `sh -c '<this> get'` (or store, erase: ignored). Bash's /dev/tcp reaches the relay
- * without any other program; the HTTP/1.0 answer's body is git's credential format. The key comes
- * from the environment, not the command line, which other local users see.
+ * without any other program; the body of the HTTP/1.0 answer is git's credential format. The key
+ * comes from the environment, not the command line, which other local users see. Without a
+ * credential it says quit=1, so that git fails at once instead of asking for a user name.
  */
 const helperFor = (port: number) =>
-  `!bash -c 'test "$1" = get || exit 0; exec 3<>/dev/tcp/127.0.0.1/${port} || exit 0; printf "GET /credential HTTP/1.0\\r\\n${KEY_HEADER}: %s\\r\\n\\r\\n" "$${KEY_VARIABLE}" >&3; sed "1,/^\\r*$/d" <&3' devex-git-credential`;
+  [
+    `!bash -c 'test "$1" = get || exit 0`,
+    `exec 3<>/dev/tcp/127.0.0.1/${port} 2>/dev/null || { echo quit=1; exit 0; }`,
+    `printf "GET /credential HTTP/1.0\\r\\n${KEY_HEADER}: %s\\r\\n\\r\\n" "$${KEY_VARIABLE}" >&3`,
+    `IFS= read -r status <&3`,
+    `case "$status" in *" 200 "*) ;; *) echo quit=1; exit 0;; esac`,
+    `while IFS= read -r line <&3 && [ \${#line} -gt 1 ]; do :; done`,
+    `cat <&3' devex-git-credential`,
+  ].join("; ");
+
+/**
+ * Git's requests as the insteadOf entries below make them: `/git/<replId>/<b|g><suffix>/<rest>`,
+ * b and g standing for the repository's URL without and with ".git". A suffix is what git's prefix
+ * match left over: another repository whose name starts like this one's (app-docs, app.js).
+ */
+const RELAYED = /^\/git\/([a-z0-9-]+)\/([bg])([A-Za-z0-9._-]*)\/(.*)$/;
+/** What core's route takes: git's smart HTTP for this one repository. */
+const SMART_HTTP: Record<string, string> = {
+  "info/refs?service=git-upload-pack": "GET",
+  "info/refs?service=git-receive-pack": "GET",
+  "git-upload-pack": "POST",
+  "git-receive-pack": "POST",
+};
 
 /** Request headers git's smart HTTP needs; nothing else passes. */
 const FORWARDED = ["authorization", "content-type", "content-encoding", "content-length", "accept", "git-protocol"];
@@ -40,7 +65,7 @@ const FORWARDED = ["authorization", "content-type", "content-encoding", "content
 export interface GitRelay {
   port: number;
   /** Git configuration for the environment of a process, after the user's own (GIT_CONFIG_COUNT). */
-  environment(remote: GitRemote | undefined, env: Readonly<Record<string, string>>): Record<string, string>;
+  environment(env: Readonly<Record<string, string>>): Record<string, string>;
   close(): Promise<void>;
 }
 
@@ -49,11 +74,12 @@ export async function startGitRelay(d: {
   client: RunnerControlClient;
   replId: string;
   runnerId: string;
+  /** The repository core reaches with the owner's grant, as core last said (none: the relay is unused). */
+  remote: () => GitRemote | undefined;
   log: Logger;
 }): Promise<GitRelay> {
   const coreUrl = new URL(d.core.url);
   const corePath = coreUrl.pathname.replace(/\/+$/, "");
-  const routePrefix = `/git/${d.replId}/`;
   const key = randomBytes(32).toString("hex");
   const keyed = (req: IncomingMessage) => {
     const given = Buffer.from(String(req.headers[KEY_HEADER] ?? ""));
@@ -73,7 +99,7 @@ export async function startGitRelay(d: {
     }
   }
 
-  async function forward(req: IncomingMessage, res: ServerResponse) {
+  async function forward(req: IncomingMessage, res: ServerResponse, rest: string) {
     const headers: Record<string, string> = {};
     for (const name of FORWARDED) {
       const v = req.headers[name];
@@ -81,13 +107,19 @@ export async function startGitRelay(d: {
     }
     const target = {
       method: req.method,
-      path: `${corePath}${req.url}`,
+      // Rebuilt from what was checked, never the request's own path.
+      path: `${corePath}/git/${d.replId}/${rest}`,
       headers,
       ...(d.core.socketPath
         ? { socketPath: d.core.socketPath }
         : { host: coreUrl.hostname, port: coreUrl.port || undefined }),
     };
     const upstream = (coreUrl.protocol === "https:" ? httpsRequest : httpRequest)(target);
+    upstream.setTimeout(IDLE_MS, () => upstream.destroy(new Error("core went quiet")));
+    // Git gone (a Ctrl-C'd fetch): so is the request to core.
+    res.once("close", () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
     const answered = new Promise<IncomingMessage>((resolve, reject) => {
       upstream.once("response", resolve);
       upstream.once("error", reject);
@@ -106,12 +138,28 @@ export async function startGitRelay(d: {
     }
   }
 
+  /** A repository that only starts like this one's: back to its own URL, which git fetches itself. */
+  function elsewhere(res: ServerResponse, withGit: boolean, suffix: string, rest: string) {
+    const remote = d.remote();
+    if (!remote) return res.writeHead(404).end();
+    const bare = remote.url.replace(/\.git$/, "");
+    res.writeHead(302, { location: `${withGit ? `${bare}.git` : bare}${suffix}/${rest}` }).end();
+  }
+
   const server = createServer((req, res) => {
-    if (req.method === "GET" && req.url === "/credential") {
+    req.setTimeout(IDLE_MS, () => req.destroy());
+    const url = req.url ?? "";
+    const m = RELAYED.exec(url);
+    if (req.method === "GET" && url === "/credential") {
       if (keyed(req)) void credential(res);
       else res.writeHead(403).end();
-    } else if (req.url?.startsWith(routePrefix)) void forward(req, res);
-    else res.writeHead(404).end();
+    } else if (m && m[1] === d.replId && m[3] !== "") {
+      elsewhere(res, m[2] === "g", m[3], m[4]);
+    } else if (m && m[1] === d.replId && SMART_HTTP[m[4]] === req.method) {
+      void forward(req, res, m[4]);
+    } else {
+      res.writeHead(404).end();
+    }
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -121,22 +169,24 @@ export async function startGitRelay(d: {
 
   return {
     port,
-    environment(remote, env) {
+    environment(env) {
+      const remote = d.remote();
       if (!remote) return {};
-      const relay = `http://127.0.0.1:${port}`;
+      const route = `http://127.0.0.1:${port}/git/${d.replId}`;
       const bare = remote.url.replace(/\.git$/, "");
       const entries: [string, string][] = [
-        // Both spellings of the repository's URL; git takes the longest match.
-        [`url.${relay}${remote.path}.insteadOf`, bare],
-        [`url.${relay}${remote.path}.insteadOf`, `${bare}.git`],
+        // Both spellings of the repository's URL, told apart (b, g) so that what git's prefix match
+        // leaves over (another repository's name: app-docs) goes back to where it was.
+        [`url.${route}/b.insteadOf`, bare],
+        [`url.${route}/g.insteadOf`, `${bare}.git`],
         // An empty helper first clears any the user configured (a `store` would write the token to disk).
-        [`credential.${relay}.helper`, ""],
-        [`credential.${relay}.helper`, helperFor(port)],
+        [`credential.http://127.0.0.1:${port}.helper`, ""],
+        [`credential.http://127.0.0.1:${port}.helper`, helperFor(port)],
       ];
-      const first = Number.parseInt(env.GIT_CONFIG_COUNT ?? "0", 10) || 0;
+      const first = Math.max(0, Number.parseInt(env.GIT_CONFIG_COUNT ?? "0", 10) || 0);
       const out: Record<string, string> = { [KEY_VARIABLE]: key, GIT_CONFIG_COUNT: String(first + entries.length) };
-      entries.forEach(([key, value], i) => {
-        out[`GIT_CONFIG_KEY_${first + i}`] = key;
+      entries.forEach(([name, value], i) => {
+        out[`GIT_CONFIG_KEY_${first + i}`] = name;
         out[`GIT_CONFIG_VALUE_${first + i}`] = value;
       });
       return out;

@@ -15,7 +15,7 @@ import { type ExitInfo, exitInfo, type SpawnContext, spawnCommand, waitExit } fr
 
 export interface ProcessRegistryDeps {
   workspace: Workspace;
-  baseEnv: () => Promise<Record<string, string>> | Record<string, string>;
+  baseEnv: SpawnContext["baseEnv"];
   /** Put before every command (a sandbox); see DEVEX_RUNNER_COMMAND_PREFIX. */
   commandPrefix?: string[];
   maxProcesses: number;

@@ -24,7 +24,8 @@ export interface ExitInfo {
 export interface SpawnContext {
   workspace: Workspace;
   /** Environment a command starts from, as of its start (the user's and the repl's variables). */
-  baseEnv: () => Promise<Record<string, string>> | Record<string, string>;
+  /** The environment a process starts with, given what its request asks for. */
+  baseEnv: (requested: Readonly<Record<string, string>>) => Promise<Record<string, string>> | Record<string, string>;
   /** Put before every command (a sandbox); see DEVEX_RUNNER_COMMAND_PREFIX. */
   commandPrefix: string[];
   /** The bash both forms run through, an absolute path: the command's own PATH need not hold one. */
@@ -46,7 +47,7 @@ export async function spawnCommand(
   const argv = [...commandPrefix, ...command];
   const child = spawn(argv[0], argv.slice(1), {
     cwd: cwd.abs,
-    env: { ...(await baseEnv()), ...spec.env },
+    env: await baseEnv(spec.env),
     detached: true,
     stdio: ["pipe", "pipe", "pipe"],
   });

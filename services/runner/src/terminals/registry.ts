@@ -16,7 +16,8 @@ export interface TerminalRegistryDeps {
   maxTerminals: number;
   scrollbackBytes: number;
   /** Environment a terminal starts from, as of its start: the user's (the runner's own secrets removed) and the repl's variables. */
-  baseEnv: () => Promise<Record<string, string>> | Record<string, string>;
+  /** The environment a terminal starts with, given what its request asks for. */
+  baseEnv: (requested: Readonly<Record<string, string>>) => Promise<Record<string, string>> | Record<string, string>;
   /** Put before every command (a sandbox); see DEVEX_RUNNER_COMMAND_PREFIX. */
   commandPrefix?: string[];
 }
@@ -93,7 +94,10 @@ export class TerminalRegistry {
       cols: clamp(o.cols ?? 80),
       rows: clamp(o.rows ?? 24),
       cwd: cwd.abs,
-      env: { ...(await baseEnv()), TERM: "xterm-256color", COLORTERM: "truecolor", ...o.env, DEVEX_TERMINAL_ID: id },
+      env: {
+        ...(await baseEnv({ TERM: "xterm-256color", COLORTERM: "truecolor", ...o.env })),
+        DEVEX_TERMINAL_ID: id,
+      },
       encoding: null,
     });
     const session = new TerminalSession({
