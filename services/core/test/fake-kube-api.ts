@@ -30,9 +30,17 @@
  *   terminated with the next exit code from `persistExitCodes` (default 0).
  * - Every request is recorded (verb, group, resource/subresource, namespace, name, content type);
  *   bodies of create/update can be checked by a `validate` hook (422 Invalid with causes).
+ * - Taught by a real API server (1.20, issue 20): GET /version (`behavior.serverVersion`); pod
+ *   admission (`behavior.admitPod`: quota, Pod Security, a missing RuntimeClass, a LimitRange) refuses
+ *   the ReplicaSet's pod, which then never exists, and within about a second the ReplicaSet and the
+ *   Deployment carry condition ReplicaFailure (reason FailedCreate, the refusal as message), as the
+ *   controllers report it; OwnerReferencesPermissionEnforcement (`ownerReferencesEnforced`, on in
+ *   OpenShift): an object whose ownerReference has blockOwnerDeletion is refused 403 unless the
+ *   caller may update `<owner's resource>/finalizers` (`finalizersAllowed`, which tests take from
+ *   the shipped Role).
  *
  * What it does NOT model: watches, field selectors, set-based selectors (in, notin), admission
- * (quota, PodSecurity), scheduling and nodes, rolling updates (one ReplicaSet per Deployment),
+ * other than the above, scheduling and nodes, rolling updates (one ReplicaSet per Deployment),
  * real probes (readiness is a timer), finalizers, dry-run, server-side apply, managedFields,
  * defaulting of most fields, RBAC (see the recorded requests instead), cluster-scoped resources.
  */
@@ -76,6 +84,14 @@ export interface FakeBehavior {
   podTerminationMs: number;
   /** The next N writes to pods/ephemeralcontainers race with a kubelet status update (→ 409 Conflict). */
   podWriteRaces: number;
+  /** What GET /version says ("1.29"). */
+  serverVersion: string;
+  /** Admission of a ReplicaSet's pod: a refusal's message (as the API server words it), or undefined. */
+  admitPod?: (pod: KubeObject) => string | undefined;
+  /** OwnerReferencesPermissionEnforcement is on. */
+  ownerReferencesEnforced: boolean;
+  /** The caller may update deployments/finalizers (what blockOwnerDeletion needs when enforced). */
+  finalizersAllowed: boolean;
 }
 
 /**
@@ -179,6 +195,9 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     gcDelayMs: 0,
     podTerminationMs: 5,
     podWriteRaces: 0,
+    serverVersion: "1.29",
+    ownerReferencesEnforced: false,
+    finalizersAllowed: true,
   };
   const requests: RecordedRequest[] = [];
   const simulated: ContainerRuntime = {
@@ -277,6 +296,22 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       },
       spec: { replicas: 1, selector: clone(d.spec.selector), template: clone(d.spec.template) },
     });
+    const refused = behavior.admitPod?.({ metadata: { namespace: ns }, spec: clone(d.spec.template.spec) });
+    if (refused) {
+      // The ReplicaSet controller's create fails; it and the Deployment controller report it.
+      const condition = {
+        type: "ReplicaFailure",
+        status: "True",
+        reason: "FailedCreate",
+        message: refused,
+        lastTransitionTime: now(),
+      };
+      rs.status = { replicas: 0, conditions: [condition] };
+      bump(rs);
+      d.status = { ...d.status, replicas: 0, unavailableReplicas: 1, conditions: [clone(condition)] };
+      bump(d);
+      return;
+    }
     const pod = insert(types[0], ns, {
       metadata: {
         generateName: `${rs.metadata.name}-`,
@@ -605,6 +640,18 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     return out;
   }
 
+  /** OwnerReferencesPermissionEnforcement, as the admission plugin words its refusal. */
+  function checkOwnerReferences(t: ResourceType, ns: string, obj: KubeObject | undefined) {
+    if (!behavior.ownerReferencesEnforced || behavior.finalizersAllowed) return;
+    if (!(obj?.metadata?.ownerReferences ?? []).some((r: KubeObject) => r.blockOwnerDeletion)) return;
+    throw new HttpError(
+      403,
+      "Forbidden",
+      `${t.resource} "${obj?.metadata?.name}" is forbidden: cannot set blockOwnerDeletion if an ownerReference refers to a resource you can't set finalizers on: , <nil>`,
+      { name: obj?.metadata?.name, kind: t.resource, namespace: ns },
+    );
+  }
+
   function checkValid(obj: KubeObject) {
     const errors = options.validate?.(obj) ?? [];
     if (errors.length)
@@ -719,6 +766,10 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     };
     try {
       if (req.headers.authorization !== `Bearer ${token}`) throw new HttpError(401, "Unauthorized", "Unauthorized");
+      if (url.pathname === "/version" && req.method === "GET") {
+        const [major, minor] = behavior.serverVersion.split(".");
+        return send(200, { major, minor, gitVersion: `v${behavior.serverVersion}.0`, platform: "linux/amd64" });
+      }
       const { t, ns, name, sub } = route(url);
       const method = req.method ?? "GET";
       const verb: RecordedRequest["verb"] =
@@ -746,6 +797,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       };
       requests.push(recorded);
       const body = raw ? (JSON.parse(raw) as KubeObject) : undefined;
+      if (verb === "create") checkOwnerReferences(t, ns, body);
       const current = name ? store.get(key(t.resource, ns, name)) : undefined;
       const notFound = () =>
         new HttpError(404, "NotFound", `${t.resource}${t.group ? `.${t.group}` : ""} "${name}" not found`, {

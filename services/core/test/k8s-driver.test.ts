@@ -4,7 +4,9 @@
  * validated by the fake with the Kubernetes schemas and unknown-field rejection (k8s-schema.ts).
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import { ApiException } from "@kubernetes/client-node";
 import { DomainError } from "../../../lib/kit/errors.js";
 import type { Driver } from "../src/driver/driver.js";
@@ -13,6 +15,9 @@ import { createKubernetesDriver } from "../src/driver/kubernetes/driver.js";
 import { kubeError } from "../src/driver/kubernetes/errors.js";
 import type { FakeKubeApi, KubeObject } from "./fake-kube-api.js";
 import { driverFor, NS, startRequest, startValidatingFake, testSettings } from "./k8s-fixtures.js";
+import { loadDocs } from "./k8s-kustomize.js";
+
+const infra = fileURLToPath(new URL("../../../infra/k8s", import.meta.url));
 
 const signal = () => AbortSignal.timeout(10_000);
 const resources = [
@@ -125,7 +130,7 @@ describe("Kubernetes driver against the fake API server", () => {
       const [obj] = fake.objects(r, NS).filter((o) => o.metadata.name !== "devex-s3");
       assert.equal(obj.metadata.name, "devex-r-start", r);
       assert.deepEqual(obj.metadata.labels, labels, r);
-      assert.deepEqual(obj.metadata.ownerReferences, [{ ...owner, controller: true, blockOwnerDeletion: true }], r);
+      assert.deepEqual(obj.metadata.ownerReferences, [{ ...owner, controller: true }], r);
     }
     const secret = fake.objects("secrets", NS).find((o) => o.metadata.name === "devex-r-start")!;
     assert.equal(Buffer.from(secret.data["control-token"], "base64").toString(), req.controlToken);
@@ -476,10 +481,16 @@ describe("Kubernetes driver: cluster problems become actionable errors", () => {
         api(
           403,
           "Forbidden",
-          'deployments.apps is forbidden: User "system:serviceaccount:devex:devex-core" cannot create',
+          'deployments.apps is forbidden: User "system:serviceaccount:devex:devex-core" cannot create resource "deployments" in API group "apps" in the namespace "devex-repls"',
         ),
         "failed-precondition",
-        'core\'s service account may not create deployments in namespace "devex-repls" (403 Forbidden); apply the RBAC in infra/k8s/base/rbac.yaml',
+        'core\'s service account may not create deployments in namespace "devex-repls" (403 Forbidden); apply the RBAC in infra/k8s/base/rbac.yaml of this version',
+      ],
+      [
+        // Not RBAC: an admission plugin (here a quota on the number of Secrets). The Role is not the fix.
+        api(403, "Forbidden", 'secrets "devex-r1" is forbidden: exceeded quota: objects, requested: count/secrets=1'),
+        "failed-precondition",
+        "an admission check of the cluster refused to create deployments in namespace \"devex-repls\" (403 Forbidden: the namespace's ResourceQuota is used up); core's log has the cluster's words",
       ],
       [
         api(422, "Invalid", 'Deployment.apps "x" is invalid: spec.template.spec.containers[0].image: Required value', [
@@ -503,6 +514,88 @@ describe("Kubernetes driver: cluster problems become actionable errors", () => {
       const mapped = kubeError(err, "create", "deployments", NS);
       assert.ok(mapped instanceof DomainError);
       assert.deepEqual([mapped.kind, mapped.message], [kind, message]);
+    }
+  });
+
+  it("a pod the cluster refuses (quota, Pod Security, RuntimeClass, LimitRange) fails start at once with the reason, and cleans up", async () => {
+    const fake = await startValidatingFake();
+    try {
+      // The API server's words for each, as a 1.20 server gave them (issue 20).
+      const refusals: [string, RegExp][] = [
+        [
+          'pods "devex-r-q-6d4f" is forbidden: exceeded quota: repls, requested: pods=1, used: pods=10, limited: pods=10',
+          /ResourceQuota is used up/,
+        ],
+        [
+          'pods "devex-r-q-6d4f" is forbidden: violates PodSecurity "restricted:latest": seccompProfile',
+          /Pod Security admission/,
+        ],
+        [
+          'pods "devex-r-q-6d4f" is forbidden: pod rejected: RuntimeClass "gvisor" not found',
+          /RuntimeClass does not exist/,
+        ],
+        [
+          'pods "devex-r-q-6d4f" is forbidden: maximum memory usage per Container is 256Mi, but limit is 2Gi',
+          /LimitRange/,
+        ],
+      ];
+      // A long readiness timeout: the refusal, not the timeout, must end the start.
+      const driver = driverFor(fake, {}, 60_000);
+      for (const [i, [message, cause]] of refusals.entries()) {
+        fake.behavior.admitPod = () => message;
+        const started = Date.now();
+        await assert.rejects(driver.start(startRequest(`r-q${i}`), signal()), (err: unknown) => {
+          assert.ok(err instanceof DomainError && err.kind === "failed-precondition", String(err));
+          assert.match(err.message, new RegExp(`refused to create the runner's pod of repl r-q${i} \\(FailedCreate: `));
+          assert.match(err.message, cause);
+          assert.doesNotMatch(err.message, /forbidden|devex-r-q-6d4f/, "the cluster's words stay in core's log");
+          return true;
+        });
+        assert.ok(Date.now() - started < 5000, `${Date.now() - started} ms`);
+        await eventually(() => fake.objects("deployments", NS).length === 0, "the Deployment is deleted again");
+      }
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it("owner references pass OwnerReferencesPermissionEnforcement with the shipped Role (no deployments/finalizers)", async () => {
+    const fake = await startValidatingFake();
+    try {
+      const role = loadDocs(join(infra, "base/rbac.yaml")).find((d) => d.kind === "Role")!;
+      fake.behavior.ownerReferencesEnforced = true;
+      fake.behavior.finalizersAllowed = role.rules.some(
+        (r: KubeObject) => r.resources.includes("deployments/finalizers") && r.verbs.includes("update"),
+      );
+      assert.equal(fake.behavior.finalizersAllowed, false, "least privilege: the Role does not grant it");
+      const driver = driverFor(fake);
+      const req = startRequest("r-owners");
+      await driver.start(req, signal());
+      await driver.stop({ ...req, reason: "t", persist: false }, signal());
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it("an API server older than 1.25 is refused before anything is created, naming its version", async () => {
+    const fake = await startValidatingFake();
+    try {
+      fake.behavior.serverVersion = "1.20";
+      const driver = driverFor(fake);
+      const req = startRequest("r-old");
+      for (const call of [() => driver.start(req, signal()), () => driver.stop({ ...req, reason: "t" }, signal())]) {
+        await assert.rejects(call(), (err: unknown) => {
+          assert.ok(err instanceof DomainError && err.kind === "failed-precondition", String(err));
+          assert.match(err.message, /the Kubernetes API server is v1\.20\.0; Devex needs 1\.25 or later/);
+          return true;
+        });
+      }
+      assert.deepEqual(fake.requests, [], "nothing was asked of an unsupported server");
+      // Upgraded (a managed cluster says "27+"): the next start checks again and goes ahead.
+      fake.behavior.serverVersion = "1.27+";
+      await driver.start(req, signal());
+    } finally {
+      await fake.close();
     }
   });
 

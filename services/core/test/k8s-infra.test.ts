@@ -242,7 +242,8 @@ describe("RBAC in infra grants exactly the verbs the driver uses", () => {
   it("Role devex-core-driver = the requests recorded by the fake API server over every driver path", async () => {
     const fake = await startValidatingFake();
     try {
-      const driver = driverFor(fake, {}, 300);
+      // Room for a loaded machine; only the start that must time out gets 300 ms.
+      const driver = driverFor(fake, {}, 10_000);
       const a = startRequest("r-rbac");
       await driver.start(a, signal());
       await driver.setEgress({ replId: a.replId, runnerId: a.runnerId, egress: DENY_ALL }, signal());
@@ -254,7 +255,7 @@ describe("RBAC in infra grants exactly the verbs the driver uses", () => {
       await driver.start({ ...startRequest("r-rbac"), runnerId: "run-0000000000000001" }, signal()); // replaces a
       await driver.stop({ ...a, runnerId: "run-0000000000000001", reason: "t", persist: false }, signal());
       fake.behavior.neverReady = true;
-      await assert.rejects(driver.start(startRequest("r-rbac-timeout"), signal()));
+      await assert.rejects(driverFor(fake, {}, 300).start(startRequest("r-rbac-timeout"), signal()));
       const used = new Set(fake.requests.map((r) => `${r.group}|${r.resource}|${r.verb}`));
 
       const role = loadDocs(join(infra, "base/rbac.yaml")).find((d) => d.kind === "Role")!;

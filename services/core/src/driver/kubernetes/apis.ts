@@ -10,6 +10,7 @@ import {
   type KubeConfig,
   NetworkingV1Api,
   Observable,
+  VersionApi,
 } from "@kubernetes/client-node";
 
 export interface KubernetesApis {
@@ -17,6 +18,7 @@ export interface KubernetesApis {
   apps: AppsV1Api;
   networking: NetworkingV1Api;
   custom: CustomObjectsApi;
+  version: VersionApi;
 }
 
 export function kubernetesApis(kc: KubeConfig): KubernetesApis {
@@ -25,6 +27,7 @@ export function kubernetesApis(kc: KubeConfig): KubernetesApis {
     apps: kc.makeApiClient(AppsV1Api),
     networking: kc.makeApiClient(NetworkingV1Api),
     custom: kc.makeApiClient(CustomObjectsApi),
+    version: kc.makeApiClient(VersionApi),
   };
 }
 

@@ -7,7 +7,7 @@ import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { DriverProgress } from "../driver.js";
 import { type KubernetesApis, withSignal } from "./apis.js";
-import { isNotFound, kubeError } from "./errors.js";
+import { isNotFound, kubeError, kubeStatus } from "./errors.js";
 import { type KubernetesDriverSettings, runnerSelector } from "./objects.js";
 
 export interface Cluster {
@@ -47,6 +47,9 @@ export function createCluster(o: {
       try {
         return await fn();
       } catch (err) {
+        const status = kubeStatus(err);
+        // The cluster's own words go to core's log only (clients get kubeError's).
+        if (status?.code === 403) o.log?.warn({ verb, resource, message: status.message }, "the cluster refused");
         throw Object.assign(kubeError(err, verb, resource, ns), { kubeCause: err });
       }
     },

@@ -24,6 +24,7 @@ import {
   managedSelector,
   runnerSelector,
 } from "./objects.js";
+import { checkServerVersion } from "./server-version.js";
 import { setEgress } from "./set-egress.js";
 import { startRunner } from "./start.js";
 import { stopRunner } from "./stop.js";
@@ -49,10 +50,28 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
     persistTimeoutMs: deps.persistTimeoutMs ?? 600_000,
     pollIntervalMs: deps.pollIntervalMs ?? 1000,
   });
-  const stop: Driver["stop"] = (req, signal, progress) => stopRunner(cluster, req, signal, progress);
+  // Checked once, before the first start or stop; a failed check (unreachable) is tried again.
+  let checked: Promise<unknown> | undefined;
+  const serverChecked = (signal: AbortSignal) => {
+    checked ??= checkServerVersion(deps.apis, signal).then(
+      (version) => deps.log?.info({ version }, "Kubernetes API server"),
+      (err) => {
+        checked = undefined;
+        throw err;
+      },
+    );
+    return checked;
+  };
+  const stop: Driver["stop"] = async (req, signal, progress) => {
+    await serverChecked(signal);
+    return stopRunner(cluster, req, signal, progress);
+  };
   return {
     previewUrl: deps.settings.previewBaseUrl,
-    start: (req, signal, progress) => startRunner(cluster, stop, req, signal, progress),
+    async start(req, signal, progress) {
+      await serverChecked(signal);
+      return startRunner(cluster, stop, req, signal, progress);
+    },
     stop,
     setEgress: (change, signal) => setEgress(cluster, change, signal),
     async status(runnerId, signal) {

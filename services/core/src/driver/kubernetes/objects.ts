@@ -339,6 +339,11 @@ export function buildDeployment(
   };
 }
 
+/**
+ * The Deployment as owner, for the garbage collector. Without blockOwnerDeletion: under
+ * OwnerReferencesPermissionEnforcement (on in OpenShift) setting it needs update on
+ * deployments/finalizers, and it only orders a foreground deletion; core deletes in the background.
+ */
 export function ownerReference(deployment: V1Deployment): V1OwnerReference {
   return {
     apiVersion: "apps/v1",
@@ -346,7 +351,6 @@ export function ownerReference(deployment: V1Deployment): V1OwnerReference {
     name: deployment.metadata!.name!,
     uid: deployment.metadata!.uid!,
     controller: true,
-    blockOwnerDeletion: true,
   };
 }
 

@@ -1,7 +1,9 @@
 /**
  * start: the Deployment first (its uid is the owner of the rest), then the NetworkPolicy with the
  * repl's egress policy (until it exists the pod reaches only DNS and core: it fails closed), the
- * Secret, Service, Traefik Middleware and Ingress it owns, then wait until the pod is Ready. A failed restore fails at once;
+ * Secret, Service, Traefik Middleware and Ingress it owns, then wait until the pod is Ready. A failed
+ * restore fails at once, and so does a pod the cluster refuses to create (the Deployment's
+ * ReplicaFailure: quota, Pod Security, a missing RuntimeClass, a LimitRange, within about a second);
  * anything else at the readiness timeout, with the pod's last state. Whatever fails, the Deployment
  * is deleted — found by label, since an aborted create may still have reached the server — and the
  * garbage collector takes the rest. An older runner of the same repl (AlreadyExists) is stopped,
@@ -9,11 +11,11 @@
  */
 import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { ALLOW_ALL } from "../../../../../lib/egress/policy.js";
-import { deadlineExceeded, unavailable } from "../../../../../lib/kit/errors.js";
+import { deadlineExceeded, failedPrecondition, unavailable } from "../../../../../lib/kit/errors.js";
 import type { DriverProgress, StartedRunner, StartRequest, StopRequest } from "../driver.js";
 import { withSignal } from "./apis.js";
 import { type Cluster, detailOf, isReady, kubeCause, restored, restoreStatus, seconds, syncCounts } from "./cluster.js";
-import { isAlreadyExists } from "./errors.js";
+import { admissionCause, isAlreadyExists } from "./errors.js";
 import {
   ANNOTATION_RUNNER,
   buildDeployment,
@@ -166,6 +168,7 @@ async function waitReady(
   while (Date.now() <= deadline) {
     const pod = (await c.findPods(req.runnerId, signal))[0];
     last = pod ?? last;
+    if (!pod) await failIfRefused(c, req, signal);
     if (pod) {
       const init = restoreStatus(pod);
       const failed = [init?.state?.terminated, init?.lastState?.terminated].find((t) => t && t.exitCode !== 0);
@@ -191,6 +194,17 @@ async function waitReady(
   }
   throw deadlineExceeded(
     `the runner of repl ${req.replId} was not ready within ${seconds(c.readyTimeoutMs)} (${describePod(last)})`,
+  );
+}
+
+/** The Deployment's ReplicaFailure (the ReplicaSet could not create the pod), as an error at once. */
+async function failIfRefused(c: Cluster, req: StartRequest, signal: AbortSignal): Promise<void> {
+  const [deployment] = await c.findDeployments(runnerSelector(req.runnerId), signal);
+  const failure = deployment?.status?.conditions?.find((x) => x.type === "ReplicaFailure" && x.status === "True");
+  if (!failure) return;
+  c.log?.warn({ replId: req.replId, reason: failure.reason, message: failure.message }, "the cluster refused the pod");
+  throw failedPrecondition(
+    `the cluster refused to create the runner's pod of repl ${req.replId} (${failure.reason ?? "ReplicaFailure"}${admissionCause(failure.message ?? "")}); core's log has the cluster's words`,
   );
 }
 
