@@ -64,7 +64,9 @@ export async function openBrowser(
 ): Promise<BrowserSetup> {
   await buildWeb();
   // The default sandbox: the preview proxy reaches a repl's servers in the repl's own network.
-  const e = await startEmbedded({ ...embedded, web: createWebStatic({ dir: distDir, config: { github: false } }) });
+  // The page offers GitHub sign-in where core has it configured, as main.ts tells it.
+  const github = Boolean(embedded.config?.GITHUB_CLIENT_ID && embedded.config?.GITHUB_CLIENT_SECRET);
+  const e = await startEmbedded({ ...embedded, web: createWebStatic({ dir: distDir, config: { github } }) });
   const profile = await mkdtemp(join(tmpdir(), "devex-chromium-"));
   let context: BrowserContext | undefined;
   try {

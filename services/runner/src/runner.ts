@@ -25,8 +25,8 @@ import { runnerAuditInterceptor } from "./audit/interceptor.js";
 import { startAuditReporter } from "./audit/reporter.js";
 import { createRunnerAuth, principalKey, type RunnerAuth, scopeInterceptor } from "./auth.js";
 import type { RunnerConfig } from "./config.js";
-import { followEnvironment } from "./control/environment.js";
-import { startGitRelay } from "./control/git-relay.js";
+import { type EnvironmentFeed, followEnvironment } from "./control/environment.js";
+import { type GitRelay, startGitRelay } from "./control/git-relay.js";
 import { IdleMonitor } from "./control/idle-monitor.js";
 import { startSetup } from "./control/setup.js";
 import { prepareHome } from "./home.js";
@@ -108,7 +108,11 @@ async function openWorkspace(config: RunnerConfig) {
 }
 
 /** The repl's terminals and processes, started with the workspace's environment under the command prefix. */
-function openRegistries(config: RunnerConfig, workspace: Workspace, baseEnv: () => Promise<Record<string, string>>) {
+function openRegistries(
+  config: RunnerConfig,
+  workspace: Workspace,
+  baseEnv: (requested: Readonly<Record<string, string>>) => Promise<Record<string, string>>,
+) {
   const { limits, commandPrefix } = config;
   return {
     terminals: new TerminalRegistry({
@@ -170,6 +174,22 @@ function coreLink(config: RunnerConfig, log: Logger) {
   return { client, ids, sharing: followPreviewSharing(ids), environment: followEnvironment(ids) };
 }
 
+/**
+ * The environment each process starts with: the repl's variables over the user's environment, as
+ * they are then, then what the request asks for, then git's way to the repl's repository when core
+ * holds a grant for it (last, so that a request's own GIT_CONFIG_COUNT adds to it, not drops it).
+ */
+function processEnvironment(
+  baseEnv: Readonly<Record<string, string>>,
+  feed: EnvironmentFeed | undefined,
+  gitRelay: GitRelay | undefined,
+) {
+  return async (requested: Readonly<Record<string, string>> = {}) => {
+    const variables = { ...baseEnv, ...(await feed?.variables()), ...requested };
+    return { ...variables, ...gitRelay?.environment(variables) };
+  };
+}
+
 export async function startRunner(config: RunnerConfig, options: RunnerOptions): Promise<Runner> {
   const { log } = options;
   const { workspace, baseEnv } = await openWorkspace(config);
@@ -177,13 +197,7 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
   const core = coreLink(config, log);
   const gitRelay =
     core && (await startGitRelay({ ...core.ids, core: config.core!, remote: () => core.environment.gitRemote() }));
-  // The repl's variables over the user's environment, as they are when each process starts, then
-  // what the request asks for, then git's way to the repl's repository when core holds a grant for
-  // it (last, so that a request's own GIT_CONFIG_COUNT adds to it rather than dropping it).
-  const env = async (requested: Readonly<Record<string, string>> = {}) => {
-    const variables = { ...baseEnv, ...(await core?.environment.variables()), ...requested };
-    return { ...variables, ...gitRelay?.environment(variables) };
-  };
+  const env = processEnvironment(baseEnv, core?.environment, gitRelay);
   const { terminals, processes } = openRegistries(config, workspace, env);
   const activity = new ActivityTracker(options.clock, () => processes.running);
   const auth = createRunnerAuth(createTokenVerifier(config.tokenPublicKeyPem), config.replId);

@@ -69,7 +69,7 @@ export interface GitRelay {
   close(): Promise<void>;
 }
 
-export async function startGitRelay(d: {
+export interface GitRelayDeps {
   core: { url: string; socketPath?: string };
   client: RunnerControlClient;
   replId: string;
@@ -77,66 +77,14 @@ export async function startGitRelay(d: {
   /** The repository core reaches with the owner's grant, as core last said (none: the relay is unused). */
   remote: () => GitRemote | undefined;
   log: Logger;
-}): Promise<GitRelay> {
-  const coreUrl = new URL(d.core.url);
-  const corePath = coreUrl.pathname.replace(/\/+$/, "");
+}
+
+export async function startGitRelay(d: GitRelayDeps): Promise<GitRelay> {
   const key = randomBytes(32).toString("hex");
   const keyed = (req: IncomingMessage) => {
     const given = Buffer.from(String(req.headers[KEY_HEADER] ?? ""));
     return given.length === key.length && timingSafeEqual(given, Buffer.from(key));
   };
-
-  async function credential(res: ServerResponse) {
-    try {
-      const c = await d.client.getGitCredential(
-        { replId: d.replId, runnerId: d.runnerId },
-        { signal: AbortSignal.timeout(15_000) },
-      );
-      res.writeHead(200, { "content-type": "text/plain" }).end(`username=${c.username}\npassword=${c.password}\n`);
-    } catch (err) {
-      d.log.warn({ err: (err as Error).message }, "git relay: core gave no credential");
-      res.writeHead(503).end();
-    }
-  }
-
-  async function forward(req: IncomingMessage, res: ServerResponse, rest: string) {
-    const headers: Record<string, string> = {};
-    for (const name of FORWARDED) {
-      const v = req.headers[name];
-      if (typeof v === "string") headers[name] = v;
-    }
-    const target = {
-      method: req.method,
-      // Rebuilt from what was checked, never the request's own path.
-      path: `${corePath}/git/${d.replId}/${rest}`,
-      headers,
-      ...(d.core.socketPath
-        ? { socketPath: d.core.socketPath }
-        : { host: coreUrl.hostname, port: coreUrl.port || undefined }),
-    };
-    const upstream = (coreUrl.protocol === "https:" ? httpsRequest : httpRequest)(target);
-    upstream.setTimeout(IDLE_MS, () => upstream.destroy(new Error("core went quiet")));
-    // Git gone (a Ctrl-C'd fetch): so is the request to core.
-    res.once("close", () => {
-      if (!res.writableFinished) upstream.destroy();
-    });
-    const answered = new Promise<IncomingMessage>((resolve, reject) => {
-      upstream.once("response", resolve);
-      upstream.once("error", reject);
-    });
-    try {
-      const [, up] = await Promise.all([pipeline(req, upstream), answered]);
-      const back: Record<string, string> = {};
-      for (const [k, v] of Object.entries(up.headers)) if (typeof v === "string" && k !== "connection") back[k] = v;
-      res.writeHead(up.statusCode ?? 502, back);
-      await pipeline(up, res);
-    } catch (err) {
-      upstream.destroy();
-      d.log.warn({ err: (err as Error).message }, "git relay: core could not be reached");
-      if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" }).end("core could not be reached\n");
-      else res.destroy();
-    }
-  }
 
   /** A repository that only starts like this one's: back to its own URL, which git fetches itself. */
   function elsewhere(res: ServerResponse, withGit: boolean, suffix: string, rest: string) {
@@ -151,12 +99,12 @@ export async function startGitRelay(d: {
     const url = req.url ?? "";
     const m = RELAYED.exec(url);
     if (req.method === "GET" && url === "/credential") {
-      if (keyed(req)) void credential(res);
+      if (keyed(req)) void answerCredential(d, res);
       else res.writeHead(403).end();
     } else if (m && m[1] === d.replId && m[3] !== "") {
       elsewhere(res, m[2] === "g", m[3], m[4]);
     } else if (m && m[1] === d.replId && SMART_HTTP[m[4]] === req.method) {
-      void forward(req, res, m[4]);
+      void forwardToCore(d, req, res, m[4]);
     } else {
       res.writeHead(404).end();
     }
@@ -171,29 +119,91 @@ export async function startGitRelay(d: {
     port,
     environment(env) {
       const remote = d.remote();
-      if (!remote) return {};
-      const route = `http://127.0.0.1:${port}/git/${d.replId}`;
-      const bare = remote.url.replace(/\.git$/, "");
-      const entries: [string, string][] = [
-        // Both spellings of the repository's URL, told apart (b, g) so that what git's prefix match
-        // leaves over (another repository's name: app-docs) goes back to where it was.
-        [`url.${route}/b.insteadOf`, bare],
-        [`url.${route}/g.insteadOf`, `${bare}.git`],
-        // An empty helper first clears any the user configured (a `store` would write the token to disk).
-        [`credential.http://127.0.0.1:${port}.helper`, ""],
-        [`credential.http://127.0.0.1:${port}.helper`, helperFor(port)],
-      ];
-      const first = Math.max(0, Number.parseInt(env.GIT_CONFIG_COUNT ?? "0", 10) || 0);
-      const out: Record<string, string> = { [KEY_VARIABLE]: key, GIT_CONFIG_COUNT: String(first + entries.length) };
-      entries.forEach(([name, value], i) => {
-        out[`GIT_CONFIG_KEY_${first + i}`] = name;
-        out[`GIT_CONFIG_VALUE_${first + i}`] = value;
-      });
-      return out;
+      return remote ? gitEnvironment({ port, replId: d.replId, key }, remote, env) : {};
     },
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+async function answerCredential(d: GitRelayDeps, res: ServerResponse) {
+  try {
+    const c = await d.client.getGitCredential(
+      { replId: d.replId, runnerId: d.runnerId },
+      { signal: AbortSignal.timeout(15_000) },
+    );
+    res.writeHead(200, { "content-type": "text/plain" }).end(`username=${c.username}\npassword=${c.password}\n`);
+  } catch (err) {
+    d.log.warn({ err: (err as Error).message }, "git relay: core gave no credential");
+    res.writeHead(503).end();
+  }
+}
+
+async function forwardToCore(d: GitRelayDeps, req: IncomingMessage, res: ServerResponse, rest: string) {
+  const coreUrl = new URL(d.core.url);
+  const corePath = coreUrl.pathname.replace(/\/+$/, "");
+  const headers: Record<string, string> = {};
+  for (const name of FORWARDED) {
+    const v = req.headers[name];
+    if (typeof v === "string") headers[name] = v;
+  }
+  const target = {
+    method: req.method,
+    // Rebuilt from what was checked, never the request's own path.
+    path: `${corePath}/git/${d.replId}/${rest}`,
+    headers,
+    ...(d.core.socketPath
+      ? { socketPath: d.core.socketPath }
+      : { host: coreUrl.hostname, port: coreUrl.port || undefined }),
+  };
+  const upstream = (coreUrl.protocol === "https:" ? httpsRequest : httpRequest)(target);
+  upstream.setTimeout(IDLE_MS, () => upstream.destroy(new Error("core went quiet")));
+  // Git gone (a Ctrl-C'd fetch): so is the request to core.
+  res.once("close", () => {
+    if (!res.writableFinished) upstream.destroy();
+  });
+  const answered = new Promise<IncomingMessage>((resolve, reject) => {
+    upstream.once("response", resolve);
+    upstream.once("error", reject);
+  });
+  try {
+    const [, up] = await Promise.all([pipeline(req, upstream), answered]);
+    const back: Record<string, string> = {};
+    for (const [k, v] of Object.entries(up.headers)) if (typeof v === "string" && k !== "connection") back[k] = v;
+    res.writeHead(up.statusCode ?? 502, back);
+    await pipeline(up, res);
+  } catch (err) {
+    upstream.destroy();
+    d.log.warn({ err: (err as Error).message }, "git relay: core could not be reached");
+    if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" }).end("core could not be reached\n");
+    else res.destroy();
+  }
+}
+
+/** The git configuration of a process's environment: the repository to the relay, the relay's helper. */
+function gitEnvironment(
+  relay: { port: number; replId: string; key: string },
+  remote: GitRemote,
+  env: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const route = `http://127.0.0.1:${relay.port}/git/${relay.replId}`;
+  const bare = remote.url.replace(/\.git$/, "");
+  const entries: [string, string][] = [
+    // Both spellings of the repository's URL, told apart (b, g) so that what git's prefix match
+    // leaves over (another repository's name: app-docs) goes back to where it was.
+    [`url.${route}/b.insteadOf`, bare],
+    [`url.${route}/g.insteadOf`, `${bare}.git`],
+    // An empty helper first clears any the user configured (a `store` would write the token to disk).
+    [`credential.http://127.0.0.1:${relay.port}.helper`, ""],
+    [`credential.http://127.0.0.1:${relay.port}.helper`, helperFor(relay.port)],
+  ];
+  const first = Math.max(0, Number.parseInt(env.GIT_CONFIG_COUNT ?? "0", 10) || 0);
+  const out: Record<string, string> = { [KEY_VARIABLE]: relay.key, GIT_CONFIG_COUNT: String(first + entries.length) };
+  entries.forEach(([name, value], i) => {
+    out[`GIT_CONFIG_KEY_${first + i}`] = name;
+    out[`GIT_CONFIG_VALUE_${first + i}`] = value;
+  });
+  return out;
 }
