@@ -4,6 +4,10 @@
  *
  *   node dist/sync/cli.mjs restore --dir /workspace --prefix repl/alice/r1234/ [--manifest PATH] [--concurrency 32] [--generation N]
  *   node dist/sync/cli.mjs persist --dir /workspace --prefix repl/alice/r1234/ [--manifest PATH] [--keep-generations 5]
+ *   node dist/sync/cli.mjs serve --dir /workspace --prefix repl/alice/r1234/ --interval 300 --port 8092 [...]
+ *
+ * `serve` is the persist sidecar (persist-service.ts): a persist every --interval seconds and on
+ * core's POST /persist, whose token it checks with DEVEX_TOKEN_PUBLIC_KEY for DEVEX_REPL_ID.
  *
  * With `--home DIR --home-prefix home/alice/r1234/ [--home-manifest PATH]` the same run also
  * restores or persists the repl's home (minus caches: home.ts) after the workspace.
@@ -24,7 +28,9 @@ import { parseArgs } from "node:util";
 import { createLocalBlobStore } from "../blob/local.js";
 import { createS3BlobStore } from "../blob/s3.js";
 import type { BlobStore } from "../blob/store.js";
+import { createTokenVerifier } from "../kit/tokens.js";
 import { excludeFromHome } from "./home.js";
+import { servePersist } from "./persist-service.js";
 import { persist, restore, SYNC_DIR, WorkspaceMissingError, WorkspaceReplacedError } from "./sync.js";
 import type { PersistOptions, RestoreOptions, SyncResult } from "./types.js";
 import { someNames } from "./util.js";
@@ -48,11 +54,13 @@ function storeFromEnv(env: NodeJS.ProcessEnv): BlobStore {
 /** One run of the CLI: the operation, and the trees it applies to (the workspace, then the home). */
 export interface SyncRun {
   command: "restore" | "persist";
+  /** `serve`: persist every intervalSeconds and on request on port (persist-service.ts). */
+  serve?: { intervalSeconds: number; port: number };
   trees: Array<{ name: "workspace" | "home"; options: Omit<PersistOptions & RestoreOptions, "store"> }>;
 }
 
 export const usage =
-  "usage: node dist/sync/cli.mjs restore|persist --dir DIR --prefix repl/<user>/<replId>/ [--manifest PATH] [--generation N] [--keep-generations N] [--concurrency N] [--home DIR --home-prefix home/<user>/<replId>/ [--home-manifest PATH]]";
+  "usage: node dist/sync/cli.mjs restore|persist|serve --dir DIR --prefix repl/<user>/<replId>/ [--manifest PATH] [--generation N] [--keep-generations N] [--concurrency N] [--home DIR --home-prefix home/<user>/<replId>/ [--home-manifest PATH]] [serve: --interval SECONDS --port N]";
 
 /** The command line as a run, or undefined on bad usage. */
 export function parseSyncArgs(argv: string[]): SyncRun | undefined {
@@ -69,10 +77,17 @@ export function parseSyncArgs(argv: string[]): SyncRun | undefined {
       home: { type: "string" },
       "home-prefix": { type: "string" },
       "home-manifest": { type: "string" },
+      interval: { type: "string" },
+      port: { type: "string" },
     },
   });
-  const command = positionals[0];
-  if ((command !== "restore" && command !== "persist") || !values.dir || !values.prefix) return undefined;
+  const named = positionals[0];
+  if ((named !== "restore" && named !== "persist" && named !== "serve") || !values.dir || !values.prefix)
+    return undefined;
+  const serve =
+    named === "serve" ? { intervalSeconds: Number(values.interval), port: Number(values.port ?? "0") } : undefined;
+  if (serve && !(serve.intervalSeconds > 0 && Number.isInteger(serve.port) && serve.port >= 0)) return undefined;
+  const command = named === "serve" ? "persist" : named;
   if (!values.home !== !values["home-prefix"]) return undefined;
   const common = {
     concurrency: values.concurrency ? Number(values.concurrency) : undefined,
@@ -80,6 +95,7 @@ export function parseSyncArgs(argv: string[]): SyncRun | undefined {
   };
   const run: SyncRun = {
     command,
+    ...(serve ? { serve } : {}),
     trees: [
       {
         name: "workspace",
@@ -149,6 +165,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return 2;
   }
   const store = storeFromEnv(env);
+  if (run.serve) return serve(run, run.serve, store, env);
   try {
     const result = await runSync(run, store, (line) => process.stderr.write(`${line}\n`));
     process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -159,6 +176,31 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   } finally {
     await store.close();
   }
+}
+
+/**
+ * The persist sidecar until SIGTERM (the pod going away); 2 without the token key or repl id. A
+ * SIGTERM ends it at once, even mid-persist (the index is written last, so a cut persist changes
+ * nothing stored): core asks for the last persist before deleting a pod, and a deleted repl's pod
+ * must not upload after its files were removed.
+ */
+async function serve(run: SyncRun, o: NonNullable<SyncRun["serve"]>, store: BlobStore, env: NodeJS.ProcessEnv) {
+  if (!env.DEVEX_TOKEN_PUBLIC_KEY || !env.DEVEX_REPL_ID) {
+    process.stderr.write("serve needs DEVEX_TOKEN_PUBLIC_KEY and DEVEX_REPL_ID\n");
+    return 2;
+  }
+  const service = await servePersist({
+    persist: () => runSync(run, store, () => {}),
+    intervalMs: o.intervalSeconds * 1000,
+    host: "0.0.0.0",
+    port: o.port,
+    verifier: createTokenVerifier(env.DEVEX_TOKEN_PUBLIC_KEY),
+    replId: env.DEVEX_REPL_ID,
+    say: (line) => process.stderr.write(`${line}\n`),
+  });
+  process.stderr.write(`persisting every ${o.intervalSeconds} s; core's requests on port ${service.port}\n`);
+  await new Promise((resolve) => process.once("SIGTERM", resolve));
+  process.exit(0);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) process.exitCode = await main(process.argv.slice(2));

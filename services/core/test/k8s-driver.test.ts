@@ -4,11 +4,14 @@
  * validated by the fake with the Kubernetes schemas and unknown-field rejection (k8s-schema.ts).
  */
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { ApiException } from "@kubernetes/client-node";
 import { DomainError } from "../../../lib/kit/errors.js";
+import { createTokenSigner, createTokenVerifier, generateSigningKey } from "../../../lib/kit/tokens.js";
 import type { Driver } from "../src/driver/driver.js";
 import { kubernetesApis } from "../src/driver/kubernetes/apis.js";
 import { createKubernetesDriver } from "../src/driver/kubernetes/driver.js";
@@ -437,6 +440,61 @@ describe("Kubernetes driver against the fake API server", () => {
       ["http", "mcp"],
     );
     assert.equal(fake.objects("ingresses", NS)[0].spec.tls, undefined);
+  });
+
+  it("persist sidecar: its own container holds the credentials, reads the trees read-only; stop asks it with core's token", async () => {
+    const signer = createTokenSigner(generateSigningKey().privateKeyPem);
+    const asked: string[] = [];
+    let answer = 500;
+    const sidecar = createServer((req, res) => {
+      asked.push(`${req.method} ${req.url} ${req.headers.authorization}`);
+      res.writeHead(answer, { "content-type": "application/json" }).end(JSON.stringify({ files: 3, transferred: 1 }));
+    });
+    await new Promise<void>((r) => sidecar.listen(0, "127.0.0.1", r));
+    try {
+      const url = `http://127.0.0.1:${(sidecar.address() as AddressInfo).port}`;
+      driver = createKubernetesDriver({
+        apis: kubernetesApis(fake.kubeConfig()),
+        settings: testSettings({
+          tokenPublicKeyPem: signer.publicKeyPem,
+          persist: { mode: "sidecar", intervalSeconds: 120 },
+        }),
+        pollIntervalMs: 5,
+        signer,
+        persistUrl: () => url,
+      });
+      const req = startRequest("r-sidecar");
+      await driver.start(req, signal());
+      const spec = fake.objects("deployments", NS)[0].spec.template.spec;
+      const [runner, persist] = spec.containers;
+      assert.equal(persist.name, "persist");
+      assert.deepEqual(persist.command.slice(0, 3), ["node", "/app/dist/sync/cli.mjs", "serve"]);
+      assert.deepEqual(persist.command.slice(-4), ["--interval", "120", "--port", "8092"]);
+      assert.deepEqual(persist.envFrom, [{ secretRef: { name: "devex-s3" } }]);
+      assert.equal(runner.envFrom, undefined, "the repl's own container never gets the blob store's credentials");
+      const mounts = Object.fromEntries(persist.volumeMounts.map((m: KubeObject) => [m.name, m.readOnly ?? false]));
+      assert.deepEqual(mounts, { workspaces: true, home: true, "sync-state": false, tmp: false });
+
+      // A failed persist deletes nothing; a good one is asked once more, then the Deployment goes.
+      await assert.rejects(driver.stop({ ...req, reason: "t" }, signal()), /failed \(HTTP 500\).*nothing was deleted/);
+      assert.equal(fake.objects("deployments", NS).length, 1);
+      answer = 200;
+      await driver.stop({ ...req, reason: "t" }, signal());
+      assert.equal(asked.length, 2);
+      for (const line of asked) {
+        const [method, path, , token] = line.split(" ");
+        assert.deepEqual([method, path], ["POST", "/persist"]);
+        const claims = createTokenVerifier(signer.publicKeyPem).verify(token!, {
+          aud: "runner-admin",
+          repl: "r-sidecar",
+        });
+        assert.ok(claims.exp - claims.iat <= 600);
+      }
+      await eventually(() => fake.objects("deployments", NS).length === 0, "deleted after the persist");
+    } finally {
+      sidecar.closeAllConnections();
+      sidecar.close();
+    }
   });
 });
 

@@ -28,6 +28,9 @@ export function testSettings(overrides: Partial<KubernetesDriverSettings> = {}):
       storageCidrs: [],
       proxy: { url: "http://devex-egress.devex.svc:3128", namespace: "devex", secret: EGRESS_SECRET },
     },
+    // The ephemeral container by default (the fake's simulated runtime runs it); the sidecar where
+    // a test runs pods for real (k8s-local-kubelet.ts).
+    persist: { mode: "ephemeral", intervalSeconds: 300 },
     ...overrides,
   };
 }

@@ -53,6 +53,8 @@ if (!enabled) {
         ingressClassName: "traefik",
         hostNetwork: false,
         serviceAccountName: "devex-runner",
+        // The test process is outside the cluster and cannot reach a pod's sidecar by its IP.
+        persist: { mode: "ephemeral", intervalSeconds: 60 },
         resources: { cpuRequest: "50m", cpuLimit: "1", memoryRequest: "128Mi", memoryLimit: "512Mi" },
         workspaceSizeLimit: "1Gi",
         s3CredentialsSecret: "devex-s3",

@@ -13,13 +13,19 @@
  *   terminationMessagePolicy FallbackToLogsOnError gives).
  * - The runner container: startRunner in-process with the container's env (workspace mapped,
  *   127.0.0.1, port 0); ready once /healthz answers 200.
+ * - The persist sidecar: `node /app/dist/sync/cli.mjs serve ...` parsed by the same parser, its
+ *   persist service (lib/sync/persist-service.ts) in-process on 127.0.0.1, port 0, with the
+ *   container's DEVEX_TOKEN_PUBLIC_KEY and DEVEX_REPL_ID; `persistUrl(pod)` says where (the pod IP
+ *   and port on a cluster).
  * Not modelled: images, users and security contexts, resource limits, the MCP sidecar (refused).
  */
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { BlobStore } from "../../../lib/blob/store.js";
 import { createLogger } from "../../../lib/kit/log.js";
+import { createTokenVerifier } from "../../../lib/kit/tokens.js";
 import { parseSyncArgs, runSync, usage } from "../../../lib/sync/cli.js";
+import { type PersistService, servePersist } from "../../../lib/sync/persist-service.js";
 import { loadRunnerConfig } from "../../runner/src/config.js";
 import { type Runner, startRunner } from "../../runner/src/runner.js";
 import { RESULT_TO_TERMINATION_LOG } from "../src/driver/kubernetes/objects.js";
@@ -28,10 +34,13 @@ import type { ContainerRuntime, KubeObject } from "./fake-kube-api.js";
 export interface LocalKubelet extends ContainerRuntime {
   /** Where the runner of a repl's live pod listens (what the Ingress would route to). */
   runnerUrl(replId: string): string | undefined;
+  /** Where a pod's persist sidecar listens (the driver's persistUrl). */
+  persistUrl(pod: { metadata?: { uid?: string } }): string | undefined;
 }
 
 export function createLocalKubelet(opts: { blobs: BlobStore; root: string }): LocalKubelet {
   const runners = new Map<string, { replId: string; runner: Runner }>(); // pod uid →
+  const sidecars = new Map<string, PersistService>(); // pod uid →
   const log = createLogger("runner", { level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
   function mapper(pod: KubeObject, container: KubeObject) {
@@ -45,6 +54,29 @@ export function createLocalKubelet(opts: { blobs: BlobStore; root: string }): Lo
       await mkdir(m.dir, { recursive: true });
       return m.dir + path.slice(m.path.length);
     };
+  }
+
+  async function startSidecar(pod: KubeObject, container: KubeObject, env: Record<string, string>) {
+    const [node, cli, ...args] = container.command ?? [];
+    const run = node === "node" && cli === "/app/dist/sync/cli.mjs" ? parseSyncArgs(args) : undefined;
+    if (!run?.serve) throw new Error(`the persist sidecar must run the lib/sync CLI's serve: ${usage}`);
+    const map = mapper(pod, container);
+    for (const t of run.trees) {
+      t.options.dir = await map(t.options.dir);
+      if (t.options.manifestPath) t.options.manifestPath = await map(t.options.manifestPath);
+    }
+    sidecars.set(
+      pod.metadata.uid,
+      await servePersist({
+        persist: () => runSync(run, opts.blobs, () => {}),
+        intervalMs: run.serve.intervalSeconds * 1000,
+        host: "127.0.0.1",
+        port: 0,
+        verifier: createTokenVerifier(env.DEVEX_TOKEN_PUBLIC_KEY!),
+        replId: env.DEVEX_REPL_ID!,
+        say: () => {},
+      }),
+    );
   }
 
   return {
@@ -70,6 +102,7 @@ export function createLocalKubelet(opts: { blobs: BlobStore; root: string }): Lo
     },
 
     async start(pod, container, env) {
+      if (container.name === "persist") return startSidecar(pod, container, env);
       if (container.name !== "runner") throw new Error(`this runtime cannot run container ${container.name}`);
       const map = mapper(pod, container);
       const config = loadRunnerConfig({
@@ -90,7 +123,14 @@ export function createLocalKubelet(opts: { blobs: BlobStore; root: string }): Lo
       const r = runners.get(pod.metadata.uid);
       runners.delete(pod.metadata.uid);
       await r?.runner.close();
+      await sidecars.get(pod.metadata.uid)?.close();
+      sidecars.delete(pod.metadata.uid);
       await rm(join(opts.root, pod.metadata.uid), { recursive: true, force: true });
+    },
+
+    persistUrl(pod) {
+      const s = sidecars.get(pod.metadata?.uid ?? "");
+      return s && `http://127.0.0.1:${s.port}`;
     },
 
     runnerUrl(replId) {

@@ -23,7 +23,7 @@ export async function openDriver(
   deps: { blobs: BlobStore; signer: TokenSigner; log: Logger; egressRanges: EgressRanges },
 ): Promise<{ driver: Driver; local?: LocalDriver }> {
   if (config.DEVEX_DRIVER === "kubernetes") {
-    return { driver: kubernetesDriverFromConfig(config, deps.signer.publicKeyPem, deps.log) };
+    return { driver: kubernetesDriverFromConfig(config, deps.signer, deps.log) };
   }
   if (config.DEVEX_DRIVER === "none") {
     deps.log.warn("DEVEX_DRIVER=none: this core cannot start repls");

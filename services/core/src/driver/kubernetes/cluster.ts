@@ -5,10 +5,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import type { TokenSigner } from "../../../../../lib/kit/tokens.js";
 import type { DriverProgress } from "../driver.js";
 import { type KubernetesApis, withSignal } from "./apis.js";
 import { isNotFound, kubeError, kubeStatus } from "./errors.js";
-import { type KubernetesDriverSettings, runnerSelector } from "./objects.js";
+import { type KubernetesDriverSettings, PERSIST_PORT, runnerSelector } from "./objects.js";
 
 export interface Cluster {
   apis: KubernetesApis;
@@ -17,6 +18,10 @@ export interface Cluster {
   log?: Logger;
   readyTimeoutMs: number;
   persistTimeoutMs: number;
+  /** Mints core's token for a pod's persist sidecar (audience runner-admin, its repl). */
+  signer?: TokenSigner;
+  /** Where a pod's persist sidecar answers: its pod IP by default (tests: where it runs). */
+  persistUrl: (pod: V1Pod) => string | undefined;
   /** Waits one poll period (honouring the signal). */
   pause(signal: AbortSignal): Promise<void>;
   /** Runs one API call; failures become DomainErrors (kubeError) that keep the API error as kubeCause. */
@@ -37,11 +42,15 @@ export function createCluster(o: {
   readyTimeoutMs: number;
   persistTimeoutMs: number;
   pollIntervalMs: number;
+  signer?: TokenSigner;
+  persistUrl?: (pod: V1Pod) => string | undefined;
 }): Cluster {
   const ns = o.settings.namespace;
   const cluster: Cluster = {
     ...o,
     ns,
+    persistUrl:
+      o.persistUrl ?? ((pod) => (pod.status?.podIP ? `http://${pod.status.podIP}:${PERSIST_PORT}` : undefined)),
     pause: (signal) => sleep(o.pollIntervalMs, undefined, { signal }),
     async call(verb, resource, fn) {
       try {

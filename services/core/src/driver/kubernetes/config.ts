@@ -6,6 +6,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { cidrListSetting, parseDenyList } from "../../../../../lib/egress/host-ranges.js";
 import { env } from "../../../../../lib/kit/config.js";
+import type { TokenSigner } from "../../../../../lib/kit/tokens.js";
 import * as z from "../../../../../lib/kit/zod.js";
 import type { Driver } from "../driver.js";
 import { kubernetesApis } from "./apis.js";
@@ -45,6 +46,12 @@ export const kubernetesConfigFields = {
   DEVEX_K8S_S3_SECRET: name(),
   DEVEX_K8S_READY_TIMEOUT: env.duration("3m"),
   DEVEX_K8S_PERSIST_TIMEOUT: env.duration("10m"),
+  /**
+   * How a repl pod's trees are persisted: "sidecar" (a container of the pod persists every
+   * DEVEX_PERSIST_INTERVAL and at stop, so a dead node loses at most that much; any runtime) or
+   * "ephemeral" (an ephemeral container at stop only; no memory for a sidecar).
+   */
+  DEVEX_K8S_PERSIST: z._default(z.enum(["sidecar", "ephemeral"]), "sidecar"),
   /** The cluster's own ranges, which no repl pod reaches whatever its policy names: the pod network, */
   DEVEX_K8S_POD_CIDRS: cidrListSetting(),
   /** the Service ClusterIP range (core and Redis are behind both), */
@@ -68,6 +75,7 @@ type K8sConfig = z.output<z.ZodMiniObject<typeof kubernetesConfigFields>> & {
   DEVEX_S3_FORCE_PATH_STYLE: boolean;
   DEVEX_S3_PREFIX: string;
   DEVEX_EGRESS_DENY_CIDRS: string;
+  DEVEX_PERSIST_INTERVAL: number;
 };
 
 /** Problems that make the Kubernetes driver unusable with this config (empty when fine). */
@@ -115,6 +123,7 @@ export function kubernetesSettings(c: K8sConfig, tokenPublicKeyPem: string): Kub
     s3CredentialsSecret: c.DEVEX_K8S_S3_SECRET,
     s3Env,
     tokenPublicKeyPem,
+    persist: { mode: c.DEVEX_K8S_PERSIST, intervalSeconds: Math.max(1, Math.round(c.DEVEX_PERSIST_INTERVAL / 1000)) },
     egress: {
       deniedCidrs: kubernetesDeniedCidrs(c),
       storageCidrs: c.DEVEX_K8S_STORAGE_CIDRS,
@@ -144,7 +153,7 @@ export function kubernetesDeniedCidrs(c: K8sConfig): string[] {
  * The driver for main.ts: credentials from the in-cluster service account or $KUBECONFIG
  * (KubeConfig.loadFromDefault). Tests build the driver with createKubernetesDriver instead.
  */
-export function kubernetesDriverFromConfig(c: K8sConfig, tokenPublicKeyPem: string, log: Logger): Driver {
+export function kubernetesDriverFromConfig(c: K8sConfig, signer: TokenSigner, log: Logger): Driver {
   const problems = kubernetesConfigProblems(c);
   if (problems.length) throw new Error(`invalid configuration: ${problems.join("; ")}`);
   if (!c.DEVEX_K8S_PREVIEW_BASE_URL) {
@@ -156,7 +165,8 @@ export function kubernetesDriverFromConfig(c: K8sConfig, tokenPublicKeyPem: stri
   kc.loadFromDefault();
   return createKubernetesDriver({
     apis: kubernetesApis(kc),
-    settings: kubernetesSettings(c, tokenPublicKeyPem),
+    settings: kubernetesSettings(c, signer.publicKeyPem),
+    signer,
     log: log.child({ driver: "kubernetes" }),
     readyTimeoutMs: c.DEVEX_K8S_READY_TIMEOUT,
     persistTimeoutMs: c.DEVEX_K8S_PERSIST_TIMEOUT,

@@ -2,7 +2,7 @@
  * The Kubernetes runtime driver: each repl is a Deployment (restore init container, runner, optional
  * MCP sidecar) plus a NetworkPolicy, Secret, Service, Traefik Middleware and Ingress owned by it
  * (objects.ts). One file per operation: start.ts (create, wait for Ready, clean up on failure),
- * stop.ts (persist from an ephemeral container, then delete), set-egress.ts (patch the
+ * stop.ts (persist by the pod's persist sidecar or an ephemeral container, then delete), set-egress.ts (patch the
  * NetworkPolicy); status and list read Deployments by label, and core's reconciliation adopts those
  * an active session points at and stops the rest.
  *
@@ -10,7 +10,9 @@
  * Concurrency follows ../driver.ts: core serialises calls per repl; calls for different repls share
  * nothing but the clients.
  */
+import type { V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import type { TokenSigner } from "../../../../../lib/kit/tokens.js";
 import type { Driver, RunnerInfo } from "../driver.js";
 import type { KubernetesApis } from "./apis.js";
 import { createCluster } from "./cluster.js";
@@ -39,6 +41,10 @@ export interface KubernetesDriverDeps {
   persistTimeoutMs?: number;
   /** Poll period while waiting (default 1 s). */
   pollIntervalMs?: number;
+  /** Mints the token core's stop sends a pod's persist sidecar; required with settings.persist.mode "sidecar". */
+  signer?: TokenSigner;
+  /** Where a pod's persist sidecar answers (tests); default http://<pod IP>:PERSIST_PORT. */
+  persistUrl?: (pod: V1Pod) => string | undefined;
 }
 
 export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
@@ -49,6 +55,8 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
     readyTimeoutMs: deps.readyTimeoutMs ?? 180_000,
     persistTimeoutMs: deps.persistTimeoutMs ?? 600_000,
     pollIntervalMs: deps.pollIntervalMs ?? 1000,
+    signer: deps.signer,
+    persistUrl: deps.persistUrl,
   });
   // Checked once, before the first start or stop; a failed check (unreachable) is tried again.
   let checked: Promise<unknown> | undefined;

@@ -50,6 +50,8 @@ export const ANNOTATION_REPL = "devex.dev/repl-id";
 export const ANNOTATION_RUNNER = "devex.dev/runner-id";
 export const RUNNER_PORT = 8090;
 export const MCP_PORT = 8091;
+/** The persist sidecar's port (lib/sync/persist-service.ts): core's requests only. */
+export const PERSIST_PORT = 8092;
 /** The emptyDir volume. The workspace is a directory in it (workspaceDir): lib/sync's restore empties
  * and re-creates its target, which a mount point does not allow (EBUSY). */
 export const WORKSPACE_DIR = "/workspaces";
@@ -99,6 +101,8 @@ export interface KubernetesDriverSettings {
   tokenPublicKeyPem: string;
   /** What repl pods may reach (egress-policy.ts). */
   egress: KubernetesEgressSettings;
+  /** Persist by a sidecar (every intervalSeconds and at stop) or by an ephemeral container at stop. */
+  persist: { mode: "sidecar" | "ephemeral"; intervalSeconds: number };
 }
 
 export interface ReplIdentity {
@@ -293,6 +297,7 @@ export function buildDeployment(
   const labels = replLabels(id);
   const containers = [runnerContainer(settings, id, name, coreUrl)];
   if (settings.mcpImage) containers.push(mcpContainer(settings, settings.mcpImage, coreUrl));
+  if (settings.persist.mode === "sidecar") containers.push(persistSidecar(settings, id));
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
@@ -514,6 +519,44 @@ export function buildIngress(settings: KubernetesDriverSettings, id: ReplIdentit
           : []),
       ],
     },
+  };
+}
+
+/**
+ * The persist sidecar: lib/sync persist every interval and on core's request (PERSIST_PORT). It
+ * reads the trees (mounted read-only) as the repl's uid and alone holds the blob store's credentials.
+ */
+function persistSidecar(settings: KubernetesDriverSettings, id: ReplIdentity): V1Container {
+  const [, , , node, cli, , ...args] = syncCommand("persist", id);
+  return {
+    name: "persist",
+    image: settings.runnerImage,
+    imagePullPolicy: settings.imagePullPolicy,
+    command: [
+      node!,
+      cli!,
+      "serve",
+      ...args,
+      "--interval",
+      String(settings.persist.intervalSeconds),
+      "--port",
+      String(PERSIST_PORT),
+    ],
+    ports: [{ name: "persist", containerPort: PERSIST_PORT, protocol: "TCP" }],
+    env: [
+      ...syncEnv(settings),
+      { name: "DEVEX_TOKEN_PUBLIC_KEY", value: settings.tokenPublicKeyPem },
+      { name: "DEVEX_REPL_ID", value: id.replId },
+    ],
+    envFrom: syncEnvFrom(settings),
+    volumeMounts: syncMounts().map((m) =>
+      m.name === "workspaces" || m.name === "home" ? { ...m, readOnly: true } : m,
+    ),
+    resources: {
+      requests: { cpu: "20m", memory: "64Mi" },
+      limits: { cpu: settings.resources.cpuLimit, memory: settings.resources.memoryLimit },
+    },
+    securityContext: restrictedSecurityContext(true),
   };
 }
 

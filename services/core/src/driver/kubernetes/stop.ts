@@ -1,6 +1,7 @@
 /**
- * stop: persist first, then tear down. An ephemeral container injected into the running pod runs
- * lib/sync persist of /workspaces; only after it exited 0 is the Deployment deleted (the rest
+ * stop: persist first, then tear down. The pod's persist sidecar (settings.persist "sidecar") is
+ * asked to persist now, or (mode "ephemeral") an ephemeral container injected into the running pod
+ * runs lib/sync persist of /workspaces; only after it succeeded is the Deployment deleted (the rest
  * cascades). A failure or timeout deletes nothing and throws Unavailable with the reason; the next
  * stop first waits for a persist container still running from an earlier attempt (two uploads never
  * race on one manifest), then injects a fresh one. A pod whose restore never finished is deleted
@@ -24,7 +25,8 @@ export async function stopRunner(
   if (deployments.length === 0) return { persistTime: Date.now() };
   if (req.persist !== false) {
     const pod = (await c.findPods(req.runnerId, signal)).find((p) => p.status?.phase === "Running" && restored(p));
-    if (pod) await persist(c, req, pod, signal, progress);
+    if (pod && c.settings.persist.mode === "sidecar") await persistBySidecar(c, req, pod, signal, progress);
+    else if (pod) await persist(c, req, pod, signal, progress);
     else c.log?.info({ replId: req.replId }, "no restored workspace to persist; the blob store is up to date");
   }
   progress?.({ phase: "teardown" });
@@ -67,6 +69,46 @@ async function persist(
     );
   }
   const counts = syncCounts(done.message);
+  if (counts) progress?.({ phase: "persist", ...counts });
+}
+
+/** Asks the pod's persist sidecar for a persist that starts now, and waits for its counts. */
+async function persistBySidecar(
+  c: Cluster,
+  req: StopRequest,
+  pod: V1Pod,
+  signal: AbortSignal,
+  progress?: (p: DriverProgress) => void,
+) {
+  const retry = "nothing was deleted — stop again to retry";
+  const url = c.persistUrl(pod);
+  if (!c.signer || !url) throw unavailable(`the persist sidecar of repl ${req.replId} cannot be reached; ${retry}`);
+  progress?.({ phase: "persist" });
+  const token = c.signer.mint({ aud: "runner-admin", sub: "core", repl: req.replId, scope: ["persist"] }, 600);
+  let res: Response;
+  try {
+    res = await fetch(`${url}/persist`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.any([signal, AbortSignal.timeout(c.persistTimeoutMs)]),
+    });
+  } catch (err) {
+    if (signal.aborted) throw err;
+    const timedOut = (err as Error).name === "TimeoutError";
+    throw unavailable(
+      timedOut
+        ? `persisting the workspace of repl ${req.replId} did not finish within ${seconds(c.persistTimeoutMs)}; ${retry}`
+        : `the persist sidecar of repl ${req.replId} could not be reached; ${retry}`,
+    );
+  }
+  const body = (await res.json().catch(() => ({}))) as { error?: string; files?: number };
+  if (!res.ok) {
+    c.log?.warn({ replId: req.replId, status: res.status, error: body.error }, "the persist sidecar failed");
+    throw unavailable(
+      `persisting the workspace of repl ${req.replId} failed (HTTP ${res.status}); the runner keeps running and ${retry}`,
+    );
+  }
+  const counts = syncCounts(JSON.stringify(body));
   if (counts) progress?.({ phase: "persist", ...counts });
 }
 
