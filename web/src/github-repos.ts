@@ -94,6 +94,11 @@ export function gitHubPicker(onPick: (repository: GitHubRepository) => void): Gi
     async load(signal) {
       if (!(await webConfig()).github || signal.aborted) return;
       try {
+        // Signed in without GitHub: say how to get the picker, without asking for a list core refuses.
+        if (!(await core.auth.getCurrentUser({}, { signal })).githubGrant) {
+          signIn.hidden = signal.aborted;
+          return;
+        }
         const res = await core.repls.listGitHubRepositories({ page: 1 }, { signal });
         repositories = res.repositories;
         more.textContent = res.more

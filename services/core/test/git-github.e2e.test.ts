@@ -144,6 +144,8 @@ describe("repls from GitHub repositories with the user's grant", function () {
         ["octocat/public", false, "main", `${server.url}/octocat/public.git`],
       ],
     );
+    assert.equal((await octocat.auth.getCurrentUser({})).githubGrant, true);
+    assert.equal((await alice.auth.getCurrentUser({})).githubGrant, false);
     const none = await codeOf(alice.repls.listGitHubRepositories({}));
     assert.equal(none.code, Code.FailedPrecondition);
     assert.match(none.message, /sign in with GitHub/);

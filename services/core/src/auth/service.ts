@@ -45,6 +45,7 @@ export function createAuthService(
         }),
         authMethod: p.method === "session" ? AuthMethod.SESSION : AuthMethod.API_TOKEN,
         scopes: p.scopes,
+        githubGrant: Boolean(u?.github),
       };
     },
     async createApiToken(req, ctx) {
