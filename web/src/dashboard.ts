@@ -78,6 +78,8 @@ export function renderDashboard(ctx: PageContext): Dispose {
     "aria-describedby": "git-push-hint",
   });
   let pickedName = "";
+  // Pushing goes through the user's GitHub grant: without one, core would refuse the box.
+  let granted = false;
   const picker = gitHubPicker((r) => {
     gitInput.value = r.cloneUrl;
     refInput.value = "";
@@ -95,7 +97,7 @@ export function renderDashboard(ctx: PageContext): Dispose {
   gitInput.addEventListener("input", () => {
     picker.clear();
     refInput.placeholder = "default branch";
-    allowPush.disabled = !gitInput.value.trim();
+    allowPush.disabled = !granted || !gitInput.value.trim();
   });
   const createButton = h("button", { type: "submit", class: "btn primary" }, "Create repl");
   const form = h(
@@ -433,7 +435,9 @@ export function renderDashboard(ctx: PageContext): Dispose {
     }
   }
 
-  void picker.load(abort.signal);
+  void picker.load(abort.signal).then((g) => {
+    granted = g;
+  });
   void (async () => {
     await loadTemplates();
     await refresh();

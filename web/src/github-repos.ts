@@ -22,8 +22,8 @@ export function filterRepositories(repositories: GitHubRepository[], query: stri
 
 export interface GitHubPicker {
   el: HTMLElement;
-  /** Asks core for the repositories; shows the picker when there are some. */
-  load(signal: AbortSignal): Promise<void>;
+  /** Asks core for the repositories (the picker shows when there are some), or shows the hint to sign in with GitHub; true when core keeps the user's grant. */
+  load(signal: AbortSignal): Promise<boolean>;
   /** Forgets the pick (the form was sent, or its URL changed by hand). */
   clear(): void;
 }
@@ -92,12 +92,12 @@ export function gitHubPicker(onPick: (repository: GitHubRepository) => void): Gi
   return {
     el: h("div", {}, picker, signIn),
     async load(signal) {
-      if (!(await webConfig()).github || signal.aborted) return;
+      if (!(await webConfig()).github || signal.aborted) return false;
       try {
         // Signed in without GitHub: say how to get the picker, without asking for a list core refuses.
         if (!(await core.auth.getCurrentUser({}, { signal })).githubGrant) {
           signIn.hidden = signal.aborted;
-          return;
+          return false;
         }
         const res = await core.repls.listGitHubRepositories({ page: 1 }, { signal });
         repositories = res.repositories;
@@ -107,9 +107,11 @@ export function gitHubPicker(onPick: (repository: GitHubRepository) => void): Gi
         more.hidden = !res.more;
         picker.hidden = repositories.length === 0;
         show();
+        return true;
       } catch (err) {
         // Signed in without GitHub: say how to get the picker; anything else leaves the form as is.
         signIn.hidden = signal.aborted || !isCode(err, Code.FailedPrecondition);
+        return false;
       }
     },
     clear() {

@@ -194,6 +194,9 @@ describe("web client: a repl from the user's GitHub repositories (Chromium, embe
     assert.equal(await page.getByRole("searchbox", { name: "Your GitHub repositories" }).isVisible(), false);
     assert.equal(await page.getByRole("list", { name: "Your GitHub repositories" }).isVisible(), false);
     assert.equal(await page.getByRole("checkbox", { name: "Allow push" }).isDisabled(), true);
+    // Without a grant there is nothing to push with, whatever the URL.
+    await page.getByLabel("Git repository URL (optional)").fill(`${server.url}/octocat/private.git`);
+    assert.equal(await page.getByRole("checkbox", { name: "Allow push" }).isDisabled(), true);
     // GetCurrentUser says there is no grant, so the list core would refuse is not even asked for.
     assert.deepEqual(s.errors.slice(errorsBefore), []);
   });
