@@ -1,33 +1,54 @@
 /**
  * infra/: every Kubernetes manifest and every object the driver generates validates against the
  * Kubernetes schemas with unknown fields refused (k8s-schema.ts); the overlays render (minimal
- * kustomize, k8s-kustomize.ts) to valid objects and configure core validly; RBAC grants exactly what
- * the driver does against the fake API server; Dockerfiles and the workflow are checked for shape.
+ * kustomize, k8s-kustomize.ts, compared with kubectl kustomize where installed) to valid objects and
+ * configure core validly; the production manifests hold together (RuntimeClass, disruption budgets,
+ * the repl namespace's LimitRange and quota against what the driver builds, images pinned by digest,
+ * replicated Redis and its NetworkPolicies, with k8s-admission.ts); RBAC grants exactly what the
+ * driver does against the fake API server; Dockerfiles and the workflow are checked for shape.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import yaml from "js-yaml";
 import { runnerNodeFlags } from "../../../lib/contracts/runner-node-flags.mjs";
 import { AddressSet, ALLOW_ALL, DENY_ALL, type EgressPolicy, PRIVATE_CIDRS } from "../../../lib/egress/policy.js";
 import { targets } from "../../../scripts/build.mjs";
 import { coreConfigSchema } from "../src/config.js";
+import { kubernetesSettings } from "../src/driver/kubernetes/config.js";
 import { EGRESS_PROXY_LABELS } from "../src/driver/kubernetes/egress-policy.js";
 import {
   buildDeployment,
+  buildGrpcRoute,
   buildIngress,
   buildMiddleware,
   buildPersistContainer,
   buildReplNetworkPolicy,
   buildSecret,
   buildService,
+  type KubernetesDriverSettings,
   ownerReference,
   plain,
+  replLabels,
   syncCommand,
 } from "../src/driver/kubernetes/objects.js";
+import {
+  admitted,
+  backends,
+  limitRangeProblems,
+  milli,
+  type Pod,
+  podsOf,
+  podTotals,
+  podUsage,
+  quotaResources,
+  reaches,
+  selects,
+} from "./k8s-admission.js";
 import { driverFor, EGRESS_SECRET, NS, startRequest, startValidatingFake, testSettings } from "./k8s-fixtures.js";
-import { loadDocs, type Obj, render } from "./k8s-kustomize.js";
+import { loadDocs, type Obj, render, splitImage } from "./k8s-kustomize.js";
 import { validateObject } from "./k8s-schema.js";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
@@ -40,14 +61,35 @@ function yamlFiles(dir: string): string[] {
   );
 }
 
-/** Complete manifests (overlay patch files are partial and only validated once rendered). */
-const manifestFiles = () =>
-  yamlFiles(infra).filter(
-    (f) =>
-      !f.endsWith("kustomization.yaml") &&
-      !f.includes("/traefik/") &&
-      !(f.includes("/overlays/") && !f.endsWith("minio.yaml")),
+/** Complete manifests: not the patches a kustomization names (partial, validated once rendered). */
+function manifestFiles() {
+  const kustomizations = yamlFiles(infra).filter((f) => f.endsWith("kustomization.yaml"));
+  const patches = new Set(
+    kustomizations.flatMap((k) => (loadDocs(k)[0]!.patches ?? []).map((p: Obj) => join(dirname(k), p.path))),
   );
+  return yamlFiles(infra).filter(
+    (f) => !f.endsWith("kustomization.yaml") && !f.includes("/traefik/") && !patches.has(f),
+  );
+}
+
+const overlays = ["kind", "production", "production-redis-replicated"];
+/** Overlays built on the production one: every image pinned by digest. */
+const pinnedOverlays = ["production", "production-redis-replicated"];
+const renderOverlay = (overlay: string) => render(join(infra, "overlays", overlay));
+const find = (objects: Obj[], kind: string, name: string) =>
+  objects.find((o) => o.kind === kind && o.metadata.name === name);
+
+/** Core's configuration as an overlay deploys it (its ConfigMap and stand-ins for its Secrets). */
+function coreConfigOf(objects: Obj[]) {
+  return coreConfigSchema.safeParse({
+    ...find(objects, "ConfigMap", "devex-core")!.data,
+    REDIS_URL: "redis://:secret@redis.devex.svc:6379/0",
+    DEVEX_COOKIE_SECRET: "0123456789abcdef0123",
+    DEVEX_S3_ACCESS_KEY_ID: "key",
+    DEVEX_S3_SECRET_ACCESS_KEY: "secret",
+    DEVEX_K8S_EGRESS_SECRET: EGRESS_SECRET,
+  });
+}
 
 async function expectValid(objects: Obj[], where: string) {
   for (const o of objects) assert.deepEqual(await validateObject(o), [], `${where}: ${o.kind} ${o.metadata?.name}`);
@@ -60,25 +102,18 @@ describe("infra/k8s manifests", () => {
     for (const f of files) await expectValid(loadDocs(f), relative(root, f));
   });
 
-  for (const overlay of ["kind", "production"]) {
+  for (const overlay of overlays) {
     it(`overlay ${overlay} renders to valid objects, and its ConfigMap is a valid core configuration`, async () => {
-      const objects = render(join(infra, "overlays", overlay));
+      const objects = renderOverlay(overlay);
       await expectValid(objects, overlay);
-      const byKind = (kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name)!;
+      const byKind = (kind: string, name: string) => find(objects, kind, name)!;
       const config = byKind("ConfigMap", "devex-core").data;
-      const parsed = coreConfigSchema.safeParse({
-        ...config,
-        REDIS_URL: "redis://:secret@redis.devex.svc:6379/0",
-        DEVEX_COOKIE_SECRET: "0123456789abcdef0123",
-        DEVEX_S3_ACCESS_KEY_ID: "key",
-        DEVEX_S3_SECRET_ACCESS_KEY: "secret",
-        DEVEX_K8S_EGRESS_SECRET: EGRESS_SECRET,
-      });
+      const parsed = coreConfigOf(objects);
       assert.ok(parsed.success, JSON.stringify(parsed.error?.issues));
       assert.equal(parsed.data.DEVEX_DRIVER, "kubernetes");
       const core = byKind("Deployment", "devex-core").spec.template.spec;
       assert.equal(core.serviceAccountName, "devex-core");
-      assert.match(core.containers[0].image, overlay === "kind" ? /:dev$/ : /:0\.1\.0$/);
+      assert.match(core.containers[0].image, overlay === "kind" ? /:dev$/ : /:0\.1\.0@sha256:[0-9a-f]{64}$/);
       if (overlay === "kind") {
         assert.equal(config.DEVEX_K8S_INGRESS_TLS_SECRET, undefined);
         assert.ok(!objects.some((o) => o.kind === "Certificate"));
@@ -86,6 +121,29 @@ describe("infra/k8s manifests", () => {
       }
     });
   }
+
+  it("the renderer agrees with kustomize (kubectl kustomize, where installed), up to the order of merged lists", function () {
+    const kubectl = (overlay: string) =>
+      spawnSync("kubectl", ["kustomize", join(infra, "overlays", overlay)], { encoding: "utf8", timeout: 60_000 });
+    if (kubectl("kind").error) this.skip();
+    // kustomize puts a patch's new list items first; none of these lists depends on its order.
+    const canonical = (objects: Obj[]) =>
+      JSON.parse(
+        JSON.stringify(objects, (_, v) =>
+          Array.isArray(v) && v.every((x) => x && typeof x === "object" && "name" in x)
+            ? [...v].sort((a, b) => a.name.localeCompare(b.name))
+            : v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0
+              ? undefined
+              : v,
+        ),
+      ).sort((a: Obj, b: Obj) => `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`));
+    for (const overlay of overlays) {
+      const out = kubectl(overlay);
+      assert.equal(out.status, 0, out.stderr);
+      const real = (yaml.loadAll(out.stdout) as Obj[]).filter(Boolean);
+      assert.deepEqual(canonical(renderOverlay(overlay)), canonical(real), overlay);
+    }
+  });
 
   it("cert-manager issuers and Traefik values have what the setup relies on", async () => {
     const issuers = loadDocs(join(infra, "cert-manager/issuers.yaml"));
@@ -145,6 +203,229 @@ describe("infra/k8s manifests", () => {
       assert.ok(!except.has(ipBlock.cidr.includes(":") ? "2606:4700::1111" : "1.1.1.1"), "the internet stays open");
     }
     assert.equal(blocks.length, 2, "IPv4 and IPv6");
+  });
+});
+
+/** The Kubernetes driver's settings as an overlay configures core. */
+function driverSettingsOf(objects: Obj[]): KubernetesDriverSettings {
+  const parsed = coreConfigOf(objects);
+  assert.ok(parsed.success, JSON.stringify(parsed.error?.issues));
+  return kubernetesSettings(parsed.data, testSettings().tokenPublicKeyPem);
+}
+
+/** Everything the driver creates for one repl, as sent to the API server. */
+function replObjects(settings: KubernetesDriverSettings): Obj[] {
+  const req = startRequest("r-bounds");
+  const dep = plain(buildDeployment(settings, req, "http://core:8080"));
+  dep.metadata!.uid = "0b7c1d3e-0000-4000-8000-000000000001";
+  const owner = ownerReference(dep);
+  return [
+    dep,
+    buildSecret(settings, req, owner, "token"),
+    buildService(settings, req, owner),
+    buildMiddleware(settings, req, owner),
+    buildGrpcRoute(settings, req, owner),
+    buildIngress(settings, req, owner),
+    buildReplNetworkPolicy(settings, req, owner, ALLOW_ALL),
+  ].map((o) => plain(o) as Obj);
+}
+
+const podSpecOf = (settings: KubernetesDriverSettings) =>
+  plain(buildDeployment(settings, startRequest("r-limits"), "http://core:8080")).spec!.template.spec as Obj;
+const workloads = (objects: Obj[]) => objects.filter((o) => ["Deployment", "StatefulSet"].includes(o.kind));
+const containersOf = (objects: Obj[]): Obj[] =>
+  workloads(objects).flatMap((w) => [
+    ...(w.spec.template.spec.initContainers ?? []),
+    ...w.spec.template.spec.containers,
+  ]);
+
+describe("production manifests: sandbox, disruptions, repl bounds, pinned images, replicated Redis", () => {
+  it("the RuntimeClass production's core names is shipped, with gVisor's handler; kind names none", () => {
+    for (const overlay of pinnedOverlays) {
+      const objects = renderOverlay(overlay);
+      const name = driverSettingsOf(objects).runtimeClassName;
+      assert.equal(name, "gvisor");
+      const runtimeClass = find(objects, "RuntimeClass", name!);
+      assert.ok(runtimeClass, `${overlay}: RuntimeClass ${name} is part of the overlay`);
+      assert.equal(runtimeClass.handler, "runsc");
+    }
+    const kind = renderOverlay("kind");
+    assert.equal(driverSettingsOf(kind).runtimeClassName, undefined);
+    assert.ok(!kind.some((o) => o.kind === "RuntimeClass"));
+  });
+
+  it("every PodDisruptionBudget covers one workload and lets a drain proceed; core keeps a replica in production", () => {
+    for (const overlay of overlays) {
+      const objects = renderOverlay(overlay);
+      const budgets = objects.filter((o) => o.kind === "PodDisruptionBudget");
+      assert.ok(find(objects, "PodDisruptionBudget", "devex-core"), `${overlay}: core has a PodDisruptionBudget`);
+      for (const pdb of budgets) {
+        const covered = workloads(objects).filter(
+          (w) =>
+            w.metadata.namespace === pdb.metadata.namespace &&
+            selects(pdb.spec.selector, w.spec.template.metadata.labels),
+        );
+        const what = `${overlay}: PodDisruptionBudget ${pdb.metadata.name}`;
+        assert.equal(covered.length, 1, `${what} covers exactly one workload`);
+        const replicas = covered[0]!.spec.replicas ?? 1;
+        const unavailable = pdb.spec.maxUnavailable ?? replicas - pdb.spec.minAvailable;
+        assert.ok(unavailable >= 1, `${what} never blocks a drain`);
+        if (replicas >= 2) assert.ok(replicas - unavailable >= 1, `${what} keeps a replica serving`);
+      }
+    }
+    assert.equal(find(renderOverlay("production"), "Deployment", "devex-core")!.spec.replicas, 2);
+  });
+
+  it("replicas spread over nodes (and zones for core): each anti-affinity and spread term selects its own pods", () => {
+    for (const overlay of overlays)
+      for (const w of workloads(renderOverlay(overlay))) {
+        const spec = w.spec.template.spec;
+        const terms = [
+          ...(spec.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? []).map(
+            (t: Obj) => t.podAffinityTerm,
+          ),
+          ...(spec.topologySpreadConstraints ?? []),
+        ];
+        for (const t of terms)
+          assert.ok(selects(t.labelSelector, w.spec.template.metadata.labels), `${overlay}: ${w.metadata.name}`);
+        if (w.metadata.name === "devex-core")
+          assert.deepEqual(
+            terms.map((t: Obj) => t.topologyKey),
+            ["kubernetes.io/hostname", "topology.kubernetes.io/zone"],
+          );
+      }
+  });
+
+  it("every container the driver builds fits devex-repls' LimitRange (with or without the MCP sidecar); persist states no resources", () => {
+    for (const overlay of overlays) {
+      const objects = renderOverlay(overlay);
+      const settings = driverSettingsOf(objects);
+      const limitRange = find(objects, "LimitRange", "devex-repls")!;
+      assert.equal(limitRange.metadata.namespace, settings.namespace);
+      for (const variant of [settings, { ...settings, mcpImage: "ghcr.io/devex/mcp:1" }])
+        assert.deepEqual(limitRangeProblems(limitRange, podSpecOf(variant)), [], overlay);
+      // An ephemeral container may state no resources (the API server refuses them), and the
+      // LimitRange does not handle pods/ephemeralcontainers: the persist container runs within the pod's.
+      assert.equal(buildPersistContainer(settings, startRequest("r-limits"), "persist-1").resources, undefined);
+      const cpuLimit = `${milli(settings.resources.cpuLimit) * 2}m`;
+      const larger = { ...settings, resources: { ...settings.resources, cpuLimit } };
+      assert.match(limitRangeProblems(limitRange, podSpecOf(larger)).join(), /container restore: cpu limit above max/);
+    }
+  });
+
+  it("devex-repls' ResourceQuota counts everything the driver creates and admits as many repls as its pods", () => {
+    for (const overlay of overlays) {
+      const objects = renderOverlay(overlay);
+      const settings = driverSettingsOf(objects);
+      const { hard } = find(objects, "ResourceQuota", "devex-repls")!.spec;
+      const limitRange = find(objects, "LimitRange", "devex-repls")!;
+      const container = limitRange.spec.limits.find((l: Obj) => l.type === "Container");
+      const overhead = settings.runtimeClassName
+        ? find(objects, "RuntimeClass", settings.runtimeClassName)?.overhead?.podFixed
+        : undefined;
+      const [deployment, ...owned] = replObjects(settings);
+      const perRepl = podUsage(podTotals(deployment!.spec.template.spec, container, overhead));
+      for (const o of [deployment!, ...owned]) {
+        const resources = quotaResources(o);
+        assert.ok(resources.length > 0, `${o.kind} is counted`);
+        for (const r of resources) perRepl[r] = (perRepl[r] ?? 0) + 1000;
+      }
+      for (const r of Object.keys(perRepl)) assert.ok(r in hard, `${overlay}: the quota counts ${r}`);
+      // The namespace's own objects: the overlay's, the S3 Secret (README, Deploy) and the certificates' Secrets.
+      const own = [
+        ...objects.filter((o) => o.metadata?.namespace === settings.namespace),
+        { kind: "Secret" },
+        ...objects.filter((o) => o.kind === "Certificate").map(() => ({ kind: "Secret" })),
+      ];
+      const used: Record<string, number> = {};
+      for (const r of own.flatMap(quotaResources)) used[r] = (used[r] ?? 0) + 1000;
+      const repls = milli(hard.pods) / 1000;
+      assert.ok(repls >= 50, `${overlay}: room for at least 50 repls`);
+      for (const [r, n] of Object.entries(admitted(hard, used, perRepl)))
+        assert.ok(n >= repls, `${overlay}: ${r} admits ${n} repls, fewer than the quota's ${repls} pods`);
+    }
+  });
+
+  it("production overlays pin every image by digest: containers, and the runner and MCP images core starts", () => {
+    for (const overlay of pinnedOverlays) {
+      const objects = renderOverlay(overlay);
+      const config = find(objects, "ConfigMap", "devex-core")!.data;
+      const fromConfig = Object.entries(config)
+        .filter(([k]) => /^DEVEX_K8S_\w+_IMAGE$/.test(k))
+        .map(([, v]) => v as string);
+      assert.deepEqual(fromConfig.length, 2, "runner and MCP");
+      const images = [...containersOf(objects).map((c) => c.image as string), ...fromConfig];
+      for (const image of images) assert.match(image, /^[^@\s]+@sha256:[0-9a-f]{64}$/, `${overlay}: ${image}`);
+      const byName = new Map<string, string>();
+      for (const image of images) {
+        const { name } = splitImage(image);
+        assert.equal(byName.get(name) ?? image, image, `${overlay}: one digest for ${name}`);
+        byName.set(name, image);
+      }
+      for (const entry of loadDocs(join(infra, "overlays", overlay, "kustomization.yaml"))[0]!.images)
+        assert.match(entry.digest, /^sha256:[0-9a-f]{64}$/, `${overlay}: ${entry.name}`);
+    }
+  });
+
+  it("replicated Redis: the StatefulSet's nodes, REDIS_NODES, a Service per pod and the proxy's servers agree", () => {
+    const objects = renderOverlay("production-redis-replicated");
+    const redis = find(objects, "StatefulSet", "redis")!;
+    const nodes = Array.from({ length: redis.spec.replicas }, (_, i) => `redis-${i}`);
+    assert.equal(nodes.length, 3);
+    const scripts = find(objects, "ConfigMap", "redis-replication")!.data;
+    for (const c of redis.spec.template.spec.containers) {
+      assert.equal(c.env.find((e: Obj) => e.name === "REDIS_NODES")?.value, nodes.join(" "), c.name);
+      assert.ok(c.command[1].replace("/scripts/", "") in scripts, `${c.name} runs a script of redis-replication`);
+    }
+    for (const node of nodes) {
+      const service = find(objects, "Service", node)!;
+      assert.deepEqual(service.spec.selector, { "statefulset.kubernetes.io/pod-name": node });
+      assert.equal(service.spec.publishNotReadyAddresses, true, "reachable while a node syncs");
+    }
+    const quorum = Number(/sentinel monitor \S+ \S+ 6379 (\d+)/.exec(scripts["sentinel.sh"])![1]);
+    assert.ok(quorum > nodes.length / 2 && quorum < nodes.length, "a majority, and one Sentinel may be down");
+    const haproxy = find(objects, "ConfigMap", "redis-proxy")!.data["haproxy.cfg"] as string;
+    assert.deepEqual(
+      [...haproxy.matchAll(/^\s*server (\S+) (\S+)$/gm)].map((m) => [m[1], m[2]]),
+      nodes.map((n) => [n, `${n}.${redis.metadata.namespace}.svc.cluster.local:6379`]),
+    );
+    const pods = podsOf(objects);
+    assert.deepEqual(
+      backends(find(objects, "Service", "redis")!, pods, 6379).map((b) => b.pod.labels["app.kubernetes.io/name"]),
+      ["redis-proxy"],
+      "the Service in REDIS_URL leads to the proxy",
+    );
+  });
+
+  it("NetworkPolicy as rendered: core and the egress proxy reach Redis (replicated: through the proxy, whose checks and the nodes' replication and Sentinel pass); repl pods reach none of it", () => {
+    for (const overlay of pinnedOverlays) {
+      const objects = renderOverlay(overlay);
+      const policies = objects.filter((o) => o.kind === "NetworkPolicy");
+      const pods = podsOf(objects);
+      const named = (name: string) => pods.filter((p) => p.labels["app.kubernetes.io/name"] === name);
+      const repl: Pod = { namespace: NS, labels: replLabels(startRequest("r-netpol")), ports: {} };
+      const through = (service: string, port: number) => {
+        const found = backends(find(objects, "Service", service)!, pods, port);
+        assert.ok(found.length > 0, `${overlay}: ${service}:${port} has pods`);
+        return found;
+      };
+      const can = (from: Pod, service: string, port: number) =>
+        through(service, port).every((b) => reaches(policies, from, b.pod, b.port));
+      const cannot = (from: Pod, service: string, port: number) =>
+        through(service, port).every((b) => !reaches(policies, from, b.pod, b.port));
+      for (const client of [...named("devex-core"), ...named("devex-egress")])
+        assert.ok(can(client, "redis", 6379), `${overlay}: ${client.labels["app.kubernetes.io/name"]} → redis`);
+      assert.ok(cannot(repl, "redis", 6379), `${overlay}: repl → redis`);
+      if (overlay !== "production-redis-replicated") continue;
+      const nodes = ["redis-0", "redis-1", "redis-2"];
+      for (const node of nodes) {
+        for (const proxy of named("redis-proxy")) assert.ok(can(proxy, node, 6379), `proxy → ${node}`);
+        for (const port of [6379, 26379]) {
+          for (const peer of named("redis")) assert.ok(can(peer, node, port), `node → ${node}:${port}`);
+          assert.ok(cannot(repl, node, port), `repl → ${node}:${port}`);
+        }
+      }
+    }
   });
 });
 

@@ -18,7 +18,7 @@ const infra = fileURLToPath(new URL("../../../infra/k8s", import.meta.url));
 const EGRESS_SECRET = "infra-test-egress-secret-0123456789abcdef";
 
 describe("infra/k8s: the egress proxy fits core's settings", () => {
-  for (const overlay of ["kind", "production"])
+  for (const overlay of ["kind", "production", "production-redis-replicated"])
     it(`overlay ${overlay}`, () => {
       const objects = render(join(infra, "overlays", overlay));
       const config = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === "devex-core")!.data;
@@ -35,7 +35,10 @@ describe("infra/k8s: the egress proxy fits core's settings", () => {
       checkEgressProxy(objects, core, coreContainer);
       const image = objects.find((o) => o.metadata.name === "devex-egress" && o.kind === "Deployment")!.spec.template
         .spec.containers[0].image;
-      assert.match(image, overlay === "kind" ? /^ghcr\.io\/devex\/egress:dev$/ : /^ghcr\.io\/devex\/egress:0\.1\.0$/);
+      assert.match(
+        image,
+        overlay === "kind" ? /^ghcr\.io\/devex\/egress:dev$/ : /^ghcr\.io\/devex\/egress:0\.1\.0@sha256:[0-9a-f]{64}$/,
+      );
     });
 });
 

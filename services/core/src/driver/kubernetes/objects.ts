@@ -552,9 +552,11 @@ function persistSidecar(settings: KubernetesDriverSettings, id: ReplIdentity): V
     volumeMounts: syncMounts().map((m) =>
       m.name === "workspaces" || m.name === "home" ? { ...m, readOnly: true } : m,
     ),
+    // lib/sync streams files and keeps only the manifest in memory; half a CPU paces a big upload
+    // without taking the runner's share of the node.
     resources: {
       requests: { cpu: "20m", memory: "64Mi" },
-      limits: { cpu: settings.resources.cpuLimit, memory: settings.resources.memoryLimit },
+      limits: { cpu: "500m", memory: "512Mi" },
     },
     securityContext: restrictedSecurityContext(true),
   };
