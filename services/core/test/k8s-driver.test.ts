@@ -635,7 +635,7 @@ describe("Kubernetes driver: cluster problems become actionable errors", () => {
     }
   });
 
-  it("an API server older than 1.25 is refused before anything is created, naming its version", async () => {
+  it("an API server older than 1.25 is refused for ephemeral persist containers, before anything is created; the sidecar takes it", async () => {
     const fake = await startValidatingFake();
     try {
       fake.behavior.serverVersion = "1.20";
@@ -644,11 +644,22 @@ describe("Kubernetes driver: cluster problems become actionable errors", () => {
       for (const call of [() => driver.start(req, signal()), () => driver.stop({ ...req, reason: "t" }, signal())]) {
         await assert.rejects(call(), (err: unknown) => {
           assert.ok(err instanceof DomainError && err.kind === "failed-precondition", String(err));
-          assert.match(err.message, /the Kubernetes API server is v1\.20\.0; Devex needs 1\.25 or later/);
+          assert.match(
+            err.message,
+            /the Kubernetes API server is v1\.20\.0; Devex needs 1\.25 or later with DEVEX_K8S_PERSIST=ephemeral/,
+          );
           return true;
         });
       }
       assert.deepEqual(fake.requests, [], "nothing was asked of an unsupported server");
+      // The persist sidecar needs no ephemeral containers: 1.20 will do, 1.18 will not.
+      const sidecar = driverFor(fake, { persist: { mode: "sidecar", intervalSeconds: 60 } });
+      await sidecar.start(startRequest("r-old-sidecar"), signal());
+      fake.behavior.serverVersion = "1.18";
+      await assert.rejects(
+        driverFor(fake, { persist: { mode: "sidecar", intervalSeconds: 60 } }).start(startRequest(), signal()),
+        /is v1\.18\.0; Devex needs 1\.19 or later for networking\.k8s\.io\/v1 Ingresses/,
+      );
       // Upgraded (a managed cluster says "27+"): the next start checks again and goes ahead.
       fake.behavior.serverVersion = "1.27+";
       await driver.start(req, signal());

@@ -61,7 +61,7 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
   // Checked once, before the first start or stop; a failed check (unreachable) is tried again.
   let checked: Promise<unknown> | undefined;
   const serverChecked = (signal: AbortSignal) => {
-    checked ??= checkServerVersion(deps.apis, signal).then(
+    checked ??= checkServerVersion(deps.apis, deps.settings.persist.mode, signal).then(
       (version) => deps.log?.info({ version }, "Kubernetes API server"),
       (err) => {
         checked = undefined;
