@@ -1,6 +1,8 @@
 /**
- * FAKE of the Kubernetes API server — not Kubernetes. No API server can run on this machine, so
- * the Kubernetes driver's tests point the real @kubernetes/client-node at this HTTP server.
+ * FAKE of the Kubernetes API server — not Kubernetes. A real one runs here (1.20, built from
+ * Debian's source: k8s-real-api.e2e), but with no kubelet and without what needs 1.25 (ephemeral
+ * containers), so most of the driver's tests point the real @kubernetes/client-node at this HTTP
+ * server, whose kubelet can run the pods' containers (k8s-local-kubelet.ts).
  *
  * What it implements, with the API server's semantics:
  * - REST paths /api/v1/... and /apis/<group>/<version>/... for namespaced pods, services, secrets,
