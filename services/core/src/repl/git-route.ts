@@ -6,6 +6,7 @@
  * minutes long, with "push" only where the owner allowed it. Only git's smart-HTTP requests for
  * that one repository pass (info/refs, git-upload-pack, git-receive-pack); bodies stream both ways.
  */
+
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { pipeline } from "node:stream/promises";
@@ -18,6 +19,7 @@ import {
   GitRemoteSchema,
 } from "../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import { DomainError, failedPrecondition } from "../../../../lib/kit/errors.js";
+import { pickHeaders, relayRequest } from "../../../../lib/kit/http-exchange.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../../../../lib/kit/server.js";
 import type { TokenVerifier } from "../../../../lib/kit/tokens.js";
 import { Credential } from "../audit/event.js";
@@ -144,27 +146,14 @@ async function forward(
   token: string,
   deps: ReplDeps,
 ): Promise<number> {
-  const headers: Record<string, string> = {
+  const headers = {
+    ...pickHeaders(req.headers, FORWARDED),
     authorization: `Basic ${Buffer.from(`x-access-token:${token}`).toString("base64")}`,
     "user-agent": "git/devex",
   };
-  for (const name of FORWARDED) {
-    const v = req.headers[name];
-    if (typeof v === "string") headers[name] = v;
-  }
   const send = target.startsWith("https:") ? httpsRequest : httpRequest;
-  const upstream = send(target, { method: req.method, headers });
-  upstream.setTimeout(IDLE_MS, () => upstream.destroy(new Error("the repository went quiet")));
-  // The relay gone (git Ctrl-C'd): so is the request to GitHub.
-  res.once("close", () => {
-    if (!res.writableFinished) upstream.destroy();
-  });
-  const answered = new Promise<IncomingMessage>((resolve, reject) => {
-    upstream.once("response", resolve);
-    upstream.once("error", reject);
-  });
   try {
-    const [, up] = await Promise.all([pipeline(req as IncomingMessage, upstream), answered]);
+    const up = await relayRequest(req as IncomingMessage, res, send(target, { method: req.method, headers }), IDLE_MS);
     if (up.statusCode === 401 || up.statusCode === 403 || up.statusCode === 404) {
       up.resume();
       answer(
@@ -174,16 +163,10 @@ async function forward(
       );
       return 403;
     }
-    const back: Record<string, string> = {};
-    for (const name of RETURNED) {
-      const v = up.headers[name];
-      if (typeof v === "string") back[name] = v;
-    }
-    res.writeHead(up.statusCode ?? 502, back);
+    res.writeHead(up.statusCode ?? 502, pickHeaders(up.headers, RETURNED));
     await pipeline(up, res as NodeJS.WritableStream);
     return up.statusCode ?? 502;
   } catch (err) {
-    upstream.destroy();
     deps.log.warn({ err: (err as Error).message }, "git route: the repository could not be reached");
     if (!res.headersSent) answer(res, 502, "the repository could not be reached; try again");
     else res.destroy();

@@ -14,6 +14,7 @@
  * in the environment of the repl's processes (DEVEX_GIT_RELAY_KEY), for a runner that shares the
  * host's network (no private namespace), whose loopback other local users reach.
  */
+
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { request as httpsRequest } from "node:https";
@@ -21,6 +22,7 @@ import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
 import type { GitRemote } from "../../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import type { RunnerControlClient } from "../../../../lib/client/clients.js";
+import { pickHeaders, relayRequest } from "../../../../lib/kit/http-exchange.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 
 const KEY_HEADER = "devex-relay-key";
@@ -144,38 +146,23 @@ async function answerCredential(d: GitRelayDeps, res: ServerResponse) {
 async function forwardToCore(d: GitRelayDeps, req: IncomingMessage, res: ServerResponse, rest: string) {
   const coreUrl = new URL(d.core.url);
   const corePath = coreUrl.pathname.replace(/\/+$/, "");
-  const headers: Record<string, string> = {};
-  for (const name of FORWARDED) {
-    const v = req.headers[name];
-    if (typeof v === "string") headers[name] = v;
-  }
   const target = {
     method: req.method,
     // Rebuilt from what was checked, never the request's own path.
     path: `${corePath}/git/${d.replId}/${rest}`,
-    headers,
+    headers: pickHeaders(req.headers, FORWARDED),
     ...(d.core.socketPath
       ? { socketPath: d.core.socketPath }
       : { host: coreUrl.hostname, port: coreUrl.port || undefined }),
   };
   const upstream = (coreUrl.protocol === "https:" ? httpsRequest : httpRequest)(target);
-  upstream.setTimeout(IDLE_MS, () => upstream.destroy(new Error("core went quiet")));
-  // Git gone (a Ctrl-C'd fetch): so is the request to core.
-  res.once("close", () => {
-    if (!res.writableFinished) upstream.destroy();
-  });
-  const answered = new Promise<IncomingMessage>((resolve, reject) => {
-    upstream.once("response", resolve);
-    upstream.once("error", reject);
-  });
   try {
-    const [, up] = await Promise.all([pipeline(req, upstream), answered]);
+    const up = await relayRequest(req, res, upstream, IDLE_MS);
     const back: Record<string, string> = {};
     for (const [k, v] of Object.entries(up.headers)) if (typeof v === "string" && k !== "connection") back[k] = v;
     res.writeHead(up.statusCode ?? 502, back);
     await pipeline(up, res);
   } catch (err) {
-    upstream.destroy();
     d.log.warn({ err: (err as Error).message }, "git relay: core could not be reached");
     if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" }).end("core could not be reached\n");
     else res.destroy();
