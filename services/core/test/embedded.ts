@@ -128,6 +128,17 @@ export async function runnerRecordOf(e: Embedded, replId: string): Promise<{ pid
 
 const ansi = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, "g");
 
+/** Runs a bash command line through the runner's Exec: its stdout and stderr together, and its exit code. */
+export async function exec(runner: RunnerClients, shell: string): Promise<{ out: string; code: number }> {
+  let out = "";
+  let code = -1;
+  for await (const m of runner.processes.exec({ command: { shell } })) {
+    if (m.event.case === "stdout" || m.event.case === "stderr") out += Buffer.from(m.event.value).toString();
+    if (m.event.case === "exit") code = m.event.value.exitCode;
+  }
+  return { out, code };
+}
+
 /** Runs a command line in a terminal and returns its output and exit status (the shell stays open). */
 export async function runInTerminal(
   runner: RunnerClients,

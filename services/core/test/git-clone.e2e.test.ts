@@ -14,20 +14,10 @@ import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CloneStatus, type Repl, ReplStatus, type Setup, SetupStatus } from "../../../gen/devex/core/v1/repl_pb.js";
 import { listAll } from "../../../lib/blob/store.js";
-import type { CoreClients, RunnerClients } from "../../../lib/client/clients.js";
+import type { CoreClients } from "../../../lib/client/clients.js";
 import { startGitServer, type TestGitServer, writeFiles } from "../../../lib/testing/git-server.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
-import { type Embedded, startEmbedded } from "./embedded.js";
-
-async function exec(runner: RunnerClients, shell: string): Promise<{ out: string; code: number }> {
-  let out = "";
-  let code = -1;
-  for await (const m of runner.processes.exec({ command: { shell } })) {
-    if (m.event.case === "stdout" || m.event.case === "stderr") out += Buffer.from(m.event.value).toString();
-    if (m.event.case === "exit") code = m.event.value.exitCode;
-  }
-  return { out, code };
-}
+import { type Embedded, exec, startEmbedded } from "./embedded.js";
 
 interface Watched {
   last: Repl | undefined;

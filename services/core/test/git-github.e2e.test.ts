@@ -17,17 +17,7 @@ import type { CoreClients, RunnerClients } from "../../../lib/client/clients.js"
 import { type FakeGitHub, fakeGitHub, signInWithGitHub } from "../../../lib/testing/fake-github.js";
 import { startGitServer, type TestGitServer, writeFiles } from "../../../lib/testing/git-server.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
-import { type Embedded, startEmbedded } from "./embedded.js";
-
-async function exec(runner: RunnerClients, shell: string): Promise<{ out: string; code: number }> {
-  let out = "";
-  let code = -1;
-  for await (const m of runner.processes.exec({ command: { shell } })) {
-    if (m.event.case === "stdout" || m.event.case === "stderr") out += Buffer.from(m.event.value).toString();
-    if (m.event.case === "exit") code = m.event.value.exitCode;
-  }
-  return { out, code };
-}
+import { type Embedded, exec, startEmbedded } from "./embedded.js";
 
 /** Waits until the repl runs cloned; fails with the reason when the clone failed. */
 async function cloned(core: CoreClients, replId: string): Promise<Repl> {

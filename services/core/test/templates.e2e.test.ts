@@ -14,11 +14,11 @@ import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Repl, SetupStatus } from "../../../gen/devex/core/v1/repl_pb.js";
 import { listAll } from "../../../lib/blob/store.js";
-import type { CoreClients, RunnerClients } from "../../../lib/client/clients.js";
+import type { CoreClients } from "../../../lib/client/clients.js";
 import { coreAdminClientFor } from "../../../lib/client/node.js";
 import { readStoredWorkspace } from "../../../lib/sync/sync.js";
 import { adminSocketPath } from "../src/admin/admin-socket.js";
-import { type Embedded, startEmbedded } from "./embedded.js";
+import { type Embedded, exec, startEmbedded } from "./embedded.js";
 
 const SECRET = "template-secret-value-never-copied";
 
@@ -51,16 +51,6 @@ async function waitForSetup(core: CoreClients, replId: string, until: (r: Repl) 
     if (Date.now() > deadline) assert.fail(`setup still ${SetupStatus[repl?.setup?.status ?? 0]}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-async function exec(runner: RunnerClients, shell: string): Promise<{ out: string; code: number }> {
-  let out = "";
-  let code = -1;
-  for await (const m of runner.processes.exec({ command: { shell } })) {
-    if (m.event.case === "stdout" || m.event.case === "stderr") out += Buffer.from(m.event.value).toString();
-    if (m.event.case === "exit") code = m.event.value.exitCode;
-  }
-  return { out, code };
 }
 
 const ended = (r: Repl) => r.setup?.status === SetupStatus.SUCCEEDED || r.setup?.status === SetupStatus.FAILED;
