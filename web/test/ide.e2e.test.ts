@@ -220,6 +220,8 @@ describe("web client in Chromium (embedded setup)", function () {
 
     // The quota (2 per user in the embedded setup) is explained in plain words.
     await page.getByRole("link", { name: "Back to all repls" }).click();
+    // The form sends the chosen template: wait until the templates are there (slow under load).
+    await page.getByLabel("Template").locator("option").first().waitFor({ state: "attached" });
     await page.getByLabel("Name", { exact: true }).fill("second");
     await page.getByRole("button", { name: "Create repl" }).click();
     await page.locator('li.repl-card[data-name="second"]').waitFor();
