@@ -1,8 +1,10 @@
 /**
- * FAKE of the Kubernetes API server — not Kubernetes. A real one runs here (1.20, built from
- * Debian's source: k8s-real-api.e2e), but with no kubelet and without what needs 1.25 (ephemeral
- * containers), so most of the driver's tests point the real @kubernetes/client-node at this HTTP
- * server, whose kubelet can run the pods' containers (k8s-local-kubelet.ts).
+ * FAKE of the Kubernetes API server — not Kubernetes. A real one runs here too (1.20, built from
+ * Debian's source: k8s-real-api.e2e runs the driver contract there with the persist sidecar, its
+ * pods run by a kubelet stand-in, k8s-real-kubelet.ts), but without what needs 1.25 (ephemeral
+ * containers) and without fault injection or a record of requests, so most of the driver's tests
+ * point the real @kubernetes/client-node at this HTTP server, whose kubelet can run the pods'
+ * containers (k8s-local-kubelet.ts).
  *
  * What it implements, with the API server's semantics:
  * - REST paths /api/v1/... and /apis/<group>/<version>/... for namespaced pods, services, secrets,
@@ -111,6 +113,47 @@ export interface ContainerRuntime {
   start(pod: KubeObject, container: KubeObject, env: Record<string, string>): Promise<void>;
   /** The pod is gone: stop its containers and drop its volumes. */
   stopPod(pod: KubeObject): Promise<void>;
+}
+
+/**
+ * A container's environment as the kubelet builds it: envFrom Secrets, then env in order (plain
+ * values with $(NAME) references expanded, secretKeyRef values), or the name of a missing Secret.
+ * `secretData` gives a Secret's data (base64 values), undefined when the Secret does not exist.
+ * The fake's kubelet and the real API server's stand-in (k8s-real-kubelet.ts) share it.
+ */
+export function containerEnv(
+  c: KubeObject,
+  secretData: (name: string) => Record<string, string> | undefined,
+): Record<string, string> | { missing: string } {
+  const out: Record<string, string> = {};
+  for (const from of c.envFrom ?? []) {
+    if (!from.secretRef) continue;
+    const data = secretData(from.secretRef.name);
+    if (!data) return { missing: from.secretRef.name };
+    for (const [k, v] of Object.entries(data)) out[k] = Buffer.from(String(v), "base64").toString();
+  }
+  // $(NAME) is an earlier variable's value, $$ a literal $; unknown references stay as written.
+  const expand = (v: string) =>
+    v.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (m, name) => (m === "$$" ? "$" : (out[name] ?? m)));
+  for (const e of c.env ?? []) {
+    const ref = e.valueFrom?.secretKeyRef;
+    if (!ref) out[e.name] = expand(e.value ?? "");
+    else {
+      const v = secretData(ref.name)?.[ref.key];
+      if (v === undefined) return { missing: ref.name };
+      out[e.name] = Buffer.from(v, "base64").toString();
+    }
+  }
+  return out;
+}
+
+/** The names of the Secrets a container's env and envFrom read. */
+export function secretsOf(c: KubeObject): string[] {
+  const names = [
+    ...(c.envFrom ?? []).map((f: KubeObject) => f.secretRef?.name),
+    ...(c.env ?? []).map((e: KubeObject) => e.valueFrom?.secretKeyRef?.name),
+  ];
+  return [...new Set(names.filter((n): n is string => !!n))];
 }
 
 export interface FakeKubeApiOptions {
@@ -352,37 +395,18 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   };
   const now = () => new Date().toISOString().replace(/\.\d+Z$/, "Z");
 
-  /** The container's environment as the kubelet builds it, or the name of a missing Secret. */
-  function containerEnv(pod: KubeObject, c: KubeObject): Record<string, string> | { missing: string } {
-    const out: Record<string, string> = {};
-    const secret = (name: string) => store.get(key("secrets", pod.metadata.namespace, name));
-    for (const from of c.envFrom ?? []) {
-      if (!from.secretRef) continue;
-      const s = secret(from.secretRef.name);
-      if (!s) return { missing: from.secretRef.name };
-      for (const [k, v] of Object.entries(s.data ?? {})) out[k] = Buffer.from(String(v), "base64").toString();
-    }
-    // $(NAME) is an earlier variable's value, $$ a literal $; unknown references stay as written.
-    const expand = (v: string) =>
-      v.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (m, name) => (m === "$$" ? "$" : (out[name] ?? m)));
-    for (const e of c.env ?? []) {
-      const ref = e.valueFrom?.secretKeyRef;
-      if (!ref) out[e.name] = expand(e.value ?? "");
-      else {
-        const v = secret(ref.name)?.data?.[ref.key];
-        if (v === undefined) return { missing: ref.name };
-        out[e.name] = Buffer.from(v, "base64").toString();
-      }
-    }
-    return out;
-  }
+  const podEnv = (pod: KubeObject, c: KubeObject) =>
+    containerEnv(c, (name) => {
+      const s = store.get(key("secrets", pod.metadata.namespace, name));
+      return s && (s.data ?? {});
+    });
 
   /** Runs a run-to-completion container (init or ephemeral), retrying while a Secret is missing. */
   async function runToCompletion(ns: string, podName: string, c: KubeObject, status: KubeObject) {
     for (;;) {
       const pod = podAlive(ns, podName);
       if (!pod) return undefined;
-      const env = containerEnv(pod, c);
+      const env = podEnv(pod, c);
       if ("missing" in env) {
         status.state = {
           waiting: { reason: "CreateContainerConfigError", message: `secret "${env.missing}" not found` },
@@ -446,7 +470,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       if (!pod.status.conditions.some((c: KubeObject) => c.type === "Initialized"))
         pod.status.conditions.push({ type: "Initialized", status: "True" });
       pod.status.phase = "Running";
-      const envs = pod.spec.containers.map((c: KubeObject) => containerEnv(pod, c));
+      const envs = pod.spec.containers.map((c: KubeObject) => podEnv(pod, c));
       const missing = envs.find((e: KubeObject) => "missing" in e);
       pod.status.containerStatuses.forEach((s: KubeObject) => {
         s.state = missing

@@ -5,8 +5,9 @@
  * lib/sync restore/persist with the arguments the driver generated, the persist sidecar, and the
  * real runner. Both ways to persist pass it: the persist sidecar (the default) and the ephemeral
  * container at stop. With the sidecar, a pod killed without a stop (its node died) loses nothing
- * written before the last periodic persist. On a real cluster the same suite runs from
- * .github/workflows/k8s-driver.yml (kind).
+ * written before the last periodic persist. The same suite runs with the persist sidecar against a
+ * real API server (1.20, pods run by the kubelet stand-in k8s-real-kubelet.ts: k8s-real-api.e2e),
+ * and on a real cluster from .github/workflows/k8s-driver.yml (kind).
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";

@@ -1,7 +1,8 @@
 /**
- * TEST RUNTIME for the fake API server's kubelet — not Kubernetes, not a container runtime. It runs
- * the containers of the repl pods the Kubernetes driver creates on this machine, so the shared
- * driver contract can check files end to end through the fake API server:
+ * TEST RUNTIME for the fake API server's kubelet and the real API server's kubelet stand-in
+ * (k8s-real-kubelet.ts) — not Kubernetes, not a container runtime. It runs the containers of the
+ * repl pods the Kubernetes driver creates on this machine, so the shared driver contract can check
+ * files end to end through either API server:
  *
  * - Volumes: every emptyDir is a directory per pod (uid); paths in a container's command and env
  *   that fall under one of its volumeMounts are mapped into it (into its subPath folder, if set).

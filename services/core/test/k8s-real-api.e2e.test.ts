@@ -1,27 +1,42 @@
 /**
  * The Kubernetes driver against a real API server (lib/testing/kube-apiserver.ts: etcd, the
  * kube-apiserver and kube-controller-manager 1.20.2 built from Debian's source package by
- * scripts/kube-apiserver-build.sh), as core's own service account with the shipped Role
- * (infra/k8s/base/rbac.yaml): RBAC on, OwnerReferencesPermissionEnforcement and ResourceQuota,
- * LimitRanger and RuntimeClass admission on, the real Deployment, ReplicaSet, garbage-collector and
- * token controllers. There is no scheduler or kubelet: a loop here plays the kubelet's part for
- * pods (their status: restored, running, Ready), so starts finish; the containers never run (the
- * fake API server's local kubelet runs them, k8s-contract.e2e).
- * What this server showed the fake was taught (fake-kube-api.ts); ephemeral containers (1.25+) stay
- * on the fake.
+ * scripts/kube-apiserver-build.sh), started once for the file, as core's own service account with
+ * the shipped Role (infra/k8s/base/rbac.yaml): RBAC on, OwnerReferencesPermissionEnforcement and
+ * ResourceQuota, LimitRanger and RuntimeClass admission on, the real Deployment, ReplicaSet,
+ * garbage-collector and token controllers. There is no scheduler or kubelet: k8s-real-kubelet.ts
+ * stands in for the kubelet and runs the repl pods' containers for real through the local kubelet's
+ * runtime (k8s-local-kubelet.ts: lib/sync restore, the runner, the persist sidecar), reporting their
+ * status through the API server.
+ * Here: the Role's reach and limits, the cluster's refusals, the version check, the shared driver
+ * contract (driver-contract.ts) with the persist sidecar, and a pod killed without a stop (deleted
+ * through the API; the ReplicaSet's new pod restores what the last periodic persist stored).
+ * Ephemeral persist containers (1.25+) run the contract on the fake (k8s-contract.e2e); what this
+ * server showed the fake was taught (fake-kube-api.ts).
  */
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CoreV1Api, KubernetesObjectApi, type V1Pod } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, KubernetesObjectApi } from "@kubernetes/client-node";
+import { createLocalBlobStore } from "../../../lib/blob/local.js";
+import { runnerClientsFor } from "../../../lib/client/node.js";
 import { DomainError } from "../../../lib/kit/errors.js";
 import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.js";
+import { readStoredWorkspace } from "../../../lib/sync/sync.js";
 import { kubeBinaries, type RealKube, startKubeApiServer } from "../../../lib/testing/kube-apiserver.js";
 import { inCI } from "../../../lib/testing/programs.js";
 import { kubernetesApis } from "../src/driver/kubernetes/apis.js";
 import { createKubernetesDriver } from "../src/driver/kubernetes/driver.js";
-import { NS, startRequest, testSettings } from "./k8s-fixtures.js";
+import { runnerSelector } from "../src/driver/kubernetes/objects.js";
+import { type DriverFixture, driverContract } from "./driver-contract.js";
+import { faultyBlobs } from "./faulty-blobs.js";
+import { NS, s3Secret, startRequest, testSettings } from "./k8s-fixtures.js";
 import { loadDocs, type Obj } from "./k8s-kustomize.js";
+import { createLocalKubelet, type LocalKubelet } from "./k8s-local-kubelet.js";
+import { startRealKubelet } from "./k8s-real-kubelet.js";
 
 const infra = fileURLToPath(new URL("../../../infra/k8s", import.meta.url));
 const signal = () => AbortSignal.timeout(60_000);
@@ -47,78 +62,78 @@ const traefikCrd = (kind: string, plural: string): Obj => ({
   },
 });
 
-/** Plays the kubelet for repl pods: restored, running, Ready (what the driver waits for). */
-function podStatusLoop(kube: RealKube): () => void {
-  const core = kube.kubeConfig().makeApiClient(CoreV1Api);
-  let stopped = false;
-  void (async () => {
-    while (!stopped) {
-      const pods = await core.listNamespacedPod({ namespace: NS }).catch(() => ({ items: [] as V1Pod[] }));
-      for (const pod of pods.items) {
-        if (pod.metadata?.deletionTimestamp || pod.status?.conditions?.some((c) => c.type === "Ready")) continue;
-        const now = new Date();
-        const status = {
-          phase: "Running",
-          podIP: "10.244.0.9",
-          conditions: [
-            { type: "Initialized", status: "True", lastTransitionTime: now },
-            { type: "Ready", status: "True", lastTransitionTime: now },
-          ],
-          initContainerStatuses: (pod.spec?.initContainers ?? []).map((c) => ({
-            name: c.name,
-            image: c.image ?? "",
-            imageID: "",
-            ready: true,
-            restartCount: 0,
-            state: { terminated: { exitCode: 0, reason: "Completed" } },
-          })),
-          containerStatuses: (pod.spec?.containers ?? []).map((c) => ({
-            name: c.name,
-            image: c.image ?? "",
-            imageID: "",
-            ready: true,
-            restartCount: 0,
-            started: true,
-            state: { running: { startedAt: now } },
-          })),
-        };
-        await core
-          .replaceNamespacedPodStatus({
-            name: pod.metadata!.name!,
-            namespace: NS,
-            body: { ...pod, status } as V1Pod,
-          })
-          .catch(() => {});
-      }
-      await sleep(100);
-    }
-  })();
-  return () => {
-    stopped = true;
-  };
-}
-
 describe("Kubernetes driver against a real API server (1.20)", function () {
   this.timeout(180_000);
   let kube: RealKube;
   let admin: KubernetesObjectApi;
   let coreToken: string;
-  let stopLoop = () => {};
   const signer = createTokenSigner(generateSigningKey().privateKeyPem);
-  const driverAs = (o: { token?: string; readyTimeoutMs?: number; ephemeral?: boolean; runtimeClass?: string } = {}) =>
+  const driverAs = (
+    o: {
+      token?: string;
+      readyTimeoutMs?: number;
+      ephemeral?: boolean;
+      runtimeClass?: string;
+      intervalSeconds?: number;
+      kubelet?: LocalKubelet;
+    } = {},
+  ) =>
     createKubernetesDriver({
       apis: kubernetesApis(kube.kubeConfig(o.token ?? coreToken)),
       settings: testSettings({
         tokenPublicKeyPem: signer.publicKeyPem,
-        persist: { mode: o.ephemeral ? "ephemeral" : "sidecar", intervalSeconds: 60 },
+        persist: { mode: o.ephemeral ? "ephemeral" : "sidecar", intervalSeconds: o.intervalSeconds ?? 60 },
         serviceAccountName: "devex-runner",
         runtimeClassName: o.runtimeClass,
       }),
-      pollIntervalMs: 100,
+      pollIntervalMs: 50,
       readyTimeoutMs: o.readyTimeoutMs ?? 30_000,
-      persistTimeoutMs: 10_000,
+      persistTimeoutMs: 20_000,
       signer,
+      persistUrl: o.kubelet && ((pod) => o.kubelet!.persistUrl(pod)),
     });
+
+  /**
+   * The driver as core's service account, and the repl pods run for real: the local kubelet's
+   * runtime (lib/sync, the runner) played by the stand-in, a faulty local blob store. Closing deletes
+   * every Deployment in the repl namespace and waits for their pods, so the next fixture starts clean.
+   */
+  async function realFixture(intervalSeconds = 300) {
+    const dir = await mkdtemp(join(tmpdir(), "devex-k8s-real-"));
+    const blobs = faultyBlobs(createLocalBlobStore(join(dir, "blobs")));
+    const kubelet = createLocalKubelet({ blobs, root: join(dir, "pods") });
+    const node = startRealKubelet({ kubeConfig: kube.kubeConfig(), runtime: kubelet, namespace: NS });
+    const fixture: DriverFixture = {
+      driver: driverAs({ kubelet, intervalSeconds }),
+      blobs,
+      signer,
+      coreUrl: "http://127.0.0.1:9",
+      clientUrl: (_started, replId) => {
+        const url = kubelet.runnerUrl(replId);
+        if (!url) throw new Error(`no live pod serves repl ${replId}`);
+        return url;
+      },
+      failBlobs: (on) => {
+        blobs.failing = on;
+      },
+      async close() {
+        try {
+          const apps = kube.kubeConfig().makeApiClient(AppsV1Api);
+          await apps.deleteCollectionNamespacedDeployment({ namespace: NS, propagationPolicy: "Background" });
+          const core = kube.kubeConfig().makeApiClient(CoreV1Api);
+          for (const deadline = Date.now() + 30_000; ; await sleep(100)) {
+            const left = (await core.listNamespacedPod({ namespace: NS })).items.map((p) => p.metadata?.name);
+            if (left.length === 0) break;
+            assert.ok(Date.now() < deadline, `pods left: ${left}`);
+          }
+          await node.close();
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      },
+    };
+    return { ...fixture, kubelet };
+  }
 
   before(async function () {
     const bin = kubeBinaries();
@@ -135,6 +150,7 @@ describe("Kubernetes driver against a real API server (1.20)", function () {
       ...loadDocs(join(infra, "base/rbac.yaml")),
       traefikCrd("Middleware", "middlewares"),
       traefikCrd("IngressRoute", "ingressroutes"),
+      s3Secret(NS),
     ]) {
       await admin.create(o as never);
     }
@@ -150,133 +166,203 @@ describe("Kubernetes driver against a real API server (1.20)", function () {
       );
       if (s?.data?.token) coreToken = Buffer.from(s.data.token, "base64").toString();
     }
-    stopLoop = podStatusLoop(kube);
   });
   after(async () => {
-    stopLoop();
     await kube?.close();
   });
 
-  it("runs the driver's every path as core's service account with the shipped Role, and garbage collection takes what a Deployment owned", async () => {
-    const driver = driverAs();
-    const req = startRequest("r-real");
-    const started = await driver.start(req, signal());
-    assert.equal(started.runnerId, req.runnerId);
-    assert.equal(await driver.status(req.runnerId, signal()), "running");
-    assert.deepEqual(
-      (await driver.list(signal())).map((r) => r.replId),
-      ["r-real"],
-    );
-    await driver.setEgress(
-      { replId: req.replId, runnerId: req.runnerId, egress: { mode: "deny_all" } as never },
-      signal(),
-    );
-    // Owned objects, with owner references that OwnerReferencesPermissionEnforcement let through.
-    const owned = async () => {
-      const names: string[] = [];
-      for (const [apiVersion, kind] of [
-        ["v1", "Secret"],
-        ["v1", "Service"],
-        ["networking.k8s.io/v1", "NetworkPolicy"],
-        ["networking.k8s.io/v1", "Ingress"],
-        ["traefik.io/v1alpha1", "Middleware"],
-        ["traefik.io/v1alpha1", "IngressRoute"],
-      ]) {
-        const list = await admin.list(apiVersion!, kind!, NS);
-        for (const o of list.items) if (o.metadata?.ownerReferences?.length) names.push(`${kind}/${o.metadata.name}`);
-      }
-      return names.sort();
-    };
-    assert.equal((await owned()).length, 6, String(await owned()));
-    await driver.stop({ ...req, reason: "t", persist: false }, signal());
-    for (const deadline = Date.now() + 30_000; (await owned()).length > 0; await sleep(200)) {
-      assert.ok(Date.now() < deadline, `not collected: ${await owned()}`);
-    }
-  });
+  describe("as core's service account with the shipped Role", () => {
+    let node: { close(): Promise<void> } | undefined;
+    before(async () => {
+      node = await realFixture();
+    });
+    after(async () => {
+      await node?.close();
+    });
 
-  it("the shipped Role gives core nothing more: other verbs, resources and namespaces are Forbidden", async () => {
-    const asCore = KubernetesObjectApi.makeApiClient(kube.kubeConfig(coreToken));
-    const forbidden = async (what: string, call: () => Promise<unknown>) => {
-      await assert.rejects(call(), (err: { code?: number }) => err.code === 403, what);
-    };
-    await forbidden("list secrets", () => asCore.list("v1", "Secret", NS));
-    await forbidden("list services", () => asCore.list("v1", "Service", NS));
-    await forbidden("list deployments in devex", () => asCore.list("apps/v1", "Deployment", "devex"));
-    await forbidden("create a Role", () =>
-      asCore.create({
-        apiVersion: "rbac.authorization.k8s.io/v1",
-        kind: "Role",
-        metadata: { name: "x", namespace: NS },
-      } as never),
-    );
-    await forbidden("create a ConfigMap", () =>
-      asCore.create({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x", namespace: NS } } as never),
-    );
-  });
-
-  it("a pod the cluster refuses fails the start within 5 s, saying why, and leaves nothing", async () => {
-    const cases: Array<[string, Obj | undefined, { runtimeClass?: string }, RegExp]> = [
-      [
-        "ResourceQuota",
-        {
-          apiVersion: "v1",
-          kind: "ResourceQuota",
-          metadata: { name: "none", namespace: NS },
-          spec: { hard: { pods: "0" } },
-        },
-        {},
-        /ResourceQuota is used up/,
-      ],
-      [
-        "LimitRange",
-        {
-          apiVersion: "v1",
-          kind: "LimitRange",
-          metadata: { name: "small", namespace: NS },
-          spec: { limits: [{ type: "Container", max: { memory: "64Mi" } }] },
-        },
-        {},
-        /LimitRange/,
-      ],
-      ["RuntimeClass", undefined, { runtimeClass: "gvisor" }, /RuntimeClass does not exist/],
-    ];
-    for (const [name, object, options, why] of cases) {
-      if (object) await admin.create(object as never);
-      try {
-        // Quota status takes the controller a moment; the refusal is the API server's all the same.
-        await sleep(name === "ResourceQuota" ? 1500 : 0);
-        const driver = driverAs(options);
-        const startedAt = Date.now();
-        await assert.rejects(
-          driver.start(startRequest(`r-refused-${name.toLowerCase()}`), signal()),
-          (err: unknown) => {
-            assert.ok(err instanceof DomainError && err.kind === "failed-precondition", `${name}: ${err}`);
-            assert.match(err.message, /refused to create the runner's pod .*\(FailedCreate: /, name);
-            assert.match(err.message, why, name);
-            return true;
-          },
-        );
-        assert.ok(Date.now() - startedAt < 5000, `${name}: ${Date.now() - startedAt} ms`);
-        const left = await admin.list("apps/v1", "Deployment", NS);
-        assert.deepEqual(
-          left.items.map((d) => d.metadata?.name),
-          [],
-          `${name}: the Deployment is deleted again`,
-        );
-      } finally {
-        if (object) await admin.delete(object as never);
-      }
-    }
-  });
-
-  it("its version (1.20) serves the persist sidecar, and is refused for ephemeral persist containers by name", async () => {
-    await assert.rejects(driverAs({ ephemeral: true }).start(startRequest("r-old"), signal()), (err: unknown) => {
-      assert.ok(err instanceof DomainError && err.kind === "failed-precondition");
-      assert.match(
-        err.message,
-        /the Kubernetes API server is v1\.20\.\d+[^;]*; Devex needs 1\.25 or later with DEVEX_K8S_PERSIST=ephemeral/,
+    it("runs the driver's every path as core's service account with the shipped Role, and garbage collection takes what a Deployment owned", async () => {
+      const driver = driverAs();
+      const req = startRequest("r-real");
+      const started = await driver.start(req, signal());
+      assert.equal(started.runnerId, req.runnerId);
+      assert.equal(await driver.status(req.runnerId, signal()), "running");
+      assert.deepEqual(
+        (await driver.list(signal())).map((r) => r.replId),
+        ["r-real"],
       );
-      return true;
+      await driver.setEgress(
+        { replId: req.replId, runnerId: req.runnerId, egress: { mode: "deny_all" } as never },
+        signal(),
+      );
+      // Owned objects, with owner references that OwnerReferencesPermissionEnforcement let through.
+      const owned = async () => {
+        const names: string[] = [];
+        for (const [apiVersion, kind] of [
+          ["v1", "Secret"],
+          ["v1", "Service"],
+          ["networking.k8s.io/v1", "NetworkPolicy"],
+          ["networking.k8s.io/v1", "Ingress"],
+          ["traefik.io/v1alpha1", "Middleware"],
+          ["traefik.io/v1alpha1", "IngressRoute"],
+        ]) {
+          const list = await admin.list(apiVersion!, kind!, NS);
+          for (const o of list.items) if (o.metadata?.ownerReferences?.length) names.push(`${kind}/${o.metadata.name}`);
+        }
+        return names.sort();
+      };
+      assert.equal((await owned()).length, 6, String(await owned()));
+      await driver.stop({ ...req, reason: "t", persist: false }, signal());
+      for (const deadline = Date.now() + 30_000; (await owned()).length > 0; await sleep(200)) {
+        assert.ok(Date.now() < deadline, `not collected: ${await owned()}`);
+      }
+    });
+
+    it("the shipped Role gives core nothing more: other verbs, resources and namespaces are Forbidden", async () => {
+      const asCore = KubernetesObjectApi.makeApiClient(kube.kubeConfig(coreToken));
+      const forbidden = async (what: string, call: () => Promise<unknown>) => {
+        await assert.rejects(call(), (err: { code?: number }) => err.code === 403, what);
+      };
+      await forbidden("list secrets", () => asCore.list("v1", "Secret", NS));
+      await forbidden("list services", () => asCore.list("v1", "Service", NS));
+      await forbidden("list deployments in devex", () => asCore.list("apps/v1", "Deployment", "devex"));
+      await forbidden("create a Role", () =>
+        asCore.create({
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "Role",
+          metadata: { name: "x", namespace: NS },
+        } as never),
+      );
+      await forbidden("create a ConfigMap", () =>
+        asCore.create({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x", namespace: NS } } as never),
+      );
+    });
+
+    it("a pod the cluster refuses fails the start within 5 s, saying why, and leaves nothing", async () => {
+      const cases: Array<[string, Obj | undefined, { runtimeClass?: string }, RegExp]> = [
+        [
+          "ResourceQuota",
+          {
+            apiVersion: "v1",
+            kind: "ResourceQuota",
+            metadata: { name: "none", namespace: NS },
+            spec: { hard: { pods: "0" } },
+          },
+          {},
+          /ResourceQuota is used up/,
+        ],
+        [
+          "LimitRange",
+          {
+            apiVersion: "v1",
+            kind: "LimitRange",
+            metadata: { name: "small", namespace: NS },
+            spec: { limits: [{ type: "Container", max: { memory: "64Mi" } }] },
+          },
+          {},
+          /LimitRange/,
+        ],
+        ["RuntimeClass", undefined, { runtimeClass: "gvisor" }, /RuntimeClass does not exist/],
+      ];
+      for (const [name, object, options, why] of cases) {
+        if (object) await admin.create(object as never);
+        try {
+          // Quota status takes the controller a moment; the refusal is the API server's all the same.
+          await sleep(name === "ResourceQuota" ? 1500 : 0);
+          const driver = driverAs(options);
+          const startedAt = Date.now();
+          await assert.rejects(
+            driver.start(startRequest(`r-refused-${name.toLowerCase()}`), signal()),
+            (err: unknown) => {
+              assert.ok(err instanceof DomainError && err.kind === "failed-precondition", `${name}: ${err}`);
+              assert.match(err.message, /refused to create the runner's pod .*\(FailedCreate: /, name);
+              assert.match(err.message, why, name);
+              return true;
+            },
+          );
+          assert.ok(Date.now() - startedAt < 5000, `${name}: ${Date.now() - startedAt} ms`);
+          const left = await admin.list("apps/v1", "Deployment", NS);
+          assert.deepEqual(
+            left.items.map((d) => d.metadata?.name),
+            [],
+            `${name}: the Deployment is deleted again`,
+          );
+        } finally {
+          if (object) await admin.delete(object as never);
+        }
+      }
+    });
+
+    it("its version (1.20) serves the persist sidecar, and is refused for ephemeral persist containers by name", async () => {
+      await assert.rejects(driverAs({ ephemeral: true }).start(startRequest("r-old"), signal()), (err: unknown) => {
+        assert.ok(err instanceof DomainError && err.kind === "failed-precondition");
+        assert.match(
+          err.message,
+          /the Kubernetes API server is v1\.20\.\d+[^;]*; Devex needs 1\.25 or later with DEVEX_K8S_PERSIST=ephemeral/,
+        );
+        return true;
+      });
+    });
+  });
+
+  driverContract("kubernetes (real API server 1.20, persist sidecar)", () => realFixture());
+
+  describe("a repl pod killed without a stop (its node died)", () => {
+    it("the ReplicaSet's new pod restores everything written before the last periodic persist", async () => {
+      const f = await realFixture(1);
+      try {
+        const replId = `r${randomBytes(6).toString("hex")}`;
+        const runnerId = `run-${randomBytes(8).toString("hex")}`;
+        const req = {
+          replId,
+          owner: "alice",
+          workspacePrefix: `repl/alice/${replId}/`,
+          runnerId,
+          controlToken: signer.mint({ aud: "runner-control", sub: runnerId, repl: replId, scope: [] }, 600),
+          coreUrl: f.coreUrl,
+        };
+        const token = signer.mint({ aud: "runner", sub: "alice", repl: replId, scope: ["files"] }, 600);
+        const started = await f.driver.start(req, signal());
+        const firstUrl = f.clientUrl(started, replId);
+        await runnerClientsFor(firstUrl, { token }).files.writeFile({
+          path: "saved.txt",
+          content: Buffer.from("before the persist"),
+        });
+        // The sidecar's periodic persist (every second) stores it; no stop asked for it.
+        let stored = new Map<string, Buffer>();
+        for (const deadline = Date.now() + 20_000; !stored.has("saved.txt"); await sleep(100)) {
+          assert.ok(Date.now() < deadline, "the periodic persist stored it");
+          stored = await readStoredWorkspace(f.blobs, req.workspacePrefix).catch(() => new Map());
+        }
+        assert.equal(stored.get("saved.txt")?.toString(), "before the persist");
+
+        // The node dies: the pod goes with no persist, and the ReplicaSet makes another.
+        const core = kube.kubeConfig().makeApiClient(CoreV1Api);
+        const pods = async () =>
+          (await core.listNamespacedPod({ namespace: NS, labelSelector: runnerSelector(runnerId) })).items;
+        const [killed] = await pods();
+        await core.deleteNamespacedPod({ name: killed!.metadata!.name!, namespace: NS });
+        for (const deadline = Date.now() + 20_000; ; await sleep(100)) {
+          const next = (await pods()).find((p) => p.metadata?.uid !== killed!.metadata?.uid);
+          if (next?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")) break;
+          assert.ok(Date.now() < deadline, "the ReplicaSet's new pod became Ready");
+        }
+        const againUrl = f.clientUrl(started, replId);
+        assert.notEqual(againUrl, firstUrl, "the new pod's runner serves the repl");
+        // The killed pod's containers were stopped (the stand-in saw it go).
+        const answers = (url: string) =>
+          fetch(`${url}/healthz`).then(
+            () => true,
+            () => false,
+          );
+        for (const deadline = Date.now() + 10_000; await answers(firstUrl); await sleep(100)) {
+          assert.ok(Date.now() < deadline, "the killed pod's runner still answers");
+        }
+        const read = await runnerClientsFor(againUrl, { token }).files.readFile({ path: "saved.txt" });
+        assert.equal(Buffer.from(read.content).toString(), "before the persist");
+        await f.driver.stop({ ...req, reason: "test" }, signal());
+      } finally {
+        await f.close();
+      }
     });
   });
 });
