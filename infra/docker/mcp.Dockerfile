@@ -8,6 +8,9 @@
 ARG NODE_IMAGE=node:20.20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
+# Set only where npm reaches its registry through a TLS-inspecting proxy (scripts/images.sh passes
+# the host's bundle); build steps see it, the image does not keep it.
+ARG NODE_EXTRA_CA_CERTS
 WORKDIR /app
 COPY package.json package-lock.json ./
 # No scripts: the postinstall builds every target, and the sources are not here yet.

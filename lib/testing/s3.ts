@@ -34,9 +34,9 @@ export interface TestS3 {
 
 const s3rverBin = fileURLToPath(new URL("../../node_modules/s3rver/bin/s3rver.js", import.meta.url));
 
-function listening(port: number): Promise<boolean> {
+function listening(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = createConnection({ port, host: "127.0.0.1" }, () => {
+    const s = createConnection({ port, host }, () => {
       s.end();
       resolve(true);
     });
@@ -44,15 +44,16 @@ function listening(port: number): Promise<boolean> {
   });
 }
 
-export async function startS3(bucket = "devex-test"): Promise<TestS3> {
+/** `host`: the address to listen on (default loopback; a test's own veth address for a container). */
+export async function startS3(bucket = "devex-test", host = "127.0.0.1"): Promise<TestS3> {
   const dir = await mkdtemp(join(tmpdir(), "devex-s3rver-"));
   const port = await freePort();
   let child: ChildProcess | undefined;
   const start = async () => {
-    const args = ["--openssl-legacy-provider", s3rverBin, "-d", dir, "-a", "127.0.0.1", "-p", String(port)];
+    const args = ["--openssl-legacy-provider", s3rverBin, "-d", dir, "-a", host, "-p", String(port)];
     child = spawn(process.execPath, [...args, "--silent", "--configure-bucket", bucket], { stdio: "ignore" });
     const deadline = Date.now() + 15_000;
-    while (!(await listening(port))) {
+    while (!(await listening(host, port))) {
       if (Date.now() > deadline) throw new Error(`s3rver did not listen on port ${port}`);
       if (child.exitCode !== null) throw new Error(`s3rver exited with ${child.exitCode}`);
       await new Promise((r) => setTimeout(r, 50));
@@ -67,7 +68,7 @@ export async function startS3(bucket = "devex-test"): Promise<TestS3> {
     await exited;
   };
   await start();
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `http://${host}:${port}`;
   const credentials = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
   return {
     endpoint,
