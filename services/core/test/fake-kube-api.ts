@@ -29,8 +29,9 @@
  *   condition and Deployment status replicas/readyReplicas.
  *   What a container does is a ContainerRuntime: by default timers and exit codes from FakeBehavior;
  *   k8s-local-kubelet.ts runs the repl containers for real (lib/sync, the runner).
- * - pods/<name>/ephemeralcontainers (PUT or PATCH): only spec.ephemeralContainers may change and
- *   existing ones may not be changed or removed (422); each new one is waiting → running →
+ * - pods/<name>/ephemeralcontainers (PUT or PATCH): only spec.ephemeralContainers may change,
+ *   existing ones may not be changed or removed, and a new one may not set ports, resources,
+ *   lifecycle or probes (422, as the real server's validation says); each new one is waiting → running →
  *   terminated with the next exit code from `persistExitCodes` (default 0).
  * - Every request is recorded (verb, group, resource/subresource, namespace, name, content type);
  *   bodies of create/update can be checked by a `validate` hook (422 Invalid with causes).
@@ -165,6 +166,9 @@ export interface FakeKubeApiOptions {
   traefik?: boolean;
   validate?: (obj: KubeObject) => string[];
 }
+
+/** What the API server's validation refuses in an ephemeral container (apis/core/validation). */
+const ephemeralForbidden = ["ports", "resources", "lifecycle", "livenessProbe", "readinessProbe", "startupProbe"];
 
 interface ResourceType {
   group: string;
@@ -735,6 +739,15 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       const names = new Set(
         [...current.spec.containers, ...(current.spec.initContainers ?? []), ...before].map((c) => c.name),
       );
+      for (const [i, c] of added.entries()) {
+        const field = ephemeralForbidden.find((f) => c[f] !== undefined);
+        if (field)
+          throw new HttpError(
+            422,
+            "Invalid",
+            `Pod "${current.metadata.name}" is invalid: spec.ephemeralContainers[${before.length + i}].${field}: Forbidden: cannot be set for an Ephemeral Container`,
+          );
+      }
       for (const c of added)
         if (names.has(c.name))
           throw new HttpError(

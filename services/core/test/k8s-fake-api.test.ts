@@ -187,7 +187,7 @@ describe("fake Kubernetes API server semantics (through the real client)", () =>
     assert.deepEqual(rs.metadata.ownerReferences, []);
   });
 
-  it("ephemeral containers: only they may change, never removed, status waiting → running → terminated(exit code)", async () => {
+  it("ephemeral containers: only they may change, never removed, no ports or resources, status waiting → running → terminated(exit code)", async () => {
     await apps.createNamespacedDeployment({ namespace: NS, body: deployment("a") });
     // Ready: the kubelet is done writing the pod's status, so the reads below are not stale.
     const running = await eventually(
@@ -205,6 +205,17 @@ describe("fake Kubernetes API server semantics (through the real client)", () =>
       }),
     );
     assert.equal(bad.code, 422);
+    for (const field of [{ ports: [{ containerPort: 80 }] }, { resources: { limits: { cpu: "1" } } }]) {
+      const forbidden = await status(
+        core.replaceNamespacedPodEphemeralcontainers({
+          name,
+          namespace: NS,
+          body: { ...pod, spec: { ...pod.spec!, ephemeralContainers: [{ name: "x", image: "busybox", ...field }] } },
+        }),
+      );
+      assert.equal(forbidden.code, 422);
+      assert.match(String(forbidden.body.message), /Forbidden: cannot be set for an Ephemeral Container/);
+    }
     fake.behavior.persistExitCodes.push(3);
     await core.replaceNamespacedPodEphemeralcontainers({
       name,
