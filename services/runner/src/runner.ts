@@ -190,6 +190,17 @@ function processEnvironment(
   };
 }
 
+/**
+ * Commands run detached in their own process groups, so they would outlive a runner that exits
+ * without close() (an uncaught error, process.exit): this kills them synchronously on the way out.
+ */
+function commandKiller(terminals: TerminalRegistry, processes: ProcessRegistry) {
+  return () => {
+    for (const t of terminals.list()) if (!t.exit) killGroup(t.pid, "SIGKILL");
+    for (const pid of processes.runningPids()) killGroup(pid, "SIGKILL");
+  };
+}
+
 export async function startRunner(config: RunnerConfig, options: RunnerOptions): Promise<Runner> {
   const { log } = options;
   const { workspace, baseEnv } = await openWorkspace(config);
@@ -254,6 +265,12 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
     },
     http: async (req, res) => (await transferRoute(req, res)) || preview.http(req, res),
     upgrade: (req, socket, head) => wsBridge(req, socket, head) || preview.upgrade(req, socket, head),
+  }).catch(async (err) => {
+    // No runner to close(): what started above stops here (a port in use, a socket path taken).
+    core?.sharing.stop();
+    core?.environment.stop();
+    await gitRelay?.close();
+    throw err;
   });
   serverPort = server.port;
 
@@ -270,12 +287,7 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
 
   const setup = core && startSetup(config, core.client, processes, log);
 
-  // Commands run detached in their own process groups, so they would outlive a runner that exits
-  // without close() (an uncaught error, process.exit): kill them synchronously on the way out.
-  const killOnExit = () => {
-    for (const t of terminals.list()) if (!t.exit) killGroup(t.pid, "SIGKILL");
-    for (const pid of processes.runningPids()) killGroup(pid, "SIGKILL");
-  };
+  const killOnExit = commandKiller(terminals, processes);
   process.on("exit", killOnExit);
 
   let closing: Promise<void> | undefined;

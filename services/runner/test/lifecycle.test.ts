@@ -77,6 +77,22 @@ describe("runner status, idle reports and admin", function () {
     await core?.close();
   });
 
+  it("a runner that cannot listen leaves nothing behind: its git relay closes with the start", async () => {
+    const listeners = () => process.getActiveResourcesInfo().filter((x) => x === "TCPServerWrap").length;
+    const before = listeners();
+    await assert.rejects(
+      startTestRunner({
+        config: {
+          socketPath: "/dev/null/runner.sock", // its folder cannot be made
+          core: { url: core.url, runnerId: "runner-8", controlToken: "control-secret", heartbeatIntervalMs: 60_000 },
+        },
+      }),
+      /EEXIST|ENOTDIR/,
+    );
+    await sleep(50); // a closed handle leaves the list on the next turn of the loop
+    assert.equal(listeners(), before, String(process.getActiveResourcesInfo()));
+  });
+
   it("sends a heartbeat with the control token at start", async () => {
     await waitFor(() => heartbeats.length > 0, 5000, "heartbeat");
     assert.equal(heartbeats[0].replId, REPL);
