@@ -6,11 +6,14 @@
 # Images: runner-node runner-python core mcp egress (default: all), tagged localhost/devex/<image>:dev
 # (DEVEX_IMAGE_TAG changes the tag). Every Dockerfile builds FROM ${NODE_IMAGE}:
 # - registry: node:20.20-bookworm-slim from Docker Hub;
-# - debian: a base made here, for machines that reach no registry: Debian bookworm minbase from the
-#   mirror apt already uses (mmdebstrap), this machine's Node (binary and npm) at the official
-#   image's paths, and its user node (1000). Tagged localhost/devex/node-base:<node version>, built
-#   once and reused. Slim as Debian's own images: no docs, manuals or translations, no apt caches;
-# - auto (default): the registry's if it can be pulled within 30 s, else the Debian one.
+# - debian: a base made here, for machines that reach no registry: Debian bookworm minbase with its
+#   updates and security updates (mmdebstrap; DEVEX_DEBIAN_MIRROR and DEVEX_DEBIAN_SECURITY_MIRROR
+#   name other mirrors, which the images then keep in their apt sources), this machine's Node 20.20
+#   (binary, npm, corepack) at the official image's paths, and its user node (1000). Tagged
+#   localhost/devex/node-base:<node version>-<recipe hash>, built once and reused. Slim as Debian's
+#   own images: no docs, manuals or translations, no apt caches;
+# - auto (default): whichever is here already, else the registry's if it can be pulled within 30 s,
+#   else the Debian one.
 # Behind a TLS-inspecting proxy, npm's build step trusts DEVEX_BUILD_CA or NODE_EXTRA_CA_CERTS (a
 # bundle file), mounted for the build only. scripts/images.e2e.test.ts builds and runs them.
 # Needs podman and, for the Debian base, mmdebstrap (scripts/install-system-deps.sh installs both).
@@ -19,7 +22,7 @@ cd "$(dirname "$0")/.."
 
 base=auto
 if [[ "${1:-}" == "--base" ]]; then
-  base="$2"
+  base="${2:?--base takes auto, registry or debian}"
   shift 2
 fi
 images=("$@")
@@ -31,20 +34,28 @@ command -v podman >/dev/null || { echo "podman is not installed (scripts/install
 
 registry_image=docker.io/library/node:20.20-bookworm-slim
 node_version="$(node -p 'process.versions.node')"
-debian_image="localhost/devex/node-base:$node_version"
+debian_mirror="${DEVEX_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+security_mirror="${DEVEX_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
+base_tar=""
+trap '[[ -z "$base_tar" ]] || rm -f "$base_tar"' EXIT
 
 debian_base() {
-  if podman image exists "$debian_image"; then return; fi
   command -v mmdebstrap >/dev/null || { echo "mmdebstrap is not installed" >&2; exit 1; }
-  local node npm tar
-  tar="$(mktemp --suffix=.tar)"
-  trap 'rm -f "$tar"' EXIT
-  node="$(command -v node)"
-  npm="$(dirname "$(readlink -f "$(command -v npm)")")/.."
+  # The Dockerfiles name node:20.20 and the base carries this machine's Node.
+  [[ "$node_version" == 20.20.* ]] || {
+    echo "the Debian base takes this machine's Node, $node_version; the images are built for 20.20 (use --base registry)" >&2
+    exit 1
+  }
+  local node npm corepack
+  node="$(readlink -f "$(command -v node)")"
+  npm="$(readlink -f "$(dirname "$(readlink -f "$(command -v npm)")")/..")"
+  corepack="$(dirname "$npm")/corepack"
   say "making $debian_image: Debian bookworm minbase with Node $node_version (mmdebstrap, about a minute)"
-  # The official image's layout: node and npm under /usr/local, user and group node (1000).
+  base_tar="$(mktemp --suffix=.tar)"
+  # The official image's layout: node, npm and corepack under /usr/local, user and group node (1000).
   # Slim as Debian's own images are: no documentation, manual pages or translations (dpkg skips
   # them for every package installed later too), and apt keeps no package files or caches.
+  # Sources: bookworm with its updates and security updates, so packages installed on top are current.
   mmdebstrap --quiet --variant=minbase --include=ca-certificates \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
@@ -53,29 +64,43 @@ debian_base() {
     --aptopt='Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";' \
     --customize-hook="mkdir -p \"\$1/usr/local/bin\" \"\$1/usr/local/lib/node_modules\"" \
     --customize-hook="copy-in $node /usr/local/bin" \
-    --customize-hook="copy-in $(readlink -f "$npm") /usr/local/lib/node_modules" \
+    --customize-hook="copy-in $npm $corepack /usr/local/lib/node_modules" \
     --customize-hook="chroot \"\$1\" ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm" \
     --customize-hook="chroot \"\$1\" ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx" \
+    --customize-hook="chroot \"\$1\" ln -s ../lib/node_modules/corepack/dist/corepack.js /usr/local/bin/corepack" \
     --customize-hook="chroot \"\$1\" groupadd --gid 1000 node" \
     --customize-hook="chroot \"\$1\" useradd --uid 1000 --gid node --shell /bin/bash --create-home node" \
     --customize-hook="rm -rf \"\$1\"/var/lib/apt/lists/* \"\$1\"/var/cache/apt/*" \
-    bookworm "$tar" "$(mirror)"
-  podman import --change 'CMD ["node"]' "$tar" "$debian_image" >/dev/null
+    bookworm "$base_tar" \
+    "deb $debian_mirror bookworm main" "deb $debian_mirror bookworm-updates main" \
+    "deb $security_mirror bookworm-security main"
+  podman import --change 'CMD ["node"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change "ENV NODE_VERSION=$node_version" "$base_tar" "$debian_image" >/dev/null
+  rm -f "$base_tar"
+  # It runs: Node, npm and the user the Dockerfiles expect (low limits: Podman's defaults can exceed the host's).
+  podman run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$debian_image" \
+    sh -c 'node -v && npm -v >/dev/null && corepack -v >/dev/null && id -u node' |
+    tr '\n' ' ' | grep -qx "v$node_version 1000 " || {
+    podman rmi "$debian_image" >/dev/null
+    echo "the base made from the Debian mirror does not run node, npm or corepack, or lacks user node (1000)" >&2
+    exit 1
+  }
 }
-
-# DEVEX_DEBIAN_MIRROR, else the Debian mirror apt uses here (deb822 or one-line sources), else Debian's own.
-mirror() {
-  local uri
-  uri="${DEVEX_DEBIAN_MIRROR:-$(grep -rhsoE '^(URIs: |deb )https?://[^ ]+/debian/?$' /etc/apt/sources.list /etc/apt/sources.list.d/ |
-    head -1 | sed -E 's/^(URIs: |deb )//')}"
-  echo "${uri:-http://deb.debian.org/debian}"
-}
+# The recipe is in the tag: a changed recipe makes a new base, rather than reusing the old one.
+debian_image="localhost/devex/node-base:$node_version-$(declare -f debian_base | sha256sum | cut -c1-12)"
 
 case "$base" in
   registry) node_image="$registry_image" ;;
-  debian) debian_base; node_image="$debian_image" ;;
+  debian)
+    podman image exists "$debian_image" || debian_base
+    node_image="$debian_image"
+    ;;
   auto)
-    if podman image exists "$registry_image" || timeout 30 podman pull -q "$registry_image" >/dev/null 2>&1; then
+    if podman image exists "$registry_image"; then
+      node_image="$registry_image"
+    elif podman image exists "$debian_image"; then
+      node_image="$debian_image"
+    elif timeout 30 podman pull -q "$registry_image" >/dev/null 2>&1; then
       node_image="$registry_image"
     else
       say "no registry answered: the base is made from the Debian mirror"

@@ -8,20 +8,21 @@
  * - the security context: runAsUser/runAsGroup/fsGroup, runAsNonRoot (refused if the user is 0),
  *   readOnlyRootFilesystem (strict: no tmpfs of Podman's own), capabilities.drop ALL,
  *   allowPrivilegeEscalation false (no_new_privs), Podman's default seccomp profile (RuntimeDefault);
- * - command replaces the image's entrypoint and args its CMD; env values with $(VAR) references,
- *   secretKeyRef and envFrom secretRef from the `secrets` given;
+ * - command replaces the image's entrypoint and args its CMD; env as the kubelet builds it
+ *   (kube-env.ts) from the `secrets` given; spec.hostname; none of the host's proxy variables;
  * - run-to-completion containers (init, ephemeral) write /dev/termination-log, a file the test reads
  *   back as the termination message; FallbackToLogsOnError takes the log's tail when it is empty.
- * Not modelled: resource limits (no cgroup v2 here), probes (the test polls), restarts, images'
- * pull policy (the image must be local). Every container gets `ulimits`: Podman's defaults exceed
- * this machine's hard limits, and runc may not raise them.
+ * Not modelled: resource limits, probes (the test polls), restarts, IPC namespace sharing, the
+ * termination message's size caps, images' pull policy (the image must be local). Every container
+ * gets `ulimits`: Podman's defaults exceed this machine's hard limits, and runc may not raise them.
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, chown, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import type { V1Container, V1EnvVar, V1PodSpec } from "@kubernetes/client-node";
+import type { V1Container, V1PodSpec } from "@kubernetes/client-node";
+import { containerEnv } from "./kube-env.js";
 
 const run = promisify(execFile);
 
@@ -33,6 +34,8 @@ export interface PodmanPod {
   runToCompletion(container: V1Container): Promise<{ exitCode: number; message: string }>;
   /** Starts a long-running container; returns at once. */
   start(container: V1Container): Promise<void>;
+  /** What `sh -c script` prints (stdout and stderr) in a started container. */
+  exec(name: string, script: string): Promise<string>;
   /** The last lines a started container printed. */
   logs(name: string): Promise<string>;
   close(): Promise<void>;
@@ -53,20 +56,24 @@ export async function podmanPod(o: PodmanPodOptions): Promise<PodmanPod> {
   const started: string[] = [];
   const fsGroup = o.spec.securityContext?.fsGroup;
   const readOnlyVolumes = new Set<string>();
+  // As the kubelet makes an emptyDir, and a subPath folder in one: root's, open to all, and with
+  // fsGroup that group's (setgid).
+  const asEmptyDir = async (dir: string) => {
+    await chown(dir, 0, fsGroup ?? 0);
+    await chmod(dir, fsGroup === undefined ? 0o777 : 0o2777);
+  };
   for (const v of o.spec.volumes ?? []) {
     const dir = join(o.root, "volumes", v.name);
     await mkdir(dir, { recursive: true });
-    if (v.emptyDir) {
-      // As the kubelet makes one: root's, open to all, and with fsGroup that group's (setgid).
-      await chown(dir, 0, fsGroup ?? 0);
-      await chmod(dir, fsGroup === undefined ? 0o777 : 0o2777);
-    } else if (v.secret) {
+    if (v.emptyDir) await asEmptyDir(dir);
+    else if (v.secret) {
       // As the kubelet writes a Secret volume: a file per key, root's, group fsGroup, defaultMode.
       const data = o.secrets[v.secret.secretName ?? ""];
       if (!data) throw new Error(`volume ${v.name}: secret ${v.secret.secretName} not found`);
       for (const [key, value] of Object.entries(data)) {
-        await writeFile(join(dir, key), value, { mode: v.secret.defaultMode ?? 0o644 });
+        await writeFile(join(dir, key), value);
         await chown(join(dir, key), 0, fsGroup ?? 0);
+        await chmod(join(dir, key), v.secret.defaultMode ?? 0o644);
       }
       readOnlyVolumes.add(v.name);
     } else throw new Error(`volume ${v.name}: only emptyDir and secret volumes are modelled`);
@@ -78,7 +85,9 @@ export async function podmanPod(o: PodmanPodOptions): Promise<PodmanPod> {
     const user = sc.runAsUser ?? pod.runAsUser;
     const group = sc.runAsGroup ?? pod.runAsGroup;
     if ((sc.runAsNonRoot ?? pod.runAsNonRoot) && !user) throw new Error(`${c.name}: runAsNonRoot needs runAsUser`);
-    const a = ["--name", name, "--network", `ns:/run/netns/${o.netns}`, ...ulimits];
+    // Kubernetes passes a container none of the host's proxy variables, which Podman does by default.
+    const a = ["--name", name, "--network", `ns:/run/netns/${o.netns}`, "--http-proxy=false", ...ulimits];
+    if (o.spec.hostname) a.push("--hostname", o.spec.hostname);
     if (user !== undefined) a.push("--user", `${user}:${group ?? user}`);
     if (pod.fsGroup !== undefined) a.push("--group-add", String(pod.fsGroup));
     if (sc.readOnlyRootFilesystem) a.push("--read-only", "--read-only-tmpfs=false");
@@ -88,7 +97,7 @@ export async function podmanPod(o: PodmanPodOptions): Promise<PodmanPod> {
     if (sc.privileged) throw new Error(`${c.name}: privileged containers are not modelled`);
     for (const m of c.volumeMounts ?? []) {
       const dir = join(o.root, "volumes", m.name, m.subPath ?? "");
-      await mkdir(dir, { recursive: true });
+      if (m.subPath && (await mkdir(dir, { recursive: true }))) await asEmptyDir(dir);
       a.push("--volume", `${dir}:${m.mountPath}:${m.readOnly || readOnlyVolumes.has(m.name) ? "ro" : "rw"}`);
     }
     for (const [k, v] of Object.entries(environment(c))) a.push("--env", `${k}=${v}`);
@@ -100,22 +109,12 @@ export async function podmanPod(o: PodmanPodOptions): Promise<PodmanPod> {
   }
 
   function environment(c: V1Container): Record<string, string> {
-    const out: Record<string, string> = {};
-    for (const from of c.envFrom ?? []) {
-      const s = from.secretRef?.name ? o.secrets[from.secretRef.name] : undefined;
-      if (!s) throw new Error(`${c.name}: secret ${from.secretRef?.name} not found`);
-      Object.assign(out, s);
-    }
-    for (const e of c.env ?? []) out[e.name] = value(c, e, out);
-    return out;
-  }
-
-  function value(c: V1Container, e: V1EnvVar, defined: Record<string, string>): string {
-    const ref = e.valueFrom?.secretKeyRef;
-    if (!ref) return (e.value ?? "").replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, k: string) => defined[k] ?? m);
-    const v = o.secrets[ref.name ?? ""]?.[ref.key];
-    if (v === undefined) throw new Error(`${c.name}: secret ${ref.name} has no key ${ref.key}`);
-    return v;
+    const base64 = (name: string) =>
+      o.secrets[name] &&
+      Object.fromEntries(Object.entries(o.secrets[name]).map(([k, v]) => [k, Buffer.from(v).toString("base64")]));
+    const env = containerEnv(c, base64);
+    if ("missing" in env) throw new Error(`${c.name}: secret ${env.missing} not found`);
+    return env;
   }
 
   return {
@@ -126,11 +125,12 @@ export async function podmanPod(o: PodmanPodOptions): Promise<PodmanPod> {
       await writeFile(log, "");
       await chmod(log, 0o666);
       const a = await args(c, name);
+      started.push(name);
       a.splice(a.indexOf(c.image!), 0, "--volume", `${log}:${c.terminationMessagePath ?? "/dev/termination-log"}`);
       let exitCode = 0;
       let output = "";
       try {
-        const r = await run("podman", ["run", "--rm", ...a], { maxBuffer: 64 << 20 });
+        const r = await run("podman", ["run", "--rm", ...a], { maxBuffer: 64 << 20, timeout: 5 * 60_000 });
         output = r.stdout + r.stderr;
       } catch (err) {
         const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -145,8 +145,14 @@ export async function podmanPod(o: PodmanPodOptions): Promise<PodmanPod> {
 
     async start(c) {
       const name = `${prefix}-${c.name}`;
-      await run("podman", ["run", "--detach", ...(await args(c, name))]);
-      started.push(name);
+      const a = await args(c, name);
+      started.push(name); // removed by close() even if it was made but failed to start
+      await run("podman", ["run", "--detach", ...a]);
+    },
+
+    async exec(name, script) {
+      const r = await run("podman", ["exec", `${prefix}-${name}`, "sh", "-c", script]).catch((e) => e);
+      return `${r.stdout ?? ""}${r.stderr ?? ""}`;
     },
 
     async logs(name) {
@@ -155,7 +161,7 @@ export async function podmanPod(o: PodmanPodOptions): Promise<PodmanPod> {
     },
 
     async close() {
-      if (started.length) await run("podman", ["rm", "--force", "--time", "0", ...started]).catch(() => {});
+      if (started.length) await run("podman", ["rm", "--force", "--ignore", "--time", "0", ...started]).catch(() => {});
       await rm(o.root, { recursive: true, force: true });
     },
   };

@@ -52,7 +52,8 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { KubeConfig } from "@kubernetes/client-node";
+import { KubeConfig, type V1Container } from "@kubernetes/client-node";
+import { containerEnv } from "../../../lib/testing/kube-env.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: API objects are free-form JSON here, as on the wire.
 export type KubeObject = Record<string, any>;
@@ -114,47 +115,6 @@ export interface ContainerRuntime {
   start(pod: KubeObject, container: KubeObject, env: Record<string, string>): Promise<void>;
   /** The pod is gone: stop its containers and drop its volumes. */
   stopPod(pod: KubeObject): Promise<void>;
-}
-
-/**
- * A container's environment as the kubelet builds it: envFrom Secrets, then env in order (plain
- * values with $(NAME) references expanded, secretKeyRef values), or the name of a missing Secret.
- * `secretData` gives a Secret's data (base64 values), undefined when the Secret does not exist.
- * The fake's kubelet and the real API server's stand-in (k8s-real-kubelet.ts) share it.
- */
-export function containerEnv(
-  c: KubeObject,
-  secretData: (name: string) => Record<string, string> | undefined,
-): Record<string, string> | { missing: string } {
-  const out: Record<string, string> = {};
-  for (const from of c.envFrom ?? []) {
-    if (!from.secretRef) continue;
-    const data = secretData(from.secretRef.name);
-    if (!data) return { missing: from.secretRef.name };
-    for (const [k, v] of Object.entries(data)) out[k] = Buffer.from(String(v), "base64").toString();
-  }
-  // $(NAME) is an earlier variable's value, $$ a literal $; unknown references stay as written.
-  const expand = (v: string) =>
-    v.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (m, name) => (m === "$$" ? "$" : (out[name] ?? m)));
-  for (const e of c.env ?? []) {
-    const ref = e.valueFrom?.secretKeyRef;
-    if (!ref) out[e.name] = expand(e.value ?? "");
-    else {
-      const v = secretData(ref.name)?.[ref.key];
-      if (v === undefined) return { missing: ref.name };
-      out[e.name] = Buffer.from(v, "base64").toString();
-    }
-  }
-  return out;
-}
-
-/** The names of the Secrets a container's env and envFrom read. */
-export function secretsOf(c: KubeObject): string[] {
-  const names = [
-    ...(c.envFrom ?? []).map((f: KubeObject) => f.secretRef?.name),
-    ...(c.env ?? []).map((e: KubeObject) => e.valueFrom?.secretKeyRef?.name),
-  ];
-  return [...new Set(names.filter((n): n is string => !!n))];
 }
 
 export interface FakeKubeApiOptions {
@@ -400,7 +360,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   const now = () => new Date().toISOString().replace(/\.\d+Z$/, "Z");
 
   const podEnv = (pod: KubeObject, c: KubeObject) =>
-    containerEnv(c, (name) => {
+    containerEnv(c as V1Container, (name) => {
       const s = store.get(key("secrets", pod.metadata.namespace, name));
       return s && (s.data ?? {});
     });

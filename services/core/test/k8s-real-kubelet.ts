@@ -4,7 +4,7 @@
  * runs each new one (by uid, once) with a ContainerRuntime (k8s-local-kubelet.ts runs lib/sync and
  * the runner in-process), reporting through pods/<name>/status what a kubelet reports:
  *
- * - At once: phase Pending, a pod IP (10.244.0.N), PodScheduled, Initialized/Ready/ContainersReady
+ * - At once: phase Pending, a pod IP (10.244.N.M), PodScheduled, Initialized/Ready/ContainersReady
  *   False, every container waiting PodInitializing.
  * - Env as the kubelet builds it (containerEnv, shared with the fake): envFrom and secretKeyRef read
  *   from the real Secrets, $(VAR) expanded; a missing Secret is waiting CreateContainerConfigError
@@ -35,8 +35,9 @@ import {
   type V1Pod,
   type V1PodStatus,
 } from "@kubernetes/client-node";
+import { containerEnv, secretsOf } from "../../../lib/testing/kube-env.js";
 import { isConflict, isNotFound } from "../src/driver/kubernetes/errors.js";
-import { type ContainerRuntime, containerEnv, type KubeObject, secretsOf } from "./fake-kube-api.js";
+import type { ContainerRuntime, KubeObject } from "./fake-kube-api.js";
 
 export interface RealKubelet {
   /** Stops polling and every pod it runs; rejects with what failed in the stand-in itself, if anything. */
@@ -137,7 +138,7 @@ export function startRealKubelet(o: {
 
   async function secrets(c: V1Container) {
     const data = new Map<string, Record<string, string>>();
-    for (const name of secretsOf(c as KubeObject)) {
+    for (const name of secretsOf(c)) {
       try {
         data.set(name, (await core.readNamespacedSecret({ name, namespace })).data ?? {});
       } catch (err) {
@@ -150,7 +151,7 @@ export function startRealKubelet(o: {
   /** The container's env once its Secrets exist (waiting CreateContainerConfigError until then). */
   async function envOf(run: PodRun, c: V1Container, s: V1ContainerStatus) {
     for (let reported = false; !run.gone; await sleep(pollMs)) {
-      const env = containerEnv(c as KubeObject, await secrets(c));
+      const env = containerEnv(c, await secrets(c));
       if (!("missing" in env)) return env;
       if (reported) continue;
       s.state = { waiting: { reason: "CreateContainerConfigError", message: `secret "${env.missing}" not found` } };
@@ -232,7 +233,7 @@ export function startRealKubelet(o: {
       uid: pod.metadata!.uid!,
       name: pod.metadata!.name!,
       pod,
-      status: pendingStatus(pod, `10.244.0.${++podIPs}`),
+      status: pendingStatus(pod, `10.244.${Math.floor(podIPs / 250)}.${(podIPs++ % 250) + 1}`),
       gone: false,
     } as PodRun;
     run.done = (async () => {
