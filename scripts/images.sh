@@ -126,7 +126,9 @@ for image in "${images[@]}"; do
   esac
   say "building localhost/devex/$image:$tag from $node_image"
   started=$SECONDS
-  podman build --quiet --layers \
+  # The build steps use the host's network: Podman's default bridge would turn on the host's IP
+  # forwarding and add NAT rules for them.
+  podman build --quiet --layers --network host \
     --file "infra/docker/$file.Dockerfile" --ignorefile "infra/docker/$file.Dockerfile.dockerignore" \
     --build-arg NODE_IMAGE="$node_image" "${ca_args[@]}" --target "$target" \
     --tag "localhost/devex/$image:$tag" . >/dev/null

@@ -67,7 +67,13 @@ export async function startS3(bucket = "devex-test", host = "127.0.0.1"): Promis
     c.kill("SIGKILL");
     await exited;
   };
-  await start();
+  try {
+    await start();
+  } catch (err) {
+    await stop();
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
   const endpoint = `http://${host}:${port}`;
   const credentials = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
   return {

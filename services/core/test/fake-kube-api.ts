@@ -700,7 +700,10 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
         [...current.spec.containers, ...(current.spec.initContainers ?? []), ...before].map((c) => c.name),
       );
       for (const [i, c] of added.entries()) {
-        const field = ephemeralForbidden.find((f) => c[f] !== undefined);
+        // As the server's validation sees it: a Go zero value (an empty list or object) is unset.
+        const set = (v: unknown) =>
+          v !== undefined && v !== null && (typeof v !== "object" || Object.keys(v).length > 0);
+        const field = ephemeralForbidden.find((f) => set(c[f]));
         if (field)
           throw new HttpError(
             422,

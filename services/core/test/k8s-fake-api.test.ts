@@ -217,10 +217,12 @@ describe("fake Kubernetes API server semantics (through the real client)", () =>
       assert.match(String(forbidden.body.message), /Forbidden: cannot be set for an Ephemeral Container/);
     }
     fake.behavior.persistExitCodes.push(3);
+    // Empty values are unset to the server (Go zero values), so these are accepted.
+    const debug = { name: "debug", image: "busybox", ports: [], resources: {} };
     await core.replaceNamespacedPodEphemeralcontainers({
       name,
       namespace: NS,
-      body: { ...pod, spec: { ...pod.spec!, ephemeralContainers: [{ name: "debug", image: "busybox" }] } },
+      body: { ...pod, spec: { ...pod.spec!, ephemeralContainers: [debug] } },
     });
     const done = await eventually(() => {
       const s = fake.objects("pods", NS)[0].status.ephemeralContainerStatuses?.[0];
