@@ -14,6 +14,7 @@ import { readStoredWorkspace } from "../../../lib/sync/sync.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
 import { startRedis, type TestRedis } from "../../../lib/testing/redis.js";
 import { startS3, type TestS3 } from "../../../lib/testing/s3.js";
+import { mintControlToken } from "../src/runnercontrol/control-token.js";
 import { createRedisStore } from "../src/state/redis.js";
 import type { StateStore } from "../src/state/store.js";
 import { type Clients, startTestCore, type TestCore } from "./harness.js";
@@ -415,6 +416,31 @@ describe("repl lifecycle on Redis and S3", function () {
     assert.equal(t.driver.stops.at(-1)?.reason, "repl stopped after 5 minutes idle");
     const late = await runner.control.heartbeat({ replId, runnerId: started.runnerId });
     assert.equal(late.unknownRunner, true, "a stopped runner is told to exit");
+  });
+
+  it("RunnerControlService: Heartbeat renews a control credential past half its life, and only then", async () => {
+    const { repl } = await c.repl.createRepl({ name: "long", template: "node" });
+    const replId = repl!.replId;
+    await c.repl.startRepl({ replId });
+    const { runnerId, controlToken } = t.driver.starts.at(-1)!;
+    const verifier = createTokenVerifier(t.signer.publicKeyPem);
+    const fresh = await t.clients({ bearer: controlToken }).control.heartbeat({ replId, runnerId });
+    assert.equal(fresh.controlToken, "", "a credential in the first half of its life is kept");
+    // The credential of a repl that has run for four of its credential's seven days.
+    const day = 24 * 3600_000;
+    const aged = mintControlToken(t.signer, runnerId, replId, Date.now() - 4 * day);
+    const renewed = (await t.clients({ bearer: aged }).control.heartbeat({ replId, runnerId })).controlToken;
+    assert.ok(renewed);
+    const claims = verifier.verify(renewed, { aud: "runner-control" });
+    assert.deepEqual([claims.sub, claims.repl, claims.scope], [runnerId, replId, []]);
+    assert.ok(claims.exp * 1000 > Date.now() + 6 * day, "a whole lifetime again");
+    const next = await t.clients({ bearer: renewed }).control.heartbeat({ replId, runnerId });
+    assert.equal(next.unknownRunner, false);
+    assert.equal(next.controlToken, "");
+    // A runner core no longer knows gets no new credential.
+    await c.repl.stopRepl({ replId });
+    const stopped = await t.clients({ bearer: aged }).control.heartbeat({ replId, runnerId });
+    assert.deepEqual([stopped.unknownRunner, stopped.controlToken], [true, ""]);
   });
 
   it("StartRepl finishes what a crashed core left half done", async () => {

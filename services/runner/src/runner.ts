@@ -142,6 +142,7 @@ function startIdleMonitor(
     terminals: TerminalRegistry;
     processes: ProcessRegistry;
     onUnknownRunner: () => void;
+    onControlToken?: (token: string) => void;
   },
 ): IdleMonitor | undefined {
   if (!config.core || !client) return undefined;
@@ -156,6 +157,7 @@ function startIdleMonitor(
     checkIntervalMs: options.idleCheckIntervalMs,
     log: options.log,
     onUnknownRunner: d.onUnknownRunner,
+    onControlToken: d.onControlToken,
   });
   monitor.start();
   return monitor;
@@ -168,10 +170,15 @@ function startIdleMonitor(
  */
 function coreLink(config: RunnerConfig, log: Logger) {
   if (!config.core) return undefined;
-  const { url, controlToken, socketPath, runnerId } = config.core;
-  const client = runnerControlClientFor(url, { token: controlToken, socketPath });
+  const { url, socketPath, runnerId } = config.core;
+  // Core renews the credential through Heartbeat (startIdleMonitor); every call reads the current one.
+  let controlToken = config.core.controlToken;
+  const client = runnerControlClientFor(url, { token: () => controlToken, socketPath });
   const ids = { client, replId: config.replId, runnerId, log };
-  return { client, ids, sharing: followPreviewSharing(ids), environment: followEnvironment(ids) };
+  const renewToken = (token: string) => {
+    controlToken = token;
+  };
+  return { client, ids, renewToken, sharing: followPreviewSharing(ids), environment: followEnvironment(ids) };
 }
 
 /**
@@ -278,6 +285,7 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions):
     activity,
     terminals,
     processes,
+    onControlToken: core?.renewToken,
     onUnknownRunner: () => {
       drainReason ??= "core no longer knows this runner";
       void terminals.closeAll();

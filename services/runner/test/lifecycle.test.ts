@@ -54,7 +54,12 @@ describe("runner status, idle reports and admin", function () {
           async heartbeat(req, ctx) {
             authHeaders.push(bearerToken(ctx.requestHeader.get("authorization")) ?? "");
             heartbeats.push(req);
-            return create(HeartbeatResponseSchema, { interval: durationFromMs(60_000) });
+            // Core renews a credential past half its life: here the one the runner starts with.
+            const renew = authHeaders.at(-1) === "control-secret";
+            return create(HeartbeatResponseSchema, {
+              interval: durationFromMs(60_000),
+              controlToken: renew ? "control-renewed" : "",
+            });
           },
           async reportIdle(req, ctx) {
             authHeaders.push(bearerToken(ctx.requestHeader.get("authorization")) ?? "");
@@ -98,6 +103,13 @@ describe("runner status, idle reports and admin", function () {
     assert.equal(heartbeats[0].replId, REPL);
     assert.equal(heartbeats[0].runnerId, "runner-7");
     assert.equal(authHeaders[0], "control-secret");
+  });
+
+  it("calls core with the credential a heartbeat renewed", async () => {
+    await waitFor(() => heartbeats.length > 0, 5000, "heartbeat");
+    // One client serves every call to core (heartbeats, idle reports, audit, git credentials).
+    await t.runner.idleMonitor!.heartbeat();
+    assert.deepEqual(authHeaders.slice(0, 2), ["control-secret", "control-renewed"]);
   });
 
   it("reports idle once after the idle timeout; GetStatus is not activity, other RPCs are", async () => {

@@ -25,7 +25,7 @@ export function createAuthenticator(state: StateStore, verifier: TokenVerifier, 
     if (method.service === RunnerControlService.typeName) {
       if (!bearer) throw unauthenticated("missing runner credential");
       const claims = verifier.verify(bearer, { aud: Audience.runnerControl });
-      return { kind: "runner", runnerId: claims.sub, replId: claims.repl };
+      return { kind: "runner", runnerId: claims.sub, replId: claims.repl, expireTime: claims.exp * 1000 };
     }
     if (bearer) {
       if (!bearer.startsWith(API_TOKEN_PREFIX)) throw unauthenticated("not an API token: expected dvx_...");

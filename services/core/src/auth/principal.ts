@@ -22,6 +22,8 @@ export interface RunnerPrincipal {
   kind: "runner";
   runnerId: string;
   replId: string;
+  /** When the control credential expires (ms since the epoch). */
+  expireTime: number;
 }
 
 export type Principal = UserPrincipal | RunnerPrincipal;

@@ -13,6 +13,7 @@ import { type ApiScope, runnerScopesFor } from "../../../../lib/contracts/api-sc
 import { SESSION_TOKEN_ID } from "../../../../lib/contracts/audit.js";
 import { Audience, PREVIEW_SCOPES, RunnerRoute, type RunnerScope } from "../../../../lib/contracts/runner-access.js";
 import { DomainError, failedPrecondition, unavailable } from "../../../../lib/kit/errors.js";
+import { mintControlToken } from "../runnercontrol/control-token.js";
 import type { ActiveSession, ReplRecord } from "../state/store.js";
 import {
   describe,
@@ -33,7 +34,6 @@ import { stopLocked } from "./stop.js";
 import { transitions } from "./transitions.js";
 
 const t = transitions.start;
-const CONTROL_TOKEN_TTL_SECONDS = 7 * 24 * 3600;
 /** How long past its timeout a clone may still be reported before it counts as cut off. */
 const ABANDONED_CLONE_GRACE_MS = 2 * 60_000;
 
@@ -141,10 +141,7 @@ export async function startRepl(
           workspacePrefix: workspacePrefix(r),
           homePrefix: homePrefix(r),
           runnerId,
-          controlToken: deps.signer.mint(
-            { aud: Audience.runnerControl, sub: runnerId, repl: replId, scope: [] },
-            CONTROL_TOKEN_TTL_SECONDS,
-          ),
+          controlToken: mintControlToken(deps.signer, runnerId, replId),
           coreUrl: deps.coreUrl,
           egress: effectiveEgress(deps, r),
         },

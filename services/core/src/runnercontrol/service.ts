@@ -12,6 +12,7 @@ import type { RunnerOf, RunnerPrincipal } from "../auth/principal.js";
 import type { ReplDeps } from "../repl/deps.js";
 import { gitCredentialFor } from "../repl/git-route.js";
 import { stopRepl } from "../repl/stop.js";
+import { renewedControlToken } from "./control-token.js";
 import { watchEnvironment } from "./environment.js";
 import { watchPreviewSharing } from "./preview-sharing.js";
 import { reportAudit } from "./report-audit.js";
@@ -32,12 +33,14 @@ export function createRunnerControlService(
 ): ServiceImpl<typeof RunnerControlService> {
   return {
     async heartbeat(req, ctx) {
-      checkIdentity(runnerOf(ctx), req);
+      const caller = runnerOf(ctx);
+      checkIdentity(caller, req);
       let known = await deps.state.refreshActiveSession(req.replId, req.runnerId, deps.sessionTtlMs);
       // A runner heartbeats as soon as it is up, before StartRepl has recorded its session: while the
       // repl is starting, the holder of a control credential for it is the runner being started.
       if (!known) known = (await deps.state.getRepl(req.replId))?.status === "starting";
-      return { interval: durationFromMs(options.heartbeatIntervalMs), unknownRunner: !known };
+      const controlToken = known ? renewedControlToken(deps.signer, caller) : undefined;
+      return { interval: durationFromMs(options.heartbeatIntervalMs), unknownRunner: !known, controlToken };
     },
     async reportIdle(req, ctx) {
       checkIdentity(runnerOf(ctx), req);

@@ -1,6 +1,7 @@
 /**
  * Tells core the runner is alive (Heartbeat, at the interval core asks for) and, once it has been
- * idle past the idle timeout, that it is idle (ReportIdle, once per idle period). The control
+ * idle past the idle timeout, that it is idle (ReportIdle, once per idle period). A heartbeat's
+ * answer may carry a renewed control credential, which it hands on. The control
  * client is any RunnerControlService client; the clock and timers are injectable for tests.
  */
 import { create } from "@bufbuild/protobuf";
@@ -23,6 +24,8 @@ export interface IdleMonitorDeps {
   checkIntervalMs?: number;
   /** Core no longer knows this runner. */
   onUnknownRunner?: () => void;
+  /** Core renewed the control credential: every later call to core carries this one. */
+  onControlToken?: (token: string) => void;
 }
 
 export class IdleMonitor {
@@ -64,6 +67,7 @@ export class IdleMonitor {
         activity: this.snapshot(),
       });
       if (res.interval) next = Math.max(1000, Number(res.interval.seconds) * 1000 + res.interval.nanos / 1e6);
+      if (res.controlToken) this.d.onControlToken?.(res.controlToken);
       if (res.unknownRunner) {
         this.d.log.warn("core no longer knows this runner: draining");
         this.d.onUnknownRunner?.();
