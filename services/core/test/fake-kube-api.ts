@@ -510,9 +510,13 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       if (!obj.metadata.deletionTimestamp) {
         obj.metadata.deletionTimestamp = new Date().toISOString();
         bump(obj);
+        // As the kubelet does: the containers stop, then the pod object goes (a bound pod's
+        // graceful deletion); until then lists still show it, terminating.
         later(behavior.podTerminationMs, () => {
-          store.delete(key(resource, ns, name));
-          void runtime.stopPod(obj).catch(() => {});
+          void runtime
+            .stopPod(obj)
+            .catch(() => {})
+            .finally(() => store.delete(key(resource, ns, name)));
         });
       }
     } else store.delete(key(resource, ns, name));

@@ -371,8 +371,28 @@ describe("Kubernetes driver against the fake API server", () => {
     await driver.stop({ ...startRequest("r-never"), reason: "reconcile" }, signal());
     assert.deepEqual(
       fake.requests.map((r) => `${r.verb} ${r.resource}`),
-      ["list deployments"],
+      ["list deployments", "list pods"],
     );
+  });
+
+  it("a stop returns only once the runner's pod is gone, so its sidecar uploads nothing after", async () => {
+    fake.behavior.podTerminationMs = 700;
+    const req = startRequest("r-terminating");
+    await driver.start(req, signal());
+    const began = Date.now();
+    await driver.stop({ ...req, reason: "repl deleted", persist: false }, signal());
+    assert.ok(Date.now() - began >= 600, `returned after ${Date.now() - began} ms, with the pod terminating`);
+    assert.deepEqual(fake.objects("pods", NS), []);
+    // A stop of a runner whose Deployment is gone still waits for a pod left terminating.
+    const again = startRequest("r-terminating-2");
+    await driver.start(again, signal());
+    const [deployment] = fake.objects("deployments", NS).filter((d) => d.metadata.name.includes("terminating-2"));
+    await kubernetesApis(fake.kubeConfig()).apps.deleteNamespacedDeployment({
+      name: deployment.metadata.name,
+      namespace: NS,
+    });
+    await driver.stop({ ...again, reason: "reconcile", persist: false }, signal());
+    assert.deepEqual(fake.objects("pods", NS), []);
   });
 
   it("a pod whose restore never finished is deleted without persisting (the blob store is newer)", async () => {

@@ -27,7 +27,8 @@ export interface Cluster {
   /** Runs one API call; failures become DomainErrors (kubeError) that keep the API error as kubeCause. */
   call<T>(verb: string, resource: string, fn: () => Promise<T>): Promise<T>;
   findDeployments(selector: string, signal: AbortSignal): Promise<V1Deployment[]>;
-  findPods(runnerId: string, signal: AbortSignal): Promise<V1Pod[]>;
+  /** The runner's pods; those being deleted only with `terminating`. */
+  findPods(runnerId: string, signal: AbortSignal, terminating?: boolean): Promise<V1Pod[]>;
   /** Deletes a Deployment (Background propagation: the garbage collector removes what it owns). */
   deleteDeployment(name: string, signal: AbortSignal): Promise<void>;
 }
@@ -68,11 +69,11 @@ export function createCluster(o: {
       );
       return list.items.filter((d) => !d.metadata?.deletionTimestamp);
     },
-    async findPods(runnerId, signal) {
+    async findPods(runnerId, signal, terminating = false) {
       const list = await cluster.call("list", "pods", () =>
         o.apis.core.listNamespacedPod({ namespace: ns, labelSelector: runnerSelector(runnerId) }, withSignal(signal)),
       );
-      return list.items.filter((p) => !p.metadata?.deletionTimestamp);
+      return terminating ? list.items : list.items.filter((p) => !p.metadata?.deletionTimestamp);
     },
     async deleteDeployment(name, signal) {
       try {

@@ -6,6 +6,7 @@
  * stop first waits for a persist container still running from an earlier attempt (two uploads never
  * race on one manifest), then injects a fresh one. A pod whose restore never finished is deleted
  * without persisting: the blob store is newer than it. Stopping a runner that is gone succeeds.
+ * A stop returns once the runner's pods are gone, so nothing of it writes to the blob store after.
  */
 import type { V1Pod } from "@kubernetes/client-node";
 import { unavailable } from "../../../../../lib/kit/errors.js";
@@ -22,7 +23,10 @@ export async function stopRunner(
   progress?: (p: DriverProgress) => void,
 ): Promise<StopResult> {
   const deployments = await c.findDeployments(runnerSelector(req.runnerId), signal);
-  if (deployments.length === 0) return { persistTime: Date.now() };
+  if (deployments.length === 0) {
+    await awaitPodsGone(c, req, signal);
+    return { persistTime: Date.now() };
+  }
   if (req.persist !== false) {
     const pod = (await c.findPods(req.runnerId, signal)).find((p) => p.status?.phase === "Running" && restored(p));
     if (pod && c.settings.persist.mode === "sidecar") await persistBySidecar(c, req, pod, signal, progress);
@@ -31,7 +35,29 @@ export async function stopRunner(
   }
   progress?.({ phase: "teardown" });
   for (const d of deployments) await c.deleteDeployment(d.metadata!.name!, signal);
+  await awaitPodsGone(c, req, signal);
   return { persistTime: Date.now() };
+}
+
+/** A pod's grace period (objects.ts) and time for the garbage collector and the kubelet to act. */
+const POD_GONE_TIMEOUT_MS = 45_000;
+
+/**
+ * Returns once no pod of the runner is left. Until then its persist sidecar may still upload (a
+ * periodic persist, up to the SIGTERM): a deleted repl's files would come back after core removed
+ * them, and a restarted repl's new pod would share the prefix with a second writer.
+ */
+async function awaitPodsGone(c: Cluster, req: StopRequest, signal: AbortSignal) {
+  const deadline = Date.now() + POD_GONE_TIMEOUT_MS;
+  for (;;) {
+    const left = await c.findPods(req.runnerId, signal, true);
+    if (left.length === 0) return;
+    if (Date.now() > deadline)
+      throw unavailable(
+        `the pod of repl ${req.replId} is still terminating after ${seconds(POD_GONE_TIMEOUT_MS)}; its Deployment is deleted — stop again to wait for it`,
+      );
+    await c.pause(signal);
+  }
 }
 
 async function persist(
