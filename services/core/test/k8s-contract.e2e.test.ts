@@ -10,26 +10,16 @@
  * and on a real cluster from .github/workflows/k8s-driver.yml (kind).
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createLocalBlobStore } from "../../../lib/blob/local.js";
-import { runnerClientsFor } from "../../../lib/client/node.js";
 import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.js";
-import { readStoredWorkspace } from "../../../lib/sync/sync.js";
 import { kubernetesApis } from "../src/driver/kubernetes/apis.js";
 import { createKubernetesDriver } from "../src/driver/kubernetes/driver.js";
-import { type DriverFixture, driverContract } from "./driver-contract.js";
-import { faultyBlobs } from "./faulty-blobs.js";
+import { driverContract } from "./driver-contract.js";
 import { NS, startValidatingFake, testSettings } from "./k8s-fixtures.js";
-import { createLocalKubelet } from "./k8s-local-kubelet.js";
+import { localKubeletParts, savedByPeriodicPersist } from "./k8s-kubelet-fixture.js";
 
 async function kubernetesFixture(mode: "sidecar" | "ephemeral", intervalSeconds = 300) {
-  const dir = await mkdtemp(join(tmpdir(), "devex-k8s-contract-"));
-  const blobs = faultyBlobs(createLocalBlobStore(join(dir, "blobs")));
+  const { kubelet, fixture } = await localKubeletParts("k8s-contract");
   const signer = createTokenSigner(generateSigningKey().privateKeyPem);
-  const kubelet = createLocalKubelet({ blobs, root: join(dir, "pods") });
   const fake = await startValidatingFake({ runtime: kubelet });
   const driver = createKubernetesDriver({
     apis: kubernetesApis(fake.kubeConfig()),
@@ -40,25 +30,7 @@ async function kubernetesFixture(mode: "sidecar" | "ephemeral", intervalSeconds 
     signer,
     persistUrl: (pod) => kubelet.persistUrl(pod),
   });
-  const fixture: DriverFixture = {
-    driver,
-    blobs,
-    signer,
-    coreUrl: "http://127.0.0.1:9",
-    clientUrl: (_started, replId) => {
-      const url = kubelet.runnerUrl(replId);
-      if (!url) throw new Error(`no live pod serves repl ${replId}`);
-      return url;
-    },
-    failBlobs: (on) => {
-      blobs.failing = on;
-    },
-    async close() {
-      await fake.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-  return { ...fixture, fake };
+  return { ...fixture(driver, signer, () => fake.close()), fake };
 }
 
 driverContract("kubernetes (fake API server, persist sidecar)", () => kubernetesFixture("sidecar"));
@@ -71,35 +43,9 @@ describe("kubernetes: a repl pod killed without a stop (its node died)", functio
     const f = await kubernetesFixture("sidecar", 1);
     try {
       const signal = () => AbortSignal.timeout(30_000);
-      const replId = `r${randomBytes(6).toString("hex")}`;
-      const request = () => {
-        const runnerId = `run-${randomBytes(8).toString("hex")}`;
-        return {
-          replId,
-          owner: "alice",
-          workspacePrefix: `repl/alice/${replId}/`,
-          runnerId,
-          controlToken: f.signer.mint({ aud: "runner-control", sub: runnerId, repl: replId, scope: [] }, 600),
-          coreUrl: f.coreUrl,
-        };
-      };
-      const token = f.signer.mint({ aud: "runner", sub: "alice", repl: replId, scope: ["files"] }, 600);
-      const first = request();
-      const started = await f.driver.start(first, signal());
-      const files = runnerClientsFor(f.clientUrl(started, replId), { token }).files;
-      await files.writeFile({ path: "saved.txt", content: Buffer.from("before the persist") });
-      // The sidecar's periodic persist (every second) stores it; no stop asked for it.
-      const deadline = Date.now() + 20_000;
-      let stored = new Map<string, Buffer>();
-      while (!stored.has("saved.txt") && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 100));
-        stored = await readStoredWorkspace(f.blobs, first.workspacePrefix).catch(() => new Map());
-      }
-      assert.equal(stored.get("saved.txt")?.toString(), "before the persist");
-
+      const { replId, request, readSaved } = await savedByPeriodicPersist(f, signal);
       // The node dies: the pod goes with no persist (delete the Deployment and let it cascade).
-      const kill = await f.fake.kubeConfig().makeApiClient((await import("@kubernetes/client-node")).AppsV1Api);
-      await kill.deleteNamespacedDeployment({
+      await kubernetesApis(f.fake.kubeConfig()).apps.deleteNamespacedDeployment({
         name: `devex-${replId}`,
         namespace: NS,
         propagationPolicy: "Background",
@@ -109,11 +55,8 @@ describe("kubernetes: a repl pod killed without a stop (its node died)", functio
         assert.ok(Date.now() < gone, "the pod went away");
         await new Promise((r) => setTimeout(r, 20));
       }
-
       const again = await f.driver.start(request(), signal());
-      const restored = runnerClientsFor(f.clientUrl(again, replId), { token }).files;
-      const read = await restored.readFile({ path: "saved.txt" });
-      assert.equal(Buffer.from(read.content).toString(), "before the persist");
+      assert.equal(await readSaved(f.clientUrl(again, replId)), "before the persist");
     } finally {
       await f.close();
     }

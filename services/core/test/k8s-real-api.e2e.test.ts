@@ -15,27 +15,21 @@
  * server showed the fake was taught (fake-kube-api.ts).
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AppsV1Api, CoreV1Api, KubernetesObjectApi } from "@kubernetes/client-node";
-import { createLocalBlobStore } from "../../../lib/blob/local.js";
-import { runnerClientsFor } from "../../../lib/client/node.js";
 import { DomainError } from "../../../lib/kit/errors.js";
 import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.js";
-import { readStoredWorkspace } from "../../../lib/sync/sync.js";
 import { kubeBinaries, type RealKube, startKubeApiServer } from "../../../lib/testing/kube-apiserver.js";
 import { inCI } from "../../../lib/testing/programs.js";
 import { kubernetesApis } from "../src/driver/kubernetes/apis.js";
 import { createKubernetesDriver } from "../src/driver/kubernetes/driver.js";
 import { runnerSelector } from "../src/driver/kubernetes/objects.js";
-import { type DriverFixture, driverContract } from "./driver-contract.js";
-import { faultyBlobs } from "./faulty-blobs.js";
+import { driverContract } from "./driver-contract.js";
 import { NS, s3Secret, startRequest, testSettings } from "./k8s-fixtures.js";
+import { localKubeletParts, savedByPeriodicPersist } from "./k8s-kubelet-fixture.js";
 import { loadDocs, type Obj } from "./k8s-kustomize.js";
-import { createLocalKubelet, type LocalKubelet } from "./k8s-local-kubelet.js";
+import type { LocalKubelet } from "./k8s-local-kubelet.js";
 import { startRealKubelet } from "./k8s-real-kubelet.js";
 
 const infra = fileURLToPath(new URL("../../../infra/k8s", import.meta.url));
@@ -99,40 +93,24 @@ describe("Kubernetes driver against a real API server (1.20)", function () {
    * every Deployment in the repl namespace and waits for their pods, so the next fixture starts clean.
    */
   async function realFixture(intervalSeconds = 300) {
-    const dir = await mkdtemp(join(tmpdir(), "devex-k8s-real-"));
-    const blobs = faultyBlobs(createLocalBlobStore(join(dir, "blobs")));
-    const kubelet = createLocalKubelet({ blobs, root: join(dir, "pods") });
+    const { kubelet, fixture } = await localKubeletParts("k8s-real");
     const node = startRealKubelet({ kubeConfig: kube.kubeConfig(), runtime: kubelet, namespace: NS });
-    const fixture: DriverFixture = {
-      driver: driverAs({ kubelet, intervalSeconds }),
-      blobs,
-      signer,
-      coreUrl: "http://127.0.0.1:9",
-      clientUrl: (_started, replId) => {
-        const url = kubelet.runnerUrl(replId);
-        if (!url) throw new Error(`no live pod serves repl ${replId}`);
-        return url;
-      },
-      failBlobs: (on) => {
-        blobs.failing = on;
-      },
-      async close() {
-        try {
-          const apps = kube.kubeConfig().makeApiClient(AppsV1Api);
-          await apps.deleteCollectionNamespacedDeployment({ namespace: NS, propagationPolicy: "Background" });
-          const core = kube.kubeConfig().makeApiClient(CoreV1Api);
-          for (const deadline = Date.now() + 30_000; ; await sleep(100)) {
-            const left = (await core.listNamespacedPod({ namespace: NS })).items.map((p) => p.metadata?.name);
-            if (left.length === 0) break;
-            assert.ok(Date.now() < deadline, `pods left: ${left}`);
-          }
-        } finally {
-          // The stand-in stops its runners and sidecars before their folders go.
-          await node.close().finally(() => rm(dir, { recursive: true, force: true }));
+    const close = async () => {
+      try {
+        const apps = kube.kubeConfig().makeApiClient(AppsV1Api);
+        await apps.deleteCollectionNamespacedDeployment({ namespace: NS, propagationPolicy: "Background" });
+        const core = kube.kubeConfig().makeApiClient(CoreV1Api);
+        for (const deadline = Date.now() + 30_000; ; await sleep(100)) {
+          const left = (await core.listNamespacedPod({ namespace: NS })).items.map((p) => p.metadata?.name);
+          if (left.length === 0) break;
+          assert.ok(Date.now() < deadline, `pods left: ${left}`);
         }
-      },
+      } finally {
+        // The stand-in stops its runners and sidecars before their folders go.
+        await node.close();
+      }
     };
-    return { ...fixture, kubelet };
+    return fixture(driverAs({ kubelet, intervalSeconds }), signer, close);
   }
 
   before(async function () {
@@ -310,31 +288,8 @@ describe("Kubernetes driver against a real API server (1.20)", function () {
     it("the ReplicaSet's new pod restores everything written before the last periodic persist", async () => {
       const f = await realFixture(1);
       try {
-        const replId = `r${randomBytes(6).toString("hex")}`;
-        const runnerId = `run-${randomBytes(8).toString("hex")}`;
-        const req = {
-          replId,
-          owner: "alice",
-          workspacePrefix: `repl/alice/${replId}/`,
-          runnerId,
-          controlToken: signer.mint({ aud: "runner-control", sub: runnerId, repl: replId, scope: [] }, 600),
-          coreUrl: f.coreUrl,
-        };
-        const token = signer.mint({ aud: "runner", sub: "alice", repl: replId, scope: ["files"] }, 600);
-        const started = await f.driver.start(req, signal());
-        const firstUrl = f.clientUrl(started, replId);
-        await runnerClientsFor(firstUrl, { token }).files.writeFile({
-          path: "saved.txt",
-          content: Buffer.from("before the persist"),
-        });
-        // The sidecar's periodic persist (every second) stores it; no stop asked for it.
-        let stored = new Map<string, Buffer>();
-        for (const deadline = Date.now() + 20_000; !stored.has("saved.txt"); await sleep(100)) {
-          assert.ok(Date.now() < deadline, "the periodic persist stored it");
-          stored = await readStoredWorkspace(f.blobs, req.workspacePrefix).catch(() => new Map());
-        }
-        assert.equal(stored.get("saved.txt")?.toString(), "before the persist");
-
+        const { req, started, firstUrl, readSaved } = await savedByPeriodicPersist(f, signal);
+        const { replId, runnerId } = req;
         // The node dies: the pod goes with no persist, and the ReplicaSet makes another.
         const core = kube.kubeConfig().makeApiClient(CoreV1Api);
         const pods = async () =>
@@ -357,8 +312,7 @@ describe("Kubernetes driver against a real API server (1.20)", function () {
         for (const deadline = Date.now() + 10_000; await answers(firstUrl); await sleep(100)) {
           assert.ok(Date.now() < deadline, "the killed pod's runner still answers");
         }
-        const read = await runnerClientsFor(againUrl, { token }).files.readFile({ path: "saved.txt" });
-        assert.equal(Buffer.from(read.content).toString(), "before the persist");
+        assert.equal(await readSaved(againUrl), "before the persist");
         await f.driver.stop({ ...req, reason: "test" }, signal());
       } finally {
         await f.close();
