@@ -9,7 +9,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { BlobStore } from "../blob/store.js";
-import { checkPrefix, contentKey, generationKey, INDEX, PACKS, readRemote, summarize } from "./remote.js";
+import { checkPrefix, contentAt, contentKey, generationKey, INDEX, PACKS, readRemote, summarize } from "./remote.js";
 import type { RemoteFile, StoredIndex } from "./types.js";
 import { forEachLimit, readAll, retry } from "./util.js";
 
@@ -29,9 +29,10 @@ interface Copy {
   attempts: number;
 }
 
+/** `key` is a full key: the source's, or a lender's for borrowed content. */
 async function getAll(c: Copy, key: string): Promise<Buffer> {
   return retry(c.attempts, c.signal, async () => {
-    const body = await c.store.get(c.from + key, c.signal);
+    const body = await c.store.get(key, c.signal);
     if (!body) throw new Error(`the stored workspace lacks ${key}, which its index names`);
     return readAll(body);
   });
@@ -41,7 +42,10 @@ async function getAll(c: Copy, key: string): Promise<Buffer> {
 async function repack(c: Copy, files: Record<string, RemoteFile>): Promise<Record<string, RemoteFile>> {
   const bySource = new Map<string, string[]>();
   for (const [rel, f] of Object.entries(files)) {
-    if (f.pack && f.link === undefined) bySource.set(f.pack, [...(bySource.get(f.pack) ?? []), rel]);
+    if (f.pack && f.link === undefined) {
+      const key = contentAt(c.from, rel, f)!;
+      bySource.set(key, [...(bySource.get(key) ?? []), rel]);
+    }
   }
   const out: Record<string, RemoteFile> = {};
   let parts: Buffer[] = [];
@@ -57,13 +61,14 @@ async function repack(c: Copy, files: Record<string, RemoteFile>): Promise<Recor
     id = newPackId();
   };
   for (const [pack, rels] of bySource) {
-    const source = await getAll(c, PACKS + pack);
+    const source = await getAll(c, pack);
     for (const rel of rels) {
       const f = files[rel];
       const offset = f.offset ?? 0;
       if (offset + f.size > source.length) throw new Error(`pack ${pack} is shorter than the index says (${rel})`);
       if (size + f.size > PACK_MAX && parts.length) await flush();
-      out[rel] = { ...f, pack: id, offset: size };
+      const { from: _, ...own } = f;
+      out[rel] = { ...own, pack: id, offset: size };
       parts.push(source.subarray(offset, offset + f.size));
       size += f.size;
     }
@@ -89,18 +94,20 @@ export async function copyNewestGeneration(
     return { files: sizes.length, bytes: sizes.reduce((a, b) => a + b, 0) };
   }
   const files = { ...remote.files, ...(await repack(c, remote.files)) };
-  const loose = [
-    ...new Set(
-      Object.entries(files)
-        .filter(([, f]) => !f.pack)
-        .map(([rel, f]) => contentKey(rel, f))
-        .filter((k): k is string => k !== undefined),
-    ),
-  ];
-  await forEachLimit(loose, 8, (key) =>
+  // Objects hold one file each: copied as they are, under their own key (a lender's included).
+  const loose = new Map<string, string>();
+  for (const [rel, f] of Object.entries(files)) {
+    if (f.pack || f.link !== undefined) continue;
+    loose.set(contentAt(from, rel, f)!, contentKey(rel, f)!);
+    if (f.from) {
+      const { from: _, ...own } = f;
+      files[rel] = own;
+    }
+  }
+  await forEachLimit([...loose], 8, ([source, key]) =>
     retry(attempts, signal, async () => {
-      const body = await store.get(from + key, signal);
-      if (!body) throw new Error(`the stored workspace lacks ${key}, which its index names`);
+      const body = await store.get(source, signal);
+      if (!body) throw new Error(`the stored workspace lacks ${source}, which its index names`);
       await store.put(to + key, body, signal);
     }),
   );

@@ -29,3 +29,19 @@ export class WorkspaceReplacedError extends Error {
     );
   }
 }
+
+/** No checkpoint of that id is stored under the prefix (never made, or deleted). */
+export class CheckpointNotFoundError extends Error {
+  override name = "CheckpointNotFoundError";
+  constructor(readonly id: string) {
+    super(`checkpoint ${JSON.stringify(id)} does not exist`);
+  }
+}
+
+/** The prefix holds no indexed state to name (nothing was persisted yet). */
+export class NothingStoredError extends Error {
+  override name = "NothingStoredError";
+  constructor(readonly prefix: string) {
+    super("nothing has been persisted yet: start the repl once (or persist it) before checkpointing or forking it");
+  }
+}

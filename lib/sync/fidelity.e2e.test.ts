@@ -11,8 +11,9 @@ import { dirname, join } from "node:path";
 import { createLocalBlobStore } from "../blob/local.js";
 import type { BlobStore } from "../blob/store.js";
 import { FIDELITY_BUILD, FIDELITY_PROBE, fidelityPaths, fidelityTable, parseProbe } from "./fidelity-fixture.js";
+import { readRemote } from "./remote.js";
 import { persist, readStoredWorkspace, restore } from "./sync.js";
-import { readAll } from "./util.js";
+import type { RemoteFile } from "./types.js";
 
 const bash = (script: string, cwd: string, args: string[] = []) =>
   execFileSync("bash", ["-c", script, "fidelity", ...args], { cwd, encoding: "utf8" });
@@ -94,14 +95,16 @@ describe("workspace fidelity: persist → restore", function () {
     await mkdir(join(src, "empty"));
     await writeFile(join(src, "bin/tool"), "#!/bin/sh\n", { mode: 0o700 });
     await persist(sync("src"));
-    // Rewrite the index and its generation as an older lib/sync wrote them: no mode, mtimeMs, dirs.
-    const index = JSON.parse((await readAll((await store.get(`${prefix}.devex-sync/index.json`))!)).toString());
-    for (const f of Object.values(index.files) as Array<Record<string, unknown>>) {
+    // Rewrite the index and its generation as an older lib/sync wrote them: plain JSON, a full map,
+    // no mode, mtimeMs, dirs.
+    const remote = await readRemote({ store, prefix }, 1);
+    const files: Record<string, Partial<RemoteFile>> = structuredClone(remote.files);
+    for (const f of Object.values(files)) {
       assert.equal(typeof f.mode, "number", "the new format stores modes");
       delete f.mode;
       delete f.mtimeMs;
     }
-    delete index.dirs;
+    const index = { version: 2, generation: remote.generation, time: 0, files, generations: remote.generations };
     const old = Buffer.from(JSON.stringify(index));
     await store.put(`${prefix}.devex-sync/index.json`, old);
     await store.put(`${prefix}.devex-sync/generations/${index.generation}.json`, old);

@@ -25,15 +25,16 @@ import { createHash } from "node:crypto";
 import type { Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { resolve } from "node:path";
+import { writeCheckpoint } from "./checkpoints.js";
 import { WorkspaceMissingError, WorkspaceReplacedError } from "./errors.js";
 import { isSwapped, openDirectory, openFileAt, readlinkAt } from "./fsat.js";
 import { entryOf, identityOf, loadManifest, type ManifestEntry, manifestPathFor, saveManifest } from "./manifest.js";
 import { type Meta, metaOf, sameMeta } from "./meta.js";
-import { collectGarbage, writeGeneration } from "./persist-generation.js";
+import { collectGarbage, stateOf, type WrittenGeneration, writeGeneration } from "./persist-generation.js";
 import { PersistStore } from "./persist-store.js";
 import { Uploads } from "./persist-upload.js";
-import { checkPrefix, INDEX, type RemoteState, readRemote, SYNC_DIR, validKey } from "./remote.js";
-import type { PersistOptions, RemoteDir, RemoteFile, SyncResult } from "./types.js";
+import { checkPrefix, INDEX, type RemoteState, readRemote, SYNC_DIR, summarize, validKey } from "./remote.js";
+import type { CheckpointRequest, GenerationInfo, PersistOptions, RemoteDir, RemoteFile, SyncResult } from "./types.js";
 import { progressOf, semaphore, sha256 } from "./util.js";
 import { type WalkEntry, walkTree } from "./walk.js";
 
@@ -139,16 +140,27 @@ class PersistRun {
     const changed =
       uploads.transferred + this.linksChanged + removed.length > 0 || this.metaChanged() || !remote.indexed || rewound;
     let generation = remote.generation;
-    let kept = remote.generations;
+    let written: WrittenGeneration | undefined;
     if (changed) {
       generation = remote.generation + 1;
       const keep = Math.max(1, o.keepGenerations ?? 5);
-      kept = await writeGeneration(this.store, remote, { n: generation, files: next, dirs: this.nextDirs, keep });
+      written = await writeGeneration(o, this.store, remote, { n: generation, files: next, dirs: this.nextDirs, keep });
     }
     let objects: Record<string, number> = { ...remote.objects, ...this.store.uploaded };
     delete objects[INDEX];
-    if (changed) objects = await collectGarbage(this.store, kept, objects, this.concurrency);
-    this.nextRemote = { indexed: true, files: next, dirs: this.nextDirs, generation, generations: kept, objects };
+    if (written) objects = await collectGarbage(this.store, written, objects, this.concurrency);
+    const kept = written?.kept ?? remote.generations;
+    const checkpoint = o.checkpoint && (await this.checkpoint(o.checkpoint, written, kept[0]));
+    this.nextRemote = {
+      indexed: true,
+      files: next,
+      dirs: this.nextDirs,
+      generation,
+      generations: kept,
+      objects: { ...objects, ...this.store.uploaded },
+      baseRef: written?.state.base ?? remote.baseRef,
+      borrows: written?.borrows ?? remote.borrows,
+    };
     this.progress.done();
     return {
       files: this.files,
@@ -160,7 +172,16 @@ class PersistRun {
       skipped: this.skipped,
       hardLinked: this.hardLinked,
       generation,
+      ...(checkpoint ? { checkpoint } : {}),
     };
+  }
+
+  /** A checkpoint of the state just persisted: the new generation's record, or the newest one's again. */
+  private async checkpoint(req: CheckpointRequest, written: WrittenGeneration | undefined, newest: GenerationInfo) {
+    const { o, remote } = this;
+    const state = written?.state ?? (await stateOf(o, this.store, remote, { files: this.next, dirs: this.nextDirs }));
+    const info = summarize(newest.generation, newest.time, this.next, state.base);
+    return writeCheckpoint({ ...o, attempts: this.store.attempts }, state, info, req);
   }
 
   /** A mode or mtime differs from the stored one (a file's, or a directory's, or a directory came or went). */

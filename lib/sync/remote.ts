@@ -5,18 +5,24 @@
  *                                   large files of version 1 indexes
  *   .devex-sync/packs/<id>          small files concatenated, up to 8 MiB per pack
  *   .devex-sync/objects/<id>        files above 256 KiB, one object each
- *   .devex-sync/generations/<n>.json  one immutable generation: every file → sha256, size, mode,
- *                                   mtime and where its content is (pack + offset, object, or a
- *                                   symlink's target); every directory → mode, mtime
+ *   .devex-sync/maps/<id>           a full map, immutable: every file → sha256, size, mode, mtime
+ *                                   and where its content is (pack + offset, object, a symlink's
+ *                                   target, or another prefix's: `from`); every directory → mode, mtime
+ *   .devex-sync/generations/<n>.json  one immutable generation: a base map and what differs from it
+ *                                   (state.ts); before version 3, a full map
  *   .devex-sync/index.json          a copy of the newest generation, plus the list of kept ones
+ *   .devex-sync/checkpoints/<id>.json  named states (checkpoints.ts)
+ *   .devex-sync/borrowers/<prefix>/<id>.json  keys another prefix (a fork) uses (borrow.ts)
  *
- * Packs and objects get fresh ids and are never overwritten, so a kept generation stays readable
- * until it is dropped; an object is deleted only when no kept generation names it.
+ * Packs, objects and maps get fresh ids and are never overwritten, so a kept generation stays
+ * readable until it is dropped; an object is deleted only when no kept generation, checkpoint or
+ * borrower names it.
  */
 import type { BlobStore } from "../blob/store.js";
 import { checkKey, listAll } from "../blob/store.js";
-import type { GenerationInfo, GenerationSummary, RemoteDir, RemoteFile, StoredIndex } from "./types.js";
-import { readAll, retry } from "./util.js";
+import { getRecord, resolveState } from "./state.js";
+import type { GenerationInfo, GenerationSummary, MapRef, RemoteDir, RemoteFile, StoredIndex } from "./types.js";
+import { retry } from "./util.js";
 
 /** The reserved folder at the top of the prefix; a workspace folder of that name is not synced. */
 export const SYNC_DIR = ".devex-sync";
@@ -42,6 +48,10 @@ export interface RemoteState {
   generations: GenerationInfo[];
   /** Every object known under the prefix (rel key → size), the index excepted. */
   objects: Record<string, number>;
+  /** The base map of the newest generation (state.ts). */
+  baseRef?: MapRef;
+  /** The borrower record this prefix keeps at each lender (borrow.ts). */
+  borrows?: Record<string, string>;
 }
 
 export function checkPrefix(prefix: string) {
@@ -67,24 +77,38 @@ export function contentKey(rel: string, f: RemoteFile): string | undefined {
   return rel;
 }
 
-export function summarize(generation: number, time: number, files: Record<string, RemoteFile>): GenerationInfo {
+/** The summary of a state stored under `home`, with every key it needs: its own and its lenders'. */
+/** The full key of a file's content read under `prefix` (its lender's, when borrowed); undefined for a symlink. */
+export function contentAt(prefix: string, rel: string, f: RemoteFile): string | undefined {
+  const key = contentKey(rel, f);
+  return key === undefined ? undefined : (f.from ?? prefix) + key;
+}
+
+export function summarize(
+  generation: number,
+  time: number,
+  files: Record<string, RemoteFile>,
+  base?: MapRef,
+): GenerationInfo {
   const objects = new Set<string>();
+  const borrowed = new Map<string, Set<string>>();
+  const need = (from: string | undefined, key: string) => {
+    if (from === undefined) objects.add(key);
+    else borrowed.set(from, (borrowed.get(from) ?? new Set()).add(key));
+  };
   let bytes = 0;
   for (const [rel, f] of Object.entries(files)) {
     bytes += f.size;
     const key = contentKey(rel, f);
-    if (key) objects.add(key);
+    if (key) need(f.from, key);
   }
-  return { generation, time, files: Object.keys(files).length, bytes, objects: [...objects] };
+  if (base) need(base.from, base.key);
+  const info: GenerationInfo = { generation, time, files: Object.keys(files).length, bytes, objects: [...objects] };
+  if (borrowed.size) info.borrowed = Object.fromEntries([...borrowed].map(([p, keys]) => [p, [...keys]]));
+  return info;
 }
 
-async function getJson(o: Store, key: string, attempts: number): Promise<StoredIndex | undefined> {
-  const body = await retry(attempts, o.signal, async () => {
-    const b = await o.store.get(o.prefix + key, o.signal);
-    return b ? readAll(b) : undefined;
-  });
-  return body && (JSON.parse(body.toString("utf8")) as StoredIndex);
-}
+const getJson = (o: Store, key: string, attempts: number) => getRecord<StoredIndex>(o, o.prefix + key, attempts);
 
 interface Store {
   store: BlobStore;
@@ -103,8 +127,18 @@ export async function readRemote(o: Store, attempts: number): Promise<RemoteStat
   const index = await getJson(o, INDEX, attempts);
   if (index) {
     const generation = index.generation ?? 0;
-    const { files, dirs } = index;
-    return { indexed: true, files, dirs, generation, generations: index.generations ?? [], objects };
+    const { files, dirs } = await resolveState(o, o.prefix, index, attempts);
+    const generations = index.generations ?? [];
+    return {
+      indexed: true,
+      files,
+      dirs,
+      generation,
+      generations,
+      objects,
+      baseRef: index.base,
+      borrows: index.borrows,
+    };
   }
   const files: Record<string, RemoteFile> = {};
   for (const [rel, size] of Object.entries(objects))
@@ -123,7 +157,7 @@ export async function readGeneration(
   const kept = remote.generations.map((g) => g.generation);
   const stored = kept.includes(generation) ? await getJson(o, generationKey(generation), attempts) : undefined;
   if (!stored) throw new Error(`generation ${generation} is not kept (kept: ${kept.join(", ") || "none"})`);
-  return stored;
+  return resolveState(o, o.prefix, stored, attempts);
 }
 
 /** The stored generations, newest first; [] when nothing was persisted yet. */

@@ -16,10 +16,12 @@ import type { FileHandle } from "node:fs/promises";
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Readable } from "node:stream";
+import { readCheckpoint } from "./checkpoints.js";
 import { createFileAt, emptyDirectory, mkdirAt, type Owner, openDirectory, symlinkAt } from "./fsat.js";
 import { entryOf, identityOf, type ManifestEntry, manifestPathFor, saveManifest } from "./manifest.js";
 import { applyMeta } from "./meta.js";
-import { checkPrefix, contentKey, readGeneration, readRemote, validKey } from "./remote.js";
+import { checkPrefix, contentAt, readGeneration, readRemote, validKey } from "./remote.js";
+import { resolveState } from "./state.js";
 import type { RemoteDir, RemoteFile, RestoreOptions, SyncResult } from "./types.js";
 import { forEachLimit, progressOf, readAll, retry, sha256 } from "./util.js";
 
@@ -35,8 +37,11 @@ export async function restore(o: RestoreOptions): Promise<SyncResult> {
   const attempts = o.attempts ?? 4;
   const concurrency = o.concurrency ?? 16;
   const remote = await readRemote(o, attempts);
-  const generation = o.generation ?? remote.generation;
-  const stored = await readGeneration(o, remote, generation, attempts);
+  const checkpoint = o.checkpoint === undefined ? undefined : await readCheckpoint({ ...o, attempts }, o.checkpoint);
+  const generation = checkpoint?.generation ?? o.generation ?? remote.generation;
+  const stored = checkpoint
+    ? await resolveState(o, o.prefix, checkpoint.state, attempts)
+    : await readGeneration(o, remote, generation, attempts);
 
   // Empty it rather than remove it: it may be a mount point (a Kubernetes volume).
   await mkdir(dir, { recursive: true });
@@ -89,7 +94,7 @@ export async function restore(o: RestoreOptions): Promise<SyncResult> {
 interface RestorePlan {
   skipped: string[];
   dirNames: string[];
-  /** Packed files by pack. */
+  /** Packed files by the pack's full key. */
   byPack: Map<string, string[]>;
   /** Files stored as objects of their own. */
   loose: string[];
@@ -105,8 +110,10 @@ function planRestore(prefix: string, files: Record<string, RemoteFile>, dirs: Re
   for (const [rel, f] of Object.entries(files)) {
     if (!validKey(prefix, rel)) skipped.push(rel);
     else if (f.link !== undefined) links.push(rel);
-    else if (f.pack) byPack.set(f.pack, [...(byPack.get(f.pack) ?? []), rel]);
-    else loose.push(rel);
+    else if (f.pack) {
+      const key = contentAt(prefix, rel, f)!;
+      byPack.set(key, [...(byPack.get(key) ?? []), rel]);
+    } else loose.push(rel);
   }
   return { skipped, dirNames, byPack, loose, links };
 }
@@ -140,7 +147,7 @@ class RestoreRun {
     const { o, files } = this;
     await forEachLimit([...this.plan.byPack], this.concurrency, async ([pack, rels]) => {
       const body = await retry(this.attempts, o.signal, async () => {
-        const b = await o.store.get(`${o.prefix}${contentKey(rels[0], files[rels[0]])}`, o.signal);
+        const b = await o.store.get(pack, o.signal);
         if (!b) throw new Error(`pack ${pack} named by the index is missing`);
         return readAll(b);
       });
@@ -158,10 +165,10 @@ class RestoreRun {
   async restoreLoose() {
     const { o, files, attempts } = this;
     await forEachLimit(this.plan.loose, this.concurrency, async (rel) => {
-      const key = o.prefix + contentKey(rel, files[rel]);
+      const key = contentAt(o.prefix, rel, files[rel])!;
       const get = async () => {
         const body = await o.store.get(key, o.signal);
-        if (!body) throw new Error(`object ${key.slice(o.prefix.length)} vanished during restore`);
+        if (!body) throw new Error(`object ${key} vanished during restore`);
         return body;
       };
       if (files[rel].size <= BUFFERED_MAX) {

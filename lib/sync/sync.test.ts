@@ -52,7 +52,7 @@ function suite(name: string, open: () => Promise<{ store: BlobStore; s3?: TestS3
       await put(seed, "src/lib/deep.ts", "export {}\n");
       const first = await persist({ store: env.store, prefix, dir: seed, manifestPath: join(tmp, "seed.m.json") });
       assert.equal(first.transferred, 4);
-      assert.equal(first.objects, 3, "four small files: one pack, the generation and the index");
+      assert.equal(first.objects, 4, "four small files: one pack, the base map, the generation and the index");
 
       const ws = join(tmp, "ws");
       const progress: SyncProgress[] = [];

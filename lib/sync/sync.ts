@@ -14,6 +14,10 @@
  * - manifest.ts: the local manifest (hashes by size/mtime/ctime, directory identity, remote state).
  * - meta.ts: what is kept besides content (mode bits without setuid/setgid, mtime), for files and
  *   for every directory, so empty ones come back.
+ * - state.ts: a stored state as a base map plus what differs from it, gzipped.
+ * - checkpoints.ts, fork.ts, borrow.ts, roots.ts, delete-stored.ts, diff.ts: named states, forks
+ *   that share their parent's content, what garbage collection keeps for them, deleting a tree its
+ *   forks still use, and what differs between two states.
  *
  * Concurrency: one persist or restore per directory at a time (the caller serialises); objects are
  * transferred in parallel with bounded concurrency, each retried with exponential backoff.
@@ -27,12 +31,33 @@ import { SYNC_DIR } from "./remote.js";
 import { restore } from "./restore.js";
 import { walkTree } from "./walk.js";
 
-export { WorkspaceMissingError, WorkspaceReplacedError } from "./errors.js";
+export {
+  type CheckpointRecord,
+  checkpointMap,
+  checkpointStored,
+  deleteCheckpoint,
+  listCheckpoints,
+  pruneCheckpoints,
+  type Retention,
+  readCheckpoint,
+  type StoredTree,
+} from "./checkpoints.js";
+export { collectLingering, deleteStored } from "./delete-stored.js";
+export { diffMaps, type FileChange, unifiedDiff } from "./diff.js";
+export {
+  CheckpointNotFoundError,
+  NothingStoredError,
+  WorkspaceMissingError,
+  WorkspaceReplacedError,
+} from "./errors.js";
+export { forkCheckpoint } from "./fork.js";
 export { loadManifest, type Manifest, type ManifestEntry, manifestPathFor } from "./manifest.js";
 export { persist } from "./persist.js";
 export { listGenerations, type RemoteState, SYNC_DIR } from "./remote.js";
 export { restore } from "./restore.js";
 export type {
+  CheckpointRequest,
+  CheckpointSummary,
   GenerationSummary,
   PersistOptions,
   RemoteFile,
@@ -49,12 +74,13 @@ export type {
 export async function readStoredWorkspace(
   store: BlobStore,
   prefix: string,
-  generation?: number,
+  at?: number | { checkpoint: string },
 ): Promise<Map<string, Buffer>> {
+  const which = typeof at === "object" ? at : { generation: at };
   const tmp = await mkdtemp(join(tmpdir(), "devex-sync-read-"));
   try {
     const dir = join(tmp, "ws");
-    await restore({ store, prefix, dir, manifestPath: join(tmp, "m.json"), generation });
+    await restore({ store, prefix, dir, manifestPath: join(tmp, "m.json"), ...which });
     const out = new Map<string, Buffer>();
     const root = await openDirectory(dir);
     try {

@@ -21,6 +21,11 @@ export interface RemoteFile {
   object?: string;
   /** A symlink: its target text, never followed. `sha256` is the target's hash, `size` 0. */
   link?: string;
+  /**
+   * The prefix whose pack or object holds the content, when it is not the prefix of the record that
+   * names the file: a fork's files still stored by the repl it was forked from (borrow.ts).
+   */
+  from?: string;
 }
 
 /** One stored state of the workspace, as `listGenerations` reports it. */
@@ -35,6 +40,15 @@ export interface GenerationSummary {
 /** What the index keeps per generation: the summary and the objects it needs (keys under the prefix). */
 export interface GenerationInfo extends GenerationSummary {
   objects: string[];
+  /** Keys it needs under other prefixes (a fork's borrowed content), by prefix. */
+  borrowed?: Record<string, string[]>;
+}
+
+/** A full map of a stored state: `.devex-sync/maps/<id>`, immutable, the base of later states. */
+export interface MapRef {
+  /** The key under the prefix that holds it (`from`, when it is another repl's). */
+  key: string;
+  from?: string;
 }
 
 /** A directory as a generation stores it (every one below the root, so empty ones come back). */
@@ -47,10 +61,12 @@ export interface RemoteDir {
 
 /**
  * `.devex-sync/index.json` and `.devex-sync/generations/<n>.json` (the same body: the index is a copy
- * of the newest generation). Version 1 indexes (no generations) are read as generation 0.
+ * of the newest generation). Version 1 indexes (no generations) are read as generation 0. Version 3
+ * is gzipped and names a base map: `files` and `dirs` then hold only what differs from it, and
+ * `removed`/`removedDirs` what it has and this state has not (state.ts).
  */
 export interface StoredIndex {
-  version: 1 | 2;
+  version: 1 | 2 | 3;
   generation?: number;
   time?: number;
   files: Record<string, RemoteFile>;
@@ -58,6 +74,11 @@ export interface StoredIndex {
   dirs?: Record<string, RemoteDir>;
   /** The kept generations, newest first, this one included. */
   generations?: GenerationInfo[];
+  base?: MapRef;
+  removed?: string[];
+  removedDirs?: string[];
+  /** The borrower record this prefix keeps at each prefix it borrows from (borrow.ts). */
+  borrows?: Record<string, string>;
 }
 
 export interface SyncProgress {
@@ -98,6 +119,27 @@ export interface PersistOptions extends SyncOptions {
    * workspace): persist over whatever is stored instead of refusing.
    */
   replaceStored?: boolean;
+  /** Also name the persisted state (checkpoints.ts); `SyncResult.checkpoint` says what was written. */
+  checkpoint?: CheckpointRequest;
+}
+
+/** What a checkpoint is asked to be. */
+export interface CheckpointRequest {
+  name?: string;
+  message?: string;
+  /** Why an automatic one was made ("before-stop", "before-restore", ...); absent: a user's. */
+  auto?: string;
+}
+
+/** A checkpoint as listed: a named, immutable state of the stored tree. */
+export interface CheckpointSummary extends CheckpointRequest {
+  id: string;
+  /** When it was made (ms since the epoch). */
+  time: number;
+  /** The generation it named when it was made. */
+  generation: number;
+  files: number;
+  bytes: number;
 }
 
 export interface RestoreOptions extends SyncOptions {
@@ -105,6 +147,8 @@ export interface RestoreOptions extends SyncOptions {
   owner?: { uid: number; gid: number };
   /** An earlier kept generation (see `listGenerations`); default the newest. */
   generation?: number;
+  /** A checkpoint's id instead (checkpoints.ts). */
+  checkpoint?: string;
 }
 
 export interface SyncResult {
@@ -125,5 +169,7 @@ export interface SyncResult {
   hardLinked: string[];
   /** The generation persisted or restored (0: the remote has no generations, e.g. fresh from a template). */
   generation: number;
+  /** Persist with `checkpoint`: the checkpoint written. */
+  checkpoint?: CheckpointSummary;
   ms: number;
 }
