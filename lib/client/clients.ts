@@ -7,6 +7,7 @@ import { type Client, createClient, type Interceptor, type Transport } from "@co
 import { AdminService } from "../../gen/devex/core/v1/admin_pb.js";
 import { AuditService } from "../../gen/devex/core/v1/audit_pb.js";
 import { AuthService } from "../../gen/devex/core/v1/auth_pb.js";
+import { CheckpointService } from "../../gen/devex/core/v1/checkpoint_pb.js";
 import { ReplService } from "../../gen/devex/core/v1/repl_pb.js";
 import { FileService } from "../../gen/devex/runner/v1/file_pb.js";
 import { ProcessService } from "../../gen/devex/runner/v1/process_pb.js";
@@ -16,6 +17,7 @@ import { RunnerAdminService, RunnerControlService } from "../../gen/devex/runner
 
 export interface CoreClients {
   repls: Client<typeof ReplService>;
+  checkpoints: Client<typeof CheckpointService>;
   auth: Client<typeof AuthService>;
   audit: Client<typeof AuditService>;
 }
@@ -30,6 +32,7 @@ export interface RunnerClients {
 export function createCoreClients(transport: Transport): CoreClients {
   return {
     repls: createClient(ReplService, transport),
+    checkpoints: createClient(CheckpointService, transport),
     auth: createClient(AuthService, transport),
     audit: createClient(AuditService, transport),
   };

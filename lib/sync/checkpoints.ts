@@ -49,8 +49,9 @@ export async function writeCheckpoint(
   info: GenerationInfo,
   req: CheckpointRequest,
 ): Promise<CheckpointSummary> {
+  if (req.id !== undefined && !ID.test(req.id)) throw new Error(`not a checkpoint id: ${JSON.stringify(req.id)}`);
   const summary: CheckpointSummary = {
-    id: newCheckpointId(),
+    id: req.id ?? newCheckpointId(),
     time: Date.now(),
     generation: info.generation,
     files: info.files,
@@ -72,12 +73,25 @@ export async function writeCheckpoint(
   return summary;
 }
 
-/** A checkpoint of a tree nobody is persisting (a stopped repl): its newest stored state. */
+/**
+ * A checkpoint of the newest stored state, read from the index: a stopped tree's, or a running one's
+ * just after a persist. A persist running meanwhile may drop that state from its kept generations
+ * and collect its garbage before the record exists; so the record stands only if the index still
+ * keeps the state once the record is written (every later collection then sees the record).
+ * Otherwise it is deleted and the whole is tried again.
+ */
 export async function checkpointStored(t: StoredTree, req: CheckpointRequest): Promise<CheckpointSummary> {
-  const index = await getRecord<StoredIndex>(t, t.prefix + INDEX, t.attempts ?? 4);
-  const info = index?.generations?.[0];
-  if (!index || !info) throw new NothingStoredError(t.prefix);
-  return writeCheckpoint(t, index, info, req);
+  const attempts = t.attempts ?? 4;
+  for (let tries = 1; ; tries++) {
+    const index = await getRecord<StoredIndex>(t, t.prefix + INDEX, attempts);
+    const info = index?.generations?.[0];
+    if (!index || !info) throw new NothingStoredError(t.prefix);
+    const summary = await writeCheckpoint(t, index, info, req);
+    const after = await getRecord<StoredIndex>(t, t.prefix + INDEX, attempts);
+    if (after?.generations?.some((g) => g.generation === info.generation)) return summary;
+    await retry(attempts, t.signal, () => t.store.deletePrefix(t.prefix + checkpointKey(summary.id), t.signal));
+    if (tries >= 5) throw new Error("the tree kept changing while it was checkpointed; try again");
+  }
 }
 
 export async function readCheckpoint(t: StoredTree, id: string): Promise<CheckpointRecord> {

@@ -55,6 +55,7 @@ export { loadManifest, type Manifest, type ManifestEntry, manifestPathFor } from
 export { persist } from "./persist.js";
 export { listGenerations, type RemoteState, SYNC_DIR } from "./remote.js";
 export { restore } from "./restore.js";
+export { rollbackStored } from "./rollback.js";
 export type {
   CheckpointRequest,
   CheckpointSummary,

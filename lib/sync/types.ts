@@ -125,6 +125,8 @@ export interface PersistOptions extends SyncOptions {
 
 /** What a checkpoint is asked to be. */
 export interface CheckpointRequest {
+  /** The id to use (a home checkpointed with its workspace takes the workspace's); default a new one. */
+  id?: string;
   name?: string;
   message?: string;
   /** Why an automatic one was made ("before-stop", "before-restore", ...); absent: a user's. */

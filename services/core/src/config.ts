@@ -40,6 +40,12 @@ export const coreConfigSchema = z
     DEVEX_GITHUB_REPOSITORIES: env.bool(true),
     DEVEX_REPL_QUOTA: z._default(integer(z.minimum(1), z.maximum(10_000)), 2),
     DEVEX_TEMPLATE_QUOTA: z._default(integer(z.minimum(1), z.maximum(10_000)), 20),
+    /** Checkpoints kept per repl; past it the oldest automatic ones go first. */
+    DEVEX_CHECKPOINT_MAX_COUNT: z._default(integer(z.minimum(1), z.maximum(10_000)), 50),
+    /** Checkpoints older than this many days are deleted. */
+    DEVEX_CHECKPOINT_MAX_AGE_DAYS: z._default(integer(z.minimum(1), z.maximum(36_500)), 30),
+    /** An automatic checkpoint ("before-stop") of the files each stop saved. */
+    DEVEX_CHECKPOINT_ON_STOP: env.bool(true),
     DEVEX_GIT_MAX_SIZE: z._default(integer(z.minimum(1024 * 1024)), 2 * 1024 ** 3),
     DEVEX_GIT_CLONE_TIMEOUT: env.duration("10m"),
     DEVEX_GIT_ALLOW_HTTP: env.bool(false),

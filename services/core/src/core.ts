@@ -4,6 +4,7 @@
  */
 import { AuditService } from "../../../gen/devex/core/v1/audit_pb.js";
 import { AuthService } from "../../../gen/devex/core/v1/auth_pb.js";
+import { CheckpointService } from "../../../gen/devex/core/v1/checkpoint_pb.js";
 import { ReplService } from "../../../gen/devex/core/v1/repl_pb.js";
 import { RunnerControlService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import type { BlobStore } from "../../../lib/blob/store.js";
@@ -25,6 +26,8 @@ import { previewSignIn } from "./auth/preview-sign-in.js";
 import { principalKey, runnerOf, userOf } from "./auth/principal.js";
 import { createAuthService } from "./auth/service.js";
 import { createWebAuth, type GitHubOptions } from "./auth/web.js";
+import { type CheckpointSettings, defaultCheckpointSettings } from "./checkpoints/retention.js";
+import { createCheckpointService } from "./checkpoints/service.js";
 import type { Driver } from "./driver/driver.js";
 import type { ReplDeps } from "./repl/deps.js";
 import { checkSecretsKey } from "./repl/environment.js";
@@ -62,6 +65,8 @@ export interface CoreDeps {
   quota?: number;
   /** Private templates per user; defaults to 20. */
   templateQuota?: number;
+  /** Checkpoint retention and automatic checkpoints (checkpoints/retention.ts). */
+  checkpoints?: Partial<CheckpointSettings>;
   /** Repls from git repositories: size limit (2 GiB), clone timeout (10 min), http:// allowed (no). */
   git?: { maxBytes?: number; timeoutMs?: number; allowHttp?: boolean };
   /** The egress policy of repls whose template names none; defaults to allow_all. */
@@ -161,6 +166,7 @@ function replDepsOf(
     log: deps.log,
     quota: deps.quota ?? 2,
     templateQuota: deps.templateQuota ?? 20,
+    checkpoints: { ...defaultCheckpointSettings, ...deps.checkpoints },
     clone: {
       maxBytes: deps.git?.maxBytes ?? 2 * 2 ** 30,
       timeoutMs: deps.git?.timeoutMs ?? 10 * 60_000,
@@ -225,6 +231,7 @@ export async function createCore(deps: CoreDeps): Promise<Core> {
         createAuthService(deps.state, userOf, { secureCookies: publicUrl.startsWith("https:") }),
       );
       router.service(ReplService, createReplService(repl, userOf));
+      router.service(CheckpointService, createCheckpointService(repl, userOf));
       router.service(AuditService, createAuditService(deps.state, audit, userOf));
       router.service(RunnerControlService, createRunnerControlService(repl, runnerOf, { heartbeatIntervalMs, audit }));
     },

@@ -86,6 +86,11 @@ export async function startCore(config: CoreConfig, deps: StartCoreDeps): Promis
     publicUrl: config.DEVEX_PUBLIC_URL,
     quota: config.DEVEX_REPL_QUOTA,
     templateQuota: config.DEVEX_TEMPLATE_QUOTA,
+    checkpoints: {
+      maxCount: config.DEVEX_CHECKPOINT_MAX_COUNT,
+      maxAgeMs: config.DEVEX_CHECKPOINT_MAX_AGE_DAYS * 86_400_000,
+      onStop: config.DEVEX_CHECKPOINT_ON_STOP,
+    },
     git: {
       maxBytes: config.DEVEX_GIT_MAX_SIZE,
       timeoutMs: config.DEVEX_GIT_CLONE_TIMEOUT,

@@ -8,6 +8,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { AuditService } from "../../../gen/devex/core/v1/audit_pb.js";
 import { AuthService } from "../../../gen/devex/core/v1/auth_pb.js";
+import { CheckpointService } from "../../../gen/devex/core/v1/checkpoint_pb.js";
 import { EgressMode, PreviewVisibility, ReplService } from "../../../gen/devex/core/v1/repl_pb.js";
 import { RunnerControlService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import { bearerAuth, createCoreAdminClient } from "../../../lib/client/clients.js";
@@ -176,6 +177,42 @@ const rpcs: Rpc[] = [
     owner: "ok",
   },
   {
+    name: "CheckpointService.CreateCheckpoint",
+    call: ({ c, replId }) => c.checkpoints.createCheckpoint({ replId, name: "matrix" }),
+    other: Code.NotFound,
+    owner: "ok",
+  },
+  {
+    name: "CheckpointService.ListCheckpoints",
+    call: ({ c, replId }) => c.checkpoints.listCheckpoints({ replId }),
+    other: Code.NotFound,
+    owner: "ok",
+  },
+  {
+    name: "CheckpointService.DeleteCheckpoint (no such checkpoint)",
+    call: ({ c, replId }) => c.checkpoints.deleteCheckpoint({ replId, checkpointId: "000000000-0000" }),
+    other: Code.NotFound,
+    owner: Code.NotFound,
+  },
+  {
+    name: "CheckpointService.DiffCheckpoints (no such checkpoint)",
+    call: ({ c, replId }) => c.checkpoints.diffCheckpoints({ replId, fromCheckpointId: "000000000-0000" }),
+    other: Code.NotFound,
+    owner: Code.NotFound,
+  },
+  {
+    name: "CheckpointService.RestoreCheckpoint (no such checkpoint)",
+    call: ({ c, replId }) => c.checkpoints.restoreCheckpoint({ replId, checkpointId: "000000000-0000" }),
+    other: Code.NotFound,
+    owner: Code.NotFound,
+  },
+  {
+    name: "CheckpointService.ForkRepl",
+    call: async ({ c, fresh }) => c.checkpoints.forkRepl({ replId: await fresh() }),
+    other: Code.NotFound,
+    owner: "ok",
+  },
+  {
     name: "AuditService.ListAuditEvents",
     call: ({ c }) => c.audit.listAuditEvents({}),
     other: "ok",
@@ -261,6 +298,12 @@ const opens: Record<string, readonly string[] | "runners only"> = {
   "ReplService.WatchRepl": ["repls:read"],
   "ReplService.SaveTemplate": ["exec"],
   "ReplService.DeleteTemplate": ["repls:write"],
+  "CheckpointService.CreateCheckpoint": ["repls:write"],
+  "CheckpointService.ListCheckpoints": ["repls:read"],
+  "CheckpointService.DeleteCheckpoint": ["repls:write"],
+  "CheckpointService.DiffCheckpoints": ["files:read", "files:write"],
+  "CheckpointService.RestoreCheckpoint": ["files:write"],
+  "CheckpointService.ForkRepl": ["repls:write"],
   "AuditService.ListAuditEvents": ["admin"],
   // No user credential works there, whatever its scopes (Unauthenticated).
   "RunnerControlService.Heartbeat": "runners only",
@@ -274,7 +317,7 @@ const opens: Record<string, readonly string[] | "runners only"> = {
 };
 
 /** Every method of the services core serves, as "Service.Method". */
-const served = [AuthService, ReplService, AuditService, RunnerControlService].flatMap((s) =>
+const served = [AuthService, ReplService, CheckpointService, AuditService, RunnerControlService].flatMap((s) =>
   s.methods.map((m) => `${s.name}.${m.name}`),
 );
 

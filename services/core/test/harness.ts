@@ -8,6 +8,7 @@ import { type Client, createClient, type Interceptor, type Transport } from "@co
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { AuditService } from "../../../gen/devex/core/v1/audit_pb.js";
 import { AuthService } from "../../../gen/devex/core/v1/auth_pb.js";
+import { CheckpointService } from "../../../gen/devex/core/v1/checkpoint_pb.js";
 import { ReplService } from "../../../gen/devex/core/v1/repl_pb.js";
 import { RunnerControlService } from "../../../gen/devex/runnercontrol/v1/runner_control_pb.js";
 import { createLocalBlobStore } from "../../../lib/blob/local.js";
@@ -42,6 +43,7 @@ export interface TestCore {
 export interface Clients {
   auth: Client<typeof AuthService>;
   repl: Client<typeof ReplService>;
+  checkpoints: Client<typeof CheckpointService>;
   control: Client<typeof RunnerControlService>;
   audit: Client<typeof AuditService>;
 }
@@ -59,6 +61,7 @@ export function clientsFor(baseUrl: string, auth: { bearer?: string; cookie?: st
   return {
     auth: make(AuthService),
     repl: make(ReplService),
+    checkpoints: make(CheckpointService),
     control: make(RunnerControlService),
     audit: make(AuditService),
   };

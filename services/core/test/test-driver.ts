@@ -3,13 +3,14 @@
  * records every call, so core's lifecycle (locking, transitions, rollback) can be tested without a
  * runtime. Delays and failures are switchable per test.
  */
-import { unavailable } from "../../../lib/kit/errors.js";
+import { failedPrecondition, unavailable } from "../../../lib/kit/errors.js";
 import { sleep } from "../../../lib/kit/sleep.js";
-import type { Driver, EgressChange, StartRequest, StopRequest } from "../src/driver/driver.js";
+import type { Driver, EgressChange, PersistRequest, StartRequest, StopRequest } from "../src/driver/driver.js";
 
 export interface TestDriver extends Driver {
   readonly starts: StartRequest[];
   readonly stops: StopRequest[];
+  readonly persists: PersistRequest[];
   /** Every setEgress call, in order. */
   readonly egressChanges: EgressChange[];
   readonly runners: Map<string, { replId: string; url: string }>;
@@ -25,6 +26,7 @@ export function createTestDriver(): TestDriver {
   const driver: TestDriver = {
     starts: [],
     stops: [],
+    persists: [],
     egressChanges: [],
     runners: new Map(),
     startDelayMs: 0,
@@ -50,6 +52,12 @@ export function createTestDriver(): TestDriver {
       if (driver.failPersist && req.persist !== false)
         throw unavailable("test driver: persisting the workspace failed");
       driver.runners.delete(req.runnerId);
+      return { persistTime: Date.now() };
+    },
+    async persist(req) {
+      driver.persists.push(req);
+      if (!driver.runners.has(req.runnerId)) throw failedPrecondition("test driver: the runner is gone");
+      if (driver.failPersist) throw unavailable("test driver: persisting the workspace failed");
       return { persistTime: Date.now() };
     },
     async status(runnerId) {

@@ -6,6 +6,7 @@
  */
 import { AuditService } from "../../../../gen/devex/core/v1/audit_pb.js";
 import { AuthService } from "../../../../gen/devex/core/v1/auth_pb.js";
+import { CheckpointService } from "../../../../gen/devex/core/v1/checkpoint_pb.js";
 import { ReplService } from "../../../../gen/devex/core/v1/repl_pb.js";
 import { ALL_API_SCOPES, ApiScope } from "../../../../lib/contracts/api-scopes.js";
 import { permissionDenied } from "../../../../lib/kit/errors.js";
@@ -45,6 +46,14 @@ export const scopeRules: Record<string, readonly ApiScope[]> = {
   // start): making one is running code, as changing a variable is.
   [`${ReplService.typeName}/SaveTemplate`]: [exec],
   [`${ReplService.typeName}/DeleteTemplate`]: [replsWrite],
+  [`${CheckpointService.typeName}/CreateCheckpoint`]: [replsWrite],
+  [`${CheckpointService.typeName}/ListCheckpoints`]: [replsRead],
+  [`${CheckpointService.typeName}/DeleteCheckpoint`]: [replsWrite],
+  // With patches it shows file contents: a reading of files.
+  [`${CheckpointService.typeName}/DiffCheckpoints`]: [filesRead, filesWrite],
+  // It rewrites every file of the repl.
+  [`${CheckpointService.typeName}/RestoreCheckpoint`]: [filesWrite],
+  [`${CheckpointService.typeName}/ForkRepl`]: [replsWrite],
 };
 
 /** Refuses a call the principal's scopes do not open, saying which scope it needs. */

@@ -11,6 +11,8 @@
  * - `stop` persists the workspace first, then tears the runner down. If persisting fails it throws
  *   and leaves the runner running, so no file is lost; core then reports Unavailable.
  *   Stopping a runner that no longer exists succeeds.
+ * - `persist` saves a running runner's trees now, as a stop's first step does, and leaves it running
+ *   (a checkpoint of a running repl follows it); core calls it holding the repl's lock.
  * - `status` and `list` only read; `list` serves reconciliation (runners no repl knows about).
  * - Every call honours its AbortSignal.
  */
@@ -50,6 +52,10 @@ export interface StopRequest extends DriverRepl {
   persist?: boolean;
 }
 
+export interface PersistRequest extends DriverRepl {
+  runnerId: string;
+}
+
 export interface StopResult {
   /** When the workspace was persisted (ms since the epoch). */
   persistTime: number;
@@ -81,6 +87,8 @@ export interface EgressChange {
 export interface Driver {
   start(req: StartRequest, signal: AbortSignal, progress?: (p: DriverProgress) => void): Promise<StartedRunner>;
   stop(req: StopRequest, signal: AbortSignal, progress?: (p: DriverProgress) => void): Promise<StopResult>;
+  /** Fails with Unavailable when the trees could not be saved; a runner that is gone is FailedPrecondition. */
+  persist(req: PersistRequest, signal: AbortSignal, progress?: (p: DriverProgress) => void): Promise<StopResult>;
   status(runnerId: string, signal: AbortSignal): Promise<RunnerStatus>;
   list(signal: AbortSignal): Promise<RunnerInfo[]>;
   /** Applies a new egress policy to a running runner within a second; a runner that is gone is not an error. */
@@ -102,6 +110,7 @@ export function createUnconfiguredDriver(): Driver {
   return {
     start: fail,
     stop: async () => ({ persistTime: Date.now() }),
+    persist: fail,
     status: async () => "stopped",
     list: async () => [],
     setEgress: async () => {},

@@ -1,8 +1,9 @@
 /**
- * DeleteRepl: stop it if it runs, delete its workspace prefix, then its records. A failure puts the
+ * DeleteRepl: stop it if it runs, delete its stored trees (but what its forks use), then its records. A failure puts the
  * repl back to stopped with lastError set, and the call can simply be repeated.
  */
 import { DomainError, unavailable } from "../../../../lib/kit/errors.js";
+import { deleteStored } from "../../../../lib/sync/delete-stored.js";
 import { describe, getOwned, homePrefix, move, operationSignal, withReplLock, workspacePrefix } from "./common.js";
 import type { ReplDeps } from "./deps.js";
 import { stopLocked } from "./stop.js";
@@ -34,8 +35,10 @@ export async function deleteRepl(
         ...(reason ? { lastError: reason } : {}),
       });
       try {
-        await deps.blobs.deletePrefix(workspacePrefix(r), operationSignal(deps));
-        await deps.blobs.deletePrefix(homePrefix(r), operationSignal(deps));
+        // Whatever forks of it still use lingers until they let go (lib/sync delete-stored.ts).
+        const signal = operationSignal(deps);
+        await deleteStored({ store: deps.blobs, prefix: workspacePrefix(r), signal });
+        await deleteStored({ store: deps.blobs, prefix: homePrefix(r), signal });
         await deps.state.deleteRepl(replId, r.owner);
       } catch (err) {
         await move(deps, replId, [t.via], { status: t.onFailure, lastError: `delete failed: ${describe(err)}` }).catch(

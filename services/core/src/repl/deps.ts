@@ -2,6 +2,7 @@ import type { BlobStore } from "../../../../lib/blob/store.js";
 import type { EgressPolicy } from "../../../../lib/egress/policy.js";
 import type { Logger } from "../../../../lib/kit/log.js";
 import type { TokenSigner } from "../../../../lib/kit/tokens.js";
+import type { CheckpointSettings } from "../checkpoints/retention.js";
 import type { Driver } from "../driver/driver.js";
 import type { StateStore } from "../state/store.js";
 import type { CloneLimits } from "./clone.js";
@@ -29,6 +30,8 @@ export interface ReplDeps {
   quota: number;
   /** Private templates per user (DEVEX_TEMPLATE_QUOTA). */
   templateQuota: number;
+  /** Checkpoint retention and automatic checkpoints (DEVEX_CHECKPOINT_*). */
+  checkpoints: CheckpointSettings;
   /** Repls from git repositories (DEVEX_GIT_*). */
   clone: CloneLimits & {
     /** http:// URLs as well as https:// (an operator's own git server on a private network). */

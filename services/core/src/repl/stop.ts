@@ -3,6 +3,8 @@
  * running, the repl stays running with lastError set, and the call fails with Unavailable.
  */
 import { failedPrecondition, unavailable } from "../../../../lib/kit/errors.js";
+import { checkpointStored, NothingStoredError } from "../../../../lib/sync/sync.js";
+import { prune } from "../checkpoints/retention.js";
 import type { ReplRecord, SetupRecord } from "../state/store.js";
 import { describe, getOwned, homePrefix, move, operationSignal, withReplLock, workspacePrefix } from "./common.js";
 import type { ReplDeps } from "./deps.js";
@@ -59,9 +61,26 @@ export async function stopLocked(
   }
   const persistMs = Date.now() - began;
   await deps.state.deleteActiveSession(replId, session.runnerId);
+  if (persist && deps.checkpoints.onStop) await checkpointAfterStop(deps, r);
   const setup = await setupLeftRunning(deps, replId);
   r = await move(deps, replId, [t.via], { status: t.to, persistTime, lastError: "", ...setup });
   return { repl: r, persistMs };
+}
+
+/** The automatic checkpoint of what a stop saved; a failure is logged, the stop stands. */
+async function checkpointAfterStop(deps: ReplDeps, r: ReplRecord) {
+  const req = { auto: "before-stop" } as const;
+  try {
+    const signal = operationSignal(deps);
+    const made = await checkpointStored({ store: deps.blobs, prefix: workspacePrefix(r), signal }, req);
+    await checkpointStored({ store: deps.blobs, prefix: homePrefix(r), signal }, { ...req, id: made.id }).catch(
+      (err) => err instanceof NothingStoredError || Promise.reject(err),
+    );
+    await prune(deps, r, signal);
+  } catch (err) {
+    if (!(err instanceof NothingStoredError))
+      deps.log.warn({ err, replId: r.replId }, "the automatic checkpoint of a stop failed");
+  }
 }
 
 /** Read once the runner is gone (so no report can still land): a setup it left running failed. */

@@ -29,7 +29,7 @@ import {
 import { checkServerVersion } from "./server-version.js";
 import { setEgress } from "./set-egress.js";
 import { startRunner } from "./start.js";
-import { stopRunner } from "./stop.js";
+import { persistRunner, stopRunner } from "./stop.js";
 
 export interface KubernetesDriverDeps {
   apis: KubernetesApis;
@@ -81,6 +81,10 @@ export function createKubernetesDriver(deps: KubernetesDriverDeps): Driver {
       return startRunner(cluster, stop, req, signal, progress);
     },
     stop,
+    async persist(req, signal, progress) {
+      await serverChecked(signal);
+      return persistRunner(cluster, req, signal, progress);
+    },
     setEgress: (change, signal) => setEgress(cluster, change, signal),
     async status(runnerId, signal) {
       return (await cluster.findDeployments(runnerSelector(runnerId), signal)).length > 0 ? "running" : "stopped";

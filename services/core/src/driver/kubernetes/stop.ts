@@ -9,8 +9,8 @@
  * A stop returns once the runner's pods are gone, so nothing of it writes to the blob store after.
  */
 import type { V1Pod } from "@kubernetes/client-node";
-import { unavailable } from "../../../../../lib/kit/errors.js";
-import type { DriverProgress, StopRequest, StopResult } from "../driver.js";
+import { failedPrecondition, unavailable } from "../../../../../lib/kit/errors.js";
+import type { DriverProgress, PersistRequest, StopRequest, StopResult } from "../driver.js";
 import { withSignal } from "./apis.js";
 import { type Cluster, detailOf, kubeCause, restored, seconds, syncCounts } from "./cluster.js";
 import { isConflict } from "./errors.js";
@@ -28,14 +28,40 @@ export async function stopRunner(
     return { persistTime: Date.now() };
   }
   if (req.persist !== false) {
-    const pod = (await c.findPods(req.runnerId, signal)).find((p) => p.status?.phase === "Running" && restored(p));
-    if (pod && c.settings.persist.mode === "sidecar") await persistBySidecar(c, req, pod, signal, progress);
-    else if (pod) await persist(c, req, pod, signal, progress);
+    const pod = await restoredPod(c, req, signal);
+    if (pod) await persistPod(c, req, pod, signal, progress);
     else c.log?.info({ replId: req.replId }, "no restored workspace to persist; the blob store is up to date");
   }
   progress?.({ phase: "teardown" });
   for (const d of deployments) await c.deleteDeployment(d.metadata!.name!, signal);
   await awaitPodsGone(c, req, signal);
+  return { persistTime: Date.now() };
+}
+
+const restoredPod = async (c: Cluster, req: PersistRequest, signal: AbortSignal) =>
+  (await c.findPods(req.runnerId, signal)).find((p) => p.status?.phase === "Running" && restored(p));
+
+function persistPod(
+  c: Cluster,
+  req: StopRequest,
+  pod: V1Pod,
+  signal: AbortSignal,
+  progress?: (p: DriverProgress) => void,
+) {
+  if (c.settings.persist.mode === "sidecar") return persistBySidecar(c, req, pod, signal, progress);
+  return persist(c, req, pod, signal, progress);
+}
+
+/** Persists a running runner's trees as a stop's first step does, and leaves it running. */
+export async function persistRunner(
+  c: Cluster,
+  req: PersistRequest,
+  signal: AbortSignal,
+  progress?: (p: DriverProgress) => void,
+): Promise<StopResult> {
+  const pod = await restoredPod(c, req, signal);
+  if (!pod) throw failedPrecondition(`repl ${req.replId} has no running, restored pod to persist`);
+  await persistPod(c, { ...req, reason: "persist on request" }, pod, signal, progress);
   return { persistTime: Date.now() };
 }
 

@@ -33,6 +33,7 @@
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { BlobStore } from "../../../../../lib/blob/store.js";
+import { failedPrecondition, unavailable } from "../../../../../lib/kit/errors.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import type { TokenSigner } from "../../../../../lib/kit/tokens.js";
 import type { Driver, EgressChange, RunnerInfo } from "../driver.js";
@@ -175,6 +176,20 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       return serial(h, () =>
         h.gone ? Promise.resolve({ persistTime: Date.now() }) : stopRunner(d, h, req, signal, progress),
       );
+    },
+
+    async persist(req, signal, progress) {
+      const h = runners.get(req.runnerId);
+      const gone = () => failedPrecondition(`the runner of repl ${req.replId} is gone; start the repl again`);
+      if (!h || h.gone) throw gone();
+      return serial(h, async () => {
+        if (h.gone) throw gone();
+        await sync.persist(h, signal, progress).catch((err) => {
+          log.warn({ err, replId: req.replId }, "persisting the workspace failed");
+          throw unavailable("persisting the workspace failed; the repl keeps running as it was, try again", err);
+        });
+        return { persistTime: h.lastPersist ?? Date.now() };
+      });
     },
 
     async status(runnerId) {

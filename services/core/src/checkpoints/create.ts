@@ -1,0 +1,59 @@
+/**
+ * CreateCheckpoint: a running repl's trees are persisted first (its programs keep running), then
+ * the newest stored state of each is named (lib/sync checkpointStored, which stands against a
+ * periodic persist racing it). A stopped repl's stored state is named as it is. Under the repl's
+ * lock: no start, stop, restore or fork meanwhile.
+ */
+import { DomainError, failedPrecondition, unavailable } from "../../../../lib/kit/errors.js";
+import { type CheckpointRequest, type CheckpointSummary, checkpointStored } from "../../../../lib/sync/sync.js";
+import { getOwned, homePrefix, operationSignal, withReplLock, workspacePrefix } from "../repl/common.js";
+import type { ReplDeps } from "../repl/deps.js";
+import type { ReplRecord } from "../state/store.js";
+import { prune } from "./retention.js";
+import { api, homeTree, onHome, workspaceTree } from "./trees.js";
+
+export function refuseUnlessSettled(r: ReplRecord | undefined) {
+  if (!r) return;
+  if (r.git?.status === "cloning") throw failedPrecondition(`repl ${r.replId} is being cloned; try again once cloned`);
+  if (r.status !== "stopped" && r.status !== "running")
+    throw failedPrecondition(`repl ${r.replId} is ${r.status}; try again once it runs or is stopped`);
+}
+
+/** Checkpoints a repl whose lock the caller holds. */
+export async function checkpointLocked(
+  deps: ReplDeps,
+  r: ReplRecord,
+  req: CheckpointRequest,
+): Promise<CheckpointSummary> {
+  refuseUnlessSettled(r);
+  const session = r.status === "running" ? await deps.state.getActiveSession(r.replId) : undefined;
+  if (session) {
+    const persist = { replId: r.replId, owner: r.owner, runnerId: session.runnerId };
+    await deps.driver
+      .persist({ ...persist, workspacePrefix: workspacePrefix(r), homePrefix: homePrefix(r) }, operationSignal(deps))
+      .catch((err) => {
+        throw err instanceof DomainError
+          ? err
+          : unavailable("could not save the repl's files before the checkpoint; try again", err);
+      });
+  }
+  const signal = operationSignal(deps);
+  const made = await api(r.replId, () => checkpointStored(workspaceTree(deps, r, signal), req));
+  await onHome(() => checkpointStored(homeTree(deps, r, signal), { ...req, id: made.id }));
+  await prune(deps, r, signal);
+  deps.log.info({ replId: r.replId, checkpoint: made.id, auto: req.auto }, "checkpoint made");
+  return made;
+}
+
+export async function createCheckpoint(
+  deps: ReplDeps,
+  owner: string,
+  replId: string,
+  req: CheckpointRequest,
+  signal: AbortSignal,
+): Promise<CheckpointSummary> {
+  refuseUnlessSettled(await getOwned(deps, owner, replId));
+  return withReplLock(deps, replId, signal, refuseUnlessSettled, async () =>
+    checkpointLocked(deps, await getOwned(deps, owner, replId), req),
+  );
+}

@@ -1,0 +1,99 @@
+/**
+ * ForkRepl: new stopped repls of the caller from a checkpoint of theirs (or from a checkpoint of the
+ * repl's current files, made first: automatic, "fork"). Each fork's stored trees are made by lib/sync
+ * forkCheckpoint, metadata only, sharing the parent's content; its record copies the parent's
+ * settings and environment. All of it happens under the parent's lock, which a checkpoint's deletion
+ * also takes: the checkpoint a fork borrows from cannot go while the fork is made. Quota: every fork
+ * counts; past the quota none of this call's forks is kept.
+ */
+import { resourceExhausted } from "../../../../lib/kit/errors.js";
+import { type CheckpointSummary, deleteStored, forkCheckpoint, readCheckpoint } from "../../../../lib/sync/sync.js";
+import { getOwned, withReplLock } from "../repl/common.js";
+import { newReplId } from "../repl/create.js";
+import type { ReplDeps } from "../repl/deps.js";
+import type { ReplRecord } from "../state/store.js";
+import { checkpointLocked, refuseUnlessSettled } from "./create.js";
+import { api, homeTree, onHome, workspaceTree } from "./trees.js";
+
+export interface ForkInput {
+  replId: string;
+  /** "": the repl's current files. */
+  checkpointId: string;
+  /** "": the parent's name. */
+  name: string;
+  count: number;
+}
+
+const quotaError = (quota: number) =>
+  resourceExhausted(`repl quota reached: at most ${quota} repls per user (DEVEX_REPL_QUOTA); delete one first`);
+
+/** A fork's record: the parent's settings and environment, a new id, stopped. */
+function forkRecord(parent: ReplRecord, name: string, now: number): ReplRecord {
+  const { replId: _, status: _s, lastError: _e, createTime: _c, updateTime: _u, persistTime: _p, ...settings } = parent;
+  return {
+    ...settings,
+    replId: newReplId(),
+    name,
+    status: "stopped",
+    createTime: now,
+    updateTime: now,
+    persistTime: now,
+    lastError: "",
+  };
+}
+
+export async function forkRepl(
+  deps: ReplDeps,
+  owner: string,
+  input: ForkInput,
+  signal: AbortSignal,
+): Promise<{ repls: ReplRecord[]; checkpoint: CheckpointSummary }> {
+  const count = Math.max(1, input.count);
+  const parent = await getOwned(deps, owner, input.replId);
+  refuseUnlessSettled(parent);
+  if ((await deps.state.countRepls(owner)) + count > deps.quota) throw quotaError(deps.quota);
+  return withReplLock(deps, input.replId, signal, refuseUnlessSettled, async () => {
+    const p = await getOwned(deps, owner, input.replId);
+    refuseUnlessSettled(p);
+    const checkpoint = input.checkpointId
+      ? await api(p.replId, () => readCheckpoint(workspaceTree(deps, p, signal), input.checkpointId))
+      : await checkpointLocked(deps, p, { auto: "fork", name: "forked" });
+    const made: ReplRecord[] = [];
+    try {
+      for (let i = 0; i < count; i++) {
+        const name = (input.name || p.name) + (count > 1 ? ` #${i + 1}` : "");
+        const fork = forkRecord(p, name, Date.now());
+        const treeOf = (t: typeof workspaceTree) => ({
+          ...t(deps, p, signal),
+          checkpoint: checkpoint.id,
+          to: t(deps, fork).prefix,
+        });
+        await forkCheckpoint(treeOf(workspaceTree));
+        await onHome(() => forkCheckpoint(treeOf(homeTree)));
+        made.push(fork);
+        if (!(await deps.state.createRepl(fork, deps.quota))) {
+          throw quotaError(deps.quota);
+        }
+      }
+    } catch (err) {
+      await undo(deps, made);
+      throw err;
+    }
+    for (const f of made) deps.events.publish(f.replId, { repl: f });
+    deps.log.info({ replId: p.replId, checkpoint: checkpoint.id, forks: made.map((f) => f.replId) }, "repl forked");
+    return { repls: made, checkpoint };
+  });
+}
+
+/** Removes forks of a failed call: their records (those written) and their stored trees. */
+async function undo(deps: ReplDeps, made: ReplRecord[]) {
+  for (const f of made) {
+    try {
+      if (await deps.state.getRepl(f.replId)) await deps.state.deleteRepl(f.replId, f.owner);
+      await deleteStored(workspaceTree(deps, f));
+      await deleteStored(homeTree(deps, f));
+    } catch (err) {
+      deps.log.warn({ err, replId: f.replId }, "could not remove a fork of a failed ForkRepl");
+    }
+  }
+}
