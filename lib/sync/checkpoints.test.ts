@@ -169,7 +169,7 @@ function suite(name: string, open: () => Promise<{ store: BlobStore; close(): Pr
       );
       assert.deepEqual(await stored(store, prefix, { checkpoint: c1.id }), { "a.txt": sha("one") });
 
-      await assert.rejects(deleteCheckpoint({ store, prefix }, "000000000-0000"), CheckpointNotFoundError);
+      await assert.rejects(deleteCheckpoint({ store, prefix }, "000000000-00000000"), CheckpointNotFoundError);
       await assert.rejects(checkpointMap({ store, prefix }, "../index"), CheckpointNotFoundError);
       await deleteCheckpoint({ store, prefix }, c2.id);
       await assert.rejects(checkpointMap({ store, prefix }, c2.id), CheckpointNotFoundError);

@@ -35,9 +35,9 @@ export interface StoredTree {
   attempts?: number;
 }
 
-/** Ids a user can type and that sort by time: `<ms base36>-<4 random hex>`. */
-const newCheckpointId = () => `${Date.now().toString(36).padStart(9, "0")}-${randomBytes(2).toString("hex")}`;
-const ID = /^[0-9a-z]{9}-[0-9a-f]{4}$/;
+/** Ids a user can type and that sort by time: `<ms base36>-<8 random hex>`. */
+const newCheckpointId = () => `${Date.now().toString(36).padStart(9, "0")}-${randomBytes(4).toString("hex")}`;
+const ID = /^[0-9a-z]{9}-[0-9a-f]{8}$/;
 
 const NAME_MAX = 200;
 const MESSAGE_MAX = 4000;

@@ -117,6 +117,7 @@ class GcRace {
     storedCheckpoints: 0,
     rewinds: 0,
     forks: 0,
+    forksOfForks: 0,
     checkpointsDeleted: 0,
     treesDeleted: 0,
     verified: 0,
@@ -300,6 +301,7 @@ class GcRace {
     assert.deepEqual(sorted(await hashDir(child.dir)), sorted(child.local), `t${child.id} restored after its fork`);
     this.trees.push(child);
     this.counts.forks++;
+    if (parent.parent) this.counts.forksOfForks++;
     return child;
   }
 
@@ -575,7 +577,7 @@ function suite(name: string, open: () => Promise<{ store: BlobStore; raceStore?:
       const c = race.counts;
       console.log(
         `      seed ${SEED}: ${Date.now() - began} ms, ${race.trees.length} trees, ${c.persists} persists, ` +
-          `${c.checkpoints}+${c.storedCheckpoints} checkpoints, ${c.rewinds} rewinds, ${c.forks} forks, ` +
+          `${c.checkpoints}+${c.storedCheckpoints} checkpoints, ${c.rewinds} rewinds, ${c.forks} forks (${c.forksOfForks} of forks), ` +
           `${c.checkpointsDeleted} checkpoints and ${c.treesDeleted} trees deleted, ${c.verified} trees verified`,
       );
     });

@@ -190,19 +190,19 @@ const rpcs: Rpc[] = [
   },
   {
     name: "CheckpointService.DeleteCheckpoint (no such checkpoint)",
-    call: ({ c, replId }) => c.checkpoints.deleteCheckpoint({ replId, checkpointId: "000000000-0000" }),
+    call: ({ c, replId }) => c.checkpoints.deleteCheckpoint({ replId, checkpointId: "000000000-00000000" }),
     other: Code.NotFound,
     owner: Code.NotFound,
   },
   {
     name: "CheckpointService.DiffCheckpoints (no such checkpoint)",
-    call: ({ c, replId }) => c.checkpoints.diffCheckpoints({ replId, fromCheckpointId: "000000000-0000" }),
+    call: ({ c, replId }) => c.checkpoints.diffCheckpoints({ replId, fromCheckpointId: "000000000-00000000" }),
     other: Code.NotFound,
     owner: Code.NotFound,
   },
   {
     name: "CheckpointService.RestoreCheckpoint (no such checkpoint)",
-    call: ({ c, replId }) => c.checkpoints.restoreCheckpoint({ replId, checkpointId: "000000000-0000" }),
+    call: ({ c, replId }) => c.checkpoints.restoreCheckpoint({ replId, checkpointId: "000000000-00000000" }),
     other: Code.NotFound,
     owner: Code.NotFound,
   },

@@ -156,7 +156,7 @@ describe("checkpoints end to end (local driver)", function () {
       (err: ConnectError) => err.code === Code.NotFound,
     );
     await assert.rejects(
-      core.checkpoints.restoreCheckpoint({ replId: repl!.replId, checkpointId: "000000000-0000" }),
+      core.checkpoints.restoreCheckpoint({ replId: repl!.replId, checkpointId: "000000000-00000000" }),
       (err: ConnectError) => err.code === Code.NotFound && /no checkpoint/.test(err.rawMessage),
     );
     await core.repls.deleteRepl({ replId: repl!.replId });

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { BlobStore } from "../../../lib/blob/store.js";
 import { runnerClientsFor } from "../../../lib/client/node.js";
+import { DomainError } from "../../../lib/kit/errors.js";
 import type { TokenSigner } from "../../../lib/kit/tokens.js";
 import { readStoredWorkspace } from "../../../lib/sync/sync.js";
 import type { Driver, DriverProgress, StartedRunner, StartRequest } from "../src/driver/driver.js";
@@ -114,6 +115,28 @@ export function driverContract(name: string, makeFixture: () => Promise<DriverFi
       } finally {
         await f.driver.stop({ ...req, runnerId: again.runnerId, reason: "test" }, signal());
       }
+    });
+
+    it("persist saves a running runner's files and leaves it serving; a runner that is gone is FailedPrecondition", async () => {
+      const req = request();
+      const started = await f.driver.start(req, signal());
+      const fs = files(started, req.replId);
+      try {
+        await fs.writeFile({ path: "now.txt", content: Buffer.from("saved while running") });
+        const { persistTime } = await f.driver.persist(req, signal());
+        assert.ok(persistTime > 0);
+        assert.deepEqual(await stored(f.blobs, req.workspacePrefix), { "now.txt": "saved while running" });
+        assert.equal(await f.driver.status(req.runnerId, signal()), "running");
+        await fs.writeFile({ path: "now.txt", content: Buffer.from("and again") });
+        await f.driver.persist(req, signal());
+        assert.deepEqual(await stored(f.blobs, req.workspacePrefix), { "now.txt": "and again" });
+      } finally {
+        await f.driver.stop({ ...req, reason: "test" }, signal());
+      }
+      await assert.rejects(
+        f.driver.persist(req, signal()),
+        (err: DomainError) => err instanceof DomainError && err.kind === "failed-precondition",
+      );
     });
 
     it("stop with persist: false leaves the prefix untouched; stopping an unknown runner succeeds", async () => {
