@@ -97,6 +97,7 @@ describe("checkpoints end to end (local driver)", function () {
     const parentId = repl!.replId;
     const parent = await started(parentId);
     await parent.files.writeFile({ path: "shared.txt", content: Buffer.from("from the parent\n") });
+    await core.repls.setEnvironmentVariable({ replId: parentId, name: "API_KEY", value: "s3cret", secret: true });
 
     const forked = await core.checkpoints.forkRepl({ replId: parentId, name: "try", count: 2 });
     assert.equal(forked.checkpoint?.auto, "fork");
@@ -113,6 +114,7 @@ describe("checkpoints end to end (local driver)", function () {
 
     const fork = await started(forkId);
     assert.equal(text((await fork.files.readFile({ path: "shared.txt" })).content), "from the parent\n");
+    assert.equal((await exec(fork, 'printf %s "$API_KEY"')).out, "s3cret", "the fork's secret opens (sealed for it)");
     await fork.files.writeFile({ path: "shared.txt", content: Buffer.from("the fork's\n") });
     await parent.files.writeFile({ path: "parent-only.txt", content: Buffer.from("p\n") });
     await core.repls.stopRepl({ replId: forkId });

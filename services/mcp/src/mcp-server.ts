@@ -58,6 +58,8 @@ export function createMcpServer(deps: McpServerDeps, caller: Caller): Server {
         "Devex gives you repls: sandboxed workspaces with files, commands, terminals and web previews. " +
         "Find or create a repl (list_repls, create_repl), start it (start_repl), then work in it with the file, " +
         "exec, process and terminal tools. Stop it when done (stop_repl); its files are kept. " +
+        "Checkpoint its files before a risky change (checkpoint) to undo it with restore_checkpoint, " +
+        "and try alternatives side by side in forks (fork_repl). " +
         "Its network policy (get_network_policy, set_network_policy) decides what it can connect to, " +
         "package registries included.",
     },

@@ -446,7 +446,7 @@ describe("MCP server end to end (embedded setup)", function () {
     const inspector = (method: string, tool?: string, args: Record<string, string> = {}) =>
       inspectorCli(this, env.endpoint, alice, method, tool, args);
     const listed = await inspector("tools/list");
-    assert.equal(listed.tools?.length, 40);
+    assert.equal(listed.tools?.length, 46);
     const created = await inspector("tools/call", "create_repl", { name: "inspector", template: "node" });
     const replId = (created.structuredContent!.repl as Structured).repl_id as string;
     assert.ok(replId);

@@ -107,6 +107,61 @@ describe("MCP tool catalog derived from devex.mcp.v1 descriptors", () => {
     );
   });
 
+  it("has the checkpoint tools, with core's scopes and hints an agent can trust", () => {
+    const hints = (name: string) => {
+      const { readOnlyHint, destructiveHint, idempotentHint } = byName.get(name)!.annotations;
+      return { readOnlyHint, destructiveHint, idempotentHint };
+    };
+    const hint = (readOnlyHint: boolean, destructiveHint: boolean, idempotentHint: boolean) => ({
+      readOnlyHint,
+      destructiveHint,
+      idempotentHint,
+    });
+    assert.deepEqual(hints("checkpoint"), hint(false, false, false));
+    assert.deepEqual(hints("list_checkpoints"), hint(true, false, true));
+    assert.deepEqual(hints("diff_checkpoints"), hint(true, false, true));
+    assert.deepEqual(hints("restore_checkpoint"), hint(false, true, false), "it replaces files and restarts");
+    assert.deepEqual(hints("fork_repl"), hint(false, false, false));
+    assert.deepEqual(hints("delete_checkpoint"), hint(false, true, true));
+    assert.deepEqual(
+      Object.fromEntries(
+        [
+          "checkpoint",
+          "list_checkpoints",
+          "diff_checkpoints",
+          "restore_checkpoint",
+          "fork_repl",
+          "delete_checkpoint",
+        ].map((t) => [t, toolScopes[t]]),
+      ),
+      {
+        checkpoint: ["repls:write"],
+        list_checkpoints: ["repls:read"],
+        diff_checkpoints: ["files:read", "files:write"],
+        restore_checkpoint: ["files:write"],
+        fork_repl: ["repls:write"],
+        delete_checkpoint: ["repls:write"],
+      },
+    );
+    const description = (name: string) => byName.get(name)!.description;
+    assert.match(description("checkpoint"), /before a risky change/);
+    assert.match(description("restore_checkpoint"), /undo.*running repl is restarted/s);
+    assert.match(description("fork_repl"), /in parallel.*cheap.*repl quota/s);
+    assert.match(description("diff_checkpoints"), /include_patches.*paths/s);
+    const fork = byName.get("fork_repl")!.inputSchema as { properties: Record<string, Record<string, unknown>> };
+    assert.deepEqual(byName.get("fork_repl")!.inputSchema.required, ["repl_id"]);
+    assert.equal(fork.properties.count.maximum, 20);
+    assert.equal(fork.properties.name.pattern, "^[A-Za-z0-9][A-Za-z0-9 ._-]*$");
+    assert.deepEqual(((byName.get("diff_checkpoints")!.inputSchema.required as string[]) ?? []).sort(), [
+      "from_checkpoint_id",
+      "repl_id",
+    ]);
+    assert.deepEqual(((byName.get("restore_checkpoint")!.inputSchema.required as string[]) ?? []).sort(), [
+      "checkpoint_id",
+      "repl_id",
+    ]);
+  });
+
   it("turns field comments and protovalidate rules into JSON Schema", () => {
     const input = byName.get("create_repl")!.inputSchema as {
       properties: Record<string, Record<string, unknown>>;

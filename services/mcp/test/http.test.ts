@@ -154,7 +154,7 @@ describe("MCP over Streamable HTTP", () => {
     const { client } = await connect(env.url, "tok-alice");
     try {
       const { tools } = await client.listTools();
-      assert.equal(tools.length, 40);
+      assert.equal(tools.length, 46);
       const write = tools.find((t) => t.name === "write_file")!;
       assert.equal(write.annotations?.destructiveHint, true);
       assert.deepEqual((write.inputSchema.required as string[]).sort(), ["path", "repl_id"]);
@@ -292,7 +292,7 @@ describe("MCP over Streamable HTTP, stateless", () => {
     const { client, transport } = await connect(env.url, "tok-bob");
     try {
       assert.equal(transport.sessionId, undefined);
-      assert.equal((await client.listTools()).tools.length, 40);
+      assert.equal((await client.listTools()).tools.length, 46);
       assert.equal(env.mcp.sessions, 0);
     } finally {
       await client.close();

@@ -14,11 +14,13 @@ import { issueApiToken } from "../../core/src/auth/secrets.js";
 import { type EmbeddedMcp, inspectorCli, startEmbeddedMcp } from "./embedded-mcp.js";
 
 const READ_TOOLS = [
+  "diff_checkpoints",
   "directory_tree",
   "download_file",
   "get_network_policy",
   "get_preview_url",
   "get_repl_status",
+  "list_checkpoints",
   "list_environment_variables",
   "list_files",
   "list_github_repositories",
@@ -91,10 +93,16 @@ describe("a read-only agent token (repls:read files:read)", function () {
         arguments: { repl_id: replId, path: "notes.txt" },
       })) as CallToolResult;
       assert.equal((read.structuredContent as { content: string }).content, "read me");
+      const checkpoints = (await client.callTool({
+        name: "list_checkpoints",
+        arguments: { repl_id: replId },
+      })) as CallToolResult;
+      assert.deepEqual(checkpoints.structuredContent, { checkpoints: [] });
       for (const [name, args] of [
         ["write_file", { repl_id: replId, path: "notes.txt", content: "x" }],
         ["exec", { repl_id: replId, command: "true" }],
         ["stop_repl", { repl_id: replId }],
+        ["restore_checkpoint", { repl_id: replId, checkpoint_id: "0000000000-0000" }],
       ] as const) {
         const res = (await client.callTool({ name, arguments: args })) as CallToolResult;
         assert.equal(res.isError, true, name);

@@ -11,7 +11,8 @@ import { type CheckpointSummary, deleteStored, forkCheckpoint, readCheckpoint } 
 import { getOwned, withReplLock } from "../repl/common.js";
 import { newReplId } from "../repl/create.js";
 import type { ReplDeps } from "../repl/deps.js";
-import type { ReplRecord } from "../state/store.js";
+import type { ReplRecord, StoredVariable } from "../state/store.js";
+import { sealContext } from "../repl/environment.js";
 import { checkpointLocked, refuseUnlessSettled } from "./create.js";
 import { api, homeTree, onHome, workspaceTree } from "./trees.js";
 
@@ -27,12 +28,18 @@ export interface ForkInput {
 const quotaError = (quota: number) =>
   resourceExhausted(`repl quota reached: at most ${quota} repls per user (DEVEX_REPL_QUOTA); delete one first`);
 
-/** A fork's record: the parent's settings and environment, a new id, stopped. */
-function forkRecord(parent: ReplRecord, name: string, now: number): ReplRecord {
+/**
+ * A fork's record: the parent's settings and environment, a new id, stopped. Secrets are sealed to
+ * their repl (secret-box.ts), so each is opened and sealed again for the fork.
+ */
+function forkRecord(deps: ReplDeps, parent: ReplRecord, name: string, now: number): ReplRecord {
   const { replId: _, status: _s, lastError: _e, createTime: _c, updateTime: _u, persistTime: _p, ...settings } = parent;
+  const replId = newReplId();
+  const env = parent.env && resealed(deps, parent, replId);
   return {
     ...settings,
-    replId: newReplId(),
+    ...(env ? { env } : {}),
+    replId,
     name,
     status: "stopped",
     createTime: now,
@@ -40,6 +47,16 @@ function forkRecord(parent: ReplRecord, name: string, now: number): ReplRecord {
     persistTime: now,
     lastError: "",
   };
+}
+
+function resealed(deps: ReplDeps, parent: ReplRecord, replId: string): Record<string, StoredVariable> {
+  return Object.fromEntries(
+    Object.entries(parent.env ?? {}).map(([name, v]) => {
+      if (v.sealed === undefined) return [name, v];
+      const plain = deps.secrets.open(v.sealed, sealContext(parent.replId, name));
+      return [name, { ...v, sealed: deps.secrets.seal(plain, sealContext(replId, name)) }];
+    }),
+  );
 }
 
 export async function forkRepl(
@@ -62,7 +79,7 @@ export async function forkRepl(
     try {
       for (let i = 0; i < count; i++) {
         const name = (input.name || p.name) + (count > 1 ? ` #${i + 1}` : "");
-        const fork = forkRecord(p, name, Date.now());
+        const fork = forkRecord(deps, p, name, Date.now());
         const treeOf = (t: typeof workspaceTree) => ({
           ...t(deps, p, signal),
           checkpoint: checkpoint.id,

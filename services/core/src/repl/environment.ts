@@ -27,7 +27,7 @@ function valueBytes(v: StoredVariable): number {
 }
 
 /** What a sealed value is bound to: moved onto another repl or name, it does not open. */
-const sealContext = (replId: string, name: string) => `devex.env.v1\0${replId}\0${name}`;
+export const sealContext = (replId: string, name: string) => `devex.env.v1\0${replId}\0${name}`;
 
 export function variablesToProto(r: ReplRecord): EnvironmentVariable[] {
   return Object.entries(r.env ?? {})

@@ -41,6 +41,10 @@ export const defaultToolLimits = {
   terminalChars: 8_000,
   /** Entries a directory tree shows. */
   treeEntries: 500,
+  /** Files a diff of checkpoints lists. */
+  diffFiles: 300,
+  /** Characters of patches a diff of checkpoints returns. */
+  patchChars: 50_000,
   /** How long create_repl waits for a repository's clone (past core's own 10 min default, so core says why first). */
   cloneWaitMs: 11 * 60_000,
 };

@@ -23,6 +23,13 @@ export const toolScopes: Record<string, readonly ApiScope[]> = {
   save_template: [exec],
   delete_template: [replsWrite],
   set_network_policy: [replsWrite],
+  // As core's CheckpointService: a diff shows file contents, a restore rewrites every file.
+  checkpoint: [replsWrite],
+  list_checkpoints: [replsRead],
+  diff_checkpoints: reads,
+  restore_checkpoint: [filesWrite],
+  fork_repl: [replsWrite],
+  delete_checkpoint: [replsWrite],
   list_files: reads,
   directory_tree: reads,
   read_file: reads,
