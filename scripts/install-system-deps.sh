@@ -6,11 +6,12 @@
 # python3-protobuf, protobuf-compiler and libprotobuf-dev (the Python gRPC example: protoc and the
 # well-known types it compiles against), unzip (the zip archives of folder downloads are checked with it),
 # podman, runc and mmdebstrap (scripts/images.sh builds and runs the container images; runc rather
-# than crun, which refuses cgroup v1 machines like these);
+# than crun, which refuses cgroup v1 machines like these), rclone (the baseline the lifecycle and
+# checkpoints benches copy workspaces to s3rver with);
 # then kube-apiserver and kube-controller-manager (scripts/kube-apiserver-build.sh, with etcd).
 # Uses sudo when not root; does nothing when everything is already there.
 set -euo pipefail
-packages=(redis-server bubblewrap python3-grpcio python3-protobuf protobuf-compiler libprotobuf-dev chromium vim-tiny procps passt nftables iproute2 openssl unzip podman runc mmdebstrap)
+packages=(redis-server bubblewrap python3-grpcio python3-protobuf protobuf-compiler libprotobuf-dev chromium vim-tiny procps passt nftables iproute2 openssl unzip podman runc mmdebstrap rclone)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -44,7 +44,9 @@ async function repack(c: Copy, files: Record<string, RemoteFile>): Promise<Recor
   for (const [rel, f] of Object.entries(files)) {
     if (f.pack && f.link === undefined) {
       const key = contentAt(c.from, rel, f)!;
-      bySource.set(key, [...(bySource.get(key) ?? []), rel]);
+      const rels = bySource.get(key) ?? [];
+      if (!rels.length) bySource.set(key, rels);
+      rels.push(rel);
     }
   }
   const out: Record<string, RemoteFile> = {};

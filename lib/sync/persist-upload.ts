@@ -72,7 +72,12 @@ export class Uploads {
    */
   async repack(remote: RemoteState, next: Record<string, RemoteFile>) {
     const live = new Map<string, string[]>();
-    for (const [rel, f] of Object.entries(next)) if (f.pack) live.set(f.pack, [...(live.get(f.pack) ?? []), rel]);
+    for (const [rel, f] of Object.entries(next)) {
+      if (!f.pack || f.from) continue; // a lender's packs are never rewritten here
+      const rels = live.get(f.pack) ?? [];
+      if (!rels.length) live.set(f.pack, rels);
+      rels.push(rel);
+    }
     const underused = [...live].filter(([pack, rels]) => {
       const size = remote.objects[PACKS + pack] ?? 0;
       return rels.reduce((n, rel) => n + next[rel].size, 0) * 2 < size;

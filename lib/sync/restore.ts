@@ -112,7 +112,9 @@ function planRestore(prefix: string, files: Record<string, RemoteFile>, dirs: Re
     else if (f.link !== undefined) links.push(rel);
     else if (f.pack) {
       const key = contentAt(prefix, rel, f)!;
-      byPack.set(key, [...(byPack.get(key) ?? []), rel]);
+      const rels = byPack.get(key) ?? [];
+      if (!rels.length) byPack.set(key, rels);
+      rels.push(rel);
     } else loose.push(rel);
   }
   return { skipped, dirNames, byPack, loose, links };

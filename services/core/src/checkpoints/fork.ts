@@ -11,8 +11,8 @@ import { type CheckpointSummary, deleteStored, forkCheckpoint, readCheckpoint } 
 import { getOwned, withReplLock } from "../repl/common.js";
 import { newReplId } from "../repl/create.js";
 import type { ReplDeps } from "../repl/deps.js";
-import type { ReplRecord, StoredVariable } from "../state/store.js";
 import { sealContext } from "../repl/environment.js";
+import type { ReplRecord, StoredVariable } from "../state/store.js";
 import { checkpointLocked, refuseUnlessSettled } from "./create.js";
 import { api, homeTree, onHome, workspaceTree } from "./trees.js";
 
