@@ -19,7 +19,8 @@ export const statusClass: Record<ReplStatus, string> = {
   [ReplStatus.DELETING]: "busy",
 };
 
-function bytes(n: bigint): string {
+/** "512 B", "12.0 KB", "3.4 MB". */
+export function formatBytes(n: bigint): string {
   const v = Number(n);
   if (v < 1024) return `${v} B`;
   if (v < 1024 * 1024) return `${(v / 1024).toFixed(1)} KB`;
@@ -41,7 +42,7 @@ export function describeProgress(p: Progress | undefined): string {
   // A clone counts git's objects, not files.
   const unit = p.phase === "clone" ? " objects" : "";
   const files = p.filesTotal ? ` ${p.filesDone}/${p.filesTotal}${unit}` : p.filesDone ? ` ${p.filesDone}${unit}` : "";
-  const size = p.bytesDone ? ` · ${bytes(p.bytesDone)}` : "";
+  const size = p.bytesDone ? ` · ${formatBytes(p.bytesDone)}` : "";
   return `${what}${files}${size}`;
 }
 

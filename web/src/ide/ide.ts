@@ -6,8 +6,10 @@
  *
  * This file is the page's lifecycle (start, stop, stopped elsewhere, not found); layout.ts builds
  * the page, overlay.ts shows progress and endings, workspace.ts holds what lives on the runner,
- * setup.ts the state and output of the repl's setup command. The Run button types the repl's run
- * command (its template's, for a repl from before repls had their own) into the active terminal.
+ * setup.ts the state and output of the repl's setup command, history/ the History panel (checkpoints,
+ * restored with the runner's views down and started again as after a restart). The Run button types
+ * the repl's run command (its template's, for a repl from before repls had their own) into the
+ * active terminal.
  */
 import { Code } from "@connectrpc/connect";
 import { type Repl, ReplStatus, type Template, type WatchReplResponse } from "../../../gen/devex/core/v1/repl_pb.js";
@@ -19,6 +21,7 @@ import { statusClass, statusLabel } from "../repl-status.js";
 import { describeError, isCode, toast } from "../ui.js";
 import type { IdePhase } from "./connection.js";
 import { follow, type StreamState } from "./follow.js";
+import { HistoryPanel } from "./history/history-panel.js";
 import { type IdeLayout, renderIdeLayout } from "./layout.js";
 import { SetupIndicator } from "./setup.js";
 import { RunnerWorkspace } from "./workspace.js";
@@ -41,6 +44,7 @@ class IdePage {
   private online = navigator.onLine;
   private phase: IdePhase = "starting";
   private readonly setup = new SetupIndicator(() => this.workspace?.processes);
+  private readonly history: HistoryPanel;
 
   constructor(
     ctx: PageContext,
@@ -48,6 +52,16 @@ class IdePage {
   ) {
     document.title = "Devex";
     this.ui = renderIdeLayout(ctx, () => this.workspace?.terminals.current?.fitNow());
+    this.history = new HistoryPanel({
+      replId,
+      repl: () => this.repl,
+      dirty: () => this.workspace?.editor.dirty ?? false,
+      restarting: (what, restore) => this.restarting(what, restore),
+    });
+    this.ui.panes.history.replaceChildren(this.history.el);
+    this.ui.historyToggle.addEventListener("click", () => {
+      if (!this.ui.panes.history.hidden) void this.history.refresh();
+    });
     this.watchRepl();
     this.ui.runButton.addEventListener("click", () => {
       const command = this.runCommand();
@@ -76,6 +90,7 @@ class IdePage {
   dispose() {
     this.abort.abort();
     this.teardownRunner();
+    this.history.dispose();
     document.removeEventListener("keydown", this.onKey);
     window.removeEventListener("online", this.onOnline);
     window.removeEventListener("offline", this.onOnline);
@@ -174,6 +189,8 @@ class IdePage {
       runButton.title = command ? `Run “${command}” in the terminal` : "";
       stopButton.disabled = false;
       this.updateConnection();
+      // A stop made an automatic checkpoint; a restore another.
+      if (!this.ui.panes.history.hidden) void this.history.refresh();
     } catch (err) {
       if (signal.aborted) return;
       if (isCode(err, Code.NotFound)) return this.notFound(err);
@@ -204,6 +221,26 @@ class IdePage {
     } catch (err) {
       this.phase = "ready";
       this.stopped(`Could not stop the repl: ${describeError(err)}`);
+    }
+  }
+
+  /**
+   * Runs `restore` (which restarts a running repl on other files) with the runner's views down and
+   * the page "stopping", so WatchRepl's stop is not taken for an end; then starts again as after a
+   * restart: a new file tree, editor and terminals on the repl's new runner.
+   */
+  private async restarting<T>(what: string, restore: () => Promise<T>): Promise<T> {
+    this.phase = "stopping";
+    this.ui.stopButton.disabled = true;
+    this.ui.runButton.disabled = true;
+    this.ui.main.setAttribute("aria-busy", "true");
+    this.teardownRunner();
+    this.ui.overlay.show(`${what}…`);
+    this.updateConnection();
+    try {
+      return await restore();
+    } finally {
+      if (!this.abort.signal.aborted) await this.start();
     }
   }
 

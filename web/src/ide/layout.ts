@@ -1,8 +1,9 @@
 /**
  * The IDE's page structure: the top bar (back link, name, status, network policy, environment,
- * connection, pane toggles, Run and Stop) and the four panes (explorer, editor, terminals, preview)
- * under the overlay. The Files and Preview toggles hide their pane; on a narrow window both start
- * hidden.
+ * connection, pane toggles, Run and Stop) and the five panes (explorer, editor, terminals, and on
+ * the right the preview or the history) under the overlay. The Files, Preview and History toggles
+ * hide their pane; Preview and History share the right side, so showing one hides the other. The
+ * history starts hidden, and on a narrow window the explorer and the preview do too.
  */
 import type { PageContext } from "../main.js";
 import { topBar } from "../shell.js";
@@ -15,6 +16,7 @@ export interface IdePanes {
   editor: HTMLElement;
   terminal: HTMLElement;
   preview: HTMLElement;
+  history: HTMLElement;
 }
 
 export interface IdeLayout {
@@ -27,6 +29,8 @@ export interface IdeLayout {
   connection: ConnectionIndicator;
   runButton: HTMLButtonElement;
   stopButton: HTMLButtonElement;
+  /** Shows and hides the history pane. */
+  historyToggle: HTMLButtonElement;
   overlay: IdeOverlay;
   /** The page body, busy (aria-busy) until the repl is usable. */
   main: HTMLElement;
@@ -42,6 +46,7 @@ export function renderIdeLayout(ctx: PageContext, onPaneToggled: () => void): Id
     editor: h("div", { class: "pane editor-pane" }),
     terminal: h("div", { class: "pane terminal-pane" }),
     preview: h("div", { class: "pane preview-pane", id: "preview-pane" }),
+    history: h("div", { class: "pane history-pane", id: "history-pane" }),
   };
   const main = h(
     "main",
@@ -49,6 +54,7 @@ export function renderIdeLayout(ctx: PageContext, onPaneToggled: () => void): Id
     panes.explorer,
     h("div", { class: "center" }, panes.editor, panes.terminal),
     panes.preview,
+    panes.history,
     overlay.el,
   );
   const bar = {
@@ -69,28 +75,35 @@ export function renderIdeLayout(ctx: PageContext, onPaneToggled: () => void): Id
   };
   const filesToggle = paneToggle("Files", panes.explorer, main, onPaneToggled);
   const previewToggle = paneToggle("Preview", panes.preview, main, onPaneToggled);
-  ctx.root.append(
-    topBar(
-      ctx,
-      h("a", { href: "/", "data-link": true, class: "back", "aria-label": "Back to all repls" }, "← Repls"),
-      bar.title,
-      bar.badge,
-      bar.networkButton,
-      bar.environmentButton,
-      connection.el,
-      h("div", { class: "spacer" }),
+  const historyToggle = paneToggle("History", panes.history, main, onPaneToggled);
+  shareSide(previewToggle, historyToggle);
+  historyToggle.click();
+  const header = topBar(
+    ctx,
+    h("a", { href: "/", "data-link": true, class: "back", "aria-label": "Back to all repls" }, "← Repls"),
+    bar.title,
+    bar.badge,
+    bar.networkButton,
+    bar.environmentButton,
+    connection.el,
+    h("div", { class: "spacer" }),
+    h(
+      "div",
+      { class: "pane-toggles", role: "group", "aria-label": "Panes" },
       filesToggle,
       previewToggle,
-      bar.runButton,
-      bar.stopButton,
+      historyToggle,
     ),
-    main,
+    bar.runButton,
+    bar.stopButton,
   );
+  header.classList.add("ide-topbar");
+  ctx.root.append(header, main);
   if (matchMedia("(max-width: 900px)").matches) {
     previewToggle.click();
     filesToggle.click();
   }
-  return { ...bar, connection, overlay, main, panes };
+  return { ...bar, historyToggle, connection, overlay, main, panes };
 }
 
 /** A top-bar button that shows and hides `pane` (the page gets a `no-<pane id>` class while it is hidden). */
@@ -108,4 +121,18 @@ function paneToggle(label: string, pane: HTMLElement, main: HTMLElement, onToggl
     onToggled();
   });
   return button;
+}
+
+const pressed = (b: HTMLButtonElement) => b.getAttribute("aria-pressed") === "true";
+
+/** Toggles of two panes on the same side: showing one hides the other. */
+function shareSide(a: HTMLButtonElement, b: HTMLButtonElement) {
+  for (const [shown, other] of [
+    [a, b],
+    [b, a],
+  ]) {
+    shown.addEventListener("click", () => {
+      if (pressed(shown) && pressed(other)) other.click();
+    });
+  }
 }

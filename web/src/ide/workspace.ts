@@ -98,6 +98,7 @@ export class RunnerWorkspace {
     this.terminals.dispose();
     this.editor.destroy();
     this.session.close();
-    for (const pane of Object.values(this.panes)) pane.replaceChildren();
+    const { explorer, editor, terminal, preview } = this.panes; // the history pane is the page's
+    for (const pane of [explorer, editor, terminal, preview]) pane.replaceChildren();
   }
 }

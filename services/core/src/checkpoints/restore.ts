@@ -24,9 +24,10 @@ export async function restoreCheckpoint(
 ): Promise<{ repl: ReplRecord; undo: CheckpointSummary }> {
   const r = await getOwned(deps, user.userId, replId);
   refuseUnlessSettled(r);
-  await api(replId, () => readCheckpoint(workspaceTree(deps, r, signal), checkpointId));
+  const target = await api(replId, () => readCheckpoint(workspaceTree(deps, r, signal), checkpointId));
   const wasRunning = r.status === "running";
-  if (wasRunning) await stopRepl(deps, user.userId, replId, signal, "restoring a checkpoint");
+  // Its own before-restore checkpoint names what the stop saves.
+  if (wasRunning) await stopRepl(deps, user.userId, replId, signal, "restoring a checkpoint", false);
   const refuse = (x: ReplRecord | undefined) => {
     refuseUnlessSettled(x);
     if (x && x.status !== "stopped") throw failedPrecondition(`repl ${replId} was started again meanwhile; try again`);

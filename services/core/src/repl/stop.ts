@@ -24,6 +24,8 @@ export async function stopLocked(
   reason: string,
   /** False: tear the runner down without saving its files (core deleting a repl whose clone failed). */
   persist = true,
+  /** False: no automatic checkpoint of what it saved (a restore makes its own). */
+  checkpoint = true,
 ): Promise<{ repl: ReplRecord; persistMs: number }> {
   if (r.status === "stopped") return { repl: r, persistMs: 0 };
   refuseWhileDeleting(r);
@@ -61,7 +63,7 @@ export async function stopLocked(
   }
   const persistMs = Date.now() - began;
   await deps.state.deleteActiveSession(replId, session.runnerId);
-  if (persist && deps.checkpoints.onStop) await checkpointAfterStop(deps, r);
+  if (persist && checkpoint && deps.checkpoints.onStop) await checkpointAfterStop(deps, r);
   const setup = await setupLeftRunning(deps, replId);
   r = await move(deps, replId, [t.via], { status: t.to, persistTime, lastError: "", ...setup });
   return { repl: r, persistMs };
@@ -96,6 +98,7 @@ export async function stopRepl(
   replId: string,
   signal: AbortSignal,
   reason = "stopped by its owner",
+  checkpoint = true,
 ): Promise<{ repl: ReplRecord; persistMs: number }> {
   const current = await getOwned(deps, userId, replId);
   refuseWhileDeleting(current);
@@ -104,6 +107,6 @@ export async function stopRepl(
   }
   if (current.status === "stopped") return { repl: current, persistMs: 0 };
   return withReplLock(deps, replId, signal, refuseWhileDeleting, async () =>
-    stopLocked(deps, await getOwned(deps, userId, replId), reason),
+    stopLocked(deps, await getOwned(deps, userId, replId), reason, true, checkpoint),
   );
 }
