@@ -7,10 +7,12 @@ import { parseArgs } from "node:util";
 import { attachTerminal } from "./attach.js";
 import { listAudit } from "./audit.js";
 import { login, logout, whoami } from "./auth.js";
+import { createCheckpoint, deleteCheckpoint, forkRepl, listCheckpoints, restoreCheckpoint } from "./checkpoints.js";
 import { UsageError } from "./cli-error.js";
 import { normalizeUrl } from "./config.js";
 import { downloadPath, parsePlace, uploadPath } from "./cp.js";
 import { deviceLogin } from "./device-login.js";
+import { diffCheckpoints, workspacePaths } from "./diff.js";
 import { envAction, envRepl } from "./environment.js";
 import { execCommand } from "./exec.js";
 import { createFromGit, nameFromUrl, parseGitArgument } from "./git-create.js";
@@ -194,6 +196,22 @@ export async function run(argv: string[]): Promise<number> {
     }
     case "exec":
       return exec(rest);
+    case "checkpoint":
+      return checkpoint(rest);
+    case "checkpoints":
+      return checkpoint(["list", ...rest]);
+    case "restore": {
+      const { positionals } = parse(rest, {}, 0, Number.POSITIVE_INFINITY);
+      if (positionals.length !== 2)
+        throw new UsageError("restore needs <repl> <checkpoint-id> (see devex checkpoints)");
+      const io = { stdout: out, stderr: process.stderr };
+      await restoreCheckpoint((await openSession(env)).core, positionals[0], positionals[1], io);
+      return 0;
+    }
+    case "fork":
+      return fork(rest);
+    case "diff":
+      return diff(rest);
     case "cp":
       return cp(rest);
     case "audit": {
@@ -305,6 +323,90 @@ async function template(rest: string[]): Promise<number> {
           : `unknown template command: ${sub} (save, delete or list)`,
       );
   }
+}
+
+/**
+ * `devex checkpoint <repl> [-m message] [--name name]`, `devex checkpoint list <repl>` (also `devex
+ * checkpoints <repl>`), `devex checkpoint delete <repl> <id>`. A word of these first is the command:
+ * a repl named "list" is checkpointed by its id.
+ */
+async function checkpoint(rest: string[]): Promise<number> {
+  const [sub, ...args] = rest;
+  const io = { stdout: process.stdout, stderr: process.stderr };
+  switch (sub) {
+    case "list":
+    case "ls": {
+      const { values, positionals } = parse(args, { json: { type: "boolean" } }, 1);
+      await listCheckpoints((await openSession(process.env)).core, positionals[0], values.json === true, io.stdout);
+      return 0;
+    }
+    case "delete":
+    case "rm": {
+      const { positionals } = parse(args, {}, 0, Number.POSITIVE_INFINITY);
+      if (positionals.length !== 2) throw new UsageError("checkpoint delete needs <repl> <checkpoint-id>");
+      await deleteCheckpoint((await openSession(process.env)).core, positionals[0], positionals[1], io.stdout);
+      return 0;
+    }
+    default: {
+      const { values, positionals } = parse(
+        rest,
+        { message: { type: "string", short: "m" }, name: { type: "string" } },
+        1,
+        Number.POSITIVE_INFINITY,
+      );
+      if (positionals.length > 1)
+        throw new UsageError(`checkpoint takes one <repl>; quote a message: -m "${positionals.slice(1).join(" ")}"`);
+      const options = { name: str(values.name), message: str(values.message) };
+      await createCheckpoint((await openSession(process.env)).core, positionals[0], options, io);
+      return 0;
+    }
+  }
+}
+
+/** `devex fork <repl> [<checkpoint-id>] [--name name] [--count k]`. */
+async function fork(rest: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    rest,
+    { name: { type: "string" }, count: { type: "string" } },
+    1,
+    Number.POSITIVE_INFINITY,
+  );
+  if (positionals.length > 2) throw new UsageError("fork takes a <repl> and at most one <checkpoint-id>");
+  const count = str(values.count);
+  if (count !== undefined && !/^[1-9][0-9]*$/.test(count))
+    throw new UsageError("--count must be a whole number of repls from 1");
+  const options = {
+    checkpointId: positionals[1],
+    name: str(values.name),
+    count: count === undefined ? undefined : Number(count),
+  };
+  const io = { stdout: process.stdout, stderr: process.stderr };
+  await forkRepl((await openSession(process.env)).core, positionals[0], options, io);
+  return 0;
+}
+
+/** `devex diff <repl> <from> [<to>] [--patch] [--json] [path...]`: paths after <to>, or after -- without one. */
+async function diff(rest: string[]): Promise<number> {
+  const dash = rest.indexOf("--");
+  const flag = { type: "boolean" } as const;
+  const { values, positionals } = parse(
+    dash < 0 ? rest : rest.slice(0, dash),
+    { patch: flag, json: flag },
+    0,
+    Number.POSITIVE_INFINITY,
+  );
+  if (positionals.length < 2) throw new UsageError("diff needs <repl> <checkpoint-id> (see devex checkpoints)");
+  const [ref, from, to, ...paths] = positionals;
+  if (dash >= 0) paths.push(...rest.slice(dash + 1));
+  const options = {
+    from,
+    to,
+    patch: values.patch === true,
+    json: values.json === true,
+    paths: workspacePaths(paths),
+  };
+  await diffCheckpoints((await openSession(process.env)).core, ref, options, process.stdout);
+  return 0;
 }
 
 /** `devex github repos`: the GitHub repositories the user's GitHub sign-in reaches. */

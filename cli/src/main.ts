@@ -58,6 +58,27 @@ const usage = `usage: devex <command> [options]
   cp [-r] <repl>:<path> <local>                out of one: streamed whatever the size, checked
                                                with SHA-256, a broken download resumed; progress
                                                on a terminal; into a folder keeps the name
+  checkpoint <repl> [-m <message>] [--name <name>]
+                                               name the repl's current files (a running repl's are
+                                               saved first; its programs keep running); prints the
+                                               checkpoint's id
+  checkpoints <repl> [--json]                  list its checkpoints, newest first: yours and the
+  (or checkpoint list <repl>)                  automatic ones (before-stop, before-restore, fork)
+  checkpoint delete <repl> <checkpoint-id>     delete one (forks made from it keep their files)
+  restore <repl> <checkpoint-id>               put the repl's files back as they were then (a
+                                               running repl restarts: its terminals and programs
+                                               end); the current files are checkpointed first:
+                                               prints that checkpoint's id, to restore to undo it
+  fork <repl> [<checkpoint-id>] [--name <n>] [--count <k>]
+                                               make k new stopped repls (up to 20) from a
+                                               checkpoint, or from the current files; prints
+                                               their ids. Named <n> (or the repl's), " #1"... with k
+  diff <repl> <from-id> [<to-id>] [--patch] [--json] [path...]
+                                               files added (A), removed (D) and changed (M: content
+                                               or mode) from one checkpoint to another, or to the
+                                               current files; --patch adds unified diffs of text
+                                               files (saying why one is left out). Without <to-id>
+                                               give paths after --: diff <repl> <id> -- src/
   network <repl> [--allow-all | --deny-all | --allow <list>... | --default]
                                                show where the repl's programs may connect, or
                                                change it (applies to a running repl at once);

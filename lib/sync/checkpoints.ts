@@ -119,7 +119,7 @@ export async function checkpointIds(t: StoredTree): Promise<string[]> {
 export async function listCheckpoints(t: StoredTree): Promise<CheckpointSummary[]> {
   const ids = await checkpointIds(t);
   const out: CheckpointSummary[] = [];
-  await forEachLimit(ids, 16, async (id) => {
+  await forEachLimit(ids, 8, async (id) => {
     const r = await readCheckpoint(t, id).catch((e) =>
       e instanceof CheckpointNotFoundError ? undefined : Promise.reject(e),
     );

@@ -111,6 +111,12 @@ describe("checkpoints end to end (local driver)", function () {
     const forkId = forked.repls[0].replId;
     const forkKeys = (await listAll(e.blobs, `repl/alice/${forkId}/`)).map((k) => k.key);
     assert.ok(!forkKeys.some((k) => k.includes("/packs/") || k.includes("/objects/")), "metadata only");
+    const origin = (await core.checkpoints.listCheckpoints({ replId: forkId })).checkpoints;
+    assert.deepEqual(
+      origin.map((c) => [c.checkpointId, c.auto]),
+      [[forked.checkpoint!.checkpointId, "forked-from"]],
+      "a fork starts with its origin, under the parent's id",
+    );
 
     const fork = await started(forkId);
     assert.equal(text((await fork.files.readFile({ path: "shared.txt" })).content), "from the parent\n");

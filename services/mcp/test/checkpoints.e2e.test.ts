@@ -186,7 +186,7 @@ describe("checkpoint tools end to end (embedded setup)", function () {
     const unknown = await failure("restore_checkpoint", { repl_id: replId, checkpoint_id: second.checkpoint_id });
     assert.equal(
       unknown,
-      `repl ${replId} has no checkpoint "${second.checkpoint_id}". Its checkpoints, newest first: ${undo.checkpoint_id} "before restoring ${first.checkpoint_id}" (before-restore), ${left[1]} (before-stop), ${first.checkpoint_id} "template files".`,
+      `repl ${replId} has no checkpoint "${second.checkpoint_id}". Its checkpoints, newest first: ${undo.checkpoint_id} "before restoring template files" (before-restore), ${left[1]} (before-stop), ${first.checkpoint_id} "template files".`,
     );
     assert.equal(await failure("delete_checkpoint", { repl_id: replId, checkpoint_id: second.checkpoint_id }), unknown);
     assert.match(
@@ -197,11 +197,13 @@ describe("checkpoint tools end to end (embedded setup)", function () {
       await failure("list_checkpoints", { repl_id: "no-such-repl" }),
       `repl "no-such-repl" not found. Your repls: ${forks[1].repl_id}, ${replId}.`,
     );
-    const fresh = (await ok("fork_repl", { repl_id: replId })).repls as Structured[];
+    const freshFork = await ok("fork_repl", { repl_id: replId });
+    const fresh = freshFork.repls as Structured[];
+    const origin = checkpointOf(freshFork).checkpoint_id;
     assert.equal(
       await failure("restore_checkpoint", { repl_id: fresh[0].repl_id, checkpoint_id: first.checkpoint_id }),
-      `repl ${fresh[0].repl_id} has no checkpoint "${first.checkpoint_id}". It has none: checkpoint makes one.`,
-      "a fork starts without checkpoints",
+      `repl ${fresh[0].repl_id} has no checkpoint "${first.checkpoint_id}". Its checkpoints, newest first: ${origin} "forked from cp" (forked-from).`,
+      "a fork starts with its origin only, under the parent's checkpoint id",
     );
   });
 

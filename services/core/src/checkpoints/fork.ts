@@ -1,13 +1,19 @@
 /**
  * ForkRepl: new stopped repls of the caller from a checkpoint of theirs (or from a checkpoint of the
  * repl's current files, made first: automatic, "fork"). Each fork's stored trees are made by lib/sync
- * forkCheckpoint, metadata only, sharing the parent's content; its record copies the parent's
- * settings and environment. All of it happens under the parent's lock, which a checkpoint's deletion
+ * forkCheckpoint, metadata only, sharing the parent's content, and start with a checkpoint of their
+ * own under the same id ("forked-from"); its record copies the parent's settings and environment. All of it happens under the parent's lock, which a checkpoint's deletion
  * also takes: the checkpoint a fork borrows from cannot go while the fork is made. Quota: every fork
  * counts; past the quota none of this call's forks is kept.
  */
 import { resourceExhausted } from "../../../../lib/kit/errors.js";
-import { type CheckpointSummary, deleteStored, forkCheckpoint, readCheckpoint } from "../../../../lib/sync/sync.js";
+import {
+  type CheckpointSummary,
+  checkpointStored,
+  deleteStored,
+  forkCheckpoint,
+  readCheckpoint,
+} from "../../../../lib/sync/sync.js";
 import { getOwned, withReplLock } from "../repl/common.js";
 import { newReplId } from "../repl/create.js";
 import type { ReplDeps } from "../repl/deps.js";
@@ -78,7 +84,7 @@ export async function forkRepl(
     const made: ReplRecord[] = [];
     try {
       for (let i = 0; i < count; i++) {
-        const name = (input.name || p.name) + (count > 1 ? ` #${i + 1}` : "");
+        const name = (input.name || `${p.name.slice(0, 55)} fork`) + (count > 1 ? ` #${i + 1}` : "");
         const fork = forkRecord(deps, p, name, Date.now());
         const treeOf = (t: typeof workspaceTree) => ({
           ...t(deps, p, signal),
@@ -87,6 +93,10 @@ export async function forkRepl(
         });
         await forkCheckpoint(treeOf(workspaceTree));
         await onHome(() => forkCheckpoint(treeOf(homeTree)));
+        // Its starting point, under the parent's checkpoint id: a fork can be diffed against it.
+        const origin = { id: checkpoint.id, auto: "forked-from", name: `forked from ${p.name}` };
+        await checkpointStored(workspaceTree(deps, fork, signal), origin);
+        await onHome(() => checkpointStored(homeTree(deps, fork, signal), origin));
         made.push(fork);
         if (!(await deps.state.createRepl(fork, deps.quota))) {
           throw quotaError(deps.quota);

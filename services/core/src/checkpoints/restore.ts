@@ -37,7 +37,7 @@ export async function restoreCheckpoint(
     refuse(locked);
     const before = await checkpointLocked(deps, locked, {
       auto: "before-restore",
-      name: `before restoring ${target.name ? JSON.stringify(target.name) : checkpointId}`,
+      name: `before restoring ${target.name || checkpointId}`,
     });
     await api(replId, () => rollbackStored(workspaceTree(deps, locked, signal), checkpointId));
     await onHome(() => rollbackStored(homeTree(deps, locked, signal), checkpointId));
