@@ -36,7 +36,7 @@ import type { BlobStore } from "../../../../../lib/blob/store.js";
 import { failedPrecondition, unavailable } from "../../../../../lib/kit/errors.js";
 import type { Logger } from "../../../../../lib/kit/log.js";
 import type { TokenSigner } from "../../../../../lib/kit/tokens.js";
-import type { Driver, EgressChange, RunnerInfo } from "../driver.js";
+import type { Driver, DriverProgress, EgressChange, PersistRequest, RunnerInfo } from "../driver.js";
 import { adoptRunners, watchAdopted } from "./adopt.js";
 import { connectRepl } from "./network/connect.js";
 import { type EgressConfig, egressSetup } from "./network/egress.js";
@@ -178,19 +178,7 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       );
     },
 
-    async persist(req, signal, progress) {
-      const h = runners.get(req.runnerId);
-      const gone = () => failedPrecondition(`the runner of repl ${req.replId} is gone; start the repl again`);
-      if (!h || h.gone) throw gone();
-      return serial(h, async () => {
-        if (h.gone) throw gone();
-        await sync.persist(h, signal, progress).catch((err) => {
-          log.warn({ err, replId: req.replId }, "persisting the workspace failed");
-          throw unavailable("persisting the workspace failed; the repl keeps running as it was, try again", err);
-        });
-        return { persistTime: h.lastPersist ?? Date.now() };
-      });
-    },
+    persist: (req, signal, progress) => persistRunning(runners, sync, log, req, signal, progress),
 
     async status(runnerId) {
       const h = runners.get(runnerId);
@@ -245,4 +233,26 @@ export async function createLocalDriver(o: LocalDriverOptions): Promise<LocalDri
       runners.stopTimers();
     },
   };
+}
+
+/** Driver.persist: a running runner's trees saved now, on its queue, the runner left running. */
+async function persistRunning(
+  runners: Runners,
+  sync: RunnerSync,
+  log: Logger,
+  req: PersistRequest,
+  signal: AbortSignal,
+  progress?: (p: DriverProgress) => void,
+) {
+  const h = runners.get(req.runnerId);
+  const gone = () => failedPrecondition(`the runner of repl ${req.replId} is gone; start the repl again`);
+  if (!h || h.gone) throw gone();
+  return serial(h, async () => {
+    if (h.gone) throw gone();
+    await sync.persist(h, signal, progress).catch((err) => {
+      log.warn({ err, replId: req.replId }, "persisting the workspace failed");
+      throw unavailable("persisting the workspace failed; the repl keeps running as it was, try again", err);
+    });
+    return { persistTime: h.lastPersist ?? Date.now() };
+  });
 }
