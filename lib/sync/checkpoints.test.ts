@@ -9,6 +9,7 @@ import { type BlobStore, listAll } from "../blob/store.js";
 import { startS3 } from "../testing/s3.js";
 import { copyNewestGeneration } from "./copy-newest.js";
 import {
+  abandonFork,
   CheckpointNotFoundError,
   checkpointMap,
   checkpointStored,
@@ -251,6 +252,27 @@ function suite(name: string, open: () => Promise<{ store: BlobStore; close(): Pr
       await rm(join(c.dir, "from-b.txt"));
       await persist({ ...c, keepGenerations: 1 });
       await deleteStored({ store, prefix: "repl/c/r3/" });
+      assert.deepEqual(await keysUnder(store, "repl/"), []);
+    });
+
+    it("an abandoned fork leaves no borrower record at any lender and nothing under its prefix", async () => {
+      const a = tree(prefix, "a");
+      await put(a.dir, "x.txt", "x");
+      const ca = (await persist({ ...a, checkpoint: {} })).checkpoint!;
+      await forkCheckpoint({ store, prefix, checkpoint: ca.id, to: "repl/b/r2/" });
+      const b = tree("repl/b/r2/", "b");
+      await restore(b);
+      await put(b.dir, "y.txt", "y");
+      const cb = (await persist({ ...b, checkpoint: {} })).checkpoint!;
+      // Cut short: borrower records at both lenders, no index yet (as a fork that failed half way).
+      await forkCheckpoint({ store, prefix: b.prefix, checkpoint: cb.id, to: "repl/c/r3/" });
+      await store.deletePrefix("repl/c/r3/.devex-sync/index.json");
+      await abandonFork({ store, prefix: b.prefix, checkpoint: cb.id, to: "repl/c/r3/" });
+      assert.deepEqual(await keysUnder(store, "repl/c/"), []);
+      for (const lender of [prefix, b.prefix])
+        assert.ok(!(await keysUnder(store, lender)).some((k) => k.includes("repl%2Fc%2Fr3")), lender);
+      await deleteStored({ store, prefix: b.prefix });
+      await deleteStored({ store, prefix });
       assert.deepEqual(await keysUnder(store, "repl/"), []);
     });
 

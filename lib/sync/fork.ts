@@ -10,8 +10,9 @@
  * The caller holds the parent's lock (the one a checkpoint's deletion takes) while a fork is made,
  * and the fork's prefix must hold nothing yet.
  */
-import { borrowedBy, writeBorrows } from "./borrow.js";
+import { borrowedBy, borrowerDir, writeBorrows } from "./borrow.js";
 import { readCheckpoint, type StoredTree } from "./checkpoints.js";
+import { CheckpointNotFoundError } from "./errors.js";
 import { checkPrefix, generationKey, INDEX } from "./remote.js";
 import { encodeJson, getRecord, rehomeAll, rehomeRef } from "./state.js";
 import type { CheckpointSummary, GenerationInfo, StoredIndex } from "./types.js";
@@ -59,4 +60,22 @@ export async function forkCheckpoint(
   // The index last: until it is there, the fork is records nothing reads as a tree.
   await retry(attempts, o.signal, () => o.store.put(o.to + INDEX, body, o.signal));
   return { time, generation: 1, files: c.files, bytes: c.bytes };
+}
+
+/**
+ * Undoes a fork that was cut short or is not wanted after all, before anything else used it: its
+ * borrower records at every lender the checkpoint names (a half-made fork may have no index that
+ * names them), then its whole prefix. A checkpoint that is gone leaves only the prefix to delete.
+ */
+export async function abandonFork(o: ForkOptions): Promise<void> {
+  checkPrefix(o.prefix);
+  checkPrefix(o.to);
+  const attempts = o.attempts ?? 4;
+  const c = await readCheckpoint(o, o.checkpoint).catch((e) =>
+    e instanceof CheckpointNotFoundError ? undefined : Promise.reject(e),
+  );
+  const lenders = [o.prefix, ...Object.keys(c?.borrowed ?? {})].filter((l) => l !== o.to);
+  for (const lender of lenders)
+    await retry(attempts, o.signal, () => o.store.deletePrefix(lender + borrowerDir(o.to), o.signal));
+  await retry(attempts, o.signal, () => o.store.deletePrefix(o.to, o.signal));
 }

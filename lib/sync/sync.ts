@@ -50,7 +50,7 @@ export {
   WorkspaceMissingError,
   WorkspaceReplacedError,
 } from "./errors.js";
-export { forkCheckpoint } from "./fork.js";
+export { abandonFork, forkCheckpoint } from "./fork.js";
 export { loadManifest, type Manifest, type ManifestEntry, manifestPathFor } from "./manifest.js";
 export { persist } from "./persist.js";
 export { listGenerations, type RemoteState, SYNC_DIR } from "./remote.js";

@@ -19,11 +19,12 @@ export function refuseUnlessSettled(r: ReplRecord | undefined) {
     throw failedPrecondition(`repl ${r.replId} is ${r.status}; try again once it runs or is stopped`);
 }
 
-/** Checkpoints a repl whose lock the caller holds. */
+/** Checkpoints a repl whose lock the caller holds; retention spares it and `spare` (a restore's target). */
 export async function checkpointLocked(
   deps: ReplDeps,
   r: ReplRecord,
   req: CheckpointRequest,
+  spare: readonly string[] = [],
 ): Promise<CheckpointSummary> {
   refuseUnlessSettled(r);
   const session = r.status === "running" ? await deps.state.getActiveSession(r.replId) : undefined;
@@ -40,7 +41,7 @@ export async function checkpointLocked(
   const signal = operationSignal(deps);
   const made = await api(r.replId, () => checkpointStored(workspaceTree(deps, r, signal), req));
   await onHome(() => checkpointStored(homeTree(deps, r, signal), { ...req, id: made.id }));
-  await prune(deps, r, signal);
+  await prune(deps, r, [made.id, ...spare], signal);
   deps.log.info({ replId: r.replId, checkpoint: made.id, auto: req.auto }, "checkpoint made");
   return made;
 }

@@ -70,8 +70,10 @@ export async function diffCheckpoints(
     else {
       const patch = await unifiedDiff(tree, from, to, c.path);
       if (patch === undefined) c.patchOmitted = "binary";
-      else if (patch.length > budget) c.patchOmitted = "limit reached";
-      else {
+      else if (patch.length > budget) {
+        c.patchOmitted = "limit reached";
+        budget = 0; // what follows is not read at all
+      } else {
         c.patch = patch;
         budget -= patch.length;
       }

@@ -8,13 +8,13 @@
  */
 import { resourceExhausted } from "../../../../lib/kit/errors.js";
 import {
+  abandonFork,
   type CheckpointSummary,
   checkpointStored,
-  deleteStored,
   forkCheckpoint,
   readCheckpoint,
 } from "../../../../lib/sync/sync.js";
-import { getOwned, withReplLock } from "../repl/common.js";
+import { getOwned, operationSignal, withReplLock } from "../repl/common.js";
 import { newReplId } from "../repl/create.js";
 import type { ReplDeps } from "../repl/deps.js";
 import { sealContext } from "../repl/environment.js";
@@ -82,28 +82,30 @@ export async function forkRepl(
       ? await api(p.replId, () => readCheckpoint(workspaceTree(deps, p, signal), input.checkpointId))
       : await checkpointLocked(deps, p, { auto: "fork", name: "forked" });
     const made: ReplRecord[] = [];
+    // On core's deadline, not the caller's: a hang-up must not leave half a fork.
+    const op = operationSignal(deps);
     try {
       for (let i = 0; i < count; i++) {
         const name = (input.name || `${p.name.slice(0, 55)} fork`) + (count > 1 ? ` #${i + 1}` : "");
         const fork = forkRecord(deps, p, name, Date.now());
+        made.push(fork);
         const treeOf = (t: typeof workspaceTree) => ({
-          ...t(deps, p, signal),
+          ...t(deps, p, op),
           checkpoint: checkpoint.id,
           to: t(deps, fork).prefix,
         });
-        await forkCheckpoint(treeOf(workspaceTree));
+        await api(p.replId, () => forkCheckpoint(treeOf(workspaceTree)));
         await onHome(() => forkCheckpoint(treeOf(homeTree)));
         // Its starting point, under the parent's checkpoint id: a fork can be diffed against it.
         const origin = { id: checkpoint.id, auto: "forked-from", name: `forked from ${p.name}` };
-        await checkpointStored(workspaceTree(deps, fork, signal), origin);
-        await onHome(() => checkpointStored(homeTree(deps, fork, signal), origin));
-        made.push(fork);
+        await checkpointStored(workspaceTree(deps, fork, op), origin);
+        await onHome(() => checkpointStored(homeTree(deps, fork, op), origin));
         if (!(await deps.state.createRepl(fork, deps.quota))) {
           throw quotaError(deps.quota);
         }
       }
     } catch (err) {
-      await undo(deps, made);
+      await undo(deps, p, checkpoint.id, made);
       throw err;
     }
     for (const f of made) deps.events.publish(f.replId, { repl: f });
@@ -112,13 +114,20 @@ export async function forkRepl(
   });
 }
 
-/** Removes forks of a failed call: their records (those written) and their stored trees. */
-async function undo(deps: ReplDeps, made: ReplRecord[]) {
+/**
+ * Removes forks of a failed call: their records (those written), their stored trees, and their
+ * borrower records at every lender, found from the checkpoint (a fork cut short has no index to
+ * name them).
+ */
+async function undo(deps: ReplDeps, parent: ReplRecord, checkpointId: string, made: ReplRecord[]) {
+  const signal = operationSignal(deps);
   for (const f of made) {
     try {
       if (await deps.state.getRepl(f.replId)) await deps.state.deleteRepl(f.replId, f.owner);
-      await deleteStored(workspaceTree(deps, f));
-      await deleteStored(homeTree(deps, f));
+      for (const tree of [workspaceTree, homeTree]) {
+        const from = tree(deps, parent, signal);
+        await abandonFork({ ...from, checkpoint: checkpointId, to: tree(deps, f).prefix });
+      }
     } catch (err) {
       deps.log.warn({ err, replId: f.replId }, "could not remove a fork of a failed ForkRepl");
     }

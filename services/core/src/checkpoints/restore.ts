@@ -6,7 +6,7 @@
  */
 import { failedPrecondition } from "../../../../lib/kit/errors.js";
 import { type CheckpointSummary, readCheckpoint, rollbackStored } from "../../../../lib/sync/sync.js";
-import { getOwned, withReplLock } from "../repl/common.js";
+import { getOwned, operationSignal, withReplLock } from "../repl/common.js";
 import type { ReplDeps } from "../repl/deps.js";
 import type { RunnerUser } from "../repl/start.js";
 import { startRepl } from "../repl/start.js";
@@ -35,12 +35,12 @@ export async function restoreCheckpoint(
   const undo = await withReplLock(deps, replId, signal, refuse, async () => {
     const locked = await getOwned(deps, user.userId, replId);
     refuse(locked);
-    const before = await checkpointLocked(deps, locked, {
-      auto: "before-restore",
-      name: `before restoring ${target.name || checkpointId}`,
-    });
-    await api(replId, () => rollbackStored(workspaceTree(deps, locked, signal), checkpointId));
-    await onHome(() => rollbackStored(homeTree(deps, locked, signal), checkpointId));
+    const name = `before restoring ${target.name || checkpointId}`;
+    const before = await checkpointLocked(deps, locked, { auto: "before-restore", name }, [checkpointId]);
+    // On core's deadline, not the caller's: a hang-up must not leave the workspace restored and the home not.
+    const op = operationSignal(deps);
+    await api(replId, () => rollbackStored(workspaceTree(deps, locked, op), checkpointId));
+    await onHome(() => rollbackStored(homeTree(deps, locked, op), checkpointId));
     deps.log.info({ replId, checkpoint: checkpointId, undo: before.id }, "checkpoint restored");
     return before;
   });

@@ -23,20 +23,33 @@ export const defaultCheckpointSettings: CheckpointSettings = {
   onStop: true,
 };
 
-/** The checkpoints the limits drop, newest-first input. */
-export function beyondLimits(all: CheckpointSummary[], s: CheckpointSettings, now: number): CheckpointSummary[] {
-  const old = all.filter((c) => now - c.time > s.maxAgeMs);
+/**
+ * The checkpoints the limits drop, newest-first input. `kept` are never dropped: the one just made
+ * (a restore's undo, a fork's origin) and the one a restore goes back to.
+ */
+export function beyondLimits(
+  all: CheckpointSummary[],
+  s: CheckpointSettings,
+  now: number,
+  kept: readonly string[] = [],
+): CheckpointSummary[] {
+  const old = all.filter((c) => now - c.time > s.maxAgeMs && !kept.includes(c.id));
   const left = all.filter((c) => !old.includes(c));
   const excess = left.length - s.maxCount;
   if (excess <= 0) return old;
-  const oldestFirst = [...left].reverse();
+  const oldestFirst = [...left].reverse().filter((c) => !kept.includes(c.id));
   const byAuto = [...oldestFirst.filter((c) => c.auto), ...oldestFirst.filter((c) => !c.auto)];
   return [...old, ...byAuto.slice(0, excess)];
 }
 
-/** Applies the limits to a repl whose lock the caller holds; returns the ids deleted. */
-export async function prune(deps: ReplDeps, r: ReplRecord, signal?: AbortSignal): Promise<string[]> {
-  const gone = beyondLimits(await listFor(deps, r, signal), deps.checkpoints, Date.now());
+/** Applies the limits to a repl whose lock the caller holds, sparing `kept`; returns the ids deleted. */
+export async function prune(
+  deps: ReplDeps,
+  r: ReplRecord,
+  kept: readonly string[],
+  signal?: AbortSignal,
+): Promise<string[]> {
+  const gone = beyondLimits(await listFor(deps, r, signal), deps.checkpoints, Date.now(), kept);
   for (const c of gone) {
     await deleteCheckpoint(workspaceTree(deps, r, signal), c.id);
     await onHome(() => deleteCheckpoint(homeTree(deps, r, signal), c.id));

@@ -78,7 +78,7 @@ async function checkpointAfterStop(deps: ReplDeps, r: ReplRecord) {
     await checkpointStored({ store: deps.blobs, prefix: homePrefix(r), signal }, { ...req, id: made.id }).catch(
       (err) => err instanceof NothingStoredError || Promise.reject(err),
     );
-    await prune(deps, r, signal);
+    await prune(deps, r, [made.id], signal);
   } catch (err) {
     if (!(err instanceof NothingStoredError))
       deps.log.warn({ err, replId: r.replId }, "the automatic checkpoint of a stop failed");

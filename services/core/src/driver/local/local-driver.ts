@@ -249,10 +249,12 @@ async function persistRunning(
   if (!h || h.gone) throw gone();
   return serial(h, async () => {
     if (h.gone) throw gone();
-    await sync.persist(h, signal, progress).catch((err) => {
+    const saved = await sync.persist(h, signal, progress).catch((err) => {
       log.warn({ err, replId: req.replId }, "persisting the workspace failed");
       throw unavailable("persisting the workspace failed; the repl keeps running as it was, try again", err);
     });
+    // Refused (the workspace is gone or is not the one restored): nothing current is stored.
+    if (!saved) throw failedPrecondition(`the workspace of repl ${req.replId} could not be saved; restart the repl`);
     return { persistTime: h.lastPersist ?? Date.now() };
   });
 }
