@@ -12,7 +12,7 @@ import { createLocalBlobStore } from "../../../lib/blob/local.js";
 import { listAll } from "../../../lib/blob/store.js";
 import { createLogger } from "../../../lib/kit/log.js";
 import { createTokenSigner, generateSigningKey } from "../../../lib/kit/tokens.js";
-import { readAll } from "../../../lib/sync/util.js";
+import { readRemote } from "../../../lib/sync/remote.js";
 import { issueApiToken } from "../src/auth/secrets.js";
 import { type Core, createCore } from "../src/core.js";
 import type { Driver } from "../src/driver/driver.js";
@@ -110,11 +110,10 @@ describe("core with the Kubernetes driver (fake API server)", function () {
       const keys = (await listAll(blobs, `repl/rita/${live}/`)).map((e) => e.key);
       assert.ok(keys.length > 0, "the workspace is still in the blob store");
       // The persist container stored the home too (the runner seeded it from /etc/skel).
-      const homeIndex = JSON.parse(
-        (await readAll((await blobs.get(`home/rita/${live}/.devex-sync/index.json`))!)).toString(),
-      );
+      const home = await readRemote({ store: blobs, prefix: `home/rita/${live}/` }, 1);
+      assert.ok(home.indexed);
       assert.deepEqual(
-        Object.keys(homeIndex.files).sort(),
+        Object.keys(home.files).sort(),
         (await readdir("/etc/skel")).sort(),
         "the home is stored beside the workspace",
       );
