@@ -3,10 +3,8 @@ import { createHash } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { createLocalBlobStore } from "../blob/local.js";
-import { createS3BlobStore } from "../blob/s3.js";
 import { type BlobStore, listAll } from "../blob/store.js";
-import { startS3 } from "../testing/s3.js";
+import { openLocalStore, openS3Store } from "../testing/test-stores.js";
 import { copyNewestGeneration } from "./copy-newest.js";
 import {
   abandonFork,
@@ -329,19 +327,5 @@ function suite(name: string, open: () => Promise<{ store: BlobStore; close(): Pr
   });
 }
 
-suite("local dir", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "devex-checkpoints-blobs-"));
-  return { store: createLocalBlobStore(dir), close: () => rm(dir, { recursive: true, force: true }) };
-});
-
-suite("s3rver", async () => {
-  const s3 = await startS3();
-  const store = createS3BlobStore(s3.storeOptions);
-  return {
-    store,
-    async close() {
-      await store.close();
-      await s3.dispose();
-    },
-  };
-});
+suite("local dir", openLocalStore);
+suite("s3rver", openS3Store);

@@ -116,6 +116,15 @@ interface Store {
   signal?: AbortSignal;
 }
 
+/** The index and the newest state's files and directories, without listing the prefix; undefined: no index. */
+export async function readNewest(
+  o: Store,
+  attempts: number,
+): Promise<(Pick<StoredIndex, "files" | "dirs"> & { index: StoredIndex }) | undefined> {
+  const index = await getJson(o, INDEX, attempts);
+  return index && { index, ...(await resolveState(o, o.prefix, index, attempts)) };
+}
+
 /** The remote as it is: one listing plus the index. Loose objects without an index are all files (sha unknown). */
 export async function readRemote(o: Store, attempts: number): Promise<RemoteState> {
   const listed = await retry(attempts, o.signal, () => listAll(o.store, o.prefix, o.signal));
@@ -124,10 +133,10 @@ export async function readRemote(o: Store, attempts: number): Promise<RemoteStat
     const rel = e.key.slice(o.prefix.length);
     if (rel && rel !== INDEX) objects[rel] = e.size;
   }
-  const index = await getJson(o, INDEX, attempts);
-  if (index) {
+  const newest = await readNewest(o, attempts);
+  if (newest) {
+    const { index, files, dirs } = newest;
     const generation = index.generation ?? 0;
-    const { files, dirs } = await resolveState(o, o.prefix, index, attempts);
     const generations = index.generations ?? [];
     return {
       indexed: true,

@@ -6,7 +6,8 @@
  * the next persist. Nothing may persist the tree meanwhile (the caller holds its lock).
  */
 import { readCheckpoint, type StoredTree } from "./checkpoints.js";
-import { generationKey, INDEX, readRemote } from "./remote.js";
+import { NothingStoredError } from "./errors.js";
+import { generationKey, INDEX, readNewest } from "./remote.js";
 import { encodeJson, resolveState } from "./state.js";
 import type { StoredIndex } from "./types.js";
 import { retry } from "./util.js";
@@ -15,12 +16,14 @@ import { retry } from "./util.js";
 export async function rollbackStored(t: StoredTree, id: string, keepGenerations = 5): Promise<number> {
   const attempts = t.attempts ?? 4;
   const c = await readCheckpoint(t, id);
-  const remote = await readRemote(t, attempts);
+  const newest = await readNewest(t, attempts);
+  if (!newest) throw new NothingStoredError(t.prefix);
+  const { index: current } = newest;
   const full = await resolveState(t, t.prefix, c.state, attempts);
-  const n = remote.generation + 1;
+  const n = (current.generation ?? 0) + 1;
   const time = Date.now();
   const info = { generation: n, time, files: Object.keys(full.files).length, bytes: c.bytes, objects: c.objects };
-  const kept = [{ ...info, ...(c.borrowed ? { borrowed: c.borrowed } : {}) }, ...remote.generations].slice(
+  const kept = [{ ...info, ...(c.borrowed ? { borrowed: c.borrowed } : {}) }, ...(current.generations ?? [])].slice(
     0,
     Math.max(1, keepGenerations),
   );
@@ -30,7 +33,7 @@ export async function rollbackStored(t: StoredTree, id: string, keepGenerations 
     time,
     ...c.state,
     generations: kept,
-    ...(remote.borrows ? { borrows: remote.borrows } : {}),
+    ...(current.borrows ? { borrows: current.borrows } : {}),
   };
   const body = encodeJson(index);
   await retry(attempts, t.signal, () => t.store.put(t.prefix + generationKey(n), body, t.signal));

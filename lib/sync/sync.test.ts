@@ -5,9 +5,8 @@ import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createLocalBlobStore } from "../blob/local.js";
-import { createS3BlobStore } from "../blob/s3.js";
 import { type BlobStore, listAll } from "../blob/store.js";
-import { startS3, type TestS3 } from "../testing/s3.js";
+import { openLocalStore, openS3Store, type TestStore } from "../testing/test-stores.js";
 import { main } from "./cli.js";
 import { persist, readStoredWorkspace, restore, type SyncProgress } from "./sync.js";
 
@@ -30,7 +29,7 @@ async function put(dir: string, rel: string, content: string | Buffer) {
   await writeFile(join(dir, rel), content);
 }
 
-function suite(name: string, open: () => Promise<{ store: BlobStore; s3?: TestS3; close(): Promise<void> }>) {
+function suite(name: string, open: () => Promise<TestStore>) {
   describe(`workspace sync (${name})`, () => {
     let tmp: string;
     let env: Awaited<ReturnType<typeof open>>;
@@ -155,20 +154,5 @@ function suite(name: string, open: () => Promise<{ store: BlobStore; s3?: TestS3
   });
 }
 
-suite("local dir", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "devex-sync-blobs-"));
-  return { store: createLocalBlobStore(dir), close: () => rm(dir, { recursive: true, force: true }) };
-});
-
-suite("s3rver", async () => {
-  const s3 = await startS3();
-  const store = createS3BlobStore(s3.storeOptions);
-  return {
-    store,
-    s3,
-    async close() {
-      await store.close();
-      await s3.dispose();
-    },
-  };
-});
+suite("local dir", openLocalStore);
+suite("s3rver", openS3Store);

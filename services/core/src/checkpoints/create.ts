@@ -19,7 +19,37 @@ export function refuseUnlessSettled(r: ReplRecord | undefined) {
     throw failedPrecondition(`repl ${r.replId} is ${r.status}; try again once it runs or is stopped`);
 }
 
-/** Checkpoints a repl whose lock the caller holds; retention spares it and `spare` (a restore's target). */
+/** Saves a running repl's trees now (Driver.persist); a stopped repl's are already stored. Under the lock. */
+export async function persistIfRunning(deps: ReplDeps, r: ReplRecord): Promise<void> {
+  const session = r.status === "running" ? await deps.state.getActiveSession(r.replId) : undefined;
+  if (!session) return;
+  const req = { replId: r.replId, owner: r.owner, runnerId: session.runnerId };
+  await deps.driver
+    .persist({ ...req, workspacePrefix: workspacePrefix(r), homePrefix: homePrefix(r) }, operationSignal(deps))
+    .catch((err) => {
+      throw err instanceof DomainError ? err : unavailable("could not save the repl's files; try again", err);
+    });
+}
+
+/**
+ * Names the newest stored state of both trees under one id, then applies retention, sparing the new
+ * checkpoint and `spare` (a restore's target). lib/sync's errors pass as they are. Under the lock.
+ */
+export async function nameStored(
+  deps: ReplDeps,
+  r: ReplRecord,
+  req: CheckpointRequest,
+  spare: readonly string[] = [],
+): Promise<CheckpointSummary> {
+  const signal = operationSignal(deps);
+  const made = await checkpointStored(workspaceTree(deps, r, signal), req);
+  await onHome(() => checkpointStored(homeTree(deps, r, signal), { ...req, id: made.id }));
+  await prune(deps, r, [made.id, ...spare], signal);
+  deps.log.info({ replId: r.replId, checkpoint: made.id, auto: req.auto }, "checkpoint made");
+  return made;
+}
+
+/** Checkpoints a repl whose lock the caller holds: its files saved first if it runs, then named. */
 export async function checkpointLocked(
   deps: ReplDeps,
   r: ReplRecord,
@@ -27,23 +57,8 @@ export async function checkpointLocked(
   spare: readonly string[] = [],
 ): Promise<CheckpointSummary> {
   refuseUnlessSettled(r);
-  const session = r.status === "running" ? await deps.state.getActiveSession(r.replId) : undefined;
-  if (session) {
-    const persist = { replId: r.replId, owner: r.owner, runnerId: session.runnerId };
-    await deps.driver
-      .persist({ ...persist, workspacePrefix: workspacePrefix(r), homePrefix: homePrefix(r) }, operationSignal(deps))
-      .catch((err) => {
-        throw err instanceof DomainError
-          ? err
-          : unavailable("could not save the repl's files before the checkpoint; try again", err);
-      });
-  }
-  const signal = operationSignal(deps);
-  const made = await api(r.replId, () => checkpointStored(workspaceTree(deps, r, signal), req));
-  await onHome(() => checkpointStored(homeTree(deps, r, signal), { ...req, id: made.id }));
-  await prune(deps, r, [made.id, ...spare], signal);
-  deps.log.info({ replId: r.replId, checkpoint: made.id, auto: req.auto }, "checkpoint made");
-  return made;
+  await persistIfRunning(deps, r);
+  return api(r.replId, () => nameStored(deps, r, req, spare));
 }
 
 export async function createCheckpoint(

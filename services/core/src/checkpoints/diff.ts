@@ -4,14 +4,14 @@
  * are read only for the text files whose unified diff is asked for, within a budget.
  */
 
+import { failedPrecondition } from "../../../../lib/kit/errors.js";
 import { TEXT_DIFF_MAX } from "../../../../lib/sync/diff.js";
-import { readRemote } from "../../../../lib/sync/remote.js";
+import { readNewest } from "../../../../lib/sync/remote.js";
 import type { FullMap } from "../../../../lib/sync/state.js";
 import { checkpointMap, diffMaps, type FileChange, unifiedDiff } from "../../../../lib/sync/sync.js";
-import { getOwned, homePrefix, operationSignal, withReplLock, workspacePrefix } from "../repl/common.js";
+import { getOwned, withReplLock } from "../repl/common.js";
 import type { ReplDeps } from "../repl/deps.js";
-import type { ReplRecord } from "../state/store.js";
-import { refuseUnlessSettled } from "./create.js";
+import { persistIfRunning, refuseUnlessSettled } from "./create.js";
 import { api, workspaceTree } from "./trees.js";
 
 /** All patches of one call together. */
@@ -31,18 +31,17 @@ export interface DiffedFile extends FileChange {
   patchOmitted?: string;
 }
 
-/** The newest stored state, after saving a running repl's files. */
-async function current(deps: ReplDeps, r: ReplRecord, signal: AbortSignal): Promise<FullMap> {
-  await withReplLock(deps, r.replId, signal, refuseUnlessSettled, async () => {
-    const session = r.status === "running" ? await deps.state.getActiveSession(r.replId) : undefined;
-    if (!session) return;
-    const req = { replId: r.replId, owner: r.owner, runnerId: session.runnerId };
-    await deps.driver.persist(
-      { ...req, workspacePrefix: workspacePrefix(r), homePrefix: homePrefix(r) },
-      operationSignal(deps),
-    );
+/** The newest stored state, after saving a running repl's files (as it is once the lock is held). */
+async function current(deps: ReplDeps, owner: string, replId: string, signal: AbortSignal): Promise<FullMap> {
+  const r = await withReplLock(deps, replId, signal, refuseUnlessSettled, async () => {
+    const locked = await getOwned(deps, owner, replId);
+    refuseUnlessSettled(locked);
+    await persistIfRunning(deps, locked);
+    return locked;
   });
-  return api(r.replId, () => readRemote(workspaceTree(deps, r, signal), 4));
+  const newest = await api(replId, () => readNewest(workspaceTree(deps, r, signal), 4));
+  if (!newest) throw failedPrecondition(`repl ${replId} has no stored files yet: start it once`);
+  return newest;
 }
 
 const under = (paths: string[]) => (path: string) =>
@@ -57,7 +56,9 @@ export async function diffCheckpoints(
   const r = await getOwned(deps, owner, input.replId);
   const tree = workspaceTree(deps, r, signal);
   const from = await api(r.replId, () => checkpointMap(tree, input.from));
-  const to = input.to ? await api(r.replId, () => checkpointMap(tree, input.to)) : await current(deps, r, signal);
+  const to = input.to
+    ? await api(r.replId, () => checkpointMap(tree, input.to))
+    : await current(deps, owner, input.replId, signal);
   const changes: DiffedFile[] = diffMaps(from, to).filter((c) => under(input.paths)(c.path));
   if (!input.includePatches) return changes;
   let budget = PATCHES_MAX;

@@ -3,7 +3,7 @@
  * stored. Both take the same checkpoint id, so one id restores or forks both. lib/sync's refusals
  * become the API's codes here.
  */
-import { DomainError, failedPrecondition, notFound } from "../../../../lib/kit/errors.js";
+import { failedPrecondition, notFound } from "../../../../lib/kit/errors.js";
 import {
   CheckpointNotFoundError,
   type CheckpointSummary,
@@ -27,24 +27,18 @@ export const homeTree = (deps: ReplDeps, r: ReplRecord, signal?: AbortSignal): S
   signal,
 });
 
-/** lib/sync's errors as the API's: the ids and reasons are safe to show; anything else stays as it is. */
-export function apiError(replId: string, err: unknown): unknown {
-  if (err instanceof DomainError) return err;
-  if (err instanceof CheckpointNotFoundError)
-    return notFound(`repl ${replId} has no checkpoint ${JSON.stringify(err.id)}`);
-  if (err instanceof NothingStoredError)
-    return failedPrecondition(
-      `repl ${replId} has no stored files yet: start it once before checkpointing or forking it`,
-    );
-  return err;
-}
-
 /** Runs `fn`, turning lib/sync's refusals into the API's codes. */
 export async function api<T>(replId: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    throw apiError(replId, err);
+    if (err instanceof CheckpointNotFoundError)
+      throw notFound(`repl ${replId} has no checkpoint ${JSON.stringify(err.id)}`);
+    if (err instanceof NothingStoredError)
+      throw failedPrecondition(
+        `repl ${replId} has no stored files yet: start it once before checkpointing or forking it`,
+      );
+    throw err;
   }
 }
 

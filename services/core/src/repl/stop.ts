@@ -3,8 +3,8 @@
  * running, the repl stays running with lastError set, and the call fails with Unavailable.
  */
 import { failedPrecondition, unavailable } from "../../../../lib/kit/errors.js";
-import { checkpointStored, NothingStoredError } from "../../../../lib/sync/sync.js";
-import { prune } from "../checkpoints/retention.js";
+import { NothingStoredError } from "../../../../lib/sync/sync.js";
+import { nameStored } from "../checkpoints/create.js";
 import type { ReplRecord, SetupRecord } from "../state/store.js";
 import { describe, getOwned, homePrefix, move, operationSignal, withReplLock, workspacePrefix } from "./common.js";
 import type { ReplDeps } from "./deps.js";
@@ -71,18 +71,10 @@ export async function stopLocked(
 
 /** The automatic checkpoint of what a stop saved; a failure is logged, the stop stands. */
 async function checkpointAfterStop(deps: ReplDeps, r: ReplRecord) {
-  const req = { auto: "before-stop" } as const;
-  try {
-    const signal = operationSignal(deps);
-    const made = await checkpointStored({ store: deps.blobs, prefix: workspacePrefix(r), signal }, req);
-    await checkpointStored({ store: deps.blobs, prefix: homePrefix(r), signal }, { ...req, id: made.id }).catch(
-      (err) => err instanceof NothingStoredError || Promise.reject(err),
-    );
-    await prune(deps, r, [made.id], signal);
-  } catch (err) {
+  await nameStored(deps, r, { auto: "before-stop" }).catch((err) => {
     if (!(err instanceof NothingStoredError))
       deps.log.warn({ err, replId: r.replId }, "the automatic checkpoint of a stop failed");
-  }
+  });
 }
 
 /** Read once the runner is gone (so no report can still land): a setup it left running failed. */
