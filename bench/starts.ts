@@ -21,7 +21,7 @@ import { parseArgs } from "node:util";
 import { runnerNodeFlags } from "../lib/contracts/runner-node-flags.mjs";
 import { projectRoot } from "../lib/kit/project-root.js";
 import { generateSigningKey } from "../lib/kit/tokens.js";
-import { freePort } from "../lib/testing/redis.js";
+import { freePort } from "../lib/testing/ports.js";
 import { machine, median, percentile, round1 } from "./lib/stats.js";
 
 interface Start {

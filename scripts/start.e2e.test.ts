@@ -16,7 +16,7 @@ import { createLocalBlobStore } from "../lib/blob/local.js";
 import { coreClientsFor, runnerClientsFor } from "../lib/client/node.js";
 import { isAlive } from "../lib/kit/pids.js";
 import { readStoredWorkspace } from "../lib/sync/sync.js";
-import { freePort } from "../lib/testing/redis.js";
+import { freePorts } from "../lib/testing/ports.js";
 import { issueApiToken } from "../services/core/src/auth/secrets.js";
 import { createEmbeddedStore } from "../services/core/src/state/embedded.js";
 
@@ -118,7 +118,8 @@ class Setup {
     const state = await createEmbeddedStore(join(dataDir, "state"));
     const { secret } = await issueApiToken(state, "alice", "test");
     await state.close();
-    const setup = new Setup(dataDir, await freePort(), await freePort(), secret, how);
+    const [corePort, mcpPort] = await freePorts(2);
+    const setup = new Setup(dataDir, corePort!, mcpPort!, secret, how);
     await until(
       "the setup to say it is running",
       () => setup.output.includes("Press Ctrl-C"),

@@ -12,10 +12,10 @@ import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { get as httpsGet } from "node:https";
-import { createServer } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
+import { freePorts } from "./ports.js";
 
 export const KUBE_VERSION = "1.20.2";
 
@@ -35,14 +35,6 @@ export interface RealKube {
   /** A KubeConfig for the API server with this bearer token (the admin's by default). */
   kubeConfig(token?: string): KubeConfig;
   close(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 function start(name: string, program: string, args: string[], log: string[]): ChildProcess {
@@ -83,11 +75,25 @@ async function waitHealthy(url: string, token: string, log: string[], children: 
   }
 }
 
+/**
+ * Starts the control plane; when one of its ports was taken between choosing it and binding it
+ * (other tests pick ports too), starts again on new ports rather than failing the suite.
+ */
 export async function startKubeApiServer(bin: string): Promise<RealKube> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(bin);
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use/.test(String(err))) throw err;
+    }
+  }
+}
+
+async function startOnce(bin: string): Promise<RealKube> {
   const dir = await mkdtemp(join(tmpdir(), "devex-kube-"));
   const log: string[] = [];
   const children: ChildProcess[] = [];
-  const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const [etcdClient, etcdPeer, apiPort] = await freePorts(3);
   const adminToken = randomBytes(24).toString("hex");
   await writeFile(join(dir, "tokens.csv"), `${adminToken},admin,admin,"system:masters"\n`);
   const sa = generateKeyPairSync("rsa", { modulusLength: 2048 });

@@ -10,7 +10,7 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort } from "./redis.js";
+import { freePort } from "./ports.js";
 
 export interface TestS3 {
   readonly endpoint: string;

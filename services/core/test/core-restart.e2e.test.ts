@@ -14,7 +14,7 @@ import { createLocalBlobStore } from "../../../lib/blob/local.js";
 import { coreClientsFor, runnerClientsFor } from "../../../lib/client/node.js";
 import { isAlive } from "../../../lib/kit/pids.js";
 import { readStoredWorkspace } from "../../../lib/sync/sync.js";
-import { freePort } from "../../../lib/testing/redis.js";
+import { freePort } from "../../../lib/testing/ports.js";
 import { issueApiToken } from "../src/auth/secrets.js";
 import { createEmbeddedStore } from "../src/state/embedded.js";
 

@@ -14,8 +14,9 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { egressProxyToken } from "../../../lib/contracts/egress-proxy.js";
 import { type EgressPolicy, EgressRanges } from "../../../lib/egress/policy.js";
+import { freePort } from "../../../lib/testing/ports.js";
 import { requireProgram } from "../../../lib/testing/programs.js";
-import { freePort, startRedis, type TestRedis } from "../../../lib/testing/redis.js";
+import { startRedis, type TestRedis } from "../../../lib/testing/redis.js";
 import { policyRedis, redisPolicySource } from "../src/policies.js";
 import { createEgressProxy } from "../src/proxy.js";
 
