@@ -9,8 +9,10 @@
  *   first persist        the full upload to a fresh prefix (rounds interleaved with rclone's)
  *   after 1 % changed    10 rounds of: rewrite 1 % of the files, then persist with a checkpoint
  *   storage              after those rounds: every key under the prefix ÷ rclone's copy
- *   unchanged, running   persist with a checkpoint over an unchanged tree (the walk included); beside
- *                        it the same persist without a checkpoint (the walk alone)
+ *   unchanged, running   persist with a checkpoint over an unchanged tree through a TreeWatch (no walk
+ *                        while nothing changed: what a running repl's checkpoint does); beside it the
+ *                        same without the watch (the whole walk), and without a checkpoint (the walk
+ *                        alone), and the watch's scan of every directory
  *   unchanged, stopped   checkpointStored: metadata only
  *   restore              a checkpoint into a fresh directory
  *   fork                 forkCheckpoint into a fresh prefix
@@ -29,7 +31,14 @@ import { parseArgs } from "node:util";
 import { createS3BlobStore } from "../lib/blob/s3.js";
 import { type BlobStore, listAll } from "../lib/blob/store.js";
 import { findProgram } from "../lib/kit/find-program.js";
-import { type CheckpointSummary, checkpointStored, forkCheckpoint, persist, restore } from "../lib/sync/sync.js";
+import {
+  type CheckpointSummary,
+  checkpointStored,
+  forkCheckpoint,
+  persist,
+  restore,
+  TreeWatch,
+} from "../lib/sync/sync.js";
 import { startS3, type TestS3 } from "../lib/testing/s3.js";
 import { machineCpu } from "./lib/proc-mem.js";
 import { machine, median, percentile, round1 } from "./lib/stats.js";
@@ -200,23 +209,47 @@ async function changedRounds(c: Context, w: Workspace, tree: Tree, src: string, 
   return { ms, changed, storedAfterRound, checkpoints };
 }
 
-/** Unchanged tree: persist with a checkpoint, the same without one, checkpointStored; a round of each at a time. */
+/**
+ * Unchanged tree, a round of each at a time: persist({checkpoint}) through a TreeWatch (what a
+ * running repl's checkpoint does: no walk while nothing changed), the same without the watch (the
+ * whole walk), a persist without either (the walk alone), checkpointStored (a stopped tree). Then
+ * what a watch's scan of every directory costs (a watched persist after a change pays it once).
+ */
 async function unchangedCheckpoints(c: Context, w: Workspace, src: string, prefix: string, manifest: string) {
   const running: number[] = [];
+  const walked: number[] = [];
   const walkOnly: number[] = [];
   const stopped: number[] = [];
-  for (let i = -1; i < w.runs.unchanged; i++) {
-    const o = { store: c.store, prefix, dir: src, manifestPath: manifest };
-    const r = await timed(() => persist({ ...o, checkpoint: { name: `unchanged ${i}` } }));
-    if (r.value.transferred !== 0) throw new Error(`an unchanged persist uploaded ${r.value.transferred} files`);
-    const p = await timed(() => persist(o));
-    const s = await timed(() => checkpointStored({ store: c.store, prefix }, { name: `stopped ${i}` }));
-    if (i < 0) continue; // the first round warms up
-    running.push(r.ms);
-    walkOnly.push(p.ms);
-    stopped.push(s.ms);
+  const o = { store: c.store, prefix, dir: src, manifestPath: manifest };
+  const watch = new TreeWatch(src);
+  const manifestStamp = async () => String((await stat(manifest)).mtimeMs);
+  let watchedWalks = 0;
+  try {
+    await persist({ ...o, watch }); // the watched persist after which nothing changes: it walks and scans
+    for (let i = -1; i < w.runs.unchanged; i++) {
+      const before = await manifestStamp();
+      const r = await timed(() => persist({ ...o, watch, checkpoint: { name: `unchanged ${i}` } }));
+      if ((await manifestStamp()) !== before) watchedWalks++;
+      const f = await timed(() => persist({ ...o, checkpoint: { name: `unchanged, walked ${i}` } }));
+      if (f.value.transferred !== 0) throw new Error(`an unchanged persist uploaded ${f.value.transferred} files`);
+      const p = await timed(() => persist(o));
+      const s = await timed(() => checkpointStored({ store: c.store, prefix }, { name: `stopped ${i}` }));
+      if (i < 0) continue; // the first round warms up
+      running.push(r.ms);
+      walked.push(f.ms);
+      walkOnly.push(p.ms);
+      stopped.push(s.ms);
+    }
+  } finally {
+    watch.close();
   }
-  return { running, walkOnly, stopped };
+  const scans: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const fresh = new TreeWatch(src);
+    scans.push((await timed(() => fresh.mark())).ms);
+    fresh.close();
+  }
+  return { running, walked, walkOnly, stopped, watchedWalks, scans };
 }
 
 /** Runs a program to its end, its output discarded. */
@@ -353,16 +386,25 @@ async function benchWorkspace(c: Context, w: Workspace) {
         changedPerRound: rounds.changed,
       },
       checkpointUnchangedRunning: {
-        what: "persist({checkpoint}) over an unchanged tree: the walk, a checkpoint record, the manifest",
+        what: "persist({checkpoint, watch}) over an unchanged tree: its TreeWatch saw nothing change, so no walk; the index read, a checkpoint record, the index read again",
         ...summary(unchanged.running),
+        roundsThatWalked: unchanged.watchedWalks,
+      },
+      checkpointUnchangedRunningWalked: {
+        what: "the same without a TreeWatch: the whole walk, a checkpoint record, the manifest (the figure before TreeWatch)",
+        ...summary(unchanged.walked),
       },
       persistUnchangedNoCheckpoint: {
-        what: "the same persist without a checkpoint: what the walk and the manifest cost alone",
+        what: "a persist without a checkpoint or a watch: what the walk and the manifest cost alone",
         ...summary(unchanged.walkOnly),
       },
       checkpointOwnMs: {
-        what: "median over rounds of (running-tree checkpoint − the persist without one right after it): the checkpoint's own cost; noisy under load",
-        ms: round1(median(unchanged.running.map((r, i) => r - unchanged.walkOnly[i]))),
+        what: "median over rounds of (walked checkpoint − the persist without one right after it): the checkpoint's own cost; noisy under load",
+        ms: round1(median(unchanged.walked.map((r, i) => r - unchanged.walkOnly[i]))),
+      },
+      treeWatchScan: {
+        what: "TreeWatch.mark() on a fresh watch: every directory opened, listed and watched (a watched persist after a change pays this before its walk)",
+        ...summary(unchanged.scans),
       },
       checkpointUnchangedStopped: {
         what: "checkpointStored: the index read, a checkpoint record written",
@@ -445,6 +487,8 @@ function printTable(results: Record<string, WorkspaceResult>) {
     ["first persist", (r) => cell(r.devex.firstPersist)],
     ["checkpoint after 1 % changed", (r) => cell(r.devex.checkpointAfter1PercentChanged)],
     ["checkpoint unchanged, running", (r) => cell(r.devex.checkpointUnchangedRunning)],
+    ["  the same, walked (no TreeWatch)", (r) => cell(r.devex.checkpointUnchangedRunningWalked)],
+    ["  TreeWatch scan", (r) => cell(r.devex.treeWatchScan)],
     ["  persist unchanged, no checkpoint", (r) => cell(r.devex.persistUnchangedNoCheckpoint)],
     ["checkpoint unchanged, stopped", (r) => cell(r.devex.checkpointUnchangedStopped)],
     ["restore checkpoint", (r) => cell(r.devex.restoreCheckpoint)],

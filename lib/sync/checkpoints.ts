@@ -81,11 +81,25 @@ export async function writeCheckpoint(
  * Otherwise it is deleted and the whole is tried again.
  */
 export async function checkpointStored(t: StoredTree, req: CheckpointRequest): Promise<CheckpointSummary> {
+  const made = await checkpointNewest(t, req, () => true);
+  if (!made) throw new NothingStoredError(t.prefix);
+  return made;
+}
+
+/**
+ * checkpointStored, but only of a newest state `accept` takes (persist's walk-free path: the
+ * generation it stored last); undefined when nothing is stored or the newest is another.
+ */
+export async function checkpointNewest(
+  t: StoredTree,
+  req: CheckpointRequest,
+  accept: (newest: GenerationInfo) => boolean,
+): Promise<CheckpointSummary | undefined> {
   const attempts = t.attempts ?? 4;
   for (let tries = 1; ; tries++) {
     const index = await getRecord<StoredIndex>(t, t.prefix + INDEX, attempts);
     const info = index?.generations?.[0];
-    if (!index || !info) throw new NothingStoredError(t.prefix);
+    if (!index || !info || !accept(info)) return undefined;
     const summary = await writeCheckpoint(t, index, info, req);
     const after = await getRecord<StoredIndex>(t, t.prefix + INDEX, attempts);
     if (after?.generations?.some((g) => g.generation === info.generation)) return summary;

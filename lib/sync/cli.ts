@@ -31,7 +31,7 @@ import type { BlobStore } from "../blob/store.js";
 import { createTokenVerifier } from "../kit/tokens.js";
 import { excludeFromHome } from "./home.js";
 import { servePersist } from "./persist-service.js";
-import { persist, restore, SYNC_DIR, WorkspaceMissingError, WorkspaceReplacedError } from "./sync.js";
+import { persist, restore, SYNC_DIR, TreeWatch, WorkspaceMissingError, WorkspaceReplacedError } from "./sync.js";
 import type { PersistOptions, RestoreOptions, SyncResult } from "./types.js";
 import { someNames } from "./util.js";
 
@@ -134,13 +134,19 @@ const summary = (r: SyncResult): SyncSummary => ({ ...r, skipped: r.skipped.leng
  * what was left out (by name, the first 20) go to `say`, a line each. A home that is missing or was
  * replaced is said and left as stored, as the local driver does; a workspace refuses the run.
  */
-export async function runSync(run: SyncRun, store: BlobStore, say: (line: string) => void) {
+export async function runSync(
+  run: SyncRun,
+  store: BlobStore,
+  say: (line: string) => void,
+  watches?: Map<string, TreeWatch>,
+) {
   const results: Partial<Record<"workspace" | "home", SyncSummary>> = {};
   for (const { name, options } of run.trees) {
     const label = name === "home" ? `${run.command} (home)` : run.command;
     const result = await (run.command === "restore" ? restore : persist)({
       ...options,
       store,
+      watch: watches && watchOf(watches, name, options),
       onProgress: (p) => say(`${label}: ${p.filesDone}/${p.filesTotal} files, ${p.bytesDone}/${p.bytesTotal} bytes`),
     }).catch((err) => {
       if (name !== "home" || !(err instanceof WorkspaceMissingError || err instanceof WorkspaceReplacedError))
@@ -156,6 +162,13 @@ export async function runSync(run: SyncRun, store: BlobStore, say: (line: string
     results[name] = summary(result);
   }
   return { ...results.workspace!, ...(results.home ? { home: results.home } : {}) };
+}
+
+/** The tree's TreeWatch, made on its first watched persist and kept for the sidecar's life. */
+function watchOf(watches: Map<string, TreeWatch>, name: string, o: SyncRun["trees"][number]["options"]) {
+  const w = watches.get(name) ?? new TreeWatch(o.dir, o.exclude);
+  watches.set(name, w);
+  return w;
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -189,8 +202,9 @@ async function serve(run: SyncRun, o: NonNullable<SyncRun["serve"]>, store: Blob
     process.stderr.write("serve needs DEVEX_TOKEN_PUBLIC_KEY and DEVEX_REPL_ID\n");
     return 2;
   }
+  const watches = new Map<string, TreeWatch>();
   const service = await servePersist({
-    persist: () => runSync(run, store, () => {}),
+    persist: (how) => runSync(run, store, () => {}, how === "watched" ? watches : undefined),
     intervalMs: o.intervalSeconds * 1000,
     host: "0.0.0.0",
     port: o.port,

@@ -16,10 +16,12 @@ describe("persist sidecar service", () => {
   const started: number[] = [];
   let failing = false;
   const said: string[] = [];
+  const hows: string[] = [];
 
   before(async () => {
     service = await servePersist({
-      async persist() {
+      async persist(how) {
+        hows.push(how);
         started.push(Date.now());
         running++;
         if (running > 1) overlapped = true;
@@ -39,8 +41,8 @@ describe("persist sidecar service", () => {
   });
   after(() => service?.close());
 
-  const ask = (token?: string) =>
-    fetch(`http://127.0.0.1:${service.port}/persist`, {
+  const ask = (token?: string, query = "") =>
+    fetch(`http://127.0.0.1:${service.port}/persist${query}`, {
       method: "POST",
       headers: token ? { authorization: `Bearer ${token}` } : {},
     });
@@ -65,6 +67,17 @@ describe("persist sidecar service", () => {
     assert.equal(new Set(results.map((r) => r.files)).size, 3, "each request was answered by a persist of its own");
     for (const r of results) assert.ok(r.transferred >= asked, "one that began after the request");
     assert.equal(overlapped, false, "never two persists at once");
+  });
+
+  it("walks for core's request before a stop; may skip the walk for a running repl's and the periodic ones", async () => {
+    hows.length = 0;
+    assert.equal((await ask(core())).status, 200);
+    assert.equal(hows.at(-1), "full");
+    assert.equal((await ask(core(), "?how=watched")).status, 200);
+    assert.equal(hows.at(-1), "watched");
+    assert.equal((await ask(core(), "?how=sloppy")).status, 404);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(hows.filter((h) => h === "watched").length >= 2, `a periodic persist is watched: ${hows.join(" ")}`);
   });
 
   it("a failed persist is a 500 with the reason, and the periodic one goes on", async () => {

@@ -12,8 +12,12 @@ import type { AddressInfo } from "node:net";
 import { bearerToken, type TokenVerifier } from "../kit/tokens.js";
 
 export interface PersistServiceOptions {
-  /** One persist of the repl's trees (cli.ts runSync), its counts as the result. */
-  persist: () => Promise<{ files: number; transferred: number; deleted: number }>;
+  /**
+   * One persist of the repl's trees (cli.ts runSync), its counts as the result. "watched" (periodic,
+   * and core's requests for a running repl, `?how=watched`) may skip the walk of a tree that did not
+   * change (TreeWatch); "full" (core's request before a stop) walks.
+   */
+  persist: (how: "watched" | "full") => Promise<{ files: number; transferred: number; deleted: number }>;
   /** Between the end of one periodic persist and the start of the next. */
   intervalMs: number;
   host: string;
@@ -32,8 +36,8 @@ export interface PersistService {
 export async function servePersist(o: PersistServiceOptions): Promise<PersistService> {
   let last: Promise<unknown> = Promise.resolve();
   /** Queues a persist after whatever is running, so a request's persist starts after the request. */
-  const persistNow = () => {
-    const next = last.catch(() => {}).then(() => o.persist());
+  const persistNow = (how: "watched" | "full") => {
+    const next = last.catch(() => {}).then(() => o.persist(how));
     last = next;
     return next;
   };
@@ -43,7 +47,7 @@ export async function servePersist(o: PersistServiceOptions): Promise<PersistSer
   const periodic = () => {
     timer = setTimeout(async () => {
       try {
-        const r = await persistNow();
+        const r = await persistNow("watched");
         if (r.transferred || r.deleted) o.say(`periodic persist: ${r.transferred} uploaded, ${r.deleted} deleted`);
       } catch (err) {
         o.say(`periodic persist failed: ${(err as Error).message}`);
@@ -66,9 +70,10 @@ export async function servePersist(o: PersistServiceOptions): Promise<PersistSer
 
   const server = createServer((req, res) => {
     if (req.method === "GET" && req.url === "/healthz") return json(res, 200, { ok: true });
-    if (req.method !== "POST" || req.url !== "/persist") return json(res, 404, { error: "not found" });
+    const how = req.url === "/persist" ? "full" : req.url === "/persist?how=watched" ? "watched" : undefined;
+    if (req.method !== "POST" || !how) return json(res, 404, { error: "not found" });
     if (!authorized(req)) return json(res, 401, { error: "a token of core's for this repl is needed" });
-    persistNow().then(
+    persistNow(how).then(
       (result) => json(res, 200, result),
       (err) => {
         o.say(`persist failed: ${(err as Error).message}`);

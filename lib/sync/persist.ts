@@ -25,7 +25,7 @@ import { createHash } from "node:crypto";
 import type { Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { resolve } from "node:path";
-import { writeCheckpoint } from "./checkpoints.js";
+import { checkpointNewest, writeCheckpoint } from "./checkpoints.js";
 import { WorkspaceMissingError, WorkspaceReplacedError } from "./errors.js";
 import { isSwapped, openDirectory, openFileAt, readlinkAt } from "./fsat.js";
 import { entryOf, identityOf, loadManifest, type ManifestEntry, manifestPathFor, saveManifest } from "./manifest.js";
@@ -58,6 +58,8 @@ export async function persist(o: PersistOptions): Promise<SyncResult> {
   }
   try {
     const identity = identityOf(await root.stat({ bigint: true }));
+    const unchanged = await persistUnchanged(o, identity);
+    if (unchanged) return { ...unchanged, ms: Date.now() - began };
     const manifestPath = manifestPathFor(o);
     const old = await loadManifest(manifestPath);
     const mine = old?.prefix === o.prefix ? old : undefined;
@@ -65,9 +67,15 @@ export async function persist(o: PersistOptions): Promise<SyncResult> {
     const remote = mine?.remote ?? (await readRemote(o, o.attempts ?? 4));
     if (!mine && !o.replaceStored && remote.indexed && Object.keys(remote.files).length > 0)
       throw new WorkspaceReplacedError(dir, "no-manifest");
+    if (o.watch) o.watch.persisted = undefined;
+    const mark = await o.watch?.mark();
     const run = new PersistRun(o, root.fd, remote, mine?.files ?? {});
     try {
       const result = await run.go();
+      if (o.watch && mark) {
+        const { checkpoint: _, ...stored } = result;
+        o.watch.persisted = { mark, prefix: o.prefix, root: identity, generation: result.generation, result: stored };
+      }
       await saveManifest(manifestPath, {
         version: 3,
         prefix: o.prefix,
@@ -85,6 +93,22 @@ export async function persist(o: PersistOptions): Promise<SyncResult> {
   } finally {
     await root.close();
   }
+}
+
+/**
+ * The walk-free persist: the tree's TreeWatch saw nothing change since the last full persist through
+ * it, so what that persist stored is still the tree; with `checkpoint`, that state is named, as long
+ * as it is still the newest stored (otherwise, and whenever in doubt, undefined: walk).
+ */
+async function persistUnchanged(o: PersistOptions, identity: string): Promise<Omit<SyncResult, "ms"> | undefined> {
+  const p = o.watch?.persisted;
+  if (!o.watch || !p || p.prefix !== o.prefix || p.root !== identity || o.replaceStored) return undefined;
+  if (resolve(o.watch.dir) !== resolve(o.dir)) throw new Error(`a TreeWatch of ${o.watch.dir} given for ${o.dir}`);
+  if (!(await o.watch.unchangedSince(p.mark))) return undefined;
+  const none = { ...p.result, transferred: 0, transferredBytes: 0, deleted: 0, objects: 0 };
+  if (!o.checkpoint) return none;
+  const checkpoint = await checkpointNewest(o, o.checkpoint, (newest) => newest.generation === p.generation);
+  return checkpoint && { ...none, objects: 1, checkpoint };
 }
 
 /** One persist after its checks: the walk with uploads, repacking, the generation, garbage. */

@@ -56,6 +56,7 @@ export { persist } from "./persist.js";
 export { listGenerations, type RemoteState, SYNC_DIR } from "./remote.js";
 export { restore } from "./restore.js";
 export { rollbackStored } from "./rollback.js";
+export { TreeWatch } from "./tree-watch.js";
 export type {
   CheckpointRequest,
   CheckpointSummary,

@@ -6,6 +6,8 @@ import type { BlobStore } from "../blob/store.js";
  * `mtimeMs` are absent in indexes written before they existed: such files restore with the default
  * mode (0644 under the usual umask) and the restore time.
  */
+import type { TreeWatch } from "./tree-watch.js";
+
 export interface RemoteFile {
   sha256: string;
   size: number;
@@ -121,6 +123,12 @@ export interface PersistOptions extends SyncOptions {
   replaceStored?: boolean;
   /** Also name the persisted state (checkpoints.ts); `SyncResult.checkpoint` says what was written. */
   checkpoint?: CheckpointRequest;
+  /**
+   * The tree's watch (tree-watch.ts), kept from one persist to the next: while it saw nothing change
+   * since the last persist through it, persist skips the walk (and names the stored state for
+   * `checkpoint`). Absent: every persist walks the whole tree.
+   */
+  watch?: TreeWatch;
 }
 
 /** What a checkpoint is asked to be. */

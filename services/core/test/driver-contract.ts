@@ -130,6 +130,14 @@ export function driverContract(name: string, makeFixture: () => Promise<DriverFi
         await fs.writeFile({ path: "now.txt", content: Buffer.from("and again") });
         await f.driver.persist(req, signal());
         assert.deepEqual(await stored(f.blobs, req.workspacePrefix), { "now.txt": "and again" });
+        // Nothing changed (a driver may skip its walk), then changes in directories made since.
+        await f.driver.persist(req, signal());
+        await fs.writeFile({ path: "deep/er/late.txt", content: Buffer.from("late"), createParents: true });
+        await f.driver.persist(req, signal());
+        await fs.writeFile({ path: "deep/er/late.txt", content: Buffer.from("later") });
+        await f.driver.persist(req, signal());
+        const want = { "now.txt": "and again", "deep/er/late.txt": "later" };
+        assert.deepEqual(await stored(f.blobs, req.workspacePrefix), want);
       } finally {
         await f.driver.stop({ ...req, reason: "test" }, signal());
       }

@@ -41,14 +41,16 @@ export async function stopRunner(
 const restoredPod = async (c: Cluster, req: PersistRequest, signal: AbortSignal) =>
   (await c.findPods(req.runnerId, signal)).find((p) => p.status?.phase === "Running" && restored(p));
 
+/** "watched": a running repl's persist, which the sidecar may do without a walk when nothing changed. */
 function persistPod(
   c: Cluster,
   req: StopRequest,
   pod: V1Pod,
   signal: AbortSignal,
   progress?: (p: DriverProgress) => void,
+  how: "watched" | "full" = "full",
 ) {
-  if (c.settings.persist.mode === "sidecar") return persistBySidecar(c, req, pod, signal, progress);
+  if (c.settings.persist.mode === "sidecar") return persistBySidecar(c, req, pod, signal, progress, how);
   return persist(c, req, pod, signal, progress);
 }
 
@@ -61,7 +63,7 @@ export async function persistRunner(
 ): Promise<StopResult> {
   const pod = await restoredPod(c, req, signal);
   if (!pod) throw failedPrecondition(`repl ${req.replId} has no running, restored pod to persist`);
-  await persistPod(c, { ...req, reason: "persist on request" }, pod, signal, progress);
+  await persistPod(c, { ...req, reason: "persist on request" }, pod, signal, progress, "watched");
   return { persistTime: Date.now() };
 }
 
@@ -130,7 +132,8 @@ async function persistBySidecar(
   req: StopRequest,
   pod: V1Pod,
   signal: AbortSignal,
-  progress?: (p: DriverProgress) => void,
+  progress: ((p: DriverProgress) => void) | undefined,
+  how: "watched" | "full",
 ) {
   const retry = "nothing was deleted — stop again to retry";
   const url = c.persistUrl(pod);
@@ -139,7 +142,7 @@ async function persistBySidecar(
   const token = c.signer.mint({ aud: "runner-admin", sub: "core", repl: req.replId, scope: ["persist"] }, 600);
   let res: Response;
   try {
-    res = await fetch(`${url}/persist`, {
+    res = await fetch(`${url}/persist${how === "watched" ? "?how=watched" : ""}`, {
       method: "POST",
       headers: { authorization: `Bearer ${token}` },
       signal: AbortSignal.any([signal, AbortSignal.timeout(c.persistTimeoutMs)]),

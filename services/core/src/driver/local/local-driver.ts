@@ -249,7 +249,7 @@ async function persistRunning(
   if (!h || h.gone) throw gone();
   return serial(h, async () => {
     if (h.gone) throw gone();
-    const saved = await sync.persist(h, signal, progress).catch((err) => {
+    const saved = await sync.persist(h, signal, progress, "watched").catch((err) => {
       log.warn({ err, replId: req.replId }, "persisting the workspace failed");
       throw unavailable("persisting the workspace failed; the repl keeps running as it was, try again", err);
     });

@@ -4,6 +4,7 @@
  * a time.
  */
 import type { ChildProcess } from "node:child_process";
+import type { TreeWatch } from "../../../../../lib/sync/sync.js";
 import type { ReplNetwork } from "./network/repl-network.js";
 import type { RunnerRecord } from "./pool.js";
 import { pinnedPath } from "./runner-folder.js";
@@ -35,6 +36,8 @@ export interface Handle {
   socketFd?: number;
   /** Its way out (network/repl-network.ts); undefined without outbound network. */
   network?: ReplNetwork;
+  /** Its trees' watches (lib/sync TreeWatch), made by the first watched persist, closed on release. */
+  watches?: { workspace: TreeWatch; home?: TreeWatch };
 }
 
 export function newHandle(record: AssignedRecord, dir: string, child?: ChildProcess): Handle {

@@ -13,6 +13,7 @@ import {
   restore,
   type SyncProgress,
   type SyncResult,
+  TreeWatch,
   WorkspaceMissingError,
   WorkspaceReplacedError,
 } from "../../../../../lib/sync/sync.js";
@@ -88,8 +89,18 @@ export class RunnerSync {
    * Persists a runner's workspace, then its home; returns undefined when lib/sync refuses because the
    * workspace is gone or is not the one restored (nothing stored is touched then, and there is
    * nothing to save). A home refused the same way is logged and kept as stored.
+   *
+   * "watched" (checkpoints, periodic persists of a running runner): through the trees' TreeWatches,
+   * which skip the walk of a tree nothing changed in since the last watched persist. "full" (stops,
+   * a dead runner's last persist): the whole walk, which also sees what no watch reports (writes
+   * through a shared mmap).
    */
-  async persist(h: Handle, signal: AbortSignal, progress?: (p: DriverProgress) => void) {
+  async persist(
+    h: Handle,
+    signal: AbortSignal,
+    progress?: (p: DriverProgress) => void,
+    how: "watched" | "full" = "full",
+  ) {
     const { record } = h;
     const refused = (what: string) => (err: unknown) => {
       if (!(err instanceof WorkspaceMissingError || err instanceof WorkspaceReplacedError)) throw err;
@@ -97,8 +108,10 @@ export class RunnerSync {
       return undefined;
     };
     const common = { store: this.o.blobs, concurrency: this.o.concurrency, attempts: this.o.attempts, signal };
+    const watches = how === "watched" && !h.gone ? this.watchesOf(h) : undefined;
     const r = await persist({
       ...common,
+      watch: watches?.workspace,
       prefix: record.workspacePrefix!,
       dir: record.workspace,
       manifestPath: manifestOf(h),
@@ -113,12 +126,22 @@ export class RunnerSync {
         dir: record.home,
         manifestPath: homeManifestOf(h),
         exclude: excludeFromHome,
+        watch: watches?.home,
       }).catch(refused("home"));
       if (home) this.logSync("persisted the home", record.replId, home);
     }
     h.lastPersist = Date.now();
     this.lastPersisted.set(record.replId, h.lastPersist);
     return r;
+  }
+
+  private watchesOf(h: Handle): NonNullable<Handle["watches"]> {
+    const { record } = h;
+    h.watches ??= {
+      workspace: new TreeWatch(record.workspace),
+      ...(record.homePrefix && record.home ? { home: new TreeWatch(record.home, excludeFromHome) } : {}),
+    };
+    return h.watches;
   }
 
   /** Forwards sync progress to core (WatchRepl) and logs long transfers every 2 s with counts and bytes. */

@@ -58,10 +58,13 @@ export class Runners {
     await this.lastPersists.get(replId);
   }
 
-  /** Drops a runner from the books: its timer, its entry, its pinned socket, its network. */
+  /** Drops a runner from the books: its timer, its entry, its pinned socket, its network, its watches. */
   release(h: Handle): void {
     h.gone = true;
     h.network?.close();
+    h.watches?.workspace.close();
+    h.watches?.home?.close();
+    h.watches = undefined;
     clearInterval(h.timer);
     this.byRunner.delete(h.record.runnerId);
     if (h.socketFd !== undefined) closeSync(h.socketFd);
@@ -121,7 +124,8 @@ export class Runners {
       if (h.gone) return;
       // Checked again once its turn comes: a stop queued before it may have removed the workspace.
       void serial(h, async () => {
-        if (!h.gone) await this.o.sync.persist(h, AbortSignal.timeout(backgroundPersistTimeoutMs));
+        if (!h.gone)
+          await this.o.sync.persist(h, AbortSignal.timeout(backgroundPersistTimeoutMs), undefined, "watched");
       }).catch((err) => this.o.log.warn({ err, replId: h.record.replId }, "periodic persist failed; will retry"));
     }, every);
     h.timer.unref();
