@@ -13,9 +13,9 @@ import { bearerToken, type TokenVerifier } from "../kit/tokens.js";
 
 export interface PersistServiceOptions {
   /**
-   * One persist of the repl's trees (cli.ts runSync), its counts as the result. "watched" (periodic,
-   * and core's requests for a running repl, `?how=watched`) may skip the walk of a tree that did not
-   * change (TreeWatch); "full" (core's request before a stop) walks.
+   * One persist of the repl's trees (cli.ts runSync), its counts as the result. "watched" (core's
+   * request for a running repl's checkpoint, `?how=watched`) may skip the walk of a tree that did
+   * not change (TreeWatch); "full" (periodic, and core's request before a stop) walks.
    */
   persist: (how: "watched" | "full") => Promise<{ files: number; transferred: number; deleted: number }>;
   /** Between the end of one periodic persist and the start of the next. */
@@ -47,7 +47,7 @@ export async function servePersist(o: PersistServiceOptions): Promise<PersistSer
   const periodic = () => {
     timer = setTimeout(async () => {
       try {
-        const r = await persistNow("watched");
+        const r = await persistNow("full");
         if (r.transferred || r.deleted) o.say(`periodic persist: ${r.transferred} uploaded, ${r.deleted} deleted`);
       } catch (err) {
         o.say(`periodic persist failed: ${(err as Error).message}`);

@@ -72,10 +72,6 @@ export async function persist(o: PersistOptions): Promise<SyncResult> {
     const run = new PersistRun(o, root.fd, remote, mine?.files ?? {});
     try {
       const result = await run.go();
-      if (o.watch && mark) {
-        const { checkpoint: _, ...stored } = result;
-        o.watch.persisted = { mark, prefix: o.prefix, root: identity, generation: result.generation, result: stored };
-      }
       await saveManifest(manifestPath, {
         version: 3,
         prefix: o.prefix,
@@ -83,6 +79,10 @@ export async function persist(o: PersistOptions): Promise<SyncResult> {
         files: run.nextCache,
         remote: run.nextRemote,
       });
+      if (o.watch && mark) {
+        const { checkpoint: _, ...stored } = result;
+        o.watch.persisted = { mark, prefix: o.prefix, root: identity, generation: result.generation, result: stored };
+      }
       return { ...result, ms: Date.now() - began };
     } catch (err) {
       // Keep the hashes (they describe the local files), forget the remote: the next persist reads it again.

@@ -4,9 +4,10 @@
  * it with the tree, entry by entry; "skipped" is seen from outside: the manifest was not rewritten.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
+import { mkdirSync, writeFileSync } from "node:fs";
 import {
   appendFile,
   chmod,
@@ -27,7 +28,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BlobStore } from "../blob/store.js";
 import { openLocalStore, type TestStore } from "../testing/test-stores.js";
-import { persist, restore, type SyncResult, TreeWatch } from "./sync.js";
+import { persist, readStoredWorkspace, restore, type SyncResult, TreeWatch } from "./sync.js";
 
 /** path → what a restore must bring back: kind, content hash or link target, mode; files' mtimes. */
 async function snapshot(dir: string): Promise<Map<string, string>> {
@@ -172,6 +173,44 @@ describe("TreeWatch: persists that skip the walk of an unchanged tree", function
     }
   });
 
+  it("directories made at any step of the scan are seen, and what is written into them later", async () => {
+    const parents = Array.from({ length: 20 }, (_, i) => `pre/p${i}`);
+    for (const p of parents) await mkdir(join(ws, p, "q"), { recursive: true });
+    await save();
+    // How many turns of the event loop a dirty persist takes here: the steps cover all of them.
+    await appendFile(join(ws, "README.md"), ".");
+    let turns = 0;
+    let done = false;
+    const timing = save().finally(() => {
+      done = true;
+    });
+    while (!done) {
+      await new Promise((r) => setImmediate(r));
+      turns++;
+    }
+    await timing;
+    const steps = Array.from({ length: 25 }, (_, i) => Math.round((i * turns) / 24));
+    for (const step of steps) {
+      await appendFile(join(ws, "README.md"), "."); // dirty: the next persist scans, then walks
+      const racing = save();
+      for (let k = 0; k < step; k++) await new Promise((r) => setImmediate(r));
+      // In every parent at this step of the scan (or the walk): some are listed by then, some not.
+      for (const p of parents) mkdirSync(join(ws, p, `new${step}`));
+      await racing;
+      for (const p of parents) writeFileSync(join(ws, p, `new${step}`, "f"), String(step));
+      await save();
+      const stored = await readStoredWorkspace(store, prefix);
+      for (const p of parents)
+        assert.equal(
+          stored.get(`${p}/new${step}/f`)?.toString(),
+          String(step),
+          `${p}/new${step}, made at step ${step}`,
+        );
+      for (const p of parents) await rm(join(ws, p, `new${step}`), { recursive: true });
+    }
+    assert.ok(turns >= 10, `a dirty persist took ${turns} turns`);
+  });
+
   it("never watches through a directory swapped for a symlink to outside the tree", async () => {
     const outside = join(tmp, "outside");
     await mkdir(outside);
@@ -198,6 +237,30 @@ describe("TreeWatch: persists that skip the walk of an unchanged tree", function
       for (let i = 0; i < limit / 2 + 100; i++) await appendFile(join(other, `f${i % 2}`), "x");
       assert.equal((await saveAndTell()).walked, true, "an unchanged tree is walked after a flood elsewhere");
       assert.equal((await saveAndTell()).walked, false, "and is trusted again from that walk on");
+    } finally {
+      otherWatch.close();
+    }
+  });
+
+  it("after a real queue overflow, a directory whose creation was dropped is watched from the next walk on", async () => {
+    await save();
+    const other = join(tmp, "other");
+    await mkdir(other);
+    const otherWatch = new TreeWatch(other);
+    try {
+      await otherWatch.mark();
+      const limit = Number.parseInt(await readFile("/proc/sys/fs/inotify/max_queued_events", "utf8"), 10);
+      // This process's event loop is blocked while another program floods the other tree past the
+      // queue's end, then makes a directory here: the kernel drops that event.
+      const flood = `const fs = require("node:fs"), p = require("node:path"); const [o, w, n] = process.argv.slice(1);
+        for (let i = 0; i < Number(n); i++) fs.appendFileSync(p.join(o, "f" + (i % 2)), "x");
+        fs.mkdirSync(p.join(w, "N")); fs.writeFileSync(p.join(w, "N", "f"), "v1");`;
+      execFileSync(process.execPath, ["-e", flood, other, ws, String(limit + 2000)]);
+      assert.equal((await saveAndTell()).walked, true, "the persist after an overflow walks");
+      await writeFile(join(ws, "N/f"), "v2");
+      const { walked, r } = await saveAndTell("after the overflow");
+      assert.equal(walked, true, "a write in the directory whose creation was dropped is seen");
+      await assertStoredIsTree(r.checkpoint!.id, "after the overflow");
     } finally {
       otherWatch.close();
     }

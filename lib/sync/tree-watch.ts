@@ -1,6 +1,6 @@
 /**
  * TreeWatch: knows, without walking, that nothing in a tree changed since a moment (a mark), so a
- * persist of an unchanged running tree (a checkpoint, a periodic persist) can skip its walk.
+ * checkpoint of an unchanged running tree can skip the persist's walk.
  *
  * One inotify watch (fs.watch) per directory; every event of any kind counts as a change, so only
  * a counter is kept, never paths. Directories are opened relative to their parent's descriptor with
@@ -8,8 +8,8 @@
  * symlink is never followed out of the tree.
  *
  * Why a mark can be trusted:
- * - `mark()` takes the counter first, then (when anything happened since the last scan) watches
- *   every directory the tree now has. A directory made during that scan makes an event after the
+ * - `mark()` takes the counters first, then (when anything happened since the last scan, or an
+ *   overflow may have hidden something) watches every directory the tree now has. A directory made during that scan makes an event after the
  *   mark in its watched parent, so the tree counts as changed; one that existed before the scan is
  *   watched before the walk that follows the mark starts, and the walk sees what changed in it
  *   until then.
@@ -18,20 +18,25 @@
  *   reaches this process is counted.
  * - libuv drops the inotify queue's overflow event without a word (the kernel then drops events
  *   for good). The queue (fs.inotify.max_queued_events) is one per process; a full queue means at
- *   least that many events were queued, and all of them reach a TreeWatch once read, since
- *   TreeWatches are this process's only inotify users (core and the persist sidecar have no other
- *   fs.watch). So after half that many events since a mark, across all TreeWatches, no mark of that
- *   time is trusted.
+ *   least that many events were queued, and they reach a TreeWatch once read, since TreeWatches are
+ *   this process's only inotify users (core and the persist sidecar have no other fs.watch). So
+ *   after half that many events since a mark, across all TreeWatches, that mark is not trusted and
+ *   the next mark scans again (a dropped event may be a directory's creation). Events still queued
+ *   for a watch closed meanwhile are dropped uncounted: old watches are closed only after a settle,
+ *   and a TreeWatch is closed once its repl's processes are gone.
  * - A watch that errs leaves the TreeWatch broken: it never says unchanged again, and every
  *   persist walks, as without one. A scan the watch limit (or an unlistable directory) cuts short
  *   makes only that mark untrusted.
  *
- * Not seen (as with the walk's size/mtime/ctime comparison): writes through a shared mmap, which
- * raise no inotify event. Stops persist with a full walk for that reason (RunnerSync).
+ * Not seen, though a walk sees them by their mtime and ctime: writes through a shared mmap and
+ * Linux native AIO (io_submit, as InnoDB uses), which raise no inotify event, and writes through a
+ * hard link whose other name is not watched (an excluded directory, `.devex-sync/`). So only
+ * checkpoints go through a TreeWatch; periodic persists and stops always walk, and a checkpoint's
+ * walk-free path names the stored state only while it is the one this watch's last walk stored.
  */
 import { type FSWatcher, readFileSync, watch } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
-import { listAt, openDirAt, openDirectory } from "./fsat.js";
+import { isSwapped, listAt, openDirAt, openDirectory } from "./fsat.js";
 import { SYNC_DIR } from "./remote.js";
 import type { SyncResult } from "./types.js";
 
@@ -69,7 +74,8 @@ export interface Persisted {
 
 export class TreeWatch {
   private changes = 0;
-  private scannedAt = -1;
+  /** The counters taken before the last complete scan. */
+  private scannedAt = { changes: -1, delivered: 0 };
   /** A watch erred: changes may have been missed, so it never says unchanged again. */
   private broken: Error | undefined;
   private lastScanFailure: Error | undefined;
@@ -90,9 +96,10 @@ export class TreeWatch {
    */
   async mark(): Promise<Mark> {
     await settle();
-    const changes = this.changes;
+    const taken = { changes: this.changes, delivered };
     let complete = !this.broken && !this.closed;
-    if (complete && this.scannedAt !== changes) {
+    const overflowed = delivered - this.scannedAt.delivered >= TRUST_WITHIN;
+    if (complete && (this.scannedAt.changes !== taken.changes || overflowed)) {
       complete = await this.scan().then(
         () => true,
         (err: Error) => {
@@ -100,9 +107,9 @@ export class TreeWatch {
           return false;
         },
       );
-      if (complete) this.scannedAt = changes;
+      if (complete) this.scannedAt = taken;
     }
-    return { changes, delivered, complete };
+    return { ...taken, complete };
   }
 
   /** True only when nothing in the tree can have changed since `m`. */
@@ -137,6 +144,7 @@ export class TreeWatch {
       for (const w of next) w.close();
       throw err;
     }
+    await settle(); // what is queued for the old watches is read before they close
     const old = this.watchers;
     this.watchers = next;
     for (const w of old) w.close();
@@ -164,12 +172,15 @@ export class TreeWatch {
         stack.push({ parent: d, name: e.name, rel: child });
       }
     };
+    let failed = false;
     const worker = async () => {
       for (let next = stack.pop(); next; next = stack.pop()) {
         const { parent, name, rel } = next;
         try {
+          if (failed) continue; // the scan has failed: only let go of what the stack holds
           // Gone or swapped since it was listed: its parent's watch saw that, so the tree has changed.
-          const fh = await openDirAt(parent.fh.fd, name).catch(() => undefined);
+          // Anything else (EMFILE, EACCES...) leaves a subtree unwatched: the scan fails.
+          const fh = await openDirAt(parent.fh.fd, name).catch((e) => (isSwapped(e) ? undefined : Promise.reject(e)));
           if (!fh) continue;
           const d: Dir = { fh, refs: 1 };
           try {
@@ -177,6 +188,9 @@ export class TreeWatch {
           } finally {
             await release(d);
           }
+        } catch (err) {
+          failed = true;
+          throw err;
         } finally {
           await release(parent);
         }
@@ -185,7 +199,14 @@ export class TreeWatch {
     try {
       await enter(top, "");
       // Workers that find the stack empty while others still list would stop early: loop until done.
-      while (stack.length > 0) await Promise.all(Array.from({ length: Math.min(8, stack.length) }, worker));
+      // Every worker is waited for, even after one failed, so none adds a watch after the scan ends.
+      while (stack.length > 0) {
+        const ends = await Promise.allSettled(Array.from({ length: Math.min(8, stack.length) }, worker));
+        const failure = ends.find((e) => e.status === "rejected");
+        if (!failure) continue;
+        for (const left of stack.splice(0)) await release(left.parent);
+        throw failure.reason;
+      }
     } finally {
       await release(top);
     }

@@ -142,11 +142,15 @@ async function persistBySidecar(
   const token = c.signer.mint({ aud: "runner-admin", sub: "core", repl: req.replId, scope: ["persist"] }, 600);
   let res: Response;
   try {
-    res = await fetch(`${url}/persist${how === "watched" ? "?how=watched" : ""}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}` },
-      signal: AbortSignal.any([signal, AbortSignal.timeout(c.persistTimeoutMs)]),
-    });
+    const ask = (path: string) =>
+      fetch(`${url}${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}` },
+        signal: AbortSignal.any([signal, AbortSignal.timeout(c.persistTimeoutMs)]),
+      });
+    res = await ask(how === "watched" ? "/persist?how=watched" : "/persist");
+    // A sidecar of an older image knows only the walking persist.
+    if (res.status === 404 && how === "watched") res = await ask("/persist");
   } catch (err) {
     if (signal.aborted) throw err;
     const timedOut = (err as Error).name === "TimeoutError";

@@ -90,10 +90,10 @@ export class RunnerSync {
    * workspace is gone or is not the one restored (nothing stored is touched then, and there is
    * nothing to save). A home refused the same way is logged and kept as stored.
    *
-   * "watched" (checkpoints, periodic persists of a running runner): through the trees' TreeWatches,
-   * which skip the walk of a tree nothing changed in since the last watched persist. "full" (stops,
+   * "watched" (a checkpoint's, Driver.persist): through the trees' TreeWatches, which skip the walk
+   * of a tree nothing changed in since the last watched persist. "full" (periodic persists, stops,
    * a dead runner's last persist): the whole walk, which also sees what no watch reports (writes
-   * through a shared mmap).
+   * through a shared mmap or native AIO).
    */
   async persist(
     h: Handle,
