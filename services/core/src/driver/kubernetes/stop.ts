@@ -150,7 +150,10 @@ async function persistBySidecar(
       });
     res = await ask(how === "watched" ? "/persist?how=watched" : "/persist");
     // A sidecar of an older image knows only the walking persist.
-    if (res.status === 404 && how === "watched") res = await ask("/persist");
+    if (res.status === 404 && how === "watched") {
+      await res.body?.cancel();
+      res = await ask("/persist");
+    }
   } catch (err) {
     if (signal.aborted) throw err;
     const timedOut = (err as Error).name === "TimeoutError";
