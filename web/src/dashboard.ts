@@ -280,7 +280,8 @@ export function renderDashboard(ctx: PageContext): Dispose {
         remove.setAttribute("aria-label", `Delete ${r.name}`);
         const transitional = (r.status !== ReplStatus.RUNNING && r.status !== ReplStatus.STOPPED) || cloning;
         toggle.disabled = transitional || busy.has(r.replId);
-        remove.disabled = r.status === ReplStatus.DELETING || busy.has(r.replId);
+        // A delete that failed stays deleting, with its error: deleting again finishes it.
+        remove.disabled = (r.status === ReplStatus.DELETING && !r.lastError) || busy.has(r.replId);
         network.disabled = r.status === ReplStatus.DELETING;
         saveTemplate.setAttribute("aria-label", `Save ${r.name} as a template`);
         saveTemplate.disabled = transitional || busy.has(r.replId);

@@ -28,6 +28,48 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe("embedded setup under faults", function () {
   this.timeout(90_000);
 
+  describe("S3 stopped during a delete", () => {
+    let s3: TestS3;
+    let blobs: BlobStore;
+    let e: Embedded;
+    before(async () => {
+      s3 = await startS3();
+      blobs = createS3BlobStore(s3.storeOptions);
+      e = await startEmbedded({ blobs, syncAttempts: 2 });
+    });
+    after(async () => {
+      await e?.close();
+      await blobs?.close();
+      await s3?.dispose();
+    });
+
+    it("the repl stays deleting with the error and cannot be started; a second delete after S3 returns finishes it, and its fork stays whole", async () => {
+      const core = await e.login("alice");
+      const { repl } = await core.repls.createRepl({ name: "s3-delete", template: "node" });
+      const replId = repl!.replId;
+      const { runner: access } = await core.repls.startRepl({ replId });
+      await e.runner(access!).files.writeFile({ path: "keep.txt", content: Buffer.from("the fork's") });
+      await core.repls.stopRepl({ replId });
+      const { repls: forks } = await core.checkpoints.forkRepl({ replId, name: "its-fork" });
+      const forkPrefix = `repl/alice/${forks[0]!.replId}/`;
+
+      await s3.stop();
+      await assert.rejects(core.repls.deleteRepl({ replId }), (err: ConnectError) => err.code === Code.Unavailable);
+      const { repl: failed } = await core.repls.getRepl({ replId });
+      assert.equal(failed?.status, ReplStatus.DELETING, "a half-deleted repl is never stopped (startable) again");
+      assert.match(failed?.lastError ?? "", /delete failed/);
+      await assert.rejects(
+        core.repls.startRepl({ replId }),
+        (err: ConnectError) => err.code === Code.FailedPrecondition && /being deleted/.test(err.rawMessage),
+      );
+
+      await s3.start();
+      await core.repls.deleteRepl({ replId });
+      await assert.rejects(core.repls.getRepl({ replId }), (err: ConnectError) => err.code === Code.NotFound);
+      assert.equal((await remoteHashes(blobs, forkPrefix))["keep.txt"], sha(Buffer.from("the fork's")));
+    });
+  });
+
   describe("S3 stopped during a stop", () => {
     let s3: TestS3;
     let blobs: BlobStore;

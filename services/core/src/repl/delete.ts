@@ -1,6 +1,7 @@
 /**
- * DeleteRepl: stop it if it runs, delete its stored trees (but what its forks use), then its records. A failure puts the
- * repl back to stopped with lastError set, and the call can simply be repeated.
+ * DeleteRepl: stop it if it runs, delete its stored trees (but what its forks use), then its records. A failure leaves
+ * the repl deleting with lastError set (it cannot be started: part of its storage may be gone), and the call can
+ * simply be repeated.
  */
 import { DomainError, unavailable } from "../../../../lib/kit/errors.js";
 import { deleteStored } from "../../../../lib/sync/delete-stored.js";
@@ -32,7 +33,7 @@ export async function deleteRepl(
       if (r.status !== "deleting") ({ repl: r } = await stopLocked(deps, r, "repl deleted", keep));
       r = await move(deps, replId, [...t.from, "deleting"], {
         status: t.via,
-        ...(reason ? { lastError: reason } : {}),
+        lastError: reason, // a failed delete's error goes while it is tried again
       });
       try {
         // Whatever forks of it still use lingers until they let go (lib/sync delete-stored.ts).

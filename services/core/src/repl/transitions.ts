@@ -32,12 +32,14 @@ export const transitions = {
     from: ["stopped"],
     via: "deleting",
     to: "deleted",
-    onFailure: "stopped",
+    // Part of its storage may be gone (its checkpoints, its claims on its lenders' content), so it
+    // is never started again: it stays deleting, with the error, until a DeleteRepl finishes it.
+    onFailure: "deleting",
     effect: "delete the workspace prefix, then the records (a running repl is stopped first)",
   },
 } as const satisfies Record<string, Transition>;
 
 export type Action = keyof typeof transitions;
 
-/** States that only exist while an operation holds the repl's lock. */
+/** States that only exist while an operation holds the repl's lock (and deleting after a failed delete). */
 export const intermediate: readonly ReplState[] = ["starting", "stopping", "deleting"];
