@@ -225,46 +225,42 @@ describe("TreeWatch: persists that skip the walk of an unchanged tree", function
     await assertStoredIsTree();
   });
 
-  it("does not trust a mark once enough events arrived anywhere to have filled the inotify queue", async () => {
+  /** After a persist of the tree, runs `flood` with another watched tree and the inotify queue's size. */
+  async function withAnotherTree(flood: (other: string, queueSize: number) => Promise<void>) {
     await save();
     const other = join(tmp, "other");
     await mkdir(other);
     const otherWatch = new TreeWatch(other);
     try {
       await otherWatch.mark();
-      const limit = Number.parseInt(await readFile("/proc/sys/fs/inotify/max_queued_events", "utf8"), 10);
-      // Alternating names: the kernel merges an event only with an identical one just before it.
-      for (let i = 0; i < limit / 2 + 100; i++) await appendFile(join(other, `f${i % 2}`), "x");
-      assert.equal((await saveAndTell()).walked, true, "an unchanged tree is walked after a flood elsewhere");
-      assert.equal((await saveAndTell()).walked, false, "and is trusted again from that walk on");
+      await flood(other, Number.parseInt(await readFile("/proc/sys/fs/inotify/max_queued_events", "utf8"), 10));
     } finally {
       otherWatch.close();
     }
-  });
+  }
 
-  it("after a real queue overflow, a directory whose creation was dropped is watched from the next walk on", async () => {
-    await save();
-    const other = join(tmp, "other");
-    await mkdir(other);
-    const otherWatch = new TreeWatch(other);
-    try {
-      await otherWatch.mark();
-      const limit = Number.parseInt(await readFile("/proc/sys/fs/inotify/max_queued_events", "utf8"), 10);
+  it("does not trust a mark once enough events arrived anywhere to have filled the inotify queue", () =>
+    withAnotherTree(async (other, queueSize) => {
+      // Alternating names: the kernel merges an event only with an identical one just before it.
+      for (let i = 0; i < queueSize / 2 + 100; i++) await appendFile(join(other, `f${i % 2}`), "x");
+      assert.equal((await saveAndTell()).walked, true, "an unchanged tree is walked after a flood elsewhere");
+      assert.equal((await saveAndTell()).walked, false, "and is trusted again from that walk on");
+    }));
+
+  it("after a real queue overflow, a directory whose creation was dropped is watched from the next walk on", () =>
+    withAnotherTree(async (other, queueSize) => {
       // This process's event loop is blocked while another program floods the other tree past the
       // queue's end, then makes a directory here: the kernel drops that event.
       const flood = `const fs = require("node:fs"), p = require("node:path"); const [o, w, n] = process.argv.slice(1);
         for (let i = 0; i < Number(n); i++) fs.appendFileSync(p.join(o, "f" + (i % 2)), "x");
         fs.mkdirSync(p.join(w, "N")); fs.writeFileSync(p.join(w, "N", "f"), "v1");`;
-      execFileSync(process.execPath, ["-e", flood, other, ws, String(limit + 2000)]);
+      execFileSync(process.execPath, ["-e", flood, other, ws, String(queueSize + 2000)]);
       assert.equal((await saveAndTell()).walked, true, "the persist after an overflow walks");
       await writeFile(join(ws, "N/f"), "v2");
       const { walked, r } = await saveAndTell("after the overflow");
       assert.equal(walked, true, "a write in the directory whose creation was dropped is seen");
       await assertStoredIsTree(r.checkpoint!.id, "after the overflow");
-    } finally {
-      otherWatch.close();
-    }
-  });
+    }));
 
   it("a closed watch, or one given with another prefix, never skips", async () => {
     await save();

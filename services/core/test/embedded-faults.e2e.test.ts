@@ -25,35 +25,41 @@ async function remoteHashes(store: BlobStore, prefix: string): Promise<Record<st
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** An embedded setup on s3rver for the enclosing describe; its parts, once its before hook ran. */
+function embeddedOnS3() {
+  const parts = {} as { s3: TestS3; blobs: BlobStore; e: Embedded };
+  before(async () => {
+    parts.s3 = await startS3();
+    parts.blobs = createS3BlobStore(parts.s3.storeOptions);
+    parts.e = await startEmbedded({ blobs: parts.blobs, syncAttempts: 2 });
+  });
+  after(async () => {
+    await parts.e?.close();
+    await parts.blobs?.close();
+    await parts.s3?.dispose();
+  });
+  return { s3: () => parts.s3, blobs: () => parts.blobs, e: () => parts.e };
+}
+
 describe("embedded setup under faults", function () {
   this.timeout(90_000);
 
   describe("S3 stopped during a delete", () => {
-    let s3: TestS3;
-    let blobs: BlobStore;
-    let e: Embedded;
-    before(async () => {
-      s3 = await startS3();
-      blobs = createS3BlobStore(s3.storeOptions);
-      e = await startEmbedded({ blobs, syncAttempts: 2 });
-    });
-    after(async () => {
-      await e?.close();
-      await blobs?.close();
-      await s3?.dispose();
-    });
+    const { s3, blobs, e } = embeddedOnS3();
 
     it("the repl stays deleting with the error and cannot be started; a second delete after S3 returns finishes it, and its fork stays whole", async () => {
-      const core = await e.login("alice");
+      const core = await e().login("alice");
       const { repl } = await core.repls.createRepl({ name: "s3-delete", template: "node" });
       const replId = repl!.replId;
       const { runner: access } = await core.repls.startRepl({ replId });
-      await e.runner(access!).files.writeFile({ path: "keep.txt", content: Buffer.from("the fork's") });
+      await e()
+        .runner(access!)
+        .files.writeFile({ path: "keep.txt", content: Buffer.from("the fork's") });
       await core.repls.stopRepl({ replId });
       const { repls: forks } = await core.checkpoints.forkRepl({ replId, name: "its-fork" });
       const forkPrefix = `repl/alice/${forks[0]!.replId}/`;
 
-      await s3.stop();
+      await s3().stop();
       await assert.rejects(core.repls.deleteRepl({ replId }), (err: ConnectError) => err.code === Code.Unavailable);
       const { repl: failed } = await core.repls.getRepl({ replId });
       assert.equal(failed?.status, ReplStatus.DELETING, "a half-deleted repl is never stopped (startable) again");
@@ -63,35 +69,23 @@ describe("embedded setup under faults", function () {
         (err: ConnectError) => err.code === Code.FailedPrecondition && /being deleted/.test(err.rawMessage),
       );
 
-      await s3.start();
+      await s3().start();
       await core.repls.deleteRepl({ replId });
       await assert.rejects(core.repls.getRepl({ replId }), (err: ConnectError) => err.code === Code.NotFound);
-      assert.equal((await remoteHashes(blobs, forkPrefix))["keep.txt"], sha(Buffer.from("the fork's")));
+      assert.equal((await remoteHashes(blobs(), forkPrefix))["keep.txt"], sha(Buffer.from("the fork's")));
     });
   });
 
   describe("S3 stopped during a stop", () => {
-    let s3: TestS3;
-    let blobs: BlobStore;
-    let e: Embedded;
-    before(async () => {
-      s3 = await startS3();
-      blobs = createS3BlobStore(s3.storeOptions);
-      e = await startEmbedded({ blobs, syncAttempts: 2 });
-    });
-    after(async () => {
-      await e?.close();
-      await blobs?.close();
-      await s3?.dispose();
-    });
+    const { s3, blobs, e } = embeddedOnS3();
 
     it("the stop fails with Unavailable, runner and workspace stay; after S3 returns the next stop persists every file", async () => {
-      const core = await e.login("alice");
+      const core = await e().login("alice");
       const { repl } = await core.repls.createRepl({ name: "s3-outage", template: "node" });
       const replId = repl!.replId;
       const prefix = `repl/alice/${replId}/`;
       const { runner: access } = await core.repls.startRepl({ replId });
-      const runner = e.runner(access!);
+      const runner = e().runner(access!);
       const expected: Record<string, string> = {};
       for (let i = 0; i < 60; i++) {
         const content = Buffer.from(`file ${i} ${"x".repeat(i * 37)}`);
@@ -104,7 +98,7 @@ describe("embedded setup under faults", function () {
       // S3 goes away while the stop is on its way (at once, or mid-persist: either must lose nothing).
       const stopping = core.repls.stopRepl({ replId });
       await sleep(20);
-      await s3.stop();
+      await s3().stop();
       const outcome = await stopping.then(
         () => "stopped",
         (err: ConnectError) => err,
@@ -118,13 +112,13 @@ describe("embedded setup under faults", function () {
         assert.equal(sha((await runner.files.readFile({ path: "data/f59.txt" })).content), expected["data/f59.txt"]);
         // A second stop while S3 is still down fails the same way.
         await assert.rejects(core.repls.stopRepl({ replId }), (err: ConnectError) => err.code === Code.Unavailable);
-        await s3.start();
+        await s3().start();
         const { repl: stopped } = await core.repls.stopRepl({ replId });
         assert.equal(stopped?.status, ReplStatus.STOPPED);
       } else {
-        await s3.start();
+        await s3().start();
       }
-      assert.deepEqual(await remoteHashes(blobs, prefix), expected);
+      assert.deepEqual(await remoteHashes(blobs(), prefix), expected);
     });
   });
 
