@@ -290,6 +290,16 @@ describe("Kubernetes driver against the fake API server", () => {
     assert.ok(!fake.requests.some((r) => r.verb === "delete"), "no delete request was sent");
     assert.deepEqual(count(fake), before);
     assert.equal(await driver.status(req.runnerId, signal()), "running");
+    // A checkpoint's persist failing the same way says to try again, not to stop again.
+    fake.behavior.persistExitCodes.push(1);
+    await assert.rejects(driver.persist(req, signal()), (err: unknown) => {
+      assert.ok(err instanceof DomainError && err.kind === "unavailable");
+      assert.match(
+        err.message,
+        /failed \(exit code 1: .*\); the runner keeps running and nothing was changed — try again$/,
+      );
+      return true;
+    });
 
     await driver.stop({ ...req, reason: "user" }, signal());
     const [first, second] = fake.requests.filter((r) => r.resource === "pods/ephemeralcontainers");

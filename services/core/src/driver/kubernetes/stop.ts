@@ -54,6 +54,13 @@ function persistPod(
   return persist(c, req, pod, signal, progress);
 }
 
+/** The reason a persist that is not a stop's carries (a checkpoint of a running repl). */
+const PERSIST_ON_REQUEST = "persist on request";
+
+/** What a failed persist's message tells the user to do: a stop's is retried by stopping again. */
+const retryHint = (req: StopRequest) =>
+  req.reason === PERSIST_ON_REQUEST ? "nothing was changed — try again" : "nothing was deleted — stop again to retry";
+
 /** Persists a running runner's trees as a stop's first step does, and leaves it running. */
 export async function persistRunner(
   c: Cluster,
@@ -63,7 +70,7 @@ export async function persistRunner(
 ): Promise<StopResult> {
   const pod = await restoredPod(c, req, signal);
   if (!pod) throw failedPrecondition(`repl ${req.replId} has no running, restored pod to persist`);
-  await persistPod(c, { ...req, reason: "persist on request" }, pod, signal, progress, "watched");
+  await persistPod(c, { ...req, reason: PERSIST_ON_REQUEST }, pod, signal, progress, "watched");
   return { persistTime: Date.now() };
 }
 
@@ -97,7 +104,7 @@ async function persist(
 ) {
   const podName = pod.metadata!.name!;
   const deadline = Date.now() + c.persistTimeoutMs;
-  const retry = "nothing was deleted — stop again to retry";
+  const retry = retryHint(req);
   progress?.({ phase: "persist" });
   const earlier = (pod.status?.ephemeralContainerStatuses ?? []).filter(
     (s) => s.name.startsWith("persist-") && !s.state?.terminated,
@@ -135,7 +142,7 @@ async function persistBySidecar(
   progress: ((p: DriverProgress) => void) | undefined,
   how: "watched" | "full",
 ) {
-  const retry = "nothing was deleted — stop again to retry";
+  const retry = retryHint(req);
   const url = c.persistUrl(pod);
   if (!c.signer || !url) throw unavailable(`the persist sidecar of repl ${req.replId} cannot be reached; ${retry}`);
   progress?.({ phase: "persist" });
