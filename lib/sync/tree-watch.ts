@@ -9,10 +9,10 @@
  *
  * Why a mark can be trusted:
  * - `mark()` takes the counters first, then (when anything happened since the last scan, or an
- *   overflow may have hidden something) watches every directory the tree now has. A directory made during that scan makes an event after the
- *   mark in its watched parent, so the tree counts as changed; one that existed before the scan is
- *   watched before the walk that follows the mark starts, and the walk sees what changed in it
- *   until then.
+ *   overflow may have hidden something) watches every directory the tree now has. A directory made
+ *   during that scan makes an event after the mark in its watched parent, so the tree counts as
+ *   changed; one that existed before the scan is watched before the walk that follows the mark
+ *   starts, and the walk sees what changed in it until then.
  * - The kernel queues an event before the write, rename or chmod returns; `settle()` lets the event
  *   loop read the queue twice before the counter is compared, so a change made before a request
  *   reaches this process is counted.

@@ -124,8 +124,7 @@ export class Runners {
       if (h.gone) return;
       // Checked again once its turn comes: a stop queued before it may have removed the workspace.
       void serial(h, async () => {
-        if (!h.gone)
-          await this.o.sync.persist(h, AbortSignal.timeout(backgroundPersistTimeoutMs), undefined, "watched");
+        if (!h.gone) await this.o.sync.persist(h, AbortSignal.timeout(backgroundPersistTimeoutMs));
       }).catch((err) => this.o.log.warn({ err, replId: h.record.replId }, "periodic persist failed; will retry"));
     }, every);
     h.timer.unref();
