@@ -3,7 +3,8 @@
  * separate process swaps a workspace directory with a symlink to a bait directory in a tight loop
  * (renameat2 RENAME_EXCHANGE) while persist runs over and over; the bait holds a root-only file with
  * a random marker. Zero bytes of the marker may reach any stored object or any restored tree.
- * Everything lives under the test's own temp dir.
+ * Every fourth persist goes through a TreeWatch, whose scan must never watch the bait (the kernel's
+ * fdinfo lists what is watched). Everything lives under the test's own temp dir.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -29,7 +30,7 @@ import { createS3BlobStore } from "../blob/s3.js";
 import { type BlobStore, listAll } from "../blob/store.js";
 import { requireProgram } from "../testing/programs.js";
 import { startS3 } from "../testing/s3.js";
-import { persist, restore } from "./sync.js";
+import { persist, restore, TreeWatch } from "./sync.js";
 import { readAll } from "./util.js";
 
 /** Exchanges two paths as fast as it can until killed (or its parent is gone); with a third
@@ -56,6 +57,21 @@ while True:
     if n % 2000 == 0 and os.getppid() != parent:
         break
 `;
+
+/**
+ * The inodes this process's inotify instances watch, from the kernel (fdinfo: `inotify wd:N ino:HEX`):
+ * what a TreeWatch really watches, whatever it believes.
+ */
+async function watchedInodes(): Promise<Set<number>> {
+  const out = new Set<number>();
+  for (const fd of await readdir("/proc/self/fd")) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => "");
+    if (target !== "anon_inode:inotify") continue;
+    const info = await readFile(`/proc/self/fdinfo/${fd}`, "utf8").catch(() => "");
+    for (const m of info.matchAll(/^inotify wd:\d+ ino:([0-9a-f]+)/gm)) out.add(Number.parseInt(m[1]!, 16));
+  }
+  return out;
+}
 
 /** Every regular file's bytes and every symlink's target under a restored tree (nothing followed). */
 async function scanTree(dir: string, out: { bytes: Buffer[]; links: Map<string, string> }, rel = "") {
@@ -138,6 +154,12 @@ function raceSuite(name: string, open_: () => Promise<{ store: BlobStore; close(
         }
       };
       const restores: string[] = [];
+      // Every fourth persist goes through a TreeWatch (as a checkpoint's does): its scan of every
+      // directory runs under the swap too, and the kernel must never hold a watch on the bait.
+      const watch = new TreeWatch(ws); // its watches never keep the process alive (persistent: false)
+      const baitInodes = [(await lstat(bait)).ino, (await lstat(join(bait, "deeper"))).ino];
+      const watchedBait: number[] = [];
+      let watchedScans = 0;
       const began = Date.now();
       let persistMs = 0;
       for (let i = 0; i < cycles; i++) {
@@ -145,8 +167,16 @@ function raceSuite(name: string, open_: () => Promise<{ store: BlobStore; close(
         await writeFile(join(ws, "src", "m1", "n1", `f${i % 300}.txt`), `edit ${i}\n`).catch(() => {});
         await writeFile(`/proc/self/fd/${swapDir.fd}/f${i % 20}.txt`, `swap edit ${i}\n`);
         const t = Date.now();
-        await persist({ store: env.store, prefix, dir: ws, manifestPath }).catch((e) => failures.push(e.message));
+        const watched = i % 4 === 1 ? { watch } : {};
+        await persist({ store: env.store, prefix, dir: ws, manifestPath, ...watched }).catch((e) =>
+          failures.push(e.message),
+        );
         persistMs += Date.now() - t;
+        if (i % 4 === 1) {
+          const inodes = await watchedInodes();
+          if (inodes.size > 0) watchedScans++;
+          watchedBait.push(...baitInodes.filter((ino) => inodes.has(ino)));
+        }
         await scanStore();
         if (i % Math.floor(cycles / 4) === 0) {
           const dir = join(tmp, `restored-${i}`);
@@ -155,6 +185,7 @@ function raceSuite(name: string, open_: () => Promise<{ store: BlobStore; close(
         }
       }
       const raceMs = Date.now() - began;
+      watch.close();
       const exited = new Promise((r) => swapper!.once("exit", r));
       swapper.kill("SIGKILL");
       await exited;
@@ -172,6 +203,8 @@ function raceSuite(name: string, open_: () => Promise<{ store: BlobStore; close(
         assert.ok(bytes.length >= 300, `restored ${bytes.length} files`);
       }
       assert.deepEqual(failures, [], "no persist fails because of the race");
+      assert.deepEqual(watchedBait, [], "a TreeWatch's scan never watched the bait through the swapped link");
+      assert.ok(watchedScans >= cycles / 4 - 1, `the kernel listed the watches after ${watchedScans} scans`);
 
       // With the race over, the swapped directory is stored as a directory and its partner as a link.
       await persist({ store: env.store, prefix, dir: ws, manifestPath });
@@ -184,7 +217,7 @@ function raceSuite(name: string, open_: () => Promise<{ store: BlobStore; close(
       assert.equal(await readFile(join(final, realName, "deeper", "secret.txt"), "utf8"), "not the secret\n");
       assert.ok(raceMs > 0);
       console.log(
-        `      ${cycles} persists + ${restores.length} restores raced the swapper for ${raceMs} ms (persists ${persistMs} ms)`,
+        `      ${cycles} persists (${watchedScans} through a TreeWatch) + ${restores.length} restores raced the swapper for ${raceMs} ms (persists ${persistMs} ms)`,
       );
     });
 
