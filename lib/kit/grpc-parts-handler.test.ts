@@ -1,0 +1,302 @@
+import assert from "node:assert/strict";
+import { createServer as createHttp2Server, type Http2Server, connect as http2Connect } from "node:http2";
+import type { AddressInfo } from "node:net";
+import { Writable } from "node:stream";
+import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  type DownloadFileRequest,
+  DownloadFileRequestSchema,
+  DownloadFileResponseSchema,
+  FileService,
+} from "../../gen/devex/runner/v1/file_pb.js";
+import { ExecRequestSchema, ExecResponseSchema, ProcessService } from "../../gen/devex/runner/v1/process_pb.js";
+import { AttachRequestSchema, AttachResponseSchema, TerminalService } from "../../gen/devex/runner/v1/terminal_pb.js";
+import { grpcClient } from "../testing/grpc-client.js";
+import { MIN_PART_BYTES } from "./bytes-parts.js";
+import { errorInterceptor } from "./errors.js";
+import { withPartsStreams } from "./grpc-parts-handler.js";
+import { createLogger } from "./log.js";
+import { startServer } from "./server.js";
+import { validateInterceptor } from "./validate.js";
+
+type ExecEvent = NonNullable<MessageInitShape<typeof ExecResponseSchema>["event"]>;
+type Download = MessageInitShape<typeof DownloadFileResponseSchema>;
+
+/** Bytes that show where they came from: every byte of `n` differs from its neighbour's. */
+const bytes = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
+
+/** What each test stream sends, by request: the Exec command's first word, the download's path. */
+const execScripts: Record<string, ExecEvent[] | "fail" | "crash"> = {
+  sizes: [0, 1, MIN_PART_BYTES - 1, MIN_PART_BYTES, 65_539, 1 << 20].map((n, i) => ({
+    case: i % 2 ? "stderr" : "stdout",
+    value: bytes(n, i),
+  })),
+  mixed: [
+    { case: "started", value: { pid: 42 } },
+    { case: "stdout", value: bytes(70_000) },
+    { case: "stderr", value: bytes(12) },
+    { case: "exit", value: { exitCode: 3, signal: "", timedOut: false } },
+  ],
+  fail: "fail",
+  crash: "crash",
+};
+const downloads: Record<string, Download[]> = {
+  "/all-fields": [
+    { info: { path: "/a", name: "a", size: 300_000n, mode: 0o644 }, chunk: bytes(200_000), sha256: "ab".repeat(32) },
+  ],
+  "/chunk-then-sha": [{ chunk: bytes(100_000) }, { chunk: bytes(5000), sha256: "cd".repeat(32) }],
+  "/small": [{ info: { path: "/s" }, chunk: bytes(10) }],
+  "/too-large": [{ chunk: bytes(300_000) }],
+};
+const payloads = new Set<Uint8Array>();
+
+/** Every RPC shape that streams responses: server streams with a oneof and with plain fields, and bidi. */
+function routes(router: ConnectRouter) {
+  router.service(
+    ProcessService,
+    {
+      async *exec(req) {
+        const script = execScripts[req.command?.argv[0] ?? ""];
+        if (script === "crash") throw new Error("backend text the client must not see");
+        for (const event of script === "fail" ? (execScripts.mixed as ExecEvent[]).slice(0, 2) : script) {
+          if (event.value instanceof Uint8Array) payloads.add(event.value);
+          yield create(ExecResponseSchema, { event });
+        }
+        if (script === "fail") throw new ConnectError("the process vanished", Code.FailedPrecondition);
+      },
+    },
+    { acceptCompression: [] },
+  );
+  router.service(
+    FileService,
+    {
+      async *downloadFile(req: DownloadFileRequest) {
+        for (const init of downloads[req.path]) {
+          if (init.chunk) payloads.add(init.chunk as Uint8Array);
+          yield create(DownloadFileResponseSchema, init);
+        }
+      },
+    },
+    { acceptCompression: [] },
+  );
+  // With connect-node's default compression, for the compressed case.
+  router.service(TerminalService, {
+    async *attach(requests) {
+      for await (const r of requests) {
+        if (r.frame.case !== "input") continue;
+        yield create(AttachResponseSchema, { frame: { case: "output", value: r.frame.value } });
+      }
+    },
+  });
+}
+
+const silent = createLogger("parts-test", {
+  destination: new Writable({ write: (_c, _e, cb) => cb() }),
+});
+
+/** connect-node over h2c, as the kit serves it, with or without the handlers with parts. */
+async function startH2(parts: boolean, writeMaxBytes?: number) {
+  const options = {
+    acceptCompression: [compressionGzip, compressionBrotli],
+    interceptors: [errorInterceptor(silent), validateInterceptor()],
+    writeMaxBytes,
+  };
+  const server: Http2Server = createHttp2Server(
+    {},
+    connectNodeAdapter({ ...options, routes: (r) => routes(parts ? withPartsStreams(r, options) : r) }),
+  );
+  /** Every chunk the handler wrote to an HTTP/2 stream, by identity. */
+  const written = new Set<unknown>();
+  server.on("stream", (stream) => {
+    const write = stream.write.bind(stream) as (...a: unknown[]) => boolean;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      written.add(chunk);
+      return write(chunk, ...rest);
+    }) as typeof stream.write;
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url, written, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+interface RawResponse {
+  status: unknown;
+  contentType: unknown;
+  encoding: unknown;
+  body: Buffer;
+  trailers: Record<string, unknown>;
+}
+
+/** One gRPC call with a raw HTTP/2 client: what went over the wire, byte for byte. */
+async function rawCall(
+  url: string,
+  path: string,
+  requests: Uint8Array[],
+  headers: Record<string, string> = {},
+): Promise<RawResponse> {
+  const session = http2Connect(url);
+  try {
+    const stream = session.request({
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc",
+      te: "trailers",
+      ...headers,
+    });
+    for (const r of requests) {
+      const envelope = Buffer.alloc(5 + r.byteLength);
+      envelope.writeUInt32BE(r.byteLength, 1);
+      envelope.set(r, 5);
+      stream.write(envelope);
+    }
+    stream.end();
+    const chunks: Buffer[] = [];
+    let head: Record<string, unknown> = {};
+    let trailers: Record<string, unknown> = {};
+    stream.on("response", (h) => (head = h));
+    stream.on("trailers", (t) => (trailers = { ...t }));
+    stream.on("data", (d: Buffer) => chunks.push(d));
+    await new Promise<void>((resolve, reject) => {
+      stream.on("end", resolve);
+      stream.on("error", reject);
+    });
+    delete trailers.date;
+    // The error boundary's reference differs per error.
+    if (typeof trailers["grpc-message"] === "string") {
+      trailers["grpc-message"] = trailers["grpc-message"].replace(/\(ref%20[0-9a-f]+\)/, "(ref)");
+    }
+    return {
+      status: head[":status"],
+      contentType: head["content-type"],
+      encoding: head["grpc-encoding"],
+      body: Buffer.concat(chunks),
+      trailers,
+    };
+  } finally {
+    session.close();
+  }
+}
+
+const exec = (word: string) => toBinary(ExecRequestSchema, create(ExecRequestSchema, { command: { argv: [word] } }));
+const download = (path: string) => toBinary(DownloadFileRequestSchema, create(DownloadFileRequestSchema, { path }));
+const input = (data: Uint8Array) =>
+  toBinary(AttachRequestSchema, create(AttachRequestSchema, { frame: { case: "input", value: data } }));
+
+const calls: Array<[name: string, path: string, requests: Uint8Array[], headers?: Record<string, string>]> = [
+  ["a oneof's bytes at every size around the threshold", "/devex.runner.v1.ProcessService/Exec", [exec("sizes")]],
+  ["a oneof's bytes between other events", "/devex.runner.v1.ProcessService/Exec", [exec("mixed")]],
+  ["fields on both sides of the bytes", "/devex.runner.v1.FileService/DownloadFile", [download("/all-fields")]],
+  ["bytes followed by a field", "/devex.runner.v1.FileService/DownloadFile", [download("/chunk-then-sha")]],
+  ["bytes under the threshold", "/devex.runner.v1.FileService/DownloadFile", [download("/small")]],
+  [
+    "a response compressed on request",
+    "/devex.runner.v1.TerminalService/Attach",
+    [input(bytes(9000)), input(bytes(300_000))],
+    { "grpc-accept-encoding": "gzip" },
+  ],
+  [
+    "bidi: each input echoed",
+    "/devex.runner.v1.TerminalService/Attach",
+    [input(bytes(9000)), input(bytes(3)), input(bytes(300_000))],
+  ],
+  ["an error after two messages", "/devex.runner.v1.ProcessService/Exec", [exec("fail")]],
+  ["an unexpected error", "/devex.runner.v1.ProcessService/Exec", [exec("crash")]],
+  [
+    "an invalid request",
+    "/devex.runner.v1.ProcessService/Exec",
+    [toBinary(ExecRequestSchema, create(ExecRequestSchema))],
+  ],
+  [
+    "JSON (connect's handler either way)",
+    "/devex.runner.v1.FileService/DownloadFile",
+    [],
+    { "content-type": "application/grpc+json" },
+  ],
+];
+
+describe("gRPC handlers with parts (lib/kit/grpc-parts-handler.ts)", () => {
+  let parts: Awaited<ReturnType<typeof startH2>>;
+  let connect: Awaited<ReturnType<typeof startH2>>;
+  before(async () => {
+    parts = await startH2(true);
+    connect = await startH2(false);
+  });
+  after(async () => {
+    await parts.close();
+    await connect.close();
+  });
+
+  for (const [name, path, requests, headers] of calls) {
+    it(`sends what connect's handler sends, byte for byte: ${name}`, async () => {
+      const ours = await rawCall(parts.url, path, requests, headers);
+      const theirs = await rawCall(connect.url, path, requests, headers);
+      assert.deepEqual(
+        { ...ours, body: ours.body.length },
+        { ...theirs, body: theirs.body.length },
+        "headers, trailers and length",
+      );
+      assert.ok(ours.body.equals(theirs.body), "the same body bytes");
+      if (headers?.["grpc-accept-encoding"]) assert.equal(ours.encoding, "gzip");
+    });
+  }
+
+  it("writes a large bytes field to the HTTP/2 stream as it is, where connect copies it", async () => {
+    payloads.clear();
+    await rawCall(parts.url, "/devex.runner.v1.ProcessService/Exec", [exec("sizes")]);
+    const large = [...payloads].filter((p) => p.byteLength >= MIN_PART_BYTES);
+    const small = [...payloads].filter((p) => p.byteLength < MIN_PART_BYTES);
+    assert.equal(large.length, 3);
+    for (const p of large) assert.ok(parts.written.has(p), `the ${p.byteLength}-byte payload was written uncopied`);
+    for (const p of small) assert.ok(!parts.written.has(p), `the ${p.byteLength}-byte payload was copied`);
+
+    payloads.clear();
+    await rawCall(connect.url, "/devex.runner.v1.ProcessService/Exec", [exec("sizes")]);
+    for (const p of payloads) assert.ok(!connect.written.has(p));
+  });
+
+  it("refuses a message over writeMaxBytes with ResourceExhausted, as connect does", async () => {
+    const small = [await startH2(true, 250_000), await startH2(false, 250_000)];
+    try {
+      const [ours, theirs] = await Promise.all(
+        small.map((s) => rawCall(s.url, "/devex.runner.v1.FileService/DownloadFile", [download("/too-large")])),
+      );
+      assert.equal(ours.trailers["grpc-status"], String(Code.ResourceExhausted));
+      assert.deepEqual(ours, theirs);
+    } finally {
+      for (const s of small) await s.close();
+    }
+  });
+
+  it("is what the kit serves: grpc-js (proto-loader on proto/) reads fields on both sides of the bytes", async () => {
+    const server = await startServer({ name: "parts-kit", port: 0, log: silent, routes });
+    const written = new Set<unknown>();
+    server.http2.on("stream", (stream) => {
+      const write = stream.write.bind(stream) as (...a: unknown[]) => boolean;
+      stream.write = ((chunk: unknown, ...rest: unknown[]) =>
+        written.add(chunk) && write(chunk, ...rest)) as typeof stream.write;
+    });
+    payloads.clear();
+    try {
+      const client = grpcClient(server.url, "FileService", "");
+      const messages: Array<{ info?: { path: string; size: string }; chunk: Buffer; sha256: string }> = [];
+      await new Promise<void>((resolve, reject) => {
+        const call = client.downloadFile({ path: "/all-fields" });
+        call.on("data", (m: (typeof messages)[number]) => messages.push(m));
+        call.on("end", resolve);
+        call.on("error", reject);
+      });
+      client.close();
+      assert.equal(messages.length, 1);
+      assert.equal(messages[0].info?.path, "/a");
+      assert.equal(messages[0].info?.size, "300000");
+      assert.equal(messages[0].sha256, "ab".repeat(32));
+      assert.ok(Buffer.from(bytes(200_000)).equals(messages[0].chunk));
+      assert.equal(payloads.size, 1);
+      assert.ok(written.has([...payloads][0]), "the chunk went to the stream uncopied");
+    } finally {
+      await server.close();
+    }
+  });
+});
