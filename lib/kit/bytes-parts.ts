@@ -78,16 +78,15 @@ export function partsEncoder(
     const rest = toBinary(desc, field.without(message) as never, options.binaryOptions);
     const split = fieldsBelow(rest, field.number);
     const head = new BinaryWriter()
+      .raw(new Uint8Array(5)) // the envelope header: flags 0 (not compressed), then the size below
       .raw(rest.subarray(0, split))
       .tag(field.number, WireType.LengthDelimited)
       .uint32(data.byteLength)
       .finish();
-    const size = head.byteLength + data.byteLength + rest.byteLength - split;
+    const size = head.byteLength - 5 + data.byteLength + rest.byteLength - split;
     if (size > options.writeMaxBytes) throw tooLarge(size);
-    const envelope = new Uint8Array(5 + head.byteLength);
-    new DataView(envelope.buffer).setUint32(1, size); // flags 0: not compressed
-    envelope.set(head, 5);
-    return split < rest.byteLength ? [envelope, data, rest.subarray(split)] : [envelope, data];
+    new DataView(head.buffer, head.byteOffset).setUint32(1, size);
+    return split < rest.byteLength ? [head, data, rest.subarray(split)] : [head, data];
   };
 }
 

@@ -295,6 +295,12 @@ describe("gRPC handlers with parts (lib/kit/grpc-parts-handler.ts)", () => {
       assert.ok(Buffer.from(bytes(200_000)).equals(messages[0].chunk));
       assert.equal(payloads.size, 1);
       assert.ok(written.has([...payloads][0]), "the chunk went to the stream uncopied");
+      // The kit's handlers negotiate connect-node's default compression, as connect's own would.
+      const compressed = await rawCall(server.url, "/devex.runner.v1.TerminalService/Attach", [input(bytes(9000))], {
+        "grpc-accept-encoding": "gzip",
+      });
+      assert.equal(compressed.encoding, "gzip");
+      assert.equal(compressed.trailers["grpc-status"], "0");
     } finally {
       await server.close();
     }

@@ -23,7 +23,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import { dirname } from "node:path";
 import type { Duplex } from "node:stream";
 import type { ConnectRouter, ContextValues, Interceptor } from "@connectrpc/connect";
-import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { errorInterceptor } from "./errors.js";
@@ -195,23 +195,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const { log } = options;
   const health = options.health ?? new HealthRegistry();
   const metrics = createMetrics(options.name);
-  const handlerOptions = {
-    // connect-node's default, set here so the handlers with parts (grpc-parts-handler.ts) see it too.
-    acceptCompression: [compressionGzip, compressionBrotli],
-    // Metrics outermost, so they count the code the client gets (the error boundary's), not "unknown".
-    interceptors: [metrics.interceptor, errorInterceptor(log), ...(options.interceptors ?? []), validateInterceptor()],
-    readMaxBytes: options.readMaxBytes ?? 16 * 1024 * 1024,
-  };
-  const handler = connectNodeAdapter({
-    ...handlerOptions,
+  const adapterOptions: Parameters<typeof connectNodeAdapter>[0] = {
     routes(connectRouter) {
-      const router = withPartsStreams(connectRouter, handlerOptions);
+      // The adapter's options are the router's base, as connect-node made them (its default compression included).
+      const router = withPartsStreams(connectRouter, adapterOptions);
       router.service(Health, createHealthService(health));
       options.routes(router);
     },
+    // Metrics outermost, so they count the code the client gets (the error boundary's), not "unknown".
+    interceptors: [metrics.interceptor, errorInterceptor(log), ...(options.interceptors ?? []), validateInterceptor()],
     contextValues: options.contextValues,
+    readMaxBytes: options.readMaxBytes ?? 16 * 1024 * 1024,
     fallback: (req, res) => void fallback(req, res as HttpResponse, { options, metrics, health }),
-  });
+  };
+  const handler = connectNodeAdapter(adapterOptions);
 
   const http1 = createHttpServer(handler);
   http1.keepAliveTimeout = 65_000;
