@@ -95,6 +95,8 @@ describe("preview sharing in Chromium (embedded setup)", function () {
     // Shared by link in the IDE: the link opens the app for the stranger.
     await visibility.selectOption({ label: "Anyone with a link" });
     await page.getByRole("button", { name: "Copy link" }).click();
+    // The field shows once CreatePreviewLink answered (reading it at once raced that call in CI).
+    await page.getByLabel("Preview link").waitFor();
     const link = await page.getByLabel("Preview link").inputValue();
     assert.match(link, /\/preview\/3000\/\?token=/);
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), link);
