@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
-import { createServer as createHttp2Server, type Http2Server, connect as http2Connect } from "node:http2";
+import {
+  type ClientHttp2Session,
+  createServer as createHttp2Server,
+  type Http2Server,
+  connect as http2Connect,
+  constants as http2Constants,
+} from "node:http2";
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
-import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import {
@@ -18,6 +24,7 @@ import { MIN_PART_BYTES } from "./bytes-parts.js";
 import { errorInterceptor } from "./errors.js";
 import { withPartsStreams } from "./grpc-parts-handler.js";
 import { createLogger } from "./log.js";
+import { type ResponseLane, responseLane, withHttp2Stream } from "./response-lane.js";
 import { startServer } from "./server.js";
 import { validateInterceptor } from "./validate.js";
 
@@ -52,13 +59,67 @@ const downloads: Record<string, Download[]> = {
 };
 const payloads = new Set<Uint8Array>();
 
+/** What the lane tests' streams saw: whether each call had a lane, and the lane's figures. */
+const laneSeen: boolean[] = [];
+const laneFigures = { backlogAfterWrites: -1, backlogWhenSent: -1, sent: [] as number[], cancelledSent: false };
+/** Lane scripts: messages written to the lane, between a yielded first and last one. */
+const laneWrites = [bytes(9000), bytes(10), bytes(70_000, 3)];
+
+/** Exec scripts that use the call's response lane, where it has one, and yield where it has not. */
+async function* laneScript(
+  word: string,
+  lane: ResponseLane | undefined,
+  signal: AbortSignal,
+): AsyncGenerator<MessageInitShape<typeof ExecResponseSchema>> {
+  const out = (data: Uint8Array, i = 0) => ({ event: { case: i % 2 ? "stderr" : "stdout", value: data } as ExecEvent });
+  if (word === "lane-early") lane?.write(create(ExecResponseSchema, out(bytes(1))));
+  yield { event: { case: "started", value: { pid: 1 } } };
+  if (word === "lane") {
+    for (const [i, data] of laneWrites.entries()) {
+      if (lane) lane.write(create(ExecResponseSchema, out(data, i)));
+      else yield out(data, i);
+      if (i === 1) yield out(bytes(5000, 9)); // a yielded message between lane writes
+    }
+  }
+  if (word === "lane-backlog" && lane) {
+    const all: Promise<void>[] = [];
+    for (let i = 0; i < 32; i++) {
+      all.push(
+        new Promise((resolve) =>
+          lane.write(create(ExecResponseSchema, out(bytes(65_536, i))), () => {
+            laneFigures.sent.push(i);
+            resolve();
+          }),
+        ),
+      );
+    }
+    laneFigures.backlogAfterWrites = lane.backlog();
+    await Promise.all(all);
+    laneFigures.backlogWhenSent = lane.backlog();
+  }
+  if (word === "lane-cancel" && lane) {
+    await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+    await new Promise<void>((resolve) => lane.write(create(ExecResponseSchema, out(bytes(10_000))), resolve));
+    laneFigures.cancelledSent = true;
+  }
+  yield { event: { case: "exit", value: { exitCode: 0, signal: "", timedOut: false } } };
+}
+
 /** Every RPC shape that streams responses: server streams with a oneof and with plain fields, and bidi. */
 function routes(router: ConnectRouter) {
   router.service(
     ProcessService,
     {
-      async *exec(req) {
-        const script = execScripts[req.command?.argv[0] ?? ""];
+      async *exec(req, ctx) {
+        const word = req.command?.argv[0] ?? "";
+        if (word.startsWith("lane")) {
+          laneSeen.push(ctx.values.get(responseLane) !== undefined);
+          for await (const init of laneScript(word, ctx.values.get(responseLane), ctx.signal)) {
+            yield create(ExecResponseSchema, init);
+          }
+          return;
+        }
+        const script = execScripts[word];
         if (script === "crash") throw new Error("backend text the client must not see");
         for (const event of script === "fail" ? (execScripts.mixed as ExecEvent[]).slice(0, 2) : script) {
           if (event.value instanceof Uint8Array) payloads.add(event.value);
@@ -83,7 +144,8 @@ function routes(router: ConnectRouter) {
   );
   // With connect-node's default compression, for the compressed case.
   router.service(TerminalService, {
-    async *attach(requests) {
+    async *attach(requests, ctx) {
+      laneSeen.push(ctx.values.get(responseLane) !== undefined);
       for await (const r of requests) {
         if (r.frame.case !== "input") continue;
         yield create(AttachResponseSchema, { frame: { case: "output", value: r.frame.value } });
@@ -102,6 +164,8 @@ async function startH2(parts: boolean, writeMaxBytes?: number) {
     acceptCompression: [compressionGzip, compressionBrotli],
     interceptors: [errorInterceptor(silent), validateInterceptor()],
     writeMaxBytes,
+    // As the kit's servers record it: each request's HTTP/2 stream, for response lanes.
+    contextValues: (req: object) => withHttp2Stream(req),
   };
   const server: Http2Server = createHttp2Server(
     {},
@@ -129,6 +193,25 @@ interface RawResponse {
   trailers: Record<string, unknown>;
 }
 
+/** `message` in a gRPC envelope (uncompressed). */
+function envelope(message: Uint8Array): Buffer {
+  const out = Buffer.alloc(5 + message.byteLength);
+  out.writeUInt32BE(message.byteLength, 1);
+  out.set(message, 5);
+  return out;
+}
+
+/** A gRPC request's stream on `session`, its headers sent. */
+function grpcRequest(session: ClientHttp2Session, path: string, headers: Record<string, string> = {}) {
+  return session.request({
+    ":method": "POST",
+    ":path": path,
+    "content-type": "application/grpc",
+    te: "trailers",
+    ...headers,
+  });
+}
+
 /** One gRPC call with a raw HTTP/2 client: what went over the wire, byte for byte. */
 async function rawCall(
   url: string,
@@ -138,19 +221,8 @@ async function rawCall(
 ): Promise<RawResponse> {
   const session = http2Connect(url);
   try {
-    const stream = session.request({
-      ":method": "POST",
-      ":path": path,
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...headers,
-    });
-    for (const r of requests) {
-      const envelope = Buffer.alloc(5 + r.byteLength);
-      envelope.writeUInt32BE(r.byteLength, 1);
-      envelope.set(r, 5);
-      stream.write(envelope);
-    }
+    const stream = grpcRequest(session, path, headers);
+    for (const r of requests) stream.write(envelope(r));
     stream.end();
     const chunks: Buffer[] = [];
     let head: Record<string, unknown> = {};
@@ -201,6 +273,7 @@ const calls: Array<[name: string, path: string, requests: Uint8Array[], headers?
     "/devex.runner.v1.TerminalService/Attach",
     [input(bytes(9000)), input(bytes(3)), input(bytes(300_000))],
   ],
+  ["a response lane's writes between yielded messages", "/devex.runner.v1.ProcessService/Exec", [exec("lane")]],
   ["an error after two messages", "/devex.runner.v1.ProcessService/Exec", [exec("fail")]],
   ["an unexpected error", "/devex.runner.v1.ProcessService/Exec", [exec("crash")]],
   [
@@ -216,22 +289,29 @@ const calls: Array<[name: string, path: string, requests: Uint8Array[], headers?
   ],
 ];
 
-describe("gRPC handlers with parts (lib/kit/grpc-parts-handler.ts)", () => {
-  let parts: Awaited<ReturnType<typeof startH2>>;
-  let connect: Awaited<ReturnType<typeof startH2>>;
+type Server = Awaited<ReturnType<typeof startH2>>;
+
+/** For the enclosing suite: a server with the handlers with parts, and one with connect's only. */
+function bothServers(): { parts: Server; connect: Server } {
+  const servers = {} as { parts: Server; connect: Server };
   before(async () => {
-    parts = await startH2(true);
-    connect = await startH2(false);
+    servers.parts = await startH2(true);
+    servers.connect = await startH2(false);
   });
   after(async () => {
-    await parts.close();
-    await connect.close();
+    await servers.parts.close();
+    await servers.connect.close();
   });
+  return servers;
+}
+
+describe("gRPC handlers with parts (lib/kit/grpc-parts-handler.ts)", () => {
+  const servers = bothServers();
 
   for (const [name, path, requests, headers] of calls) {
     it(`sends what connect's handler sends, byte for byte: ${name}`, async () => {
-      const ours = await rawCall(parts.url, path, requests, headers);
-      const theirs = await rawCall(connect.url, path, requests, headers);
+      const ours = await rawCall(servers.parts.url, path, requests, headers);
+      const theirs = await rawCall(servers.connect.url, path, requests, headers);
       assert.deepEqual(
         { ...ours, body: ours.body.length },
         { ...theirs, body: theirs.body.length },
@@ -244,16 +324,17 @@ describe("gRPC handlers with parts (lib/kit/grpc-parts-handler.ts)", () => {
 
   it("writes a large bytes field to the HTTP/2 stream as it is, where connect copies it", async () => {
     payloads.clear();
-    await rawCall(parts.url, "/devex.runner.v1.ProcessService/Exec", [exec("sizes")]);
+    await rawCall(servers.parts.url, "/devex.runner.v1.ProcessService/Exec", [exec("sizes")]);
     const large = [...payloads].filter((p) => p.byteLength >= MIN_PART_BYTES);
     const small = [...payloads].filter((p) => p.byteLength < MIN_PART_BYTES);
     assert.equal(large.length, 3);
-    for (const p of large) assert.ok(parts.written.has(p), `the ${p.byteLength}-byte payload was written uncopied`);
-    for (const p of small) assert.ok(!parts.written.has(p), `the ${p.byteLength}-byte payload was copied`);
+    for (const p of large)
+      assert.ok(servers.parts.written.has(p), `the ${p.byteLength}-byte payload was written uncopied`);
+    for (const p of small) assert.ok(!servers.parts.written.has(p), `the ${p.byteLength}-byte payload was copied`);
 
     payloads.clear();
-    await rawCall(connect.url, "/devex.runner.v1.ProcessService/Exec", [exec("sizes")]);
-    for (const p of payloads) assert.ok(!connect.written.has(p));
+    await rawCall(servers.connect.url, "/devex.runner.v1.ProcessService/Exec", [exec("sizes")]);
+    for (const p of payloads) assert.ok(!servers.connect.written.has(p));
   });
 
   it("refuses a message over writeMaxBytes with ResourceExhausted, as connect does", async () => {
@@ -303,6 +384,85 @@ describe("gRPC handlers with parts (lib/kit/grpc-parts-handler.ts)", () => {
       assert.equal(compressed.trailers["grpc-status"], "0");
     } finally {
       await server.close();
+    }
+  });
+});
+
+/** The messages in a gRPC response body: each envelope's payload. */
+function envelopes(body: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0; at < body.length; ) {
+    const size = body.readUInt32BE(at + 1);
+    out.push(body.subarray(at + 5, at + 5 + size));
+    at += 5 + size;
+  }
+  return out;
+}
+
+describe("response lanes (lib/kit/response-lane.ts)", () => {
+  const servers = bothServers();
+  const execPath = "/devex.runner.v1.ProcessService/Exec";
+  const attachPath = "/devex.runner.v1.TerminalService/Attach";
+
+  it("opens for binary gRPC over HTTP/2 only: not for compressed responses, Connect, gRPC-web, JSON or connect's handler", async () => {
+    laneSeen.length = 0;
+    const json = (m: object) => Buffer.from(JSON.stringify(m));
+    const probes: Array<[string, string, Uint8Array[], Record<string, string>?]> = [
+      [servers.parts.url, execPath, [exec("lane-probe")]],
+      [servers.parts.url, attachPath, [input(bytes(3))]],
+      [servers.parts.url, attachPath, [input(bytes(3))], { "grpc-accept-encoding": "gzip" }],
+      [servers.parts.url, execPath, [exec("lane-probe")], { "content-type": "application/connect+proto" }],
+      [servers.parts.url, execPath, [exec("lane-probe")], { "content-type": "application/grpc-web+proto" }],
+      [
+        servers.parts.url,
+        execPath,
+        [json({ command: { argv: ["lane-probe"] } })],
+        { "content-type": "application/grpc+json" },
+      ],
+      [servers.connect.url, execPath, [exec("lane-probe")]],
+    ];
+    for (const [url, path, requests, headers] of probes) await rawCall(url, path, requests, headers);
+    assert.deepEqual(laneSeen, [true, true, false, false, false, false, false]);
+  });
+
+  it("fails a call that writes to its lane before its first message, and sends nothing of it", async () => {
+    const res = await rawCall(servers.parts.url, execPath, [exec("lane-early")]);
+    assert.equal(res.trailers["grpc-status"] ?? res.status, String(Code.Internal));
+    assert.equal(res.body.length, 0);
+    assert.doesNotMatch(JSON.stringify(res.trailers), /lane/);
+  });
+
+  it("counts what the stream has not sent as backlog, and runs `sent` in order once it is sent", async () => {
+    laneFigures.sent = [];
+    const res = await rawCall(servers.parts.url, execPath, [exec("lane-backlog")]);
+    assert.equal(res.trailers["grpc-status"], "0");
+    // 2 MiB behind a 64 KiB window: the stream held most of it when the writes returned.
+    assert.ok(laneFigures.backlogAfterWrites > 1024 * 1024, `backlog ${laneFigures.backlogAfterWrites}`);
+    assert.equal(laneFigures.backlogWhenSent, 0);
+    assert.deepEqual(laneFigures.sent, [...Array(32).keys()]);
+    const messages = envelopes(res.body).map((m) => fromBinary(ExecResponseSchema, m));
+    assert.deepEqual(
+      messages.map((m) => m.event.case),
+      ["started", ...Array(32).fill("stdout"), "exit"],
+    );
+    for (const [i, m] of messages.slice(1, 33).entries()) {
+      assert.ok(Buffer.from(bytes(65_536, i)).equals(m.event.value as Uint8Array), `message ${i}`);
+    }
+  });
+
+  it("sends nothing after the client cancelled, and still runs `sent`", async () => {
+    laneFigures.cancelledSent = false;
+    const session = http2Connect(servers.parts.url);
+    try {
+      const stream = grpcRequest(session, execPath);
+      stream.end(envelope(exec("lane-cancel")));
+      await new Promise((resolve) => stream.once("data", resolve));
+      stream.close(http2Constants.NGHTTP2_CANCEL);
+      const by = Date.now() + 5000;
+      while (!laneFigures.cancelledSent && Date.now() < by) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(laneFigures.cancelledSent, "`sent` ran for a write after the cancel");
+    } finally {
+      session.close();
     }
   });
 });

@@ -6,6 +6,9 @@
  * Everything else is connect's: content types, timeouts, compression negotiation, the interceptors
  * (metrics, the error boundary, auth, validation), the abort handling and the trailers.
  *
+ * An uncompressed response on an HTTP/2 stream also gets a response lane (response-lane.ts), for
+ * handlers that write their messages past the response chain.
+ *
  * `withPartsStreams` registers it, for the binary gRPC content types of methods that stream
  * responses with a `bytes` field, in front of connect's own handlers; JSON, the Connect protocol and
  * gRPC-web, unary methods and the other streams keep connect's path. So does a response compressed
@@ -66,6 +69,7 @@ import {
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
 import { type PartsEncoder, partsEncoder } from "./bytes-parts.js";
+import { openResponseLane, responseLane } from "./response-lane.js";
 
 const protocolName = "grpc";
 const methodPost = "POST";
@@ -130,8 +134,9 @@ function createHandler(opt: Options, spec: MethodImplSpec, encode: PartsEncoder)
       transformDecompressEnvelope(compression.request, opt.readMaxBytes),
       transformParseEnvelope(serialization.getI(true)),
     );
-    const it = transformInvokeImplementation(spec, context, opt.interceptors)(inputIt)[Symbol.asyncIterator]();
     const output = serialization.getO(true);
+    if (!compression.response) context.values.set(responseLane, openResponseLane(req.contextValues, output, encode));
+    const it = transformInvokeImplementation(spec, context, opt.interceptors)(inputIt)[Symbol.asyncIterator]();
     const serialize: AsyncIterableTransform<Message, Uint8Array> = compression.response
       ? (messages) =>
           pipe(

@@ -300,7 +300,7 @@ describe("runner terminals over grpc-js (bidi Attach)", function () {
   });
 });
 
-describe("runner terminal flow control (gRPC Attach acks)", function () {
+describe("runner terminal flow control (gRPC Attach)", function () {
   this.timeout(30_000);
   let t: TestRunner;
   let client: GrpcClient;
@@ -315,23 +315,44 @@ describe("runner terminal flow control (gRPC Attach acks)", function () {
     await t?.close();
   });
 
-  it("pauses the PTY when unacknowledged output passes the high watermark and resumes on ack", async () => {
+  /** A terminal running `yes`, attached, and the output bytes received so far. */
+  async function attachToYes() {
     const res = await unary<{ terminal: { terminalId: string } }>(client, "createTerminal", { command: ["yes"] });
     const id = res.terminal.terminalId;
-    const session = t.runner.terminals.get(id);
     const a = attach(client, id);
-    let received = 0;
+    let bytes = 0;
     a.call.on("data", (f: { frame: string; output?: Buffer }) => {
-      if (f.frame === "output") received += f.output!.length;
+      if (f.frame === "output") bytes += f.output!.length;
     });
+    return { id, session: t.runner.terminals.get(id), a, received: () => bytes };
+  }
+
+  it("pauses the PTY when unacknowledged output passes the high watermark and resumes on ack", async () => {
+    const { id, session, a, received } = await attachToYes();
     a.call.write({ ack: "0" }); // this client acks: flow control by unacknowledged bytes
     await waitFor(() => session.isPaused, 5000, "pause above the high watermark");
-    const atPause = received;
+    const atPause = received();
     await new Promise((r) => setTimeout(r, 300));
-    assert.ok(received - atPause < 300_000, `output kept flowing while paused (${received - atPause} bytes)`);
+    assert.ok(received() - atPause < 300_000, `output kept flowing while paused (${received() - atPause} bytes)`);
     assert.ok(session.totalBytes < 2_000_000, `the PTY kept producing (${session.totalBytes} bytes)`);
-    a.call.write({ ack: String(received) });
-    await waitFor(() => !session.isPaused || received > atPause + 100_000, 5000, "resume after ack");
+    a.call.write({ ack: String(received()) });
+    await waitFor(() => !session.isPaused || received() > atPause + 100_000, 5000, "resume after ack");
+    a.call.cancel();
+    await unary(client, "closeTerminal", { terminalId: id });
+  });
+
+  it("pauses the PTY while a client that sends no acks stops reading, and resumes when it reads again", async () => {
+    const { id, session, a, received } = await attachToYes();
+    await waitFor(() => received() > 0, 5000, "output");
+    a.call.pause(); // stops reading: the HTTP/2 window fills, then what the runner holds unsent
+    await waitFor(() => session.isPaused, 5000, "pause while the client reads nothing");
+    const atPause = session.totalBytes;
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(session.isPaused, "stays paused");
+    assert.ok(session.totalBytes - atPause < 300_000, `the PTY kept producing (${session.totalBytes - atPause} bytes)`);
+    const before = received();
+    a.call.resume();
+    await waitFor(() => received() > before + 2_000_000, 5000, "output flows again");
     a.call.cancel();
     await unary(client, "closeTerminal", { terminalId: id });
   });

@@ -60,6 +60,27 @@ describe("runner terminals over the WebSocket bridge", function () {
     await terms.closeTerminal({ terminalId: id });
   });
 
+  it("pauses the PTY while a client stops reading, and resumes when it reads again", async function () {
+    requireProgram(this, "yes");
+    const { terminal } = await terms.createTerminal({ command: ["yes"] });
+    const id = terminal!.terminalId;
+    const session = t.runner.terminals.get(id);
+    const c = openTerminalSocket(t.runner.url, id, t.token);
+    await c.opened;
+    await waitFor(() => c.state.text.length > 0, 5000, "output");
+    c.ws.pause(); // stops reading the socket: the kernel's buffers fill, then what the runner holds unsent
+    await waitFor(() => session.isPaused, 5000, "pause while the client reads nothing");
+    const atPause = session.totalBytes;
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(session.isPaused, "stays paused");
+    assert.ok(session.totalBytes - atPause < 300_000, `the PTY kept producing (${session.totalBytes - atPause} bytes)`);
+    const before = c.state.text.length;
+    c.ws.resume();
+    await waitFor(() => c.state.text.length > before + 2_000_000, 5000, "output flows again");
+    c.ws.terminate();
+    await terms.closeTerminal({ terminalId: id });
+  });
+
   it("accepts ?token= and refuses unknown terminals with 404", async () => {
     const { terminal } = await terms.createTerminal({ command: ["bash", "--norc", "--noprofile"] });
     const url = `${t.runner.url.replace(/^http/, "ws")}/ws/terminals/${terminal!.terminalId}?token=${t.token}`;

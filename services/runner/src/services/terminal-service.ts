@@ -2,9 +2,11 @@
  * TerminalService over the session registry. Attach and StreamOutput carry terminals/attach.ts's
  * frames, as the WebSocket bridge (terminals/ws-bridge.ts) does, so every transport has the same
  * frames and flow control; this file only wraps them in messages and reads Attach's client frames.
+ * Where the call has a response lane (binary gRPC over HTTP/2: lib/kit/response-lane.ts), output
+ * frames are written to it as they come instead of yielded.
  */
-import { create } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { create, type DescMessage } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   AttachResponseSchema,
   CloseTerminalResponseSchema,
@@ -17,8 +19,9 @@ import {
   type TerminalService,
 } from "../../../../gen/devex/runner/v1/terminal_pb.js";
 import { failedPrecondition, invalidArgument } from "../../../../lib/kit/errors.js";
+import { responseLane } from "../../../../lib/kit/response-lane.js";
 import type { ActivityTracker } from "../activity.js";
-import { TerminalAttach } from "../terminals/attach.js";
+import { type OutputWriter, TerminalAttach } from "../terminals/attach.js";
 import type { TerminalRegistry } from "../terminals/registry.js";
 import { terminalProto } from "../terminals/terminal-proto.js";
 
@@ -76,7 +79,13 @@ export function createTerminalService({
         }
       })();
       try {
-        for await (const frame of client.frames({ replay: start.replay, size: start.size, signal: done.signal })) {
+        const writer = laneWriter(ctx, AttachResponseSchema);
+        for await (const frame of client.frames({
+          replay: start.replay,
+          size: start.size,
+          signal: done.signal,
+          writer,
+        })) {
           yield create(AttachResponseSchema, { frame });
         }
         if (failure && !ctx.signal.aborted) throw failure;
@@ -87,7 +96,8 @@ export function createTerminalService({
 
     async *streamOutput(req, ctx) {
       const client = new TerminalAttach(terminals.get(req.terminalId), activity);
-      for await (const frame of client.frames({ replay: req.replay, signal: ctx.signal })) {
+      const writer = laneWriter(ctx, StreamOutputResponseSchema);
+      for await (const frame of client.frames({ replay: req.replay, signal: ctx.signal, writer })) {
         yield create(StreamOutputResponseSchema, { frame });
       }
     },
@@ -113,5 +123,18 @@ export function createTerminalService({
         terminal: terminalProto(s),
       });
     },
+  };
+}
+
+/** Output frames as `schema`'s messages onto the call's response lane, if it has one. */
+function laneWriter(
+  ctx: HandlerContext,
+  schema: typeof AttachResponseSchema | typeof StreamOutputResponseSchema,
+): OutputWriter | undefined {
+  const lane = ctx.values.get(responseLane);
+  if (!lane) return undefined;
+  return {
+    write: (data, sent) => lane.write(create(schema as DescMessage, { frame: { case: "output", value: data } }), sent),
+    backlog: () => lane.backlog(),
   };
 }

@@ -4,12 +4,16 @@
  * `frames()` and hand the client's frames to `apply()`; each keeps only its framing and its input
  * parsing, so every transport has the same frames, batching and flow control.
  *
- * Frames: `attached` first, then the replay (when asked for), live output, and `exit` last. The pump
- * keeps one frame in flight: the next is taken once the transport took the previous one (the
+ * Frames: `attached` first, then the replay (when asked for), live output, and `exit` last. A
+ * transport that can send a frame at once (a gRPC response lane over HTTP/2, lib/kit/response-lane.ts;
+ * the WebSocket bridge) passes a `writer`: after `attached` and what queued behind it (the replay),
+ * output goes to it as the session flushes it, through no generator, and `frames()` yields only
+ * `exit`. The others (the Connect protocol and gRPC-web, as browsers use) take output from the
+ * generator, one frame in flight: the next is taken once the transport took the previous one (the
  * generator resumed), and output that queued meanwhile is merged into it up to MAX_FRAME_BYTES, so
  * a busy transport gets fewer, larger frames and an idle one each keystroke's echo at once. Flow
  * control is the session's (session.ts): the attachment counts acks, and the output queued here plus
- * what the transport itself holds pause the PTY at the watermarks.
+ * what the writer holds unsent pause the PTY at the watermarks.
  */
 import { create } from "@bufbuild/protobuf";
 import {
@@ -45,8 +49,15 @@ export interface AttachOptions {
   size?: { cols: number; rows: number };
   /** The client left: detach and end the frames. */
   signal: AbortSignal;
-  /** Output the transport holds beyond the frame it took (a socket's send buffer). */
-  transportBacklog?: () => number;
+  /** Sends output frames at once, instead of yielding them (see the header). */
+  writer?: OutputWriter;
+}
+
+export interface OutputWriter {
+  /** Sends one output frame now, after everything sent before; `sent` runs once the transport took it. */
+  write(data: Uint8Array, sent: () => void): void;
+  /** Output written but not sent yet. */
+  backlog(): number;
 }
 
 export class TerminalAttach {
@@ -61,13 +72,31 @@ export class TerminalAttach {
   async *frames(o: AttachOptions): AsyncGenerator<AttachFrame> {
     if (o.size) this.session.resize(o.size.cols, o.size.rows);
     const queue = new AsyncQueue<AttachFrame>(undefined, outputMerging);
+    const writer = o.writer;
+    /** Output goes to `writer` as it comes once `attached` went out and no output waits in the queue. */
+    let direct = false;
+    /** Output bytes queued, or taken from the queue and not yet sent or yielded. */
+    let waiting = 0;
+    let failure: unknown;
+    const send = (data: Uint8Array) => {
+      try {
+        writer!.write(data, () => this.attachment?.drained());
+      } catch (e) {
+        failure ??= e;
+        queue.end();
+      }
+    };
     const sink: AttachmentSink = {
-      output: (data) => queue.push({ case: "output", value: data }, data.length),
+      output: (data) => {
+        if (direct && waiting === 0) return send(data);
+        waiting += data.length;
+        queue.push({ case: "output", value: data }, data.length);
+      },
       exit: (e) => {
         queue.push({ case: "exit", value: create(TerminalExitSchema, e) });
         queue.end();
       },
-      transportBacklog: () => queue.bytes + (o.transportBacklog?.() ?? 0),
+      transportBacklog: () => queue.bytes + (writer?.backlog() ?? 0),
     };
     // Replay frames (and `exit` of an exited terminal) are queued by attach() and follow `attached`.
     const attachment = await this.session.attach(sink, o.replay);
@@ -82,10 +111,14 @@ export class TerminalAttach {
         case: "attached",
         value: create(AttachedSchema, { terminal, replayBytes: BigInt(attachment.replayBytes) }),
       };
+      direct = writer !== undefined;
       for await (const frame of queue.drain(o.signal)) {
-        yield frame;
+        if (direct && frame.case === "output") send(frame.value);
+        else yield frame;
+        if (frame.case === "output") waiting -= frame.value.length;
         attachment.drained();
       }
+      if (failure) throw failure;
     } finally {
       o.signal.removeEventListener("abort", leave);
       attachment.detach();

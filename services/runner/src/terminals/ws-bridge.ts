@@ -123,7 +123,10 @@ export function createWsBridge(d: WsBridgeDeps) {
       replay: params.get("replay") === "1" || params.get("replay") === "true",
       size: cols > 0 && rows > 0 ? { cols, rows } : undefined,
       signal: left.signal,
-      transportBacklog: () => ws.bufferedAmount,
+      writer: {
+        write: (data, sent) => ws.send(data, { binary: true }, () => sent()),
+        backlog: () => ws.bufferedAmount,
+      },
     });
   }
 
