@@ -61,7 +61,14 @@ const payloads = new Set<Uint8Array>();
 
 /** What the lane tests' streams saw: whether each call had a lane, and the lane's figures. */
 const laneSeen: boolean[] = [];
-const laneFigures = { backlogAfterWrites: -1, backlogWhenSent: -1, sent: [] as number[], cancelledSent: false };
+const laneFigures = {
+  backlogAfterWrites: -1,
+  backlogWhenSent: -1,
+  sent: [] as number[],
+  cancelledSent: false,
+  cancelledPayload: new Uint8Array(),
+  lateWrite: "",
+};
 /** Lane scripts: messages written to the lane, between a yielded first and last one. */
 const laneWrites = [bytes(9000), bytes(10), bytes(70_000, 3)];
 
@@ -99,8 +106,25 @@ async function* laneScript(
   }
   if (word === "lane-cancel" && lane) {
     await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
-    await new Promise<void>((resolve) => lane.write(create(ExecResponseSchema, out(bytes(10_000))), resolve));
+    laneFigures.cancelledPayload = bytes(10_000);
+    await new Promise<void>((resolve) =>
+      lane.write(create(ExecResponseSchema, out(laneFigures.cancelledPayload)), resolve),
+    );
     laneFigures.cancelledSent = true;
+  }
+  if (word === "lane-late" && lane) {
+    // 2 MiB behind the client's window: connect waits for the stream to drain before it asks for
+    // more, while this handler is suspended at the yield below, when the timer writes.
+    for (let i = 0; i < 32; i++) lane.write(create(ExecResponseSchema, out(bytes(65_536, i))));
+    setTimeout(() => {
+      try {
+        lane.write(create(ExecResponseSchema, out(bytes(10))));
+        laneFigures.lateWrite = "written";
+      } catch (e) {
+        laneFigures.lateWrite = (e as Error).message;
+      }
+    }, 0);
+    yield out(bytes(10, 7));
   }
   yield { event: { case: "exit", value: { exitCode: 0, signal: "", timedOut: false } } };
 }
@@ -432,11 +456,19 @@ describe("response lanes (lib/kit/response-lane.ts)", () => {
     assert.doesNotMatch(JSON.stringify(res.trailers), /lane/);
   });
 
+  it("refuses a write while a yielded message is on its way (the handler suspended at its yield)", async () => {
+    laneFigures.lateWrite = "";
+    const res = await rawCall(servers.parts.url, execPath, [exec("lane-late")]);
+    assert.equal(res.trailers["grpc-status"], "0");
+    assert.match(laneFigures.lateWrite, /not while a yielded one is on its way/);
+    assert.equal(envelopes(res.body).length, 1 + 32 + 2, "started, the 32 lane writes, the yielded one and exit");
+  });
+
   it("counts what the stream has not sent as backlog, and runs `sent` in order once it is sent", async () => {
     laneFigures.sent = [];
     const res = await rawCall(servers.parts.url, execPath, [exec("lane-backlog")]);
     assert.equal(res.trailers["grpc-status"], "0");
-    // 2 MiB behind a 64 KiB window: the stream held most of it when the writes returned.
+    // What the stream has not sent counts, until its write callbacks ran.
     assert.ok(laneFigures.backlogAfterWrites > 1024 * 1024, `backlog ${laneFigures.backlogAfterWrites}`);
     assert.equal(laneFigures.backlogWhenSent, 0);
     assert.deepEqual(laneFigures.sent, [...Array(32).keys()]);
@@ -461,6 +493,7 @@ describe("response lanes (lib/kit/response-lane.ts)", () => {
       const by = Date.now() + 5000;
       while (!laneFigures.cancelledSent && Date.now() < by) await new Promise((r) => setTimeout(r, 10));
       assert.ok(laneFigures.cancelledSent, "`sent` ran for a write after the cancel");
+      assert.ok(!servers.parts.written.has(laneFigures.cancelledPayload), "nothing was written to the closed stream");
     } finally {
       session.close();
     }

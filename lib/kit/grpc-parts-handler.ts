@@ -135,7 +135,13 @@ function createHandler(opt: Options, spec: MethodImplSpec, encode: PartsEncoder)
       transformParseEnvelope(serialization.getI(true)),
     );
     const output = serialization.getO(true);
-    if (!compression.response) context.values.set(responseLane, openResponseLane(req.contextValues, output, encode));
+    let pulling = false;
+    if (!compression.response) {
+      context.values.set(
+        responseLane,
+        openResponseLane(req.contextValues, output, encode, () => pulling),
+      );
+    }
     const it = transformInvokeImplementation(spec, context, opt.interceptors)(inputIt)[Symbol.asyncIterator]();
     const serialize: AsyncIterableTransform<Message, Uint8Array> = compression.response
       ? (messages) =>
@@ -150,7 +156,13 @@ function createHandler(opt: Options, spec: MethodImplSpec, encode: PartsEncoder)
       // Aborts the context when the response ends, whichever way, as connect's handler does.
       {
         [Symbol.asyncIterator]: () => ({
-          next: () => it.next(),
+          next: () => {
+            pulling = true;
+            return it.next().then((r) => {
+              pulling = false;
+              return r;
+            });
+          },
           throw: (e: unknown) => {
             context.abort(e);
             return it.throw?.(e) ?? Promise.reject({ done: true });

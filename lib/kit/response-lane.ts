@@ -16,6 +16,8 @@
  * never while suspended at a `yield`. connect pulls one message at a time and writes it before it
  * asks for the next, so then everything yielded before is on the stream, and lane writes follow it
  * in the order they are made; so does the next yielded message, and the trailers after the last.
+ * A write before the first message, or while connect holds a yielded one (from the moment it
+ * reached the handler's caller until connect asks for the next), throws.
  */
 import type { ServerHttp2Stream } from "node:http2";
 import type { Message } from "@bufbuild/protobuf";
@@ -47,12 +49,18 @@ export function openResponseLane(
   values: ContextValues | undefined,
   serialization: Serialization<Message>,
   encode: PartsEncoder,
+  /** Whether connect is waiting for the handler's next message (and holds none of its messages). */
+  pulling: () => boolean,
 ): ResponseLane | undefined {
   const stream = values?.get(http2Stream);
   if (!stream) return undefined;
   return {
     write(message, sent) {
-      if (!stream.headersSent) throw new Error("a response lane opens once the stream's first message was yielded");
+      if (!stream.headersSent || !pulling()) {
+        throw new Error(
+          "a response lane takes writes after the first message, and not while a yielded one is on its way",
+        );
+      }
       if (stream.destroyed || stream.writableEnded) {
         sent?.();
         return;

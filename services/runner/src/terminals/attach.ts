@@ -6,9 +6,9 @@
  *
  * Frames: `attached` first, then the replay (when asked for), live output, and `exit` last. A
  * transport that can send a frame at once (a gRPC response lane over HTTP/2, lib/kit/response-lane.ts;
- * the WebSocket bridge) passes a `writer`: after `attached` and what queued behind it (the replay),
- * output goes to it as the session flushes it, through no generator, and `frames()` yields only
- * `exit`. The others (the Connect protocol and gRPC-web, as browsers use) take output from the
+ * the WebSocket bridge) passes a `writer`: `frames()` yields `attached` and `exit`, and every output
+ * frame goes to the writer, the replay (queued before `attached`) once `attached` went out, live
+ * output as the session flushes it, through no generator. The others (the Connect protocol and gRPC-web, as browsers use) take output from the
  * generator, one frame in flight: the next is taken once the transport took the previous one (the
  * generator resumed), and output that queued meanwhile is merged into it up to MAX_FRAME_BYTES, so
  * a busy transport gets fewer, larger frames and an idle one each keystroke's echo at once. Flow

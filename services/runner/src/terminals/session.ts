@@ -4,8 +4,8 @@
  *
  * Output is batched adaptively: interactive output goes out on the next event-loop turn (a
  * keystroke's echo waits for no timer), bulk output in frames of BATCH_MS or BATCH_BYTES (large
- * frames matter: per-message cost dominates on the gRPC path), and each client (attach.ts) merges
- * frames that queue up while its transport is busy. Each attachment reports its backlog: output
+ * frames matter: per-message cost dominates on the gRPC path); a client whose transport takes frames
+ * one at a time (attach.ts) merges those that queue up while it is busy. Each attachment reports its backlog: output
  * delivered but not yet acknowledged (once the client sends acks; TerminalFlow's 100k/5k as in VS Code)
  * and output not yet taken by its transport (1 MiB/256 KiB). While any attachment is above a high
  * watermark the PTY is paused (the kernel then blocks the writer); it resumes when every attachment

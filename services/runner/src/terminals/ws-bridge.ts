@@ -138,18 +138,17 @@ export function createWsBridge(d: WsBridgeDeps) {
   }
 }
 
-/** Output as binary frames, the rest as protobuf-JSON text frames; closes with 1000 after `exit`. */
+/**
+ * `attached` and `exit` as protobuf-JSON text frames (output goes to the socket through the writer as
+ * binary frames); closes with 1000 after `exit`.
+ */
 async function sendFrames(ws: WebSocket, client: TerminalAttach, options: AttachOptions): Promise<void> {
   for await (const frame of client.frames(options)) {
-    if (frame.case === "output") await send(ws, frame.value, true);
-    else await send(ws, toJsonString(AttachResponseSchema, create(AttachResponseSchema, { frame })), false);
+    // Resolves once the socket took the frame (or failed to: a closed socket ends the frames anyway).
+    const json = toJsonString(AttachResponseSchema, create(AttachResponseSchema, { frame }));
+    await new Promise<void>((resolve) => ws.send(json, { binary: false }, () => resolve()));
     if (frame.case === "exit") ws.close(1000, "terminal exited");
   }
-}
-
-/** Resolves once the socket took the frame (or failed to: a closed socket ends the frames anyway). */
-function send(ws: WebSocket, data: Uint8Array | string, binary: boolean): Promise<void> {
-  return new Promise((resolve) => ws.send(data, { binary }, () => resolve()));
 }
 
 function toBuffer(data: WebSocket.RawData): Buffer {
