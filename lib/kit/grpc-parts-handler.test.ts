@@ -8,6 +8,7 @@ import {
 } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
+import { gzipSync } from "node:zlib";
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
@@ -24,6 +25,7 @@ import { MIN_PART_BYTES } from "./bytes-parts.js";
 import { errorInterceptor } from "./errors.js";
 import { withPartsStreams } from "./grpc-parts-handler.js";
 import { createLogger } from "./log.js";
+import { EnvelopeSplitter } from "./request-messages.js";
 import { type ResponseLane, responseLane, withHttp2Stream } from "./response-lane.js";
 import { startServer } from "./server.js";
 import { validateInterceptor } from "./validate.js";
@@ -183,11 +185,12 @@ const silent = createLogger("parts-test", {
 });
 
 /** connect-node over h2c, as the kit serves it, with or without the handlers with parts. */
-async function startH2(parts: boolean, writeMaxBytes?: number) {
+async function startH2(parts: boolean, writeMaxBytes?: number, readMaxBytes?: number) {
   const options = {
     acceptCompression: [compressionGzip, compressionBrotli],
     interceptors: [errorInterceptor(silent), validateInterceptor()],
     writeMaxBytes,
+    readMaxBytes,
     // As the kit's servers record it: each request's HTTP/2 stream, for response lanes.
     contextValues: (req: object) => withHttp2Stream(req),
   };
@@ -217,6 +220,16 @@ interface RawResponse {
   trailers: Record<string, unknown>;
 }
 
+/** `message` gzipped in a gRPC envelope flagged compressed. */
+function gzipEnvelope(message: Uint8Array): Buffer {
+  const data = gzipSync(message);
+  const out = Buffer.alloc(5 + data.byteLength);
+  out[0] = 1;
+  out.writeUInt32BE(data.byteLength, 1);
+  out.set(data, 5);
+  return out;
+}
+
 /** `message` in a gRPC envelope (uncompressed). */
 function envelope(message: Uint8Array): Buffer {
   const out = Buffer.alloc(5 + message.byteLength);
@@ -224,6 +237,9 @@ function envelope(message: Uint8Array): Buffer {
   out.set(message, 5);
   return out;
 }
+
+/** Request messages, each enveloped; or bytes as they are, written `piece` bytes at a time. */
+type RequestBody = Uint8Array[] | { raw: Uint8Array; piece?: number };
 
 /** A gRPC request's stream on `session`, its headers sent. */
 function grpcRequest(session: ClientHttp2Session, path: string, headers: Record<string, string> = {}) {
@@ -240,24 +256,34 @@ function grpcRequest(session: ClientHttp2Session, path: string, headers: Record<
 async function rawCall(
   url: string,
   path: string,
-  requests: Uint8Array[],
+  requests: RequestBody,
   headers: Record<string, string> = {},
 ): Promise<RawResponse> {
   const session = http2Connect(url);
   try {
     const stream = grpcRequest(session, path, headers);
-    for (const r of requests) stream.write(envelope(r));
-    stream.end();
     const chunks: Buffer[] = [];
     let head: Record<string, unknown> = {};
     let trailers: Record<string, unknown> = {};
     stream.on("response", (h) => (head = h));
     stream.on("trailers", (t) => (trailers = { ...t }));
     stream.on("data", (d: Buffer) => chunks.push(d));
-    await new Promise<void>((resolve, reject) => {
+    const ended = new Promise<void>((resolve, reject) => {
       stream.on("end", resolve);
       stream.on("error", reject);
     });
+    if (Array.isArray(requests)) {
+      for (const r of requests) stream.write(envelope(r));
+    } else {
+      // Each piece in a DATA frame of its own: the server reads envelopes cut anywhere.
+      const piece = requests.piece ?? requests.raw.byteLength;
+      for (let at = 0; at < requests.raw.byteLength; at += piece) {
+        stream.write(requests.raw.subarray(at, at + piece));
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    stream.end();
+    await ended;
     delete trailers.date;
     // The error boundary's reference differs per error.
     if (typeof trailers["grpc-message"] === "string") {
@@ -280,7 +306,29 @@ const download = (path: string) => toBinary(DownloadFileRequestSchema, create(Do
 const input = (data: Uint8Array) =>
   toBinary(AttachRequestSchema, create(AttachRequestSchema, { frame: { case: "input", value: data } }));
 
-const calls: Array<[name: string, path: string, requests: Uint8Array[], headers?: Record<string, string>]> = [
+const inputs = (...sizes: number[]) => Buffer.concat(sizes.map((n, i) => envelope(input(bytes(n, i)))));
+const attachPath = "/devex.runner.v1.TerminalService/Attach";
+
+/** The request cases' expected gRPC status (trailers-only answers carry it in their headers). */
+const requestCaseStatus: Record<string, string> = {
+  "requests cut every 7 bytes": "0",
+  "several requests in one read": "0",
+  "a request cut short": String(Code.InvalidArgument),
+  "a gzip-compressed request": "0",
+  "a compressed request without grpc-encoding": String(Code.Internal),
+};
+
+const calls: Array<[name: string, path: string, requests: RequestBody, headers?: Record<string, string>]> = [
+  ["requests cut every 7 bytes", attachPath, { raw: inputs(700, 3, 0, 40), piece: 7 }],
+  ["several requests in one read", attachPath, { raw: inputs(1, 2, 3, 5000) }],
+  ["a request cut short", attachPath, { raw: inputs(10, 10).subarray(0, 20) }],
+  [
+    "a gzip-compressed request",
+    attachPath,
+    { raw: Buffer.concat([gzipEnvelope(input(bytes(900))), envelope(input(bytes(4)))]) },
+    { "grpc-encoding": "gzip" },
+  ],
+  ["a compressed request without grpc-encoding", attachPath, { raw: gzipEnvelope(input(bytes(900))) }],
   ["a oneof's bytes at every size around the threshold", "/devex.runner.v1.ProcessService/Exec", [exec("sizes")]],
   ["a oneof's bytes between other events", "/devex.runner.v1.ProcessService/Exec", [exec("mixed")]],
   ["fields on both sides of the bytes", "/devex.runner.v1.FileService/DownloadFile", [download("/all-fields")]],
@@ -343,6 +391,7 @@ describe("gRPC handlers with parts (lib/kit/grpc-parts-handler.ts)", () => {
       );
       assert.ok(ours.body.equals(theirs.body), "the same body bytes");
       if (headers?.["grpc-accept-encoding"]) assert.equal(ours.encoding, "gzip");
+      if (name in requestCaseStatus) assert.equal(ours.trailers["grpc-status"], requestCaseStatus[name]);
     });
   }
 
@@ -366,6 +415,19 @@ describe("gRPC handlers with parts (lib/kit/grpc-parts-handler.ts)", () => {
     try {
       const [ours, theirs] = await Promise.all(
         small.map((s) => rawCall(s.url, "/devex.runner.v1.FileService/DownloadFile", [download("/too-large")])),
+      );
+      assert.equal(ours.trailers["grpc-status"], String(Code.ResourceExhausted));
+      assert.deepEqual(ours, theirs);
+    } finally {
+      for (const s of small) await s.close();
+    }
+  });
+
+  it("refuses a request over readMaxBytes with ResourceExhausted, as connect does", async () => {
+    const small = [await startH2(true, undefined, 1000), await startH2(false, undefined, 1000)];
+    try {
+      const [ours, theirs] = await Promise.all(
+        small.map((s) => rawCall(s.url, attachPath, [input(bytes(10)), input(bytes(2000))])),
       );
       assert.equal(ours.trailers["grpc-status"], String(Code.ResourceExhausted));
       assert.deepEqual(ours, theirs);
@@ -426,7 +488,6 @@ function envelopes(body: Buffer): Buffer[] {
 describe("response lanes (lib/kit/response-lane.ts)", () => {
   const servers = bothServers();
   const execPath = "/devex.runner.v1.ProcessService/Exec";
-  const attachPath = "/devex.runner.v1.TerminalService/Attach";
 
   it("opens for binary gRPC over HTTP/2 only: not for compressed responses, Connect, gRPC-web, JSON or connect's handler", async () => {
     laneSeen.length = 0;
@@ -497,5 +558,32 @@ describe("response lanes (lib/kit/response-lane.ts)", () => {
     } finally {
       session.close();
     }
+  });
+});
+
+describe("request envelopes (lib/kit/request-messages.ts)", () => {
+  it("joins a message cut into 1,024 reads once, when its last byte came", () => {
+    const message = bytes(1 << 20);
+    const wire = Buffer.concat([envelope(message), envelope(bytes(3))]);
+    const splitter = new EnvelopeSplitter(0xffffffff);
+    const concat = Buffer.concat;
+    let joins = 0;
+    Buffer.concat = ((...args: Parameters<typeof concat>) => {
+      joins++;
+      return concat(...args);
+    }) as typeof concat;
+    const out: Uint8Array[] = [];
+    try {
+      for (let at = 0; at < wire.length; at += 1024) {
+        for (const e of splitter.split(wire.subarray(at, at + 1024))) out.push(e.data);
+      }
+    } finally {
+      Buffer.concat = concat;
+    }
+    assert.equal(joins, 1);
+    assert.equal(out.length, 2);
+    assert.ok(Buffer.from(message).equals(out[0]));
+    assert.ok(Buffer.from(bytes(3)).equals(out[1]));
+    assert.equal(splitter.leftover, 0);
   });
 });

@@ -1,13 +1,14 @@
 /**
- * connect-es's gRPC handler (protocol-grpc/handler-factory.ts at 2.1.2, pinned), changed in one
- * stage: a streamed response message whose large `bytes` field can go out in parts (bytes-parts.ts)
- * is written as its envelope head and then the field's own bytes, not serialized and enveloped into
- * two fresh copies. On the terminal path that halves what the runner allocates per byte of output.
+ * connect-es's gRPC handler (protocol-grpc/handler-factory.ts at 2.1.2, pinned), changed in three
+ * places, all for the terminal path:
+ *  - a streamed response message whose large `bytes` field can go out in parts (bytes-parts.ts) is
+ *    written as its envelope head and then the field's own bytes, not serialized and enveloped into
+ *    two fresh copies (that halved what the runner allocates per byte of output);
+ *  - an uncompressed response on an HTTP/2 stream gets a response lane (response-lane.ts), for
+ *    handlers that write their messages past the response chain;
+ *  - the request's messages are read by one generator (request-messages.ts), not connect's four.
  * Everything else is connect's: content types, timeouts, compression negotiation, the interceptors
  * (metrics, the error boundary, auth, validation), the abort handling and the trailers.
- *
- * An uncompressed response on an HTTP/2 stream also gets a response lane (response-lane.ts), for
- * handlers that write their messages past the response chain.
  *
  * `withPartsStreams` registers it, for the binary gRPC content types of methods that stream
  * responses with a `bytes` field, in front of connect's own handlers; JSON, the Connect protocol and
@@ -38,13 +39,9 @@ import {
   type Serialization,
   transformCatchFinally,
   transformCompressEnvelope,
-  transformDecompressEnvelope,
   transformInvokeImplementation,
   transformJoinEnvelopes,
-  transformParseEnvelope,
-  transformPrepend,
   transformSerializeEnvelope,
-  transformSplitEnvelope,
   type UniversalHandler,
   type UniversalHandlerFn,
   type UniversalHandlerOptions,
@@ -69,6 +66,7 @@ import {
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
 import { type PartsEncoder, partsEncoder } from "./bytes-parts.js";
+import { requestMessages } from "./request-messages.js";
 import { openResponseLane, responseLane } from "./response-lane.js";
 
 const protocolName = "grpc";
@@ -122,17 +120,15 @@ function createHandler(opt: Options, spec: MethodImplSpec, encode: PartsEncoder)
       headerAcceptEncoding,
     );
     if (compression.response) context.responseHeader.set(headerEncoding, compression.response.name);
-    const inputIt = pipe(
+    const inputIt = requestMessages(
       req.body as AsyncIterable<Uint8Array>,
-      transformPrepend<Uint8Array>(() => {
-        // Raised here, so they reach the client as trailer statuses.
+      () => {
         if (compression.error) throw compression.error;
         if (timeout.error) throw timeout.error;
-        return undefined;
-      }),
-      transformSplitEnvelope(opt.readMaxBytes),
-      transformDecompressEnvelope(compression.request, opt.readMaxBytes),
-      transformParseEnvelope(serialization.getI(true)),
+      },
+      opt.readMaxBytes,
+      compression.request,
+      serialization.getI(true),
     );
     const output = serialization.getO(true);
     let pulling = false;
