@@ -2,7 +2,8 @@
  * A real S3 HTTP server for tests: s3rver as a child process on a free loopback port, with one
  * bucket. Credentials are S3RVER/S3RVER. `stop()` kills it (to test S3 outages), `start()` brings it
  * back on the same port with the same data. s3rver needs --openssl-legacy-provider on Node 20, or
- * ListObjectsV2 with MaxKeys answers 500.
+ * ListObjectsV2 with MaxKeys answers 500. If it exits unasked, the test's stderr says so with the
+ * end of its own (a crash otherwise shows only as ECONNREFUSED in whatever test used it next).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -51,7 +52,16 @@ export async function startS3(bucket = "devex-test", host = "127.0.0.1"): Promis
   let child: ChildProcess | undefined;
   const start = async () => {
     const args = ["--openssl-legacy-provider", s3rverBin, "-d", dir, "-a", host, "-p", String(port)];
-    child = spawn(process.execPath, [...args, "--silent", "--configure-bucket", bucket], { stdio: "ignore" });
+    const c = spawn(process.execPath, [...args, "--silent", "--configure-bucket", bucket], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    child = c;
+    let stderr = "";
+    c.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    c.once("exit", (code, signal) => {
+      if (child !== c) return; // stopped on purpose
+      process.stderr.write(`s3rver on port ${port} exited unasked (${signal ?? code}):\n${stderr}\n`);
+    });
     const deadline = Date.now() + 15_000;
     while (!(await listening(host, port))) {
       if (Date.now() > deadline) throw new Error(`s3rver did not listen on port ${port}`);
