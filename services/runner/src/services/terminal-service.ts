@@ -135,6 +135,6 @@ function laneWriter(
   if (!lane) return undefined;
   return {
     write: (data, sent) => lane.write(create(schema as DescMessage, { frame: { case: "output", value: data } }), sent),
-    backlog: () => lane.backlog(),
+    backlog: lane.backlog,
   };
 }

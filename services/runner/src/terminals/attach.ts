@@ -8,9 +8,10 @@
  * transport that can send a frame at once (a gRPC response lane over HTTP/2, lib/kit/response-lane.ts;
  * the WebSocket bridge) passes a `writer`: `frames()` yields `attached` and `exit`, and every output
  * frame goes to the writer, the replay (queued before `attached`) once `attached` went out, live
- * output as the session flushes it, through no generator. The others (the Connect protocol and gRPC-web, as browsers use) take output from the
- * generator, one frame in flight: the next is taken once the transport took the previous one (the
- * generator resumed), and output that queued meanwhile is merged into it up to MAX_FRAME_BYTES, so
+ * output as the session flushes it, through no generator. The others (the Connect protocol and
+ * gRPC-web, as browsers use) take output from the generator, one frame in flight: the next is
+ * taken once the transport took the previous one (the generator resumed), and output that queued
+ * meanwhile is merged into it up to MAX_FRAME_BYTES, so
  * a busy transport gets fewer, larger frames and an idle one each keystroke's echo at once. Flow
  * control is the session's (session.ts): the attachment counts acks, and the output queued here plus
  * what the writer holds unsent pause the PTY at the watermarks.
