@@ -25,8 +25,9 @@ import { MIN_PART_BYTES } from "./bytes-parts.js";
 import { errorInterceptor } from "./errors.js";
 import { withPartsStreams } from "./grpc-parts-handler.js";
 import { createLogger } from "./log.js";
+import { withNodeRequest } from "./node-request.js";
 import { EnvelopeSplitter } from "./request-messages.js";
-import { type ResponseLane, responseLane, withHttp2Stream } from "./response-lane.js";
+import { type ResponseLane, responseLane } from "./response-lane.js";
 import { startServer } from "./server.js";
 import { validateInterceptor } from "./validate.js";
 
@@ -191,8 +192,8 @@ async function startH2(parts: boolean, writeMaxBytes?: number, readMaxBytes?: nu
     interceptors: [errorInterceptor(silent), validateInterceptor()],
     writeMaxBytes,
     readMaxBytes,
-    // As the kit's servers record it: each request's HTTP/2 stream, for response lanes.
-    contextValues: (req: object) => withHttp2Stream(req),
+    // As the kit's servers record it: each call's Node request, for lanes and the request reader.
+    contextValues: withNodeRequest,
   };
   const server: Http2Server = createHttp2Server(
     {},

@@ -6,7 +6,8 @@
  *    two fresh copies (that halved what the runner allocates per byte of output);
  *  - an uncompressed response on an HTTP/2 stream gets a response lane (response-lane.ts), for
  *    handlers that write their messages past the response chain;
- *  - the request's messages are read by one generator (request-messages.ts), not connect's four.
+ *  - the request's messages are read by one generator (request-messages.ts), not connect's four,
+ *    from the Node request without connect-node's and Node's generators (request-chunks.ts).
  * Everything else is connect's: content types, timeouts, compression negotiation, the interceptors
  * (metrics, the error boundary, auth, validation), the abort handling and the trailers.
  *
@@ -66,6 +67,8 @@ import {
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
 import { type PartsEncoder, partsEncoder } from "./bytes-parts.js";
+import { nodeRequest } from "./node-request.js";
+import { requestChunks } from "./request-chunks.js";
 import { requestMessages } from "./request-messages.js";
 import { openResponseLane, responseLane } from "./response-lane.js";
 
@@ -120,8 +123,9 @@ function createHandler(opt: Options, spec: MethodImplSpec, encode: PartsEncoder)
       headerAcceptEncoding,
     );
     if (compression.response) context.responseHeader.set(headerEncoding, compression.response.name);
+    const request = nodeRequest(req.contextValues);
     const inputIt = requestMessages(
-      req.body as AsyncIterable<Uint8Array>,
+      request ? requestChunks(request) : (req.body as AsyncIterable<Uint8Array>),
       () => {
         if (compression.error) throw compression.error;
         if (timeout.error) throw timeout.error;

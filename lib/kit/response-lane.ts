@@ -7,7 +7,7 @@
  * bytes-parts.ts) and one corked write.
  *
  * Only the binary gRPC handler with parts (grpc-parts-handler.ts) opens lanes, for an uncompressed
- * response on an HTTP/2 stream (the kit's servers record each request's stream, `withHttp2Stream`);
+ * response on an HTTP/2 stream (the kit's servers record each call's Node request, node-request.ts);
  * for every other protocol, encoding and transport `responseLane` holds undefined and the handler
  * yields its messages as usual.
  *
@@ -19,11 +19,11 @@
  * A write before the first message, or while connect holds a yielded one (from the moment it
  * reached the handler's caller until connect asks for the next), throws.
  */
-import type { ServerHttp2Stream } from "node:http2";
 import type { Message } from "@bufbuild/protobuf";
-import { type ContextValues, createContextKey, createContextValues } from "@connectrpc/connect";
+import { type ContextValues, createContextKey } from "@connectrpc/connect";
 import { encodeEnvelope, type Serialization } from "@connectrpc/connect/protocol";
 import type { PartsEncoder } from "./bytes-parts.js";
+import { nodeRequest } from "./node-request.js";
 
 export interface ResponseLane {
   /** Writes `message` now; `sent` runs once the stream took it, or at once when the stream is gone. */
@@ -35,15 +35,6 @@ export interface ResponseLane {
 /** The call's lane, or undefined where there is none (the handler then yields). */
 export const responseLane = createContextKey<ResponseLane | undefined>(undefined, { description: "response lane" });
 
-const http2Stream = createContextKey<ServerHttp2Stream | undefined>(undefined, { description: "HTTP/2 stream" });
-
-/** `values` (or new ones) recording the request's HTTP/2 stream, where it came on one. */
-export function withHttp2Stream(req: object, values: ContextValues = createContextValues()): ContextValues {
-  const stream = (req as { stream?: ServerHttp2Stream }).stream;
-  if (stream) values.set(http2Stream, stream);
-  return values;
-}
-
 /** A lane onto the call's HTTP/2 stream, if it came on one. */
 export function openResponseLane(
   values: ContextValues | undefined,
@@ -52,7 +43,8 @@ export function openResponseLane(
   /** Whether connect is waiting for the handler's next message (and holds none of its messages). */
   pulling: () => boolean,
 ): ResponseLane | undefined {
-  const stream = values?.get(http2Stream);
+  const request = nodeRequest(values);
+  const stream = request && "stream" in request ? request.stream : undefined;
   if (!stream) return undefined;
   return {
     write(message, sent) {

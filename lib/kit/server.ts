@@ -31,7 +31,7 @@ import { withPartsStreams } from "./grpc-parts-handler.js";
 import { createHealthService, HealthRegistry } from "./health.js";
 import type { Logger } from "./log.js";
 import { createMetrics, type Metrics } from "./metrics.js";
-import { withHttp2Stream } from "./response-lane.js";
+import { withNodeRequest } from "./node-request.js";
 import { validateInterceptor } from "./validate.js";
 
 export type HttpRequest = IncomingMessage | Http2ServerRequest;
@@ -205,8 +205,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
     // Metrics outermost, so they count the code the client gets (the error boundary's), not "unknown".
     interceptors: [metrics.interceptor, errorInterceptor(log), ...(options.interceptors ?? []), validateInterceptor()],
-    // Each request's HTTP/2 stream, for response lanes (response-lane.ts).
-    contextValues: (req) => withHttp2Stream(req, options.contextValues?.(req)),
+    // Each call's Node request, for the gRPC handler with parts (node-request.ts).
+    contextValues: (req) => withNodeRequest(req, options.contextValues?.(req)),
     readMaxBytes: options.readMaxBytes ?? 16 * 1024 * 1024,
     fallback: (req, res) => void fallback(req, res as HttpResponse, { options, metrics, health }),
   };
