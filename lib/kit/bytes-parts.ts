@@ -6,6 +6,11 @@
  * The parts are the bytes connect would send: a small array (the 5-byte envelope header, the fields
  * numbered below the large one, its tag and length), the field's own bytes, then the fields numbered
  * above it, if any. Messages with unknown fields take the ordinary path.
+ *
+ * A `bytes` field in a oneof that holds all of its message's fields (a terminal's or a process's
+ * output frame) is the whole message when it is set, so its envelope is framed here at any size, with
+ * no `toBinary`: under MIN_PART_BYTES as one copy. A keystroke's echo is such a frame, and
+ * `toBinary`'s writer and reflection allocated several times what the frame holds.
  */
 import type { BinaryWriteOptions, DescField, DescMessage } from "@bufbuild/protobuf";
 import { ScalarType, toBinary } from "@bufbuild/protobuf";
@@ -23,6 +28,8 @@ interface BytesField {
   read(m: Msg): Uint8Array | undefined;
   /** `m` without the field, for encoding everything else. */
   without(m: Msg): Msg;
+  /** Whether, when set, it is its message's only field (its oneof holds them all). */
+  alone: boolean;
 }
 
 /** The singular `bytes` fields of `desc`, on their own or as a oneof's member. */
@@ -33,6 +40,7 @@ function bytesFields(desc: DescMessage): BytesField[] {
     if (oneof) {
       return {
         number: f.number,
+        alone: desc.fields.every((other) => other.oneof === oneof),
         read: (m) => {
           const o = m[oneof.localName] as { case?: string; value?: unknown };
           return o.case === f.localName ? (o.value as Uint8Array) : undefined;
@@ -44,6 +52,7 @@ function bytesFields(desc: DescMessage): BytesField[] {
     const absent = f.presence === FeatureSet_FieldPresence.IMPLICIT ? new Uint8Array(0) : undefined;
     return {
       number: f.number,
+      alone: false,
       read: (m) => m[f.localName] as Uint8Array | undefined,
       without: (m) => ({ ...m, [f.localName]: absent }),
     };
@@ -54,8 +63,9 @@ export type PartsEncoder = (message: Msg) => Uint8Array[] | undefined;
 
 /**
  * An encoder for `desc`'s messages: the envelope in parts when a `bytes` field holds at least
- * MIN_PART_BYTES, undefined otherwise (the caller serializes as usual). Throws connect's
- * ResourceExhausted error through `tooLarge` when the message exceeds `writeMaxBytes`.
+ * MIN_PART_BYTES or is the message's only field, undefined otherwise (the caller serializes as
+ * usual). Throws connect's ResourceExhausted error through `tooLarge` when the message exceeds
+ * `writeMaxBytes`.
  */
 export function partsEncoder(
   desc: DescMessage,
@@ -74,8 +84,9 @@ export function partsEncoder(
         data = v;
       }
     }
-    if (!field || !data || (message.$unknown as unknown[] | undefined)?.length) return undefined;
-    const rest = toBinary(desc, field.without(message) as never, options.binaryOptions);
+    if ((message.$unknown as unknown[] | undefined)?.length) return undefined;
+    if (!field || !data) return framedAlone(message);
+    const rest = field.alone ? EMPTY : toBinary(desc, field.without(message) as never, options.binaryOptions);
     const split = fieldsBelow(rest, field.number);
     const head = new BinaryWriter()
       .raw(new Uint8Array(5)) // the envelope header: flags 0 (not compressed), then the size below
@@ -88,6 +99,46 @@ export function partsEncoder(
     new DataView(head.buffer, head.byteOffset).setUint32(1, size);
     return split < rest.byteLength ? [head, data, rest.subarray(split)] : [head, data];
   };
+
+  /** A set `bytes` field that is its message's only one, enveloped in one copy; else undefined. */
+  function framedAlone(message: Msg): Uint8Array[] | undefined {
+    for (const f of fields) {
+      const data = f.alone ? f.read(message) : undefined;
+      if (!data) continue;
+      const tag = (f.number << 3) | WireType.LengthDelimited;
+      const size = varintLength(tag) + varintLength(data.byteLength) + data.byteLength;
+      if (size > options.writeMaxBytes) throw tooLarge(size);
+      const frame = Buffer.allocUnsafe(5 + size);
+      frame[0] = 0;
+      frame.writeUInt32BE(size, 1);
+      let at = writeVarint(frame, 5, tag);
+      at = writeVarint(frame, at, data.byteLength);
+      frame.set(data, at);
+      return [frame];
+    }
+    return undefined;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function varintLength(n: number): number {
+  let length = 1;
+  while (n >= 0x80) {
+    n >>>= 7;
+    length++;
+  }
+  return length;
+}
+
+/** Writes `n` (below 2^32) as a varint at `at`; returns where it ended. */
+function writeVarint(into: Uint8Array, at: number, n: number): number {
+  while (n >= 0x80) {
+    into[at++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  into[at++] = n;
+  return at;
 }
 
 /** The length of the fields numbered below `n` at the start of `encoded` (toBinary writes them in order). */

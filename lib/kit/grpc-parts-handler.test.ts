@@ -346,6 +346,12 @@ const calls: Array<[name: string, path: string, requests: RequestBody, headers?:
     "/devex.runner.v1.TerminalService/Attach",
     [input(bytes(9000)), input(bytes(3)), input(bytes(300_000))],
   ],
+  [
+    // Output frames are the whole message: enveloped without toBinary, at each varint length's edges.
+    "bidi: echoes of every length class",
+    "/devex.runner.v1.TerminalService/Attach",
+    [0, 1, 127, 128, 4095, 4096, 16_383, 16_384].map((n) => input(bytes(n))),
+  ],
   ["a response lane's writes between yielded messages", "/devex.runner.v1.ProcessService/Exec", [exec("lane")]],
   ["an error after two messages", "/devex.runner.v1.ProcessService/Exec", [exec("fail")]],
   ["an unexpected error", "/devex.runner.v1.ProcessService/Exec", [exec("crash")]],

@@ -60,11 +60,12 @@ export function openResponseLane(
       const parts = encode(message as unknown as Record<string, unknown>) ?? [
         encodeEnvelope(0, serialization.serialize(message)),
       ];
-      stream.cork();
       const last = parts.length - 1;
+      // Corked only for several parts: a single write skips the stream's buffered list and writev.
+      if (last > 0) stream.cork();
       for (let i = 0; i < last; i++) stream.write(parts[i]);
       stream.write(parts[last], sent && (() => sent()));
-      stream.uncork();
+      if (last > 0) stream.uncork();
     },
     backlog: () => stream.writableLength,
   };
