@@ -6,8 +6,14 @@
  * message holding one with InvalidArgument. Process-wide, like the Text Encoding it replaces: a
  * client in the same process also receives marked strings instead of an exception.
  */
-import { type DescMessage, type Message, ScalarType } from "@bufbuild/protobuf";
-import { isReflectMessage, type ReflectMessage, reflect } from "@bufbuild/protobuf/reflect";
+import {
+  type DescField,
+  type DescMessage,
+  fromJson,
+  type JsonValue,
+  type Message,
+  ScalarType,
+} from "@bufbuild/protobuf";
 import { configureTextEncoding, getTextEncoding } from "@bufbuild/protobuf/wire";
 
 const MARK = "\uD800";
@@ -35,37 +41,107 @@ export function installLenientUtf8(): void {
 
 /** The first string field (dotted path) that is not well-formed Unicode, or undefined. */
 export function malformedStringField(schema: DescMessage, message: Message): string | undefined {
-  return walk(reflect(schema, message), "");
+  return walk(schema, message as unknown as Msg, "");
 }
 
-function walk(m: ReflectMessage, prefix: string): string | undefined {
-  for (const f of m.fields) {
-    if (!m.isSet(f)) continue;
+type Msg = Record<string, unknown>;
+
+const bad = (v: unknown): boolean => typeof v === "string" && LONE_SURROGATE.test(v);
+
+/**
+ * Reads only the fields that can hold a string, found once per message type, and reads them off the
+ * plain message (protobuf-es's messages are plain objects) instead of through `reflect`: this runs
+ * on every request message, a keystroke among them, and a keystroke's frame holds no string.
+ */
+function walk(desc: DescMessage, m: Msg, prefix: string): string | undefined {
+  for (const f of stringFields(desc)) {
+    const v = fieldValue(f, m);
+    if (v === undefined) continue;
     const name = prefix + f.name;
-    const bad = (v: unknown, at = name): string | undefined =>
-      typeof v === "string" && LONE_SURROGATE.test(v) ? at : isReflectMessage(v) ? walk(v, `${at}.`) : undefined;
+    let found: string | undefined;
     switch (f.fieldKind) {
       case "scalar":
-        if (f.scalar === ScalarType.STRING && bad(m.get(f))) return name;
+        if (bad(v)) return name;
         break;
-      case "message": {
-        const found = bad(m.get(f));
-        if (found) return found;
+      case "message":
+        found = inMessage(f.message, v, name);
         break;
-      }
       case "list":
-        for (const v of m.get(f)) {
-          const found = bad(v);
-          if (found) return found;
+        for (const item of v as unknown[]) {
+          found = f.listKind === "message" ? inMessage(f.message, item, name) : bad(item) ? name : undefined;
+          if (found) break;
         }
         break;
       case "map":
-        for (const [k, v] of m.get(f)) {
-          const found = bad(k) ?? bad(v, `${name}["${String(k)}"]`);
-          if (found) return found;
+        for (const [key, item] of Object.entries(v as Msg)) {
+          if (bad(key)) return name;
+          const at = `${name}["${key}"]`;
+          found = f.mapKind === "message" ? inMessage(f.message, item, at) : bad(item) ? at : undefined;
+          if (found) break;
         }
         break;
     }
+    if (found) return found;
   }
   return undefined;
+}
+
+/**
+ * A message-typed value as protobuf-es holds it in a field: a message; a wrapper type's value
+ * unboxed (a StringValue as a string); or a google.protobuf.Struct as a plain JSON object.
+ */
+function inMessage(desc: DescMessage, v: unknown, name: string): string | undefined {
+  if (typeof v !== "object" || v === null) return bad(v) ? `${name}.value` : undefined;
+  // A Struct's JSON object read back as the message it stands for, so the path names the field.
+  if (!("$typeName" in v)) return walk(desc, fromJson(desc, v as JsonValue) as unknown as Msg, `${name}.`);
+  return walk(desc, v as Msg, `${name}.`);
+}
+
+function fieldValue(f: DescField, m: Msg): unknown {
+  if (!f.oneof) return m[f.localName];
+  const o = m[f.oneof.localName] as { case?: string; value?: unknown } | undefined;
+  return o?.case === f.localName ? o.value : undefined;
+}
+
+const plans = new WeakMap<DescMessage, DescField[]>();
+
+/** `desc`'s fields that are, or can contain, a string (map keys included). */
+function stringFields(desc: DescMessage): DescField[] {
+  let plan = plans.get(desc);
+  if (!plan) {
+    plan = desc.fields.filter((f) => holdsStrings(f, reachesStrings));
+    plans.set(desc, plan);
+  }
+  return plan;
+}
+
+/** Whether `f` is or can contain a string, `message` saying whether a message type can. */
+function holdsStrings(f: DescField, message: (desc: DescMessage) => boolean): boolean {
+  switch (f.fieldKind) {
+    case "scalar":
+      return f.scalar === ScalarType.STRING;
+    case "list":
+      return f.listKind === "scalar" ? f.scalar === ScalarType.STRING : f.listKind === "message" && message(f.message);
+    case "map":
+      return (
+        f.mapKey === ScalarType.STRING ||
+        (f.mapKind === "scalar" && f.scalar === ScalarType.STRING) ||
+        (f.mapKind === "message" && message(f.message))
+      );
+    case "message":
+      return message(f.message);
+    default:
+      return false;
+  }
+}
+
+/** Whether a message of type `desc` can contain a string: some type it reaches has a string field. */
+function reachesStrings(desc: DescMessage): boolean {
+  const seen = new Set<DescMessage>();
+  const visit = (d: DescMessage): boolean => {
+    if (seen.has(d)) return false;
+    seen.add(d);
+    return d.fields.some((f) => holdsStrings(f, visit));
+  };
+  return visit(desc);
 }

@@ -44,12 +44,38 @@ export function validateInterceptor(): Interceptor {
       return next(req);
     }
     const input = req.method.input;
-    async function* validated(it: AsyncIterable<Message>) {
-      for await (const m of it) {
-        check(input, m);
-        yield m;
-      }
-    }
-    return next({ ...req, message: validated(req.message) });
+    return next({ ...req, message: checkedEach(req.message, (m) => check(input, m)) });
+  };
+}
+
+/**
+ * `messages`, each checked as it is read. An iterator, not an async generator: this runs for every
+ * message of a stream (a keystroke on a terminal's Attach), and a generator's promises per message
+ * were a share of what the runner allocated per keystroke. A message that fails its check ends the
+ * stream with the error and closes `messages`, as a generator's loop would.
+ */
+function checkedEach(messages: AsyncIterable<Message>, check: (m: Message) => void): AsyncIterable<Message> {
+  return {
+    [Symbol.asyncIterator]() {
+      const it = messages[Symbol.asyncIterator]();
+      let failed = false;
+      const pass = (r: IteratorResult<Message>): IteratorResult<Message> => {
+        if (r.done) return r;
+        try {
+          check(r.value);
+        } catch (e) {
+          failed = true;
+          void it.return?.().catch(() => {});
+          throw e;
+        }
+        return r;
+      };
+      const done = { done: true as const, value: undefined };
+      return {
+        next: () => (failed ? Promise.resolve(done) : it.next().then(pass)),
+        return: () => it.return?.() ?? Promise.resolve(done),
+        throw: (e: unknown) => it.throw?.(e) ?? Promise.reject(e),
+      };
+    },
   };
 }
