@@ -13,7 +13,7 @@
  * `toBinary`'s writer and reflection allocated several times what the frame holds.
  */
 import type { BinaryWriteOptions, DescField, DescMessage } from "@bufbuild/protobuf";
-import { ScalarType, toBinary } from "@bufbuild/protobuf";
+import { create, type Message, ScalarType, toBinary } from "@bufbuild/protobuf";
 import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 
@@ -30,6 +30,8 @@ interface BytesField {
   without(m: Msg): Msg;
   /** Whether, when set, it is its message's only field (its oneof holds them all). */
   alone: boolean;
+  /** A message holding `value` in this field and nothing else. */
+  holding(value: Uint8Array): Msg;
 }
 
 /** The singular `bytes` fields of `desc`, on their own or as a oneof's member. */
@@ -46,6 +48,7 @@ function bytesFields(desc: DescMessage): BytesField[] {
           return o.case === f.localName ? (o.value as Uint8Array) : undefined;
         },
         without: (m) => ({ ...m, [oneof.localName]: { case: undefined } }),
+        holding: (value) => create(desc, { [oneof.localName]: { case: f.localName, value } } as never),
       };
     }
     // Implicit presence skips an empty value; explicit presence (proto2, `optional`) skips undefined.
@@ -55,6 +58,7 @@ function bytesFields(desc: DescMessage): BytesField[] {
       alone: false,
       read: (m) => m[f.localName] as Uint8Array | undefined,
       without: (m) => ({ ...m, [f.localName]: absent }),
+      holding: (value) => create(desc, { [f.localName]: value } as never),
     };
   });
 }
@@ -118,6 +122,40 @@ export function partsEncoder(
     }
     return undefined;
   }
+}
+
+/**
+ * A parser for `desc`'s messages that are one `bytes` field alone (a terminal's input frame: a
+ * keystroke), reading them without fromBinary's reader and reflection; it answers undefined for any
+ * other encoding, which the caller parses as usual. Undefined when `desc` has no such field.
+ */
+export function aloneBytesParser(desc: DescMessage): ((data: Uint8Array) => Message | undefined) | undefined {
+  const byTag = new Map(
+    bytesFields(desc)
+      .filter((f) => f.alone)
+      .map((f) => [(f.number << 3) | WireType.LengthDelimited, f]),
+  );
+  if (byTag.size === 0) return undefined;
+  return (data) => {
+    const tagEnd = varintEnd(data, 0);
+    const field = tagEnd < 0 ? undefined : byTag.get(readVarint(data, 0, tagEnd));
+    if (!field) return undefined;
+    const lengthEnd = varintEnd(data, tagEnd);
+    if (lengthEnd < 0 || lengthEnd + readVarint(data, tagEnd, lengthEnd) !== data.byteLength) return undefined;
+    return field.holding(data.subarray(lengthEnd)) as unknown as Message;
+  };
+}
+
+/** Where the varint at `at` ends (within 4 bytes, below 2^28), or -1. */
+function varintEnd(data: Uint8Array, at: number): number {
+  for (let i = at; i < data.byteLength && i < at + 4; i++) if (data[i] < 0x80) return i + 1;
+  return -1;
+}
+
+function readVarint(data: Uint8Array, at: number, end: number): number {
+  let n = 0;
+  for (let i = end - 1; i >= at; i--) n = n * 128 + (data[i] & 0x7f);
+  return n;
 }
 
 const EMPTY = new Uint8Array(0);

@@ -21,7 +21,7 @@ import {
 import { ExecRequestSchema, ExecResponseSchema, ProcessService } from "../../gen/devex/runner/v1/process_pb.js";
 import { AttachRequestSchema, AttachResponseSchema, TerminalService } from "../../gen/devex/runner/v1/terminal_pb.js";
 import { grpcClient } from "../testing/grpc-client.js";
-import { MIN_PART_BYTES } from "./bytes-parts.js";
+import { aloneBytesParser, MIN_PART_BYTES } from "./bytes-parts.js";
 import { errorInterceptor } from "./errors.js";
 import { withPartsStreams } from "./grpc-parts-handler.js";
 import { createLogger } from "./log.js";
@@ -592,5 +592,39 @@ describe("request envelopes (lib/kit/request-messages.ts)", () => {
     assert.ok(Buffer.from(message).equals(out[0]));
     assert.ok(Buffer.from(bytes(3)).equals(out[1]));
     assert.equal(splitter.leftover, 0);
+  });
+});
+
+describe("request frames that are one bytes field (lib/kit/bytes-parts.ts)", () => {
+  const parse = aloneBytesParser(AttachRequestSchema);
+
+  it("reads an input frame of every length class as fromBinary does", () => {
+    assert.ok(parse);
+    for (const n of [0, 1, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152]) {
+      const wire = input(bytes(n, n));
+      assert.deepEqual(parse(wire), fromBinary(AttachRequestSchema, wire), `${n} bytes`);
+    }
+  });
+
+  it("leaves every other encoding to fromBinary", () => {
+    assert.ok(parse);
+    const one = input(bytes(3));
+    const others: Array<[string, Uint8Array]> = [
+      [
+        "a start frame",
+        toBinary(
+          AttachRequestSchema,
+          create(AttachRequestSchema, { frame: { case: "start", value: { terminalId: "t" } } }),
+        ),
+      ],
+      ["an ack", toBinary(AttachRequestSchema, create(AttachRequestSchema, { frame: { case: "ack", value: 7n } }))],
+      ["an empty message", new Uint8Array(0)],
+      ["two input fields", Buffer.concat([one, one])],
+      ["a length past the end", one.subarray(0, one.length - 1)],
+      ["a byte after the field", Buffer.concat([one, Buffer.from([0])])],
+      ["a length that does not end", Buffer.from([0x12, 0x80, 0x80, 0x80, 0x80, 0x01])],
+    ];
+    for (const [name, wire] of others) assert.equal(parse(wire), undefined, name);
+    assert.equal(aloneBytesParser(ExecRequestSchema), undefined, "ExecRequest's bytes share the message");
   });
 });

@@ -66,7 +66,7 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
-import { type PartsEncoder, partsEncoder } from "./bytes-parts.js";
+import { aloneBytesParser, type PartsEncoder, partsEncoder } from "./bytes-parts.js";
 import { nodeRequest } from "./node-request.js";
 import { requestChunks } from "./request-chunks.js";
 import { requestMessages } from "./request-messages.js";
@@ -96,6 +96,7 @@ function transformSerializeParts(
 
 function createHandler(opt: Options, spec: MethodImplSpec, encode: PartsEncoder): UniversalHandlerFn {
   const serialization = createMethodSerializationLookup(spec.method, opt.binaryOptions, opt.jsonOptions, opt);
+  const parseAlone = aloneBytesParser(spec.method.input);
   return async function handle(req: UniversalServerRequest): Promise<UniversalServerResponse> {
     assertByteStreamRequest(req);
     const type = parseContentType(req.header.get(headerContentType));
@@ -133,6 +134,7 @@ function createHandler(opt: Options, spec: MethodImplSpec, encode: PartsEncoder)
       opt.readMaxBytes,
       compression.request,
       serialization.getI(true),
+      parseAlone,
     );
     const output = serialization.getO(true);
     let pulling = false;

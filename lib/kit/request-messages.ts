@@ -74,6 +74,8 @@ export async function* requestMessages(
   readMaxBytes: number,
   compression: Compression | null,
   serialization: Serialization<Message>,
+  /** A parser for common encodings that answers undefined for the rest (bytes-parts.ts). */
+  parseFast?: (data: Uint8Array) => Message | undefined,
 ): AsyncGenerator<Message> {
   check();
   const splitter = new EnvelopeSplitter(readMaxBytes);
@@ -83,7 +85,7 @@ export async function* requestMessages(
         (envelope.flags & compressedFlag) === compressedFlag
           ? (await envelopeDecompress(envelope, compression, readMaxBytes)).data
           : envelope.data;
-      yield serialization.parse(data);
+      yield parseFast?.(data) ?? serialization.parse(data);
     }
   }
   if (splitter.leftover > 0) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
