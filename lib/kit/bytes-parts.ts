@@ -109,7 +109,7 @@ export function partsEncoder(
     for (const f of fields) {
       const data = f.alone ? f.read(message) : undefined;
       if (!data) continue;
-      const tag = (f.number << 3) | WireType.LengthDelimited;
+      const tag = f.number * 8 + WireType.LengthDelimited;
       const size = varintLength(tag) + varintLength(data.byteLength) + data.byteLength;
       if (size > options.writeMaxBytes) throw tooLarge(size);
       const frame = Buffer.allocUnsafe(5 + size);
@@ -133,7 +133,7 @@ export function aloneBytesParser(desc: DescMessage): ((data: Uint8Array) => Mess
   const byTag = new Map(
     bytesFields(desc)
       .filter((f) => f.alone)
-      .map((f) => [(f.number << 3) | WireType.LengthDelimited, f]),
+      .map((f) => [f.number * 8 + WireType.LengthDelimited, f]),
   );
   if (byTag.size === 0) return undefined;
   return (data) => {

@@ -9,7 +9,15 @@ import {
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { gzipSync } from "node:zlib";
-import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import {
+  create,
+  createFileRegistry,
+  type DescMessage,
+  fromBinary,
+  type MessageInitShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import { FieldDescriptorProto_Type, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import {
@@ -21,7 +29,7 @@ import {
 import { ExecRequestSchema, ExecResponseSchema, ProcessService } from "../../gen/devex/runner/v1/process_pb.js";
 import { AttachRequestSchema, AttachResponseSchema, TerminalService } from "../../gen/devex/runner/v1/terminal_pb.js";
 import { grpcClient } from "../testing/grpc-client.js";
-import { aloneBytesParser, MIN_PART_BYTES } from "./bytes-parts.js";
+import { aloneBytesParser, MIN_PART_BYTES, partsEncoder } from "./bytes-parts.js";
 import { errorInterceptor } from "./errors.js";
 import { withPartsStreams } from "./grpc-parts-handler.js";
 import { createLogger } from "./log.js";
@@ -626,5 +634,31 @@ describe("request frames that are one bytes field (lib/kit/bytes-parts.ts)", () 
     ];
     for (const [name, wire] of others) assert.equal(parse(wire), undefined, name);
     assert.equal(aloneBytesParser(ExecRequestSchema), undefined, "ExecRequest's bytes share the message");
+  });
+
+  it("frames and reads a bytes field numbered 2^29 - 1 (the largest; its tag is past 2^31)", () => {
+    const registry = createFileRegistry(
+      create(FileDescriptorProtoSchema, {
+        name: "parts_test.proto",
+        package: "devex.test",
+        syntax: "proto3",
+        messageType: [
+          {
+            name: "Far",
+            field: [{ name: "data", number: 2 ** 29 - 1, type: FieldDescriptorProto_Type.BYTES, oneofIndex: 0 }],
+            oneofDecl: [{ name: "frame" }],
+          },
+        ],
+      }),
+      () => undefined,
+    );
+    const far = registry.getMessage("devex.test.Far") as DescMessage;
+    const encode = partsEncoder(far, { writeMaxBytes: 1 << 20 }, () => new Error("too large"));
+    for (const n of [0, 3, 5000]) {
+      const message = create(far, { frame: { case: "data", value: bytes(n) } } as never);
+      const wire = toBinary(far, message);
+      assert.ok(Buffer.concat(encode?.(message as never) ?? []).equals(envelope(wire)), `${n} bytes framed`);
+      assert.deepEqual(aloneBytesParser(far)?.(wire) ?? fromBinary(far, wire), fromBinary(far, wire));
+    }
   });
 });

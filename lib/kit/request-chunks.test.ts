@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createServer as createHttp1Server, request as httpRequest } from "node:http";
 import {
   type ClientHttp2Session,
   type ClientHttp2Stream,
@@ -9,6 +10,7 @@ import {
   type Http2ServerResponse,
 } from "node:http2";
 import type { AddressInfo } from "node:net";
+import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "mocha";
 import { requestChunks } from "./request-chunks.js";
 
@@ -122,5 +124,60 @@ describe("a request body read without generators (lib/kit/request-chunks.ts)", (
     await writeAll;
     assert.equal(read, total);
     res.end();
+  });
+});
+
+describe("a request body read without generators, over HTTP/1.1 (lib/kit/request-chunks.ts)", () => {
+  it("stops reading early and still answers on the same socket, as Node's iterator does", async () => {
+    const server = createHttp1Server(async (req, res) => {
+      for await (const chunk of requestChunks(req)) {
+        assert.ok(chunk.byteLength > 0);
+        break; // as a handler does on a request over readMaxBytes
+      }
+      res.end("refused");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const req = httpRequest(
+          { port: (server.address() as AddressInfo).port, host: "127.0.0.1", method: "POST", path: "/" },
+          (res) => {
+            let body = "";
+            res.on("data", (d) => (body += d));
+            res.on("end", () => resolve(`${res.statusCode} ${body}`));
+          },
+        );
+        req.on("error", reject);
+        req.write(Buffer.alloc(100)); // the body stays open
+      });
+      assert.equal(answer, "200 refused");
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
+describe("the reader as an async iterator (lib/kit/request-chunks.ts)", () => {
+  it("answers calls one at a time, in order, and done after return() or an error", async () => {
+    const body = new PassThrough();
+    const it = requestChunks(body)[Symbol.asyncIterator]();
+    const first = it.next();
+    const second = it.next(); // made while the first waits
+    body.write("a");
+    setTimeout(() => body.write("b"), 20);
+    assert.equal(Buffer.from((await first).value as Uint8Array).toString(), "a");
+    assert.equal(Buffer.from((await second).value as Uint8Array).toString(), "b");
+    const waiting = it.next();
+    await it.return?.();
+    assert.deepEqual(await waiting, { done: true, value: undefined }, "a read waiting at return() ends");
+    assert.deepEqual(await it.next(), { done: true, value: undefined });
+
+    const failing = new PassThrough();
+    const it2 = requestChunks(failing)[Symbol.asyncIterator]();
+    const read = it2.next();
+    failing.destroy(new Error("the client went away"));
+    await assert.rejects(read, /the client went away/);
+    assert.deepEqual(await it2.next(), { done: true, value: undefined });
   });
 });

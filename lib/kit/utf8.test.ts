@@ -99,6 +99,8 @@ describe("invalid UTF-8 in string fields (lib/kit/utf8.ts)", () => {
       'meta.fields["a"].list_value.values.struct_value.fields["b"].string_value',
     );
     assert.equal(check({ meta: { [bad]: true } }), "meta.fields");
+    // A Struct's keys are the client's: one named like protobuf-es's type marker changes nothing.
+    assert.equal(check({ meta: { $typeName: "google.protobuf.Struct", a: bad } }), 'meta.fields["a"].string_value');
     assert.equal(check({ label: bad }), "label.value");
   });
 });

@@ -64,11 +64,11 @@ function walk(desc: DescMessage, m: Msg, prefix: string): string | undefined {
         if (bad(v)) return name;
         break;
       case "message":
-        found = inMessage(f.message, v, name);
+        found = inMessage(f, v, name);
         break;
       case "list":
         for (const item of v as unknown[]) {
-          found = f.listKind === "message" ? inMessage(f.message, item, name) : bad(item) ? name : undefined;
+          found = f.listKind === "message" ? inMessage(f, item, name) : bad(item) ? name : undefined;
           if (found) break;
         }
         break;
@@ -76,7 +76,7 @@ function walk(desc: DescMessage, m: Msg, prefix: string): string | undefined {
         for (const [key, item] of Object.entries(v as Msg)) {
           if (bad(key)) return name;
           const at = `${name}["${key}"]`;
-          found = f.mapKind === "message" ? inMessage(f.message, item, at) : bad(item) ? at : undefined;
+          found = f.mapKind === "message" ? inMessage(f, item, at) : bad(item) ? at : undefined;
           if (found) break;
         }
         break;
@@ -87,15 +87,20 @@ function walk(desc: DescMessage, m: Msg, prefix: string): string | undefined {
 }
 
 /**
- * A message-typed value as protobuf-es holds it in a field: a message; a wrapper type's value
- * unboxed (a StringValue as a string); or a google.protobuf.Struct as a plain JSON object.
+ * A message-typed value of `f` as protobuf-es holds it: a message; a wrapper type's value unboxed (a
+ * StringValue as a string); or a google.protobuf.Struct as a plain JSON object (anywhere but in a
+ * google.protobuf.Value), decided by the field's type as protobuf-es decides it, since a JSON
+ * object's keys are the client's.
  */
-function inMessage(desc: DescMessage, v: unknown, name: string): string | undefined {
+function inMessage(f: DescField & { message: DescMessage }, v: unknown, name: string): string | undefined {
   if (typeof v !== "object" || v === null) return bad(v) ? `${name}.value` : undefined;
-  // A Struct's JSON object read back as the message it stands for, so the path names the field.
-  if (!("$typeName" in v)) return walk(desc, fromJson(desc, v as JsonValue) as unknown as Msg, `${name}.`);
-  return walk(desc, v as Msg, `${name}.`);
+  const json = f.message.typeName === STRUCT && f.parent.typeName !== "google.protobuf.Value";
+  // Read back as the message it stands for, so the path names the field.
+  const m = json ? (fromJson(f.message, v as JsonValue) as unknown as Msg) : (v as Msg);
+  return walk(f.message, m, `${name}.`);
 }
+
+const STRUCT = "google.protobuf.Struct";
 
 function fieldValue(f: DescField, m: Msg): unknown {
   if (!f.oneof) return m[f.localName];
