@@ -9,7 +9,7 @@
  *
  * A `bytes` field in a oneof that holds all of its message's fields (a terminal's or a process's
  * output frame) is the whole message when it is set, so its envelope is framed here at any size, with
- * no `toBinary`: under MIN_PART_BYTES as one copy. A keystroke's echo is such a frame, and
+ * no `toBinary`: in parts from MIN_PART_BYTES, as one copy under it. A keystroke's echo is such a frame, and
  * `toBinary`'s writer and reflection allocated several times what the frame holds.
  */
 import type { BinaryWriteOptions, DescField, DescMessage } from "@bufbuild/protobuf";
@@ -28,10 +28,11 @@ interface BytesField {
   read(m: Msg): Uint8Array | undefined;
   /** `m` without the field, for encoding everything else. */
   without(m: Msg): Msg;
-  /** Whether, when set, it is its message's only field (its oneof holds them all). */
-  alone: boolean;
-  /** A message holding `value` in this field and nothing else. */
-  holding(value: Uint8Array): Msg;
+  /**
+   * Set when the field, once set, is its message's only field (its oneof holds them all): a message
+   * holding `value` in it.
+   */
+  holding?: (value: Uint8Array) => Msg;
 }
 
 /** The singular `bytes` fields of `desc`, on their own or as a oneof's member. */
@@ -42,23 +43,22 @@ function bytesFields(desc: DescMessage): BytesField[] {
     if (oneof) {
       return {
         number: f.number,
-        alone: desc.fields.every((other) => other.oneof === oneof),
         read: (m) => {
           const o = m[oneof.localName] as { case?: string; value?: unknown };
           return o.case === f.localName ? (o.value as Uint8Array) : undefined;
         },
         without: (m) => ({ ...m, [oneof.localName]: { case: undefined } }),
-        holding: (value) => create(desc, { [oneof.localName]: { case: f.localName, value } } as never),
+        holding: desc.fields.every((other) => other.oneof === oneof)
+          ? (value) => create(desc, { [oneof.localName]: { case: f.localName, value } } as never)
+          : undefined,
       };
     }
     // Implicit presence skips an empty value; explicit presence (proto2, `optional`) skips undefined.
     const absent = f.presence === FeatureSet_FieldPresence.IMPLICIT ? new Uint8Array(0) : undefined;
     return {
       number: f.number,
-      alone: false,
       read: (m) => m[f.localName] as Uint8Array | undefined,
       without: (m) => ({ ...m, [f.localName]: absent }),
-      holding: (value) => create(desc, { [f.localName]: value } as never),
     };
   });
 }
@@ -78,7 +78,13 @@ export function partsEncoder(
 ): PartsEncoder | undefined {
   const fields = bytesFields(desc);
   if (fields.length === 0) return undefined;
+  const alone = fields.filter((f) => f.holding);
   return (message) => {
+    if ((message.$unknown as unknown[] | undefined)?.length) return undefined;
+    for (const f of alone) {
+      const data = f.read(message);
+      if (data) return framedAlone(f.number, data);
+    }
     let field: BytesField | undefined;
     let data: Uint8Array | undefined;
     for (const f of fields) {
@@ -88,9 +94,8 @@ export function partsEncoder(
         data = v;
       }
     }
-    if ((message.$unknown as unknown[] | undefined)?.length) return undefined;
-    if (!field || !data) return framedAlone(message);
-    const rest = field.alone ? EMPTY : toBinary(desc, field.without(message) as never, options.binaryOptions);
+    if (!field || !data) return undefined;
+    const rest = toBinary(desc, field.without(message) as never, options.binaryOptions);
     const split = fieldsBelow(rest, field.number);
     const head = new BinaryWriter()
       .raw(new Uint8Array(5)) // the envelope header: flags 0 (not compressed), then the size below
@@ -104,23 +109,20 @@ export function partsEncoder(
     return split < rest.byteLength ? [head, data, rest.subarray(split)] : [head, data];
   };
 
-  /** A set `bytes` field that is its message's only one, enveloped in one copy; else undefined. */
-  function framedAlone(message: Msg): Uint8Array[] | undefined {
-    for (const f of fields) {
-      const data = f.alone ? f.read(message) : undefined;
-      if (!data) continue;
-      const tag = f.number * 8 + WireType.LengthDelimited;
-      const size = varintLength(tag) + varintLength(data.byteLength) + data.byteLength;
-      if (size > options.writeMaxBytes) throw tooLarge(size);
-      const frame = Buffer.allocUnsafe(5 + size);
-      frame[0] = 0;
-      frame.writeUInt32BE(size, 1);
-      let at = writeVarint(frame, 5, tag);
-      at = writeVarint(frame, at, data.byteLength);
-      frame.set(data, at);
-      return [frame];
-    }
-    return undefined;
+  /** A message that is `data` in field `number` alone: its head, then `data` (in one copy when small). */
+  function framedAlone(number: number, data: Uint8Array): Uint8Array[] {
+    const tag = number * 8 + WireType.LengthDelimited;
+    const headBytes = 5 + varintLength(tag) + varintLength(data.byteLength);
+    const size = headBytes - 5 + data.byteLength;
+    if (size > options.writeMaxBytes) throw tooLarge(size);
+    const small = data.byteLength < MIN_PART_BYTES;
+    const head = Buffer.allocUnsafe(small ? headBytes + data.byteLength : headBytes);
+    head[0] = 0;
+    head.writeUInt32BE(size, 1);
+    writeVarint(head, writeVarint(head, 5, tag), data.byteLength);
+    if (!small) return [head, data];
+    head.set(data, headBytes);
+    return [head];
   }
 }
 
@@ -132,7 +134,7 @@ export function partsEncoder(
 export function aloneBytesParser(desc: DescMessage): ((data: Uint8Array) => Message | undefined) | undefined {
   const byTag = new Map(
     bytesFields(desc)
-      .filter((f) => f.alone)
+      .filter((f) => f.holding)
       .map((f) => [f.number * 8 + WireType.LengthDelimited, f]),
   );
   if (byTag.size === 0) return undefined;
@@ -142,7 +144,7 @@ export function aloneBytesParser(desc: DescMessage): ((data: Uint8Array) => Mess
     if (!field) return undefined;
     const lengthEnd = varintEnd(data, tagEnd);
     if (lengthEnd < 0 || lengthEnd + readVarint(data, tagEnd, lengthEnd) !== data.byteLength) return undefined;
-    return field.holding(data.subarray(lengthEnd)) as unknown as Message;
+    return field.holding?.(data.subarray(lengthEnd)) as unknown as Message;
   };
 }
 
@@ -157,8 +159,6 @@ function readVarint(data: Uint8Array, at: number, end: number): number {
   for (let i = end - 1; i >= at; i--) n = n * 128 + (data[i] & 0x7f);
   return n;
 }
-
-const EMPTY = new Uint8Array(0);
 
 function varintLength(n: number): number {
   let length = 1;

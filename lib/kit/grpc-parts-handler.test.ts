@@ -636,7 +636,7 @@ describe("request frames that are one bytes field (lib/kit/bytes-parts.ts)", () 
     assert.equal(aloneBytesParser(ExecRequestSchema), undefined, "ExecRequest's bytes share the message");
   });
 
-  it("frames and reads a bytes field numbered 2^29 - 1 (the largest; its tag is past 2^31)", () => {
+  it("frames a bytes field numbered 2^29 - 1 (the largest; its tag is past 2^31) and leaves reading it to fromBinary", () => {
     const registry = createFileRegistry(
       create(FileDescriptorProtoSchema, {
         name: "parts_test.proto",
@@ -658,7 +658,7 @@ describe("request frames that are one bytes field (lib/kit/bytes-parts.ts)", () 
       const message = create(far, { frame: { case: "data", value: bytes(n) } } as never);
       const wire = toBinary(far, message);
       assert.ok(Buffer.concat(encode?.(message as never) ?? []).equals(envelope(wire)), `${n} bytes framed`);
-      assert.deepEqual(aloneBytesParser(far)?.(wire) ?? fromBinary(far, wire), fromBinary(far, wire));
+      assert.equal(aloneBytesParser(far)?.(wire), undefined, "a tag of 5 bytes goes to fromBinary");
     }
   });
 });
