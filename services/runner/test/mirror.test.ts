@@ -6,6 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import type { SerializeAddon as SerializeAddonType } from "@xterm/addon-serialize";
 import type { ITerminalAddon } from "@xterm/headless";
 import {
@@ -129,6 +131,41 @@ describe("terminal mirror under floods", function () {
     const replay = (await mirror.snapshot()).toString();
     assert.equal(replay, await reference(flood, 100, 30));
     assert.ok(mirror.parsedBytes + mirror.skippedBytes >= 12e6, "all output was either parsed or skipped");
+  });
+
+  it("keeps no frame it was written while output waits: each can be collected young", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const mirror = new TerminalMirror(100, 30);
+    // Spends the mirror's parse budget first, so what the flood leaves waits for a while.
+    const line = Buffer.from(`${"w".repeat(1000)}\r\n`.repeat(256));
+    let written = 0;
+    for (let i = 0; i < 100 && mirror.parsedBytes < PARSE_BURST; i++) {
+      mirror.write(line);
+      written += line.length;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const rows = chunked("", 8e6, (i) => `row ${i} ${"q".repeat(i % 70)}\r\n`);
+    // Frames of their own, as a session's flush makes them, in a flood beyond the parse budget,
+    // written from a function of their own (a suspended async function keeps its last values).
+    const writeFrames = () => {
+      const refs: Array<WeakRef<ArrayBufferLike>> = [];
+      for (let i = 0; i < rows.length; i += 16) {
+        const frame = Buffer.concat(rows.slice(i, i + 16));
+        refs.push(new WeakRef(frame.buffer));
+        mirror.write(frame);
+      }
+      return refs;
+    };
+    const refs = writeFrames();
+    await new Promise((r) => setImmediate(r));
+    gc();
+    written += rows.reduce((n, r) => n + r.length, 0);
+    assert.ok(written - mirror.parsedBytes - mirror.skippedBytes > 256 * 1024, "output still waits in the mirror");
+    const kept = refs.filter((r) => r.deref() !== undefined).length;
+    // The slice xterm is parsing is a copy the queue made.
+    assert.equal(kept, 0, `${kept} of ${refs.length} frames are still held`);
+    await mirror.snapshot();
   });
 
   it("names the modes of skipped output once each, in the order last set", () => {

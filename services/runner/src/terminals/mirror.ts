@@ -17,11 +17,13 @@
  * last SGR) are applied first (skipped-modes.ts), so the screen it then draws is the one the
  * clients see. Lost are only what the skipped output drew and nothing after it redrew: rows outside
  * a scroll region, and the main screen as it was when the output switched to the alternate one. A snapshot catches up first: it feeds what waits (at most SKIP_BYTES) and serializes.
- * Resizes are queued with the output, so each applies at its place in it.
+ * Resizes are queued with the output, so each applies at its place in it. What waits is a copy
+ * (output-queue.ts): frames held by reference through a flood cost the runner full collections.
  */
 
 import type { SerializeAddon as SerializeAddonType } from "@xterm/addon-serialize";
 import type { ITerminalAddon, Terminal as TerminalType } from "@xterm/headless";
+import { OutputQueue, type QueueEntry } from "./output-queue.js";
 import { modesOf } from "./skipped-modes.js";
 
 // Both are webpack bundles marked __esModule: Node's ESM loader (and esbuild's bundles, which follow
@@ -55,13 +57,10 @@ export const KEEP_BYTES = 512 * 1024;
 export const PARSE_RATE = 256 * 1024;
 export const PARSE_BURST = 4 * 1024 * 1024;
 
-type Entry = { data: Buffer } | { cols: number; rows: number };
-
 export class TerminalMirror {
   private readonly term: TerminalType;
   private readonly serializer: SerializeAddonType;
-  private queue: Entry[] = [];
-  private queuedBytes = 0;
+  private readonly queue = new OutputQueue();
   /** xterm is parsing what it was given; the next slice waits for it. */
   private busy = false;
   /** The parse budget (a token bucket) and when it was last topped up. */
@@ -82,20 +81,19 @@ export class TerminalMirror {
 
   write(data: Uint8Array): void {
     if (data.length === 0) return;
-    this.queue.push({ data: Buffer.from(data.buffer, data.byteOffset, data.length) });
-    this.queuedBytes += data.length;
-    if (this.queuedBytes > SKIP_BYTES) this.skipAhead();
+    this.queue.push(data);
+    if (this.queue.bytes > SKIP_BYTES) this.skipAhead();
     this.feed();
   }
 
   resize(cols: number, rows: number): void {
-    this.queue.push({ cols, rows });
+    this.queue.resize(cols, rows);
     this.feed();
   }
 
   /** The serialization once everything written so far is parsed (and nothing written later). */
   snapshot(): Promise<Buffer> {
-    const entries = this.takeAll();
+    const entries = this.queue.takeAll();
     return new Promise((resolve) => {
       for (const e of entries) this.apply(e);
       this.busy = true;
@@ -109,21 +107,18 @@ export class TerminalMirror {
 
   /** Hands xterm the next slice once it parsed the last one. */
   private feed(): void {
-    while (!this.busy && this.queue.length > 0) {
-      const head = this.queue[0];
-      if (!("data" in head)) {
-        this.queue.shift();
-        this.term.resize(head.cols, head.rows);
+    while (!this.busy && !this.queue.empty) {
+      const size = this.queue.shiftResize();
+      if (size) {
+        this.term.resize(size.cols, size.rows);
         continue;
       }
-      const slice = head.data.subarray(0, FEED_BYTES);
-      if (!this.spend(slice.length)) return;
-      if (slice.length === head.data.length) this.queue.shift();
-      else head.data = head.data.subarray(FEED_BYTES);
-      this.queuedBytes -= slice.length;
-      this.parsedBytes += slice.length;
+      const n = this.queue.available(FEED_BYTES);
+      if (!this.spend(n)) return;
+      this.parsedBytes += n;
       this.busy = true;
-      this.term.write(slice, () => {
+      // A buffer of its own: xterm parses it later, and the queue reuses its space.
+      this.term.write(this.queue.take(n), () => {
         this.busy = false;
         this.feed();
       });
@@ -150,16 +145,8 @@ export class TerminalMirror {
     return false;
   }
 
-  /** Everything queued, in order, leaving the queue empty. */
-  private takeAll(): Entry[] {
-    const entries = this.queue;
-    this.queue = [];
-    this.queuedBytes = 0;
-    return entries;
-  }
-
   /** Queues an entry into xterm behind what it was given (xterm keeps the order). */
-  private apply(e: Entry): void {
+  private apply(e: QueueEntry): void {
     if ("data" in e) {
       this.parsedBytes += e.data.length;
       this.term.write(e.data);
@@ -168,29 +155,9 @@ export class TerminalMirror {
 
   /** Drops all but the newest KEEP_BYTES waiting, keeping the modes and the size the dropped part set. */
   private skipAhead(): void {
-    const entries = this.takeAll();
-    let kept = 0;
-    let cut = entries.length;
-    while (cut > 0 && kept < KEEP_BYTES) {
-      const e = entries[--cut];
-      if ("data" in e) kept += e.data.length;
-    }
-    const dropped = entries.slice(0, cut);
-    const tail = entries.slice(cut);
-    // The oldest kept entry may hold more than needed: its head goes with the dropped part.
-    const first = tail[0];
-    if (first && "data" in first && kept > KEEP_BYTES) {
-      const extra = kept - KEEP_BYTES;
-      dropped.push({ data: first.data.subarray(0, extra) });
-      tail[0] = { data: first.data.subarray(extra) };
-    }
-    const droppedData = dropped.filter((e): e is { data: Buffer } => "data" in e).map((e) => e.data);
-    const lastSize = dropped.filter((e): e is { cols: number; rows: number } => !("data" in e)).at(-1);
-    const modes = modesOf(droppedData);
-    this.skippedBytes += droppedData.reduce((n, d) => n + d.length, 0);
-    for (const e of [...(lastSize ? [lastSize] : []), ...(modes.length ? [{ data: modes }] : []), ...tail]) {
-      this.queue.push(e);
-      if ("data" in e) this.queuedBytes += e.data.length;
-    }
+    const dropped = this.queue.dropOldest(KEEP_BYTES);
+    this.skippedBytes += dropped.length;
+    // Before the queue changes again: `dropped` is a view of its buffer.
+    this.queue.unshift(modesOf([dropped]));
   }
 }
