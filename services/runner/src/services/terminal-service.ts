@@ -8,6 +8,7 @@
 import { create, type DescMessage } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
+  type AttachRequest,
   AttachResponseSchema,
   CloseTerminalResponseSchema,
   CreateTerminalResponseSchema,
@@ -69,15 +70,22 @@ export function createTerminalService({
       const stop = () => done.abort();
       ctx.signal.addEventListener("abort", stop, { once: true });
       let failure: unknown;
-      void (async () => {
+      // A `then` per frame rather than an async loop's resumption: a frame is a keystroke.
+      const fail = (e: unknown) => {
+        // An invalid frame ends the call with its error; a vanished client ends it through ctx.signal.
+        failure = e;
+        done.abort();
+      };
+      const apply = (r: IteratorResult<AttachRequest>) => {
+        if (r.done) return;
         try {
-          for (let r = await iterator.next(); !r.done; r = await iterator.next()) client.apply(r.value);
+          client.apply(r.value);
         } catch (e) {
-          // An invalid frame ends the call with its error; a vanished client ends it through ctx.signal.
-          failure = e;
-          done.abort();
+          return fail(e);
         }
-      })();
+        iterator.next().then(apply, fail);
+      };
+      iterator.next().then(apply, fail);
       try {
         const writer = laneWriter(ctx, AttachResponseSchema);
         for await (const frame of client.frames({
