@@ -6,6 +6,7 @@
 import type { DescMessage, Message } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { provedValid } from "./proved-valid.js";
 import { installLenientUtf8, malformedStringField } from "./utf8.js";
 
 let shared: ReturnType<typeof createValidator> | undefined;
@@ -30,6 +31,7 @@ export function validateInterceptor(): Interceptor {
         Code.InvalidArgument,
       );
     }
+    if (provedValid(schema, message)) return;
     const result = sharedValidator().validate(schema, message);
     if (result.kind === "valid") return;
     if (result.kind === "invalid") {
