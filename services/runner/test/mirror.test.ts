@@ -168,6 +168,20 @@ describe("terminal mirror under floods", function () {
     await mirror.snapshot();
   });
 
+  it("parses nothing while output streams, skips what a flood leaves beyond SKIP_BYTES, and catches up once it settles", async () => {
+    const flood = chunked("\x1b[?1049h\x1b[?25l", 6e6, (i) => `line ${i} ${"s".repeat(i % 60)}\r\n`);
+    const mirror = new TerminalMirror(100, 30);
+    mirror.hold(true);
+    for (const c of flood) mirror.write(c);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(mirror.parsedBytes, 0, "nothing parsed while held");
+    assert.ok(mirror.skippedBytes > 4e6, `skipped ${mirror.skippedBytes}`);
+    mirror.hold(false);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(mirror.parsedBytes > 0, "parsing resumed once released");
+    assert.equal((await mirror.snapshot()).toString(), await reference(flood, 100, 30));
+  });
+
   it("names the modes of skipped output once each, in the order last set", () => {
     const skipped = [
       Buffer.from("\x1b[?1049h\x1b[?25l\x1b(0\x0e\x1b[5;9r\x1b="),

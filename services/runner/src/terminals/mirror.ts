@@ -10,7 +10,10 @@
  * about 30 MB/s here, 30 CPU s/GB), so the mirror never holds the terminal back and spends a
  * bounded share of the CPU: output is fed to xterm one FEED_BYTES slice at a time, at most
  * PARSE_RATE bytes a second after a burst of PARSE_BURST (an editor or a `top` redraws far less;
- * at 2 MiB/s the mirror took a third of the runner's JavaScript time in a flood), and when more than
+ * at 2 MiB/s the mirror took a third of the runner's JavaScript time in a flood). While the session
+ * streams (session.ts: 1 KiB or more per 5 ms window) it parses nothing, since a flood's screens are
+ * drawn over, and catches up once the output settles: a 200 MB flood used to spend its burst and
+ * rate on output it then scrolled away (about 1 CPU s/GB of the runner's). When more than
  * SKIP_BYTES wait (a flood: `cat` of a big file, a build log) it skips to the newest KEEP_BYTES,
  * which hold far more than the scrollback it replays. The modes the skipped output set (DECSET and
  * DECRST such as the alternate screen, the scroll region, the keypad mode, character sets and the
@@ -63,6 +66,8 @@ export class TerminalMirror {
   private readonly queue = new OutputQueue();
   /** xterm is parsing what it was given; the next slice waits for it. */
   private busy = false;
+  /** Output streams: parsing waits (hold). */
+  private held = false;
   /** The parse budget (a token bucket) and when it was last topped up. */
   private budget = PARSE_BURST;
   private budgetAt = performance.now();
@@ -77,6 +82,15 @@ export class TerminalMirror {
     this.term = new xterm.Terminal({ cols, rows, scrollback: MIRROR_SCROLLBACK_LINES, allowProposedApi: true });
     // The addon's types name the browser build's Terminal; it uses only what both builds share.
     this.term.loadAddon(this.serializer as unknown as ITerminalAddon);
+  }
+
+  /**
+   * While output streams (session.ts), parsing waits for it to settle: a flood's screens are drawn
+   * over, so what it parsed would mostly be thrown away. At most SKIP_BYTES wait meanwhile.
+   */
+  hold(on: boolean): void {
+    this.held = on;
+    if (!on) this.feed();
   }
 
   write(data: Uint8Array): void {
@@ -107,7 +121,7 @@ export class TerminalMirror {
 
   /** Hands xterm the next slice once it parsed the last one. */
   private feed(): void {
-    while (!this.busy && !this.queue.empty) {
+    while (!this.busy && !this.held && !this.queue.empty) {
       const size = this.queue.shiftResize();
       if (size) {
         this.term.resize(size.cols, size.rows);

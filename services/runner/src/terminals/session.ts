@@ -194,6 +194,7 @@ export class TerminalSession {
     this.exited = new Promise((resolve) => {
       this.pty.onExit(({ exitCode, signal }) => {
         this.flush();
+        this.mirror.hold(false);
         clearTimeout(this.flushTimer);
         if (this.flushScheduled) clearImmediate(this.flushScheduled);
         this.stopExitPoll();
@@ -331,6 +332,7 @@ export class TerminalSession {
     this.flush();
     if (n >= STREAM_BYTES) {
       this.streaming = true;
+      this.mirror.hold(true);
       this.flushTimer ??= setTimeout(() => this.endWindow(), BATCH_MS);
     }
   }
@@ -340,7 +342,10 @@ export class TerminalSession {
     const n = this.pendingBytes;
     this.flush();
     if (n >= STREAM_BYTES) this.flushTimer = setTimeout(() => this.endWindow(), BATCH_MS);
-    else this.streaming = false;
+    else {
+      this.streaming = false;
+      this.mirror.hold(false);
+    }
   }
 
   private flush(): void {
