@@ -103,6 +103,21 @@ describe("request messages (lib/kit/request-messages.ts)", () => {
     );
   });
 
+  it("answers a read made after return() with done, even while a message is still arriving", async () => {
+    const wire = Buffer.concat([envelope(input("1")), envelope(input("2"))]);
+    // The first chunk completes no envelope, so the first read is still waiting for more.
+    const b = body([wire.subarray(0, 3), wire.subarray(3)]);
+    const it = reader(b.iterable);
+    const first = it.next();
+    const returned = it.return!();
+    await new Promise((r) => setImmediate(r));
+    const after = it.next();
+    assert.equal(text((await first).value as Message), "1");
+    assert.deepEqual(await returned, { done: true, value: undefined });
+    assert.deepEqual(await after, { done: true, value: undefined }, "a read after return() is done");
+    assert.equal(b.state.closed, 1);
+  });
+
   it("closes the body when the reader stops early, once, then is done", async () => {
     const b = body([envelope(input("1")), envelope(input("2"))]);
     const it = reader(b.iterable);

@@ -66,7 +66,7 @@ export class EnvelopeSplitter {
   }
 }
 
-const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
 /**
  * The request messages in `body`. `check` runs before the first is read (connect raises the
@@ -103,10 +103,7 @@ class MessageReader implements AsyncIterableIterator<Message> {
   private reading: Promise<IteratorResult<Message>> | undefined;
   private readonly readAfter = () => this.next();
   private readonly returnAfter = () => this.return();
-  private readonly afterChunk = (r: IteratorResult<Uint8Array>) => {
-    this.reading = undefined;
-    return this.split(r);
-  };
+  private readonly afterChunk = (r: IteratorResult<Uint8Array>) => this.afterRead(r) ?? this.moreChunks();
   private readonly chunksFailed = (e: unknown) => {
     this.reading = undefined;
     this.chunksOver = true;
@@ -165,13 +162,17 @@ class MessageReader implements AsyncIterableIterator<Message> {
   /** The next message: from an envelope already split, or once more of the body came. */
   private take(): Step {
     if (this.nextEnvelope < this.envelopes.length) return this.message(this.envelopes[this.nextEnvelope++]);
+    // `reading` is the promise the caller holds until it settles; reads and returns made meanwhile
+    // are queued on it, so they come after it, in order.
     this.reading = this.chunks!.next().then(this.afterChunk, this.chunksFailed);
     return this.reading;
   }
 
-  private split(r: IteratorResult<Uint8Array>): Step {
+  /** What a read of the body gives: a message, the end, or undefined if it completed no envelope. */
+  private afterRead(r: IteratorResult<Uint8Array>): Step | undefined {
     try {
       if (r.done) {
+        this.reading = undefined;
         this.chunksOver = true;
         this.over = true;
         if (this.splitter.leftover > 0) {
@@ -181,10 +182,39 @@ class MessageReader implements AsyncIterableIterator<Message> {
       }
       this.envelopes = this.splitter.split(r.value);
       this.nextEnvelope = 0;
-      return this.take();
+      if (this.envelopes.length === 0) return undefined;
+      this.reading = undefined;
+      return this.message(this.envelopes[this.nextEnvelope++]);
     } catch (e) {
+      this.reading = undefined;
       throw this.fail(e);
     }
+  }
+
+  /**
+   * Reads on until a chunk completes an envelope. One promise for the whole wait: one per chunk,
+   * each settled by the next, would be held in a chain as long as a message trickles in.
+   */
+  private moreChunks(): Promise<IteratorResult<Message>> {
+    return new Promise((resolve, reject) => {
+      const failed = (e: unknown) => {
+        try {
+          this.chunksFailed(e);
+        } catch (error) {
+          reject(error);
+        }
+      };
+      const more = (r: IteratorResult<Uint8Array>) => {
+        try {
+          const step = this.afterRead(r);
+          if (step === undefined) this.chunks!.next().then(more, failed);
+          else resolve(step);
+        } catch (e) {
+          reject(e);
+        }
+      };
+      this.chunks!.next().then(more, failed);
+    });
   }
 
   private message(envelope: Envelope): Step {

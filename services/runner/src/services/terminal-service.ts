@@ -80,10 +80,10 @@ export function createTerminalService({
         if (r.done) return;
         try {
           client.apply(r.value);
+          iterator.next().then(apply, fail);
         } catch (e) {
-          return fail(e);
+          fail(e);
         }
-        iterator.next().then(apply, fail);
       };
       iterator.next().then(apply, fail);
       try {

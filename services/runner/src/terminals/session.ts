@@ -196,6 +196,7 @@ export class TerminalSession {
         this.flush();
         this.mirror.hold(false);
         clearTimeout(this.flushTimer);
+        this.flushTimer = undefined;
         if (this.flushScheduled) clearImmediate(this.flushScheduled);
         this.stopExitPoll();
         if (this.slaveFd !== undefined) closeSync(this.slaveFd);
