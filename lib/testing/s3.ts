@@ -4,6 +4,8 @@
  * back on the same port with the same data. s3rver needs --openssl-legacy-provider on Node 20, or
  * ListObjectsV2 with MaxKeys answers 500. If it exits unasked, the test's stderr says so with the
  * end of its own (a crash otherwise shows only as ECONNREFUSED in whatever test used it next).
+ * It runs through s3rver-serialized.cjs, which keeps a PUT racing a DELETE under one prefix from
+ * crashing it.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -33,7 +35,8 @@ export interface TestS3 {
   dispose(): Promise<void>;
 }
 
-const s3rverBin = fileURLToPath(new URL("../../node_modules/s3rver/bin/s3rver.js", import.meta.url));
+/** s3rver's command with its object writes and deletes serialized (see the file: a crash it has). */
+const s3rverBin = fileURLToPath(new URL("./s3rver-serialized.cjs", import.meta.url));
 
 function listening(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
