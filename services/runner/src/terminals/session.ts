@@ -332,8 +332,7 @@ export class TerminalSession {
     const n = this.pendingBytes;
     this.flush();
     if (n >= STREAM_BYTES) {
-      this.streaming = true;
-      this.mirror.hold(true);
+      this.setStreaming(true);
       this.flushTimer ??= setTimeout(() => this.endWindow(), BATCH_MS);
     }
   }
@@ -343,10 +342,13 @@ export class TerminalSession {
     const n = this.pendingBytes;
     this.flush();
     if (n >= STREAM_BYTES) this.flushTimer = setTimeout(() => this.endWindow(), BATCH_MS);
-    else {
-      this.streaming = false;
-      this.mirror.hold(false);
-    }
+    else this.setStreaming(false);
+  }
+
+  /** The mirror parses only while output does not stream (mirror.ts). */
+  private setStreaming(on: boolean): void {
+    this.streaming = on;
+    this.mirror.hold(on);
   }
 
   private flush(): void {
