@@ -11,13 +11,48 @@
 const FilesystemStore = require("s3rver/lib/stores/filesystem.js");
 
 let last = Promise.resolve();
-for (const name of ["putObject", "copyObject", "deleteObject"]) {
-  const original = FilesystemStore.prototype[name];
-  FilesystemStore.prototype[name] = function (...args) {
+function serialized(original) {
+  return function (...args) {
     const run = last.then(() => original.apply(this, args));
     last = run.catch(() => {});
     return run;
   };
 }
+for (const name of ["copyObject", "deleteObject"]) {
+  FilesystemStore.prototype[name] = serialized(FilesystemStore.prototype[name]);
+}
+
+// s3rver writes an object in place (truncating the file) and, for a Buffer body, answers before the
+// write finished: a GET racing a re-PUT of the same key could read it empty or cut short (CI: a
+// state record that failed to gunzip). Real S3 PUTs are atomic, so the body goes to a temporary
+// file that replaces the object once written, and the PUT answers after that.
+const fs = require("node:fs");
+const { pipeline } = require("node:stream/promises");
+const { Readable } = require("node:stream");
+const crypto = require("node:crypto");
+const path = require("node:path");
+FilesystemStore.prototype.putObject = serialized(async function (object) {
+  const objectPath = this.getResourcePath(object.bucket, object.key, "object");
+  await fs.promises.mkdir(path.dirname(objectPath), { recursive: true });
+  const temporary = `${objectPath}.${process.pid}.${crypto.randomBytes(6).toString("hex")}.partial`;
+  const md5 = crypto.createHash("md5");
+  let size = 0;
+  const body = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : object.content;
+  await pipeline(
+    body,
+    async function* (chunks) {
+      for await (const chunk of chunks) {
+        md5.update(chunk);
+        size += chunk.length;
+        yield chunk;
+      }
+    },
+    fs.createWriteStream(temporary),
+  );
+  await fs.promises.rename(temporary, objectPath);
+  const digest = md5.digest("hex");
+  await this.putMetadata(object.bucket, object.key, object.metadata, digest);
+  return { size, md5: digest };
+});
 
 require("s3rver/bin/s3rver.js");
