@@ -106,9 +106,8 @@ async function stopTree(child: ChildProcess): Promise<void> {
 /** Starts one process in its own group and times spawn → ready; stops it (and its group) after. */
 async function timeStart(s: Start): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), "dvx-bench-start-"));
-  // npm start listens on port, port + 1 (previews) and port + 2 (MCP): take a port with room above.
-  let port = await freePort();
-  while (port > 65_000) port = await freePort();
+  // npm start listens on port, port + 1 (previews) and port + 2 (MCP); free ports lie below the ephemeral range.
+  const port = await freePort();
   const { file, args, env } = s.command(dir, port);
   let output = "";
   const began = performance.now();

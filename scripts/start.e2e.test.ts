@@ -67,6 +67,7 @@ class Setup {
     readonly dataDir: string,
     readonly corePort: number,
     readonly mcpPort: number,
+    readonly previewPort: number,
     readonly token: string,
     how: "npm start in a PTY" | "start script",
   ) {
@@ -75,6 +76,7 @@ class Setup {
       DEVEX_DATA_DIR: dataDir,
       DEVEX_CORE_PORT: String(corePort),
       DEVEX_MCP_PORT: String(mcpPort),
+      DEVEX_PREVIEW_PORT: String(previewPort),
       DEVEX_RUNNER_POOL_SIZE: "1",
       // Only the shutdown persists: a file found in the blob store got there when stopping.
       DEVEX_PERSIST_INTERVAL: "0",
@@ -118,8 +120,8 @@ class Setup {
     const state = await createEmbeddedStore(join(dataDir, "state"));
     const { secret } = await issueApiToken(state, "alice", "test");
     await state.close();
-    const [corePort, mcpPort] = await freePorts(2);
-    const setup = new Setup(dataDir, corePort!, mcpPort!, secret, how);
+    const [corePort, mcpPort, previewPort] = await freePorts(3);
+    const setup = new Setup(dataDir, corePort!, mcpPort!, previewPort!, secret, how);
     await until(
       "the setup to say it is running",
       () => setup.output.includes("Press Ctrl-C"),

@@ -14,7 +14,7 @@ import { createLocalBlobStore } from "../../../lib/blob/local.js";
 import { coreClientsFor, runnerClientsFor } from "../../../lib/client/node.js";
 import { isAlive } from "../../../lib/kit/pids.js";
 import { readStoredWorkspace } from "../../../lib/sync/sync.js";
-import { freePort } from "../../../lib/testing/ports.js";
+import { freePorts } from "../../../lib/testing/ports.js";
 import { issueApiToken } from "../src/auth/secrets.js";
 import { createEmbeddedStore } from "../src/state/embedded.js";
 
@@ -51,6 +51,7 @@ describe("core killed and restarted (main.ts processes)", function () {
   this.timeout(120_000);
   let dataDir: string;
   let port: number;
+  let previewPort: number;
   let url: string;
   let child: ChildProcess | undefined;
   const allPids = new Set<number>();
@@ -61,6 +62,7 @@ describe("core killed and restarted (main.ts processes)", function () {
         ...process.env,
         DEVEX_DATA_DIR: dataDir,
         DEVEX_CORE_PORT: String(port),
+        DEVEX_PREVIEW_PORT: String(previewPort),
         DEVEX_RUNNER_POOL_SIZE: "1",
         DEVEX_PERSIST_INTERVAL: "0",
         // Repls stay without outbound network: this core runs in the host's namespace, not a test-made one.
@@ -78,7 +80,7 @@ describe("core killed and restarted (main.ts processes)", function () {
 
   before(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "devex-restart-"));
-    port = await freePort();
+    [port, previewPort] = (await freePorts(2)) as [number, number];
     url = `http://127.0.0.1:${port}`;
   });
   after(async () => {
