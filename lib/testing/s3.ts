@@ -5,7 +5,7 @@
  * ListObjectsV2 with MaxKeys answers 500. If it exits unasked, the test's stderr says so with the
  * end of its own (a crash otherwise shows only as ECONNREFUSED in whatever test used it next).
  * It runs through s3rver-serialized.cjs, which keeps a PUT racing a DELETE under one prefix from
- * crashing it.
+ * crashing it and makes a PUT atomic, as S3's is (s3.test.ts races GETs against re-PUTs).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -35,7 +35,7 @@ export interface TestS3 {
   dispose(): Promise<void>;
 }
 
-/** s3rver's command with its object writes and deletes serialized (see the file: a crash it has). */
+/** s3rver's command with its object writes and deletes serialized and its PUT atomic (see the file). */
 const s3rverBin = fileURLToPath(new URL("./s3rver-serialized.cjs", import.meta.url));
 
 function listening(host: string, port: number): Promise<boolean> {
