@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { connect } from "node:net";
 import type { Client } from "@connectrpc/connect";
 import WebSocket from "ws";
 import { TerminalService } from "../../../gen/devex/runner/v1/terminal_pb.js";
@@ -81,6 +83,24 @@ describe("runner terminals over the WebSocket bridge", function () {
     await terms.closeTerminal({ terminalId: id });
   });
 
+  it("a client that sent its close but keeps the connection open pauses no one: the other client's output flows", async function () {
+    requireProgram(this, "yes");
+    const { terminal } = await terms.createTerminal({ command: ["yes"] });
+    const id = terminal!.terminalId;
+    const other = openTerminalSocket(t.runner.url, id, t.token);
+    await other.opened;
+    const quiet = await halfClosingClient(t.runner.url, `/ws/terminals/${id}?token=${t.token}`);
+    await waitFor(() => other.state.text.length > 1_000_000, 5000, "output");
+    quiet.sendClose(); // the runner's socket is closing from here on, for up to ws's 30 s close timeout
+    await new Promise((r) => setTimeout(r, 500));
+    const before = other.state.text.length;
+    await waitFor(() => other.state.text.length > before + 4_000_000, 5000, "output keeps flowing to the other client");
+    assert.ok(!quiet.closed(), "the quiet client's connection is still open (the test's premise)");
+    other.ws.terminate();
+    quiet.destroy();
+    await terms.closeTerminal({ terminalId: id });
+  });
+
   it("accepts ?token= and refuses unknown terminals with 404", async () => {
     const { terminal } = await terms.createTerminal({ command: ["bash", "--norc", "--noprofile"] });
     const url = `${t.runner.url.replace(/^http/, "ws")}/ws/terminals/${terminal!.terminalId}?token=${t.token}`;
@@ -94,3 +114,41 @@ describe("runner terminals over the WebSocket bridge", function () {
     await terms.closeTerminal({ terminalId: terminal!.terminalId });
   });
 });
+
+/**
+ * A WebSocket client on a raw TCP socket that can send its close frame and then neither answer nor
+ * close its side, reading (and dropping) all the while: the runner's socket stays CLOSING.
+ */
+async function halfClosingClient(url: string, path: string) {
+  const { port, hostname } = new URL(url);
+  const socket = connect({ port: Number(port), host: hostname, allowHalfOpen: true });
+  let ended = false;
+  socket.on("close", () => (ended = true));
+  socket.on("error", () => {});
+  await new Promise<void>((resolve) => socket.once("connect", resolve));
+  socket.write(
+    `GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
+  await new Promise<void>((resolve, reject) => {
+    let head = "";
+    const onData = (d: Buffer) => {
+      head += d.toString("latin1");
+      if (!head.includes("\r\n\r\n")) return;
+      socket.off("data", onData);
+      socket.resume(); // from here on, every byte is read and dropped
+      if (head.startsWith("HTTP/1.1 101")) resolve();
+      else reject(new Error(head.split("\r\n")[0]));
+    };
+    socket.on("data", onData);
+  });
+  return {
+    sendClose() {
+      const mask = randomBytes(4);
+      const code = Buffer.from([1000 >> 8, 1000 & 0xff]).map((b, i) => b ^ mask[i]!);
+      socket.write(Buffer.concat([Buffer.from([0x88, 0x82]), mask, code]));
+    },
+    closed: () => ended,
+    destroy: () => socket.destroy(),
+  };
+}

@@ -119,14 +119,20 @@ export function createWsBridge(d: WsBridgeDeps) {
     ws.on("error", (err) => d.log.debug({ err }, "terminal websocket error"));
     const cols = Number(params.get("cols"));
     const rows = Number(params.get("rows"));
-    void sendFrames(ws, client, {
+    sendFrames(ws, client, {
       replay: params.get("replay") === "1" || params.get("replay") === "true",
       size: cols > 0 && rows > 0 ? { cols, rows } : undefined,
       signal: left.signal,
       writer: {
-        write: (data, sent) => ws.send(data, { binary: true }, () => sent()),
-        backlog: () => ws.bufferedAmount,
+        // Once the socket is closing, ws counts whatever it is sent into bufferedAmount for good: a
+        // client that sent its close and then went quiet would hold the terminal paused for every
+        // other client until ws's close timeout. Output to a socket no longer open is dropped.
+        write: (data, sent) => (ws.readyState === ws.OPEN ? ws.send(data, { binary: true }, () => sent()) : sent()),
+        backlog: () => (ws.readyState === ws.OPEN ? ws.bufferedAmount : 0),
       },
+    }).catch((err) => {
+      d.log.warn({ err }, "terminal websocket frames failed");
+      ws.terminate();
     });
   }
 
