@@ -330,7 +330,7 @@ describe("runner terminal flow control (gRPC Attach)", function () {
   it("pauses the PTY when unacknowledged output passes the high watermark and resumes on ack", async () => {
     const { id, session, a, received } = await attachToYes();
     a.call.write({ ack: "0" }); // this client acks: flow control by unacknowledged bytes
-    await waitFor(() => session.isPaused, 5000, "pause above the high watermark");
+    await waitFor(() => session.isPaused, 15_000, "pause above the high watermark");
     const atPause = received();
     await new Promise((r) => setTimeout(r, 300));
     assert.ok(received() - atPause < 300_000, `output kept flowing while paused (${received() - atPause} bytes)`);
@@ -345,14 +345,14 @@ describe("runner terminal flow control (gRPC Attach)", function () {
     const { id, session, a, received } = await attachToYes();
     await waitFor(() => received() > 0, 5000, "output");
     a.call.pause(); // stops reading: the HTTP/2 window fills, then what the runner holds unsent
-    await waitFor(() => session.isPaused, 5000, "pause while the client reads nothing");
+    await waitFor(() => session.isPaused, 15_000, "pause while the client reads nothing");
     const atPause = session.totalBytes;
     await new Promise((r) => setTimeout(r, 300));
     assert.ok(session.isPaused, "stays paused");
     assert.ok(session.totalBytes - atPause < 300_000, `the PTY kept producing (${session.totalBytes - atPause} bytes)`);
     const before = received();
     a.call.resume();
-    await waitFor(() => received() > before + 2_000_000, 5000, "output flows again");
+    await waitFor(() => received() > before + 2_000_000, 15_000, "output flows again");
     a.call.cancel();
     await unary(client, "closeTerminal", { terminalId: id });
   });

@@ -71,14 +71,14 @@ describe("runner terminals over the WebSocket bridge", function () {
     await c.opened;
     await waitFor(() => c.state.text.length > 0, 5000, "output");
     c.ws.pause(); // stops reading the socket: the kernel's buffers fill, then what the runner holds unsent
-    await waitFor(() => session.isPaused, 5000, "pause while the client reads nothing");
+    await waitFor(() => session.isPaused, 15_000, "pause while the client reads nothing");
     const atPause = session.totalBytes;
     await new Promise((r) => setTimeout(r, 300));
     assert.ok(session.isPaused, "stays paused");
     assert.ok(session.totalBytes - atPause < 300_000, `the PTY kept producing (${session.totalBytes - atPause} bytes)`);
     const before = c.state.text.length;
     c.ws.resume();
-    await waitFor(() => c.state.text.length > before + 2_000_000, 5000, "output flows again");
+    await waitFor(() => c.state.text.length > before + 2_000_000, 15_000, "output flows again");
     c.ws.terminate();
     await terms.closeTerminal({ terminalId: id });
   });
@@ -94,7 +94,11 @@ describe("runner terminals over the WebSocket bridge", function () {
     quiet.sendClose(); // the runner's socket is closing from here on, for up to ws's 30 s close timeout
     await new Promise((r) => setTimeout(r, 500));
     const before = other.state.text.length;
-    await waitFor(() => other.state.text.length > before + 4_000_000, 5000, "output keeps flowing to the other client");
+    await waitFor(
+      () => other.state.text.length > before + 4_000_000,
+      15_000,
+      "output keeps flowing to the other client",
+    );
     assert.ok(!quiet.closed(), "the quiet client's connection is still open (the test's premise)");
     other.ws.terminate();
     quiet.destroy();
