@@ -100,6 +100,26 @@ describe("runner terminals over the WebSocket bridge", function () {
       "output keeps flowing to the other client",
     );
     assert.ok(!quiet.closed(), "the quiet client's connection is still open (the test's premise)");
+    assert.equal(t.runner.terminals.get(id).attachedClients, 2, "the quiet client is still attached (closing)");
+    other.ws.terminate();
+    quiet.destroy();
+    await terms.closeTerminal({ terminalId: id });
+  });
+
+  it("a client that stopped reading, holding the terminal paused, then sent its close: the others' output resumes", async function () {
+    requireProgram(this, "yes");
+    const { terminal } = await terms.createTerminal({ command: ["yes"] });
+    const id = terminal!.terminalId;
+    const session = t.runner.terminals.get(id);
+    const other = openTerminalSocket(t.runner.url, id, t.token);
+    await other.opened;
+    const quiet = await halfClosingClient(t.runner.url, `/ws/terminals/${id}?token=${t.token}`);
+    quiet.stopReading();
+    await waitFor(() => session.isPaused, 15_000, "the pause the quiet client's backlog causes");
+    quiet.sendClose();
+    const before = other.state.text.length;
+    await waitFor(() => other.state.text.length > before + 4_000_000, 15_000, "output resumes for the other client");
+    assert.equal(session.attachedClients, 2, "the quiet client is still attached (closing)");
     other.ws.terminate();
     quiet.destroy();
     await terms.closeTerminal({ terminalId: id });
@@ -152,6 +172,7 @@ async function halfClosingClient(url: string, path: string) {
       const code = Buffer.from([1000 >> 8, 1000 & 0xff]).map((b, i) => b ^ mask[i]!);
       socket.write(Buffer.concat([Buffer.from([0x88, 0x82]), mask, code]));
     },
+    stopReading: () => socket.pause(),
     closed: () => ended,
     destroy: () => socket.destroy(),
   };

@@ -294,8 +294,11 @@ export class TerminalSession {
     if (!this.paused && attachments.some((a) => a.overWatermark())) {
       this.paused = true;
       this.pty.pause();
+      // The poll also re-checks the backlogs: one can drop with no write to report it (a WebSocket
+      // whose client stopped reading and then sent its close counts as no backlog from then on).
       this.exitPoll = setInterval(() => {
         if (!isAlive(this.pid)) this.resumePty();
+        else this.checkFlow();
       }, EXIT_POLL_MS);
     } else if (this.paused && attachments.every((a) => a.underWatermark())) {
       this.resumePty();
