@@ -83,46 +83,47 @@ describe("runner terminals over the WebSocket bridge", function () {
     await terms.closeTerminal({ terminalId: id });
   });
 
-  it("a client that sent its close but keeps the connection open pauses no one: the other client's output flows", async function () {
-    requireProgram(this, "yes");
+  /** `yes` with two WebSocket clients: `other`, a normal one, and `quiet`, which can half-close. */
+  async function yesWithTwoClients() {
     const { terminal } = await terms.createTerminal({ command: ["yes"] });
     const id = terminal!.terminalId;
     const other = openTerminalSocket(t.runner.url, id, t.token);
     await other.opened;
     const quiet = await halfClosingClient(t.runner.url, `/ws/terminals/${id}?token=${t.token}`);
-    await waitFor(() => other.state.text.length > 1_000_000, 5000, "output");
-    quiet.sendClose(); // the runner's socket is closing from here on, for up to ws's 30 s close timeout
+    const session = t.runner.terminals.get(id);
+    /** Waits for `bytes` more output at the normal client, then checks that the quiet one is still attached. */
+    const otherGets = async (bytes: number, what: string) => {
+      const before = other.state.text.length;
+      await waitFor(() => other.state.text.length > before + bytes, 15_000, what);
+      assert.ok(!quiet.closed(), "the quiet client's connection is still open (the test's premise)");
+      assert.equal(session.attachedClients, 2, "the quiet client is still attached, its socket closing");
+    };
+    const close = async () => {
+      other.ws.terminate();
+      quiet.destroy();
+      await terms.closeTerminal({ terminalId: id });
+    };
+    return { session, other, quiet, otherGets, close };
+  }
+
+  it("a client that sent its close but keeps the connection open pauses no one: the other client's output flows", async function () {
+    requireProgram(this, "yes");
+    const c = await yesWithTwoClients();
+    await waitFor(() => c.other.state.text.length > 1_000_000, 15_000, "output");
+    c.quiet.sendClose(); // the runner's socket is closing from here on, for up to ws's 30 s close timeout
     await new Promise((r) => setTimeout(r, 500));
-    const before = other.state.text.length;
-    await waitFor(
-      () => other.state.text.length > before + 4_000_000,
-      15_000,
-      "output keeps flowing to the other client",
-    );
-    assert.ok(!quiet.closed(), "the quiet client's connection is still open (the test's premise)");
-    assert.equal(t.runner.terminals.get(id).attachedClients, 2, "the quiet client is still attached (closing)");
-    other.ws.terminate();
-    quiet.destroy();
-    await terms.closeTerminal({ terminalId: id });
+    await c.otherGets(4_000_000, "output keeps flowing to the other client");
+    await c.close();
   });
 
   it("a client that stopped reading, holding the terminal paused, then sent its close: the others' output resumes", async function () {
     requireProgram(this, "yes");
-    const { terminal } = await terms.createTerminal({ command: ["yes"] });
-    const id = terminal!.terminalId;
-    const session = t.runner.terminals.get(id);
-    const other = openTerminalSocket(t.runner.url, id, t.token);
-    await other.opened;
-    const quiet = await halfClosingClient(t.runner.url, `/ws/terminals/${id}?token=${t.token}`);
-    quiet.stopReading();
-    await waitFor(() => session.isPaused, 15_000, "the pause the quiet client's backlog causes");
-    quiet.sendClose();
-    const before = other.state.text.length;
-    await waitFor(() => other.state.text.length > before + 4_000_000, 15_000, "output resumes for the other client");
-    assert.equal(session.attachedClients, 2, "the quiet client is still attached (closing)");
-    other.ws.terminate();
-    quiet.destroy();
-    await terms.closeTerminal({ terminalId: id });
+    const c = await yesWithTwoClients();
+    c.quiet.stopReading();
+    await waitFor(() => c.session.isPaused, 15_000, "the pause the quiet client's backlog causes");
+    c.quiet.sendClose();
+    await c.otherGets(4_000_000, "output resumes for the other client");
+    await c.close();
   });
 
   it("accepts ?token= and refuses unknown terminals with 404", async () => {
