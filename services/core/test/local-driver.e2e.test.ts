@@ -57,23 +57,28 @@ driverContract("local processes", async () => {
   };
 });
 
+/** A pool of unsandboxed runners over `runnersDir`, on the host where the test can see them. */
+function unsandboxedPool(runnersDir: string, size: number): RunnerPool {
+  const sandbox = createSandbox({ mode: "none", limits: defaultSandboxLimits });
+  return new RunnerPool({
+    runnersDir,
+    size,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C.UTF-8" },
+    launch: (paths) => {
+      const slot = { ...paths, code: [], hostNetwork: true };
+      return { slot, launch: sandbox.runnerLaunch(slot) };
+    },
+    log: createLogger("core", { level: "silent" }),
+  });
+}
+
 describe("local driver: runner pool", function () {
   this.timeout(60_000);
 
   it("a pooled runner killed while warming up leaves nothing behind (its warm-up workspace is in its own folder)", async () => {
     const runnersDir = await mkdtemp(join(tmpdir(), "devex-pool-"));
     // Unsandboxed, so the warm-up folder is on the host where the test can see it.
-    const sandbox = createSandbox({ mode: "none", limits: defaultSandboxLimits });
-    const pool = new RunnerPool({
-      runnersDir,
-      size: 1,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C.UTF-8" },
-      launch: (paths) => {
-        const slot = { ...paths, code: [], hostNetwork: true };
-        return { slot, launch: sandbox.runnerLaunch(slot) };
-      },
-      log: createLogger("core", { level: "silent" }),
-    });
+    const pool = unsandboxedPool(runnersDir, 1);
     try {
       pool.fill();
       // The warm-up workspace shows up inside the process's folder (…/runners/<procId>/warmup-*).
@@ -90,6 +95,30 @@ describe("local driver: runner pool", function () {
       assert.deepEqual(await readdir(runnersDir), []);
     } finally {
       await pool.close();
+      await rm(runnersDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("local driver: a pool closed while it forks", function () {
+  this.timeout(60_000);
+
+  it("leaves no folder and no process behind once close resolves (the embedded setup's data dir is removed right after)", async () => {
+    const runnersDir = await mkdtemp(join(tmpdir(), "devex-pool-"));
+    const pool = unsandboxedPool(runnersDir, 2);
+    const runningUnder = async () => {
+      const pids = (await readdir("/proc")).filter((n) => /^\d+$/.test(n));
+      const cmdlines = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")));
+      return cmdlines.filter((c) => c.includes(runnersDir)).length;
+    };
+    try {
+      pool.fill(); // both forks are under way
+      await pool.close();
+      assert.deepEqual(await readdir(runnersDir), [], "a folder left behind by close");
+      assert.equal(await runningUnder(), 0, "a pooled runner still running after close");
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.deepEqual(await readdir(runnersDir), [], "a folder appearing after close");
+    } finally {
       await rm(runnersDir, { recursive: true, force: true });
     }
   });

@@ -105,22 +105,20 @@ export class RunnerPool {
   private readonly idle: PoolEntry[] = [];
   /** The uid claims, one after the other. */
   private claims: Promise<unknown> = Promise.resolve();
-  private spawning = 0;
+  /** Forks under way (fill's): close waits for them, so none leaves a process or a folder behind it. */
+  private readonly forking = new Set<Promise<void>>();
   private closed = false;
 
   constructor(private readonly o: RunnerPoolOptions) {}
 
   /** Forks processes until `size` are ready or starting. */
   fill(): void {
-    while (!this.closed && this.idle.length + this.spawning < this.o.size) {
-      this.spawning++;
-      this.spawn()
-        .then((entry) => {
-          if (this.closed) void killPooled(entry.p).then(() => rm(entry.p.dir, { recursive: true, force: true }));
-          else this.idle.push(entry);
-        })
+    while (!this.closed && this.idle.length + this.forking.size < this.o.size) {
+      const forked: Promise<void> = this.spawn()
+        .then((entry) => (this.closed ? discard(entry.p) : void this.idle.push(entry)))
         .catch((err) => this.o.log.warn({ err }, "could not fork a pooled runner"))
-        .finally(() => this.spawning--);
+        .finally(() => this.forking.delete(forked));
+      this.forking.add(forked);
     }
   }
 
@@ -142,21 +140,16 @@ export class RunnerPool {
           return e.p;
         }
       } catch (err) {
-        void killPooled(e.p).then(() => rm(e.p.dir, { recursive: true, force: true }));
+        void discard(e.p);
         if (signal.aborted) throw err;
       }
     }
   }
 
-  /** Kills the pooled (unassigned) processes and removes their folders. */
+  /** Kills the pooled (unassigned) processes, those still being forked included, and removes their folders. */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(
-      this.idle.splice(0).map(async (e) => {
-        await killPooled(e.p);
-        await rm(e.p.dir, { recursive: true, force: true });
-      }),
-    );
+    await Promise.all([...this.idle.splice(0).map((e) => discard(e.p)), ...this.forking]);
   }
 
   /**
@@ -310,6 +303,12 @@ export async function killPooled(p: PooledProcess): Promise<void> {
     } catch {}
   }
   await waitForExit(p.record.pid, 2000);
+}
+
+/** Kills a process the pool started and never handed out, and removes its folder. */
+async function discard(p: PooledProcess): Promise<void> {
+  await killPooled(p);
+  await rm(p.dir, { recursive: true, force: true });
 }
 
 export function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
