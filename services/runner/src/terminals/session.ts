@@ -44,7 +44,8 @@ export const STREAM_BYTES = 1024;
  */
 export const TRANSPORT_HIGH_WATERMARK = 1024 * 1024;
 export const TRANSPORT_LOW_WATERMARK = 256 * 1024;
-const EXIT_POLL_MS = 50;
+/** How often a paused session checks that its leader lives and re-checks its clients' backlogs. */
+const PAUSED_POLL_MS = 50;
 
 export interface TerminalExitInfo {
   exitCode: number;
@@ -174,7 +175,7 @@ export class TerminalSession {
   private flushTimer: NodeJS.Timeout | undefined;
   private streaming = false;
   private paused = false;
-  private exitPoll: NodeJS.Timeout | undefined;
+  private pausedPoll: NodeJS.Timeout | undefined;
   private readonly exited: Promise<void>;
   private slaveFd: number | undefined;
 
@@ -198,7 +199,7 @@ export class TerminalSession {
         clearTimeout(this.flushTimer);
         this.flushTimer = undefined;
         if (this.flushScheduled) clearImmediate(this.flushScheduled);
-        this.stopExitPoll();
+        this.stopPausedPoll();
         if (this.slaveFd !== undefined) closeSync(this.slaveFd);
         this.slaveFd = undefined;
         this.exit = { exitCode, signal: signal ? signalName(signal) : "" };
@@ -294,27 +295,27 @@ export class TerminalSession {
     if (!this.paused && attachments.some((a) => a.overWatermark())) {
       this.paused = true;
       this.pty.pause();
-      // The poll also re-checks the backlogs: one can drop with no write to report it (a WebSocket
-      // whose client stopped reading and then sent its close counts as no backlog from then on).
-      this.exitPoll = setInterval(() => {
+      // Backlogs are re-checked too: one can drop with no write to report it (a WebSocket whose
+      // client stopped reading and then sent its close counts as no backlog from then on).
+      this.pausedPoll = setInterval(() => {
         if (!isAlive(this.pid)) this.resumePty();
         else this.checkFlow();
-      }, EXIT_POLL_MS);
+      }, PAUSED_POLL_MS);
     } else if (this.paused && attachments.every((a) => a.underWatermark())) {
       this.resumePty();
     }
   }
 
   private resumePty(): void {
-    this.stopExitPoll();
+    this.stopPausedPoll();
     if (!this.paused) return;
     this.paused = false;
     this.pty.resume();
   }
 
-  private stopExitPoll(): void {
-    if (this.exitPoll) clearInterval(this.exitPoll);
-    this.exitPoll = undefined;
+  private stopPausedPoll(): void {
+    if (this.pausedPoll) clearInterval(this.pausedPoll);
+    this.pausedPoll = undefined;
   }
 
   /**
